@@ -1,0 +1,120 @@
+"""Frozen configuration dataclasses shared by the library, the CLI and the widgets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+def _from_dict(cls, data: dict):
+    """Build ``cls`` from a dict, ignoring unknown keys (forward compatibility)."""
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Architecture of the Attention U-Net segmenter.
+
+    Attributes
+    ----------
+    base_channels : int
+        Feature channels at full resolution; doubled at each level.
+    depth : int
+        Number of resolution levels (``depth - 1`` poolings).
+    out_channels : int
+        Output maps: 0 = particle foreground logit, 1 = particle interior (seed) logit.
+    norm : str
+        ``"batch"`` or ``"group"`` normalisation.
+    """
+
+    base_channels: int = 16
+    depth: int = 4
+    out_channels: int = 2
+    norm: str = "batch"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SegmenterConfig":
+        return _from_dict(cls, data)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be a multiple of this (padding is added by inference)."""
+        return 2 ** (self.depth - 1)
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Turning probability maps into one label per particle.
+
+    Attributes
+    ----------
+    fg_threshold : float
+        Foreground probability above which a pixel belongs to a particle.
+    seed_threshold : float
+        Interior probability above which a pixel is a particle seed.
+    min_seed_area : int
+        Seeds smaller than this (pixels) are dropped as noise.
+    min_area : int
+        Particles smaller than this (pixels) are removed.
+    """
+
+    fg_threshold: float = 0.5
+    seed_threshold: float = 0.5
+    min_seed_area: int = 4
+    min_area: int = 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PostprocessConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Segmenter training schedule.
+
+    Attributes
+    ----------
+    steps : int
+        Optimiser steps in total.
+    batch_size, patch_size : int
+        Patches per step and their side in pixels.
+    lr : float
+        Peak AdamW learning rate (cosine decay after a short warm-up).
+    weight_decay : float
+        AdamW weight decay.
+    val_every, checkpoint_every : int
+        Steps between validation (checkpoint selection) and between checkpoints.
+    scale_range : tuple of float
+        Isotropic scale jitter of training patches.
+    seed : int
+        Seed of every random draw in training.
+    """
+
+    steps: int = 3000
+    batch_size: int = 4
+    patch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_every: int = 250
+    checkpoint_every: int = 100
+    scale_range: tuple = (0.75, 1.33)
+    seed: int = 0
+    warmup_steps: int = 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return _from_dict(cls, data)
+
+
+DEFAULT_SEGMENTER = SegmenterConfig()
+DEFAULT_POSTPROCESS = PostprocessConfig()

@@ -1,0 +1,1 @@
+"""Datasets, training targets, augmentation and procedural particle masks."""

@@ -1,0 +1,92 @@
+"""Patch sampling and EM-suited augmentation (numpy + torch, no Qt).
+
+Geometry: isotropic scale jitter (never anisotropic: particle shapes are data),
+random crop, flips and 90 degree rotations. Intensity: contrast, brightness, gamma,
+Gaussian blur (focus) and Gaussian/Poisson-like noise (detector), applied after the
+same robust normalisation inference uses. Polarity is never flipped: bright
+particles on dark (SEM) and dark on bright (TEM) are both learned as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage as ndi
+
+from ..normalize import normalize
+from .datasets import Sample
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    scale_range: tuple = (0.75, 1.33)
+    contrast: tuple = (0.7, 1.3)
+    brightness: float = 0.1
+    gamma: tuple = (0.7, 1.5)
+    blur_prob: float = 0.3
+    blur_sigma: tuple = (0.3, 1.2)
+    noise_prob: float = 0.5
+    noise_sigma: tuple = (0.01, 0.08)
+
+
+def _resize(arr: np.ndarray, size: int) -> np.ndarray:
+    """Resize [C, h, w] to [C, size, size] bilinearly (antialiased when shrinking)."""
+    t = torch.from_numpy(np.ascontiguousarray(arr))[None]
+    shrink = arr.shape[-1] > size
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)[0].numpy()
+
+
+def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()):
+    """One augmented (image [1, S, S], targets [2, S, S]) pair of float32 arrays."""
+    lo_s, hi_s = config.scale_range
+    scale = float(np.exp(rng.uniform(np.log(lo_s), np.log(hi_s))))
+    h, w = sample.image.shape
+    src = int(round(size / scale))
+    y = int(rng.integers(0, max(h - src, 0) + 1))
+    x = int(rng.integers(0, max(w - src, 0) + 1))
+    img = normalize(sample.image[y : y + src, x : x + src], sample.low, sample.high)
+    tgt = sample.targets[:, y : y + src, x : x + src]
+    ph, pw = src - img.shape[0], src - img.shape[1]
+    if ph > 0 or pw > 0:  # images smaller than the window: pad symmetric (targets: background)
+        img = np.pad(img, ((0, ph), (0, pw)), mode="symmetric")
+        tgt = np.pad(tgt, ((0, 0), (0, ph), (0, pw)))
+    stack = _resize(np.concatenate([img[None], tgt]), size)
+    if rng.random() < 0.5:
+        stack = stack[:, :, ::-1]
+    if rng.random() < 0.5:
+        stack = stack[:, ::-1, :]
+    stack = np.rot90(stack, int(rng.integers(4)), axes=(1, 2))
+    img, tgt = np.ascontiguousarray(stack[:1]), np.ascontiguousarray(stack[1:])
+    img = _intensity(img[0], rng, config)[None]
+    return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)
+
+
+def _intensity(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    c = rng.uniform(*config.contrast)
+    b = rng.uniform(-config.brightness, config.brightness)
+    img = (img - 0.5) * c + 0.5 + b
+    g = float(np.exp(rng.uniform(np.log(config.gamma[0]), np.log(config.gamma[1]))))
+    img = np.clip(img, 0, None) ** g
+    if rng.random() < config.blur_prob:
+        img = ndi.gaussian_filter(img, rng.uniform(*config.blur_sigma))
+    if rng.random() < config.noise_prob:
+        sigma = rng.uniform(*config.noise_sigma)
+        # signal-dependent (shot-like) plus constant (read-out) noise
+        img = img + rng.normal(0, 1, img.shape) * sigma * np.sqrt(0.5 + np.clip(img, 0, 2))
+    return np.clip(img, -1.0, 2.0)
+
+
+def sample_batch(samples_by_domain: dict[str, list[Sample]], batch: int, size: int, rng: np.random.Generator,
+                 config: AugmentConfig = AugmentConfig()):
+    """A batch with domains drawn uniformly, then images uniformly within a domain."""
+    domains = sorted(samples_by_domain)
+    images, targets = [], []
+    for _ in range(batch):
+        pool = samples_by_domain[domains[int(rng.integers(len(domains)))]]
+        img, tgt = sample_patch(pool[int(rng.integers(len(pool)))], size, rng, config)
+        images.append(img)
+        targets.append(tgt)
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets))

@@ -1,0 +1,110 @@
+"""Annotated EM image sets as lists of samples, and the shared data sets' layout.
+
+A sample holds a grey image (specimen rows only: the info bar is cropped away), its
+instance labels and its robust intensity range; patches are drawn from samples by
+``data.augment``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..io.images import read_image, read_mask
+from ..io.infobar import detect_info_bar
+from ..normalize import intensity_range
+from .splits import BAM_HOLDOUT, EMPS_HOLDOUT, split_names
+from .targets import targets_from_labels
+
+_FOUR = ndi.generate_binary_structure(2, 1)
+
+
+@dataclass
+class Sample:
+    """One annotated image: specimen rows only."""
+
+    name: str
+    image: np.ndarray  # [M, N] as read
+    labels: np.ndarray  # [M, N] int32 instance labels
+    low: float
+    high: float
+    domain: str = "unknown"
+    _targets: np.ndarray | None = None
+
+    @property
+    def targets(self) -> np.ndarray:
+        if self._targets is None:
+            self._targets = targets_from_labels(self.labels)
+        return self._targets
+
+
+def instance_labels(mask: np.ndarray) -> np.ndarray:
+    """Instance labels from a mask: label images are kept, binary masks split into 4-connected parts."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2D mask, got shape {mask.shape}")
+    values = np.unique(mask)
+    if len(values) <= 2:
+        return ndi.label(mask > 0, structure=_FOUR)[0].astype(np.int32)
+    return mask.astype(np.int32)
+
+
+def load_sample(image_path, mask_path, *, domain: str = "unknown", crop_info_bar: bool = True) -> Sample:
+    """Read an image and its mask; crop the info bar (when found) from both."""
+    image, _ = read_image(image_path)
+    mask = read_mask(mask_path)
+    if mask.shape != image.shape:
+        raise ValueError(f"{mask_path}: mask shape {mask.shape} differs from image shape {image.shape}")
+    rows = slice(None)
+    if crop_info_bar:
+        bar = detect_info_bar(image)
+        if bar is not None:
+            rows = bar.specimen_rows
+    image, mask = image[rows], mask[rows]
+    labels = instance_labels(mask)
+    low, high = intensity_range(image)
+    return Sample(Path(image_path).stem, image, labels, low, high, domain)
+
+
+def bam_pairs(root) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) of the BAM TiO2 SEM set (``pairs.csv``)."""
+    root = Path(root)
+    with open(root / "pairs.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [(Path(r["image"]).stem, root / r["image"], root / r["mask"]) for r in rows]
+
+
+def emps_pairs(root) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) of the EMPS set (``ids.txt``)."""
+    root = Path(root)
+    stems = (root / "ids.txt").read_text().split()
+    return [(s, root / "images" / f"{s}.png", root / "masks" / f"{s}.png") for s in stems]
+
+
+def shared_splits(data_root) -> dict[str, dict[str, list[tuple[str, Path, Path]]]]:
+    """The project's fixed splits of ``<data_root>/bam_tio2_sem`` and ``<data_root>/emps``.
+
+    Returns ``{"bam": {"train": [...], "val": [...], "test": [...]}, "emps": {...}}``
+    with (stem, image path, mask path) triples; a data set missing on disk is skipped.
+    """
+    data_root = Path(data_root)
+    out = {}
+    for key, folder, lister, holdout in (
+        ("bam", "bam_tio2_sem", bam_pairs, BAM_HOLDOUT),
+        ("emps", "emps", emps_pairs, EMPS_HOLDOUT),
+    ):
+        if not (data_root / folder).is_dir():
+            continue
+        triples = lister(data_root / folder)
+        by_stem = {t[0]: t for t in triples}
+        split = split_names(list(by_stem), **holdout)
+        out[key] = {part: [by_stem[s] for s in stems] for part, stems in split.items()}
+    return out
+
+
+def load_samples(triples, *, domain: str) -> list[Sample]:
+    return [load_sample(img, msk, domain=domain) for _, img, msk in triples]

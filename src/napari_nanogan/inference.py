@@ -1,0 +1,233 @@
+"""Segmentation of whole images of any size: tiled, blended, post-processed into particles."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Generator
+
+import numpy as np
+import torch
+
+from .config import PostprocessConfig, SegmenterConfig
+from .io.images import as_grey
+from .io.infobar import InfoBar, detect_info_bar
+from .models.attention_unet import AttentionUNet
+from .models.checkpoint import load_checkpoint
+from .normalize import intensity_range, normalize
+from .postprocess import instances_from_probabilities
+
+MIN_SIDE = 8
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class Segmenter:
+    """A trained segmenter ready for inference."""
+
+    network: AttentionUNet
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    name: str = "unnamed"
+    card: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> SegmenterConfig:
+        return self.network.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @classmethod
+    def from_checkpoint(cls, path, *, device: torch.device | str | None = None, name: str | None = None) -> "Segmenter":
+        data = load_checkpoint(path, kind="segmenter")
+        network = AttentionUNet(SegmenterConfig.from_dict(data["config"]))
+        network.load_state_dict(data["state_dict"])
+        return cls.from_network(
+            network,
+            postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
+            name=name or os.path.basename(str(path)),
+            card=data.get("provenance", {}),
+            device=device,
+        )
+
+    @classmethod
+    def from_network(cls, network, *, postprocess=None, name="unnamed", card=None, device=None) -> "Segmenter":
+        device = torch.device(device) if device is not None else default_device()
+        network = network.to(device).eval()
+        if device.type == "cpu":
+            network = network.to(memory_format=torch.channels_last)
+        return cls(network, postprocess or PostprocessConfig(), name, card or {})
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    """1D blending weight: linear ramps of ``overlap`` pixels at both ends, never zero."""
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        r = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        k = min(overlap, n // 2)
+        w[:k] = r[:k]
+        w[n - k :] = np.minimum(w[n - k :], r[:k][::-1])
+    return w
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Labels plus what was found on the way."""
+
+    labels: np.ndarray  # [M, N] uint32 instance labels
+    foreground: np.ndarray  # [M, N] uint8 probability * 255
+    interior: np.ndarray  # [M, N] uint8 probability * 255
+    info_bar: InfoBar | None
+
+
+def probability_steps(
+    image: np.ndarray,
+    segmenter: Segmenter,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    specimen_rows: slice = slice(None),
+) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
+    """Foreground and interior probabilities (uint8, 0-255) of a 2D grey image.
+
+    A generator: yields ``(tiles_done, tiles_total)`` after each tile and returns
+    ``(foreground, interior)``.
+
+    Tiles of ``tile`` pixels overlap by ``overlap`` and are blended with linear ramps,
+    so the result does not depend on where tile borders fall. Accumulators cover one
+    band of tile rows at a time: memory beyond the uint8 outputs follows the tile size
+    and the image width, not the image height.
+    """
+    m = segmenter.config.multiple
+    if tile % m or tile < 2 * m:
+        raise ValueError(f"tile must be a multiple of {m} and at least {2 * m}")
+    if not 0 <= overlap < tile // 2:
+        raise ValueError("overlap must be in [0, tile / 2)")
+    h, w = image.shape
+    lo, hi = intensity_range(image, specimen_rows)
+    th = min(tile, -(-h // m) * m)
+    tw = min(tile, -(-w // m) * m)
+    ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
+    wy, wx = _ramp(th, overlap if len(ys) > 1 else 0), _ramp(tw, overlap if len(xs) > 1 else 0)
+    window = wy[:, None] * wx[None, :]
+    out = np.zeros((2, h, w), np.uint8)
+    total, done = len(ys) * len(xs), 0
+    device = segmenter.device
+    fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    net = segmenter.network
+    band_start = 0
+    acc = np.zeros((2, 0, w), np.float32)
+    wacc = np.zeros((0, w), np.float32)
+    for y in ys:
+        # grow the band accumulators to cover rows [band_start, y + th)
+        need = min(y + th, h) - band_start
+        if need > acc.shape[1]:
+            grow = need - acc.shape[1]
+            acc = np.concatenate([acc, np.zeros((2, grow, w), np.float32)], axis=1)
+            wacc = np.concatenate([wacc, np.zeros((grow, w), np.float32)], axis=0)
+        for x in xs:
+            crop = image[y : y + th, x : x + tw]
+            ch, cw = crop.shape
+            patch = normalize(crop, lo, hi)
+            if (ch, cw) != (th, tw):
+                patch = np.pad(patch, ((0, th - ch), (0, tw - cw)), mode="symmetric")
+            inp = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=fmt)
+            with torch.inference_mode():
+                prob = torch.sigmoid(net(inp)[0, :2]).float().cpu().numpy()
+            wt = window[:ch, :cw]
+            acc[:, y - band_start : y - band_start + ch, x : x + cw] += prob[:, :ch, :cw] * wt
+            wacc[y - band_start : y - band_start + ch, x : x + cw] += wt
+            done += 1
+            yield done, total
+        # rows before the next tile's start are final
+        next_y = ys[ys.index(y) + 1] if y != ys[-1] else h
+        final = next_y - band_start
+        out[:, band_start:next_y] = np.round(255 * acc[:, :final] / wacc[None, :final]).astype(np.uint8)
+        acc, wacc = acc[:, final:], wacc[final:]
+        band_start = next_y
+    return out[0], out[1]
+
+
+def segment_steps(
+    image: np.ndarray,
+    segmenter: Segmenter,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    info_bar: InfoBar | None | bool = True,
+    postprocess: PostprocessConfig | None = None,
+) -> Generator[tuple[int, int], None, SegmentationResult]:
+    """Segment a 2D EM image into particles, as a generator.
+
+    Yields ``(tiles_done, tiles_total)`` and returns a :class:`SegmentationResult`
+    (``result = yield from segment_steps(...)``); :func:`segment` drives it.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
+        Grey (uint8, uint16, float, palette indices) or RGB(A), converted to grey.
+    segmenter : Segmenter
+        From :func:`napari_nanogan.models.pretrained.load_segmenter`.
+    tile, overlap : int
+        Tile side and overlap in pixels (the image is never resized).
+    info_bar : InfoBar, None or bool
+        ``True`` detects the microscope's info bar and labels it 0; ``False``/``None``
+        treats every row as specimen; an :class:`InfoBar` overrides detection.
+
+    Returns
+    -------
+    SegmentationResult
+        ``labels`` of exactly the image's height and width.
+    """
+    grey = as_grey(image)
+    if min(grey.shape) < MIN_SIDE:
+        raise ValueError(f"image of shape {grey.shape} is too small to segment (each side needs {MIN_SIDE}+ pixels)")
+    if np.issubdtype(grey.dtype, np.floating) and not np.isfinite(grey).all():
+        raise ValueError("the image contains NaN or infinite values; replace them before segmenting")
+    bar = detect_info_bar(grey) if info_bar is True else (info_bar or None)
+    rows = bar.specimen_rows if bar is not None else slice(None)
+    fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows)
+    if bar is not None:
+        fg[bar.start : bar.stop] = 0
+        interior[bar.start : bar.stop] = 0
+    labels = instances_from_probabilities(fg, interior, postprocess or segmenter.postprocess)
+    return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar)
+
+
+def segment(
+    image: np.ndarray,
+    segmenter: Segmenter,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **options,
+) -> SegmentationResult:
+    """Segment a 2D EM image into particles (see :func:`segment_steps` for the options).
+
+    ``progress(done, total)`` is called after each tile; ``should_stop()`` is polled
+    after each tile and raises :class:`InterruptedError` when it returns True.
+    """
+    steps = segment_steps(image, segmenter, **options)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
+        if should_stop is not None and should_stop():
+            steps.close()
+            raise InterruptedError("segmentation cancelled")

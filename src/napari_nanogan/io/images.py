@@ -1,0 +1,179 @@
+"""Image and mask I/O with explicit conversions and clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import atomic_path
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+# ITU-R BT.601 luma weights: the usual explicit RGB -> grey conversion.
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+class ImageReadError(ValueError):
+    """An input file cannot be read, or holds something that is not a 2D image."""
+
+
+def as_grey(image: np.ndarray) -> np.ndarray:
+    """Return a 2D grey image, converting RGB(A) explicitly (BT.601 luma, alpha ignored).
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
+
+    Raises
+    ------
+    ImageReadError
+        For stacks, volumes, empty arrays and non-numeric data.
+    """
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8)
+    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ImageReadError(f"unsupported pixel type {image.dtype}; expected integers or floats")
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        if image.shape[-1] == 4:
+            image = image[..., :3]
+        same = np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
+        image = image[..., 0] if same else (image.astype(np.float64) @ _LUMA).astype(np.float32)
+    elif image.ndim == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim != 2:
+        raise ImageReadError(
+            f"expected a 2D grey or RGB image, got an array of shape {image.shape} "
+            "(stacks and volumes: segment one plane at a time)"
+        )
+    if image.size == 0:
+        raise ImageReadError("the image is empty (0 pixels)")
+    return image
+
+
+def _tiff_pixel_size_nm(tif) -> float | None:
+    """Pixel size in nm from the vendor tags tifffile parses, or None."""
+    sem = getattr(tif, "sem_metadata", None)
+    if sem and "ap_pixel_size" in sem:
+        _, value, unit = sem["ap_pixel_size"]
+        factor = {"nm": 1.0, "µm": 1e3, "um": 1e3, "pm": 1e-3, "mm": 1e6}.get(str(unit).strip())
+        if factor is not None:
+            return float(value) * factor
+    fei = getattr(tif, "fei_metadata", None)
+    if fei:
+        for section in ("Scan", "EScan", "Image"):
+            width = fei.get(section, {}).get("PixelWidth")
+            if width:
+                return float(width) * 1e9  # metres -> nm
+    return None
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """Read a 2D EM image and what the file says about it.
+
+    Returns
+    -------
+    image : ndarray of shape (M, N)
+        Grey values as stored (palette TIFFs give their index values, RGB is
+        converted to grey explicitly).
+    meta : dict
+        ``pixel_size_nm`` (float or None), ``source`` (str), ``original_shape``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    pixel_size = None
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                data = tif.asarray(key=0)
+                pixel_size = _tiff_pixel_size_nm(tif)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                data = np.asarray(im)
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as an image ({type(exc).__name__}: {exc})") from None
+    original_shape = tuple(data.shape)
+    try:
+        grey = as_grey(data)
+    except ImageReadError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
+    return grey, {"pixel_size_nm": pixel_size, "source": str(path), "original_shape": original_shape}
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask or label image as a 2D integer array (RGB masks: any channel > 0)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            data = tifffile.imread(path, key=0)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                data = np.asarray(im)
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as a mask ({type(exc).__name__}: {exc})") from None
+    if data.ndim == 3 and data.shape[-1] in (3, 4):
+        data = (data[..., :3] > 0).any(-1).astype(np.uint8)
+    if data.ndim != 2:
+        raise ImageReadError(f"{path}: expected a 2D mask, got shape {data.shape}")
+    return data
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None) -> Path:
+    """Write an instance label image as a TIFF, atomically; pixel size into the resolution tags.
+
+    The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
+    ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it.
+    """
+    import tifffile
+
+    path = Path(path)
+    labels = np.asarray(labels)
+    dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
+    kwargs = {}
+    if pixel_size_nm:
+        per_cm = 1e7 / pixel_size_nm
+        kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
+    return path
+
+
+def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
+    """Pixel size stored by :func:`write_labels` (TIFF resolution tags), or None."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        res = page.tags.get("XResolution")
+        unit = page.tags.get("ResolutionUnit")
+        if res is None or unit is None:
+            return None
+        num, den = res.value
+        per_unit = num / den if den else 0
+        if per_unit <= 0 or unit.value == 1:
+            return None
+        unit_nm = {2: 2.54e7, 3: 1e7}.get(int(unit.value))
+        return unit_nm / per_unit if unit_nm else None
+
+
+def list_images(paths) -> list[Path]:
+    """Expand files and folders (non-recursive) into a sorted list of image files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,99 @@
+"""Detection of the microscope's info bar (data bar) at the bottom or top of SEM images.
+
+An info bar is a band of rows reaching the image edge whose pixels mostly share one
+value (a flat background carrying text and a scale bar), starting at a sharp row
+boundary. Specimen rows are noisy: their most frequent value covers a few per cent
+of the row, bar rows 80-100 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InfoBar:
+    """Rows ``start`` to ``stop - 1`` of the image are the info bar (not specimen)."""
+
+    start: int
+    stop: int
+    side: str  # "bottom" or "top"
+
+    @property
+    def specimen_rows(self) -> slice:
+        return slice(self.stop, None) if self.side == "top" else slice(0, self.start)
+
+
+def _row_mode_fraction(image: np.ndarray) -> np.ndarray:
+    """Fraction of each row covered by the row's most frequent value."""
+    img = np.asarray(image)
+    if not np.issubdtype(img.dtype, np.integer):
+        lo, hi = np.nanmin(img), np.nanmax(img)
+        img = np.round(255 * (img - lo) / (hi - lo if hi > lo else 1)).astype(np.int64)
+    img = img.astype(np.int64) - int(img.min())
+    out = np.empty(img.shape[0])
+    for i, row in enumerate(img):
+        out[i] = np.bincount(row).max() / row.size
+    return out
+
+
+def _band_from_edge(frac: np.ndarray, *, flat: float, edge_slack: int) -> int:
+    """Number of rows of the flat band that starts within ``edge_slack`` rows of index 0."""
+    n = len(frac)
+    for offset in range(min(edge_slack + 1, n)):
+        if frac[offset] >= flat:
+            end = offset
+            while end < n and frac[end] >= flat:
+                end += 1
+            return end
+    return 0
+
+
+def detect_info_bar(
+    image: np.ndarray,
+    *,
+    flat: float = 0.6,
+    max_fraction: float = 0.25,
+    min_rows: int = 8,
+    edge_slack: int = 4,
+) -> InfoBar | None:
+    """Find the info bar of an SEM image, or return None.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N)
+        Grey image.
+    flat : float
+        A row belongs to the bar when its most frequent value covers at least this fraction.
+    max_fraction : float
+        Largest bar height as a fraction of the image height.
+    min_rows : int
+        Smallest bar height in rows.
+    edge_slack : int
+        The bar may stop up to this many rows before the image edge (a thin border
+        of other pixels, as in the BAM images); those rows count as bar.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2 or image.shape[0] < 4 * min_rows or image.shape[1] < 32:
+        return None
+    h = image.shape[0]
+    frac = _row_mode_fraction(image)
+    limit = int(max_fraction * h)
+    for side, rows in (("bottom", frac[::-1]), ("top", frac)):
+        height = _band_from_edge(rows, flat=flat, edge_slack=edge_slack)
+        if not (min_rows <= height <= limit):
+            continue
+        inside = rows[:height]
+        outside = rows[height : height + 16]
+        # sharp boundary: the specimen next to the bar is not flat
+        if outside.size == 0 or np.median(outside) > flat / 2:
+            continue
+        # text or scale bar: a flat band with nothing on it is a blank region, not a bar
+        if inside.min() >= 0.999:
+            continue
+        if side == "bottom":
+            return InfoBar(start=h - height, stop=h, side="bottom")
+        return InfoBar(start=0, stop=height, side="top")
+    return None

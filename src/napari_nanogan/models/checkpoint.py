@@ -1,0 +1,54 @@
+"""Checkpoints as plain data: format version, kind, config, state_dict, provenance.
+
+Everything in a checkpoint is a tensor, a number, a string, a list or a dict, so it
+loads with ``torch.load(..., weights_only=True)``: no class from a file is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._atomic import atomic_path
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file is not a napari-nanogan checkpoint we can load."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    data = {"format_version": FORMAT_VERSION, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint safely; ``kind`` (e.g. ``"segmenter"``) is checked when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip, wrong format ...
+        raise CheckpointError(
+            f"{path} is not a loadable napari-nanogan checkpoint "
+            f"(only plain-data checkpoints are accepted): {str(exc).splitlines()[0]}"
+        ) from None
+    if not isinstance(data, dict) or "format_version" not in data or "state_dict" not in data:
+        raise CheckpointError(f"{path} is not a napari-nanogan checkpoint (missing format_version/state_dict)")
+    if data["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {data['format_version']}; this napari-nanogan reads "
+            f"up to {FORMAT_VERSION}: upgrade the package"
+        )
+    if kind is not None and data.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {data.get('kind')!r} model, not a {kind!r}")
+    return data

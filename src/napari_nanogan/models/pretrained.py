@@ -1,0 +1,111 @@
+"""Model registry: weights shipped inside the package, plus optional downloads (pooch).
+
+Names resolve in this order: an existing file path; a model shipped in
+``napari_nanogan/weights`` (always offline); an entry of :data:`REMOTE_MODELS`,
+fetched once with its sha256 checked into the cache folder
+(``$NANOGAN_CACHE_DIR``, default: the platform's user cache).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+
+#: Shipped segmenters: name -> file inside napari_nanogan/weights.
+SHIPPED_SEGMENTERS = {"default": "segmenter_default.pt"}
+DEFAULT_SEGMENTER = "default"
+CACHE_ENV = "NANOGAN_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """A downloadable checkpoint: where it lives and what it must hash to."""
+
+    url: str
+    sha256: str
+    kind: str = "segmenter"
+    description: str = ""
+
+
+#: Optional larger models, fetched on first use. Empty until we publish one; the
+#: fetching code path is exercised by the tests.
+REMOTE_MODELS: dict[str, RemoteModel] = {}
+
+
+class ModelNotFoundError(LookupError):
+    """A model name or path that resolves to nothing."""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("napari-nanogan"))
+
+
+def shipped_path(filename: str) -> Path:
+    return Path(str(resources.files("napari_nanogan") / "weights" / filename))
+
+
+def available_segmenters() -> list[str]:
+    names = [n for n, f in SHIPPED_SEGMENTERS.items() if shipped_path(f).is_file()]
+    return names + [n for n, m in REMOTE_MODELS.items() if m.kind == "segmenter"]
+
+
+def fetch_remote(name: str, model: RemoteModel) -> Path:
+    """Download (once) and verify a remote checkpoint; an actionable error when offline."""
+    import pooch
+
+    target = cache_dir()
+    fname = f"{name}.pt"
+    if (target / fname).is_file():
+        path = target / fname
+        if pooch.file_hash(str(path)) == model.sha256:
+            return path
+    try:
+        return Path(pooch.retrieve(model.url, known_hash=f"sha256:{model.sha256}", fname=fname, path=target, progressbar=False))
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"model {name!r} is not in the local cache ({target}) and could not be downloaded from {model.url} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+            f"Connect to the internet once, or download the file by hand, check its sha256 ({model.sha256}) and "
+            f"pass its path with --model, or put it in ${CACHE_ENV} as {fname}. "
+            f"Offline models: {', '.join(SHIPPED_SEGMENTERS)}."
+        ) from None
+
+
+def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -> Path:
+    """The checkpoint file for a model name or path."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        return candidate
+    name = str(name_or_path)
+    shipped = SHIPPED_SEGMENTERS if kind == "segmenter" else {}
+    if name in shipped:
+        path = shipped_path(shipped[name])
+        if not path.is_file():
+            raise ModelNotFoundError(f"shipped model {name!r} is missing from the installation ({path}); reinstall napari-nanogan")
+        return path
+    if name in REMOTE_MODELS and REMOTE_MODELS[name].kind == kind:
+        return fetch_remote(name, REMOTE_MODELS[name])
+    choices = ", ".join(available_segmenters()) or "none"
+    raise ModelNotFoundError(f"no {kind} named {name!r} and no such file; available: {choices}")
+
+
+def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, device=None):
+    """A :class:`~napari_nanogan.inference.Segmenter` from a shipped name, a remote name or a path."""
+    from ..inference import Segmenter
+
+    path = resolve_model(name_or_path, kind="segmenter")
+    try:
+        return Segmenter.from_checkpoint(path, device=device, name=str(name_or_path))
+    except CheckpointError:
+        raise
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit the stored configuration ({exc})") from None

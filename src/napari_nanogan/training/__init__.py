@@ -1,0 +1,1 @@
+"""Training loops (generators of progress records with a stop callback)."""

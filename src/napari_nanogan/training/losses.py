@@ -1,0 +1,22 @@
+"""Segmentation losses on soft targets."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - Dice per channel, averaged; logits and target [N, C, H, W]."""
+    prob = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    inter = (prob * target).sum(dims)
+    total = prob.sum(dims) + target.sum(dims)
+    return (1 - (2 * inter + eps) / (total + eps)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """BCE + soft Dice on foreground and interior maps; returns the terms and their sum."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    dice = soft_dice_loss(logits, target)
+    return {"bce": bce, "dice": dice, "total": bce + dice}

@@ -1,0 +1,173 @@
+"""Segmenter training loop: a generator of :class:`TrainProgress` records.
+
+    for record in train_segmenter(train, val, out_dir="runs/seg", should_stop=stop):
+        ...  # progress bar, log, plot
+
+Checkpoints: ``last.pt`` (weights + optimiser, for resume) every
+``checkpoint_every`` steps and when stopped; ``best.pt`` (weights only, the shipping
+artefact) whenever the validation score improves. A run started on a folder holding
+``last.pt`` resumes from it; the step's random draws depend only on (seed, step),
+so a resumed run samples the same patches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import PostprocessConfig, SegmenterConfig, TrainConfig
+from ..data.augment import AugmentConfig, sample_batch
+from ..data.datasets import Sample
+from ..inference import Segmenter, default_device, segment
+from ..metrics.segmentation import summarize
+from ..models.attention_unet import AttentionUNet
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from .losses import segmentation_loss
+from .progress import TrainProgress
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 2 % of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    t = (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1)
+    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def evaluate(network: AttentionUNet, samples: list[Sample], postprocess: PostprocessConfig = PostprocessConfig()) -> dict:
+    """Scores per domain on whole images, and ``score``: the mean of IoU and F1 over domains."""
+    segmenter = Segmenter.from_network(network, postprocess=postprocess, device=next(network.parameters()).device)
+    by_domain: dict[str, list] = {}
+    for s in samples:
+        labels = segment(s.image, segmenter, info_bar=False).labels
+        by_domain.setdefault(s.domain, []).append((s.labels, labels))
+    scores = {d: {k: v for k, v in summarize(p).items() if k != "per_image"} for d, p in by_domain.items()}
+    scores["score"] = float(np.mean([(v["iou"] + v["f1"]) / 2 for v in scores.values()])) if by_domain else 0.0
+    return scores
+
+
+def machine_description() -> str:
+    import os
+
+    dev = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {dev}, torch {torch.__version__}"
+
+
+def train_segmenter(
+    train: dict[str, list[Sample]],
+    val: list[Sample],
+    *,
+    out_dir: str | Path,
+    config: TrainConfig = TrainConfig(),
+    model_config: SegmenterConfig = SegmenterConfig(),
+    augment: AugmentConfig | None = None,
+    provenance: dict | None = None,
+    init_from: str | Path | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: torch.device | str | None = None,
+) -> Iterator[TrainProgress]:
+    """Train (or resume training) an Attention U-Net segmenter.
+
+    Parameters
+    ----------
+    train : dict of str to list of Sample
+        Training samples per domain; each batch draws domains uniformly.
+    val : list of Sample
+        Whole images for checkpoint selection (never the images you report on).
+    out_dir : path
+        Receives ``last.pt`` and ``best.pt``; resumes from ``last.pt`` if present.
+    init_from : path, optional
+        A segmenter checkpoint to start from (fine-tuning); ignored when resuming.
+    should_stop : callable
+        Polled every step; when it returns True the loop writes ``last.pt`` and ends.
+    """
+    if not train or not any(train.values()):
+        raise ValueError("no training samples")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else default_device()
+    augment = augment or AugmentConfig(scale_range=tuple(config.scale_range))
+    torch.manual_seed(config.seed)
+    network = AttentionUNet(model_config)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start, best, history = 0, -1.0, []
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if last_path.exists():
+        state = load_checkpoint(last_path, kind="segmenter")
+        if SegmenterConfig.from_dict(state["config"]) != model_config:
+            raise ValueError(f"{last_path} was trained with another model configuration; use a new --out folder")
+        network.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["training"]["optimizer"])
+        start, best = state["training"]["step"], state["training"]["best_score"]
+        history = state["training"].get("history", [])
+    elif init_from is not None:
+        network.load_state_dict(load_checkpoint(init_from, kind="segmenter")["state_dict"])
+    network.to(device)
+    if device.type == "cpu":
+        network = network.to(memory_format=torch.channels_last)
+    provenance = dict(provenance or {})
+    provenance.update(package_version=__version__, machine=machine_description(), train_config=config.to_dict())
+
+    def payload(step: int, *, with_optimizer: bool, scores: dict | None = None) -> dict:
+        prov = dict(provenance, step=step, saved=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        if scores is not None:
+            prov["validation"] = scores
+        data = {
+            "kind": "segmenter",
+            "config": model_config.to_dict(),
+            "postprocess": PostprocessConfig().to_dict(),
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()},
+            "provenance": prov,
+        }
+        if with_optimizer:
+            data["training"] = {"step": step, "optimizer": optimizer.state_dict(), "best_score": best, "history": history}
+        return data
+
+    t0 = time.perf_counter()
+    step = start
+    for step in range(start, config.steps):
+        if should_stop():
+            save_checkpoint(last_path, payload(step, with_optimizer=True))
+            yield TrainProgress(step, config.steps, elapsed=time.perf_counter() - t0,
+                                seconds_per_step=(time.perf_counter() - t0) / max(step - start, 1),
+                                checkpoint=str(last_path), stopped=True)
+            return
+        rng = np.random.default_rng([config.seed, step])
+        images, targets = sample_batch(train, config.batch_size, config.patch_size, rng, augment)
+        fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        images = images.to(device).contiguous(memory_format=fmt)
+        targets = targets.to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        network.train()
+        losses = segmentation_loss(network(images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        done = step + 1
+        record = {k: float(v) for k, v in losses.items()}
+        elapsed = time.perf_counter() - t0
+        validation, checkpoint = None, None
+        if val and (done % config.val_every == 0 or done == config.steps):
+            network.eval()
+            validation = evaluate(network, val)
+            history.append({"step": done, **{k: v for k, v in validation.items()}})
+            if validation["score"] > best:
+                best = validation["score"]
+                save_checkpoint(best_path, payload(done, with_optimizer=False, scores=validation))
+                checkpoint = str(best_path)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save_checkpoint(last_path, payload(done, with_optimizer=True))
+            checkpoint = checkpoint or str(last_path)
+        if not val and done == config.steps:
+            save_checkpoint(best_path, payload(done, with_optimizer=False))
+        yield TrainProgress(done, config.steps, record, elapsed, elapsed / (done - start), validation, checkpoint)

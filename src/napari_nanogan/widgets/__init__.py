@@ -1,0 +1,1 @@
+"""napari dock widgets: the only package that imports Qt, magicgui or napari.qt."""

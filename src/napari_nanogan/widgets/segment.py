@@ -1,0 +1,135 @@
+"""The "Segment particles" dock widget: thin client of :func:`napari_nanogan.inference.segment_steps`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox, create_widget
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _segment_job(image: np.ndarray, model: str, tile: int):
+    """Runs in the worker thread: load the model, then segment tile by tile."""
+    from ..inference import segment_steps
+    from ..models.pretrained import load_segmenter
+
+    segmenter = load_segmenter(model)
+    return (yield from segment_steps(image, segmenter, tile=tile))
+
+
+class SegmentWidget(QWidget):
+    """Choose an Image layer and a model; get a Labels layer with one label per particle."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__()
+        from ..models.pretrained import available_segmenters
+
+        self.viewer = napari_viewer
+        self.image_layer = create_widget(annotation="napari.layers.Image", label="image")
+        self.model = ComboBox(label="model", choices=available_segmenters() or ["default"])
+        self.tile = SpinBox(label="tile (px)", value=512, min=64, max=2048, step=64)
+        self.run_button = PushButton(text="Segment")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.controls = Container(widgets=[self.image_layer, self.model, self.tile, self.run_button, self.cancel_button, self.status])
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+        self.worker = None
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        # keep the layer choices current
+        self.viewer.layers.events.inserted.connect(self.image_layer.reset_choices)
+        self.viewer.layers.events.removed.connect(self.image_layer.reset_choices)
+
+    def run(self):
+        """Start segmenting the chosen layer in a worker thread."""
+        from napari.qt.threading import create_worker
+
+        layer = self.image_layer.value
+        if layer is None:
+            show_error("Segment particles: open an image first (File > Open, or File > Open Sample).")
+            return
+        try:
+            image = self._image_data(layer)
+        except ValueError as exc:
+            show_error(f"Segment particles: {exc}")
+            return
+        self._layer = layer
+        self.worker = create_worker(_segment_job, image, self.model.value, int(self.tile.value), _start_thread=False)
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(self._on_result)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"segmenting {layer.name} ..."
+        self.progress.setRange(0, 0)
+        self.worker.start()
+
+    def cancel(self):
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "cancelling ..."
+
+    @staticmethod
+    def _image_data(layer) -> np.ndarray:
+        if layer.multiscale:
+            data = np.asarray(layer.data[0])
+        else:
+            data = np.asarray(layer.data)
+        if layer.rgb:
+            return data  # converted to grey explicitly by segment()
+        if data.ndim != 2:
+            raise ValueError(
+                f"layer {layer.name!r} has {data.ndim} dimensions {data.shape}; segment a single 2D image "
+                "(for a stack, take one plane with Layers > Split or slice it first)"
+            )
+        return data
+
+    def _on_progress(self, value):
+        done, total = value
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.status.value = f"tile {done} / {total}"
+
+    def _on_result(self, result):
+        layer = self._layer
+        ndim = 2
+        scale = tuple(layer.scale[-ndim:])
+        translate = tuple(layer.translate[-ndim:])
+        meta = {"model": self.model.value, "source_layer": layer.name}
+        if result.info_bar is not None:
+            meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
+        kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
+        units = getattr(layer, "units", None)
+        if units is not None:
+            kwargs["units"] = tuple(units[-ndim:])
+        self.labels_layer = self.viewer.add_labels(result.labels, **kwargs)
+        n = int(result.labels.max())
+        bar = f"; info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
+        self.status.value = f"{n} particles{bar}"
+        show_info(f"Segment particles: {n} particles in {layer.name}{bar}")
+
+    def _on_error(self, exc):
+        self.status.value = "failed"
+        show_error(f"Segment particles: {exc}")
+
+    def _on_finished(self):
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        self.progress.setRange(0, 1)
+        if self.status.value.startswith(("tile", "cancelling", "segmenting")):
+            self.status.value = "cancelled"
+            self.progress.setValue(0)
+        else:
+            self.progress.setValue(1)
