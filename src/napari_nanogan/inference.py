@@ -98,7 +98,7 @@ def probability_steps(
     segmenter: Segmenter,
     *,
     tile: int = 512,
-    overlap: int = 64,
+    overlap: int | None = None,
     specimen_rows: slice = slice(None),
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
     """Foreground and interior probabilities (uint8, 0-255) of a 2D grey image.
@@ -112,6 +112,8 @@ def probability_steps(
     and the image width, not the image height.
     """
     m = segmenter.config.multiple
+    if overlap is None:
+        overlap = min(64, tile // 4)
     if tile % m or tile < 2 * m:
         raise ValueError(f"tile must be a multiple of {m} and at least {2 * m}")
     if not 0 <= overlap < tile // 2:
@@ -166,7 +168,7 @@ def segment_steps(
     segmenter: Segmenter,
     *,
     tile: int = 512,
-    overlap: int = 64,
+    overlap: int | None = None,
     info_bar: InfoBar | None | bool = True,
     postprocess: PostprocessConfig | None = None,
 ) -> Generator[tuple[int, int], None, SegmentationResult]:
@@ -182,7 +184,8 @@ def segment_steps(
     segmenter : Segmenter
         From :func:`napari_nanogan.models.pretrained.load_segmenter`.
     tile, overlap : int
-        Tile side and overlap in pixels (the image is never resized).
+        Tile side and overlap in pixels (the image is never resized); the default
+        overlap is ``min(64, tile // 4)``.
     info_bar : InfoBar, None or bool
         ``True`` detects the microscope's info bar and labels it 0; ``False``/``None``
         treats every row as specimen; an :class:`InfoBar` overrides detection.

@@ -89,7 +89,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                data = tif.asarray(key=0)
+                data = tif.asarray()
                 pixel_size = _tiff_pixel_size_nm(tif)
         else:
             from PIL import Image
@@ -115,7 +115,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            data = tifffile.imread(path, key=0)
+            data = tifffile.imread(path)
         else:
             from PIL import Image
 

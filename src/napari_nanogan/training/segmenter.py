@@ -154,7 +154,7 @@ def train_segmenter(
         losses["total"].backward()
         optimizer.step()
         done = step + 1
-        record = {k: float(v) for k, v in losses.items()}
+        record = {k: float(v.detach()) for k, v in losses.items()}
         elapsed = time.perf_counter() - t0
         validation, checkpoint = None, None
         if val and (done % config.val_every == 0 or done == config.steps):

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NANOGAN_SHARED", REPO.parent / "shared"))
+DATA = SHARED / "data"
+
+requires_shared = pytest.mark.skipif(
+    not (DATA / "bam_tio2_sem").is_dir(),
+    reason=f"real EM data not found at {DATA} (licensed data, kept beside the repository in ../shared)",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small, randomly initialised segmenter checkpoint (plain data)."""
+    import torch
+
+    from napari_nanogan.config import SegmenterConfig
+    from napari_nanogan.models.attention_unet import AttentionUNet
+    from napari_nanogan.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    config = SegmenterConfig(base_channels=4, depth=3)
+    net = AttentionUNet(config)
+    path = tmp_path_factory.mktemp("models") / "tiny.pt"
+    save_checkpoint(path, {"kind": "segmenter", "config": config.to_dict(), "state_dict": net.state_dict(), "provenance": {"test": True}})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(tiny_checkpoint):
+    from napari_nanogan.inference import Segmenter
+
+    return Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def sem_like():
+    """A small procedural SEM image (with info bar) and its labels."""
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+
+    labels = particle_labels((200, 240), n_particles=25, mean_diameter=18, seed=3)
+    image = render_sem(labels, seed=4, info_bar_rows=24)
+    return image, labels
+
+
+def shipped_model_available() -> bool:
+    from napari_nanogan.models.pretrained import SHIPPED_SEGMENTERS, shipped_path
+
+    return shipped_path(SHIPPED_SEGMENTERS["default"]).is_file()
+
+
+requires_shipped = pytest.mark.skipif(not shipped_model_available(), reason="shipped default weights not installed")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from napari_nanogan.inference import SegmentationResult, probability_steps, segment
+from napari_nanogan.io.infobar import InfoBar
+
+
+def _probs(image, segmenter, **kw):
+    steps = probability_steps(image, segmenter, **kw)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def test_tiled_equals_untiled(tiny_segmenter, rng):
+    image = rng.integers(0, 255, (150, 230), dtype=np.uint8)
+    whole_fg, whole_int = _probs(image, tiny_segmenter, tile=256, overlap=0)
+    tiled_fg, tiled_int = _probs(image, tiny_segmenter, tile=64, overlap=24)
+    # uint8 probabilities: differences come from the limited field of view at tile borders only
+    diff = np.abs(whole_fg.astype(int) - tiled_fg.astype(int))
+    assert np.mean(diff) < 2.0 and np.percentile(diff, 99) <= 8
+    diff_i = np.abs(whole_int.astype(int) - tiled_int.astype(int))
+    assert np.mean(diff_i) < 2.0
+
+
+def test_tiling_leaves_no_seams(tiny_segmenter):
+    """A smooth input gives a smooth output: no jump at tile borders."""
+    yy, xx = np.mgrid[0:192, 0:192]
+    image = (100 + 50 * np.sin(xx / 20) * np.cos(yy / 25)).astype(np.float32)
+    fg, _ = _probs(image, tiny_segmenter, tile=64, overlap=16)
+    step = np.abs(np.diff(fg.astype(int), axis=1))
+    border_cols = [63 - 1, 111 - 1]  # last column of the first tile, blended region ends
+    assert step[:, border_cols].mean() <= step.mean() + 2
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, np.int32])
+def test_input_dtypes(tiny_segmenter, sem_like, dtype):
+    image, _ = sem_like
+    scaled = image.astype(np.float64) * (257 if dtype == np.uint16 else 1)
+    if np.issubdtype(dtype, np.floating):
+        scaled = scaled / 255.0
+    res = segment(scaled.astype(dtype), tiny_segmenter, tile=128)
+    assert isinstance(res, SegmentationResult)
+    assert res.labels.shape == image.shape and res.labels.dtype == np.uint32
+
+
+def test_rgb_input_equals_grey(tiny_segmenter, sem_like):
+    image, _ = sem_like
+    grey = segment(image, tiny_segmenter, tile=128).labels
+    rgb = segment(np.stack([image] * 3, -1), tiny_segmenter, tile=128).labels
+    assert np.array_equal(grey, rgb)
+
+
+def test_info_bar_excluded(tiny_segmenter, sem_like):
+    image, labels = sem_like
+    res = segment(image, tiny_segmenter, tile=128)
+    assert res.info_bar is not None and res.info_bar.start == labels.shape[0]
+    assert res.labels[res.info_bar.start :].max() == 0
+    forced = segment(image, tiny_segmenter, tile=128, info_bar=InfoBar(0, 10, "top"))
+    assert forced.labels[:10].max() == 0 and forced.info_bar.side == "top"
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (13, 9), (37, 300), (300, 37)])
+def test_small_and_odd_images(tiny_segmenter, rng, shape):
+    image = rng.integers(0, 255, shape, dtype=np.uint8)
+    assert segment(image, tiny_segmenter, tile=64).labels.shape == shape
+
+
+def test_bad_inputs(tiny_segmenter):
+    with pytest.raises(ValueError, match="too small"):
+        segment(np.zeros((1, 1), np.uint8), tiny_segmenter)
+    with pytest.raises(ValueError, match="2D"):
+        segment(np.zeros((3, 32, 32, 5), np.uint8), tiny_segmenter)
+    with pytest.raises(ValueError, match="empty"):
+        segment(np.zeros((0, 32), np.uint8), tiny_segmenter)
+    nan = np.zeros((32, 32), np.float32)
+    nan[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        segment(nan, tiny_segmenter)
+    with pytest.raises(ValueError, match="tile"):
+        segment(np.zeros((32, 32), np.uint8), tiny_segmenter, tile=30)
+
+
+def test_constant_image_gives_a_result(tiny_segmenter):
+    res = segment(np.full((64, 64), 7, np.uint8), tiny_segmenter, tile=64)
+    assert res.labels.shape == (64, 64)
+
+
+def test_progress_and_cancel(tiny_segmenter, rng):
+    image = rng.integers(0, 255, (200, 200), dtype=np.uint8)
+    seen = []
+    segment(image, tiny_segmenter, tile=64, overlap=8, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] == len(seen) > 1
+    calls = []
+    with pytest.raises(InterruptedError):
+        segment(image, tiny_segmenter, tile=64, should_stop=lambda: calls.append(1) or len(calls) >= 2)
+    assert len(calls) == 2

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from conftest import DATA, requires_shared
+from napari_nanogan.io.infobar import detect_info_bar
+
+
+def _specimen(rng, h=400, w=500):
+    return np.clip(rng.normal(60, 25, (h, w)), 0, 255).astype(np.uint8)
+
+
+def _with_bar(img, rows, side="bottom", value=15):
+    bar = np.full((rows, img.shape[1]), value, np.uint8)
+    bar[rows // 3 : rows // 3 + 6, 30:200:3] = 240  # text
+    bar[-8:-5, 300:420] = 255  # scale bar
+    return np.concatenate([img, bar] if side == "bottom" else [bar, img], axis=0)
+
+
+def test_bottom_bar_found(rng):
+    img = _with_bar(_specimen(rng), 40)
+    bar = detect_info_bar(img)
+    assert bar is not None and (bar.start, bar.stop, bar.side) == (400, 440, "bottom")
+    assert bar.specimen_rows == slice(0, 400)
+
+
+def test_top_bar_found(rng):
+    bar = detect_info_bar(_with_bar(_specimen(rng), 30, side="top"))
+    assert bar is not None and (bar.start, bar.stop, bar.side) == (0, 30, "top")
+    assert bar.specimen_rows == slice(30, None)
+
+
+def test_no_bar_on_plain_specimen(rng):
+    assert detect_info_bar(_specimen(rng)) is None
+
+
+def test_blank_band_without_text_is_not_a_bar(rng):
+    img = np.concatenate([_specimen(rng), np.full((40, 500), 15, np.uint8)])
+    assert detect_info_bar(img) is None
+
+
+def test_too_tall_band_is_not_a_bar(rng):
+    assert detect_info_bar(_with_bar(_specimen(rng, h=100), 200)) is None
+
+
+def test_float_and_tiny_images(rng):
+    img = _with_bar(_specimen(rng), 40).astype(np.float32) / 255
+    assert detect_info_bar(img).start == 400
+    assert detect_info_bar(np.zeros((10, 10), np.uint8)) is None
+
+
+@requires_shared
+def test_bam_info_bar_rows():
+    from napari_nanogan.io.images import read_image
+
+    images = sorted((DATA / "bam_tio2_sem" / "images").glob("*.tif"))
+    assert len(images) == 30
+    for path in images:
+        img, meta = read_image(path)
+        bar = detect_info_bar(img)
+        assert bar is not None and abs(bar.start - 712) <= 2 and bar.stop == 768, path.name
+        assert meta["pixel_size_nm"] == pytest.approx(7.344)

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_nanogan.io.images import (
+    ImageReadError,
+    as_grey,
+    labels_pixel_size_nm,
+    list_images,
+    read_image,
+    read_mask,
+    write_labels,
+)
+
+
+def test_as_grey_kinds():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert as_grey(grey) is grey or np.array_equal(as_grey(grey), grey)
+    rgb_same = np.repeat(grey[..., None], 3, axis=-1)
+    assert np.array_equal(as_grey(rgb_same), grey) and as_grey(rgb_same).dtype == np.uint8
+    rgb = np.zeros((3, 4, 3), np.uint8)
+    rgb[..., 0] = 100
+    assert np.allclose(as_grey(rgb), 29.9)
+    rgba = np.concatenate([rgb, np.full((3, 4, 1), 7, np.uint8)], axis=-1)
+    assert np.allclose(as_grey(rgba), 29.9)
+    assert as_grey(np.zeros((1, 5, 6))).shape == (5, 6)
+    assert as_grey(np.ones((4, 4), bool)).dtype == np.uint8
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 7), (2, 3, 4, 5), (10,)])
+def test_as_grey_rejects_stacks(shape):
+    with pytest.raises(ImageReadError, match="2D"):
+        as_grey(np.zeros(shape))
+
+
+def test_as_grey_rejects_empty_and_strings():
+    with pytest.raises(ImageReadError, match="empty"):
+        as_grey(np.zeros((0, 5)))
+    with pytest.raises(ImageReadError, match="pixel type"):
+        as_grey(np.array([["a", "b"]]))
+
+
+def test_read_image_kinds(tmp_path):
+    g8 = (np.arange(64 * 48) % 251).astype(np.uint8).reshape(48, 64)
+    tifffile.imwrite(tmp_path / "u8.tif", g8)
+    tifffile.imwrite(tmp_path / "u16.tif", g8.astype(np.uint16) * 200)
+    tifffile.imwrite(tmp_path / "f32.tif", g8.astype(np.float32) / 255)
+    Image.fromarray(g8).save(tmp_path / "g.png")
+    Image.fromarray(np.stack([g8] * 3, -1)).save(tmp_path / "rgb.png")
+    pal = Image.fromarray(g8, mode="L").convert("P")
+    pal.save(tmp_path / "pal.png")
+    for name, dtype in [("u8.tif", np.uint8), ("u16.tif", np.uint16), ("f32.tif", np.float32), ("g.png", np.uint8), ("rgb.png", np.uint8)]:
+        img, meta = read_image(tmp_path / name)
+        assert img.shape == (48, 64) and img.dtype == dtype, name
+        assert meta["pixel_size_nm"] is None
+    img, _ = read_image(tmp_path / "pal.png")
+    assert img.shape == (48, 64)
+
+
+def test_read_image_palette_tiff_gives_indices(tmp_path):
+    idx = (np.arange(32 * 32) % 200).astype(np.uint8).reshape(32, 32)
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[0] = np.arange(256)[::-1] * 257  # a palette that is NOT the identity
+    tifffile.imwrite(tmp_path / "pal.tif", idx, photometric="palette", colormap=cmap)
+    img, _ = read_image(tmp_path / "pal.tif")
+    assert np.array_equal(img, idx)
+
+
+def test_read_image_bad_files(tmp_path):
+    (tmp_path / "corrupt.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(ImageReadError, match="corrupt.tif"):
+        read_image(tmp_path / "corrupt.tif")
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "missing.tif")
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 16, 16, 5), np.uint8))
+    with pytest.raises(ImageReadError, match="2D"):
+        read_image(tmp_path / "stack.tif")
+
+
+def test_zeiss_and_fei_pixel_size(tmp_path):
+    """Vendor tags as tifffile parses them (Zeiss CZ_SEM 34118, FEI 34682)."""
+    from napari_nanogan.io import images
+
+    class Zeiss:
+        sem_metadata = {"ap_pixel_size": ("Pixel Size", 7.344, "nm")}
+        fei_metadata = None
+
+    class ZeissUm:
+        sem_metadata = {"ap_pixel_size": ("Pixel Size", 1.5, "µm")}
+        fei_metadata = None
+
+    class Fei:
+        sem_metadata = None
+        fei_metadata = {"Scan": {"PixelWidth": 2.5e-9}}
+
+    assert images._tiff_pixel_size_nm(Zeiss) == pytest.approx(7.344)
+    assert images._tiff_pixel_size_nm(ZeissUm) == pytest.approx(1500.0)
+    assert images._tiff_pixel_size_nm(Fei) == pytest.approx(2.5)
+
+
+def test_write_labels_round_trip_with_pixel_size(tmp_path):
+    labels = np.zeros((30, 40), np.uint32)
+    labels[2:5, 3:9] = 1
+    labels[10:20, 10:20] = 70000
+    path = write_labels(tmp_path / "x_labels.tif", labels, pixel_size_nm=7.344)
+    back = tifffile.imread(path)
+    assert back.dtype == np.uint32 and np.array_equal(back, labels)
+    assert labels_pixel_size_nm(path) == pytest.approx(7.344, rel=1e-6)
+    small = write_labels(tmp_path / "s_labels.tif", (labels > 0).astype(np.int64))
+    assert tifffile.imread(small).dtype == np.uint16
+    assert labels_pixel_size_nm(small) is None
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_read_mask_and_list_images(tmp_path):
+    m = np.zeros((10, 12), np.uint8)
+    m[2:4, 2:4] = 255
+    Image.fromarray(m).save(tmp_path / "a.png")
+    Image.fromarray(np.stack([m] * 3, -1)).save(tmp_path / "b.png")
+    assert np.array_equal(read_mask(tmp_path / "a.png") > 0, m > 0)
+    assert np.array_equal(read_mask(tmp_path / "b.png") > 0, m > 0)
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in list_images([tmp_path])] == ["a.png", "b.png"]

@@ -1,0 +1,57 @@
+import pytest
+
+from napari_nanogan.models import pretrained
+from napari_nanogan.models.checkpoint import CheckpointError
+from napari_nanogan.models.pretrained import ModelNotFoundError, RemoteModel, load_segmenter, resolve_model
+
+
+def test_path_resolves(tiny_checkpoint):
+    assert resolve_model(tiny_checkpoint) == tiny_checkpoint
+    seg = load_segmenter(tiny_checkpoint, device="cpu")
+    assert seg.config.base_channels == 4
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ModelNotFoundError, match="available"):
+        resolve_model("does-not-exist")
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("hello")
+    with pytest.raises(CheckpointError):
+        load_segmenter(bad)
+
+
+def test_cache_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
+    assert pretrained.cache_dir() == tmp_path / "cache"
+
+
+def test_remote_model_offline_error_is_actionable(monkeypatch, tmp_path):
+    import pooch
+
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(pretrained.REMOTE_MODELS, "big", RemoteModel(url="https://example.invalid/big.pt", sha256="0" * 64))
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve_model("big")
+    msg = str(info.value)
+    assert "could not be downloaded" in msg and "sha256" in msg and pretrained.CACHE_ENV in msg
+
+
+def test_remote_model_from_cache_with_matching_hash(monkeypatch, tmp_path, tiny_checkpoint):
+    import shutil
+
+    import pooch
+
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
+    shutil.copy(tiny_checkpoint, tmp_path / "cached.pt")
+    digest = pooch.file_hash(str(tmp_path / "cached.pt"))
+    monkeypatch.setitem(pretrained.REMOTE_MODELS, "cached", RemoteModel(url="https://example.invalid/c.pt", sha256=digest))
+    monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no download expected")))
+    assert resolve_model("cached") == tmp_path / "cached.pt"

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_nanogan.config import SegmenterConfig, TrainConfig
+from napari_nanogan.data.augment import AugmentConfig, sample_batch, sample_patch
+from napari_nanogan.data.datasets import Sample, instance_labels
+from napari_nanogan.data.procedural import particle_labels, render_sem
+from napari_nanogan.models.checkpoint import load_checkpoint
+from napari_nanogan.training.segmenter import learning_rate, train_segmenter
+
+SMALL = SegmenterConfig(base_channels=4, depth=3)
+
+
+def _samples(n=2, domain="sem"):
+    out = []
+    for seed in range(n):
+        labels = particle_labels((96, 128), n_particles=15, mean_diameter=14, seed=seed)
+        image = render_sem(labels, seed=seed)
+        out.append(Sample(f"s{seed}", image, labels, float(np.percentile(image, 1)), float(np.percentile(image, 99.8)), domain))
+    return out
+
+
+def _run(out_dir, steps, stop_after=None, val=None):
+    config = TrainConfig(steps=steps, batch_size=2, patch_size=64, val_every=2, checkpoint_every=2, warmup_steps=1)
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return stop_after is not None and calls["n"] > stop_after
+
+    return list(train_segmenter({"sem": _samples()}, val or [], out_dir=out_dir, config=config, model_config=SMALL,
+                                should_stop=should_stop, device="cpu"))
+
+
+def test_patch_sampling_shapes_and_ranges(rng):
+    sample = _samples(1)[0]
+    img, tgt = sample_patch(sample, 64, rng)
+    assert img.shape == (1, 64, 64) and tgt.shape == (2, 64, 64)
+    assert img.dtype == np.float32 and 0 <= tgt.min() and tgt.max() <= 1
+    assert tgt[0].sum() > 0  # particles in the patch
+    x, y = sample_batch({"a": _samples(1), "b": _samples(1, "b")}, 3, 32, rng, AugmentConfig())
+    assert x.shape == (3, 1, 32, 32) and y.shape == (3, 2, 32, 32)
+    # images smaller than the patch are padded, not failed
+    small = Sample("t", sample.image[:20, :20], sample.labels[:20, :20], sample.low, sample.high)
+    assert sample_patch(small, 64, rng)[0].shape == (1, 64, 64)
+
+
+def test_instance_labels_binary_masks_are_four_connected():
+    m = np.zeros((5, 5), np.uint8)
+    m[1, 1] = m[2, 2] = 255  # diagonal neighbours: two particles
+    assert instance_labels(m).max() == 2
+
+
+def test_learning_rate_schedule():
+    c = TrainConfig(steps=100, lr=1e-3, warmup_steps=10)
+    assert learning_rate(0, c) == pytest.approx(1e-4)
+    assert learning_rate(10, c) == pytest.approx(1e-3)
+    assert learning_rate(99, c) < 1e-4
+
+
+def test_smoke_run_finite_losses_and_checkpoints(tmp_path):
+    val = _samples(1)
+    records = _run(tmp_path, steps=4, val=val)
+    assert [r.step for r in records] == [1, 2, 3, 4]
+    assert all(np.isfinite(r.losses["total"]) for r in records)
+    assert records[1].validation is not None and "sem" in records[1].validation
+    best = load_checkpoint(tmp_path / "best.pt", kind="segmenter")
+    assert "training" not in best and best["provenance"]["validation"]["score"] >= 0
+    last = load_checkpoint(tmp_path / "last.pt", kind="segmenter")
+    assert last["training"]["step"] == 4
+
+
+def test_resume_is_exact(tmp_path):
+    _run(tmp_path / "full", steps=4)
+    stopped = _run(tmp_path / "resumed", steps=4, stop_after=2)
+    assert stopped[-1].stopped and stopped[-1].step == 2
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["training"]["step"] == 2
+    resumed = _run(tmp_path / "resumed", steps=4)
+    assert [r.step for r in resumed] == [3, 4]
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")["state_dict"]
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+def test_training_reduces_loss(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(steps=30, batch_size=4, patch_size=64, lr=3e-3, val_every=1000, checkpoint_every=1000, warmup_steps=3)
+    recs = list(train_segmenter({"sem": _samples(3)}, [], out_dir=tmp_path, config=config, model_config=SMALL, device="cpu"))
+    first = np.mean([r.losses["total"] for r in recs[:5]])
+    last = np.mean([r.losses["total"] for r in recs[-5:]])
+    assert last < first
+
+
+def test_no_samples_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no training samples"):
+        list(train_segmenter({}, [], out_dir=tmp_path))

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from napari_nanogan.widgets.segment import SegmentWidget
+
+
+@pytest.fixture
+def widget(make_napari_viewer, tiny_checkpoint):
+    viewer = make_napari_viewer()
+    w = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.choices = [str(tiny_checkpoint)]
+    w.model.value = str(tiny_checkpoint)
+    w.tile.value = 128
+    return viewer, w
+
+
+def test_segment_widget_adds_labels_with_scale(widget, sem_like, qtbot):
+    viewer, w = widget
+    image, _ = sem_like
+    layer = viewer.add_image(image, name="sem", scale=(7.344, 7.344), translate=(10.0, 20.0))
+    w.image_layer.value = layer
+    w.run()
+    assert w.worker is not None and not w.run_button.enabled
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    labels = viewer.layers["sem particles"]
+    assert labels.data.shape == image.shape
+    assert tuple(labels.scale) == (7.344, 7.344) and tuple(labels.translate) == (10.0, 20.0)
+    assert labels.data[image.shape[0] - 24 :].max() == 0  # info bar excluded
+    assert w.run_button.enabled and not w.cancel_button.enabled
+
+
+def test_segment_widget_rejects_3d_layer_without_work(widget, monkeypatch):
+    viewer, w = widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.segment.show_error", errors.append)
+    layer = viewer.add_image(np.zeros((3, 64, 64), np.uint8), name="stack")
+    w.image_layer.value = layer
+    w.run()
+    assert w.worker is None and errors and "3 dimensions" in errors[0]
+
+
+def test_segment_widget_no_layer(widget, monkeypatch):
+    viewer, w = widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.segment.show_error", errors.append)
+    w.run()
+    assert errors and "open an image" in errors[0]
+
+
+def test_segment_widget_cancel(widget, qtbot):
+    viewer, w = widget
+    layer = viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
+    w.image_layer.value = layer
+    w.tile.value = 64
+    w.run()
+    qtbot.waitUntil(lambda: w.status.value.startswith("tile"), timeout=30_000)
+    w.cancel()
+    with qtbot.waitSignal(w.worker.finished, timeout=30_000):
+        pass
+    assert "big particles" not in viewer.layers
+    assert w.status.value == "cancelled" and w.run_button.enabled
