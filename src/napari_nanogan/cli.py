@@ -121,6 +121,63 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- measure
+def cmd_measure(args) -> int:
+    """Per-particle table (CSV) plus a size-distribution summary beside it."""
+    from .data.datasets import instance_labels
+    from .io.images import ImageReadError, labels_pixel_size_nm, read_image, read_mask
+    from .io.infobar import detect_info_bar
+    from .measure import measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+
+    images = args.image or []
+    if images and len(images) not in (1, len(args.labels)):
+        print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
+        return 2
+    tables, summaries, failures = [], [], 0
+    for i, path in enumerate(map(Path, args.labels)):
+        try:
+            labels = instance_labels(read_mask(path))
+            image, bar_start, pixel = None, None, args.pixel_size
+            if images:
+                image, meta = read_image(images[i if len(images) > 1 else 0])
+                if image.shape != labels.shape:
+                    raise ValueError(f"image {images[i if len(images) > 1 else 0]} has shape {image.shape}, labels {labels.shape}")
+                bar = detect_info_bar(image)
+                bar_start = bar.start if bar is not None and bar.side == "bottom" else None
+                pixel = pixel or meta["pixel_size_nm"]
+            if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
+                pixel = labels_pixel_size_nm(path)
+            table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name)
+            tables.append(table)
+            summary = summarize_sizes(table)
+            summaries.append((path.name, summary))
+            d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
+            unit_note = "" if pixel else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
+            print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
+        except (ImageReadError, ValueError, OSError) as exc:
+            failures += 1
+            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    if not tables:
+        return 1
+    units = {t.unit for t in tables}
+    if len(units) > 1:
+        print("nanogan measure: some inputs have a pixel size and some do not; measure them separately", file=sys.stderr)
+        return 2
+    from .measure import Measurements
+    import numpy as np
+
+    out = Path(args.out)
+    write_table_csv(out, tables)
+    merged = Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in tables[0].columns}, tables[0].unit,
+                          tables[0].pixel_size_nm)
+    if len(tables) > 1:
+        summaries.append(("all", summarize_sizes(merged)))
+    summary_path = out.with_name(out.stem + "_summary.csv")
+    write_summary_csv(summary_path, summaries)
+    print(f"wrote {out} and {summary_path}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
     import signal
@@ -191,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="nanogan-demo", help="output folder (default ./nanogan-demo)")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint path")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images")
+    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
+    group.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides file metadata)")
+    p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
+    p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("train", help="train the segmenter on the shared data sets")
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")

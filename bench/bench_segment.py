@@ -1,0 +1,113 @@
+"""Segmentation speed and memory benchmarks; prints one JSON object.
+
+    python bench/bench_segment.py [--model default] [--repeats 5] [--skip-8k]
+
+- ``seconds_1024x768``: end-to-end `segment()` on a 1024 x 768 SEM-like image
+  (normalisation, tiled network, post-processing), median of ``--repeats`` runs
+  after one warm-up; model load measured separately.
+- ``megapixels_per_second_4096``: the same on a 4096 x 4096 image.
+- ``peak_rss_mb_8192``: peak resident memory of a fresh process that loads the
+  model and segments an 8192 x 8192 image (includes the Python + torch baseline,
+  reported too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def _image(h, w, seed=0):
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+
+    tile = render_sem(particle_labels((512, 512), n_particles=60, mean_diameter=24, seed=seed), seed=seed)
+    reps = (-(-h // 512), -(-w // 512))
+    return np.tile(tile, reps)[:h, :w]
+
+
+def _peak_rss_child(model: str, side: int) -> dict:
+    code = f"""
+import json, resource, sys, time
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from bench_segment import _image
+from napari_nanogan.inference import segment
+from napari_nanogan.models.pretrained import load_segmenter
+seg = load_segmenter({model!r}, device='cpu')
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+img = _image({side}, {side})
+t = time.perf_counter(); res = segment(img, seg); dt = time.perf_counter() - t
+print(json.dumps(dict(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      baseline_rss_mb=base, seconds=dt, particles=int(res.labels.max()))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-8k", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+
+    from napari_nanogan.inference import segment
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    t0 = time.perf_counter()
+    seg = load_segmenter(args.model, device="cpu")
+    load_s = time.perf_counter() - t0
+    img = _image(768, 1024)
+    segment(img, seg)  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        segment(img, seg)
+        times.append(time.perf_counter() - t)
+    # split: network only vs post-processing, on the same image
+    from napari_nanogan.inference import probability_steps
+
+    t = time.perf_counter()
+    gen = probability_steps(img, seg)
+    for _ in gen:
+        pass
+    net_s = time.perf_counter() - t
+    big = _image(4096, 4096, seed=1)
+    t = time.perf_counter()
+    segment(big, seg)
+    big_s = time.perf_counter() - t
+    result = {
+        "benchmark": "segment",
+        "model": args.model,
+        "model_config": seg.config.to_dict(),
+        "model_load_seconds": round(load_s, 3),
+        "seconds_1024x768": round(float(np.median(times)), 3),
+        "seconds_1024x768_all": [round(x, 3) for x in times],
+        "seconds_1024x768_network_only": round(net_s, 3),
+        "seconds_4096x4096": round(big_s, 2),
+        "megapixels_per_second_4096": round(4096 * 4096 / 1e6 / big_s, 2),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+    }
+    if not args.skip_8k:
+        child = _peak_rss_child(args.model, 8192)
+        result.update({"peak_rss_mb_8192": round(child["peak_rss_mb"]), "baseline_rss_mb": round(child["baseline_rss_mb"]),
+                       "seconds_8192x8192": round(child["seconds"], 1)})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    result["commit"] = commit
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Segmentation quality on the project's held-out test split of ../shared/data; prints JSON.
+
+    python bench/evaluate.py [--model default] [--data-root ../shared/data] [--split test]
+                             [--baseline] [--save-dir DIR] [--check-reference]
+
+Per data set (BAM SEM, EMPS): mean per-image foreground Dice and IoU; instance
+precision, recall, F1 at IoU 0.5 (one-to-one matching) and mean matched IoU.
+Images go through the same path a user's file does (read, info bar detected and
+excluded, tiled segmentation). With ``--baseline``, a classical Otsu + watershed
+baseline is tuned on the *training* split (grid search) and scored on the same
+test images. With ``--check-reference``, the predictions are also scored by
+``../shared/tools/evalseg.py`` and both results are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_nanogan.classical import ClassicalConfig, otsu_watershed
+from napari_nanogan.data.datasets import instance_labels, shared_splits
+from napari_nanogan.io.images import read_image, read_mask, write_labels
+from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.metrics.segmentation import summarize
+
+
+def truth_and_rows(key, image, mask):
+    if key == "bam":
+        bar = detect_info_bar(image)
+        rows = slice(0, bar.start) if bar else slice(None)
+        return instance_labels(mask[rows]), rows
+    return instance_labels(mask), slice(None)
+
+
+def scores(pairs):
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summarize(pairs).items() if k != "per_image"}
+
+
+def tune_baseline(key, triples, max_images=30):
+    grid = {
+        "sigma": [0.0, 1.0, 2.0],
+        "polarity": ["bright", "dark", "minority"],
+        "min_distance": [3, 5, 8, 12],
+    }
+    data = []
+    for _, img_path, mask_path in triples[:max_images]:
+        image, _ = read_image(img_path)
+        truth, rows = truth_and_rows(key, image, read_mask(mask_path))
+        data.append((image, truth, rows))
+    best, best_cfg = -1, None
+    for sigma, polarity, md in itertools.product(*grid.values()):
+        cfg = ClassicalConfig(sigma=sigma, polarity=polarity, min_distance=md)
+        s = summarize([(t, otsu_watershed(im, cfg)[r]) for im, t, r in data])
+        score = (s["iou"] + s["f1"]) / 2
+        if score > best:
+            best, best_cfg = score, cfg
+    return best_cfg
+
+
+def reference_scores(key, data_dir, pred_dir, stems):
+    """Run ../shared/tools/evalseg.py on a temporary copy of the split's layout."""
+    tool = Path(data_dir).parent.parent / "tools" / "evalseg.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if key == "bam":
+            rows = [r for r in csv.DictReader(open(Path(data_dir) / "pairs.csv")) if Path(r["image"]).stem in stems]
+            with open(tmp / "pairs.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=rows[0].keys())
+                w.writeheader()
+                w.writerows(rows)
+            for sub in ("images", "masks"):
+                os.symlink(Path(data_dir).resolve() / sub, tmp / sub)
+        else:
+            (tmp / "ids.txt").write_text("\n".join(sorted(stems)) + "\n")
+            os.symlink(Path(data_dir).resolve() / "masks", tmp / "masks")
+        out = subprocess.run([sys.executable, str(tool), key, str(pred_dir), str(tmp)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ap.add_argument("--datasets", default="bam,emps")
+    ap.add_argument("--baseline", action="store_true")
+    ap.add_argument("--save-dir", default=None, help="keep predictions here as <stem>_labels.tif")
+    ap.add_argument("--check-reference", action="store_true")
+    args = ap.parse_args()
+
+    from napari_nanogan.inference import segment
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    seg = load_segmenter(args.model)
+    splits = shared_splits(args.data_root)
+    result = {"model": args.model, "split": args.split, "data_root": args.data_root}
+    folders = {"bam": "bam_tio2_sem", "emps": "emps"}
+    for key in args.datasets.split(","):
+        triples = splits[key][args.split]
+        save = Path(args.save_dir or tempfile.mkdtemp()) / key
+        save.mkdir(parents=True, exist_ok=True)
+        pairs, base_pairs, seconds = [], [], []
+        cfg = tune_baseline(key, splits[key]["train"]) if args.baseline else None
+        for stem, img_path, mask_path in triples:
+            image, meta = read_image(img_path)
+            truth, rows = truth_and_rows(key, image, read_mask(mask_path))
+            t = time.perf_counter()
+            labels = segment(image, seg).labels
+            seconds.append(time.perf_counter() - t)
+            write_labels(save / f"{stem}_labels.tif", labels)
+            pairs.append((truth, labels[rows]))
+            if cfg is not None:
+                base_pairs.append((truth, otsu_watershed(image, cfg)[rows]))
+        entry = {"images": len(triples), "model": scores(pairs), "seconds_per_image": round(float(np.mean(seconds)), 3)}
+        if cfg is not None:
+            entry["baseline"] = scores(base_pairs)
+            entry["baseline_config"] = cfg.__dict__
+        if args.check_reference:
+            entry["reference_evalseg"] = reference_scores(key, Path(args.data_root) / folders[key], save, {t[0] for t in triples})
+        result[key] = entry
+        print(f"{key}: {json.dumps(entry)}", file=sys.stderr)
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

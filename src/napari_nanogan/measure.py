@@ -1,0 +1,204 @@
+"""Per-particle measurements in physical units and size-distribution summaries.
+
+Every length is in nm when the pixel size is known and in pixels otherwise; the
+unit is part of every column name (``ecd_nm`` or ``ecd_px``), so a table never
+loses it. Definitions:
+
+- ``area``: pixel count times the pixel area.
+- ``ecd``: equivalent-circle diameter, ``sqrt(4 area / pi)``.
+- ``feret_max`` / ``feret_min``: largest and smallest caliper width of the particle's
+  convex hull, the hull taken over pixel *corners* (so a w x h rectangle of pixels has
+  Feret min w and max sqrt(w^2 + h^2), exactly).
+- ``perimeter``: scikit-image's ``perimeter`` (4-connected contour length estimate).
+- ``circularity``: ``4 pi area / perimeter^2``, clipped to 1.
+- ``aspect_ratio``: ``feret_min / feret_max`` (ISO 9276-6), in (0, 1].
+- ``solidity``: area / convex-hull area (scikit-image).
+- ``touches_border`` / ``touches_info_bar``: the particle is cut by the image edge or
+  the microscope's data bar; such particles are left out of the summary by default.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+
+LENGTH_COLUMNS = ("ecd", "feret_max", "feret_min", "perimeter")
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A particle table: ``columns`` maps column name to a 1D array (one entry per particle)."""
+
+    columns: dict
+    unit: str  # "nm" or "px"
+    pixel_size_nm: float | None
+
+    def __len__(self) -> int:
+        return len(self.columns["label"])
+
+    def included(self) -> np.ndarray:
+        """Particles that count for statistics: not cut by the border or the info bar."""
+        return ~(self.columns["touches_border"] | self.columns["touches_info_bar"])
+
+
+def feret_diameters(coords: np.ndarray) -> tuple[float, float]:
+    """(max, min) caliper diameters of a set of pixel coordinates [K, 2], in pixels."""
+    corners = (coords[:, None, :] + np.array([[0, 0], [0, 1], [1, 0], [1, 1]])[None]).reshape(-1, 2).astype(float)
+    corners = np.unique(corners, axis=0)
+    try:
+        hull = corners[ConvexHull(corners).vertices]
+    except (QhullError, ValueError):
+        return 0.0, 0.0
+    diff = hull[:, None, :] - hull[None, :, :]
+    fmax = float(np.sqrt((diff**2).sum(-1)).max())
+    fmin = np.inf
+    n = len(hull)
+    for i in range(n):
+        p, q = hull[i], hull[(i + 1) % n]
+        edge = q - p
+        length = math.hypot(*edge)
+        if length == 0:
+            continue
+        normal = np.array([-edge[1], edge[0]]) / length
+        width = np.abs((hull - p) @ normal).max()
+        fmin = min(fmin, width)
+    return fmax, float(fmin)
+
+
+def measure_particles(
+    labels: np.ndarray,
+    *,
+    image: np.ndarray | None = None,
+    pixel_size_nm: float | None = None,
+    info_bar_start: int | None = None,
+    name: str = "",
+) -> Measurements:
+    """Measure every particle of an instance label image.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N)
+        Instance labels (0 = background).
+    image : ndarray of shape (M, N), optional
+        Grey image for ``mean_intensity``.
+    pixel_size_nm : float, optional
+        Pixel side in nm; lengths are in pixels when None.
+    info_bar_start : int, optional
+        First row of a bottom info bar: particles reaching the row above are flagged.
+    """
+    from skimage.measure import regionprops
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2D, got shape {labels.shape}")
+    if image is not None and np.asarray(image).shape != labels.shape:
+        raise ValueError(f"image shape {np.asarray(image).shape} differs from labels shape {labels.shape}")
+    scale = pixel_size_nm if pixel_size_nm else 1.0
+    unit = "nm" if pixel_size_nm else "px"
+    h, w = labels.shape
+    rows: dict[str, list] = {k: [] for k in ("label", "area", "ecd", "feret_max", "feret_min", "perimeter", "circularity",
+                                              "aspect_ratio", "solidity", "mean_intensity", "centroid_y", "centroid_x",
+                                              "touches_border", "touches_info_bar")}
+    props = regionprops(labels.astype(np.int64), intensity_image=None if image is None else np.asarray(image, float))
+    for p in props:
+        y0, x0, y1, x1 = p.bbox
+        fmax, fmin = feret_diameters(p.coords)
+        per = float(p.perimeter)
+        area = float(p.area)
+        rows["label"].append(p.label)
+        rows["area"].append(area * scale**2)
+        rows["ecd"].append(math.sqrt(4 * area / math.pi) * scale)
+        rows["feret_max"].append(fmax * scale)
+        rows["feret_min"].append(fmin * scale)
+        rows["perimeter"].append(per * scale)
+        rows["circularity"].append(min(1.0, 4 * math.pi * area / per**2) if per > 0 else 1.0)
+        rows["aspect_ratio"].append(fmin / fmax if fmax > 0 else 1.0)
+        rows["solidity"].append(float(p.solidity))
+        rows["mean_intensity"].append(float(p.intensity_mean) if image is not None else float("nan"))
+        rows["centroid_y"].append(p.centroid[0] * scale)
+        rows["centroid_x"].append(p.centroid[1] * scale)
+        rows["touches_border"].append(y0 == 0 or x0 == 0 or y1 == h or x1 == w)
+        rows["touches_info_bar"].append(info_bar_start is not None and y1 >= info_bar_start)
+    columns = {"image": np.array([name] * len(rows["label"]), dtype=object)}
+    for key, values in rows.items():
+        dtype = bool if key.startswith("touches") else (np.int64 if key == "label" else float)
+        out_key = key
+        if key == "area":
+            out_key = f"area_{unit}2"
+        elif key in LENGTH_COLUMNS or key.startswith("centroid"):
+            out_key = f"{key}_{unit}"
+        columns[out_key] = np.asarray(values, dtype=dtype)
+    return Measurements(columns, unit, pixel_size_nm)
+
+
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
+    """Percentiles of a weighted distribution (midpoint interpolation of the cumulative weight)."""
+    order = np.argsort(values)
+    v, wt = np.asarray(values, float)[order], np.asarray(weights, float)[order]
+    cum = (np.cumsum(wt) - 0.5 * wt) / wt.sum()
+    return np.interp(np.asarray(qs) / 100.0, cum, v)
+
+
+def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bool = False) -> dict:
+    """Count, mean, SD and D10/D50/D90 (number- and volume-weighted) of one length column."""
+    key = f"{column}_{table.unit}"
+    mask = np.ones(len(table), bool) if include_cut else table.included()
+    d = table.columns[key][mask]
+    out = {"measure": key, "unit": table.unit, "count": int(d.size), "excluded_cut": int((~mask).sum())}
+    if d.size == 0:
+        return out
+    out.update(mean=float(d.mean()), sd=float(d.std(ddof=1)) if d.size > 1 else 0.0)
+    for q, v in zip((10, 50, 90), np.percentile(d, [10, 50, 90])):
+        out[f"D{q}"] = float(v)
+    for q, v in zip((10, 50, 90), weighted_percentiles(d, d**3, [10, 50, 90])):
+        out[f"D{q}_volume"] = float(v)
+    if table.unit == "nm":
+        out["fraction_below_100nm"] = float((d < 100).mean())
+    return out
+
+
+def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path:
+    """One CSV row per particle (all tables stacked), written atomically."""
+    from ._atomic import atomic_path
+
+    path = Path(path)
+    keys = list(tables[0].columns) if tables else ["image", "label"]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(keys)
+            for t in tables:
+                if list(t.columns) != keys:
+                    raise ValueError("tables with different units cannot share one CSV; measure them separately")
+                for i in range(len(t)):
+                    writer.writerow([_fmt(t.columns[k][i]) for k in keys])
+    return path
+
+
+def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]) -> Path:
+    from ._atomic import atomic_path
+
+    keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
+            "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm"]
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(keys)
+            for name, s in summaries:
+                writer.writerow([name] + [_fmt(s.get(k, "")) for k in keys[1:]])
+    return path
+
+
+def _fmt(v):
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)):
+        return "" if np.isnan(v) else f"{float(v):.6g}"
+    return v

@@ -1,0 +1,134 @@
+import csv
+import math
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import DATA, requires_shared
+from napari_nanogan.cli import main
+from napari_nanogan.measure import feret_diameters, measure_particles, summarize_sizes, weighted_percentiles
+
+
+def test_rectangle_feret_exact():
+    labels = np.zeros((50, 60), np.int32)
+    labels[10:20, 5:35] = 1  # 10 x 30 px
+    t = measure_particles(labels, pixel_size_nm=2.0)
+    assert t.columns["area_nm2"][0] == pytest.approx(300 * 4)
+    assert t.columns["feret_min_nm"][0] == pytest.approx(20.0)
+    assert t.columns["feret_max_nm"][0] == pytest.approx(2 * math.hypot(10, 30))
+    assert t.columns["aspect_ratio"][0] == pytest.approx(10 / math.hypot(10, 30))
+    assert t.columns["solidity"][0] == pytest.approx(1.0)
+    assert not t.columns["touches_border"][0]
+
+
+def test_disc_measures_close_to_analytic():
+    r = 40
+    yy, xx = np.mgrid[0:101, 0:101]
+    labels = ((yy - 50) ** 2 + (xx - 50) ** 2 <= r**2).astype(np.int32)
+    t = measure_particles(labels)  # pixels
+    assert t.unit == "px"
+    assert t.columns["ecd_px"][0] == pytest.approx(2 * r, rel=0.01)
+    assert t.columns["feret_max_px"][0] == pytest.approx(2 * r + 1, abs=1.0)  # pixel corners add up to 1 px
+    assert t.columns["feret_min_px"][0] == pytest.approx(2 * r + 1, abs=1.0)
+    assert t.columns["circularity"][0] > 0.9
+
+
+def test_feret_degenerate():
+    assert feret_diameters(np.array([[3, 4]])) == pytest.approx((math.sqrt(2), 1.0))
+
+
+def test_border_and_info_bar_flags_and_summary():
+    labels = np.zeros((100, 100), np.int32)
+    labels[0:10, 40:50] = 1  # touches the top edge
+    labels[40:50, 40:50] = 2
+    labels[85:90, 10:20] = 3  # touches an info bar starting at row 90
+    labels[60:70, 60:72] = 4
+    t = measure_particles(labels, pixel_size_nm=10, info_bar_start=90)
+    assert list(t.columns["touches_border"]) == [True, False, False, False]
+    assert list(t.columns["touches_info_bar"]) == [False, False, True, False]
+    s = summarize_sizes(t)
+    assert s["count"] == 2 and s["excluded_cut"] == 2 and s["unit"] == "nm"
+    d = t.columns["ecd_nm"][[1, 3]]
+    assert s["D50"] == pytest.approx(np.median(d)) and s["fraction_below_100nm"] == 0.0
+
+
+def test_weighted_percentiles():
+    assert weighted_percentiles(np.array([1.0, 2.0, 3.0]), np.ones(3), [50])[0] == pytest.approx(2.0)
+    # volume weighting pulls the median towards the large particles
+    assert weighted_percentiles(np.array([1.0, 10.0]), np.array([1.0, 1000.0]), [50])[0] > 5
+
+
+def test_agrees_with_regionprops():
+    from skimage.measure import regionprops
+
+    from napari_nanogan.data.procedural import particle_labels
+
+    labels = particle_labels((150, 150), n_particles=20, seed=5)
+    t = measure_particles(labels, pixel_size_nm=3.0)
+    props = {p.label: p for p in regionprops(labels)}
+    for i, lab in enumerate(t.columns["label"]):
+        p = props[lab]
+        assert t.columns["area_nm2"][i] == pytest.approx(p.area * 9)
+        assert t.columns["ecd_nm"][i] == pytest.approx(p.equivalent_diameter_area * 3)
+        assert t.columns["perimeter_nm"][i] == pytest.approx(p.perimeter * 3)
+        assert t.columns["solidity"][i] == pytest.approx(p.solidity)
+        # skimage's Feret max (marching-squares contour) is within a pixel of ours (pixel corners)
+        assert abs(t.columns["feret_max_nm"][i] / 3 - p.feret_diameter_max) <= 1.5
+
+
+def test_measure_cli_round_trip(tmp_path):
+    labels = np.zeros((60, 80), np.uint16)
+    labels[10:20, 10:30] = 1
+    labels[30:50, 40:60] = 2
+    path = tmp_path / "x_labels.tif"
+    tifffile.imwrite(path, labels)
+    out = tmp_path / "sizes.csv"
+    assert main(["measure", str(path), "--pixel-size", "5", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["label"] for r in rows] == ["1", "2"]
+    assert {"image", "label", "area_nm2", "ecd_nm", "feret_max_nm", "feret_min_nm", "touches_border"} <= set(rows[0])
+    assert float(rows[0]["area_nm2"]) == pytest.approx(200 * 25)
+    assert float(rows[1]["feret_min_nm"]) == pytest.approx(100.0)
+    summary = list(csv.DictReader(open(tmp_path / "sizes_summary.csv")))
+    assert summary[0]["unit"] == "nm" and float(summary[0]["D50"]) > 0
+
+
+def test_measure_cli_reads_pixel_size_from_segment_output(tmp_path):
+    from napari_nanogan.io.images import write_labels
+
+    labels = np.zeros((40, 40), np.uint16)
+    labels[5:15, 5:15] = 1
+    write_labels(tmp_path / "a_labels.tif", labels, pixel_size_nm=7.344)
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--out", str(out)]) == 0
+    row = next(csv.DictReader(open(out)))
+    assert float(row["area_nm2"]) == pytest.approx(100 * 7.344**2, rel=1e-5)
+
+
+def test_measure_cli_without_pixel_size_uses_pixels(tmp_path, capsys):
+    labels = np.zeros((40, 40), np.uint8)
+    labels[5:15, 5:15] = 255  # binary mask: split into 4-connected parts
+    labels[20:30, 20:30] = 255
+    tifffile.imwrite(tmp_path / "m.tif", labels)
+    assert main(["measure", str(tmp_path / "m.tif"), "--out", str(tmp_path / "o.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "o.csv")))
+    assert len(rows) == 2 and "ecd_px" in rows[0]
+    assert "pixel size unknown" in capsys.readouterr().err
+
+
+@requires_shared
+def test_bam_ground_truth_d50():
+    """Median ECD of the BAM annotations: about 175 nm (data README)."""
+    from napari_nanogan.data.datasets import instance_labels
+    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.measure import Measurements
+
+    tables = []
+    for img_path in sorted((DATA / "bam_tio2_sem" / "images").glob("*.tif"))[:10]:
+        image, meta = read_image(img_path)
+        mask = read_mask(DATA / "bam_tio2_sem" / "masks" / f"{img_path.stem}_m.tif")
+        tables.append(measure_particles(instance_labels(mask[:712]), image=image[:712], pixel_size_nm=meta["pixel_size_nm"]))
+    merged = Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in tables[0].columns}, "nm", 7.344)
+    s = summarize_sizes(merged)
+    assert 150 < s["D50"] < 200, s
