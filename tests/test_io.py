@@ -78,27 +78,6 @@ def test_read_image_bad_files(tmp_path):
         read_image(tmp_path / "stack.tif")
 
 
-def test_zeiss_and_fei_pixel_size(tmp_path):
-    """Vendor tags as tifffile parses them (Zeiss CZ_SEM 34118, FEI 34682)."""
-    from napari_nanogan.io import images
-
-    class Zeiss:
-        sem_metadata = {"ap_pixel_size": ("Pixel Size", 7.344, "nm")}
-        fei_metadata = None
-
-    class ZeissUm:
-        sem_metadata = {"ap_pixel_size": ("Pixel Size", 1.5, "µm")}
-        fei_metadata = None
-
-    class Fei:
-        sem_metadata = None
-        fei_metadata = {"Scan": {"PixelWidth": 2.5e-9}}
-
-    assert images._tiff_pixel_size_nm(Zeiss) == pytest.approx(7.344)
-    assert images._tiff_pixel_size_nm(ZeissUm) == pytest.approx(1500.0)
-    assert images._tiff_pixel_size_nm(Fei) == pytest.approx(2.5)
-
-
 def test_write_labels_round_trip_with_pixel_size(tmp_path):
     labels = np.zeros((30, 40), np.uint32)
     labels[2:5, 3:9] = 1

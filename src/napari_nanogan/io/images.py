@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_path
+from .metadata import pixel_size_from_sidecar, pixel_size_from_tiff
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 # ITU-R BT.601 luma weights: the usual explicit RGB -> grey conversion.
@@ -52,23 +53,6 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _tiff_pixel_size_nm(tif) -> float | None:
-    """Pixel size in nm from the vendor tags tifffile parses, or None."""
-    sem = getattr(tif, "sem_metadata", None)
-    if sem and "ap_pixel_size" in sem:
-        _, value, unit = sem["ap_pixel_size"]
-        factor = {"nm": 1.0, "µm": 1e3, "um": 1e3, "pm": 1e-3, "mm": 1e6}.get(str(unit).strip())
-        if factor is not None:
-            return float(value) * factor
-    fei = getattr(tif, "fei_metadata", None)
-    if fei:
-        for section in ("Scan", "EScan", "Image"):
-            width = fei.get(section, {}).get("PixelWidth")
-            if width:
-                return float(width) * 1e9  # metres -> nm
-    return None
-
-
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """Read a 2D EM image and what the file says about it.
 
@@ -78,19 +62,20 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         Grey values as stored (palette TIFFs give their index values, RGB is
         converted to grey explicitly).
     meta : dict
-        ``pixel_size_nm`` (float or None), ``source`` (str), ``original_shape``.
+        ``pixel_size_nm`` (float or None), ``pixel_size_source`` (where it was read,
+        see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
-    pixel_size = None
+    found = None
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
                 data = tif.asarray()
-                pixel_size = _tiff_pixel_size_nm(tif)
+                found = pixel_size_from_tiff(tif)
         else:
             from PIL import Image
 
@@ -100,12 +85,15 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         raise
     except Exception as exc:
         raise ImageReadError(f"{path}: cannot read as an image ({type(exc).__name__}: {exc})") from None
+    found = found or pixel_size_from_sidecar(path)
     original_shape = tuple(data.shape)
     try:
         grey = as_grey(data)
     except ImageReadError as exc:
         raise ImageReadError(f"{path}: {exc}") from None
-    return grey, {"pixel_size_nm": pixel_size, "source": str(path), "original_shape": original_shape}
+    meta = {"pixel_size_nm": found[0] if found else None, "pixel_size_source": found[1] if found else None,
+            "source": str(path), "original_shape": original_shape}
+    return grey, meta
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
