@@ -1,0 +1,146 @@
+"""The "Measure particles" dock widget: per-particle table on the Labels layer, histogram, CSV export."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+
+if TYPE_CHECKING:
+    import napari
+
+MEASURES = ("ecd", "feret_max", "feret_min", "area", "perimeter", "circularity", "aspect_ratio", "solidity")
+
+
+def layer_pixel_size_nm(layer) -> float | None:
+    """Pixel size in nm of a napari layer: its metadata, else its scale when its units are nm."""
+    meta = getattr(layer, "metadata", {}) or {}
+    if meta.get("pixel_size_nm"):
+        return float(meta["pixel_size_nm"])
+    units = getattr(layer, "units", None)
+    scale = tuple(layer.scale[-2:])
+    if units is not None and all(str(u) in ("nm", "nanometer") for u in tuple(units)[-2:]) and scale[0] == scale[1] != 1:
+        return float(scale[0])
+    return None
+
+
+class MeasureWidget(QWidget):
+    """Measure the particles of a Labels layer: features table, size histogram, summary, CSV."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
+        self.image_layer = create_widget(annotation="typing.Optional[napari.layers.Image]", label="image (optional)")
+        self.pixel_size = FloatSpinBox(label="pixel size (nm, 0 = from layer)", value=0.0, min=0.0, max=1e6, step=0.1)
+        self.measure = ComboBox(label="histogram of", choices=list(MEASURES), value="ecd")
+        self.include_cut = CheckBox(label="include particles cut by border / info bar", value=False)
+        self.run_button = PushButton(text="Measure")
+        self.export_button = PushButton(text="Export CSV ...", enabled=False)
+        self.summary = Label(value="")
+        self.controls = Container(widgets=[self.labels_layer, self.image_layer, self.pixel_size, self.measure,
+                                           self.include_cut, self.run_button, self.export_button, self.summary])
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4, 3), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(220)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.canvas)
+        self.table: Measurements | None = None
+        self.run_button.changed.connect(self.run)
+        self.export_button.changed.connect(self._export_dialog)
+        self.measure.changed.connect(self._plot)
+        self.include_cut.changed.connect(self._plot)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self.labels_layer.reset_choices)
+            event.connect(self.image_layer.reset_choices)
+
+    def run(self):
+        layer = self.labels_layer.value
+        if layer is None:
+            show_error("Measure particles: choose a Labels layer (segment an image first).")
+            return
+        labels = np.asarray(layer.data)
+        if labels.ndim != 2:
+            show_error(f"Measure particles: {layer.name!r} has {labels.ndim} dimensions; measure a 2D label image.")
+            return
+        image_layer = self.image_layer.value
+        image = None
+        if image_layer is not None:
+            image = np.asarray(image_layer.data)
+            if image_layer.rgb or image.shape != labels.shape:
+                show_error(f"Measure particles: image {image_layer.name!r} {image.shape} does not match labels {labels.shape}.")
+                return
+        pixel = self.pixel_size.value or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
+        bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
+        self.table = measure_particles(labels, image=image, pixel_size_nm=pixel or None,
+                                       info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name)
+        import pandas as pd
+
+        layer.features = pd.DataFrame({k: v for k, v in self.table.columns.items() if k != "image"})
+        self.export_button.enabled = True
+        if not pixel:
+            show_info("Measure particles: pixel size unknown, lengths are in pixels. Enter it above to get nm.")
+        self._plot()
+
+    def _column(self) -> str:
+        name = self.measure.value
+        if name == "area":
+            return f"area_{self.table.unit}2"
+        if name in ("ecd", "feret_max", "feret_min", "perimeter"):
+            return f"{name}_{self.table.unit}"
+        return name
+
+    def _plot(self, *_):
+        if self.table is None:
+            return
+        col = self._column()
+        keep = np.ones(len(self.table), bool) if self.include_cut.value else self.table.included()
+        values = self.table.columns[col][keep]
+        self.figure.clear()
+        ax = self.figure.add_subplot(111)
+        if values.size:
+            ax.hist(values, bins=min(40, max(5, values.size // 5)), color="#4a90d9", edgecolor="white")
+        ax.set_xlabel(col.replace("_", " ").replace(" nm2", " (nm²)").replace(" nm", " (nm)").replace(" px2", " (px²)").replace(" px", " (px)"))
+        ax.set_ylabel("particles")
+        if self.measure.value in ("ecd", "feret_max", "feret_min"):
+            s = summarize_sizes(self.table, column=self.measure.value, include_cut=self.include_cut.value)
+            if "D50" in s:
+                for q, style in (("D10", ":"), ("D50", "-"), ("D90", ":")):
+                    ax.axvline(s[q], color="#d9534f", linestyle=style, linewidth=1)
+                self.summary.value = (f"n = {s['count']} ({s['excluded_cut']} cut, excluded)   mean {s['mean']:.4g} ± {s['sd']:.3g} {s['unit']}\n"
+                                      f"D10 / D50 / D90 = {s['D10']:.4g} / {s['D50']:.4g} / {s['D90']:.4g} {s['unit']}"
+                                      + (f"\nbelow 100 nm: {100 * s['fraction_below_100nm']:.1f} %" if s["unit"] == "nm" else ""))
+        else:
+            self.summary.value = f"n = {values.size}   median {np.median(values):.4g}" if values.size else "no particles"
+        ax.set_title(self.table.columns["image"][0] if len(self.table) else "", fontsize=9)
+        self.canvas.draw_idle()
+
+    def export(self, path) -> None:
+        """Write the particle table to ``path`` and the summary beside it (``<stem>_summary.csv``)."""
+        from pathlib import Path
+
+        if self.table is None:
+            raise ValueError("nothing measured yet")
+        path = Path(path)
+        write_table_csv(path, [self.table])
+        name = str(self.table.columns["image"][0]) if len(self.table) else ""
+        write_summary_csv(path.with_name(path.stem + "_summary.csv"),
+                          [(name, summarize_sizes(self.table, column=m)) for m in ("ecd", "feret_max", "feret_min")])
+
+    def _export_dialog(self, *_):
+        path, _ = QFileDialog.getSaveFileName(self, "Export particle table", "particles.csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.export(path)
+                show_info(f"Measure particles: wrote {path}")
+            except (OSError, ValueError) as exc:
+                show_error(f"Measure particles: {exc}")

@@ -1,0 +1,59 @@
+import csv
+
+import numpy as np
+import pytest
+
+from napari_nanogan.widgets.measure import MeasureWidget, layer_pixel_size_nm
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    w = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    return viewer, w
+
+
+def _labels():
+    labels = np.zeros((100, 120), np.int32)
+    labels[10:20, 10:30] = 1
+    labels[40:60, 40:60] = 2
+    labels[70:80, 0:10] = 3  # cut by the border
+    return labels
+
+
+def test_measure_widget_features_histogram_export(viewer_widget, tmp_path):
+    viewer, w = viewer_widget
+    layer = viewer.add_labels(_labels(), name="particles", scale=(5.0, 5.0), metadata={"pixel_size_nm": 5.0})
+    img = viewer.add_image(np.full((100, 120), 100, np.uint8), name="img")
+    w.labels_layer.value = layer
+    w.image_layer.value = img
+    w.run()
+    assert list(layer.features["label"]) == [1, 2, 3]
+    assert layer.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 5)
+    assert "D50" in w.summary.value and "nm" in w.summary.value and "1 cut" in w.summary.value
+    assert len(w.figure.axes) == 1 and len(w.figure.axes[0].patches) > 0
+    w.measure.value = "circularity"
+    assert "median" in w.summary.value
+    w.export(tmp_path / "t.csv")
+    rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+    assert len(rows) == 3 and rows[2]["touches_border"] == "true"
+    assert (tmp_path / "t_summary.csv").is_file()
+
+
+def test_measure_widget_pixels_when_unknown(viewer_widget):
+    viewer, w = viewer_widget
+    layer = viewer.add_labels(_labels(), name="p")
+    w.labels_layer.value = layer
+    w.run()
+    assert "ecd_px" in layer.features.columns
+    w.pixel_size.value = 2.0
+    w.run()
+    assert layer.features["ecd_nm"][0] == pytest.approx(np.sqrt(4 * 200 / np.pi) * 2)
+
+
+def test_layer_pixel_size_from_units(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((4, 4)), scale=(7.344, 7.344), units=("nm", "nm"))
+    assert layer_pixel_size_nm(layer) == pytest.approx(7.344)
+    assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)))) is None
