@@ -40,9 +40,11 @@ def test_reader_and_sample(tmp_path):
     path = tmp_path / "x.tif"
     tifffile.imwrite(path, image, extratags=[(34682, "s", 0, "[Scan]\nPixelWidth=7.344e-09\n", True)])
     reader = get_reader(str(path))
-    (data, meta, kind), = reader(str(path))
+    (data, meta, kind), (rect, shape_kw, shape_kind) = reader(str(path))
     assert np.array_equal(data, image) and meta["scale"] == pytest.approx((7.344, 7.344))
-    assert meta["units"] == ("nm", "nm")
+    assert meta["units"] == ("nm", "nm") and meta["metadata"]["pixel_size_nm"] == pytest.approx(7.344)
+    assert shape_kind == "shapes" and shape_kw["metadata"]["info_bar_rows"] == (712, 768)
+    assert rect[0][0][0] == pytest.approx(711.5) and rect[0][2][0] == pytest.approx(767.5)
     assert get_reader(str(tmp_path / "x.png")) is None
     (tmp_path / "bad.tif").write_bytes(b"nope")
     assert get_reader(str(tmp_path / "bad.tif")) is None

@@ -19,11 +19,27 @@ def _layer_kwargs(name: str, meta: dict, info_bar) -> dict:
     return kwargs
 
 
+def info_bar_shapes(name: str, shape, bar, kwargs: dict):
+    """LayerData of a rectangle outlining the detected info bar, so the user sees what is excluded."""
+    import numpy as np
+
+    h, w = shape
+    rect = np.array([[bar.start - 0.5, -0.5], [bar.start - 0.5, w - 0.5], [bar.stop - 0.5, w - 0.5], [bar.stop - 0.5, -0.5]])
+    shape_kwargs = {k: v for k, v in kwargs.items() if k in ("scale", "units")}
+    shape_kwargs.update(name=f"{name} info bar", shape_type="rectangle", edge_color="yellow", face_color="transparent",
+                        edge_width=2, metadata={"info_bar_rows": (bar.start, bar.stop)})
+    return ([rect], shape_kwargs, "shapes")
+
+
 def read_em_image(path):
-    """LayerData for one SEM/TEM image: grey data, pixel size as ``scale`` (nm)."""
+    """LayerData for one SEM/TEM image: grey data, pixel size as ``scale`` (nm), info bar outlined."""
     image, meta = read_image(path)
     bar = detect_info_bar(image)
-    return [(image, _layer_kwargs(Path(path).stem, meta, bar), "image")]
+    kwargs = _layer_kwargs(Path(path).stem, meta, bar)
+    layers = [(image, kwargs, "image")]
+    if bar is not None:
+        layers.append(info_bar_shapes(kwargs["name"], image.shape, bar, kwargs))
+    return layers
 
 
 def get_reader(path):

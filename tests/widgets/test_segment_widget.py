@@ -62,3 +62,20 @@ def test_segment_widget_cancel(widget, qtbot):
         pass
     assert "big particles" not in viewer.layers
     assert w.status.value == "cancelled" and w.run_button.enabled
+
+
+def test_segment_widget_uses_edited_info_bar_shape(widget, sem_like, qtbot):
+    viewer, w = widget
+    image, _ = sem_like
+    layer = viewer.add_image(image, name="sem", scale=(2.0, 2.0))
+    # the user drew (or moved) the bar to cover rows 150..223 (world units: x2)
+    viewer.add_shapes([np.array([[300.0, 0.0], [300.0, 480.0], [448.0, 480.0], [448.0, 0.0]])], shape_type="rectangle",
+                      name="sem info bar")
+    w.image_layer.value = layer
+    w.run()
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    labels = viewer.layers["sem particles"]
+    assert labels.metadata["info_bar_rows"] == (150, 224)
+    assert labels.data[150:].max() == 0

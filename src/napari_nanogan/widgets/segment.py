@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox, create_widget
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
@@ -13,13 +13,29 @@ if TYPE_CHECKING:
     import napari
 
 
-def _segment_job(image: np.ndarray, model: str, tile: int):
+def _segment_job(image: np.ndarray, model: str, tile: int, info_bar):
     """Runs in the worker thread: load the model, then segment tile by tile."""
     from ..inference import segment_steps
     from ..models.pretrained import load_segmenter
 
     segmenter = load_segmenter(model)
-    return (yield from segment_steps(image, segmenter, tile=tile))
+    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar))
+
+
+def info_bar_from_shapes(viewer, image_layer, height: int):
+    """The user's info-bar rectangle (a Shapes layer "<image> info bar", maybe edited), or None."""
+    from ..io.infobar import InfoBar
+
+    name = f"{image_layer.name} info bar"
+    if name not in viewer.layers or not len(viewer.layers[name].data):
+        return None
+    shapes = viewer.layers[name]
+    rows = shapes.data[0][:, -2] * shapes.scale[-2] + shapes.translate[-2]  # world rows
+    rows = (rows - image_layer.translate[-2]) / image_layer.scale[-2]  # image rows
+    start, stop = int(np.clip(np.round(rows.min() + 0.5), 0, height)), int(np.clip(np.round(rows.max() + 0.5), 0, height))
+    if stop <= start:
+        return None
+    return InfoBar(start, stop, "top" if start == 0 and stop < height else "bottom")
 
 
 class SegmentWidget(QWidget):
@@ -33,10 +49,11 @@ class SegmentWidget(QWidget):
         self.image_layer = create_widget(annotation="napari.layers.Image", label="image")
         self.model = ComboBox(label="model", choices=available_segmenters() or ["default"])
         self.tile = SpinBox(label="tile (px)", value=512, min=64, max=2048, step=64)
+        self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.tile, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -65,7 +82,10 @@ class SegmentWidget(QWidget):
             show_error(f"Segment particles: {exc}")
             return
         self._layer = layer
-        self.worker = create_worker(_segment_job, image, self.model.value, int(self.tile.value), _start_thread=False)
+        info_bar = False
+        if self.exclude_bar.value:
+            info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or True
+        self.worker = create_worker(_segment_job, image, self.model.value, int(self.tile.value), info_bar, _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
         self.worker.errored.connect(self._on_error)
