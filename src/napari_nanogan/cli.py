@@ -202,7 +202,7 @@ def cmd_train(args) -> int:
               f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
-    model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth)
+    model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
         "command": "nanogan " + " ".join(sys.argv[1:]),
@@ -265,11 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--base-channels", type=int, default=16)
     p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--norm", default="group", choices=["group", "batch"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train)
     return parser

@@ -25,13 +25,17 @@ class SegmenterConfig:
     out_channels : int
         Output maps: 0 = particle foreground logit, 1 = particle interior (seed) logit.
     norm : str
-        ``"batch"`` or ``"group"`` normalisation.
+        ``"group"`` (default) or ``"batch"`` normalisation. Group norm, because batch
+        norm's running statistics, gathered over small batches that mix SEM (dark
+        background) and TEM (bright background) patches, fit neither domain at
+        inference: measured on the BAM validation images at step 1500, eval-mode batch
+        norm gave IoU 0.65 where the same weights with per-tile statistics gave 0.84.
     """
 
     base_channels: int = 16
     depth: int = 4
     out_channels: int = 2
-    norm: str = "batch"
+    norm: str = "group"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,7 +104,7 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 4
     patch_size: int = 256
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     val_every: int = 250
     checkpoint_every: int = 100
