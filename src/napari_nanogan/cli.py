@@ -178,6 +178,116 @@ def cmd_measure(args) -> int:
     return 1 if failures else 0
 
 
+# ---------------------------------------------------------------- synthesize
+def synthesis_seed(seed: int, k: int) -> int:
+    """The seed of image k of a run with --seed S (distinct per k, reproducible)."""
+    return int(seed) * 100_003 + int(k)
+
+
+def cmd_synthesize(args) -> int:
+    from ._atomic import atomic_path
+    from .io.images import ImageReadError, list_images, read_mask
+    from .models.pretrained import load_generator
+    from .synthesis import synthesize
+
+    import tifffile
+
+    generator = load_generator(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = list_images(args.masks)
+    if not paths:
+        print("nanogan synthesize: no mask files found", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in paths:
+        try:
+            mask = read_mask(path)
+            bar = _progress_bar(args.n, path.name)
+            for k in range(args.n):
+                image = synthesize(mask, generator, seed=synthesis_seed(args.seed, k))
+                with atomic_path(out / f"{path.stem}_{k}.tif") as tmp:
+                    tifffile.imwrite(tmp, image)
+                bar.update(1)
+            bar.close()
+            print(f"{path}: {args.n} images -> {out}/{path.stem}_0..{args.n - 1}.tif", file=sys.stderr)
+        except (ImageReadError, ValueError, OSError) as exc:
+            failures += 1
+            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _pair_folders(images_dir, masks_dir):
+    """(image, mask) pairs from two folders: mask stem == image stem, or image stem + '_...'."""
+    from .io.images import list_images
+
+    masks = list_images([masks_dir])
+    pairs = []
+    for img in list_images([images_dir]):
+        match = [m for m in masks if m.stem == img.stem or m.stem.startswith(img.stem + "_")]
+        if match:
+            pairs.append((img.stem, img, sorted(match, key=lambda m: len(m.stem))[0]))
+    return pairs
+
+
+def cmd_train_gan(args) -> int:
+    import signal
+
+    from .config import GeneratorConfig, SegmenterConfig
+    from .data.datasets import load_samples, shared_splits
+    from .training.cyclegan import GanTrainConfig, train_cyclegan
+
+    if args.images and args.masks:
+        triples = _pair_folders(args.images, args.masks)
+        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
+    else:
+        splits = shared_splits(args.data_root)
+        if "bam" not in splits:
+            print(f"nanogan train-gan: give --images and --masks, or a --data-root with bam_tio2_sem/", file=sys.stderr)
+            return 2
+        triples = splits["bam"]["train"]
+        source = {"bam_train": [t[0] for t in triples], "held_out": {k: [t[0] for t in v] for k, v in splits["bam"].items() if k != "train"}}
+    if not triples:
+        print("nanogan train-gan: no image/mask pairs found (mask stems must equal or start with the image stem)", file=sys.stderr)
+        return 2
+    paired = load_samples(triples, domain="paired")
+    unpaired = None
+    if args.unpaired_images:
+        from .data.datasets import Sample
+        from .io.images import list_images, read_image
+        from .normalize import intensity_range
+        import numpy as np
+
+        unpaired = []
+        for p in list_images([args.unpaired_images]):
+            img, _ = read_image(p)
+            lo, hi = intensity_range(img)
+            unpaired.append(Sample(p.stem, img, np.zeros(img.shape, np.int32), lo, hi, "images"))
+    print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
+    config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
+                            checkpoint_every=args.checkpoint_every, seed=args.seed)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    bar = _progress_bar(config.steps, "train-gan")
+    try:
+        for rec in train_cyclegan(paired, out_dir=args.out, config=config, generator_config=GeneratorConfig(),
+                                  segmenter_config=SegmenterConfig(), unpaired_images=unpaired,
+                                  init_segmenter=args.init_segmenter, provenance={"data": source, "command": "nanogan " + " ".join(sys.argv[1:])},
+                                  should_stop=lambda: stop["now"]):
+            bar.n = rec.step
+            bar.set_postfix(g=f"{rec.losses.get('total', float('nan')):.2f}", s_step=f"{rec.seconds_per_step:.2f}")
+            if rec.step % 100 == 0 and rec.losses:
+                print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
+            if rec.stopped:
+                print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with the same command (last.pt is kept)", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    return 0
+
+
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
     import signal
@@ -256,6 +366,28 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides file metadata)")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("synthesize", help="realistic SEM images from particle masks (Style U-Net generator)")
+    p.add_argument("masks", nargs="+", metavar="MASK", help="binary or instance-label mask images, or folders")
+    p.add_argument("--out", required=True, help="output folder for <mask stem>_<k>.tif")
+    p.add_argument("--n", type=int, default=1, help="images per mask (different styles)")
+    p.add_argument("--seed", type=int, default=0, help="makes the output reproducible")
+    p.add_argument("--model", default="default", help="shipped generator name or checkpoint path")
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")
+    p.add_argument("--images", default=None, help="folder of annotated images")
+    p.add_argument("--masks", default=None, help="folder of their masks (stem, or stem_suffix)")
+    p.add_argument("--unpaired-images", default=None, help="folder of images without masks")
+    p.add_argument("--data-root", default="../shared/data", help="without --images/--masks: the BAM training split")
+    p.add_argument("--out", required=True, help="run folder (last.pt, generator.pt, segmenter.pt); resumes")
+    p.add_argument("--init-segmenter", default=None, help="segmenter checkpoint to start from")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--patch-size", type=int, default=128)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_gan)
 
     p = sub.add_parser("train", help="train the segmenter on the shared data sets")
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")

@@ -120,5 +120,42 @@ class TrainConfig:
         return _from_dict(cls, data)
 
 
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture of the Style U-Net generator (mask -> image).
+
+    Attributes
+    ----------
+    in_channels : int
+        Mask maps: particle foreground and particle interior (the segmenter's outputs).
+    base_channels, depth : int
+        U-Net width at full resolution and number of resolution levels.
+    style_dim : int
+        Size of the latent ``z`` and of the style vector ``w``.
+    mapping_layers : int
+        Depth of the MLP mapping ``z`` to ``w``.
+    noise_init : float
+        Initial per-channel strength of the injected noise (learned afterwards).
+    """
+
+    in_channels: int = 2
+    base_channels: int = 16
+    depth: int = 4
+    style_dim: int = 64
+    mapping_layers: int = 4
+    noise_init: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GeneratorConfig":
+        return _from_dict(cls, data)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (self.depth - 1)
+
+
 DEFAULT_SEGMENTER = SegmenterConfig()
 DEFAULT_POSTPROCESS = PostprocessConfig()

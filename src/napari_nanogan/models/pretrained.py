@@ -17,6 +17,8 @@ from .checkpoint import CheckpointError
 
 #: Shipped segmenters: name -> file inside napari_nanogan/weights.
 SHIPPED_SEGMENTERS = {"default": "segmenter_default.pt"}
+#: Shipped generators (mask -> image): name -> file inside napari_nanogan/weights.
+SHIPPED_GENERATORS = {"default": "generator_default.pt"}
 DEFAULT_SEGMENTER = "default"
 CACHE_ENV = "NANOGAN_CACHE_DIR"
 
@@ -53,9 +55,14 @@ def shipped_path(filename: str) -> Path:
     return Path(str(resources.files("napari_nanogan") / "weights" / filename))
 
 
+def available_models(kind: str = "segmenter") -> list[str]:
+    shipped = SHIPPED_SEGMENTERS if kind == "segmenter" else SHIPPED_GENERATORS
+    names = [n for n, f in shipped.items() if shipped_path(f).is_file()]
+    return names + [n for n, m in REMOTE_MODELS.items() if m.kind == kind]
+
+
 def available_segmenters() -> list[str]:
-    names = [n for n, f in SHIPPED_SEGMENTERS.items() if shipped_path(f).is_file()]
-    return names + [n for n, m in REMOTE_MODELS.items() if m.kind == "segmenter"]
+    return available_models("segmenter")
 
 
 def fetch_remote(name: str, model: RemoteModel) -> Path:
@@ -86,7 +93,7 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -
     if candidate.is_file():
         return candidate
     name = str(name_or_path)
-    shipped = SHIPPED_SEGMENTERS if kind == "segmenter" else {}
+    shipped = {"segmenter": SHIPPED_SEGMENTERS, "generator": SHIPPED_GENERATORS}.get(kind, {})
     if name in shipped:
         path = shipped_path(shipped[name])
         if not path.is_file():
@@ -94,7 +101,7 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -
         return path
     if name in REMOTE_MODELS and REMOTE_MODELS[name].kind == kind:
         return fetch_remote(name, REMOTE_MODELS[name])
-    choices = ", ".join(available_segmenters()) or "none"
+    choices = ", ".join(available_models(kind)) or "none"
     raise ModelNotFoundError(f"no {kind} named {name!r} and no such file; available: {choices}")
 
 
@@ -105,6 +112,19 @@ def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, devic
     path = resolve_model(name_or_path, kind="segmenter")
     try:
         return Segmenter.from_checkpoint(path, device=device, name=str(name_or_path))
+    except CheckpointError:
+        raise
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit the stored configuration ({exc})") from None
+
+
+def load_generator(name_or_path: str | os.PathLike = "default", *, device=None):
+    """A :class:`~napari_nanogan.synthesis.Generator` from a shipped name, a remote name or a path."""
+    from ..synthesis import Generator
+
+    path = resolve_model(name_or_path, kind="generator")
+    try:
+        return Generator.from_checkpoint(path, device=device, name=str(name_or_path))
     except CheckpointError:
         raise
     except (RuntimeError, KeyError, TypeError) as exc:

@@ -1,0 +1,175 @@
+"""Style U-Net generator: a U-Net over the mask whose decoder is modulated by a style
+vector and perturbed by per-layer noise, so one mask gives many realistic images.
+
+Unlike the public reference code (whose "style" generator ignores both its style and
+its noise), every decoder convolution here is a StyleGAN2 modulated + demodulated
+convolution driven by ``w = mapping(z)``, and every decoder layer adds its own noise
+map, drawn at full resolution and *resized* (area averaging, variance restored) to
+the layer's resolution, so that noise is spatially consistent across layers and
+across tiles of the same image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import GeneratorConfig
+from .blocks import ConvBlock
+
+
+class MappingNetwork(nn.Module):
+    """MLP from a normalised latent ``z`` [N, D] to a style vector ``w`` [N, D]."""
+
+    def __init__(self, dim: int, layers: int):
+        super().__init__()
+        mods = []
+        for _ in range(layers):
+            mods += [nn.Linear(dim, dim), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+        return self.net(z)
+
+
+class ModulatedConv2d(nn.Module):
+    """3x3 (or 1x1) convolution whose input channels are scaled by an affine map of ``w``,
+    with the output demodulated to unit variance (StyleGAN2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, style_dim: int, kernel: int = 3, demodulate: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.scale = 1 / math.sqrt(in_channels * kernel * kernel)
+        self.affine = nn.Linear(style_dim, in_channels)
+        nn.init.ones_(self.affine.bias)
+        self.demodulate = demodulate
+        self.padding = kernel // 2
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        n, c, h, wd = x.shape
+        style = self.affine(w)  # [N, C_in]
+        weight = self.scale * self.weight[None] * style[:, None, :, None, None]  # [N, C_out, C_in, k, k]
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        out_c = weight.shape[1]
+        out = F.conv2d(x.reshape(1, n * c, h, wd), weight.reshape(n * out_c, c, *weight.shape[3:]),
+                       padding=self.padding, groups=n)
+        return out.reshape(n, out_c, h, wd)
+
+
+class StyledLayer(nn.Module):
+    """Modulated conv -> noise (per-channel learned strength) -> bias -> LeakyReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, style_dim: int, noise_init: float):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, style_dim)
+        self.noise_strength = nn.Parameter(torch.full((1, out_channels, 1, 1), noise_init))
+        self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.conv(x, w) + self.noise_strength * noise + self.bias, 0.2)
+
+
+def resize_noise(noise: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-resize a full-resolution noise map [N, 1, H, W] to ``size``, keeping unit variance."""
+    if tuple(noise.shape[-2:]) == tuple(size):
+        return noise
+    factor = math.sqrt((noise.shape[-2] * noise.shape[-1]) / (size[0] * size[1]))
+    return F.adaptive_avg_pool2d(noise, size) * factor
+
+
+class StyleUNet(nn.Module):
+    """Mask [N, in_channels, H, W] (+ style, noise) -> image [N, 1, H, W] in about [-1, 1].
+
+    H and W must be multiples of ``config.multiple``.
+    """
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+        super().__init__()
+        self.config = config
+        widths = [config.base_channels * 2**i for i in range(config.depth)]
+        self.mapping = MappingNetwork(config.style_dim, config.mapping_layers)
+        self.encoders = nn.ModuleList()
+        prev = config.in_channels
+        for w in widths:
+            self.encoders.append(ConvBlock(prev, w, "group"))
+            prev = w
+        self.bottleneck = StyledLayer(widths[-1], widths[-1], config.style_dim, config.noise_init)
+        self.decoders = nn.ModuleList()
+        for w_skip, w_deep in zip(reversed(widths[:-1]), reversed(widths[1:])):
+            self.decoders.append(nn.ModuleList([
+                StyledLayer(w_deep + w_skip, w_skip, config.style_dim, config.noise_init),
+                StyledLayer(w_skip, w_skip, config.style_dim, config.noise_init),
+            ]))
+        self.to_image = ModulatedConv2d(widths[0], 1, config.style_dim, kernel=1, demodulate=False)
+        self.out_bias = nn.Parameter(torch.zeros(1))
+
+    @property
+    def n_noise(self) -> int:
+        """Number of noise maps one forward pass uses (one per styled layer)."""
+        return 1 + 2 * len(self.decoders)
+
+    def sample_latents(self, n: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        return torch.randn(n, self.config.style_dim, generator=generator, device=device or "cpu")
+
+    def sample_noise(self, n: int, size: tuple[int, int], *, generator: torch.Generator | None = None, device=None):
+        return [torch.randn(n, 1, *size, generator=generator, device=device or "cpu") for _ in range(self.n_noise)]
+
+    def forward(self, mask: torch.Tensor, z: torch.Tensor | None = None, noise: list | None = None, *,
+                w: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        m = self.config.multiple
+        n, c, h, wd = mask.shape
+        if c != self.config.in_channels or h % m or wd % m:
+            raise ValueError(f"expected mask [N, {self.config.in_channels}, H, W] with H, W multiples of {m}, got {tuple(mask.shape)}")
+        if w is None:
+            if z is None:
+                z = self.sample_latents(n, generator=generator).to(mask.device)
+            w = self.mapping(z)
+        if noise is None:
+            noise = [t.to(mask.device) for t in self.sample_noise(n, (h, wd), generator=generator)]
+        if len(noise) != self.n_noise:
+            raise ValueError(f"expected {self.n_noise} noise maps, got {len(noise)}")
+        skips = []
+        x = mask
+        for i, enc in enumerate(self.encoders):
+            x = enc(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        k = 0
+        x = self.bottleneck(x, w, resize_noise(noise[k], x.shape[-2:]))
+        k += 1
+        for first, second in self.decoders:
+            skip = skips.pop()
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = first(torch.cat([x, skip], dim=1), w, resize_noise(noise[k], skip.shape[-2:]))
+            x = second(x, w, resize_noise(noise[k + 1], skip.shape[-2:]))
+            k += 2
+        return torch.tanh(self.to_image(x, w) + self.out_bias)
+
+
+class StyleEncoder(nn.Module):
+    """Image [N, 1, H, W] -> style vector ``w`` [N, style_dim]: global texture and contrast.
+
+    Lets the image -> mask -> image cycle (and paired reconstruction) give the
+    generator the style of the image it has to reproduce; random styles come from
+    the mapping network instead.
+    """
+
+    def __init__(self, style_dim: int = 64, base_channels: int = 16, levels: int = 4):
+        super().__init__()
+        mods, prev = [], 1
+        for i in range(levels):
+            out = base_channels * 2 ** min(i, 2)
+            mods += [nn.Conv2d(prev, out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            prev = out
+        self.features = nn.Sequential(*mods)
+        self.head = nn.Linear(2 * prev, style_dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        f = self.features(image)
+        stats = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3))], dim=1)
+        return self.head(stats)

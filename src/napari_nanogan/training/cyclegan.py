@@ -1,0 +1,273 @@
+"""Cycle-consistent GAN training of the Style U-Net generator with the segmenter.
+
+Networks, named by direction: ``mask_to_image`` (Style U-Net), ``image_to_mask``
+(the Attention U-Net segmenter), ``image_critic`` and ``mask_critic`` (PatchGANs),
+and ``style_encoder`` (image -> style for reconstructions). Masks are the soft
+two-channel maps the segmenter predicts (foreground, interior): no argmax anywhere,
+so the cycle losses send gradients through both networks.
+
+One step, in the pytorch-CycleGAN order: forward; generator/segmenter step with the
+critics frozen; critic step on detached fakes. Loss terms and their weights
+(:class:`GanLossWeights`) and why:
+
+- ``adv_image`` 1, ``adv_mask`` 0.5: least-squares GAN on DiffAugment-ed critic inputs
+  (both sides alike), since a few annotated images would let a critic memorise.
+- ``cycle_mask`` 5: mask -> image -> mask, BCE + Dice against the input mask; keeps
+  synthetic images faithful to their mask (the property the product sells).
+- ``cycle_image`` 2: image -> mask -> image with the image's own style, L1 on 4x
+  average-pooled images + (1 - SSIM) on 2x pooled ones: structure and contrast
+  must come back; fine texture is left to the critic (full-resolution L1 would
+  reward the blurry mean and teach the generator to ignore its noise).
+- ``supervised_mask`` 5: paired images through the segmenter, BCE + Dice.
+- ``supervised_image`` 2: paired masks with the paired image's style, same pooled
+  L1 + SSIM as the image cycle.
+- ``diversity`` 1: mode-seeking term (Mao et al. 2019): two latents for one mask
+  must give different images, so style and noise cannot be ignored.
+
+An exponential moving average of the generator (decay 0.999) is what is sampled
+and shipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..config import GeneratorConfig, SegmenterConfig, _from_dict
+from ..data.augment import AugmentConfig, sample_batch
+from ..data.datasets import Sample
+from ..inference import default_device
+from ..models.attention_unet import AttentionUNet
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.discriminator import PatchCritic, diff_augment
+from ..models.style_unet import StyleEncoder, StyleUNet
+from .losses import segmentation_loss
+from .progress import TrainProgress
+from .segmenter import machine_description
+
+#: Real images are shown to the critics as they are: geometric augmentation only.
+GAN_AUGMENT = AugmentConfig(contrast=(1.0, 1.0), brightness=0.0, gamma=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0)
+
+
+@dataclass(frozen=True)
+class GanLossWeights:
+    adv_image: float = 1.0
+    adv_mask: float = 0.5
+    cycle_mask: float = 5.0
+    cycle_image: float = 2.0
+    supervised_mask: float = 5.0
+    supervised_image: float = 2.0
+    diversity: float = 1.0
+
+
+@dataclass(frozen=True)
+class GanTrainConfig:
+    steps: int = 2000
+    batch_size: int = 4
+    patch_size: int = 128
+    lr_generator: float = 2e-4
+    lr_segmenter: float = 2e-4
+    lr_critic: float = 2e-4
+    ema_decay: float = 0.999
+    checkpoint_every: int = 100
+    seed: int = 0
+    weights: GanLossWeights = field(default_factory=GanLossWeights)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GanTrainConfig":
+        data = dict(data)
+        weights = GanLossWeights(**data.pop("weights", {}))
+        return _from_dict(cls, dict(data, weights=weights))
+
+
+def to_gan(x01: torch.Tensor) -> torch.Tensor:
+    """Normalised image (0 = dark, 1 = bright percentile) -> generator range [-1, 1]."""
+    return x01.clamp(0, 1) * 2 - 1
+
+
+def to_segmenter(xg: torch.Tensor) -> torch.Tensor:
+    return (xg + 1) / 2
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Mean structural similarity of images in [-1, 1] (uniform window)."""
+    c1, c2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2
+    pad = window // 2
+    mu_a = F.avg_pool2d(a, window, 1, pad, count_include_pad=False)
+    mu_b = F.avg_pool2d(b, window, 1, pad, count_include_pad=False)
+    var_a = F.avg_pool2d(a * a, window, 1, pad, count_include_pad=False) - mu_a**2
+    var_b = F.avg_pool2d(b * b, window, 1, pad, count_include_pad=False) - mu_b**2
+    cov = F.avg_pool2d(a * b, window, 1, pad, count_include_pad=False) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.mean()
+
+
+def structure_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """L1 of 4x pooled images + (1 - SSIM) of 2x pooled images."""
+    return F.l1_loss(F.avg_pool2d(fake, 4), F.avg_pool2d(real, 4)) + (1 - ssim(F.avg_pool2d(fake, 2), F.avg_pool2d(real, 2)))
+
+
+def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
+    return ((scores - (1.0 if real else 0.0)) ** 2).mean()
+
+
+class CycleGAN(torch.nn.Module):
+    """The five networks trained together."""
+
+    def __init__(self, generator_config: GeneratorConfig, segmenter_config: SegmenterConfig):
+        super().__init__()
+        self.mask_to_image = StyleUNet(generator_config)
+        self.image_to_mask = AttentionUNet(segmenter_config)
+        self.style_encoder = StyleEncoder(generator_config.style_dim)
+        self.image_critic = PatchCritic(1)
+        self.mask_critic = PatchCritic(generator_config.in_channels)
+
+
+def train_cyclegan(
+    paired: list[Sample],
+    *,
+    out_dir: str | Path,
+    config: GanTrainConfig = GanTrainConfig(),
+    generator_config: GeneratorConfig = GeneratorConfig(),
+    segmenter_config: SegmenterConfig = SegmenterConfig(),
+    unpaired_images: list[Sample] | None = None,
+    unpaired_masks: list[Sample] | None = None,
+    init_segmenter: str | Path | None = None,
+    init_generator: str | Path | None = None,
+    provenance: dict | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: torch.device | str | None = None,
+) -> Iterator[TrainProgress]:
+    """Train (or resume) the cycle GAN; yields a :class:`TrainProgress` per step.
+
+    ``paired`` samples have images and labels; ``unpaired_images`` are used only for
+    the image cycle and the mask critic, ``unpaired_masks`` only for the mask cycle
+    and the image critic. ``out_dir`` receives ``last.pt`` (everything, for resume),
+    ``generator.pt`` (EMA generator) and ``segmenter.pt``.
+    """
+    if not paired:
+        raise ValueError("the cycle GAN needs at least one annotated image")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else default_device()
+    torch.manual_seed(config.seed)
+    nets = CycleGAN(generator_config, segmenter_config)
+    if init_segmenter is not None:
+        nets.image_to_mask.load_state_dict(load_checkpoint(init_segmenter, kind="segmenter")["state_dict"])
+    if init_generator is not None:
+        nets.mask_to_image.load_state_dict(load_checkpoint(init_generator, kind="generator")["state_dict"])
+    ema = copy.deepcopy(nets.mask_to_image).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(list(nets.mask_to_image.parameters()) + list(nets.style_encoder.parameters()),
+                             lr=config.lr_generator, betas=(0.5, 0.999))
+    opt_s = torch.optim.Adam(nets.image_to_mask.parameters(), lr=config.lr_segmenter, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(list(nets.image_critic.parameters()) + list(nets.mask_critic.parameters()),
+                             lr=config.lr_critic, betas=(0.5, 0.999))
+    start = 0
+    last_path = out_dir / "last.pt"
+    if last_path.exists():
+        state = load_checkpoint(last_path, kind="cyclegan")
+        nets.load_state_dict(state["state_dict"])
+        ema.load_state_dict(state["ema"])
+        for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d")):
+            opt.load_state_dict(state["training"][key])
+        start = state["training"]["step"]
+    nets.to(device)
+    ema.to(device)
+    w = config.weights
+    provenance = dict(provenance or {}, package_version=__version__, machine=machine_description(),
+                      train_config=config.to_dict())
+    image_pool = {"paired": paired, **({"images": unpaired_images} if unpaired_images else {})}
+    mask_pool = {"paired": paired, **({"masks": unpaired_masks} if unpaired_masks else {})}
+
+    def save(step: int):
+        sd = lambda m: {k: v.detach().cpu() for k, v in m.state_dict().items()}  # noqa: E731
+        prov = dict(provenance, step=step)
+        save_checkpoint(last_path, {
+            "kind": "cyclegan", "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
+            "generator_config": generator_config.to_dict(), "segmenter_config": segmenter_config.to_dict(),
+            "training": {"step": step, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(), "opt_d": opt_d.state_dict()},
+        })
+        save_checkpoint(out_dir / "generator.pt", {"kind": "generator", "config": generator_config.to_dict(),
+                                                   "state_dict": sd(ema), "provenance": prov})
+        save_checkpoint(out_dir / "segmenter.pt", {"kind": "segmenter", "config": segmenter_config.to_dict(),
+                                                   "state_dict": sd(nets.image_to_mask), "provenance": prov})
+
+    t0 = time.perf_counter()
+    for step in range(start, config.steps):
+        if should_stop():
+            save(step)
+            yield TrainProgress(step, config.steps, elapsed=time.perf_counter() - t0,
+                                seconds_per_step=(time.perf_counter() - t0) / max(step - start, 1),
+                                checkpoint=str(last_path), stopped=True)
+            return
+        rng = np.random.default_rng([config.seed, step])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        b, p = config.batch_size, config.patch_size
+        x01, m = sample_batch({"paired": paired}, b, p, rng, GAN_AUGMENT)
+        xu01, _ = sample_batch(image_pool, b, p, rng, GAN_AUGMENT)
+        _, mu = sample_batch(mask_pool, b, p, rng, GAN_AUGMENT)
+        x, m, xu, mu = to_gan(x01).to(device), m.to(device), to_gan(xu01).to(device), mu.to(device)
+        nets.train()
+
+        # ---- generator + segmenter step (critics frozen)
+        nets.image_critic.requires_grad_(False)
+        nets.mask_critic.requires_grad_(False)
+        z1 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
+        z2 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
+        noise = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
+        noise2 = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
+        fake = nets.mask_to_image(mu, z1, noise)  # mask -> image
+        fake2 = nets.mask_to_image(mu, z2, noise2)
+        cyc_m = segmentation_loss(nets.image_to_mask(to_segmenter(fake)), mu)["total"]  # -> mask
+        pred_u = torch.sigmoid(nets.image_to_mask(to_segmenter(xu)))  # image -> soft mask
+        rec_u = nets.mask_to_image(pred_u, w=nets.style_encoder(xu), noise=noise)  # -> image
+        cyc_x = structure_loss(rec_u, xu)
+        sup_m = segmentation_loss(nets.image_to_mask(to_segmenter(x)), m)["total"]
+        sup_x = structure_loss(nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise), x)
+        adv_x = lsgan(nets.image_critic(diff_augment(fake, generator=gen)), True)
+        adv_m = lsgan(nets.mask_critic(diff_augment(pred_u * 2 - 1, generator=gen, colour=False)), True)
+        diversity = 1.0 / ((fake - fake2).abs().mean() / (z1 - z2).abs().mean() + 1e-3) * 1e-2
+        loss_g = (w.adv_image * adv_x + w.adv_mask * adv_m + w.cycle_mask * cyc_m + w.cycle_image * cyc_x
+                  + w.supervised_mask * sup_m + w.supervised_image * sup_x + w.diversity * diversity)
+        opt_g.zero_grad(set_to_none=True)
+        opt_s.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        opt_s.step()
+
+        # ---- critic step on detached fakes
+        nets.image_critic.requires_grad_(True)
+        nets.mask_critic.requires_grad_(True)
+        d_x = 0.5 * (lsgan(nets.image_critic(diff_augment(xu, generator=gen)), True)
+                     + lsgan(nets.image_critic(diff_augment(fake.detach(), generator=gen)), False))
+        d_m = 0.5 * (lsgan(nets.mask_critic(diff_augment(mu * 2 - 1, generator=gen, colour=False)), True)
+                     + lsgan(nets.mask_critic(diff_augment(pred_u.detach() * 2 - 1, generator=gen, colour=False)), False))
+        opt_d.zero_grad(set_to_none=True)
+        (d_x + d_m).backward()
+        opt_d.step()
+
+        with torch.no_grad():
+            for pe, pg in zip(ema.parameters(), nets.mask_to_image.parameters()):
+                pe.lerp_(pg, 1 - config.ema_decay)
+        done = step + 1
+        losses = {"adv_image": adv_x, "adv_mask": adv_m, "cycle_mask": cyc_m, "cycle_image": cyc_x,
+                  "supervised_mask": sup_m, "supervised_image": sup_x, "diversity": diversity,
+                  "critic_image": d_x, "critic_mask": d_m, "total": loss_g}
+        record = {k: float(v.detach()) for k, v in losses.items()}
+        checkpoint = None
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save(done)
+            checkpoint = str(last_path)
+        elapsed = time.perf_counter() - t0
+        yield TrainProgress(done, config.steps, record, elapsed, elapsed / (done - start), None, checkpoint)

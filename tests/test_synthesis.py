@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_nanogan.config import GeneratorConfig, SegmenterConfig
+from napari_nanogan.data.datasets import Sample
+from napari_nanogan.data.procedural import particle_labels, render_sem
+from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+from napari_nanogan.models.discriminator import PatchCritic, diff_augment
+from napari_nanogan.models.style_unet import StyleEncoder, StyleUNet, resize_noise
+from napari_nanogan.synthesis import Generator, mask_maps, synthesize
+from napari_nanogan.training.cyclegan import GanTrainConfig, train_cyclegan
+
+SMALL_G = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
+SMALL_S = SegmenterConfig(base_channels=4, depth=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_generator_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    net = StyleUNet(SMALL_G)
+    path = tmp_path_factory.mktemp("gen") / "gen.pt"
+    save_checkpoint(path, {"kind": "generator", "config": SMALL_G.to_dict(), "state_dict": net.state_dict(), "provenance": {}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_generator_checkpoint):
+    return Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu")
+
+
+def test_generator_and_critic_shapes():
+    g = StyleUNet(SMALL_G)
+    mask = torch.zeros(3, 2, 64, 48)
+    out = g(mask, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 1, 64, 48) and out.abs().max() <= 1
+    assert g.n_noise == 1 + 2 * (SMALL_G.depth - 1)
+    assert PatchCritic(1)(out).shape == (3, 1, 8, 6)
+    assert PatchCritic(2)(mask).shape == (3, 1, 8, 6)
+    assert StyleEncoder(16)(out).shape == (3, 16)
+    assert diff_augment(out, generator=torch.Generator().manual_seed(1)).shape == out.shape
+    with pytest.raises(ValueError, match="multiples"):
+        g(torch.zeros(1, 2, 30, 32))
+    with pytest.raises(ValueError, match="noise maps"):
+        g(mask, noise=[torch.zeros(3, 1, 64, 48)])
+
+
+def test_resize_noise_keeps_unit_variance():
+    n = torch.randn(1, 1, 256, 256, generator=torch.Generator().manual_seed(0))
+    small = resize_noise(n, (32, 32))
+    assert small.shape == (1, 1, 32, 32) and 0.8 < float(small.std()) < 1.2
+
+
+def test_style_and_noise_both_change_the_image():
+    """The reference code's bug: a 'style' generator that ignores style and noise. Not ours."""
+    torch.manual_seed(0)
+    g = StyleUNet(SMALL_G).eval()
+    mask = torch.zeros(1, 2, 64, 64)
+    mask[:, :, 16:40, 16:40] = 1
+    z = g.sample_latents(2, generator=torch.Generator().manual_seed(1))
+    noise = g.sample_noise(1, (64, 64), generator=torch.Generator().manual_seed(2))
+    other_noise = g.sample_noise(1, (64, 64), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a = g(mask, z[:1], noise)
+        b = g(mask, z[1:], noise)  # other style, same noise
+        c = g(mask, z[:1], other_noise)  # same style, other noise
+    assert (a - b).abs().mean() > 1e-3
+    assert (a - c).abs().mean() > 1e-3
+
+
+def test_synthesize_seed_reproducible_and_varied(tiny_generator):
+    mask = particle_labels((70, 90), n_particles=10, mean_diameter=12, seed=1)
+    a = synthesize(mask, tiny_generator, seed=5)
+    b = synthesize(mask, tiny_generator, seed=5)
+    assert a.shape == mask.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    stack = np.stack([synthesize(mask, tiny_generator, seed=s).astype(float) for s in range(6)])
+    assert stack.var(axis=0).mean() > 1.0  # pixel variance across seeds, well above zero
+
+
+@pytest.mark.parametrize("mask", [np.zeros((40, 40), np.uint8), np.ones((40, 40), np.uint8),
+                                  np.arange(1600).reshape(40, 40) % 7, np.zeros((40, 40), bool)])
+def test_synthesize_accepts_edge_case_masks(tiny_generator, mask):
+    assert synthesize(mask, tiny_generator, seed=0).shape == (40, 40)
+
+
+@pytest.mark.parametrize("mask,match", [
+    (np.zeros((3, 40, 40)), "2D"),
+    (np.zeros((4, 4)), "within"),
+    (np.full((40, 40), 0.5), "whole numbers"),
+    (np.full((40, 40), -1), ">= 0"),
+    (np.array([["a"] * 10] * 10), "unsupported"),
+])
+def test_bad_masks(mask, match):
+    with pytest.raises(ValueError, match=match):
+        mask_maps(mask)
+
+
+def _paired(n=2):
+    out = []
+    for s in range(n):
+        lab = particle_labels((96, 96), n_particles=10, mean_diameter=12, seed=s)
+        im = render_sem(lab, seed=s)
+        out.append(Sample(f"s{s}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "sem"))
+    return out
+
+
+def _gan(out_dir, steps, stop_after=None):
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return stop_after is not None and calls["n"] > stop_after
+
+    cfg = GanTrainConfig(steps=steps, batch_size=2, patch_size=32, checkpoint_every=1)
+    return list(train_cyclegan(_paired(), out_dir=out_dir, config=cfg, generator_config=SMALL_G, segmenter_config=SMALL_S,
+                               should_stop=stop, device="cpu"))
+
+
+def test_gan_smoke_finite_losses_and_exact_resume(tmp_path):
+    full = _gan(tmp_path / "full", 2)
+    assert [r.step for r in full] == [1, 2]
+    for r in full:
+        assert all(np.isfinite(v) for v in r.losses.values()), r.losses
+    assert load_checkpoint(tmp_path / "full" / "generator.pt", kind="generator")
+    assert load_checkpoint(tmp_path / "full" / "segmenter.pt", kind="segmenter")
+    part = _gan(tmp_path / "resumed", 2, stop_after=1)
+    assert part[-1].stopped and part[-1].step == 1
+    rest = _gan(tmp_path / "resumed", 2)
+    assert [r.step for r in rest] == [2]
+    a = load_checkpoint(tmp_path / "full" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    for key in ("state_dict", "ema"):
+        for k in a[key]:
+            assert torch.allclose(a[key][k].float(), b[key][k].float(), atol=1e-6), (key, k)
+
+
+def test_gan_gradients_reach_both_networks(tmp_path):
+    """The cycle losses go through soft masks: the segmenter and the generator both learn."""
+    from napari_nanogan.training.cyclegan import CycleGAN
+
+    torch.manual_seed(0)
+    before = CycleGAN(SMALL_G, SMALL_S).state_dict()
+    _gan(tmp_path, 1)
+    after = load_checkpoint(tmp_path / "last.pt")["state_dict"]
+    for prefix in ("mask_to_image.", "image_to_mask.", "style_encoder.", "image_critic.", "mask_critic."):
+        changed = [k for k in after if k.startswith(prefix) and after[k].dtype.is_floating_point
+                   and not torch.equal(after[k], before[k])]
+        assert changed, prefix
+
+
+def test_synthesize_cli_contract(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.cli import main
+
+    mask = particle_labels((75, 101), n_particles=12, mean_diameter=12, seed=2)
+    tifffile.imwrite(tmp_path / "m.tif", (mask > 0).astype(np.uint8) * 255)
+    tifffile.imwrite(tmp_path / "labels.tif", mask.astype(np.uint16))
+    out = tmp_path / "out"
+    rc = main(["synthesize", str(tmp_path / "m.tif"), str(tmp_path / "labels.tif"), "--out", str(out), "--n", "3",
+               "--seed", "7", "--model", str(tiny_generator_checkpoint)])
+    assert rc == 0
+    imgs = [tifffile.imread(out / f"m_{k}.tif") for k in range(3)]
+    assert all(i.shape == (75, 101) and i.dtype == np.uint8 for i in imgs)
+    assert not np.array_equal(imgs[0], imgs[1])
+    assert (out / "labels_2.tif").is_file()
+    again = tmp_path / "again"
+    main(["synthesize", str(tmp_path / "m.tif"), "--out", str(again), "--n", "1", "--seed", "7", "--model", str(tiny_generator_checkpoint)])
+    assert np.array_equal(tifffile.imread(again / "m_0.tif"), imgs[0])
+    tifffile.imwrite(tmp_path / "bad.tif", np.zeros((3, 20, 20, 5), np.uint8))
+    assert main(["synthesize", str(tmp_path / "bad.tif"), "--out", str(out), "--model", str(tiny_generator_checkpoint)]) != 0
