@@ -1,0 +1,128 @@
+"""Synthesis quality on BAM SEM under the protocol of docs/benchmarks.md; prints JSON.
+
+    python bench/synthesis_quality.py [--model default] [--n 500] [--seeds 3] [--post none,hist]
+
+Protocol (standard FID/KID, Inception pool3, TF1 resize, grey -> 3 channels):
+256 x 256 crops at fixed-seed random positions, info bar excluded (specimen rows
+only), ``--n`` crops per side.
+
+- ``real_vs_real``: held-out real images (val + test split, never trained on) vs the
+  training images: the floor a perfect generator would reach with these samples.
+- ``generator``: images synthesized from the held-out images' masks (``--seeds``
+  styles per mask) vs the held-out real images; one entry per post-processing.
+- ``naive``: flat discs + blur + noise rendered from the same masks.
+- ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter,
+  and the D50 of the particles' ECD in both.
+- ``seconds_1024x768``: one synthesis of a 1024 x 768 mask on this CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_nanogan.data.datasets import instance_labels, shared_splits
+from napari_nanogan.io.images import read_image, read_mask
+from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
+
+
+def naive_render(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Flat discs + blur + noise: the baseline a generator must beat by far."""
+    rng = np.random.default_rng(seed)
+    img = np.where(labels > 0, 150.0, 40.0)
+    img = ndi.gaussian_filter(img, 1.0) + rng.normal(0, 12, labels.shape)
+    return np.clip(img, 0, 255)
+
+
+def match_histogram(image: np.ndarray, reference_values: np.ndarray) -> np.ndarray:
+    from skimage.exposure import match_histograms
+
+    return np.clip(match_histograms(image.astype(float), reference_values.astype(float)), 0, 255)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--segmenter", default="default")
+    ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--post", default="none,hist")
+    args = ap.parse_args()
+
+    from napari_nanogan.inference import segment
+    from napari_nanogan.measure import measure_particles
+    from napari_nanogan.metrics.segmentation import foreground_scores
+    from napari_nanogan.models.pretrained import load_generator, load_segmenter
+    from napari_nanogan.synthesis import synthesize
+
+    bam = shared_splits(args.data_root)["bam"]
+
+    def load(triples):
+        out = []
+        for _, ip, mp in triples:
+            img, _ = read_image(ip)
+            bar = detect_info_bar(img)
+            rows = bar.specimen_rows if bar else slice(None)
+            out.append((img[rows].astype(np.float32), instance_labels(read_mask(mp)[rows])))
+        return out
+
+    held = load(bam["val"] + bam["test"])
+    train = load(bam["train"])
+    net = load_inception()
+    real_eval = random_crops([im for im, _ in held], args.n, args.crop, seed=0)
+    result = {"protocol": {"crop": args.crop, "n_per_side": args.n, "held_out_images": len(held), "train_images": len(train),
+                           "resize": "TF1 bilinear to 299", "channels": "grey x3", "features": "Inception pool3 (2048)"}}
+    result["real_vs_real"] = fid_kid(real_eval, random_crops([im for im, _ in train], args.n, args.crop, seed=1), net)
+    naive = [naive_render(lab, s) for s, (_, lab) in enumerate(held)]
+    result["naive"] = fid_kid(real_eval, random_crops(naive, args.n, args.crop, seed=2), net)
+
+    gen = load_generator(args.model, device="cpu")
+    seg = load_segmenter(args.segmenter, device="cpu")
+    synth = []
+    for i, (_, lab) in enumerate(held):
+        for s in range(args.seeds):
+            synth.append((synthesize(lab, gen, seed=1000 * i + s).astype(np.float32), lab))
+    train_values = np.concatenate([im.ravel()[::97] for im, _ in train])
+    for post in args.post.split(","):
+        if post == "none":
+            imgs = [im for im, _ in synth]
+        elif post == "hist":
+            imgs = [match_histogram(im, train_values) for im, _ in synth]
+        else:
+            raise SystemExit(f"unknown post-processing {post!r}")
+        result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
+
+    dices, d50_true, d50_synth = [], [], []
+    for im, lab in synth[:: args.seeds]:
+        pred = segment(im.astype(np.uint8), seg, info_bar=False).labels
+        dices.append(foreground_scores(lab, pred)[0])
+        d50_true.append(np.median(measure_particles(lab).columns["ecd_px"]))
+        d50_synth.append(np.median(measure_particles(pred).columns["ecd_px"]))
+    result["cycle"] = {"dice_mean": float(np.mean(dices)), "dice_min": float(np.min(dices)),
+                       "ecd_d50_px_masks": float(np.median(d50_true)), "ecd_d50_px_segmented_synthetic": float(np.median(d50_synth))}
+    mask = held[0][1]
+    mask1024 = np.zeros((768, 1024), mask.dtype)
+    mask1024[: mask.shape[0], : mask.shape[1]] = mask[:768, :1024]
+    synthesize(mask1024, gen, seed=0)
+    times = []
+    for s in range(3):
+        t = time.perf_counter()
+        synthesize(mask1024, gen, seed=s)
+        times.append(time.perf_counter() - t)
+    result["seconds_1024x768"] = float(np.median(times))
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
