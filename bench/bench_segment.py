@@ -100,6 +100,23 @@ def main():
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
     }
+    from napari_nanogan.inference import bf16_supported
+    from napari_nanogan.metrics.segmentation import summarize
+
+    result["bf16_supported"] = bf16_supported()
+    if result["bf16_supported"]:
+        fp32_labels = segment(img, seg).labels
+        seg.precision = "bf16"
+        segment(img, seg)
+        t16 = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            bf16_labels = segment(img, seg).labels
+            t16.append(time.perf_counter() - t)
+        seg.precision = "fp32"
+        agree = summarize([(fp32_labels, bf16_labels)])
+        result["seconds_1024x768_bf16"] = round(float(np.median(t16)), 3)
+        result["bf16_vs_fp32_labels"] = {"iou": round(agree["iou"], 4), "f1": round(agree["f1"], 4)}
     if not args.skip_8k:
         child = _peak_rss_child(args.model, 8192)
         result.update({"peak_rss_mb_8192": round(child["peak_rss_mb"]), "baseline_rss_mb": round(child["baseline_rss_mb"]),

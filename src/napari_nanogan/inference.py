@@ -32,6 +32,7 @@ class Segmenter:
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     name: str = "unnamed"
     card: dict = field(default_factory=dict)
+    precision: str = "fp32"  # "fp32" or "bf16" (CPU autocast; see bf16_supported)
 
     @property
     def config(self) -> SegmenterConfig:
@@ -61,6 +62,14 @@ class Segmenter:
         if device.type == "cpu":
             network = network.to(memory_format=torch.channels_last)
         return cls(network, postprocess or PostprocessConfig(), name, card or {})
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 matrix kernels natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -130,6 +139,7 @@ def probability_steps(
     device = segmenter.device
     fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     net = segmenter.network
+    bf16 = segmenter.precision == "bf16"
     band_start = 0
     acc = np.zeros((2, 0, w), np.float32)
     wacc = np.zeros((0, w), np.float32)
@@ -147,8 +157,8 @@ def probability_steps(
             if (ch, cw) != (th, tw):
                 patch = np.pad(patch, ((0, th - ch), (0, tw - cw)), mode="symmetric")
             inp = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=fmt)
-            with torch.inference_mode():
-                prob = torch.sigmoid(net(inp)[0, :2]).float().cpu().numpy()
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                prob = torch.sigmoid(net(inp)[0, :2].float()).cpu().numpy()
             wt = window[:ch, :cw]
             acc[:, y - band_start : y - band_start + ch, x : x + cw] += prob[:, :ch, :cw] * wt
             wacc[y - band_start : y - band_start + ch, x : x + cw] += wt
