@@ -37,7 +37,7 @@ class MeasureWidget(QWidget):
         self.viewer = napari_viewer
         self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
         self.image_layer = create_widget(annotation="typing.Optional[napari.layers.Image]", label="image (optional)")
-        self.pixel_size = FloatSpinBox(label="pixel size (nm, 0 = from layer)", value=0.0, min=0.0, max=1e6, step=0.1)
+        self.pixel_size = FloatSpinBox(label="pixel size (nm, 0 = from layer)", value=0.0, min=0.0, max=1e6, step=0.001)
         self.measure = ComboBox(label="histogram of", choices=list(MEASURES), value="ecd")
         self.include_cut = CheckBox(label="include particles cut by border / info bar", value=False)
         self.run_button = PushButton(text="Measure")

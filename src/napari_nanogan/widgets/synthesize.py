@@ -1,0 +1,176 @@
+"""The "Synthesize SEM images" dock widget: masks (painted, loaded or designed) -> N styled images."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox,
+                              create_widget)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+
+from ..data.designer import MaskDesign, design_mask, fit_design
+
+if TYPE_CHECKING:
+    import napari
+
+SOURCES = ("Labels layer", "mask file", "designer")
+
+
+def _synthesize_job(mask: np.ndarray, model: str, n: int, seed: int):
+    """Worker thread: load the generator, then yield after each image; returns the images."""
+    from ..cli import synthesis_seed
+    from ..models.pretrained import load_generator
+    from ..synthesis import mask_maps, synthesize
+
+    mask_maps(mask)  # validate before loading anything
+    generator = load_generator(model)
+    images = []
+    for k in range(n):
+        images.append(synthesize(mask, generator, seed=synthesis_seed(seed, k)))
+        yield k + 1, n
+    return images
+
+
+class SynthesizeWidget(QWidget):
+    """Turn a particle mask into realistic SEM images, each with its exact mask beside it."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__()
+        from ..models.pretrained import available_models
+
+        self.viewer = napari_viewer
+        self.source = ComboBox(label="mask from", choices=list(SOURCES), value="designer")
+        self.labels_layer = create_widget(annotation="typing.Optional[napari.layers.Labels]", label="labels layer")
+        self.mask_file = FileEdit(label="mask file", mode="r", filter="*.tif *.tiff *.png")
+        d = MaskDesign()
+        self.width = SpinBox(label="width (px)", value=d.width, min=16, max=8192)
+        self.height = SpinBox(label="height (px)", value=d.height, min=16, max=8192)
+        self.pixel_size = FloatSpinBox(label="pixel size (nm)", value=d.pixel_size_nm, min=0.001, max=1e5, step=0.001)
+        self.median_nm = FloatSpinBox(label="median size (nm)", value=d.median_nm, min=0.1, max=1e6)
+        self.sigma = FloatSpinBox(label="size spread (σ of ln d)", value=d.sigma, min=0.0, max=1.5, step=0.05)
+        self.count = SpinBox(label="particles", value=d.count, min=1, max=100_000)
+        self.elongation = FloatSpinBox(label="elongation", value=d.elongation, min=0.0, max=0.8, step=0.05)
+        self.clustering = FloatSpinBox(label="agglomeration", value=d.clustering, min=0.0, max=1.0, step=0.1)
+        self.fit_button = PushButton(text="Fit designer to the labels layer")
+        self.model = ComboBox(label="generator", choices=available_models("generator") or ["default"])
+        self.n = SpinBox(label="images (styles)", value=3, min=1, max=64)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.run_button = PushButton(text="Synthesize")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.designer = Container(widgets=[self.width, self.height, self.pixel_size, self.median_nm, self.sigma, self.count,
+                                           self.elongation, self.clustering, self.fit_button], label="designer")
+        self.controls = Container(widgets=[self.source, self.labels_layer, self.mask_file, self.designer, self.model, self.n,
+                                           self.seed, self.run_button, self.cancel_button, self.status])
+        self.progress = QProgressBar()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+        self.worker = None
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.fit_button.changed.connect(self.fit_to_layer)
+        self.source.changed.connect(self._show_source)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self.labels_layer.reset_choices)
+        self._show_source()
+
+    def _show_source(self, *_):
+        src = self.source.value
+        self.labels_layer.visible = src == "Labels layer" or src == "designer"
+        self.mask_file.visible = src == "mask file"
+        self.designer.visible = src == "designer"
+
+    def design(self) -> MaskDesign:
+        return MaskDesign(height=int(self.height.value), width=int(self.width.value), pixel_size_nm=float(self.pixel_size.value),
+                          median_nm=float(self.median_nm.value), sigma=float(self.sigma.value), count=int(self.count.value),
+                          elongation=float(self.elongation.value), clustering=float(self.clustering.value),
+                          seed=int(self.seed.value))
+
+    def fit_to_layer(self, *_):
+        from .measure import layer_pixel_size_nm
+
+        layer = self.labels_layer.value
+        if layer is None:
+            show_error("Synthesize: choose a Labels layer to fit the designer to.")
+            return
+        pixel = layer_pixel_size_nm(layer) or float(self.pixel_size.value)
+        try:
+            d = fit_design(np.asarray(layer.data), pixel)
+        except ValueError as exc:
+            show_error(f"Synthesize: {exc}")
+            return
+        self.height.value, self.width.value, self.pixel_size.value = d.height, d.width, d.pixel_size_nm
+        self.median_nm.value, self.sigma.value, self.count.value, self.elongation.value = d.median_nm, d.sigma, d.count, d.elongation
+        self.status.value = f"fitted: median {d.median_nm:.0f} nm, σ {d.sigma:.2f}, {d.count} particles"
+
+    def _mask(self) -> tuple[np.ndarray, float | None, str]:
+        from ..io.images import read_mask
+        from .measure import layer_pixel_size_nm
+
+        src = self.source.value
+        if src == "Labels layer":
+            layer = self.labels_layer.value
+            if layer is None:
+                raise ValueError("choose a Labels layer (paint one with napari's brush, or segment an image)")
+            data = np.asarray(layer.data)
+            if data.ndim != 2:
+                raise ValueError(f"the Labels layer {layer.name!r} is {data.ndim}D; synthesize from a 2D mask")
+            return data, layer_pixel_size_nm(layer), layer.name
+        if src == "mask file":
+            path = self.mask_file.value
+            if not path or not path.is_file():
+                raise ValueError("choose a mask file")
+            return read_mask(path), None, path.stem
+        design = self.design()
+        return design_mask(design), design.pixel_size_nm, f"designed (seed {design.seed})"
+
+    def run(self):
+        from napari.qt.threading import create_worker
+
+        try:
+            mask, pixel, name = self._mask()
+        except (ValueError, OSError) as exc:
+            show_error(f"Synthesize: {exc}")
+            return
+        self._job = (mask, pixel, name)
+        self.worker = create_worker(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
+                                    _start_thread=False)
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(self._on_result)
+        self.worker.errored.connect(lambda exc: show_error(f"Synthesize: {exc}"))
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.progress.setRange(0, int(self.n.value))
+        self.progress.setValue(0)
+        self.status.value = "loading the generator ..."
+        self.worker.start()
+
+    def cancel(self):
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_progress(self, value):
+        done, total = value
+        self.progress.setValue(done)
+        self.status.value = f"image {done} / {total}"
+
+    def _on_result(self, images):
+        mask, pixel, name = self._job
+        kwargs = {"scale": (pixel, pixel), "units": ("nm", "nm")} if pixel else {}
+        meta = {"pixel_size_nm": pixel, "generator": self.model.value, "seed": int(self.seed.value), "mask": name}
+        for k, image in enumerate(images):
+            self.viewer.add_image(image, name=f"synthetic {name} #{k}", metadata=dict(meta, k=k), **kwargs)
+        from ..data.datasets import instance_labels
+
+        self.viewer.add_labels(instance_labels(mask), name=f"synthetic {name} mask", metadata=meta, **kwargs)
+        self.status.value = f"{len(images)} images from {name}"
+        show_info(f"Synthesize: {len(images)} images from {name}")
+
+    def _on_finished(self):
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        if self.status.value.startswith(("image", "loading")):
+            self.status.value = "cancelled"

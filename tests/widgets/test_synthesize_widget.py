@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_nanogan.config import GeneratorConfig
+from napari_nanogan.models.checkpoint import save_checkpoint
+from napari_nanogan.models.style_unet import StyleUNet
+from napari_nanogan.widgets.synthesize import SynthesizeWidget
+
+
+@pytest.fixture
+def gen_path(tmp_path):
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
+    path = tmp_path / "g.pt"
+    save_checkpoint(path, {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict(), "provenance": {}})
+    return path
+
+
+@pytest.fixture
+def widget(make_napari_viewer, gen_path):
+    viewer = make_napari_viewer()
+    w = SynthesizeWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.choices = [str(gen_path)]
+    w.model.value = str(gen_path)
+    return viewer, w
+
+
+def test_designer_to_images_with_mask(widget, qtbot):
+    viewer, w = widget
+    w.source.value = "designer"
+    w.width.value, w.height.value, w.count.value, w.median_nm.value = 96, 64, 8, 80.0
+    w.n.value = 2
+    w.run()
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: any(l.name.endswith("mask") for l in viewer.layers), timeout=10_000)
+    images = [l for l in viewer.layers if l.name.startswith("synthetic") and not l.name.endswith("mask")]
+    masks = [l for l in viewer.layers if l.name.endswith("mask")]
+    assert len(images) == 2 and len(masks) == 1
+    assert images[0].data.shape == (64, 96) and masks[0].data.shape == (64, 96)
+    assert tuple(images[0].scale) == pytest.approx((7.344, 7.344)) == tuple(masks[0].scale)
+    assert not np.array_equal(images[0].data, images[1].data)
+
+
+def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch):
+    viewer, w = widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.synthesize.show_error", errors.append)
+    w.source.value = "Labels layer"
+    w.run()
+    assert errors and "choose a Labels layer" in errors[-1]
+    viewer.add_labels(np.zeros((2, 40, 40), np.int32), name="3d")
+    w.labels_layer.value = viewer.layers["3d"]
+    w.run()
+    assert "3D" in errors[-1]
+    painted = np.zeros((48, 48), np.int32)
+    painted[10:20, 10:20] = 1
+    viewer.add_labels(painted, name="painted")
+    w.labels_layer.value = viewer.layers["painted"]
+    w.n.value = 1
+    w.run()
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "synthetic painted #0" in viewer.layers, timeout=10_000)
+    assert viewer.layers["synthetic painted #0"].data.shape == (48, 48)
+
+
+def test_fit_designer_to_layer(widget):
+    from napari_nanogan.data.designer import MaskDesign, design_mask
+
+    viewer, w = widget
+    labels = design_mask(MaskDesign(height=200, width=200, pixel_size_nm=2.0, median_nm=30.0, count=30, seed=2))
+    viewer.add_labels(labels, name="annotated", scale=(2.0, 2.0), metadata={"pixel_size_nm": 2.0})
+    w.labels_layer.value = viewer.layers["annotated"]
+    w.fit_to_layer()
+    assert w.median_nm.value == pytest.approx(30.0, rel=0.2) and w.pixel_size.value == pytest.approx(2.0)
+    assert "fitted" in w.status.value
