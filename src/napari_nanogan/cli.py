@@ -217,6 +217,41 @@ def cmd_synthesize(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_export(args) -> int:
+    """Synthetic image-mask pairs from masks, plus a manifest."""
+    from .data.datasets import instance_labels
+    from .export import Pair, export_pairs, file_sha256
+    from .io.images import ImageReadError, labels_pixel_size_nm, list_images, read_mask
+    from .models.pretrained import load_generator, resolve_model
+    from .synthesis import synthesize
+
+    generator = load_generator(args.model)
+    digest = file_sha256(resolve_model(args.model, kind="generator"))
+    paths = list_images(args.masks)
+    if not paths:
+        print("nanogan export: no mask files found", file=sys.stderr)
+        return 2
+    failures, written = 0, 0
+    for path in paths:
+        try:
+            labels = instance_labels(read_mask(path))
+            pixel = args.pixel_size or (labels_pixel_size_nm(path) if path.suffix.lower() in (".tif", ".tiff") else None)
+            pairs = []
+            for k in range(args.n):
+                seed = synthesis_seed(args.seed, k)
+                image = synthesize(labels, generator, seed=seed)
+                pairs.append(Pair(f"{path.stem}_{k}", image, labels, source=f"synthetic from {path.name}", seed=seed,
+                                  model=str(args.model), model_sha256=digest, pixel_size_nm=pixel))
+            export_pairs(pairs, args.out, png=args.png, overwrite=args.overwrite)
+            written += len(pairs)
+            print(f"{path}: {len(pairs)} pairs", file=sys.stderr)
+        except (ImageReadError, ValueError, OSError) as exc:
+            failures += 1
+            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    print(f"wrote {written} pairs and {Path(args.out) / 'manifest.json'}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _pair_folders(images_dir, masks_dir):
     """(image, mask) pairs from two folders: mask stem == image stem, or image stem + '_...'."""
     from .io.images import list_images
@@ -374,6 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="makes the output reproducible")
     p.add_argument("--model", default="default", help="shipped generator name or checkpoint path")
     p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere")
+    p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="mask files or folders")
+    p.add_argument("--out", required=True, help="export folder (images/, masks/, manifest.json, manifest.csv)")
+    p.add_argument("--n", type=int, default=1, help="synthetic images per mask")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="default", help="generator name or checkpoint path")
+    p.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm written into the TIFFs")
+    p.add_argument("--png", action="store_true", help="also write PNG previews")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files (default: refuse)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")
     p.add_argument("--images", default=None, help="folder of annotated images")

@@ -1,0 +1,116 @@
+"""Export of image-mask pairs for training elsewhere: TIFFs (+ optional PNGs) and a manifest.
+
+Layout of an export folder::
+
+    images/<name>.tif     uint8 or uint16 grey, pixel size in the TIFF resolution tags
+    masks/<name>.tif      uint16 instance labels (0 = background)
+    png/<name>.png        optional previews of the images
+    manifest.json         one entry per pair: files, source, seed, model name and sha256,
+    manifest.csv          pixel size, software version (same content as a table)
+
+Every file is written to a temporary name and renamed when complete, so an
+interrupted export leaves no half-written file; an existing file is never
+overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from . import __version__
+from ._atomic import atomic_path
+
+
+@dataclass
+class Pair:
+    """One image with its instance labels and where it came from."""
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    source: str = "synthetic"
+    seed: int | None = None
+    model: str | None = None
+    model_sha256: str | None = None
+    pixel_size_nm: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check(pair: Pair) -> None:
+    if pair.image.ndim != 2 or pair.labels.ndim != 2:
+        raise ValueError(f"{pair.name}: image and mask must be 2D")
+    if pair.image.shape != pair.labels.shape:
+        raise ValueError(f"{pair.name}: image {pair.image.shape} and mask {pair.labels.shape} differ in shape")
+    if pair.image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{pair.name}: images are exported as uint8 or uint16, not {pair.image.dtype}")
+    if pair.labels.max(initial=0) >= 2**16 or pair.labels.min(initial=0) < 0:
+        raise ValueError(f"{pair.name}: labels must fit uint16")
+    if any(c in pair.name for c in "/\\") or pair.name in ("", ".", ".."):
+        raise ValueError(f"invalid pair name {pair.name!r}")
+
+
+def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite: bool = False) -> Path:
+    """Write pairs and a manifest; returns the manifest path (JSON)."""
+    import tifffile
+
+    out_dir = Path(out_dir)
+    entries = []
+    for pair in pairs:
+        _check(pair)
+        targets = {"image": out_dir / "images" / f"{pair.name}.tif", "mask": out_dir / "masks" / f"{pair.name}.tif"}
+        if png:
+            targets["png"] = out_dir / "png" / f"{pair.name}.png"
+        if not overwrite:
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if existing:
+                raise FileExistsError(f"not overwriting existing files: {', '.join(existing)} (choose another folder)")
+        kwargs = {}
+        if pair.pixel_size_nm:
+            per_cm = 1e7 / pair.pixel_size_nm
+            kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+        with atomic_path(targets["image"]) as tmp:
+            tifffile.imwrite(tmp, pair.image, **kwargs)
+        with atomic_path(targets["mask"]) as tmp:
+            tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
+        if png:
+            from PIL import Image
+
+            img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
+            with atomic_path(targets["png"]) as tmp:
+                Image.fromarray(img).save(tmp, format="PNG")
+        entry = {"name": pair.name, **{k: str(v.relative_to(out_dir)) for k, v in targets.items()},
+                 "height": int(pair.image.shape[0]), "width": int(pair.image.shape[1]), "dtype": str(pair.image.dtype),
+                 "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
+                 "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
+                 "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
+        entries.append(entry)
+    manifest = out_dir / "manifest.json"
+    previous = []
+    if manifest.exists():
+        previous = json.loads(manifest.read_text()).get("pairs", [])
+    merged = previous + entries
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}", "pairs": merged}, indent=2) + "\n")
+    keys = list(dict.fromkeys(k for e in merged for k in e))
+    with atomic_path(out_dir / "manifest.csv") as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(merged)
+    return manifest
