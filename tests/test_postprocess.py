@@ -46,3 +46,21 @@ def test_uint8_probabilities_and_component_without_seed():
     out = instances_from_probabilities(fg, interior)
     assert out.max() == 1 and (out == 1).sum() == 100
     assert instances_from_probabilities(np.zeros_like(fg), interior).max() == 0
+
+
+def test_peak_seeds_split_touching_particles():
+    labels = _two_touching_discs()
+    fg = (labels > 0).astype(np.float32)
+    from scipy import ndimage as ndi
+
+    depth = np.zeros_like(fg)
+    for k in (1, 2):
+        depth += ndi.distance_transform_edt(labels == k)
+    interior = depth / depth.max()
+    cfg = PostprocessConfig(seed_method="peaks", seed_threshold=0.3, min_distance=8, smooth_sigma=1.0)
+    out = instances_from_probabilities(fg, interior, cfg)
+    assert out.max() == 2
+    import pytest
+
+    with pytest.raises(ValueError, match="seed_method"):
+        instances_from_probabilities(fg, interior, PostprocessConfig(seed_method="magic"))

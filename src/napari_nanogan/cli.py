@@ -323,6 +323,30 @@ def cmd_train_gan(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- tune
+def cmd_tune(args) -> int:
+    """Pick post-processing parameters on the validation split and store them in a copy of the checkpoint."""
+    from .config import PostprocessConfig
+    from .data.datasets import load_samples, shared_splits
+    from .inference import Segmenter
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .training.segmenter import tune_postprocess
+
+    splits = shared_splits(args.data_root)
+    samples = []
+    for key in [d for d in args.datasets.split(",") if d]:
+        samples += load_samples(splits[key]["val"], domain=key)
+    segmenter = Segmenter.from_checkpoint(args.model)
+    config, info = tune_postprocess(segmenter, samples)
+    data = load_checkpoint(args.model, kind="segmenter")
+    data.pop("format_version")
+    data["postprocess"] = config.to_dict()
+    data.setdefault("provenance", {})["postprocess_tuning"] = dict(info, split="val", command="nanogan " + " ".join(sys.argv[1:]))
+    save_checkpoint(args.out, data)
+    print(json.dumps({"postprocess": config.to_dict(), **info}))
+    return 0
+
+
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
     import signal
@@ -434,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("tune", help="choose post-processing parameters on the validation split")
+    p.add_argument("--model", required=True, help="segmenter checkpoint")
+    p.add_argument("--out", required=True, help="checkpoint to write (the same weights, tuned post-processing)")
+    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--datasets", default="bam,emps")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("train", help="train the segmenter on the shared data sets")
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")

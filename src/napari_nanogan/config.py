@@ -64,12 +64,23 @@ class PostprocessConfig:
         Seeds smaller than this (pixels) are dropped as noise.
     min_area : int
         Particles smaller than this (pixels) are removed.
+    seed_method : str
+        ``"components"``: each 4-connected blob of interior probability above
+        ``seed_threshold`` is a seed; ``"peaks"``: local maxima of the interior
+        probability (smoothed by ``smooth_sigma``) at least ``min_distance`` apart.
+    smooth_sigma : float
+        Gaussian smoothing (pixels) of the interior map before seeding and flooding.
+    min_distance : int
+        Smallest distance between two peak seeds (``"peaks"`` only).
     """
 
     fg_threshold: float = 0.5
     seed_threshold: float = 0.5
     min_seed_area: int = 4
     min_area: int = 16
+    seed_method: str = "components"
+    smooth_sigma: float = 0.0
+    min_distance: int = 5
 
     def to_dict(self) -> dict:
         return asdict(self)

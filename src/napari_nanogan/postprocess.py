@@ -51,10 +51,26 @@ def instances_from_probabilities(
     next_label = 1
     from skimage.segmentation import watershed
 
+    if config.seed_method not in ("components", "peaks"):
+        raise ValueError(f"seed_method must be 'components' or 'peaks', not {config.seed_method!r}")
     for index, box in enumerate(ndi.find_objects(components), start=1):
         if box is None:
             continue
         comp = components[box] == index
+        relief = np.asarray(interior[box], np.float32) / scale
+        if config.smooth_sigma > 0:
+            relief = ndi.gaussian_filter(relief, config.smooth_sigma)
+        if config.seed_method == "peaks":
+            seeds, n_seeds = _peak_seeds(relief, comp, config)
+            if n_seeds <= 1:
+                out[box][comp] = next_label
+                next_label += 1
+                continue
+            split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
+            target = out[box]
+            target[comp] = split[comp].astype(np.uint32) + (next_label - 1)
+            next_label += n_seeds
+            continue
         seeds, n_seeds = ndi.label(seeds_mask[box] & comp, structure=_FOUR)
         if n_seeds > 1 and config.min_seed_area > 1:
             sizes = np.bincount(seeds.ravel())
@@ -69,13 +85,23 @@ def instances_from_probabilities(
             out[box][comp] = next_label
             next_label += 1
             continue
-        relief = -np.asarray(interior[box], np.float32)
-        split = watershed(relief, markers=seeds, mask=comp, connectivity=1)
+        split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
         target = out[box]
         target[comp] = split[comp].astype(np.uint32) + (next_label - 1)
         next_label += n_seeds
     out = _remove_small(out, config.min_area)
     return _relabel_sequential(out)
+
+
+def _peak_seeds(relief: np.ndarray, comp: np.ndarray, config: PostprocessConfig) -> tuple[np.ndarray, int]:
+    from skimage.feature import peak_local_max
+
+    peaks = peak_local_max(relief, min_distance=config.min_distance, threshold_abs=config.seed_threshold,
+                           labels=comp.astype(np.int32), exclude_border=False)
+    seeds = np.zeros(comp.shape, np.int32)
+    if len(peaks):
+        seeds[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return seeds, len(peaks)
 
 
 def _relabel_sequential(labels: np.ndarray) -> np.ndarray:
