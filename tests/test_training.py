@@ -96,3 +96,13 @@ def test_training_reduces_loss(tmp_path):
 def test_no_samples_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no training samples"):
         list(train_segmenter({}, [], out_dir=tmp_path))
+
+
+def test_tune_postprocess_returns_a_grid_member(tiny_segmenter):
+    from napari_nanogan.training.segmenter import tune_postprocess
+
+    grid = {"seed_method": ["components", "peaks"], "seed_threshold": [0.3, 0.6], "smooth_sigma": [0.0],
+            "min_distance": [5], "fg_threshold": [0.5]}
+    cfg, info = tune_postprocess(tiny_segmenter, _samples(2), grid)
+    assert cfg.seed_method in ("components", "peaks") and cfg.seed_threshold in (0.3, 0.6)
+    assert info["candidates"] == 4 and 0 <= info["best_score"] <= 1
