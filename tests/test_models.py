@@ -80,3 +80,12 @@ def test_checkpoint_rejects_garbage_and_future_versions(tmp_path):
     torch.save({"weights": torch.zeros(2)}, plain)
     with pytest.raises(CheckpointError, match="missing format_version"):
         load_checkpoint(plain)
+
+
+def test_bundle_checkpoint_serves_both_kinds(tmp_path):
+    seg = {"kind": "segmenter", "config": SegmenterConfig(base_channels=4, depth=3).to_dict(),
+           "state_dict": AttentionUNet(SegmenterConfig(base_channels=4, depth=3)).state_dict()}
+    path = save_checkpoint(tmp_path / "b.pt", {"kind": "bundle", "segmenter": seg, "card": {"name": "mine"}})
+    assert load_checkpoint(path, kind="segmenter")["config"]["base_channels"] == 4
+    with pytest.raises(CheckpointError, match="without a 'generator'"):
+        load_checkpoint(path, kind="generator")

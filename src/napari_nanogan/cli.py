@@ -323,6 +323,54 @@ def cmd_train_gan(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- finetune
+def cmd_finetune(args) -> int:
+    """Fine-tune the shipped models on the user's annotated pairs; writes a bundle usable as --model."""
+    import signal
+
+    from .data.datasets import load_sample
+    from .training.finetune import PRESETS, finetune
+
+    if len(args.images) != len(args.masks):
+        print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
+              file=sys.stderr)
+        return 2
+    try:
+        pairs = [load_sample(i, m, domain="user") for i, m in zip(args.images, args.masks)]
+    except (ValueError, OSError) as exc:
+        print(f"nanogan finetune: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    print(f"fine-tuning on {len(pairs)} images, preset {args.preset} ({PRESETS[args.preset].description})", file=sys.stderr)
+    loop = finetune(pairs, out_path=args.out, preset=args.preset, base_segmenter=args.base_segmenter,
+                    base_generator=args.base_generator, should_stop=lambda: stop["now"],
+                    provenance={"command": "nanogan " + " ".join(sys.argv[1:])})
+    bar = _progress_bar(PRESETS[args.preset].max_steps, "finetune")
+    try:
+        while True:
+            try:
+                rec = next(loop)
+            except StopIteration as done:
+                result = done.value
+                break
+            bar.n = rec.step
+            bar.set_postfix(s_step=f"{rec.seconds_per_step:.2f}")
+            bar.refresh()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
+    print(f"before: {fmt(result.before)}; after: {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)",
+          file=sys.stderr)
+    print(f"wrote {result.path}; use it with --model {result.path}", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------- tune
 def cmd_tune(args) -> int:
     """Pick post-processing parameters on the validation split and store them in a copy of the checkpoint."""
@@ -458,6 +506,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")
+    p.add_argument("--images", nargs="+", required=True, metavar="IMG")
+    p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="in the same order as --images")
+    p.add_argument("--out", required=True, metavar="MODEL_PATH", help="the fine-tuned model (usable as --model)")
+    p.add_argument("--preset", default="quick", choices=["quick", "standard", "thorough"])
+    p.add_argument("--base-segmenter", default="default")
+    p.add_argument("--base-generator", default="default")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("tune", help="choose post-processing parameters on the validation split")
     p.add_argument("--model", required=True, help="segmenter checkpoint")

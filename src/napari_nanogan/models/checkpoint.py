@@ -42,13 +42,19 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None) -> dict
             f"{path} is not a loadable napari-nanogan checkpoint "
             f"(only plain-data checkpoints are accepted): {str(exc).splitlines()[0]}"
         ) from None
-    if not isinstance(data, dict) or "format_version" not in data or "state_dict" not in data:
+    if not isinstance(data, dict) or "format_version" not in data or ("state_dict" not in data and data.get("kind") != "bundle"):
         raise CheckpointError(f"{path} is not a napari-nanogan checkpoint (missing format_version/state_dict)")
     if data["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {data['format_version']}; this napari-nanogan reads "
             f"up to {FORMAT_VERSION}: upgrade the package"
         )
+    if kind is not None and data.get("kind") == "bundle" and kind != "bundle":
+        # a fine-tuned user model: one file holding a segmenter and a generator
+        part = data.get(kind)
+        if not isinstance(part, dict) or "state_dict" not in part:
+            raise CheckpointError(f"{path} is a model bundle without a {kind!r}")
+        return {"format_version": data["format_version"], "kind": kind, **part}
     if kind is not None and data.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {data.get('kind')!r} model, not a {kind!r}")
     return data

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_nanogan.config import GeneratorConfig
+from napari_nanogan.data.datasets import Sample
+from napari_nanogan.data.procedural import particle_labels, render_sem
+from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+from napari_nanogan.models.style_unet import StyleUNet
+from napari_nanogan.training import finetune as ft
+
+
+def _samples(n=1, shape=(128, 128)):
+    out = []
+    for s in range(n):
+        lab = particle_labels(shape, n_particles=25, mean_diameter=12, seed=s)
+        im = render_sem(lab, seed=s)
+        out.append(Sample(f"s{s}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "user"))
+    return out
+
+
+@pytest.fixture
+def tiny_generator_checkpoint(tmp_path):
+    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
+    torch.manual_seed(0)
+    path = tmp_path / "g.pt"
+    save_checkpoint(path, {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict()})
+    return path
+
+
+@pytest.fixture
+def fast_preset(monkeypatch):
+    monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(60, 2, "test"))
+
+
+def _run(loop):
+    records = []
+    while True:
+        try:
+            records.append(next(loop))
+        except StopIteration as done:
+            return records, done.value
+
+
+def test_split_rows_holds_out_the_bottom():
+    train, val = ft.split_rows(_samples(1))
+    assert train[0].image.shape == (96, 128) and val[0].image.shape == (32, 128)
+    with pytest.raises(ValueError, match="too small"):
+        ft.split_rows(_samples(1, (40, 64)))
+
+
+def test_finetune_bundle_usable_for_segment_and_synthesize(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, fast_preset):
+    from napari_nanogan.models.pretrained import load_generator, load_segmenter
+
+    records, result = _run(ft.finetune(_samples(2), out_path=tmp_path / "mine.pt", base_segmenter=str(tiny_checkpoint),
+                                       base_generator=str(tiny_generator_checkpoint), device="cpu"))
+    assert [r.step for r in records] == [1, 2]
+    assert set(result.before) >= {"iou", "f1"} and set(result.after) >= {"iou", "f1"}
+    assert result.warnings  # 2 small images hold out fewer than 20 particles
+    bundle = load_checkpoint(result.path)
+    assert bundle["kind"] == "bundle" and bundle["card"]["preset"] == "quick" and bundle["card"]["images"] == ["s0", "s1"]
+    assert load_segmenter(result.path, device="cpu").config.base_channels == 4
+    assert load_generator(result.path, device="cpu").config.base_channels == 8
+
+
+def test_finetune_cancel_keeps_a_model(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, fast_preset):
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    records, result = _run(ft.finetune(_samples(1), out_path=tmp_path / "c.pt", base_segmenter=str(tiny_checkpoint),
+                                       base_generator=str(tiny_generator_checkpoint), should_stop=stop, device="cpu"))
+    assert records[-1].stopped and result.path.is_file()
+
+
+def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fast_preset):
+    _, result = _run(ft.finetune(_samples(1), out_path=tmp_path / "s.pt", base_segmenter=str(tiny_checkpoint),
+                                 base_generator="no-such-generator", device="cpu"))
+    assert any("segmenter alone" in w for w in result.warnings)
+    assert "generator" not in load_checkpoint(result.path)
+    empty = _samples(1)[0]
+    empty.labels = np.zeros_like(empty.labels)
+    with pytest.raises(ValueError, match="empty"):
+        next(ft.finetune([empty], out_path=tmp_path / "e.pt", base_segmenter=str(tiny_checkpoint)))
+    with pytest.raises(ValueError, match="unknown preset"):
+        next(ft.finetune(_samples(1), out_path=tmp_path / "e.pt", preset="forever"))
+
+
+def test_finetune_cli_contract(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, fast_preset, sem_like):
+    from napari_nanogan.cli import main
+
+    image, labels = sem_like
+    tifffile.imwrite(tmp_path / "a.tif", image[: labels.shape[0]])
+    tifffile.imwrite(tmp_path / "a_mask.tif", (labels > 0).astype(np.uint8) * 255)
+    out = tmp_path / "model.pt"
+    rc = main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"), "--out", str(out),
+               "--preset", "quick", "--base-segmenter", str(tiny_checkpoint), "--base-generator", str(tiny_generator_checkpoint)])
+    assert rc == 0 and out.is_file()
+    assert main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "seg"), "--model", str(out)]) == 0
+    assert main(["synthesize", str(tmp_path / "a_mask.tif"), "--out", str(tmp_path / "syn"), "--model", str(out)]) == 0
+    assert tifffile.imread(tmp_path / "syn" / "a_mask_0.tif").shape == labels.shape
+    assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", "x.tif", "y.tif", "--out", str(out)]) == 2
