@@ -31,7 +31,7 @@ def tiny_generator_checkpoint(tmp_path):
 
 @pytest.fixture
 def fast_preset(monkeypatch):
-    monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(60, 2, "test"))
+    monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(60, 2, "test", patch_size=32, batch_size=2))
 
 
 def _run(loop):

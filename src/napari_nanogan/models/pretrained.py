@@ -3,7 +3,8 @@
 Names resolve in this order: an existing file path; a model shipped in
 ``napari_nanogan/weights`` (always offline); an entry of :data:`REMOTE_MODELS`,
 fetched once with its sha256 checked into the cache folder
-(``$NANOGAN_CACHE_DIR``, default: the platform's user cache).
+(``$NANOGAN_CACHE_DIR``, default: the platform's user cache); a model the user
+fine-tuned (:mod:`napari_nanogan.models.user`).
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ def shipped_path(filename: str) -> Path:
 
 
 def available_models(kind: str = "segmenter") -> list[str]:
+    """Shipped, downloadable and the user's own models holding a network of ``kind``."""
+    from .user import list_user_models
+
     shipped = SHIPPED_SEGMENTERS if kind == "segmenter" else SHIPPED_GENERATORS
     names = [n for n, f in shipped.items() if shipped_path(f).is_file()]
-    return names + [n for n, m in REMOTE_MODELS.items() if m.kind == kind]
+    names += [n for n, m in REMOTE_MODELS.items() if m.kind == kind]
+    return names + [n for n in list_user_models(kind) if n not in names]
 
 
 def available_segmenters() -> list[str]:
@@ -101,6 +106,11 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -
         return path
     if name in REMOTE_MODELS and REMOTE_MODELS[name].kind == kind:
         return fetch_remote(name, REMOTE_MODELS[name])
+    from .user import user_models_dir
+
+    user = user_models_dir() / f"{name}.pt"
+    if user.is_file():
+        return user
     choices = ", ".join(available_models(kind)) or "none"
     raise ModelNotFoundError(f"no {kind} named {name!r} and no such file; available: {choices}")
 

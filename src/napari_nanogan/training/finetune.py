@@ -41,6 +41,8 @@ class Preset:
     seconds: float | None
     max_steps: int
     description: str
+    patch_size: int = 128
+    batch_size: int = 4
 
 
 PRESETS = {
@@ -121,12 +123,14 @@ def finetune(
     steps = 0
     if gen_path is not None:
         gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind="generator")["config"])
-        config = GanTrainConfig(steps=budget.max_steps, checkpoint_every=25, patch_size=128)
+        config = GanTrainConfig(steps=budget.max_steps, checkpoint_every=25, patch_size=budget.patch_size,
+                                batch_size=budget.batch_size)
         loop = train_cyclegan(train, out_dir=run_dir, config=config, generator_config=gen_cfg, segmenter_config=seg_cfg,
                               unpaired_images=unpaired_images, init_segmenter=seg_path, init_generator=gen_path,
                               should_stop=stop, device=device)
     else:
-        config = TrainConfig(steps=budget.max_steps, lr=3e-4, warmup_steps=10, val_every=10**9, checkpoint_every=25)
+        config = TrainConfig(steps=budget.max_steps, lr=3e-4, warmup_steps=10, val_every=10**9, checkpoint_every=25,
+                             patch_size=2 * budget.patch_size, batch_size=budget.batch_size)
         loop = train_segmenter({"user": train}, [], out_dir=run_dir, config=config, model_config=seg_cfg,
                                init_from=seg_path, should_stop=stop, device=device)
     for record in loop:
