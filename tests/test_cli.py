@@ -66,7 +66,17 @@ def test_unknown_model_is_a_clear_error(tmp_path, sem_like):
 
 
 def test_demo_with_given_model(tmp_path, tiny_checkpoint, capsys):
-    rc = main(["demo", "--out", str(tmp_path), "--model", str(tiny_checkpoint)])
+    import torch
+
+    from napari_nanogan.config import GeneratorConfig
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.models.style_unet import StyleUNet
+
+    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
+    torch.manual_seed(0)
+    gen = tmp_path / "g.pt"
+    save_checkpoint(gen, {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict()})
+    rc = main(["demo", "--out", str(tmp_path), "--model", str(tiny_checkpoint), "--generator", str(gen)])
     assert rc == 0
     for name in ("sample.tif", "sample_labels.tif", "sample_overlay.png", "summary.json", "summary.txt"):
         assert (tmp_path / name).is_file(), name
@@ -74,6 +84,9 @@ def test_demo_with_given_model(tmp_path, tiny_checkpoint, capsys):
     assert summary["info_bar_rows"] == [712, 767]
     assert tifffile.imread(tmp_path / "sample_labels.tif").shape == (768, 1024)
     assert np.asarray(Image.open(tmp_path / "sample_overlay.png")).shape == (768, 1024, 3)
+    assert summary["synthesis"]["particles_in_mask"] > 50
+    assert tifffile.imread(tmp_path / "synthetic.tif").shape == (712, 1024)
+    assert "synthesized an SEM image" in capsys.readouterr().out
 
 
 @requires_shipped
