@@ -62,3 +62,19 @@ requires_shipped = pytest.mark.skipif(not shipped_model_available(), reason="shi
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_checkpoint(tmp_path_factory) -> Path:
+    """A small, randomly initialised Style U-Net generator checkpoint."""
+    import torch
+
+    from napari_nanogan.config import GeneratorConfig
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.models.style_unet import StyleUNet
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
+    path = tmp_path_factory.mktemp("generators") / "tiny_generator.pt"
+    save_checkpoint(path, {"kind": "generator", "config": config.to_dict(), "state_dict": StyleUNet(config).state_dict()})
+    return path

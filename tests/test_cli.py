@@ -65,18 +65,8 @@ def test_unknown_model_is_a_clear_error(tmp_path, sem_like):
         main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope"])
 
 
-def test_demo_with_given_model(tmp_path, tiny_checkpoint, capsys):
-    import torch
-
-    from napari_nanogan.config import GeneratorConfig
-    from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.models.style_unet import StyleUNet
-
-    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
-    torch.manual_seed(0)
-    gen = tmp_path / "g.pt"
-    save_checkpoint(gen, {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict()})
-    rc = main(["demo", "--out", str(tmp_path), "--model", str(tiny_checkpoint), "--generator", str(gen)])
+def test_demo_with_given_model(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, capsys):
+    rc = main(["demo", "--out", str(tmp_path), "--model", str(tiny_checkpoint), "--generator", str(tiny_generator_checkpoint)])
     assert rc == 0
     for name in ("sample.tif", "sample_labels.tif", "sample_overlay.png", "summary.json", "summary.txt"):
         assert (tmp_path / name).is_file(), name

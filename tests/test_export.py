@@ -75,17 +75,12 @@ def test_bad_pairs(tmp_path, bad, match):
         export_pairs([bad], tmp_path)
 
 
-def test_export_cli(tmp_path):
-    import torch
+def test_export_cli(tmp_path, tiny_generator_checkpoint):
+    import shutil
 
     from napari_nanogan.cli import main
-    from napari_nanogan.config import GeneratorConfig
-    from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.models.style_unet import StyleUNet
 
-    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "g.pt", {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict()})
+    shutil.copy(tiny_generator_checkpoint, tmp_path / "g.pt")
     mask = np.zeros((40, 48), np.uint8)
     mask[5:15, 5:15] = 255
     tifffile.imwrite(tmp_path / "m.tif", mask)

@@ -1,13 +1,10 @@
 import numpy as np
 import pytest
 import tifffile
-import torch
 
-from napari_nanogan.config import GeneratorConfig
 from napari_nanogan.data.datasets import Sample
 from napari_nanogan.data.procedural import particle_labels, render_sem
-from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-from napari_nanogan.models.style_unet import StyleUNet
+from napari_nanogan.models.checkpoint import load_checkpoint
 from napari_nanogan.training import finetune as ft
 
 
@@ -18,15 +15,6 @@ def _samples(n=1, shape=(128, 128)):
         im = render_sem(lab, seed=s)
         out.append(Sample(f"s{s}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "user"))
     return out
-
-
-@pytest.fixture
-def tiny_generator_checkpoint(tmp_path):
-    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
-    torch.manual_seed(0)
-    path = tmp_path / "g.pt"
-    save_checkpoint(path, {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict()})
-    return path
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import torch
 from napari_nanogan.config import GeneratorConfig, SegmenterConfig
 from napari_nanogan.data.datasets import Sample
 from napari_nanogan.data.procedural import particle_labels, render_sem
-from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+from napari_nanogan.models.checkpoint import load_checkpoint
 from napari_nanogan.models.discriminator import PatchCritic, diff_augment
 from napari_nanogan.models.style_unet import StyleEncoder, StyleUNet, resize_noise
 from napari_nanogan.synthesis import Generator, mask_maps, synthesize
@@ -14,15 +14,6 @@ from napari_nanogan.training.cyclegan import GanTrainConfig, train_cyclegan
 
 SMALL_G = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
 SMALL_S = SegmenterConfig(base_channels=4, depth=3)
-
-
-@pytest.fixture(scope="module")
-def tiny_generator_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    net = StyleUNet(SMALL_G)
-    path = tmp_path_factory.mktemp("gen") / "gen.pt"
-    save_checkpoint(path, {"kind": "generator", "config": SMALL_G.to_dict(), "state_dict": net.state_dict(), "provenance": {}})
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -312,7 +312,7 @@ def cmd_train_gan(args) -> int:
     else:
         splits = shared_splits(args.data_root)
         if "bam" not in splits:
-            print(f"nanogan train-gan: give --images and --masks, or a --data-root with bam_tio2_sem/", file=sys.stderr)
+            print("nanogan train-gan: give --images and --masks, or a --data-root with bam_tio2_sem/", file=sys.stderr)
             return 2
         triples = splits["bam"]["train"]
         source = {"bam_train": [t[0] for t in triples], "held_out": {k: [t[0] for t in v] for k, v in splits["bam"].items() if k != "train"}}
@@ -408,7 +408,6 @@ def cmd_finetune(args) -> int:
 # ---------------------------------------------------------------- tune
 def cmd_tune(args) -> int:
     """Pick post-processing parameters on the validation split and store them in a copy of the checkpoint."""
-    from .config import PostprocessConfig
     from .data.datasets import load_samples, shared_splits
     from .inference import Segmenter
     from .models.checkpoint import load_checkpoint, save_checkpoint

@@ -18,8 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 

@@ -62,35 +62,32 @@ def instances_from_probabilities(
             relief = ndi.gaussian_filter(relief, config.smooth_sigma)
         if config.seed_method == "peaks":
             seeds, n_seeds = _peak_seeds(relief, comp, config)
-            if n_seeds <= 1:
-                out[box][comp] = next_label
-                next_label += 1
-                continue
-            split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
-            target = out[box]
-            target[comp] = split[comp].astype(np.uint32) + (next_label - 1)
-            next_label += n_seeds
-            continue
-        seeds, n_seeds = ndi.label(seeds_mask[box] & comp, structure=_FOUR)
-        if n_seeds > 1 and config.min_seed_area > 1:
-            sizes = np.bincount(seeds.ravel())
-            keep = sizes >= config.min_seed_area
-            keep[0] = False
-            if keep.sum() >= 1:
-                remap = np.zeros(len(sizes), np.int32)
-                remap[keep] = np.arange(1, keep.sum() + 1)
-                seeds = remap[seeds]
-                n_seeds = int(keep.sum())
+        else:
+            seeds, n_seeds = _component_seeds(seeds_mask[box] & comp, config.min_seed_area)
+        target = out[box]
         if n_seeds <= 1:
-            out[box][comp] = next_label
+            target[comp] = next_label
             next_label += 1
             continue
         split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
-        target = out[box]
         target[comp] = split[comp].astype(np.uint32) + (next_label - 1)
         next_label += n_seeds
     out = _remove_small(out, config.min_area)
     return _relabel_sequential(out)
+
+
+def _component_seeds(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
+    """4-connected blobs of ``mask`` as seeds; blobs under ``min_area`` dropped unless all are."""
+    seeds, n = ndi.label(mask, structure=_FOUR)
+    if n > 1 and min_area > 1:
+        sizes = np.bincount(seeds.ravel())
+        keep = sizes >= min_area
+        keep[0] = False
+        if keep.any():
+            remap = np.zeros(len(sizes), np.int32)
+            remap[keep] = np.arange(1, keep.sum() + 1)
+            return remap[seeds], int(keep.sum())
+    return seeds, n
 
 
 def _peak_seeds(relief: np.ndarray, comp: np.ndarray, config: PostprocessConfig) -> tuple[np.ndarray, int]:

@@ -2,24 +2,17 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from qtpy.QtCore import QTimer
 
-from napari_nanogan.config import GeneratorConfig
 from napari_nanogan.data.procedural import particle_labels, render_sem
-from napari_nanogan.models.checkpoint import save_checkpoint
-from napari_nanogan.models.style_unet import StyleUNet
 from napari_nanogan.training import finetune as ft
 from napari_nanogan.widgets.finetune import FinetuneWidget
 
 
 @pytest.fixture
-def setup(make_napari_viewer, tiny_checkpoint, tmp_path, monkeypatch):
+def setup(make_napari_viewer, tiny_checkpoint, tiny_generator_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("NANOGAN_USER_MODELS", str(tmp_path / "models"))
-    cfg = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
-    torch.manual_seed(0)
-    gen = tmp_path / "g.pt"
-    save_checkpoint(gen, {"kind": "generator", "config": cfg.to_dict(), "state_dict": StyleUNet(cfg).state_dict()})
+    gen = tiny_generator_checkpoint
     viewer = make_napari_viewer()
     w = FinetuneWidget(viewer)
     viewer.window.add_dock_widget(w)

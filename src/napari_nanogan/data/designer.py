@@ -10,7 +10,7 @@ BAM annotation convention the segmenter learned).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -115,27 +115,25 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -
     raise ModelNotFoundError(f"no {kind} named {name!r} and no such file; available: {choices}")
 
 
-def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, device=None):
-    """A :class:`~napari_nanogan.inference.Segmenter` from a shipped name, a remote name or a path."""
-    from ..inference import Segmenter
-
-    path = resolve_model(name_or_path, kind="segmenter")
+def _load(kind: str, cls, name_or_path, device):
+    path = resolve_model(name_or_path, kind=kind)
     try:
-        return Segmenter.from_checkpoint(path, device=device, name=str(name_or_path))
+        return cls.from_checkpoint(path, device=device, name=str(name_or_path))
     except CheckpointError:
         raise
     except (RuntimeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the stored configuration ({exc})") from None
+
+
+def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, device=None):
+    """A :class:`~napari_nanogan.inference.Segmenter` from a shipped name, a remote name, a user model or a path."""
+    from ..inference import Segmenter
+
+    return _load("segmenter", Segmenter, name_or_path, device)
 
 
 def load_generator(name_or_path: str | os.PathLike = "default", *, device=None):
-    """A :class:`~napari_nanogan.synthesis.Generator` from a shipped name, a remote name or a path."""
+    """A :class:`~napari_nanogan.synthesis.Generator` from a shipped name, a remote name, a user model or a path."""
     from ..synthesis import Generator
 
-    path = resolve_model(name_or_path, kind="generator")
-    try:
-        return Generator.from_checkpoint(path, device=device, name=str(name_or_path))
-    except CheckpointError:
-        raise
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored configuration ({exc})") from None
+    return _load("generator", Generator, name_or_path, device)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Generator
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..config import GeneratorConfig, SegmenterConfig, TrainConfig

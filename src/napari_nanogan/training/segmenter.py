@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
