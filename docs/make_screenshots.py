@@ -33,6 +33,7 @@ def wait_for(predicate, timeout=300):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
+    ap.add_argument("--generator", default=None)
     args = ap.parse_args()
     import napari
     from PIL import Image
@@ -79,8 +80,85 @@ def main():
         time.sleep(0.05)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     Image.fromarray(shot).save(OUT / "measure_widget.png")
-    print(f"wrote {OUT / 'segment_widget.png'} and {OUT / 'measure_widget.png'}")
+    written = [OUT / "segment_widget.png", OUT / "measure_widget.png"]
+    from napari_nanogan.models.pretrained import available_models
+
+    if args.generator or "default" in available_models("generator"):
+        written += synthesize_and_finetune(viewer, args.generator or "default", args.model)
+    print("wrote " + ", ".join(str(p) for p in written))
     viewer.close()
+
+
+def _settle(seconds=1.0):
+    from qtpy.QtWidgets import QApplication
+
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def synthesize_and_finetune(viewer, generator, model):
+    from PIL import Image
+
+    from napari_nanogan.widgets.finetune import FinetuneWidget
+    from napari_nanogan.widgets.synthesize import SynthesizeWidget
+
+    for name in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[name])
+    viewer.layers.clear()
+    # a mask painted by hand: a few brush-drawn particles on an empty canvas
+    from napari_nanogan.data.designer import MaskDesign, design_mask
+
+    painted = design_mask(MaskDesign(height=512, width=512, median_nm=170, count=60, clustering=0.7, seed=11))
+    labels = viewer.add_labels(painted, name="painted mask", scale=(7.344, 7.344), units=("nm", "nm"),
+                               metadata={"pixel_size_nm": 7.344})
+    syn = SynthesizeWidget(viewer)
+    viewer.window.add_dock_widget(syn, name="Synthesize SEM images", area="right")
+    syn.model.choices = [generator]
+    syn.model.value = generator
+    syn.source.value = "Labels layer"
+    syn.labels_layer.value = labels
+    syn.n.value = 3
+    syn.run()
+    wait_for(lambda: any(l.name.endswith(" mask") and l.name.startswith("synthetic") for l in viewer.layers))
+    wait_for(lambda: syn.run_button.enabled)
+    viewer.grid.enabled = True
+    viewer.grid.shape = (2, 2)
+    labels.visible = True
+    viewer.layers["synthetic painted mask mask"].visible = False
+    viewer.reset_view()
+    _settle()
+    out = [OUT / "synthesize_widget.png"]
+    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
+    viewer.grid.enabled = False
+
+    for name in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[name])
+    viewer.layers.clear()
+    from napari_nanogan.data.procedural import sample_image
+
+    image, truth = sample_image(seed=5)
+    img = viewer.add_image(image[: truth.shape[0]], name="my image")
+    ann = viewer.add_labels(truth, name="my annotation", opacity=0.4)
+    ft = FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(ft, name="Fine-tune", area="right")
+    ft.base_segmenter, ft.base_generator = model, generator
+    ft.image_layer.value, ft.labels_layer.value = img, ann
+    ft.add_pair()
+    ft.name.value = "docs-screenshot-run"
+    import os
+    import tempfile
+
+    os.environ["NANOGAN_USER_MODELS"] = tempfile.mkdtemp()
+    ft.run()
+    wait_for(lambda: ft.status.value.startswith("step") and int(ft.status.value.split(",")[0].split()[1]) >= 12, timeout=900)
+    _settle()
+    out.append(OUT / "finetune_widget.png")
+    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
+    ft.cancel()
+    wait_for(lambda: ft.run_button.enabled, timeout=900)
+    return out
 
 
 if __name__ == "__main__":
