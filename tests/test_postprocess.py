@@ -64,3 +64,11 @@ def test_peak_seeds_split_touching_particles():
 
     with pytest.raises(ValueError, match="seed_method"):
         instances_from_probabilities(fg, interior, PostprocessConfig(seed_method="magic"))
+
+
+def test_distance_and_combined_seeds_split_touching_discs_without_interior():
+    labels = _two_touching_discs()
+    fg = (labels > 0).astype(np.float32)
+    for method in ("distance", "combined"):
+        out = instances_from_probabilities(fg, np.zeros_like(fg), PostprocessConfig(seed_method=method, min_distance=8))
+        assert out.max() == 2, method

@@ -67,7 +67,10 @@ class PostprocessConfig:
     seed_method : str
         ``"components"``: each 4-connected blob of interior probability above
         ``seed_threshold`` is a seed; ``"peaks"``: local maxima of the interior
-        probability (smoothed by ``smooth_sigma``) at least ``min_distance`` apart.
+        probability (smoothed by ``smooth_sigma``) at least ``min_distance`` apart;
+        ``"distance"``: local maxima of the foreground's distance transform (the
+        classical split, ignoring the interior map); ``"combined"``: local maxima of
+        the mean of the interior probability and the normalised distance transform.
     smooth_sigma : float
         Gaussian smoothing (pixels) of the interior map before seeding and flooding.
     min_distance : int

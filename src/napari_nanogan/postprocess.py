@@ -8,6 +8,7 @@ from scipy import ndimage as ndi
 from .config import PostprocessConfig
 
 _FOUR = ndi.generate_binary_structure(2, 1)
+SEED_METHODS = ("components", "peaks", "distance", "combined")
 
 
 def _remove_small(labels: np.ndarray, min_area: int) -> np.ndarray:
@@ -51,16 +52,20 @@ def instances_from_probabilities(
     next_label = 1
     from skimage.segmentation import watershed
 
-    if config.seed_method not in ("components", "peaks"):
-        raise ValueError(f"seed_method must be 'components' or 'peaks', not {config.seed_method!r}")
+    if config.seed_method not in SEED_METHODS:
+        raise ValueError(f"seed_method must be one of {', '.join(SEED_METHODS)}, not {config.seed_method!r}")
     for index, box in enumerate(ndi.find_objects(components), start=1):
         if box is None:
             continue
         comp = components[box] == index
         relief = np.asarray(interior[box], np.float32) / scale
+        if config.seed_method in ("distance", "combined"):
+            depth = ndi.distance_transform_edt(np.pad(comp, 1))[1:-1, 1:-1].astype(np.float32)
+            depth /= max(float(depth.max()), 1.0)
+            relief = depth if config.seed_method == "distance" else 0.5 * (relief + depth)
         if config.smooth_sigma > 0:
             relief = ndi.gaussian_filter(relief, config.smooth_sigma)
-        if config.seed_method == "peaks":
+        if config.seed_method != "components":
             seeds, n_seeds = _peak_seeds(relief, comp, config)
         else:
             seeds, n_seeds = _component_seeds(seeds_mask[box] & comp, config.min_seed_area)
@@ -93,7 +98,8 @@ def _component_seeds(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
 def _peak_seeds(relief: np.ndarray, comp: np.ndarray, config: PostprocessConfig) -> tuple[np.ndarray, int]:
     from skimage.feature import peak_local_max
 
-    peaks = peak_local_max(relief, min_distance=config.min_distance, threshold_abs=config.seed_threshold,
+    threshold = config.seed_threshold if config.seed_method == "peaks" else 0.0
+    peaks = peak_local_max(relief, min_distance=config.min_distance, threshold_abs=threshold,
                            labels=comp.astype(np.int32), exclude_border=False)
     seeds = np.zeros(comp.shape, np.int32)
     if len(peaks):

@@ -65,10 +65,10 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     from ..postprocess import instances_from_probabilities
 
     grid = grid or {
-        "seed_method": ["components", "peaks"],
+        "seed_method": ["components", "peaks", "distance", "combined"],
         "seed_threshold": [0.3, 0.5, 0.7],
         "smooth_sigma": [0.0, 1.0, 2.0],
-        "min_distance": [5, 7],
+        "min_distance": [4, 6, 8],
         "fg_threshold": [0.4, 0.5],
     }
     probs = [(s.domain, s.labels, segment(s.image, segmenter, info_bar=False)) for s in samples]
@@ -77,7 +77,9 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     for values in itertools.product(*grid.values()):
         cfg = PostprocessConfig(**dict(zip(keys, values)))
         if cfg.seed_method == "components" and cfg.min_distance != grid["min_distance"][0]:
-            continue  # min_distance only matters for peaks
+            continue  # min_distance only matters for peak seeds
+        if cfg.seed_method in ("distance", "combined") and cfg.seed_threshold != grid["seed_threshold"][0]:
+            continue  # nor does the seed threshold for distance-based seeds
         by_domain: dict[str, list] = {}
         for domain, truth, res in probs:
             by_domain.setdefault(domain, []).append((truth, instances_from_probabilities(res.foreground, res.interior, cfg)))
