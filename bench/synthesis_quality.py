@@ -44,7 +44,7 @@ def naive_render(labels: np.ndarray, seed: int) -> np.ndarray:
 def match_histogram(image: np.ndarray, reference_values: np.ndarray) -> np.ndarray:
     from skimage.exposure import match_histograms
 
-    return np.clip(match_histograms(image.astype(float), reference_values.astype(float)), 0, 255)
+    return np.clip(match_histograms(image.astype(float), reference_values.astype(float).reshape(1, -1)), 0, 255)
 
 
 def main():
