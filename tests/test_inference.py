@@ -14,10 +14,24 @@ def _probs(image, segmenter, **kw):
             return done.value
 
 
-def test_tiled_equals_untiled(tiny_segmenter, rng):
+@pytest.fixture(scope="module")
+def tiny_bn_segmenter():
+    """Batch norm in eval mode: a network whose output does not depend on the tile, so
+    these tests check the tiling and blending mechanism itself."""
+    import torch
+
+    from napari_nanogan.config import SegmenterConfig
+    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.models.attention_unet import AttentionUNet
+
+    torch.manual_seed(0)
+    return Segmenter.from_network(AttentionUNet(SegmenterConfig(base_channels=4, depth=3, norm="batch")), device="cpu")
+
+
+def test_tiled_equals_untiled(tiny_bn_segmenter, rng):
     image = rng.integers(0, 255, (150, 230), dtype=np.uint8)
-    whole_fg, whole_int = _probs(image, tiny_segmenter, tile=256, overlap=0)
-    tiled_fg, tiled_int = _probs(image, tiny_segmenter, tile=64, overlap=24)
+    whole_fg, whole_int = _probs(image, tiny_bn_segmenter, tile=256, overlap=0)
+    tiled_fg, tiled_int = _probs(image, tiny_bn_segmenter, tile=64, overlap=24)
     # uint8 probabilities: differences come from the limited field of view at tile borders only
     diff = np.abs(whole_fg.astype(int) - tiled_fg.astype(int))
     assert np.mean(diff) < 2.0 and np.percentile(diff, 99) <= 8
@@ -25,11 +39,11 @@ def test_tiled_equals_untiled(tiny_segmenter, rng):
     assert np.mean(diff_i) < 2.0
 
 
-def test_tiling_leaves_no_seams(tiny_segmenter):
+def test_tiling_leaves_no_seams(tiny_bn_segmenter):
     """A smooth input gives a smooth output: no jump at tile borders."""
     yy, xx = np.mgrid[0:192, 0:192]
     image = (100 + 50 * np.sin(xx / 20) * np.cos(yy / 25)).astype(np.float32)
-    fg, _ = _probs(image, tiny_segmenter, tile=64, overlap=16)
+    fg, _ = _probs(image, tiny_bn_segmenter, tile=64, overlap=16)
     step = np.abs(np.diff(fg.astype(int), axis=1))
     border_cols = [63 - 1, 111 - 1]  # last column of the first tile, blended region ends
     assert step[:, border_cols].mean() <= step.mean() + 2
@@ -97,3 +111,22 @@ def test_progress_and_cancel(tiny_segmenter, rng):
     with pytest.raises(InterruptedError):
         segment(image, tiny_segmenter, tile=64, should_stop=lambda: calls.append(1) or len(calls) >= 2)
     assert len(calls) == 2
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: the shipped model uses group norm, whose statistics depend on the "
+                   "tile, so tile size changes the result (256-px tiles vs the whole image: labels F1 0.91); "
+                   "fix: image-wide normalisation statistics at inference")
+def test_shipped_model_is_tile_invariant():
+    from conftest import shipped_model_available
+
+    if not shipped_model_available():
+        pytest.skip("shipped weights not installed")
+    from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    seg = load_segmenter("default", device="cpu")
+    image, _ = sample_image()
+    whole = segment(image, seg, tile=1024).labels
+    tiled = segment(image, seg, tile=256).labels
+    assert summarize([(whole, tiled)])["f1"] > 0.99
