@@ -299,9 +299,33 @@ def _pair_folders(images_dir, masks_dir):
     return pairs
 
 
-def cmd_train_gan(args) -> int:
+def _drive_training(make_loop, total: int, desc: str, report) -> int:
+    """Run a training loop (a generator of TrainProgress) with a progress bar on stderr.
+
+    ``make_loop(should_stop)`` builds the loop; SIGTERM asks it to stop after the
+    current step (it writes last.pt); ``report(record)`` prints what a step has to say.
+    """
     import signal
 
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    bar = _progress_bar(total, desc)
+    try:
+        for rec in make_loop(lambda: stop["now"]):
+            bar.n = rec.step
+            bar.set_postfix(loss=f"{rec.losses.get('total', float('nan')):.3f}", s_step=f"{rec.seconds_per_step:.2f}")
+            report(rec)
+            if rec.stopped:
+                print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with the same command (last.pt is kept)", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    return 0
+
+
+def cmd_train_gan(args) -> int:
     from .config import GeneratorConfig, SegmenterConfig
     from .data.datasets import load_samples, shared_splits
     from .training.cyclegan import GanTrainConfig, train_cyclegan
@@ -335,26 +359,17 @@ def cmd_train_gan(args) -> int:
     print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
     config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                             checkpoint_every=args.checkpoint_every, seed=args.seed)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    bar = _progress_bar(config.steps, "train-gan")
-    try:
-        for rec in train_cyclegan(paired, out_dir=args.out, config=config, generator_config=GeneratorConfig(),
-                                  segmenter_config=SegmenterConfig(), unpaired_images=unpaired,
-                                  init_segmenter=args.init_segmenter, provenance={"data": source, "command": "nanogan " + " ".join(sys.argv[1:])},
-                                  should_stop=lambda: stop["now"]):
-            bar.n = rec.step
-            bar.set_postfix(g=f"{rec.losses.get('total', float('nan')):.2f}", s_step=f"{rec.seconds_per_step:.2f}")
-            if rec.step % 100 == 0 and rec.losses:
-                print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
-            if rec.stopped:
-                print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\ninterrupted; resume with the same command (last.pt is kept)", file=sys.stderr)
-        return 130
-    finally:
-        bar.close()
-    return 0
+    provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
+
+    def report(rec):
+        if rec.step % 100 == 0 and rec.losses:
+            print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
+
+    return _drive_training(
+        lambda should_stop: train_cyclegan(paired, out_dir=args.out, config=config, generator_config=GeneratorConfig(),
+                                           segmenter_config=SegmenterConfig(), unpaired_images=unpaired,
+                                           init_segmenter=args.init_segmenter, provenance=provenance, should_stop=should_stop),
+        config.steps, "train-gan", report)
 
 
 # ---------------------------------------------------------------- finetune
@@ -430,8 +445,6 @@ def cmd_tune(args) -> int:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    import signal
-
     from .config import SegmenterConfig, TrainConfig
     from .data.datasets import load_samples, shared_splits
     from .training.segmenter import train_segmenter
@@ -457,26 +470,16 @@ def cmd_train(args) -> int:
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
         "command": "nanogan " + " ".join(sys.argv[1:]),
     }
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    bar = _progress_bar(config.steps, "train")
-    try:
-        for rec in train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
-                                   provenance=provenance, init_from=args.init, should_stop=lambda: stop["now"]):
-            bar.n = rec.step
-            bar.set_postfix(loss=f"{rec.losses.get('total', float('nan')):.3f}", s_step=f"{rec.seconds_per_step:.2f}")
-            if rec.validation:
-                summary = {k: (round(v["iou"], 4), round(v["f1"], 4)) for k, v in rec.validation.items() if isinstance(v, dict)}
-                print(f"\nstep {rec.step}: validation (iou, f1) {summary} score {rec.validation['score']:.4f}",
-                      file=sys.stderr, flush=True)
-            if rec.stopped:
-                print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\ninterrupted; resume with the same command (last.pt is kept)", file=sys.stderr)
-        return 130
-    finally:
-        bar.close()
-    return 0
+    def report(rec):
+        if rec.validation:
+            summary = {k: (round(v["iou"], 4), round(v["f1"], 4)) for k, v in rec.validation.items() if isinstance(v, dict)}
+            print(f"\nstep {rec.step}: validation (iou, f1) {summary} score {rec.validation['score']:.4f}",
+                  file=sys.stderr, flush=True)
+
+    return _drive_training(
+        lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
+                                            provenance=provenance, init_from=args.init, should_stop=should_stop),
+        config.steps, "train", report)
 
 
 def build_parser() -> argparse.ArgumentParser:
