@@ -139,21 +139,12 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
 
 
 def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
-    """Pixel size stored by :func:`write_labels` (TIFF resolution tags), or None."""
+    """Pixel size (nm) a label TIFF carries, e.g. from :func:`write_labels`, or None."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        res = page.tags.get("XResolution")
-        unit = page.tags.get("ResolutionUnit")
-        if res is None or unit is None:
-            return None
-        num, den = res.value
-        per_unit = num / den if den else 0
-        if per_unit <= 0 or unit.value == 1:
-            return None
-        unit_nm = {2: 2.54e7, 3: 1e7}.get(int(unit.value))
-        return unit_nm / per_unit if unit_nm else None
+        found = pixel_size_from_tiff(tif)
+    return found[0] if found else None
 
 
 def list_images(paths) -> list[Path]:

@@ -22,7 +22,7 @@ from typing import Callable, Generator
 import numpy as np
 
 from .. import __version__
-from ..config import GeneratorConfig, SegmenterConfig, TrainConfig
+from ..config import GeneratorConfig, TrainConfig
 from ..data.datasets import Sample
 from ..inference import Segmenter, segment
 from ..metrics.segmentation import summarize
@@ -108,14 +108,15 @@ def finetune(
     if n_val < MIN_VAL_PARTICLES:
         warnings.append(f"only {n_val} annotated particles held out for validation: before/after scores are rough")
     seg_path = resolve_model(base_segmenter, kind="segmenter")
-    before = score(Segmenter.from_checkpoint(seg_path, device=device), val)
+    base_segmenter_model = Segmenter.from_checkpoint(seg_path, device=device)
+    before = score(base_segmenter_model, val)
     gen_path = None
     if base_generator is not None:
         try:
             gen_path = resolve_model(base_generator, kind="generator")
         except ModelNotFoundError:
             warnings.append("no generator to start from: fine-tuning the segmenter alone")
-    seg_cfg = SegmenterConfig.from_dict(load_checkpoint(seg_path, kind="segmenter")["config"])
+    seg_cfg = base_segmenter_model.config
     t0 = time.perf_counter()
     stop = lambda: should_stop() or (budget.seconds is not None and time.perf_counter() - t0 > budget.seconds)  # noqa: E731
     run_dir = Path(tempfile.mkdtemp(prefix="nanogan-finetune-"))
@@ -142,10 +143,10 @@ def finetune(
     else:
         seg_part = load_checkpoint(run_dir / "last.pt", kind="segmenter")
         gen_part = None
-    base = load_checkpoint(seg_path, kind="segmenter")
-    seg_part["postprocess"] = base.get("postprocess", {})
-    tuned = Segmenter.from_checkpoint(run_dir / ("segmenter.pt" if gen_path is not None else "last.pt"), device=device)
-    tuned.postprocess = Segmenter.from_checkpoint(seg_path, device=device).postprocess
+    # the fine-tuned weights keep the base model's (validated) post-processing
+    seg_part["postprocess"] = base_segmenter_model.postprocess.to_dict()
+    tuned = Segmenter.from_network(base_segmenter_model.network, postprocess=base_segmenter_model.postprocess, device=device)
+    tuned.network.load_state_dict(seg_part["state_dict"])
     after = score(tuned, val)
     card = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
