@@ -1,0 +1,301 @@
+"""Data-efficiency study: segmenters trained on k real BAM SEM images, with and without
+synthetic pairs from a cycle GAN trained on the same k images; prints JSON.
+
+    python bench/data_efficiency.py --mode quick   # 2-core CPU, about an hour
+    python bench/data_efficiency.py --mode full    # a GPU (the `device` tool)
+    python bench/data_efficiency.py --mode smoke   # seconds: checks the pipeline
+
+Protocol (docs/data-efficiency.md): for each k and seed, k images are drawn from the
+BAM training split (the seed picks which); the BAM validation and test splits
+(9 images, never trained on) are scored. Arms, all from scratch with the same
+segmenter step budget, patch size, augmentation and fixed post-processing:
+
+- ``real``: the k real images only.
+- ``mixed``: the k real images + synthetic pairs (batches draw real and synthetic
+  patches half and half). The synthetic pairs come from a cycle GAN trained on the
+  same k images only, from masks of two kinds: random crops of the k masks and
+  designer masks with the size statistics fitted to the k masks.
+- ``mixed25``: as ``mixed``, a quarter of the patches synthetic (improvement 1:
+  less weight on the imperfect domain).
+- ``mixed_hist``: as ``mixed``, synthetic images histogram-matched to the k real
+  images (improvement 2: close the global intensity gap).
+- ``pretrain``: half the steps on synthetic pairs only, then half on real only
+  (improvement 3: synthetic pairs as pre-training, not as training data).
+- ``synthetic``: synthetic pairs only (how far do they go on their own).
+- ``gan_segmenter``: the segmenter trained inside the cycle GAN (its own budget).
+
+Each stage writes its result into ``--work`` and is skipped when run again, so an
+interrupted study resumes where it stopped. Results: one JSON (``--json``) with
+per-run scores and the mean and SD over seeds per (arm, k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from napari_nanogan.config import PostprocessConfig, SegmenterConfig, TrainConfig
+from napari_nanogan.data.datasets import Sample, load_samples, shared_splits
+from napari_nanogan.data.designer import design_mask, fit_design
+from napari_nanogan.inference import Segmenter, segment
+from napari_nanogan.measure import measure_particles
+from napari_nanogan.metrics.segmentation import summarize
+from napari_nanogan.models.pretrained import load_segmenter
+from napari_nanogan.normalize import intensity_range
+from napari_nanogan.synthesis import Generator, synthesize
+from napari_nanogan.training.cyclegan import GanTrainConfig, train_cyclegan
+from napari_nanogan.training.segmenter import machine_description, train_segmenter
+
+BAM_PIXEL_NM = 7.344  # read from every BAM file's metadata (docs/benchmarks.md)
+MIN_AREA_PX = 16
+ARMS = ("real", "mixed", "mixed25", "mixed_hist", "pretrain", "synthetic", "gan_segmenter")
+
+
+@dataclass(frozen=True)
+class Mode:
+    ks: tuple
+    seeds: tuple
+    seg_steps: int
+    gan_steps: int
+    patch: int
+    n_synthetic: int  # synthetic pairs per (k, seed)
+    synth_size: int  # side of a synthetic image
+    n_eval: int | None = None  # held-out images scored (None: all)
+
+
+MODES = {
+    "smoke": Mode(ks=(1,), seeds=(0,), seg_steps=3, gan_steps=3, patch=64, n_synthetic=4, synth_size=128, n_eval=2),
+    "quick": Mode(ks=(2, 5), seeds=(0, 1), seg_steps=600, gan_steps=500, patch=128, n_synthetic=48, synth_size=384),
+    "full": Mode(ks=(1, 2, 5, 10, "all"), seeds=(0, 1, 2), seg_steps=4000, gan_steps=4000, patch=256,
+                 n_synthetic=200, synth_size=512),
+}
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def choose(train: list[Sample], k, seed: int) -> list[Sample]:
+    if k == "all" or k >= len(train):
+        return list(train)
+    idx = np.random.default_rng(1000 + seed).choice(len(train), size=k, replace=False)
+    return [train[i] for i in sorted(idx)]
+
+
+def random_crop(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = labels.shape
+    y, x = int(rng.integers(0, max(h - size, 0) + 1)), int(rng.integers(0, max(w - size, 0) + 1))
+    crop = labels[y:y + size, x:x + size]
+    crop = np.rot90(crop, int(rng.integers(4)))
+    return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
+
+
+def synthetic_masks(real: list[Sample], mode: Mode, seed: int) -> list[np.ndarray]:
+    """Half crops of the real masks, half designer masks fitted to them."""
+    rng = np.random.default_rng(2000 + seed)
+    # the k masks stacked (labels offset so that particles of different images stay apart)
+    offsets = np.cumsum([0] + [int(s.labels.max()) for s in real[:-1]])
+    pooled = np.concatenate([np.where(s.labels > 0, s.labels + o, 0) for s, o in zip(real, offsets)], axis=0)
+    design = fit_design(pooled.astype(np.int32), BAM_PIXEL_NM, seed=seed)
+    scale = mode.synth_size**2 / (pooled.shape[0] * pooled.shape[1])
+    masks = []
+    for i in range(mode.n_synthetic):
+        if i % 2 == 0:
+            src = real[int(rng.integers(len(real)))].labels
+            masks.append(random_crop(src, mode.synth_size, rng))
+        else:
+            masks.append(design_mask(replace(design, height=mode.synth_size, width=mode.synth_size,
+                                             count=max(1, round(design.count * scale)), seed=int(rng.integers(2**31)))))
+    return masks
+
+
+def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Grey levels of ``image`` mapped so that its histogram follows ``reference`` (any shape)."""
+    _, inverse, counts = np.unique(image.ravel(), return_inverse=True, return_counts=True)
+    ref_values, ref_counts = np.unique(np.asarray(reference).ravel(), return_counts=True)
+    quantiles = np.cumsum(counts) / image.size
+    ref_quantiles = np.cumsum(ref_counts) / ref_counts.sum()
+    return np.interp(quantiles, ref_quantiles, ref_values)[inverse].reshape(image.shape).astype(np.float32)
+
+
+def to_samples(images, masks, prefix: str) -> list[Sample]:
+    out = []
+    for i, (img, m) in enumerate(zip(images, masks)):
+        low, high = intensity_range(img)
+        out.append(Sample(f"{prefix}{i}", img, m.astype(np.int32), low, high, "synthetic"))
+    return out
+
+
+def whole_ecd(labels: np.ndarray) -> np.ndarray:
+    t = measure_particles(labels, pixel_size_nm=BAM_PIXEL_NM)
+    keep = t.included() & (t.columns["area_nm2"] >= MIN_AREA_PX * BAM_PIXEL_NM**2)
+    return t.columns["ecd_nm"][keep]
+
+
+def score(segmenter: Segmenter, held_out: list[Sample]) -> dict:
+    pairs = [(s.labels, segment(s.image, segmenter, info_bar=False).labels) for s in held_out]
+    out = summarize(pairs)
+    out.pop("per_image")
+    truth = np.concatenate([whole_ecd(t) for t, _ in pairs])
+    pred = np.concatenate([whole_ecd(p) for _, p in pairs])
+    d50_t = float(np.median(truth))
+    d50_p = float(np.median(pred)) if pred.size else float("nan")
+    out.update(d50_truth_nm=d50_t, d50_nm=d50_p, d50_error=(d50_p - d50_t) / d50_t, particles=int(pred.size))
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def run_stage(path: Path, fn):
+    """Cache a stage's JSON result; the training loops resume from their own checkpoints."""
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    result = fn()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def train_seg(train: dict, out: Path, mode: Mode, seed: int, *, steps: int | None = None, init_from=None) -> Path:
+    steps = steps or mode.seg_steps
+    config = TrainConfig(steps=steps, batch_size=4, patch_size=mode.patch, lr=1e-3, warmup_steps=min(50, steps),
+                         val_every=10**9, checkpoint_every=max(50, steps // 4), seed=seed)
+    for rec in train_segmenter(train, [], out_dir=out, config=config, model_config=SegmenterConfig(),
+                               init_from=init_from):
+        if rec.step % 100 == 0:
+            log(f"  {out.name}: step {rec.step}/{steps} loss {rec.losses.get('total', float('nan')):.3f}")
+    return out / "best.pt"
+
+
+def one_cell(k, seed: int, mode: Mode, real_train: list[Sample], held_out: list[Sample], work: Path,
+             postprocess: PostprocessConfig, arms) -> dict:
+    cell = work / f"k{k}-s{seed}"
+    real = choose(real_train, k, seed)
+    log(f"k={k} seed={seed}: {[s.name for s in real]}")
+    results = {}
+
+    def evaluate(weights: Path) -> dict:
+        seg = Segmenter.from_checkpoint(weights, device="cpu")
+        seg = Segmenter.from_network(seg.network, postprocess=postprocess, device="cpu")
+        return score(seg, held_out)
+
+    synthetic = {}
+
+    def synthetic_pairs(kind: str) -> list[Sample]:
+        """The cycle GAN (trained once per cell) and its synthetic pairs, built on first use."""
+        if not synthetic:
+            gan_dir = cell / "gan"
+
+            def gan():
+                config = GanTrainConfig(steps=mode.gan_steps, patch_size=mode.patch,
+                                        checkpoint_every=max(25, mode.gan_steps // 10), seed=seed)
+                t0 = time.perf_counter()
+                for rec in train_cyclegan(real, out_dir=gan_dir, config=config):
+                    if rec.step % 50 == 0:
+                        log(f"  gan: step {rec.step}/{mode.gan_steps} {rec.seconds_per_step:.2f} s/step")
+                return {"steps": mode.gan_steps, "train_seconds": round(time.perf_counter() - t0, 1)}
+
+            results["gan"] = run_stage(cell / "gan.json", gan)
+            generator = Generator.from_checkpoint(gan_dir / "generator.pt", device="cpu")
+            masks = synthetic_masks(real, mode, seed)
+            images = [synthesize(m, generator, seed=1000 * seed + i) for i, m in enumerate(masks)]
+            reference = np.concatenate([s.image.ravel() for s in real])
+            synthetic["plain"] = to_samples(images, masks, "synth")
+            synthetic["hist"] = to_samples([match_histogram(im, reference) for im in images], masks, "synth-hist")
+        return synthetic[kind]
+
+    plans = {
+        "real": lambda: {"real": real},
+        "mixed": lambda: {"real": real, "synthetic": synthetic_pairs("plain")},
+        # sample_batch draws domains uniformly: three names for the real images give 3:1
+        "mixed25": lambda: {"real": real, "real_b": real, "real_c": real, "synthetic": synthetic_pairs("plain")},
+        "mixed_hist": lambda: {"real": real, "synthetic": synthetic_pairs("hist")},
+        "synthetic": lambda: {"synthetic": synthetic_pairs("plain")},
+    }
+    for arm in arms:
+        def stage(arm=arm):
+            if arm == "gan_segmenter":
+                synthetic_pairs("plain")
+                return evaluate(cell / "gan" / "segmenter.pt")
+            if arm == "pretrain":
+                half = mode.seg_steps // 2
+                first = train_seg({"synthetic": synthetic_pairs("plain")}, cell / "seg-pretrain-synthetic", mode, seed, steps=half)
+                return evaluate(train_seg({"real": real}, cell / "seg-pretrain-real", mode, seed,
+                                          steps=mode.seg_steps - half, init_from=first))
+            return evaluate(train_seg(plans[arm](), cell / f"seg-{arm}", mode, seed))
+
+        results[arm] = run_stage(cell / f"{arm}.json", stage)
+        log(f"  {arm}: IoU {results[arm]['iou']:.3f} F1 {results[arm]['f1']:.3f} D50 err {results[arm]['d50_error']:+.3f}")
+    return {"k": k, "seed": seed, "images": [s.name for s in real], **results}
+
+
+def aggregate(runs: list[dict], arms) -> list[dict]:
+    rows = []
+    for k in dict.fromkeys(r["k"] for r in runs):
+        for arm in arms:
+            vals = [r[arm] for r in runs if r["k"] == k and arm in r]
+            if not vals:
+                continue
+            row = {"arm": arm, "k": k, "n_seeds": len(vals)}
+            for metric in ("dice", "iou", "f1", "precision", "recall", "d50_error"):
+                xs = np.array([v[metric] for v in vals], float)
+                row[metric] = round(float(xs.mean()), 4)
+                row[f"{metric}_sd"] = round(float(xs.std(ddof=1)), 4) if len(xs) > 1 else 0.0
+            row["abs_d50_error"] = round(float(np.mean([abs(v["d50_error"]) for v in vals])), 4)
+            rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    root = Path(__file__).resolve().parents[1]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=list(MODES), default="quick")
+    ap.add_argument("--data-root", default=str(root.parent / "shared" / "data"))
+    ap.add_argument("--work", default=None, help="folder for checkpoints and stage results (default runs/data-efficiency-MODE)")
+    ap.add_argument("--json", default=None, help="also write the result here (default bench/results/data_efficiency_MODE.json)")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mode = MODES[args.mode]
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = set(arms) - set(ARMS)
+    if unknown:
+        ap.error(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
+    work = Path(args.work or root / "runs" / f"data-efficiency-{args.mode}")
+    splits = shared_splits(args.data_root).get("bam")
+    if splits is None:
+        sys.exit(f"no BAM data under {args.data_root}/bam_tio2_sem")
+    real_train = load_samples(splits["train"], domain="bam")
+    held_out = load_samples(splits["val"] + splits["test"], domain="bam")[: mode.n_eval]
+    postprocess = load_segmenter("default").postprocess  # fixed for every arm (chosen on the val split once)
+    t0 = time.perf_counter()
+    runs = [one_cell(k, seed, mode, real_train, held_out, work, postprocess, arms) for k in mode.ks for seed in mode.seeds]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root, check=False).stdout.strip()
+    out = {
+        "mode": args.mode, "settings": {k: v for k, v in mode.__dict__.items()}, "arms": arms,
+        "held_out": f"BAM val + test splits, {len(held_out)} images", "postprocess": postprocess.to_dict(),
+        "summary": aggregate(runs, arms), "runs": runs,
+        "machine": machine_description(), "commit": commit, "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+    text = json.dumps(out, indent=1)
+    if args.mode != "smoke" or args.json:
+        dest = Path(args.json or root / "bench" / "results" / f"data_efficiency_{args.mode}.json")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+    print(text)
+    return out
+
+
+if __name__ == "__main__":
+    main()
