@@ -121,7 +121,7 @@ def synthesize_and_finetune(viewer, generator, model):
     syn.labels_layer.value = labels
     syn.n.value = 3
     syn.run()
-    wait_for(lambda: any(l.name.endswith(" mask") and l.name.startswith("synthetic") for l in viewer.layers))
+    wait_for(lambda: any(layer.name.endswith(" mask") and layer.name.startswith("synthetic") for layer in viewer.layers))
     wait_for(lambda: syn.run_button.enabled)
     viewer.grid.enabled = True
     viewer.grid.shape = (2, 2)

@@ -39,3 +39,33 @@ def test_bad_designs():
         design_mask(MaskDesign(height=8))
     with pytest.raises(ValueError, match="at least 3"):
         fit_design(np.zeros((50, 50), np.int32), 1.0)
+
+
+def _field(**kw):
+    base = dict(height=500, width=500, pixel_size_nm=2.0, median_nm=40.0, sigma=0.15, count=80, elongation=0.0, seed=5)
+    labels = design_mask(MaskDesign(**{**base, **kw}))
+    return labels, measure_particles(labels, pixel_size_nm=2.0)
+
+
+def test_faceted_particles_keep_their_size_and_lose_roundness():
+    round_labels, round_t = _field(clustering=0.0)
+    square_labels, square_t = _field(clustering=0.0, facets=4)
+    inner = lambda t: t.included()  # noqa: E731
+    # same area-equivalent size, whatever the outline
+    assert np.median(square_t.columns["ecd_nm"]) == pytest.approx(np.median(round_t.columns["ecd_nm"]), rel=0.1)
+    # squares are less circular than discs (4 pi A / P^2: 0.785 vs 1 in the continuum)
+    assert np.median(square_t.columns["circularity"][inner(square_t)]) < np.median(round_t.columns["circularity"][inner(round_t)]) - 0.05
+    # polygons are convex, like ellipses
+    assert np.median(square_t.columns["solidity"]) > 0.9
+
+
+def test_overlap_controls_how_much_of_a_particle_is_hidden():
+    _, whole = _field(clustering=1.0, overlap=0.0)
+    _, hidden = _field(clustering=1.0, overlap=0.8)
+    bitten = lambda t: float((t.columns["solidity"] < 0.85).mean())  # noqa: E731
+    assert bitten(whole) < 0.05
+    assert bitten(hidden) > bitten(whole) + 0.1
+    with pytest.raises(ValueError, match="overlap"):
+        design_mask(MaskDesign(overlap=0.95))
+    with pytest.raises(ValueError, match="facets"):
+        design_mask(MaskDesign(facets=2))

@@ -33,3 +33,29 @@ def test_user_model_registry(models_dir, tiny_checkpoint, tmp_path):
 def test_bad_names(models_dir, bad):
     with pytest.raises(ValueError, match="model name"):
         user.user_model_path(bad)
+
+
+def test_listeners_hear_changes_and_are_held_weakly(tmp_path, monkeypatch):
+    import gc
+
+    from napari_nanogan.models import user
+
+    monkeypatch.setenv("NANOGAN_USER_MODELS", str(tmp_path))
+    monkeypatch.setattr(user, "_listeners", [])
+    heard = []
+
+    class Panel:
+        def refresh(self):
+            heard.append(user.list_user_models())
+
+    panel = Panel()
+    user.on_models_changed(panel.refresh)
+    (tmp_path / "a.pt").write_bytes(b"x")
+    user.notify_models_changed()
+    assert heard == [["a"]]
+    user.delete_user_model("a")  # deleting notifies by itself
+    assert heard[-1] == []
+    del panel
+    gc.collect()
+    user.notify_models_changed()
+    assert len(heard) == 2 and user._listeners == []

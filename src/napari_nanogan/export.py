@@ -43,6 +43,50 @@ class Pair:
     extra: dict = field(default_factory=dict)
 
 
+def safe_name(name: str) -> str:
+    """A file stem from a layer or file name: letters, digits, '.', '_' and '-' only."""
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "pair"
+    return stem[:120]
+
+
+def as_export_image(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 kept; other integer images that fit are narrowed; floats are scaled to
+    the full uint16 range (min -> 0, max -> 65535). RGB and non-2D images are refused."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"images are exported as 2D grey, got shape {image.shape}")
+    if image.dtype in (np.uint8, np.uint16):
+        return image
+    if image.dtype == bool:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.integer):
+        lo, hi = int(image.min(initial=0)), int(image.max(initial=0))
+        if lo >= 0 and hi < 256:
+            return image.astype(np.uint8)
+        if lo >= 0 and hi < 65536:
+            return image.astype(np.uint16)
+    data = image.astype(np.float64)
+    if not np.isfinite(data).all():
+        raise ValueError("the image holds NaN or infinite values")
+    lo, hi = float(data.min()), float(data.max())
+    scaled = (data - lo) / (hi - lo) if hi > lo else np.zeros_like(data)
+    return np.round(scaled * 65535).astype(np.uint16)
+
+
+def existing_files(names: Iterable[str], out_dir, *, png: bool = False) -> list[Path]:
+    """Files an export of ``names`` into ``out_dir`` would overwrite (check before any work)."""
+    out_dir = Path(out_dir)
+    found = []
+    for name in names:
+        for sub, ext in (("images", "tif"), ("masks", "tif")) + ((("png", "png"),) if png else ()):
+            path = out_dir / sub / f"{name}.{ext}"
+            if path.exists():
+                found.append(path)
+    return found
+
+
 def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -30,6 +30,11 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch):
     w.add_pair()
     assert w.pair_list.count() == 1
     w.name.value = "mine"
+    from napari_nanogan.widgets.segment import SegmentWidget
+    from napari_nanogan.widgets.synthesize import SynthesizeWidget
+
+    seg_panel, synth_panel = SegmentWidget(viewer), SynthesizeWidget(viewer)
+    assert "mine" not in seg_panel.model.choices
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
@@ -45,6 +50,25 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch):
     from napari_nanogan.models.pretrained import available_models
 
     assert "mine" in available_models("segmenter") and "mine" in available_models("generator")
+    # the other panels list the new model at once, without reopening them
+    assert "mine" in seg_panel.model.choices and "mine" in synth_panel.model.choices
+    # its card, then export and delete from the panel
+    w.my_model.value = "mine"
+    assert "after IoU" in w.card.value
+    w.export_to.value = tmp_path
+    w.export_model()
+    assert (tmp_path / "mine.pt").is_file()
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.finetune.show_error", errors.append)
+    w.export_model()
+    assert "not overwriting" in errors[-1]
+    monkeypatch.setattr("napari_nanogan.widgets.finetune.confirm", lambda *a: False)
+    w.delete_model()
+    assert (tmp_path / "models" / "mine.pt").is_file()
+    monkeypatch.setattr("napari_nanogan.widgets.finetune.confirm", lambda *a: True)
+    w.delete_model()
+    assert not (tmp_path / "models" / "mine.pt").exists()
+    assert "mine" not in seg_panel.model.choices and "mine" not in w.my_model.choices
 
 
 def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch):

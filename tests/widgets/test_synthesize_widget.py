@@ -35,9 +35,9 @@ def test_designer_to_images_with_mask(widget, qtbot):
     w.run()
     with qtbot.waitSignal(w.worker.finished, timeout=60_000):
         pass
-    qtbot.waitUntil(lambda: any(l.name.endswith("mask") for l in viewer.layers), timeout=10_000)
-    images = [l for l in viewer.layers if l.name.startswith("synthetic") and not l.name.endswith("mask")]
-    masks = [l for l in viewer.layers if l.name.endswith("mask")]
+    qtbot.waitUntil(lambda: any(layer.name.endswith("mask") for layer in viewer.layers), timeout=10_000)
+    images = [layer for layer in viewer.layers if layer.name.startswith("synthetic") and not layer.name.endswith("mask")]
+    masks = [layer for layer in viewer.layers if layer.name.endswith("mask")]
     assert len(images) == 2 and len(masks) == 1
     assert images[0].data.shape == (64, 96) and masks[0].data.shape == (64, 96)
     assert tuple(images[0].scale) == pytest.approx((7.344, 7.344)) == tuple(masks[0].scale)

@@ -2,9 +2,10 @@
 
 Sizes are log-normal in equivalent-circle diameter (nm): ``median_nm`` and the
 geometric spread ``sigma`` (standard deviation of ln d). The number of particles
-is given directly or follows from an area ``coverage``. Particles never overlap;
-touching ones keep a 1-px gap, so 4-connected components are the particles (the
-BAM annotation convention the segmenter learned).
+is given directly or follows from an area ``coverage``. Outlines are elliptical or
+faceted (polygons); a particle may lie partly behind earlier ones (``overlap``),
+but labels never share a pixel and touching ones keep a 1-px gap, so 4-connected
+components are the particles (the BAM annotation convention the segmenter learned).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class MaskDesign:
         0 = round; larger values give more elongated particles (mean 1 - minor/major).
     clustering : float
         0 = dispersed; 1 = every particle touches an earlier one (agglomerates).
+    facets : int
+        0 = smooth (elliptical) outlines; 3 or more = faceted polygons with that many sides.
+    overlap : float
+        Largest fraction of a particle hidden behind its neighbours (0 = whole
+        particles that touch at most; up to 0.9).
     seed : int
     """
 
@@ -49,6 +55,8 @@ class MaskDesign:
     coverage: float = 0.25
     elongation: float = 0.2
     clustering: float = 0.6
+    facets: int = 0
+    overlap: float = 0.4
     seed: int = 0
 
     def expected_count(self) -> int:
@@ -69,7 +77,7 @@ def design_mask(design: MaskDesign) -> np.ndarray:
         raise ValueError(f"median size {design.median_nm} nm is {diameter_px:.1f} px: particles under 3 px cannot be drawn")
     return particle_labels((design.height, design.width), n_particles=design.expected_count(), mean_diameter=diameter_px,
                            spread=design.sigma, elongation=design.elongation, clustering=design.clustering,
-                           seed=design.seed)
+                           facets=design.facets, overlap=design.overlap, seed=design.seed)
 
 
 def fit_design(labels: np.ndarray, pixel_size_nm: float, *, min_area_px: int = 16, seed: int = 0) -> MaskDesign:

@@ -23,8 +23,10 @@ def particle_labels(
     elongation: float = 0.25,
     clustering: float = 0.6,
     seed: int | np.random.Generator = 0,
+    facets: int = 0,
+    overlap: float = 0.4,
 ) -> np.ndarray:
-    """Instance labels of random elliptical particles.
+    """Instance labels of random elliptical (or faceted) particles.
 
     Parameters
     ----------
@@ -38,14 +40,29 @@ def particle_labels(
         Mean of 1 - minor/major axis ratio.
     clustering : float
         Probability that a particle is placed touching an earlier one (agglomerates).
+    facets : int
+        0: elliptical outlines; n >= 3: n-sided polygons (faceted crystals) of the
+        same area, stretched by the same elongation.
+    overlap : float
+        Largest fraction of a particle that may lie behind earlier ones (0 = every
+        particle whole, touching at most; up to 0.9). Hidden parts are cut off, a
+        1-px gap is always kept, so 4-connected components stay the particles.
     """
+    if facets and facets < 3:
+        raise ValueError(f"facets must be 0 (round) or at least 3, got {facets}")
+    if not 0 <= overlap <= 0.9:
+        raise ValueError(f"overlap must be within 0..0.9, got {overlap}")
     rng = np.random.default_rng(seed)
+    # polygon of unit area-equivalent circumradius: same area as the unit circle
+    circumradius = float(np.sqrt(2 * np.pi / (facets * np.sin(2 * np.pi / facets)))) if facets else 1.0
+    # agglomerates: centre distance as a fraction of the radii sum (0.85 at the default overlap)
+    contact = 1.0 - 0.375 * overlap
     h, w = shape
     labels = np.zeros(shape, np.int32)
     yy, xx = np.mgrid[0:h, 0:w]
     centres: list[tuple[float, float, float]] = []
     label = 0
-    for _ in range(n_particles * 3):
+    for _ in range(n_particles * (3 if overlap >= 0.2 else 6)):
         if label >= n_particles:
             break
         d = mean_diameter * float(np.exp(rng.normal(0, spread)))
@@ -54,22 +71,32 @@ def particle_labels(
         if centres and rng.random() < clustering:
             cy, cx, r0 = centres[int(rng.integers(len(centres)))]
             ang = rng.uniform(0, 2 * np.pi)
-            cy, cx = cy + np.sin(ang) * (r0 + d / 2) * 0.85, cx + np.cos(ang) * (r0 + d / 2) * 0.85
+            dist = (r0 + d / 2) * contact + (1.5 if overlap == 0 else 0.0)
+            cy, cx = cy + np.sin(ang) * dist, cx + np.cos(ang) * dist
         else:
             cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         theta = rng.uniform(0, np.pi)
-        y0, y1 = int(max(cy - a - 1, 0)), int(min(cy + a + 2, h))
-        x0, x1 = int(max(cx - a - 1, 0)), int(min(cx + a + 2, w))
+        reach = a * circumradius
+        y0, y1 = int(max(cy - reach - 1, 0)), int(min(cy + reach + 2, h))
+        x0, x1 = int(max(cx - reach - 1, 0)), int(min(cx + reach + 2, w))
         if y1 <= y0 or x1 <= x0:
             continue
         dy, dx = yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx
         u = dx * np.cos(theta) + dy * np.sin(theta)
         v = -dx * np.sin(theta) + dy * np.cos(theta)
-        inside = (u / a) ** 2 + (v / b) ** 2 <= 1
+        if facets:
+            phase = rng.uniform(0, 2 * np.pi / facets)
+            normals = phase + 2 * np.pi * np.arange(facets) / facets
+            apothem = circumradius * np.cos(np.pi / facets)
+            inside = np.ones(u.shape, bool)
+            for phi in normals:
+                inside &= (u / a) * np.cos(phi) + (v / b) * np.sin(phi) <= apothem
+        else:
+            inside = (u / a) ** 2 + (v / b) ** 2 <= 1
         region = labels[y0:y1, x0:x1]
         occupied = ndi.binary_dilation(region > 0, _FOUR)
         new = inside & ~occupied
-        if new.sum() < 0.6 * inside.sum() or new.sum() < 9:
+        if new.sum() < (1 - overlap) * inside.sum() - 1e-9 or new.sum() < 9 or not inside.any():
             continue
         # keep the largest 4-connected piece only
         parts, n = ndi.label(new, _FOUR)
@@ -103,7 +130,7 @@ def render_sem(labels: np.ndarray, *, seed: int | np.random.Generator = 0, info_
     img = np.clip(img * 255, 0, 255).astype(np.uint8)
     if info_bar_rows > 0:
         bar = np.full((info_bar_rows, w), 20, np.uint8)
-        for k in range(6):  # text-like blocks and a scale bar
+        for _ in range(6):  # text-like blocks and a scale bar
             x0 = int(rng.integers(10, max(w - 60, 11)))
             bar[info_bar_rows // 3 : info_bar_rows // 3 + 8, x0 : x0 + 40 : 3] = 230
         bar[-12:-8, 20 : 20 + w // 8] = 255

@@ -9,10 +9,38 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import weakref
 from pathlib import Path
+from typing import Callable
 
 USER_MODELS_ENV = "NANOGAN_USER_MODELS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_listeners: list = []
+
+
+def on_models_changed(callback: Callable[[], object]) -> None:
+    """Call ``callback()`` whenever a user model is added or deleted in this process.
+
+    Bound methods are held weakly, so a closed panel's list is not kept alive. The
+    panels use it to refresh their model choices; notifications come from the thread
+    that changed the folder (the panels only change it from the GUI thread).
+    """
+    ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else (lambda: callback)
+    _listeners.append(ref)
+
+
+def notify_models_changed() -> None:
+    alive = []
+    for ref in _listeners:
+        callback = ref()
+        if callback is None:
+            continue
+        try:
+            callback()
+        except RuntimeError:  # its Qt widget was deleted with a closed panel
+            continue
+        alive.append(ref)
+    _listeners[:] = alive
 
 
 def user_models_dir() -> Path:
@@ -56,6 +84,15 @@ def delete_user_model(name: str) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"no user model named {name!r} in {user_models_dir()}")
     path.unlink()
+    notify_models_changed()
+
+
+def model_card(name: str) -> dict:
+    """The model card stored in a user model (fine-tuning provenance and scores)."""
+    from .checkpoint import load_checkpoint
+
+    data = load_checkpoint(user_model_path(name))
+    return dict(data.get("card") or data.get("provenance") or {})
 
 
 def export_user_model(name: str, destination) -> Path:

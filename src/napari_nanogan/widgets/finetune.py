@@ -11,47 +11,24 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, Select, create_widget
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, Select
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QListWidget, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
 
 from ..training.finetune import PRESETS
+from ._pairs import PairPicker, check_pair, samples_from_pairs
+
+__all__ = ["FinetuneWidget", "check_pair"]
 
 if TYPE_CHECKING:
     import napari
 
 
-def check_pair(image_layer, labels_layer) -> None:
-    """Raise ValueError with a clear message when a pair cannot be trained on."""
-    image = np.asarray(image_layer.data)
-    labels = np.asarray(labels_layer.data)
-    if image_layer.rgb:
-        raise ValueError(f"{image_layer.name!r} is RGB: convert it to grey first (Image > Convert, or open the grey original)")
-    if image.ndim != 2:
-        raise ValueError(f"{image_layer.name!r} has {image.ndim} dimensions; fine-tuning uses 2D images")
-    if labels.ndim != 2:
-        raise ValueError(f"{labels_layer.name!r} has {labels.ndim} dimensions; fine-tuning uses 2D masks")
-    if image.shape != labels.shape:
-        raise ValueError(f"{image_layer.name!r} {image.shape} and {labels_layer.name!r} {labels.shape} differ in shape")
-    if labels.max() == 0:
-        raise ValueError(f"{labels_layer.name!r} is empty: paint some particles first")
-
-
-def _samples(pairs):
-    from ..data.datasets import Sample, instance_labels
-    from ..io.infobar import detect_info_bar
-    from ..normalize import intensity_range
-
-    out = []
-    for image_layer, labels_layer in pairs:
-        image = np.asarray(image_layer.data)
-        labels = instance_labels(np.asarray(labels_layer.data))
-        bar = detect_info_bar(image)
-        rows = bar.specimen_rows if bar is not None else slice(None)
-        image, labels = image[rows], labels[rows]
-        lo, hi = intensity_range(image)
-        out.append(Sample(image_layer.name, image, labels, lo, hi, "user"))
-    return out
+def confirm(parent, question: str) -> bool:
+    """Ask yes/no in a modal dialog (tests replace this)."""
+    answer = QMessageBox.question(parent, "napari-nanogan", question,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class FinetuneWidget(QWidget):
@@ -60,12 +37,10 @@ class FinetuneWidget(QWidget):
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
         self.viewer = napari_viewer
-        self.image_layer = create_widget(annotation="napari.layers.Image", label="image")
-        self.labels_layer = create_widget(annotation="napari.layers.Labels", label="its labels")
-        self.add_button = PushButton(text="Add pair")
-        self.remove_button = PushButton(text="Remove selected pair")
-        self.pair_list = QListWidget()
-        self.pair_list.setMaximumHeight(90)
+        self.picker = PairPicker(napari_viewer, on_error=lambda message: show_error(f"Fine-tune: {message}"))
+        self.image_layer, self.labels_layer = self.picker.image_layer, self.picker.labels_layer
+        self.pair_list, self.pairs = self.picker.pair_list, self.picker.pairs
+        self.add_pair, self.remove_pair = self.picker.add_pair, self.picker.remove_pair
         self.unannotated = Select(label="unannotated images (optional)", choices=self._image_names)
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value="quick")
         self.preset_note = Label(value=PRESETS["quick"].description)
@@ -74,8 +49,14 @@ class FinetuneWidget(QWidget):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         self.result = Label(value="")
-        self.pairs: list[tuple] = []
-        top = Container(widgets=[self.image_layer, self.labels_layer, self.add_button, self.remove_button])
+        # the user's models: card, delete, export (the lists of every panel follow)
+        self.my_model = ComboBox(label="my models", choices=self._user_models)
+        self.card = Label(value="")
+        self.delete_button = PushButton(text="Delete model")
+        self.export_to = FileEdit(label="export to folder", mode="d")
+        self.export_button = PushButton(text="Export model")
+        models_box = Container(widgets=[self.my_model, self.card, self.delete_button, self.export_to, self.export_button],
+                               label="my models")
         bottom = Container(widgets=[self.unannotated, self.preset, self.preset_note, self.name, self.run_button,
                                     self.cancel_button, self.status, self.result])
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -86,48 +67,82 @@ class FinetuneWidget(QWidget):
         self.canvas.setMinimumHeight(180)
         self.progress = QProgressBar()
         layout = QVBoxLayout(self)
-        layout.addWidget(top.native)
-        layout.addWidget(self.pair_list)
+        layout.addWidget(self.picker)
         layout.addWidget(bottom.native)
         layout.addWidget(self.progress)
         layout.addWidget(self.canvas)
+        layout.addWidget(models_box.native)
         self.worker = None
         self._stop = False
         self.history: dict[str, list] = {}
         self.base_segmenter, self.base_generator = "default", "default"  # what fine-tuning starts from
-        self.add_button.changed.connect(self.add_pair)
-        self.remove_button.changed.connect(self.remove_pair)
         self.preset.changed.connect(lambda v: setattr(self.preset_note, "value", PRESETS[v].description))
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self.image_layer.reset_choices)
-            event.connect(self.labels_layer.reset_choices)
             event.connect(self.unannotated.reset_choices)
+        from ..models.user import on_models_changed
+
+        self.my_model.changed.connect(self._show_card)
+        self.delete_button.changed.connect(self.delete_model)
+        self.export_button.changed.connect(self.export_model)
+        on_models_changed(self.my_model.reset_choices)
+        self._show_card()
 
     def _image_names(self, *_):
         return [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Image"]
 
-    def add_pair(self, *_):
-        image, labels = self.image_layer.value, self.labels_layer.value
-        if image is None or labels is None:
-            show_error("Fine-tune: choose an image and its labels layer.")
+    @staticmethod
+    def _user_models(*_):
+        from ..models.user import list_user_models
+
+        return list_user_models()
+
+    def _show_card(self, *_):
+        from ..models.user import model_card
+
+        name = self.my_model.value
+        self.delete_button.enabled = self.export_button.enabled = bool(name)
+        if not name:
+            self.card.value = "no fine-tuned models yet"
             return
         try:
-            check_pair(image, labels)
-        except ValueError as exc:
+            card = model_card(name)
+        except (OSError, ValueError) as exc:
+            self.card.value = f"unreadable: {exc}"
+            return
+        fmt = lambda s: f"IoU {s['iou']:.2f}, F1 {s['f1']:.2f}" if s else "?"  # noqa: E731
+        self.card.value = (f"{card.get('created', '?')[:10]}, {card.get('preset', '?')} preset, {card.get('steps', '?')} steps\n"
+                           f"before {fmt(card.get('before'))} → after {fmt(card.get('after'))}")
+
+    def delete_model(self, *_):
+        from ..models.user import delete_user_model
+
+        name = self.my_model.value
+        if not name or not confirm(self, f"Delete the model {name!r}? This cannot be undone."):
+            return
+        try:
+            delete_user_model(name)
+        except OSError as exc:
             show_error(f"Fine-tune: {exc}")
             return
-        if any(p[0] is image and p[1] is labels for p in self.pairs):
-            return
-        self.pairs.append((image, labels))
-        self.pair_list.addItem(f"{image.name}  ↔  {labels.name}")
+        show_info(f"Fine-tune: deleted {name!r}")
 
-    def remove_pair(self, *_):
-        row = self.pair_list.currentRow()
-        if 0 <= row < len(self.pairs):
-            self.pairs.pop(row)
-            self.pair_list.takeItem(row)
+    def export_model(self, *_):
+        from ..models.user import export_user_model
+
+        name, folder = self.my_model.value, self.export_to.value
+        if not name:
+            return
+        if not folder or not folder.is_dir():
+            show_error("Fine-tune: choose an existing folder to export the model to.")
+            return
+        try:
+            dest = export_user_model(name, folder)
+        except OSError as exc:
+            show_error(f"Fine-tune: {exc}")
+            return
+        show_info(f"Fine-tune: exported {name!r} to {dest}")
 
     def run(self):
         from napari.qt.threading import create_worker
@@ -151,7 +166,7 @@ class FinetuneWidget(QWidget):
         from ..normalize import intensity_range
         from ..training.finetune import finetune
 
-        pairs = _samples(self.pairs)
+        pairs = samples_from_pairs(self.pairs)
         unannotated = []
         for name in self.unannotated.value:
             data = np.asarray(self.viewer.layers[name].data)
@@ -164,7 +179,7 @@ class FinetuneWidget(QWidget):
         self.worker = create_worker(finetune, pairs, out_path=path, preset=self.preset.value,
                                     base_segmenter=self.base_segmenter, base_generator=self.base_generator,
                                     unpaired_images=unannotated or None, should_stop=lambda: self._stop,
-                                    provenance={"layers": [f"{i.name} / {l.name}" for i, l in self.pairs]},
+                                    provenance={"layers": [f"{img.name} / {lab.name}" for img, lab in self.pairs]},
                                     _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
@@ -218,6 +233,9 @@ class FinetuneWidget(QWidget):
                              f"({result.steps} steps, {result.seconds / 60:.1f} min)\nsaved as {result.path.stem!r}")
         for w in result.warnings:
             show_warning(f"Fine-tune: {w}")
+        from ..models.user import notify_models_changed
+
+        notify_models_changed()  # the segment and synthesize panels list it now
         show_info(f"Fine-tune: saved {result.path.stem!r}; it is now in the model lists")
         self._plot()
 

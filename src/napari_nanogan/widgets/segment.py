@@ -43,11 +43,13 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
-        from ..models.pretrained import available_segmenters
+        from ..models.pretrained import available_models
+        from ..models.user import on_models_changed
 
         self.viewer = napari_viewer
         self.image_layer = create_widget(annotation="napari.layers.Image", label="image")
-        self.model = ComboBox(label="model", choices=available_segmenters() or ["default"])
+        self.model = ComboBox(label="model", choices=lambda *_: available_models("segmenter") or ["default"])
+        on_models_changed(self.model.reset_choices)  # a fine-tuned model appears here at once
         self.tile = SpinBox(label="tile (px)", value=512, min=64, max=2048, step=64)
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.run_button = PushButton(text="Segment")

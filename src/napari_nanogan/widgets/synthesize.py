@@ -39,6 +39,7 @@ class SynthesizeWidget(QWidget):
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
         from ..models.pretrained import available_models
+        from ..models.user import on_models_changed
 
         self.viewer = napari_viewer
         self.source = ComboBox(label="mask from", choices=list(SOURCES), value="designer")
@@ -50,18 +51,27 @@ class SynthesizeWidget(QWidget):
         self.pixel_size = FloatSpinBox(label="pixel size (nm)", value=d.pixel_size_nm, min=0.001, max=1e5, step=0.001)
         self.median_nm = FloatSpinBox(label="median size (nm)", value=d.median_nm, min=0.1, max=1e6)
         self.sigma = FloatSpinBox(label="size spread (σ of ln d)", value=d.sigma, min=0.0, max=1.5, step=0.05)
+        self.amount = ComboBox(label="amount by", choices=["particle count", "area coverage"], value="particle count")
         self.count = SpinBox(label="particles", value=d.count, min=1, max=100_000)
+        self.coverage = FloatSpinBox(label="coverage (area fraction)", value=d.coverage, min=0.01, max=0.8, step=0.05)
         self.elongation = FloatSpinBox(label="elongation", value=d.elongation, min=0.0, max=0.8, step=0.05)
-        self.clustering = FloatSpinBox(label="agglomeration", value=d.clustering, min=0.0, max=1.0, step=0.1)
+        self.facets = SpinBox(label="facets (0 = round)", value=d.facets, min=0, max=12,
+                              tooltip="0: smooth elliptical outlines; 3 or more: faceted polygons with that many sides")
+        self.clustering = FloatSpinBox(label="agglomeration", value=d.clustering, min=0.0, max=1.0, step=0.1,
+                                       tooltip="0: dispersed; 1: every particle touches an earlier one")
+        self.overlap = FloatSpinBox(label="overlap (hidden fraction)", value=d.overlap, min=0.0, max=0.9, step=0.1,
+                                    tooltip="largest fraction of a particle that may lie behind its neighbours (0: whole particles)")
         self.fit_button = PushButton(text="Fit designer to the labels layer")
-        self.model = ComboBox(label="generator", choices=available_models("generator") or ["default"])
+        self.model = ComboBox(label="generator", choices=lambda *_: available_models("generator") or ["default"])
+        on_models_changed(self.model.reset_choices)  # a fine-tuned model appears here at once
         self.n = SpinBox(label="images (styles)", value=3, min=1, max=64)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.run_button = PushButton(text="Synthesize")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.designer = Container(widgets=[self.width, self.height, self.pixel_size, self.median_nm, self.sigma, self.count,
-                                           self.elongation, self.clustering, self.fit_button], label="designer")
+        self.designer = Container(widgets=[self.width, self.height, self.pixel_size, self.median_nm, self.sigma, self.amount,
+                                           self.count, self.coverage, self.elongation, self.facets, self.clustering,
+                                           self.overlap, self.fit_button], label="designer")
         self.controls = Container(widgets=[self.source, self.labels_layer, self.mask_file, self.designer, self.model, self.n,
                                            self.seed, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
@@ -74,6 +84,7 @@ class SynthesizeWidget(QWidget):
         self.cancel_button.changed.connect(self.cancel)
         self.fit_button.changed.connect(self.fit_to_layer)
         self.source.changed.connect(self._show_source)
+        self.amount.changed.connect(self._show_source)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.labels_layer.reset_choices)
         self._show_source()
@@ -83,12 +94,16 @@ class SynthesizeWidget(QWidget):
         self.labels_layer.visible = src == "Labels layer" or src == "designer"
         self.mask_file.visible = src == "mask file"
         self.designer.visible = src == "designer"
+        by_count = self.amount.value == "particle count"
+        self.count.visible, self.coverage.visible = by_count, not by_count
 
     def design(self) -> MaskDesign:
         return MaskDesign(height=int(self.height.value), width=int(self.width.value), pixel_size_nm=float(self.pixel_size.value),
-                          median_nm=float(self.median_nm.value), sigma=float(self.sigma.value), count=int(self.count.value),
-                          elongation=float(self.elongation.value), clustering=float(self.clustering.value),
-                          seed=int(self.seed.value))
+                          median_nm=float(self.median_nm.value), sigma=float(self.sigma.value),
+                          count=int(self.count.value) if self.amount.value == "particle count" else None,
+                          coverage=float(self.coverage.value), elongation=float(self.elongation.value),
+                          facets=int(self.facets.value), clustering=float(self.clustering.value),
+                          overlap=float(self.overlap.value), seed=int(self.seed.value))
 
     def fit_to_layer(self, *_):
         from .measure import layer_pixel_size_nm
@@ -105,6 +120,7 @@ class SynthesizeWidget(QWidget):
             return
         self.height.value, self.width.value, self.pixel_size.value = d.height, d.width, d.pixel_size_nm
         self.median_nm.value, self.sigma.value, self.count.value, self.elongation.value = d.median_nm, d.sigma, d.count, d.elongation
+        self.coverage.value = min(max(d.coverage, 0.01), 0.8)
         self.status.value = f"fitted: median {d.median_nm:.0f} nm, σ {d.sigma:.2f}, {d.count} particles"
 
     def _mask(self) -> tuple[np.ndarray, float | None, str]:
@@ -126,6 +142,8 @@ class SynthesizeWidget(QWidget):
                 raise ValueError("choose a mask file")
             return read_mask(path), None, path.stem
         design = self.design()
+        if design.facets in (1, 2):
+            raise ValueError("facets: 0 for round particles, or 3 and more sides")
         return design_mask(design), design.pixel_size_nm, f"designed (seed {design.seed})"
 
     def run(self):

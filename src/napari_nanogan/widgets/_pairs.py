@@ -1,0 +1,103 @@
+"""Choosing (Image layer, Labels layer) pairs the user annotated: shared by the
+fine-tune and export panels."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from magicgui.widgets import Container, PushButton, create_widget
+from qtpy.QtWidgets import QListWidget, QVBoxLayout, QWidget
+
+
+def check_pair(image_layer, labels_layer) -> None:
+    """Raise ValueError with a clear message when a pair cannot be used."""
+    image = np.asarray(image_layer.data)
+    labels = np.asarray(labels_layer.data)
+    if image_layer.rgb:
+        raise ValueError(f"{image_layer.name!r} is RGB: convert it to grey first (Image > Convert, or open the grey original)")
+    if image.ndim != 2:
+        raise ValueError(f"{image_layer.name!r} has {image.ndim} dimensions; use 2D images")
+    if labels.ndim != 2:
+        raise ValueError(f"{labels_layer.name!r} has {labels.ndim} dimensions; use 2D masks")
+    if image.shape != labels.shape:
+        raise ValueError(f"{image_layer.name!r} {image.shape} and {labels_layer.name!r} {labels.shape} differ in shape")
+    if labels.max() == 0:
+        raise ValueError(f"{labels_layer.name!r} is empty: paint some particles first")
+
+
+def samples_from_pairs(pairs, *, crop_info_bar: bool = True):
+    """Training samples (info bar cropped when found) from (Image layer, Labels layer) pairs."""
+    from ..data.datasets import Sample, instance_labels
+    from ..io.infobar import detect_info_bar
+    from ..normalize import intensity_range
+
+    out = []
+    for image_layer, labels_layer in pairs:
+        image = np.asarray(image_layer.data)
+        labels = instance_labels(np.asarray(labels_layer.data))
+        bar = detect_info_bar(image) if crop_info_bar else None
+        rows = bar.specimen_rows if bar is not None else slice(None)
+        image, labels = image[rows], labels[rows]
+        lo, hi = intensity_range(image)
+        out.append(Sample(image_layer.name, image, labels, lo, hi, "user"))
+    return out
+
+
+class PairPicker(QWidget):
+    """Two layer choosers, Add / Remove buttons and the list of chosen pairs.
+
+    ``pairs`` holds the (Image layer, Labels layer) tuples; ``on_error(message)``
+    receives the reason a pair was refused.
+    """
+
+    def __init__(self, viewer, on_error: Callable[[str], None]):
+        super().__init__()
+        self.viewer = viewer
+        self.on_error = on_error
+        self.image_layer = create_widget(annotation="napari.layers.Image", label="image")
+        self.labels_layer = create_widget(annotation="napari.layers.Labels", label="its labels")
+        self.add_button = PushButton(text="Add pair")
+        self.remove_button = PushButton(text="Remove selected pair")
+        self.pair_list = QListWidget()
+        self.pair_list.setMaximumHeight(90)
+        self.pairs: list[tuple] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(Container(widgets=[self.image_layer, self.labels_layer, self.add_button, self.remove_button]).native)
+        layout.addWidget(self.pair_list)
+        self.add_button.changed.connect(self.add_pair)
+        self.remove_button.changed.connect(self.remove_pair)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.image_layer.reset_choices)
+            event.connect(self.labels_layer.reset_choices)
+        viewer.layers.events.removed.connect(self._forget_removed)
+
+    def add_pair(self, *_) -> bool:
+        image, labels = self.image_layer.value, self.labels_layer.value
+        if image is None or labels is None:
+            self.on_error("choose an image and its labels layer.")
+            return False
+        try:
+            check_pair(image, labels)
+        except ValueError as exc:
+            self.on_error(str(exc))
+            return False
+        if any(p[0] is image and p[1] is labels for p in self.pairs):
+            return False
+        self.pairs.append((image, labels))
+        self.pair_list.addItem(f"{image.name}  ↔  {labels.name}")
+        return True
+
+    def remove_pair(self, *_):
+        row = self.pair_list.currentRow()
+        if 0 <= row < len(self.pairs):
+            self.pairs.pop(row)
+            self.pair_list.takeItem(row)
+
+    def _forget_removed(self, event):
+        """A pair whose layer left the viewer leaves the list too."""
+        for row in reversed(range(len(self.pairs))):
+            if event.value in self.pairs[row]:
+                self.pairs.pop(row)
+                self.pair_list.takeItem(row)

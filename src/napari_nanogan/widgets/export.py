@@ -1,0 +1,198 @@
+"""The "Export training pairs" dock widget: annotated and synthetic image-mask pairs to a folder.
+
+Thin client of :func:`napari_nanogan.export.export_pairs` (the same writer as
+``nanogan export``): TIFFs with the pixel size, uint16 instance masks, optional PNG
+previews and a manifest. Each pair is written atomically and the manifest is
+rewritten after each pair, so a cancelled or interrupted export leaves complete
+pairs that the manifest lists, and nothing half-written. Existing files are
+refused before any work unless "overwrite" is ticked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, Select, SpinBox
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+
+from ._pairs import PairPicker, check_pair
+
+if TYPE_CHECKING:
+    import napari
+
+
+def plan_annotated(pairs) -> list:
+    """Export pairs from (Image layer, Labels layer) tuples, checked and converted."""
+    from ..data.datasets import instance_labels
+    from ..export import Pair, as_export_image, safe_name
+    from .measure import layer_pixel_size_nm
+
+    out = []
+    for image_layer, labels_layer in pairs:
+        check_pair(image_layer, labels_layer)
+        raw = np.asarray(image_layer.data)
+        image = as_export_image(raw)
+        extra = {} if image.dtype == raw.dtype else {"converted_from": str(raw.dtype)}
+        out.append(Pair(safe_name(image_layer.name), image, instance_labels(np.asarray(labels_layer.data)),
+                        source=f"annotated: {image_layer.name} / {labels_layer.name}",
+                        pixel_size_nm=layer_pixel_size_nm(image_layer) or layer_pixel_size_nm(labels_layer), extra=extra))
+    return out
+
+
+def planned_names(annotated: list, masks: list, n: int) -> list[str]:
+    from ..export import safe_name
+
+    return [p.name for p in annotated] + [f"{safe_name(name)}_{k}" for name, _, _ in masks for k in range(n)]
+
+
+def _export_job(annotated: list, masks: list, n: int, seed: int, model: str, out_dir, png: bool, overwrite: bool):
+    """Worker thread: write the annotated pairs, then synthesize and write N pairs per mask.
+
+    Yields (done, total, name) after each pair; returns the manifest path.
+    """
+    from ..cli import synthesis_seed
+    from ..export import Pair, export_pairs, file_sha256, safe_name
+
+    names = planned_names(annotated, masks, n)
+    total, done, manifest = len(names), 0, None
+    for pair in annotated:
+        manifest = export_pairs([pair], out_dir, png=png, overwrite=overwrite)
+        done += 1
+        yield done, total, pair.name
+    if masks and n:
+        from ..models.pretrained import load_generator, resolve_model
+        from ..synthesis import mask_maps, synthesize
+
+        for _, labels, _ in masks:
+            mask_maps(labels)  # validate every mask before loading the generator
+        generator = load_generator(model)
+        digest = file_sha256(resolve_model(model, kind="generator"))
+        for name, labels, pixel in masks:
+            for k in range(n):
+                s = synthesis_seed(seed, k)
+                pair = Pair(f"{safe_name(name)}_{k}", synthesize(labels, generator, seed=s), labels,
+                            source=f"synthetic from layer {name}", seed=s, model=model, model_sha256=digest,
+                            pixel_size_nm=pixel)
+                manifest = export_pairs([pair], out_dir, png=png, overwrite=overwrite)
+                done += 1
+                yield done, total, pair.name
+    return manifest
+
+
+class ExportWidget(QWidget):
+    """Write image-mask pairs (annotated layers and/or synthetic ones) for training elsewhere."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__()
+        from ..models.pretrained import available_models
+        from ..models.user import on_models_changed
+
+        self.viewer = napari_viewer
+        self.picker = PairPicker(napari_viewer, on_error=lambda message: show_error(f"Export: {message}"))
+        self.synthetic_masks = Select(label="synthesize from masks", choices=self._labels_names)
+        self.n = SpinBox(label="synthetic images per mask", value=4, min=0, max=1000)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.model = ComboBox(label="generator", choices=lambda *_: available_models("generator") or ["default"])
+        on_models_changed(self.model.reset_choices)
+        self.out_dir = FileEdit(label="folder", mode="d")
+        self.png = CheckBox(label="also PNG previews", value=False)
+        self.overwrite = CheckBox(label="overwrite existing files", value=False)
+        self.run_button = PushButton(text="Export")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.controls = Container(widgets=[self.synthetic_masks, self.n, self.seed, self.model, self.out_dir, self.png,
+                                           self.overwrite, self.run_button, self.cancel_button, self.status])
+        self.progress = QProgressBar()
+        layout = QVBoxLayout(self)
+        layout.addWidget(Label(value="annotated pairs (optional)").native)
+        layout.addWidget(self.picker)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+        self.worker = None
+        self.manifest = None
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self.synthetic_masks.reset_choices)
+
+    def _labels_names(self, *_):
+        return [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Labels"]
+
+    def _masks(self) -> list:
+        from ..data.datasets import instance_labels
+        from .measure import layer_pixel_size_nm
+
+        masks = []
+        for name in self.synthetic_masks.value:
+            layer = self.viewer.layers[name]
+            data = np.asarray(layer.data)
+            if data.ndim != 2:
+                raise ValueError(f"the Labels layer {name!r} is {data.ndim}D; synthesize from 2D masks")
+            masks.append((name, instance_labels(data), layer_pixel_size_nm(layer)))
+        return masks
+
+    def run(self):
+        from napari.qt.threading import create_worker
+
+        from pathlib import Path
+
+        text = str(self.out_dir.line_edit.value).strip()
+        if not text or not Path(text).expanduser().is_absolute():  # "." would mean napari's working folder
+            show_error("Export: choose a folder to write to (Choose directory... or a full path).")
+            return
+        folder = Path(text).expanduser()
+        try:
+            annotated = plan_annotated(self.picker.pairs)
+            masks = self._masks()
+        except ValueError as exc:
+            show_error(f"Export: {exc}")
+            return
+        n = int(self.n.value)
+        if not annotated and not (masks and n):
+            show_error("Export: add an annotated pair, or choose masks to synthesize from (and N > 0).")
+            return
+        from ..export import existing_files
+
+        names = planned_names(annotated, masks, n)
+        if len(set(names)) != len(names):
+            show_error("Export: two pairs would get the same file name; rename the layers.")
+            return
+        existing = [] if self.overwrite.value else existing_files(names, folder, png=bool(self.png.value))
+        if existing:
+            show_error(f"Export: {len(existing)} files exist already, e.g. {existing[0]}; choose another folder "
+                       "or tick 'overwrite'.")
+            return
+        total = len(names)
+        self.worker = create_worker(_export_job, annotated, masks, n, int(self.seed.value), self.model.value, folder,
+                                    bool(self.png.value), bool(self.overwrite.value), _start_thread=False)
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(self._on_result)
+        self.worker.errored.connect(lambda exc: show_error(f"Export: {exc}"))
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self.status.value = f"writing {total} pairs ..."
+        self.worker.start()
+
+    def cancel(self):
+        if self.worker is not None:
+            self.worker.quit()  # stops after the pair being written: no half-written file
+
+    def _on_progress(self, value):
+        done, total, name = value
+        self.progress.setValue(done)
+        self.status.value = f"{done} / {total}: {name}"
+
+    def _on_result(self, manifest):
+        self.manifest = manifest
+        self.status.value = f"done: {self.progress.value()} pairs, manifest {manifest}"
+        show_info(f"Export: {self.progress.value()} pairs written; manifest {manifest}")
+
+    def _on_finished(self):
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        if not self.status.value.startswith("done"):
+            self.status.value = f"stopped after {self.progress.value()} pairs (each written completely)"

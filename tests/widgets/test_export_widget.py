@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_nanogan.data.procedural import particle_labels, render_sem
+from napari_nanogan.widgets.export import ExportWidget
+
+
+@pytest.fixture
+def setup(make_napari_viewer, tiny_generator_checkpoint, tmp_path):
+    viewer = make_napari_viewer()
+    w = ExportWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.choices = [str(tiny_generator_checkpoint)]
+    w.model.value = str(tiny_generator_checkpoint)
+    labels = particle_labels((64, 80), n_particles=8, mean_diameter=12, seed=0)
+    # a float image in nm, as a user's processed layer might be
+    viewer.add_image(render_sem(labels, seed=0).astype(np.float32) / 255, name="my image", scale=(2.5, 2.5), units="nm")
+    viewer.add_labels(labels, name="my labels", scale=(2.5, 2.5), units="nm")
+    w.out_dir.value = tmp_path / "out"
+    return viewer, w, tmp_path / "out"
+
+
+def _wait(w, qtbot):
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+
+
+def test_exports_annotated_and_synthetic_pairs_with_manifest(setup, qtbot):
+    viewer, w, out = setup
+    w.picker.image_layer.value, w.picker.labels_layer.value = viewer.layers["my image"], viewer.layers["my labels"]
+    assert w.picker.add_pair()
+    w.synthetic_masks.value = ["my labels"]
+    w.n.value, w.png.value = 2, True
+    w.run()
+    _wait(w, qtbot)
+    manifest = json.loads((out / "manifest.json").read_text())["pairs"]
+    assert [p["name"] for p in manifest] == ["my_image", "my_labels_0", "my_labels_1"]
+    assert manifest[0]["converted_from"] == "float32" and manifest[0]["dtype"] == "uint16"
+    assert manifest[1]["source"] == "synthetic from layer my labels" and manifest[1]["model_sha256"]
+    for p in manifest:
+        with tifffile.TiffFile(out / p["image"]) as tif:
+            x_res = tif.pages[0].tags["XResolution"].value
+            assert 1e7 / (x_res[0] / x_res[1]) == pytest.approx(2.5, rel=1e-4)
+        mask = tifffile.imread(out / p["mask"])
+        assert mask.dtype == np.uint16 and mask.shape == (64, 80)
+        assert (out / p["png"]).is_file()
+    assert np.array_equal(tifffile.imread(out / "masks" / "my_labels_0.tif"), viewer.layers["my labels"].data)
+    assert not list(out.rglob("*.tmp"))
+    assert "done" in w.status.value
+
+
+def test_existing_files_refused_before_any_work(setup, qtbot, monkeypatch):
+    viewer, w, out = setup
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.export.show_error", errors.append)
+    w.synthetic_masks.value = ["my labels"]
+    w.n.value = 1
+    w.run()
+    _wait(w, qtbot)
+    before = (out / "images" / "my_labels_0.tif").stat().st_mtime_ns
+    w.n.value = 2
+    w.worker = None
+    w.run()
+    assert w.worker is None and errors and "exist already" in errors[-1]
+    assert not (out / "images" / "my_labels_1.tif").exists()  # nothing written
+    assert (out / "images" / "my_labels_0.tif").stat().st_mtime_ns == before
+    w.overwrite.value = True
+    w.run()
+    _wait(w, qtbot)
+    assert (out / "images" / "my_labels_1.tif").exists()
+    assert len(json.loads((out / "manifest.json").read_text())["pairs"]) == 3  # 1 first run + 2 overwritten
+
+
+def test_cancel_leaves_only_complete_pairs(setup, qtbot):
+    viewer, w, out = setup
+    w.synthetic_masks.value = ["my labels"]
+    w.n.value = 200
+    w.run()
+    qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=60_000)
+    w.cancel()
+    _wait(w, qtbot)
+    manifest = json.loads((out / "manifest.json").read_text())["pairs"]
+    assert 2 <= len(manifest) < 200
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(f"{p['name']}.tif" for p in manifest)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(f"{p['name']}.tif" for p in manifest)
+    assert "stopped" in w.status.value
+
+
+def test_bad_choices_get_clear_messages(setup, monkeypatch):
+    viewer, w, out = setup
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.export.show_error", errors.append)
+    w.run()
+    assert "add an annotated pair" in errors[-1]
+    viewer.add_labels(np.zeros((2, 30, 30), np.int32), name="stack")
+    w.synthetic_masks.value = ["stack"]
+    w.run()
+    assert "3D" in errors[-1] and w.worker is None
+    viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="rgb", rgb=True)
+    w.picker.image_layer.value, w.picker.labels_layer.value = viewer.layers["rgb"], viewer.layers["my labels"]
+    assert not w.picker.add_pair()
+    assert "RGB" in errors[-1]
+    w.out_dir.line_edit.value = ""
+    w.synthetic_masks.value = ["my labels"]
+    w.run()
+    assert "choose a folder" in errors[-1]
+    w.out_dir.line_edit.value = "relative/folder"
+    w.run()
+    assert "choose a folder" in errors[-1]
+    assert not out.exists() and w.worker is None
