@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Generator
@@ -18,6 +19,9 @@ from .normalize import intensity_range, normalize
 from .postprocess import instances_from_probabilities
 
 MIN_SIDE = 8
+#: Pixels of an image that set the group-norm statistics (see :func:`image_statistics`).
+CALIBRATION_PIXELS = 1024 * 1024
+CALIBRATION_CROP = 512
 
 
 def default_device() -> torch.device:
@@ -102,6 +106,75 @@ class SegmentationResult:
     info_bar: InfoBar | None
 
 
+def _group_norm(module: torch.nn.GroupNorm, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    c = x.shape[1]
+    scale = torch.rsqrt(var + module.eps).repeat_interleave(c // module.num_groups)
+    shift = -mean.repeat_interleave(c // module.num_groups) * scale
+    if module.affine:
+        scale, shift = scale * module.weight, shift * module.weight + module.bias
+    return x * scale.view(1, c, 1, 1).to(x.dtype) + shift.view(1, c, 1, 1).to(x.dtype)
+
+
+@contextlib.contextmanager
+def image_statistics(network: torch.nn.Module, calibration: torch.Tensor | None):
+    """Group norm with statistics of the whole image instead of each tile.
+
+    Group norm normalises each input by its own statistics, so a network trained
+    on crops gives different results for different tile sizes. Inside this context,
+    one forward pass over ``calibration`` (a batch of crops of the image) computes
+    every group-norm layer's mean and variance pooled over all crops, layer after
+    layer; the tiles then reuse them, and tiling no longer changes the result.
+    Networks without group norm, or ``calibration=None``, are left as they are.
+    Not thread-safe for one network shared by concurrent calls.
+    """
+    layers = [m for m in network.modules() if isinstance(m, torch.nn.GroupNorm)]
+    if calibration is None or not layers:
+        yield
+        return
+    stats: dict = {}
+
+    def calibrate(module):
+        def forward(x):
+            n, c, h, w = x.shape
+            var, mean = torch.var_mean(x.float().reshape(n, module.num_groups, c // module.num_groups, h, w),
+                                       dim=(0, 2, 3, 4), correction=0)
+            stats[module] = (mean, var)
+            return _group_norm(module, x, mean, var)
+        return forward
+
+    try:
+        for module in layers:
+            module.forward = calibrate(module)
+        with torch.inference_mode():
+            network(calibration)
+        for module in layers:
+            module.forward = lambda x, module=module: _group_norm(module, x, *stats[module])
+        yield
+    finally:
+        for module in layers:
+            module.__dict__.pop("forward", None)  # back to the class's forward
+
+
+def calibration_crops(image: np.ndarray, lo: float, hi: float, rows: slice, multiple: int) -> np.ndarray:
+    """Normalised crops [K, 1, S, S] of the specimen that set the group-norm statistics.
+
+    The whole specimen when it has at most ``CALIBRATION_PIXELS`` pixels, else four
+    ``CALIBRATION_CROP`` crops spread over it: fixed by the image alone, never by the
+    tiling, so every tile size sees the same statistics.
+    """
+    spec = image[rows]
+    h, w = spec.shape
+    if h * w <= CALIBRATION_PIXELS:
+        crops = [normalize(spec, lo, hi)]
+    else:
+        ch, cw = min(CALIBRATION_CROP, h), min(CALIBRATION_CROP, w)
+        ys = np.linspace(0, h - ch, 2).round().astype(int)
+        xs = np.linspace(0, w - cw, 2).round().astype(int)
+        crops = [normalize(spec[y : y + ch, x : x + cw], lo, hi) for y in ys for x in xs]
+    ph, pw = -(-crops[0].shape[0] // multiple) * multiple, -(-crops[0].shape[1] // multiple) * multiple
+    return np.stack([np.pad(c, ((0, ph - c.shape[0]), (0, pw - c.shape[1])), mode="symmetric") for c in crops])[:, None]
+
+
 def probability_steps(
     image: np.ndarray,
     segmenter: Segmenter,
@@ -116,13 +189,14 @@ def probability_steps(
     ``(foreground, interior)``.
 
     Tiles of ``tile`` pixels overlap by ``overlap`` and are blended with linear ramps,
+    and group-norm statistics come from the whole image (:func:`image_statistics`),
     so the result does not depend on where tile borders fall. Accumulators cover one
     band of tile rows at a time: memory beyond the uint8 outputs follows the tile size
     and the image width, not the image height.
     """
     m = segmenter.config.multiple
     if overlap is None:
-        overlap = min(64, tile // 4)
+        overlap = min(128, tile // 4)
     if tile % m or tile < 2 * m:
         raise ValueError(f"tile must be a multiple of {m} and at least {2 * m}")
     if not 0 <= overlap < tile // 2:
@@ -143,33 +217,37 @@ def probability_steps(
     band_start = 0
     acc = np.zeros((2, 0, w), np.float32)
     wacc = np.zeros((0, w), np.float32)
-    for y in ys:
-        # grow the band accumulators to cover rows [band_start, y + th)
-        need = min(y + th, h) - band_start
-        if need > acc.shape[1]:
-            grow = need - acc.shape[1]
-            acc = np.concatenate([acc, np.zeros((2, grow, w), np.float32)], axis=1)
-            wacc = np.concatenate([wacc, np.zeros((grow, w), np.float32)], axis=0)
-        for x in xs:
-            crop = image[y : y + th, x : x + tw]
-            ch, cw = crop.shape
-            patch = normalize(crop, lo, hi)
-            if (ch, cw) != (th, tw):
-                patch = np.pad(patch, ((0, th - ch), (0, tw - cw)), mode="symmetric")
-            inp = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=fmt)
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                prob = torch.sigmoid(net(inp)[0, :2].float()).cpu().numpy()
-            wt = window[:ch, :cw]
-            acc[:, y - band_start : y - band_start + ch, x : x + cw] += prob[:, :ch, :cw] * wt
-            wacc[y - band_start : y - band_start + ch, x : x + cw] += wt
-            done += 1
-            yield done, total
-        # rows before the next tile's start are final
-        next_y = ys[ys.index(y) + 1] if y != ys[-1] else h
-        final = next_y - band_start
-        out[:, band_start:next_y] = np.round(255 * acc[:, :final] / wacc[None, :final]).astype(np.uint8)
-        acc, wacc = acc[:, final:], wacc[final:]
-        band_start = next_y
+    whole = total == 1 and specimen_rows.start in (None, 0) and specimen_rows.stop in (None, h)
+    calibration = None if whole else torch.from_numpy(
+        calibration_crops(image, lo, hi, specimen_rows, m)).to(device).contiguous(memory_format=fmt)
+    with image_statistics(net, calibration):
+        for y in ys:
+            # grow the band accumulators to cover rows [band_start, y + th)
+            need = min(y + th, h) - band_start
+            if need > acc.shape[1]:
+                grow = need - acc.shape[1]
+                acc = np.concatenate([acc, np.zeros((2, grow, w), np.float32)], axis=1)
+                wacc = np.concatenate([wacc, np.zeros((grow, w), np.float32)], axis=0)
+            for x in xs:
+                crop = image[y : y + th, x : x + tw]
+                ch, cw = crop.shape
+                patch = normalize(crop, lo, hi)
+                if (ch, cw) != (th, tw):
+                    patch = np.pad(patch, ((0, th - ch), (0, tw - cw)), mode="symmetric")
+                inp = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=fmt)
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    prob = torch.sigmoid(net(inp)[0, :2].float()).cpu().numpy()
+                wt = window[:ch, :cw]
+                acc[:, y - band_start : y - band_start + ch, x : x + cw] += prob[:, :ch, :cw] * wt
+                wacc[y - band_start : y - band_start + ch, x : x + cw] += wt
+                done += 1
+                yield done, total
+            # rows before the next tile's start are final
+            next_y = ys[ys.index(y) + 1] if y != ys[-1] else h
+            final = next_y - band_start
+            out[:, band_start:next_y] = np.round(255 * acc[:, :final] / wacc[None, :final]).astype(np.uint8)
+            acc, wacc = acc[:, final:], wacc[final:]
+            band_start = next_y
     return out[0], out[1]
 
 
@@ -195,7 +273,7 @@ def segment_steps(
         From :func:`napari_nanogan.models.pretrained.load_segmenter`.
     tile, overlap : int
         Tile side and overlap in pixels (the image is never resized); the default
-        overlap is ``min(64, tile // 4)``.
+        overlap is ``min(128, tile // 4)`` (a quarter of the tile: the network sees past its edges).
     info_bar : InfoBar, None or bool
         ``True`` detects the microscope's info bar and labels it 0; ``False``/``None``
         treats every row as specimen; an :class:`InfoBar` overrides detection.
