@@ -89,6 +89,16 @@ def main():
     viewer.close()
 
 
+def _close_toasts():
+    """Close notification pop-ups left over from an earlier step (they belong to that step's picture)."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from qtpy.QtWidgets import QApplication
+
+    for widget in QApplication.allWidgets():
+        if isinstance(widget, NapariQtNotification):
+            widget.close()
+
+
 def _settle(seconds=1.0):
     from qtpy.QtWidgets import QApplication
 
@@ -107,12 +117,24 @@ def synthesize_and_finetune(viewer, generator, model):
     for name in list(viewer.window._dock_widgets):
         viewer.window.remove_dock_widget(viewer.window._dock_widgets[name])
     viewer.layers.clear()
-    # a mask painted by hand: a few brush-drawn particles on an empty canvas
-    from napari_nanogan.data.designer import MaskDesign, design_mask
+    # a mask painted with napari's own brush (Labels.paint, what a mouse drag calls): short
+    # strokes of a 16-28 px brush, one label per particle, on an empty 512 x 512 canvas
+    import numpy as np
 
-    painted = design_mask(MaskDesign(height=512, width=512, median_nm=170, count=60, clustering=0.7, seed=11))
-    labels = viewer.add_labels(painted, name="painted mask", scale=(7.344, 7.344), units=("nm", "nm"),
-                               metadata={"pixel_size_nm": 7.344})
+    labels = viewer.add_labels(np.zeros((512, 512), np.int32), name="painted mask", scale=(7.344, 7.344),
+                               units=("nm", "nm"), metadata={"pixel_size_nm": 7.344})
+    rng = np.random.default_rng(11)
+    centres = []
+    while len(centres) < 45:
+        c = rng.uniform(30, 482, 2)
+        if all(np.hypot(*(c - d)) > 34 for d in centres):
+            centres.append(c)
+    for label, (cy, cx) in enumerate(centres, start=1):
+        labels.brush_size = int(rng.integers(16, 29))
+        angle, length = rng.uniform(0, np.pi), rng.uniform(0, 10)
+        for t in np.linspace(-0.5, 0.5, 6):  # one short stroke
+            labels.paint((cy + t * length * np.sin(angle), cx + t * length * np.cos(angle)), label, refresh=False)
+    labels.refresh()
     syn = SynthesizeWidget(viewer)
     viewer.window.add_dock_widget(syn, name="Synthesize SEM images", area="right")
     syn.model.choices = [generator]
@@ -133,6 +155,27 @@ def synthesize_and_finetune(viewer, generator, model):
     Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
     viewer.grid.enabled = False
 
+    from napari_nanogan.widgets.export import ExportWidget
+
+    exp = ExportWidget(viewer)
+    viewer.window.add_dock_widget(exp, name="Export training pairs", area="right")
+    exp.model.choices = [generator]
+    exp.model.value = generator
+    exp.picker.image_layer.value = viewer.layers["synthetic painted mask #0"]
+    exp.picker.labels_layer.value = viewer.layers["synthetic painted mask mask"]
+    exp.picker.add_pair()
+    exp.synthetic_masks.value = ["painted mask"]
+    exp.n.value = 4
+    exp.out_dir.value = Path(tempfile.mkdtemp()) / "pairs"
+    exp.run()
+    wait_for(lambda: exp.run_button.enabled and exp.status.value.startswith("done"))
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("synthetic painted mask #0", "synthetic painted mask mask")
+    viewer.reset_view()
+    _settle()
+    out.append(OUT / "export_widget.png")
+    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
+
     for name in list(viewer.window._dock_widgets):
         viewer.window.remove_dock_widget(viewer.window._dock_widgets[name])
     viewer.layers.clear()
@@ -148,9 +191,9 @@ def synthesize_and_finetune(viewer, generator, model):
     ft.add_pair()
     ft.name.value = "docs-screenshot-run"
     import os
-    import tempfile
 
     os.environ["NANOGAN_USER_MODELS"] = tempfile.mkdtemp()
+    _close_toasts()
     ft.run()
     wait_for(lambda: ft.status.value.startswith("step") and int(ft.status.value.split(",")[0].split()[1]) >= 12, timeout=900)
     _settle()
