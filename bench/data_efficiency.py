@@ -4,6 +4,7 @@ synthetic pairs from a cycle GAN trained on the same k images; prints JSON.
     python bench/data_efficiency.py --mode quick   # 2-core CPU, about an hour
     python bench/data_efficiency.py --mode full    # a GPU (the `device` tool)
     python bench/data_efficiency.py --mode smoke   # seconds: checks the pipeline
+    python bench/data_efficiency.py --plot-only bench/results/data_efficiency_quick.json --figure docs/images/data_efficiency_quick.png
 
 Protocol (docs/data-efficiency.md): for each k and seed, k images are drawn from the
 BAM training split (the seed picks which); the BAM validation and test splits
@@ -253,6 +254,44 @@ def aggregate(runs: list[dict], arms) -> list[dict]:
     return rows
 
 
+def plot(result: dict, path) -> Path:
+    """Score vs k per arm, mean and SD over seeds (foreground IoU, instance F1, |D50 error|)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["summary"]
+    ks = list(dict.fromkeys(r["k"] for r in rows))
+    xpos = {k: i for i, k in enumerate(ks)}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), constrained_layout=True)
+    styles = {"real": ("k", "o"), "mixed": ("tab:blue", "s"), "mixed25": ("tab:cyan", "^"), "mixed_hist": ("tab:purple", "v"),
+              "pretrain": ("tab:green", "D"), "synthetic": ("tab:red", "x"), "gan_segmenter": ("tab:orange", "*")}
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    for ax, (metric, label) in zip(axes, (("iou", "foreground IoU"), ("f1", "instance F1 (IoU 0.5)"),
+                                          ("d50_error", "D50 error (segmented / true - 1)"))):
+        for j, arm in enumerate(arms):
+            sub = [r for r in rows if r["arm"] == arm]
+            x = np.array([xpos[r["k"]] for r in sub]) + (j - (len(arms) - 1) / 2) * 0.06
+            colour, marker = styles.get(arm, ("grey", "."))
+            ax.errorbar(x, [r[metric] for r in sub], yerr=[r[f"{metric}_sd"] for r in sub], color=colour, marker=marker,
+                        capsize=3, linewidth=2.2 if arm == "real" else 1.2, label=arm)
+        if metric == "d50_error":
+            ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+        ax.set_xlabel("real annotated training images (k)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    n_seeds = max(r["n_seeds"] for r in rows)
+    fig.suptitle(f"BAM SEM, {result['held_out']} held out; mean ± SD over {n_seeds} seeds ({result['mode']} mode)",
+                 fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def main(argv=None):
     root = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -262,7 +301,12 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="also write the result here (default bench/results/data_efficiency_MODE.json)")
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--figure", default=None, help="also plot score vs k here (PNG)")
+    ap.add_argument("--plot-only", default=None, metavar="JSON", help="only plot an earlier result (with --figure)")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        print(plot(json.loads(Path(args.plot_only).read_text()), args.figure or "data_efficiency.png"))
+        return None
     import torch
 
     if args.threads:
@@ -289,6 +333,8 @@ def main(argv=None):
         "machine": machine_description(), "commit": commit, "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     text = json.dumps(out, indent=1)
+    if args.figure:
+        plot(out, args.figure)
     if args.mode != "smoke" or args.json:
         dest = Path(args.json or root / "bench" / "results" / f"data_efficiency_{args.mode}.json")
         dest.parent.mkdir(parents=True, exist_ok=True)
