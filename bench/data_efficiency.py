@@ -152,6 +152,21 @@ def score(segmenter: Segmenter, held_out: list[Sample]) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
+def contrast(samples: list[Sample]) -> dict:
+    """Particle-background contrast in background standard deviations, and the background's
+    spread, of robustly normalised images (medians over the images)."""
+    from napari_nanogan.normalize import normalize
+
+    cnr, noise = [], []
+    for s in samples:
+        img = normalize(s.image, s.low, s.high)
+        fg, bg = img[s.labels > 0], img[s.labels == 0]
+        if fg.size and bg.size:
+            cnr.append((np.median(fg) - np.median(bg)) / (bg.std() + 1e-6))
+            noise.append(bg.std())
+    return {"cnr": round(float(np.median(cnr)), 3), "background_sd": round(float(np.median(noise)), 4)}
+
+
 def run_stage(path: Path, fn):
     """Cache a stage's JSON result; the training loops resume from their own checkpoints."""
     if path.exists():
@@ -234,6 +249,24 @@ def one_cell(k, seed: int, mode: Mode, real_train: list[Sample], held_out: list[
 
         results[arm] = run_stage(cell / f"{arm}.json", stage)
         log(f"  {arm}: IoU {results[arm]['iou']:.3f} F1 {results[arm]['f1']:.3f} D50 err {results[arm]['d50_error']:+.3f}")
+    if "real" in arms and len(arms) > 1:
+        def diagnostics():
+            """Why synthetic pairs help or not: domain gap, contrast, mask statistics."""
+            synth = synthetic_pairs("plain")[:12]
+            seg = Segmenter.from_checkpoint(cell / "seg-real" / "best.pt", device="cpu")
+            seg = Segmenter.from_network(seg.network, postprocess=postprocess, device="cpu")
+            pairs = [(s.labels, segment(s.image, seg, info_bar=False).labels) for s in synth]
+            on_synth = summarize(pairs)
+            on_synth.pop("per_image")
+            return {
+                "real_model_on_synthetic": {k: round(on_synth[k], 4) for k in ("iou", "f1", "precision", "recall")},
+                "contrast_real": contrast(real), "contrast_synthetic": contrast(synth),
+                "mask_d50_real_nm": round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in real]))), 1),
+                "mask_d50_synthetic_nm": round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in synth]))), 1),
+            }
+
+        results["diagnostics"] = run_stage(cell / "diagnostics.json", diagnostics)
+        log(f"  diagnostics: {results['diagnostics']}")
     return {"k": k, "seed": seed, "images": [s.name for s in real], **results}
 
 

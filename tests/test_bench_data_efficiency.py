@@ -28,6 +28,8 @@ def test_smoke_study_runs_resumes_and_plots(tmp_path):
     assert len(run["images"]) == 1 and run["gan"]["steps"] == 3
     for arm in ("real", "mixed", "gan_segmenter"):
         assert 0 <= run[arm]["iou"] <= 1 and 0 <= run[arm]["f1"] <= 1 and np.isfinite(run[arm]["d50_truth_nm"])
+    diag = run["diagnostics"]
+    assert 0 <= diag["real_model_on_synthetic"]["iou"] <= 1 and diag["contrast_real"]["cnr"] > 0
     # no image of the held-out splits is ever trained on
     from napari_nanogan.data.datasets import shared_splits
 
