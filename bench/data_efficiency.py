@@ -287,6 +287,25 @@ def aggregate(runs: list[dict], arms) -> list[dict]:
     return rows
 
 
+def markdown_table(result: dict) -> str:
+    """The summary as a Markdown table (mean ± SD over seeds), plus the diagnostics per run."""
+    lines = ["| k | arm | Dice | IoU | F1 (IoU 0.5) | precision | recall | D50 error |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["summary"]:
+        cell = lambda m: f"{r[m]:.3f} ± {r[m + '_sd']:.3f}"  # noqa: E731
+        lines.append(f"| {r['k']} | {r['arm']} | {cell('dice')} | {cell('iou')} | {cell('f1')} | {cell('precision')} | "
+                     f"{cell('recall')} | {r['d50_error']:+.3f} ± {r['d50_error_sd']:.3f} |")
+    diag = [(r["k"], r["seed"], r["diagnostics"]) for r in result["runs"] if "diagnostics" in r]
+    if diag:
+        lines += ["", "| k | seed | real-trained model on synthetic pairs (IoU / F1) | CNR real / synthetic | "
+                  "background SD real / synthetic | mask D50 real / synthetic (nm) |", "|---|---|---|---|---|---|"]
+        for k, seed, d in diag:
+            lines.append(f"| {k} | {seed} | {d['real_model_on_synthetic']['iou']:.3f} / {d['real_model_on_synthetic']['f1']:.3f} | "
+                         f"{d['contrast_real']['cnr']:.1f} / {d['contrast_synthetic']['cnr']:.1f} | "
+                         f"{d['contrast_real']['background_sd']:.3f} / {d['contrast_synthetic']['background_sd']:.3f} | "
+                         f"{d['mask_d50_real_nm']:.0f} / {d['mask_d50_synthetic_nm']:.0f} |")
+    return "\n".join(lines)
+
+
 def plot(result: dict, path) -> Path:
     """Score vs k per arm, mean and SD over seeds (foreground IoU, instance F1, |D50 error|)."""
     import matplotlib
@@ -335,10 +354,14 @@ def main(argv=None):
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--figure", default=None, help="also plot score vs k here (PNG)")
-    ap.add_argument("--plot-only", default=None, metavar="JSON", help="only plot an earlier result (with --figure)")
+    ap.add_argument("--plot-only", default=None, metavar="JSON",
+                    help="print an earlier result as a Markdown table (and plot it with --figure)")
     args = ap.parse_args(argv)
     if args.plot_only:
-        print(plot(json.loads(Path(args.plot_only).read_text()), args.figure or "data_efficiency.png"))
+        result = json.loads(Path(args.plot_only).read_text())
+        print(markdown_table(result))
+        if args.figure:
+            print(plot(result, args.figure), file=sys.stderr)
         return None
     import torch
 
