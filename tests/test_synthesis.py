@@ -160,3 +160,20 @@ def test_synthesize_cli_contract(tmp_path, tiny_generator_checkpoint):
     assert np.array_equal(tifffile.imread(again / "m_0.tif"), imgs[0])
     tifffile.imwrite(tmp_path / "bad.tif", np.zeros((3, 20, 20, 5), np.uint8))
     assert main(["synthesize", str(tmp_path / "bad.tif"), "--out", str(out), "--model", str(tiny_generator_checkpoint)]) != 0
+
+
+def test_ema_warms_up_and_follows_the_trained_generator(tmp_path):
+    """The sampled (EMA) generator must not stay near its random initialisation in short runs."""
+    from napari_nanogan.training.cyclegan import CycleGAN, ema_decay_at
+
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    assert ema_decay_at(500, 0.999) < 0.99  # a constant 0.999 would keep 61 % of the initialisation here
+    torch.manual_seed(0)
+    init = CycleGAN(SMALL_G, SMALL_S).mask_to_image.state_dict()
+    _gan(tmp_path, 3)
+    state = load_checkpoint(tmp_path / "last.pt")
+    raw = {k[len("mask_to_image."):]: v for k, v in state["state_dict"].items() if k.startswith("mask_to_image.")}
+    moved = lambda a: sum(float((a[k].float() - init[k].float()).abs().sum()) for k in init)  # noqa: E731
+    # after 3 steps the EMA has moved most of the way the raw weights moved (constant 0.999: 0.3 %)
+    assert moved(state["ema"]) > 0.5 * moved(raw)
