@@ -23,6 +23,9 @@ segmenter step budget, patch size, augmentation and fixed post-processing:
 - ``pretrain``: half the steps on synthetic pairs only, then half on real only
   (improvement 3: synthetic pairs as pre-training, not as training data).
 - ``synthetic``: synthetic pairs only (how far do they go on their own).
+- ``mixed_raw``, ``synthetic_raw``: as ``mixed`` and ``synthetic`` with images from the
+  trained generator itself instead of its moving average (improvement 4: before the
+  EMA warm-up fix, the average still held most of the random initialisation).
 - ``gan_segmenter``: the segmenter trained inside the cycle GAN (its own budget).
 
 Each stage writes its result into ``--work`` and is skipped when run again, so an
@@ -56,7 +59,7 @@ from napari_nanogan.training.segmenter import machine_description, train_segment
 
 BAM_PIXEL_NM = 7.344  # read from every BAM file's metadata (docs/benchmarks.md)
 MIN_AREA_PX = 16
-ARMS = ("real", "mixed", "mixed25", "mixed_hist", "pretrain", "synthetic", "gan_segmenter")
+ARMS = ("real", "mixed", "mixed25", "mixed_hist", "pretrain", "synthetic", "gan_segmenter", "mixed_raw", "synthetic_raw")
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,19 @@ def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     quantiles = np.cumsum(counts) / image.size
     ref_quantiles = np.cumsum(ref_counts) / ref_counts.sum()
     return np.interp(quantiles, ref_quantiles, ref_values)[inverse].reshape(image.shape).astype(np.float32)
+
+
+def raw_generator(last_checkpoint: Path) -> Generator:
+    """The trained generator itself (not its moving average) from a cycle GAN's ``last.pt``."""
+    from napari_nanogan.config import GeneratorConfig
+    from napari_nanogan.models.checkpoint import load_checkpoint
+    from napari_nanogan.models.style_unet import StyleUNet
+
+    state = load_checkpoint(last_checkpoint, kind="cyclegan")
+    net = StyleUNet(GeneratorConfig.from_dict(state["generator_config"]))
+    prefix = "mask_to_image."
+    net.load_state_dict({k[len(prefix):]: v for k, v in state["state_dict"].items() if k.startswith(prefix)})
+    return Generator.from_network(net, name="raw", device="cpu")
 
 
 def to_samples(images, masks, prefix: str) -> list[Sample]:
@@ -225,6 +241,9 @@ def one_cell(k, seed: int, mode: Mode, real_train: list[Sample], held_out: list[
             reference = np.concatenate([s.image.ravel() for s in real])
             synthetic["plain"] = to_samples(images, masks, "synth")
             synthetic["hist"] = to_samples([match_histogram(im, reference) for im in images], masks, "synth-hist")
+            raw = raw_generator(gan_dir / "last.pt")
+            synthetic["raw"] = to_samples([synthesize(m, raw, seed=1000 * seed + i) for i, m in enumerate(masks)], masks,
+                                          "synth-raw")
         return synthetic[kind]
 
     plans = {
@@ -234,6 +253,8 @@ def one_cell(k, seed: int, mode: Mode, real_train: list[Sample], held_out: list[
         "mixed25": lambda: {"real": real, "real_b": real, "real_c": real, "synthetic": synthetic_pairs("plain")},
         "mixed_hist": lambda: {"real": real, "synthetic": synthetic_pairs("hist")},
         "synthetic": lambda: {"synthetic": synthetic_pairs("plain")},
+        "mixed_raw": lambda: {"real": real, "synthetic": synthetic_pairs("raw")},
+        "synthetic_raw": lambda: {"synthetic": synthetic_pairs("raw")},
     }
     for arm in arms:
         def stage(arm=arm):
@@ -249,21 +270,21 @@ def one_cell(k, seed: int, mode: Mode, real_train: list[Sample], held_out: list[
 
         results[arm] = run_stage(cell / f"{arm}.json", stage)
         log(f"  {arm}: IoU {results[arm]['iou']:.3f} F1 {results[arm]['f1']:.3f} D50 err {results[arm]['d50_error']:+.3f}")
-    if "real" in arms and len(arms) > 1:
+    if "real" in arms and any(a != "real" for a in arms):
         def diagnostics():
             """Why synthetic pairs help or not: domain gap, contrast, mask statistics."""
-            synth = synthetic_pairs("plain")[:12]
             seg = Segmenter.from_checkpoint(cell / "seg-real" / "best.pt", device="cpu")
             seg = Segmenter.from_network(seg.network, postprocess=postprocess, device="cpu")
-            pairs = [(s.labels, segment(s.image, seg, info_bar=False).labels) for s in synth]
-            on_synth = summarize(pairs)
-            on_synth.pop("per_image")
-            return {
-                "real_model_on_synthetic": {k: round(on_synth[k], 4) for k in ("iou", "f1", "precision", "recall")},
-                "contrast_real": contrast(real), "contrast_synthetic": contrast(synth),
-                "mask_d50_real_nm": round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in real]))), 1),
-                "mask_d50_synthetic_nm": round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in synth]))), 1),
-            }
+            out = {"contrast_real": contrast(real),
+                   "mask_d50_real_nm": round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in real]))), 1)}
+            for kind, suffix in (("plain", ""), ("raw", "_raw")):
+                synth = synthetic_pairs(kind)[:12]
+                on_synth = summarize([(s.labels, segment(s.image, seg, info_bar=False).labels) for s in synth])
+                out[f"real_model_on_synthetic{suffix}"] = {k: round(on_synth[k], 4) for k in ("iou", "f1", "precision", "recall")}
+                out[f"contrast_synthetic{suffix}"] = contrast(synth)
+            synth = synthetic_pairs("plain")
+            out["mask_d50_synthetic_nm"] = round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in synth]))), 1)
+            return out
 
         results["diagnostics"] = run_stage(cell / "diagnostics.json", diagnostics)
         log(f"  diagnostics: {results['diagnostics']}")
@@ -296,12 +317,15 @@ def markdown_table(result: dict) -> str:
                      f"{cell('recall')} | {r['d50_error']:+.3f} ± {r['d50_error_sd']:.3f} |")
     diag = [(r["k"], r["seed"], r["diagnostics"]) for r in result["runs"] if "diagnostics" in r]
     if diag:
-        lines += ["", "| k | seed | real-trained model on synthetic pairs (IoU / F1) | CNR real / synthetic | "
-                  "background SD real / synthetic | mask D50 real / synthetic (nm) |", "|---|---|---|---|---|---|"]
+        lines += ["", "| k | seed | real-trained model on synthetic pairs, IoU / F1: EMA / raw generator | "
+                  "CNR real / EMA / raw | background SD real / EMA / raw | mask D50 real / synthetic (nm) |",
+                  "|---|---|---|---|---|---|"]
         for k, seed, d in diag:
-            lines.append(f"| {k} | {seed} | {d['real_model_on_synthetic']['iou']:.3f} / {d['real_model_on_synthetic']['f1']:.3f} | "
-                         f"{d['contrast_real']['cnr']:.1f} / {d['contrast_synthetic']['cnr']:.1f} | "
-                         f"{d['contrast_real']['background_sd']:.3f} / {d['contrast_synthetic']['background_sd']:.3f} | "
+            on, on_raw = d["real_model_on_synthetic"], d.get("real_model_on_synthetic_raw", {"iou": np.nan, "f1": np.nan})
+            c, ce, cr = d["contrast_real"], d["contrast_synthetic"], d.get("contrast_synthetic_raw", {"cnr": np.nan, "background_sd": np.nan})
+            lines.append(f"| {k} | {seed} | {on['iou']:.3f} / {on['f1']:.3f} ; {on_raw['iou']:.3f} / {on_raw['f1']:.3f} | "
+                         f"{c['cnr']:.1f} / {ce['cnr']:.1f} / {cr['cnr']:.1f} | "
+                         f"{c['background_sd']:.3f} / {ce['background_sd']:.3f} / {cr['background_sd']:.3f} | "
                          f"{d['mask_d50_real_nm']:.0f} / {d['mask_d50_synthetic_nm']:.0f} |")
     return "\n".join(lines)
 
@@ -318,7 +342,8 @@ def plot(result: dict, path) -> Path:
     xpos = {k: i for i, k in enumerate(ks)}
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), constrained_layout=True)
     styles = {"real": ("k", "o"), "mixed": ("tab:blue", "s"), "mixed25": ("tab:cyan", "^"), "mixed_hist": ("tab:purple", "v"),
-              "pretrain": ("tab:green", "D"), "synthetic": ("tab:red", "x"), "gan_segmenter": ("tab:orange", "*")}
+              "pretrain": ("tab:green", "D"), "synthetic": ("tab:red", "x"), "gan_segmenter": ("tab:orange", "*"),
+              "mixed_raw": ("tab:brown", "P"), "synthetic_raw": ("tab:pink", "X")}
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     for ax, (metric, label) in zip(axes, (("iou", "foreground IoU"), ("f1", "instance F1 (IoU 0.5)"),
                                           ("d50_error", "D50 error (segmented / true - 1)"))):
