@@ -60,7 +60,9 @@ def test_emps_test_images_quality(segmenter, splits):
     from napari_nanogan.metrics.segmentation import summarize
 
     pairs = []
-    for _, image_path, mask_path in splits["emps"]["test"][:10]:
+    # the whole split, as the thresholds assume: its first 10 images alone sit near 0.50 (0.5005 with
+    # per-tile group-norm statistics, 0.4896 with image-wide ones), while the split scores about 0.64
+    for _, image_path, mask_path in splits["emps"]["test"]:
         image, _ = read_image(image_path)
         pairs.append((read_mask(mask_path).astype(np.int64), segment(image, segmenter).labels))
     scores = summarize(pairs)
