@@ -102,7 +102,10 @@ def test_constant_image_gives_a_result(tiny_segmenter):
     assert res.labels.shape == (64, 64)
 
 
-def test_progress_and_cancel(tiny_segmenter, rng):
+def test_progress_and_cancel(tiny_segmenter, rng, monkeypatch):
+    import napari_nanogan.inference as inference
+
+    monkeypatch.setattr(inference, "CALIBRATION_PIXELS", 1000)  # tiles, not one pass, for this small image
     image = rng.integers(0, 255, (200, 200), dtype=np.uint8)
     seen = []
     segment(image, tiny_segmenter, tile=64, overlap=8, progress=lambda d, t: seen.append((d, t)))
@@ -129,15 +132,16 @@ def test_shipped_model_is_tile_invariant():
 
     seg = load_segmenter("default", device="cpu")
     image, _ = sample_image()
-    whole = segment(image, seg, tile=1024)
-    default = segment(image, seg)  # 512-px tiles, 128-px overlap
-    small = segment(image, seg, tile=256)
+    image = np.tile(image[:712], (2, 2))  # 2.9 MP: above the one-pass size, so it is tiled
+    whole = segment(image, seg, tile=2048, info_bar=False)
+    default = segment(image, seg, info_bar=False)  # 512-px tiles, 128-px overlap
+    small = segment(image, seg, tile=256, info_bar=False)
     assert summarize([(whole.labels, default.labels)])["f1"] > 0.99
     assert np.abs(whole.foreground.astype(int) - default.foreground).mean() < 0.1  # grey levels of 255
     assert summarize([(whole.labels, small.labels)])["f1"] > 0.98
 
 
-def test_group_norm_uses_image_statistics_and_restores_the_network():
+def test_group_norm_uses_image_statistics_and_restores_the_network(monkeypatch):
     import torch
     from scipy import ndimage as ndi
 
@@ -145,6 +149,9 @@ def test_group_norm_uses_image_statistics_and_restores_the_network():
     from napari_nanogan.inference import Segmenter, image_statistics, probability_steps
     from napari_nanogan.models.attention_unet import AttentionUNet
 
+    import napari_nanogan.inference as inference
+
+    monkeypatch.setattr(inference, "CALIBRATION_PIXELS", 10_000)  # tile this small image
     torch.manual_seed(0)
     net = AttentionUNet(SegmenterConfig(base_channels=8, depth=3, norm="group"))
     seg = Segmenter.from_network(net, device="cpu")
@@ -175,3 +182,15 @@ def test_group_norm_uses_image_statistics_and_restores_the_network():
     with torch.inference_mode():
         b = net(x)
     assert torch.equal(a, b)
+
+
+def test_small_images_run_in_one_pass_without_the_info_bar(tiny_segmenter, sem_like):
+    """Up to 1 MP of specimen, the tile size does not matter and the bar does not enter the statistics."""
+    image, _ = sem_like
+    bar = InfoBar(start=176, stop=200, side="bottom")
+    a = segment(image, tiny_segmenter, tile=64, info_bar=bar)
+    b = segment(image, tiny_segmenter, tile=512, info_bar=bar)
+    assert np.array_equal(a.foreground, b.foreground) and np.array_equal(a.labels, b.labels)
+    specimen_only = segment(image[:176], tiny_segmenter, info_bar=False)
+    assert np.array_equal(a.foreground[:176], specimen_only.foreground)
+    assert a.foreground[176:].max() == 0

@@ -112,7 +112,7 @@ def _group_norm(module: torch.nn.GroupNorm, x: torch.Tensor, mean: torch.Tensor,
     shift = -mean.repeat_interleave(c // module.num_groups) * scale
     if module.affine:
         scale, shift = scale * module.weight, shift * module.weight + module.bias
-    return x * scale.view(1, c, 1, 1).to(x.dtype) + shift.view(1, c, 1, 1).to(x.dtype)
+    return torch.addcmul(shift.view(1, c, 1, 1).to(x.dtype), x, scale.view(1, c, 1, 1).to(x.dtype))
 
 
 @contextlib.contextmanager
@@ -188,9 +188,10 @@ def probability_steps(
     A generator: yields ``(tiles_done, tiles_total)`` after each tile and returns
     ``(foreground, interior)``.
 
-    Tiles of ``tile`` pixels overlap by ``overlap`` and are blended with linear ramps,
-    and group-norm statistics come from the whole image (:func:`image_statistics`),
-    so the result does not depend on where tile borders fall. Accumulators cover one
+    Images (or specimen areas) of at most ``CALIBRATION_PIXELS`` run in one pass.
+    Larger ones run in tiles of ``tile`` pixels that overlap by ``overlap`` and are
+    blended with linear ramps, with group-norm statistics of the whole image
+    (:func:`image_statistics`), so the result does not depend on the tiling. Accumulators cover one
     band of tile rows at a time: memory beyond the uint8 outputs follows the tile size
     and the image width, not the image height.
     """
@@ -202,6 +203,17 @@ def probability_steps(
     if not 0 <= overlap < tile // 2:
         raise ValueError("overlap must be in [0, tile / 2)")
     h, w = image.shape
+    start, stop, _ = specimen_rows.indices(h)
+    if (stop - start) * w <= CALIBRATION_PIXELS and (start, stop) != (0, h):
+        # a specimen of at most 1 MP runs as one tile of its own rows: its statistics are
+        # the image's, the info bar does not enter them, and no calibration pass is needed
+        inner = yield from probability_steps(image[start:stop], segmenter, tile=max(tile, -(-max(stop - start, w) // m) * m),
+                                             overlap=0)
+        out = np.zeros((2, h, w), np.uint8)
+        out[:, start:stop] = np.stack(inner)
+        return out[0], out[1]
+    if h * w <= CALIBRATION_PIXELS:
+        tile = max(tile, -(-max(h, w) // m) * m)  # one pass over the whole image
     lo, hi = intensity_range(image, specimen_rows)
     th = min(tile, -(-h // m) * m)
     tw = min(tile, -(-w // m) * m)
@@ -217,8 +229,9 @@ def probability_steps(
     band_start = 0
     acc = np.zeros((2, 0, w), np.float32)
     wacc = np.zeros((0, w), np.float32)
-    whole = total == 1 and specimen_rows.start in (None, 0) and specimen_rows.stop in (None, h)
-    calibration = None if whole else torch.from_numpy(
+    # one pass over a small image uses its own statistics; larger ones always use the calibration
+    # crops' (whatever the tiling, even a single tile), so every tiling sees the same statistics
+    calibration = None if h * w <= CALIBRATION_PIXELS else torch.from_numpy(
         calibration_crops(image, lo, hi, specimen_rows, m)).to(device).contiguous(memory_format=fmt)
     with image_statistics(net, calibration):
         for y in ys:
