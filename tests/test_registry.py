@@ -55,3 +55,17 @@ def test_remote_model_from_cache_with_matching_hash(monkeypatch, tmp_path, tiny_
     monkeypatch.setitem(pretrained.REMOTE_MODELS, "cached", RemoteModel(url="https://example.invalid/c.pt", sha256=digest))
     monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no download expected")))
     assert resolve_model("cached") == tmp_path / "cached.pt"
+
+
+def test_every_shipped_model_loads_offline_with_its_provenance():
+    from napari_nanogan.models.checkpoint import load_checkpoint
+    from napari_nanogan.models.pretrained import SHIPPED_GENERATORS, SHIPPED_SEGMENTERS, shipped_path
+
+    for kind, table in (("segmenter", SHIPPED_SEGMENTERS), ("generator", SHIPPED_GENERATORS)):
+        for name, filename in table.items():
+            path = shipped_path(filename)
+            assert path.is_file(), f"{name}: {filename} missing from the package"
+            assert path.stat().st_size < 5_000_000, f"{name}: shipped weights must stay small"
+            data = load_checkpoint(path, kind=kind)
+            assert data["provenance"].get("command") or data["provenance"].get("step"), name
+            assert resolve_model(name, kind=kind) == path

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 
-#: Shipped segmenters: name -> file inside napari_nanogan/weights.
-SHIPPED_SEGMENTERS = {"default": "segmenter_default.pt"}
+#: Shipped segmenters: name -> file inside napari_nanogan/weights. ``default`` handles SEM
+#: and TEM; ``sem-tio2`` is trained on the BAM TiO2 SEM images only (better there).
+SHIPPED_SEGMENTERS = {"default": "segmenter_default.pt", "sem-tio2": "segmenter_sem_tio2.pt"}
 #: Shipped generators (mask -> image): name -> file inside napari_nanogan/weights.
 SHIPPED_GENERATORS = {"default": "generator_default.pt"}
 DEFAULT_SEGMENTER = "default"
