@@ -75,16 +75,18 @@ def as_export_image(image: np.ndarray) -> np.ndarray:
     return np.round(scaled * 65535).astype(np.uint16)
 
 
+def target_paths(out_dir, name: str, *, png: bool = False) -> dict[str, Path]:
+    """Where a pair called ``name`` is written: ``image``, ``mask`` and (optionally) ``png``."""
+    out_dir = Path(out_dir)
+    targets = {"image": out_dir / "images" / f"{name}.tif", "mask": out_dir / "masks" / f"{name}.tif"}
+    if png:
+        targets["png"] = out_dir / "png" / f"{name}.png"
+    return targets
+
+
 def existing_files(names: Iterable[str], out_dir, *, png: bool = False) -> list[Path]:
     """Files an export of ``names`` into ``out_dir`` would overwrite (check before any work)."""
-    out_dir = Path(out_dir)
-    found = []
-    for name in names:
-        for sub, ext in (("images", "tif"), ("masks", "tif")) + ((("png", "png"),) if png else ()):
-            path = out_dir / sub / f"{name}.{ext}"
-            if path.exists():
-                found.append(path)
-    return found
+    return [p for name in names for p in target_paths(out_dir, name, png=png).values() if p.exists()]
 
 
 def file_sha256(path) -> str:
@@ -116,9 +118,7 @@ def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite
     entries = []
     for pair in pairs:
         _check(pair)
-        targets = {"image": out_dir / "images" / f"{pair.name}.tif", "mask": out_dir / "masks" / f"{pair.name}.tif"}
-        if png:
-            targets["png"] = out_dir / "png" / f"{pair.name}.png"
+        targets = target_paths(out_dir, pair.name, png=png)
         if not overwrite:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:

@@ -156,21 +156,18 @@ def image_statistics(network: torch.nn.Module, calibration: torch.Tensor | None)
 
 
 def calibration_crops(image: np.ndarray, lo: float, hi: float, rows: slice, multiple: int) -> np.ndarray:
-    """Normalised crops [K, 1, S, S] of the specimen that set the group-norm statistics.
+    """Normalised crops [4, 1, S, S] of the specimen that set the group-norm statistics.
 
-    The whole specimen when it has at most ``CALIBRATION_PIXELS`` pixels, else four
-    ``CALIBRATION_CROP`` crops spread over it: fixed by the image alone, never by the
-    tiling, so every tile size sees the same statistics.
+    Four ``CALIBRATION_CROP`` crops spread over the specimen (used for images above
+    ``CALIBRATION_PIXELS``; smaller ones run in one pass): fixed by the image alone,
+    never by the tiling, so every tile size sees the same statistics.
     """
     spec = image[rows]
     h, w = spec.shape
-    if h * w <= CALIBRATION_PIXELS:
-        crops = [normalize(spec, lo, hi)]
-    else:
-        ch, cw = min(CALIBRATION_CROP, h), min(CALIBRATION_CROP, w)
-        ys = np.linspace(0, h - ch, 2).round().astype(int)
-        xs = np.linspace(0, w - cw, 2).round().astype(int)
-        crops = [normalize(spec[y : y + ch, x : x + cw], lo, hi) for y in ys for x in xs]
+    ch, cw = min(CALIBRATION_CROP, h), min(CALIBRATION_CROP, w)
+    ys = np.linspace(0, h - ch, 2).round().astype(int)
+    xs = np.linspace(0, w - cw, 2).round().astype(int)
+    crops = [normalize(spec[y : y + ch, x : x + cw], lo, hi) for y in ys for x in xs]
     ph, pw = -(-crops[0].shape[0] // multiple) * multiple, -(-crops[0].shape[1] // multiple) * multiple
     return np.stack([np.pad(c, ((0, ph - c.shape[0]), (0, pw - c.shape[1])), mode="symmetric") for c in crops])[:, None]
 
@@ -207,8 +204,7 @@ def probability_steps(
     if (stop - start) * w <= CALIBRATION_PIXELS and (start, stop) != (0, h):
         # a specimen of at most 1 MP runs as one tile of its own rows: its statistics are
         # the image's, the info bar does not enter them, and no calibration pass is needed
-        inner = yield from probability_steps(image[start:stop], segmenter, tile=max(tile, -(-max(stop - start, w) // m) * m),
-                                             overlap=0)
+        inner = yield from probability_steps(image[start:stop], segmenter, tile=tile, overlap=0)
         out = np.zeros((2, h, w), np.uint8)
         out[:, start:stop] = np.stack(inner)
         return out[0], out[1]

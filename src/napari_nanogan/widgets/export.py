@@ -10,6 +10,7 @@ refused before any work unless "overwrite" is ticked.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -136,8 +137,6 @@ class ExportWidget(QWidget):
 
     def run(self):
         from napari.qt.threading import create_worker
-
-        from pathlib import Path
 
         text = str(self.out_dir.line_edit.value).strip()
         if not text or not Path(text).expanduser().is_absolute():  # "." would mean napari's working folder
