@@ -404,9 +404,10 @@ def main(argv=None):
     real_train = load_samples(splits["train"], domain="bam")
     held_out = load_samples(splits["val"] + splits["test"], domain="bam")[: mode.n_eval]
     postprocess = load_segmenter("default").postprocess  # fixed for every arm (chosen on the val split once)
+    # the code that runs is the code at the start (stages reused from earlier runs keep their own)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root, check=False).stdout.strip()
     t0 = time.perf_counter()
     runs = [one_cell(k, seed, mode, real_train, held_out, work, postprocess, arms) for k in mode.ks for seed in mode.seeds]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root, check=False).stdout.strip()
     out = {
         "mode": args.mode, "settings": {k: v for k, v in mode.__dict__.items()}, "arms": arms,
         "held_out": f"BAM val + test splits, {len(held_out)} images", "postprocess": postprocess.to_dict(),
