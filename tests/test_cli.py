@@ -88,3 +88,24 @@ def test_console_script_demo_on_shipped_defaults(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     # the shipped model finds the procedural particles: a quality check, not only shapes
     assert summary["scores_vs_truth"]["iou"] > 0.8 and summary["scores_vs_truth"]["f1"] > 0.7, summary
+
+
+def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):
+    image, _ = sem_like
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, image)
+    fei = tmp_path / "fei.tif"
+    with tifffile.TiffWriter(fei) as tw:
+        tw.write(image, extratags=[(34682, "s", 0, "[Scan]\nPixelWidth=5e-09\n", True)])
+    model = ["--model", str(tiny_checkpoint)]
+    assert main(["segment", str(plain), "--out", str(tmp_path / "a"), "--diameter", "60", *model]) == 0
+    assert tifffile.imread(tmp_path / "a" / "plain_labels.tif").shape == image.shape
+    # nm needs the file's pixel size: the FEI file has it, the plain one does not
+    assert main(["segment", str(fei), "--out", str(tmp_path / "b"), "--diameter-nm", "300", *model]) == 0
+    capsys.readouterr()
+    assert main(["segment", str(plain), "--out", str(tmp_path / "c"), "--diameter-nm", "300", *model]) == 1
+    assert "--diameter-nm needs the pixel size" in capsys.readouterr().err
+    assert main(["segment", str(plain), "--out", str(tmp_path / "d"), "--diameter", "-5", *model]) == 1
+    assert "positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["segment", str(plain), "--out", str(tmp_path / "e"), "--diameter", "5", "--diameter-nm", "5", *model])

@@ -194,3 +194,69 @@ def test_small_images_run_in_one_pass_without_the_info_bar(tiny_segmenter, sem_l
     specimen_only = segment(image[:176], tiny_segmenter, info_bar=False)
     assert np.array_equal(a.foreground[:176], specimen_only.foreground)
     assert a.foreground[176:].max() == 0
+
+
+def test_resize_factor_only_shrinks_and_rejects_nonsense():
+    from napari_nanogan.inference import MIN_RESIZE, resize_factor
+
+    assert resize_factor(None) == 1.0
+    assert resize_factor(24.0, 24.0) == 1.0
+    assert resize_factor(25.0, 24.0) == 1.0  # within 5 %: not worth a resize
+    assert resize_factor(8.0, 24.0) == 1.0  # small particles run at the image's own scale
+    assert resize_factor(48.0, 24.0) == pytest.approx(0.5)
+    with pytest.warns(UserWarning, match="no more"):
+        assert resize_factor(1000.0, 24.0) == MIN_RESIZE
+    for bad in (0, -3, float("nan"), float("inf"), "big"):
+        with pytest.raises(ValueError, match="diameter"):
+            resize_factor(bad)
+
+
+def test_scale_postprocess_scales_distances_and_areas():
+    from napari_nanogan.config import PostprocessConfig
+    from napari_nanogan.inference import scale_postprocess
+
+    cfg = PostprocessConfig(min_distance=6, smooth_sigma=2.0, min_area=16, min_seed_area=4)
+    big = scale_postprocess(cfg, 3.0)
+    assert (big.min_distance, big.smooth_sigma, big.min_area, big.min_seed_area) == (18, 6.0, 144, 36)
+    assert big.fg_threshold == cfg.fg_threshold and big.seed_method == cfg.seed_method
+
+
+def test_diameter_runs_the_network_on_a_smaller_image(tiny_segmenter, sem_like, monkeypatch):
+    import napari_nanogan.inference as inference
+
+    image, _ = sem_like
+    seen = []
+    original = inference.probability_steps
+
+    def spy(img, *a, **kw):
+        seen.append(img.shape)
+        return (yield from original(img, *a, **kw))
+
+    monkeypatch.setattr(inference, "probability_steps", spy)
+    res = segment(image, tiny_segmenter, info_bar=False, diameter=2 * tiny_segmenter.diameter_px)
+    assert seen[0] == (round(image.shape[0] / 2), round(image.shape[1] / 2))
+    assert res.labels.shape == res.foreground.shape == image.shape
+    with pytest.raises(ValueError, match="too small"):
+        segment(image[:40, :40], tiny_segmenter, info_bar=False, diameter=8 * tiny_segmenter.diameter_px)
+
+
+def test_diameter_stops_large_particles_being_split():
+    """Particles 4x the training scale: at the image's own scale the network cuts them
+    into many pieces; with their diameter given, they come out whole."""
+    from conftest import shipped_model_available
+
+    if not shipped_model_available():
+        pytest.skip("shipped weights not installed")
+    from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    seg = load_segmenter("default", device="cpu")
+    image, labels = sample_image()
+    big = np.kron(image[:192, :256], np.ones((4, 4), image.dtype))
+    truth = np.kron(labels[:192, :256], np.ones((4, 4), labels.dtype))
+    native = summarize([(truth, segment(big, seg, info_bar=False).labels)])
+    sized = summarize([(truth, segment(big, seg, info_bar=False, diameter=4 * seg.diameter_px).labels)])
+    # splitting shows as low precision (one particle, many predicted pieces)
+    assert sized["precision"] > 0.9 and sized["precision"] > native["precision"] + 0.3, (native, sized)
+    assert sized["f1"] > native["f1"] and sized["iou"] > 0.85, (native, sized)

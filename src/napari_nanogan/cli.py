@@ -39,8 +39,15 @@ def cmd_segment(args) -> int:
     for i, path in enumerate(paths, 1):
         try:
             image, meta = read_image(path)
+            diameter = args.diameter
+            if args.diameter_nm is not None:
+                if not meta["pixel_size_nm"]:
+                    raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
+                                     "use --diameter in pixels")
+                diameter = args.diameter_nm / meta["pixel_size_nm"]
             bar = _progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
-            result = segment(image, segmenter, tile=args.tile, progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
+            result = segment(image, segmenter, tile=args.tile, diameter=diameter,
+                             progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             bar.close()
             target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"])
             n = int(result.labels.max())
@@ -495,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif")
     p.add_argument("--model", default="default", help="shipped model name or checkpoint path")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--diameter", type=float, default=None, metavar="PX",
+                      help="typical particle diameter in pixels; images of particles much larger than the model's "
+                           "training scale (about 24 px) are made smaller for the network (labels keep the image's size)")
+    size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
+                      help="the same in nm, converted with each file's pixel size (files without one are an error)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")

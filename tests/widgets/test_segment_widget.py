@@ -79,3 +79,35 @@ def test_segment_widget_uses_edited_info_bar_shape(widget, sem_like, qtbot):
     labels = viewer.layers["sem particles"]
     assert labels.metadata["info_bar_rows"] == (150, 224)
     assert labels.data[150:].max() == 0
+
+
+def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, monkeypatch):
+    import napari_nanogan.inference as inference
+
+    viewer, w = widget
+    image, _ = sem_like
+    plain = viewer.add_image(image, name="plain")
+    w.image_layer.value = plain
+    assert w.diameter.label.startswith("particle diameter (px")
+    layer = viewer.add_image(image, name="sem", scale=(7.344, 7.344), units=("nm", "nm"))
+    w.image_layer.value = layer
+    assert w.diameter.label.startswith("particle diameter (nm")
+    assert w.diameter_px(layer) is None  # 0 = off
+    w.diameter.value = 4 * 7.344 * 24  # 4x the model's 24 px, in nm
+    assert w.diameter_px(layer) == pytest.approx(96.0, rel=1e-3)  # the box keeps 2 decimals
+    seen = []
+    original = inference.probability_steps
+
+    def spy(img, *a, **kw):
+        seen.append(img.shape)
+        return (yield from original(img, *a, **kw))
+
+    monkeypatch.setattr(inference, "probability_steps", spy)
+    w.run()
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    labels = viewer.layers["sem particles"]
+    assert labels.data.shape == image.shape
+    assert labels.metadata["particle_diameter_px"] == pytest.approx(96.0, rel=1e-3)
+    assert seen and seen[0][1] == round(image.shape[1] / 4)  # the network saw a 4x smaller image

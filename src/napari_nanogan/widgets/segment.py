@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
@@ -13,13 +13,22 @@ if TYPE_CHECKING:
     import napari
 
 
-def _segment_job(image: np.ndarray, model: str, tile: int, info_bar):
+def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None):
     """Runs in the worker thread: load the model, then segment tile by tile."""
     from ..inference import segment_steps
     from ..models.pretrained import load_segmenter
 
     segmenter = load_segmenter(model)
-    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar))
+    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
+
+
+def layer_unit(layer) -> str:
+    """The unit of the layer's x axis as the user sees it ("nm", or "px" for an unscaled layer)."""
+    units = getattr(layer, "units", None)
+    unit = str(units[-1]) if units is not None else "pixel"
+    if unit == "pixel" and float(layer.scale[-1]) == 1.0:
+        return "px"
+    return {"nanometer": "nm", "micrometer": "µm", "pixel": "px"}.get(unit, unit)
 
 
 def info_bar_from_shapes(viewer, image_layer, height: int):
@@ -51,11 +60,15 @@ class SegmentWidget(QWidget):
         self.model = ComboBox(label="model", choices=lambda *_: available_models("segmenter") or ["default"])
         on_models_changed(self.model.reset_choices)  # a fine-tuned model appears here at once
         self.tile = SpinBox(label="tile (px)", value=512, min=64, max=2048, step=64)
+        self.diameter = FloatSpinBox(label="particle diameter (px)", value=0.0, min=0.0, max=1e6, step=1.0,
+                                     tooltip="Typical particle diameter, in the image layer's units. For particles much "
+                                             "larger than the model's training scale (about 24 px) the image is made "
+                                             "smaller for the network. 0: segment at the image's own scale.")
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -69,6 +82,17 @@ class SegmentWidget(QWidget):
         # keep the layer choices current
         self.viewer.layers.events.inserted.connect(self.image_layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.image_layer.reset_choices)
+        self.image_layer.changed.connect(self._update_diameter_unit)
+        self._update_diameter_unit()
+
+    def _update_diameter_unit(self, *_):
+        layer = self.image_layer.value
+        self.diameter.label = f"particle diameter ({layer_unit(layer) if layer is not None else 'px'}, 0 = off)"
+
+    def diameter_px(self, layer) -> float | None:
+        """The diameter field in pixels of ``layer`` (it is entered in the layer's units), or None when 0."""
+        value = float(self.diameter.value)
+        return value / abs(float(layer.scale[-1])) if value > 0 else None
 
     def run(self):
         """Start segmenting the chosen layer in a worker thread."""
@@ -87,7 +111,8 @@ class SegmentWidget(QWidget):
         info_bar = False
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or True
-        self.worker = create_worker(_segment_job, image, self.model.value, int(self.tile.value), info_bar, _start_thread=False)
+        self.worker = create_worker(_segment_job, image, self.model.value, int(self.tile.value), info_bar,
+                                    self.diameter_px(layer), _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
         self.worker.errored.connect(self._on_error)
@@ -130,6 +155,8 @@ class SegmentWidget(QWidget):
         scale = tuple(layer.scale[-ndim:])
         translate = tuple(layer.translate[-ndim:])
         meta = {"model": self.model.value, "source_layer": layer.name}
+        if self.diameter_px(layer):
+            meta["particle_diameter_px"] = self.diameter_px(layer)
         if result.info_bar is not None:
             meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
