@@ -177,3 +177,23 @@ def test_ema_warms_up_and_follows_the_trained_generator(tmp_path):
     moved = lambda a: sum(float((a[k].float() - init[k].float()).abs().sum()) for k in init)  # noqa: E731
     # after 3 steps the EMA has moved most of the way the raw weights moved (constant 0.999: 0.3 %)
     assert moved(state["ema"]) > 0.5 * moved(raw)
+
+
+def test_resuming_a_pre_warmup_checkpoint_restarts_the_average(tmp_path):
+    """A run saved before the EMA warm-up existed has an average that is part random
+    initialisation; on resume it restarts from the trained generator weights."""
+    from napari_nanogan.models.checkpoint import save_checkpoint
+
+    _gan(tmp_path, 2, stop_after=1)
+    state = load_checkpoint(tmp_path / "last.pt")
+    del state["training"]["ema_warmup"]
+    state["ema"] = {k: torch.zeros_like(v) for k, v in state["ema"].items()}  # an average far from the weights
+    save_checkpoint(tmp_path / "last.pt", state)
+    with pytest.warns(UserWarning, match="restarting the average"):
+        _gan(tmp_path, 2)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["training"]["ema_warmup"] is True
+    raw = {k[len("mask_to_image."):]: v for k, v in state["state_dict"].items() if k.startswith("mask_to_image.")}
+    weight = next(k for k in raw if k.endswith("weight") and raw[k].abs().sum() > 0)
+    # kept (zeros, 1 step of decay 0.999) it would be 0.1 % of the weights; restarted, it is them
+    assert torch.allclose(state["ema"][weight], raw[weight], atol=0.05 * float(raw[weight].abs().max()))

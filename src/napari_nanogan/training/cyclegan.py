@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -185,7 +186,14 @@ def train_cyclegan(
     if last_path.exists():
         state = load_checkpoint(last_path, kind="cyclegan")
         nets.load_state_dict(state["state_dict"])
-        ema.load_state_dict(state["ema"])
+        if state["training"].get("ema_warmup"):
+            ema.load_state_dict(state["ema"])
+        else:
+            # written before the EMA had a warm-up: its average still holds a share of the
+            # random initialisation (0.999^step), so it restarts from the trained weights
+            ema.load_state_dict(nets.mask_to_image.state_dict())
+            warnings.warn(f"{last_path}: its generator average predates the EMA warm-up; "
+                          "restarting the average from the trained generator weights", stacklevel=2)
         for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d")):
             opt.load_state_dict(state["training"][key])
         start = state["training"]["step"]
@@ -203,7 +211,7 @@ def train_cyclegan(
         save_checkpoint(last_path, {
             "kind": "cyclegan", "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
             "generator_config": generator_config.to_dict(), "segmenter_config": segmenter_config.to_dict(),
-            "training": {"step": step, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(), "opt_d": opt_d.state_dict()},
+            "training": {"step": step, "ema_warmup": True, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(), "opt_d": opt_d.state_dict()},
         })
         save_checkpoint(out_dir / "generator.pt", {"kind": "generator", "config": generator_config.to_dict(),
                                                    "state_dict": sd(ema), "provenance": prov})
