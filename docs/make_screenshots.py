@@ -34,7 +34,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--generator", default=None)
+    ap.add_argument("--only", default="segment,large,synthesize",
+                    help="comma-separated parts: segment (and measure), large (particle diameter), synthesize "
+                         "(and export, fine-tune)")
     args = ap.parse_args()
+    parts = set(args.only.split(","))
     import napari
     from PIL import Image
 
@@ -49,6 +53,15 @@ def main():
 
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1600, 1000)
+    written = []
+    if "large" in parts:
+        written += large_particles(viewer, args.model)
+    if "segment" not in parts:
+        if "synthesize" in parts:
+            written += synthesize_and_finetune(viewer, args.generator or "default", args.model)
+        print("wrote " + ", ".join(str(p) for p in written))
+        viewer.close()
+        return
     viewer.open(str(tmp), plugin="napari-nanogan")
     seg = SegmentWidget(viewer)
     viewer.window.add_dock_widget(seg, name="Segment particles", area="right")
@@ -80,13 +93,54 @@ def main():
         time.sleep(0.05)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     Image.fromarray(shot).save(OUT / "measure_widget.png")
-    written = [OUT / "segment_widget.png", OUT / "measure_widget.png"]
+    written += [OUT / "segment_widget.png", OUT / "measure_widget.png"]
     from napari_nanogan.models.pretrained import available_models
 
-    if args.generator or "default" in available_models("generator"):
+    if "synthesize" in parts and (args.generator or "default" in available_models("generator")):
         written += synthesize_and_finetune(viewer, args.generator or "default", args.model)
     print("wrote " + ", ".join(str(p) for p in written))
     viewer.close()
+
+
+def large_particles(viewer, model):
+    """Particles 4x the training scale, segmented at the image's own scale and with their diameter."""
+    import numpy as np
+    from PIL import Image
+
+    from napari_nanogan.data.procedural import SAMPLE_PIXEL_SIZE_NM, sample_image
+    from napari_nanogan.widgets.segment import SegmentWidget
+
+    image, _ = sample_image()
+    big = np.kron(image[128:320, 704:960], np.ones((4, 4), image.dtype))  # particles about 96 px across
+    nm = SAMPLE_PIXEL_SIZE_NM / 4
+    layer = viewer.add_image(big, name="large particles", scale=(nm, nm), units=("nm", "nm"))
+    seg = SegmentWidget(viewer)
+    dock = viewer.window.add_dock_widget(seg, name="Segment particles (large)", area="right")
+    seg.model.choices = [model]
+    seg.model.value = model
+    seg.image_layer.value = layer
+    seg.exclude_bar.value = False
+    for diameter, name in ((0.0, "own scale"), (96 * nm, "diameter given")):
+        seg.diameter.value = round(diameter, 1)
+        seg.run()
+        wait_for(lambda: seg.run_button.enabled)
+        labels = viewer.layers["large particles particles"]
+        labels.name = f"{name}: {int(labels.data.max())} particles"
+        labels.opacity = 0.5
+    first, second = viewer.layers[-2], viewer.layers[-1]
+    second.translate = (0, big.shape[1] * nm * 1.05)
+    copy = viewer.add_image(big, name="large particles (copy)", scale=(nm, nm), translate=second.translate,
+                            units=("nm", "nm"))
+    viewer.layers.move(viewer.layers.index(copy), viewer.layers.index(second))
+    assert [layer.name for layer in viewer.layers].index(copy.name) < [layer.name for layer in viewer.layers].index(second.name)
+    viewer.reset_view()
+    _close_toasts()
+    _settle()
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    Image.fromarray(shot).save(OUT / "segment_diameter.png")
+    viewer.window.remove_dock_widget(dock)
+    viewer.layers.clear()
+    return [OUT / "segment_diameter.png"]
 
 
 def _close_toasts():
