@@ -127,7 +127,7 @@ def large_particles(viewer, model):
         labels = viewer.layers["large particles particles"]
         labels.name = f"{name}: {int(labels.data.max())} particles"
         labels.opacity = 0.5
-    first, second = viewer.layers[-2], viewer.layers[-1]
+    second = viewer.layers[-1]
     second.translate = (0, big.shape[1] * nm * 1.05)
     copy = viewer.add_image(big, name="large particles (copy)", scale=(nm, nm), translate=second.translate,
                             units=("nm", "nm"))

@@ -440,7 +440,7 @@ def cmd_tune(args) -> int:
     for key in [d for d in args.datasets.split(",") if d]:
         samples += load_samples(splits[key]["val"], domain=key)
     segmenter = Segmenter.from_checkpoint(args.model)
-    config, info = tune_postprocess(segmenter, samples)
+    config, info = tune_postprocess(segmenter, samples, size_weight=args.size_weight)
     data = load_checkpoint(args.model, kind="segmenter")
     data.pop("format_version")
     data["postprocess"] = config.to_dict()
@@ -571,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, tuned post-processing)")
     p.add_argument("--data-root", default="../shared/data")
     p.add_argument("--datasets", default="bam,emps")
+    p.add_argument("--size-weight", type=float, default=0.0,
+                   help="also penalise the relative D50 error of whole particles, with this weight "
+                        "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("train", help="train the segmenter on the shared data sets")
