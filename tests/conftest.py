@@ -60,6 +60,22 @@ requires_shipped = pytest.mark.skipif(not shipped_model_available(), reason="shi
 
 
 @pytest.fixture
+def network_input_shapes(monkeypatch) -> list:
+    """Shapes of the images ``inference.probability_steps`` runs the network on, in call order."""
+    import napari_nanogan.inference as inference
+
+    seen = []
+    original = inference.probability_steps
+
+    def spy(image, *args, **kwargs):
+        seen.append(image.shape)
+        return (yield from original(image, *args, **kwargs))
+
+    monkeypatch.setattr(inference, "probability_steps", spy)
+    return seen
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

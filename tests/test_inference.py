@@ -221,18 +221,9 @@ def test_scale_postprocess_scales_distances_and_areas():
     assert big.fg_threshold == cfg.fg_threshold and big.seed_method == cfg.seed_method
 
 
-def test_diameter_runs_the_network_on_a_smaller_image(tiny_segmenter, sem_like, monkeypatch):
-    import napari_nanogan.inference as inference
-
+def test_diameter_runs_the_network_on_a_smaller_image(tiny_segmenter, sem_like, network_input_shapes):
     image, _ = sem_like
-    seen = []
-    original = inference.probability_steps
-
-    def spy(img, *a, **kw):
-        seen.append(img.shape)
-        return (yield from original(img, *a, **kw))
-
-    monkeypatch.setattr(inference, "probability_steps", spy)
+    seen = network_input_shapes
     res = segment(image, tiny_segmenter, info_bar=False, diameter=2 * tiny_segmenter.diameter_px)
     assert seen[0] == (round(image.shape[0] / 2), round(image.shape[1] / 2))
     assert res.labels.shape == res.foreground.shape == image.shape

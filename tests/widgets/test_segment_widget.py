@@ -81,9 +81,7 @@ def test_segment_widget_uses_edited_info_bar_shape(widget, sem_like, qtbot):
     assert labels.data[150:].max() == 0
 
 
-def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, monkeypatch):
-    import napari_nanogan.inference as inference
-
+def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network_input_shapes):
     viewer, w = widget
     image, _ = sem_like
     plain = viewer.add_image(image, name="plain")
@@ -95,14 +93,7 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, monkeyp
     assert w.diameter_px(layer) is None  # 0 = off
     w.diameter.value = 4 * 7.344 * 24  # 4x the model's 24 px, in nm
     assert w.diameter_px(layer) == pytest.approx(96.0, rel=1e-3)  # the box keeps 2 decimals
-    seen = []
-    original = inference.probability_steps
-
-    def spy(img, *a, **kw):
-        seen.append(img.shape)
-        return (yield from original(img, *a, **kw))
-
-    monkeypatch.setattr(inference, "probability_steps", spy)
+    seen = network_input_shapes
     w.run()
     with qtbot.waitSignal(w.worker.finished, timeout=60_000):
         pass
