@@ -60,15 +60,13 @@ class Segmenter:
         data = load_checkpoint(path, kind="segmenter")
         network = AttentionUNet(SegmenterConfig.from_dict(data["config"]))
         network.load_state_dict(data["state_dict"])
-        segmenter = cls.from_network(
+        return cls.from_network(
             network,
             postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
             name=name or os.path.basename(str(path)),
             card=data.get("provenance", {}),
             device=device,
         )
-        segmenter.diameter_px = float(data.get("diameter_px", MODEL_DIAMETER_PX))
-        return segmenter
 
     @classmethod
     def from_network(cls, network, *, postprocess=None, name="unnamed", card=None, device=None) -> "Segmenter":

@@ -95,6 +95,7 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert w.diameter_px(layer) == pytest.approx(96.0, rel=1e-3)  # the box keeps 2 decimals
     seen = network_input_shapes
     w.run()
+    w.diameter.value = 0.0  # changed while it runs: the layer still records what the run used
     with qtbot.waitSignal(w.worker.finished, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)

@@ -108,11 +108,13 @@ class SegmentWidget(QWidget):
             show_error(f"Segment particles: {exc}")
             return
         self._layer = layer
+        # what this run uses, recorded now: the fields may change while it runs
+        self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer)}
         info_bar = False
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or True
-        self.worker = create_worker(_segment_job, image, self.model.value, int(self.tile.value), info_bar,
-                                    self.diameter_px(layer), _start_thread=False)
+        self.worker = create_worker(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
+                                    self._run_settings["particle_diameter_px"], _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
         self.worker.errored.connect(self._on_error)
@@ -154,9 +156,7 @@ class SegmentWidget(QWidget):
         ndim = 2
         scale = tuple(layer.scale[-ndim:])
         translate = tuple(layer.translate[-ndim:])
-        meta = {"model": self.model.value, "source_layer": layer.name}
-        if self.diameter_px(layer):
-            meta["particle_diameter_px"] = self.diameter_px(layer)
+        meta = {"source_layer": layer.name, **{k: v for k, v in self._run_settings.items() if v is not None}}
         if result.info_bar is not None:
             meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
