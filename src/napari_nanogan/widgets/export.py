@@ -166,10 +166,10 @@ class ExportWidget(QWidget):
             return
         total = len(names)
         self.worker = create_worker(_export_job, annotated, masks, n, int(self.seed.value), self.model.value, folder,
-                                    bool(self.png.value), bool(self.overwrite.value), _start_thread=False)
+                                    bool(self.png.value), bool(self.overwrite.value), _start_thread=False,
+                                    _connect={"errored": lambda exc: show_error(f"Export: {exc}")})
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
-        self.worker.errored.connect(lambda exc: show_error(f"Export: {exc}"))
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.progress.setRange(0, total)

@@ -180,10 +180,9 @@ class FinetuneWidget(QWidget):
                                     base_segmenter=self.base_segmenter, base_generator=self.base_generator,
                                     unpaired_images=unannotated or None, should_stop=lambda: self._stop,
                                     provenance={"layers": [f"{img.name} / {lab.name}" for img, lab in self.pairs]},
-                                    _start_thread=False)
+                                    _start_thread=False, _connect={"errored": lambda exc: show_error(f"Fine-tune: {exc}")})
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
-        self.worker.errored.connect(lambda exc: show_error(f"Fine-tune: {exc}"))
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "scoring the starting model on the held-out rows ..."

@@ -156,10 +156,9 @@ class SynthesizeWidget(QWidget):
             return
         self._job = (mask, pixel, name)
         self.worker = create_worker(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
-                                    _start_thread=False)
+                                    _start_thread=False, _connect={"errored": lambda exc: show_error(f"Synthesize: {exc}")})
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
-        self.worker.errored.connect(lambda exc: show_error(f"Synthesize: {exc}"))
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.progress.setRange(0, int(self.n.value))
