@@ -49,7 +49,7 @@ from napari_nanogan.config import PostprocessConfig, SegmenterConfig, TrainConfi
 from napari_nanogan.data.datasets import Sample, load_samples, shared_splits
 from napari_nanogan.data.designer import design_mask, fit_design
 from napari_nanogan.inference import Segmenter, segment
-from napari_nanogan.measure import measure_particles
+from napari_nanogan.measure import equivalent_diameters
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.models.pretrained import load_segmenter
 from napari_nanogan.normalize import intensity_range
@@ -151,9 +151,8 @@ def to_samples(images, masks, prefix: str) -> list[Sample]:
 
 
 def whole_ecd(labels: np.ndarray) -> np.ndarray:
-    t = measure_particles(labels, pixel_size_nm=BAM_PIXEL_NM)
-    keep = t.included() & (t.columns["area_nm2"] >= MIN_AREA_PX * BAM_PIXEL_NM**2)
-    return t.columns["ecd_nm"][keep]
+    """ECD (nm) of the whole particles (not cut by the border, at least MIN_AREA_PX px)."""
+    return equivalent_diameters(labels, min_area=MIN_AREA_PX, whole_only=True) * BAM_PIXEL_NM
 
 
 def score(segmenter: Segmenter, held_out: list[Sample]) -> dict:

@@ -108,15 +108,17 @@ def test_tune_postprocess_returns_a_grid_member(tiny_segmenter):
     assert info["candidates"] == 4 and 0 <= info["best_score"] <= 1
 
 
-def test_whole_particle_ecd_skips_border_and_fragments():
-    from napari_nanogan.training.segmenter import whole_particle_ecd
+def test_equivalent_diameters_of_whole_particles_skip_border_and_fragments():
+    from napari_nanogan.measure import equivalent_diameters
 
     yy, xx = np.mgrid[:100, :100]
     labels = np.zeros((100, 100), np.int32)
     labels[(yy - 50) ** 2 + (xx - 50) ** 2 <= 100] = 1  # whole disc, r = 10
     labels[(yy - 5) ** 2 + (xx - 90) ** 2 <= 64] = 2  # cut by the top border
     labels[80:83, 20:23] = 3  # 9-px fragment
-    ecd = whole_particle_ecd(labels)
+    assert equivalent_diameters(labels).shape == (3,)
+    assert equivalent_diameters(labels, min_area=16).shape == (2,)
+    ecd = equivalent_diameters(labels, min_area=16, whole_only=True)
     assert ecd.shape == (1,)
     assert ecd[0] == pytest.approx(2 * np.sqrt((labels == 1).sum() / np.pi))
     assert ecd[0] == pytest.approx(20, rel=0.05)

@@ -47,6 +47,28 @@ class Measurements:
         return ~(self.columns["touches_border"] | self.columns["touches_info_bar"])
 
 
+def equivalent_diameters(labels: np.ndarray, *, min_area: int = 1, whole_only: bool = False) -> np.ndarray:
+    """Equivalent-circle diameters (px) of the particles of an instance label image, fast.
+
+    Particles under ``min_area`` px are skipped; ``whole_only`` also skips those cut by
+    the image border (as the size distributions in ``bench/`` count them). The full
+    per-particle table, in nm, is :func:`measure_particles`.
+    """
+    labels = np.asarray(labels)
+    areas = np.bincount(labels.ravel()).astype(float)
+    keep = areas >= max(min_area, 1)
+    keep[0] = False
+    if whole_only:
+        keep[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = False
+    return np.sqrt(4 * areas[keep] / np.pi)
+
+
+def median_diameter(labels: np.ndarray) -> float:
+    """Median equivalent-circle diameter (px) of all particles in ``labels``; NaN when there are none."""
+    ecd = equivalent_diameters(labels)
+    return float(np.median(ecd)) if ecd.size else float("nan")
+
+
 def feret_diameters(coords: np.ndarray) -> tuple[float, float]:
     """(max, min) caliper diameters of a set of pixel coordinates [K, 2], in pixels."""
     corners = (coords[:, None, :] + np.array([[0, 0], [0, 1], [1, 0], [1, 1]])[None]).reshape(-1, 2).astype(float)

@@ -27,6 +27,7 @@ from ..config import PostprocessConfig, SegmenterConfig, TrainConfig
 from ..data.augment import AugmentConfig, sample_batch
 from ..data.datasets import Sample
 from ..inference import Segmenter, default_device, segment
+from ..measure import equivalent_diameters
 from ..metrics.segmentation import summarize
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -54,17 +55,6 @@ def evaluate(network: AttentionUNet, samples: list[Sample], postprocess: Postpro
     return scores
 
 
-def whole_particle_ecd(labels: np.ndarray, min_area: int = 16) -> np.ndarray:
-    """Equivalent-circle diameters (px) of the particles not cut by the image border,
-    ignoring fragments under ``min_area`` px (as ``bench/size_distribution.py`` counts them)."""
-    areas = np.bincount(labels.ravel()).astype(float)
-    keep = areas >= min_area
-    keep[0] = False
-    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    keep[np.unique(edge)] = False
-    return np.sqrt(4 * areas[keep] / np.pi)
-
-
 def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | None = None,
                      size_weight: float = 0.0) -> tuple[PostprocessConfig, dict]:
     """Choose post-processing parameters on validation images (never on reported ones).
@@ -88,7 +78,7 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     probs = [(s.domain, s.labels, segment(s.image, segmenter, info_bar=False)) for s in samples]
     truth_d50 = {}
     for domain, truth, _ in probs:
-        truth_d50.setdefault(domain, []).append(whole_particle_ecd(truth))
+        truth_d50.setdefault(domain, []).append(equivalent_diameters(truth, min_area=16, whole_only=True))
     truth_d50 = {d: float(np.median(np.concatenate(v))) for d, v in truth_d50.items()}
     best, best_cfg, best_row, table = -np.inf, PostprocessConfig(), {}, []
     keys = list(grid)
@@ -105,7 +95,7 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         domain_scores = []
         for d, pairs in by_domain.items():
             v = summarize(pairs)
-            ecd = np.concatenate([whole_particle_ecd(pred) for _, pred in pairs])
+            ecd = np.concatenate([equivalent_diameters(pred, min_area=16, whole_only=True) for _, pred in pairs])
             d50_error = float(np.median(ecd) / truth_d50[d] - 1) if ecd.size else 1.0
             domain_scores.append((v["iou"] + v["f1"]) / 2 - size_weight * abs(d50_error))
             row.update({f"{d}_iou": v["iou"], f"{d}_f1": v["f1"], f"{d}_d50_error": d50_error})
