@@ -5,6 +5,8 @@
 - ``seconds_1024x768``: end-to-end `segment()` on a 1024 x 768 SEM-like image
   (normalisation, tiled network, post-processing), median of ``--repeats`` runs
   after one warm-up; model load measured separately.
+- ``seconds_1024x768_auto_diameter``: the same with ``diameter="auto"`` (size features
+  at four scales first), for models with a size model.
 - ``megapixels_per_second_4096``: the same on a 4096 x 4096 image.
 - ``peak_rss_mb_8192``: peak resident memory of a fresh process that loads the
   model and segments an 8192 x 8192 image (includes the Python + torch baseline,
@@ -80,6 +82,12 @@ def main():
     for _ in gen:
         pass
     net_s = time.perf_counter() - t
+    auto = []
+    if seg.size_model is not None:
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            segment(img, seg, diameter="auto")
+            auto.append(time.perf_counter() - t)
     big = _image(4096, 4096, seed=1)
     t = time.perf_counter()
     segment(big, seg)
@@ -92,6 +100,7 @@ def main():
         "seconds_1024x768": round(float(np.median(times)), 3),
         "seconds_1024x768_all": [round(x, 3) for x in times],
         "seconds_1024x768_network_only": round(net_s, 3),
+        "seconds_1024x768_auto_diameter": round(float(np.median(auto)), 3) if auto else None,
         "seconds_4096x4096": round(big_s, 2),
         "megapixels_per_second_4096": round(4096 * 4096 / 1e6 / big_s, 2),
         "torch": torch.__version__,

@@ -2,7 +2,7 @@
 
     python bench/evaluate.py [--model default] [--data-root ../shared/data] [--split test]
                              [--baseline] [--save-dir DIR] [--check-reference]
-                             [--diameter-from-truth FACTOR]
+                             [--diameter-from-truth FACTOR | --auto-diameter]
 
 Per data set (BAM SEM, EMPS): mean per-image foreground Dice and IoU; instance
 precision, recall, F1 at IoU 0.5 (one-to-one matching) and mean matched IoU.
@@ -32,6 +32,7 @@ from napari_nanogan.classical import ClassicalConfig, otsu_watershed
 from napari_nanogan.data.datasets import instance_labels, shared_splits
 from napari_nanogan.io.images import read_image, read_mask, write_labels
 from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 
 
@@ -41,13 +42,6 @@ def truth_and_rows(key, image, mask):
         rows = slice(0, bar.start) if bar else slice(None)
         return instance_labels(mask[rows]), rows
     return instance_labels(mask), slice(None)
-
-
-def median_ecd(labels):
-    """Median equivalent-circle diameter (px) of the instances in ``labels``."""
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(2 * np.sqrt(np.median(areas) / np.pi))
 
 
 def scores(pairs):
@@ -104,9 +98,12 @@ def main():
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--save-dir", default=None, help="keep predictions here as <stem>_labels.tif")
     ap.add_argument("--check-reference", action="store_true")
-    ap.add_argument("--diameter-from-truth", type=float, default=None, metavar="FACTOR",
-                    help="pass segment(diameter=FACTOR x the annotated median equivalent-circle diameter), "
-                         "as a user who knows the rough particle size would (1 = exact, 1.3 = 30 %% too large)")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--auto-diameter", action="store_true",
+                      help='segment(diameter="auto"): the model\'s size model estimates each image\'s diameter')
+    size.add_argument("--diameter-from-truth", type=float, default=None, metavar="FACTOR",
+                      help="pass segment(diameter=FACTOR x the annotated median equivalent-circle diameter), "
+                           "as a user who knows the rough particle size would (1 = exact, 1.3 = 30 %% too large)")
     args = ap.parse_args()
 
     from napari_nanogan.inference import segment
@@ -115,26 +112,33 @@ def main():
     seg = load_segmenter(args.model)
     splits = shared_splits(args.data_root)
     result = {"model": args.model, "split": args.split, "data_root": args.data_root,
-              "diameter_from_truth": args.diameter_from_truth}
+              "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter}
     folders = {"bam": "bam_tio2_sem", "emps": "emps"}
     for key in args.datasets.split(","):
         triples = splits[key][args.split]
         save = Path(args.save_dir or tempfile.mkdtemp()) / key
         save.mkdir(parents=True, exist_ok=True)
-        pairs, base_pairs, seconds = [], [], []
+        pairs, base_pairs, seconds, estimates = [], [], [], []
         cfg = tune_baseline(key, splits[key]["train"]) if args.baseline else None
         for stem, img_path, mask_path in triples:
             image, meta = read_image(img_path)
             truth, rows = truth_and_rows(key, image, read_mask(mask_path))
             t = time.perf_counter()
-            diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_ecd(truth)
-            labels = segment(image, seg, diameter=diameter).labels
+            diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_diameter(truth)
+            result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter)
+            labels = result_.labels
+            if args.auto_diameter:
+                estimates.append((result_.diameter_px, median_diameter(truth)))
             seconds.append(time.perf_counter() - t)
             write_labels(save / f"{stem}_labels.tif", labels)
             pairs.append((truth, labels[rows]))
             if cfg is not None:
                 base_pairs.append((truth, otsu_watershed(image, cfg)[rows]))
         entry = {"images": len(triples), "model": scores(pairs), "seconds_per_image": round(float(np.mean(seconds)), 3)}
+        if estimates:
+            from napari_nanogan.training.sizing import size_errors
+
+            entry["diameter_estimates"] = size_errors(*np.array(estimates).T)
         if cfg is not None:
             entry["baseline"] = scores(base_pairs)
             entry["baseline_config"] = cfg.__dict__

@@ -109,3 +109,28 @@ def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):
     assert "positive" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["segment", str(plain), "--out", str(tmp_path / "e"), "--diameter", "5", "--diameter-nm", "5", *model])
+    with pytest.raises(SystemExit):
+        main(["segment", str(plain), "--out", str(tmp_path / "e"), "--diameter", "big", *model])
+    capsys.readouterr()
+    # auto needs a model with a size model: the tiny one has none, so each image fails with the reason
+    assert main(["segment", str(plain), "--out", str(tmp_path / "f"), "--diameter", "auto", *model]) == 1
+    assert "no size model" in capsys.readouterr().err
+
+
+def test_segment_auto_diameter_reports_the_estimate(tmp_path, tiny_checkpoint, sem_like, capsys):
+    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+    from napari_nanogan.sizing import size_features
+    from test_sizing import constant_model
+
+    image, _ = sem_like
+    n = size_features(image, Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")).size
+    data = load_checkpoint(tiny_checkpoint, kind="segmenter")
+    data.pop("format_version")
+    sized = tmp_path / "sized.pt"
+    save_checkpoint(sized, {**data, "size_model": constant_model(n, 72.0).to_dict()})
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, image)
+    assert main(["segment", str(plain), "--out", str(tmp_path / "a"), "--diameter", "auto", "--model", str(sized)]) == 0
+    assert "estimated particle diameter 72 px" in capsys.readouterr().err
+    assert tifffile.imread(tmp_path / "a" / "plain_labels.tif").shape == image.shape

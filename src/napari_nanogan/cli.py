@@ -52,6 +52,8 @@ def cmd_segment(args) -> int:
             target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"])
             n = int(result.labels.max())
             unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
+            if diameter == "auto":
+                unit += f", estimated particle diameter {result.diameter_px:.0f} px"
             bar_note = f", info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
             print(f"{path}: {n} particles{unit}{bar_note} -> {target}", file=sys.stderr)
         except (ImageReadError, ValueError, OSError) as exc:
@@ -450,6 +452,48 @@ def cmd_tune(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- fit-size
+def cmd_fit_size(args) -> int:
+    """Fit the size model behind ``--diameter auto`` and store it in a copy of the checkpoint."""
+    import numpy as np
+
+    from .data.datasets import load_samples, shared_splits
+    from .inference import Segmenter
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .models.pretrained import resolve_model
+    from .training.sizing import fit_size_model, sample_features, size_errors
+
+    splits = shared_splits(args.data_root)
+    wanted = [d for d in args.datasets.split(",") if d]
+    missing = [d for d in wanted if d not in splits]
+    if missing or not wanted:
+        print(f"nanogan fit-size: data set(s) {', '.join(missing) or '(none)'} not found under {args.data_root}",
+              file=sys.stderr)
+        return 2
+    path = resolve_model(args.model)
+    segmenter = Segmenter.from_checkpoint(path)
+    parts = {}
+    for part in ("train", "val"):
+        samples = [s for key in wanted for s in load_samples(splits[key][part], domain=key)]
+        bar = _progress_bar(len(samples), f"size features ({part})")
+        parts[part] = sample_features(segmenter, samples, progress=lambda d, t: bar.update(d - bar.n))
+        bar.close()
+    model = fit_size_model(*parts["train"])
+    x, d, domains = parts["val"]
+    predicted = np.array([model.predict(f) for f in x])
+    domains = np.asarray(domains)
+    model.metrics["val"] = {k: size_errors(predicted[domains == k], d[domains == k]) for k in wanted}
+    data = load_checkpoint(path, kind="segmenter")
+    data.pop("format_version")
+    data["size_model"] = model.to_dict()
+    data.setdefault("provenance", {})["size_model"] = {
+        "data": {k: "train split (fit), val split (metrics)" for k in wanted},
+        "command": "nanogan " + " ".join(sys.argv[1:]), "metrics": model.metrics}
+    save_checkpoint(args.out, data)
+    print(json.dumps(model.metrics))
+    return 0
+
+
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
     from .config import SegmenterConfig, TrainConfig
@@ -489,6 +533,15 @@ def cmd_train(args) -> int:
         config.steps, "train", report)
 
 
+def _diameter_value(text: str):
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)  # the sign is checked per image, with the other inputs still processed
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -503,9 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default", help="shipped model name or checkpoint path")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--diameter", type=float, default=None, metavar="PX",
+    size.add_argument("--diameter", type=_diameter_value, default=None, metavar="PX|auto",
                       help="typical particle diameter in pixels; images of particles much larger than the model's "
-                           "training scale (about 24 px) are made smaller for the network (labels keep the image's size)")
+                           "training scale (about 24 px) are made smaller for the network (labels keep the image's size). "
+                           "'auto': estimated per image by the model's size model")
     size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
     p.set_defaults(func=cmd_segment)
@@ -575,6 +629,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also penalise the relative D50 error of whole particles, with this weight "
                         "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
+    p.add_argument("--model", required=True, help="segmenter name or checkpoint")
+    p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the size model)")
+    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--datasets", default="bam,emps")
+    p.set_defaults(func=cmd_fit_size)
 
     p = sub.add_parser("train", help="train the segmenter on the shared data sets")
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")

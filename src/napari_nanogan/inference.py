@@ -17,6 +17,7 @@ from .models.attention_unet import AttentionUNet
 from .models.checkpoint import load_checkpoint
 from .normalize import intensity_range, normalize
 from .postprocess import instances_from_probabilities
+from .sizing import SizeModel, estimate_diameter
 
 MIN_SIDE = 8
 #: Pixels of an image that set the group-norm statistics (see :func:`image_statistics`).
@@ -30,6 +31,9 @@ MODEL_DIAMETER_PX = 24.0
 #: smaller: enlarging images of small particles lowered instance F1 on the EMPS
 #: validation images (0.41 -> 0.36), and going below 1/8 lowered foreground IoU.
 MIN_RESIZE = 1 / 8
+#: ``diameter="auto"`` resizes only for estimates at least this many times the model's
+#: diameter: estimates are rough, and a too-small image hurts more than a too-large one.
+AUTO_MIN_RATIO = 1.5
 
 
 def default_device() -> torch.device:
@@ -46,6 +50,7 @@ class Segmenter:
     card: dict = field(default_factory=dict)
     precision: str = "fp32"  # "fp32" or "bf16" (CPU autocast; see bf16_supported)
     diameter_px: float = MODEL_DIAMETER_PX  # typical particle diameter the network works best at
+    size_model: SizeModel | None = None  # for segment(..., diameter="auto")
 
     @property
     def config(self) -> SegmenterConfig:
@@ -60,13 +65,16 @@ class Segmenter:
         data = load_checkpoint(path, kind="segmenter")
         network = AttentionUNet(SegmenterConfig.from_dict(data["config"]))
         network.load_state_dict(data["state_dict"])
-        return cls.from_network(
+        segmenter = cls.from_network(
             network,
             postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
             name=name or os.path.basename(str(path)),
             card=data.get("provenance", {}),
             device=device,
         )
+        if data.get("size_model"):
+            segmenter.size_model = SizeModel.from_dict(data["size_model"])
+        return segmenter
 
     @classmethod
     def from_network(cls, network, *, postprocess=None, name="unnamed", card=None, device=None) -> "Segmenter":
@@ -113,6 +121,7 @@ class SegmentationResult:
     foreground: np.ndarray  # [M, N] uint8 probability * 255
     interior: np.ndarray  # [M, N] uint8 probability * 255
     info_bar: InfoBar | None
+    diameter_px: float | None = None  # the particle diameter used (given, or estimated for "auto")
 
 
 def _group_norm(module: torch.nn.GroupNorm, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
@@ -296,14 +305,16 @@ def segment_steps(
     info_bar : InfoBar, None or bool
         ``True`` detects the microscope's info bar and labels it 0; ``False``/``None``
         treats every row as specimen; an :class:`InfoBar` overrides detection.
-    diameter : float, optional
+    diameter : float, "auto" or None
         Typical particle diameter in pixels, for particles much larger than the scale
         the model was trained at (``segmenter.diameter_px``, about 24 px). The
         specimen is made smaller by ``segmenter.diameter_px / diameter`` (at most 8
         times) for the network, the probabilities are resized back, and the
         post-processing distances are scaled to match, so labels keep the image's own
         size. Smaller diameters, and ``None`` (default), segment at the image's own
-        scale.
+        scale. ``"auto"`` estimates the diameter with the segmenter's size model
+        (:mod:`napari_nanogan.sizing`) and resizes only when the estimate is at least
+        ``AUTO_MIN_RATIO`` times the model's diameter, since estimates are rough.
 
     Returns
     -------
@@ -318,7 +329,13 @@ def segment_steps(
     bar = detect_info_bar(grey) if info_bar is True else (info_bar or None)
     rows = bar.specimen_rows if bar is not None else slice(None)
     config = postprocess or segmenter.postprocess
-    factor = resize_factor(diameter, segmenter.diameter_px)
+    if isinstance(diameter, str):
+        if diameter != "auto":
+            raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
+        diameter = estimate_diameter(grey, segmenter, rows)
+        factor = resize_factor(diameter, segmenter.diameter_px) if diameter >= AUTO_MIN_RATIO * segmenter.diameter_px else 1.0
+    else:
+        factor = resize_factor(diameter, segmenter.diameter_px)
     if factor == 1.0:
         fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows)
     else:
@@ -328,7 +345,8 @@ def segment_steps(
         fg[bar.start : bar.stop] = 0
         interior[bar.start : bar.stop] = 0
     labels = instances_from_probabilities(fg, interior, config)
-    return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar)
+    return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
+                              diameter_px=None if diameter is None else float(diameter))
 
 
 def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER_PX) -> float:

@@ -103,3 +103,47 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert labels.data.shape == image.shape
     assert labels.metadata["particle_diameter_px"] == pytest.approx(96.0, rel=1e-3)
     assert seen and seen[0][1] == round(image.shape[1] / 4)  # the network saw a 4x smaller image
+
+
+def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, tmp_path, tiny_checkpoint):
+    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+    from napari_nanogan.sizing import size_features
+    from test_sizing import constant_model
+
+    viewer, w = widget
+    image, _ = sem_like
+    n = size_features(image, Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")).size
+    data = load_checkpoint(tiny_checkpoint, kind="segmenter")
+    data.pop("format_version")
+    sized = tmp_path / "sized.pt"
+    save_checkpoint(sized, {**data, "size_model": constant_model(n, 72.0).to_dict()})
+    w.model.choices = [str(sized)]
+    w.model.value = str(sized)
+    layer = viewer.add_image(image, name="sem", scale=(2.0, 2.0), units=("nm", "nm"))
+    w.image_layer.value = layer
+    w.auto_diameter.value = True
+    assert not w.diameter.enabled and w.diameter_px(layer) == "auto"
+    w.run()
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    labels = viewer.layers["sem particles"]
+    assert labels.metadata["particle_diameter_px"] == pytest.approx(72.0, rel=1e-4)
+    assert labels.metadata["particle_diameter_estimated"] is True
+    assert "estimated particle diameter 72 px (144 nm)" in w.status.value
+    w.auto_diameter.value = False
+    assert w.diameter.enabled
+
+
+def test_segment_widget_auto_diameter_without_size_model_is_a_notification(widget, sem_like, qtbot, monkeypatch):
+    viewer, w = widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.segment.show_error", errors.append)
+    w.image_layer.value = viewer.add_image(sem_like[0], name="sem")
+    w.auto_diameter.value = True
+    w.run()
+    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
+        pass
+    assert errors and "no size model" in errors[0] and "sem particles" not in viewer.layers
+    assert w.status.value == "failed" and w.run_button.enabled

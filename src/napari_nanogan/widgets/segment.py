@@ -64,11 +64,16 @@ class SegmentWidget(QWidget):
                                      tooltip="Typical particle diameter, in the image layer's units. For particles much "
                                              "larger than the model's training scale (about 24 px) the image is made "
                                              "smaller for the network. 0: segment at the image's own scale.")
+        self.auto_diameter = CheckBox(label="estimate particle diameter", value=False,
+                                      tooltip="Let the model's size model estimate the typical particle diameter of "
+                                              "the image (rough: within 1.5 times on about 6 in 10 EMPS TEM images); "
+                                              "the image is made smaller only for clearly large particles.")
+        self.auto_diameter.changed.connect(lambda value: setattr(self.diameter, "enabled", not value))
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -89,8 +94,10 @@ class SegmentWidget(QWidget):
         layer = self.image_layer.value
         self.diameter.label = f"particle diameter ({layer_unit(layer) if layer is not None else 'px'}, 0 = off)"
 
-    def diameter_px(self, layer) -> float | None:
-        """The diameter field in pixels of ``layer`` (it is entered in the layer's units), or None when 0."""
+    def diameter_px(self, layer) -> float | str | None:
+        """The diameter field in pixels of ``layer`` (it is entered in the layer's units), None when 0, or "auto"."""
+        if self.auto_diameter.value:
+            return "auto"
         value = float(self.diameter.value)
         return value / abs(float(layer.scale[-1])) if value > 0 else None
 
@@ -114,10 +121,10 @@ class SegmentWidget(QWidget):
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or True
         self.worker = create_worker(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
-                                    self._run_settings["particle_diameter_px"], _start_thread=False)
+                                    self._run_settings["particle_diameter_px"], _start_thread=False,
+                                    _connect={"errored": self._on_error})  # handled here, not re-raised
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
-        self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
@@ -157,6 +164,13 @@ class SegmentWidget(QWidget):
         scale = tuple(layer.scale[-ndim:])
         translate = tuple(layer.translate[-ndim:])
         meta = {"source_layer": layer.name, **{k: v for k, v in self._run_settings.items() if v is not None}}
+        estimated = ""
+        if self._run_settings["particle_diameter_px"] == "auto":
+            meta["particle_diameter_px"] = result.diameter_px
+            meta["particle_diameter_estimated"] = True
+            unit = layer_unit(layer)
+            in_units = f" ({result.diameter_px * abs(float(layer.scale[-1])):.3g} {unit})" if unit != "px" else ""
+            estimated = f"; estimated particle diameter {result.diameter_px:.0f} px{in_units}"
         if result.info_bar is not None:
             meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
@@ -166,8 +180,8 @@ class SegmentWidget(QWidget):
         self.labels_layer = self.viewer.add_labels(result.labels, **kwargs)
         n = int(result.labels.max())
         bar = f"; info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
-        self.status.value = f"{n} particles{bar}"
-        show_info(f"Segment particles: {n} particles in {layer.name}{bar}")
+        self.status.value = f"{n} particles{bar}{estimated}"
+        show_info(f"Segment particles: {n} particles in {layer.name}{bar}{estimated}")
 
     def _on_error(self, exc):
         self.status.value = "failed"

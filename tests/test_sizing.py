@@ -1,0 +1,123 @@
+"""The size model behind segment(..., diameter="auto"): features, fitting, storage, use."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from napari_nanogan.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel, size_features
+from napari_nanogan.measure import median_diameter
+from napari_nanogan.training.sizing import fit_size_model, size_errors
+
+
+def constant_model(n_features: int, diameter: float) -> SizeModel:
+    """A size model that predicts ``diameter`` whatever the image."""
+    return SizeModel(np.zeros(n_features), np.ones(n_features), np.zeros((1, n_features)), np.log([diameter]), 1, {})
+
+
+def test_size_features_have_one_block_per_scale(tiny_segmenter, sem_like):
+    image, _ = sem_like
+    features = size_features(image, tiny_segmenter)
+    assert features.shape == (len(SIZE_SCALES) * FEATURES_PER_SCALE,) and np.isfinite(features).all()
+    # deterministic: the same image gives the same features
+    np.testing.assert_array_equal(features, size_features(image, tiny_segmenter))
+
+
+def test_size_features_of_a_tiny_image_repeat_the_last_scale(tiny_segmenter):
+    image = np.random.default_rng(0).integers(0, 255, (40, 50), dtype=np.uint8)
+    features = size_features(image, tiny_segmenter).reshape(len(SIZE_SCALES), -1)
+    # 40 px at 1/2 is under 32 px: the coarser scales repeat the full-scale block
+    np.testing.assert_array_equal(features[1], features[0])
+    np.testing.assert_array_equal(features[3], features[0])
+
+
+def test_fit_learns_a_known_relation_and_reports_each_domain():
+    rng = np.random.default_rng(1)
+    n = 150
+    x = rng.uniform(-1, 1, size=(n, 2))
+    log_d = 3.5 + 1.2 * x[:, 0] - 0.5 * x[:, 1]
+    domains = ["a"] * 120 + ["b"] * 30
+    model = fit_size_model(x, np.exp(log_d), domains)
+    assert model.k in (3, 5, 7, 11, 15)
+    cv = model.metrics["cross_validated"]
+    assert set(cv) == {"a", "b"} and cv["a"]["within_25pct"] > 0.9 and cv["b"]["within_25pct"] > 0.8
+    new = rng.uniform(-0.8, 0.8, size=(20, 2))
+    pred = np.array([model.predict(v) for v in new])
+    truth = np.exp(3.5 + 1.2 * new[:, 0] - 0.5 * new[:, 1])
+    assert np.median(np.abs(pred / truth - 1)) < 0.15
+    # a relation it cannot see (diameters unrelated to the features) cross-validates badly
+    shuffled = fit_size_model(x, np.exp(rng.permutation(log_d)), domains)
+    assert shuffled.metrics["cross_validated"]["a"]["median_abs_error"] > 3 * cv["a"]["median_abs_error"]
+
+
+def test_fit_refuses_too_few_or_unannotated_images():
+    with pytest.raises(ValueError, match="at least"):
+        fit_size_model(np.zeros((8, 2)), np.ones(8), ["a"] * 8)
+    with pytest.raises(ValueError, match="at least"):
+        fit_size_model(np.zeros((12, 2)), np.r_[np.ones(11), np.nan], ["a"] * 12)
+
+
+def test_median_diameter_and_errors():
+    labels = np.zeros((50, 50), np.int32)
+    labels[:10, :10] = 1  # 100 px
+    labels[20:24, 20:24] = 2  # 16 px
+    labels[30:40, 30:40] = 3  # 100 px
+    assert median_diameter(labels) == pytest.approx(2 * np.sqrt(100 / np.pi))
+    assert np.isnan(median_diameter(np.zeros((5, 5), np.int32)))
+    e = size_errors(np.array([10.0, 20.0, 30.0]), np.array([10.0, 10.0, 25.0]))
+    assert e["median_abs_error"] == pytest.approx(0.2) and e["within_1.5x"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_size_model_round_trips_through_a_checkpoint(tmp_path, tiny_checkpoint):
+    import torch
+
+    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+
+    n = len(SIZE_SCALES) * FEATURES_PER_SCALE
+    rng = np.random.default_rng(0)
+    model = SizeModel(rng.normal(size=n), np.ones(n) * 2, rng.normal(size=(30, n)), rng.normal(3, 1, size=30), 5,
+                      {"k": 5})
+    data = load_checkpoint(tiny_checkpoint, kind="segmenter")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "sized.pt", {**data, "size_model": model.to_dict()})
+    torch.load(tmp_path / "sized.pt", weights_only=True)  # plain data only
+    loaded = Segmenter.from_checkpoint(tmp_path / "sized.pt", device="cpu").size_model
+    x = rng.normal(size=n)
+    assert loaded.predict(x) == pytest.approx(model.predict(x), rel=1e-5)
+    assert loaded.metrics == {"k": 5}
+    with pytest.raises(ValueError, match="refit"):
+        SizeModel.from_dict(dict(model.to_dict(), scales=[1.0, 0.5]))
+    with pytest.raises(ValueError, match="refit"):
+        SizeModel.from_dict(dict(model.to_dict(), reference=torch.zeros(30, 5)))
+
+
+def test_auto_diameter_needs_a_size_model(tiny_segmenter, sem_like):
+    from napari_nanogan.inference import segment
+
+    assert tiny_segmenter.size_model is None
+    with pytest.raises(ValueError, match="no size model"):
+        segment(sem_like[0], tiny_segmenter, diameter="auto")
+    with pytest.raises(ValueError, match='"auto"'):
+        segment(sem_like[0], tiny_segmenter, diameter="large")
+
+
+@pytest.mark.parametrize("estimate, shrinks", [(20.0, False), (30.0, False), (96.0, True)])
+def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, sem_like, network_input_shapes,
+                                                                estimate, shrinks):
+    from napari_nanogan.inference import AUTO_MIN_RATIO, segment
+
+    image, _ = sem_like
+    n = size_features(image[:176], tiny_segmenter).size
+    sized = dataclasses.replace(tiny_segmenter, size_model=constant_model(n, estimate))
+    network_input_shapes.clear()
+    result = segment(image, sized, diameter="auto")
+    assert result.diameter_px == pytest.approx(estimate, rel=1e-5)
+    assert result.labels.shape == image.shape
+    last = network_input_shapes[-1]  # the segmentation pass (the size features ran first)
+    specimen_rows = result.info_bar.start if result.info_bar is not None else image.shape[0]
+    assert (estimate >= AUTO_MIN_RATIO * sized.diameter_px) == shrinks
+    if shrinks:
+        assert last[0] == round(specimen_rows * sized.diameter_px / estimate)
+    else:
+        assert last[0] in (specimen_rows, image.shape[0])
