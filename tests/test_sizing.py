@@ -121,3 +121,15 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
         assert last[0] == round(specimen_rows * sized.diameter_px / estimate)
     else:
         assert last[0] in (specimen_rows, image.shape[0])
+
+
+def test_size_features_look_at_bounded_windows_of_large_images(tiny_segmenter, network_input_shapes):
+    from napari_nanogan.sizing import SIZE_WINDOW
+
+    image = np.random.default_rng(2).integers(0, 255, (2500, 3100), dtype=np.uint8)
+    features = size_features(image, tiny_segmenter)
+    assert np.isfinite(features).all()
+    assert len(network_input_shapes) == len(SIZE_SCALES)
+    assert all(max(shape) <= SIZE_WINDOW for shape in network_input_shapes), network_input_shapes
+    # the coarsest scale sees the whole image: 2500 x 3100 / 8
+    assert network_input_shapes[-1] == (round(2500 / 8), round(3100 / 8))

@@ -84,15 +84,20 @@ def size_features(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> np.
 
     from .inference import probability_steps
 
-    specimen = np.asarray(grey[rows], np.float32)
+    specimen = grey[rows]
+    multiple = segmenter.config.multiple
     features: list[np.ndarray] = []
     previous = None
     for scale in SIZE_SCALES:
         shape = (round(specimen.shape[0] * scale), round(specimen.shape[1] * scale))
         if min(shape) >= _MIN_SCALE_SIDE:
-            small = specimen if scale == 1.0 else resize(specimen, shape, order=1, anti_aliasing=True)
+            # the centre window of the resized image, resized from the centre of the original
+            # (a large image is never resized, nor copied, whole)
+            crop = _centre(specimen, int(np.ceil(SIZE_WINDOW / scale))).astype(np.float32)
+            small = crop if scale == 1.0 else resize(
+                crop, (round(crop.shape[0] * scale), round(crop.shape[1] * scale)), order=1, anti_aliasing=True)
             window = _centre(small, SIZE_WINDOW)
-            steps = probability_steps(window, segmenter, tile=-(-max(window.shape) // 8) * 8, overlap=0)
+            steps = probability_steps(window, segmenter, tile=-(-max(window.shape) // multiple) * multiple, overlap=0)
             try:
                 while True:
                     next(steps)
