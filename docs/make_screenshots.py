@@ -103,7 +103,7 @@ def main():
 
 
 def large_particles(viewer, model):
-    """Particles 4x the training scale, segmented at the image's own scale and with their diameter."""
+    """Particles 4x the training scale: segmented at the image's own scale, with their diameter, and estimated."""
     import numpy as np
     from PIL import Image
 
@@ -120,21 +120,23 @@ def large_particles(viewer, model):
     seg.model.value = model
     seg.image_layer.value = layer
     seg.exclude_bar.value = False
-    for diameter, name in ((0.0, "own scale"), (96 * nm, "diameter given")):
+    runs = ((0.0, False, "own scale"), (96 * nm, False, "diameter given"), (0.0, True, "diameter estimated"))
+    for k, (diameter, auto, name) in enumerate(runs):
         seg.diameter.value = round(diameter, 1)
+        seg.auto_diameter.value = auto
         seg.run()
         wait_for(lambda: seg.run_button.enabled)
         labels = viewer.layers["large particles particles"]
         labels.name = f"{name}: {int(labels.data.max())} particles"
         labels.opacity = 0.5
-    second = viewer.layers[-1]
-    second.translate = (0, big.shape[1] * nm * 1.05)
-    copy = viewer.add_image(big, name="large particles (copy)", scale=(nm, nm), translate=second.translate,
-                            units=("nm", "nm"))
-    viewer.layers.move(viewer.layers.index(copy), viewer.layers.index(second))
-    assert [layer.name for layer in viewer.layers].index(copy.name) < [layer.name for layer in viewer.layers].index(second.name)
-    viewer.reset_view()
+        if k:  # one below the other, each over its own copy of the image
+            labels.translate = (k * big.shape[0] * nm * 1.05, 0)
+            copy = viewer.add_image(big, name=f"large particles ({name})", scale=(nm, nm),
+                                    translate=labels.translate, units=("nm", "nm"))
+            viewer.layers.move(viewer.layers.index(copy), viewer.layers.index(labels))
     _close_toasts()
+    _settle()  # the canvas takes its final size first, then the view fits it
+    viewer.reset_view()
     _settle()
     shot = viewer.screenshot(canvas_only=False, flash=False)
     Image.fromarray(shot).save(OUT / "segment_diameter.png")
