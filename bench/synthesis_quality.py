@@ -1,6 +1,7 @@
 """Synthesis quality on BAM SEM under the protocol of docs/benchmarks.md; prints JSON.
 
-    python bench/synthesis_quality.py [--model default] [--n 500] [--seeds 3] [--post none,hist]
+    python bench/synthesis_quality.py [--model default] [--n 500] [--seeds 3]
+                                      [--post none,hist,noise,blur,sharpen]
 
 Protocol (standard FID/KID, Inception pool3, TF1 resize, grey -> 3 channels):
 256 x 256 crops at fixed-seed random positions, info bar excluded (specimen rows
@@ -9,7 +10,10 @@ only), ``--n`` crops per side.
 - ``real_vs_real``: held-out real images (val + test split, never trained on) vs the
   training images: the floor a perfect generator would reach with these samples.
 - ``generator``: images synthesized from the held-out images' masks (``--seeds``
-  styles per mask) vs the held-out real images; one entry per post-processing.
+  styles per mask) vs the held-out real images; one entry per post-processing:
+  ``hist`` (grey-level histogram matched to the training images), ``noise`` (Gaussian
+  noise added up to the training images' high-frequency noise level), ``blur``
+  (Gaussian, sigma 0.7 px), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5).
 - ``naive``: flat discs + blur + noise rendered from the same masks.
 - ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter,
   and the D50 of the particles' ECD in both.
@@ -47,6 +51,36 @@ def match_histogram(image: np.ndarray, reference_values: np.ndarray) -> np.ndarr
     return np.clip(match_histograms(image.astype(float), reference_values.astype(float).reshape(1, -1)), 0, 255)
 
 
+def noise_level(image: np.ndarray) -> float:
+    """Robust sd of the high-frequency residual (image minus its 1-px Gaussian blur)."""
+    residual = image - ndi.gaussian_filter(image, 1.0)
+    return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+
+
+def add_noise(image: np.ndarray, target: float, seed: int) -> np.ndarray:
+    """Gaussian noise that brings the residual noise level of ``image`` up to ``target``."""
+    # the residual keeps about this fraction of white noise's sd (1-px Gaussian), measured once
+    extra = np.sqrt(max(target**2 - noise_level(image) ** 2, 0.0)) / RESIDUAL_GAIN
+    return np.clip(image + np.random.default_rng(seed).normal(0, extra, image.shape), 0, 255)
+
+
+RESIDUAL_GAIN = noise_level(np.random.default_rng(0).normal(0, 1, (512, 512)))
+
+
+def post_process(post: str, images: list, train_values: np.ndarray, train_noise: float) -> list:
+    if post == "none":
+        return images
+    if post == "hist":
+        return [match_histogram(im, train_values) for im in images]
+    if post == "noise":
+        return [add_noise(im, train_noise, seed) for seed, im in enumerate(images)]
+    if post == "blur":
+        return [ndi.gaussian_filter(im, 0.7) for im in images]
+    if post == "sharpen":
+        return [np.clip(im + 0.5 * (im - ndi.gaussian_filter(im, 1.0)), 0, 255) for im in images]
+    raise SystemExit(f"unknown post-processing {post!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
@@ -55,7 +89,7 @@ def main():
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--post", default="none,hist")
+    ap.add_argument("--post", default="none,hist,noise,blur,sharpen")
     args = ap.parse_args()
 
     from napari_nanogan.inference import segment
@@ -92,13 +126,11 @@ def main():
         for s in range(args.seeds):
             synth.append((synthesize(lab, gen, seed=1000 * i + s).astype(np.float32), lab))
     train_values = np.concatenate([im.ravel()[::97] for im, _ in train])
+    train_noise = float(np.median([noise_level(im) for im, _ in train]))
+    result["noise_level"] = {"train": round(train_noise, 2),
+                             "synthetic": round(float(np.median([noise_level(im) for im, _ in synth])), 2)}
     for post in args.post.split(","):
-        if post == "none":
-            imgs = [im for im, _ in synth]
-        elif post == "hist":
-            imgs = [match_histogram(im, train_values) for im, _ in synth]
-        else:
-            raise SystemExit(f"unknown post-processing {post!r}")
+        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise)
         result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
 
     dices, d50_true, d50_synth = [], [], []
