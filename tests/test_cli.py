@@ -134,3 +134,31 @@ def test_segment_auto_diameter_reports_the_estimate(tmp_path, tiny_checkpoint, s
     assert main(["segment", str(plain), "--out", str(tmp_path / "a"), "--diameter", "auto", "--model", str(sized)]) == 0
     assert "estimated particle diameter 72 px" in capsys.readouterr().err
     assert tifffile.imread(tmp_path / "a" / "plain_labels.tif").shape == image.shape
+
+
+def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoint, capsys):
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.inference import Segmenter
+
+    root = tmp_path / "data" / "emps"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    stems = [f"img{i:03d}" for i in range(90)]  # 55 test + 20 val + 15 train, as the EMPS split holds out
+    for i, stem in enumerate(stems):
+        labels = particle_labels((64, 64), n_particles=4 + i % 5, mean_diameter=6 + 2 * (i % 4), seed=i)
+        Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
+        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
+    (root / "ids.txt").write_text("\n".join(stems))
+    out = tmp_path / "sized.pt"
+    args = ["fit-size", "--model", str(tiny_checkpoint), "--out", str(out), "--data-root", str(tmp_path / "data")]
+    assert main([*args, "--datasets", "emps"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["k"] in (3, 5, 7, 11, 15)
+    assert metrics["cross_validated"]["emps"]["images"] == 15 and metrics["val"]["emps"]["images"] == 20
+    segmenter = Segmenter.from_checkpoint(out, device="cpu")
+    assert segmenter.size_model is not None and segmenter.size_model.reference.shape[0] == 15
+    # the network itself is unchanged
+    assert all(np.array_equal(a, b) for a, b in zip(segmenter.network.state_dict().values(),
+                                                    Segmenter.from_checkpoint(tiny_checkpoint, device="cpu").network.state_dict().values()))
+    assert main([*args, "--datasets", "bam"]) == 2
+    assert "not found" in capsys.readouterr().err
