@@ -1,7 +1,7 @@
 """Synthesis quality on BAM SEM under the protocol of docs/benchmarks.md; prints JSON.
 
     python bench/synthesis_quality.py [--model default] [--n 500] [--seeds 3]
-                                      [--post none,hist,noise,blur,sharpen]
+                                      [--post none,hist,noise,blur,sharpen,blur+noise]
 
 Protocol (standard FID/KID, Inception pool3, TF1 resize, grey -> 3 channels):
 256 x 256 crops at fixed-seed random positions, info bar excluded (specimen rows
@@ -12,10 +12,14 @@ only), ``--n`` crops per side.
 - ``generator``: images synthesized from the held-out images' masks (``--seeds``
   styles per mask) vs the held-out real images; one entry per post-processing:
   ``hist`` (grey-level histogram matched to the training images), ``noise`` (Gaussian
-  noise added up to the training images' high-frequency noise level), ``blur``
-  (Gaussian, sigma 0.7 px), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5).
+  noise added up to the training images' high-frequency noise level, exactly as
+  ``synthesize()`` does for a generator with ``postprocess.noise_residual``), ``blur``
+  (Gaussian, sigma 0.7 px), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5), or a
+  chain of them with "+" (``blur+noise``). The synthetic images are the network's own
+  output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
-- ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter,
+- ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter
+  (``synthesize`` as a user calls it, with the checkpoint's post-processing),
   and the D50 of the particles' ECD in both.
 - ``seconds_1024x768``: one synthesis of a 1024 x 768 mask on this CPU.
 """
@@ -35,6 +39,7 @@ from napari_nanogan.data.datasets import instance_labels, shared_splits
 from napari_nanogan.io.images import read_image, read_mask
 from napari_nanogan.io.infobar import detect_info_bar
 from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
+from napari_nanogan.synthesis import noise_level
 
 
 def naive_render(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -51,34 +56,26 @@ def match_histogram(image: np.ndarray, reference_values: np.ndarray) -> np.ndarr
     return np.clip(match_histograms(image.astype(float), reference_values.astype(float).reshape(1, -1)), 0, 255)
 
 
-def noise_level(image: np.ndarray) -> float:
-    """Robust sd of the high-frequency residual (image minus its 1-px Gaussian blur)."""
-    residual = image - ndi.gaussian_filter(image, 1.0)
-    return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+def post_process(post: str, images: list, train_values: np.ndarray, train_noise: float, seeds: list) -> list:
+    """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images."""
+    from napari_nanogan.synthesis import add_sem_noise
 
-
-def add_noise(image: np.ndarray, target: float, seed: int) -> np.ndarray:
-    """Gaussian noise that brings the residual noise level of ``image`` up to ``target``."""
-    # the residual keeps about this fraction of white noise's sd (1-px Gaussian), measured once
-    extra = np.sqrt(max(target**2 - noise_level(image) ** 2, 0.0)) / RESIDUAL_GAIN
-    return np.clip(image + np.random.default_rng(seed).normal(0, extra, image.shape), 0, 255)
-
-
-RESIDUAL_GAIN = noise_level(np.random.default_rng(0).normal(0, 1, (512, 512)))
-
-
-def post_process(post: str, images: list, train_values: np.ndarray, train_noise: float) -> list:
-    if post == "none":
-        return images
-    if post == "hist":
-        return [match_histogram(im, train_values) for im in images]
-    if post == "noise":
-        return [add_noise(im, train_noise, seed) for seed, im in enumerate(images)]
-    if post == "blur":
-        return [ndi.gaussian_filter(im, 0.7) for im in images]
-    if post == "sharpen":
-        return [np.clip(im + 0.5 * (im - ndi.gaussian_filter(im, 1.0)), 0, 255) for im in images]
-    raise SystemExit(f"unknown post-processing {post!r}")
+    for step in post.split("+"):
+        if step == "none":
+            continue
+        if step == "hist":
+            images = [match_histogram(im, train_values) for im in images]
+        elif step == "noise":  # as synthesize() applies it: napari_nanogan.synthesis.add_sem_noise
+            images = [add_sem_noise(np.clip(np.round(im), 0, 255).astype(np.uint8), train_noise, seed)
+                      for seed, im in zip(seeds, images)]
+        elif step == "blur":
+            images = [ndi.gaussian_filter(np.asarray(im, np.float32), 0.7) for im in images]
+        elif step == "sharpen":
+            images = [np.clip(im + 0.5 * (im - ndi.gaussian_filter(np.asarray(im, np.float32), 1.0)), 0, 255)
+                      for im in images]
+        else:
+            raise SystemExit(f"unknown post-processing {step!r}")
+    return [np.asarray(im, np.float32) for im in images]
 
 
 def main():
@@ -89,7 +86,7 @@ def main():
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--post", default="none,hist,noise,blur,sharpen")
+    ap.add_argument("--post", default="none,hist,noise,blur,sharpen,blur+noise")
     args = ap.parse_args()
 
     from napari_nanogan.inference import segment
@@ -121,21 +118,23 @@ def main():
 
     gen = load_generator(args.model, device="cpu")
     seg = load_segmenter(args.segmenter, device="cpu")
-    synth = []
+    synth, seeds = [], []
     for i, (_, lab) in enumerate(held):
         for s in range(args.seeds):
-            synth.append((synthesize(lab, gen, seed=1000 * i + s).astype(np.float32), lab))
+            seeds.append(1000 * i + s)
+            synth.append((synthesize(lab, gen, seed=seeds[-1], postprocess=False).astype(np.float32), lab))
     train_values = np.concatenate([im.ravel()[::97] for im, _ in train])
     train_noise = float(np.median([noise_level(im) for im, _ in train]))
     result["noise_level"] = {"train": round(train_noise, 2),
                              "synthetic": round(float(np.median([noise_level(im) for im, _ in synth])), 2)}
     for post in args.post.split(","):
-        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise)
+        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds)
         result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
 
     dices, d50_true, d50_synth = [], [], []
-    for im, lab in synth[:: args.seeds]:
-        pred = segment(im.astype(np.uint8), seg, info_bar=False).labels
+    for (_, lab), seed in zip(synth[:: args.seeds], seeds[:: args.seeds]):
+        im = synthesize(lab, gen, seed=seed)  # what a user gets, with the checkpoint's post-processing
+        pred = segment(im, seg, info_bar=False).labels
         dices.append(foreground_scores(lab, pred)[0])
         d50_true.append(np.median(measure_particles(lab).columns["ecd_px"]))
         d50_synth.append(np.median(measure_particles(pred).columns["ecd_px"]))

@@ -197,3 +197,38 @@ def test_resuming_a_pre_warmup_checkpoint_restarts_the_average(tmp_path):
     weight = next(k for k in raw if k.endswith("weight") and raw[k].abs().sum() > 0)
     # kept (zeros, 1 step of decay 0.999) it would be 0.1 % of the weights; restarted, it is them
     assert torch.allclose(state["ema"][weight], raw[weight], atol=0.05 * float(raw[weight].abs().max()))
+
+
+def test_sem_noise_reaches_the_target_level_and_is_seeded():
+    from scipy import ndimage as ndi
+
+    from napari_nanogan.synthesis import _RESIDUAL_GAIN, add_sem_noise, noise_level
+
+    assert noise_level(np.random.default_rng(0).normal(0, 1, (512, 512))) == pytest.approx(_RESIDUAL_GAIN, rel=0.02)
+    smooth = np.clip(100 + 240 * ndi.gaussian_filter(np.random.default_rng(1).normal(size=(256, 256)), 6), 0, 255)
+    smooth = smooth.astype(np.uint8)
+    noisy = add_sem_noise(smooth, 4.0, seed=2)
+    assert noisy.dtype == np.uint8 and noisy.shape == smooth.shape
+    assert noise_level(smooth) < 1.0 and noise_level(noisy) == pytest.approx(4.0, rel=0.1)
+    np.testing.assert_array_equal(noisy, add_sem_noise(smooth, 4.0, seed=2))
+    assert not np.array_equal(noisy, add_sem_noise(smooth, 4.0, seed=3))
+    assert add_sem_noise(noisy, 2.0, seed=4) is noisy  # already noisier than the target
+
+
+def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+    from napari_nanogan.synthesis import Generator, noise_level, synthesize
+
+    data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "noisy.pt", {**data, "postprocess": {"noise_residual": 30.0}})
+    plain = Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu")
+    noisy = Generator.from_checkpoint(tmp_path / "noisy.pt", device="cpu")
+    assert plain.postprocess.noise_residual == 0 and noisy.postprocess.noise_residual == 30.0
+    mask = np.zeros((96, 128), np.uint8)
+    mask[30:60, 40:80] = 1
+    raw = synthesize(mask, noisy, seed=5, postprocess=False)
+    np.testing.assert_array_equal(raw, synthesize(mask, plain, seed=5))
+    out = synthesize(mask, noisy, seed=5)
+    assert noise_level(raw) < 15 and noise_level(out) == pytest.approx(30.0, rel=0.15)
+    np.testing.assert_array_equal(out, synthesize(mask, noisy, seed=5))
