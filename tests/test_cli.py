@@ -162,3 +162,25 @@ def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoin
                                                     Segmenter.from_checkpoint(tiny_checkpoint, device="cpu").network.state_dict().values()))
     assert main([*args, "--datasets", "bam"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):
+    from napari_nanogan.synthesis import Generator
+
+    folder = tmp_path / "real"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # flat grey with white noise of sd 4: residual level 4 x 0.876
+        Image.fromarray(np.clip(120 + rng.normal(0, 4, (96, 128)), 0, 255).astype(np.uint8)).save(folder / f"r{i}.png")
+    (folder / "broken.tif").write_bytes(b"not a tiff")
+    out = tmp_path / "tuned.pt"
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "skipping" in captured.err and json.loads(captured.out.strip().splitlines()[-1])["images"] == 3
+    level = Generator.from_checkpoint(out, device="cpu").postprocess.noise_residual
+    assert level == pytest.approx(4 * 0.876, rel=0.1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(empty),
+                 "--out", str(tmp_path / "x.pt")]) == 2

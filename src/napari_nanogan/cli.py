@@ -452,6 +452,55 @@ def cmd_tune(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- tune-generator
+def cmd_tune_generator(args) -> int:
+    """Measure the real images' noise level and store it as the generator's post-processing."""
+    import numpy as np
+
+    from .data.datasets import load_samples, shared_splits
+    from .io.images import ImageReadError, list_images, read_image
+    from .io.infobar import detect_info_bar
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+    from .models.pretrained import resolve_model
+    from .synthesis import SynthesisPostprocess, noise_level
+
+    if args.images:
+        levels = []
+        for path in list_images([args.images]):
+            try:
+                image, _ = read_image(path)
+            except (ImageReadError, ValueError, OSError) as exc:
+                print(f"nanogan tune-generator: skipping {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+                continue
+            if image.ndim != 2:
+                print(f"nanogan tune-generator: skipping {path}: not a 2D grey image", file=sys.stderr)
+                continue
+            bar = detect_info_bar(image)
+            levels.append(noise_level(image[bar.specimen_rows] if bar else image))
+        source = f"images in {args.images}"
+    else:
+        splits = shared_splits(args.data_root)
+        if "bam" not in splits:
+            print(f"nanogan tune-generator: no bam_tio2_sem/ under {args.data_root}; give --images", file=sys.stderr)
+            return 2
+        levels = [noise_level(s.image) for s in load_samples(splits["bam"]["train"], domain="bam")]
+        source = "BAM training split (specimen rows)"
+    if not levels:
+        print("nanogan tune-generator: no readable images", file=sys.stderr)
+        return 2
+    post = SynthesisPostprocess(noise_residual=float(np.median(levels)))
+    path = resolve_model(args.model, kind="generator")
+    data = load_checkpoint(path, kind="generator")
+    data.pop("format_version")
+    data["postprocess"] = post.to_dict()
+    data.setdefault("provenance", {})["postprocess_tuning"] = {
+        "source": source, "images": len(levels), "noise_levels": [round(v, 3) for v in levels],
+        "command": "nanogan " + " ".join(sys.argv[1:])}
+    save_checkpoint(args.out, data)
+    print(json.dumps({"postprocess": post.to_dict(), "images": len(levels)}))
+    return 0
+
+
 # ---------------------------------------------------------------- fit-size
 def cmd_fit_size(args) -> int:
     """Fit the size model behind ``--diameter auto`` and store it in a copy of the checkpoint."""
@@ -629,6 +678,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also penalise the relative D50 error of whole particles, with this weight "
                         "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("tune-generator", help="match the generator's output noise to real images (SEM noise model)")
+    p.add_argument("--model", required=True, help="generator name or checkpoint")
+    p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the noise level)")
+    p.add_argument("--images", default=None, help="folder of real images (default: the BAM training split)")
+    p.add_argument("--data-root", default="../shared/data")
+    p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
     p.add_argument("--model", required=True, help="segmenter name or checkpoint")
