@@ -178,9 +178,11 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "skipping" in captured.err and json.loads(captured.out.strip().splitlines()[-1])["images"] == 3
-    level = Generator.from_checkpoint(out, device="cpu").postprocess.noise_residual
-    assert level == pytest.approx(4 * 0.876, rel=0.1)
+    post = Generator.from_checkpoint(out, device="cpu").postprocess
+    assert post.noise_residual == pytest.approx(4 * 0.876, rel=0.1) and post.blur_sigma == 0.7
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(empty),
                  "--out", str(tmp_path / "x.pt")]) == 2
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
+                 "--out", str(tmp_path / "x.pt"), "--blur", "-1"]) == 2

@@ -222,6 +222,7 @@ def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generat
     data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
     data.pop("format_version")
     save_checkpoint(tmp_path / "noisy.pt", {**data, "postprocess": {"noise_residual": 30.0}})
+    save_checkpoint(tmp_path / "blurred.pt", {**data, "postprocess": {"blur_sigma": 1.0}})
     plain = Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu")
     noisy = Generator.from_checkpoint(tmp_path / "noisy.pt", device="cpu")
     assert plain.postprocess.noise_residual == 0 and noisy.postprocess.noise_residual == 30.0
@@ -232,3 +233,5 @@ def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generat
     out = synthesize(mask, noisy, seed=5)
     assert noise_level(raw) < 15 and noise_level(out) == pytest.approx(30.0, rel=0.15)
     np.testing.assert_array_equal(out, synthesize(mask, noisy, seed=5))
+    blurred = synthesize(mask, Generator.from_checkpoint(tmp_path / "blurred.pt", device="cpu"), seed=5)
+    assert blurred.dtype == np.uint8 and noise_level(blurred) < 0.6 * noise_level(raw)

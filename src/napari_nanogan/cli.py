@@ -488,7 +488,10 @@ def cmd_tune_generator(args) -> int:
     if not levels:
         print("nanogan tune-generator: no readable images", file=sys.stderr)
         return 2
-    post = SynthesisPostprocess(noise_residual=float(np.median(levels)))
+    if not args.blur >= 0:
+        print("nanogan tune-generator: --blur must be a non-negative number of pixels", file=sys.stderr)
+        return 2
+    post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)))
     path = resolve_model(args.model, kind="generator")
     data = load_checkpoint(path, kind="generator")
     data.pop("format_version")
@@ -679,11 +682,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("tune-generator", help="match the generator's output noise to real images (SEM noise model)")
+    p = sub.add_parser("tune-generator", help="post-processing of synthetic images: mild blur, then noise as in real images")
     p.add_argument("--model", required=True, help="generator name or checkpoint")
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the noise level)")
     p.add_argument("--images", default=None, help="folder of real images (default: the BAM training split)")
     p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--blur", type=float, default=0.7, metavar="SIGMA",
+                   help="Gaussian blur (px) before the noise (default 0.7: blur then noise lowered BAM FID 177 -> 139)")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
