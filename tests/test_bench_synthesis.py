@@ -39,3 +39,16 @@ def test_blur_sharpen_and_noise_move_the_noise_level_as_meant(bench, smooth_imag
     assert np.percentile(hist, 10) == pytest.approx(25.5, abs=3) and np.percentile(hist, 90) == pytest.approx(229.5, abs=3)
     with pytest.raises(SystemExit, match="unknown"):
         bench.post_process("blur+magic", [noisy], train_values, 5.0, [0])
+
+
+def test_synthesis_figure_from_procedural_masks(tmp_path, tiny_generator_checkpoint):
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("synthesis_figure", REPO / "bench" / "synthesis_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "fig.png"
+    module.main(["--procedural", "--out", str(out), "--model", str(tiny_generator_checkpoint), "--rows", "2",
+                 "--styles", "2"])
+    width, height = Image.open(out).size
+    assert width > height > 100  # 2 rows of (mask + 2 styles)
