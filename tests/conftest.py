@@ -33,6 +33,29 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+SIZED_DIAMETER = 72.0
+
+
+def constant_size_model(diameter: float):
+    """A size model that estimates ``diameter`` px whatever the image."""
+    from napari_nanogan.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel
+
+    n = len(SIZE_SCALES) * FEATURES_PER_SCALE
+    return SizeModel(np.zeros(n), np.ones(n), np.zeros((1, n)), np.log([diameter]), 1, {})
+
+
+@pytest.fixture(scope="session")
+def sized_tiny_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny segmenter with a size model that always estimates ``SIZED_DIAMETER`` px."""
+    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+
+    data = load_checkpoint(tiny_checkpoint, kind="segmenter")
+    data.pop("format_version")
+    path = tmp_path_factory.mktemp("models") / "sized.pt"
+    save_checkpoint(path, {**data, "size_model": constant_size_model(SIZED_DIAMETER).to_dict()})
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_segmenter(tiny_checkpoint):
     from napari_nanogan.inference import Segmenter

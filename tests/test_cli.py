@@ -117,18 +117,9 @@ def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):
     assert "no size model" in capsys.readouterr().err
 
 
-def test_segment_auto_diameter_reports_the_estimate(tmp_path, tiny_checkpoint, sem_like, capsys):
-    from napari_nanogan.inference import Segmenter
-    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-    from napari_nanogan.sizing import size_features
-    from test_sizing import constant_model
-
+def test_segment_auto_diameter_reports_the_estimate(tmp_path, sized_tiny_checkpoint, sem_like, capsys):
     image, _ = sem_like
-    n = size_features(image, Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")).size
-    data = load_checkpoint(tiny_checkpoint, kind="segmenter")
-    data.pop("format_version")
-    sized = tmp_path / "sized.pt"
-    save_checkpoint(sized, {**data, "size_model": constant_model(n, 72.0).to_dict()})
+    sized = sized_tiny_checkpoint  # estimates 72 px
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, image)
     assert main(["segment", str(plain), "--out", str(tmp_path / "a"), "--diameter", "auto", "--model", str(sized)]) == 0

@@ -4,15 +4,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import constant_size_model
 
 from napari_nanogan.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel, size_features
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.training.sizing import fit_size_model, size_errors
-
-
-def constant_model(n_features: int, diameter: float) -> SizeModel:
-    """A size model that predicts ``diameter`` whatever the image."""
-    return SizeModel(np.zeros(n_features), np.ones(n_features), np.zeros((1, n_features)), np.log([diameter]), 1, {})
 
 
 def test_size_features_have_one_block_per_scale(tiny_segmenter, sem_like):
@@ -108,8 +104,7 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
     from napari_nanogan.inference import AUTO_MIN_RATIO, segment
 
     image, _ = sem_like
-    n = size_features(image[:176], tiny_segmenter).size
-    sized = dataclasses.replace(tiny_segmenter, size_model=constant_model(n, estimate))
+    sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
     network_input_shapes.clear()
     result = segment(image, sized, diameter="auto")
     assert result.diameter_px == pytest.approx(estimate, rel=1e-5)

@@ -105,19 +105,10 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert seen and seen[0][1] == round(image.shape[1] / 4)  # the network saw a 4x smaller image
 
 
-def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, tmp_path, tiny_checkpoint):
-    from napari_nanogan.inference import Segmenter
-    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-    from napari_nanogan.sizing import size_features
-    from test_sizing import constant_model
-
+def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_tiny_checkpoint):
     viewer, w = widget
     image, _ = sem_like
-    n = size_features(image, Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")).size
-    data = load_checkpoint(tiny_checkpoint, kind="segmenter")
-    data.pop("format_version")
-    sized = tmp_path / "sized.pt"
-    save_checkpoint(sized, {**data, "size_model": constant_model(n, 72.0).to_dict()})
+    sized = sized_tiny_checkpoint  # estimates 72 px
     w.model.choices = [str(sized)]
     w.model.value = str(sized)
     layer = viewer.add_image(image, name="sem", scale=(2.0, 2.0), units=("nm", "nm"))
