@@ -14,7 +14,7 @@ only), ``--n`` crops per side.
   ``hist`` (grey-level histogram matched to the training images), ``noise`` (Gaussian
   noise added up to the training images' high-frequency noise level, exactly as
   ``synthesize()`` does for a generator with ``postprocess.noise_residual``), ``blur``
-  (Gaussian, sigma 0.7 px), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5), or a
+  (Gaussian, sigma 0.7 px; ``blur:S`` for sigma S), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5), or a
   chain of them with "+" (``blur+noise``). The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
@@ -68,8 +68,9 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
         elif step == "noise":  # as synthesize() applies it: napari_nanogan.synthesis.add_sem_noise
             images = [add_sem_noise(np.clip(np.round(im), 0, 255).astype(np.uint8), train_noise, seed)
                       for seed, im in zip(seeds, images)]
-        elif step == "blur":
-            images = [ndi.gaussian_filter(np.asarray(im, np.float32), 0.7) for im in images]
+        elif step.split(":")[0] == "blur":  # "blur" is sigma 0.7 px, "blur:1.2" another sigma
+            sigma = float(step.split(":")[1]) if ":" in step else 0.7
+            images = [ndi.gaussian_filter(np.asarray(im, np.float32), sigma) for im in images]
         elif step == "sharpen":
             images = [np.clip(im + 0.5 * (im - ndi.gaussian_filter(np.asarray(im, np.float32), 1.0)), 0, 255)
                       for im in images]

@@ -37,6 +37,8 @@ def test_blur_sharpen_and_noise_move_the_noise_level_as_meant(bench, smooth_imag
     assert noise_level(chained) == pytest.approx(8.0, rel=0.1)  # blurred, then noise up to the target
     # histogram matching to a uniform 0-255 reference spreads the grey levels over it
     assert np.percentile(hist, 10) == pytest.approx(25.5, abs=3) and np.percentile(hist, 90) == pytest.approx(229.5, abs=3)
+    stronger = bench.post_process("blur:1.5", [noisy], train_values, 5.0, [0])[0]
+    assert noise_level(stronger) < noise_level(blur)
     with pytest.raises(SystemExit, match="unknown"):
         bench.post_process("blur+magic", [noisy], train_values, 5.0, [0])
 
