@@ -14,9 +14,10 @@ particle interior. Fragments of a large particle look like small particles at th
 image's own scale, and small particles melt into blobs at a coarse one; which scale to
 believe is what the model learns from annotated images. The model is the median log
 diameter of the k nearest annotated images in standardised feature space: on the EMPS
-validation images it gave instance F1 0.37 where a ridge regression on the same
-features gave 0.35, one on features of the network's deepest layer as well 0.25,
-and segmenting at the image's own scale 0.11 (annotated median diameter: 0.41).
+validation images it gave instance F1 0.37-0.39 where a ridge regression on the same
+features gave 0.35, one on two features per scale 0.25, and segmenting at the image's
+own scale 0.11 (annotated median diameter: 0.41). Adding the network's deepest-layer
+features made the cross-validated estimates worse (docs/benchmarks.md).
 """
 
 from __future__ import annotations
