@@ -1,7 +1,7 @@
 import numpy as np
 
 from napari_nanogan.config import PostprocessConfig
-from napari_nanogan.data.targets import interior_from_labels, targets_from_labels
+from napari_nanogan.data.targets import contact_zone, interior_from_labels, targets_from_labels
 from napari_nanogan.postprocess import instances_from_probabilities
 
 
@@ -24,6 +24,25 @@ def test_interior_seeds_separate_touching_particles():
     assert ndi.label(seeds)[1] == 2  # one seed blob per particle
     t = targets_from_labels(labels)
     assert t.shape == (2, 60, 100) and t.dtype == np.float32
+
+
+def test_contact_zone_marks_only_where_particles_meet():
+    labels = _two_touching_discs()
+    zone = contact_zone(labels, radius=3)
+    assert zone.any()
+    ys, xs = np.nonzero(zone)
+    # the discs meet around x = 48.5: the zone hugs that line, both sides of it
+    assert xs.min() >= 48 - 3 - 1 and xs.max() <= 49 + 3 + 1
+    assert (labels[zone] == 1).any() and (labels[zone] == 2).any()
+    assert not zone[:, :40].any() and not zone[:, 60:].any()  # far rims: isolated
+    lone = np.zeros((30, 30), np.int32)
+    lone[5:20, 5:20] = 1
+    assert not contact_zone(lone).any()
+    assert not contact_zone(np.zeros((8, 8), np.int32)).any()
+    # a one-pixel gap still counts as contact: the segmenter must keep the line
+    gap = np.zeros((20, 30), np.int32)
+    gap[5:15, 3:14], gap[5:15, 15:27] = 1, 2
+    assert contact_zone(gap)[:, 14].any()
 
 
 def test_watershed_splits_touching_particles_and_drops_small():

@@ -46,6 +46,53 @@ def test_patch_sampling_shapes_and_ranges(rng):
     assert sample_patch(small, 64, rng)[0].shape == (1, 64, 64)
 
 
+def test_contact_channel_follows_the_patch_geometry(rng):
+    from napari_nanogan.data.targets import contact_zone
+
+    sample = _samples(1)[0]
+    assert sample.contact.shape == sample.labels.shape and sample.contact.any()
+    img, tgt = sample_patch(sample, 64, np.random.default_rng(3), with_contact=True)
+    ref_img, ref_tgt = sample_patch(sample, 64, np.random.default_rng(3))
+    assert tgt.shape == (3, 64, 64)
+    np.testing.assert_array_equal(img, ref_img)  # same draws: the extra channel changes nothing else
+    np.testing.assert_array_equal(tgt[:2], ref_tgt)
+    # contact only on or right next to particles
+    assert tgt[2][ndi_dilate(tgt[0] > 0.5, 6) == 0].max() < 0.5
+    np.testing.assert_array_equal(contact_zone(sample.labels), sample.contact)
+
+
+def ndi_dilate(mask, n):
+    from scipy import ndimage as ndi
+
+    return ndi.binary_dilation(mask, iterations=n)
+
+
+def test_weighted_loss_counts_contact_pixels_more():
+    from napari_nanogan.training.losses import segmentation_loss
+
+    target = torch.zeros(1, 2, 8, 8)
+    logits = torch.zeros(1, 2, 8, 8)
+    logits[..., 0, 0] = 5.0  # one confidently wrong pixel
+    weight = torch.ones(1, 1, 8, 8)
+    plain = segmentation_loss(logits, target)["bce"]
+    assert torch.allclose(segmentation_loss(logits, target, weight)["bce"], plain)  # uniform weight: same
+    weight[..., 0, 0] = 6.0
+    heavier = segmentation_loss(logits, target, weight)["bce"]
+    weight[..., 0, 0], weight[..., 5, 5] = 1.0, 6.0
+    elsewhere = segmentation_loss(logits, target, weight)["bce"]
+    assert heavier > plain > elsewhere
+
+
+def test_contact_weighted_training_runs_and_records_its_weight(tmp_path):
+    config = TrainConfig(steps=2, batch_size=2, patch_size=64, val_every=1000, checkpoint_every=1000, warmup_steps=1,
+                         contact_weight=5.0)
+    recs = list(train_segmenter({"sem": _samples()}, [], out_dir=tmp_path, config=config, model_config=SMALL,
+                                device="cpu"))
+    assert all(np.isfinite(r.losses["total"]) for r in recs)
+    prov = load_checkpoint(tmp_path / "best.pt", kind="segmenter")["provenance"]
+    assert prov["train_config"]["contact_weight"] == 5.0
+
+
 def test_instance_labels_binary_masks_are_four_connected():
     m = np.zeros((5, 5), np.uint8)
     m[1, 1] = m[2, 2] = 255  # diagonal neighbours: two particles

@@ -567,7 +567,8 @@ def cmd_train(args) -> int:
         print(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
               f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
+                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                         contact_weight=args.contact_weight)
     model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
@@ -713,6 +714,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--norm", default="group", choices=["group", "batch"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--contact-weight", type=float, default=0.0,
+                   help="extra loss weight where touching particles meet (0: none; e.g. 5)")
     p.set_defaults(func=cmd_train)
     return parser
 

@@ -39,8 +39,13 @@ def _resize(arr: np.ndarray, size: int) -> np.ndarray:
     return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)[0].numpy()
 
 
-def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()):
-    """One augmented (image [1, S, S], targets [2, S, S]) pair of float32 arrays."""
+def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig(),
+                 *, with_contact: bool = False):
+    """One augmented (image [1, S, S], targets [2, S, S]) pair of float32 arrays.
+
+    With ``with_contact`` the targets get a third channel, the sample's contact zone
+    (where touching particles meet), transformed with them, for loss weighting.
+    """
     lo_s, hi_s = config.scale_range
     scale = float(np.exp(rng.uniform(np.log(lo_s), np.log(hi_s))))
     h, w = sample.image.shape
@@ -49,6 +54,8 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     x = int(rng.integers(0, max(w - src, 0) + 1))
     img = normalize(sample.image[y : y + src, x : x + src], sample.low, sample.high)
     tgt = sample.targets[:, y : y + src, x : x + src]
+    if with_contact:
+        tgt = np.concatenate([tgt, sample.contact[None, y : y + src, x : x + src].astype(np.float32)])
     ph, pw = src - img.shape[0], src - img.shape[1]
     if ph > 0 or pw > 0:  # images smaller than the window: pad symmetric (targets: background)
         img = np.pad(img, ((0, ph), (0, pw)), mode="symmetric")
@@ -80,13 +87,13 @@ def _intensity(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig)
 
 
 def sample_batch(samples_by_domain: dict[str, list[Sample]], batch: int, size: int, rng: np.random.Generator,
-                 config: AugmentConfig = AugmentConfig()):
+                 config: AugmentConfig = AugmentConfig(), *, with_contact: bool = False):
     """A batch with domains drawn uniformly, then images uniformly within a domain."""
     domains = sorted(samples_by_domain)
     images, targets = [], []
     for _ in range(batch):
         pool = samples_by_domain[domains[int(rng.integers(len(domains)))]]
-        img, tgt = sample_patch(pool[int(rng.integers(len(pool)))], size, rng, config)
+        img, tgt = sample_patch(pool[int(rng.integers(len(pool)))], size, rng, config, with_contact=with_contact)
         images.append(img)
         targets.append(tgt)
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets))

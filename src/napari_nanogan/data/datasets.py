@@ -18,7 +18,7 @@ from ..io.images import read_image, read_mask
 from ..io.infobar import detect_info_bar
 from ..normalize import intensity_range
 from .splits import BAM_HOLDOUT, EMPS_HOLDOUT, split_names
-from .targets import targets_from_labels
+from .targets import contact_zone, targets_from_labels
 
 _FOUR = ndi.generate_binary_structure(2, 1)
 
@@ -34,12 +34,20 @@ class Sample:
     high: float
     domain: str = "unknown"
     _targets: np.ndarray | None = None
+    _contact: np.ndarray | None = None
 
     @property
     def targets(self) -> np.ndarray:
         if self._targets is None:
             self._targets = targets_from_labels(self.labels)
         return self._targets
+
+    @property
+    def contact(self) -> np.ndarray:
+        """[M, N] bool: where touching particles meet (``targets.contact_zone``)."""
+        if self._contact is None:
+            self._contact = contact_zone(self.labels)
+        return self._contact
 
 
 def instance_labels(mask: np.ndarray) -> np.ndarray:

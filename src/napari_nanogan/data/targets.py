@@ -25,6 +25,24 @@ def interior_from_labels(labels: np.ndarray, *, max_depth: float = 4.0, relative
     return (labels > 0) & (depth >= threshold[labels]) & (depth > 0)
 
 
+def contact_zone(labels: np.ndarray, *, radius: int = 3) -> np.ndarray:
+    """Pixels within ``radius`` (chessboard distance) of two different particles.
+
+    That is the gap between touching or nearly touching particles and the rims on
+    either side of it: where a segmenter must draw the line that keeps two particles
+    apart. Isolated particles have no contact zone.
+    """
+    labels = np.asarray(labels)
+    if labels.max() == 0:
+        return np.zeros(labels.shape, bool)
+    size = 2 * radius + 1
+    lab = labels.astype(np.int64)
+    big = int(lab.max()) + 1
+    highest = ndi.maximum_filter(lab, size=size, mode="constant", cval=0)
+    lowest = ndi.minimum_filter(np.where(lab > 0, lab, big), size=size, mode="constant", cval=big)
+    return (lowest != big) & (highest != lowest)
+
+
 def targets_from_labels(labels: np.ndarray) -> np.ndarray:
     """[2, M, N] float32 targets: foreground and interior."""
     labels = np.asarray(labels)

@@ -15,8 +15,18 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     return (1 - (2 * inter + eps) / (total + eps)).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """BCE + soft Dice on foreground and interior maps; returns the terms and their sum."""
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
+                      pixel_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """BCE + soft Dice on foreground and interior maps; returns the terms and their sum.
+
+    ``pixel_weight`` ([N, 1, H, W], optional) weights the BCE per pixel (normalised by
+    its sum, so the term keeps its scale); the Dice term stays unweighted.
+    """
+    if pixel_weight is None:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+    else:
+        per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        weight = pixel_weight.expand_as(per_pixel)
+        bce = (per_pixel * weight).sum() / weight.sum()
     dice = soft_dice_loss(logits, target)
     return {"bce": bce, "dice": dice, "total": bce + dice}

@@ -195,14 +195,19 @@ def train_segmenter(
                                 checkpoint=str(last_path), stopped=True)
             return
         rng = np.random.default_rng([config.seed, step])
-        images, targets = sample_batch(train, config.batch_size, config.patch_size, rng, augment)
+        images, targets = sample_batch(train, config.batch_size, config.patch_size, rng, augment,
+                                       with_contact=config.contact_weight > 0)
+        pixel_weight = None
+        if config.contact_weight > 0:  # Ronneberger-style: errors where particles touch cost more
+            targets, contact = targets[:, :2], targets[:, 2:]
+            pixel_weight = (1.0 + config.contact_weight * contact).to(device)
         fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         images = images.to(device).contiguous(memory_format=fmt)
         targets = targets.to(device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         network.train()
-        losses = segmentation_loss(network(images), targets)
+        losses = segmentation_loss(network(images), targets, pixel_weight)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
