@@ -251,3 +251,41 @@ def test_diameter_stops_large_particles_being_split():
     # splitting shows as low precision (one particle, many predicted pieces)
     assert sized["precision"] > 0.9 and sized["precision"] > native["precision"] + 0.3, (native, sized)
     assert sized["f1"] > native["f1"] and sized["iou"] > 0.85, (native, sized)
+
+
+def test_tta_is_mirror_equivariant_and_tiles_alike(tiny_segmenter, rng):
+    """Flip averaging: mirroring the image mirrors the probabilities (up to rounding),
+    which a single pass does not guarantee; tiling still does not change the result."""
+    image = rng.integers(0, 255, (96, 160), dtype=np.uint8)
+    fg, interior = _probs(image, tiny_segmenter, tta=True)
+    for axis in (0, 1):
+        m_fg, m_int = _probs(np.flip(image, axis), tiny_segmenter, tta=True)
+        assert np.abs(np.flip(m_fg, axis).astype(int) - fg).max() <= 1
+        assert np.abs(np.flip(m_int, axis).astype(int) - interior).max() <= 1
+    plain, _ = _probs(image, tiny_segmenter)
+    mirrored, _ = _probs(image[:, ::-1], tiny_segmenter)
+    assert np.abs(mirrored[:, ::-1].astype(int) - plain).max() > 1  # what averaging removes
+    big = rng.integers(0, 255, (1100, 1000), dtype=np.uint8)  # over one pass: calibrated tiles
+    whole, _ = _probs(big, tiny_segmenter, tile=1152, tta=True)
+    tiled, _ = _probs(big, tiny_segmenter, tile=256, tta=True)
+    assert np.abs(whole.astype(int) - tiled).mean() < 1.0
+
+
+def test_segment_with_tta_labels_the_particles(sem_like):
+    from conftest import shipped_model_available
+
+    if not shipped_model_available():
+        pytest.skip("shipped weights not installed")
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    seg = load_segmenter("default", device="cpu")
+    image, truth = sem_like
+    plain = segment(image, seg)
+    tta = segment(image, seg, tta=True)
+    assert tta.labels.shape == image.shape and tta.labels.dtype == plain.labels.dtype
+    rows = slice(0, truth.shape[0])
+    s_plain = summarize([(truth, plain.labels[rows])])
+    s_tta = summarize([(truth, tta.labels[rows])])
+    assert s_tta["dice"] > 0.8 and s_tta["f1"] > 0.6
+    assert s_tta["dice"] >= s_plain["dice"] - 0.02
