@@ -15,7 +15,10 @@ only), ``--n`` crops per side.
   noise added up to the training images' high-frequency noise level, exactly as
   ``synthesize()`` does for a generator with ``postprocess.noise_residual``), ``blur``
   (Gaussian, sigma 0.7 px; ``blur:S`` for sigma S), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5), or a
-  chain of them with "+" (``blur+noise``). The synthetic images are the network's own
+  chain of them with "+" (``blur+noise``); ``calib`` (grey-level gain and offset) and
+  ``spectral`` (calib plus Gaussian noise with the power spectrum the synthetic images
+  lack), both fitted on synthetic images of the training masks vs the training images
+  (``synthesis.calibration``). The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
 - ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter
@@ -56,13 +59,35 @@ def match_histogram(image: np.ndarray, reference_values: np.ndarray) -> np.ndarr
     return np.clip(match_histograms(image.astype(float), reference_values.astype(float).reshape(1, -1)), 0, 255)
 
 
-def post_process(post: str, images: list, train_values: np.ndarray, train_noise: float, seeds: list) -> list:
-    """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images."""
-    from napari_nanogan.synthesis import add_sem_noise
+def post_process(post: str, images: list, train_values: np.ndarray, train_noise: float, seeds: list,
+                 train_pairs: tuple | None = None) -> list:
+    """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images.
 
+    ``train_pairs`` = (real training images, synthetic images of the same masks): the
+    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``), the
+    synthetic ones passed through the chain's earlier steps first.
+    """
+    from napari_nanogan.synthesis import add_sem_noise, calibration, shaped_noise
+
+    train_real, train_synth = train_pairs if train_pairs is not None else (None, None)
     for step in post.split("+"):
         if step == "none":
             continue
+        if step in ("calib", "spectral"):  # grey-level calibration; "spectral" adds the missing power spectrum
+            if train_real is None:
+                raise SystemExit(f"{step!r} needs the training pairs")
+            gain, offset, psd = calibration(train_real, train_synth)
+            def fix(ims, seeds_):
+                out = [np.clip(gain * np.asarray(im, np.float32) + offset, 0, 255) for im in ims]
+                if step == "spectral":
+                    out = [im + shaped_noise(im.shape, psd, seed) for seed, im in zip(seeds_, out)]
+                return out
+            images = fix(images, seeds)
+            train_synth = fix(train_synth, range(10**6, 10**6 + len(train_synth)))
+            continue
+        if train_synth is not None:  # keep the fitting set in step with the chain
+            train_synth = post_process(step, train_synth, train_values, train_noise,
+                                       list(range(10**6, 10**6 + len(train_synth))))
         if step == "hist":
             images = [match_histogram(im, train_values) for im in images]
         elif step == "noise":  # as synthesize() applies it: napari_nanogan.synthesis.add_sem_noise
@@ -128,8 +153,14 @@ def main():
     train_noise = float(np.median([noise_level(im) for im, _ in train]))
     result["noise_level"] = {"train": round(train_noise, 2),
                              "synthetic": round(float(np.median([noise_level(im) for im, _ in synth])), 2)}
+    train_pairs = None
+    if any(step in ("calib", "spectral") for post in args.post.split(",") for step in post.split("+")):
+        # fitting set for calib/spectral: the training masks, one style each (never the held-out ones)
+        train_pairs = ([im for im, _ in train],
+                       [synthesize(lab, gen, seed=10**5 + i, postprocess=False).astype(np.float32)
+                        for i, (_, lab) in enumerate(train)])
     for post in args.post.split(","):
-        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds)
+        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs)
         result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
 
     dices, d50_true, d50_synth = [], [], []

@@ -235,3 +235,61 @@ def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generat
     np.testing.assert_array_equal(out, synthesize(mask, noisy, seed=5))
     blurred = synthesize(mask, Generator.from_checkpoint(tmp_path / "blurred.pt", device="cpu"), seed=5)
     assert blurred.dtype == np.uint8 and noise_level(blurred) < 0.6 * noise_level(raw)
+
+
+def test_radial_psd_and_shaped_noise_agree():
+    from napari_nanogan.synthesis import radial_psd, shaped_noise
+
+    white = radial_psd([np.random.default_rng(0).normal(0, 3, (300, 400))])
+    assert np.median(white[5:60]) == pytest.approx(9.0, rel=0.1)  # white noise: its variance at every frequency
+    # a spectrum falling with frequency, as a textured substrate has: the noise follows it at any size
+    target = 50.0 / (1 + (np.arange(92) / 8.0) ** 2)
+    noise = shaped_noise((257, 390), target, seed=1)
+    measured = radial_psd([noise])
+    for k in (4, 8, 16, 32, 60):
+        assert measured[k] == pytest.approx(target[k], rel=0.25), k
+    np.testing.assert_array_equal(noise, shaped_noise((257, 390), target, seed=1))
+    assert not np.array_equal(noise, shaped_noise((257, 390), target, seed=2))
+    with pytest.raises(ValueError, match="at least"):
+        radial_psd([np.zeros((20, 20))])
+
+
+def test_calibration_recovers_gain_offset_and_the_missing_texture():
+    from scipy import ndimage as ndi
+
+    from napari_nanogan.synthesis import calibration, radial_psd
+
+    rng = np.random.default_rng(3)
+    scenes = [100 + 200 * ndi.gaussian_filter(rng.normal(size=(256, 256)), 8) for _ in range(4)]
+    texture = [ndi.gaussian_filter(rng.normal(0, 6, (256, 256)), 1.0) for _ in scenes]
+    real = [np.clip(s + t, 0, 255) for s, t in zip(scenes, texture)]
+    synthetic = [(s - 20) / 1.5 for s in scenes]  # darker, flatter, and without the texture
+    gain, offset, missing = calibration(real, synthetic)
+    assert gain == pytest.approx(1.5, rel=0.05) and offset == pytest.approx(20, abs=8)
+    expected = radial_psd(texture)
+    for k in (8, 16, 24):
+        assert missing[k] == pytest.approx(expected[k], rel=0.3), k
+    assert missing.min() >= 0
+
+
+def test_generator_postprocess_calibrates_and_adds_shaped_noise(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+    from napari_nanogan.synthesis import Generator, SynthesisPostprocess, radial_psd, synthesize
+
+    post = SynthesisPostprocess(gain=0.5, offset=40.0, noise_psd=tuple(20.0 / (1 + (np.arange(92) / 10.0) ** 2)))
+    assert SynthesisPostprocess.from_dict(post.to_dict()) == post
+    assert SynthesisPostprocess.from_dict({"noise_residual": 2.0}) == SynthesisPostprocess(noise_residual=2.0)  # older files
+    data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "post.pt", {**data, "postprocess": post.to_dict()})
+    gen = Generator.from_checkpoint(tmp_path / "post.pt", device="cpu")
+    assert gen.postprocess == post
+    mask = np.zeros((256, 256), np.uint8)
+    mask[60:120, 80:160] = 1
+    raw = synthesize(mask, gen, seed=5, postprocess=False).astype(np.float32)
+    out = synthesize(mask, gen, seed=5)
+    np.testing.assert_array_equal(out, synthesize(mask, gen, seed=5))
+    residual = out - (0.5 * raw + 40)
+    assert abs(residual.mean()) < 1.0
+    added = radial_psd([residual])
+    assert added[20] == pytest.approx(post.noise_psd[20], rel=0.4)

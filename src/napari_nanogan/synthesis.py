@@ -38,23 +38,39 @@ class SynthesisPostprocess:
 
     blur_sigma: float = 0.0
     noise_residual: float = 0.0
+    gain: float = 1.0
+    offset: float = 0.0
+    noise_psd: tuple = ()
 
     def to_dict(self) -> dict:
-        return {"blur_sigma": float(self.blur_sigma), "noise_residual": float(self.noise_residual)}
+        return {"blur_sigma": float(self.blur_sigma), "noise_residual": float(self.noise_residual),
+                "gain": float(self.gain), "offset": float(self.offset),
+                "noise_psd": [float(v) for v in self.noise_psd]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SynthesisPostprocess":
-        return cls(blur_sigma=float(data.get("blur_sigma", 0.0)), noise_residual=float(data.get("noise_residual", 0.0)))
+        return cls(blur_sigma=float(data.get("blur_sigma", 0.0)), noise_residual=float(data.get("noise_residual", 0.0)),
+                   gain=float(data.get("gain", 1.0)), offset=float(data.get("offset", 0.0)),
+                   noise_psd=tuple(float(v) for v in data.get("noise_psd", ())))
 
     def apply(self, image: np.ndarray, seed: int) -> np.ndarray:
-        """The post-processed uint8 image (the same ``seed``, the same noise)."""
-        if self.blur_sigma > 0:
+        """The post-processed uint8 image (the same ``seed``, the same noise).
+
+        In order: blur, grey-level calibration (``gain * image + offset``), white noise
+        up to ``noise_residual``, then noise shaped by ``noise_psd``.
+        """
+        if self.blur_sigma > 0 or (self.gain, self.offset) != (1.0, 0.0):
             from scipy import ndimage as ndi
 
-            image = np.clip(np.round(ndi.gaussian_filter(image.astype(np.float32), self.blur_sigma)), 0, 255)
-            image = image.astype(np.uint8)
+            out = image.astype(np.float32)
+            if self.blur_sigma > 0:
+                out = ndi.gaussian_filter(out, self.blur_sigma)
+            image = np.clip(np.round(self.gain * out + self.offset), 0, 255).astype(np.uint8)
         if self.noise_residual > 0:
             image = add_sem_noise(image, self.noise_residual, seed)
+        if len(self.noise_psd):
+            noisy = image.astype(np.float32) + shaped_noise(image.shape, self.noise_psd, seed)
+            image = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
         return image
 
 
@@ -85,6 +101,71 @@ def add_sem_noise(image: np.ndarray, target: float, seed: int) -> np.ndarray:
         return image
     noisy = image.astype(np.float32) + np.random.default_rng(seed).normal(0, extra, image.shape).astype(np.float32)
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+#: Side of the crops :func:`radial_psd` averages; its profiles are sampled at k / PSD_CROP cycles per pixel.
+PSD_CROP = 128
+
+
+def radial_psd(images, *, n_crops: int = 256, seed: int = 0) -> np.ndarray:
+    """Radially averaged power spectral density of grey images (grey levels² per unit frequency area).
+
+    Averages the periodograms of ``n_crops`` Hann-windowed ``PSD_CROP``-px crops drawn
+    at seeded random positions (images smaller than a crop are skipped), each minus its
+    mean. Entry ``k`` is the density at ``k / PSD_CROP`` cycles per pixel, up to the
+    corner frequency; white noise of variance v gives v everywhere.
+    """
+    images = [np.asarray(im, np.float32) for im in images if min(np.shape(im)) >= PSD_CROP]
+    if not images:
+        raise ValueError(f"radial_psd needs images of at least {PSD_CROP} x {PSD_CROP} px")
+    s = PSD_CROP
+    window = np.outer(np.hanning(s), np.hanning(s)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    acc = np.zeros((s, s))
+    for k in range(n_crops):
+        im = images[k % len(images)]
+        y, x = rng.integers(0, im.shape[0] - s + 1), rng.integers(0, im.shape[1] - s + 1)
+        crop = im[y : y + s, x : x + s]
+        acc += np.abs(np.fft.fft2((crop - crop.mean()) * window)) ** 2
+    density = np.fft.fftshift(acc / n_crops / (window**2).sum())
+    yy, xx = np.mgrid[-s // 2 : s // 2, -s // 2 : s // 2]
+    r = np.round(np.hypot(yy, xx)).astype(int).ravel()
+    return np.bincount(r, density.ravel()) / np.maximum(np.bincount(r), 1)
+
+
+def shaped_noise(shape: tuple, psd: np.ndarray | tuple, seed: int) -> np.ndarray:
+    """Gaussian noise (float32) of the given radial power spectral density (see :func:`radial_psd`).
+
+    White noise filtered in the Fourier domain by the square root of ``psd``,
+    interpolated at each frequency's radius, so the noise's periodogram follows
+    ``psd`` at any image size.
+    """
+    psd = np.asarray(psd, np.float64)
+    h, w = shape
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
+    radius = np.hypot(fy, fx) * PSD_CROP
+    amplitude = np.sqrt(np.interp(radius, np.arange(len(psd)), np.maximum(psd, 0), right=0.0))
+    white = np.random.default_rng(seed).standard_normal((h, w))
+    return np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(h, w)).astype(np.float32)
+
+
+def calibration(real_images, synthetic_images) -> tuple[float, float, np.ndarray]:
+    """Grey-level calibration and missing noise of synthetic images, from matched sets.
+
+    ``real_images`` and ``synthetic_images`` show the same masks (synthetic ones as the
+    generator makes them, after any blur). Returns ``(gain, offset, noise_psd)``:
+    ``gain * synthetic + offset`` has the real images' pooled mean and standard
+    deviation, and ``noise_psd`` is the power the calibrated synthetic images lack at
+    each spatial frequency (real minus synthetic, floored at 0): the texture and
+    detector noise the generator does not make.
+    """
+    real = np.concatenate([np.asarray(im, np.float64).ravel() for im in real_images])
+    synth = np.concatenate([np.asarray(im, np.float64).ravel() for im in synthetic_images])
+    gain = float(real.std() / max(synth.std(), 1e-6))
+    offset = float(real.mean() - gain * synth.mean())
+    calibrated = [np.clip(gain * np.asarray(im, np.float32) + offset, 0, 255) for im in synthetic_images]
+    missing = np.maximum(radial_psd(real_images) - radial_psd(calibrated), 0.0)
+    return gain, offset, missing
 
 
 @dataclass
