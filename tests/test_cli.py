@@ -167,6 +167,40 @@ def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoin
     assert "not found" in capsys.readouterr().err
 
 
+def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.export import Pair, export_pairs
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    root = tmp_path / "data" / "emps"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    stems = [f"img{i:03d}" for i in range(90)]  # 15 train, 20 val, 55 test in the fixed EMPS split
+    for i, stem in enumerate(stems):
+        labels = particle_labels((64, 64), n_particles=5, mean_diameter=10, seed=i)
+        Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
+        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
+    (root / "ids.txt").write_text("\n".join(stems))
+    pairs = []
+    for i in range(3):
+        labels = particle_labels((96, 96), n_particles=8, mean_diameter=12, seed=100 + i)
+        pairs.append(Pair(f"syn{i}", render_sem(labels, seed=100 + i), labels, seed=i))
+    export_pairs(pairs, tmp_path / "synthetic")
+    common = ["train", "--data-root", str(tmp_path / "data"), "--datasets", "emps", "--steps", "2", "--batch-size", "2",
+              "--patch-size", "64", "--base-channels", "4", "--depth", "3", "--val-every", "1000"]
+    assert main([*common, "--out", str(tmp_path / "run"), "--synthetic", str(tmp_path / "synthetic"),
+                 "--synthetic-share", "0.5", "--contact-weight", "5"]) == 0
+    assert "synthetic: 3 pairs" in capsys.readouterr().err
+    prov = load_checkpoint(tmp_path / "run" / "best.pt", kind="segmenter")["provenance"]
+    assert prov["synthetic"]["pairs"] == 3 and prov["synthetic"]["domain_weights"] == {"emps": 0.5, "synthetic": 0.5}
+    assert prov["train_config"]["contact_weight"] == 5.0
+    (tmp_path / "empty").mkdir()
+    assert main([*common, "--out", str(tmp_path / "run2"), "--synthetic", str(tmp_path / "empty")]) == 2
+    assert "no image-mask pairs" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "run3"), "--synthetic", str(tmp_path / "synthetic"),
+                 "--synthetic-share", "1"]) == 2
+
+
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):
     from napari_nanogan.synthesis import Generator
 

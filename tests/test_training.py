@@ -93,6 +93,22 @@ def test_contact_weighted_training_runs_and_records_its_weight(tmp_path):
     assert prov["train_config"]["contact_weight"] == 5.0
 
 
+def test_domain_weights_set_how_often_each_domain_is_drawn(monkeypatch):
+    import napari_nanogan.data.augment as augment
+
+    drawn = []
+    monkeypatch.setattr(augment, "sample_patch", lambda sample, size, rng, config, with_contact=False:
+                        drawn.append(sample.domain) or (np.zeros((1, size, size), np.float32), np.zeros((2, size, size), np.float32)))
+    pools = {"real": _samples(1, "real"), "synthetic": _samples(1, "synthetic")}
+    sample_batch(pools, 400, 8, np.random.default_rng(0), domain_weights={"real": 0.75, "synthetic": 0.25})
+    assert 0.18 < drawn.count("synthetic") / 400 < 0.32
+    drawn.clear()
+    sample_batch(pools, 50, 8, np.random.default_rng(0), domain_weights={"real": 1.0})  # unnamed domains: never
+    assert set(drawn) == {"real"}
+    with pytest.raises(ValueError, match="non-negative"):
+        sample_batch(pools, 2, 8, np.random.default_rng(0), domain_weights={"real": -1.0, "synthetic": 0.0})
+
+
 def test_instance_labels_binary_masks_are_four_connected():
     m = np.zeros((5, 5), np.uint8)
     m[1, 1] = m[2, 2] = 255  # diagonal neighbours: two particles

@@ -566,6 +566,23 @@ def cmd_train(args) -> int:
         val += load_samples(splits[key]["val"], domain=key)
         print(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
               f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
+    domain_weights = None
+    if args.synthetic:
+        from .data.datasets import load_export_folder
+
+        if not 0 < args.synthetic_share < 1:
+            print("nanogan train: --synthetic-share must be between 0 and 1", file=sys.stderr)
+            return 2
+        try:
+            train["synthetic"] = load_export_folder(args.synthetic)
+        except (ValueError, OSError) as exc:
+            print(f"nanogan train: {exc}", file=sys.stderr)
+            return 2
+        real = [k for k in train if k != "synthetic"]
+        domain_weights = {k: (1 - args.synthetic_share) / len(real) for k in real}
+        domain_weights["synthetic"] = args.synthetic_share
+        print(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
+              f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight)
@@ -574,6 +591,9 @@ def cmd_train(args) -> int:
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
         "command": "nanogan " + " ".join(sys.argv[1:]),
     }
+    if domain_weights is not None:
+        provenance["synthetic"] = {"folder": str(args.synthetic), "pairs": len(train["synthetic"]),
+                                   "domain_weights": domain_weights}
     def report(rec):
         if rec.validation:
             summary = {k: (round(v["iou"], 4), round(v["f1"], 4)) for k, v in rec.validation.items() if isinstance(v, dict)}
@@ -582,7 +602,8 @@ def cmd_train(args) -> int:
 
     return _drive_training(
         lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
-                                            provenance=provenance, init_from=args.init, should_stop=should_stop),
+                                            provenance=provenance, init_from=args.init, should_stop=should_stop,
+                                            domain_weights=domain_weights),
         config.steps, "train", report)
 
 
@@ -719,6 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra loss weight where touching particles meet (0: none; e.g. 5)")
+    p.add_argument("--synthetic", default=None, metavar="DIR",
+                   help="also train on the synthetic pairs of this `nanogan export` folder")
+    p.add_argument("--synthetic-share", type=float, default=0.25,
+                   help="share of the training patches drawn from --synthetic (default 0.25)")
     p.set_defaults(func=cmd_train)
     return parser
 

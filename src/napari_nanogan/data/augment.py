@@ -87,12 +87,20 @@ def _intensity(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig)
 
 
 def sample_batch(samples_by_domain: dict[str, list[Sample]], batch: int, size: int, rng: np.random.Generator,
-                 config: AugmentConfig = AugmentConfig(), *, with_contact: bool = False):
-    """A batch with domains drawn uniformly, then images uniformly within a domain."""
+                 config: AugmentConfig = AugmentConfig(), *, with_contact: bool = False,
+                 domain_weights: dict[str, float] | None = None):
+    """A batch with domains drawn uniformly (or by ``domain_weights``), then images uniformly within a domain."""
     domains = sorted(samples_by_domain)
+    p = None
+    if domain_weights is not None:
+        w = np.array([float(domain_weights.get(d, 0.0)) for d in domains])
+        if not (w >= 0).all() or w.sum() <= 0:
+            raise ValueError(f"domain weights must be non-negative with a positive sum, got {domain_weights}")
+        p = w / w.sum()
     images, targets = [], []
     for _ in range(batch):
-        pool = samples_by_domain[domains[int(rng.integers(len(domains)))]]
+        index = int(rng.integers(len(domains))) if p is None else int(rng.choice(len(domains), p=p))
+        pool = samples_by_domain[domains[index]]
         img, tgt = sample_patch(pool[int(rng.integers(len(pool)))], size, rng, config, with_contact=with_contact)
         images.append(img)
         targets.append(tgt)

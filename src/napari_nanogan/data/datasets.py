@@ -116,3 +116,32 @@ def shared_splits(data_root) -> dict[str, dict[str, list[tuple[str, Path, Path]]
 
 def load_samples(triples, *, domain: str) -> list[Sample]:
     return [load_sample(img, msk, domain=domain) for _, img, msk in triples]
+
+
+def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:
+    """(name, image, mask) of a ``nanogan export`` folder (``images/``, ``masks/``, ``manifest.json``).
+
+    The manifest lists the pairs; without one, every ``images/<name>.tif`` with a
+    ``masks/<name>.tif`` is a pair. Raises ``ValueError`` for a folder with no pairs.
+    """
+    import json
+
+    folder = Path(folder)
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        entries = json.loads(manifest.read_text()).get("pairs", [])
+        triples = [(e["name"], folder / e["image"], folder / e["mask"]) for e in entries]
+    else:
+        triples = [(p.stem, p, folder / "masks" / p.name) for p in sorted((folder / "images").glob("*.tif"))
+                   if (folder / "masks" / p.name).exists()]
+    if not triples:
+        raise ValueError(f"{folder}: no image-mask pairs (expected a `nanogan export` folder with images/ and masks/)")
+    missing = [str(p) for t in triples for p in t[1:] if not p.exists()]
+    if missing:
+        raise ValueError(f"{folder}: files listed in manifest.json are missing: {', '.join(missing[:3])}")
+    return triples
+
+
+def load_export_folder(folder, *, domain: str = "synthetic") -> list[Sample]:
+    """Samples from a ``nanogan export`` folder; synthetic images have no info bar to crop."""
+    return [load_sample(img, msk, domain=domain, crop_info_bar=False) for _, img, msk in export_folder_pairs(folder)]

@@ -127,6 +127,7 @@ def train_segmenter(
     init_from: str | Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     device: torch.device | str | None = None,
+    domain_weights: dict[str, float] | None = None,
 ) -> Iterator[TrainProgress]:
     """Train (or resume training) an Attention U-Net segmenter.
 
@@ -142,6 +143,9 @@ def train_segmenter(
         A segmenter checkpoint to start from (fine-tuning); ignored when resuming.
     should_stop : callable
         Polled every step; when it returns True the loop writes ``last.pt`` and ends.
+    domain_weights : dict of str to float, optional
+        How often each domain of ``train`` is drawn (default: uniformly), e.g. a
+        quarter of the patches from synthetic pairs.
     """
     if not train or not any(train.values()):
         raise ValueError("no training samples")
@@ -196,7 +200,7 @@ def train_segmenter(
             return
         rng = np.random.default_rng([config.seed, step])
         images, targets = sample_batch(train, config.batch_size, config.patch_size, rng, augment,
-                                       with_contact=config.contact_weight > 0)
+                                       with_contact=config.contact_weight > 0, domain_weights=domain_weights)
         pixel_weight = None
         if config.contact_weight > 0:  # Ronneberger-style: errors where particles touch cost more
             targets, contact = targets[:, :2], targets[:, 2:]
