@@ -18,7 +18,8 @@ only), ``--n`` crops per side.
   chain of them with "+" (``blur+noise``); ``calib`` (grey-level gain and offset) and
   ``spectral`` (calib plus Gaussian noise with the power spectrum the synthetic images
   lack), both fitted on synthetic images of the training masks vs the training images
-  (``synthesis.calibration``). The synthetic images are the network's own
+  (``synthesis.calibration``). ``checkpoint`` is the checkpoint's own
+  post-processing, exactly as ``synthesize()`` applies it. The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
 - ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter
@@ -160,6 +161,12 @@ def main():
                        [synthesize(lab, gen, seed=10**5 + i, postprocess=False).astype(np.float32)
                         for i, (_, lab) in enumerate(train)])
     for post in args.post.split(","):
+        if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own post-processing
+            imgs = [gen.postprocess.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), seed).astype(np.float32)
+                    for (im, _), seed in zip(synth, seeds)]
+            result["checkpoint_postprocess"] = gen.postprocess.to_dict()
+            result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
+            continue
         imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs)
         result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
 

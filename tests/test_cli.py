@@ -201,6 +201,40 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
                  "--synthetic-share", "1"]) == 2
 
 
+def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, tiny_generator_checkpoint, capsys):
+    from napari_nanogan.data.datasets import load_samples, shared_splits
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.synthesis import Generator, synthesize
+
+    root = tmp_path / "data" / "bam_tio2_sem"
+    root.mkdir(parents=True)
+    rows = ["image,mask"]
+    for i in range(12):  # 6 test + 3 val held out: 3 training pairs
+        labels = particle_labels((128, 128), n_particles=12, mean_diameter=14, seed=i)
+        Image.fromarray(render_sem(labels, seed=i)).save(root / f"f{i}.png")
+        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / f"f{i}_mask.png")
+        rows.append(f"f{i}.png,f{i}_mask.png")
+    (root / "pairs.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "calibrated.pt"
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "data"),
+                 "--out", str(out), "--calibrate", "--blur", "0"]) == 0
+    post = Generator.from_checkpoint(out, device="cpu").postprocess
+    assert post.gain != 1.0 and np.isfinite(post.offset)
+    # fitted on the training masks' synthetic images: mapped, they have the real images' mean and spread
+    # (before clipping to 0-255, which this untrained generator's flat output needs a lot of)
+    train = load_samples(shared_splits(tmp_path / "data")["bam"]["train"], domain="bam")
+    gen = Generator.from_checkpoint(out, device="cpu")
+    plain = np.concatenate([synthesize(s.labels, gen, seed=10**5 + i, postprocess=False).ravel()
+                            for i, s in enumerate(train)]).astype(float)
+    real = np.concatenate([s.image.ravel() for s in train]).astype(float)
+    mapped = post.gain * plain + post.offset
+    assert abs(mapped.mean() - real.mean()) < 0.5 < 10 < abs(plain.mean() - real.mean())
+    assert mapped.std() == pytest.approx(real.std(), rel=0.01)
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "none"),
+                 "--images", str(root), "--out", str(tmp_path / "x.pt"), "--calibrate"]) == 2
+    assert "needs annotated images" in capsys.readouterr().err
+
+
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):
     from napari_nanogan.synthesis import Generator
 

@@ -491,13 +491,36 @@ def cmd_tune_generator(args) -> int:
     if not args.blur >= 0:
         print("nanogan tune-generator: --blur must be a non-negative number of pixels", file=sys.stderr)
         return 2
-    post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)))
     path = resolve_model(args.model, kind="generator")
+    gain, offset, calibrated_on = 1.0, 0.0, None
+    if args.calibrate:
+        from scipy import ndimage as ndi
+
+        from .synthesis import Generator, calibration, synthesize
+
+        splits = shared_splits(args.data_root)
+        if "bam" not in splits:
+            print(f"nanogan tune-generator: --calibrate needs annotated images: no bam_tio2_sem/ under {args.data_root}",
+                  file=sys.stderr)
+            return 2
+        samples = load_samples(splits["bam"]["train"], domain="bam")
+        generator = Generator.from_checkpoint(path)
+        bar = _progress_bar(len(samples), "calibration (synthesizing the training masks)")
+        synthetic = []
+        for i, sample in enumerate(samples):
+            raw = synthesize(sample.labels, generator, seed=10**5 + i, postprocess=False).astype(np.float32)
+            synthetic.append(ndi.gaussian_filter(raw, args.blur) if args.blur > 0 else raw)
+            bar.update(1)
+        bar.close()
+        gain, offset, _ = calibration([s.image for s in samples], synthetic)
+        calibrated_on = f"BAM training split: {len(samples)} images vs their masks synthesized (seeds 100000+)"
+    post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)), gain=gain, offset=offset)
     data = load_checkpoint(path, kind="generator")
     data.pop("format_version")
     data["postprocess"] = post.to_dict()
     data.setdefault("provenance", {})["postprocess_tuning"] = {
         "source": source, "images": len(levels), "noise_levels": [round(v, 3) for v in levels],
+        "calibration": calibrated_on,
         "command": "nanogan " + " ".join(sys.argv[1:])}
     save_checkpoint(args.out, data)
     print(json.dumps({"postprocess": post.to_dict(), "images": len(levels)}))
@@ -714,6 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="../shared/data")
     p.add_argument("--blur", type=float, default=0.7, metavar="SIGMA",
                    help="Gaussian blur (px) before the noise (default 0.7, the best of 0.5-1.4 by BAM FID)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also fit a grey-level gain and offset that give synthetic images of the training masks the "
+                        "real training images' mean and spread (needs the BAM training split under --data-root)")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
