@@ -138,23 +138,3 @@ def test_segment_widget_auto_diameter_without_size_model_is_a_notification(widge
         pass
     assert errors and "no size model" in errors[0] and "sem particles" not in viewer.layers
     assert w.status.value == "failed" and w.run_button.enabled
-
-
-def test_segment_widget_tta_runs_the_mirrored_passes(widget, sem_like, qtbot, monkeypatch):
-    viewer, w = widget
-    image, _ = sem_like
-    import napari_nanogan.inference as inference
-
-    calls = []
-    real = inference.flip_averaged
-    monkeypatch.setattr(inference, "flip_averaged", lambda net, inp: calls.append(inp.shape) or real(net, inp))
-    layer = viewer.add_image(image, name="sem")
-    w.image_layer.value = layer
-    w.tta.value = True
-    w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
-    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
-    assert calls  # every tile went through the flip average
-    labels = viewer.layers["sem particles"]
-    assert labels.metadata["test_time_augmentation"] is True and labels.data.shape == image.shape

@@ -13,13 +13,13 @@ if TYPE_CHECKING:
     import napari
 
 
-def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, tta: bool = False):
+def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None):
     """Runs in the worker thread: load the model, then segment tile by tile."""
     from ..inference import segment_steps
     from ..models.pretrained import load_segmenter
 
     segmenter = load_segmenter(model)
-    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter, tta=tta))
+    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
 
 
 def layer_unit(layer) -> str:
@@ -69,14 +69,11 @@ class SegmentWidget(QWidget):
                                               "the image (rough: within 1.5 times on about 6 in 10 EMPS TEM images); "
                                               "the image is made smaller only for clearly large particles.")
         self.auto_diameter.changed.connect(lambda value: setattr(self.diameter, "enabled", not value))
-        self.tta = CheckBox(label="average with mirror images (4x slower)", value=False,
-                            tooltip="Test-time augmentation: the network also sees the image mirrored three ways and "
-                                    "the results are averaged. Slightly better separation of touching particles.")
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.tta, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -119,14 +116,12 @@ class SegmentWidget(QWidget):
             return
         self._layer = layer
         # what this run uses, recorded now: the fields may change while it runs
-        self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer),
-                              "test_time_augmentation": bool(self.tta.value)}
+        self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer)}
         info_bar = False
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or True
         self.worker = create_worker(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
-                                    self._run_settings["particle_diameter_px"], self._run_settings["test_time_augmentation"],
-                                    _start_thread=False,
+                                    self._run_settings["particle_diameter_px"], _start_thread=False,
                                     _connect={"errored": self._on_error})  # handled here, not re-raised
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
