@@ -104,7 +104,6 @@ def main():
     size.add_argument("--diameter-from-truth", type=float, default=None, metavar="FACTOR",
                       help="pass segment(diameter=FACTOR x the annotated median equivalent-circle diameter), "
                            "as a user who knows the rough particle size would (1 = exact, 1.3 = 30 %% too large)")
-    ap.add_argument("--tta", action="store_true", help="segment(tta=True): average with the mirror images")
     args = ap.parse_args()
 
     from napari_nanogan.inference import segment
@@ -113,7 +112,7 @@ def main():
     seg = load_segmenter(args.model)
     splits = shared_splits(args.data_root)
     result = {"model": args.model, "split": args.split, "data_root": args.data_root,
-              "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter, "tta": args.tta}
+              "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter}
     folders = {"bam": "bam_tio2_sem", "emps": "emps"}
     for key in args.datasets.split(","):
         triples = splits[key][args.split]
@@ -126,7 +125,7 @@ def main():
             truth, rows = truth_and_rows(key, image, read_mask(mask_path))
             t = time.perf_counter()
             diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_diameter(truth)
-            result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter, tta=args.tta)
+            result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter)
             labels = result_.labels
             if args.auto_diameter:
                 estimates.append((result_.diameter_px, median_diameter(truth)))

@@ -29,18 +29,6 @@ def test_segment_contract(tmp_path, tiny_checkpoint, sem_like, capsys):
     assert "particles" in err
 
 
-def test_segment_tta_flag(tmp_path, tiny_checkpoint, sem_like):
-    from napari_nanogan.inference import Segmenter, segment
-
-    image, _ = sem_like
-    tifffile.imwrite(tmp_path / "a.tif", image)
-    assert main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "out"), "--model", str(tiny_checkpoint),
-                 "--tta"]) == 0
-    written = tifffile.imread(tmp_path / "out" / "a_labels.tif")
-    expected = segment(image, Segmenter.from_checkpoint(tiny_checkpoint, device="cpu"), tta=True).labels
-    np.testing.assert_array_equal(written, expected)
-
-
 def test_segment_bad_inputs_reported_and_others_processed(tmp_path, tiny_checkpoint, sem_like, capsys):
     image, _ = sem_like
     good = tmp_path / "good.tif"

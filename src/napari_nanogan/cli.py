@@ -46,7 +46,7 @@ def cmd_segment(args) -> int:
                                      "use --diameter in pixels")
                 diameter = args.diameter_nm / meta["pixel_size_nm"]
             bar = _progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
-            result = segment(image, segmenter, tile=args.tile, diameter=diameter, tta=args.tta,
+            result = segment(image, segmenter, tile=args.tile, diameter=diameter,
                              progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             bar.close()
             target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"])
@@ -659,9 +659,6 @@ def build_parser() -> argparse.ArgumentParser:
                            "'auto': estimated per image by the model's size model")
     size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
-    p.add_argument("--tta", action="store_true",
-                   help="test-time augmentation: average with the mirror images (about 4x slower, slightly better "
-                        "separation of touching particles)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")

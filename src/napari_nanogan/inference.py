@@ -190,22 +190,6 @@ def calibration_crops(image: np.ndarray, lo: float, hi: float, rows: slice, mult
     return np.stack([np.pad(c, ((0, ph - c.shape[0]), (0, pw - c.shape[1])), mode="symmetric") for c in crops])[:, None]
 
 
-_FLIPS = ((), (-1,), (-2,), (-2, -1))
-
-
-def flip_averaged(network: torch.nn.Module, inp: torch.Tensor) -> torch.Tensor:
-    """Mean foreground and interior probabilities [2, H, W] of ``inp`` [1, 1, H, W] and its mirror images.
-
-    Test-time augmentation over the four flips (the image's own orientation, left-right,
-    up-down, both), run as one batch and flipped back before averaging. Particles look
-    the same mirrored, so the average is the same kind of estimate with less noise:
-    fewer spurious seeds and cleaner boundaries between touching particles.
-    """
-    batch = torch.cat([inp.flip(f) if f else inp for f in _FLIPS])
-    prob = torch.sigmoid(network(batch)[:, :2].float())
-    return torch.stack([p.flip(f) if f else p for p, f in zip(prob, _FLIPS)]).mean(0)
-
-
 def probability_steps(
     image: np.ndarray,
     segmenter: Segmenter,
@@ -213,7 +197,6 @@ def probability_steps(
     tile: int = 512,
     overlap: int | None = None,
     specimen_rows: slice = slice(None),
-    tta: bool = False,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
     """Foreground and interior probabilities (uint8, 0-255) of a 2D grey image.
 
@@ -226,9 +209,6 @@ def probability_steps(
     (:func:`image_statistics`), so the result does not depend on the tiling. Accumulators cover one
     band of tile rows at a time: memory beyond the uint8 outputs follows the tile size
     and the image width, not the image height.
-
-    ``tta`` averages the probabilities of each tile and its three mirror images
-    (:func:`flip_averaged`): four times the network time.
     """
     m = segmenter.config.multiple
     if overlap is None:
@@ -242,7 +222,7 @@ def probability_steps(
     if (stop - start) * w <= CALIBRATION_PIXELS and (start, stop) != (0, h):
         # a specimen of at most 1 MP runs as one tile of its own rows: its statistics are
         # the image's, the info bar does not enter them, and no calibration pass is needed
-        inner = yield from probability_steps(image[start:stop], segmenter, tile=tile, overlap=0, tta=tta)
+        inner = yield from probability_steps(image[start:stop], segmenter, tile=tile, overlap=0)
         out = np.zeros((2, h, w), np.uint8)
         out[:, start:stop] = np.stack(inner)
         return out[0], out[1]
@@ -283,7 +263,7 @@ def probability_steps(
                     patch = np.pad(patch, ((0, th - ch), (0, tw - cw)), mode="symmetric")
                 inp = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=fmt)
                 with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    prob = (flip_averaged(net, inp) if tta else torch.sigmoid(net(inp)[0, :2].float())).cpu().numpy()
+                    prob = torch.sigmoid(net(inp)[0, :2].float()).cpu().numpy()
                 wt = window[:ch, :cw]
                 acc[:, y - band_start : y - band_start + ch, x : x + cw] += prob[:, :ch, :cw] * wt
                 wacc[y - band_start : y - band_start + ch, x : x + cw] += wt
@@ -307,7 +287,6 @@ def segment_steps(
     info_bar: InfoBar | None | bool = True,
     postprocess: PostprocessConfig | None = None,
     diameter: float | None = None,
-    tta: bool = False,
 ) -> Generator[tuple[int, int], None, SegmentationResult]:
     """Segment a 2D EM image into particles, as a generator.
 
@@ -336,10 +315,6 @@ def segment_steps(
         scale. ``"auto"`` estimates the diameter with the segmenter's size model
         (:mod:`napari_nanogan.sizing`) and resizes only when the estimate is at least
         ``AUTO_MIN_RATIO`` times the model's diameter, since estimates are rough.
-    tta : bool
-        Test-time augmentation: average each tile's probabilities with those of its
-        mirror images (:func:`flip_averaged`). About four times slower; separates
-        touching particles a little better (docs/benchmarks.md).
 
     Returns
     -------
@@ -362,11 +337,9 @@ def segment_steps(
     else:
         factor = resize_factor(diameter, segmenter.diameter_px)
     if factor == 1.0:
-        fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows,
-                                                    tta=tta)
+        fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows)
     else:
-        fg, interior = yield from _resized_probability_steps(grey, segmenter, factor, rows, tile=tile, overlap=overlap,
-                                                             tta=tta)
+        fg, interior = yield from _resized_probability_steps(grey, segmenter, factor, rows, tile=tile, overlap=overlap)
         config = scale_postprocess(config, 1.0 / factor)
     if bar is not None:
         fg[bar.start : bar.stop] = 0
@@ -416,7 +389,7 @@ def scale_postprocess(config: PostprocessConfig, scale: float) -> PostprocessCon
     )
 
 
-def _resized_probability_steps(grey, segmenter, factor, rows, *, tile, overlap, tta=False):
+def _resized_probability_steps(grey, segmenter, factor, rows, *, tile, overlap):
     """:func:`probability_steps` on the specimen rows resized by ``factor``, resized back."""
     from skimage.transform import resize
 
@@ -427,7 +400,7 @@ def _resized_probability_steps(grey, segmenter, factor, rows, *, tile, overlap, 
     if min(shape) < MIN_SIDE:
         raise ValueError(f"the image would be {shape[0]} x {shape[1]} px at this particle diameter: too small to segment")
     small = resize(specimen.astype(np.float32), shape, order=1, anti_aliasing=factor < 1, preserve_range=True)
-    fg, interior = yield from probability_steps(small, segmenter, tile=tile, overlap=overlap, tta=tta)
+    fg, interior = yield from probability_steps(small, segmenter, tile=tile, overlap=overlap)
     out = np.zeros((2, h, w), np.uint8)
     for k, prob in enumerate((fg, interior)):
         back = resize(prob.astype(np.float32), specimen.shape, order=1, preserve_range=True)
