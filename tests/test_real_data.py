@@ -94,3 +94,24 @@ def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_te
     assert auto["iou"] >= IOU_EMPS, auto["iou"]
     within = np.mean([1 / 1.5 <= r <= 1.5 for r in estimates])
     assert within >= 0.55, within  # 0.67 measured
+
+
+def test_sem_tio2_on_the_whole_bam_test_split(splits):
+    """The BAM-only model: F1 0.855, IoU 0.924, D50 +0.9 % on these 6 images (docs/benchmarks.md)."""
+    from napari_nanogan.data.datasets import instance_labels
+    from napari_nanogan.inference import segment
+    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.measure import equivalent_diameters
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    seg = load_segmenter("sem-tio2", device="cpu")
+    pairs = []
+    for _, image_path, mask_path in splits["bam"]["test"]:
+        image, _ = read_image(image_path)
+        pairs.append((instance_labels(read_mask(mask_path)[:712]), segment(image, seg).labels[:712]))
+    scores = summarize(pairs)
+    assert scores["iou"] >= 0.91 and scores["f1"] >= 0.82, {k: scores[k] for k in ("iou", "f1")}
+    d50 = [np.median(np.concatenate([equivalent_diameters(p[k], min_area=16, whole_only=True) for p in pairs]))
+           for k in (0, 1)]
+    assert abs(d50[1] - d50[0]) / d50[0] < 0.05, d50
