@@ -272,11 +272,11 @@ def test_calibration_recovers_gain_offset_and_the_missing_texture():
     assert missing.min() >= 0
 
 
-def test_generator_postprocess_calibrates_and_adds_shaped_noise(tmp_path, tiny_generator_checkpoint):
+def test_generator_postprocess_calibrates_grey_levels(tmp_path, tiny_generator_checkpoint):
     from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-    from napari_nanogan.synthesis import Generator, SynthesisPostprocess, radial_psd, synthesize
+    from napari_nanogan.synthesis import Generator, SynthesisPostprocess, synthesize
 
-    post = SynthesisPostprocess(gain=0.5, offset=40.0, noise_psd=tuple(20.0 / (1 + (np.arange(92) / 10.0) ** 2)))
+    post = SynthesisPostprocess(gain=0.5, offset=40.0)
     assert SynthesisPostprocess.from_dict(post.to_dict()) == post
     assert SynthesisPostprocess.from_dict({"noise_residual": 2.0}) == SynthesisPostprocess(noise_residual=2.0)  # older files
     data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
@@ -284,12 +284,9 @@ def test_generator_postprocess_calibrates_and_adds_shaped_noise(tmp_path, tiny_g
     save_checkpoint(tmp_path / "post.pt", {**data, "postprocess": post.to_dict()})
     gen = Generator.from_checkpoint(tmp_path / "post.pt", device="cpu")
     assert gen.postprocess == post
-    mask = np.zeros((256, 256), np.uint8)
-    mask[60:120, 80:160] = 1
+    mask = np.zeros((128, 128), np.uint8)
+    mask[30:60, 40:80] = 1
     raw = synthesize(mask, gen, seed=5, postprocess=False).astype(np.float32)
     out = synthesize(mask, gen, seed=5)
     np.testing.assert_array_equal(out, synthesize(mask, gen, seed=5))
-    residual = out - (0.5 * raw + 40)
-    assert abs(residual.mean()) < 1.0
-    added = radial_psd([residual])
-    assert added[20] == pytest.approx(post.noise_psd[20], rel=0.4)
+    assert np.abs(out - np.clip(np.round(0.5 * raw + 40), 0, 255)).max() <= 1
