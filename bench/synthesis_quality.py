@@ -65,10 +65,10 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
     """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images.
 
     ``train_pairs`` = (real training images, synthetic images of the same masks): the
-    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``), the
+    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``, ``missing_spectrum``), the
     synthetic ones passed through the chain's earlier steps first.
     """
-    from napari_nanogan.synthesis import add_sem_noise, calibration, shaped_noise
+    from napari_nanogan.synthesis import add_sem_noise, calibration, missing_spectrum, shaped_noise
 
     train_real, train_synth = train_pairs if train_pairs is not None else (None, None)
     for step in post.split("+"):
@@ -77,14 +77,16 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
         if step in ("calib", "spectral"):  # grey-level calibration; "spectral" adds the missing power spectrum
             if train_real is None:
                 raise SystemExit(f"{step!r} needs the training pairs")
-            gain, offset, psd = calibration(train_real, train_synth)
-            def fix(ims, seeds_):
-                out = [np.clip(gain * np.asarray(im, np.float32) + offset, 0, 255) for im in ims]
-                if step == "spectral":
-                    out = [im + shaped_noise(im.shape, psd, seed) for seed, im in zip(seeds_, out)]
-                return out
-            images = fix(images, seeds)
-            train_synth = fix(train_synth, range(10**6, 10**6 + len(train_synth)))
+            gain, offset = calibration(train_real, train_synth)
+
+            def calibrate(ims):
+                return [np.clip(gain * np.asarray(im, np.float32) + offset, 0, 255) for im in ims]
+
+            images, train_synth = calibrate(images), calibrate(train_synth)
+            if step == "spectral":
+                psd = missing_spectrum(train_real, train_synth)
+                images = [im + shaped_noise(im.shape, psd, seed) for seed, im in zip(seeds, images)]
+                train_synth = [im + shaped_noise(im.shape, psd, 10**6 + k) for k, im in enumerate(train_synth)]
             continue
         if train_synth is not None:  # keep the fitting set in step with the chain
             train_synth = post_process(step, train_synth, train_values, train_noise,

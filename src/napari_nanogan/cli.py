@@ -512,7 +512,7 @@ def cmd_tune_generator(args) -> int:
             synthetic.append(ndi.gaussian_filter(raw, args.blur) if args.blur > 0 else raw)
             bar.update(1)
         bar.close()
-        gain, offset, _ = calibration([s.image for s in samples], synthetic)
+        gain, offset = calibration([s.image for s in samples], synthetic)
         calibrated_on = f"BAM training split: {len(samples)} images vs their masks synthesized (seeds 100000+)"
     post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)), gain=gain, offset=offset)
     data = load_checkpoint(path, kind="generator")

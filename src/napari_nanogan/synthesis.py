@@ -149,23 +149,26 @@ def shaped_noise(shape: tuple, psd: np.ndarray | tuple, seed: int) -> np.ndarray
     return np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(h, w)).astype(np.float32)
 
 
-def calibration(real_images, synthetic_images) -> tuple[float, float, np.ndarray]:
-    """Grey-level calibration and missing noise of synthetic images, from matched sets.
+def calibration(real_images, synthetic_images) -> tuple[float, float]:
+    """Grey-level gain and offset for synthetic images, from matched sets.
 
     ``real_images`` and ``synthetic_images`` show the same masks (synthetic ones as the
-    generator makes them, after any blur). Returns ``(gain, offset, noise_psd)``:
-    ``gain * synthetic + offset`` has the real images' pooled mean and standard
-    deviation, and ``noise_psd`` is the power the calibrated synthetic images lack at
-    each spatial frequency (real minus synthetic, floored at 0): the texture and
-    detector noise the generator does not make.
+    generator makes them, after any blur). Returns ``(gain, offset)`` such that
+    ``gain * synthetic + offset`` has the real images' pooled mean and standard deviation.
     """
     real = np.concatenate([np.asarray(im, np.float64).ravel() for im in real_images])
     synth = np.concatenate([np.asarray(im, np.float64).ravel() for im in synthetic_images])
     gain = float(real.std() / max(synth.std(), 1e-6))
-    offset = float(real.mean() - gain * synth.mean())
-    calibrated = [np.clip(gain * np.asarray(im, np.float32) + offset, 0, 255) for im in synthetic_images]
-    missing = np.maximum(radial_psd(real_images) - radial_psd(calibrated), 0.0)
-    return gain, offset, missing
+    return gain, float(real.mean() - gain * synth.mean())
+
+
+def missing_spectrum(real_images, synthetic_images) -> np.ndarray:
+    """The power synthetic images lack at each spatial frequency (:func:`radial_psd`, real
+    minus synthetic, floored at 0): the texture and detector noise the generator does not
+    make. A diagnostic (``bench/synthesis_quality.py --post spectral``); noise of this
+    spectrum did not make the images more realistic, so synthesis does not add it.
+    """
+    return np.maximum(radial_psd(real_images) - radial_psd(synthetic_images), 0.0)
 
 
 @dataclass
