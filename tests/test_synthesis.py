@@ -97,16 +97,16 @@ def _paired(n=2):
     return out
 
 
-def _gan(out_dir, steps, stop_after=None):
+def _gan(out_dir, steps, stop_after=None, val=None, **config):
     calls = {"n": 0}
 
     def stop():
         calls["n"] += 1
         return stop_after is not None and calls["n"] > stop_after
 
-    cfg = GanTrainConfig(steps=steps, batch_size=2, patch_size=32, checkpoint_every=1)
+    cfg = GanTrainConfig(**dict(dict(steps=steps, batch_size=2, patch_size=32, checkpoint_every=1), **config))
     return list(train_cyclegan(_paired(), out_dir=out_dir, config=cfg, generator_config=SMALL_G, segmenter_config=SMALL_S,
-                               should_stop=stop, device="cpu"))
+                               val=val, should_stop=stop, device="cpu"))
 
 
 def test_gan_smoke_finite_losses_and_exact_resume(tmp_path):
@@ -125,6 +125,37 @@ def test_gan_smoke_finite_losses_and_exact_resume(tmp_path):
     for key in ("state_dict", "ema"):
         for k in a[key]:
             assert torch.allclose(a[key][k].float(), b[key][k].float(), atol=1e-6), (key, k)
+
+
+def test_gan_validates_the_segmenter_and_keeps_its_best(tmp_path):
+    val = _paired()[:1]
+    records = _gan(tmp_path, 4, val=val, val_every=2, contact_weight=5.0)
+    assert [r.validation is not None for r in records] == [False, True, False, True]
+    scores = [r.validation["score"] for r in records if r.validation]
+    best = load_checkpoint(tmp_path / "segmenter_best.pt", kind="segmenter")
+    assert best["provenance"]["validation"]["score"] == max(scores)
+    assert best["provenance"]["train_config"]["contact_weight"] == 5.0
+    state = load_checkpoint(tmp_path / "last.pt")["training"]
+    assert [h["step"] for h in state["history"]] == [2, 4] and state["best_score"] == max(scores)
+    # the segmenter loads as a product model
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    assert load_segmenter(tmp_path / "segmenter_best.pt").config == SMALL_S
+
+
+def test_gan_segmenter_batch_is_augmented_unlike_the_critics(tmp_path, monkeypatch):
+    """The segmenter's supervised batch uses the segmenter's augmentation; critics see real images as they are."""
+    import napari_nanogan.training.cyclegan as cg
+
+    seen = []
+    real = cg.sample_batch
+    monkeypatch.setattr(cg, "sample_batch", lambda *a, **k: seen.append((a[4], k.get("with_contact", False))) or real(*a, **k))
+    _gan(tmp_path / "a", 1, contact_weight=2.0)
+    assert [c for c, _ in seen[:3]] == [cg.GAN_AUGMENT] * 3
+    assert seen[3][0] != cg.GAN_AUGMENT and seen[3][1] is True
+    seen.clear()
+    _gan(tmp_path / "b", 1, segmenter_augment=False)
+    assert len(seen) == 3
 
 
 def test_gan_gradients_reach_both_networks(tmp_path):

@@ -353,6 +353,14 @@ def cmd_train_gan(args) -> int:
         print("nanogan train-gan: no image/mask pairs found (mask stems must equal or start with the image stem)", file=sys.stderr)
         return 2
     paired = load_samples(triples, domain="paired")
+    val = None
+    if not (args.images and args.masks) and args.val_every > 0:
+        val = load_samples(splits["bam"]["val"], domain="bam")
+    segmenter_config = SegmenterConfig()
+    if args.init_segmenter:
+        from .models.checkpoint import load_checkpoint
+
+        segmenter_config = SegmenterConfig.from_dict(load_checkpoint(args.init_segmenter, kind="segmenter")["config"])
     unpaired = None
     if args.unpaired_images:
         from .data.datasets import Sample
@@ -367,17 +375,21 @@ def cmd_train_gan(args) -> int:
             unpaired.append(Sample(p.stem, img, np.zeros(img.shape, np.int32), lo, hi, "images"))
     print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
     config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
-                            checkpoint_every=args.checkpoint_every, seed=args.seed)
+                            checkpoint_every=args.checkpoint_every, seed=args.seed,
+                            contact_weight=args.contact_weight, val_every=args.val_every)
     provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
 
     def report(rec):
         if rec.step % 100 == 0 and rec.losses:
             print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
+        if rec.validation:
+            print("\nstep %d validation: %s" % (rec.step, json.dumps(rec.validation)), file=sys.stderr, flush=True)
 
     return _drive_training(
         lambda should_stop: train_cyclegan(paired, out_dir=args.out, config=config, generator_config=GeneratorConfig(),
-                                           segmenter_config=SegmenterConfig(), unpaired_images=unpaired,
-                                           init_segmenter=args.init_segmenter, provenance=provenance, should_stop=should_stop),
+                                           segmenter_config=segmenter_config, unpaired_images=unpaired,
+                                           init_segmenter=args.init_segmenter, init_generator=args.init_generator,
+                                           val=val, provenance=provenance, should_stop=should_stop),
         config.steps, "train-gan", report)
 
 
@@ -706,6 +718,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-generator", default=None, help="generator checkpoint to start from")
+    p.add_argument("--contact-weight", type=float, default=0.0,
+                   help="extra segmenter loss weight where touching particles meet (as in `nanogan train`)")
+    p.add_argument("--val-every", type=int, default=500,
+                   help="with --data-root: score the segmenter on the BAM validation split every N steps "
+                        "and keep the best as segmenter_best.pt (0: never)")
     p.set_defaults(func=cmd_train_gan)
 
     p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")

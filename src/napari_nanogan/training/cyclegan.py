@@ -18,7 +18,11 @@ critics frozen; critic step on detached fakes. Loss terms and their weights
   average-pooled images + (1 - SSIM) on 2x pooled ones: structure and contrast
   must come back; fine texture is left to the critic (full-resolution L1 would
   reward the blurry mean and teach the generator to ignore its noise).
-- ``supervised_mask`` 5: paired images through the segmenter, BCE + Dice.
+- ``supervised_mask`` 5: paired images through the segmenter, BCE + Dice. The segmenter
+  sees its own batch here, drawn with the segmenter's full augmentation (contrast,
+  gamma, noise, blur, scale; ``segmenter_augment``) and optionally contact-zone
+  weighting (``contact_weight``), as when it trains alone: the critics must see real
+  images as they are, but a segmenter trained only on those learns less.
 - ``supervised_image`` 2: paired masks with the paired image's style, same pooled
   L1 + SSIM as the image cycle.
 - ``diversity`` 1: mode-seeking term (Mao et al. 2019): two latents for one mask
@@ -54,7 +58,7 @@ from ..models.discriminator import PatchCritic, diff_augment
 from ..models.style_unet import StyleEncoder, StyleUNet
 from .losses import segmentation_loss
 from .progress import TrainProgress
-from .segmenter import machine_description
+from .segmenter import evaluate, machine_description
 
 #: Real images are shown to the critics as they are: geometric augmentation only.
 GAN_AUGMENT = AugmentConfig(contrast=(1.0, 1.0), brightness=0.0, gamma=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0)
@@ -73,6 +77,13 @@ class GanLossWeights:
 
 @dataclass(frozen=True)
 class GanTrainConfig:
+    """Cycle-GAN schedule.
+
+    ``segmenter_augment`` and ``contact_weight`` shape the segmenter's supervised batch
+    (see the module docstring); ``val_every`` steps between validations of the segmenter
+    when validation images are given (``segmenter_best.pt`` keeps the best).
+    """
+
     steps: int = 2000
     batch_size: int = 4
     patch_size: int = 128
@@ -83,6 +94,9 @@ class GanTrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     weights: GanLossWeights = field(default_factory=GanLossWeights)
+    segmenter_augment: bool = True
+    contact_weight: float = 0.0
+    val_every: int = 500
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,6 +167,7 @@ def train_cyclegan(
     unpaired_masks: list[Sample] | None = None,
     init_segmenter: str | Path | None = None,
     init_generator: str | Path | None = None,
+    val: list[Sample] | None = None,
     provenance: dict | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     device: torch.device | str | None = None,
@@ -162,7 +177,10 @@ def train_cyclegan(
     ``paired`` samples have images and labels; ``unpaired_images`` are used only for
     the image cycle and the mask critic, ``unpaired_masks`` only for the mask cycle
     and the image critic. ``out_dir`` receives ``last.pt`` (everything, for resume),
-    ``generator.pt`` (EMA generator) and ``segmenter.pt``.
+    ``generator.pt`` (EMA generator) and ``segmenter.pt``; with ``val`` samples, the
+    segmenter is scored on them every ``config.val_every`` steps (as in
+    :func:`~napari_nanogan.training.segmenter.train_segmenter`) and ``segmenter_best.pt``
+    keeps the best-scoring one.
     """
     if not paired:
         raise ValueError("the cycle GAN needs at least one annotated image")
@@ -181,7 +199,7 @@ def train_cyclegan(
     opt_s = torch.optim.Adam(nets.image_to_mask.parameters(), lr=config.lr_segmenter, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(list(nets.image_critic.parameters()) + list(nets.mask_critic.parameters()),
                              lr=config.lr_critic, betas=(0.5, 0.999))
-    start = 0
+    start, best, history = 0, -1.0, []
     last_path = out_dir / "last.pt"
     if last_path.exists():
         state = load_checkpoint(last_path, kind="cyclegan")
@@ -197,6 +215,8 @@ def train_cyclegan(
         for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d")):
             opt.load_state_dict(state["training"][key])
         start = state["training"]["step"]
+        best = state["training"].get("best_score", -1.0)
+        history = state["training"].get("history", [])
     nets.to(device)
     ema.to(device)
     w = config.weights
@@ -211,7 +231,8 @@ def train_cyclegan(
         save_checkpoint(last_path, {
             "kind": "cyclegan", "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
             "generator_config": generator_config.to_dict(), "segmenter_config": segmenter_config.to_dict(),
-            "training": {"step": step, "ema_warmup": True, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(), "opt_d": opt_d.state_dict()},
+            "training": {"step": step, "ema_warmup": True, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(),
+                         "opt_d": opt_d.state_dict(), "best_score": best, "history": history},
         })
         save_checkpoint(out_dir / "generator.pt", {"kind": "generator", "config": generator_config.to_dict(),
                                                    "state_dict": sd(ema), "provenance": prov})
@@ -233,6 +254,13 @@ def train_cyclegan(
         xu01, _ = sample_batch(image_pool, b, p, rng, GAN_AUGMENT)
         _, mu = sample_batch(mask_pool, b, p, rng, GAN_AUGMENT)
         x, m, xu, mu = to_gan(x01).to(device), m.to(device), to_gan(xu01).to(device), mu.to(device)
+        xs, ms, weight = to_segmenter(x), m, None  # the segmenter's supervised batch, in its own input range
+        if config.segmenter_augment or config.contact_weight > 0:
+            xs, ms = sample_batch({"paired": paired}, b, p, rng, AugmentConfig() if config.segmenter_augment else GAN_AUGMENT,
+                                  with_contact=config.contact_weight > 0)
+            if config.contact_weight > 0:
+                ms, weight = ms[:, :2], (1.0 + config.contact_weight * ms[:, 2:]).to(device)
+            xs, ms = xs.to(device), ms.to(device)
         nets.train()
 
         # ---- generator + segmenter step (critics frozen)
@@ -248,7 +276,7 @@ def train_cyclegan(
         pred_u = torch.sigmoid(nets.image_to_mask(to_segmenter(xu)))  # image -> soft mask
         rec_u = nets.mask_to_image(pred_u, w=nets.style_encoder(xu), noise=noise)  # -> image
         cyc_x = structure_loss(rec_u, xu)
-        sup_m = segmentation_loss(nets.image_to_mask(to_segmenter(x)), m)["total"]
+        sup_m = segmentation_loss(nets.image_to_mask(xs), ms, weight)["total"]
         sup_x = structure_loss(nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise), x)
         adv_x = lsgan(nets.image_critic(diff_augment(fake, generator=gen)), True)
         adv_m = lsgan(nets.mask_critic(diff_augment(pred_u * 2 - 1, generator=gen, colour=False)), True)
@@ -280,9 +308,20 @@ def train_cyclegan(
                   "supervised_mask": sup_m, "supervised_image": sup_x, "diversity": diversity,
                   "critic_image": d_x, "critic_mask": d_m, "total": loss_g}
         record = {k: float(v.detach()) for k, v in losses.items()}
-        checkpoint = None
+        checkpoint, validation = None, None
+        if val and config.val_every > 0 and (done % config.val_every == 0 or done == config.steps):
+            nets.image_to_mask.eval()
+            validation = evaluate(nets.image_to_mask, val)
+            history.append({"step": done, **validation})
+            if validation["score"] > best:
+                best = validation["score"]
+                best_path = out_dir / "segmenter_best.pt"
+                save_checkpoint(best_path, {"kind": "segmenter", "config": segmenter_config.to_dict(),
+                                            "state_dict": {k: v.detach().cpu() for k, v in nets.image_to_mask.state_dict().items()},
+                                            "provenance": dict(provenance, step=done, validation=validation)})
+                checkpoint = str(best_path)
         if done % config.checkpoint_every == 0 or done == config.steps:
             save(done)
-            checkpoint = str(last_path)
+            checkpoint = checkpoint or str(last_path)
         elapsed = time.perf_counter() - t0
-        yield TrainProgress(done, config.steps, record, elapsed, elapsed / (done - start), None, checkpoint)
+        yield TrainProgress(done, config.steps, record, elapsed, elapsed / (done - start), validation, checkpoint)
