@@ -18,7 +18,8 @@ only), ``--n`` crops per side.
   chain of them with "+" (``blur+noise``); ``calib`` (grey-level gain and offset) and
   ``spectral`` (calib plus Gaussian noise with the power spectrum the synthetic images
   lack), both fitted on synthetic images of the training masks vs the training images
-  (``synthesis.calibration``). ``checkpoint`` is the checkpoint's own
+  (``synthesis.calibration``); ``snoise`` (``snoise:C``: correlated over C px), noise whose
+  level follows the brightness, fitted the same way (``synthesis.signal_noise_table``). ``checkpoint`` is the checkpoint's own
   post-processing, exactly as ``synthesize()`` applies it. The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
@@ -68,7 +69,8 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
     ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``, ``missing_spectrum``), the
     synthetic ones passed through the chain's earlier steps first.
     """
-    from napari_nanogan.synthesis import add_sem_noise, calibration, missing_spectrum, shaped_noise
+    from napari_nanogan.synthesis import (add_sem_noise, add_signal_noise, calibration, missing_spectrum,
+                                         shaped_noise, signal_noise_table)
 
     train_real, train_synth = train_pairs if train_pairs is not None else (None, None)
     for step in post.split("+"):
@@ -87,6 +89,15 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
                 psd = missing_spectrum(train_real, train_synth)
                 images = [im + shaped_noise(im.shape, psd, seed) for seed, im in zip(seeds, images)]
                 train_synth = [im + shaped_noise(im.shape, psd, 10**6 + k) for k, im in enumerate(train_synth)]
+            continue
+        if step.split(":")[0] == "snoise":  # signal-dependent noise fitted on the training pairs; "snoise:C" correlated
+            if train_real is None:
+                raise SystemExit(f"{step!r} needs the training pairs")
+            corr = float(step.split(":")[1]) if ":" in step else 0.0
+            table = signal_noise_table(train_real, train_synth)
+            u8 = lambda im: np.clip(np.round(im), 0, 255).astype(np.uint8)  # noqa: E731
+            images = [add_signal_noise(u8(im), table, corr, seed) for seed, im in zip(seeds, images)]
+            train_synth = [add_signal_noise(u8(im), table, corr, 10**6 + k) for k, im in enumerate(train_synth)]
             continue
         if train_synth is not None:  # keep the fitting set in step with the chain
             train_synth = post_process(step, train_synth, train_values, train_noise,
@@ -157,7 +168,7 @@ def main():
     result["noise_level"] = {"train": round(train_noise, 2),
                              "synthetic": round(float(np.median([noise_level(im) for im, _ in synth])), 2)}
     train_pairs = None
-    if any(step in ("calib", "spectral") for post in args.post.split(",") for step in post.split("+")):
+    if any(step.split(":")[0] in ("calib", "spectral", "snoise") for post in args.post.split(",") for step in post.split("+")):
         # fitting set for calib/spectral: the training masks, one style each (never the held-out ones)
         train_pairs = ([im for im, _ in train],
                        [synthesize(lab, gen, seed=10**5 + i, postprocess=False).astype(np.float32)
