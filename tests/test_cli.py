@@ -221,16 +221,6 @@ def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, t
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "none"),
                  "--images", str(root), "--out", str(tmp_path / "x.pt"), "--calibrate"]) == 2
     assert "needs annotated images" in capsys.readouterr().err
-    # signal-dependent noise, fitted on the same pairs
-    out2 = tmp_path / "snoise.pt"
-    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "data"),
-                 "--out", str(out2), "--calibrate", "--blur", "0", "--signal-noise", "0.7"]) == 0
-    post2 = Generator.from_checkpoint(out2, device="cpu").postprocess
-    assert (post2.gain, post2.offset) == (post.gain, post.offset) and post2.noise_correlation == 0.7
-    assert len(post2.noise_table) >= 2 and all(sd >= 0 for _, sd in post2.noise_table)
-    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "data"),
-                 "--out", str(tmp_path / "y.pt"), "--signal-noise", "0.7"]) == 2
-    assert "needs --calibrate" in capsys.readouterr().err
 
 
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):

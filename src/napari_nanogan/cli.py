@@ -504,10 +504,7 @@ def cmd_tune_generator(args) -> int:
         print("nanogan tune-generator: --blur must be a non-negative number of pixels", file=sys.stderr)
         return 2
     path = resolve_model(args.model, kind="generator")
-    gain, offset, calibrated_on, table = 1.0, 0.0, None, ()
-    if args.signal_noise is not None and not (args.calibrate and args.signal_noise >= 0):
-        print("nanogan tune-generator: --signal-noise needs --calibrate and a correlation >= 0 px", file=sys.stderr)
-        return 2
+    gain, offset, calibrated_on = 1.0, 0.0, None
     if args.calibrate:
         from scipy import ndimage as ndi
 
@@ -529,13 +526,7 @@ def cmd_tune_generator(args) -> int:
         bar.close()
         gain, offset = calibration([s.image for s in samples], synthetic)
         calibrated_on = f"BAM training split: {len(samples)} images vs their masks synthesized (seeds 100000+)"
-        if args.signal_noise is not None:
-            from .synthesis import signal_noise_table
-
-            table = signal_noise_table([s.image for s in samples],
-                                       [np.clip(np.round(gain * im + offset), 0, 255) for im in synthetic])
-    post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)), gain=gain, offset=offset,
-                                noise_table=table, noise_correlation=args.signal_noise or 0.0)
+    post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)), gain=gain, offset=offset)
     data = load_checkpoint(path, kind="generator")
     data.pop("format_version")
     data["postprocess"] = post.to_dict()
@@ -764,9 +755,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a grey-level gain and offset that give synthetic images of the training masks the "
                         "real training images' mean and spread (needs the BAM training split under --data-root)")
-    p.add_argument("--signal-noise", type=float, default=None, metavar="CORRELATION",
-                   help="with --calibrate: noise whose level follows the brightness, as SEM shot noise does, fitted on "
-                        "the same pairs, correlated over CORRELATION px (0: white); replaces the flat noise level")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
