@@ -19,7 +19,7 @@ only), ``--n`` crops per side.
   ``spectral`` (calib plus Gaussian noise with the power spectrum the synthetic images
   lack), both fitted on synthetic images of the training masks vs the training images
   (``synthesis.calibration``); ``snoise`` (``snoise:C``: correlated over C px), noise whose
-  level follows the brightness, fitted the same way (``synthesis.signal_noise_table``). ``checkpoint`` is the checkpoint's own
+  level follows the brightness, fitted the same way (``texture.signal_noise_table``). ``checkpoint`` is the checkpoint's own
   post-processing, exactly as ``synthesize()`` applies it. The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +46,9 @@ from napari_nanogan.io.images import read_image, read_mask
 from napari_nanogan.io.infobar import detect_info_bar
 from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
 from napari_nanogan.synthesis import noise_level
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench/texture.py, also when imported from tests
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def naive_render(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -66,11 +70,11 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
     """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images.
 
     ``train_pairs`` = (real training images, synthetic images of the same masks): the
-    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``, ``missing_spectrum``), the
+    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``, ``texture.missing_spectrum``), the
     synthetic ones passed through the chain's earlier steps first.
     """
-    from napari_nanogan.synthesis import (add_sem_noise, add_signal_noise, calibration, missing_spectrum,
-                                         shaped_noise, signal_noise_table)
+    from napari_nanogan.synthesis import add_sem_noise, calibration
+    from texture import add_signal_noise, missing_spectrum, shaped_noise, signal_noise_table
 
     train_real, train_synth = train_pairs if train_pairs is not None else (None, None)
     for step in post.split("+"):

@@ -17,6 +17,15 @@ def bench():
     return module
 
 
+@pytest.fixture(scope="module")
+def texture():
+    """bench/texture.py: the texture diagnostics and noise models measured and not kept."""
+    sys.path.insert(0, str(REPO / "bench"))  # as when the bench runs as a script
+    import texture
+
+    return texture
+
+
 @pytest.fixture
 def smooth_image():
     from scipy import ndimage as ndi
@@ -54,3 +63,88 @@ def test_synthesis_figure_from_procedural_masks(tmp_path, tiny_generator_checkpo
                  "--styles", "2"])
     width, height = Image.open(out).size
     assert width > height > 100  # 2 rows of (mask + 2 styles)
+
+
+def test_radial_psd_and_shaped_noise_agree(texture):
+    radial_psd, shaped_noise = texture.radial_psd, texture.shaped_noise
+
+    white = radial_psd([np.random.default_rng(0).normal(0, 3, (300, 400))])
+    assert np.median(white[5:60]) == pytest.approx(9.0, rel=0.1)  # white noise: its variance at every frequency
+    # a spectrum falling with frequency, as a textured substrate has: the noise follows it at any size
+    target = 50.0 / (1 + (np.arange(92) / 8.0) ** 2)
+    noise = shaped_noise((257, 390), target, seed=1)
+    measured = radial_psd([noise])
+    for k in (4, 8, 16, 32, 60):
+        assert measured[k] == pytest.approx(target[k], rel=0.25), k
+    np.testing.assert_array_equal(noise, shaped_noise((257, 390), target, seed=1))
+    assert not np.array_equal(noise, shaped_noise((257, 390), target, seed=2))
+    with pytest.raises(ValueError, match="at least"):
+        radial_psd([np.zeros((20, 20))])
+
+
+def test_calibration_recovers_gain_offset_and_the_missing_texture(texture):
+    from scipy import ndimage as ndi
+
+    from napari_nanogan.synthesis import calibration
+
+    missing_spectrum, radial_psd = texture.missing_spectrum, texture.radial_psd
+
+    rng = np.random.default_rng(3)
+    scenes = [100 + 200 * ndi.gaussian_filter(rng.normal(size=(256, 256)), 8) for _ in range(4)]
+    texture = [ndi.gaussian_filter(rng.normal(0, 6, (256, 256)), 1.0) for _ in scenes]
+    real = [np.clip(s + t, 0, 255) for s, t in zip(scenes, texture)]
+    synthetic = [(s - 20) / 1.5 for s in scenes]  # darker, flatter, and without the texture
+    gain, offset = calibration(real, synthetic)
+    assert gain == pytest.approx(1.5, rel=0.05) and offset == pytest.approx(20, abs=8)
+    missing = missing_spectrum(real, [np.clip(gain * s + offset, 0, 255) for s in synthetic])
+    expected = radial_psd(texture)
+    for k in (8, 16, 24):
+        assert missing[k] == pytest.approx(expected[k], rel=0.3), k
+    assert missing.min() >= 0
+
+
+def test_signal_dependent_noise_follows_brightness(texture):
+    """Noise fitted per brightness: the substrate gets little, the particles more, as SEM shot noise does."""
+    add_signal_noise, noise_profile, signal_noise_table = texture.add_signal_noise, texture.noise_profile, texture.signal_noise_table
+
+    rng = np.random.default_rng(0)
+    clean = np.full((256, 512), 10, np.uint8)
+    clean[:, 256:] = 150  # dark substrate | bright particle
+    real = [np.clip(clean + np.where(clean > 50, 6.0, 1.5) * rng.normal(size=clean.shape), 0, 255) for _ in range(3)]
+    table = signal_noise_table(real, [clean] * 3)
+    levels = dict(table)
+    assert levels[10.0] == pytest.approx(1.5 * 0.876, rel=0.15) and levels[155.0] == pytest.approx(6 * 0.876, rel=0.1)
+    noisy = add_signal_noise(clean, table, 0.0, seed=1)
+    profile = noise_profile([noisy])
+    assert profile[0] == pytest.approx(levels[10.0], rel=0.25) and profile[5] == pytest.approx(levels[155.0], rel=0.1)
+    assert np.isnan(profile[2])  # no pixels at that brightness
+    np.testing.assert_array_equal(noisy, add_signal_noise(clean, table, 0.0, seed=1))
+    assert not np.array_equal(noisy, add_signal_noise(clean, table, 0.0, seed=2))
+
+    def lag1(im):  # correlation of neighbouring residual pixels
+        from scipy import ndimage as ndi
+
+        r = im.astype(np.float32) - ndi.gaussian_filter(im.astype(np.float32), 1.0)
+        r = (r - r.mean()) / r.std()
+        return float((r[:, 1:] * r[:, :-1]).mean())
+
+    assert lag1(noisy[:, 256:]) < 0 < lag1(add_signal_noise(clean, table, 0.7, seed=1)[:, 256:])
+    with pytest.raises(ValueError, match="brightness"):
+        signal_noise_table([np.zeros((10, 10))], [np.zeros((10, 10))])
+
+
+def test_bench_fitted_steps_use_the_training_pairs_only(bench, texture, smooth_image):
+    """calib, spectral and snoise are fitted on (real, synthetic) training pairs and applied to other images."""
+    from napari_nanogan.synthesis import noise_level
+
+    rng = np.random.default_rng(5)
+    real = [np.clip(smooth_image + rng.normal(0, 4, smooth_image.shape), 0, 255) for _ in range(2)]
+    synth = [smooth_image * 0.5 for _ in range(2)]  # darker, flatter, noiseless
+    held = [smooth_image * 0.5]
+    for post in ("calib", "calib+spectral", "calib+snoise", "calib+snoise:0.7"):
+        out = bench.post_process(post, held, np.concatenate([r.ravel() for r in real]), 3.0, [1], (real, synth))
+        assert out[0].mean() == pytest.approx(np.mean(real), rel=0.05), post
+        if post != "calib":
+            assert noise_level(out[0]) > noise_level(held[0]) + 1, post
+    with pytest.raises(SystemExit, match="training pairs"):
+        bench.post_process("snoise", held, np.zeros(3), 3.0, [1])

@@ -268,42 +268,6 @@ def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generat
     assert blurred.dtype == np.uint8 and noise_level(blurred) < 0.6 * noise_level(raw)
 
 
-def test_radial_psd_and_shaped_noise_agree():
-    from napari_nanogan.synthesis import radial_psd, shaped_noise
-
-    white = radial_psd([np.random.default_rng(0).normal(0, 3, (300, 400))])
-    assert np.median(white[5:60]) == pytest.approx(9.0, rel=0.1)  # white noise: its variance at every frequency
-    # a spectrum falling with frequency, as a textured substrate has: the noise follows it at any size
-    target = 50.0 / (1 + (np.arange(92) / 8.0) ** 2)
-    noise = shaped_noise((257, 390), target, seed=1)
-    measured = radial_psd([noise])
-    for k in (4, 8, 16, 32, 60):
-        assert measured[k] == pytest.approx(target[k], rel=0.25), k
-    np.testing.assert_array_equal(noise, shaped_noise((257, 390), target, seed=1))
-    assert not np.array_equal(noise, shaped_noise((257, 390), target, seed=2))
-    with pytest.raises(ValueError, match="at least"):
-        radial_psd([np.zeros((20, 20))])
-
-
-def test_calibration_recovers_gain_offset_and_the_missing_texture():
-    from scipy import ndimage as ndi
-
-    from napari_nanogan.synthesis import calibration, missing_spectrum, radial_psd
-
-    rng = np.random.default_rng(3)
-    scenes = [100 + 200 * ndi.gaussian_filter(rng.normal(size=(256, 256)), 8) for _ in range(4)]
-    texture = [ndi.gaussian_filter(rng.normal(0, 6, (256, 256)), 1.0) for _ in scenes]
-    real = [np.clip(s + t, 0, 255) for s, t in zip(scenes, texture)]
-    synthetic = [(s - 20) / 1.5 for s in scenes]  # darker, flatter, and without the texture
-    gain, offset = calibration(real, synthetic)
-    assert gain == pytest.approx(1.5, rel=0.05) and offset == pytest.approx(20, abs=8)
-    missing = missing_spectrum(real, [np.clip(gain * s + offset, 0, 255) for s in synthetic])
-    expected = radial_psd(texture)
-    for k in (8, 16, 24):
-        assert missing[k] == pytest.approx(expected[k], rel=0.3), k
-    assert missing.min() >= 0
-
-
 def test_generator_postprocess_calibrates_grey_levels(tmp_path, tiny_generator_checkpoint):
     from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
     from napari_nanogan.synthesis import Generator, SynthesisPostprocess, synthesize
@@ -322,37 +286,3 @@ def test_generator_postprocess_calibrates_grey_levels(tmp_path, tiny_generator_c
     out = synthesize(mask, gen, seed=5)
     np.testing.assert_array_equal(out, synthesize(mask, gen, seed=5))
     assert np.abs(out - np.clip(np.round(0.5 * raw + 40), 0, 255)).max() <= 1
-
-
-def test_signal_dependent_noise_follows_brightness():
-    """Noise fitted per brightness: the substrate gets little, the particles more, as SEM shot noise does."""
-    from napari_nanogan.synthesis import SynthesisPostprocess, add_signal_noise, noise_profile, signal_noise_table
-
-    rng = np.random.default_rng(0)
-    clean = np.full((256, 512), 10, np.uint8)
-    clean[:, 256:] = 150  # dark substrate | bright particle
-    real = [np.clip(clean + np.where(clean > 50, 6.0, 1.5) * rng.normal(size=clean.shape), 0, 255) for _ in range(3)]
-    table = signal_noise_table(real, [clean] * 3)
-    levels = dict(table)
-    assert levels[10.0] == pytest.approx(1.5 * 0.876, rel=0.15) and levels[155.0] == pytest.approx(6 * 0.876, rel=0.1)
-    noisy = add_signal_noise(clean, table, 0.0, seed=1)
-    profile = noise_profile([noisy])
-    assert profile[0] == pytest.approx(levels[10.0], rel=0.25) and profile[5] == pytest.approx(levels[155.0], rel=0.1)
-    assert np.isnan(profile[2])  # no pixels at that brightness
-    np.testing.assert_array_equal(noisy, add_signal_noise(clean, table, 0.0, seed=1))
-    assert not np.array_equal(noisy, add_signal_noise(clean, table, 0.0, seed=2))
-
-    def lag1(im):  # correlation of neighbouring residual pixels
-        from scipy import ndimage as ndi
-
-        r = im.astype(np.float32) - ndi.gaussian_filter(im.astype(np.float32), 1.0)
-        r = (r - r.mean()) / r.std()
-        return float((r[:, 1:] * r[:, :-1]).mean())
-
-    assert lag1(noisy[:, 256:]) < 0 < lag1(add_signal_noise(clean, table, 0.7, seed=1)[:, 256:])
-    post = SynthesisPostprocess(blur_sigma=0.7, noise_table=table, noise_correlation=0.7)
-    assert SynthesisPostprocess.from_dict(post.to_dict()) == post
-    np.testing.assert_array_equal(SynthesisPostprocess(noise_table=table, noise_correlation=0.7, noise_residual=9.0).apply(clean, 3),
-                                  add_signal_noise(clean, table, 0.7, 3))  # the table replaces the flat level
-    with pytest.raises(ValueError, match="brightness"):
-        signal_noise_table([np.zeros((10, 10))], [np.zeros((10, 10))])
