@@ -149,10 +149,11 @@ def test_gan_segmenter_batch_is_augmented_unlike_the_critics(tmp_path, monkeypat
 
     seen = []
     real = cg.sample_batch
-    monkeypatch.setattr(cg, "sample_batch", lambda *a, **k: seen.append((a[4], k.get("with_contact", False))) or real(*a, **k))
-    _gan(tmp_path / "a", 1, contact_weight=2.0)
-    assert [c for c, _ in seen[:3]] == [cg.GAN_AUGMENT] * 3
-    assert seen[3][0] != cg.GAN_AUGMENT and seen[3][1] is True
+    monkeypatch.setattr(cg, "sample_batch",
+                        lambda *a, **k: seen.append((a[4], k.get("with_contact", False), a[2])) or real(*a, **k))
+    _gan(tmp_path / "a", 1, contact_weight=2.0, segmenter_patch_size=48)
+    assert [c for c, _, _ in seen[:3]] == [cg.GAN_AUGMENT] * 3 and [n for _, _, n in seen[:3]] == [32] * 3
+    assert seen[3][0] != cg.GAN_AUGMENT and seen[3][1] is True and seen[3][2] == 48
     seen.clear()
     _gan(tmp_path / "b", 1, segmenter_augment=False)
     assert len(seen) == 3

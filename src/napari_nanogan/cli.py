@@ -376,7 +376,8 @@ def cmd_train_gan(args) -> int:
     print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
     config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                             checkpoint_every=args.checkpoint_every, seed=args.seed,
-                            contact_weight=args.contact_weight, val_every=args.val_every)
+                            contact_weight=args.contact_weight, val_every=args.val_every,
+                            segmenter_patch_size=args.segmenter_patch_size)
     provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
 
     def report(rec):
@@ -721,6 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-generator", default=None, help="generator checkpoint to start from")
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra segmenter loss weight where touching particles meet (as in `nanogan train`)")
+    p.add_argument("--segmenter-patch-size", type=int, default=None,
+                   help="patch side of the segmenter's supervised batch (default: --patch-size); e.g. 256, as "
+                        "`nanogan train` uses")
     p.add_argument("--val-every", type=int, default=500,
                    help="with --data-root: score the segmenter on the BAM validation split every N steps "
                         "and keep the best as segmenter_best.pt (0: never)")

@@ -79,9 +79,10 @@ class GanLossWeights:
 class GanTrainConfig:
     """Cycle-GAN schedule.
 
-    ``segmenter_augment`` and ``contact_weight`` shape the segmenter's supervised batch
-    (see the module docstring); ``val_every`` steps between validations of the segmenter
-    when validation images are given (``segmenter_best.pt`` keeps the best).
+    ``segmenter_augment``, ``contact_weight`` and ``segmenter_patch_size`` (default:
+    ``patch_size``) shape the segmenter's supervised batch (see the module docstring);
+    ``val_every`` steps between validations of the segmenter when validation images are
+    given (``segmenter_best.pt`` keeps the best).
     """
 
     steps: int = 2000
@@ -97,6 +98,7 @@ class GanTrainConfig:
     segmenter_augment: bool = True
     contact_weight: float = 0.0
     val_every: int = 500
+    segmenter_patch_size: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -255,8 +257,8 @@ def train_cyclegan(
         _, mu = sample_batch(mask_pool, b, p, rng, GAN_AUGMENT)
         x, m, xu, mu = to_gan(x01).to(device), m.to(device), to_gan(xu01).to(device), mu.to(device)
         xs, ms, weight = to_segmenter(x), m, None  # the segmenter's supervised batch, in its own input range
-        if config.segmenter_augment or config.contact_weight > 0:
-            xs, ms = sample_batch({"paired": paired}, b, p, rng, AugmentConfig() if config.segmenter_augment else GAN_AUGMENT,
+        if config.segmenter_augment or config.contact_weight > 0 or config.segmenter_patch_size not in (None, p):
+            xs, ms = sample_batch({"paired": paired}, b, config.segmenter_patch_size or p, rng, AugmentConfig() if config.segmenter_augment else GAN_AUGMENT,
                                   with_contact=config.contact_weight > 0)
             if config.contact_weight > 0:
                 ms, weight = ms[:, :2], (1.0 + config.contact_weight * ms[:, 2:]).to(device)
