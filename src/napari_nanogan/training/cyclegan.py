@@ -227,8 +227,10 @@ def train_cyclegan(
     image_pool = {"paired": paired, **({"images": unpaired_images} if unpaired_images else {})}
     mask_pool = {"paired": paired, **({"masks": unpaired_masks} if unpaired_masks else {})}
 
+    def sd(module: torch.nn.Module) -> dict:
+        return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
     def save(step: int):
-        sd = lambda m: {k: v.detach().cpu() for k, v in m.state_dict().items()}  # noqa: E731
         prov = dict(provenance, step=step)
         save_checkpoint(last_path, {
             "kind": "cyclegan", "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
@@ -258,7 +260,8 @@ def train_cyclegan(
         x, m, xu, mu = to_gan(x01).to(device), m.to(device), to_gan(xu01).to(device), mu.to(device)
         xs, ms, weight = to_segmenter(x), m, None  # the segmenter's supervised batch, in its own input range
         if config.segmenter_augment or config.contact_weight > 0 or config.segmenter_patch_size not in (None, p):
-            xs, ms = sample_batch({"paired": paired}, b, config.segmenter_patch_size or p, rng, AugmentConfig() if config.segmenter_augment else GAN_AUGMENT,
+            augment = AugmentConfig() if config.segmenter_augment else GAN_AUGMENT
+            xs, ms = sample_batch({"paired": paired}, b, config.segmenter_patch_size or p, rng, augment,
                                   with_contact=config.contact_weight > 0)
             if config.contact_weight > 0:
                 ms, weight = ms[:, :2], (1.0 + config.contact_weight * ms[:, 2:]).to(device)
@@ -319,7 +322,7 @@ def train_cyclegan(
                 best = validation["score"]
                 best_path = out_dir / "segmenter_best.pt"
                 save_checkpoint(best_path, {"kind": "segmenter", "config": segmenter_config.to_dict(),
-                                            "state_dict": {k: v.detach().cpu() for k, v in nets.image_to_mask.state_dict().items()},
+                                            "state_dict": sd(nets.image_to_mask),
                                             "provenance": dict(provenance, step=done, validation=validation)})
                 checkpoint = str(best_path)
         if done % config.checkpoint_every == 0 or done == config.steps:
