@@ -37,7 +37,7 @@ class SynthesisPostprocess:
     gain, offset : float
         Grey-level calibration after the blur, ``gain * image + offset``
         (:func:`calibration`, ``nanogan tune-generator --calibrate``): 126 → 123 for the
-        shipped generator. Noise shaped to the spectrum the images lack (FID 157) and
+        step-7000 generator weights. Noise shaped to the spectrum the images lack (FID 157) and
         noise whose level follows the brightness (134) were measured worse than white
         noise and are not part of the post-processing (``bench/texture.py``).
     """
