@@ -26,6 +26,24 @@ def test_interior_seeds_separate_touching_particles():
     assert t.shape == (2, 60, 100) and t.dtype == np.float32
 
 
+def test_uncapped_seeds_are_each_particles_inner_core():
+    from scipy import ndimage as ndi
+
+    yy, xx = np.mgrid[0:120, 0:200]
+    labels = np.zeros((120, 200), np.int32)  # two large overlapping particles, radius 40
+    labels[(yy - 60) ** 2 + (xx - 60) ** 2 <= 40**2] = 1
+    labels[((yy - 60) ** 2 + (xx - 130) ** 2 <= 40**2) & (labels == 0)] = 2
+    capped = interior_from_labels(labels)  # 4 px in from every edge
+    core = interior_from_labels(labels, max_depth=None)  # half the deepest distance in
+    assert core.sum() < 0.5 * capped.sum()
+    seeds, n = ndi.label(core)
+    assert n == 2
+    gap = ndi.distance_transform_edt(seeds != 1)[seeds == 2].min()
+    assert gap > 3 * (ndi.distance_transform_edt(~(capped & (labels == 1)))[capped & (labels == 2)].min())
+    t = targets_from_labels(labels, seed_depth=None)
+    np.testing.assert_array_equal(t[1] > 0, core)
+
+
 def test_contact_zone_marks_only_where_particles_meet():
     labels = _two_touching_discs()
     zone = contact_zone(labels, radius=3)

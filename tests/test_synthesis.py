@@ -173,6 +173,46 @@ def test_gan_gradients_reach_both_networks(tmp_path):
         assert changed, prefix
 
 
+def test_high_pass_keeps_fine_texture_and_drops_shading():
+    from napari_nanogan.training.cyclegan import high_pass
+
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    shading = (0.8 * xx + 0.3 * yy)[None, None]
+    noise = 0.02 * torch.randn(1, 1, 64, 64, generator=g)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert high_pass(shading)[inner].abs().max() < 1e-4  # a linear ramp has no texture
+    residual = high_pass(shading + noise, gain=1.0)[inner]
+    assert 0.6 < float(residual.std() / noise[inner].std()) < 1.0  # most of white noise is fine texture
+    assert torch.allclose(high_pass(noise), 8.0 * high_pass(noise, gain=1.0))
+
+
+def test_texture_critic_trains_and_old_runs_resume_without_it(tmp_path):
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+
+    weights = GanLossWeights(adv_texture=1.0)
+    torch.manual_seed(0)
+    before = CycleGAN(SMALL_G, SMALL_S).state_dict()
+    records = _gan(tmp_path / "tex", 1, weights=weights)
+    assert np.isfinite(records[0].losses["adv_texture"]) and np.isfinite(records[0].losses["critic_texture"])
+    after = load_checkpoint(tmp_path / "tex" / "last.pt")["state_dict"]
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("texture_critic."))
+    assert "adv_texture" not in _gan(tmp_path / "plain", 1)[0].losses  # off by default
+    # a run saved before the texture critic existed resumes with it added
+    _gan(tmp_path / "old", 2, stop_after=1)
+    state = load_checkpoint(tmp_path / "old" / "last.pt")
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("texture_critic.")}
+    del state["training"]["opt_t"]
+    save_checkpoint(tmp_path / "old" / "last.pt", state)
+    assert [r.step for r in _gan(tmp_path / "old", 2, weights=weights)] == [2]
+    # anything else missing is still an error
+    del state["state_dict"]["mask_critic.net.0.bias"]
+    save_checkpoint(tmp_path / "old" / "last.pt", state)
+    with pytest.raises(RuntimeError, match="missing"):
+        _gan(tmp_path / "old", 3)
+
+
 def test_synthesize_cli_contract(tmp_path, tiny_generator_checkpoint):
     from napari_nanogan.cli import main
 

@@ -93,6 +93,20 @@ def test_contact_weighted_training_runs_and_records_its_weight(tmp_path):
     assert prov["train_config"]["contact_weight"] == 5.0
 
 
+def test_seed_depth_sets_the_interior_target_of_every_training_sample(tmp_path):
+    from napari_nanogan.data.targets import interior_from_labels
+
+    labels = particle_labels((96, 128), n_particles=6, mean_diameter=36, seed=0)  # deep enough for the cap to bite
+    samples = [Sample("big", render_sem(labels, seed=0), labels, 0.0, 255.0)]
+    assert (samples[0].targets[1] > 0).sum() > (interior_from_labels(labels, max_depth=None)).sum()  # capped default
+    config = TrainConfig(steps=1, batch_size=2, patch_size=64, val_every=1000, checkpoint_every=1000, warmup_steps=1,
+                         seed_depth=0.0)
+    list(train_segmenter({"sem": samples}, [], out_dir=tmp_path, config=config, model_config=SMALL, device="cpu"))
+    np.testing.assert_array_equal(samples[0].targets[1] > 0, interior_from_labels(labels, max_depth=None))
+    prov = load_checkpoint(tmp_path / "best.pt", kind="segmenter")["provenance"]
+    assert prov["train_config"]["seed_depth"] == 0.0
+
+
 def test_domain_weights_set_how_often_each_domain_is_drawn(monkeypatch):
     import napari_nanogan.data.augment as augment
 

@@ -337,7 +337,7 @@ def _drive_training(make_loop, total: int, desc: str, report) -> int:
 def cmd_train_gan(args) -> int:
     from .config import GeneratorConfig, SegmenterConfig
     from .data.datasets import load_samples, shared_splits
-    from .training.cyclegan import GanTrainConfig, train_cyclegan
+    from .training.cyclegan import GanLossWeights, GanTrainConfig, train_cyclegan
 
     if args.images and args.masks:
         triples = _pair_folders(args.images, args.masks)
@@ -377,7 +377,8 @@ def cmd_train_gan(args) -> int:
     config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                             checkpoint_every=args.checkpoint_every, seed=args.seed,
                             contact_weight=args.contact_weight, val_every=args.val_every,
-                            segmenter_patch_size=args.segmenter_patch_size)
+                            segmenter_patch_size=args.segmenter_patch_size,
+                            weights=GanLossWeights(adv_texture=args.texture_weight))
     provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
 
     def report(rec):
@@ -621,7 +622,7 @@ def cmd_train(args) -> int:
               f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         contact_weight=args.contact_weight)
+                         contact_weight=args.contact_weight, seed_depth=args.seed_depth)
     model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
@@ -728,6 +729,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=500,
                    help="with --data-root: score the segmenter on the BAM validation split every N steps "
                         "and keep the best as segmenter_best.pt (0: never)")
+    p.add_argument("--texture-weight", type=float, default=0.0,
+                   help="weight of the texture critic, which sees only the images' high-pass residual "
+                        "(0: off; e.g. 1)")
     p.set_defaults(func=cmd_train_gan)
 
     p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")
@@ -785,6 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra loss weight where touching particles meet (0: none; e.g. 5)")
+    p.add_argument("--seed-depth", type=float, default=4.0,
+                   help="depth cap in pixels of the interior (seed) target; 0: none, every seed is its "
+                        "particle's inner half (default 4)")
     p.add_argument("--synthetic", default=None, metavar="DIR",
                    help="also train on the synthetic pairs of this `nanogan export` folder")
     p.add_argument("--synthetic-share", type=float, default=0.25,

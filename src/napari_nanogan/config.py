@@ -119,6 +119,11 @@ class TrainConfig:
         Extra BCE weight on the contact zone between touching particles
         (``data.targets.contact_zone``): pixel weight ``1 + contact_weight`` there, 1
         elsewhere. 0 (default) trains unweighted.
+    seed_depth : float
+        Depth cap (pixels) of the interior (seed) target: a pixel is interior at a
+        distance from its particle's edge of ``min(seed_depth, half the particle's
+        deepest distance)``. 0 removes the cap: seeds are every particle's inner core,
+        so large overlapping particles get seeds far apart. Default 4.
     """
 
     steps: int = 3000
@@ -132,6 +137,7 @@ class TrainConfig:
     seed: int = 0
     warmup_steps: int = 100
     contact_weight: float = 0.0
+    seed_depth: float = 4.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,14 +33,20 @@ class Sample:
     low: float
     high: float
     domain: str = "unknown"
+    seed_depth: float | None = 4.0  # the interior target's depth cap (``targets.interior_from_labels``)
     _targets: np.ndarray | None = None
     _contact: np.ndarray | None = None
 
     @property
     def targets(self) -> np.ndarray:
         if self._targets is None:
-            self._targets = targets_from_labels(self.labels)
+            self._targets = targets_from_labels(self.labels, seed_depth=self.seed_depth)
         return self._targets
+
+    def use_seed_depth(self, seed_depth: float | None) -> None:
+        """Switch the interior target's depth cap (recomputed on next use)."""
+        if seed_depth != self.seed_depth:
+            self.seed_depth, self._targets = seed_depth, None
 
     @property
     def contact(self) -> np.ndarray:

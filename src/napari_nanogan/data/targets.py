@@ -7,14 +7,18 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
 
-def interior_from_labels(labels: np.ndarray, *, max_depth: float = 4.0, relative: float = 0.5) -> np.ndarray:
+def interior_from_labels(labels: np.ndarray, *, max_depth: float | None = 4.0, relative: float = 0.5) -> np.ndarray:
     """Seeds: pixels deep inside their particle.
 
     A pixel is interior when its distance to the particle's edge (background or a
     different particle) is at least ``min(max_depth, relative * particle's deepest
     distance)`` and at least 1, so every particle of 3x3 px or more keeps a seed while
-    touching particles get seeds separated by several pixels.
+    touching particles get seeds separated by several pixels. ``max_depth=None``
+    removes the cap: every seed is its particle's inner core, however large the
+    particle, so the seeds of big overlapping particles lie far apart.
     """
+    if max_depth is None:
+        max_depth = np.inf
     labels = np.asarray(labels)
     if labels.max() == 0:
         return np.zeros(labels.shape, bool)
@@ -43,7 +47,7 @@ def contact_zone(labels: np.ndarray, *, radius: int = 3) -> np.ndarray:
     return (lowest != big) & (highest != lowest)
 
 
-def targets_from_labels(labels: np.ndarray) -> np.ndarray:
-    """[2, M, N] float32 targets: foreground and interior."""
+def targets_from_labels(labels: np.ndarray, *, seed_depth: float | None = 4.0) -> np.ndarray:
+    """[2, M, N] float32 targets: foreground and interior (``seed_depth``: its ``max_depth``)."""
     labels = np.asarray(labels)
-    return np.stack([labels > 0, interior_from_labels(labels)]).astype(np.float32)
+    return np.stack([labels > 0, interior_from_labels(labels, max_depth=seed_depth)]).astype(np.float32)

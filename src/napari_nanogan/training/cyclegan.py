@@ -25,6 +25,10 @@ critics frozen; critic step on detached fakes. Loss terms and their weights
   images as they are, but a segmenter trained only on those learns less.
 - ``supervised_image`` 2: paired masks with the paired image's style, same pooled
   L1 + SSIM as the image cycle.
+- ``adv_texture`` 0 (off by default): a third, small critic that sees only the
+  high-pass residual of real and synthetic images (image minus its Gaussian blur,
+  σ 1 px), so its whole signal is the fine texture (substrate speckle, detector
+  noise) the other losses leave to the image critic and that critic under-weights.
 - ``diversity`` 1: mode-seeking term (Mao et al. 2019): two latents for one mask
   must give different images, so style and noise cannot be ignored.
 
@@ -73,6 +77,7 @@ class GanLossWeights:
     supervised_mask: float = 5.0
     supervised_image: float = 2.0
     diversity: float = 1.0
+    adv_texture: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,18 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
+def high_pass(x: torch.Tensor, sigma: float = 1.0, gain: float = 8.0) -> torch.Tensor:
+    """``gain * (x - gaussian_blur(x, sigma))``: an image's fine texture, scaled up from a few grey levels."""
+    radius = max(1, int(round(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    blurred = F.pad(x, (radius,) * 4, mode="reflect")
+    blurred = F.conv2d(blurred, k.view(1, 1, 1, -1).expand(x.shape[1], 1, 1, -1), groups=x.shape[1])
+    blurred = F.conv2d(blurred, k.view(1, 1, -1, 1).expand(x.shape[1], 1, -1, 1), groups=x.shape[1])
+    return gain * (x - blurred)
+
+
 def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
     return ((scores - (1.0 if real else 0.0)) ** 2).mean()
 
@@ -156,6 +173,10 @@ class CycleGAN(torch.nn.Module):
         self.style_encoder = StyleEncoder(generator_config.style_dim)
         self.image_critic = PatchCritic(1)
         self.mask_critic = PatchCritic(generator_config.in_channels)
+        self.texture_critic = PatchCritic(1, base_channels=32, layers=2)  # used when weights.adv_texture > 0
+
+    #: Added after the first runs: a checkpoint without them resumes with them freshly initialised.
+    optional_prefixes = ("texture_critic.",)
 
 
 def train_cyclegan(
@@ -201,11 +222,15 @@ def train_cyclegan(
     opt_s = torch.optim.Adam(nets.image_to_mask.parameters(), lr=config.lr_segmenter, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(list(nets.image_critic.parameters()) + list(nets.mask_critic.parameters()),
                              lr=config.lr_critic, betas=(0.5, 0.999))
+    opt_t = torch.optim.Adam(nets.texture_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
     start, best, history = 0, -1.0, []
     last_path = out_dir / "last.pt"
     if last_path.exists():
         state = load_checkpoint(last_path, kind="cyclegan")
-        nets.load_state_dict(state["state_dict"])
+        missing, unexpected = nets.load_state_dict(state["state_dict"], strict=False)
+        missing = [k for k in missing if not k.startswith(CycleGAN.optional_prefixes)]
+        if missing or unexpected:
+            raise RuntimeError(f"{last_path}: not this cycle GAN (missing {missing[:3]}, unexpected {unexpected[:3]})")
         if state["training"].get("ema_warmup"):
             ema.load_state_dict(state["ema"])
         else:
@@ -214,8 +239,9 @@ def train_cyclegan(
             ema.load_state_dict(nets.mask_to_image.state_dict())
             warnings.warn(f"{last_path}: its generator average predates the EMA warm-up; "
                           "restarting the average from the trained generator weights", stacklevel=2)
-        for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d")):
-            opt.load_state_dict(state["training"][key])
+        for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d"), (opt_t, "opt_t")):
+            if key in state["training"]:  # opt_t: absent from runs before the texture critic
+                opt.load_state_dict(state["training"][key])
         start = state["training"]["step"]
         best = state["training"].get("best_score", -1.0)
         history = state["training"].get("history", [])
@@ -236,7 +262,8 @@ def train_cyclegan(
             "kind": "cyclegan", "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
             "generator_config": generator_config.to_dict(), "segmenter_config": segmenter_config.to_dict(),
             "training": {"step": step, "ema_warmup": True, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(),
-                         "opt_d": opt_d.state_dict(), "best_score": best, "history": history},
+                         "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "best_score": best,
+                         "history": history},
         })
         save_checkpoint(out_dir / "generator.pt", {"kind": "generator", "config": generator_config.to_dict(),
                                                    "state_dict": sd(ema), "provenance": prov})
@@ -271,6 +298,7 @@ def train_cyclegan(
         # ---- generator + segmenter step (critics frozen)
         nets.image_critic.requires_grad_(False)
         nets.mask_critic.requires_grad_(False)
+        nets.texture_critic.requires_grad_(False)
         z1 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
         z2 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
         noise = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
@@ -288,6 +316,10 @@ def train_cyclegan(
         diversity = 1.0 / ((fake - fake2).abs().mean() / (z1 - z2).abs().mean() + 1e-3) * 1e-2
         loss_g = (w.adv_image * adv_x + w.adv_mask * adv_m + w.cycle_mask * cyc_m + w.cycle_image * cyc_x
                   + w.supervised_mask * sup_m + w.supervised_image * sup_x + w.diversity * diversity)
+        adv_t = d_t = None
+        if w.adv_texture > 0:
+            adv_t = lsgan(nets.texture_critic(high_pass(diff_augment(fake, generator=gen, colour=False))), True)
+            loss_g = loss_g + w.adv_texture * adv_t
         opt_g.zero_grad(set_to_none=True)
         opt_s.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -304,6 +336,14 @@ def train_cyclegan(
         opt_d.zero_grad(set_to_none=True)
         (d_x + d_m).backward()
         opt_d.step()
+        if w.adv_texture > 0:
+            nets.texture_critic.requires_grad_(True)
+            d_t = 0.5 * (lsgan(nets.texture_critic(high_pass(diff_augment(xu, generator=gen, colour=False))), True)
+                         + lsgan(nets.texture_critic(high_pass(diff_augment(fake.detach(), generator=gen, colour=False))),
+                                 False))
+            opt_t.zero_grad(set_to_none=True)
+            d_t.backward()
+            opt_t.step()
 
         with torch.no_grad():
             for pe, pg in zip(ema.parameters(), nets.mask_to_image.parameters()):
@@ -312,6 +352,8 @@ def train_cyclegan(
         losses = {"adv_image": adv_x, "adv_mask": adv_m, "cycle_mask": cyc_m, "cycle_image": cyc_x,
                   "supervised_mask": sup_m, "supervised_image": sup_x, "diversity": diversity,
                   "critic_image": d_x, "critic_mask": d_m, "total": loss_g}
+        if adv_t is not None:
+            losses.update(adv_texture=adv_t, critic_texture=d_t)
         record = {k: float(v.detach()) for k, v in losses.items()}
         checkpoint, validation = None, None
         if val and config.val_every > 0 and (done % config.val_every == 0 or done == config.steps):

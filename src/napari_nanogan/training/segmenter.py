@@ -153,6 +153,9 @@ def train_segmenter(
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()
     augment = augment or AugmentConfig(scale_range=tuple(config.scale_range))
+    for samples in train.values():
+        for sample in samples:
+            sample.use_seed_depth(config.seed_depth if config.seed_depth > 0 else None)
     torch.manual_seed(config.seed)
     network = AttentionUNet(model_config)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
