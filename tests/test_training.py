@@ -180,9 +180,11 @@ def test_tune_postprocess_returns_a_grid_member(tiny_segmenter):
 
     grid = {"seed_method": ["components", "peaks"], "seed_threshold": [0.3, 0.6], "smooth_sigma": [0.0],
             "min_distance": [5], "fg_threshold": [0.5]}
-    cfg, info = tune_postprocess(tiny_segmenter, _samples(2), grid)
+    ticks = []
+    cfg, info = tune_postprocess(tiny_segmenter, _samples(2), grid, progress=lambda d, t: ticks.append((d, t)))
     assert cfg.seed_method in ("components", "peaks") and cfg.seed_threshold in (0.3, 0.6)
     assert info["candidates"] == 4 and 0 <= info["best_score"] <= 1
+    assert ticks == [(k, 6) for k in range(1, 7)]  # 2 network passes, then 4 candidates
 
 
 def test_equivalent_diameters_of_whole_particles_skip_border_and_fragments():

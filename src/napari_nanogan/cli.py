@@ -456,7 +456,16 @@ def cmd_tune(args) -> int:
     for key in [d for d in args.datasets.split(",") if d]:
         samples += load_samples(splits[key]["val"], domain=key)
     segmenter = Segmenter.from_checkpoint(args.model)
-    config, info = tune_postprocess(segmenter, samples, size_weight=args.size_weight)
+    bar = None
+
+    def progress(done: int, total: int) -> None:  # network passes, then one tick per candidate
+        nonlocal bar
+        bar = bar or _progress_bar(total, "tune (network passes, then post-processing candidates)")
+        bar.update(done - bar.n)
+
+    config, info = tune_postprocess(segmenter, samples, size_weight=args.size_weight, progress=progress)
+    if bar is not None:
+        bar.close()
     data = load_checkpoint(args.model, kind="segmenter")
     data.pop("format_version")
     data["postprocess"] = config.to_dict()

@@ -56,13 +56,16 @@ def evaluate(network: AttentionUNet, samples: list[Sample], postprocess: Postpro
 
 
 def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | None = None,
-                     size_weight: float = 0.0) -> tuple[PostprocessConfig, dict]:
+                     size_weight: float = 0.0,
+                     progress: Callable[[int, int], None] | None = None) -> tuple[PostprocessConfig, dict]:
     """Choose post-processing parameters on validation images (never on reported ones).
 
     The network runs once per image; each candidate only re-runs the watershed. The
     score is the mean over domains of (foreground IoU + instance F1) / 2, minus
     ``size_weight`` times the relative error of the median equivalent-circle diameter
     of whole particles (the D50 a user publishes; pooled over each domain's images).
+    ``progress(done, total)`` is called after each image's network pass and each
+    candidate (``total`` = images + candidates).
     """
     import itertools
 
@@ -75,19 +78,27 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         "min_distance": [4, 5, 6, 8],
         "fg_threshold": [0.4, 0.5, 0.6],
     }
-    probs = [(s.domain, s.labels, segment(s.image, segmenter, info_bar=False)) for s in samples]
-    truth_d50 = {}
-    for domain, truth, _ in probs:
-        truth_d50.setdefault(domain, []).append(equivalent_diameters(truth, min_area=16, whole_only=True))
-    truth_d50 = {d: float(np.median(np.concatenate(v))) for d, v in truth_d50.items()}
-    best, best_cfg, best_row, table = -np.inf, PostprocessConfig(), {}, []
     keys = list(grid)
+    candidates = []
     for values in itertools.product(*grid.values()):
         cfg = PostprocessConfig(**dict(zip(keys, values)))
         if cfg.seed_method == "components" and cfg.min_distance != grid["min_distance"][0]:
             continue  # min_distance only matters for peak seeds
         if cfg.seed_method in ("distance", "combined") and cfg.seed_threshold != grid["seed_threshold"][0]:
             continue  # nor does the seed threshold for distance-based seeds
+        candidates.append(cfg)
+    total = len(samples) + len(candidates)
+    probs = []
+    for s in samples:
+        probs.append((s.domain, s.labels, segment(s.image, segmenter, info_bar=False)))
+        if progress is not None:
+            progress(len(probs), total)
+    truth_d50 = {}
+    for domain, truth, _ in probs:
+        truth_d50.setdefault(domain, []).append(equivalent_diameters(truth, min_area=16, whole_only=True))
+    truth_d50 = {d: float(np.median(np.concatenate(v))) for d, v in truth_d50.items()}
+    best, best_cfg, best_row, table = -np.inf, PostprocessConfig(), {}, []
+    for cfg in candidates:
         by_domain: dict[str, list] = {}
         for domain, truth, res in probs:
             by_domain.setdefault(domain, []).append((truth, instances_from_probabilities(res.foreground, res.interior, cfg)))
@@ -103,6 +114,8 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         table.append(row)
         if row["score"] > best:
             best, best_cfg, best_row = row["score"], cfg, row
+        if progress is not None:
+            progress(len(samples) + len(table), total)
     info = {"best_score": float(best), "candidates": len(table), "size_weight": size_weight,
             "val": {k: round(v, 4) for k, v in best_row.items() if k.split("_")[0] in truth_d50}}
     return best_cfg, info
