@@ -23,6 +23,10 @@ only), ``--n`` crops per side.
   post-processing, exactly as ``synthesize()`` applies it. The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
+- ``real_vs_real_<post>`` (``--real-post blur+noise,blur:1.5``): the floor with the
+  training images put through those post-processing steps (``blur``, ``noise``,
+  ``hist``, ``sharpen``): what a step costs on images whose content is perfect.
+  ``--real-only`` stops there.
 - ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter
   (``synthesize`` as a user calls it, with the checkpoint's post-processing),
   and the D50 of the particles' ECD in both.
@@ -131,6 +135,8 @@ def main():
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--post", default="none,hist,noise,blur,sharpen,blur+noise")
+    ap.add_argument("--real-post", default="", help="post-processings to measure on the real training images")
+    ap.add_argument("--real-only", action="store_true", help="stop after the real-image entries")
     args = ap.parse_args()
 
     from napari_nanogan.inference import segment
@@ -159,6 +165,18 @@ def main():
     result["real_vs_real"] = fid_kid(real_eval, random_crops([im for im, _ in train], args.n, args.crop, seed=1), net)
     naive = [naive_render(lab, s) for s, (_, lab) in enumerate(held)]
     result["naive"] = fid_kid(real_eval, random_crops(naive, args.n, args.crop, seed=2), net)
+    if args.real_post:
+        train_values = np.concatenate([im.ravel()[::97] for im, _ in train])
+        train_noise = float(np.median([noise_level(im) for im, _ in train]))
+        for post in args.real_post.split(","):
+            imgs = post_process(post, [im for im, _ in train], train_values, train_noise,
+                                list(range(2 * 10**6, 2 * 10**6 + len(train))))
+            result[f"real_vs_real_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=1), net)
+    if args.real_only:
+        result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                          text=True).stdout.strip()
+        print(json.dumps(result))
+        return
 
     gen = load_generator(args.model, device="cpu")
     seg = load_segmenter(args.segmenter, device="cpu")
