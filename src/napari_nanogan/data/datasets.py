@@ -18,7 +18,7 @@ from ..io.images import read_image, read_mask
 from ..io.infobar import detect_info_bar
 from ..normalize import intensity_range
 from .splits import BAM_HOLDOUT, EMPS_HOLDOUT, split_names
-from .targets import contact_zone, targets_from_labels
+from .targets import SEED_DEPTH, contact_zone, targets_from_labels
 
 _FOUR = ndi.generate_binary_structure(2, 1)
 
@@ -33,7 +33,7 @@ class Sample:
     low: float
     high: float
     domain: str = "unknown"
-    seed_depth: float | None = 4.0  # the interior target's depth cap (``targets.interior_from_labels``)
+    seed_depth: float | None = SEED_DEPTH  # the interior target's depth cap (``targets.interior_from_labels``)
     _targets: np.ndarray | None = None
     _contact: np.ndarray | None = None
 

@@ -6,8 +6,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
+#: Depth cap (px) of the interior target of the shipped models (``TrainConfig.seed_depth``).
+SEED_DEPTH = 4.0
 
-def interior_from_labels(labels: np.ndarray, *, max_depth: float | None = 4.0, relative: float = 0.5) -> np.ndarray:
+
+def interior_from_labels(labels: np.ndarray, *, max_depth: float | None = SEED_DEPTH, relative: float = 0.5) -> np.ndarray:
     """Seeds: pixels deep inside their particle.
 
     A pixel is interior when its distance to the particle's edge (background or a
@@ -47,7 +50,7 @@ def contact_zone(labels: np.ndarray, *, radius: int = 3) -> np.ndarray:
     return (lowest != big) & (highest != lowest)
 
 
-def targets_from_labels(labels: np.ndarray, *, seed_depth: float | None = 4.0) -> np.ndarray:
+def targets_from_labels(labels: np.ndarray, *, seed_depth: float | None = SEED_DEPTH) -> np.ndarray:
     """[2, M, N] float32 targets: foreground and interior (``seed_depth``: its ``max_depth``)."""
     labels = np.asarray(labels)
     return np.stack([labels > 0, interior_from_labels(labels, max_depth=seed_depth)]).astype(np.float32)
