@@ -88,10 +88,10 @@ def test_bad_masks(mask, match):
         mask_maps(mask)
 
 
-def _paired(n=2):
+def _paired(n=2, diameter=12):
     out = []
     for s in range(n):
-        lab = particle_labels((96, 96), n_particles=10, mean_diameter=12, seed=s)
+        lab = particle_labels((96, 96), n_particles=10, mean_diameter=diameter, seed=s)
         im = render_sem(lab, seed=s)
         out.append(Sample(f"s{s}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "sem"))
     return out
@@ -211,6 +211,20 @@ def test_texture_critic_trains_and_old_runs_resume_without_it(tmp_path):
     save_checkpoint(tmp_path / "old" / "last.pt", state)
     with pytest.raises(RuntimeError, match="missing"):
         _gan(tmp_path / "old", 3)
+
+
+def test_gan_masks_use_the_shipped_seed_depth_whatever_a_segmenter_run_left(tmp_path):
+    from napari_nanogan.data.targets import interior_from_labels
+
+    paired = _paired(diameter=36)  # deep enough for the depth cap to matter
+    for sample in paired:
+        sample.use_seed_depth(None)  # as `nanogan train --seed-depth 0` leaves them
+        assert (sample.targets[1] > 0).sum() < interior_from_labels(sample.labels).sum()
+    cfg = GanTrainConfig(steps=1, batch_size=2, patch_size=32, checkpoint_every=1)
+    list(train_cyclegan(paired, out_dir=tmp_path, config=cfg, generator_config=SMALL_G, segmenter_config=SMALL_S,
+                        device="cpu"))
+    for sample in paired:
+        np.testing.assert_array_equal(sample.targets[1] > 0, interior_from_labels(sample.labels))
 
 
 def test_synthesize_cli_contract(tmp_path, tiny_generator_checkpoint):

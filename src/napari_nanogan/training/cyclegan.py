@@ -55,6 +55,7 @@ from .. import __version__
 from ..config import GeneratorConfig, SegmenterConfig, _from_dict
 from ..data.augment import AugmentConfig, sample_batch
 from ..data.datasets import Sample
+from ..data.targets import SEED_DEPTH
 from ..inference import default_device
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -250,6 +251,10 @@ def train_cyclegan(
     w = config.weights
     provenance = dict(provenance or {}, package_version=__version__, machine=machine_description(),
                       train_config=config.to_dict())
+    for sample in paired + (unpaired_masks or []):
+        # the generator's input maps are defined with the shipped seed depth (synthesis.mask_maps);
+        # a segmenter run may have left other targets on the same samples
+        sample.use_seed_depth(SEED_DEPTH)
     image_pool = {"paired": paired, **({"images": unpaired_images} if unpaired_images else {})}
     mask_pool = {"paired": paired, **({"masks": unpaired_masks} if unpaired_masks else {})}
 
