@@ -23,19 +23,14 @@ def setup(make_napari_viewer, tiny_generator_checkpoint, tmp_path):
     return viewer, w, tmp_path / "out"
 
 
-def _wait(w, qtbot):
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
-
-
-def test_exports_annotated_and_synthetic_pairs_with_manifest(setup, qtbot):
+def test_exports_annotated_and_synthetic_pairs_with_manifest(setup, qtbot, wait_done):
     viewer, w, out = setup
     w.picker.image_layer.value, w.picker.labels_layer.value = viewer.layers["my image"], viewer.layers["my labels"]
     assert w.picker.add_pair()
     w.synthetic_masks.value = ["my labels"]
     w.n.value, w.png.value = 2, True
     w.run()
-    _wait(w, qtbot)
+    wait_done(w)
     manifest = json.loads((out / "manifest.json").read_text())["pairs"]
     assert [p["name"] for p in manifest] == ["my_image", "my_labels_0", "my_labels_1"]
     assert manifest[0]["converted_from"] == "float32" and manifest[0]["dtype"] == "uint16"
@@ -52,14 +47,14 @@ def test_exports_annotated_and_synthetic_pairs_with_manifest(setup, qtbot):
     assert "done" in w.status.value
 
 
-def test_existing_files_refused_before_any_work(setup, qtbot, monkeypatch):
+def test_existing_files_refused_before_any_work(setup, qtbot, monkeypatch, wait_done):
     viewer, w, out = setup
     errors = []
     monkeypatch.setattr("napari_nanogan.widgets.export.show_error", errors.append)
     w.synthetic_masks.value = ["my labels"]
     w.n.value = 1
     w.run()
-    _wait(w, qtbot)
+    wait_done(w)
     before = (out / "images" / "my_labels_0.tif").stat().st_mtime_ns
     w.n.value = 2
     w.worker = None
@@ -69,19 +64,19 @@ def test_existing_files_refused_before_any_work(setup, qtbot, monkeypatch):
     assert (out / "images" / "my_labels_0.tif").stat().st_mtime_ns == before
     w.overwrite.value = True
     w.run()
-    _wait(w, qtbot)
+    wait_done(w)
     assert (out / "images" / "my_labels_1.tif").exists()
     assert len(json.loads((out / "manifest.json").read_text())["pairs"]) == 3  # 1 first run + 2 overwritten
 
 
-def test_cancel_leaves_only_complete_pairs(setup, qtbot):
+def test_cancel_leaves_only_complete_pairs(setup, qtbot, wait_done):
     viewer, w, out = setup
     w.synthetic_masks.value = ["my labels"]
     w.n.value = 200
     w.run()
     qtbot.waitUntil(lambda: w.progress.value() >= 2, timeout=60_000)
     w.cancel()
-    _wait(w, qtbot)
+    wait_done(w)
     manifest = json.loads((out / "manifest.json").read_text())["pairs"]
     assert 2 <= len(manifest) < 200
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(f"{p['name']}.tif" for p in manifest)

@@ -23,7 +23,7 @@ def setup(make_napari_viewer, tiny_checkpoint, tiny_generator_checkpoint, tmp_pa
     return viewer, w, tmp_path
 
 
-def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch):
+def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wait_done):
     viewer, w, tmp_path = setup
     monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(120, 3, "test", patch_size=32, batch_size=2))
     w.image_layer.value, w.labels_layer.value = viewer.layers["img"], viewer.layers["ann"]
@@ -40,8 +40,7 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch):
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(10)
     w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=120_000):
-        pass
+    wait_done(w, timeout=120_000)
     timer.stop()
     assert len(ticks) > 5  # the Qt event loop kept running while the worker trained
     assert (tmp_path / "models" / "mine.pt").is_file()
@@ -71,7 +70,7 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch):
     assert "mine" not in seg_panel.model.choices and "mine" not in w.my_model.choices
 
 
-def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch):
+def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch, wait_done):
     viewer, w, tmp_path = setup
     monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(600, 10_000, "test", patch_size=32, batch_size=2))
     w.image_layer.value, w.labels_layer.value = viewer.layers["img"], viewer.layers["ann"]
@@ -82,8 +81,7 @@ def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch)
     per_step = float(w.status.value.split(",")[1].split()[0])
     t0 = time.perf_counter()
     w.cancel()
-    with qtbot.waitSignal(w.worker.finished, timeout=120_000):
-        pass
+    wait_done(w, timeout=120_000)
     waited = time.perf_counter() - t0
     # cancel is honoured at the next step; what follows is the final scoring and the save
     assert waited < 10 * max(per_step, 0.5) + 30

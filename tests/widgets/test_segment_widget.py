@@ -15,15 +15,14 @@ def widget(make_napari_viewer, tiny_checkpoint):
     return viewer, w
 
 
-def test_segment_widget_adds_labels_with_scale(widget, sem_like, qtbot):
+def test_segment_widget_adds_labels_with_scale(widget, sem_like, qtbot, wait_done):
     viewer, w = widget
     image, _ = sem_like
     layer = viewer.add_image(image, name="sem", scale=(7.344, 7.344), translate=(10.0, 20.0))
     w.image_layer.value = layer
     w.run()
     assert w.worker is not None and not w.run_button.enabled
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     labels = viewer.layers["sem particles"]
     assert labels.data.shape == image.shape
@@ -50,7 +49,7 @@ def test_segment_widget_no_layer(widget, monkeypatch):
     assert errors and "open an image" in errors[0]
 
 
-def test_segment_widget_cancel(widget, qtbot):
+def test_segment_widget_cancel(widget, qtbot, wait_done):
     viewer, w = widget
     layer = viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
     w.image_layer.value = layer
@@ -58,13 +57,12 @@ def test_segment_widget_cancel(widget, qtbot):
     w.run()
     qtbot.waitUntil(lambda: w.status.value.startswith("tile"), timeout=30_000)
     w.cancel()
-    with qtbot.waitSignal(w.worker.finished, timeout=30_000):
-        pass
+    wait_done(w, timeout=30_000)
     assert "big particles" not in viewer.layers
     assert w.status.value == "cancelled" and w.run_button.enabled
 
 
-def test_segment_widget_uses_edited_info_bar_shape(widget, sem_like, qtbot):
+def test_segment_widget_uses_edited_info_bar_shape(widget, sem_like, qtbot, wait_done):
     viewer, w = widget
     image, _ = sem_like
     layer = viewer.add_image(image, name="sem", scale=(2.0, 2.0))
@@ -73,15 +71,14 @@ def test_segment_widget_uses_edited_info_bar_shape(widget, sem_like, qtbot):
                       name="sem info bar")
     w.image_layer.value = layer
     w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     labels = viewer.layers["sem particles"]
     assert labels.metadata["info_bar_rows"] == (150, 224)
     assert labels.data[150:].max() == 0
 
 
-def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network_input_shapes):
+def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network_input_shapes, wait_done):
     viewer, w = widget
     image, _ = sem_like
     plain = viewer.add_image(image, name="plain")
@@ -96,8 +93,7 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     seen = network_input_shapes
     w.run()
     w.diameter.value = 0.0  # changed while it runs: the layer still records what the run used
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     labels = viewer.layers["sem particles"]
     assert labels.data.shape == image.shape
@@ -105,7 +101,7 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert seen and seen[0][1] == round(image.shape[1] / 4)  # the network saw a 4x smaller image
 
 
-def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_tiny_checkpoint):
+def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_tiny_checkpoint, wait_done):
     viewer, w = widget
     image, _ = sem_like
     sized = sized_tiny_checkpoint  # estimates 72 px
@@ -116,8 +112,7 @@ def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_ti
     w.auto_diameter.value = True
     assert not w.diameter.enabled and w.diameter_px(layer) == "auto"
     w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     labels = viewer.layers["sem particles"]
     assert labels.metadata["particle_diameter_px"] == pytest.approx(72.0, rel=1e-4)
@@ -127,14 +122,13 @@ def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_ti
     assert w.diameter.enabled
 
 
-def test_segment_widget_auto_diameter_without_size_model_is_a_notification(widget, sem_like, qtbot, monkeypatch):
+def test_segment_widget_auto_diameter_without_size_model_is_a_notification(widget, sem_like, qtbot, monkeypatch, wait_done):
     viewer, w = widget
     errors = []
     monkeypatch.setattr("napari_nanogan.widgets.segment.show_error", errors.append)
     w.image_layer.value = viewer.add_image(sem_like[0], name="sem")
     w.auto_diameter.value = True
     w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     assert errors and "no size model" in errors[0] and "sem particles" not in viewer.layers
     assert w.status.value == "failed" and w.run_button.enabled

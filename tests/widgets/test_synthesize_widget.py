@@ -27,14 +27,13 @@ def widget(make_napari_viewer, gen_path):
     return viewer, w
 
 
-def test_designer_to_images_with_mask(widget, qtbot):
+def test_designer_to_images_with_mask(widget, qtbot, wait_done):
     viewer, w = widget
     w.source.value = "designer"
     w.width.value, w.height.value, w.count.value, w.median_nm.value = 96, 64, 8, 80.0
     w.n.value = 2
     w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     qtbot.waitUntil(lambda: any(layer.name.endswith("mask") for layer in viewer.layers), timeout=10_000)
     images = [layer for layer in viewer.layers if layer.name.startswith("synthetic") and not layer.name.endswith("mask")]
     masks = [layer for layer in viewer.layers if layer.name.endswith("mask")]
@@ -44,7 +43,7 @@ def test_designer_to_images_with_mask(widget, qtbot):
     assert not np.array_equal(images[0].data, images[1].data)
 
 
-def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch):
+def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_done):
     viewer, w = widget
     errors = []
     monkeypatch.setattr("napari_nanogan.widgets.synthesize.show_error", errors.append)
@@ -61,8 +60,7 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch):
     w.labels_layer.value = viewer.layers["painted"]
     w.n.value = 1
     w.run()
-    with qtbot.waitSignal(w.worker.finished, timeout=60_000):
-        pass
+    wait_done(w)
     qtbot.waitUntil(lambda: "synthetic painted #0" in viewer.layers, timeout=10_000)
     assert viewer.layers["synthetic painted #0"].data.shape == (48, 48)
 
