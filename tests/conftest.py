@@ -117,3 +117,20 @@ def tiny_generator_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("generators") / "tiny_generator.pt"
     save_checkpoint(path, {"kind": "generator", "config": config.to_dict(), "state_dict": StyleUNet(config).state_dict()})
     return path
+
+
+@pytest.fixture
+def wait_done(qtbot):
+    """Wait until a widget has handled its worker's end (its ``_on_finished`` re-enables Run).
+
+    Waiting on ``worker.finished`` itself races: the worker thread may emit it before the
+    test connects to it (a fast job, or one cancelled at a yield), and the test then waits
+    for a signal already gone. The widget connects before it starts the worker, so its
+    own handler never misses the end.
+    """
+
+    def wait(widget, timeout: int = 60_000):
+        assert widget.worker is not None, "no worker was started"
+        qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=timeout)
+
+    return wait

@@ -88,6 +88,16 @@ def test_console_script_demo_on_shipped_defaults(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     # the shipped model finds the procedural particles: a quality check, not only shapes
     assert summary["scores_vs_truth"]["iou"] > 0.8 and summary["scores_vs_truth"]["f1"] > 0.7, summary
+    assert summary["model"].startswith("auto: "), summary  # the default chooses per image, and says which
+
+
+@requires_shipped
+def test_segment_names_the_model_auto_chose(tmp_path, sem_like, capsys):
+    image, _ = sem_like
+    path = tmp_path / "tem.tif"
+    tifffile.imwrite(path, 255 - image[:176])  # dark particles on a bright background, as in TEM
+    assert main(["segment", str(path), "--out", str(tmp_path / "o")]) == 0
+    assert "model default ->" in capsys.readouterr().err
 
 
 def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):

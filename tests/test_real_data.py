@@ -115,3 +115,19 @@ def test_sem_tio2_on_the_whole_bam_test_split(splits):
     d50 = [np.median(np.concatenate([equivalent_diameters(p[k], min_area=16, whole_only=True) for p in pairs]))
            for k in (0, 1)]
     assert abs(d50[1] - d50[0]) / d50[0] < 0.05, d50
+
+
+def test_auto_gives_bam_images_the_sem_model_and_tem_images_the_general_one(splits):
+    """`auto`, the default: on BAM SEM it is sem-tio2 (labels identical); a dark-particle TEM image keeps default."""
+    from napari_nanogan.inference import segment
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    auto = load_segmenter("auto", device="cpu")
+    for _, image_path, _ in splits["bam"]["test"][:2]:
+        image, _ = read_image(image_path)
+        result = segment(image, auto)
+        assert result.model == "sem-tio2"
+        assert np.array_equal(result.labels, segment(image, auto.bright).labels)
+    tem = {stem: path for stem, path, _ in splits["emps"]["val"]}["4b07dbd803"]  # dark particles on a bright ground
+    assert segment(read_image(tem)[0], auto).model == "default"

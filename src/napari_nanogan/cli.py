@@ -55,7 +55,8 @@ def cmd_segment(args) -> int:
             if diameter == "auto":
                 unit += f", estimated particle diameter {result.diameter_px:.0f} px"
             bar_note = f", info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
-            print(f"{path}: {n} particles{unit}{bar_note} -> {target}", file=sys.stderr)
+            chosen = f", model {result.model}" if result.model != segmenter.name else ""
+            print(f"{path}: {n} particles{unit}{bar_note}{chosen} -> {target}", file=sys.stderr)
         except (ImageReadError, ValueError, OSError) as exc:
             failures += 1
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -110,7 +111,7 @@ def cmd_demo(args) -> int:
     ecd = np.sqrt(4 * areas[areas > 0] / np.pi) * SAMPLE_PIXEL_SIZE_NM
     summary = {
         "image": "sample.tif (procedural TiO2-like SEM, made by napari-nanogan)",
-        "model": segmenter.name,
+        "model": segmenter.name if result.model == segmenter.name else f"{segmenter.name}: {result.model}",
         "particles": int(labels.max()),
         "true_particles": int(truth.max()),
         "pixel_size_nm": SAMPLE_PIXEL_SIZE_NM,
@@ -664,6 +665,10 @@ def _diameter_value(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .models.pretrained import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
+
+    general, bright = AUTO_SEGMENTERS["auto"]
+    AUTO_HELP = f"{bright} for bright particles on a dark background (SEM), else {general}"
 
     parser = argparse.ArgumentParser(prog="nanogan", description="Nanoparticle segmentation and synthesis for EM images.")
     parser.add_argument("--version", action="version", version=f"napari-nanogan {__version__}")
@@ -673,7 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="segment images into particles (one label per particle)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint path")
+    p.add_argument("--model", default=DEFAULT_SEGMENTER,
+                   help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--diameter", type=_diameter_value, default=None, metavar="PX|auto",
@@ -686,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")
     p.add_argument("--out", default="nanogan-demo", help="output folder (default ./nanogan-demo)")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint path")
+    p.add_argument("--model", default=DEFAULT_SEGMENTER,
+                   help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
     p.add_argument("--generator", default=None, help="generator for the synthesis half (default: the shipped one, if any)")
     p.set_defaults(func=cmd_demo)
 

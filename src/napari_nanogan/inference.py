@@ -34,6 +34,9 @@ MIN_RESIZE = 1 / 8
 #: ``diameter="auto"`` resizes only for estimates at least this many times the model's
 #: diameter: estimates are rough, and a too-small image hurts more than a too-large one.
 AUTO_MIN_RATIO = 1.5
+#: :func:`particle_polarity` looks at most this many pixels of specimen per side (a centre
+#: crop), at half size: one small network pass whatever the image's size.
+POLARITY_CROP = 2048
 
 
 def default_device() -> torch.device:
@@ -85,6 +88,96 @@ class Segmenter:
         return cls(network, postprocess or PostprocessConfig(), name, card or {})
 
 
+@dataclass
+class AutoSegmenter:
+    """Chooses a segmenter per image: ``bright`` for bright particles on a dark background, else ``general``.
+
+    The shipped ``auto`` model: ``bright`` is ``sem-tio2`` (trained on SEM images of
+    bright TiO2 particles on a dark substrate, better there), ``general`` is ``default``
+    (SEM and TEM). :func:`segment_steps` first runs ``general`` once at half size
+    (:func:`polarity_pass`). Particles brighter than their background (secondary-electron
+    SEM) go to ``bright``, unless its foreground then disagrees with that pass (IoU under
+    ``min_agreement``): the specialist is outside the images it knows, and ``general``
+    segments the image instead. Darker particles (bright-field TEM), or none found, go
+    to ``general`` directly. ``general`` also estimates the particle diameter for
+    ``diameter="auto"``: its size model was fitted on its own outputs.
+    """
+
+    general: Segmenter
+    bright: Segmenter
+    name: str = "auto"
+    min_agreement: float = 0.6
+
+    @property
+    def card(self) -> dict:
+        return {"auto": f"per image: {self.bright.name} for bright particles on a dark background "
+                        f"(foreground IoU >= {self.min_agreement} with {self.general.name}'s), else {self.general.name}",
+                "general": self.general.card, "bright": self.bright.card}
+
+    @property
+    def size_model(self) -> SizeModel | None:
+        return self.general.size_model
+
+    @property
+    def diameter_px(self) -> float:
+        return self.general.diameter_px
+
+
+@dataclass(frozen=True)
+class PolarityPass:
+    """One half-size pass of a segmenter over (a centre crop of) the specimen; see :func:`polarity_pass`."""
+
+    polarity: float  # median grey of the predicted particles minus the background's, in image SDs
+    foreground: np.ndarray  # [h, w] bool, at half size
+    box: tuple[slice, slice]  # the crop, in specimen coordinates
+
+    def agreement(self, foreground: np.ndarray, rows: slice = slice(None)) -> float:
+        """Foreground IoU of a full-size probability map (uint8, whole image) with this pass's."""
+        from skimage.transform import resize
+
+        crop = np.asarray(foreground[rows][self.box], np.float32)
+        other = resize(crop, self.foreground.shape, order=1, anti_aliasing=True, preserve_range=True) > 127
+        union = (other | self.foreground).sum()
+        return float((other & self.foreground).sum() / union) if union else 1.0
+
+
+def polarity_pass(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(None)) -> PolarityPass:
+    """How much brighter the particles are than the background, from a quick pass of ``segmenter``.
+
+    The specimen rows (a centre crop of at most ``POLARITY_CROP`` px per side) at half
+    size, one network pass: the median grey level of the predicted foreground minus
+    that of the background, over the image's SD. 0 when the pass finds under 1 % or
+    over 99 % foreground, or the image is flat. About 0.04 s for a 1024 x 768 image on
+    2 CPU cores.
+    """
+    from skimage.transform import resize
+
+    spec = np.asarray(grey[rows], np.float32)
+    h, w = spec.shape
+    ch, cw = min(h, POLARITY_CROP), min(w, POLARITY_CROP)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    box = (slice(y0, y0 + ch), slice(x0, x0 + cw))
+    spec = spec[box]
+    if min(ch, cw) >= 4 * MIN_SIDE:
+        spec = resize(spec, (ch // 2, cw // 2), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+    steps = probability_steps(spec, segmenter)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            fg = finished.value[0] > 127
+            break
+    sd = float(spec.std())
+    if not 0.01 <= fg.mean() <= 0.99 or sd == 0:
+        return PolarityPass(0.0, fg, box)
+    return PolarityPass(float((np.median(spec[fg]) - np.median(spec[~fg])) / sd), fg, box)
+
+
+def particle_polarity(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(None)) -> float:
+    """:attr:`PolarityPass.polarity` of :func:`polarity_pass`: > 0 for bright particles on a dark background."""
+    return polarity_pass(grey, segmenter, rows).polarity
+
+
 def bf16_supported() -> bool:
     """Whether this CPU runs bf16 matrix kernels natively (AVX512-BF16 or AMX)."""
     try:
@@ -122,6 +215,7 @@ class SegmentationResult:
     interior: np.ndarray  # [M, N] uint8 probability * 255
     info_bar: InfoBar | None
     diameter_px: float | None = None  # the particle diameter used (given, or estimated for "auto")
+    model: str | None = None  # the segmenter that made the labels (the one chosen, for an AutoSegmenter)
 
 
 def _group_norm(module: torch.nn.GroupNorm, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
@@ -280,7 +374,7 @@ def probability_steps(
 
 def segment_steps(
     image: np.ndarray,
-    segmenter: Segmenter,
+    segmenter: Segmenter | AutoSegmenter,
     *,
     tile: int = 512,
     overlap: int | None = None,
@@ -297,8 +391,9 @@ def segment_steps(
     ----------
     image : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
         Grey (uint8, uint16, float, palette indices) or RGB(A), converted to grey.
-    segmenter : Segmenter
-        From :func:`napari_nanogan.models.pretrained.load_segmenter`.
+    segmenter : Segmenter or AutoSegmenter
+        From :func:`napari_nanogan.models.pretrained.load_segmenter`. An
+        :class:`AutoSegmenter` (the ``auto`` model) first chooses one per image.
     tile, overlap : int
         Tile side and overlap in pixels (the image is never resized); the default
         overlap is ``min(128, tile // 4)`` (a quarter of the tile: the network sees past its edges).
@@ -328,25 +423,34 @@ def segment_steps(
         raise ValueError("the image contains NaN or infinite values; replace them before segmenting")
     bar = detect_info_bar(grey) if info_bar is True else (info_bar or None)
     rows = bar.specimen_rows if bar is not None else slice(None)
-    config = postprocess or segmenter.postprocess
+    if isinstance(diameter, str) and diameter != "auto":
+        raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
+    auto = segmenter if isinstance(segmenter, AutoSegmenter) else None
+    candidates = [segmenter]
+    if auto is not None:
+        first = polarity_pass(grey, auto.general, rows)
+        candidates = [auto.bright, auto.general] if first.polarity > 0 else [auto.general]
     if isinstance(diameter, str):
-        if diameter != "auto":
-            raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
-        diameter = estimate_diameter(grey, segmenter, rows)
-        factor = resize_factor(diameter, segmenter.diameter_px) if diameter >= AUTO_MIN_RATIO * segmenter.diameter_px else 1.0
+        diameter = estimate_diameter(grey, auto.general if auto is not None else segmenter, rows)
+        factor = resize_factor(diameter, candidates[0].diameter_px) if diameter >= AUTO_MIN_RATIO * candidates[0].diameter_px else 1.0
     else:
-        factor = resize_factor(diameter, segmenter.diameter_px)
-    if factor == 1.0:
-        fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows)
-    else:
-        fg, interior = yield from _resized_probability_steps(grey, segmenter, factor, rows, tile=tile, overlap=overlap)
+        factor = resize_factor(diameter, candidates[0].diameter_px)
+    for segmenter in candidates:
+        if factor == 1.0:
+            fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows)
+        else:
+            fg, interior = yield from _resized_probability_steps(grey, segmenter, factor, rows, tile=tile, overlap=overlap)
+        if segmenter is candidates[-1] or first.agreement(fg, rows) >= auto.min_agreement:
+            break
+    config = postprocess or segmenter.postprocess
+    if factor != 1.0:
         config = scale_postprocess(config, 1.0 / factor)
     if bar is not None:
         fg[bar.start : bar.stop] = 0
         interior[bar.start : bar.stop] = 0
     labels = instances_from_probabilities(fg, interior, config)
     return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
-                              diameter_px=None if diameter is None else float(diameter))
+                              diameter_px=None if diameter is None else float(diameter), model=segmenter.name)
 
 
 def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER_PX) -> float:
@@ -410,7 +514,7 @@ def _resized_probability_steps(grey, segmenter, factor, rows, *, tile, overlap):
 
 def segment(
     image: np.ndarray,
-    segmenter: Segmenter,
+    segmenter: Segmenter | AutoSegmenter,
     *,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,

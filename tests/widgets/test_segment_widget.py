@@ -132,3 +132,21 @@ def test_segment_widget_auto_diameter_without_size_model_is_a_notification(widge
     wait_done(w)
     assert errors and "no size model" in errors[0] and "sem particles" not in viewer.layers
     assert w.status.value == "failed" and w.run_button.enabled
+
+
+def test_segment_widget_defaults_to_auto_and_says_what_it_chose(make_napari_viewer, sem_like, qtbot, wait_done):
+    from conftest import shipped_model_available
+
+    if not shipped_model_available():
+        pytest.skip("shipped weights not installed")
+    viewer = make_napari_viewer()
+    w = SegmentWidget(viewer)
+    assert w.model.value == "auto"
+    image, _ = sem_like
+    w.image_layer.value = viewer.add_image(255 - image[:176], name="tem")  # dark particles on bright: TEM-like
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "tem particles" in viewer.layers, timeout=10_000)
+    meta = viewer.layers["tem particles"].metadata
+    assert meta["model"] == "auto" and meta["model_used"] == "default"
+    assert w.status.value.endswith("model default")

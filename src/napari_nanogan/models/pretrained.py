@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-
 #: Shipped segmenters: name -> file inside napari_nanogan/weights. ``default`` handles SEM
 #: and TEM; ``sem-tio2`` is trained on the BAM TiO2 SEM images only (better there).
 SHIPPED_SEGMENTERS = {"default": "segmenter_default.pt", "sem-tio2": "segmenter_sem_tio2.pt"}
+#: Names that choose between shipped segmenters per image: name -> (general, bright).
+#: ``auto`` takes ``sem-tio2`` for bright particles on a dark background (SEM), else
+#: ``default`` (see :class:`napari_nanogan.inference.AutoSegmenter`).
+AUTO_SEGMENTERS = {"auto": ("default", "sem-tio2")}
 #: Shipped generators (mask -> image): name -> file inside napari_nanogan/weights.
 SHIPPED_GENERATORS = {"default": "generator_default.pt"}
-DEFAULT_SEGMENTER = "default"
+#: What ``nanogan segment``, the demo and the Segment panel use unless told otherwise.
+DEFAULT_SEGMENTER = "auto"
 CACHE_ENV = "NANOGAN_CACHE_DIR"
 
 
@@ -63,6 +66,8 @@ def available_models(kind: str = "segmenter") -> list[str]:
 
     shipped = SHIPPED_SEGMENTERS if kind == "segmenter" else SHIPPED_GENERATORS
     names = [n for n, f in shipped.items() if shipped_path(f).is_file()]
+    if kind == "segmenter":
+        names = [n for n, members in AUTO_SEGMENTERS.items() if all(m in names for m in members)] + names
     names += [n for n, m in REMOTE_MODELS.items() if m.kind == kind]
     return names + [n for n in list_user_models(kind) if n not in names]
 
@@ -99,6 +104,9 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -
     if candidate.is_file():
         return candidate
     name = str(name_or_path)
+    if kind == "segmenter" and name in AUTO_SEGMENTERS:
+        raise ModelNotFoundError(f"{name!r} is not one checkpoint: it chooses per image between the shipped models "
+                                 f"{' and '.join(AUTO_SEGMENTERS[name])}; name one of them here")
     shipped = {"segmenter": SHIPPED_SEGMENTERS, "generator": SHIPPED_GENERATORS}.get(kind, {})
     if name in shipped:
         path = shipped_path(shipped[name])
@@ -117,6 +125,8 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: str = "segmenter") -
 
 
 def _load(kind: str, cls, name_or_path, device):
+    from .checkpoint import CheckpointError
+
     path = resolve_model(name_or_path, kind=kind)
     try:
         return cls.from_checkpoint(path, device=device, name=str(name_or_path))
@@ -127,9 +137,17 @@ def _load(kind: str, cls, name_or_path, device):
 
 
 def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, device=None):
-    """A :class:`~napari_nanogan.inference.Segmenter` from a shipped name, a remote name, a user model or a path."""
-    from ..inference import Segmenter
+    """A :class:`~napari_nanogan.inference.Segmenter` from a shipped name, a remote name, a user model or a path.
 
+    ``auto`` (the default) gives an :class:`~napari_nanogan.inference.AutoSegmenter`, which
+    :func:`~napari_nanogan.inference.segment` accepts the same way.
+    """
+    from ..inference import AutoSegmenter, Segmenter
+
+    name = str(name_or_path)
+    if name in AUTO_SEGMENTERS and not Path(name).expanduser().is_file():
+        general, bright = (_load("segmenter", Segmenter, m, device) for m in AUTO_SEGMENTERS[name])
+        return AutoSegmenter(general, bright, name=name)
     return _load("segmenter", Segmenter, name_or_path, device)
 
 

@@ -173,6 +173,10 @@ class SegmentWidget(QWidget):
             estimated = f"; estimated particle diameter {result.diameter_px:.0f} px{in_units}"
         if result.info_bar is not None:
             meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
+        chosen = ""
+        if result.model is not None and result.model != meta["model"]:
+            meta["model_used"] = result.model  # what "auto" chose for this image
+            chosen = f"; model {result.model}"
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
         units = getattr(layer, "units", None)
         if units is not None:
@@ -180,8 +184,8 @@ class SegmentWidget(QWidget):
         self.labels_layer = self.viewer.add_labels(result.labels, **kwargs)
         n = int(result.labels.max())
         bar = f"; info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
-        self.status.value = f"{n} particles{bar}{estimated}"
-        show_info(f"Segment particles: {n} particles in {layer.name}{bar}{estimated}")
+        self.status.value = f"{n} particles{bar}{estimated}{chosen}"
+        show_info(f"Segment particles: {n} particles in {layer.name}{bar}{estimated}{chosen}")
 
     def _on_error(self, exc):
         self.status.value = "failed"

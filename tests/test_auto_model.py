@@ -1,0 +1,96 @@
+"""The ``auto`` segmenter: sem-tio2 for bright particles on a dark background, else default."""
+
+import numpy as np
+import pytest
+from conftest import shipped_model_available
+
+from napari_nanogan.inference import AutoSegmenter, particle_polarity, segment
+from napari_nanogan.models.pretrained import (
+    AUTO_SEGMENTERS,
+    DEFAULT_SEGMENTER,
+    ModelNotFoundError,
+    available_models,
+    load_segmenter,
+    resolve_model,
+)
+
+pytestmark = pytest.mark.skipif(not shipped_model_available(), reason="shipped weights not installed")
+
+
+@pytest.fixture(scope="module")
+def auto():
+    return load_segmenter("auto", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sem_crop():
+    """Bright TiO2-like particles on a dark substrate (the package's procedural sample), and its labels."""
+    from napari_nanogan.data.procedural import sample_image
+
+    image, labels = sample_image()
+    return image[:256, :320], labels[:256, :320]
+
+
+def test_auto_is_the_default_and_listed_first():
+    assert DEFAULT_SEGMENTER == "auto" and available_models("segmenter")[0] == "auto"
+    with pytest.raises(ModelNotFoundError, match="not one checkpoint"):
+        resolve_model("auto")  # nothing that needs one file (fine-tuning, tuning) can take it by mistake
+
+
+def test_auto_loads_its_two_members(auto):
+    assert isinstance(auto, AutoSegmenter) and (auto.general.name, auto.bright.name) == AUTO_SEGMENTERS["auto"]
+    assert auto.size_model is auto.general.size_model is not None
+
+
+def test_polarity_tells_sem_from_tem(auto, sem_crop):
+    image, _ = sem_crop
+    bright = particle_polarity(image, auto.general)
+    dark = particle_polarity(255 - image, auto.general)
+    assert bright > 0.5 and dark < -0.5, (bright, dark)
+    assert particle_polarity(np.full((64, 64), 90, np.uint8), auto.general) == 0.0  # nothing to compare
+
+
+def test_sem_image_gets_the_sem_model_and_its_exact_labels(auto, sem_crop):
+    image, _ = sem_crop
+    chosen = segment(image, auto, info_bar=False)
+    alone = segment(image, auto.bright, info_bar=False)
+    assert chosen.model == "sem-tio2"
+    assert np.array_equal(chosen.labels, alone.labels)
+
+
+def test_tem_like_image_gets_the_general_model(auto, sem_crop):
+    image, _ = sem_crop
+    inverted = 255 - image  # dark particles on a bright background, as in bright-field TEM
+    chosen = segment(inverted, auto, info_bar=False)
+    assert chosen.model == "default"
+    assert np.array_equal(chosen.labels, segment(inverted, auto.general, info_bar=False).labels)
+
+
+def test_auto_diameter_uses_the_general_models_size_model(auto, sem_crop):
+    image, _ = sem_crop
+    with pytest.raises(ValueError, match="no size model"):
+        segment(image, auto.bright, info_bar=False, diameter="auto")  # sem-tio2 alone has none
+    result = segment(image, auto, info_bar=False, diameter="auto")
+    assert result.model == "sem-tio2" and 5 < result.diameter_px < 200
+
+
+def test_specialist_that_disagrees_with_the_general_model_is_not_used(auto):
+    """The procedural sample is sparse, with a shaded substrate unlike any BAM image:
+    sem-tio2 takes a large stretch of substrate for particle there, and auto falls back."""
+    import dataclasses
+
+    from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.metrics.segmentation import summarize
+
+    image, truth = sample_image()
+    alone = segment(image, auto.bright)
+    general = segment(image, auto.general)
+    assert (alone.foreground > 127).mean() > 2 * (general.foreground > 127).mean()  # why it must fall back
+    chosen = segment(image, auto)
+    assert chosen.model == "default" and np.array_equal(chosen.labels, general.labels)
+    rows = chosen.info_bar.specimen_rows
+    assert summarize([(truth, chosen.labels[rows])])["iou"] > summarize([(truth, alone.labels[rows])])["iou"] + 0.3
+    # the threshold decides: never trusting the specialist, or always trusting it
+    assert segment(image, dataclasses.replace(auto, min_agreement=0.0)).model == "sem-tio2"
+    crop = image[:256, :320]
+    assert segment(crop, dataclasses.replace(auto, min_agreement=1.01), info_bar=False).model == "default"
