@@ -1,10 +1,12 @@
 """Segmentation speed and memory benchmarks; prints one JSON object.
 
-    python bench/bench_segment.py [--model default] [--repeats 5] [--skip-8k]
+    python bench/bench_segment.py [--model default] [--repeats 5] [--skip-8k] [--image FILE]
 
 - ``seconds_1024x768``: end-to-end `segment()` on a 1024 x 768 SEM-like image
   (normalisation, tiled network, post-processing), median of ``--repeats`` runs
-  after one warm-up; model load measured separately.
+  after one warm-up; model load measured separately. ``--image FILE`` times a real
+  image instead (e.g. a BAM SEM field from ../shared/data; never committed).
+  ``chosen_model`` says which network an ``auto`` model used for it.
 - ``seconds_1024x768_auto_diameter``: the same with ``diameter="auto"`` (size features
   at four scales first), for models with a size model.
 - ``megapixels_per_second_4096``: the same on a 4096 x 4096 image.
@@ -57,18 +59,26 @@ def main():
     ap.add_argument("--model", default="default")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-8k", action="store_true")
+    ap.add_argument("--image", default=None, help="time this image instead of the procedural 1024 x 768 one")
     args = ap.parse_args()
 
     import torch
 
-    from napari_nanogan.inference import segment
+    from napari_nanogan.inference import AutoSegmenter, segment
     from napari_nanogan.models.pretrained import load_segmenter
 
     t0 = time.perf_counter()
     seg = load_segmenter(args.model, device="cpu")
     load_s = time.perf_counter() - t0
-    img = _image(768, 1024)
-    segment(img, seg)  # warm-up
+    if args.image:
+        from napari_nanogan.io.images import as_grey, read_image
+
+        img = as_grey(read_image(args.image)[0])
+    else:
+        img = _image(768, 1024)
+    chosen = segment(img, seg).model  # warm-up
+    # what one network costs: the one auto chose (its first pass and any fall-back come on top)
+    net = {s.name: s for s in (seg.general, seg.bright)}[chosen] if isinstance(seg, AutoSegmenter) else seg
     times = []
     for _ in range(args.repeats):
         t = time.perf_counter()
@@ -78,7 +88,7 @@ def main():
     from napari_nanogan.inference import probability_steps
 
     t = time.perf_counter()
-    gen = probability_steps(img, seg)
+    gen = probability_steps(img, net)
     for _ in gen:
         pass
     net_s = time.perf_counter() - t
@@ -95,7 +105,9 @@ def main():
     result = {
         "benchmark": "segment",
         "model": args.model,
-        "model_config": seg.config.to_dict(),
+        "chosen_model": chosen,
+        "image": args.image or "procedural 1024 x 768",
+        "model_config": net.config.to_dict(),
         "model_load_seconds": round(load_s, 3),
         "seconds_1024x768": round(float(np.median(times)), 3),
         "seconds_1024x768_all": [round(x, 3) for x in times],
@@ -112,7 +124,7 @@ def main():
     from napari_nanogan.metrics.segmentation import summarize
 
     result["bf16_supported"] = bf16_supported()
-    if result["bf16_supported"]:
+    if result["bf16_supported"] and not isinstance(seg, AutoSegmenter):
         fp32_labels = segment(img, seg).labels
         seg.precision = "bf16"
         segment(img, seg)

@@ -1,6 +1,6 @@
 """Screenshots of the plugin in a real napari window, for the docs.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py [--model default]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py [--model auto]
 
 Uses the package's own procedural sample (the real data sets may not be shown or
 shipped here): opened through the plugin's reader, segmented with the Segment
@@ -32,7 +32,7 @@ def wait_for(predicate, timeout=300):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="auto")
     ap.add_argument("--generator", default=None)
     ap.add_argument("--only", default="segment,large,synthesize",
                     help="comma-separated parts: segment (and measure), large (particle diameter), synthesize "
