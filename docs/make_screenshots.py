@@ -19,6 +19,16 @@ import tifffile
 OUT = Path(__file__).resolve().parent / "images"
 
 
+def settle(seconds=1.0):
+    """Let Qt finish layouts and repaints (a label's new text, a docked panel) before a screenshot."""
+    from qtpy.QtWidgets import QApplication
+
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
 def wait_for(predicate, timeout=300):
     from qtpy.QtWidgets import QApplication
 
@@ -73,7 +83,7 @@ def main():
     wait_for(lambda: seg.run_button.enabled)
     viewer.layers["procedural_sem particles"].opacity = 0.45
     viewer.reset_view()
-    wait_for(lambda: True)
+    settle()
     shot = viewer.screenshot(canvas_only=False, flash=False)
     Image.fromarray(shot).save(OUT / "segment_widget.png")
 
@@ -85,7 +95,7 @@ def main():
     # zoom on a corner so particles and the info bar outline are visible
     viewer.camera.zoom *= 1.6
     viewer.camera.center = (0, 600 * SAMPLE_PIXEL_SIZE_NM, 700 * SAMPLE_PIXEL_SIZE_NM)
-    wait_for(lambda: True)
+    settle()
     for _ in range(20):
         from qtpy.QtWidgets import QApplication
 
