@@ -27,9 +27,11 @@ only), ``--n`` crops per side.
   training images put through those post-processing steps (``blur``, ``noise``,
   ``hist``, ``sharpen``): what a step costs on images whose content is perfect.
   ``--real-only`` stops there.
-- ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped segmenter
-  (``synthesize`` as a user calls it, with the checkpoint's post-processing),
-  and the D50 of the particles' ECD in both.
+- ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped default
+  segmenter (``--segmenter``, default ``auto``; ``synthesize`` as a user calls it, with
+  the checkpoint's post-processing), the median of the per-image D50 of the particles'
+  ECD in both, and the pooled D10/D50/D90 of whole particles of at least 16 px
+  (as the segmentation metrics count them) in both.
 - ``seconds_1024x768``: one synthesis of a 1024 x 768 mask on this CPU.
 """
 
@@ -129,7 +131,7 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
-    ap.add_argument("--segmenter", default="default")
+    ap.add_argument("--segmenter", default="auto", help="segmenter of the cycle check (default: the product's default)")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--crop", type=int, default=256)
@@ -140,7 +142,7 @@ def main():
     args = ap.parse_args()
 
     from napari_nanogan.inference import segment
-    from napari_nanogan.measure import measure_particles
+    from napari_nanogan.measure import equivalent_diameters, measure_particles
     from napari_nanogan.metrics.segmentation import foreground_scores
     from napari_nanogan.models.pretrained import load_generator, load_segmenter
     from napari_nanogan.synthesis import synthesize
@@ -205,15 +207,22 @@ def main():
         imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs)
         result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
 
-    dices, d50_true, d50_synth = [], [], []
+    dices, d50_true, d50_synth, whole_true, whole_synth, chosen = [], [], [], [], [], []
     for (_, lab), seed in zip(synth[:: args.seeds], seeds[:: args.seeds]):
         im = synthesize(lab, gen, seed=seed)  # what a user gets, with the checkpoint's post-processing
-        pred = segment(im, seg, info_bar=False).labels
+        segmented = segment(im, seg, info_bar=False)
+        pred = segmented.labels
+        chosen.append(segmented.model)
         dices.append(foreground_scores(lab, pred)[0])
         d50_true.append(np.median(measure_particles(lab).columns["ecd_px"]))
         d50_synth.append(np.median(measure_particles(pred).columns["ecd_px"]))
-    result["cycle"] = {"dice_mean": float(np.mean(dices)), "dice_min": float(np.min(dices)),
-                       "ecd_d50_px_masks": float(np.median(d50_true)), "ecd_d50_px_segmented_synthetic": float(np.median(d50_synth))}
+        whole_true.append(equivalent_diameters(lab, min_area=16, whole_only=True))
+        whole_synth.append(equivalent_diameters(pred, min_area=16, whole_only=True))
+    result["cycle"] = {"segmenter": args.segmenter, "segmenters_used": sorted(set(chosen)),
+                       "dice_mean": float(np.mean(dices)), "dice_min": float(np.min(dices)),
+                       "ecd_d50_px_masks": float(np.median(d50_true)), "ecd_d50_px_segmented_synthetic": float(np.median(d50_synth)),
+                       "ecd_d10_d50_d90_px_whole_masks": [round(float(q), 2) for q in np.percentile(np.concatenate(whole_true), [10, 50, 90])],
+                       "ecd_d10_d50_d90_px_whole_segmented_synthetic": [round(float(q), 2) for q in np.percentile(np.concatenate(whole_synth), [10, 50, 90])]}
     mask = held[0][1]
     mask1024 = np.zeros((768, 1024), mask.dtype)
     mask1024[: mask.shape[0], : mask.shape[1]] = mask[:768, :1024]

@@ -35,6 +35,13 @@ def test_bad_names(models_dir, bad):
         user.user_model_path(bad)
 
 
+@pytest.mark.parametrize("taken", ["auto", "default", "sem-tio2"])
+def test_shipped_names_are_refused(models_dir, taken):
+    """Names resolve to shipped models first: a user model saved as one would be unreachable."""
+    with pytest.raises(ValueError, match="belongs to a shipped model"):
+        user.user_model_path(taken)
+
+
 def test_listeners_hear_changes_and_are_held_weakly(tmp_path, monkeypatch):
     import gc
 

@@ -52,8 +52,13 @@ def user_models_dir() -> Path:
 
 
 def check_name(name: str) -> str:
+    from .pretrained import AUTO_SEGMENTERS, REMOTE_MODELS, SHIPPED_GENERATORS, SHIPPED_SEGMENTERS
+
     if not _NAME.match(name or ""):
         raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (up to 64), starting with a letter or digit")
+    if name in {*SHIPPED_SEGMENTERS, *SHIPPED_GENERATORS, *AUTO_SEGMENTERS, *REMOTE_MODELS}:
+        # names resolve to the shipped models first: a model saved under one could never be loaded by name
+        raise ValueError(f"model name {name!r} belongs to a shipped model; choose another name")
     return name
 
 
