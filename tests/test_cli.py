@@ -97,7 +97,11 @@ def test_segment_names_the_model_auto_chose(tmp_path, sem_like, capsys):
     path = tmp_path / "tem.tif"
     tifffile.imwrite(path, 255 - image[:176])  # dark particles on a bright background, as in TEM
     assert main(["segment", str(path), "--out", str(tmp_path / "o")]) == 0
-    assert "model default ->" in capsys.readouterr().err
+    line = capsys.readouterr().err
+    assert "model default ->" in line
+    assert "estimated particle diameter" in line  # the default estimates it, as the model can
+    assert main(["segment", str(path), "--out", str(tmp_path / "p"), "--diameter", "0"]) == 0
+    assert "estimated" not in capsys.readouterr().err  # 0: the image's own scale
 
 
 def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):

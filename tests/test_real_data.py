@@ -79,7 +79,7 @@ def test_emps_test_images_quality(emps_own_scale):
 
 
 def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_test_images, emps_own_scale):
-    """The shipped size model: F1 0.131 at the images' own scale, 0.296 with diameter="auto" (benchmarks.md)."""
+    """The shipped size model: F1 0.131 at the images' own scale, 0.282 with diameter="auto" (benchmarks.md)."""
     from napari_nanogan.inference import segment
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.metrics.segmentation import summarize
@@ -93,7 +93,7 @@ def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_te
     assert auto["f1"] >= 0.25 and auto["f1"] >= own["f1"] + 0.1, (own["f1"], auto["f1"])
     assert auto["iou"] >= IOU_EMPS, auto["iou"]
     within = np.mean([1 / 1.5 <= r <= 1.5 for r in estimates])
-    assert within >= 0.55, within  # 0.67 measured
+    assert within >= 0.55, within  # 0.62 measured (384-px full-scale window, session 8)
 
 
 def test_sem_tio2_on_the_whole_bam_test_split(splits):

@@ -86,6 +86,13 @@ def test_size_model_round_trips_through_a_checkpoint(tmp_path, tiny_checkpoint):
         SizeModel.from_dict(dict(model.to_dict(), scales=[1.0, 0.5]))
     with pytest.raises(ValueError, match="refit"):
         SizeModel.from_dict(dict(model.to_dict(), reference=torch.zeros(30, 5)))
+    # a checkpoint whose size model an older version fitted (one 768-px window at every scale)
+    # still loads: its network works, only diameter="auto" needs a refit
+    old = {k: v for k, v in model.to_dict().items() if k != "windows"} | {"window": 768}
+    save_checkpoint(tmp_path / "old.pt", {**data, "size_model": old})
+    with pytest.warns(UserWarning, match="size model not loaded"):
+        segmenter = Segmenter.from_checkpoint(tmp_path / "old.pt", device="cpu")
+    assert segmenter.size_model is None
 
 
 def test_auto_diameter_needs_a_size_model(tiny_segmenter, sem_like):
@@ -119,12 +126,12 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
 
 
 def test_size_features_look_at_bounded_windows_of_large_images(tiny_segmenter, network_input_shapes):
-    from napari_nanogan.sizing import SIZE_WINDOW
+    from napari_nanogan.sizing import SIZE_WINDOWS
 
     image = np.random.default_rng(2).integers(0, 255, (2500, 3100), dtype=np.uint8)
     features = size_features(image, tiny_segmenter)
     assert np.isfinite(features).all()
     assert len(network_input_shapes) == len(SIZE_SCALES)
-    assert all(max(shape) <= SIZE_WINDOW for shape in network_input_shapes), network_input_shapes
+    assert [max(shape) for shape in network_input_shapes[:-1]] == list(SIZE_WINDOWS[:-1]), network_input_shapes
     # the coarsest scale sees the whole image: 2500 x 3100 / 8
     assert network_input_shapes[-1] == (round(2500 / 8), round(3100 / 8))

@@ -36,10 +36,12 @@ def cmd_segment(args) -> int:
     if not paths:
         print("nanogan segment: no input images found", file=sys.stderr)
         return 2
+    estimate = args.diameter == "auto" or (args.diameter is None and args.diameter_nm is None
+                                           and getattr(segmenter, "size_model", None) is not None)
     for i, path in enumerate(paths, 1):
         try:
             image, meta = read_image(path)
-            diameter = args.diameter
+            diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
             if args.diameter_nm is not None:
                 if not meta["pixel_size_nm"]:
                     raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
@@ -99,7 +101,8 @@ def cmd_demo(args) -> int:
     segmenter = load_segmenter(args.model)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = segment(image, segmenter)
+    # as `nanogan segment` does by default: the particle diameter estimated where the model can
+    result = segment(image, segmenter, diameter="auto" if getattr(segmenter, "size_model", None) is not None else None)
     t_seg = time.perf_counter() - t0
     labels = result.labels
     write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM)
@@ -116,6 +119,7 @@ def cmd_demo(args) -> int:
         "true_particles": int(truth.max()),
         "pixel_size_nm": SAMPLE_PIXEL_SIZE_NM,
         "info_bar_rows": [result.info_bar.start, result.info_bar.stop - 1] if result.info_bar else None,
+        "estimated_particle_diameter_px": None if result.diameter_px is None else round(result.diameter_px, 1),
         "ecd_nm_d50": float(np.median(ecd)) if ecd.size else None,
         "scores_vs_truth": {k: round(v, 4) for k, v in scores.items() if k in ("dice", "iou", "precision", "recall", "f1")},
         "seconds_model_load": round(t_load, 3),
@@ -151,7 +155,8 @@ def cmd_demo(args) -> int:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     lines = [
         f"napari-nanogan demo: {summary['particles']} particles found ({summary['true_particles']} drawn) "
-        f"in {t_seg:.2f} s (model load {t_load:.2f} s)",
+        f"in {t_seg:.2f} s (model load {t_load:.2f} s; model {summary['model']}"
+        + (f", estimated particle diameter {result.diameter_px:.0f} px)" if result.diameter_px else ")"),
         f"median equivalent-circle diameter {summary['ecd_nm_d50']:.0f} nm at {SAMPLE_PIXEL_SIZE_NM} nm/px"
         if summary["ecd_nm_d50"] else "no particles",
         "vs the drawn truth: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["scores_vs_truth"].items()),
@@ -685,7 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--diameter", type=_diameter_value, default=None, metavar="PX|auto",
                       help="typical particle diameter in pixels; images of particles much larger than the model's "
                            "training scale (about 24 px) are made smaller for the network (labels keep the image's size). "
-                           "'auto': estimated per image by the model's size model")
+                           "'auto': estimated per image by the model's size model; 0: the image's own scale. "
+                           "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
     size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
     p.set_defaults(func=cmd_segment)

@@ -76,7 +76,12 @@ class Segmenter:
             device=device,
         )
         if data.get("size_model"):
-            segmenter.size_model = SizeModel.from_dict(data["size_model"])
+            try:
+                segmenter.size_model = SizeModel.from_dict(data["size_model"])
+            except ValueError as exc:  # fitted by an older version: the network still works
+                import warnings
+
+                warnings.warn(f"{path}: size model not loaded ({exc}); diameter='auto' needs a refit", stacklevel=2)
         return segmenter
 
     @classmethod

@@ -29,8 +29,11 @@ import torch
 
 #: Scales the image is seen at for the size features.
 SIZE_SCALES = (1.0, 0.5, 0.25, 0.125)
-#: Largest side (px) of the window each scale's features are computed on (the centre).
-SIZE_WINDOW = 768
+#: Largest side (px) of the window each scale's features are computed on (the centre of
+#: the resized image). The full-scale window is the smallest: it costs the most network
+#: time per pixel of specimen, and 384 px estimate as well as 768 px did (cross-validated
+#: on the training split and on val and test; docs/benchmarks.md) at an eighth of the time.
+SIZE_WINDOWS = (384, 768, 768, 768)
 #: Features per scale (see :func:`_scale_features`).
 FEATURES_PER_SCALE = 4
 #: Fewer pixels than this at a scale (after resizing) and that scale repeats the previous one.
@@ -56,12 +59,12 @@ class SizeModel:
     def to_dict(self) -> dict:
         tensors = {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k), np.float32))
                    for k in ("mean", "std", "reference", "log_diameter")}
-        return {**tensors, "k": int(self.k), "scales": list(SIZE_SCALES), "window": SIZE_WINDOW,
+        return {**tensors, "k": int(self.k), "scales": list(SIZE_SCALES), "windows": list(SIZE_WINDOWS),
                 "metrics": dict(self.metrics)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SizeModel":
-        if list(data.get("scales", [])) != list(SIZE_SCALES) or data.get("window") != SIZE_WINDOW:
+        if list(data.get("scales", [])) != list(SIZE_SCALES) or list(data.get("windows", [])) != list(SIZE_WINDOWS):
             raise ValueError("this size model was fitted on other scales or windows; refit it with `nanogan fit-size`")
         arr = {k: np.asarray(data[k], np.float64) for k in ("mean", "std", "reference", "log_diameter")}
         if arr["reference"].ndim != 2 or arr["reference"].shape[1] != len(SIZE_SCALES) * FEATURES_PER_SCALE:
@@ -89,15 +92,15 @@ def size_features(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> np.
     multiple = segmenter.config.multiple
     features: list[np.ndarray] = []
     previous = None
-    for scale in SIZE_SCALES:
+    for scale, side in zip(SIZE_SCALES, SIZE_WINDOWS):
         shape = (round(specimen.shape[0] * scale), round(specimen.shape[1] * scale))
         if min(shape) >= _MIN_SCALE_SIDE:
             # the centre window of the resized image, resized from the centre of the original
             # (a large image is never resized, nor copied, whole)
-            crop = _centre(specimen, int(np.ceil(SIZE_WINDOW / scale))).astype(np.float32)
+            crop = _centre(specimen, int(np.ceil(side / scale))).astype(np.float32)
             small = crop if scale == 1.0 else resize(
                 crop, (round(crop.shape[0] * scale), round(crop.shape[1] * scale)), order=1, anti_aliasing=True)
-            window = _centre(small, SIZE_WINDOW)
+            window = _centre(small, side)
             steps = probability_steps(window, segmenter, tile=-(-max(window.shape) // multiple) * multiple, overlap=0)
             try:
                 while True:

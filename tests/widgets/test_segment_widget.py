@@ -87,7 +87,9 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     layer = viewer.add_image(image, name="sem", scale=(7.344, 7.344), units=("nm", "nm"))
     w.image_layer.value = layer
     assert w.diameter.label.startswith("particle diameter (nm")
-    assert w.diameter_px(layer) is None  # 0 = off
+    assert w.diameter_px(layer) == "auto" and not w.diameter.enabled  # estimating is the default
+    w.auto_diameter.value = False
+    assert w.diameter_px(layer) is None and w.diameter.enabled  # 0 = off
     w.diameter.value = 4 * 7.344 * 24  # 4x the model's 24 px, in nm
     assert w.diameter_px(layer) == pytest.approx(96.0, rel=1e-3)  # the box keeps 2 decimals
     seen = network_input_shapes
@@ -122,16 +124,22 @@ def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_ti
     assert w.diameter.enabled
 
 
-def test_segment_widget_auto_diameter_without_size_model_is_a_notification(widget, sem_like, qtbot, monkeypatch, wait_done):
+def test_segment_widget_model_without_size_model_segments_at_own_scale_and_says_so(
+        widget, sem_like, qtbot, monkeypatch, wait_done, network_input_shapes):
+    """Estimating is the panel's default; a model that cannot (a fine-tuned one, say) still segments."""
     viewer, w = widget
     errors = []
     monkeypatch.setattr("napari_nanogan.widgets.segment.show_error", errors.append)
-    w.image_layer.value = viewer.add_image(sem_like[0], name="sem")
-    w.auto_diameter.value = True
+    image = sem_like[0]
+    w.image_layer.value = viewer.add_image(image, name="sem")
+    assert w.auto_diameter.value
     w.run()
     wait_done(w)
-    assert errors and "no size model" in errors[0] and "sem particles" not in viewer.layers
-    assert w.status.value == "failed" and w.run_button.enabled
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    assert not errors
+    assert "has no size model: the image's own scale" in w.status.value
+    assert "particle_diameter_px" not in viewer.layers["sem particles"].metadata
+    assert network_input_shapes[-1][1] >= image.shape[1]  # not resized
 
 
 def test_segment_widget_defaults_to_auto_and_says_what_it_chose(make_napari_viewer, sem_like, qtbot, wait_done):

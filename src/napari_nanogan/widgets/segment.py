@@ -19,6 +19,8 @@ def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=No
     from ..models.pretrained import load_segmenter
 
     segmenter = load_segmenter(model)
+    if diameter == "auto" and getattr(segmenter, "size_model", None) is None:
+        diameter = None  # this model cannot estimate: the image's own scale (the panel says so)
     return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
 
 
@@ -64,11 +66,13 @@ class SegmentWidget(QWidget):
                                      tooltip="Typical particle diameter, in the image layer's units. For particles much "
                                              "larger than the model's training scale (about 24 px) the image is made "
                                              "smaller for the network. 0: segment at the image's own scale.")
-        self.auto_diameter = CheckBox(label="estimate particle diameter", value=False,
+        self.auto_diameter = CheckBox(label="estimate particle diameter", value=True,
                                       tooltip="Let the model's size model estimate the typical particle diameter of "
                                               "the image (rough: within 1.5 times on about 6 in 10 EMPS TEM images); "
-                                              "the image is made smaller only for clearly large particles.")
+                                              "the image is made smaller only for clearly large particles. Models "
+                                              "without a size model segment at the image's own scale.")
         self.auto_diameter.changed.connect(lambda value: setattr(self.diameter, "enabled", not value))
+        self.diameter.enabled = not self.auto_diameter.value
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -165,7 +169,10 @@ class SegmentWidget(QWidget):
         translate = tuple(layer.translate[-ndim:])
         meta = {"source_layer": layer.name, **{k: v for k, v in self._run_settings.items() if v is not None}}
         estimated = ""
-        if self._run_settings["particle_diameter_px"] == "auto":
+        if self._run_settings["particle_diameter_px"] == "auto" and result.diameter_px is None:
+            meta.pop("particle_diameter_px")
+            estimated = f"; {self._run_settings['model']} has no size model: the image's own scale"
+        elif self._run_settings["particle_diameter_px"] == "auto":
             meta["particle_diameter_px"] = result.diameter_px
             meta["particle_diameter_estimated"] = True
             unit = layer_unit(layer)
