@@ -102,6 +102,10 @@ def test_segment_names_the_model_auto_chose(tmp_path, sem_like, capsys):
     assert "estimated particle diameter" in line  # the default estimates it, as the model can
     assert main(["segment", str(path), "--out", str(tmp_path / "p"), "--diameter", "0"]) == 0
     assert "estimated" not in capsys.readouterr().err  # 0: the image's own scale
+    tiny = tmp_path / "tiny.tif"
+    tifffile.imwrite(tiny, image[:20])
+    assert main(["segment", str(tiny), "--out", str(tmp_path / "q")]) == 0  # too small to estimate: as it is
+    assert tifffile.imread(tmp_path / "q" / "tiny_labels.tif").shape == (20, image.shape[1])
 
 
 def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):

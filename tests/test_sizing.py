@@ -135,3 +135,16 @@ def test_size_features_look_at_bounded_windows_of_large_images(tiny_segmenter, n
     assert [max(shape) for shape in network_input_shapes[:-1]] == list(SIZE_WINDOWS[:-1]), network_input_shapes
     # the coarsest scale sees the whole image: 2500 x 3100 / 8
     assert network_input_shapes[-1] == (round(2500 / 8), round(3100 / 8))
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (20, 300), (31, 400)])
+def test_auto_diameter_on_images_too_small_to_estimate_segments_them_as_they_are(tiny_segmenter, shape):
+    """The CLI estimates by default: an image under 32 px a side must still be segmented."""
+    from napari_nanogan.inference import segment
+
+    sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(96.0))
+    image = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    with pytest.raises(ValueError, match="too small to estimate"):
+        size_features(image, sized)
+    result = segment(image, sized, diameter="auto", info_bar=False)
+    assert result.labels.shape == shape and result.diameter_px is None

@@ -54,7 +54,7 @@ def cmd_segment(args) -> int:
             target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"])
             n = int(result.labels.max())
             unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
-            if diameter == "auto":
+            if diameter == "auto" and result.diameter_px is not None:
                 unit += f", estimated particle diameter {result.diameter_px:.0f} px"
             bar_note = f", info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
             chosen = f", model {result.model}" if result.model != segmenter.name else ""

@@ -17,7 +17,7 @@ from .models.attention_unet import AttentionUNet
 from .models.checkpoint import load_checkpoint
 from .normalize import intensity_range, normalize
 from .postprocess import instances_from_probabilities
-from .sizing import SizeModel, estimate_diameter
+from .sizing import MIN_ESTIMATE_SIDE, SizeModel, estimate_diameter
 
 MIN_SIDE = 8
 #: Pixels of an image that set the group-norm statistics (see :func:`image_statistics`).
@@ -34,7 +34,7 @@ MIN_RESIZE = 1 / 8
 #: ``diameter="auto"`` resizes only for estimates at least this many times the model's
 #: diameter: estimates are rough, and a too-small image hurts more than a too-large one.
 AUTO_MIN_RATIO = 1.5
-#: :func:`particle_polarity` looks at most this many pixels of specimen per side (a centre
+#: :func:`polarity_pass` looks at most this many pixels of specimen per side (a centre
 #: crop), at half size: one small network pass whatever the image's size.
 POLARITY_CROP = 2048
 
@@ -414,7 +414,8 @@ def segment_steps(
         size. Smaller diameters, and ``None`` (default), segment at the image's own
         scale. ``"auto"`` estimates the diameter with the segmenter's size model
         (:mod:`napari_nanogan.sizing`) and resizes only when the estimate is at least
-        ``AUTO_MIN_RATIO`` times the model's diameter, since estimates are rough.
+        ``AUTO_MIN_RATIO`` times the model's diameter, since estimates are rough. A specimen
+        under ``MIN_ESTIMATE_SIDE`` (32) px on a side is segmented at its own scale.
 
     Returns
     -------
@@ -436,8 +437,12 @@ def segment_steps(
         first = polarity_pass(grey, auto.general, rows)
         candidates = [auto.bright, auto.general] if first.polarity > 0 else [auto.general]
     if isinstance(diameter, str):
-        diameter = estimate_diameter(grey, auto.general if auto is not None else segmenter, rows)
-        factor = resize_factor(diameter, candidates[0].diameter_px) if diameter >= AUTO_MIN_RATIO * candidates[0].diameter_px else 1.0
+        if min(grey[rows].shape) < MIN_ESTIMATE_SIDE:
+            diameter = None  # too small to estimate, and to hold particles that need a smaller image
+        else:
+            diameter = estimate_diameter(grey, auto.general if auto is not None else segmenter, rows)
+        estimate_ok = diameter is not None and diameter >= AUTO_MIN_RATIO * candidates[0].diameter_px
+        factor = resize_factor(diameter, candidates[0].diameter_px) if estimate_ok else 1.0
     else:
         factor = resize_factor(diameter, candidates[0].diameter_px)
     for segmenter in candidates:

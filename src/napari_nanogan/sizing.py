@@ -36,8 +36,10 @@ SIZE_SCALES = (1.0, 0.5, 0.25, 0.125)
 SIZE_WINDOWS = (384, 768, 768, 768)
 #: Features per scale (see :func:`_scale_features`).
 FEATURES_PER_SCALE = 4
-#: Fewer pixels than this at a scale (after resizing) and that scale repeats the previous one.
+#: Fewer pixels than this at a scale (after resizing) and that scale repeats the previous one;
+#: a specimen under it on either side is too small to estimate a diameter for.
 _MIN_SCALE_SIDE = 32
+MIN_ESTIMATE_SIDE = _MIN_SCALE_SIDE
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def test_segment_widget_model_without_size_model_segments_at_own_scale_and_says_
     wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     assert not errors
-    assert "has no size model: the image's own scale" in w.status.value
+    assert "no diameter estimate (a model without a size model" in w.status.value
     assert "particle_diameter_px" not in viewer.layers["sem particles"].metadata
     assert network_input_shapes[-1][1] >= image.shape[1]  # not resized
 

@@ -171,7 +171,7 @@ class SegmentWidget(QWidget):
         estimated = ""
         if self._run_settings["particle_diameter_px"] == "auto" and result.diameter_px is None:
             meta.pop("particle_diameter_px")
-            estimated = f"; {self._run_settings['model']} has no size model: the image's own scale"
+            estimated = "; no diameter estimate (a model without a size model, or an image under 32 px): its own scale"
         elif self._run_settings["particle_diameter_px"] == "auto":
             meta["particle_diameter_px"] = result.diameter_px
             meta["particle_diameter_estimated"] = True
