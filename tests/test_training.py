@@ -185,6 +185,11 @@ def test_tune_postprocess_returns_a_grid_member(tiny_segmenter):
     assert cfg.seed_method in ("components", "peaks") and cfg.seed_threshold in (0.3, 0.6)
     assert info["candidates"] == 4 and 0 <= info["best_score"] <= 1
     assert ticks == [(k, 6) for k in range(1, 7)]  # 2 network passes, then 4 candidates
+    # the same choice and scores from two worker processes
+    pooled_ticks = []
+    cfg2, info2 = tune_postprocess(tiny_segmenter, _samples(2), grid, progress=lambda d, t: pooled_ticks.append((d, t)),
+                                   workers=2)
+    assert cfg2 == cfg and info2 == info and pooled_ticks == ticks
 
 
 def test_equivalent_diameters_of_whole_particles_skip_border_and_fragments():

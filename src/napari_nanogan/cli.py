@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -469,7 +470,8 @@ def cmd_tune(args) -> int:
         bar = bar or _progress_bar(total, "tune (network passes, then post-processing candidates)")
         bar.update(done - bar.n)
 
-    config, info = tune_postprocess(segmenter, samples, size_weight=args.size_weight, progress=progress)
+    config, info = tune_postprocess(segmenter, samples, size_weight=args.size_weight, progress=progress,
+                                    workers=args.workers)
     if bar is not None:
         bar.close()
     data = load_checkpoint(args.model, kind="segmenter")
@@ -773,6 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size-weight", type=float, default=0.0,
                    help="also penalise the relative D50 error of whole particles, with this weight "
                         "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
+    p.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                   help="processes that score the post-processing candidates (default: the CPU cores, at most 4)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("tune-generator", help="post-processing of synthetic images: mild blur, then noise as in real images")
