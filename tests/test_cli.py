@@ -27,6 +27,7 @@ def test_segment_contract(tmp_path, tiny_checkpoint, sem_like, capsys):
         assert labels.shape == image.shape and labels.dtype in (np.uint16, np.uint32)
     err = capsys.readouterr().err
     assert "particles" in err
+    assert err.count("has no size model: images are segmented at their own scale") == 1  # said once, not per image
 
 
 def test_segment_bad_inputs_reported_and_others_processed(tmp_path, tiny_checkpoint, sem_like, capsys):

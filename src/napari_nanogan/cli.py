@@ -37,8 +37,11 @@ def cmd_segment(args) -> int:
     if not paths:
         print("nanogan segment: no input images found", file=sys.stderr)
         return 2
-    estimate = args.diameter == "auto" or (args.diameter is None and args.diameter_nm is None
-                                           and getattr(segmenter, "size_model", None) is not None)
+    can_estimate = getattr(segmenter, "size_model", None) is not None
+    estimate = args.diameter == "auto" or (args.diameter is None and args.diameter_nm is None and can_estimate)
+    if args.diameter is None and args.diameter_nm is None and not can_estimate:
+        print(f"note: model {args.model} has no size model: images are segmented at their own scale "
+              "(give --diameter or --diameter-nm for particles much larger than about 24 px)", file=sys.stderr)
     for i, path in enumerate(paths, 1):
         try:
             image, meta = read_image(path)
