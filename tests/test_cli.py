@@ -264,3 +264,17 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
                  "--out", str(tmp_path / "x.pt")]) == 2
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
                  "--out", str(tmp_path / "x.pt"), "--blur", "-1"]) == 2
+
+
+def test_training_progress_shows_no_nan_loss_when_stopped(capsys):
+    """The stop record has no loss: the bar keeps the last step's (it showed 'loss=nan')."""
+    from napari_nanogan.cli import _drive_training
+    from napari_nanogan.training.progress import TrainProgress
+
+    def loop(should_stop):
+        yield TrainProgress(1, 3, losses={"total": 0.5}, seconds_per_step=1.0)
+        yield TrainProgress(2, 3, seconds_per_step=1.0, checkpoint="last.pt", stopped=True)
+
+    assert _drive_training(loop, 3, "train", lambda rec: None) == 0
+    err = capsys.readouterr().err
+    assert "stopped at step 2; checkpoint last.pt" in err and "nan" not in err

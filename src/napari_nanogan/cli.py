@@ -332,7 +332,8 @@ def _drive_training(make_loop, total: int, desc: str, report) -> int:
     try:
         for rec in make_loop(lambda: stop["now"]):
             bar.n = rec.step
-            bar.set_postfix(loss=f"{rec.losses.get('total', float('nan')):.3f}", s_step=f"{rec.seconds_per_step:.2f}")
+            if "total" in rec.losses:  # the stop record trains nothing: keep the last step's loss shown
+                bar.set_postfix(loss=f"{rec.losses['total']:.3f}", s_step=f"{rec.seconds_per_step:.2f}")
             report(rec)
             if rec.stopped:
                 print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
