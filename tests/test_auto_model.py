@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import shipped_model_available
 
-from napari_nanogan.inference import AutoSegmenter, particle_polarity, segment
+from napari_nanogan.inference import AutoSegmenter, polarity_pass, segment
 from napari_nanogan.models.pretrained import (
     AUTO_SEGMENTERS,
     DEFAULT_SEGMENTER,
@@ -44,10 +44,10 @@ def test_auto_loads_its_two_members(auto):
 
 def test_polarity_tells_sem_from_tem(auto, sem_crop):
     image, _ = sem_crop
-    bright = particle_polarity(image, auto.general)
-    dark = particle_polarity(255 - image, auto.general)
+    bright = polarity_pass(image, auto.general).polarity
+    dark = polarity_pass(255 - image, auto.general).polarity
     assert bright > 0.5 and dark < -0.5, (bright, dark)
-    assert particle_polarity(np.full((64, 64), 90, np.uint8), auto.general) == 0.0  # nothing to compare
+    assert polarity_pass(np.full((64, 64), 90, np.uint8), auto.general).polarity == 0.0  # nothing to compare
 
 
 def test_sem_image_gets_the_sem_model_and_its_exact_labels(auto, sem_crop):

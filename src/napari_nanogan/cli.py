@@ -28,6 +28,7 @@ def cmd_segment(args) -> int:
     from .inference import segment
     from .io.images import ImageReadError, list_images, read_image, write_labels
     from .models.pretrained import load_segmenter
+    from .sizing import can_estimate_diameter
 
     segmenter = load_segmenter(args.model)
     out = Path(args.out)
@@ -37,7 +38,7 @@ def cmd_segment(args) -> int:
     if not paths:
         print("nanogan segment: no input images found", file=sys.stderr)
         return 2
-    can_estimate = getattr(segmenter, "size_model", None) is not None
+    can_estimate = can_estimate_diameter(segmenter)
     estimate = args.diameter == "auto" or (args.diameter is None and args.diameter_nm is None and can_estimate)
     if args.diameter is None and args.diameter_nm is None and not can_estimate:
         print(f"note: model {args.model} has no size model: images are segmented at their own scale "
@@ -93,6 +94,7 @@ def cmd_demo(args) -> int:
     from .io.images import write_labels
     from .metrics.segmentation import summarize
     from .models.pretrained import load_segmenter
+    from .sizing import can_estimate_diameter
     from .overlay import overlay
 
     out = Path(args.out)
@@ -106,7 +108,7 @@ def cmd_demo(args) -> int:
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     # as `nanogan segment` does by default: the particle diameter estimated where the model can
-    result = segment(image, segmenter, diameter="auto" if getattr(segmenter, "size_model", None) is not None else None)
+    result = segment(image, segmenter, diameter="auto" if can_estimate_diameter(segmenter) else None)
     t_seg = time.perf_counter() - t0
     labels = result.labels
     write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM)

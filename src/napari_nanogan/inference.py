@@ -178,11 +178,6 @@ def polarity_pass(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(No
     return PolarityPass(float((np.median(spec[fg]) - np.median(spec[~fg])) / sd), fg, box)
 
 
-def particle_polarity(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(None)) -> float:
-    """:attr:`PolarityPass.polarity` of :func:`polarity_pass`: > 0 for bright particles on a dark background."""
-    return polarity_pass(grey, segmenter, rows).polarity
-
-
 def bf16_supported() -> bool:
     """Whether this CPU runs bf16 matrix kernels natively (AVX512-BF16 or AMX)."""
     try:

@@ -38,8 +38,7 @@ SIZE_WINDOWS = (384, 768, 768, 768)
 FEATURES_PER_SCALE = 4
 #: Fewer pixels than this at a scale (after resizing) and that scale repeats the previous one;
 #: a specimen under it on either side is too small to estimate a diameter for.
-_MIN_SCALE_SIDE = 32
-MIN_ESTIMATE_SIDE = _MIN_SCALE_SIDE
+MIN_ESTIMATE_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def size_features(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> np.
     previous = None
     for scale, side in zip(SIZE_SCALES, SIZE_WINDOWS):
         shape = (round(specimen.shape[0] * scale), round(specimen.shape[1] * scale))
-        if min(shape) >= _MIN_SCALE_SIDE:
+        if min(shape) >= MIN_ESTIMATE_SIDE:
             # the centre window of the resized image, resized from the centre of the original
             # (a large image is never resized, nor copied, whole)
             crop = _centre(specimen, int(np.ceil(side / scale))).astype(np.float32)
@@ -132,6 +131,14 @@ def _scale_features(fg: np.ndarray, interior: np.ndarray, scale: float) -> np.nd
     seed = 2 * np.sqrt(float(np.median(sizes)) / np.pi) / scale if sizes.size else 1.0 / scale
     interior_share = float((interior[mask] >= 128).mean()) if area else 0.0
     return np.array([np.log(implied), np.log(seed), area / mask.size, interior_share])
+
+
+def can_estimate_diameter(segmenter) -> bool:
+    """Whether ``segment(..., diameter="auto")`` works with this segmenter (it has a size model).
+
+    The CLI, the demo and the Segment panel estimate by default only where it does.
+    """
+    return getattr(segmenter, "size_model", None) is not None
 
 
 def estimate_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> float:

@@ -17,9 +17,10 @@ def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=No
     """Runs in the worker thread: load the model, then segment tile by tile."""
     from ..inference import segment_steps
     from ..models.pretrained import load_segmenter
+    from ..sizing import can_estimate_diameter
 
     segmenter = load_segmenter(model)
-    if diameter == "auto" and getattr(segmenter, "size_model", None) is None:
+    if diameter == "auto" and not can_estimate_diameter(segmenter):
         diameter = None  # this model cannot estimate: the image's own scale (the panel says so)
     return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
 
