@@ -97,7 +97,7 @@ def _paired(n=2, diameter=12):
     return out
 
 
-def _gan(out_dir, steps, stop_after=None, val=None, **config):
+def _gan(out_dir, steps, stop_after=None, val=None, device="cpu", **config):
     calls = {"n": 0}
 
     def stop():
@@ -106,7 +106,13 @@ def _gan(out_dir, steps, stop_after=None, val=None, **config):
 
     cfg = GanTrainConfig(**dict(dict(steps=steps, batch_size=2, patch_size=32, checkpoint_every=1), **config))
     return list(train_cyclegan(_paired(), out_dir=out_dir, config=cfg, generator_config=SMALL_G, segmenter_config=SMALL_S,
-                               val=val, should_stop=stop, device="cpu"))
+                               val=val, should_stop=stop, device=device))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gan_resume_on_gpu(tmp_path):
+    _gan(tmp_path, 2, stop_after=1, device="cuda")
+    assert [r.step for r in _gan(tmp_path, 2, device="cuda")] == [2]
 
 
 def test_gan_smoke_finite_losses_and_exact_resume(tmp_path):

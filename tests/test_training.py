@@ -21,7 +21,7 @@ def _samples(n=2, domain="sem"):
     return out
 
 
-def _run(out_dir, steps, stop_after=None, val=None):
+def _run(out_dir, steps, stop_after=None, val=None, device="cpu"):
     config = TrainConfig(steps=steps, batch_size=2, patch_size=64, val_every=2, checkpoint_every=2, warmup_steps=1)
     calls = {"n": 0}
 
@@ -30,7 +30,7 @@ def _run(out_dir, steps, stop_after=None, val=None):
         return stop_after is not None and calls["n"] > stop_after
 
     return list(train_segmenter({"sem": _samples()}, val or [], out_dir=out_dir, config=config, model_config=SMALL,
-                                should_stop=should_stop, device="cpu"))
+                                should_stop=should_stop, device=device))
 
 
 def test_patch_sampling_shapes_and_ranges(rng):
@@ -159,6 +159,14 @@ def test_resume_is_exact(tmp_path):
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")["state_dict"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_gpu(tmp_path):
+    # the optimizer's saved moments are CPU tensors; a resume on a GPU must move them
+    # with the parameters (it failed with "found at least two devices, cuda:0 and cpu")
+    _run(tmp_path, steps=4, stop_after=2, device="cuda")
+    assert [r.step for r in _run(tmp_path, steps=4, device="cuda")] == [3, 4]
 
 
 def test_training_reduces_loss(tmp_path):

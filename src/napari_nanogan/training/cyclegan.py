@@ -218,6 +218,8 @@ def train_cyclegan(
     if init_generator is not None:
         nets.mask_to_image.load_state_dict(load_checkpoint(init_generator, kind="generator")["state_dict"])
     ema = copy.deepcopy(nets.mask_to_image).eval().requires_grad_(False)
+    # on the device before the optimizers load their state, which follows the parameters' device
+    nets.to(device)
     opt_g = torch.optim.Adam(list(nets.mask_to_image.parameters()) + list(nets.style_encoder.parameters()),
                              lr=config.lr_generator, betas=(0.5, 0.999))
     opt_s = torch.optim.Adam(nets.image_to_mask.parameters(), lr=config.lr_segmenter, betas=(0.5, 0.999))
@@ -246,7 +248,6 @@ def train_cyclegan(
         start = state["training"]["step"]
         best = state["training"].get("best_score", -1.0)
         history = state["training"].get("history", [])
-    nets.to(device)
     ema.to(device)
     w = config.weights
     provenance = dict(provenance or {}, package_version=__version__, machine=machine_description(),

@@ -204,22 +204,25 @@ def train_segmenter(
             sample.use_seed_depth(config.seed_depth if config.seed_depth > 0 else None)
     torch.manual_seed(config.seed)
     network = AttentionUNet(model_config)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start, best, history = 0, -1.0, []
+    start, best, history, state = 0, -1.0, [], None
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if last_path.exists():
         state = load_checkpoint(last_path, kind="segmenter")
         if SegmenterConfig.from_dict(state["config"]) != model_config:
             raise ValueError(f"{last_path} was trained with another model configuration; use a new --out folder")
         network.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["training"]["optimizer"])
-        start, best = state["training"]["step"], state["training"]["best_score"]
-        history = state["training"].get("history", [])
     elif init_from is not None:
         network.load_state_dict(load_checkpoint(init_from, kind="segmenter")["state_dict"])
+    # on the device before the optimizer exists: its loaded state follows its parameters' device
+    # (a resume on a GPU otherwise mixes CPU moments with CUDA parameters)
     network.to(device)
     if device.type == "cpu":
         network = network.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if state is not None:
+        optimizer.load_state_dict(state["training"]["optimizer"])
+        start, best = state["training"]["step"], state["training"]["best_score"]
+        history = state["training"].get("history", [])
     provenance = dict(provenance or {})
     provenance.update(package_version=__version__, machine=machine_description(), train_config=config.to_dict())
 
