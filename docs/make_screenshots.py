@@ -252,7 +252,9 @@ def synthesize_and_finetune(viewer, generator, model):
     ann = viewer.add_labels(truth, name="my annotation", opacity=0.4)
     ft = FinetuneWidget(viewer)
     viewer.window.add_dock_widget(ft, name="Fine-tune", area="right")
-    ft.base_segmenter, ft.base_generator = model, generator
+    if model != "auto":  # `auto` is not one checkpoint: fine-tuning keeps the widget's own base (`default`)
+        ft.base_segmenter = model
+    ft.base_generator = generator
     ft.image_layer.value, ft.labels_layer.value = img, ann
     ft.add_pair()
     ft.name.value = "docs-screenshot-run"
