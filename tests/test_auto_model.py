@@ -75,22 +75,32 @@ def test_auto_diameter_uses_the_general_models_size_model(auto, sem_crop):
 
 
 def test_specialist_that_disagrees_with_the_general_model_is_not_used(auto):
-    """The procedural sample is sparse, with a shaded substrate unlike any BAM image:
-    sem-tio2 takes a large stretch of substrate for particle there, and auto falls back."""
+    """A bright-particle specialist whose foreground disagrees with the first pass is not used.
+
+    The `sem-tio2` weights shipped until session 9 failed on the procedural sample (a third
+    of the substrate taken for particle); the current ones do not, so the specialist here
+    is a network that has learnt nothing (same architecture, random weights)."""
     import dataclasses
 
-    from napari_nanogan.data.procedural import sample_image
-    from napari_nanogan.metrics.segmentation import summarize
+    import torch
 
+    from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.attention_unet import AttentionUNet
+
+    torch.manual_seed(0)
+    untrained = Segmenter.from_network(AttentionUNet(auto.bright.network.config), name="untrained", device="cpu")
+    confused = dataclasses.replace(auto, bright=untrained)
     image, truth = sample_image()
-    alone = segment(image, auto.bright)
+    alone = segment(image, untrained)
     general = segment(image, auto.general)
-    assert (alone.foreground > 127).mean() > 2 * (general.foreground > 127).mean()  # why it must fall back
-    chosen = segment(image, auto)
+    rows = general.info_bar.specimen_rows
+    first = polarity_pass(image, auto.general, rows)
+    assert first.polarity > 0 and first.agreement(alone.foreground, rows) < confused.min_agreement  # why it must fall back
+    chosen = segment(image, confused)
     assert chosen.model == "default" and np.array_equal(chosen.labels, general.labels)
-    rows = chosen.info_bar.specimen_rows
     assert summarize([(truth, chosen.labels[rows])])["iou"] > summarize([(truth, alone.labels[rows])])["iou"] + 0.3
     # the threshold decides: never trusting the specialist, or always trusting it
-    assert segment(image, dataclasses.replace(auto, min_agreement=0.0)).model == "sem-tio2"
-    crop = image[:256, :320]
-    assert segment(crop, dataclasses.replace(auto, min_agreement=1.01), info_bar=False).model == "default"
+    assert segment(image, dataclasses.replace(confused, min_agreement=0.0)).model == "untrained"
+    assert segment(image, dataclasses.replace(auto, min_agreement=1.01)).model == "default"
