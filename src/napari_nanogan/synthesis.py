@@ -146,7 +146,10 @@ class Generator:
     @classmethod
     def from_network(cls, network: StyleUNet, *, name="unnamed", card=None, device=None) -> "Generator":
         device = torch.device(device) if device is not None else default_device()
-        return cls(network.to(device).eval(), name, card or {})
+        network = network.to(device).eval()
+        if device.type == "cpu":  # as for the segmenter: oneDNN's convolutions are faster so (1.15 -> 1.01 s, 1024 x 768)
+            network = network.to(memory_format=torch.channels_last)
+        return cls(network, name, card or {})
 
 
 def mask_maps(mask: np.ndarray) -> np.ndarray:
