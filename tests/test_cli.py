@@ -201,11 +201,53 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
     prov = load_checkpoint(tmp_path / "run" / "best.pt", kind="segmenter")["provenance"]
     assert prov["synthetic"]["pairs"] == 3 and prov["synthetic"]["domain_weights"] == {"emps": 0.5, "synthetic": 0.5}
     assert prov["train_config"]["contact_weight"] == 5.0
+    assert prov["at_model_scale"] is False
+    assert main([*common, "--out", str(tmp_path / "run4"), "--at-model-scale"]) == 0
+    assert load_checkpoint(tmp_path / "run4" / "best.pt", kind="segmenter")["provenance"]["at_model_scale"] is True
     (tmp_path / "empty").mkdir()
     assert main([*common, "--out", str(tmp_path / "run2"), "--synthetic", str(tmp_path / "empty")]) == 2
     assert "no image-mask pairs" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "run3"), "--synthetic", str(tmp_path / "synthetic"),
                  "--synthetic-share", "1"]) == 2
+
+
+def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.measure import median_diameter
+    from napari_nanogan.models.checkpoint import load_checkpoint
+    from napari_nanogan.training import segmenter as training
+
+    root = tmp_path / "data" / "emps"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    stems = [f"img{i:03d}" for i in range(90)]  # 15 train, 20 val, 55 test in the fixed EMPS split
+    for i, stem in enumerate(stems):
+        labels = particle_labels((96, 96), n_particles=3, mean_diameter=48, seed=i)
+        Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
+        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
+    (root / "ids.txt").write_text("\n".join(stems))
+    seen = []
+    tune = training.tune_postprocess
+
+    def small_grid(segmenter, samples, **kwargs):  # the CLI's own data path, a 2-candidate grid
+        seen.append([(s.image.shape, median_diameter(s.labels)) for s in samples])
+        return tune(segmenter, samples, grid={"seed_method": ["components"], "fg_threshold": [0.4, 0.5]}, **kwargs)
+
+    monkeypatch.setattr(training, "tune_postprocess", small_grid)
+    args = ["tune", "--model", str(tiny_checkpoint), "--data-root", str(tmp_path / "data"), "--datasets", "emps",
+            "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "plain.pt")]) == 0
+    assert main([*args, "--out", str(tmp_path / "scaled.pt"), "--at-model-scale"]) == 0
+    plain, scaled = seen
+    assert len(plain) == len(scaled) == 20
+    shrunk = 0
+    for (shape, d), (scaled_shape, _) in zip(plain, scaled):
+        factor = 24.0 / d if d > 24 * 1.05 else 1.0  # only images of particles larger than the model's shrink
+        assert scaled_shape == (round(shape[0] * factor), round(shape[1] * factor))
+        shrunk += factor < 1
+    assert shrunk >= 15
+    tuning = load_checkpoint(tmp_path / "scaled.pt", kind="segmenter")["provenance"]["postprocess_tuning"]
+    assert tuning["at_model_scale"] is True and tuning["candidates"] == 2
 
 
 def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, tiny_generator_checkpoint, capsys):

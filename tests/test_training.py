@@ -61,6 +61,44 @@ def test_contact_channel_follows_the_patch_geometry(rng):
     np.testing.assert_array_equal(contact_zone(sample.labels), sample.contact)
 
 
+def test_images_smaller_than_the_patch_mirror_their_targets_with_them(rng):
+    # bright discs on black, no blur or noise: every bright pixel of the patch is particle, padding included
+    labels = particle_labels((24, 24), n_particles=3, mean_diameter=8, seed=4)
+    image = np.where(labels > 0, 200, 20).astype(np.uint8)
+    small = Sample("t", image, labels, 20.0, 200.0)
+    config = AugmentConfig(scale_range=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0, brightness=0.0,
+                           contrast=(1.0, 1.0), gamma=(1.0, 1.0))
+    for _ in range(4):
+        img, tgt = sample_patch(small, 64, rng, config)
+        bright, particle = img[0] > 0.5, tgt[0] > 0.5
+        assert particle[40:, 40:].any()  # the mirrored part has particles too
+        assert (bright == particle).mean() > 0.97  # and they sit where the image shows them
+
+
+def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():
+    from napari_nanogan.data.datasets import at_model_scale
+    from napari_nanogan.measure import median_diameter
+
+    labels = particle_labels((256, 320), n_particles=12, mean_diameter=48, seed=1)
+    image = render_sem(labels, seed=1)
+    big = Sample("big", image, labels, float(np.percentile(image, 1)), float(np.percentile(image, 99.8)), "emps")
+    d = median_diameter(labels)
+    shrunk = at_model_scale(big)
+    factor = 24.0 / d
+    assert shrunk.image.shape == (round(256 * factor), round(320 * factor)) == shrunk.labels.shape
+    assert abs(median_diameter(shrunk.labels) - 24.0) < 3.0
+    assert shrunk.domain == "emps" and shrunk.name == "big" and shrunk.low < shrunk.high
+    assert len(np.unique(shrunk.labels)) == len(np.unique(labels))  # no particle lost at this factor
+    # particles at or below the model's diameter, and images without particles, are left as they are
+    small = _samples(1)[0]
+    assert at_model_scale(small) is small
+    empty = Sample("e", image, np.zeros_like(labels), 0.0, 255.0)
+    assert at_model_scale(empty) is empty
+    # at most 8 times smaller, as at inference
+    huge = at_model_scale(big, diameter_px=d / 20)
+    assert huge.image.shape == (32, 40)
+
+
 def ndi_dilate(mask, n):
     from scipy import ndimage as ndi
 

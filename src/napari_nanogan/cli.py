@@ -459,7 +459,7 @@ def cmd_finetune(args) -> int:
 # ---------------------------------------------------------------- tune
 def cmd_tune(args) -> int:
     """Pick post-processing parameters on the validation split and store them in a copy of the checkpoint."""
-    from .data.datasets import load_samples, shared_splits
+    from .data.datasets import at_model_scale, load_samples, shared_splits
     from .inference import Segmenter
     from .models.checkpoint import load_checkpoint, save_checkpoint
     from .training.segmenter import tune_postprocess
@@ -468,6 +468,8 @@ def cmd_tune(args) -> int:
     samples = []
     for key in [d for d in args.datasets.split(",") if d]:
         samples += load_samples(splits[key]["val"], domain=key)
+    if args.at_model_scale:
+        samples = [at_model_scale(v) for v in samples]
     segmenter = Segmenter.from_checkpoint(args.model)
     bar = None
 
@@ -483,7 +485,8 @@ def cmd_tune(args) -> int:
     data = load_checkpoint(args.model, kind="segmenter")
     data.pop("format_version")
     data["postprocess"] = config.to_dict()
-    data.setdefault("provenance", {})["postprocess_tuning"] = dict(info, split="val", command="nanogan " + " ".join(sys.argv[1:]))
+    data.setdefault("provenance", {})["postprocess_tuning"] = dict(info, split="val", at_model_scale=bool(args.at_model_scale),
+                                                                   command="nanogan " + " ".join(sys.argv[1:]))
     save_checkpoint(args.out, data)
     print(json.dumps({"postprocess": config.to_dict(), **info}))
     return 0
@@ -609,7 +612,7 @@ def cmd_fit_size(args) -> int:
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
     from .config import SegmenterConfig, TrainConfig
-    from .data.datasets import load_samples, shared_splits
+    from .data.datasets import at_model_scale, load_samples, shared_splits
     from .training.segmenter import train_segmenter
 
     splits = shared_splits(args.data_root)
@@ -624,6 +627,8 @@ def cmd_train(args) -> int:
             return 2
         train[key] = load_samples(splits[key]["train"], domain=key)
         val += load_samples(splits[key]["val"], domain=key)
+        if args.at_model_scale:
+            train[key] = [at_model_scale(t) for t in train[key]]
         print(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
               f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
     domain_weights = None
@@ -643,6 +648,8 @@ def cmd_train(args) -> int:
         domain_weights["synthetic"] = args.synthetic_share
         print(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
               f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
+    if args.at_model_scale:
+        val = [at_model_scale(v) for v in val]
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth)
@@ -650,6 +657,7 @@ def cmd_train(args) -> int:
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
         "command": "nanogan " + " ".join(sys.argv[1:]),
+        "at_model_scale": bool(args.at_model_scale),
     }
     if domain_weights is not None:
         provenance["synthetic"] = {"folder": str(args.synthetic), "pairs": len(train["synthetic"]),
@@ -781,6 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size-weight", type=float, default=0.0,
                    help="also penalise the relative D50 error of whole particles, with this weight "
                         "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
+    p.add_argument("--at-model-scale", action="store_true",
+                   help="tune on the validation images shrunk to the model's particle diameter (24 px), as the "
+                        "network was trained with `nanogan train --at-model-scale`")
     p.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                    help="processes that score the post-processing candidates (default: the CPU cores, at most 4)")
     p.set_defaults(func=cmd_tune)
@@ -821,6 +832,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra loss weight where touching particles meet (0: none; e.g. 5)")
+    p.add_argument("--at-model-scale", action="store_true",
+                   help="shrink each image whose annotated median particle diameter exceeds the model's "
+                        "(24 px) to it, as `segment(..., diameter=D)` does at inference (training and "
+                        "validation images)")
     p.add_argument("--seed-depth", type=float, default=4.0,
                    help="depth cap in pixels of the interior (seed) target; 0: none, every seed is its "
                         "particle's inner half (default 4)")

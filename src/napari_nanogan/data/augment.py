@@ -57,9 +57,9 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     if with_contact:
         tgt = np.concatenate([tgt, sample.contact[None, y : y + src, x : x + src].astype(np.float32)])
     ph, pw = src - img.shape[0], src - img.shape[1]
-    if ph > 0 or pw > 0:  # images smaller than the window: pad symmetric (targets: background)
+    if ph > 0 or pw > 0:  # images smaller than the window: mirror image and targets alike, as inference pads
         img = np.pad(img, ((0, ph), (0, pw)), mode="symmetric")
-        tgt = np.pad(tgt, ((0, 0), (0, ph), (0, pw)))
+        tgt = np.pad(tgt, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
     stack = _resize(np.concatenate([img[None], tgt]), size)
     if rng.random() < 0.5:
         stack = stack[:, :, ::-1]

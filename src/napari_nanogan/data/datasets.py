@@ -8,6 +8,7 @@ instance labels and its robust intensity range; patches are drawn from samples b
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,37 @@ def load_sample(image_path, mask_path, *, domain: str = "unknown", crop_info_bar
     labels = instance_labels(mask)
     low, high = intensity_range(image)
     return Sample(Path(image_path).stem, image, labels, low, high, domain)
+
+
+def at_model_scale(sample: Sample, diameter_px: float | None = None) -> Sample:
+    """The sample made smaller so that its particles are about the model's diameter across.
+
+    What :func:`napari_nanogan.inference.segment` does with ``diameter=D`` at inference,
+    done to a training or validation image with its annotated ``D`` (the median
+    equivalent-circle diameter of its particles): the factor is
+    :func:`~napari_nanogan.inference.resize_factor` (images are only made smaller, at most
+    8 times; a sample within 5 % of ``diameter_px``, or without particles, is returned
+    as it is). The image is resized bilinearly with anti-aliasing, as at inference; the
+    labels by nearest neighbour.
+    """
+    from skimage.transform import resize
+
+    from ..inference import MODEL_DIAMETER_PX, resize_factor
+    from ..measure import median_diameter
+
+    diameter = median_diameter(sample.labels)
+    if not np.isfinite(diameter):
+        return sample
+    with warnings.catch_warnings():  # particles over 8 times the model's: shrunk 8 times, as at inference
+        warnings.simplefilter("ignore", UserWarning)
+        factor = resize_factor(diameter, diameter_px or MODEL_DIAMETER_PX)
+    if factor == 1.0:
+        return sample
+    shape = (max(1, round(sample.image.shape[0] * factor)), max(1, round(sample.image.shape[1] * factor)))
+    image = resize(sample.image.astype(np.float32), shape, order=1, anti_aliasing=True, preserve_range=True)
+    labels = resize(sample.labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(np.int32)
+    low, high = intensity_range(image)
+    return Sample(sample.name, image, labels, low, high, sample.domain, sample.seed_depth)
 
 
 def bam_pairs(root) -> list[tuple[str, Path, Path]]:

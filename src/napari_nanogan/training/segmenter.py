@@ -110,9 +110,10 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     candidates = []
     for values in itertools.product(*grid.values()):
         cfg = PostprocessConfig(**dict(zip(keys, values)))
-        if cfg.seed_method == "components" and cfg.min_distance != grid["min_distance"][0]:
+        if cfg.seed_method == "components" and "min_distance" in grid and cfg.min_distance != grid["min_distance"][0]:
             continue  # min_distance only matters for peak seeds
-        if cfg.seed_method in ("distance", "combined") and cfg.seed_threshold != grid["seed_threshold"][0]:
+        if (cfg.seed_method in ("distance", "combined") and "seed_threshold" in grid
+                and cfg.seed_threshold != grid["seed_threshold"][0]):
             continue  # nor does the seed threshold for distance-based seeds
         candidates.append(cfg)
     total = len(samples) + len(candidates)
