@@ -104,3 +104,26 @@ def test_specialist_that_disagrees_with_the_general_model_is_not_used(auto):
     # the threshold decides: never trusting the specialist, or always trusting it
     assert segment(image, dataclasses.replace(confused, min_agreement=0.0)).model == "untrained"
     assert segment(image, dataclasses.replace(auto, min_agreement=1.01)).model == "default"
+
+
+def test_the_choice_is_made_at_the_scale_the_networks_see(auto, monkeypatch):
+    # particles 4 times the model's size: segment(diameter=...) shrinks the image 4 times, and the
+    # polarity pass that compares the networks looks at the shrunk image too (a half-size pass
+    # at 2 times the model's size was where `default` and `sem-tio2` failed alike and "agreed")
+    from napari_nanogan import inference
+    from napari_nanogan.data.procedural import sample_image
+
+    image, labels = sample_image()
+    assert (labels[256:384, 320:480] > 0).mean() > 0.1
+    big = np.kron(image[256:384, 320:480], np.ones((4, 4), np.uint8))
+    first = polarity_pass(big, auto.general, factor=0.25)
+    assert first.foreground.shape == (128, 160)
+    assert first.polarity > 0.5
+    assert polarity_pass(big, auto.general).foreground.shape == (256, 320)  # no diameter: half size, as before
+    factors = []
+    real = inference.polarity_pass
+    monkeypatch.setattr(inference, "polarity_pass", lambda *a, **k: factors.append(a[3]) or real(*a, **k))
+    result = segment(big, auto, info_bar=False, diameter=96.0)
+    assert factors == [0.25] and result.labels.shape == big.shape
+    segment(big, auto, info_bar=False)
+    assert factors == [0.25, 1.0]

@@ -146,14 +146,17 @@ class PolarityPass:
         return float((other & self.foreground).sum() / union) if union else 1.0
 
 
-def polarity_pass(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(None)) -> PolarityPass:
+def polarity_pass(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(None),
+                  factor: float = 1.0) -> PolarityPass:
     """How much brighter the particles are than the background, from a quick pass of ``segmenter``.
 
     The specimen rows (a centre crop of at most ``POLARITY_CROP`` px per side) at half
     size, one network pass: the median grey level of the predicted foreground minus
     that of the background, over the image's SD. 0 when the pass finds under 1 % or
     over 99 % foreground, or the image is flat. About 0.07 s for a 1024 x 768 image on
-    2 CPU cores.
+    2 CPU cores. With ``factor`` < 1 (the image will be segmented that much smaller,
+    see :func:`segment_steps`' ``diameter``) the crop is resized by ``factor`` instead of
+    a half, so that the pass sees the particles at the size the networks will.
     """
     from skimage.transform import resize
 
@@ -163,8 +166,10 @@ def polarity_pass(grey: np.ndarray, segmenter: Segmenter, rows: slice = slice(No
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     box = (slice(y0, y0 + ch), slice(x0, x0 + cw))
     spec = spec[box]
-    if min(ch, cw) >= 4 * MIN_SIDE:
-        spec = resize(spec, (ch // 2, cw // 2), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+    scale = factor if factor < 1.0 else 0.5
+    shape = (round(ch * scale), round(cw * scale))
+    if min(shape) >= 2 * MIN_SIDE:
+        spec = resize(spec, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
     steps = probability_steps(spec, segmenter)
     while True:
         try:
@@ -427,19 +432,21 @@ def segment_steps(
     if isinstance(diameter, str) and diameter != "auto":
         raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
     auto = segmenter if isinstance(segmenter, AutoSegmenter) else None
-    candidates = [segmenter]
-    if auto is not None:
-        first = polarity_pass(grey, auto.general, rows)
-        candidates = [auto.bright, auto.general] if first.polarity > 0 else [auto.general]
+    sizer = auto.general if auto is not None else segmenter  # estimates the diameter; sets the scale
     if isinstance(diameter, str):
         if min(grey[rows].shape) < MIN_ESTIMATE_SIDE:
             diameter = None  # too small to estimate, and to hold particles that need a smaller image
         else:
-            diameter = estimate_diameter(grey, auto.general if auto is not None else segmenter, rows)
-        estimate_ok = diameter is not None and diameter >= AUTO_MIN_RATIO * candidates[0].diameter_px
-        factor = resize_factor(diameter, candidates[0].diameter_px) if estimate_ok else 1.0
+            diameter = estimate_diameter(grey, sizer, rows)
+        estimate_ok = diameter is not None and diameter >= AUTO_MIN_RATIO * sizer.diameter_px
+        factor = resize_factor(diameter, sizer.diameter_px) if estimate_ok else 1.0
     else:
-        factor = resize_factor(diameter, candidates[0].diameter_px)
+        factor = resize_factor(diameter, sizer.diameter_px)
+    candidates = [segmenter]
+    if auto is not None:
+        # at the scale the networks will see: `general` is trained for particles near its diameter
+        first = polarity_pass(grey, auto.general, rows, factor)
+        candidates = [auto.bright, auto.general] if first.polarity > 0 else [auto.general]
     for segmenter in candidates:
         if factor == 1.0:
             fg, interior = yield from probability_steps(grey, segmenter, tile=tile, overlap=overlap, specimen_rows=rows)
