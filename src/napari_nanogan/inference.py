@@ -35,7 +35,7 @@ MIN_RESIZE = 1 / 8
 #: diameter: estimates are rough, and a too-small image hurts more than a too-large one.
 AUTO_MIN_RATIO = 1.5
 #: :func:`polarity_pass` looks at most this many pixels of specimen per side (a centre
-#: crop), at half size: one small network pass whatever the image's size.
+#: crop), at half size (or smaller, for a diameter): one small network pass whatever the image's size.
 POLARITY_CROP = 2048
 
 
@@ -99,8 +99,8 @@ class AutoSegmenter:
 
     The shipped ``auto`` model: ``bright`` is ``sem-tio2`` (trained on SEM images of
     bright TiO2 particles on a dark substrate, better there), ``general`` is ``default``
-    (SEM and TEM). :func:`segment_steps` first runs ``general`` once at half size
-    (:func:`polarity_pass`). Particles brighter than their background (secondary-electron
+    (SEM and TEM). :func:`segment_steps` first runs ``general`` once at half size, or at
+    the smaller size a particle diameter asks for (:func:`polarity_pass`). Particles brighter than their background (secondary-electron
     SEM) go to ``bright``, unless its foreground then disagrees with that pass (IoU under
     ``min_agreement``): the specialist is outside the images it knows, and ``general``
     segments the image instead. Darker particles (bright-field TEM), or none found, go
@@ -133,7 +133,7 @@ class PolarityPass:
     """One half-size pass of a segmenter over (a centre crop of) the specimen; see :func:`polarity_pass`."""
 
     polarity: float  # median grey of the predicted particles minus the background's, in image SDs
-    foreground: np.ndarray  # [h, w] bool, at half size
+    foreground: np.ndarray  # [h, w] bool, at the pass's size (half, or the diameter's factor)
     box: tuple[slice, slice]  # the crop, in specimen coordinates
 
     def agreement(self, foreground: np.ndarray, rows: slice = slice(None)) -> float:
