@@ -146,19 +146,27 @@ def test_segment_auto_diameter_reports_the_estimate(tmp_path, sized_tiny_checkpo
     assert tifffile.imread(tmp_path / "a" / "plain_labels.tif").shape == image.shape
 
 
-def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoint, capsys):
-    from napari_nanogan.data.procedural import particle_labels, render_sem
-    from napari_nanogan.inference import Segmenter
+def _fake_emps(data_root, make_labels):
+    """An EMPS-like folder of 90 images (15 train, 20 val, 55 test in the fixed split) from ``make_labels(i)``."""
+    from napari_nanogan.data.procedural import render_sem
 
-    root = tmp_path / "data" / "emps"
+    root = data_root / "emps"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    stems = [f"img{i:03d}" for i in range(90)]  # 55 test + 20 val + 15 train, as the EMPS split holds out
+    stems = [f"img{i:03d}" for i in range(90)]
     for i, stem in enumerate(stems):
-        labels = particle_labels((64, 64), n_particles=4 + i % 5, mean_diameter=6 + 2 * (i % 4), seed=i)
+        labels = make_labels(i)
         Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
         Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
     (root / "ids.txt").write_text("\n".join(stems))
+
+
+def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoint, capsys):
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.inference import Segmenter
+
+    _fake_emps(tmp_path / "data", lambda i: particle_labels((64, 64), n_particles=4 + i % 5,
+                                                             mean_diameter=6 + 2 * (i % 4), seed=i))
     out = tmp_path / "sized.pt"
     args = ["fit-size", "--model", str(tiny_checkpoint), "--out", str(out), "--data-root", str(tmp_path / "data")]
     assert main([*args, "--datasets", "emps"]) == 0
@@ -179,15 +187,7 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
     from napari_nanogan.export import Pair, export_pairs
     from napari_nanogan.models.checkpoint import load_checkpoint
 
-    root = tmp_path / "data" / "emps"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    stems = [f"img{i:03d}" for i in range(90)]  # 15 train, 20 val, 55 test in the fixed EMPS split
-    for i, stem in enumerate(stems):
-        labels = particle_labels((64, 64), n_particles=5, mean_diameter=10, seed=i)
-        Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
-        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
-    (root / "ids.txt").write_text("\n".join(stems))
+    _fake_emps(tmp_path / "data", lambda i: particle_labels((64, 64), n_particles=5, mean_diameter=10, seed=i))
     pairs = []
     for i in range(3):
         labels = particle_labels((96, 96), n_particles=8, mean_diameter=12, seed=100 + i)
@@ -212,20 +212,12 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
 
 
 def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_checkpoint, capsys, monkeypatch):
-    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.data.procedural import particle_labels
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.models.checkpoint import load_checkpoint
     from napari_nanogan.training import segmenter as training
 
-    root = tmp_path / "data" / "emps"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    stems = [f"img{i:03d}" for i in range(90)]  # 15 train, 20 val, 55 test in the fixed EMPS split
-    for i, stem in enumerate(stems):
-        labels = particle_labels((96, 96), n_particles=3, mean_diameter=48, seed=i)
-        Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
-        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
-    (root / "ids.txt").write_text("\n".join(stems))
+    _fake_emps(tmp_path / "data", lambda i: particle_labels((96, 96), n_particles=3, mean_diameter=48, seed=i))
     seen = []
     tune = training.tune_postprocess
 
