@@ -91,3 +91,31 @@ def test_finetune_cli_contract(tmp_path, tiny_checkpoint, tiny_generator_checkpo
     assert main(["synthesize", str(tmp_path / "a_mask.tif"), "--out", str(tmp_path / "syn"), "--model", str(out)]) == 0
     assert tifffile.imread(tmp_path / "syn" / "a_mask_0.tif").shape == labels.shape
     assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", "x.tif", "y.tif", "--out", str(out)]) == 2
+
+
+def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp_path, sized_tiny_checkpoint,
+                                                                            fast_preset, monkeypatch):
+    # 48-px particles: the user's images are segmented with a diameter, i.e. 2 times smaller, so
+    # fine-tuning trains and scores them at that size; the bundle keeps the base's size model
+    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.measure import median_diameter
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    lab = particle_labels((256, 256), n_particles=12, mean_diameter=48, seed=3)
+    im = render_sem(lab, seed=3)
+    big = Sample("big", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "user")
+    scored = []
+    real_score = ft.score
+    monkeypatch.setattr(ft, "score", lambda seg, samples: scored.append([s.image.shape for s in samples])
+                        or real_score(seg, samples))
+    _, result = _run(ft.finetune([big, _samples(1)[0]], out_path=tmp_path / "big.pt",
+                                 base_segmenter=str(sized_tiny_checkpoint), base_generator=None, device="cpu"))
+    factor = 24.0 / median_diameter(lab)
+    card = load_checkpoint(result.path)["card"]
+    assert card["scale_factors"][0] == pytest.approx(factor, abs=1e-4) and card["scale_factors"][1] == 1.0
+    assert scored[0] == scored[1] == [(round(64 * factor), round(256 * factor)), (32, 128)]  # held-out rows, shrunk
+    tuned = load_segmenter(result.path, device="cpu")
+    base = Segmenter.from_checkpoint(sized_tiny_checkpoint, device="cpu")
+    assert tuned.size_model is not None
+    np.testing.assert_array_equal(tuned.size_model.reference, base.size_model.reference)
+    assert tuned.size_model.k == base.size_model.k

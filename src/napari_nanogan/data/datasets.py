@@ -85,28 +85,28 @@ def load_sample(image_path, mask_path, *, domain: str = "unknown", crop_info_bar
     return Sample(Path(image_path).stem, image, labels, low, high, domain)
 
 
-def at_model_scale(sample: Sample, diameter_px: float | None = None) -> Sample:
-    """The sample made smaller so that its particles are about the model's diameter across.
+def model_scale_factor(labels: np.ndarray, diameter_px: float | None = None) -> float:
+    """The factor :func:`at_model_scale` shrinks an image with these annotations by (1.0: not at all).
 
-    What :func:`napari_nanogan.inference.segment` does with ``diameter=D`` at inference,
-    done to a training or validation image with its annotated ``D`` (the median
-    equivalent-circle diameter of its particles): the factor is
-    :func:`~napari_nanogan.inference.resize_factor` (images are only made smaller, at most
-    8 times; a sample within 5 % of ``diameter_px``, or without particles, is returned
-    as it is). The image is resized bilinearly with anti-aliasing, as at inference; the
-    labels by nearest neighbour.
+    :func:`~napari_nanogan.inference.resize_factor` of the labels' median
+    equivalent-circle diameter: images are only made smaller, at most 8 times; 1.0 within
+    5 % of ``diameter_px`` (default: the shipped models' 24 px) or without particles.
     """
-    from skimage.transform import resize
-
     from ..inference import MODEL_DIAMETER_PX, resize_factor
     from ..measure import median_diameter
 
-    diameter = median_diameter(sample.labels)
+    diameter = median_diameter(labels)
     if not np.isfinite(diameter):
-        return sample
+        return 1.0
     with warnings.catch_warnings():  # particles over 8 times the model's: shrunk 8 times, as at inference
         warnings.simplefilter("ignore", UserWarning)
-        factor = resize_factor(diameter, diameter_px or MODEL_DIAMETER_PX)
+        return resize_factor(diameter, diameter_px or MODEL_DIAMETER_PX)
+
+
+def shrink_sample(sample: Sample, factor: float) -> Sample:
+    """The sample resized by ``factor``: the image bilinearly with anti-aliasing, as at inference; the labels by nearest neighbour."""
+    from skimage.transform import resize
+
     if factor == 1.0:
         return sample
     shape = (max(1, round(sample.image.shape[0] * factor)), max(1, round(sample.image.shape[1] * factor)))
@@ -114,6 +114,17 @@ def at_model_scale(sample: Sample, diameter_px: float | None = None) -> Sample:
     labels = resize(sample.labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(np.int32)
     low, high = intensity_range(image)
     return Sample(sample.name, image, labels, low, high, sample.domain, sample.seed_depth)
+
+
+def at_model_scale(sample: Sample, diameter_px: float | None = None) -> Sample:
+    """The sample made smaller so that its particles are about the model's diameter across.
+
+    What :func:`napari_nanogan.inference.segment` does with ``diameter=D`` at inference,
+    done to a training or validation image with its annotated ``D`` (the median
+    equivalent-circle diameter of its particles; :func:`model_scale_factor`). A sample
+    within 5 % of ``diameter_px``, or without particles, is returned as it is.
+    """
+    return shrink_sample(sample, model_scale_factor(sample.labels, diameter_px))
 
 
 def bam_pairs(root) -> list[tuple[str, Path, Path]]:

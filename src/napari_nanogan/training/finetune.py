@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import GeneratorConfig, TrainConfig
-from ..data.datasets import Sample
+from ..data.datasets import Sample, model_scale_factor, shrink_sample
 from ..inference import Segmenter, segment
 from ..metrics.segmentation import summarize
 from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -103,6 +103,10 @@ def finetune(
             raise ValueError(f"{s.name}: the mask is empty; annotate some particles first")
     budget = PRESETS[preset]
     train, val = split_rows(pairs)
+    # at the base model's particle size, as the user's images will be segmented with a diameter
+    factors = [model_scale_factor(s.labels) for s in pairs]
+    train = [shrink_sample(t, f) for t, f in zip(train, factors)]
+    val = [shrink_sample(v, f) for v, f in zip(val, factors)]
     warnings = []
     n_val = sum(int(len(np.unique(s.labels)) - 1) for s in val)
     if n_val < MIN_VAL_PARTICLES:
@@ -143,8 +147,12 @@ def finetune(
     else:
         seg_part = load_checkpoint(run_dir / "last.pt", kind="segmenter")
         gen_part = None
-    # the fine-tuned weights keep the base model's (validated) post-processing
+    # the fine-tuned weights keep the base model's (validated) post-processing, and its size
+    # model for diameter="auto" (its features are the network's outputs: a short fine-tune moves them little)
     seg_part["postprocess"] = base_segmenter_model.postprocess.to_dict()
+    base_size_model = load_checkpoint(seg_path, kind="segmenter").get("size_model")
+    if base_size_model:
+        seg_part["size_model"] = base_size_model
     tuned = Segmenter.from_network(base_segmenter_model.network, postprocess=base_segmenter_model.postprocess, device=device)
     tuned.network.load_state_dict(seg_part["state_dict"])
     after = score(tuned, val)
@@ -154,6 +162,7 @@ def finetune(
         "base_segmenter": str(base_segmenter), "base_generator": str(base_generator) if gen_path else None,
         "preset": preset, "steps": steps, "seconds": round(seconds, 1),
         "images": [s.name for s in pairs], "validation": "bottom 25 % of each image's rows, never trained on",
+        "scale_factors": [round(f, 4) for f in factors],  # each image shrunk to the model's particle size
         "before": before, "after": after, "warnings": warnings, **(provenance or {}),
     }
     strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
