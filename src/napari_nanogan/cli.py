@@ -627,8 +627,6 @@ def cmd_train(args) -> int:
             return 2
         train[key] = load_samples(splits[key]["train"], domain=key)
         val += load_samples(splits[key]["val"], domain=key)
-        if args.at_model_scale:
-            train[key] = [at_model_scale(t) for t in train[key]]
         print(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
               f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
     domain_weights = None
@@ -648,7 +646,8 @@ def cmd_train(args) -> int:
         domain_weights["synthetic"] = args.synthetic_share
         print(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
               f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
-    if args.at_model_scale:
+    if args.at_model_scale:  # the shared data sets only; --synthetic pairs are used as exported
+        train.update({k: [at_model_scale(t) for t in train[k]] for k in wanted})
         val = [at_model_scale(v) for v in val]
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,

@@ -100,7 +100,8 @@ class AutoSegmenter:
     The shipped ``auto`` model: ``bright`` is ``sem-tio2`` (trained on SEM images of
     bright TiO2 particles on a dark substrate, better there), ``general`` is ``default``
     (SEM and TEM). :func:`segment_steps` first runs ``general`` once at half size, or at
-    the smaller size a particle diameter asks for (:func:`polarity_pass`). Particles brighter than their background (secondary-electron
+    the smaller size a particle diameter asks for (:func:`polarity_pass`). Particles
+    brighter than their background (secondary-electron
     SEM) go to ``bright``, unless its foreground then disagrees with that pass (IoU under
     ``min_agreement``): the specialist is outside the images it knows, and ``general``
     segments the image instead. Darker particles (bright-field TEM), or none found, go
@@ -130,7 +131,7 @@ class AutoSegmenter:
 
 @dataclass(frozen=True)
 class PolarityPass:
-    """One half-size pass of a segmenter over (a centre crop of) the specimen; see :func:`polarity_pass`."""
+    """One small pass of a segmenter over (a centre crop of) the specimen; see :func:`polarity_pass`."""
 
     polarity: float  # median grey of the predicted particles minus the background's, in image SDs
     foreground: np.ndarray  # [h, w] bool, at the pass's size (half, or the diameter's factor)

@@ -104,7 +104,10 @@ def model_scale_factor(labels: np.ndarray, diameter_px: float | None = None) -> 
 
 
 def shrink_sample(sample: Sample, factor: float) -> Sample:
-    """The sample resized by ``factor``: the image bilinearly with anti-aliasing, as at inference; the labels by nearest neighbour."""
+    """The sample resized by ``factor``.
+
+    The image bilinearly with anti-aliasing, as at inference; the labels by nearest neighbour.
+    """
     from skimage.transform import resize
 
     if factor == 1.0:
