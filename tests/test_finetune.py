@@ -119,3 +119,18 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
     assert tuned.size_model is not None
     np.testing.assert_array_equal(tuned.size_model.reference, base.size_model.reference)
     assert tuned.size_model.k == base.size_model.k
+
+
+def test_finetune_never_shrinks_a_held_out_part_below_what_segment_takes(tmp_path, tiny_checkpoint, fast_preset):
+    # particles 200 px across in an image of 128 rows: 8 times smaller would leave 4 held-out rows
+    from napari_nanogan.inference import MIN_SIDE
+
+    lab = np.zeros((128, 400), np.int32)
+    lab[10:120, 20:380] = 1
+    im = np.where(lab > 0, 200, 30).astype(np.uint8)
+    huge = Sample("huge", im, lab, 30.0, 200.0, "user")
+    _, result = _run(ft.finetune([huge], out_path=tmp_path / "h.pt", base_segmenter=str(tiny_checkpoint),
+                                 base_generator=None, device="cpu"))
+    factor = load_checkpoint(result.path)["card"]["scale_factors"][0]
+    assert factor == pytest.approx(2 * MIN_SIDE / 32)  # the 32 held-out rows keep 2 * MIN_SIDE
+    assert set(result.after) >= {"iou", "f1"}

@@ -24,7 +24,7 @@ import numpy as np
 from .. import __version__
 from ..config import GeneratorConfig, TrainConfig
 from ..data.datasets import Sample, model_scale_factor, shrink_sample
-from ..inference import Segmenter, segment
+from ..inference import MIN_SIDE, Segmenter, segment
 from ..metrics.segmentation import summarize
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.pretrained import ModelNotFoundError, resolve_model
@@ -103,16 +103,21 @@ def finetune(
             raise ValueError(f"{s.name}: the mask is empty; annotate some particles first")
     budget = PRESETS[preset]
     train, val = split_rows(pairs)
-    # at the base model's particle size, as the user's images will be segmented with a diameter
-    factors = [model_scale_factor(s.labels) for s in pairs]
+    seg_path = resolve_model(base_segmenter, kind="segmenter")
+    base_segmenter_model = Segmenter.from_checkpoint(seg_path, device=device)
+    # at the base model's particle size, as the user's images will be segmented with a diameter;
+    # never so small that a part has under 2 * MIN_SIDE pixels on a side
+    factors = []
+    for s, t, v in zip(pairs, train, val):
+        factor = model_scale_factor(s.labels, base_segmenter_model.diameter_px)
+        smallest = min(*t.image.shape, *v.image.shape)
+        factors.append(min(1.0, max(factor, 2 * MIN_SIDE / smallest)))
     train = [shrink_sample(t, f) for t, f in zip(train, factors)]
     val = [shrink_sample(v, f) for v, f in zip(val, factors)]
     warnings = []
     n_val = sum(int(len(np.unique(s.labels)) - 1) for s in val)
     if n_val < MIN_VAL_PARTICLES:
         warnings.append(f"only {n_val} annotated particles held out for validation: before/after scores are rough")
-    seg_path = resolve_model(base_segmenter, kind="segmenter")
-    base_segmenter_model = Segmenter.from_checkpoint(seg_path, device=device)
     before = score(base_segmenter_model, val)
     gen_path = None
     if base_generator is not None:
@@ -147,12 +152,11 @@ def finetune(
     else:
         seg_part = load_checkpoint(run_dir / "last.pt", kind="segmenter")
         gen_part = None
-    # the fine-tuned weights keep the base model's (validated) post-processing, and its size
-    # model for diameter="auto" (its features are the network's outputs: a short fine-tune moves them little)
+    # the fine-tuned weights keep the base model's (validated) post-processing, and its size model
+    # for diameter="auto", not refitted (its features are the network's outputs, which fine-tuning moves)
     seg_part["postprocess"] = base_segmenter_model.postprocess.to_dict()
-    base_size_model = load_checkpoint(seg_path, kind="segmenter").get("size_model")
-    if base_size_model:
-        seg_part["size_model"] = base_size_model
+    if base_segmenter_model.size_model is not None:
+        seg_part["size_model"] = base_segmenter_model.size_model.to_dict()
     tuned = Segmenter.from_network(base_segmenter_model.network, postprocess=base_segmenter_model.postprocess, device=device)
     tuned.network.load_state_dict(seg_part["state_dict"])
     after = score(tuned, val)
