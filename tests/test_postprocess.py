@@ -109,3 +109,49 @@ def test_distance_and_combined_seeds_split_touching_discs_without_interior():
     for method in ("distance", "combined"):
         out = instances_from_probabilities(fg, np.zeros_like(fg), PostprocessConfig(seed_method=method, min_distance=8))
         assert out.max() == 2, method
+
+
+def _blob(shape, centre, sigma):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma**2))
+
+
+def test_merge_depth_rejoins_a_particle_split_by_a_shallow_dip_but_not_touching_particles():
+    from napari_nanogan.postprocess import merge_shallow_regions
+
+    # one elongated particle whose interior map has two maxima with a shallow dip between them
+    yy, xx = np.mgrid[0:40, 0:80]
+    fg = (((yy - 20) / 12.0) ** 2 + ((xx - 40) / 30.0) ** 2 <= 1).astype(np.float32)
+    dip = np.clip(0.8 * (_blob(fg.shape, (20, 28), 6) + _blob(fg.shape, (20, 52), 6)) + 0.45 * _blob(fg.shape, (20, 40), 8), 0, 1)
+    interior = dip * fg
+    assert interior[20, 28] > 0.75 and interior[20, 40] < 0.7  # two seed blobs at 0.75, peaks 0.95 and a pass of 0.67
+    split = PostprocessConfig(seed_threshold=0.75)
+    assert instances_from_probabilities(fg, interior, split).max() == 2
+    merged = instances_from_probabilities(fg, interior, PostprocessConfig(seed_threshold=0.75, merge_depth=0.4))
+    assert merged.max() == 1 and (merged > 0).sum() == fg.sum()
+    assert instances_from_probabilities(fg, interior, PostprocessConfig(seed_threshold=0.75, merge_depth=0.2)).max() == 2
+    # two touching discs: the interior map falls to 0 between them, a pass far deeper than 0.3
+    labels = _two_touching_discs()
+    out = instances_from_probabilities((labels > 0).astype(np.float32), interior_from_labels(labels).astype(np.float32),
+                                       PostprocessConfig(merge_depth=0.3))
+    assert out.max() == 2
+    # the depth is a threshold: a pass just under it merges, just over it does not
+    regions = np.array([[1, 1, 2, 2]])
+    relief = np.array([[0.9, 0.5, 0.6, 0.8]])  # peaks 0.9 and 0.8, pass min(0.5, 0.6) = 0.5: dynamic 0.3
+    assert merge_shallow_regions(regions, relief, 0.31).max() == 1
+    np.testing.assert_array_equal(merge_shallow_regions(regions, relief, 0.29), regions)
+    np.testing.assert_array_equal(merge_shallow_regions(regions, relief, 0.0), regions)
+
+
+def test_merge_depth_follows_passes_from_the_highest_down():
+    from napari_nanogan.postprocess import merge_shallow_regions
+
+    # a chain 1 - 2 - 3: 2 is a shallow shoulder of 1 (dynamic 0.1); 3 sits behind a deep pass
+    regions = np.array([[1, 1, 2, 2, 3, 3]])
+    relief = np.array([[1.0, 0.8, 0.8, 0.9, 0.2, 0.9]])
+    out = merge_shallow_regions(regions, relief, 0.2)
+    assert out[0, 0] == out[0, 2] != out[0, 4]
+    # relabelled in another order, the same partition
+    out2 = merge_shallow_regions(np.array([[3, 3, 1, 1, 2, 2]]), relief, 0.2)
+    assert (out2[0, 0] == out2[0, 2]) and out2[0, 2] != out2[0, 4]
+    assert merge_shallow_regions(np.zeros((3, 3), np.int32), np.zeros((3, 3)), 0.5).max() == 0

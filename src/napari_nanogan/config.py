@@ -75,6 +75,13 @@ class PostprocessConfig:
         Gaussian smoothing (pixels) of the interior map before seeding and flooding.
     min_distance : int
         Smallest distance between two peak seeds (``"peaks"`` only).
+    merge_depth : float
+        After the watershed, neighbouring regions of one component are merged when
+        the pass between them (the highest relief on their shared border) lies less
+        than this below the lower of their two peaks: a particle whose interior
+        probability dips in the middle gave it two seeds, but no real boundary
+        separates them (merging by dynamics). 0 (default) merges nothing. In units of
+        the relief: interior probability, or the normalised depth for distance seeds.
     """
 
     fg_threshold: float = 0.5
@@ -84,6 +91,7 @@ class PostprocessConfig:
     seed_method: str = "components"
     smooth_sigma: float = 0.0
     min_distance: int = 5
+    merge_depth: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,7 +40,9 @@ def instances_from_probabilities(
 
     Each 4-connected foreground component is split by a watershed on the interior
     probability, seeded by the 4-connected interior blobs inside it; a component
-    without a seed stays one particle. Work happens per component bounding box, so
+    without a seed stays one particle. With ``config.merge_depth`` > 0, regions of one
+    component whose dividing pass is shallower than that are merged again
+    (:func:`merge_shallow_regions`). Work happens per component bounding box, so
     memory follows the largest agglomerate, not the image size.
     """
     scale = 255.0 if foreground.dtype == np.uint8 else 1.0
@@ -75,10 +77,70 @@ def instances_from_probabilities(
             next_label += 1
             continue
         split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
+        if config.merge_depth > 0:
+            split = merge_shallow_regions(split, relief, config.merge_depth)
         target[comp] = split[comp].astype(np.uint32) + (next_label - 1)
         next_label += n_seeds
     out = _remove_small(out, config.min_area)
     return _relabel_sequential(out)
+
+
+def merge_shallow_regions(regions: np.ndarray, relief: np.ndarray, depth: float) -> np.ndarray:
+    """Merge neighbouring regions separated by a pass less than ``depth`` below their lower peak.
+
+    Parameters
+    ----------
+    regions : ndarray of int, shape (M, N)
+        Labels 1..K (0 = outside), e.g. a watershed of ``-relief``.
+    relief : ndarray of float, shape (M, N)
+        High inside particles, low on the boundaries between them.
+    depth : float
+        The smallest dynamic kept: for two 4-neighbouring regions, the pass is the
+        highest value of ``min(relief[p], relief[q])`` over pixel pairs (p, q) across
+        their border, and they merge when ``min(peak_a, peak_b) - pass < depth``.
+
+    Returns
+    -------
+    ndarray
+        ``regions`` with each merged group carrying the label of one of its members
+        (labels may then have gaps). Passes are taken from the highest down, with the
+        peaks of merged groups updated, so the result does not depend on label order.
+    """
+    n = int(regions.max())
+    if depth <= 0 or n < 2:
+        return regions
+    flat = regions.ravel().astype(np.int64)
+    peak = np.full(n + 1, -np.inf, np.float64)
+    np.maximum.at(peak, flat, relief.ravel().astype(np.float64))
+    lows, highs, passes = [], [], []
+    for a, b, ra, rb in ((regions[:, :-1], regions[:, 1:], relief[:, :-1], relief[:, 1:]),
+                         (regions[:-1], regions[1:], relief[:-1], relief[1:])):
+        border = (a != b) & (a > 0) & (b > 0)
+        lows.append(np.minimum(a[border], b[border]))
+        highs.append(np.maximum(a[border], b[border]))
+        passes.append(np.minimum(ra[border], rb[border]))
+    pair = np.concatenate(lows).astype(np.int64) * (n + 1) + np.concatenate(highs)
+    if len(pair) == 0:
+        return regions
+    height = np.concatenate(passes).astype(np.float64)
+    keys, inverse = np.unique(pair, return_inverse=True)
+    top = np.full(len(keys), -np.inf)
+    np.maximum.at(top, inverse, height)  # the pass between each pair of regions
+    parent = np.arange(n + 1)
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for k in np.argsort(-top, kind="stable"):
+        a, b = root(int(keys[k] // (n + 1))), root(int(keys[k] % (n + 1)))
+        if a != b and min(peak[a], peak[b]) - top[k] < depth:
+            parent[b] = a
+            peak[a] = max(peak[a], peak[b])
+    lut = np.array([root(i) for i in range(n + 1)], regions.dtype)
+    return lut[regions]
 
 
 def _component_seeds(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:

@@ -105,6 +105,7 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         "smooth_sigma": [0.0, 1.0, 1.5, 2.0],
         "min_distance": [4, 5, 6, 8],
         "fg_threshold": [0.4, 0.5, 0.6],
+        "merge_depth": [0.0, 0.1, 0.2, 0.3],
     }
     keys = list(grid)
     candidates = []
