@@ -155,3 +155,29 @@ def test_merge_depth_follows_passes_from_the_highest_down():
     out2 = merge_shallow_regions(np.array([[3, 3, 1, 1, 2, 2]]), relief, 0.2)
     assert (out2[0, 0] == out2[0, 2]) and out2[0, 2] != out2[0, 4]
     assert merge_shallow_regions(np.zeros((3, 3), np.int32), np.zeros((3, 3)), 0.5).max() == 0
+
+
+def test_small_particles_are_dropped_and_the_rest_renumbered_band_by_band(monkeypatch):
+    import napari_nanogan.postprocess as post
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 40, size=(37, 23)).astype(np.uint32)  # label k covers about 21 pixels
+    labels[labels == 7] = 0  # a gap in the numbering
+    labels[0, :3] = 50  # a 3-pixel particle
+    counts = np.bincount(labels.ravel())
+    kept = [k for k in range(1, len(counts)) if counts[k] >= 16]
+    expected = np.zeros_like(labels)
+    for new, k in enumerate(kept, start=1):
+        expected[labels == k] = new
+    monkeypatch.setattr(post, "_CHUNK_PIXELS", 50)  # two rows per band
+    out = post._drop_small_and_renumber(labels.copy(), 16)
+    np.testing.assert_array_equal(out, expected)
+    assert out.max() == len(kept) and 50 not in out
+    # the whole post-processing gives the same labels in bands as in one pass
+    disc = _two_touching_discs()
+    fg = (disc > 0).astype(np.float32)
+    interior = interior_from_labels(disc).astype(np.float32)
+    banded = instances_from_probabilities(fg, interior, PostprocessConfig(min_area=16))
+    monkeypatch.setattr(post, "_CHUNK_PIXELS", 1 << 22)
+    np.testing.assert_array_equal(banded, instances_from_probabilities(fg, interior, PostprocessConfig(min_area=16)))
+    assert banded.dtype == np.uint32 and banded.max() == 2

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .io.images import as_grey
-from .postprocess import _relabel_sequential, _remove_small
+from .postprocess import _drop_small_and_renumber
 
 _FOUR = ndi.generate_binary_structure(2, 1)
 
@@ -72,4 +72,4 @@ def otsu_watershed(image: np.ndarray, config: ClassicalConfig = ClassicalConfig(
     if orphan.any():
         extra, n = ndi.label(orphan, _FOUR)
         labels[orphan] = extra[orphan].astype(np.uint32) + labels.max()
-    return _relabel_sequential(_remove_small(labels, config.min_area))
+    return _drop_small_and_renumber(labels, config.min_area)

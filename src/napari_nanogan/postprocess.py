@@ -11,13 +11,36 @@ _FOUR = ndi.generate_binary_structure(2, 1)
 SEED_METHODS = ("components", "peaks", "distance", "combined")
 
 
-def _remove_small(labels: np.ndarray, min_area: int) -> np.ndarray:
-    if min_area <= 1 or labels.max() == 0:
+_CHUNK_PIXELS = 1 << 22  # rows per pass of the whole-image steps: about 4 MP (32 MB of int64 counts)
+
+
+def _row_chunks(shape: tuple[int, ...]) -> tuple[range, int]:
+    step = max(1, _CHUNK_PIXELS // max(shape[1], 1))
+    return range(0, shape[0], step), step
+
+
+def _drop_small_and_renumber(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """Zero labels under ``min_area`` pixels and renumber the rest 1..K in order, in place.
+
+    Counting and relabelling go a band of rows at a time, so the extra memory is a few
+    MB whatever the image size (``np.bincount`` of a whole 8k x 8k label image would
+    make a 512 MB int64 copy).
+    """
+    n = int(labels.max()) if labels.size else 0
+    if n == 0:
         return labels
-    counts = np.bincount(labels.ravel())
-    small = counts < min_area
-    small[0] = False
-    labels[small[labels]] = 0
+    counts = np.zeros(n + 1, np.int64)
+    starts, step = _row_chunks(labels.shape)
+    for r in starts:
+        counts += np.bincount(labels[r : r + step].ravel(), minlength=n + 1)
+    keep = counts >= max(min_area, 1)
+    keep[0] = False
+    if keep[1:].all():
+        return labels  # nothing dropped, no gaps
+    lut = np.zeros(n + 1, labels.dtype)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=labels.dtype)
+    for r in starts:
+        labels[r : r + step] = lut[labels[r : r + step]]
     return labels
 
 
@@ -45,21 +68,24 @@ def instances_from_probabilities(
     (:func:`merge_shallow_regions`). Work happens per component bounding box, so
     memory follows the largest agglomerate, not the image size.
     """
+    if config.seed_method not in SEED_METHODS:
+        raise ValueError(f"seed_method must be one of {', '.join(SEED_METHODS)}, not {config.seed_method!r}")
+    from skimage.segmentation import watershed
+
     scale = 255.0 if foreground.dtype == np.uint8 else 1.0
     fg = foreground >= config.fg_threshold * scale
     seeds_mask = interior >= config.seed_threshold * scale
     fg |= seeds_mask
-    components, n = ndi.label(fg, structure=_FOUR)
-    out = np.zeros(fg.shape, np.uint32)
+    # the component image becomes the output in place: particles are written as negative
+    # labels, so a box never mistakes a finished particle for the component it looks for
+    labels, _ = ndi.label(fg, structure=_FOUR, output=np.int32)
+    del fg
     next_label = 1
-    from skimage.segmentation import watershed
-
-    if config.seed_method not in SEED_METHODS:
-        raise ValueError(f"seed_method must be one of {', '.join(SEED_METHODS)}, not {config.seed_method!r}")
-    for index, box in enumerate(ndi.find_objects(components), start=1):
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
             continue
-        comp = components[box] == index
+        target = labels[box]
+        comp = target == index
         relief = np.asarray(interior[box], np.float32) / scale
         if config.seed_method in ("distance", "combined"):
             depth = ndi.distance_transform_edt(np.pad(comp, 1))[1:-1, 1:-1].astype(np.float32)
@@ -71,18 +97,18 @@ def instances_from_probabilities(
             seeds, n_seeds = _peak_seeds(relief, comp, config)
         else:
             seeds, n_seeds = _component_seeds(seeds_mask[box] & comp, config.min_seed_area)
-        target = out[box]
         if n_seeds <= 1:
-            target[comp] = next_label
+            target[comp] = -next_label
             next_label += 1
             continue
         split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
         if config.merge_depth > 0:
             split = merge_shallow_regions(split, relief, config.merge_depth)
-        target[comp] = split[comp].astype(np.uint32) + (next_label - 1)
+        target[comp] = -(split[comp].astype(np.int32) + (next_label - 1))
         next_label += n_seeds
-    out = _remove_small(out, config.min_area)
-    return _relabel_sequential(out)
+    del seeds_mask
+    np.negative(labels, out=labels)
+    return _drop_small_and_renumber(labels.view(np.uint32), config.min_area)
 
 
 def merge_shallow_regions(regions: np.ndarray, relief: np.ndarray, depth: float) -> np.ndarray:
@@ -167,14 +193,3 @@ def _peak_seeds(relief: np.ndarray, comp: np.ndarray, config: PostprocessConfig)
     if len(peaks):
         seeds[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     return seeds, len(peaks)
-
-
-def _relabel_sequential(labels: np.ndarray) -> np.ndarray:
-    ids = np.unique(labels)
-    if ids[0] == 0:
-        ids = ids[1:]
-    if len(ids) == 0 or ids[-1] == len(ids):
-        return labels
-    lut = np.zeros(int(ids[-1]) + 1, labels.dtype)
-    lut[ids] = np.arange(1, len(ids) + 1, dtype=labels.dtype)
-    return lut[labels]
