@@ -97,7 +97,7 @@ def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_te
 
 
 def test_sem_tio2_on_the_whole_bam_test_split(splits):
-    """The BAM-only model: F1 0.855, IoU 0.924, D50 +0.9 % on these 6 images (docs/benchmarks.md)."""
+    """The BAM-only model: F1 0.883, IoU 0.934, D50 +0.6 % on these 6 images (docs/benchmarks.md, session 11)."""
     from napari_nanogan.data.datasets import instance_labels
     from napari_nanogan.inference import segment
     from napari_nanogan.io.images import read_image, read_mask
@@ -111,10 +111,33 @@ def test_sem_tio2_on_the_whole_bam_test_split(splits):
         image, _ = read_image(image_path)
         pairs.append((instance_labels(read_mask(mask_path)[:712]), segment(image, seg).labels[:712]))
     scores = summarize(pairs)
-    assert scores["iou"] >= 0.91 and scores["f1"] >= 0.82, {k: scores[k] for k in ("iou", "f1")}
+    assert scores["iou"] >= 0.91 and scores["f1"] >= 0.85, {k: scores[k] for k in ("iou", "f1")}
     d50 = [np.median(np.concatenate([equivalent_diameters(p[k], min_area=16, whole_only=True) for p in pairs]))
            for k in (0, 1)]
     assert abs(d50[1] - d50[0]) / d50[0] < 0.05, d50
+
+
+def test_the_default_model_meets_the_bam_targets_on_the_validation_images(splits):
+    """Issue targets for the BAM val images: foreground IoU >= 0.90, instance F1 >= 0.85.
+
+    Through the product's default path (`auto`, diameter estimated, as `nanogan segment`
+    runs): 0.927 / 0.864 measured in session 11 (0.845 before the region merging).
+    """
+    from napari_nanogan.data.datasets import instance_labels
+    from napari_nanogan.inference import segment
+    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.pretrained import load_segmenter
+
+    auto = load_segmenter("auto", device="cpu")
+    pairs = []
+    for _, image_path, mask_path in splits["bam"]["val"]:
+        image, _ = read_image(image_path)
+        result = segment(image, auto, diameter="auto")
+        pairs.append((instance_labels(read_mask(mask_path)[:712]), result.labels[:712]))
+    scores = summarize(pairs)
+    assert len(pairs) == 3
+    assert scores["iou"] >= 0.90 and scores["f1"] >= 0.85, {k: scores[k] for k in ("iou", "f1")}
 
 
 def test_auto_gives_bam_images_the_sem_model_and_tem_images_the_general_one(splits):
