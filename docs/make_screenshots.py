@@ -19,6 +19,14 @@ import tifffile
 OUT = Path(__file__).resolve().parent / "images"
 
 
+def narrow(viewer, dock, width: int = 520) -> None:
+    """Give a docked panel a panel's width, so the canvas keeps most of the window."""
+    from qtpy.QtCore import Qt
+
+    viewer.window._qt_window.resizeDocks([dock], [width], Qt.Horizontal)
+    settle()
+
+
 def settle(seconds=1.0):
     """Let Qt finish layouts and repaints (a label's new text, a docked panel) before a screenshot."""
     from qtpy.QtWidgets import QApplication
@@ -74,7 +82,8 @@ def main():
         return
     viewer.open(str(tmp), plugin="napari-nanogan")
     seg = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(seg, name="Segment particles", area="right")
+    dock = viewer.window.add_dock_widget(seg, name="Segment particles", area="right")
+    narrow(viewer, dock)
     seg.model.choices = [args.model]
     seg.model.value = args.model
     seg.image_layer.value = viewer.layers["procedural_sem"]

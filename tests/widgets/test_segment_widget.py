@@ -158,3 +158,12 @@ def test_segment_widget_defaults_to_auto_and_says_what_it_chose(make_napari_view
     meta = viewer.layers["tem particles"].metadata
     assert meta["model"] == "auto" and meta["model_used"] == "default"
     assert w.status.value.endswith("model default")
+
+
+def test_a_long_status_message_wraps_instead_of_widening_the_panel(widget):
+    viewer, w = widget
+    w.status.value = "short"
+    short = w.status.native.minimumSizeHint().width()
+    w.status.value = "229 particles; info bar rows 712-767 excluded; estimated particle diameter 26 px (188 nm); " * 3
+    assert w.status.native.wordWrap()
+    assert w.status.native.minimumSizeHint().width() < 4 * max(short, 60)

@@ -18,6 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
+from ._labels import wrapping_label
 from ._pairs import PairPicker, check_pair
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class ExportWidget(QWidget):
         self.overwrite = CheckBox(label="overwrite existing files", value=False)
         self.run_button = PushButton(text="Export")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.status = wrapping_label("")
         self.controls = Container(widgets=[self.synthetic_masks, self.n, self.seed, self.model, self.out_dir, self.png,
                                            self.overwrite, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()

@@ -11,11 +11,12 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, Select
+from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, Select
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
 
 from ..training.finetune import PRESETS
+from ._labels import wrapping_label
 from ._pairs import PairPicker, check_pair, samples_from_pairs
 
 __all__ = ["FinetuneWidget", "check_pair"]
@@ -43,15 +44,15 @@ class FinetuneWidget(QWidget):
         self.add_pair, self.remove_pair = self.picker.add_pair, self.picker.remove_pair
         self.unannotated = Select(label="unannotated images (optional)", choices=self._image_names)
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value="quick")
-        self.preset_note = Label(value=PRESETS["quick"].description)
+        self.preset_note = wrapping_label(PRESETS["quick"].description)
         self.name = LineEdit(label="save as", value="my-model")
         self.run_button = PushButton(text="Fine-tune")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
-        self.result = Label(value="")
+        self.status = wrapping_label("")
+        self.result = wrapping_label("")
         # the user's models: card, delete, export (the lists of every panel follow)
         self.my_model = ComboBox(label="my models", choices=self._user_models)
-        self.card = Label(value="")
+        self.card = wrapping_label("")
         self.delete_button = PushButton(text="Delete model")
         self.export_to = FileEdit(label="export to folder", mode="d")
         self.export_button = PushButton(text="Export model")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+from ._labels import wrapping_label
 
 if TYPE_CHECKING:
     import napari
@@ -42,7 +43,7 @@ class MeasureWidget(QWidget):
         self.include_cut = CheckBox(label="include particles cut by border / info bar", value=False)
         self.run_button = PushButton(text="Measure")
         self.export_button = PushButton(text="Export CSV ...", enabled=False)
-        self.summary = Label(value="")
+        self.summary = wrapping_label("")
         self.controls = Container(widgets=[self.labels_layer, self.image_layer, self.pixel_size, self.measure,
                                            self.include_cut, self.run_button, self.export_button, self.summary])
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox,
+from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox,
                               create_widget)
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..data.designer import MaskDesign, design_mask, fit_design
+from ._labels import wrapping_label
 
 if TYPE_CHECKING:
     import napari
@@ -68,7 +69,7 @@ class SynthesizeWidget(QWidget):
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.run_button = PushButton(text="Synthesize")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.status = wrapping_label("")
         self.designer = Container(widgets=[self.width, self.height, self.pixel_size, self.median_nm, self.sigma, self.amount,
                                            self.count, self.coverage, self.elongation, self.facets, self.clustering,
                                            self.overlap, self.fit_button], label="designer")
