@@ -130,7 +130,8 @@ def merge_shallow_regions(regions: np.ndarray, relief: np.ndarray, depth: float)
     ndarray
         ``regions`` with each merged group carrying the label of one of its members
         (labels may then have gaps). Passes are taken from the highest down, with the
-        peaks of merged groups updated, so the result does not depend on label order.
+        peaks of merged groups updated, so the result does not depend on label order
+        (except between passes of exactly equal height).
     """
     n = int(regions.max())
     if depth <= 0 or n < 2:
