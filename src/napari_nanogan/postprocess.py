@@ -59,7 +59,8 @@ def instances_from_probabilities(
     Returns
     -------
     labels : ndarray of shape (M, N), uint32
-        0 is background; particles are numbered 1..K in raster order of their first pixel.
+        0 is background; particles are numbered 1..K, one connected component after the
+        other (components in raster order of their first pixel).
 
     Each 4-connected foreground component is split by a watershed on the interior
     probability, seeded by the 4-connected interior blobs inside it; a component
