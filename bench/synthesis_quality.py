@@ -1,11 +1,14 @@
-"""Synthesis quality on BAM SEM under the protocol of docs/benchmarks.md; prints JSON.
+"""Synthesis quality on BAM SEM (or EMPS bright-field TEM) under the protocol of docs/benchmarks.md; prints JSON.
 
     python bench/synthesis_quality.py [--model default] [--n 500] [--seeds 3]
                                       [--post none,hist,noise,blur,sharpen,blur+noise]
+    python bench/synthesis_quality.py --dataset emps-tem --model tem --post checkpoint
 
 Protocol (standard FID/KID, Inception pool3, TF1 resize, grey -> 3 channels):
 256 x 256 crops at fixed-seed random positions, info bar excluded (specimen rows
-only), ``--n`` crops per side.
+only), ``--n`` crops per side. ``--dataset emps-tem``: the EMPS images with dark
+particles at the model's scale, as the TEM generator learns from them
+(``data.datasets.bright_field_samples``; most are under 256 px there), 128 x 128 crops.
 
 - ``real_vs_real``: held-out real images (val + test split, never trained on) vs the
   training images: the floor a perfect generator would reach with these samples.
@@ -57,10 +60,10 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # bench/texture.py, al
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def naive_render(labels: np.ndarray, seed: int) -> np.ndarray:
-    """Flat discs + blur + noise: the baseline a generator must beat by far."""
+def naive_render(labels: np.ndarray, seed: int, *, dark_particles: bool = False) -> np.ndarray:
+    """Flat discs + blur + noise: the baseline a generator must beat by far (bright discs on dark, or dark on bright)."""
     rng = np.random.default_rng(seed)
-    img = np.where(labels > 0, 150.0, 40.0)
+    img = np.where(labels > 0, 60.0, 180.0) if dark_particles else np.where(labels > 0, 150.0, 40.0)
     img = ndi.gaussian_filter(img, 1.0) + rng.normal(0, 12, labels.shape)
     return np.clip(img, 0, 255)
 
@@ -134,7 +137,10 @@ def main():
     ap.add_argument("--segmenter", default="auto", help="segmenter of the cycle check (default: the product's default)")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"],
+                    help="BAM TiO2 SEM (default), or the EMPS images with dark particles (bright-field TEM) at the "
+                         "model's scale, as `nanogan train-gan --dataset emps-tem` learns from them")
+    ap.add_argument("--crop", type=int, default=None, help="crop side (default 256 for bam, 128 for emps-tem)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--post", default="none,hist,noise,blur,sharpen,blur+noise")
     ap.add_argument("--real-post", default="", help="post-processings to measure on the real training images")
@@ -147,9 +153,14 @@ def main():
     from napari_nanogan.models.pretrained import load_generator, load_segmenter
     from napari_nanogan.synthesis import synthesize
 
-    bam = shared_splits(args.data_root)["bam"]
+    if args.crop is None:
+        args.crop = 128 if args.dataset == "emps-tem" else 256
 
     def load(triples):
+        if args.dataset == "emps-tem":
+            from napari_nanogan.data.datasets import bright_field_samples
+
+            return [(s.image.astype(np.float32), s.labels) for s in bright_field_samples(triples)]
         out = []
         for _, ip, mp in triples:
             img, _ = read_image(ip)
@@ -158,14 +169,15 @@ def main():
             out.append((img[rows].astype(np.float32), instance_labels(read_mask(mp)[rows])))
         return out
 
-    held = load(bam["val"] + bam["test"])
-    train = load(bam["train"])
+    split = shared_splits(args.data_root)["emps" if args.dataset == "emps-tem" else "bam"]
+    held = load(split["val"] + split["test"])
+    train = load(split["train"])
     net = load_inception()
     real_eval = random_crops([im for im, _ in held], args.n, args.crop, seed=0)
-    result = {"protocol": {"crop": args.crop, "n_per_side": args.n, "held_out_images": len(held), "train_images": len(train),
+    result = {"protocol": {"dataset": args.dataset, "crop": args.crop, "n_per_side": args.n, "held_out_images": len(held), "train_images": len(train),
                            "resize": "TF1 bilinear to 299", "channels": "grey x3", "features": "Inception pool3 (2048)"}}
     result["real_vs_real"] = fid_kid(real_eval, random_crops([im for im, _ in train], args.n, args.crop, seed=1), net)
-    naive = [naive_render(lab, s) for s, (_, lab) in enumerate(held)]
+    naive = [naive_render(lab, s, dark_particles=args.dataset == "emps-tem") for s, (_, lab) in enumerate(held)]
     result["naive"] = fid_kid(real_eval, random_crops(naive, args.n, args.crop, seed=2), net)
     if args.real_post:
         train_values = np.concatenate([im.ravel()[::97] for im, _ in train])

@@ -148,3 +148,12 @@ def test_bench_fitted_steps_use_the_training_pairs_only(bench, texture, smooth_i
             assert noise_level(out[0]) > noise_level(held[0]) + 1, post
     with pytest.raises(SystemExit, match="training pairs"):
         bench.post_process("snoise", held, np.zeros(3), 3.0, [1])
+
+
+def test_the_naive_baseline_renders_the_polarity_of_its_data_set(bench):
+    labels = np.zeros((64, 64), np.int32)
+    labels[20:40, 20:40] = 1
+    for dark in (False, True):
+        image = bench.naive_render(labels, seed=0, dark_particles=dark)
+        inside, outside = image[labels > 0].mean(), image[labels == 0].mean()
+        assert (inside < outside - 80) if dark else (inside > outside + 80)

@@ -146,8 +146,11 @@ def test_segment_auto_diameter_reports_the_estimate(tmp_path, sized_tiny_checkpo
     assert tifffile.imread(tmp_path / "a" / "plain_labels.tif").shape == image.shape
 
 
-def _fake_emps(data_root, make_labels):
-    """An EMPS-like folder of 90 images (15 train, 20 val, 55 test in the fixed split) from ``make_labels(i)``."""
+def _fake_emps(data_root, make_labels, dark=lambda i: False):
+    """An EMPS-like folder of 90 images (15 train, 20 val, 55 test in the fixed split) from ``make_labels(i)``.
+
+    Bright particles on a dark background, as SEM, unless ``dark(i)``: then inverted, as bright-field TEM.
+    """
     from napari_nanogan.data.procedural import render_sem
 
     root = data_root / "emps"
@@ -156,7 +159,8 @@ def _fake_emps(data_root, make_labels):
     stems = [f"img{i:03d}" for i in range(90)]
     for i, stem in enumerate(stems):
         labels = make_labels(i)
-        Image.fromarray(render_sem(labels, seed=i)).save(root / "images" / f"{stem}.png")
+        image = render_sem(labels, seed=i)
+        Image.fromarray(255 - image if dark(i) else image).save(root / "images" / f"{stem}.png")
         Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(root / "masks" / f"{stem}.png")
     (root / "ids.txt").write_text("\n".join(stems))
 
@@ -274,6 +278,42 @@ def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, t
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "none"),
                  "--images", str(root), "--out", str(tmp_path / "x.pt"), "--calibrate"]) == 2
     assert "needs annotated images" in capsys.readouterr().err
+
+
+def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_the_model_scale(
+        tmp_path, tiny_generator_checkpoint, capsys):
+    from napari_nanogan.data.datasets import shared_splits
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.models.checkpoint import load_checkpoint
+    from napari_nanogan.synthesis import Generator
+
+    # even images: dark particles (TEM) of 48 px, shrunk 2x to 128 px; odd ones: bright (SEM); i % 6 == 0: too
+    # large particles (96 px), an image shrunk 4x to 64 px, under the 128-px minimum
+    _fake_emps(tmp_path / "data", lambda i: particle_labels((256, 256), n_particles=6,
+                                                             mean_diameter=96 if i % 6 == 0 else 48, seed=i),
+               dark=lambda i: i % 2 == 0)
+    splits = shared_splits(tmp_path / "data")["emps"]
+    expected = sorted(stem for stem, _, _ in splits["train"] if int(stem[3:]) % 2 == 0 and int(stem[3:]) % 6 != 0)
+    assert expected
+    out = tmp_path / "run"
+    assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--out", str(out),
+                 "--steps", "1", "--batch-size", "2", "--patch-size", "64", "--val-every", "1"]) == 0
+    assert f"train-gan: {len(expected)} annotated pairs" in capsys.readouterr().err
+    prov = load_checkpoint(out / "generator.pt", kind="generator")["provenance"]
+    assert sorted(prov["data"]["emps-tem_train"]) == expected
+    assert set(prov["data"]["held_out"]) == {"val", "test"}
+    # the segmenter was validated on the validation split's dark-particle images
+    assert "emps-tem" in load_checkpoint(out / "segmenter_best.pt", kind="segmenter")["provenance"]["validation"]
+    # the post-processing is fitted on the same images
+    tuned = tmp_path / "tuned.pt"
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--dataset", "emps-tem",
+                 "--data-root", str(tmp_path / "data"), "--out", str(tuned), "--calibrate"]) == 0
+    tuning = load_checkpoint(tuned, kind="generator")["provenance"]["postprocess_tuning"]
+    assert tuning["images"] == len(expected) and "EMPS" in tuning["calibration"]
+    assert Generator.from_checkpoint(tuned, device="cpu").postprocess.gain != 1.0
+    assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "run2")]) == 2
+    assert "emps/" in capsys.readouterr().err
 
 
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):

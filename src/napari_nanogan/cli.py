@@ -352,23 +352,36 @@ def cmd_train_gan(args) -> int:
     from .data.datasets import load_samples, shared_splits
     from .training.cyclegan import GanLossWeights, GanTrainConfig, train_cyclegan
 
+    val = None
     if args.images and args.masks:
         triples = _pair_folders(args.images, args.masks)
         source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
-    else:
-        splits = shared_splits(args.data_root)
-        if "bam" not in splits:
-            print("nanogan train-gan: give --images and --masks, or a --data-root with bam_tio2_sem/", file=sys.stderr)
+        if not triples:
+            print("nanogan train-gan: no image/mask pairs found (mask stems must equal or start with the image stem)",
+                  file=sys.stderr)
             return 2
-        triples = splits["bam"]["train"]
-        source = {"bam_train": [t[0] for t in triples], "held_out": {k: [t[0] for t in v] for k, v in splits["bam"].items() if k != "train"}}
-    if not triples:
-        print("nanogan train-gan: no image/mask pairs found (mask stems must equal or start with the image stem)", file=sys.stderr)
-        return 2
-    paired = load_samples(triples, domain="paired")
-    val = None
-    if not (args.images and args.masks) and args.val_every > 0:
-        val = load_samples(splits["bam"]["val"], domain="bam")
+        paired = load_samples(triples, domain="paired")
+    else:
+        folder, key = ("emps", "emps") if args.dataset == "emps-tem" else ("bam_tio2_sem", "bam")
+        splits = shared_splits(args.data_root)
+        if key not in splits:
+            print(f"nanogan train-gan: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
+            return 2
+        if args.dataset == "emps-tem":
+            from .data.datasets import bright_field_samples
+
+            # dark particles on a bright background, at the segmenter's scale (bright_field_samples)
+            paired = bright_field_samples(splits["emps"]["train"])
+            if args.val_every > 0:
+                val = bright_field_samples(splits["emps"]["val"])
+        else:
+            paired = load_samples(splits["bam"]["train"], domain="paired")
+            if args.val_every > 0:
+                val = load_samples(splits["bam"]["val"], domain="bam")
+        source = {f"{args.dataset}_train": [s.name for s in paired],
+                  "held_out": {k: [t[0] for t in v] for k, v in splits[key].items() if k != "train"}}
+        if args.dataset == "emps-tem":
+            source["selection"] = "EMPS images with dark particles, at the model's scale (data.datasets.bright_field_samples)"
     segmenter_config = SegmenterConfig()
     if args.init_segmenter:
         from .models.checkpoint import load_checkpoint
@@ -493,11 +506,28 @@ def cmd_tune(args) -> int:
 
 
 # ---------------------------------------------------------------- tune-generator
+_DATASET_FOLDERS = {"bam": "bam_tio2_sem", "emps-tem": "emps"}
+_DATASET_DESCRIPTIONS = {"bam": "BAM training split (specimen rows)",
+                         "emps-tem": "EMPS training split, images with dark particles at the model's scale"}
+
+
+def _generator_training_samples(data_root, dataset: str):
+    """The real training images a generator of ``dataset`` learned from (None: data set not found)."""
+    from .data.datasets import bright_field_samples, load_samples, shared_splits
+
+    key = "emps" if dataset == "emps-tem" else "bam"
+    splits = shared_splits(data_root)
+    if key not in splits:
+        return None
+    if dataset == "emps-tem":
+        return bright_field_samples(splits["emps"]["train"])
+    return load_samples(splits["bam"]["train"], domain="bam")
+
+
 def cmd_tune_generator(args) -> int:
     """Measure the real images' noise level and store it as the generator's post-processing."""
     import numpy as np
 
-    from .data.datasets import load_samples, shared_splits
     from .io.images import ImageReadError, list_images, read_image
     from .io.infobar import detect_info_bar
     from .models.checkpoint import load_checkpoint, save_checkpoint
@@ -519,12 +549,13 @@ def cmd_tune_generator(args) -> int:
             levels.append(noise_level(image[bar.specimen_rows] if bar else image))
         source = f"images in {args.images}"
     else:
-        splits = shared_splits(args.data_root)
-        if "bam" not in splits:
-            print(f"nanogan tune-generator: no bam_tio2_sem/ under {args.data_root}; give --images", file=sys.stderr)
+        samples = _generator_training_samples(args.data_root, args.dataset)
+        if samples is None:
+            print(f"nanogan tune-generator: no {_DATASET_FOLDERS[args.dataset]}/ under {args.data_root}; give --images",
+                  file=sys.stderr)
             return 2
-        levels = [noise_level(s.image) for s in load_samples(splits["bam"]["train"], domain="bam")]
-        source = "BAM training split (specimen rows)"
+        levels = [noise_level(s.image) for s in samples]
+        source = _DATASET_DESCRIPTIONS[args.dataset]
     if not levels:
         print("nanogan tune-generator: no readable images", file=sys.stderr)
         return 2
@@ -538,12 +569,11 @@ def cmd_tune_generator(args) -> int:
 
         from .synthesis import Generator, calibration, synthesize
 
-        splits = shared_splits(args.data_root)
-        if "bam" not in splits:
-            print(f"nanogan tune-generator: --calibrate needs annotated images: no bam_tio2_sem/ under {args.data_root}",
-                  file=sys.stderr)
+        samples = _generator_training_samples(args.data_root, args.dataset)
+        if samples is None:
+            print(f"nanogan tune-generator: --calibrate needs annotated images: no {_DATASET_FOLDERS[args.dataset]}/ "
+                  f"under {args.data_root}", file=sys.stderr)
             return 2
-        samples = load_samples(splits["bam"]["train"], domain="bam")
         generator = Generator.from_checkpoint(path)
         bar = _progress_bar(len(samples), "calibration (synthesizing the training masks)")
         synthetic = []
@@ -553,7 +583,8 @@ def cmd_tune_generator(args) -> int:
             bar.update(1)
         bar.close()
         gain, offset = calibration([s.image for s in samples], synthetic)
-        calibrated_on = f"BAM training split: {len(samples)} images vs their masks synthesized (seeds 100000+)"
+        calibrated_on = (f"{_DATASET_DESCRIPTIONS[args.dataset]}: {len(samples)} images vs their masks synthesized "
+                         "(seeds 100000+)")
     post = SynthesisPostprocess(blur_sigma=args.blur, noise_residual=float(np.median(levels)), gain=gain, offset=offset)
     data = load_checkpoint(path, kind="generator")
     data.pop("format_version")
@@ -750,6 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", default=None, help="folder of their masks (stem, or stem_suffix)")
     p.add_argument("--unpaired-images", default=None, help="folder of images without masks")
     p.add_argument("--data-root", default="../shared/data", help="without --images/--masks: the BAM training split")
+    p.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"],
+                   help="without --images/--masks: the BAM TiO2 SEM training split (default), or the EMPS "
+                        "training images with dark particles (bright-field TEM) at the model's scale")
     p.add_argument("--out", required=True, help="run folder (last.pt, generator.pt, segmenter.pt); resumes")
     p.add_argument("--init-segmenter", default=None, help="segmenter checkpoint to start from")
     p.add_argument("--steps", type=int, default=2000)
@@ -798,13 +832,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune-generator", help="post-processing of synthetic images: mild blur, then noise as in real images")
     p.add_argument("--model", required=True, help="generator name or checkpoint")
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the noise level)")
-    p.add_argument("--images", default=None, help="folder of real images (default: the BAM training split)")
+    p.add_argument("--images", default=None, help="folder of real images (default: the --dataset training split)")
     p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"],
+                   help="the generator's training data under --data-root, for the noise level and the "
+                        "calibration: BAM TiO2 SEM (default) or EMPS bright-field TEM (as in train-gan)")
     p.add_argument("--blur", type=float, default=0.7, metavar="SIGMA",
                    help="Gaussian blur (px) before the noise (default 0.7, the best of 0.5-1.4 by BAM FID)")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a grey-level gain and offset that give synthetic images of the training masks the "
-                        "real training images' mean and spread (needs the BAM training split under --data-root)")
+                        "real training images' mean and spread (needs the --dataset training split under --data-root)")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")

@@ -130,6 +130,44 @@ def at_model_scale(sample: Sample, diameter_px: float | None = None) -> Sample:
     return shrink_sample(sample, model_scale_factor(sample.labels, diameter_px))
 
 
+def particle_contrast(sample: Sample) -> float:
+    """Background minus particle median grey level, as a fraction of the robust intensity range.
+
+    Positive for dark particles on a bright background (bright-field TEM), negative for
+    bright ones on a dark background (SEM, HAADF STEM); NaN without particles or background.
+    """
+    fg = sample.labels > 0
+    if not fg.any() or fg.all():
+        return float("nan")
+    spread = max(float(sample.high - sample.low), 1e-6)
+    return float((np.median(sample.image[~fg]) - np.median(sample.image[fg])) / spread)
+
+
+#: Smallest side (px) a bright-field sample may have at the model's scale to be kept.
+MIN_TEM_SIDE = 128
+
+
+def bright_field_samples(triples, *, min_contrast: float = 0.2, min_side: int = MIN_TEM_SIDE,
+                         diameter_px: float | None = None) -> list[Sample]:
+    """The annotated images with dark particles on a bright background, at the model's scale.
+
+    What the TEM generator learns from (``nanogan train-gan --dataset emps-tem``): of
+    ``triples`` (EMPS, mixed TEM / SEM / STEM), the images whose particles are darker
+    than their background by at least ``min_contrast`` of the intensity range
+    (:func:`particle_contrast`), each shrunk so that its particles are about the
+    model's diameter across (:func:`at_model_scale`), as the segmenter sees them; an
+    image left with a side under ``min_side`` pixels (very large particles) is dropped.
+    """
+    out = []
+    for sample in load_samples(triples, domain="emps-tem"):
+        if not particle_contrast(sample) >= min_contrast:
+            continue
+        small = at_model_scale(sample, diameter_px)
+        if min(small.image.shape) >= min_side:
+            out.append(small)
+    return out
+
+
 def bam_pairs(root) -> list[tuple[str, Path, Path]]:
     """(stem, image, mask) of the BAM TiO2 SEM set (``pairs.csv``)."""
     root = Path(root)
