@@ -2,6 +2,7 @@
 
     python bench/synthesis_figure.py --out runs/synthesis_real.png            # held-out BAM masks + their real images
     python bench/synthesis_figure.py --procedural --out docs/images/synthesis_styles.png
+    python bench/synthesis_figure.py --dataset emps-tem --model tem --out runs/synthesis_tem_real.png
 
 With the shared data, each row is a held-out BAM image (val + test split, never
 trained on): a 256 x 256 crop of the real image, its annotated mask, and ``--styles``
@@ -37,6 +38,19 @@ def real_rows(data_root: str, n: int) -> list[tuple[np.ndarray | None, np.ndarra
     return rows
 
 
+def tem_rows(data_root: str, n: int, crop: int = 128) -> list[tuple[np.ndarray | None, np.ndarray]]:
+    """Held-out EMPS images with dark particles at the model's scale (as the TEM generator learned them): centre crops."""
+    from napari_nanogan.data.datasets import bright_field_samples
+
+    emps = shared_splits(data_root)["emps"]
+    rows = []
+    for sample in bright_field_samples(emps["val"] + emps["test"])[:n]:
+        h, w = sample.image.shape
+        y, x = (h - crop) // 2, (w - crop) // 2
+        rows.append((sample.image[y : y + crop, x : x + crop], sample.labels[y : y + crop, x : x + crop]))
+    return rows
+
+
 def procedural_rows(n: int) -> list[tuple[np.ndarray | None, np.ndarray]]:
     from napari_nanogan.data.procedural import particle_labels
 
@@ -51,6 +65,8 @@ def main(argv=None):
     ap.add_argument("--model", default="default")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--procedural", action="store_true", help="the package's own masks, no real images")
+    ap.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"],
+                    help="real rows from the held-out BAM images or EMPS bright-field TEM images (128-px crops)")
     ap.add_argument("--rows", type=int, default=3)
     ap.add_argument("--styles", type=int, default=3)
     args = ap.parse_args(argv)
@@ -63,7 +79,12 @@ def main(argv=None):
     from napari_nanogan.models.pretrained import load_generator
     from napari_nanogan.synthesis import synthesize
 
-    rows = procedural_rows(args.rows) if args.procedural else real_rows(args.data_root, args.rows)
+    if args.procedural:
+        rows = procedural_rows(args.rows)
+    elif args.dataset == "emps-tem":
+        rows = tem_rows(args.data_root, args.rows)
+    else:
+        rows = real_rows(args.data_root, args.rows)
     generator = load_generator(args.model, device="cpu")
     has_real = rows[0][0] is not None
     cols = int(has_real) + 1 + args.styles

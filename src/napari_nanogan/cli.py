@@ -352,6 +352,10 @@ def cmd_train_gan(args) -> int:
     from .data.datasets import load_samples, shared_splits
     from .training.cyclegan import GanLossWeights, GanTrainConfig, train_cyclegan
 
+    if args.invert_init_generator and not args.init_generator:
+        print("nanogan train-gan: --invert-init-generator needs --init-generator (the generator to invert)",
+              file=sys.stderr)
+        return 2
     val = None
     if args.images and args.masks:
         triples = _pair_folders(args.images, args.masks)
@@ -417,6 +421,7 @@ def cmd_train_gan(args) -> int:
         lambda should_stop: train_cyclegan(paired, out_dir=args.out, config=config, generator_config=GeneratorConfig(),
                                            segmenter_config=segmenter_config, unpaired_images=unpaired,
                                            init_segmenter=args.init_segmenter, init_generator=args.init_generator,
+                                           invert_init_generator=args.invert_init_generator,
                                            val=val, provenance=provenance, should_stop=should_stop),
         config.steps, "train-gan", report)
 
@@ -792,6 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init-generator", default=None, help="generator checkpoint to start from")
+    p.add_argument("--invert-init-generator", action="store_true",
+                   help="start from the --init-generator's negative image (an SEM generator's bright particles on a "
+                        "dark substrate become dark on bright): a warm start for bright-field TEM")
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra segmenter loss weight where touching particles meet (as in `nanogan train`)")
     p.add_argument("--segmenter-patch-size", type=int, default=None,

@@ -108,6 +108,18 @@ class StyleUNet(nn.Module):
         self.to_image = ModulatedConv2d(widths[0], 1, config.style_dim, kernel=1, demodulate=False)
         self.out_bias = nn.Parameter(torch.zeros(1))
 
+    @torch.no_grad()
+    def invert_output_(self) -> "StyleUNet":
+        """Negate the output in place: the same inputs then give the photographic negative.
+
+        The last layer is linear before the odd ``tanh``, so negating its weight and bias
+        turns every image into ``-image`` ([-1, 1] range). A bright-field TEM generator
+        starts so from an SEM one: dark particles on a bright background, same shapes.
+        """
+        self.to_image.weight.neg_()
+        self.out_bias.neg_()
+        return self
+
     @property
     def n_noise(self) -> int:
         """Number of noise maps one forward pass uses (one per styled layer)."""

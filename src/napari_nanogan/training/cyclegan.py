@@ -191,6 +191,7 @@ def train_cyclegan(
     unpaired_masks: list[Sample] | None = None,
     init_segmenter: str | Path | None = None,
     init_generator: str | Path | None = None,
+    invert_init_generator: bool = False,
     val: list[Sample] | None = None,
     provenance: dict | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -204,7 +205,9 @@ def train_cyclegan(
     ``generator.pt`` (EMA generator) and ``segmenter.pt``; with ``val`` samples, the
     segmenter is scored on them every ``config.val_every`` steps (as in
     :func:`~napari_nanogan.training.segmenter.train_segmenter`) and ``segmenter_best.pt``
-    keeps the best-scoring one.
+    keeps the best-scoring one. ``invert_init_generator`` starts from ``init_generator``'s
+    negative (:meth:`~napari_nanogan.models.style_unet.StyleUNet.invert_output_`): from an
+    SEM generator, a warm start for bright-field TEM.
     """
     if not paired:
         raise ValueError("the cycle GAN needs at least one annotated image")
@@ -217,6 +220,10 @@ def train_cyclegan(
         nets.image_to_mask.load_state_dict(load_checkpoint(init_segmenter, kind="segmenter")["state_dict"])
     if init_generator is not None:
         nets.mask_to_image.load_state_dict(load_checkpoint(init_generator, kind="generator")["state_dict"])
+        if invert_init_generator:
+            nets.mask_to_image.invert_output_()
+    elif invert_init_generator:
+        raise ValueError("invert_init_generator needs an init_generator")
     ema = copy.deepcopy(nets.mask_to_image).eval().requires_grad_(False)
     # on the device before the optimizers load their state, which follows the parameters' device
     nets.to(device)
