@@ -366,26 +366,16 @@ def cmd_train_gan(args) -> int:
             return 2
         paired = load_samples(triples, domain="paired")
     else:
-        folder, key = ("emps", "emps") if args.dataset == "emps-tem" else ("bam_tio2_sem", "bam")
-        splits = shared_splits(args.data_root)
-        if key not in splits:
-            print(f"nanogan train-gan: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
+        paired = _generator_training_samples(args.data_root, args.dataset)
+        if paired is None:
+            print(f"nanogan train-gan: give --images and --masks, or a --data-root with {_DATASET_FOLDERS[args.dataset]}/",
+                  file=sys.stderr)
             return 2
-        if args.dataset == "emps-tem":
-            from .data.datasets import bright_field_samples
-
-            # dark particles on a bright background, at the segmenter's scale (bright_field_samples)
-            paired = bright_field_samples(splits["emps"]["train"])
-            if args.val_every > 0:
-                val = bright_field_samples(splits["emps"]["val"])
-        else:
-            paired = load_samples(splits["bam"]["train"], domain="paired")
-            if args.val_every > 0:
-                val = load_samples(splits["bam"]["val"], domain="bam")
-        source = {f"{args.dataset}_train": [s.name for s in paired],
-                  "held_out": {k: [t[0] for t in v] for k, v in splits[key].items() if k != "train"}}
-        if args.dataset == "emps-tem":
-            source["selection"] = "EMPS images with dark particles, at the model's scale (data.datasets.bright_field_samples)"
+        if args.val_every > 0:
+            val = _generator_training_samples(args.data_root, args.dataset, split="val")
+        held_out = shared_splits(args.data_root)[_DATASET_KEYS[args.dataset]]
+        source = {f"{args.dataset}_train": [s.name for s in paired], "selection": _DATASET_DESCRIPTIONS[args.dataset],
+                  "held_out": {k: [t[0] for t in v] for k, v in held_out.items() if k != "train"}}
     segmenter_config = SegmenterConfig()
     if args.init_segmenter:
         from .models.checkpoint import load_checkpoint
@@ -511,22 +501,28 @@ def cmd_tune(args) -> int:
 
 
 # ---------------------------------------------------------------- tune-generator
+# the generators' data sets (`train-gan --dataset`, `tune-generator --dataset`): shared_splits key, folder, description
+_DATASET_KEYS = {"bam": "bam", "emps-tem": "emps"}
 _DATASET_FOLDERS = {"bam": "bam_tio2_sem", "emps-tem": "emps"}
 _DATASET_DESCRIPTIONS = {"bam": "BAM training split (specimen rows)",
-                         "emps-tem": "EMPS training split, images with dark particles at the model's scale"}
+                         "emps-tem": "EMPS training split, images with dark particles at the model's scale "
+                                     "(data.datasets.bright_field_samples)"}
 
 
-def _generator_training_samples(data_root, dataset: str):
-    """The real training images a generator of ``dataset`` learned from (None: data set not found)."""
+def _generator_training_samples(data_root, dataset: str, split: str = "train"):
+    """The real images of ``split`` a generator of ``dataset`` learns from (None: data set not found).
+
+    ``bam``: the BAM TiO2 SEM images, info bar cropped; ``emps-tem``: the EMPS images with
+    dark particles (bright-field TEM), at the model's scale.
+    """
     from .data.datasets import bright_field_samples, load_samples, shared_splits
 
-    key = "emps" if dataset == "emps-tem" else "bam"
     splits = shared_splits(data_root)
-    if key not in splits:
+    if _DATASET_KEYS[dataset] not in splits:
         return None
     if dataset == "emps-tem":
-        return bright_field_samples(splits["emps"]["train"])
-    return load_samples(splits["bam"]["train"], domain="bam")
+        return bright_field_samples(splits["emps"][split])
+    return load_samples(splits["bam"][split], domain="bam")
 
 
 def cmd_tune_generator(args) -> int:

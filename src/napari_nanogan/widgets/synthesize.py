@@ -63,7 +63,9 @@ class SynthesizeWidget(QWidget):
         self.overlap = FloatSpinBox(label="overlap (hidden fraction)", value=d.overlap, min=0.0, max=0.9, step=0.1,
                                     tooltip="largest fraction of a particle that may lie behind its neighbours (0: whole particles)")
         self.fit_button = PushButton(text="Fit designer to the labels layer")
-        self.model = ComboBox(label="generator", choices=lambda *_: available_models("generator") or ["default"])
+        self.model = ComboBox(label="generator", choices=lambda *_: available_models("generator") or ["default"],
+                              tooltip="default: TiO2-like SEM (bright particles on a dark substrate); tem: bright-field "
+                                      "TEM (dark particles on a bright background); or a model you fine-tuned")
         on_models_changed(self.model.reset_choices)  # a fine-tuned model appears here at once
         self.n = SpinBox(label="images (styles)", value=3, min=1, max=64)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
