@@ -317,6 +317,10 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--invert-init-generator",
                  "--out", str(tmp_path / "run3")]) == 2
     assert "needs --init-generator" in capsys.readouterr().err
+    # model names work as --model takes them; an unknown one is a one-line error
+    assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--init-generator",
+                 "no-such-generator", "--out", str(tmp_path / "run4")]) == 2
+    assert "no generator named 'no-such-generator'" in capsys.readouterr().err
 
 
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):

@@ -356,6 +356,16 @@ def cmd_train_gan(args) -> int:
         print("nanogan train-gan: --invert-init-generator needs --init-generator (the generator to invert)",
               file=sys.stderr)
         return 2
+    from .models.pretrained import ModelNotFoundError, resolve_model
+
+    try:  # shipped and user model names, as --model takes them, or paths
+        if args.init_generator:
+            args.init_generator = str(resolve_model(args.init_generator, kind="generator"))
+        if args.init_segmenter:
+            args.init_segmenter = str(resolve_model(args.init_segmenter, kind="segmenter"))
+    except ModelNotFoundError as exc:
+        print(f"nanogan train-gan: {exc}", file=sys.stderr)
+        return 2
     val = None
     if args.images and args.masks:
         triples = _pair_folders(args.images, args.masks)
@@ -786,13 +796,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --images/--masks: the BAM TiO2 SEM training split (default), or the EMPS "
                         "training images with dark particles (bright-field TEM) at the model's scale")
     p.add_argument("--out", required=True, help="run folder (last.pt, generator.pt, segmenter.pt); resumes")
-    p.add_argument("--init-segmenter", default=None, help="segmenter checkpoint to start from")
+    p.add_argument("--init-segmenter", default=None, help="segmenter to start from: a checkpoint or a model name")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init-generator", default=None, help="generator checkpoint to start from")
+    p.add_argument("--init-generator", default=None, help="generator to start from: a checkpoint or a model name")
     p.add_argument("--invert-init-generator", action="store_true",
                    help="start from the --init-generator's negative image (an SEM generator's bright particles on a "
                         "dark substrate become dark on bright): a warm start for bright-field TEM")

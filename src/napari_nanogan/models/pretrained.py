@@ -21,8 +21,10 @@ SHIPPED_SEGMENTERS = {"default": "segmenter_default.pt", "sem-tio2": "segmenter_
 #: ``auto`` takes ``sem-tio2`` for bright particles on a dark background (SEM), else
 #: ``default`` (see :class:`napari_nanogan.inference.AutoSegmenter`).
 AUTO_SEGMENTERS = {"auto": ("default", "sem-tio2")}
-#: Shipped generators (mask -> image): name -> file inside napari_nanogan/weights.
-SHIPPED_GENERATORS = {"default": "generator_default.pt"}
+#: Shipped generators (mask -> image): name -> file inside napari_nanogan/weights. ``default``
+#: makes TiO2-like SEM images (trained on BAM), ``tem`` bright-field TEM ones (dark particles
+#: on a bright support; trained on the EMPS images of that kind).
+SHIPPED_GENERATORS = {"default": "generator_default.pt", "tem": "generator_tem.pt"}
 #: What ``nanogan segment``, the demo and the Segment panel use unless told otherwise.
 DEFAULT_SEGMENTER = "auto"
 CACHE_ENV = "NANOGAN_CACHE_DIR"
