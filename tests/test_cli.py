@@ -321,6 +321,22 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--init-generator",
                  "no-such-generator", "--out", str(tmp_path / "run4")]) == 2
     assert "no generator named 'no-such-generator'" in capsys.readouterr().err
+    assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--loss-weights",
+                 "cycle_imag=1", "--out", str(tmp_path / "run5")]) == 2
+    assert "--loss-weights" in capsys.readouterr().err
+
+
+def test_train_gan_loss_weights_are_parsed_strictly():
+    from napari_nanogan.cli import _loss_weights
+    from napari_nanogan.training.cyclegan import GanLossWeights
+
+    base = GanLossWeights(adv_texture=1.0)
+    assert _loss_weights(None, base) == base
+    w = _loss_weights("cycle_image=0.5, supervised_image=0", base)
+    assert (w.cycle_image, w.supervised_image, w.adv_texture, w.cycle_mask) == (0.5, 0.0, 1.0, base.cycle_mask)
+    for bad in ("cycle_image", "nope=1", "cycle_image=x", "cycle_image=-1", "cycle_image=nan"):
+        with pytest.raises(ValueError):
+            _loss_weights(bad, base)
 
 
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):

@@ -347,6 +347,28 @@ def _drive_training(make_loop, total: int, desc: str, report) -> int:
     return 0
 
 
+def _loss_weights(spec: str | None, base):
+    """``base`` (a GanLossWeights) with ``name=value`` pairs of ``spec`` ("cycle_image=0.5,diversity=2") applied."""
+    from dataclasses import fields, replace
+
+    if not spec:
+        return base
+    names = {f.name for f in fields(base)}
+    changes = {}
+    for item in spec.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in names:
+            raise ValueError(f"expected name=value with a name among {', '.join(sorted(names))}; got {item!r}")
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{name}: {value!r} is not a number") from None
+        if not changes[name] >= 0:
+            raise ValueError(f"{name}: weights must be non-negative numbers")
+    return replace(base, **changes)
+
+
 def cmd_train_gan(args) -> int:
     from .config import GeneratorConfig, SegmenterConfig
     from .data.datasets import load_samples, shared_splits
@@ -403,12 +425,17 @@ def cmd_train_gan(args) -> int:
             img, _ = read_image(p)
             lo, hi = intensity_range(img)
             unpaired.append(Sample(p.stem, img, np.zeros(img.shape, np.int32), lo, hi, "images"))
+    try:
+        weights = _loss_weights(args.loss_weights, GanLossWeights(adv_texture=args.texture_weight))
+    except ValueError as exc:
+        print(f"nanogan train-gan: --loss-weights: {exc}", file=sys.stderr)
+        return 2
     print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
     config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                             checkpoint_every=args.checkpoint_every, seed=args.seed,
                             contact_weight=args.contact_weight, val_every=args.val_every,
                             segmenter_patch_size=args.segmenter_patch_size,
-                            weights=GanLossWeights(adv_texture=args.texture_weight))
+                            weights=weights)
     provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
 
     def report(rec):
@@ -814,6 +841,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=500,
                    help="with --data-root: score the segmenter on the BAM validation split every N steps "
                         "and keep the best as segmenter_best.pt (0: never)")
+    p.add_argument("--loss-weights", default=None, metavar="NAME=W,...",
+                   help="override loss weights (training.cyclegan.GanLossWeights), e.g. "
+                        "cycle_image=0.5,supervised_image=0.5")
     p.add_argument("--texture-weight", type=float, default=0.0,
                    help="weight of the texture critic, which sees only the images' high-pass residual "
                         "(0: off; e.g. 1)")
