@@ -43,14 +43,20 @@ def test_resize_noise_keeps_unit_variance():
     assert small.shape == (1, 1, 32, 32) and 0.8 < float(small.std()) < 1.2
 
 
-def test_style_and_noise_both_change_the_image():
-    """The reference code's bug: a 'style' generator that ignores style and noise. Not ours."""
+def _small_generator_and_inputs(n_styles: int = 1):
+    """A small untrained generator, a square mask, ``n_styles`` latents and one set of noise maps (all seeded)."""
     torch.manual_seed(0)
     g = StyleUNet(SMALL_G).eval()
     mask = torch.zeros(1, 2, 64, 64)
     mask[:, :, 16:40, 16:40] = 1
-    z = g.sample_latents(2, generator=torch.Generator().manual_seed(1))
+    z = g.sample_latents(n_styles, generator=torch.Generator().manual_seed(1))
     noise = g.sample_noise(1, (64, 64), generator=torch.Generator().manual_seed(2))
+    return g, mask, z, noise
+
+
+def test_style_and_noise_both_change_the_image():
+    """The reference code's bug: a 'style' generator that ignores style and noise. Not ours."""
+    g, mask, z, noise = _small_generator_and_inputs(2)
     other_noise = g.sample_noise(1, (64, 64), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         a = g(mask, z[:1], noise)
@@ -98,12 +104,7 @@ def _paired(n=2, diameter=12):
 
 
 def test_inverting_the_output_gives_the_negative_image(tmp_path):
-    torch.manual_seed(0)
-    g = StyleUNet(SMALL_G).eval()
-    mask = torch.zeros(1, 2, 64, 64)
-    mask[:, :, 16:40, 16:40] = 1
-    z = g.sample_latents(1, generator=torch.Generator().manual_seed(1))
-    noise = g.sample_noise(1, (64, 64), generator=torch.Generator().manual_seed(2))
+    g, mask, z, noise = _small_generator_and_inputs()
     with torch.no_grad():
         before = g(mask, z, noise)
         after = g.invert_output_()(mask, z, noise)
