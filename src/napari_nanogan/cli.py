@@ -818,7 +818,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=None, help="folder of annotated images")
     p.add_argument("--masks", default=None, help="folder of their masks (stem, or stem_suffix)")
     p.add_argument("--unpaired-images", default=None, help="folder of images without masks")
-    p.add_argument("--data-root", default="../shared/data", help="without --images/--masks: the BAM training split")
+    p.add_argument("--data-root", default="../shared/data",
+                   help="without --images/--masks: the shared data sets (the --dataset training split)")
     p.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"],
                    help="without --images/--masks: the BAM TiO2 SEM training split (default), or the EMPS "
                         "training images with dark particles (bright-field TEM) at the model's scale")
@@ -839,7 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="patch side of the segmenter's supervised batch (default: --patch-size); e.g. 256, as "
                         "`nanogan train` uses")
     p.add_argument("--val-every", type=int, default=500,
-                   help="with --data-root: score the segmenter on the BAM validation split every N steps "
+                   help="with --data-root: score the segmenter on the --dataset validation split every N steps "
                         "and keep the best as segmenter_best.pt (0: never)")
     p.add_argument("--loss-weights", default=None, metavar="NAME=W,...",
                    help="override loss weights (training.cyclegan.GanLossWeights), e.g. "
