@@ -22,7 +22,9 @@ particles at the model's scale, as the TEM generator learns from them
   ``spectral`` (calib plus Gaussian noise with the power spectrum the synthetic images
   lack), both fitted on synthetic images of the training masks vs the training images
   (``synthesis.calibration``); ``snoise`` (``snoise:C``: correlated over C px), noise whose
-  level follows the brightness, fitted the same way (``texture.signal_noise_table``). ``checkpoint`` is the checkpoint's own
+  level follows the brightness, fitted the same way (``texture.signal_noise_table``); ``tone``
+  (``tone:sampled``, ``tone:own``), a per-image linear map of the median background and
+  particle grey levels (the mask is known) to the training images' (``post_process``). ``checkpoint`` is the checkpoint's own
   post-processing, exactly as ``synthesize()`` applies it. The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
@@ -74,13 +76,25 @@ def match_histogram(image: np.ndarray, reference_values: np.ndarray) -> np.ndarr
     return np.clip(match_histograms(image.astype(float), reference_values.astype(float).reshape(1, -1)), 0, 255)
 
 
+def tone_map(image: np.ndarray, labels: np.ndarray, background: float, particles: float) -> np.ndarray:
+    """Linear grey-level map taking the image's median background and particle levels to the given ones."""
+    image = np.asarray(image, np.float32)
+    b, f = np.median(image[labels == 0]), np.median(image[labels > 0])
+    return np.clip(background + (image - b) * (particles - background) / max(f - b, 1.0), 0, 255)
+
+
 def post_process(post: str, images: list, train_values: np.ndarray, train_noise: float, seeds: list,
-                 train_pairs: tuple | None = None) -> list:
+                 train_pairs: tuple | None = None, tone: dict | None = None) -> list:
     """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images.
 
     ``train_pairs`` = (real training images, synthetic images of the same masks): the
     ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``, ``texture.missing_spectrum``), the
-    synthetic ones passed through the chain's earlier steps first.
+    synthetic ones passed through the chain's earlier steps first. ``tone`` =
+    {"labels": the images' masks, "train": [training (background, particle) median
+    levels], "own": [each image's real counterpart's levels]} for the ``tone`` steps
+    (``tone``: the training images' mean levels; ``tone:sampled``: one training
+    image's, drawn per image; ``tone:own``: the held-out real image's own, a diagnostic
+    that uses what a generator cannot know).
     """
     from napari_nanogan.synthesis import add_sem_noise, calibration
     from texture import add_signal_noise, missing_spectrum, shaped_noise, signal_noise_table
@@ -111,6 +125,16 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
             u8 = lambda im: np.clip(np.round(im), 0, 255).astype(np.uint8)  # noqa: E731
             images = [add_signal_noise(u8(im), table, corr, seed) for seed, im in zip(seeds, images)]
             train_synth = [add_signal_noise(u8(im), table, corr, 10**6 + k) for k, im in enumerate(train_synth)]
+            continue
+        if step.split(":")[0] == "tone":  # mask-aware grey levels (session 13): not a fitted step, needs masks
+            if tone is None:
+                raise SystemExit(f"{step!r} needs the masks")
+            kind = step.split(":")[1] if ":" in step else "mean"
+            levels = {"mean": [np.mean(tone["train"], axis=0)] * len(images), "own": tone["own"],
+                      "sampled": [tone["train"][i] for i in np.random.default_rng(0).integers(len(tone["train"]), size=len(images))]}
+            if kind not in levels:
+                raise SystemExit(f"unknown tone mapping {step!r}")
+            images = [tone_map(im, lab, *lv) for im, lab, lv in zip(images, tone["labels"], levels[kind])]
             continue
         if train_synth is not None:  # keep the fitting set in step with the chain
             train_synth = post_process(step, train_synth, train_values, train_noise,
@@ -209,6 +233,9 @@ def main():
         train_pairs = ([im for im, _ in train],
                        [synthesize(lab, gen, seed=10**5 + i, postprocess=False).astype(np.float32)
                         for i, (_, lab) in enumerate(train)])
+    levels = lambda im, lab: (float(np.median(im[lab == 0])), float(np.median(im[lab > 0])))  # noqa: E731
+    tone = {"labels": [lab for _, lab in synth], "train": [levels(im, lab) for im, lab in train],
+            "own": [levels(*held[i // args.seeds]) for i in range(len(synth))]}
     for post in args.post.split(","):
         if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own post-processing
             imgs = [gen.postprocess.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), seed).astype(np.float32)
@@ -216,7 +243,7 @@ def main():
             result["checkpoint_postprocess"] = gen.postprocess.to_dict()
             result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
             continue
-        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs)
+        imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs, tone)
         result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
 
     dices, d50_true, d50_synth, whole_true, whole_synth, chosen = [], [], [], [], [], []

@@ -157,3 +157,61 @@ def test_the_naive_baseline_renders_the_polarity_of_its_data_set(bench):
         image = bench.naive_render(labels, seed=0, dark_particles=dark)
         inside, outside = image[labels > 0].mean(), image[labels == 0].mean()
         assert (inside < outside - 80) if dark else (inside > outside + 80)
+
+
+def test_tone_steps_move_background_and_particles_to_the_asked_levels(bench):
+    """The mask-aware tone mapping (session 13) sets the median background and particle grey levels."""
+    labels = np.zeros((64, 64), np.int32)
+    labels[10:30, 10:30] = 1
+    labels[40:60, 35:60] = 2
+    rng = np.random.default_rng(0)
+    image = np.where(labels > 0, 180.0, 90.0) + rng.normal(0, 3, labels.shape)
+    tone = {"labels": [labels], "train": [(30.0, 120.0), (40.0, 130.0)], "own": [(25.0, 140.0)]}
+    for post, (bg, fg) in (("tone", (35.0, 125.0)), ("tone:own", (25.0, 140.0))):
+        out = bench.post_process(post, [image], np.zeros(3), 3.0, [1], tone=tone)[0]
+        assert np.median(out[labels == 0]) == pytest.approx(bg, abs=0.5), post
+        assert np.median(out[labels > 0]) == pytest.approx(fg, abs=0.5), post
+    sampled = bench.post_process("tone:sampled", [image], np.zeros(3), 3.0, [1], tone=tone)[0]
+    assert (np.median(sampled[labels == 0]), np.median(sampled[labels > 0])) in [
+        pytest.approx(lv, abs=0.5) for lv in tone["train"]]
+    with pytest.raises(SystemExit, match="needs the masks"):
+        bench.post_process("tone", [image], np.zeros(3), 3.0, [1])
+
+
+def test_texture_refiner_starts_as_the_identity_and_learns_a_residual():
+    """bench/texture_refiner.py (measured, not kept): zero residual at first, seeded noise, a trainable residual."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import texture_refiner as tr
+
+    torch.manual_seed(0)
+    refiner = tr.Refiner(channels=8)
+    image = np.random.default_rng(1).uniform(0, 255, (40, 48)).astype(np.float32)
+    assert np.allclose(tr.refine(refiner, image, seed=3), np.clip(image, 0, 255), atol=1e-3)
+    x = torch.rand(1, 1, 40, 48)
+    blurred = tr.gaussian_blur(x, 1.5)
+    assert blurred.shape == x.shape and abs(blurred.mean().item() - x.mean().item()) < 0.01
+    assert blurred.std() < x.std()
+    opt = torch.optim.Adam(refiner.parameters(), 1e-2)
+    for _ in range(3):  # the residual path takes gradients from the first step (zero-initialised output conv)
+        loss = (refiner(x, torch.randn_like(x)) - x - 0.1).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not np.allclose(tr.refine(refiner, image, seed=3), tr.refine(refiner, image, seed=4))
+
+
+def test_synthesis_parts_composites_through_the_mask():
+    sys.path.insert(0, str(REPO / "bench"))
+    import synthesis_parts
+
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 2:5] = 3
+    real, synthetic = np.full((8, 8), 10.0), np.full((8, 8), 200.0)
+    substrate = synthesis_parts.composite(real, synthetic, labels, "substrate")
+    particles = synthesis_parts.composite(real, synthetic, labels, "particles")
+    assert (substrate[labels == 0] == 10).all() and (substrate[labels > 0] == 200).all()
+    assert (particles[labels == 0] == 200).all() and (particles[labels > 0] == 10).all()
+    with pytest.raises(ValueError, match="keep must be"):
+        synthesis_parts.composite(real, synthetic, labels, "edges")

@@ -1,0 +1,81 @@
+"""Which part of the synthetic images costs FID: the substrate or the particles? Prints JSON.
+
+    python bench/synthesis_parts.py [--model default] [--n 500] [--seeds 3]
+
+A diagnostic for where a better generator must improve (session 13). The generator
+draws the training masks (``--seeds`` styles each, with its post-processing, as
+``synthesize`` returns them); each synthetic image is then composited with its real
+training image through the mask:
+
+- ``synthetic``: the synthetic image as it is;
+- ``real_substrate``: real substrate (mask 0) + synthetic particles;
+- ``real_particles``: real particles + synthetic substrate;
+- ``real``: the training images themselves (the floor's side).
+
+Each against 500 random 256-px crops of the 9 held-out BAM images (the protocol of
+``synthesis_quality.py``; info bar excluded). The training masks are used because a
+composite must not contain the held-out images it is compared with; the generator has
+seen these masks in training, so ``synthetic`` here may sit a little below the
+held-out-mask figure of ``synthesis_quality.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def composite(real: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, keep: str) -> np.ndarray:
+    """``keep="substrate"``: real where labels == 0, synthetic elsewhere; ``"particles"``: the reverse."""
+    if keep not in ("substrate", "particles"):
+        raise ValueError(f"keep must be 'substrate' or 'particles', not {keep!r}")
+    particles = labels > 0
+    return np.where(particles if keep == "particles" else ~particles, real, synthetic).astype(np.float32)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    args = ap.parse_args()
+
+    from napari_nanogan.data.datasets import shared_splits
+    from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
+    from napari_nanogan.models.pretrained import load_generator
+    from napari_nanogan.synthesis import synthesize
+    from texture_refiner import load_bam
+
+    split = shared_splits(args.data_root)["bam"]
+    held, train = load_bam(split["val"] + split["test"]), load_bam(split["train"])
+    gen = load_generator(args.model, device="cpu")
+    sets = {"synthetic": [], "real_substrate": [], "real_particles": []}
+    for i, (real, labels) in enumerate(train):
+        for s in range(args.seeds):
+            synthetic = synthesize(labels, gen, seed=20000 + 100 * i + s).astype(np.float32)
+            sets["synthetic"].append(synthetic)
+            sets["real_substrate"].append(composite(real, synthetic, labels, "substrate"))
+            sets["real_particles"].append(composite(real, synthetic, labels, "particles"))
+    sets["real"] = [im for im, _ in train]
+    net = load_inception()
+    real_eval = random_crops([im for im, _ in held], args.n, 256, seed=0)
+    result = {"model": args.model, "masks": f"{len(train)} BAM training masks x {args.seeds} styles",
+              "particle_fraction": round(float(np.mean([np.mean(lab > 0) for _, lab in train])), 3)}
+    for name, images in sets.items():
+        result[name] = fid_kid(real_eval, random_crops(images, args.n, 256, seed=1), net)
+        print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
