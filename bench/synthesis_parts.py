@@ -53,7 +53,7 @@ def main():
     from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
     from napari_nanogan.models.pretrained import load_generator
     from napari_nanogan.synthesis import synthesize
-    from texture_refiner import load_bam
+    from synthesis_quality import load_bam
 
     split = shared_splits(args.data_root)["bam"]
     held, train = load_bam(split["val"] + split["test"]), load_bam(split["train"])

@@ -62,6 +62,17 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # bench/texture.py, al
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def load_bam(triples) -> list:
+    """(image float32, instance labels) of BAM (stem, image, mask) triples, info bar rows dropped."""
+    out = []
+    for _, ip, mp in triples:
+        img, _ = read_image(ip)
+        bar = detect_info_bar(img)
+        rows = bar.specimen_rows if bar else slice(None)
+        out.append((img[rows].astype(np.float32), instance_labels(read_mask(mp)[rows])))
+    return out
+
+
 def naive_render(labels: np.ndarray, seed: int, *, dark_particles: bool = False) -> np.ndarray:
     """Flat discs + blur + noise: the baseline a generator must beat by far (bright discs on dark, or dark on bright)."""
     rng = np.random.default_rng(seed)
@@ -185,13 +196,7 @@ def main():
             from napari_nanogan.data.datasets import bright_field_samples
 
             return [(s.image.astype(np.float32), s.labels) for s in bright_field_samples(triples)]
-        out = []
-        for _, ip, mp in triples:
-            img, _ = read_image(ip)
-            bar = detect_info_bar(img)
-            rows = bar.specimen_rows if bar else slice(None)
-            out.append((img[rows].astype(np.float32), instance_labels(read_mask(mp)[rows])))
-        return out
+        return load_bam(triples)
 
     split = shared_splits(args.data_root)["emps" if args.dataset == "emps-tem" else "bam"]
     held = load(split["val"] + split["test"])

@@ -41,10 +41,12 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from torch import nn
 
-from napari_nanogan.data.datasets import instance_labels, shared_splits
-from napari_nanogan.io.images import read_image, read_mask
-from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.data.datasets import shared_splits
 from napari_nanogan.models.discriminator import PatchCritic, diff_augment
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench/synthesis_quality.py, also when imported from tests
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthesis_quality import load_bam  # noqa: E402
 
 
 class Refiner(nn.Module):
@@ -73,16 +75,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     k = k / k.sum()
     x = F.pad(x, (r, r, r, r), mode="reflect")
     return F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
-
-
-def load_bam(triples):
-    out = []
-    for _, ip, mp in triples:
-        img, _ = read_image(ip)
-        bar = detect_info_bar(img)
-        rows = bar.specimen_rows if bar else slice(None)
-        out.append((img[rows].astype(np.float32), instance_labels(read_mask(mp)[rows])))
-    return out
 
 
 def to_net(a: np.ndarray) -> torch.Tensor:
