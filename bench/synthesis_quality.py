@@ -238,7 +238,9 @@ def main():
         train_pairs = ([im for im, _ in train],
                        [synthesize(lab, gen, seed=10**5 + i, postprocess=False).astype(np.float32)
                         for i, (_, lab) in enumerate(train)])
-    levels = lambda im, lab: (float(np.median(im[lab == 0])), float(np.median(im[lab > 0])))  # noqa: E731
+    def levels(im, lab):  # median substrate and particle grey levels
+        return float(np.median(im[lab == 0])), float(np.median(im[lab > 0]))
+
     tone = {"labels": [lab for _, lab in synth], "train": [levels(im, lab) for im, lab in train],
             "own": [levels(*held[i // args.seeds]) for i in range(len(synth))]}
     for post in args.post.split(","):

@@ -43,6 +43,7 @@ from torch import nn
 
 from napari_nanogan.data.datasets import shared_splits
 from napari_nanogan.models.discriminator import PatchCritic, diff_augment
+from napari_nanogan.training.cyclegan import gaussian_blur, lsgan
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # bench/synthesis_quality.py, also when imported from tests
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,16 +66,6 @@ class Refiner(nn.Module):
         for conv in self.body:
             h = h + F.leaky_relu(conv(h), 0.2)
         return x + self.out(h)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of [N, 1, H, W] with reflect padding (differentiable)."""
-    r = int(np.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = k / k.sum()
-    x = F.pad(x, (r, r, r, r), mode="reflect")
-    return F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
 
 
 def to_net(a: np.ndarray) -> torch.Tensor:
@@ -121,11 +112,11 @@ def train(args, reals, masks, bank, bank_masks):
             return x if bank is None else diff_augment(x, generator=torch.Generator().manual_seed(s), colour=False, cutout=0)
 
         fake_in = torch.cat([cond, fake] if bank is None else [fake, cond], 1)
-        c_loss = ((critic(aug(real_in, 3 * step)) - 1) ** 2).mean() + (critic(aug(fake_in.detach(), 3 * step + 1)) ** 2).mean()
+        c_loss = lsgan(critic(aug(real_in, 3 * step)), True) + lsgan(critic(aug(fake_in.detach(), 3 * step + 1)), False)
         opt_c.zero_grad()
         c_loss.backward()
         opt_c.step()
-        adv = ((critic(aug(fake_in, 3 * step + 2)) - 1) ** 2).mean()
+        adv = lsgan(critic(aug(fake_in, 3 * step + 2)), True)
         keep = (gaussian_blur(fake, args.sigma) - gaussian_blur(src, args.sigma) if bank is not None
                 else gaussian_blur(fake, args.sigma) - src).abs().mean()
         opt_r.zero_grad()

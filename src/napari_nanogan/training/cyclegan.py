@@ -148,16 +148,20 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
-def high_pass(x: torch.Tensor, sigma: float = 1.0, gain: float = 8.0) -> torch.Tensor:
-    """``gain * (x - gaussian_blur(x, sigma))``: an image's fine texture, scaled up from a few grey levels."""
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W] per channel (radius ``round(3 * sigma)``, reflect padding; differentiable)."""
     radius = max(1, int(round(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
     blurred = F.pad(x, (radius,) * 4, mode="reflect")
     blurred = F.conv2d(blurred, k.view(1, 1, 1, -1).expand(x.shape[1], 1, 1, -1), groups=x.shape[1])
-    blurred = F.conv2d(blurred, k.view(1, 1, -1, 1).expand(x.shape[1], 1, -1, 1), groups=x.shape[1])
-    return gain * (x - blurred)
+    return F.conv2d(blurred, k.view(1, 1, -1, 1).expand(x.shape[1], 1, -1, 1), groups=x.shape[1])
+
+
+def high_pass(x: torch.Tensor, sigma: float = 1.0, gain: float = 8.0) -> torch.Tensor:
+    """``gain * (x - gaussian_blur(x, sigma))``: an image's fine texture, scaled up from a few grey levels."""
+    return gain * (x - gaussian_blur(x, sigma))
 
 
 def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
