@@ -245,6 +245,46 @@ def test_texture_critic_trains_and_old_runs_resume_without_it(tmp_path):
         _gan(tmp_path / "old", 3)
 
 
+def test_substrate_only_blacks_out_the_dilated_particles():
+    from napari_nanogan.training.cyclegan import substrate_only
+
+    x = torch.linspace(-0.5, 0.5, 40 * 40).view(1, 1, 40, 40)
+    fg = torch.zeros(1, 1, 40, 40)
+    fg[..., 15:20, 15:20] = 1
+    out = substrate_only(x, fg, margin=3)
+    covered = torch.zeros(1, 1, 40, 40, dtype=torch.bool)
+    covered[..., 12:23, 12:23] = True  # the particle and 3 px around it
+    assert torch.all(out[covered] == -1) and torch.equal(out[~covered], x[~covered])
+    # no particles: the image as it is, and gradients reach the substrate pixels only
+    assert torch.equal(substrate_only(x, torch.zeros_like(fg)), x)
+    xg = x.clone().requires_grad_(True)
+    substrate_only(xg, fg, margin=3).sum().backward()
+    assert torch.all(xg.grad[covered] == 0) and torch.all(xg.grad[~covered] == 1)
+
+
+def test_substrate_critic_and_critic_width(tmp_path):
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+
+    torch.manual_seed(0)
+    before = CycleGAN(SMALL_G, SMALL_S, critic_channels=16).state_dict()
+    records = _gan(tmp_path / "sub", 1, weights=GanLossWeights(adv_substrate=1.0), critic_channels=16)
+    assert np.isfinite(records[0].losses["adv_substrate"]) and np.isfinite(records[0].losses["critic_substrate"])
+    after = load_checkpoint(tmp_path / "sub" / "last.pt")["state_dict"]
+    assert after["image_critic.net.0.bias"].shape == (16,) and after["substrate_critic.net.0.bias"].shape == (16,)
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("substrate_critic."))
+    plain = _gan(tmp_path / "plain", 1)
+    assert "adv_substrate" not in plain[0].losses  # off by default, and the default width is 32
+    assert load_checkpoint(tmp_path / "plain" / "last.pt")["state_dict"]["image_critic.net.0.bias"].shape == (32,)
+    # a run saved before the substrate critic existed resumes with it added
+    _gan(tmp_path / "old", 2, stop_after=1)
+    state = load_checkpoint(tmp_path / "old" / "last.pt")
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("substrate_critic.")}
+    del state["training"]["opt_b"]
+    save_checkpoint(tmp_path / "old" / "last.pt", state)
+    assert [r.step for r in _gan(tmp_path / "old", 2, weights=GanLossWeights(adv_substrate=1.0))] == [2]
+
+
 def test_gan_masks_use_the_shipped_seed_depth_whatever_a_segmenter_run_left(tmp_path):
     from napari_nanogan.data.targets import interior_from_labels
 

@@ -426,7 +426,8 @@ def cmd_train_gan(args) -> int:
             lo, hi = intensity_range(img)
             unpaired.append(Sample(p.stem, img, np.zeros(img.shape, np.int32), lo, hi, "images"))
     try:
-        weights = _loss_weights(args.loss_weights, GanLossWeights(adv_texture=args.texture_weight))
+        weights = _loss_weights(args.loss_weights, GanLossWeights(adv_texture=args.texture_weight,
+                                                                      adv_substrate=args.substrate_weight))
     except ValueError as exc:
         print(f"nanogan train-gan: --loss-weights: {exc}", file=sys.stderr)
         return 2
@@ -435,6 +436,7 @@ def cmd_train_gan(args) -> int:
                             checkpoint_every=args.checkpoint_every, seed=args.seed,
                             contact_weight=args.contact_weight, val_every=args.val_every,
                             segmenter_patch_size=args.segmenter_patch_size,
+                            critic_channels=args.critic_channels, lr_critic=args.lr_critic,
                             weights=weights)
     provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
 
@@ -848,6 +850,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-weight", type=float, default=0.0,
                    help="weight of the texture critic, which sees only the images' high-pass residual "
                         "(0: off; e.g. 1)")
+    p.add_argument("--substrate-weight", type=float, default=0.0,
+                   help="weight of the substrate critic, which sees the images with their particles blacked out "
+                        "(0: off; e.g. 1)")
+    p.add_argument("--critic-channels", type=int, default=32,
+                   help="first-layer width of the image and substrate critics (doubles per layer)")
+    p.add_argument("--lr-critic", type=float, default=2e-4, help="the critics' Adam learning rate")
     p.set_defaults(func=cmd_train_gan)
 
     p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")
