@@ -177,10 +177,15 @@ def main():
                          "model's scale, as `nanogan train-gan --dataset emps-tem` learns from them")
     ap.add_argument("--crop", type=int, default=None, help="crop side (default 256 for bam, 128 for emps-tem)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="shift the styles' seeds and the synthetic crops' positions (0-9): rerun with 1, 2, ... "
+                         "to see how much FID/KID move with the sampling alone")
     ap.add_argument("--post", default="none,hist,noise,blur,sharpen,blur+noise")
     ap.add_argument("--real-post", default="", help="post-processings to measure on the real training images")
     ap.add_argument("--real-only", action="store_true", help="stop after the real-image entries")
     args = ap.parse_args()
+    if not 0 <= args.seed_offset <= 9:
+        ap.error("--seed-offset must be 0-9 (styles of different offsets must not overlap)")
 
     from napari_nanogan.inference import segment
     from napari_nanogan.measure import equivalent_diameters, measure_particles
@@ -226,7 +231,7 @@ def main():
     synth, seeds = [], []
     for i, (_, lab) in enumerate(held):
         for s in range(args.seeds):
-            seeds.append(1000 * i + s)
+            seeds.append(1000 * i + 100 * args.seed_offset + s)  # offsets 0-9 never share a style
             synth.append((synthesize(lab, gen, seed=seeds[-1], postprocess=False).astype(np.float32), lab))
     train_values = np.concatenate([im.ravel()[::97] for im, _ in train])
     train_noise = float(np.median([noise_level(im) for im, _ in train]))
@@ -248,10 +253,10 @@ def main():
             imgs = [gen.postprocess.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), seed).astype(np.float32)
                     for (im, _), seed in zip(synth, seeds)]
             result["checkpoint_postprocess"] = gen.postprocess.to_dict()
-            result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
+            result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2 + args.seed_offset), net)
             continue
         imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs, tone)
-        result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2), net)
+        result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2 + args.seed_offset), net)
 
     dices, d50_true, d50_synth, whole_true, whole_synth, chosen = [], [], [], [], [], []
     for (_, lab), seed in zip(synth[:: args.seeds], seeds[:: args.seeds]):
