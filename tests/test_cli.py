@@ -298,11 +298,11 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     out = tmp_path / "run"
     assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--out", str(out),
                  "--steps", "1", "--batch-size", "2", "--patch-size", "64", "--val-every", "1",
-                 "--substrate-weight", "1", "--critic-channels", "16", "--lr-critic", "3e-4"]) == 0
+                 "--substrate-weight", "1", "--critic-channels", "16", "--lr-critic", "3e-4", "--critic-warmup", "1"]) == 0
     assert f"train-gan: {len(expected)} annotated pairs" in capsys.readouterr().err
     prov = load_checkpoint(out / "generator.pt", kind="generator")["provenance"]
     assert (prov["train_config"]["weights"]["adv_substrate"], prov["train_config"]["critic_channels"],
-            prov["train_config"]["lr_critic"]) == (1.0, 16, 3e-4)
+            prov["train_config"]["lr_critic"], prov["train_config"]["critic_warmup"]) == (1.0, 16, 3e-4, 1)
     assert sorted(prov["data"]["emps-tem_train"]) == expected
     assert set(prov["data"]["held_out"]) == {"val", "test"}
     # the segmenter was validated on the validation split's dark-particle images

@@ -285,6 +285,28 @@ def test_substrate_critic_and_critic_width(tmp_path):
     assert [r.step for r in _gan(tmp_path / "old", 2, weights=GanLossWeights(adv_substrate=1.0))] == [2]
 
 
+def test_critic_warmup_trains_only_the_critics(tmp_path):
+    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+
+    torch.manual_seed(0)
+    before = CycleGAN(SMALL_G, SMALL_S).state_dict()
+    records = _gan(tmp_path / "warm", 2, critic_warmup=2, weights=GanLossWeights(adv_substrate=1.0))
+    assert all(set(r.losses) == {"critic_image", "critic_mask", "critic_substrate"} for r in records)
+    state = load_checkpoint(tmp_path / "warm" / "last.pt")
+    after = state["state_dict"]
+    for prefix in ("mask_to_image.", "image_to_mask.", "style_encoder."):  # running statistics included
+        assert all(torch.equal(after[k], before[k]) for k in after if k.startswith(prefix)), prefix
+    for prefix in ("image_critic.", "mask_critic.", "substrate_critic."):
+        assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith(prefix)), prefix
+    assert all(torch.equal(state["ema"][k], before["mask_to_image." + k]) for k in state["ema"])
+    assert torch.is_grad_enabled()
+    # then the whole cycle GAN learns, resuming across the end of the warm-up
+    records = _gan(tmp_path / "warm", 3, critic_warmup=2, weights=GanLossWeights(adv_substrate=1.0))
+    assert [r.step for r in records] == [3] and "total" in records[0].losses
+    after = load_checkpoint(tmp_path / "warm" / "last.pt")["state_dict"]
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("mask_to_image."))
+
+
 def test_gan_masks_use_the_shipped_seed_depth_whatever_a_segmenter_run_left(tmp_path):
     from napari_nanogan.data.targets import interior_from_labels
 

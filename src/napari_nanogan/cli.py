@@ -437,6 +437,7 @@ def cmd_train_gan(args) -> int:
                             contact_weight=args.contact_weight, val_every=args.val_every,
                             segmenter_patch_size=args.segmenter_patch_size,
                             critic_channels=args.critic_channels, lr_critic=args.lr_critic,
+                            critic_warmup=args.critic_warmup,
                             weights=weights)
     provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
 
@@ -856,6 +857,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--critic-channels", type=int, default=32,
                    help="first-layer width of the image and substrate critics (doubles per layer)")
     p.add_argument("--lr-critic", type=float, default=2e-4, help="the critics' Adam learning rate")
+    p.add_argument("--critic-warmup", type=int, default=0,
+                   help="train only the critics for the first N steps (counted in --steps), so that a run "
+                        "continued from trained weights starts with critics that already see the difference")
     p.set_defaults(func=cmd_train_gan)
 
     p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")

@@ -96,6 +96,10 @@ class GanTrainConfig:
     ``val_every`` steps between validations of the segmenter when validation images are
     given (``segmenter_best.pt`` keeps the best). ``critic_channels`` is the first
     layer's width of the image and substrate critics (doubling per layer).
+    The first ``critic_warmup`` steps train the critics alone against the networks as
+    they are (a run continued from trained weights starts with fresh critics, and a
+    fresh critic needs about 1,500 steps to tell the shipped generator's images from
+    real ones: ``bench/critic_probe.py``; until then its gradient is noise).
     """
 
     steps: int = 2000
@@ -113,6 +117,7 @@ class GanTrainConfig:
     val_every: int = 500
     segmenter_patch_size: int | None = None
     critic_channels: int = 32
+    critic_warmup: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -331,41 +336,47 @@ def train_cyclegan(
             xs, ms = xs.to(device), ms.to(device)
         nets.train()
 
-        # ---- generator + segmenter step (critics frozen)
-        nets.image_critic.requires_grad_(False)
-        nets.mask_critic.requires_grad_(False)
-        nets.texture_critic.requires_grad_(False)
-        nets.substrate_critic.requires_grad_(False)
-        z1 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
-        z2 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
-        noise = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
-        noise2 = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
-        fake = nets.mask_to_image(mu, z1, noise)  # mask -> image
-        fake2 = nets.mask_to_image(mu, z2, noise2)
-        cyc_m = segmentation_loss(nets.image_to_mask(to_segmenter(fake)), mu)["total"]  # -> mask
-        pred_u = torch.sigmoid(nets.image_to_mask(to_segmenter(xu)))  # image -> soft mask
-        rec_u = nets.mask_to_image(pred_u, w=nets.style_encoder(xu), noise=noise)  # -> image
-        cyc_x = structure_loss(rec_u, xu)
-        sup_m = segmentation_loss(nets.image_to_mask(xs), ms, weight)["total"]
-        sup_x = structure_loss(nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise), x)
-        adv_x = lsgan(nets.image_critic(diff_augment(fake, generator=gen)), True)
-        adv_m = lsgan(nets.mask_critic(diff_augment(pred_u * 2 - 1, generator=gen, colour=False)), True)
-        diversity = 1.0 / ((fake - fake2).abs().mean() / (z1 - z2).abs().mean() + 1e-3) * 1e-2
-        loss_g = (w.adv_image * adv_x + w.adv_mask * adv_m + w.cycle_mask * cyc_m + w.cycle_image * cyc_x
-                  + w.supervised_mask * sup_m + w.supervised_image * sup_x + w.diversity * diversity)
-        adv_t = d_t = None
-        if w.adv_texture > 0:
-            adv_t = lsgan(nets.texture_critic(high_pass(diff_augment(fake, generator=gen, colour=False))), True)
-            loss_g = loss_g + w.adv_texture * adv_t
-        adv_b = d_b = None
-        if w.adv_substrate > 0:
-            adv_b = lsgan(nets.substrate_critic(diff_augment(substrate_only(fake, mu[:, :1]), generator=gen)), True)
-            loss_g = loss_g + w.adv_substrate * adv_b
-        opt_g.zero_grad(set_to_none=True)
-        opt_s.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        opt_s.step()
+        # ---- generator + segmenter step (critics frozen); during the critics' warm-up, forward only
+        warming = step < config.critic_warmup
+        if warming:  # the fakes as the current networks draw them, nothing learns but the critics
+            for net in (nets.mask_to_image, nets.image_to_mask, nets.style_encoder):
+                net.eval()
+        with torch.set_grad_enabled(not warming):
+            nets.image_critic.requires_grad_(False)
+            nets.mask_critic.requires_grad_(False)
+            nets.texture_critic.requires_grad_(False)
+            nets.substrate_critic.requires_grad_(False)
+            z1 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
+            z2 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
+            noise = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
+            noise2 = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
+            fake = nets.mask_to_image(mu, z1, noise)  # mask -> image
+            fake2 = nets.mask_to_image(mu, z2, noise2)
+            cyc_m = segmentation_loss(nets.image_to_mask(to_segmenter(fake)), mu)["total"]  # -> mask
+            pred_u = torch.sigmoid(nets.image_to_mask(to_segmenter(xu)))  # image -> soft mask
+            rec_u = nets.mask_to_image(pred_u, w=nets.style_encoder(xu), noise=noise)  # -> image
+            cyc_x = structure_loss(rec_u, xu)
+            sup_m = segmentation_loss(nets.image_to_mask(xs), ms, weight)["total"]
+            sup_x = structure_loss(nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise), x)
+            adv_x = lsgan(nets.image_critic(diff_augment(fake, generator=gen)), True)
+            adv_m = lsgan(nets.mask_critic(diff_augment(pred_u * 2 - 1, generator=gen, colour=False)), True)
+            diversity = 1.0 / ((fake - fake2).abs().mean() / (z1 - z2).abs().mean() + 1e-3) * 1e-2
+            loss_g = (w.adv_image * adv_x + w.adv_mask * adv_m + w.cycle_mask * cyc_m + w.cycle_image * cyc_x
+                      + w.supervised_mask * sup_m + w.supervised_image * sup_x + w.diversity * diversity)
+            adv_t = d_t = None
+            if w.adv_texture > 0:
+                adv_t = lsgan(nets.texture_critic(high_pass(diff_augment(fake, generator=gen, colour=False))), True)
+                loss_g = loss_g + w.adv_texture * adv_t
+            adv_b = d_b = None
+            if w.adv_substrate > 0:
+                adv_b = lsgan(nets.substrate_critic(diff_augment(substrate_only(fake, mu[:, :1]), generator=gen)), True)
+                loss_g = loss_g + w.adv_substrate * adv_b
+        if not warming:
+            opt_g.zero_grad(set_to_none=True)
+            opt_s.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            opt_s.step()
 
         # ---- critic step on detached fakes
         nets.image_critic.requires_grad_(True)
@@ -394,7 +405,7 @@ def train_cyclegan(
             d_b.backward()
             opt_b.step()
 
-        with torch.no_grad():
+        with torch.no_grad():  # (during the warm-up the generator does not change, nor does its average)
             for pe, pg in zip(ema.parameters(), nets.mask_to_image.parameters()):
                 pe.lerp_(pg, 1 - ema_decay_at(step, config.ema_decay))
         done = step + 1
@@ -405,6 +416,8 @@ def train_cyclegan(
             losses.update(adv_texture=adv_t, critic_texture=d_t)
         if adv_b is not None:
             losses.update(adv_substrate=adv_b, critic_substrate=d_b)
+        if warming:  # nothing but the critics learned: their losses only
+            losses = {k: v for k, v in losses.items() if k.startswith("critic_")}
         record = {k: float(v.detach()) for k, v in losses.items()}
         checkpoint, validation = None, None
         if val and config.val_every > 0 and (done % config.val_every == 0 or done == config.steps):
