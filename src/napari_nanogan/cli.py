@@ -336,6 +336,9 @@ def _drive_training(make_loop, total: int, desc: str, report) -> int:
             bar.n = rec.step
             if "total" in rec.losses:  # the stop record trains nothing: keep the last step's loss shown
                 bar.set_postfix(loss=f"{rec.losses['total']:.3f}", s_step=f"{rec.seconds_per_step:.2f}")
+            elif rec.losses:  # train-gan --critic-warmup: only the critics learn, their loss is what moves
+                bar.set_postfix(critics=f"{sum(rec.losses.values()) / len(rec.losses):.3f}",
+                                s_step=f"{rec.seconds_per_step:.2f}")
             report(rec)
             if rec.stopped:
                 print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
