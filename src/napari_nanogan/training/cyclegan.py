@@ -98,7 +98,7 @@ class GanTrainConfig:
     layer's width of the image and substrate critics (doubling per layer).
     The first ``critic_warmup`` steps train the critics alone against the networks as
     they are (a run continued from trained weights starts with fresh critics, and a
-    fresh critic needs about 1,500 steps to tell the shipped generator's images from
+    fresh critic needs on the order of 1,500 steps of batch 8 to tell the shipped generator's images from
     real ones: ``bench/critic_probe.py``; until then its gradient is noise).
     """
 
