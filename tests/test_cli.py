@@ -327,6 +327,13 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--loss-weights",
                  "cycle_imag=1", "--out", str(tmp_path / "run5")]) == 2
     assert "--loss-weights" in capsys.readouterr().err
+    for flags, message in ((["--critic-warmup", "-1"], "--critic-warmup must be >= 0"),
+                           (["--critic-channels", "0"], "--critic-channels must be >= 1"),
+                           (["--lr-critic", "0"], "--lr-critic must be > 0"),
+                           (["--substrate-weight", "-1"], "--substrate-weight must be >= 0")):
+        assert main(["train-gan", "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "run6"), *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run6").exists()
 
 
 def test_train_gan_loss_weights_are_parsed_strictly():

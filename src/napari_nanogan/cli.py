@@ -381,6 +381,17 @@ def cmd_train_gan(args) -> int:
         print("nanogan train-gan: --invert-init-generator needs --init-generator (the generator to invert)",
               file=sys.stderr)
         return 2
+    bad = [f"{flag} must be {rule}, got {value}" for flag, value, ok, rule in (
+        ("--substrate-weight", args.substrate_weight, args.substrate_weight >= 0, ">= 0"),
+        ("--texture-weight", args.texture_weight, args.texture_weight >= 0, ">= 0"),
+        ("--critic-channels", args.critic_channels, args.critic_channels >= 1, ">= 1"),
+        ("--lr-critic", args.lr_critic, args.lr_critic > 0, "> 0"),
+        # (a warm-up as long as the run is allowed: critics pretrained alone, the run resumed with more --steps)
+        ("--critic-warmup", args.critic_warmup, args.critic_warmup >= 0, ">= 0"),
+    ) if not ok]
+    if bad:
+        print("nanogan train-gan: " + "; ".join(bad), file=sys.stderr)
+        return 2
     from .models.pretrained import ModelNotFoundError, resolve_model
 
     try:  # shipped and user model names, as --model takes them, or paths

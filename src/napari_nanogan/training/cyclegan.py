@@ -189,7 +189,7 @@ def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
 
 
 class CycleGAN(torch.nn.Module):
-    """The five networks trained together."""
+    """The networks trained together (the texture and substrate critics learn only when their loss weights are > 0)."""
 
     def __init__(self, generator_config: GeneratorConfig, segmenter_config: SegmenterConfig,
                  critic_channels: int = 32):
