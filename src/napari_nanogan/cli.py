@@ -644,13 +644,79 @@ def cmd_tune_generator(args) -> int:
     data = load_checkpoint(path, kind="generator")
     data.pop("format_version")
     data["postprocess"] = post.to_dict()
+    if args.texture == "none":
+        data.pop("substrate_texture", None)
+    elif args.texture:
+        from .models.checkpoint import CheckpointError
+        from .models.texture import SubstrateTexture
+
+        try:
+            texture = load_checkpoint(args.texture, kind="substrate-texture")
+            SubstrateTexture.from_dict(texture)  # loads, or says why not
+        except (CheckpointError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+            print(f"nanogan tune-generator: --texture: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
+        data["substrate_texture"] = {"config": texture["config"], "state_dict": texture["state_dict"],
+                                     "provenance": texture.get("provenance", {})}
     data.setdefault("provenance", {})["postprocess_tuning"] = {
         "source": source, "images": len(levels), "noise_levels": [round(v, 3) for v in levels],
         "calibration": calibrated_on,
         "command": "nanogan " + " ".join(sys.argv[1:])}
     save_checkpoint(args.out, data)
-    print(json.dumps({"postprocess": post.to_dict(), "images": len(levels)}))
+    print(json.dumps({"postprocess": post.to_dict(), "images": len(levels),
+                      "substrate_texture": "substrate_texture" in data}))
     return 0
+
+
+# ---------------------------------------------------------------- train-texture
+def cmd_train_texture(args) -> int:
+    """Train the substrate texture network on the real substrate of annotated images."""
+    from .models.texture import TextureConfig
+    from .training.texture import TextureTrainConfig, train_texture
+
+    try:
+        config = TextureTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
+                                    checkpoint_every=args.checkpoint_every, seed=args.seed)
+        texture_config = TextureConfig(sigma=args.sigma, upsample=args.upsample)
+    except ValueError as exc:
+        print(f"nanogan train-texture: {exc}", file=sys.stderr)
+        return 2
+    if args.images and args.masks:
+        from .data.datasets import load_samples
+
+        triples = _pair_folders(args.images, args.masks)
+        if not triples:
+            print("nanogan train-texture: no image/mask pairs found (mask stems must equal or start with the image stem)",
+                  file=sys.stderr)
+            return 2
+        samples = load_samples(triples, domain="paired")
+        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
+    else:
+        samples = _generator_training_samples(args.data_root, args.dataset)
+        if samples is None:
+            print(f"nanogan train-texture: give --images and --masks, or a --data-root with "
+                  f"{_DATASET_FOLDERS[args.dataset]}/", file=sys.stderr)
+            return 2
+        source = {f"{args.dataset}_train": [s.name for s in samples], "selection": _DATASET_DESCRIPTIONS[args.dataset]}
+    provenance = {"data": source, "command": "nanogan " + " ".join(sys.argv[1:])}
+
+    def report(rec):
+        if rec.step % 500 == 0 and rec.losses:
+            print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
+
+    try:
+        code = _drive_training(
+            lambda should_stop: train_texture([s.image for s in samples], [s.labels for s in samples], out_dir=args.out,
+                                              config=config, texture_config=texture_config, provenance=provenance,
+                                              should_stop=should_stop),
+            config.steps, "train-texture", report)
+    except ValueError as exc:
+        print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if code == 0 and (Path(args.out) / "texture.pt").exists():
+        print(f"wrote {Path(args.out) / 'texture.pt'}; embed it with "
+              f"`nanogan tune-generator --model G --out G2.pt --texture {Path(args.out) / 'texture.pt'}`", file=sys.stderr)
+    return code
 
 
 # ---------------------------------------------------------------- fit-size
@@ -913,7 +979,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a grey-level gain and offset that give synthetic images of the training masks the "
                         "real training images' mean and spread (needs the --dataset training split under --data-root)")
+    p.add_argument("--texture", default=None, metavar="TEXTURE_PT",
+                   help="a substrate texture from `nanogan train-texture` to lay over the synthetic substrate "
+                        "('none' removes one; default: keep what the checkpoint has)")
     p.set_defaults(func=cmd_tune_generator)
+
+    p = sub.add_parser("train-texture", help="learn the real substrate's texture, for tune-generator --texture")
+    p.add_argument("--out", required=True, help="run folder (last.pt, texture.pt); resumes if it has last.pt")
+    p.add_argument("--images", default=None, help="folder of images (with --masks; default: the --dataset training split)")
+    p.add_argument("--masks", default=None, help="folder of their particle masks")
+    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"])
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch-size", type=int, default=96)
+    p.add_argument("--sigma", type=float, default=6.0, help="high-pass scale (px): finer detail is texture (default 6)")
+    p.add_argument("--upsample", default="bilinear", choices=["bilinear", "nearest"])
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_texture)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
     p.add_argument("--model", required=True, help="segmenter name or checkpoint")

@@ -14,6 +14,7 @@ from .data.targets import targets_from_labels
 from .inference import default_device
 from .models.checkpoint import load_checkpoint
 from .models.style_unet import StyleUNet
+from .models.texture import SubstrateTexture
 
 MAX_SIDE = 8192
 MIN_SIDE = 8
@@ -124,6 +125,8 @@ class Generator:
     name: str = "unnamed"
     card: dict = field(default_factory=dict)
     postprocess: SynthesisPostprocess = field(default_factory=SynthesisPostprocess)
+    #: A learned substrate texture laid over the post-processed image (``models.texture``), or None.
+    texture: SubstrateTexture | None = None
 
     @property
     def config(self) -> GeneratorConfig:
@@ -141,6 +144,8 @@ class Generator:
         generator = cls.from_network(net, name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
                                      device=device)
         generator.postprocess = SynthesisPostprocess.from_dict(data.get("postprocess", {}))
+        if data.get("substrate_texture"):
+            generator.texture = SubstrateTexture.from_dict(data["substrate_texture"])
         return generator
 
     @classmethod
@@ -186,7 +191,8 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, postpro
     The same (mask, seed, generator) gives the same image; different seeds give
     different styles (latent) and textures (noise maps). Empty and all-foreground
     masks are valid (a bare substrate, a field of particles). ``postprocess=False``
-    returns the network's output without ``generator.postprocess`` (blur, SEM noise).
+    returns the network's output without ``generator.postprocess`` (blur, SEM noise)
+    and without the generator's learned substrate texture (``generator.texture``).
     """
     maps = mask_maps(mask)
     h, w = maps.shape[1:]
@@ -201,4 +207,9 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, postpro
     with torch.inference_mode():
         out = net(x, z, noise)[0, 0, :h, :w].float().cpu().numpy()
     image = np.clip(np.round((out + 1) * 127.5), 0, 255).astype(np.uint8)
-    return generator.postprocess.apply(image, seed) if postprocess else image
+    if not postprocess:
+        return image
+    image = generator.postprocess.apply(image, seed)
+    if generator.texture is not None:
+        image = generator.texture.apply(image, maps[0] > 0.5, seed)
+    return image

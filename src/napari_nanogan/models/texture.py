@@ -1,0 +1,194 @@
+"""A learned substrate texture laid over a synthetic image's substrate.
+
+The Style U-Net draws particles well and the substrate flat: the real BAM substrate
+carries faint rings and squiggles 5-20 px across (particles under the surface, relief)
+and detector noise, and that missing texture costs most of the generator's FID
+(docs/benchmarks.md, "Synthesis"). :class:`TextureNet` is a small fully convolutional
+texture generator (spatial noise at 1/8 resolution, three x2 upsamplings, noise injected
+at each; Jetchev et al. 2016, "Texture synthesis with spatial generative adversarial
+networks"), trained adversarially on real substrate alone (``training.texture``).
+
+What it makes is a *band-pass residual*: ``x - lowpass_w(x)``, where ``lowpass_w`` is a
+Gaussian of ``sigma`` px normalised over the substrate weight ``w`` (1 on the substrate, 0
+on the particles dilated by ``margin`` px), so particles never leak into the substrate's
+level. :meth:`SubstrateTexture.apply` keeps the synthetic image's own substrate level
+(its ``lowpass_w``) and its particles and rims, and replaces the substrate's band-pass
+content with the learned one, blended over 1.5 px at the dilated mask's edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Grey levels per network unit: the residual is a few grey levels.
+SCALE = 8.0
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """Architecture of :class:`TextureNet` and the band it fills.
+
+    Attributes
+    ----------
+    z_channels : int
+        Channels of the spatial noise at 1/8 resolution (the large-scale layout).
+    widths : tuple of int
+        Channels at 1/8, 1/4, 1/2 and full resolution.
+    upsample : str
+        ``"nearest"`` or ``"bilinear"`` between resolutions.
+    sigma : float
+        High-pass scale (px): what is texture (finer) and what is the substrate's level.
+    margin : int
+        Particles dilated by this many pixels are excluded from the substrate.
+    """
+
+    z_channels: int = 16
+    widths: tuple = (64, 48, 32, 24)
+    upsample: str = "bilinear"
+    sigma: float = 6.0
+    margin: int = 3
+
+    def __post_init__(self):
+        if len(self.widths) != 4 or min(self.widths) < 1:
+            raise ValueError(f"widths must be 4 positive channel counts, got {self.widths}")
+        if self.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample must be 'nearest' or 'bilinear', not {self.upsample!r}")
+        if not self.sigma > 0 or self.margin < 0 or self.z_channels < 1:
+            raise ValueError("sigma must be > 0, margin >= 0 and z_channels >= 1")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TextureConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "widths" in known:
+            known["widths"] = tuple(int(v) for v in known["widths"])
+        return cls(**known)
+
+
+class TextureNet(nn.Module):
+    """Spatial noise [N, z, H/8, W/8] (+ noise maps at 1/4, 1/2, 1) -> texture [N, 1, H, W] in SCALE grey levels."""
+
+    def __init__(self, config: TextureConfig | None = None):
+        super().__init__()
+        self.config = config = config or TextureConfig()
+        w = config.widths
+        self.inp = nn.Sequential(nn.Conv2d(config.z_channels, w[0], 3, padding=1), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(w[0], w[0], 3, padding=1), nn.LeakyReLU(0.2))
+        self.ups = nn.ModuleList()
+        self.noise_gain = nn.ParameterList()
+        for a, b in zip(w[:-1], w[1:]):
+            self.ups.append(nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2),
+                                          nn.Conv2d(b, b, 3, padding=1), nn.LeakyReLU(0.2)))
+            self.noise_gain.append(nn.Parameter(torch.full((1, a, 1, 1), 0.1)))
+        self.out = nn.Conv2d(w[-1], 1, 1)
+
+    def forward(self, z: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
+        h = self.inp(z)
+        extra = {} if self.config.upsample == "nearest" else {"align_corners": False}
+        for up, gain, n in zip(self.ups, self.noise_gain, noise):
+            h = F.interpolate(h, scale_factor=2, mode=self.config.upsample, **extra)
+            h = up(h + gain * n)
+        return self.out(h)
+
+    def sample(self, n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+        """A texture [n, 1, height, width] from noise drawn with ``generator`` (the same seed, the same texture)."""
+        zh, zw = -(-height // 8), -(-width // 8)
+        dev = self.out.weight.device
+        z = torch.randn(n, self.config.z_channels, zh, zw, generator=generator).to(dev)
+        noise = [torch.randn(n, 1, zh * 2**k, zw * 2**k, generator=generator).to(dev) for k in (1, 2, 3)]
+        return self(z, noise)[..., :height, :width]
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur_zero(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Separable blur of [N, 1, H, W] with zero padding (for normalised convolution)."""
+    r = (len(k) - 1) // 2
+    k = k.to(x.device, x.dtype)
+    x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, r))
+    return F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))
+
+
+def lowpass_w(x: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Normalised Gaussian of ``x`` [N, 1, H, W] over the weight ``w``: the substrate's local level, particles ignored."""
+    k = gaussian_kernel(sigma)
+    return _blur_zero(x * w, k) / _blur_zero(w, k).clamp_min(1e-3)
+
+
+def band_pass(x: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(x - lowpass_w(x)) * w``: the substrate's texture finer than ``sigma``, zero off the substrate."""
+    return (x - lowpass_w(x, w, sigma)) * w
+
+
+def substrate_weight(labels: np.ndarray, margin: int = 3) -> np.ndarray:
+    """float32: 1 on the substrate, 0 on the particles (``labels > 0``) dilated by ``margin`` px."""
+    from scipy import ndimage as ndi
+
+    particles = np.asarray(labels) > 0
+    if margin > 0 and particles.any():
+        particles = ndi.binary_dilation(particles, iterations=margin)
+    return (~particles).astype(np.float32)
+
+
+class SubstrateTexture:
+    """A trained :class:`TextureNet` and how to lay its texture over a synthetic image."""
+
+    def __init__(self, network: TextureNet):
+        self.network = network.eval()
+
+    @property
+    def config(self) -> TextureConfig:
+        return self.network.config
+
+    def to_dict(self) -> dict:
+        """Plain data for a checkpoint (loads with ``weights_only=True``)."""
+        return {"config": self.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SubstrateTexture":
+        net = TextureNet(TextureConfig.from_dict(data["config"]))
+        net.load_state_dict(data["state_dict"])
+        return cls(net)
+
+    def residual(self, weight: np.ndarray, seed: int) -> np.ndarray:
+        """The learned band-pass texture (grey levels) for a substrate weight map, zero off the substrate."""
+        with torch.inference_mode():
+            tex = self.network.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)))
+            w = torch.from_numpy(np.ascontiguousarray(weight, np.float32))[None, None].to(tex.device)
+            return (band_pass(tex, w, self.config.sigma) * SCALE)[0, 0].float().cpu().numpy()
+
+    def apply(self, image: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+        """``image`` (uint8, the labels' shape) with its substrate's band-pass content replaced by the texture.
+
+        Pixels on the particles and within ``margin`` px of them are unchanged.
+        """
+        from scipy import ndimage as ndi
+
+        image = np.asarray(image)
+        if image.shape != np.shape(labels):
+            raise ValueError(f"image {image.shape} and mask {np.shape(labels)} differ in shape")
+        w = substrate_weight(labels, self.config.margin)
+        if not w.any():
+            return image
+        x = torch.from_numpy(image.astype(np.float32))[None, None]
+        with torch.inference_mode():
+            level = lowpass_w(x, torch.from_numpy(w)[None, None], self.config.sigma)[0, 0].numpy()
+        substrate = level + self.residual(w, seed)
+        # 0 at the dilated mask's edge, 1 a couple of pixels into the substrate
+        soft = np.clip(ndi.gaussian_filter(w, 1.5) * 2 - 1, 0, 1) * w
+        out = soft * substrate + (1 - soft) * image.astype(np.float32)
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,170 @@
+"""The learned substrate texture: network, compositing, training and resume, CLI."""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
+from napari_nanogan.models.texture import (SubstrateTexture, TextureConfig, TextureNet, band_pass, lowpass_w,
+                                           substrate_weight)
+from napari_nanogan.training.texture import TextureTrainConfig, train_texture
+
+SMALL = TextureConfig(z_channels=4, widths=(8, 8, 8, 8), sigma=3.0)
+
+
+def discs(shape=(96, 128), seed=0):
+    """A mask of a few discs and a textured image of it (bright discs, speckled substrate)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for k in range(1, 4):
+        cy, cx = rng.integers(10, shape[0] - 10), rng.integers(10, shape[1] - 10)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 64] = k
+    image = 40 + 6 * rng.standard_normal(shape) + 100 * (labels > 0)
+    return np.clip(image, 0, 255).astype(np.float32), labels
+
+
+def test_texture_net_shapes_and_seeds():
+    net = TextureNet(SMALL)
+    a = net.sample(2, 50, 70, torch.Generator().manual_seed(1))
+    assert a.shape == (2, 1, 50, 70)
+    assert torch.equal(a, net.sample(2, 50, 70, torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, net.sample(2, 50, 70, torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="upsample"):
+        TextureConfig(upsample="cubic")
+    with pytest.raises(ValueError, match="widths"):
+        TextureConfig(widths=(8, 8))
+    assert TextureConfig.from_dict(SMALL.to_dict()) == SMALL
+
+
+def test_band_pass_ignores_particles_and_removes_the_level():
+    image, labels = discs()
+    w = torch.from_numpy(substrate_weight(labels, 3))[None, None]
+    x = torch.from_numpy(image)[None, None]
+    level = lowpass_w(x, w, 3.0)[0, 0].numpy()
+    sub = w[0, 0].numpy() > 0
+    # the bright particles (140) do not leak into the substrate's level (40)
+    assert abs(np.median(level[sub]) - 40) < 2 and level[sub].max() < 60
+    r = band_pass(x + 25, w, 3.0)  # a constant offset is no texture
+    assert torch.allclose(r, band_pass(x, w, 3.0), atol=1e-3)
+    assert float(r[0, 0][~torch.from_numpy(sub)].abs().max()) == 0
+    assert substrate_weight(np.zeros((8, 8)), 3).all() and not substrate_weight(np.ones((8, 8)), 3).any()
+
+
+def test_apply_changes_only_the_substrate_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    texture = SubstrateTexture(TextureNet(SMALL))
+    with torch.no_grad():  # a visible texture from the untrained network
+        texture.network.out.weight.mul_(50)
+    image, labels = discs()
+    image = image.astype(np.uint8)
+    out = texture.apply(image, labels, seed=3)
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    near = substrate_weight(labels, SMALL.margin) == 0
+    np.testing.assert_array_equal(out[near], image[near])
+    far = substrate_weight(labels, SMALL.margin + 4) > 0
+    assert np.abs(out[far].astype(float) - image[far]).mean() > 1
+    assert abs(out[far].mean() - image[far].mean()) < 3  # the substrate keeps its level
+    np.testing.assert_array_equal(out, texture.apply(image, labels, seed=3))
+    assert not np.array_equal(out, texture.apply(image, labels, seed=4))
+    np.testing.assert_array_equal(texture.apply(image, np.ones_like(labels), seed=3), image)  # no substrate
+    with pytest.raises(ValueError, match="shape"):
+        texture.apply(image, labels[:-1], seed=3)
+    save_checkpoint(tmp_path / "t.pt", {"kind": "substrate-texture", **texture.to_dict()})
+    data = torch.load(tmp_path / "t.pt", weights_only=True)
+    np.testing.assert_array_equal(SubstrateTexture.from_dict(data).apply(image, labels, 3), out)
+
+
+def _train(out, steps, stop_after=None, **kw):
+    images, labels = zip(*(discs(seed=s) for s in range(3)))
+    config = TextureTrainConfig(steps=steps, batch_size=2, patch_size=32, checkpoint_every=100, seed=5, **kw)
+    records = []
+    for rec in train_texture(list(images), list(labels), out_dir=out, config=config, texture_config=SMALL, device="cpu",
+                             should_stop=lambda: stop_after is not None and len(records) >= stop_after):
+        records.append(rec)
+    return records
+
+
+def test_training_smoke_stop_and_exact_resume(tmp_path):
+    straight = _train(tmp_path / "a", 4)
+    assert [r.step for r in straight] == [1, 2, 3, 4]
+    assert all(np.isfinite(v) for r in straight for v in r.losses.values())
+    stopped = _train(tmp_path / "b", 4, stop_after=2)
+    assert stopped[-1].stopped and stopped[-1].step == 2 and not (tmp_path / "b" / "texture.pt").exists()
+    resumed = _train(tmp_path / "b", 4)
+    assert [r.step for r in resumed] == [3, 4]
+    assert resumed[-1].losses == straight[-1].losses
+    a = load_checkpoint(tmp_path / "a" / "texture.pt", kind="substrate-texture")
+    b = load_checkpoint(tmp_path / "b" / "texture.pt", kind="substrate-texture")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    SubstrateTexture.from_dict(a)  # what tune-generator --texture embeds
+
+
+def test_training_refuses_bad_input(tmp_path):
+    image, labels = discs()
+    with pytest.raises(ValueError, match="as many masks"):
+        next(train_texture([image], [], out_dir=tmp_path))
+    with pytest.raises(ValueError, match="same shape"):
+        next(train_texture([image], [labels[:-1]], out_dir=tmp_path))
+    with pytest.raises(ValueError, match="smaller"):
+        next(train_texture([image[:40]], [labels[:40]], out_dir=tmp_path, config=TextureTrainConfig(patch_size=64)))
+    with pytest.raises(ValueError, match="substrate"):
+        next(train_texture([image], [np.ones_like(labels)], out_dir=tmp_path, config=TextureTrainConfig(patch_size=32)))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        TextureTrainConfig(patch_size=36)
+    _train(tmp_path / "r", 1)
+    with pytest.raises(ValueError, match="another texture configuration"):
+        next(train_texture([image], [labels], out_dir=tmp_path / "r", config=TextureTrainConfig(patch_size=32),
+                           texture_config=TextureConfig(sigma=9.0)))
+
+
+def test_generator_with_texture_keeps_particles(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.synthesis import Generator, synthesize
+
+    torch.manual_seed(1)
+    texture = SubstrateTexture(TextureNet(SMALL))
+    with torch.no_grad():
+        texture.network.out.weight.mul_(50)
+    data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "g.pt", {**data, "substrate_texture": texture.to_dict()})
+    plain = Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu")
+    textured = Generator.from_checkpoint(tmp_path / "g.pt", device="cpu")
+    assert plain.texture is None and textured.texture is not None
+    _, labels = discs()
+    a, b = synthesize(labels, plain, seed=2), synthesize(labels, textured, seed=2)
+    near = substrate_weight(labels, SMALL.margin) == 0
+    np.testing.assert_array_equal(a[near], b[near])
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(synthesize(labels, textured, seed=2, postprocess=False),
+                                  synthesize(labels, plain, seed=2, postprocess=False))
+
+
+def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.cli import main
+    from napari_nanogan.synthesis import Generator
+
+    (tmp_path / "im").mkdir()
+    (tmp_path / "m").mkdir()
+    for s in range(2):
+        image, labels = discs(seed=s)
+        tifffile.imwrite(tmp_path / "im" / f"f{s}.tif", image.astype(np.uint8))
+        tifffile.imwrite(tmp_path / "m" / f"f{s}_m.tif", ((labels > 0) * 255).astype(np.uint8))
+    run = tmp_path / "run"
+    assert main(["train-texture", "--images", str(tmp_path / "im"), "--masks", str(tmp_path / "m"), "--out", str(run),
+                 "--steps", "2", "--batch-size", "2", "--patch-size", "32"]) == 0
+    assert (run / "texture.pt").exists() and (run / "last.pt").exists()
+    out = tmp_path / "g_tex.pt"
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--out", str(out), "--images",
+                 str(tmp_path / "im"), "--texture", str(run / "texture.pt")]) == 0
+    assert Generator.from_checkpoint(out, device="cpu").texture is not None
+    assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "g_plain.pt"), "--images",
+                 str(tmp_path / "im"), "--texture", "none"]) == 0
+    assert Generator.from_checkpoint(tmp_path / "g_plain.pt", device="cpu").texture is None
+    # a file that is not a texture is refused with a one-line reason
+    assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "x.pt"), "--images",
+                 str(tmp_path / "im"), "--texture", str(tiny_generator_checkpoint)]) == 2
+    assert not (tmp_path / "x.pt").exists()
+    assert main(["train-texture", "--images", str(tmp_path / "im"), "--masks", str(tmp_path / "m"), "--out",
+                 str(tmp_path / "bad"), "--patch-size", "30"]) == 2
