@@ -25,7 +25,7 @@ particles at the model's scale, as the TEM generator learns from them
   level follows the brightness, fitted the same way (``texture.signal_noise_table``); ``tone``
   (``tone:sampled``, ``tone:own``), a per-image linear map of the median background and
   particle grey levels (the mask is known) to the training images' (``post_process``). ``checkpoint`` is the checkpoint's own
-  post-processing, exactly as ``synthesize()`` applies it. The synthetic images are the network's own
+  post-processing and substrate texture (if it has one), exactly as ``synthesize()`` applies them. The synthetic images are the network's own
   output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
 - ``real_vs_real_<post>`` (``--real-post blur+noise,blur:1.5``): the floor with the
@@ -250,9 +250,12 @@ def main():
             "own": [levels(*held[i // args.seeds]) for i in range(len(synth))]}
     for post in args.post.split(","):
         if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own post-processing
-            imgs = [gen.postprocess.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), seed).astype(np.float32)
-                    for (im, _), seed in zip(synth, seeds)]
+            imgs = [gen.postprocess.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), seed) for (im, _), seed in zip(synth, seeds)]
+            if gen.texture is not None:  # the learned substrate texture, as synthesize() lays it
+                imgs = [gen.texture.apply(im, lab > 0, seed) for im, (_, lab), seed in zip(imgs, synth, seeds)]
+            imgs = [im.astype(np.float32) for im in imgs]
             result["checkpoint_postprocess"] = gen.postprocess.to_dict()
+            result["checkpoint_substrate_texture"] = gen.texture.config.to_dict() if gen.texture is not None else None
             result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2 + args.seed_offset), net)
             continue
         imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs, tone)

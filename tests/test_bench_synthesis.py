@@ -239,3 +239,23 @@ def test_critic_probe_auc_variants_and_an_easy_case():
 
     result = cp.probe("no_diffaugment", pool(64), pool(32), steps=60, batch=8, seed=0, lr=1e-3)
     assert result["held_out_auc"] > 0.9 and result["train_loss_last_50"] < result["train_loss_first_50"]
+
+
+def test_substrate_transplant_keeps_particles_and_the_substrate_level():
+    """bench/substrate_texture.py --transplant (a diagnostic): another image's residual over the substrate only."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import substrate_texture as st
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((64, 80), np.int32)
+    labels[20:35, 30:45] = 1
+    donor = 50 + 5 * rng.standard_normal((64, 80))
+    w = st.substrate_weight(labels, 3)
+    residual = st.real_residual(donor, w, 4.0)
+    assert abs(residual[w > 0].mean()) < 0.5 and residual[w == 0].max() == 0
+    image = np.where(labels > 0, 200.0, 30.0).astype(np.float32)
+    out = st.transplanted(image, labels, [(residual, w)], 4.0, seed=1)
+    near = st.substrate_weight(labels, 3) == 0
+    np.testing.assert_array_equal(out[near], image[near])
+    far = st.substrate_weight(labels, 8) > 0
+    assert out[far].std() > 2 and abs(out[far].mean() - 30) < 1
