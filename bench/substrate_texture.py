@@ -82,6 +82,9 @@ def main():
     ap.add_argument("--sigma", type=float, default=16.0, help="the transplant's high-pass scale (px)")
     ap.add_argument("--model", default="default", help="generator whose images get the texture")
     ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--fit-gain", action="store_true",
+                    help="first fit the texture's amplitude to the training images' residual (SubstrateTexture.fit_gain)")
+    ap.add_argument("--real-only", action="store_true", help="stop after real_training_texture (a quick check)")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
     if bool(args.texture) == args.transplant:
@@ -103,9 +106,17 @@ def main():
         lay = lambda im, lab, seed: transplanted(im, lab, bank, args.sigma, seed)  # noqa: E731
         what = {"transplant_sigma": args.sigma}
     else:
-        texture = SubstrateTexture.from_dict(load_checkpoint(args.texture, kind="substrate-texture"))
+        data = load_checkpoint(args.texture)  # texture.pt, or a run's last.pt (its texture so far)
+        if data.get("kind") == "texture-run":
+            data = {"config": data["texture_config"], "state_dict": data["state_dict"], "step": data["step"]}
+        elif data.get("kind") != "substrate-texture":
+            raise SystemExit(f"{args.texture} is neither a texture.pt nor a train-texture run's last.pt")
+        texture = SubstrateTexture.from_dict(data)
+        if args.fit_gain:
+            texture.fit_gain([im for im, _ in train_set], [lab for _, lab in train_set])
         lay = lambda im, lab, seed: texture.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), lab, seed)  # noqa: E731
-        what = {"texture": args.texture, "config": texture.config.to_dict()}
+        what = {"texture": args.texture, "step": data.get("step"), "config": texture.config.to_dict(),
+                "gain": texture.gain}
 
     net = load_inception()
     real_eval = random_crops([im for im, _ in held], args.n, 256, seed=0)
@@ -113,6 +124,9 @@ def main():
     retextured = [lay(im, lab, 50 + i).astype(np.float32) for i, (im, lab) in enumerate(train_set)]
     result["real_training_texture"] = fid_kid(real_eval, random_crops(retextured, args.n, 256, seed=1), net)
     print(json.dumps({"real_training_texture": result["real_training_texture"]}), file=sys.stderr, flush=True)
+    if args.real_only:
+        print(json.dumps(result))
+        return
     gen = load_generator(args.model, device="cpu")
     gen.texture = None  # the baseline without any texture the checkpoint may carry
     base, textured, labels = [], [], []

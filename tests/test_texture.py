@@ -98,6 +98,7 @@ def test_training_smoke_stop_and_exact_resume(tmp_path):
     a = load_checkpoint(tmp_path / "a" / "texture.pt", kind="substrate-texture")
     b = load_checkpoint(tmp_path / "b" / "texture.pt", kind="substrate-texture")
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["gain"] == b["gain"] > 0
     SubstrateTexture.from_dict(a)  # what tune-generator --texture embeds
 
 
@@ -168,3 +169,17 @@ def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
     assert not (tmp_path / "x.pt").exists()
     assert main(["train-texture", "--images", str(tmp_path / "im"), "--masks", str(tmp_path / "m"), "--out",
                  str(tmp_path / "bad"), "--patch-size", "30"]) == 2
+
+
+def test_fit_gain_matches_the_real_residual_spread():
+    torch.manual_seed(2)
+    texture = SubstrateTexture(TextureNet(SMALL))
+    pairs = [discs(seed=s) for s in range(2)]
+    gain = texture.fit_gain([im for im, _ in pairs], [lab for _, lab in pairs])
+    assert gain > 0 and texture.gain == gain
+    w = substrate_weight(pairs[0][1], SMALL.margin)
+    real = band_pass(torch.from_numpy(pairs[0][0])[None, None], torch.from_numpy(w)[None, None], SMALL.sigma)[0, 0].numpy()
+    assert texture.residual(w, 0)[w > 0].std() == pytest.approx(real[w > 0].std(), rel=0.25)
+    assert SubstrateTexture.from_dict(texture.to_dict()).gain == gain
+    with pytest.raises(ValueError, match="no substrate"):
+        texture.fit_gain([pairs[0][0]], [np.ones_like(pairs[0][1])])

@@ -677,9 +677,10 @@ def cmd_train_texture(args) -> int:
     try:
         config = TextureTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                                     checkpoint_every=args.checkpoint_every, seed=args.seed)
-        texture_config = TextureConfig(sigma=args.sigma, upsample=args.upsample)
+        widths = tuple(int(v) for v in args.widths.split(","))
+        texture_config = TextureConfig(sigma=args.sigma, upsample=args.upsample, widths=widths)
     except ValueError as exc:
-        print(f"nanogan train-texture: {exc}", file=sys.stderr)
+        print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     if args.images and args.masks:
         from .data.datasets import load_samples
@@ -995,6 +996,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=96)
     p.add_argument("--sigma", type=float, default=6.0, help="high-pass scale (px): finer detail is texture (default 6)")
     p.add_argument("--upsample", default="bilinear", choices=["bilinear", "nearest"])
+    p.add_argument("--widths", default="64,48,32,24",
+                   help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 64,48,32,24)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train_texture)

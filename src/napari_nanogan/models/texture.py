@@ -147,8 +147,10 @@ def substrate_weight(labels: np.ndarray, margin: int = 3) -> np.ndarray:
 class SubstrateTexture:
     """A trained :class:`TextureNet` and how to lay its texture over a synthetic image."""
 
-    def __init__(self, network: TextureNet):
+    def __init__(self, network: TextureNet, gain: float = 1.0):
         self.network = network.eval()
+        #: Amplitude of the texture (:func:`fit_gain`: the real residual's spread over the texture's).
+        self.gain = float(gain)
 
     @property
     def config(self) -> TextureConfig:
@@ -156,20 +158,44 @@ class SubstrateTexture:
 
     def to_dict(self) -> dict:
         """Plain data for a checkpoint (loads with ``weights_only=True``)."""
-        return {"config": self.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
+        return {"config": self.config.to_dict(), "gain": self.gain,
+                "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SubstrateTexture":
         net = TextureNet(TextureConfig.from_dict(data["config"]))
         net.load_state_dict(data["state_dict"])
-        return cls(net)
+        return cls(net, float(data.get("gain", 1.0)))
 
-    def residual(self, weight: np.ndarray, seed: int) -> np.ndarray:
-        """The learned band-pass texture (grey levels) for a substrate weight map, zero off the substrate."""
+    def fit_gain(self, images, labels, seed: int = 0) -> float:
+        """Set :attr:`gain` so that the texture's standard deviation over the substrate equals the real
+        images' band-pass residual's (pooled over ``images`` and their ``labels``); returns it."""
+        real, fake, previous = [], [], self.gain
+        self.gain = 1.0
+        for k, (image, lab) in enumerate(zip(images, labels)):
+            w = substrate_weight(lab, self.config.margin)
+            if w.any():
+                real.append(_band_pass_np(np.asarray(image, np.float32), w, self.config.sigma)[w > 0])
+                fake.append(self.residual(w, seed + k)[w > 0])
+        if not real:
+            self.gain = previous
+            raise ValueError("no substrate in the images: nothing to fit the texture's gain on")
+        self.gain = float(np.concatenate(real).std() / max(np.concatenate(fake).std(), 1e-6))
+        return self.gain
+
+    def residual(self, weight: np.ndarray, seed: int, *, blurred_weight: np.ndarray | None = None) -> np.ndarray:
+        """The learned band-pass texture (grey levels) for a substrate weight map, zero off the substrate.
+
+        ``blurred_weight``: the weight's zero-padded Gaussian, when the caller has it already.
+        """
+        net = self.network
+        if self._channels_last is None:  # oneDNN's convolutions are faster so on the CPU (0.57 -> 0.37 s, 1024 x 768)
+            self._channels_last = net.out.weight.device.type == "cpu"
+            if self._channels_last:
+                net.to(memory_format=torch.channels_last)
         with torch.inference_mode():
-            tex = self.network.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)))
-            w = torch.from_numpy(np.ascontiguousarray(weight, np.float32))[None, None].to(tex.device)
-            return (band_pass(tex, w, self.config.sigma) * SCALE)[0, 0].float().cpu().numpy()
+            tex = net.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)))[0, 0].float().cpu().numpy()
+        return _band_pass_np(tex, weight, self.config.sigma, blurred_weight) * (SCALE * self.gain)
 
     def apply(self, image: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
         """``image`` (uint8, the labels' shape) with its substrate's band-pass content replaced by the texture.
@@ -184,11 +210,27 @@ class SubstrateTexture:
         w = substrate_weight(labels, self.config.margin)
         if not w.any():
             return image
-        x = torch.from_numpy(image.astype(np.float32))[None, None]
-        with torch.inference_mode():
-            level = lowpass_w(x, torch.from_numpy(w)[None, None], self.config.sigma)[0, 0].numpy()
-        substrate = level + self.residual(w, seed)
+        x = image.astype(np.float32)
+        norm = _gauss_zero(w, self.config.sigma)
+        substrate = _gauss_zero(x * w, self.config.sigma) / np.maximum(norm, 1e-3) + self.residual(w, seed, blurred_weight=norm)
         # 0 at the dilated mask's edge, 1 a couple of pixels into the substrate
         soft = np.clip(ndi.gaussian_filter(w, 1.5) * 2 - 1, 0, 1) * w
-        out = soft * substrate + (1 - soft) * image.astype(np.float32)
+        out = soft * substrate + (1 - soft) * x
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+    _channels_last: bool | None = None
+
+
+def _gauss_zero(x: np.ndarray, sigma: float) -> np.ndarray:
+    """NumPy twin of ``_blur_zero`` with ``gaussian_kernel(sigma)``: the same taps (radius round(3 sigma)), zero padding."""
+    from scipy import ndimage as ndi
+
+    radius = max(1, int(round(3 * sigma)))
+    return ndi.gaussian_filter(np.asarray(x, np.float32), sigma, mode="constant", cval=0.0, radius=radius)
+
+
+def _band_pass_np(x: np.ndarray, w: np.ndarray, sigma: float, blurred_weight=None) -> np.ndarray:
+    """NumPy twin of :func:`band_pass` for one image (scipy's separable filter: 0.05 s per pass at 1024 x 768,
+    against 0.15 s for torch's 97-tap convolution)."""
+    norm = _gauss_zero(w, sigma) if blurred_weight is None else blurred_weight
+    return (x - _gauss_zero(x * w, sigma) / np.maximum(norm, 1e-3)) * w

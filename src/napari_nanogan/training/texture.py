@@ -14,6 +14,7 @@ the real substrate looks like rather than what the generator's lacks.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from .. import __version__
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.discriminator import PatchCritic
-from ..models.texture import SCALE, TextureConfig, TextureNet, band_pass, substrate_weight
+from ..models.texture import SCALE, SubstrateTexture, TextureConfig, TextureNet, band_pass, substrate_weight
 from .cyclegan import lsgan
 from .progress import TrainProgress
 
@@ -84,7 +85,8 @@ def train_texture(
 
     ``images`` are grey images (0-255, specimen rows only) and ``labels`` their particle
     masks. Writes ``last.pt`` every ``checkpoint_every`` steps, when stopped and at the end,
-    and ``texture.pt`` (the network alone, with its provenance) at the end.
+    and ``texture.pt`` at the end: the network, its amplitude fitted on the same images
+    (``SubstrateTexture.fit_gain``) and its provenance. Resuming a finished run only rewrites ``texture.pt``.
 
     Raises
     ------
@@ -166,7 +168,10 @@ def train_texture(
             raise FloatingPointError(f"non-finite loss at step {step}: {losses}; last good checkpoint {last}")
         yield TrainProgress(step, config.steps, losses, elapsed, elapsed / (step - start), None, checkpoint)
     if done >= config.steps:
+        texture = SubstrateTexture(copy.deepcopy(net).cpu())
+        gain = texture.fit_gain(images, labels)  # the texture's amplitude, matched to the real residual's spread
         save_checkpoint(out / "texture.pt", {
-            "kind": "substrate-texture", "config": texture_config.to_dict(), "state_dict": net.state_dict(),
+            "kind": "substrate-texture", **texture.to_dict(),
             "provenance": {**(provenance or {}), "steps": config.steps, "train_config": asdict(config),
+                           "gain_fitted_on": f"{len(images)} training images", "gain": gain,
                            "package_version": __version__}})
