@@ -159,7 +159,10 @@ def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
     out = tmp_path / "g_tex.pt"
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--out", str(out), "--images",
                  str(tmp_path / "im"), "--texture", str(run / "texture.pt")]) == 0
-    assert Generator.from_checkpoint(out, device="cpu").texture is not None
+    embedded = Generator.from_checkpoint(out, device="cpu").texture
+    trained = load_checkpoint(run / "texture.pt", kind="substrate-texture")
+    assert embedded is not None and embedded.gain == trained["gain"] != 1.0  # the fitted amplitude travels with it
+    assert all(torch.equal(v, trained["state_dict"][k]) for k, v in embedded.network.state_dict().items())
     assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "g_plain.pt"), "--images",
                  str(tmp_path / "im"), "--texture", "none"]) == 0
     assert Generator.from_checkpoint(tmp_path / "g_plain.pt", device="cpu").texture is None

@@ -652,12 +652,12 @@ def cmd_tune_generator(args) -> int:
 
         try:
             texture = load_checkpoint(args.texture, kind="substrate-texture")
-            SubstrateTexture.from_dict(texture)  # loads, or says why not
+            loaded = SubstrateTexture.from_dict(texture)  # loads, or says why not
         except (CheckpointError, KeyError, RuntimeError, TypeError, ValueError) as exc:
             print(f"nanogan tune-generator: --texture: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
-        data["substrate_texture"] = {"config": texture["config"], "state_dict": texture["state_dict"],
-                                     "provenance": texture.get("provenance", {})}
+        # everything the texture needs (network, config, gain), from the texture itself
+        data["substrate_texture"] = {**loaded.to_dict(), "provenance": texture.get("provenance", {})}
     data.setdefault("provenance", {})["postprocess_tuning"] = {
         "source": source, "images": len(levels), "noise_levels": [round(v, 3) for v in levels],
         "calibration": calibrated_on,
