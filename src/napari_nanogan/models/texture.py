@@ -50,7 +50,7 @@ class TextureConfig:
     z_channels: int = 16
     widths: tuple = (64, 48, 32, 24)
     upsample: str = "bilinear"
-    sigma: float = 6.0
+    sigma: float = 16.0
     margin: int = 3
 
     def __post_init__(self):
