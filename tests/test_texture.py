@@ -186,3 +186,48 @@ def test_fit_gain_matches_the_real_residual_spread():
     assert SubstrateTexture.from_dict(texture.to_dict()).gain == gain
     with pytest.raises(ValueError, match="no substrate"):
         texture.fit_gain([pairs[0][0]], [np.ones_like(pairs[0][1])])
+
+
+@pytest.mark.parametrize("shape", [(768, 1024), (101, 77), (33, 250)])
+def test_coarse_gaussian_matches_the_full_filter(shape):
+    """From sigma 8 px on, ``_gauss_zero`` works on a 4x coarser grid; it must stay the torch filter's twin."""
+    from scipy import ndimage as ndi
+
+    from napari_nanogan.models.texture import _blur_zero, _gauss_zero, gaussian_kernel
+
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 255, shape).astype(np.float32)  # the worst case: white noise
+    weight = ndi.binary_opening(rng.uniform(size=shape) > 0.3, iterations=2).astype(np.float32)
+    for x, tol in ((noise, 0.7), (noise * weight, 0.7), (weight, 0.002)):
+        full = ndi.gaussian_filter(x, 16, mode="constant", cval=0.0, radius=48)
+        assert np.abs(_gauss_zero(x, 16) - full).max() < tol
+    torch_twin = _blur_zero(torch.from_numpy(weight)[None, None], gaussian_kernel(16.0))[0, 0].numpy()
+    assert np.abs(_gauss_zero(weight, 16) - torch_twin).max() < 0.002
+    # below 8 px it is the full filter itself
+    assert np.allclose(_gauss_zero(noise, 3), ndi.gaussian_filter(noise, 3, mode="constant", cval=0.0, radius=9))
+
+
+def test_inference_fast_paths_match_the_training_paths():
+    """Under no_grad the Style U-Net and the texture network sum in place; the result must not change."""
+    from napari_nanogan.config import GeneratorConfig
+    from napari_nanogan.models.style_unet import StyleUNet
+
+    torch.manual_seed(0)
+    net = StyleUNet(GeneratorConfig(base_channels=8, depth=3)).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # non-zero noise strengths and biases
+            p.add_(0.05 * torch.randn_like(p))
+    for n in (1, 2):
+        mask = torch.rand(n, 2, 32, 48)
+        z, noise = net.sample_latents(n, generator=torch.Generator().manual_seed(1)), net.sample_noise(n, (32, 48))
+        with torch.enable_grad():
+            slow = net(mask, z, noise).detach()
+        with torch.no_grad():
+            fast = net(mask, z, noise)
+        assert torch.allclose(slow, fast, atol=1e-5)
+    tex = TextureNet(SMALL).eval()
+    with torch.enable_grad():
+        slow = tex.sample(1, 40, 56, torch.Generator().manual_seed(3)).detach()
+    with torch.no_grad():
+        fast = tex.sample(1, 40, 56, torch.Generator().manual_seed(3))
+    assert torch.allclose(slow, fast, atol=1e-5)

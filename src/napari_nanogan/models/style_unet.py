@@ -49,15 +49,18 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
         self.padding = kernel // 2
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``bias`` [C_out] (optional) is added by the convolution itself."""
         n, c, h, wd = x.shape
         style = self.affine(w)  # [N, C_in]
         weight = self.scale * self.weight[None] * style[:, None, :, None, None]  # [N, C_out, C_in, k, k]
         if self.demodulate:
             weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
         out_c = weight.shape[1]
+        if n == 1:  # one image (synthesis): a plain convolution, whose output keeps the standard strides
+            return F.conv2d(x, weight[0], bias, padding=self.padding)
         out = F.conv2d(x.reshape(1, n * c, h, wd), weight.reshape(n * out_c, c, *weight.shape[3:]),
-                       padding=self.padding, groups=n)
+                       None if bias is None else bias.repeat(n), padding=self.padding, groups=n)
         return out.reshape(n, out_c, h, wd)
 
 
@@ -71,7 +74,12 @@ class StyledLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(self.conv(x, w) + self.noise_strength * noise + self.bias, 0.2)
+        if torch.is_grad_enabled():
+            return F.leaky_relu(self.conv(x, w) + self.noise_strength * noise + self.bias, 0.2)
+        # Inference: the same sum in place, the bias inside the convolution. Half of a 1024 x 768
+        # synthesis went to these element-wise passes over full-resolution activations.
+        out = self.conv(x, w, self.bias.view(-1)).addcmul_(self.noise_strength, noise)
+        return F.leaky_relu_(out, 0.2)
 
 
 def resize_noise(noise: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

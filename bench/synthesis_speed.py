@@ -1,0 +1,105 @@
+"""Synthesis speed, stage by stage; prints one JSON object.
+
+    python bench/synthesis_speed.py [--model default] [--repeats 5] [--threads N]
+
+A procedural 1024 x 768 mask (about 150 particles of 24 px, the package's own
+``particle_labels``: no data needed) goes through ``synthesize`` ``--repeats`` times
+after one warm-up, with seeds 0, 1, ...:
+
+- ``seconds_1024x768``: median of the whole ``synthesize`` call (the issue's target: <= 1 s);
+- ``stages``: medians of its parts, timed separately on the same inputs: ``maps`` (mask
+  validation and the generator's input maps), ``network`` (noise, style and the Style
+  U-Net), ``postprocess`` (blur, calibration, SEM noise) and ``texture`` (the learned
+  substrate texture, when the generator has one), with ``texture_network`` (its
+  TextureNet alone) inside it;
+- ``peak_rss_mb``: the process's resident high-water mark (Linux ``VmHWM``) at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+
+import numpy as np
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for k in range(repeats):
+        t = time.perf_counter()
+        fn(k)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.models.pretrained import load_generator
+    from napari_nanogan.models.texture import substrate_weight
+    from napari_nanogan.synthesis import mask_maps, synthesize
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t = time.perf_counter()
+    gen = load_generator(args.model, device="cpu")
+    load_s = time.perf_counter() - t
+    mask = particle_labels((768, 1024), n_particles=150, mean_diameter=24, seed=0)
+    synthesize(mask, gen, seed=0)  # warm-up
+
+    result = {"model": args.model, "mask": "particle_labels((768, 1024), n_particles=150, mean_diameter=24, seed=0)",
+              "particles": int(len(np.unique(mask)) - 1), "repeats": args.repeats, "load_seconds": load_s,
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+              "has_texture": gen.texture is not None}
+    result["seconds_1024x768"] = _median_seconds(lambda k: synthesize(mask, gen, seed=k), args.repeats)
+    result["seconds_1024x768_no_postprocess"] = _median_seconds(
+        lambda k: synthesize(mask, gen, seed=k, postprocess=False), args.repeats)
+
+    maps = mask_maps(mask)
+    raw = synthesize(mask, gen, seed=0, postprocess=False)
+    post = gen.postprocess.apply(raw, 0)
+    stages = {"maps": _median_seconds(lambda k: mask_maps(mask), args.repeats)}
+    stages["network"] = result["seconds_1024x768_no_postprocess"] - stages["maps"]
+    stages["postprocess"] = _median_seconds(lambda k: gen.postprocess.apply(raw, k), args.repeats)
+    if gen.texture is not None:
+        labels = maps[0] > 0.5
+        stages["texture"] = _median_seconds(lambda k: gen.texture.apply(post, labels, k), args.repeats)
+        weight = substrate_weight(labels, gen.texture.config.margin)
+        net = gen.texture.network
+
+        def texture_net(k):
+            with torch.inference_mode():
+                net.sample(1, *weight.shape, torch.Generator().manual_seed(k))
+
+        stages["texture_network"] = _median_seconds(texture_net, args.repeats)
+    result["stages"] = stages
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
