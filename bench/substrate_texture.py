@@ -18,7 +18,9 @@ the 9 held-out images against 500 of the synthetic ones, info bar excluded):
 - ``checkpoint_texture``: the same images with the texture laid over their substrate;
 - ``real_training_texture``: the real training images with their own substrate residual
   replaced: how good the texture is when the content is perfect (floor 28.6);
-- ``cycle_dice_texture``: Dice of ``auto``'s segmentation of the textured images.
+- ``cycle_dice_texture``: Dice of ``auto``'s segmentation of the textured images;
+- ``variants`` (``--variants gain:1.5,margin:1``): ``checkpoint_texture`` again with the
+  texture's amplitude or its particle margin (px) changed at inference, the network unchanged.
 
 ``--transplant`` replaces the learned texture by another training image's real residual
 (random image, offset and left-right flip; where that image has particles the synthetic
@@ -29,6 +31,7 @@ diagnostic only: nothing of it is shipped, as the data's licence forbids.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -85,6 +88,8 @@ def main():
     ap.add_argument("--fit-gain", action="store_true",
                     help="first fit the texture's amplitude to the training images' residual (SubstrateTexture.fit_gain)")
     ap.add_argument("--real-only", action="store_true", help="stop after real_training_texture (a quick check)")
+    ap.add_argument("--variants", default="", help="also measure the texture with gain:G or margin:M (comma-separated)")
+    ap.add_argument("--skip-baseline", action="store_true", help="skip `checkpoint` (the images without any texture)")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
     if bool(args.texture) == args.transplant:
@@ -137,8 +142,27 @@ def main():
             base.append(im.astype(np.float32))
             textured.append(np.asarray(lay(im, lab, seed), np.float32))
             labels.append(lab)
-    result["checkpoint"] = fid_kid(real_eval, random_crops(base, args.n, 256, seed=2), net)
+    if not args.skip_baseline:
+        result["checkpoint"] = fid_kid(real_eval, random_crops(base, args.n, 256, seed=2), net)
     result["checkpoint_texture"] = fid_kid(real_eval, random_crops(textured, args.n, 256, seed=2), net)
+    print(json.dumps({"checkpoint_texture": result["checkpoint_texture"]}), file=sys.stderr, flush=True)
+    original = None if args.transplant else texture.config
+    for variant in filter(None, args.variants.split(",")):
+        if args.transplant:
+            raise SystemExit("--variants needs --texture")
+        key, value = variant.split(":")
+        changed = SubstrateTexture(texture.network, texture.gain)
+        if key == "gain":
+            changed.gain = float(value)
+        elif key == "margin":
+            changed.network.config = dataclasses.replace(original, margin=int(value))
+        else:
+            raise SystemExit(f"unknown variant {variant!r}: use gain:G or margin:M")
+        imgs = [changed.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), lab, 1000 * (k // 3) + k % 3).astype(np.float32)
+                for k, (im, lab) in enumerate(zip(base, labels))]
+        result.setdefault("variants", {})[variant] = fid_kid(real_eval, random_crops(imgs, args.n, 256, seed=2), net)
+        print(json.dumps({variant: result["variants"][variant]}), file=sys.stderr, flush=True)
+        texture.network.config = original
     seg = load_segmenter("auto", device="cpu")
     dices = [foreground_scores(lab, segment(np.clip(np.round(im), 0, 255).astype(np.uint8), seg, info_bar=False).labels)[0]
              for im, lab in zip(textured[::3], labels[::3])]
