@@ -259,3 +259,17 @@ def test_substrate_transplant_keeps_particles_and_the_substrate_level():
     np.testing.assert_array_equal(out[near], image[near])
     far = st.substrate_weight(labels, 8) > 0
     assert out[far].std() > 2 and abs(out[far].mean() - 30) < 1
+
+
+def test_synthesis_speed_bench_reports_every_stage(capsys):
+    """bench/synthesis_speed.py: JSON with the whole call and each stage (no timing is asserted)."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("synthesis_speed", REPO / "bench" / "synthesis_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--repeats", "1"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["has_texture"] and result["particles"] >= 100
+    assert set(result["stages"]) == {"maps", "network", "postprocess", "texture", "texture_network"}
+    assert all(v > 0 for v in result["stages"].values()) and result["seconds_1024x768"] > 0
