@@ -991,7 +991,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", default=None, help="folder of their particle masks")
     p.add_argument("--data-root", default="../shared/data")
     p.add_argument("--dataset", default="bam", choices=["bam", "emps-tem"])
-    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--steps", type=int, default=24000,
+                   help="training steps (default 24000, the shipped texture's: about 1.5 h on 2 CPU cores; "
+                        "6000 measured FID 89.6, 14000 78.8, 24000 77.5)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--patch-size", type=int, default=96)
     p.add_argument("--sigma", type=float, default=16.0,
