@@ -31,7 +31,6 @@ diagnostic only: nothing of it is shipped, as the data's licence forbids.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -146,23 +145,22 @@ def main():
         result["checkpoint"] = fid_kid(real_eval, random_crops(base, args.n, 256, seed=2), net)
     result["checkpoint_texture"] = fid_kid(real_eval, random_crops(textured, args.n, 256, seed=2), net)
     print(json.dumps({"checkpoint_texture": result["checkpoint_texture"]}), file=sys.stderr, flush=True)
-    original = None if args.transplant else texture.config
     for variant in filter(None, args.variants.split(",")):
         if args.transplant:
             raise SystemExit("--variants needs --texture")
         key, value = variant.split(":")
-        changed = SubstrateTexture(texture.network, texture.gain)
-        if key == "gain":
-            changed.gain = float(value)
-        elif key == "margin":
-            changed.network.config = dataclasses.replace(original, margin=int(value))
-        else:
+        if key not in ("gain", "margin"):
             raise SystemExit(f"unknown variant {variant!r}: use gain:G or margin:M")
+        data = texture.to_dict()  # a copy of the texture with one setting changed
+        if key == "gain":
+            data["gain"] = float(value)
+        else:
+            data["config"] = {**data["config"], "margin": int(value)}
+        changed = SubstrateTexture.from_dict(data)
         imgs = [changed.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), lab, 1000 * (k // 3) + k % 3).astype(np.float32)
                 for k, (im, lab) in enumerate(zip(base, labels))]
         result.setdefault("variants", {})[variant] = fid_kid(real_eval, random_crops(imgs, args.n, 256, seed=2), net)
         print(json.dumps({variant: result["variants"][variant]}), file=sys.stderr, flush=True)
-        texture.network.config = original
     seg = load_segmenter("auto", device="cpu")
     dices = [foreground_scores(lab, segment(np.clip(np.round(im), 0, 255).astype(np.uint8), seg, info_bar=False).labels)[0]
              for im, lab in zip(textured[::3], labels[::3])]

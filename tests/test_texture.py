@@ -163,6 +163,22 @@ def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
     trained = load_checkpoint(run / "texture.pt", kind="substrate-texture")
     assert embedded is not None and embedded.gain == trained["gain"] != 1.0  # the fitted amplitude travels with it
     assert all(torch.equal(v, trained["state_dict"][k]) for k, v in embedded.network.state_dict().items())
+    # the texture can be laid closer to the particles than it was trained with
+    assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "g_m1.pt"), "--images",
+                 str(tmp_path / "im"), "--texture-margin", "1"]) == 0
+    closer = Generator.from_checkpoint(tmp_path / "g_m1.pt", device="cpu").texture
+    assert closer.config.margin == 1 and embedded.config.margin == 3 and closer.gain == embedded.gain
+    image, labels = discs(seed=5)
+    ring = substrate_weight(labels, 1).astype(bool) & ~substrate_weight(labels, 3).astype(bool)  # 2-3 px out
+    u8 = image.astype(np.uint8)
+    assert np.array_equal(embedded.apply(u8, labels, 0)[ring], u8[ring])
+    assert not np.array_equal(closer.apply(u8, labels, 0)[ring], u8[ring])
+    assert np.array_equal(closer.apply(u8, labels, 0)[labels > 0], u8[labels > 0])
+    assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "g_bad.pt"), "--images",
+                 str(tmp_path / "im"), "--texture-margin", "-1"]) == 2
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--out", str(tmp_path / "g_bad.pt"),
+                 "--images", str(tmp_path / "im"), "--texture-margin", "1"]) == 2
+    assert not (tmp_path / "g_bad.pt").exists()
     assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "g_plain.pt"), "--images",
                  str(tmp_path / "im"), "--texture", "none"]) == 0
     assert Generator.from_checkpoint(tmp_path / "g_plain.pt", device="cpu").texture is None

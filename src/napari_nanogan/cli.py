@@ -658,6 +658,19 @@ def cmd_tune_generator(args) -> int:
             return 2
         # everything the texture needs (network, config, gain), from the texture itself
         data["substrate_texture"] = {**loaded.to_dict(), "provenance": texture.get("provenance", {})}
+    if args.texture_margin is not None:
+        from .models.texture import TextureConfig
+
+        if not data.get("substrate_texture"):
+            print("nanogan tune-generator: --texture-margin: the generator has no substrate texture (give --texture)",
+                  file=sys.stderr)
+            return 2
+        try:
+            config = TextureConfig.from_dict({**data["substrate_texture"]["config"], "margin": args.texture_margin})
+        except ValueError as exc:
+            print(f"nanogan tune-generator: --texture-margin: {exc}", file=sys.stderr)
+            return 2
+        data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
     data.setdefault("provenance", {})["postprocess_tuning"] = {
         "source": source, "images": len(levels), "noise_levels": [round(v, 3) for v in levels],
         "calibration": calibrated_on,
@@ -983,6 +996,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture", default=None, metavar="TEXTURE_PT",
                    help="a substrate texture from `nanogan train-texture` to lay over the synthetic substrate "
                         "('none' removes one; default: keep what the checkpoint has)")
+    p.add_argument("--texture-margin", type=int, default=None, metavar="PX",
+                   help="lay the texture up to this many pixels from the particles (default: the texture's own, "
+                        "3 as trained; the shipped generator uses 0: BAM FID 77.5 at 3, 71.4 at 1, 68.1 at 0)")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("train-texture", help="learn the real substrate's texture, for tune-generator --texture")
