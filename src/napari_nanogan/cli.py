@@ -589,6 +589,9 @@ def cmd_tune_generator(args) -> int:
     from .models.pretrained import resolve_model
     from .synthesis import SynthesisPostprocess, noise_level
 
+    if args.texture_margin is not None and args.texture_margin < 0:  # before any slow calibration
+        print("nanogan tune-generator: --texture-margin must be >= 0", file=sys.stderr)
+        return 2
     if args.images:
         levels = []
         for path in list_images([args.images]):
