@@ -298,11 +298,13 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     out = tmp_path / "run"
     assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "data"), "--out", str(out),
                  "--steps", "1", "--batch-size", "2", "--patch-size", "64", "--val-every", "1",
-                 "--substrate-weight", "1", "--critic-channels", "16", "--lr-critic", "3e-4", "--critic-warmup", "1"]) == 0
+                 "--substrate-weight", "1", "--particle-weight", "0.5", "--critic-channels", "16", "--lr-critic", "3e-4",
+                 "--critic-warmup", "1"]) == 0
     assert f"train-gan: {len(expected)} annotated pairs" in capsys.readouterr().err
     prov = load_checkpoint(out / "generator.pt", kind="generator")["provenance"]
-    assert (prov["train_config"]["weights"]["adv_substrate"], prov["train_config"]["critic_channels"],
-            prov["train_config"]["lr_critic"], prov["train_config"]["critic_warmup"]) == (1.0, 16, 3e-4, 1)
+    assert (prov["train_config"]["weights"]["adv_substrate"], prov["train_config"]["weights"]["adv_particles"],
+            prov["train_config"]["critic_channels"], prov["train_config"]["lr_critic"],
+            prov["train_config"]["critic_warmup"]) == (1.0, 0.5, 16, 3e-4, 1)
     assert sorted(prov["data"]["emps-tem_train"]) == expected
     assert set(prov["data"]["held_out"]) == {"val", "test"}
     # the segmenter was validated on the validation split's dark-particle images
@@ -330,7 +332,8 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     for flags, message in ((["--critic-warmup", "-1"], "--critic-warmup must be >= 0"),
                            (["--critic-channels", "0"], "--critic-channels must be >= 1"),
                            (["--lr-critic", "0"], "--lr-critic must be > 0"),
-                           (["--substrate-weight", "-1"], "--substrate-weight must be >= 0")):
+                           (["--substrate-weight", "-1"], "--substrate-weight must be >= 0"),
+                           (["--particle-weight", "-1"], "--particle-weight must be >= 0")):
         assert main(["train-gan", "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "run6"), *flags]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "run6").exists()

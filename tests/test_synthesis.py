@@ -285,6 +285,45 @@ def test_substrate_critic_and_critic_width(tmp_path):
     assert [r.step for r in _gan(tmp_path / "old", 2, weights=GanLossWeights(adv_substrate=1.0))] == [2]
 
 
+def test_particles_into_replaces_only_the_dilated_particles():
+    from napari_nanogan.training.cyclegan import particles_into
+
+    x = torch.linspace(-0.5, 0.5, 40 * 40).view(1, 1, 40, 40)
+    drawn = torch.full_like(x, 0.9)
+    fg = torch.zeros(1, 1, 40, 40)
+    fg[..., 15:20, 15:20] = 1
+    covered = torch.zeros(1, 1, 40, 40, dtype=torch.bool)
+    covered[..., 14:21, 14:21] = True  # the particle and 1 px around it
+    out = particles_into(x, drawn, fg, margin=1)
+    assert torch.all(out[covered] == 0.9) and torch.equal(out[~covered], x[~covered])
+    # gradients reach the drawn particles only: the critic's signal to the generator is the particles
+    dg = drawn.clone().requires_grad_(True)
+    particles_into(x, dg, fg, margin=1).sum().backward()
+    assert torch.all(dg.grad[covered] == 1) and torch.all(dg.grad[~covered] == 0)
+    assert torch.equal(particles_into(x, drawn, torch.zeros_like(fg)), x)  # no particles: the real image
+
+
+def test_particle_critic_learns_and_old_runs_resume_with_it(tmp_path):
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+
+    weights = GanLossWeights(adv_particles=1.0)
+    torch.manual_seed(0)
+    before = CycleGAN(SMALL_G, SMALL_S).state_dict()
+    records = _gan(tmp_path / "par", 1, weights=weights)
+    assert np.isfinite(records[0].losses["adv_particles"]) and np.isfinite(records[0].losses["critic_particles"])
+    after = load_checkpoint(tmp_path / "par" / "last.pt")["state_dict"]
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("particle_critic."))
+    assert "adv_particles" not in _gan(tmp_path / "plain", 1)[0].losses  # off by default
+    # a run saved before the particle critic existed resumes with it added
+    _gan(tmp_path / "old", 2, stop_after=1)
+    state = load_checkpoint(tmp_path / "old" / "last.pt")
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("particle_critic.")}
+    del state["training"]["opt_p"]
+    save_checkpoint(tmp_path / "old" / "last.pt", state)
+    assert [r.step for r in _gan(tmp_path / "old", 2, weights=weights)] == [2]
+
+
 def test_critic_warmup_trains_only_the_critics(tmp_path):
     from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
 

@@ -383,6 +383,7 @@ def cmd_train_gan(args) -> int:
         return 2
     bad = [f"{flag} must be {rule}, got {value}" for flag, value, ok, rule in (
         ("--substrate-weight", args.substrate_weight, args.substrate_weight >= 0, ">= 0"),
+        ("--particle-weight", args.particle_weight, args.particle_weight >= 0, ">= 0"),
         ("--texture-weight", args.texture_weight, args.texture_weight >= 0, ">= 0"),
         ("--critic-channels", args.critic_channels, args.critic_channels >= 1, ">= 1"),
         ("--lr-critic", args.lr_critic, args.lr_critic > 0, "> 0"),
@@ -441,7 +442,8 @@ def cmd_train_gan(args) -> int:
             unpaired.append(Sample(p.stem, img, np.zeros(img.shape, np.int32), lo, hi, "images"))
     try:
         weights = _loss_weights(args.loss_weights, GanLossWeights(adv_texture=args.texture_weight,
-                                                                      adv_substrate=args.substrate_weight))
+                                                                      adv_substrate=args.substrate_weight,
+                                                                      adv_particles=args.particle_weight))
     except ValueError as exc:
         print(f"nanogan train-gan: --loss-weights: {exc}", file=sys.stderr)
         return 2
@@ -951,8 +953,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--substrate-weight", type=float, default=0.0,
                    help="weight of the substrate critic, which sees the images with their particles blacked out "
                         "(0: off; e.g. 1)")
+    p.add_argument("--particle-weight", type=float, default=0.0,
+                   help="weight of the particle critic, which sees real images against the same images with "
+                        "their particles redrawn by the generator (0: off; e.g. 1)")
     p.add_argument("--critic-channels", type=int, default=32,
-                   help="first-layer width of the image and substrate critics (doubles per layer)")
+                   help="first-layer width of the image, substrate and particle critics (doubles per layer)")
     p.add_argument("--lr-critic", type=float, default=2e-4, help="the critics' Adam learning rate")
     p.add_argument("--critic-warmup", type=int, default=0,
                    help="train only the critics for the first N steps (counted in --steps), so that a run "

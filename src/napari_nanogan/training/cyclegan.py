@@ -34,6 +34,13 @@ critics frozen; critic step on detached fakes. Loss terms and their weights
   their own masks and synthetic ones with theirs, so its whole signal is the substrate:
   90 % of the pixels, and the part that costs the shipped generator most FID
   (``bench/synthesis_parts.py``: real substrate + synthetic particles 68.8 against 118.3).
+- ``adv_particles`` 0 (off by default): a fifth critic that sees real paired images
+  against the same images with their particles (the mask dilated by 1 px, the margin
+  the shipped substrate texture leaves) redrawn by the generator from the paired mask
+  in the image's own style. Real and fake share every substrate pixel, so its whole
+  signal is the particles: with the learned substrate texture laid over the substrate,
+  the part of the FID gap left (real substrate + synthetic particles, session 13: 40
+  points above the floor; the shipped generator, session 16: 43; docs/benchmarks.md).
 - ``diversity`` 1: mode-seeking term (Mao et al. 2019): two latents for one mask
   must give different images, so style and noise cannot be ignored.
 
@@ -85,6 +92,7 @@ class GanLossWeights:
     diversity: float = 1.0
     adv_texture: float = 0.0
     adv_substrate: float = 0.0
+    adv_particles: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ class GanTrainConfig:
     ``patch_size``) shape the segmenter's supervised batch (see the module docstring);
     ``val_every`` steps between validations of the segmenter when validation images are
     given (``segmenter_best.pt`` keeps the best). ``critic_channels`` is the first
-    layer's width of the image and substrate critics (doubling per layer).
+    layer's width of the image, substrate and particle critics (doubling per layer).
     The first ``critic_warmup`` steps train the critics alone against the networks as
     they are (a run continued from trained weights starts with fresh critics, and a
     fresh critic needs on the order of 1,500 steps of batch 8 to tell the shipped generator's images from
@@ -184,6 +192,13 @@ def substrate_only(x: torch.Tensor, foreground: torch.Tensor, margin: int = 3) -
     return x * (1 - covered) - covered
 
 
+def particles_into(x: torch.Tensor, drawn: torch.Tensor, foreground: torch.Tensor, margin: int = 1) -> torch.Tensor:
+    """Real images ``x`` with their particles (the soft ``foreground`` dilated by ``margin`` px)
+    replaced by ``drawn``: what the particle critic sees as fake."""
+    covered = F.max_pool2d(foreground, 2 * margin + 1, stride=1, padding=margin).clamp(0, 1)
+    return x * (1 - covered) + drawn * covered
+
+
 def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
     return ((scores - (1.0 if real else 0.0)) ** 2).mean()
 
@@ -201,9 +216,10 @@ class CycleGAN(torch.nn.Module):
         self.mask_critic = PatchCritic(generator_config.in_channels)
         self.texture_critic = PatchCritic(1, base_channels=32, layers=2)  # used when weights.adv_texture > 0
         self.substrate_critic = PatchCritic(1, base_channels=critic_channels)  # used when weights.adv_substrate > 0
+        self.particle_critic = PatchCritic(1, base_channels=critic_channels)  # used when weights.adv_particles > 0
 
     #: Added after the first runs: a checkpoint without them resumes with them freshly initialised.
-    optional_prefixes = ("texture_critic.", "substrate_critic.")
+    optional_prefixes = ("texture_critic.", "substrate_critic.", "particle_critic.")
 
 
 def train_cyclegan(
@@ -260,6 +276,7 @@ def train_cyclegan(
                              lr=config.lr_critic, betas=(0.5, 0.999))
     opt_t = torch.optim.Adam(nets.texture_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
     opt_b = torch.optim.Adam(nets.substrate_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
+    opt_p = torch.optim.Adam(nets.particle_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
     start, best, history = 0, -1.0, []
     last_path = out_dir / "last.pt"
     if last_path.exists():
@@ -276,8 +293,9 @@ def train_cyclegan(
             ema.load_state_dict(nets.mask_to_image.state_dict())
             warnings.warn(f"{last_path}: its generator average predates the EMA warm-up; "
                           "restarting the average from the trained generator weights", stacklevel=2)
-        for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d"), (opt_t, "opt_t"), (opt_b, "opt_b")):
-            if key in state["training"]:  # opt_t, opt_b: absent from runs before the texture/substrate critics
+        for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d"), (opt_t, "opt_t"), (opt_b, "opt_b"),
+                         (opt_p, "opt_p")):
+            if key in state["training"]:  # opt_t, opt_b, opt_p: absent from runs before those critics
                 opt.load_state_dict(state["training"][key])
         start = state["training"]["step"]
         best = state["training"].get("best_score", -1.0)
@@ -303,7 +321,7 @@ def train_cyclegan(
             "generator_config": generator_config.to_dict(), "segmenter_config": segmenter_config.to_dict(),
             "training": {"step": step, "ema_warmup": True, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(),
                          "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "opt_b": opt_b.state_dict(),
-                         "best_score": best,
+                         "opt_p": opt_p.state_dict(), "best_score": best,
                          "history": history},
         })
         save_checkpoint(out_dir / "generator.pt", {"kind": "generator", "config": generator_config.to_dict(),
@@ -346,6 +364,7 @@ def train_cyclegan(
             nets.mask_critic.requires_grad_(False)
             nets.texture_critic.requires_grad_(False)
             nets.substrate_critic.requires_grad_(False)
+            nets.particle_critic.requires_grad_(False)
             z1 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
             z2 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
             noise = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
@@ -357,7 +376,8 @@ def train_cyclegan(
             rec_u = nets.mask_to_image(pred_u, w=nets.style_encoder(xu), noise=noise)  # -> image
             cyc_x = structure_loss(rec_u, xu)
             sup_m = segmentation_loss(nets.image_to_mask(xs), ms, weight)["total"]
-            sup_x = structure_loss(nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise), x)
+            drawn = nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise)  # the paired mask, the image's style
+            sup_x = structure_loss(drawn, x)
             adv_x = lsgan(nets.image_critic(diff_augment(fake, generator=gen)), True)
             adv_m = lsgan(nets.mask_critic(diff_augment(pred_u * 2 - 1, generator=gen, colour=False)), True)
             diversity = 1.0 / ((fake - fake2).abs().mean() / (z1 - z2).abs().mean() + 1e-3) * 1e-2
@@ -371,6 +391,10 @@ def train_cyclegan(
             if w.adv_substrate > 0:
                 adv_b = lsgan(nets.substrate_critic(diff_augment(substrate_only(fake, mu[:, :1]), generator=gen)), True)
                 loss_g = loss_g + w.adv_substrate * adv_b
+            adv_p = d_p = None
+            if w.adv_particles > 0:
+                adv_p = lsgan(nets.particle_critic(diff_augment(particles_into(x, drawn, m[:, :1]), generator=gen)), True)
+                loss_g = loss_g + w.adv_particles * adv_p
         if not warming:
             opt_g.zero_grad(set_to_none=True)
             opt_s.zero_grad(set_to_none=True)
@@ -404,6 +428,14 @@ def train_cyclegan(
             opt_b.zero_grad(set_to_none=True)
             d_b.backward()
             opt_b.step()
+        if w.adv_particles > 0:
+            nets.particle_critic.requires_grad_(True)
+            d_p = 0.5 * (lsgan(nets.particle_critic(diff_augment(x, generator=gen)), True)
+                         + lsgan(nets.particle_critic(diff_augment(particles_into(x, drawn.detach(), m[:, :1]),
+                                                                   generator=gen)), False))
+            opt_p.zero_grad(set_to_none=True)
+            d_p.backward()
+            opt_p.step()
 
         with torch.no_grad():  # (during the warm-up the generator does not change, nor does its average)
             for pe, pg in zip(ema.parameters(), nets.mask_to_image.parameters()):
@@ -416,6 +448,8 @@ def train_cyclegan(
             losses.update(adv_texture=adv_t, critic_texture=d_t)
         if adv_b is not None:
             losses.update(adv_substrate=adv_b, critic_substrate=d_b)
+        if adv_p is not None:
+            losses.update(adv_particles=adv_p, critic_particles=d_p)
         if warming:  # nothing but the critics learned: their losses only
             losses = {k: v for k, v in losses.items() if k.startswith("critic_")}
         record = {k: float(v.detach()) for k, v in losses.items()}
