@@ -10,7 +10,16 @@ training image through the mask:
 - ``synthetic``: the synthetic image as it is;
 - ``real_substrate``: real substrate (mask 0) + synthetic particles;
 - ``real_particles``: real particles + synthetic substrate;
-- ``real``: the training images themselves (the floor's side).
+- ``real``: the training images themselves (the floor's side);
+- ``particle_detail``: the synthetic image, its particles' fine detail (finer than
+  ``--sigma`` px) replaced by the real image's: what perfect surface detail and noise
+  on the particles would give;
+- ``particle_shading``: the reverse, real particles' coarse shading (edge brightening,
+  3D relief) under the synthetic fine detail: what perfect shading would give.
+
+The band split is taken inside the particles only (a Gaussian normalised over the
+mask), so the substrate never leaks into the particles' level. ``--sets`` picks which
+to measure (default: the first four).
 
 Each against 500 random 256-px crops of the 9 held-out BAM images (the protocol of
 ``synthesis_quality.py``; info bar excluded). The training masks are used because a
@@ -41,13 +50,45 @@ def composite(real: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, keep:
     return np.where(particles if keep == "particles" else ~particles, real, synthetic).astype(np.float32)
 
 
+def split_bands(image: np.ndarray, inside: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` inside the boolean ``inside`` -> (coarse, fine): the Gaussian of ``sigma`` px normalised
+    over ``inside``, and the rest; both 0 outside."""
+    from scipy.ndimage import gaussian_filter
+
+    w = inside.astype(np.float64)
+    num = gaussian_filter(image.astype(np.float64) * w, sigma, mode="reflect")
+    den = gaussian_filter(w, sigma, mode="reflect")
+    coarse = np.where(inside, num / np.maximum(den, 1e-6), 0.0)
+    return coarse, np.where(inside, image - coarse, 0.0)
+
+
+def swap_band(real: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, band: str, sigma: float = 2.0) -> np.ndarray:
+    """The synthetic image with its particles' ``band`` (``"fine"`` or ``"coarse"``) taken from the real image."""
+    if band not in ("fine", "coarse"):
+        raise ValueError(f"band must be 'fine' or 'coarse', not {band!r}")
+    inside = labels > 0
+    real_coarse, real_fine = split_bands(real, inside, sigma)
+    syn_coarse, syn_fine = split_bands(synthetic, inside, sigma)
+    mixed = syn_coarse + real_fine if band == "fine" else real_coarse + syn_fine
+    return np.where(inside, np.clip(mixed, 0, 255), synthetic).astype(np.float32)
+
+
+SETS = ("synthetic", "real_substrate", "real_particles", "real", "particle_detail", "particle_shading")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--sets", default="synthetic,real_substrate,real_particles,real",
+                    help="comma-separated, of: " + ", ".join(SETS))
+    ap.add_argument("--sigma", type=float, default=2.0, help="band split for particle_detail / particle_shading (px)")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
+    wanted = [name for name in args.sets.split(",") if name]
+    if not wanted or set(wanted) - set(SETS):
+        ap.error(f"--sets: choose from {', '.join(SETS)}")
 
     from napari_nanogan.data.datasets import shared_splits
     from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
@@ -58,18 +99,24 @@ def main():
     split = shared_splits(args.data_root)["bam"]
     held, train = load_bam(split["val"] + split["test"]), load_bam(split["train"])
     gen = load_generator(args.model, device="cpu")
-    sets = {"synthetic": [], "real_substrate": [], "real_particles": []}
-    for i, (real, labels) in enumerate(train):
-        for s in range(args.seeds):
-            synthetic = synthesize(labels, gen, seed=20000 + 100 * i + s).astype(np.float32)
-            sets["synthetic"].append(synthetic)
-            sets["real_substrate"].append(composite(real, synthetic, labels, "substrate"))
-            sets["real_particles"].append(composite(real, synthetic, labels, "particles"))
-    sets["real"] = [im for im, _ in train]
+    sets = {name: [] for name in wanted}
+    make = {"synthetic": lambda real, syn, labels: syn,
+            "real_substrate": lambda real, syn, labels: composite(real, syn, labels, "substrate"),
+            "real_particles": lambda real, syn, labels: composite(real, syn, labels, "particles"),
+            "particle_detail": lambda real, syn, labels: swap_band(real, syn, labels, "fine", args.sigma),
+            "particle_shading": lambda real, syn, labels: swap_band(real, syn, labels, "coarse", args.sigma)}
+    if set(wanted) - {"real"}:
+        for i, (real, labels) in enumerate(train):
+            for s in range(args.seeds):
+                synthetic = synthesize(labels, gen, seed=20000 + 100 * i + s).astype(np.float32)
+                for name in set(wanted) - {"real"}:
+                    sets[name].append(make[name](real.astype(np.float32), synthetic, labels))
+    if "real" in sets:
+        sets["real"] = [im for im, _ in train]
     net = load_inception()
     real_eval = random_crops([im for im, _ in held], args.n, 256, seed=0)
     result = {"model": args.model, "masks": f"{len(train)} BAM training masks x {args.seeds} styles",
-              "particle_fraction": round(float(np.mean([np.mean(lab > 0) for _, lab in train])), 3)}
+              "sigma": args.sigma, "particle_fraction": round(float(np.mean([np.mean(lab > 0) for _, lab in train])), 3)}
     for name, images in sets.items():
         result[name] = fid_kid(real_eval, random_crops(images, args.n, 256, seed=1), net)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)

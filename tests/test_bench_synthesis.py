@@ -217,6 +217,30 @@ def test_synthesis_parts_composites_through_the_mask():
         synthesis_parts.composite(real, synthetic, labels, "edges")
 
 
+def test_synthesis_parts_band_swap_takes_one_band_from_the_real_particles():
+    sys.path.insert(0, str(REPO / "bench"))
+    import synthesis_parts
+
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:30, 10:30] = 1
+    inside = labels > 0
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:40, :40]
+    shading = 100 + 2.0 * xx  # a slow ramp: coarse
+    real = np.where(inside, shading + rng.normal(0, 10, (40, 40)), 5.0)  # + speckle: fine
+    synthetic = np.where(inside, 150.0, 50.0)  # flat particles on another substrate
+    detail = synthesis_parts.swap_band(real, synthetic, labels, "fine", sigma=2.0)
+    shade = synthesis_parts.swap_band(real, synthetic, labels, "coarse", sigma=2.0)
+    assert (detail[~inside] == 50).all() and (shade[~inside] == 50).all()  # the substrate stays synthetic
+    # the real speckle comes with the fine band, on the synthetic level; the real ramp with the coarse band
+    assert 5 < detail[inside].std() < 12 and abs(detail[inside].mean() - 150) < 2
+    assert shade[inside].std() < 20 and np.corrcoef(shade[inside], shading[inside])[0, 1] > 0.95
+    coarse, fine = synthesis_parts.split_bands(real, inside, 2.0)
+    assert np.allclose(coarse + fine, np.where(inside, real, 0))  # the bands add back up
+    with pytest.raises(ValueError, match="band must be"):
+        synthesis_parts.swap_band(real, synthetic, labels, "middle")
+
+
 def test_critic_probe_auc_variants_and_an_easy_case():
     """bench/critic_probe.py: AUC is P(real scores above fake), the variants differ as named, and a critic
     trained on a plain difference (textured vs flat substrate) finds it on held-out patches."""
