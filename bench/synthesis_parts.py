@@ -15,7 +15,10 @@ training image through the mask:
   ``--sigma`` px) replaced by the real image's: what perfect surface detail and noise
   on the particles would give;
 - ``particle_shading``: the reverse, real particles' coarse shading (edge brightening,
-  3D relief) under the synthetic fine detail: what perfect shading would give.
+  3D relief) under the synthetic fine detail: what perfect shading would give;
+- ``detail_rim`` / ``detail_interior``: ``particle_detail`` with the real fine band taken
+  only within ``--rim`` px of the outline / only deeper: whether the detail that counts
+  follows the outlines (a texture blind to the mask cannot draw it) or fills the interiors.
 
 The band split is taken inside the particles only (a Gaussian normalised over the
 mask), so the substrate never leaks into the particles' level. ``--sets`` picks which
@@ -62,18 +65,31 @@ def split_bands(image: np.ndarray, inside: np.ndarray, sigma: float) -> tuple[np
     return coarse, np.where(inside, image - coarse, 0.0)
 
 
-def swap_band(real: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, band: str, sigma: float = 2.0) -> np.ndarray:
-    """The synthetic image with its particles' ``band`` (``"fine"`` or ``"coarse"``) taken from the real image."""
+def swap_band(real: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, band: str, sigma: float = 2.0,
+              zone: str = "all", rim: int = 2) -> np.ndarray:
+    """The synthetic image with its particles' ``band`` (``"fine"`` or ``"coarse"``) taken from the real image,
+    over all the particles' pixels (``zone="all"``), only those within ``rim`` px of the outline (``"rim"``), or
+    only those deeper (``"interior"``)."""
+    from scipy import ndimage as ndi
+
     if band not in ("fine", "coarse"):
         raise ValueError(f"band must be 'fine' or 'coarse', not {band!r}")
+    if zone not in ("all", "rim", "interior"):
+        raise ValueError(f"zone must be 'all', 'rim' or 'interior', not {zone!r}")
     inside = labels > 0
     real_coarse, real_fine = split_bands(real, inside, sigma)
     syn_coarse, syn_fine = split_bands(synthetic, inside, sigma)
     mixed = syn_coarse + real_fine if band == "fine" else real_coarse + syn_fine
-    return np.where(inside, np.clip(mixed, 0, 255), synthetic).astype(np.float32)
+    take = inside
+    if zone != "all":  # depth inside a particle, touching particles separated by their label boundary
+        edges = ndi.grey_dilation(labels, size=3) != ndi.grey_erosion(labels, size=3)
+        deep = ndi.distance_transform_edt(inside & ~edges) >= rim
+        take = inside & (deep if zone == "interior" else ~deep)
+    return np.where(take, np.clip(mixed, 0, 255), synthetic).astype(np.float32)
 
 
-SETS = ("synthetic", "real_substrate", "real_particles", "real", "particle_detail", "particle_shading")
+SETS = ("synthetic", "real_substrate", "real_particles", "real", "particle_detail", "particle_shading",
+        "detail_rim", "detail_interior")
 
 
 def main():
@@ -84,6 +100,7 @@ def main():
     ap.add_argument("--sets", default="synthetic,real_substrate,real_particles,real",
                     help="comma-separated, of: " + ", ".join(SETS))
     ap.add_argument("--sigma", type=float, default=2.0, help="band split for particle_detail / particle_shading (px)")
+    ap.add_argument("--rim", type=int, default=2, help="depth (px) of the rim for detail_rim / detail_interior")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
     wanted = [name for name in args.sets.split(",") if name]
@@ -104,7 +121,10 @@ def main():
             "real_substrate": lambda real, syn, labels: composite(real, syn, labels, "substrate"),
             "real_particles": lambda real, syn, labels: composite(real, syn, labels, "particles"),
             "particle_detail": lambda real, syn, labels: swap_band(real, syn, labels, "fine", args.sigma),
-            "particle_shading": lambda real, syn, labels: swap_band(real, syn, labels, "coarse", args.sigma)}
+            "particle_shading": lambda real, syn, labels: swap_band(real, syn, labels, "coarse", args.sigma),
+            "detail_rim": lambda real, syn, labels: swap_band(real, syn, labels, "fine", args.sigma, "rim", args.rim),
+            "detail_interior": lambda real, syn, labels: swap_band(real, syn, labels, "fine", args.sigma, "interior",
+                                                                   args.rim)}
     if set(wanted) - {"real"}:
         for i, (real, labels) in enumerate(train):
             for s in range(args.seeds):
@@ -116,7 +136,7 @@ def main():
     net = load_inception()
     real_eval = random_crops([im for im, _ in held], args.n, 256, seed=0)
     result = {"model": args.model, "masks": f"{len(train)} BAM training masks x {args.seeds} styles",
-              "sigma": args.sigma, "particle_fraction": round(float(np.mean([np.mean(lab > 0) for _, lab in train])), 3)}
+              "sigma": args.sigma, "rim": args.rim, "particle_fraction": round(float(np.mean([np.mean(lab > 0) for _, lab in train])), 3)}
     for name, images in sets.items():
         result[name] = fid_kid(real_eval, random_crops(images, args.n, 256, seed=1), net)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)

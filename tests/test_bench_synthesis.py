@@ -239,6 +239,15 @@ def test_synthesis_parts_band_swap_takes_one_band_from_the_real_particles():
     assert np.allclose(coarse + fine, np.where(inside, real, 0))  # the bands add back up
     with pytest.raises(ValueError, match="band must be"):
         synthesis_parts.swap_band(real, synthetic, labels, "middle")
+    # by zone: the rim (2 px inside the outline) and the interior split the particle between them
+    rim = synthesis_parts.swap_band(real, synthetic, labels, "fine", 2.0, "rim", 2)
+    deep = synthesis_parts.swap_band(real, synthetic, labels, "fine", 2.0, "interior", 2)
+    changed_rim, changed_deep = rim != synthetic, deep != synthetic
+    assert changed_rim[10:12, 10:30].all() and not changed_rim[13:27, 13:27].any()
+    assert changed_deep[13:27, 13:27].all() and not changed_deep[10:12, 10:30].any()
+    assert np.allclose(np.where(changed_rim, rim, deep), detail)
+    with pytest.raises(ValueError, match="zone must be"):
+        synthesis_parts.swap_band(real, synthetic, labels, "fine", zone="edge")
 
 
 def test_critic_probe_auc_variants_and_an_easy_case():
