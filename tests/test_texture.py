@@ -247,3 +247,143 @@ def test_inference_fast_paths_match_the_training_paths():
     with torch.no_grad():
         fast = tex.sample(1, 40, 56, torch.Generator().manual_seed(3))
     assert torch.allclose(slow, fast, atol=1e-5)
+
+
+PARTICLES = TextureConfig(z_channels=4, widths=(8, 8, 8, 8), sigma=2.0, margin=0, region="particles", blend=0.0,
+                          cond_channels=2)
+
+
+def big_discs(shape=(96, 128), seed=0):
+    """Bright discs of radius 14 with a speckled surface, on a plain substrate: particle detail to learn."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for k, (cy, cx) in enumerate(((30, 30), (60, 90), (70, 30)), start=1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 14**2] = k
+    image = 40 + (100 + 8 * rng.standard_normal(shape)) * (labels > 0)
+    return np.clip(image, 0, 255).astype(np.float32), labels
+
+
+def test_particle_texture_config_weight_and_condition_maps():
+    from napari_nanogan.models.texture import condition_maps, region_weight
+
+    with pytest.raises(ValueError, match="region"):
+        TextureConfig(region="rims")
+    with pytest.raises(ValueError, match="cond_channels"):
+        TextureConfig(cond_channels=1)
+    assert TextureConfig.from_dict(PARTICLES.to_dict()) == PARTICLES
+    # a configuration saved before particle textures reads as a substrate texture
+    old = {k: v for k, v in SMALL.to_dict().items() if k not in ("region", "blend", "cond_channels")}
+    assert TextureConfig.from_dict(old) == SMALL and SMALL.region == "substrate"
+    _, labels = big_discs()
+    w = region_weight(labels, PARTICLES)
+    assert np.array_equal(w > 0, labels > 0)
+    assert np.array_equal(region_weight(labels, SMALL), substrate_weight(labels, SMALL.margin))
+    eroded = region_weight(labels, TextureConfig(region="particles", margin=2))
+    assert eroded.sum() < w.sum() and not (eroded > w).any()
+    cond = condition_maps(w)
+    assert cond.shape == (2, *labels.shape) and np.array_equal(cond[0], w)
+    assert cond[1][30, 30] == 1 and 0 < cond[1][30, 17] <= 0.5 and cond[1][0, 0] == 0  # depth: deep, rim, outside
+    assert not condition_maps(np.zeros((8, 8))).any()
+
+
+def test_conditional_texture_needs_and_follows_its_condition():
+    from napari_nanogan.models.texture import condition_maps
+
+    torch.manual_seed(0)
+    net = TextureNet(PARTICLES)
+    _, labels = big_discs()
+    cond = torch.from_numpy(condition_maps(labels > 0))[None]
+    a = net.sample(1, 96, 128, torch.Generator().manual_seed(1), cond)
+    assert a.shape == (1, 1, 96, 128)
+    assert torch.equal(a, net.sample(1, 96, 128, torch.Generator().manual_seed(1), cond))
+    other = torch.from_numpy(condition_maps(np.roll(labels, 20, axis=1) > 0))[None]
+    assert not torch.equal(a, net.sample(1, 96, 128, torch.Generator().manual_seed(1), other))
+    # sizes that are not multiples of 8 are padded and cut back
+    assert net.sample(1, 50, 70, torch.Generator().manual_seed(1), cond[..., :50, :70]).shape == (1, 1, 50, 70)
+    with pytest.raises(ValueError, match="condition channels"):
+        net.sample(1, 96, 128, torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="condition channels"):
+        TextureNet(SMALL).sample(1, 96, 128, torch.Generator().manual_seed(1), cond)
+
+
+def test_particle_texture_changes_only_the_particles_and_keeps_their_level():
+    from napari_nanogan.models.texture import LearnedTexture
+
+    torch.manual_seed(0)
+    texture = LearnedTexture(TextureNet(PARTICLES))
+    with torch.no_grad():
+        texture.network.out.weight.mul_(50)
+    image, labels = big_discs()
+    flat = np.where(labels > 0, 150, 40).astype(np.uint8)
+    out = texture.apply(flat, labels, 3)
+    inside = labels > 0
+    assert np.array_equal(out[~inside], flat[~inside])  # the substrate untouched
+    assert out[inside].std() > 2  # detail on the particles
+    assert abs(out[inside].astype(float).mean() - 150) < 3  # around their own level
+    assert np.array_equal(out, texture.apply(flat, labels, 3)) and not np.array_equal(out, texture.apply(flat, labels, 4))
+
+
+def test_particle_texture_trains_resumes_exactly_and_fits_its_gain(tmp_path):
+    from napari_nanogan.models.texture import LearnedTexture, region_weight
+
+    pairs = [big_discs(seed=s) for s in range(2)]
+    config = TextureTrainConfig(steps=3, batch_size=2, patch_size=32, checkpoint_every=1, min_fraction=0.25)
+    images, labels = [p[0] for p in pairs], [p[1] for p in pairs]
+    records = list(train_texture(images, labels, out_dir=tmp_path / "a", config=config, texture_config=PARTICLES))
+    assert [r.step for r in records] == [1, 2, 3] and all(np.isfinite(r.losses["total"]) for r in records)
+    stopped = {"n": 0}
+
+    def stop():
+        stopped["n"] += 1
+        return stopped["n"] > 2
+
+    list(train_texture(images, labels, out_dir=tmp_path / "b", config=config, texture_config=PARTICLES, should_stop=stop))
+    list(train_texture(images, labels, out_dir=tmp_path / "b", config=config, texture_config=PARTICLES))
+    a = load_checkpoint(tmp_path / "a" / "texture.pt", kind="particle-texture")
+    b = load_checkpoint(tmp_path / "b" / "texture.pt", kind="particle-texture")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    texture = LearnedTexture.from_dict(a)
+    w = region_weight(labels[0], PARTICLES)
+    real = band_pass(torch.from_numpy(images[0])[None, None], torch.from_numpy(w)[None, None], 2.0)[0, 0].numpy()
+    assert texture.residual(w, 0)[w > 0].std() == pytest.approx(real[w > 0].std(), rel=0.3)
+    with pytest.raises(ValueError, match="no particles"):
+        next(train_texture(images, [np.zeros_like(labels[0])] * 2, out_dir=tmp_path / "c", config=config,
+                           texture_config=PARTICLES))
+
+
+def test_cli_particle_texture_embeds_and_touches_only_the_particles(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.cli import main
+    from napari_nanogan.synthesis import Generator, synthesize
+
+    (tmp_path / "im").mkdir()
+    (tmp_path / "m").mkdir()
+    for s in range(2):
+        image, labels = big_discs(seed=s)
+        tifffile.imwrite(tmp_path / "im" / f"f{s}.tif", image.astype(np.uint8))
+        tifffile.imwrite(tmp_path / "m" / f"f{s}_m.tif", ((labels > 0) * 255).astype(np.uint8))
+    run = tmp_path / "run"
+    assert main(["train-texture", "--region", "particles", "--images", str(tmp_path / "im"), "--masks",
+                 str(tmp_path / "m"), "--out", str(run), "--steps", "2", "--batch-size", "2", "--patch-size", "32"]) == 0
+    trained = load_checkpoint(run / "texture.pt", kind="particle-texture")
+    assert (trained["config"]["region"], trained["config"]["sigma"], trained["config"]["cond_channels"]) == ("particles", 2.0, 2)
+    out = tmp_path / "g.pt"
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--out", str(out), "--images",
+                 str(tmp_path / "im"), "--particle-texture", str(run / "texture.pt")]) == 0
+    textured = Generator.from_checkpoint(out, device="cpu")
+    assert Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu").particle_texture is None
+    assert textured.particle_texture.gain == trained["gain"]
+    # a substrate texture is not a particle texture, and 'none' removes it
+    sub = tmp_path / "sub"
+    assert main(["train-texture", "--images", str(tmp_path / "im"), "--masks", str(tmp_path / "m"), "--out", str(sub),
+                 "--steps", "1", "--batch-size", "2", "--patch-size", "32"]) == 0
+    assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "x.pt"), "--images",
+                 str(tmp_path / "im"), "--particle-texture", str(sub / "texture.pt")]) == 2
+    assert not (tmp_path / "x.pt").exists()
+    assert main(["tune-generator", "--model", str(out), "--out", str(tmp_path / "none.pt"), "--images",
+                 str(tmp_path / "im"), "--particle-texture", "none"]) == 0
+    plain = Generator.from_checkpoint(tmp_path / "none.pt", device="cpu")  # the same post-processing, no texture
+    assert plain.particle_texture is None
+    _, labels = big_discs(seed=5)
+    a, b = synthesize(labels, plain, seed=2), synthesize(labels, textured, seed=2)
+    assert np.array_equal(a[labels == 0], b[labels == 0]) and not np.array_equal(a, b)

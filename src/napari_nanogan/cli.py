@@ -676,13 +676,26 @@ def cmd_tune_generator(args) -> int:
             print(f"nanogan tune-generator: --texture-margin: {exc}", file=sys.stderr)
             return 2
         data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
+    if args.particle_texture == "none":
+        data.pop("particle_texture", None)
+    elif args.particle_texture:
+        from .models.checkpoint import CheckpointError
+        from .models.texture import LearnedTexture
+
+        try:
+            texture = load_checkpoint(args.particle_texture, kind="particle-texture")
+            loaded = LearnedTexture.from_dict(texture)
+        except (CheckpointError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+            print(f"nanogan tune-generator: --particle-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
+        data["particle_texture"] = {**loaded.to_dict(), "provenance": texture.get("provenance", {})}
     data.setdefault("provenance", {})["postprocess_tuning"] = {
         "source": source, "images": len(levels), "noise_levels": [round(v, 3) for v in levels],
         "calibration": calibrated_on,
         "command": "nanogan " + " ".join(sys.argv[1:])}
     save_checkpoint(args.out, data)
     print(json.dumps({"postprocess": post.to_dict(), "images": len(levels),
-                      "substrate_texture": "substrate_texture" in data}))
+                      "substrate_texture": "substrate_texture" in data, "particle_texture": "particle_texture" in data}))
     return 0
 
 
@@ -693,10 +706,16 @@ def cmd_train_texture(args) -> int:
     from .training.texture import TextureTrainConfig, train_texture
 
     try:
-        config = TextureTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
-                                    checkpoint_every=args.checkpoint_every, seed=args.seed)
+        particles = args.region == "particles"
+        config = TextureTrainConfig(steps=args.steps, batch_size=args.batch_size,
+                                    patch_size=args.patch_size or (48 if particles else 96),
+                                    checkpoint_every=args.checkpoint_every, seed=args.seed,
+                                    min_fraction=0.25 if particles else 0.5)
         widths = tuple(int(v) for v in args.widths.split(","))
-        texture_config = TextureConfig(sigma=args.sigma, upsample=args.upsample, widths=widths)
+        region = {"region": "particles", "margin": 0, "blend": 0.0, "cond_channels": 0 if args.unconditional else 2} \
+            if particles else {}
+        texture_config = TextureConfig(sigma=args.sigma or (2.0 if particles else 16.0), upsample=args.upsample,
+                                       widths=widths, **region)
     except ValueError as exc:
         print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -733,8 +752,9 @@ def cmd_train_texture(args) -> int:
         print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     if code == 0 and (Path(args.out) / "texture.pt").exists():
+        flag = "--particle-texture" if args.region == "particles" else "--texture"
         print(f"wrote {Path(args.out) / 'texture.pt'}; embed it with "
-              f"`nanogan tune-generator --model G --out G2.pt --texture {Path(args.out) / 'texture.pt'}`", file=sys.stderr)
+              f"`nanogan tune-generator --model G --out G2.pt {flag} {Path(args.out) / 'texture.pt'}`", file=sys.stderr)
     return code
 
 
@@ -1004,6 +1024,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture", default=None, metavar="TEXTURE_PT",
                    help="a substrate texture from `nanogan train-texture` to lay over the synthetic substrate "
                         "('none' removes one; default: keep what the checkpoint has)")
+    p.add_argument("--particle-texture", default=None, metavar="TEXTURE_PT",
+                   help="a particle texture from `nanogan train-texture --region particles` to lay over the synthetic "
+                        "particles ('none' removes one; default: keep what the checkpoint has)")
     p.add_argument("--texture-margin", type=int, default=None, metavar="PX",
                    help="lay the texture up to this many pixels from the particles (default: the texture's own, "
                         "3 as trained; the shipped generator uses 1: BAM FID 77.5 at 3, 71.4 at 1, 68.1 at 0, where "
@@ -1020,9 +1043,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training steps (default 24000, the shipped texture's: about 1.5 h on 2 CPU cores; "
                         "6000 measured FID 89.6, 14000 78.8, 24000 77.5)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--patch-size", type=int, default=96)
-    p.add_argument("--sigma", type=float, default=16.0,
-                   help="high-pass scale (px): finer detail is texture (default 16, the shipped texture's; 6 measured worse)")
+    p.add_argument("--region", default="substrate", choices=["substrate", "particles"],
+                   help="learn the substrate's texture (default) or the particles' fine detail; a particle texture "
+                        "is embedded with `tune-generator --particle-texture`")
+    p.add_argument("--patch-size", type=int, default=None, help="default 96 (substrate), 48 (particles)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="high-pass scale (px): finer detail is texture (default 16 for the substrate, the shipped "
+                        "texture's, 6 measured worse; 2 for the particles)")
+    p.add_argument("--unconditional", action="store_true",
+                   help="particles: a texture that sees noise only, not the particles' mask and depth")
     p.add_argument("--upsample", default="bilinear", choices=["bilinear", "nearest"])
     p.add_argument("--widths", default="64,48,32,24",
                    help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 64,48,32,24)")

@@ -14,7 +14,7 @@ from .data.targets import targets_from_labels
 from .inference import default_device
 from .models.checkpoint import load_checkpoint
 from .models.style_unet import StyleUNet
-from .models.texture import SubstrateTexture
+from .models.texture import LearnedTexture
 
 MAX_SIDE = 8192
 MIN_SIDE = 8
@@ -126,7 +126,9 @@ class Generator:
     card: dict = field(default_factory=dict)
     postprocess: SynthesisPostprocess = field(default_factory=SynthesisPostprocess)
     #: A learned substrate texture laid over the post-processed image (``models.texture``), or None.
-    texture: SubstrateTexture | None = None
+    texture: LearnedTexture | None = None
+    #: A learned fine detail laid over the particles after that (``models.texture``, region "particles"), or None.
+    particle_texture: LearnedTexture | None = None
 
     @property
     def config(self) -> GeneratorConfig:
@@ -145,7 +147,9 @@ class Generator:
                                      device=device)
         generator.postprocess = SynthesisPostprocess.from_dict(data.get("postprocess", {}))
         if data.get("substrate_texture"):
-            generator.texture = SubstrateTexture.from_dict(data["substrate_texture"])
+            generator.texture = LearnedTexture.from_dict(data["substrate_texture"])
+        if data.get("particle_texture"):
+            generator.particle_texture = LearnedTexture.from_dict(data["particle_texture"])
         return generator
 
     @classmethod
@@ -192,7 +196,7 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, postpro
     different styles (latent) and textures (noise maps). Empty and all-foreground
     masks are valid (a bare substrate, a field of particles). ``postprocess=False``
     returns the network's output without ``generator.postprocess`` (blur, SEM noise)
-    and without the generator's learned substrate texture (``generator.texture``).
+    and without the generator's learned textures (``generator.texture``, ``generator.particle_texture``).
     """
     maps = mask_maps(mask)
     h, w = maps.shape[1:]
@@ -212,4 +216,6 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, postpro
     image = generator.postprocess.apply(image, seed)
     if generator.texture is not None:
         image = generator.texture.apply(image, maps[0] > 0.5, seed)
+    if generator.particle_texture is not None:
+        image = generator.particle_texture.apply(image, maps[0] > 0.5, seed + 7919)  # its own draws, not the substrate's
     return image

@@ -16,6 +16,15 @@ level. :meth:`SubstrateTexture.apply` keeps the synthetic image's own substrate 
 substrate's band-pass content with the learned one, blended over 1.5 px at the dilated
 mask's edge. The network is trained with a 3-px margin; laying it at 1 px (the shipped
 generator, ``nanogan tune-generator --texture-margin 1``) measured better on BAM.
+
+The same machinery fills the *particles* (``TextureConfig.region = "particles"``): their
+fine detail (surface texture, noise, the thin bright lines along outlines) finer than a
+small ``sigma`` (2 px), over the particles' own pixels, with the particles' level and
+shading kept from the generator. Real particles' fine detail laid over the synthetic
+particles is worth 14.6 FID points on BAM (``bench/synthesis_parts.py``, session 17),
+more than any other single part. A particle texture can see where it is
+(``cond_channels = 2``: the particle mask and the depth inside it), so what follows the
+outlines can follow them.
 """
 
 from __future__ import annotations
@@ -46,7 +55,15 @@ class TextureConfig:
     sigma : float
         High-pass scale (px): what is texture (finer) and what is the substrate's level.
     margin : int
-        Particles dilated by this many pixels are excluded from the substrate.
+        Particles dilated by this many pixels are excluded from the substrate; for
+        ``region="particles"``, the particles eroded by this many pixels are filled.
+    region : str
+        ``"substrate"`` or ``"particles"``: where the texture goes.
+    blend : float
+        Width (px) of the blend into the image at the region's edge (0: a hard edge).
+    cond_channels : int
+        0: the texture sees noise only; 2: also the region's mask and the depth inside it
+        (:func:`condition_maps`), at each resolution from 1/4 up.
     """
 
     z_channels: int = 16
@@ -54,6 +71,9 @@ class TextureConfig:
     upsample: str = "bilinear"
     sigma: float = 16.0
     margin: int = 3
+    region: str = "substrate"
+    blend: float = 1.5
+    cond_channels: int = 0
 
     def __post_init__(self):
         if len(self.widths) != 4 or min(self.widths) < 1:
@@ -62,6 +82,10 @@ class TextureConfig:
             raise ValueError(f"upsample must be 'nearest' or 'bilinear', not {self.upsample!r}")
         if not self.sigma > 0 or self.margin < 0 or self.z_channels < 1:
             raise ValueError("sigma must be > 0, margin >= 0 and z_channels >= 1")
+        if self.region not in ("substrate", "particles"):
+            raise ValueError(f"region must be 'substrate' or 'particles', not {self.region!r}")
+        if not self.blend >= 0 or self.cond_channels not in (0, 2):
+            raise ValueError(f"blend must be >= 0 and cond_channels 0 or 2, got {self.blend} and {self.cond_channels}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,7 +101,11 @@ class TextureConfig:
 
 
 class TextureNet(nn.Module):
-    """Spatial noise [N, z, H/8, W/8] (+ noise maps at 1/4, 1/2, 1) -> texture [N, 1, H, W] in SCALE grey levels."""
+    """Spatial noise [N, z, H/8, W/8] (+ noise maps at 1/4, 1/2, 1) -> texture [N, 1, H, W] in SCALE grey levels.
+
+    With ``config.cond_channels`` > 0, condition maps [N, c, H, W] (:func:`condition_maps`) are
+    resized to 1/4, 1/2 and full resolution and concatenated to each upsampling block's input.
+    """
 
     def __init__(self, config: TextureConfig | None = None):
         super().__init__()
@@ -87,27 +115,41 @@ class TextureNet(nn.Module):
                                  nn.Conv2d(w[0], w[0], 3, padding=1), nn.LeakyReLU(0.2, inplace=True))
         self.ups = nn.ModuleList()
         self.noise_gain = nn.ParameterList()
+        c = config.cond_channels
         for a, b in zip(w[:-1], w[1:]):
-            self.ups.append(nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            self.ups.append(nn.Sequential(nn.Conv2d(a + c, b, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
                                           nn.Conv2d(b, b, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)))
             self.noise_gain.append(nn.Parameter(torch.full((1, a, 1, 1), 0.1)))
         self.out = nn.Conv2d(w[-1], 1, 1)
 
-    def forward(self, z: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, noise: list[torch.Tensor], cond: torch.Tensor | None = None) -> torch.Tensor:
+        if (cond is None) != (self.config.cond_channels == 0):
+            raise ValueError(f"this texture takes {self.config.cond_channels} condition channels; "
+                             f"got {'none' if cond is None else cond.shape[1]}")
         h = self.inp(z)
         extra = {} if self.config.upsample == "nearest" else {"align_corners": False}
         for up, gain, n in zip(self.ups, self.noise_gain, noise):
             h = F.interpolate(h, scale_factor=2, mode=self.config.upsample, **extra)
-            h = up(h + gain * n if torch.is_grad_enabled() else h.addcmul_(gain, n))
+            h = h + gain * n if torch.is_grad_enabled() else h.addcmul_(gain, n)
+            if cond is not None:
+                h = torch.cat([h, cond if cond.shape[-2:] == h.shape[-2:]
+                               else F.interpolate(cond, size=h.shape[-2:], mode="area")], 1)
+            h = up(h)
         return self.out(h)
 
-    def sample(self, n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
-        """A texture [n, 1, height, width] from noise drawn with ``generator`` (the same seed, the same texture)."""
+    def sample(self, n: int, height: int, width: int, generator: torch.Generator,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        """A texture [n, 1, height, width] from noise drawn with ``generator`` (the same seed, the same texture).
+
+        ``cond``: condition maps [n, c, height, width] for a conditional texture.
+        """
         zh, zw = -(-height // 8), -(-width // 8)
         dev = self.out.weight.device
         z = torch.randn(n, self.config.z_channels, zh, zw, generator=generator).to(dev)
         noise = [torch.randn(n, 1, zh * 2**k, zw * 2**k, generator=generator).to(dev) for k in (1, 2, 3)]
-        return self(z, noise)[..., :height, :width]
+        if cond is not None:  # padded to the noise's multiple of 8 (edge values), cut back below
+            cond = F.pad(cond.to(dev), (0, zw * 8 - width, 0, zh * 8 - height), mode="replicate")
+        return self(z, noise, cond)[..., :height, :width]
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -136,6 +178,27 @@ def band_pass(x: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
     return (x - lowpass_w(x, w, sigma)) * w
 
 
+def condition_maps(weight: np.ndarray) -> np.ndarray:
+    """[2, H, W] float32: the region's mask and the depth inside it (Euclidean px to its edge / 4, at most 1)."""
+    from scipy import ndimage as ndi
+
+    w = np.asarray(weight) > 0
+    depth = ndi.distance_transform_edt(w) / 4.0 if w.any() else np.zeros(w.shape)
+    return np.stack([w, np.minimum(depth, 1.0)]).astype(np.float32)
+
+
+def region_weight(labels: np.ndarray, config: TextureConfig) -> np.ndarray:
+    """float32 1 where ``config``'s texture goes: the substrate (:func:`substrate_weight`) or the particles."""
+    if config.region == "substrate":
+        return substrate_weight(labels, config.margin)
+    from scipy import ndimage as ndi
+
+    particles = np.asarray(labels) > 0
+    if config.margin > 0 and particles.any():
+        particles = ndi.binary_erosion(particles, iterations=config.margin)
+    return particles.astype(np.float32)
+
+
 def substrate_weight(labels: np.ndarray, margin: int = 3) -> np.ndarray:
     """float32: 1 on the substrate, 0 on the particles (``labels > 0``) dilated by ``margin`` px."""
     from scipy import ndimage as ndi
@@ -146,8 +209,8 @@ def substrate_weight(labels: np.ndarray, margin: int = 3) -> np.ndarray:
     return (~particles).astype(np.float32)
 
 
-class SubstrateTexture:
-    """A trained :class:`TextureNet` and how to lay its texture over a synthetic image."""
+class LearnedTexture:
+    """A trained :class:`TextureNet` and how to lay its texture over a synthetic image's substrate or particles."""
 
     def __init__(self, network: TextureNet, gain: float = 1.0):
         self.network = network.eval()
@@ -170,23 +233,23 @@ class SubstrateTexture:
         return cls(net, float(data.get("gain", 1.0)))
 
     def fit_gain(self, images, labels, seed: int = 0) -> float:
-        """Set :attr:`gain` so that the texture's standard deviation over the substrate equals the real
+        """Set :attr:`gain` so that the texture's standard deviation over its region equals the real
         images' band-pass residual's (pooled over ``images`` and their ``labels``); returns it."""
         real, fake, previous = [], [], self.gain
         self.gain = 1.0
         for k, (image, lab) in enumerate(zip(images, labels)):
-            w = substrate_weight(lab, self.config.margin)
+            w = region_weight(lab, self.config)
             if w.any():
                 real.append(_band_pass_np(np.asarray(image, np.float32), w, self.config.sigma)[w > 0])
                 fake.append(self.residual(w, seed + k)[w > 0])
         if not real:
             self.gain = previous
-            raise ValueError("no substrate in the images: nothing to fit the texture's gain on")
+            raise ValueError(f"no {self.config.region} in the images: nothing to fit the texture's gain on")
         self.gain = float(np.concatenate(real).std() / max(np.concatenate(fake).std(), 1e-6))
         return self.gain
 
     def residual(self, weight: np.ndarray, seed: int, *, blurred_weight: np.ndarray | None = None) -> np.ndarray:
-        """The learned band-pass texture (grey levels) for a substrate weight map, zero off the substrate.
+        """The learned band-pass texture (grey levels) for a region's weight map, zero off the region.
 
         ``blurred_weight``: the weight's zero-padded Gaussian, when the caller has it already.
         """
@@ -195,32 +258,39 @@ class SubstrateTexture:
             self._channels_last = net.out.weight.device.type == "cpu"
             if self._channels_last:
                 net.to(memory_format=torch.channels_last)
+        cond = torch.from_numpy(condition_maps(weight))[None] if self.config.cond_channels else None
         with torch.inference_mode():
-            tex = net.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)))[0, 0].float().cpu().numpy()
+            tex = net.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)), cond)[0, 0].float().cpu().numpy()
         return _band_pass_np(tex, weight, self.config.sigma, blurred_weight) * (SCALE * self.gain)
 
     def apply(self, image: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
-        """``image`` (uint8, the labels' shape) with its substrate's band-pass content replaced by the texture.
+        """``image`` (uint8, the labels' shape) with its region's band-pass content replaced by the texture.
 
-        Pixels on the particles and within ``margin`` px of them are unchanged.
+        Substrate texture: pixels on the particles and within ``margin`` px of them are unchanged.
+        Particle texture: pixels off the particles (eroded by ``margin`` px) are unchanged.
         """
         from scipy import ndimage as ndi
 
         image = np.asarray(image)
         if image.shape != np.shape(labels):
             raise ValueError(f"image {image.shape} and mask {np.shape(labels)} differ in shape")
-        w = substrate_weight(labels, self.config.margin)
+        w = region_weight(labels, self.config)
         if not w.any():
             return image
         x = image.astype(np.float32)
         norm = _gauss_zero(w, self.config.sigma)
-        substrate = _gauss_zero(x * w, self.config.sigma) / np.maximum(norm, 1e-3) + self.residual(w, seed, blurred_weight=norm)
-        # 0 at the dilated mask's edge, 1 a couple of pixels into the substrate
-        soft = np.clip(ndi.gaussian_filter(w, 1.5) * 2 - 1, 0, 1) * w
-        out = soft * substrate + (1 - soft) * x
+        filled = _gauss_zero(x * w, self.config.sigma) / np.maximum(norm, 1e-3) + self.residual(w, seed, blurred_weight=norm)
+        # 0 at the region's edge, 1 a couple of pixels into it (blend 1.5, the substrate's); or a hard edge
+        blend = self.config.blend
+        soft = np.clip(ndi.gaussian_filter(w, blend) * 2 - 1, 0, 1) * w if blend > 0 else w
+        out = soft * filled + (1 - soft) * x
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
     _channels_last: bool | None = None
+
+
+#: The name from before particle textures (session 15).
+SubstrateTexture = LearnedTexture
 
 
 def _gauss_zero(x: np.ndarray, sigma: float) -> np.ndarray:

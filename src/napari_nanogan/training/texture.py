@@ -1,15 +1,17 @@
-"""Adversarial training of the substrate texture network (``models.texture``) on real substrate.
+"""Adversarial training of a texture network (``models.texture``) on real substrate or real particles.
 
-Each step draws ``batch_size`` mostly-substrate patches (at least half their pixels
-substrate) from the annotated images, computes their band-pass residual over their own
+Each step draws ``batch_size`` patches with enough of the texture's region in them (at
+least ``min_fraction`` of their pixels; half for the substrate) from the annotated images, computes their band-pass residual over their own
 substrate weight ``w`` (``models.texture.band_pass``), and a texture of the same size
 from the network, filtered with the same ``w``. A PatchGAN critic (spectral norm, LSGAN)
 sees ``[residual, w]`` on both sides, so the particles' layout gives nothing away and
 only the texture differs. The random draws of step ``t`` come from ``(seed, t)``, so a run
 resumed from ``last.pt`` continues exactly as if it had not stopped.
 
-Only real substrate is used: the generator is not involved, so the texture learns what
-the real substrate looks like rather than what the generator's lacks.
+Only real images are used: the generator is not involved, so the texture learns what
+the real substrate (or particles) look like rather than what the generator's lack.
+A conditional texture (``TextureConfig.cond_channels``) gets the region's mask and depth
+(``models.texture.condition_maps``) over the whole drawn area, border included.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from .. import __version__
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.discriminator import PatchCritic
-from ..models.texture import SCALE, SubstrateTexture, TextureConfig, TextureNet, band_pass, substrate_weight
+from ..models.texture import SCALE, LearnedTexture, TextureConfig, TextureNet, band_pass, condition_maps, region_weight
 from .cyclegan import lsgan
 from .progress import TrainProgress
 
@@ -41,6 +43,8 @@ class TextureTrainConfig:
     lr: float = 2e-4
     checkpoint_every: int = 500
     seed: int = 0
+    #: Patches hold at least this fraction of the texture's region (particles cover about 10 % of BAM).
+    min_fraction: float = 0.5
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
@@ -49,6 +53,8 @@ class TextureTrainConfig:
             raise ValueError(f"patch_size must be a multiple of 8 and >= 32, got {self.patch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.min_fraction <= 1:
+            raise ValueError(f"min_fraction must be in (0, 1], got {self.min_fraction}")
 
 
 #: Extra border (px) drawn around each training texture and cut away, so the network
@@ -56,17 +62,31 @@ class TextureTrainConfig:
 _BORDER = 16
 
 
-def _patches(images, weights, size: int, n: int, rng: np.random.Generator):
-    """``n`` random patches [n, 1, size, size] of images and their substrate weights, mostly substrate."""
+def _patches(images, weights, size: int, n: int, rng: np.random.Generator, min_fraction: float = 0.5, border: int = 0):
+    """``n`` random patches [n, 1, size, size] of images and their region weights, with at least ``min_fraction``
+    of region in them (or the best of 20 draws); with ``border``, also the weights around each patch
+    [n, 1, size + 2 border, size + 2 border]."""
     real = np.empty((n, 1, size, size), np.float32)
     w = np.empty_like(real)
+    outer = size + 2 * border
+    wide = np.empty((n, 1, outer, outer), np.float32)
     for b in range(n):
+        best = (-1.0, 0, 0, 0)
         for _ in range(20):
             i = rng.integers(len(images))
-            y, x = rng.integers(images[i].shape[0] - size + 1), rng.integers(images[i].shape[1] - size + 1)
-            if weights[i][y : y + size, x : x + size].mean() >= 0.5:
+            y, x = rng.integers(images[i].shape[0] - outer + 1), rng.integers(images[i].shape[1] - outer + 1)
+            fraction = weights[i][y + border : y + border + size, x + border : x + border + size].mean()
+            if fraction > best[0]:
+                best = (fraction, i, y, x)
+            if fraction >= min_fraction:
                 break
+        if border:  # (without one, the draws stay those of the shipped substrate texture's training)
+            _, i, y, x = best
+        wide[b, 0] = weights[i][y : y + outer, x : x + outer]
+        y, x = y + border, x + border
         real[b, 0], w[b, 0] = images[i][y : y + size, x : x + size], weights[i][y : y + size, x : x + size]
+    if border:
+        return torch.from_numpy(real), torch.from_numpy(w), torch.from_numpy(wide)
     return torch.from_numpy(real), torch.from_numpy(w)
 
 
@@ -84,7 +104,7 @@ def train_texture(
     """Train (or resume from ``out_dir/last.pt``) the texture network; yields a record per step.
 
     ``images`` are grey images (0-255, specimen rows only) and ``labels`` their particle
-    masks. Writes ``last.pt`` every ``checkpoint_every`` steps, when stopped and at the end,
+    masks; ``texture_config.region`` says whether the substrate or the particles are learned. Writes ``last.pt`` every ``checkpoint_every`` steps, when stopped and at the end,
     and ``texture.pt`` at the end: the network, its amplitude fitted on the same images
     (``SubstrateTexture.fit_gain``) and its provenance. Resuming a finished run only rewrites ``texture.pt``.
 
@@ -99,16 +119,20 @@ def train_texture(
     if not images or len(images) != len(labels):
         raise ValueError(f"need as many masks as images (and at least one), got {len(images)} and {len(labels)}")
     size = config.patch_size
+    border = _BORDER if texture_config.cond_channels else 0
     for k, (im, lab) in enumerate(zip(images, labels)):
         if np.ndim(im) != 2 or np.shape(im) != np.shape(lab):
             raise ValueError(f"image {k}: a 2D grey image and a mask of the same shape are needed, "
                              f"got {np.shape(im)} and {np.shape(lab)}")
-        if min(np.shape(im)) < size:
-            raise ValueError(f"image {k} of shape {np.shape(im)} is smaller than the {size}-px patches")
+        if min(np.shape(im)) < size + 2 * border:
+            raise ValueError(f"image {k} of shape {np.shape(im)} is smaller than the {size + 2 * border}-px patches")
     images = [np.asarray(im, np.float32) for im in images]
-    weights = [substrate_weight(lab, texture_config.margin) for lab in labels]
-    if max(float(w.mean()) for w in weights) < 0.5:
+    weights = [region_weight(lab, texture_config) for lab in labels]
+    region = texture_config.region
+    if region == "substrate" and max(float(w.mean()) for w in weights) < config.min_fraction:
         raise ValueError("no image is at least half substrate: the texture has nothing to learn from")
+    if region == "particles" and max(float(w.mean()) for w in weights) < 0.02:
+        raise ValueError("the images hold (almost) no particles: the texture has nothing to learn from")
     device = torch.device(device) if device is not None else default_device()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,9 +170,13 @@ def train_texture(
             return
         rng = np.random.default_rng([config.seed, step])
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        real, w = (t.to(device) for t in _patches(images, weights, size, config.batch_size, rng))
+        drawn = _patches(images, weights, size, config.batch_size, rng, config.min_fraction, border)
+        real, w = drawn[0].to(device), drawn[1].to(device)
+        cond = None
+        if border:
+            cond = torch.from_numpy(np.stack([condition_maps(m[0]) for m in drawn[2].numpy()])).to(device)
         real_r = band_pass(real, w, sigma) / SCALE
-        tex = net.sample(config.batch_size, size + 2 * _BORDER, size + 2 * _BORDER, g)
+        tex = net.sample(config.batch_size, size + 2 * _BORDER, size + 2 * _BORDER, g, cond)
         fake_r = band_pass(tex[..., _BORDER : _BORDER + size, _BORDER : _BORDER + size], w, sigma)
         real_in, fake_in = torch.cat([real_r, w], 1), torch.cat([fake_r, w], 1)
         critic_loss = lsgan(critic(real_in), True) + lsgan(critic(fake_in.detach()), False)
@@ -168,10 +196,10 @@ def train_texture(
             raise FloatingPointError(f"non-finite loss at step {step}: {losses}; last good checkpoint {last}")
         yield TrainProgress(step, config.steps, losses, elapsed, elapsed / (step - start), None, checkpoint)
     if done >= config.steps:
-        texture = SubstrateTexture(copy.deepcopy(net).cpu())
+        texture = LearnedTexture(copy.deepcopy(net).cpu())
         gain = texture.fit_gain(images, labels)  # the texture's amplitude, matched to the real residual's spread
         save_checkpoint(out / "texture.pt", {
-            "kind": "substrate-texture", **texture.to_dict(),
+            "kind": "substrate-texture" if region == "substrate" else "particle-texture", **texture.to_dict(),
             "provenance": {**(provenance or {}), "steps": config.steps, "train_config": asdict(config),
                            "gain_fitted_on": f"{len(images)} training images", "gain": gain,
                            "package_version": __version__}})
