@@ -191,7 +191,7 @@ def main():
     from napari_nanogan.measure import equivalent_diameters, measure_particles
     from napari_nanogan.metrics.segmentation import foreground_scores
     from napari_nanogan.models.pretrained import load_generator, load_segmenter
-    from napari_nanogan.synthesis import synthesize
+    from napari_nanogan.synthesis import finish, synthesize
 
     if args.crop is None:
         args.crop = 128 if args.dataset == "emps-tem" else 256
@@ -250,12 +250,12 @@ def main():
             "own": [levels(*held[i // args.seeds]) for i in range(len(synth))]}
     for post in args.post.split(","):
         if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own post-processing
-            imgs = [gen.postprocess.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), seed) for (im, _), seed in zip(synth, seeds)]
-            if gen.texture is not None:  # the learned substrate texture, as synthesize() lays it
-                imgs = [gen.texture.apply(im, lab > 0, seed) for im, (_, lab), seed in zip(imgs, synth, seeds)]
-            imgs = [im.astype(np.float32) for im in imgs]
+            imgs = [finish(np.clip(np.round(im), 0, 255).astype(np.uint8), lab > 0, gen, seed).astype(np.float32)
+                    for (im, lab), seed in zip(synth, seeds)]  # post-processing and learned textures, as synthesize()
             result["checkpoint_postprocess"] = gen.postprocess.to_dict()
             result["checkpoint_substrate_texture"] = gen.texture.config.to_dict() if gen.texture is not None else None
+            result["checkpoint_particle_texture"] = (gen.particle_texture.config.to_dict()
+                                                     if gen.particle_texture is not None else None)
             result[f"generator_{post}"] = fid_kid(real_eval, random_crops(imgs, args.n, args.crop, seed=2 + args.seed_offset), net)
             continue
         imgs = post_process(post, [im for im, _ in synth], train_values, train_noise, seeds, train_pairs, tone)

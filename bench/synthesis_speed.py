@@ -72,7 +72,7 @@ def main(argv=None):
     result = {"model": args.model, "mask": "particle_labels((768, 1024), n_particles=150, mean_diameter=24, seed=0)",
               "particles": int(len(np.unique(mask)) - 1), "repeats": args.repeats, "load_seconds": load_s,
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-              "has_texture": gen.texture is not None}
+              "has_texture": gen.texture is not None, "has_particle_texture": gen.particle_texture is not None}
     result["seconds_1024x768"] = _median_seconds(lambda k: synthesize(mask, gen, seed=k), args.repeats)
     result["seconds_1024x768_no_postprocess"] = _median_seconds(
         lambda k: synthesize(mask, gen, seed=k, postprocess=False), args.repeats)
@@ -94,6 +94,9 @@ def main(argv=None):
                 net.sample(1, *weight.shape, torch.Generator().manual_seed(k))
 
         stages["texture_network"] = _median_seconds(texture_net, args.repeats)
+    if gen.particle_texture is not None:
+        labels = maps[0] > 0.5
+        stages["particle_texture"] = _median_seconds(lambda k: gen.particle_texture.apply(post, labels, k), args.repeats)
     result["stages"] = stages
     result["peak_rss_mb"] = _peak_rss_mb()
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"

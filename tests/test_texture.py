@@ -322,6 +322,15 @@ def test_particle_texture_changes_only_the_particles_and_keeps_their_level():
     assert out[inside].std() > 2  # detail on the particles
     assert abs(out[inside].astype(float).mean() - 150) < 3  # around their own level
     assert np.array_equal(out, texture.apply(flat, labels, 3)) and not np.array_equal(out, texture.apply(flat, labels, 4))
+    # with a reference contrast, faint particles get proportionally less detail, none without contrast
+    texture.contrast = 110.0  # flat: 150 - 40
+    assert np.array_equal(texture.apply(flat, labels, 3), out)
+    faint = np.where(labels > 0, 95, 40).astype(np.uint8)  # half the contrast
+    assert texture.amplitude(faint, inside) == pytest.approx(0.5)
+    spread = texture.apply(faint, labels, 3)[inside].astype(float).std()
+    assert spread == pytest.approx(out[inside].astype(float).std() / 2, rel=0.15)
+    none = np.where(labels > 0, 40, 40).astype(np.uint8)
+    assert np.array_equal(texture.apply(none, labels, 3), none)
 
 
 def test_particle_texture_trains_resumes_exactly_and_fits_its_gain(tmp_path):
@@ -347,6 +356,7 @@ def test_particle_texture_trains_resumes_exactly_and_fits_its_gain(tmp_path):
     w = region_weight(labels[0], PARTICLES)
     real = band_pass(torch.from_numpy(images[0])[None, None], torch.from_numpy(w)[None, None], 2.0)[0, 0].numpy()
     assert texture.residual(w, 0)[w > 0].std() == pytest.approx(real[w > 0].std(), rel=0.3)
+    assert texture.contrast == pytest.approx(100, abs=3)  # the discs' median over the substrate
     with pytest.raises(ValueError, match="no particles"):
         next(train_texture(images, [np.zeros_like(labels[0])] * 2, out_dir=tmp_path / "c", config=config,
                            texture_config=PARTICLES))
@@ -387,3 +397,8 @@ def test_cli_particle_texture_embeds_and_touches_only_the_particles(tmp_path, ti
     _, labels = big_discs(seed=5)
     a, b = synthesize(labels, plain, seed=2), synthesize(labels, textured, seed=2)
     assert np.array_equal(a[labels == 0], b[labels == 0]) and not np.array_equal(a, b)
+    # what the quality bench lays over the network's output is exactly what synthesize() returns
+    from napari_nanogan.synthesis import finish
+
+    raw = synthesize(labels, textured, seed=2, postprocess=False)
+    assert np.array_equal(finish(raw, labels > 0, textured, 2), b)

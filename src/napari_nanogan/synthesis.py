@@ -213,9 +213,15 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, postpro
     image = np.clip(np.round((out + 1) * 127.5), 0, 255).astype(np.uint8)
     if not postprocess:
         return image
+    return finish(image, maps[0] > 0.5, generator, seed)
+
+
+def finish(image: np.ndarray, foreground: np.ndarray, generator: Generator, seed: int) -> np.ndarray:
+    """What :func:`synthesize` does after the network: ``generator.postprocess`` on the uint8 ``image``, then the
+    learned substrate texture and particle texture (if the generator has them) over the boolean ``foreground``."""
     image = generator.postprocess.apply(image, seed)
     if generator.texture is not None:
-        image = generator.texture.apply(image, maps[0] > 0.5, seed)
+        image = generator.texture.apply(image, foreground, seed)
     if generator.particle_texture is not None:
-        image = generator.particle_texture.apply(image, maps[0] > 0.5, seed + 7919)  # its own draws, not the substrate's
+        image = generator.particle_texture.apply(image, foreground, seed + 7919)  # its own draws, not the substrate's
     return image

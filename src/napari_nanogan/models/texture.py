@@ -212,10 +212,14 @@ def substrate_weight(labels: np.ndarray, margin: int = 3) -> np.ndarray:
 class LearnedTexture:
     """A trained :class:`TextureNet` and how to lay its texture over a synthetic image's substrate or particles."""
 
-    def __init__(self, network: TextureNet, gain: float = 1.0):
+    def __init__(self, network: TextureNet, gain: float = 1.0, contrast: float | None = None):
         self.network = network.eval()
         #: Amplitude of the texture (:func:`fit_gain`: the real residual's spread over the texture's).
         self.gain = float(gain)
+        #: Particle textures: the real images' particle-minus-substrate median grey level (:func:`fit_gain`).
+        #: A synthetic image with less contrast gets proportionally less texture, so faint particles
+        #: are not buried under detail learned from bright ones (None: always the full amplitude).
+        self.contrast = None if contrast is None else float(contrast)
 
     @property
     def config(self) -> TextureConfig:
@@ -223,14 +227,22 @@ class LearnedTexture:
 
     def to_dict(self) -> dict:
         """Plain data for a checkpoint (loads with ``weights_only=True``)."""
-        return {"config": self.config.to_dict(), "gain": self.gain,
+        return {"config": self.config.to_dict(), "gain": self.gain, "contrast": self.contrast,
                 "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SubstrateTexture":
+    def from_dict(cls, data: dict) -> "LearnedTexture":
         net = TextureNet(TextureConfig.from_dict(data["config"]))
         net.load_state_dict(data["state_dict"])
-        return cls(net, float(data.get("gain", 1.0)))
+        return cls(net, float(data.get("gain", 1.0)), data.get("contrast"))
+
+    def amplitude(self, image: np.ndarray, foreground: np.ndarray) -> float:
+        """The share of the texture's amplitude an image gets: 1, or for a particle texture with a reference
+        :attr:`contrast`, the image's particle-minus-substrate median over it, within [0, 1]."""
+        if self.contrast is None or self.config.region != "particles" or not 0 < foreground.mean() < 1:
+            return 1.0
+        own = float(np.median(image[foreground])) - float(np.median(image[~foreground]))
+        return float(np.clip(own / max(self.contrast, 1e-3), 0.0, 1.0))
 
     def fit_gain(self, images, labels, seed: int = 0) -> float:
         """Set :attr:`gain` so that the texture's standard deviation over its region equals the real
@@ -245,6 +257,10 @@ class LearnedTexture:
         if not real:
             self.gain = previous
             raise ValueError(f"no {self.config.region} in the images: nothing to fit the texture's gain on")
+        if self.config.region == "particles":
+            self.contrast = float(np.median([np.median(np.asarray(im)[np.asarray(lab) > 0])
+                                             - np.median(np.asarray(im)[np.asarray(lab) == 0])
+                                             for im, lab in zip(images, labels) if 0 < np.mean(np.asarray(lab) > 0) < 1]))
         self.gain = float(np.concatenate(real).std() / max(np.concatenate(fake).std(), 1e-6))
         return self.gain
 
@@ -279,7 +295,9 @@ class LearnedTexture:
             return image
         x = image.astype(np.float32)
         norm = _gauss_zero(w, self.config.sigma)
-        filled = _gauss_zero(x * w, self.config.sigma) / np.maximum(norm, 1e-3) + self.residual(w, seed, blurred_weight=norm)
+        amplitude = self.amplitude(image, np.asarray(labels) > 0)
+        residual = self.residual(w, seed, blurred_weight=norm) if amplitude > 0 else 0.0
+        filled = _gauss_zero(x * w, self.config.sigma) / np.maximum(norm, 1e-3) + amplitude * residual
         # 0 at the region's edge, 1 a couple of pixels into it (blend 1.5, the substrate's); or a hard edge
         blend = self.config.blend
         soft = np.clip(ndi.gaussian_filter(w, blend) * 2 - 1, 0, 1) * w if blend > 0 else w

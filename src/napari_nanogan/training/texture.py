@@ -202,4 +202,5 @@ def train_texture(
             "kind": "substrate-texture" if region == "substrate" else "particle-texture", **texture.to_dict(),
             "provenance": {**(provenance or {}), "steps": config.steps, "train_config": asdict(config),
                            "gain_fitted_on": f"{len(images)} training images", "gain": gain,
+                           **({"contrast": texture.contrast} if texture.contrast is not None else {}),
                            "package_version": __version__}})
