@@ -299,6 +299,10 @@ def test_conditional_texture_needs_and_follows_its_condition():
     assert torch.equal(a, net.sample(1, 96, 128, torch.Generator().manual_seed(1), cond))
     other = torch.from_numpy(condition_maps(np.roll(labels, 20, axis=1) > 0))[None]
     assert not torch.equal(a, net.sample(1, 96, 128, torch.Generator().manual_seed(1), other))
+    # inference (a split first convolution, channels-last on the CPU) equals the training path
+    with torch.no_grad():
+        fast = net.to(memory_format=torch.channels_last).sample(1, 96, 128, torch.Generator().manual_seed(1), cond)
+    assert torch.allclose(fast, a, atol=1e-5)
     # sizes that are not multiples of 8 are padded and cut back
     assert net.sample(1, 50, 70, torch.Generator().manual_seed(1), cond[..., :50, :70]).shape == (1, 1, 50, 70)
     with pytest.raises(ValueError, match="condition channels"):

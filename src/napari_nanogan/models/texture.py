@@ -131,10 +131,18 @@ class TextureNet(nn.Module):
         for up, gain, n in zip(self.ups, self.noise_gain, noise):
             h = F.interpolate(h, scale_factor=2, mode=self.config.upsample, **extra)
             h = h + gain * n if torch.is_grad_enabled() else h.addcmul_(gain, n)
-            if cond is not None:
-                h = torch.cat([h, cond if cond.shape[-2:] == h.shape[-2:]
-                               else F.interpolate(cond, size=h.shape[-2:], mode="area")], 1)
-            h = up(h)
+            if cond is None:
+                h = up(h)
+                continue
+            c = cond if cond.shape[-2:] == h.shape[-2:] else F.interpolate(cond, size=h.shape[-2:], mode="area")
+            if torch.is_grad_enabled():
+                h = up(torch.cat([h, c], 1))
+            else:  # the same first convolution in two parts: a channel cat at full resolution costs more than it
+                first, k = up[0], h.shape[1]
+                h = F.conv2d(h, first.weight[:, :k], first.bias, padding=1).add_(
+                    F.conv2d(c.to(memory_format=torch.channels_last) if h.is_contiguous(memory_format=torch.channels_last)
+                             else c, first.weight[:, k:], None, padding=1))
+                h = up[1:](h)
         return self.out(h)
 
     def sample(self, n: int, height: int, width: int, generator: torch.Generator,
