@@ -303,6 +303,6 @@ def test_synthesis_speed_bench_reports_every_stage(capsys):
     spec.loader.exec_module(module)
     module.main(["--repeats", "1"])
     result = json.loads(capsys.readouterr().out)
-    assert result["has_texture"] and result["particles"] >= 100
-    assert set(result["stages"]) == {"maps", "network", "postprocess", "texture", "texture_network"}
+    assert result["has_texture"] and result["has_particle_texture"] and result["particles"] >= 100
+    assert set(result["stages"]) == {"maps", "network", "postprocess", "texture", "texture_network", "particle_texture"}
     assert all(v > 0 for v in result["stages"].values()) and result["seconds_1024x768"] > 0

@@ -219,25 +219,34 @@ def test_high_pass_keeps_fine_texture_and_drops_shading():
     assert torch.allclose(high_pass(noise), 8.0 * high_pass(noise, gain=1.0))
 
 
-def test_texture_critic_trains_and_old_runs_resume_without_it(tmp_path):
+def _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, weights, loss: str, prefix: str, opt_key: str):
+    """An optional critic learns when its weight is on, is off by default, and a run saved before it existed
+    resumes with it added; returns that old run's state (for further checks)."""
     from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+    from napari_nanogan.training.cyclegan import CycleGAN
 
-    weights = GanLossWeights(adv_texture=1.0)
     torch.manual_seed(0)
     before = CycleGAN(SMALL_G, SMALL_S).state_dict()
-    records = _gan(tmp_path / "tex", 1, weights=weights)
-    assert np.isfinite(records[0].losses["adv_texture"]) and np.isfinite(records[0].losses["critic_texture"])
-    after = load_checkpoint(tmp_path / "tex" / "last.pt")["state_dict"]
-    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("texture_critic."))
-    assert "adv_texture" not in _gan(tmp_path / "plain", 1)[0].losses  # off by default
-    # a run saved before the texture critic existed resumes with it added
+    records = _gan(tmp_path / "on", 1, weights=weights)
+    assert np.isfinite(records[0].losses[f"adv_{loss}"]) and np.isfinite(records[0].losses[f"critic_{loss}"])
+    after = load_checkpoint(tmp_path / "on" / "last.pt")["state_dict"]
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith(prefix))
+    assert f"adv_{loss}" not in _gan(tmp_path / "plain", 1)[0].losses  # off by default
     _gan(tmp_path / "old", 2, stop_after=1)
     state = load_checkpoint(tmp_path / "old" / "last.pt")
-    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("texture_critic.")}
-    del state["training"]["opt_t"]
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith(prefix)}
+    del state["training"][opt_key]
     save_checkpoint(tmp_path / "old" / "last.pt", state)
     assert [r.step for r in _gan(tmp_path / "old", 2, weights=weights)] == [2]
+    return state
+
+
+def test_texture_critic_trains_and_old_runs_resume_without_it(tmp_path):
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.training.cyclegan import GanLossWeights
+
+    state = _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, GanLossWeights(adv_texture=1.0), "texture",
+                                                                "texture_critic.", "opt_t")
     # anything else missing is still an error
     del state["state_dict"]["mask_critic.net.0.bias"]
     save_checkpoint(tmp_path / "old" / "last.pt", state)
@@ -304,24 +313,10 @@ def test_particles_into_replaces_only_the_dilated_particles():
 
 
 def test_particle_critic_learns_and_old_runs_resume_with_it(tmp_path):
-    from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+    from napari_nanogan.training.cyclegan import GanLossWeights
 
-    weights = GanLossWeights(adv_particles=1.0)
-    torch.manual_seed(0)
-    before = CycleGAN(SMALL_G, SMALL_S).state_dict()
-    records = _gan(tmp_path / "par", 1, weights=weights)
-    assert np.isfinite(records[0].losses["adv_particles"]) and np.isfinite(records[0].losses["critic_particles"])
-    after = load_checkpoint(tmp_path / "par" / "last.pt")["state_dict"]
-    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("particle_critic."))
-    assert "adv_particles" not in _gan(tmp_path / "plain", 1)[0].losses  # off by default
-    # a run saved before the particle critic existed resumes with it added
-    _gan(tmp_path / "old", 2, stop_after=1)
-    state = load_checkpoint(tmp_path / "old" / "last.pt")
-    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("particle_critic.")}
-    del state["training"]["opt_p"]
-    save_checkpoint(tmp_path / "old" / "last.pt", state)
-    assert [r.step for r in _gan(tmp_path / "old", 2, weights=weights)] == [2]
+    _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, GanLossWeights(adv_particles=1.0), "particles",
+                                                        "particle_critic.", "opt_p")
 
 
 def test_critic_warmup_trains_only_the_critics(tmp_path):

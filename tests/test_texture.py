@@ -25,6 +25,16 @@ def discs(shape=(96, 128), seed=0):
     return np.clip(image, 0, 255).astype(np.float32), labels
 
 
+def write_pairs(folder, make, n=2):
+    """``folder/im/f<k>.tif`` and ``folder/m/f<k>_m.tif``: ``n`` images from ``make(seed=k)`` and their binary masks."""
+    (folder / "im").mkdir()
+    (folder / "m").mkdir()
+    for k in range(n):
+        image, labels = make(seed=k)
+        tifffile.imwrite(folder / "im" / f"f{k}.tif", image.astype(np.uint8))
+        tifffile.imwrite(folder / "m" / f"f{k}_m.tif", ((labels > 0) * 255).astype(np.uint8))
+
+
 def test_texture_net_shapes_and_seeds():
     net = TextureNet(SMALL)
     a = net.sample(2, 50, 70, torch.Generator().manual_seed(1))
@@ -146,12 +156,7 @@ def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
     from napari_nanogan.cli import main
     from napari_nanogan.synthesis import Generator
 
-    (tmp_path / "im").mkdir()
-    (tmp_path / "m").mkdir()
-    for s in range(2):
-        image, labels = discs(seed=s)
-        tifffile.imwrite(tmp_path / "im" / f"f{s}.tif", image.astype(np.uint8))
-        tifffile.imwrite(tmp_path / "m" / f"f{s}_m.tif", ((labels > 0) * 255).astype(np.uint8))
+    write_pairs(tmp_path, discs)
     run = tmp_path / "run"
     assert main(["train-texture", "--images", str(tmp_path / "im"), "--masks", str(tmp_path / "m"), "--out", str(run),
                  "--steps", "2", "--batch-size", "2", "--patch-size", "32"]) == 0
@@ -370,12 +375,7 @@ def test_cli_particle_texture_embeds_and_touches_only_the_particles(tmp_path, ti
     from napari_nanogan.cli import main
     from napari_nanogan.synthesis import Generator, synthesize
 
-    (tmp_path / "im").mkdir()
-    (tmp_path / "m").mkdir()
-    for s in range(2):
-        image, labels = big_discs(seed=s)
-        tifffile.imwrite(tmp_path / "im" / f"f{s}.tif", image.astype(np.uint8))
-        tifffile.imwrite(tmp_path / "m" / f"f{s}_m.tif", ((labels > 0) * 255).astype(np.uint8))
+    write_pairs(tmp_path, big_discs)
     run = tmp_path / "run"
     assert main(["train-texture", "--region", "particles", "--images", str(tmp_path / "im"), "--masks",
                  str(tmp_path / "m"), "--out", str(run), "--steps", "2", "--batch-size", "2", "--patch-size", "32"]) == 0
