@@ -366,6 +366,8 @@ def test_particle_texture_trains_resumes_exactly_and_fits_its_gain(tmp_path):
     real = band_pass(torch.from_numpy(images[0])[None, None], torch.from_numpy(w)[None, None], 2.0)[0, 0].numpy()
     assert texture.residual(w, 0)[w > 0].std() == pytest.approx(real[w > 0].std(), rel=0.3)
     assert texture.contrast == pytest.approx(100, abs=3)  # the discs' median over the substrate
+    texture.fit_gain([images[0]], [np.ones_like(labels[0])])  # all particle: no substrate to take a contrast from
+    assert texture.contrast is None and texture.amplitude(images[0].astype(np.uint8), labels[0] > 0) == 1.0
     with pytest.raises(ValueError, match="no particles"):
         next(train_texture(images, [np.zeros_like(labels[0])] * 2, out_dir=tmp_path / "c", config=config,
                            texture_config=PARTICLES))

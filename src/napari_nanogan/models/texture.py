@@ -266,9 +266,9 @@ class LearnedTexture:
             self.gain = previous
             raise ValueError(f"no {self.config.region} in the images: nothing to fit the texture's gain on")
         if self.config.region == "particles":
-            self.contrast = float(np.median([np.median(np.asarray(im)[np.asarray(lab) > 0])
-                                             - np.median(np.asarray(im)[np.asarray(lab) == 0])
-                                             for im, lab in zip(images, labels) if 0 < np.mean(np.asarray(lab) > 0) < 1]))
+            contrasts = [np.median(np.asarray(im)[np.asarray(lab) > 0]) - np.median(np.asarray(im)[np.asarray(lab) == 0])
+                         for im, lab in zip(images, labels) if 0 < np.mean(np.asarray(lab) > 0) < 1]
+            self.contrast = float(np.median(contrasts)) if contrasts else None  # (all particle: no reference)
         self.gain = float(np.concatenate(real).std() / max(np.concatenate(fake).std(), 1e-6))
         return self.gain
 
