@@ -1,7 +1,8 @@
 """Adversarial training of a texture network (``models.texture``) on real substrate or real particles.
 
 Each step draws ``batch_size`` patches with enough of the texture's region in them (at
-least ``min_fraction`` of their pixels; half for the substrate) from the annotated images, computes their band-pass residual over their own
+least ``min_fraction`` of their pixels; half for the substrate) from the annotated
+images, computes their band-pass residual over their own
 substrate weight ``w`` (``models.texture.band_pass``), and a texture of the same size
 from the network, filtered with the same ``w``. A PatchGAN critic (spectral norm, LSGAN)
 sees ``[residual, w]`` on both sides, so the particles' layout gives nothing away and
@@ -104,7 +105,8 @@ def train_texture(
     """Train (or resume from ``out_dir/last.pt``) the texture network; yields a record per step.
 
     ``images`` are grey images (0-255, specimen rows only) and ``labels`` their particle
-    masks; ``texture_config.region`` says whether the substrate or the particles are learned. Writes ``last.pt`` every ``checkpoint_every`` steps, when stopped and at the end,
+    masks; ``texture_config.region`` says whether the substrate or the particles are
+    learned. Writes ``last.pt`` every ``checkpoint_every`` steps, when stopped and at the end,
     and ``texture.pt`` at the end: the network, its amplitude fitted on the same images
     (``SubstrateTexture.fit_gain``) and its provenance. Resuming a finished run only rewrites ``texture.pt``.
 
