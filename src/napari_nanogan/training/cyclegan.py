@@ -39,8 +39,9 @@ critics frozen; critic step on detached fakes. Loss terms and their weights
   the shipped substrate texture leaves) redrawn by the generator from the paired mask
   in the image's own style. Real and fake share every substrate pixel, so its whole
   signal is the particles: with the learned substrate texture laid over the substrate,
-  the part of the FID gap left (real substrate + synthetic particles, session 13: 40
-  points above the floor; the shipped generator, session 16: 43; docs/benchmarks.md).
+  the part of the FID gap left in session 16 (real substrate + synthetic particles: 68.8,
+  40 points above the floor; docs/benchmarks.md). Off by default: its GPU runs did not
+  beat the generator they continued (session 17).
 - ``diversity`` 1: mode-seeking term (Mao et al. 2019): two latents for one mask
   must give different images, so style and noise cannot be ignored.
 
