@@ -186,17 +186,22 @@ def high_pass(x: torch.Tensor, sigma: float = 1.0, gain: float = 8.0) -> torch.T
     return gain * (x - gaussian_blur(x, sigma))
 
 
+def dilated(foreground: torch.Tensor, margin: int) -> torch.Tensor:
+    """The soft ``foreground`` [N, 1, H, W] grown by ``margin`` px (a max filter), within [0, 1]."""
+    return F.max_pool2d(foreground, 2 * margin + 1, stride=1, padding=margin).clamp(0, 1)
+
+
 def substrate_only(x: torch.Tensor, foreground: torch.Tensor, margin: int = 3) -> torch.Tensor:
     """``x`` (generator range [-1, 1]) with its particles, the soft ``foreground`` [N, 1, H, W]
     dilated by ``margin`` px, set to black: what the substrate critic sees."""
-    covered = F.max_pool2d(foreground, 2 * margin + 1, stride=1, padding=margin).clamp(0, 1)
+    covered = dilated(foreground, margin)
     return x * (1 - covered) - covered
 
 
 def particles_into(x: torch.Tensor, drawn: torch.Tensor, foreground: torch.Tensor, margin: int = 1) -> torch.Tensor:
     """Real images ``x`` with their particles (the soft ``foreground`` dilated by ``margin`` px)
     replaced by ``drawn``: what the particle critic sees as fake."""
-    covered = F.max_pool2d(foreground, 2 * margin + 1, stride=1, padding=margin).clamp(0, 1)
+    covered = dilated(foreground, margin)
     return x * (1 - covered) + drawn * covered
 
 
