@@ -19,6 +19,7 @@ from torch import nn
 
 from ..config import GeneratorConfig
 from .blocks import ConvBlock
+from .tiling import tiled_stage, use_tiles
 
 
 class MappingNetwork(nn.Module):
@@ -49,13 +50,18 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
         self.padding = kernel // 2
 
+    def modulated_weight(self, w: torch.Tensor) -> torch.Tensor:
+        """The convolution's weight for each style: [N, C_out, C_in, k, k]."""
+        style = self.affine(w)  # [N, C_in]
+        weight = self.scale * self.weight[None] * style[:, None, :, None, None]
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        return weight
+
     def forward(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``bias`` [C_out] (optional) is added by the convolution itself."""
         n, c, h, wd = x.shape
-        style = self.affine(w)  # [N, C_in]
-        weight = self.scale * self.weight[None] * style[:, None, :, None, None]  # [N, C_out, C_in, k, k]
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        weight = self.modulated_weight(w)
         out_c = weight.shape[1]
         if n == 1:  # one image (synthesis): a plain convolution, whose output keeps the standard strides
             return F.conv2d(x, weight[0], bias, padding=self.padding)
@@ -162,13 +168,36 @@ class StyleUNet(nn.Module):
         k = 0
         x = self.bottleneck(x, w, resize_noise(noise[k], x.shape[-2:]))
         k += 1
-        for first, second in self.decoders:
+        for i, (first, second) in enumerate(self.decoders):
             skip = skips.pop()
+            if i == len(self.decoders) - 1 and n == 1 and use_tiles(x):
+                return self._last_stage_tiled(x, skip, w, noise[k: k + 2])
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = first(torch.cat([x, skip], dim=1), w, resize_noise(noise[k], skip.shape[-2:]))
             x = second(x, w, resize_noise(noise[k + 1], skip.shape[-2:]))
             k += 2
         return torch.tanh(self.to_image(x, w) + self.out_bias)
+
+    def _last_stage_tiled(self, x, skip, w, noise):
+        """The full-resolution decoder and output of one image, tile by tile (``models.tiling``): the same
+        result as :meth:`forward`'s, computed in cache (1024 x 768: 0.11 s less)."""
+        first, second = self.decoders[-1]
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        k = x.shape[1]
+        w1 = first.conv.modulated_weight(w)[0]
+        w1_up, w1_skip = (t.contiguous(memory_format=fmt) for t in (w1[:, :k], w1[:, k:]))
+        w2 = second.conv.modulated_weight(w)[0].contiguous(memory_format=fmt)
+        w_out = self.to_image.modulated_weight(w)[0].contiguous(memory_format=fmt)
+
+        def stage(low, full, valid):
+            skip_t, n1, n2 = full
+            up = F.interpolate(low[0], scale_factor=2.0, mode="bilinear", align_corners=False).mul_(valid)
+            h = F.conv2d(up, w1_up, first.bias.view(-1), padding=1).add_(F.conv2d(skip_t, w1_skip, None, padding=1))
+            h = F.leaky_relu_(h.addcmul_(first.noise_strength, n1), 0.2).mul_(valid)
+            h = F.conv2d(h, w2, second.bias.view(-1), padding=1).addcmul_(second.noise_strength, n2)
+            return torch.tanh(F.conv2d(F.leaky_relu_(h, 0.2), w_out, self.out_bias))
+
+        return tiled_stage(stage, [x], [skip, noise[0], noise[1]], memory_format=fmt)
 
 
 class StyleEncoder(nn.Module):

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .tiling import tiled_stage, use_tiles
+
 #: Grey levels per network unit: the residual is a few grey levels.
 SCALE = 8.0
 
@@ -122,34 +124,57 @@ class TextureNet(nn.Module):
             self.noise_gain.append(nn.Parameter(torch.full((1, a, 1, 1), 0.1)))
         self.out = nn.Conv2d(w[-1], 1, 1)
 
-    def forward(self, z: torch.Tensor, noise: list[torch.Tensor], cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, noise: list[torch.Tensor], cond: torch.Tensor | None = None, *,
+                need: np.ndarray | None = None) -> torch.Tensor:
+        """``need`` (bool [H, W], one image, no autograd, CPU): the pixels the caller uses. The last,
+        full-resolution block is then computed tile by tile (``models.tiling``), only where needed;
+        elsewhere the output is 0."""
         if (cond is None) != (self.config.cond_channels == 0):
             raise ValueError(f"this texture takes {self.config.cond_channels} condition channels; "
                              f"got {'none' if cond is None else cond.shape[1]}")
         h = self.inp(z)
-        extra = {} if self.config.upsample == "nearest" else {"align_corners": False}
-        for up, gain, n in zip(self.ups, self.noise_gain, noise):
-            h = F.interpolate(h, scale_factor=2, mode=self.config.upsample, **extra)
-            h = h + gain * n if torch.is_grad_enabled() else h.addcmul_(gain, n)
-            if cond is None:
-                h = up(h)
-                continue
-            c = cond if cond.shape[-2:] == h.shape[-2:] else F.interpolate(cond, size=h.shape[-2:], mode="area")
-            if torch.is_grad_enabled():
-                h = up(torch.cat([h, c], 1))
-            else:  # the same first convolution in two parts: a channel cat at full resolution costs more than it
-                first, k = up[0], h.shape[1]
-                h = F.conv2d(h, first.weight[:, :k], first.bias, padding=1).add_(
-                    F.conv2d(c.to(memory_format=torch.channels_last) if h.is_contiguous(memory_format=torch.channels_last)
-                             else c, first.weight[:, k:], None, padding=1))
-                h = up[1:](h)
+        for k, (up, gain, n) in enumerate(zip(self.ups, self.noise_gain, noise)):
+            c = None if cond is None else (cond if cond.shape[-2:] == n.shape[-2:]
+                                           else F.interpolate(cond, size=n.shape[-2:], mode="area"))
+            if k == len(self.ups) - 1 and h.shape[0] == 1 and use_tiles(h):
+                def block(low, full, valid):
+                    return self._block(up, gain, low[0], full[0], full[1] if len(full) > 1 else None, valid)
+
+                return tiled_stage(block, [h], [n] if c is None else [n, c], need=need, memory_format=self._format(h))
+            h = self._block(up, gain, h, n, c)
         return self.out(h)
 
+    def _block(self, up, gain, h, n, c=None, valid=None):
+        """One upsampling block (the last one with the 1x1 output); ``valid`` (tiles): 0 outside the image."""
+        extra = {} if self.config.upsample == "nearest" else {"align_corners": False}
+        h = F.interpolate(h, scale_factor=2, mode=self.config.upsample, **extra)
+        if torch.is_grad_enabled():
+            h = h + gain * n
+            return up(h if c is None else torch.cat([h, c], 1))
+        h.addcmul_(gain, n)
+        if valid is not None:
+            h.mul_(valid)
+        if c is None:
+            h = up[:2](h)
+        else:  # the same first convolution in two parts: a channel cat at full resolution costs more than it
+            first, k = up[0], h.shape[1]
+            h = up[1](F.conv2d(h, first.weight[:, :k], first.bias, padding=1).add_(
+                F.conv2d(c.contiguous(memory_format=self._format(h)), first.weight[:, k:], None, padding=1)))
+        if valid is not None:
+            h.mul_(valid)
+        h = up[2:](h)
+        return h if valid is None else self.out(h)
+
+    @staticmethod
+    def _format(h: torch.Tensor):
+        return torch.channels_last if h.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
     def sample(self, n: int, height: int, width: int, generator: torch.Generator,
-               cond: torch.Tensor | None = None) -> torch.Tensor:
+               cond: torch.Tensor | None = None, need: np.ndarray | None = None) -> torch.Tensor:
         """A texture [n, 1, height, width] from noise drawn with ``generator`` (the same seed, the same texture).
 
-        ``cond``: condition maps [n, c, height, width] for a conditional texture.
+        ``cond``: condition maps [n, c, height, width] for a conditional texture. ``need`` (bool
+        [height, width], n = 1): the pixels used; the texture may be 0 elsewhere (:meth:`forward`).
         """
         zh, zw = -(-height // 8), -(-width // 8)
         dev = self.out.weight.device
@@ -157,7 +182,9 @@ class TextureNet(nn.Module):
         noise = [torch.randn(n, 1, zh * 2**k, zw * 2**k, generator=generator).to(dev) for k in (1, 2, 3)]
         if cond is not None:  # padded to the noise's multiple of 8 (edge values), cut back below
             cond = F.pad(cond.to(dev), (0, zw * 8 - width, 0, zh * 8 - height), mode="replicate")
-        return self(z, noise, cond)[..., :height, :width]
+        if need is not None:
+            need = np.pad(np.asarray(need, bool), ((0, zh * 8 - height), (0, zw * 8 - width)))
+        return self(z, noise, cond, need=need)[..., :height, :width]
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -284,7 +311,8 @@ class LearnedTexture:
                 net.to(memory_format=torch.channels_last)
         cond = torch.from_numpy(condition_maps(weight))[None] if self.config.cond_channels else None
         with torch.inference_mode():
-            tex = net.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)), cond)[0, 0].float().cpu().numpy()
+            tex = net.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)), cond,
+                             need=weight > 0)[0, 0].float().cpu().numpy()
         return _band_pass_np(tex, weight, self.config.sigma, blurred_weight) * (SCALE * self.gain)
 
     def apply(self, image: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
