@@ -1,7 +1,9 @@
 import numpy as np
 
 from napari_nanogan.config import PostprocessConfig
-from napari_nanogan.data.targets import contact_zone, interior_from_labels, targets_from_labels
+import pytest
+
+from napari_nanogan.data.targets import capped_distance, contact_zone, interior_from_labels, targets_from_labels
 from napari_nanogan.postprocess import instances_from_probabilities
 
 
@@ -24,6 +26,44 @@ def test_interior_seeds_separate_touching_particles():
     assert ndi.label(seeds)[1] == 2  # one seed blob per particle
     t = targets_from_labels(labels)
     assert t.shape == (2, 60, 100) and t.dtype == np.float32
+
+
+def random_labels(seed, shape=(61, 83)):
+    """Overlapping discs of random sizes (some touching, some cut by the border) as instance labels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for k in range(1, rng.integers(1, 12)):
+        cy, cx, r = rng.integers(0, shape[0]), rng.integers(0, shape[1]), rng.uniform(1, 25)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = k
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_capped_distance_is_scipys_transform_capped_to_the_bit(seed):
+    from scipy import ndimage as ndi
+
+    fg = random_labels(seed) > 0
+    for cap in (1, 4, 8):
+        np.testing.assert_array_equal(capped_distance(fg, cap), np.minimum(ndi.distance_transform_edt(fg), cap))
+    full = np.ones((5, 7), bool)  # no background: scipy's own convention, capped
+    np.testing.assert_array_equal(capped_distance(full, 4), np.minimum(ndi.distance_transform_edt(full), 4))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_interior_equals_the_full_transforms_seeds(seed):
+    """The capped transform inside ``interior_from_labels`` changes no seed (the reference is the full transform)."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import find_boundaries
+
+    labels = random_labels(seed)
+    for max_depth in (4.0, 2.5, 3.3):
+        inside = (labels > 0) & ~find_boundaries(labels, connectivity=1, mode="inner")
+        depth = ndi.distance_transform_edt(inside)
+        deepest = np.asarray(ndi.maximum(depth, labels, index=np.arange(labels.max() + 1)))
+        threshold = np.maximum(1.0, np.minimum(max_depth, 0.5 * deepest))
+        reference = (labels > 0) & (depth >= threshold[labels]) & (depth > 0)
+        np.testing.assert_array_equal(interior_from_labels(labels, max_depth=max_depth), reference)
 
 
 def test_uncapped_seeds_are_each_particles_inner_core():

@@ -215,11 +215,11 @@ def band_pass(x: torch.Tensor, w: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def condition_maps(weight: np.ndarray) -> np.ndarray:
     """[2, H, W] float32: the region's mask and the depth inside it (Euclidean px to its edge / 4, at most 1)."""
-    from scipy import ndimage as ndi
+    from ..data.targets import capped_distance
 
     w = np.asarray(weight) > 0
-    depth = ndi.distance_transform_edt(w) / 4.0 if w.any() else np.zeros(w.shape)
-    return np.stack([w, np.minimum(depth, 1.0)]).astype(np.float32)
+    depth = capped_distance(w, 4) / 4.0 if w.any() else np.zeros(w.shape)
+    return np.stack([w, depth]).astype(np.float32)
 
 
 def region_weight(labels: np.ndarray, config: TextureConfig) -> np.ndarray:
