@@ -340,6 +340,11 @@ def test_particle_texture_changes_only_the_particles_and_keeps_their_level():
     assert spread == pytest.approx(out[inside].astype(float).std() / 2, rel=0.15)
     none = np.where(labels > 0, 40, 40).astype(np.uint8)
     assert np.array_equal(texture.apply(none, labels, 3), none)
+    # dark particles on a bright substrate (bright-field TEM): a negative reference, the same rule
+    texture.contrast = -110.0
+    assert texture.amplitude(np.where(labels > 0, 95, 150).astype(np.uint8), inside) == pytest.approx(0.5)
+    assert texture.amplitude(np.where(labels > 0, 40, 150).astype(np.uint8), inside) == 1.0
+    assert texture.amplitude(flat, inside) == 0.0  # bright particles against a dark reference: none
 
 
 def test_particle_texture_trains_resumes_exactly_and_fits_its_gain(tmp_path):

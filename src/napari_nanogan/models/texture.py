@@ -274,10 +274,13 @@ class LearnedTexture:
     def amplitude(self, image: np.ndarray, foreground: np.ndarray) -> float:
         """The share of the texture's amplitude an image gets: 1, or for a particle texture with a reference
         :attr:`contrast`, the image's particle-minus-substrate median over it, within [0, 1]."""
-        if self.contrast is None or self.config.region != "particles" or not 0 < foreground.mean() < 1:
+        if (self.contrast is None or abs(self.contrast) < 1e-3 or self.config.region != "particles"
+                or not 0 < foreground.mean() < 1):
             return 1.0
         own = float(np.median(image[foreground])) - float(np.median(image[~foreground]))
-        return float(np.clip(own / max(self.contrast, 1e-3), 0.0, 1.0))
+        # signed: dark particles (bright-field TEM) have a negative reference, and an image's own contrast
+        # of the other sign gets none
+        return float(np.clip(own / self.contrast, 0.0, 1.0))
 
     def fit_gain(self, images, labels, seed: int = 0) -> float:
         """Set :attr:`gain` so that the texture's standard deviation over its region equals the real
