@@ -388,3 +388,16 @@ def test_training_progress_shows_no_nan_loss_when_stopped(capsys):
     assert _drive_training(loop, 3, "train", lambda rec: None) == 0
     err = capsys.readouterr().err
     assert "stopped at step 2; checkpoint last.pt" in err and "nan" not in err
+
+
+def test_every_command_prints_its_help():
+    """Each subcommand's ``--help`` formats (a lone ``%`` in a help text made argparse raise)."""
+    import argparse
+
+    from napari_nanogan.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"segment", "synthesize", "demo", "train-gan", "tune-generator", "train-texture"} <= set(commands)
+    for name, sub in commands.items():
+        assert sub.format_help().startswith("usage:"), name

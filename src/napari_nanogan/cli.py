@@ -1031,7 +1031,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-margin", type=int, default=None, metavar="PX",
                    help="lay the texture up to this many pixels from the particles (default: the texture's own, "
                         "3 as trained; the shipped generator uses 1: BAM FID 77.5 at 3, 71.4 at 1, 68.1 at 0, where "
-                        "the segmented synthetic particles shrink by 10 %)")
+                        "the segmented synthetic particles shrink by 10 %%)")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("train-texture", help="learn the real substrate's texture, for tune-generator --texture")
