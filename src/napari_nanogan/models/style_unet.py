@@ -180,7 +180,7 @@ class StyleUNet(nn.Module):
 
     def _last_stage_tiled(self, x, skip, w, noise):
         """The full-resolution decoder and output of one image, tile by tile (``models.tiling``): the same
-        result as :meth:`forward`'s, computed in cache (1024 x 768: 0.11 s less)."""
+        result as :meth:`forward`'s, computed in cache (1024 x 768: about 0.1 s less)."""
         first, second = self.decoders[-1]
         fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         k = x.shape[1]
