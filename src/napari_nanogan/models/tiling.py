@@ -74,26 +74,30 @@ def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[tor
     side, tiles = choose_tile(need, (h, w), halo)
     rows, cols = tiles.shape
     span = side + 2 * halo
-    # pad to whole tiles plus the halo: half-resolution inputs by their edges (the upsampling's clamp),
-    # full-resolution ones with zeros (the convolutions' padding)
-    extra_h, extra_w = rows * side - h, cols * side - w
-    low = [F.pad(t, (halo // 2, halo // 2 + extra_w // 2, halo // 2, halo // 2 + extra_h // 2), mode="replicate")
-           for t in low]
-    full = [F.pad(t, (halo, halo + extra_w, halo, halo + extra_h)) for t in full]
-    valid = F.pad(torch.ones(1, 1, h, w, device=full[0].device if full else low[0].device),
-                  (halo, halo + extra_w, halo, halo + extra_h))
-    out = torch.zeros(1, out_channels, rows * side, cols * side, device=valid.device)
+    device = full[0].device if full else low[0].device
+    out = torch.zeros(1, out_channels, rows * side, cols * side, device=device)
+    ones = torch.ones(1, 1, h, w, device=device)
     todo = list(zip(*np.nonzero(tiles)))
     per_batch = max(1, BATCH_PIXELS // (side * side))
     for start in range(0, len(todo), per_batch):
         batch = todo[start: start + per_batch]
 
-        def gather(t, scale):
-            s, n = side // scale, span // scale
-            return torch.cat([t[..., i * s: i * s + n, j * s: j * s + n] for i, j in batch]).contiguous(
-                memory_format=memory_format)
+        def gather(t, scale, mode):
+            # each tile with its halo, padded where it leaves the image (not the whole input: no copy of it):
+            # half-resolution inputs by their edges (the upsampling's clamp), full-resolution ones with zeros
+            # (the convolutions' padding)
+            s, n, size = side // scale, span // scale, t.shape[-2:]
+            tiles = []
+            for i, j in batch:
+                y0, x0 = i * s - halo // scale, j * s - halo // scale
+                y1, x1 = min(y0 + n, size[0]), min(x0 + n, size[1])
+                part = t[..., max(y0, 0): y1, max(x0, 0): x1]
+                pad = (max(-x0, 0), x0 + n - x1, max(-y0, 0), y0 + n - y1)
+                tiles.append(F.pad(part, pad, mode=mode) if any(pad) else part)
+            return torch.cat(tiles).contiguous(memory_format=memory_format)
 
-        result = stage([gather(t, 2) for t in low], [gather(t, 1) for t in full], gather(valid, 1))
+        result = stage([gather(t, 2, "replicate") for t in low], [gather(t, 1, "constant") for t in full],
+                       gather(ones, 1, "constant"))
         for b, (i, j) in enumerate(batch):
             out[0, :, i * side: (i + 1) * side, j * side: (j + 1) * side] = \
                 result[b, :, halo: halo + side, halo: halo + side]
