@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import GeneratorConfig
 from .blocks import ConvBlock
-from .tiling import tiled_stage, use_tiles
+from .tiling import memory_format_of, tiled_stage, use_tiles
 
 
 class MappingNetwork(nn.Module):
@@ -95,15 +95,12 @@ class StyledLayer(nn.Module):
         out, start = None, 0
         for part in parts:
             k = part.shape[1]
-            term = F.conv2d(part, weight[:, start: start + k].contiguous(memory_format=_format(part)),
+            term = F.conv2d(part, weight[:, start: start + k].contiguous(memory_format=memory_format_of(part)),
                             self.bias.view(-1) if out is None else None, padding=self.conv.padding)
             out = term if out is None else out.add_(term)
             start += k
         return F.leaky_relu_(out.addcmul_(self.noise_strength, noise), 0.2)
 
-
-def _format(x: torch.Tensor):
-    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
 def resize_noise(noise: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -203,7 +200,7 @@ class StyleUNet(nn.Module):
         """The full-resolution decoder and output of one image, tile by tile (``models.tiling``): the same
         result as :meth:`forward`'s, computed in cache (1024 x 768: about 0.1 s less)."""
         first, second = self.decoders[-1]
-        fmt = _format(x)
+        fmt = memory_format_of(x)
         k = x.shape[1]
         w1 = first.conv.modulated_weight(w)[0]
         w1_up, w1_skip = (t.contiguous(memory_format=fmt) for t in (w1[:, :k], w1[:, k:]))

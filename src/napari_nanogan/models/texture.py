@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tiling import tiled_stage, use_tiles
+from .tiling import memory_format_of, tiled_stage, use_tiles
 
 #: Grey levels per network unit: the residual is a few grey levels.
 SCALE = 8.0
@@ -138,14 +138,14 @@ class TextureNet(nn.Module):
                                            else F.interpolate(cond, size=n.shape[-2:], mode="area"))
             if k == len(self.ups) - 1 and h.shape[0] == 1 and use_tiles(h):
                 def block(low, full, valid):
-                    return self._block(up, gain, low[0], full[0], full[1] if len(full) > 1 else None, valid)
+                    return self.out(self._block(up, gain, low[0], full[0], full[1] if len(full) > 1 else None, valid))
 
-                return tiled_stage(block, [h], [n] if c is None else [n, c], need=need, memory_format=self._format(h))
+                return tiled_stage(block, [h], [n] if c is None else [n, c], need=need, memory_format=memory_format_of(h))
             h = self._block(up, gain, h, n, c)
         return self.out(h)
 
     def _block(self, up, gain, h, n, c=None, valid=None):
-        """One upsampling block (the last one with the 1x1 output); ``valid`` (tiles): 0 outside the image."""
+        """One upsampling block; ``valid`` (tiles): 0 outside the image."""
         extra = {} if self.config.upsample == "nearest" else {"align_corners": False}
         h = F.interpolate(h, scale_factor=2, mode=self.config.upsample, **extra)
         if torch.is_grad_enabled():
@@ -159,15 +159,10 @@ class TextureNet(nn.Module):
         else:  # the same first convolution in two parts: a channel cat at full resolution costs more than it
             first, k = up[0], h.shape[1]
             h = up[1](F.conv2d(h, first.weight[:, :k], first.bias, padding=1).add_(
-                F.conv2d(c.contiguous(memory_format=self._format(h)), first.weight[:, k:], None, padding=1)))
+                F.conv2d(c.contiguous(memory_format=memory_format_of(h)), first.weight[:, k:], None, padding=1)))
         if valid is not None:
             h.mul_(valid)
-        h = up[2:](h)
-        return h if valid is None else self.out(h)
-
-    @staticmethod
-    def _format(h: torch.Tensor):
-        return torch.channels_last if h.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        return up[2:](h)
 
     def sample(self, n: int, height: int, width: int, generator: torch.Generator,
                cond: torch.Tensor | None = None, need: np.ndarray | None = None) -> torch.Tensor:

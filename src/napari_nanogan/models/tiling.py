@@ -104,6 +104,11 @@ def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[tor
     return out[..., :h, :w]
 
 
+def memory_format_of(x: torch.Tensor):
+    """``torch.channels_last`` if ``x`` is stored so (the generators on the CPU), else the standard format."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
 def use_tiles(x: torch.Tensor) -> bool:
     """Whether to evaluate the last stage by tiles: on the CPU, without autograd (a GPU has no such cache limit)."""
     return x.device.type == "cpu" and not torch.is_grad_enabled()
