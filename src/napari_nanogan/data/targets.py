@@ -55,7 +55,8 @@ def interior_from_labels(labels: np.ndarray, *, max_depth: float | None = SEED_D
     inside = (labels > 0) & ~edge
     # thresholds stay <= max_depth and use the deepest distance only below 2 max_depth: a capped transform does
     cap = 2 * max_depth
-    depth = capped_distance(inside, int(cap)) if np.isfinite(cap) and cap == int(cap) else ndi.distance_transform_edt(inside)
+    exact_cap = np.isfinite(cap) and cap == int(cap)
+    depth = capped_distance(inside, int(cap)) if exact_cap else ndi.distance_transform_edt(inside)
     deepest = np.zeros(int(labels.max()) + 1)
     np.maximum.at(deepest, labels[inside], depth[inside])
     threshold = np.maximum(1.0, np.minimum(max_depth, relative * deepest))

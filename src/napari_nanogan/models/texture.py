@@ -140,7 +140,8 @@ class TextureNet(nn.Module):
                 def block(low, full, valid):
                     return self.out(self._block(up, gain, low[0], full[0], full[1] if len(full) > 1 else None, valid))
 
-                return tiled_stage(block, [h], [n] if c is None else [n, c], need=need, memory_format=memory_format_of(h))
+                return tiled_stage(block, [h], [n] if c is None else [n, c], need=need,
+                                   memory_format=memory_format_of(h))
             h = self._block(up, gain, h, n, c)
         return self.out(h)
 
