@@ -183,23 +183,26 @@ class StyleUNet(nn.Module):
         k = 0
         x = self.bottleneck(x, w, resize_noise(noise[k], x.shape[-2:]))
         k += 1
+        tiled = n == 1 and use_tiles(x)
         for i, (first, second) in enumerate(self.decoders):
             skip = skips.pop()
-            if i == len(self.decoders) - 1 and n == 1 and use_tiles(x):
-                return self._last_stage_tiled(x, skip, w, noise[k: k + 2])
+            layer_noise = [resize_noise(t, skip.shape[-2:]) for t in noise[k: k + 2]]
+            k += 2
+            if tiled:
+                x = self._decoder_tiled(first, second, x, skip, w, layer_noise, last=i == len(self.decoders) - 1)
+                continue
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             if n == 1 and not torch.is_grad_enabled():
-                x = first.forward_parts([x, skip], w, resize_noise(noise[k], skip.shape[-2:]))
+                x = first.forward_parts([x, skip], w, layer_noise[0])
             else:
-                x = first(torch.cat([x, skip], dim=1), w, resize_noise(noise[k], skip.shape[-2:]))
-            x = second(x, w, resize_noise(noise[k + 1], skip.shape[-2:]))
-            k += 2
-        return torch.tanh(self.to_image(x, w) + self.out_bias)
+                x = first(torch.cat([x, skip], dim=1), w, layer_noise[0])
+            x = second(x, w, layer_noise[1])
+        return x if tiled else torch.tanh(self.to_image(x, w) + self.out_bias)
 
-    def _last_stage_tiled(self, x, skip, w, noise):
-        """The full-resolution decoder and output of one image, tile by tile (``models.tiling``): the same
-        result as :meth:`forward`'s, computed in cache (1024 x 768: about 0.1 s less)."""
-        first, second = self.decoders[-1]
+    def _decoder_tiled(self, first, second, x, skip, w, noise, *, last: bool):
+        """One decoder level of one image (upsampling, two styled layers; the output layer too if ``last``),
+        tile by tile (``models.tiling``): :meth:`forward`'s result, computed in cache and without the
+        level's upsampled features in memory (1024 x 768: about 0.1 s less; 4096 x 4096: 2.2 GB less)."""
         fmt = memory_format_of(x)
         k = x.shape[1]
         w1 = first.conv.modulated_weight(w)[0]
@@ -212,10 +215,10 @@ class StyleUNet(nn.Module):
             up = F.interpolate(low[0], scale_factor=2.0, mode="bilinear", align_corners=False).mul_(valid)
             h = F.conv2d(up, w1_up, first.bias.view(-1), padding=1).add_(F.conv2d(skip_t, w1_skip, None, padding=1))
             h = F.leaky_relu_(h.addcmul_(first.noise_strength, n1), 0.2).mul_(valid)
-            h = F.conv2d(h, w2, second.bias.view(-1), padding=1).addcmul_(second.noise_strength, n2)
-            return torch.tanh(F.conv2d(F.leaky_relu_(h, 0.2), w_out, self.out_bias))
+            h = F.leaky_relu_(F.conv2d(h, w2, second.bias.view(-1), padding=1).addcmul_(second.noise_strength, n2), 0.2)
+            return torch.tanh(F.conv2d(h, w_out, self.out_bias)) if last else h
 
-        return tiled_stage(stage, [x], [skip, noise[0], noise[1]], memory_format=fmt)
+        return tiled_stage(stage, [x], [skip, *noise], out_channels=1 if last else w2.shape[0], memory_format=fmt)
 
 
 class StyleEncoder(nn.Module):

@@ -52,7 +52,8 @@ def choose_tile(need: np.ndarray | None, shape: tuple[int, int], halo: int) -> t
 def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[torch.Tensor], *,
                 out_channels: int = 1, halo: int = 4, need: np.ndarray | None = None,
                 memory_format=torch.channels_last) -> torch.Tensor:
-    """``stage(low_tiles, full_tiles, valid)`` over the image, tile by tile, as one [1, out_channels, H, W] tensor.
+    """``stage(low_tiles, full_tiles, valid)`` over the image, tile by tile, as one [1, out_channels, H, W] tensor
+    (in ``memory_format``).
 
     Parameters
     ----------
@@ -75,7 +76,7 @@ def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[tor
     rows, cols = tiles.shape
     span = side + 2 * halo
     device = full[0].device if full else low[0].device
-    out = torch.zeros(1, out_channels, rows * side, cols * side, device=device)
+    out = torch.zeros(1, out_channels, rows * side, cols * side, device=device).contiguous(memory_format=memory_format)
     ones = torch.ones(1, 1, h, w, device=device)
     todo = list(zip(*np.nonzero(tiles)))
     per_batch = max(1, BATCH_PIXELS // (side * side))
