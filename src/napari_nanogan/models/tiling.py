@@ -1,7 +1,8 @@
-"""Exact tile-by-tile evaluation of a network's last, full-resolution stage on the CPU.
+"""Exact tile-by-tile evaluation of a network's upsampling stages on the CPU.
 
-The generators end the same way: a x2 bilinear upsampling of half-resolution features,
-then 3x3 convolutions at full resolution, then a 1x1 convolution to one channel. On a
+The generators' decoders are built of the same stage: a x2 bilinear upsampling, then 3x3
+convolutions at the new resolution (the last stage also a 1x1 convolution to one channel).
+The texture networks run their last stage so, the Style U-Net every decoder level. On a
 1024 x 768 image the stage's intermediates are 25-100 MB each, larger than the CPU's
 cache, so the upsampling alone took 40-50 ms per network (bound by memory, not
 arithmetic). :func:`tiled_stage` runs the same stage on batches of tiles a few MB in
