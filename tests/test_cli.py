@@ -147,7 +147,7 @@ def test_segment_auto_diameter_reports_the_estimate(tmp_path, sized_tiny_checkpo
 
 
 def _fake_emps(data_root, make_labels, dark=lambda i: False):
-    """An EMPS-like folder of 90 images (15 train, 20 val, 55 test in the fixed split) from ``make_labels(i)``.
+    """An EMPS-like folder of 105 images (20 train, 30 val, 55 test in the fixed split) from ``make_labels(i)``.
 
     Bright particles on a dark background, as SEM, unless ``dark(i)``: then inverted, as bright-field TEM.
     """
@@ -156,7 +156,7 @@ def _fake_emps(data_root, make_labels, dark=lambda i: False):
     root = data_root / "emps"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    stems = [f"img{i:03d}" for i in range(90)]
+    stems = [f"img{i:03d}" for i in range(105)]
     for i, stem in enumerate(stems):
         labels = make_labels(i)
         image = render_sem(labels, seed=i)
@@ -176,9 +176,9 @@ def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoin
     assert main([*args, "--datasets", "emps"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["k"] in (3, 5, 7, 11, 15)
-    assert metrics["cross_validated"]["emps"]["images"] == 15 and metrics["val"]["emps"]["images"] == 20
+    assert metrics["cross_validated"]["emps"]["images"] == 20 and metrics["val"]["emps"]["images"] == 30
     segmenter = Segmenter.from_checkpoint(out, device="cpu")
-    assert segmenter.size_model is not None and segmenter.size_model.reference.shape[0] == 15
+    assert segmenter.size_model is not None and segmenter.size_model.reference.shape[0] == 20
     # the network itself is unchanged
     assert all(np.array_equal(a, b) for a, b in zip(segmenter.network.state_dict().values(),
                                                     Segmenter.from_checkpoint(tiny_checkpoint, device="cpu").network.state_dict().values()))
@@ -235,13 +235,13 @@ def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_ch
     assert main([*args, "--out", str(tmp_path / "plain.pt")]) == 0
     assert main([*args, "--out", str(tmp_path / "scaled.pt"), "--at-model-scale"]) == 0
     plain, scaled = seen
-    assert len(plain) == len(scaled) == 20
+    assert len(plain) == len(scaled) == 30
     shrunk = 0
     for (shape, d), (scaled_shape, _) in zip(plain, scaled):
         factor = 24.0 / d if d > 24 * 1.05 else 1.0  # only images of particles larger than the model's shrink
         assert scaled_shape == (round(shape[0] * factor), round(shape[1] * factor))
         shrunk += factor < 1
-    assert shrunk >= 15
+    assert shrunk >= 22
     tuning = load_checkpoint(tmp_path / "scaled.pt", kind="segmenter")["provenance"]["postprocess_tuning"]
     assert tuning["at_model_scale"] is True and tuning["candidates"] == 2
 
@@ -287,10 +287,10 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
     from napari_nanogan.models.checkpoint import load_checkpoint
     from napari_nanogan.synthesis import Generator
 
-    # even images: dark particles (TEM) of 48 px, shrunk 2x to 128 px; odd ones: bright (SEM); i % 6 == 0: too
-    # large particles (96 px), an image shrunk 4x to 64 px, under the 128-px minimum
+    # even images: dark particles (TEM) of about 40 px, shrunk to about 150 px; odd ones: bright (SEM); i % 6 == 0:
+    # too large particles (96 px), an image shrunk 4x to 64 px, under the 128-px minimum
     _fake_emps(tmp_path / "data", lambda i: particle_labels((256, 256), n_particles=6,
-                                                             mean_diameter=96 if i % 6 == 0 else 48, seed=i),
+                                                             mean_diameter=96 if i % 6 == 0 else 40, seed=i),
                dark=lambda i: i % 2 == 0)
     splits = shared_splits(tmp_path / "data")["emps"]
     expected = sorted(stem for stem, _, _ in splits["train"] if int(stem[3:]) % 2 == 0 and int(stem[3:]) % 6 != 0)

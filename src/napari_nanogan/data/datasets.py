@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 from ..io.images import read_image, read_mask
 from ..io.infobar import detect_info_bar
 from ..normalize import intensity_range
-from .splits import BAM_HOLDOUT, EMPS_HOLDOUT, split_names
+from .splits import BAM_HOLDOUT, EMPS_HOLDOUT, split_groups
 from .targets import SEED_DEPTH, contact_zone, targets_from_labels
 
 _FOUR = ndi.generate_binary_structure(2, 1)
@@ -183,23 +183,36 @@ def emps_pairs(root) -> list[tuple[str, Path, Path]]:
     return [(s, root / "images" / f"{s}.png", root / "masks" / f"{s}.png") for s in stems]
 
 
+def emps_sources(root) -> dict[str, str]:
+    """Image stem -> source paper (DOI) of the EMPS set, from ``metadata.csv`` ({} without one)."""
+    path = Path(root) / "metadata.csv"
+    if not path.is_file():
+        return {}
+    csv.field_size_limit(1 << 24)  # the polygon column of one row can be long
+    with open(path, newline="") as fh:
+        return {Path(r["filename"]).stem: r["doi"] for r in csv.DictReader(fh) if r.get("doi")}
+
+
 def shared_splits(data_root) -> dict[str, dict[str, list[tuple[str, Path, Path]]]]:
     """The project's fixed splits of ``<data_root>/bam_tio2_sem`` and ``<data_root>/emps``.
 
     Returns ``{"bam": {"train": [...], "val": [...], "test": [...]}, "emps": {...}}``
     with (stem, image path, mask path) triples; a data set missing on disk is skipped.
+    EMPS is split by source paper (:func:`emps_sources`): the figures of one paper are
+    all in train, all in val or all in test (:func:`~napari_nanogan.data.splits.split_groups`).
     """
     data_root = Path(data_root)
     out = {}
-    for key, folder, lister, holdout in (
-        ("bam", "bam_tio2_sem", bam_pairs, BAM_HOLDOUT),
-        ("emps", "emps", emps_pairs, EMPS_HOLDOUT),
+    for key, folder, lister, sources, holdout in (
+        ("bam", "bam_tio2_sem", bam_pairs, lambda root: {}, BAM_HOLDOUT),
+        ("emps", "emps", emps_pairs, emps_sources, EMPS_HOLDOUT),
     ):
         if not (data_root / folder).is_dir():
             continue
         triples = lister(data_root / folder)
         by_stem = {t[0]: t for t in triples}
-        split = split_names(list(by_stem), **holdout)
+        source = sources(data_root / folder)
+        split = split_groups({stem: source.get(stem) for stem in by_stem}, **holdout)
         out[key] = {part: [by_stem[s] for s in stems] for part, stems in split.items()}
     return out
 
