@@ -1,6 +1,6 @@
 """Which network `auto` picks for an image, and why; prints one JSON object.
 
-    python bench/auto_choice.py [--image FILE]
+    python -m bench.auto_choice [--image FILE]
 
 Without ``--image``: the package's procedural sample (the demo's image), whose drawn
 particles are the truth. For the image: the polarity of `default`'s half-size first
@@ -19,18 +19,17 @@ import sys
 from pathlib import Path
 
 
-
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.auto_choice", description=__doc__.splitlines()[0])
     parser.add_argument("--image", help="an image file (default: the procedural sample)")
     args = parser.parse_args(argv)
 
     from napari_nanogan.data.procedural import sample_image
-    from napari_nanogan.inference import polarity_pass, segment
     from napari_nanogan.io.images import read_image
     from napari_nanogan.io.infobar import detect_info_bar
     from napari_nanogan.metrics.segmentation import summarize
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter, segment
+    from napari_nanogan.segmentation.polarity import polarity_pass
 
     if args.image:
         image, truth, name = read_image(args.image)[0], None, Path(args.image).name

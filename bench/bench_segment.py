@@ -1,6 +1,6 @@
 """Segmentation speed and memory benchmarks; prints one JSON object.
 
-    python bench/bench_segment.py [--model default] [--repeats 5] [--skip-8k] [--image FILE]
+    python -m bench.bench_segment [--model default] [--repeats 5] [--skip-8k] [--image FILE]
 
 - ``seconds_1024x768``: end-to-end `segment()` on a 1024 x 768 SEM-like image
   (normalisation, tiled network, post-processing), median of ``--repeats`` runs
@@ -27,8 +27,11 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _image(h, w, seed=0):
@@ -41,11 +44,9 @@ def _image(h, w, seed=0):
 
 def _peak_rss_child(model: str, side: int) -> dict:
     code = f"""
-import json, resource, sys, time
-sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-from bench_segment import _image
-from napari_nanogan.inference import segment
-from napari_nanogan.models.pretrained import load_segmenter
+import json, resource, time
+from bench.bench_segment import _image
+from napari_nanogan.segmentation import load_segmenter, segment
 
 def status_mb(key):  # Linux: VmHWM is this process's own peak (ru_maxrss keeps the forking parent's)
     try:
@@ -64,12 +65,13 @@ t = time.perf_counter(); res = segment(img, seg); dt = time.perf_counter() - t
 print(json.dumps(dict(peak_rss_mb=peak_mb(), baseline_rss_mb=base, resident_before_image_mb=now, seconds=dt,
                       particles=int(res.labels.max()))))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # from the repository root, so that the child imports this module as ``bench.bench_segment``
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.bench_segment")
     ap.add_argument("--model", default="default")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-8k", action="store_true")
@@ -78,8 +80,7 @@ def main():
 
     import torch
 
-    from napari_nanogan.inference import AutoSegmenter, segment
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import AutoSegmenter, load_segmenter, segment
 
     t0 = time.perf_counter()
     seg = load_segmenter(args.model, device="cpu")
@@ -99,7 +100,7 @@ def main():
         segment(img, seg)
         times.append(time.perf_counter() - t)
     # split: network only vs post-processing, on the same image
-    from napari_nanogan.inference import probability_steps
+    from napari_nanogan.segmentation.tiles import probability_steps
 
     t = time.perf_counter()
     gen = probability_steps(img, net)
@@ -134,8 +135,8 @@ def main():
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
     }
-    from napari_nanogan.inference import bf16_supported
     from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.models.runtime import bf16_supported
 
     result["bf16_supported"] = bf16_supported()
     if result["bf16_supported"] and not isinstance(seg, AutoSegmenter):

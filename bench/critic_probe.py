@@ -1,8 +1,8 @@
 """Can the cycle GAN's image critic tell a generator's images from real ones? Prints JSON.
 
-    python bench/critic_probe.py [--model default] [--steps 400] [--variants shipped,no_diffaugment,...]
+    python -m bench.critic_probe [--model default] [--steps 400] [--variants shipped,no_diffaugment,...]
 
-A diagnostic (session 14). In every cycle-GAN run so far the image critic's LSGAN loss
+A diagnostic. In the cycle-GAN training runs measured, the image critic's LSGAN loss
 sits at 0.25, the value of a critic that scores everything 0.5, from the first hundred
 steps on, although the synthetic substrate is visibly flatter than the real one. This
 probe freezes the generator and trains fresh critics, one per variant, on a fixed pool
@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = ("shipped", "no_diffaugment", "no_spectral_norm", "wide", "substrate")
 
@@ -55,12 +52,13 @@ def make_critic(variant: str):
 def patches(samples, n: int, size: int, seed: int):
     """n (image in [-1, 1], mask maps) patches from ``samples``, geometric augmentation only, as the critics get them."""
     from napari_nanogan.data.augment import sample_batch
+    from napari_nanogan.config import GEOMETRY_ONLY
     from napari_nanogan.data.targets import SEED_DEPTH
-    from napari_nanogan.training.cyclegan import GAN_AUGMENT, to_gan
+    from napari_nanogan.training.cyclegan import to_gan
 
     for s in samples:
         s.use_seed_depth(SEED_DEPTH)
-    x01, m = sample_batch({"paired": samples}, n, size, np.random.default_rng(seed), GAN_AUGMENT)
+    x01, m = sample_batch({"paired": samples}, n, size, np.random.default_rng(seed), GEOMETRY_ONLY)
     return to_gan(x01), m[:, :2]
 
 
@@ -117,7 +115,7 @@ def probe(variant: str, train: dict, test: dict, steps: int, batch: int, seed: i
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.critic_probe")
     ap.add_argument("--model", default="default")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=8)
@@ -134,7 +132,7 @@ def main():
         ap.error(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")
 
     from napari_nanogan.data.datasets import load_samples, shared_splits
-    from napari_nanogan.models.pretrained import load_generator
+    from napari_nanogan.synthesis import load_generator
 
     split = shared_splits(args.data_root)["bam"]
     network = load_generator(args.model, device="cpu").network.eval()

@@ -1,10 +1,10 @@
 """Data-efficiency study: segmenters trained on k real BAM SEM images, with and without
 synthetic pairs from a cycle GAN trained on the same k images; prints JSON.
 
-    python bench/data_efficiency.py --mode quick   # 2-core CPU, about an hour
-    python bench/data_efficiency.py --mode full    # a GPU (the `device` tool)
-    python bench/data_efficiency.py --mode smoke   # seconds: checks the pipeline
-    python bench/data_efficiency.py --plot-only bench/results/data_efficiency_quick.json --figure docs/images/data_efficiency_quick.png
+    python -m bench.data_efficiency --mode quick   # 2-core CPU, about an hour
+    python -m bench.data_efficiency --mode full    # a GPU
+    python -m bench.data_efficiency --mode smoke   # seconds: checks the pipeline
+    python -m bench.data_efficiency --plot-only bench/results/data_efficiency_quick.json --figure docs/images/data_efficiency_quick.png
 
 Protocol (docs/data-efficiency.md): for each k and seed, k images are drawn from the
 BAM training split (the seed picks which); the BAM validation and test splits
@@ -24,8 +24,8 @@ segmenter step budget, patch size, augmentation and fixed post-processing:
   (improvement 3: synthetic pairs as pre-training, not as training data).
 - ``synthetic``: synthetic pairs only (how far do they go on their own).
 - ``mixed_raw``, ``synthetic_raw``: as ``mixed`` and ``synthetic`` with images from the
-  trained generator itself instead of its moving average (improvement 4: before the
-  EMA warm-up fix, the average still held most of the random initialisation).
+  trained generator itself instead of its moving average (improvement 4: an average
+  without a warm-up still holds most of the random initialisation after a short run).
 - ``gan_segmenter``: the segmenter trained inside the cycle GAN (its own budget).
 
 Each stage writes its result into ``--work`` and is skipped when run again, so an
@@ -45,17 +45,17 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanogan.config import PostprocessConfig, SegmenterConfig, TrainConfig
+from napari_nanogan.config import GanTrainConfig, PostprocessConfig, SegmenterConfig, TrainConfig
 from napari_nanogan.data.datasets import Sample, load_samples, shared_splits
 from napari_nanogan.data.designer import design_mask, fit_design
-from napari_nanogan.inference import Segmenter, segment
 from napari_nanogan.measure import equivalent_diameters
 from napari_nanogan.metrics.segmentation import summarize
-from napari_nanogan.models.pretrained import load_segmenter
 from napari_nanogan.normalize import intensity_range
+from napari_nanogan.segmentation import Segmenter, load_segmenter, segment
 from napari_nanogan.synthesis import Generator, synthesize
-from napari_nanogan.training.cyclegan import GanTrainConfig, train_cyclegan
-from napari_nanogan.training.segmenter import machine_description, train_segmenter
+from napari_nanogan.training.cyclegan import train_cyclegan
+from napari_nanogan.training.loop import machine_description
+from napari_nanogan.training.segmenter import train_segmenter
 
 BAM_PIXEL_NM = 7.344  # read from every BAM file's metadata (docs/benchmarks.md)
 MIN_AREA_PX = 16
@@ -131,11 +131,11 @@ def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def raw_generator(last_checkpoint: Path) -> Generator:
     """The trained generator itself (not its moving average) from a cycle GAN's ``last.pt``."""
-    from napari_nanogan.config import GeneratorConfig
+    from napari_nanogan.config import GeneratorConfig, ModelKind
     from napari_nanogan.models.checkpoint import load_checkpoint
     from napari_nanogan.models.style_unet import StyleUNet
 
-    state = load_checkpoint(last_checkpoint, kind="cyclegan")
+    state = load_checkpoint(last_checkpoint, kind=ModelKind.CYCLEGAN)
     net = StyleUNet(GeneratorConfig.from_dict(state["generator_config"]))
     prefix = "mask_to_image."
     net.load_state_dict({k[len(prefix):]: v for k, v in state["state_dict"].items() if k.startswith(prefix)})
@@ -156,7 +156,7 @@ def whole_ecd(labels: np.ndarray) -> np.ndarray:
 
 
 def score(segmenter: Segmenter, held_out: list[Sample]) -> dict:
-    pairs = [(s.labels, segment(s.image, segmenter, info_bar=False).labels) for s in held_out]
+    pairs = [(s.labels, segment(s.image, segmenter, info_bar=None).labels) for s in held_out]
     out = summarize(pairs)
     out.pop("per_image")
     truth = np.concatenate([whole_ecd(t) for t, _ in pairs])
@@ -278,7 +278,7 @@ def one_cell(k, seed: int, mode: Mode, real_train: list[Sample], held_out: list[
                    "mask_d50_real_nm": round(float(np.median(np.concatenate([whole_ecd(s.labels) for s in real]))), 1)}
             for kind, suffix in (("plain", ""), ("raw", "_raw")):
                 synth = synthetic_pairs(kind)[:12]
-                on_synth = summarize([(s.labels, segment(s.image, seg, info_bar=False).labels) for s in synth])
+                on_synth = summarize([(s.labels, segment(s.image, seg, info_bar=None).labels) for s in synth])
                 out[f"real_model_on_synthetic{suffix}"] = {k: round(on_synth[k], 4) for k in ("iou", "f1", "precision", "recall")}
                 out[f"contrast_synthetic{suffix}"] = contrast(synth)
             synth = synthetic_pairs("plain")
@@ -370,7 +370,7 @@ def plot(result: dict, path) -> Path:
 
 def main(argv=None):
     root = Path(__file__).resolve().parents[1]
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.data_efficiency", description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=list(MODES), default="quick")
     ap.add_argument("--data-root", default=str(root.parent / "shared" / "data"))
     ap.add_argument("--work", default=None, help="folder for checkpoints and stage results (default runs/data-efficiency-MODE)")

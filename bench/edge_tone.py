@@ -1,23 +1,23 @@
 """Grey levels by distance to the particles' outline (:class:`EdgeTone`), measured and not kept; prints JSON.
 
-    python bench/edge_tone.py [--model default] [--n 500]
+    python -m bench.edge_tone [--model default] [--n 500]
 
-The protocol of ``bench/synthesis_quality.py`` (500 random 256 x 256 crops per side, the 9
+The protocol of ``bench.synthesis_quality`` (500 random 256 x 256 crops per side, the 9
 held-out BAM images, the info bar excluded; the same styles and crop positions, so
 ``checkpoint`` reproduces its ``generator_checkpoint``). ``EdgeTone`` is fitted on the 21
 training images against the generator's images of their masks (one style each, seeds
 100000 + i, as ``nanogan tune-generator --calibrate`` does), never on the held-out ones:
 
-- ``checkpoint``: the checkpoint as shipped (post-processing, then its substrate texture);
-- ``edge_tone_before_texture``: post-processing, the edge tone, then the texture (fitted on
-  post-processed images without the texture);
-- ``edge_tone_after_texture``: post-processing, texture, then the edge tone (fitted on
+- ``checkpoint``: the checkpoint as shipped (its finishing, then its substrate texture);
+- ``edge_tone_before_texture``: finishing, the edge tone, then the texture (fitted on
+  finished images without the texture);
+- ``edge_tone_after_texture``: finishing, texture, then the edge tone (fitted on
   images with the texture);
 - ``zones``: per zone of ``edge_zones``, the median grey level of the real training images
   and of the synthetic ones before the map.
 
-Session 16, with the texture of that day (6000 steps): FID 89.6 shipped, 127.3 with the map
-before the texture, 138.1 after it. Not kept (docs/benchmarks.md).
+Measured with a substrate texture of 6000 training steps: FID 89.6 for the checkpoint, 127.3
+with the map before the texture, 138.1 after it. Not kept (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from napari_nanogan.data.targets import contact_zone
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 #: Signed-distance bins of :class:`EdgeTone` (px; > 0 inside the particles, < 0 outside).
@@ -98,7 +95,7 @@ class EdgeTone:
 
     @classmethod
     def fit(cls, real_images, synthetic_images, labels) -> "EdgeTone":
-        """Fit on real images, synthetic images of their masks (as :func:`synthesize` makes them so far) and the masks."""
+        """Fit on real images, synthetic images of their masks (as :func:`synthesize` makes them, without this map) and the masks."""
         n_zones = len(EDGE_TONE_BINS)
         real_v, synth_v = [[] for _ in range(n_zones)], [[] for _ in range(n_zones)]
         for real, synth, lab in zip(real_images, synthetic_images, labels):
@@ -135,7 +132,8 @@ class EdgeTone:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.edge_tone", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -143,9 +141,9 @@ def main(argv=None):
 
     from napari_nanogan.data.datasets import shared_splits
     from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
-    from napari_nanogan.models.pretrained import load_generator
-    from napari_nanogan.synthesis import synthesize
-    from synthesis_quality import load_bam
+    from napari_nanogan.synthesis import load_generator, synthesize
+    from napari_nanogan.synthesis.finishing import apply_finishing
+    from bench.synthesis_quality import load_bam
 
     split = shared_splits(args.data_root)["bam"]
     held, train = load_bam(split["val"] + split["test"]), load_bam(split["train"])
@@ -158,7 +156,7 @@ def main(argv=None):
     def lay(im, lab, seed):
         return texture.apply(im, lab > 0, seed) if texture is not None else im
 
-    post_train = [gen.postprocess.apply(synthesize(lab, gen, seed=10**5 + i, postprocess=False), 10**5 + i)
+    post_train = [apply_finishing(synthesize(lab, gen, seed=10**5 + i, raw=True), gen.finishing, 10**5 + i)
                   for i, (_, lab) in enumerate(train)]
     labels_train = [lab for _, lab in train]
     real_train = [u8(im) for im, _ in train]
@@ -177,7 +175,7 @@ def main(argv=None):
     for i, (_, lab) in enumerate(held):
         for s in range(3):
             seed = 1000 * i + s
-            post = gen.postprocess.apply(synthesize(lab, gen, seed=seed, postprocess=False), seed)
+            post = apply_finishing(synthesize(lab, gen, seed=seed, raw=True), gen.finishing, seed)
             textured = lay(post, lab, seed)
             variants["checkpoint"].append(textured)
             variants["edge_tone_before_texture"].append(lay(before.apply(post, lab), lab, seed))

@@ -1,6 +1,6 @@
 """Segmentation quality on the project's held-out test split of ../shared/data; prints JSON.
 
-    python bench/evaluate.py [--model default] [--data-root ../shared/data] [--split test]
+    python -m bench.evaluate [--model default] [--data-root ../shared/data] [--split test]
                              [--baseline] [--save-dir DIR] [--check-reference]
                              [--diameter-from-truth FACTOR | --auto-diameter]
 
@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanogan.classical import ClassicalConfig, otsu_watershed
-from napari_nanogan.data.datasets import instance_labels, shared_splits
-from napari_nanogan.io.images import read_image, read_mask, write_labels
+from napari_nanogan.config import ClassicalConfig
+from napari_nanogan.data.datasets import shared_splits
+from napari_nanogan.io.images import read_image, write_labels
 from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.io.masks import instance_labels, read_mask
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
+from napari_nanogan.segmentation.classical import otsu_watershed
 
 
 def truth_and_rows(key, image, mask):
@@ -90,7 +92,7 @@ def reference_scores(key, data_dir, pred_dir, stems):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.evaluate")
     ap.add_argument("--model", default="default")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -106,8 +108,7 @@ def main():
                            "as a user who knows the rough particle size would (1 = exact, 1.3 = 30 %% too large)")
     args = ap.parse_args()
 
-    from napari_nanogan.inference import segment
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter, segment
 
     seg = load_segmenter(args.model)
     splits = shared_splits(args.data_root)
@@ -141,7 +142,7 @@ def main():
             entry["diameter_estimates"] = size_errors(*np.array(estimates).T)
         if cfg is not None:
             entry["baseline"] = scores(base_pairs)
-            entry["baseline_config"] = cfg.__dict__
+            entry["baseline_config"] = cfg.to_dict()
         if args.check_reference:
             entry["reference_evalseg"] = reference_scores(key, Path(args.data_root) / folders[key], save, {t[0] for t in triples})
         result[key] = entry

@@ -1,6 +1,6 @@
 """Fine-tuning measured on a domain the shipped model handles badly; prints JSON.
 
-    python bench/finetune_domain.py [--doi 10.1016.j.apsusc.2020.145360] [--train 2] [--preset quick] [--own-scale]
+    python -m bench.finetune_domain [--doi 10.1016.j.apsusc.2020.145360] [--train 2] [--preset quick] [--own-scale]
 
 A "domain" is one source paper of EMPS (``metadata.csv``: same DOI = same instrument,
 material and imaging conditions). The first ``--train`` images (sorted by name) are
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from napari_nanogan.data.datasets import load_sample
-from napari_nanogan.inference import segment
-from napari_nanogan.io.images import read_image, read_mask
+from napari_nanogan.io.images import read_image
+from napari_nanogan.io.masks import read_mask
 from napari_nanogan.metrics.segmentation import summarize
-from napari_nanogan.models.pretrained import load_segmenter
+from napari_nanogan.segmentation import load_segmenter, segment
 from napari_nanogan.training.finetune import finetune
 
 
@@ -42,7 +42,7 @@ def scores(model, items, diameter="auto"):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.finetune_domain")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--doi", default="10.1016.j.apsusc.2020.145360")
     ap.add_argument("--train", type=int, default=2)

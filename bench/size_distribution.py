@@ -1,7 +1,7 @@
 """Particle size distribution of the segmenter's output vs the ground truth on BAM; prints JSON
 and writes a side-by-side histogram figure.
 
-    python bench/size_distribution.py [--model default] [--split test] [--figure docs/images/bam_size_distribution.png]
+    python -m bench.size_distribution [--model default] [--split test] [--figure docs/images/bam_size_distribution.png]
 
 Both sides go through the same measurement (napari_nanogan.measure): ECD in nm from
 the pixel size read from each file; particles cut by the image border or the info
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanogan.data.datasets import instance_labels, shared_splits
-from napari_nanogan.io.images import read_image, read_mask
+from napari_nanogan.data.datasets import shared_splits
+from napari_nanogan.io.images import read_image
+from napari_nanogan.io.masks import instance_labels, read_mask
 from napari_nanogan.measure import measure_particles
 
 MIN_AREA_PX = 16
@@ -32,14 +33,13 @@ def whole_ecd(labels, pixel, bar_start):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.size_distribution")
     ap.add_argument("--model", default="default")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--figure", default=None)
     args = ap.parse_args()
-    from napari_nanogan.inference import segment
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter, segment
 
     seg = load_segmenter(args.model)
     truth, pred = [], []

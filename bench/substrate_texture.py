@@ -1,20 +1,21 @@
-"""The learned substrate texture (``models.texture``) over the generator's flat substrate (session 15; prints JSON).
+"""A learned substrate texture (``LearnedTexture``) over the generator's flat substrate; prints JSON.
 
-    python bench/substrate_texture.py --texture runs/s15/tt16/texture.pt      # a texture from `nanogan train-texture`
-    python bench/substrate_texture.py --transplant --sigma 16                  # the diagnostic below, no network
+    python -m bench.substrate_texture --texture runs/texture/texture.pt        # a texture from `nanogan train-texture`
+    python -m bench.substrate_texture --transplant --sigma 16                  # the diagnostic below, no network
 
 The shipped generator's substrate is flat; the real BAM substrate carries faint rings
-and squiggles 5-20 px across and detector noise. ``bench/synthesis_parts.py`` put the
+and squiggles 5-20 px across and detector noise. ``bench.synthesis_parts`` put the
 real substrate under the synthetic particles: FID 118.3 -> 68.8. ``nanogan
 train-texture`` learns that texture from the real substrate alone, and
-``SubstrateTexture.apply`` lays it over a synthetic image: the image's own substrate
+``LearnedTexture.apply`` lays it over a synthetic image: the image's own substrate
 level (a Gaussian of ``sigma`` px normalised over the substrate, particles excluded)
 plus the learned band-pass residual, blended in at the dilated mask's edge.
 
-Reported, under the protocol of ``synthesis_quality.py`` (500 random 256-px crops of
+Reported, under the protocol of ``bench.synthesis_quality`` (500 random 256-px crops of
 the 9 held-out images against 500 of the synthetic ones, info bar excluded):
 
-- ``checkpoint``: the ``--model`` generator as ``synthesize`` returns it (baseline);
+- ``checkpoint``: the ``--model`` generator as ``synthesize`` returns it, without any
+  substrate texture of its own (baseline);
 - ``checkpoint_texture``: the same images with the texture laid over their substrate;
 - ``real_training_texture``: the real training images with their own substrate residual
   replaced: how good the texture is when the content is perfect (floor 28.6);
@@ -40,10 +41,9 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from napari_nanogan.models.texture import SubstrateTexture, band_pass, lowpass_w, substrate_weight  # noqa: E402
+from napari_nanogan.models.texture import band_pass, lowpass_w
+from napari_nanogan.synthesis.texture import LearnedTexture, substrate_weight
 
 
 def real_residual(image: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
@@ -66,7 +66,7 @@ def transplant(bank: list, shape: tuple, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def transplanted(image: np.ndarray, labels: np.ndarray, bank: list, sigma: float, seed: int) -> np.ndarray:
-    """``SubstrateTexture.apply`` with a transplanted real residual instead of the learned one."""
+    """``LearnedTexture.apply`` with a transplanted real residual instead of the learned one."""
     w = substrate_weight(labels, 3)
     residual, valid = transplant(bank, w.shape, seed)
     w = w * valid
@@ -78,14 +78,14 @@ def transplanted(image: np.ndarray, labels: np.ndarray, bank: list, sigma: float
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.substrate_texture")
     ap.add_argument("--texture", help="texture.pt from `nanogan train-texture`")
     ap.add_argument("--transplant", action="store_true", help="diagnostic: real residuals of other training images")
     ap.add_argument("--sigma", type=float, default=16.0, help="the transplant's high-pass scale (px)")
     ap.add_argument("--model", default="default", help="generator whose images get the texture")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--fit-gain", action="store_true",
-                    help="first fit the texture's amplitude to the training images' residual (SubstrateTexture.fit_gain)")
+                    help="first fit the texture's amplitude to the training images' residual (LearnedTexture.fit_gain)")
     ap.add_argument("--real-only", action="store_true", help="stop after real_training_texture (a quick check)")
     ap.add_argument("--variants", default="", help="also measure the texture with gain:G or margin:M (comma-separated)")
     ap.add_argument("--skip-baseline", action="store_true", help="skip `checkpoint` (the images without any texture)")
@@ -95,13 +95,12 @@ def main():
         ap.error("give --texture or --transplant")
 
     from napari_nanogan.data.datasets import shared_splits
-    from napari_nanogan.inference import segment
     from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
     from napari_nanogan.metrics.segmentation import foreground_scores
     from napari_nanogan.models.checkpoint import load_checkpoint
-    from napari_nanogan.models.pretrained import load_generator, load_segmenter
-    from napari_nanogan.synthesis import synthesize
-    from synthesis_quality import load_bam
+    from napari_nanogan.segmentation import load_segmenter, segment
+    from napari_nanogan.synthesis import load_generator, synthesize
+    from bench.synthesis_quality import load_bam
 
     split = shared_splits(args.data_root)["bam"]
     held, train_set = load_bam(split["val"] + split["test"]), load_bam(split["train"])
@@ -115,7 +114,7 @@ def main():
             data = {"config": data["texture_config"], "state_dict": data["state_dict"], "step": data["step"]}
         elif data.get("kind") != "substrate-texture":
             raise SystemExit(f"{args.texture} is neither a texture.pt nor a train-texture run's last.pt")
-        texture = SubstrateTexture.from_dict(data)
+        texture = LearnedTexture.from_dict(data)
         if args.fit_gain:
             texture.fit_gain([im for im, _ in train_set], [lab for _, lab in train_set])
         lay = lambda im, lab, seed: texture.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), lab, seed)  # noqa: E731
@@ -156,13 +155,13 @@ def main():
             data["gain"] = float(value)
         else:
             data["config"] = {**data["config"], "margin": int(value)}
-        changed = SubstrateTexture.from_dict(data)
+        changed = LearnedTexture.from_dict(data)
         imgs = [changed.apply(np.clip(np.round(im), 0, 255).astype(np.uint8), lab, 1000 * (k // 3) + k % 3).astype(np.float32)
                 for k, (im, lab) in enumerate(zip(base, labels))]
         result.setdefault("variants", {})[variant] = fid_kid(real_eval, random_crops(imgs, args.n, 256, seed=2), net)
         print(json.dumps({variant: result["variants"][variant]}), file=sys.stderr, flush=True)
     seg = load_segmenter("auto", device="cpu")
-    dices = [foreground_scores(lab, segment(np.clip(np.round(im), 0, 255).astype(np.uint8), seg, info_bar=False).labels)[0]
+    dices = [foreground_scores(lab, segment(np.clip(np.round(im), 0, 255).astype(np.uint8), seg, info_bar=None).labels)[0]
              for im, lab in zip(textured[::3], labels[::3])]
     result["cycle_dice_texture"] = {"mean": float(np.mean(dices)), "min": float(np.min(dices))}
     result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

@@ -1,8 +1,8 @@
 """Figure: masks and several synthetic styles per mask, beside the real images (when given).
 
-    python bench/synthesis_figure.py --out runs/synthesis_real.png            # held-out BAM masks + their real images
-    python bench/synthesis_figure.py --procedural --out docs/images/synthesis_styles.png
-    python bench/synthesis_figure.py --dataset emps-tem --model tem --out runs/synthesis_tem_real.png
+    python -m bench.synthesis_figure --out runs/synthesis_real.png            # held-out BAM masks + their real images
+    python -m bench.synthesis_figure --procedural --out docs/images/synthesis_styles.png
+    python -m bench.synthesis_figure --dataset emps-tem --model tem --out runs/synthesis_tem_real.png
 
 With the shared data, each row is a held-out BAM image (val + test split, never
 trained on): a 256 x 256 crop of the real image, its annotated mask, and ``--styles``
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanogan.data.datasets import instance_labels, shared_splits
-from napari_nanogan.io.images import read_image, read_mask
+from napari_nanogan.data.datasets import shared_splits
+from napari_nanogan.io.images import read_image
 from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.io.masks import instance_labels, read_mask
 
 CROP = 256
 
@@ -40,7 +41,7 @@ def real_rows(data_root: str, n: int) -> list[tuple[np.ndarray | None, np.ndarra
 
 def tem_rows(data_root: str, n: int, crop: int = 128) -> list[tuple[np.ndarray | None, np.ndarray]]:
     """Held-out EMPS images with dark particles at the model's scale (as the TEM generator learned them): centre crops."""
-    from napari_nanogan.data.datasets import bright_field_samples
+    from napari_nanogan.training.data import bright_field_samples
 
     emps = shared_splits(data_root)["emps"]
     rows = []
@@ -60,7 +61,7 @@ def procedural_rows(n: int) -> list[tuple[np.ndarray | None, np.ndarray]]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.synthesis_figure")
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="default")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -76,8 +77,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from napari_nanogan.models.pretrained import load_generator
-    from napari_nanogan.synthesis import synthesize
+    from napari_nanogan.synthesis import load_generator, synthesize
 
     if args.procedural:
         rows = procedural_rows(args.rows)

@@ -1,9 +1,9 @@
 """Which part of the synthetic images costs FID: the substrate or the particles? Prints JSON.
 
-    python bench/synthesis_parts.py [--model default] [--n 500] [--seeds 3]
+    python -m bench.synthesis_parts [--model default] [--n 500] [--seeds 3]
 
-A diagnostic for where a better generator must improve (session 13). The generator
-draws the training masks (``--seeds`` styles each, with its post-processing, as
+A diagnostic for where a better generator must improve. The generator
+draws the training masks (``--seeds`` styles each, with its finishing and textures, as
 ``synthesize`` returns them); each synthetic image is then composited with its real
 training image through the mask:
 
@@ -25,10 +25,10 @@ mask), so the substrate never leaks into the particles' level. ``--sets`` picks 
 to measure (default: the first four).
 
 Each against 500 random 256-px crops of the 9 held-out BAM images (the protocol of
-``synthesis_quality.py``; info bar excluded). The training masks are used because a
+``bench.synthesis_quality``; info bar excluded). The training masks are used because a
 composite must not contain the held-out images it is compared with; the generator has
 seen these masks in training, so ``synthetic`` here may sit a little below the
-held-out-mask figure of ``synthesis_quality.py``.
+held-out-mask figure of ``bench.synthesis_quality``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def composite(real: np.ndarray, synthetic: np.ndarray, labels: np.ndarray, keep: str) -> np.ndarray:
@@ -93,7 +90,7 @@ SETS = ("synthetic", "real_substrate", "real_particles", "real", "particle_detai
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.synthesis_parts")
     ap.add_argument("--model", default="default")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=3)
@@ -109,9 +106,8 @@ def main():
 
     from napari_nanogan.data.datasets import shared_splits
     from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
-    from napari_nanogan.models.pretrained import load_generator
-    from napari_nanogan.synthesis import synthesize
-    from synthesis_quality import load_bam
+    from napari_nanogan.synthesis import load_generator, synthesize
+    from bench.synthesis_quality import load_bam
 
     split = shared_splits(args.data_root)["bam"]
     held, train = load_bam(split["val"] + split["test"]), load_bam(split["train"])

@@ -1,14 +1,14 @@
 """Synthesis quality on BAM SEM (or EMPS bright-field TEM) under the protocol of docs/benchmarks.md; prints JSON.
 
-    python bench/synthesis_quality.py [--model default] [--n 500] [--seeds 3]
+    python -m bench.synthesis_quality [--model default] [--n 500] [--seeds 3]
                                       [--post none,hist,noise,blur,sharpen,blur+noise]
-    python bench/synthesis_quality.py --dataset emps-tem --model tem --post checkpoint
+    python -m bench.synthesis_quality --dataset emps-tem --model tem --post checkpoint
 
 Protocol (standard FID/KID, Inception pool3, TF1 resize, grey -> 3 channels):
 256 x 256 crops at fixed-seed random positions, info bar excluded (specimen rows
 only), ``--n`` crops per side. ``--dataset emps-tem``: the EMPS images with dark
 particles at the model's scale, as the TEM generator learns from them
-(``data.datasets.bright_field_samples``; most are under 256 px there), 128 x 128 crops.
+(``training.data.bright_field_samples``; most are under 256 px there), 128 x 128 crops.
 
 - ``real_vs_real``: held-out real images (val + test split, never trained on) vs the
   training images: the floor a perfect generator would reach with these samples.
@@ -16,17 +16,19 @@ particles at the model's scale, as the TEM generator learns from them
   styles per mask) vs the held-out real images; one entry per post-processing:
   ``hist`` (grey-level histogram matched to the training images), ``noise`` (Gaussian
   noise added up to the training images' high-frequency noise level, exactly as
-  ``synthesize()`` does for a generator with ``postprocess.noise_residual``), ``blur``
+  ``synthesize()`` does for a generator with ``finishing.noise_residual``), ``blur``
   (Gaussian, sigma 0.7 px; ``blur:S`` for sigma S), ``sharpen`` (unsharp mask, sigma 1 px, amount 0.5), or a
   chain of them with "+" (``blur+noise``); ``calib`` (grey-level gain and offset) and
   ``spectral`` (calib plus Gaussian noise with the power spectrum the synthetic images
   lack), both fitted on synthetic images of the training masks vs the training images
-  (``synthesis.calibration``); ``snoise`` (``snoise:C``: correlated over C px), noise whose
-  level follows the brightness, fitted the same way (``texture.signal_noise_table``); ``tone``
+  (``synthesis.finishing.calibration``); ``snoise`` (``snoise:C``: correlated over C px), noise whose
+  level follows the brightness, fitted the same way (``bench.texture.signal_noise_table``); ``tone``
   (``tone:sampled``, ``tone:own``), a per-image linear map of the median background and
-  particle grey levels (the mask is known) to the training images' (``post_process``). ``checkpoint`` is the checkpoint's own
-  post-processing and substrate texture (if it has one), exactly as ``synthesize()`` applies them. The synthetic images are the network's own
-  output (``synthesize(..., postprocess=False)``), whatever the checkpoint's setting.
+  particle grey levels (the mask is known) to the training images' (``post_process``).
+  ``checkpoint`` is the checkpoint's own finishing (``Generator.finishing``) and learned
+  textures (if it has them), exactly as ``synthesize()`` applies them. The synthetic
+  images are the network's own output (``synthesize(..., raw=True)``), whatever the
+  checkpoint's finishing.
 - ``naive``: flat discs + blur + noise rendered from the same masks.
 - ``real_vs_real_<post>`` (``--real-post blur+noise,blur:1.5``): the floor with the
   training images put through those post-processing steps (``blur``, ``noise``,
@@ -34,7 +36,7 @@ particles at the model's scale, as the TEM generator learns from them
   ``--real-only`` stops there.
 - ``cycle``: Dice of segment(synthesize(mask)) vs mask with the shipped default
   segmenter (``--segmenter``, default ``auto``; ``synthesize`` as a user calls it, with
-  the checkpoint's post-processing), the median of the per-image D50 of the particles'
+  the checkpoint's finishing and textures), the median of the per-image D50 of the particles'
   ECD in both, and the pooled D10/D50/D90 of whole particles of at least 16 px
   (as the segmentation metrics count them) in both.
 - ``seconds_1024x768``: one synthesis of a 1024 x 768 mask on this CPU.
@@ -45,21 +47,18 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_nanogan.data.datasets import instance_labels, shared_splits
-from napari_nanogan.io.images import read_image, read_mask
+from napari_nanogan.data.datasets import shared_splits
+from napari_nanogan.io.images import read_image
 from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.io.masks import instance_labels, read_mask
 from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
-from napari_nanogan.synthesis import noise_level
-
-if str(Path(__file__).resolve().parent) not in sys.path:  # bench/texture.py, also when imported from tests
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from napari_nanogan.synthesis.finishing import noise_level
 
 
 def load_bam(triples) -> list:
@@ -99,7 +98,7 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
     """Apply one post-processing, or several chained with "+" (e.g. "blur+noise"), to uint8 images.
 
     ``train_pairs`` = (real training images, synthetic images of the same masks): the
-    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.calibration``, ``texture.missing_spectrum``), the
+    ``calib`` and ``spectral`` steps are fitted on them (``synthesis.finishing.calibration``, ``bench.texture.missing_spectrum``), the
     synthetic ones passed through the chain's earlier steps first. ``tone`` =
     {"labels": the images' masks, "train": [training (background, particle) median
     levels], "own": [each image's real counterpart's levels]} for the ``tone`` steps
@@ -107,8 +106,8 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
     image's, drawn per image; ``tone:own``: the held-out real image's own, a diagnostic
     that uses what a generator cannot know).
     """
-    from napari_nanogan.synthesis import add_sem_noise, calibration
-    from texture import add_signal_noise, missing_spectrum, shaped_noise, signal_noise_table
+    from napari_nanogan.synthesis.finishing import add_sem_noise, calibration
+    from bench.texture import add_signal_noise, missing_spectrum, shaped_noise, signal_noise_table
 
     train_real, train_synth = train_pairs if train_pairs is not None else (None, None)
     for step in post.split("+"):
@@ -137,7 +136,7 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
             images = [add_signal_noise(u8(im), table, corr, seed) for seed, im in zip(seeds, images)]
             train_synth = [add_signal_noise(u8(im), table, corr, 10**6 + k) for k, im in enumerate(train_synth)]
             continue
-        if step.split(":")[0] == "tone":  # mask-aware grey levels (session 13): not a fitted step, needs masks
+        if step.split(":")[0] == "tone":  # mask-aware grey levels: not a fitted step, needs masks
             if tone is None:
                 raise SystemExit(f"{step!r} needs the masks")
             kind = step.split(":")[1] if ":" in step else "mean"
@@ -152,7 +151,7 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
                                        list(range(10**6, 10**6 + len(train_synth))))
         if step == "hist":
             images = [match_histogram(im, train_values) for im in images]
-        elif step == "noise":  # as synthesize() applies it: napari_nanogan.synthesis.add_sem_noise
+        elif step == "noise":  # as synthesize() applies it: napari_nanogan.synthesis.finishing.add_sem_noise
             images = [add_sem_noise(np.clip(np.round(im), 0, 255).astype(np.uint8), train_noise, seed)
                       for seed, im in zip(seeds, images)]
         elif step.split(":")[0] == "blur":  # "blur" is sigma 0.7 px, "blur:1.2" another sigma
@@ -167,7 +166,7 @@ def post_process(post: str, images: list, train_values: np.ndarray, train_noise:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.synthesis_quality")
     ap.add_argument("--model", default="default")
     ap.add_argument("--segmenter", default="auto", help="segmenter of the cycle check (default: the product's default)")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -187,18 +186,18 @@ def main():
     if not 0 <= args.seed_offset <= 9:
         ap.error("--seed-offset must be 0-9 (styles of different offsets must not overlap)")
 
-    from napari_nanogan.inference import segment
     from napari_nanogan.measure import equivalent_diameters, measure_particles
     from napari_nanogan.metrics.segmentation import foreground_scores
-    from napari_nanogan.models.pretrained import load_generator, load_segmenter
-    from napari_nanogan.synthesis import finish, synthesize
+    from napari_nanogan.segmentation import load_segmenter, segment
+    from napari_nanogan.synthesis import load_generator, synthesize
+    from napari_nanogan.synthesis.finishing import finish
 
     if args.crop is None:
         args.crop = 128 if args.dataset == "emps-tem" else 256
 
     def load(triples):
         if args.dataset == "emps-tem":
-            from napari_nanogan.data.datasets import bright_field_samples
+            from napari_nanogan.training.data import bright_field_samples
 
             return [(s.image.astype(np.float32), s.labels) for s in bright_field_samples(triples)]
         return load_bam(triples)
@@ -232,7 +231,7 @@ def main():
     for i, (_, lab) in enumerate(held):
         for s in range(args.seeds):
             seeds.append(1000 * i + 100 * args.seed_offset + s)  # offsets 0-9 never share a style
-            synth.append((synthesize(lab, gen, seed=seeds[-1], postprocess=False).astype(np.float32), lab))
+            synth.append((synthesize(lab, gen, seed=seeds[-1], raw=True).astype(np.float32), lab))
     train_values = np.concatenate([im.ravel()[::97] for im, _ in train])
     train_noise = float(np.median([noise_level(im) for im, _ in train]))
     result["noise_level"] = {"train": round(train_noise, 2),
@@ -241,7 +240,7 @@ def main():
     if any(step.split(":")[0] in ("calib", "spectral", "snoise") for post in args.post.split(",") for step in post.split("+")):
         # fitting set for calib/spectral: the training masks, one style each (never the held-out ones)
         train_pairs = ([im for im, _ in train],
-                       [synthesize(lab, gen, seed=10**5 + i, postprocess=False).astype(np.float32)
+                       [synthesize(lab, gen, seed=10**5 + i, raw=True).astype(np.float32)
                         for i, (_, lab) in enumerate(train)])
     def levels(im, lab):  # median substrate and particle grey levels
         return float(np.median(im[lab == 0])), float(np.median(im[lab > 0]))
@@ -249,10 +248,10 @@ def main():
     tone = {"labels": [lab for _, lab in synth], "train": [levels(im, lab) for im, lab in train],
             "own": [levels(*held[i // args.seeds]) for i in range(len(synth))]}
     for post in args.post.split(","):
-        if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own post-processing
+        if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own finishing
             imgs = [finish(np.clip(np.round(im), 0, 255).astype(np.uint8), lab > 0, gen, seed).astype(np.float32)
-                    for (im, lab), seed in zip(synth, seeds)]  # post-processing and learned textures, as synthesize()
-            result["checkpoint_postprocess"] = gen.postprocess.to_dict()
+                    for (im, lab), seed in zip(synth, seeds)]  # finishing and learned textures, as synthesize()
+            result["checkpoint_postprocess"] = gen.finishing.to_dict()
             result["checkpoint_substrate_texture"] = gen.texture.config.to_dict() if gen.texture is not None else None
             result["checkpoint_particle_texture"] = (gen.particle_texture.config.to_dict()
                                                      if gen.particle_texture is not None else None)
@@ -263,8 +262,8 @@ def main():
 
     dices, d50_true, d50_synth, whole_true, whole_synth, chosen = [], [], [], [], [], []
     for (_, lab), seed in zip(synth[:: args.seeds], seeds[:: args.seeds]):
-        im = synthesize(lab, gen, seed=seed)  # what a user gets, with the checkpoint's post-processing
-        segmented = segment(im, seg, info_bar=False)
+        im = synthesize(lab, gen, seed=seed)  # what a user gets, with the checkpoint's finishing and textures
+        segmented = segment(im, seg, info_bar=None)
         pred = segmented.labels
         chosen.append(segmented.model)
         dices.append(foreground_scores(lab, pred)[0])

@@ -1,10 +1,10 @@
 """Do synthetic pairs keep the particle sizes of their masks? Prints JSON, optionally a figure.
 
-    python bench/synthesis_sizes.py [--model default] [--segmenter auto] [--seeds 3] [--figure docs/images/synthesis_sizes.png]
+    python -m bench.synthesis_sizes [--model default] [--segmenter auto] [--seeds 3] [--figure docs/images/synthesis_sizes.png]
 
 For each held-out BAM mask (val + test split, info bar rows dropped), ``--seeds``
 synthetic images are made with the generator (as a user gets them, with its
-post-processing) and segmented with the segmenter. The equivalent-circle diameters of
+finishing and textures) and segmented with the segmenter. The equivalent-circle diameters of
 whole particles (not cut by the border, at least 16 px, as the instance metrics count
 them) in the masks are compared with those segmented from the synthetic images: D10,
 D50, D90 and the two-sample Kolmogorov-Smirnov distance. The figure shows both
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanogan.data.datasets import instance_labels, shared_splits
-from napari_nanogan.io.images import read_image, read_mask
+from napari_nanogan.data.datasets import shared_splits
+from napari_nanogan.io.images import read_image
 from napari_nanogan.io.infobar import detect_info_bar
+from napari_nanogan.io.masks import instance_labels, read_mask
 from napari_nanogan.measure import equivalent_diameters
 
 MIN_AREA_PX = 16
@@ -40,7 +41,7 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.synthesis_sizes")
     ap.add_argument("--model", default="default", help="generator")
     ap.add_argument("--segmenter", default="auto")
     ap.add_argument("--seeds", type=int, default=3)
@@ -48,9 +49,8 @@ def main():
     ap.add_argument("--figure", default=None)
     args = ap.parse_args()
 
-    from napari_nanogan.inference import segment
-    from napari_nanogan.models.pretrained import load_generator, load_segmenter
-    from napari_nanogan.synthesis import synthesize
+    from napari_nanogan.segmentation import load_segmenter, segment
+    from napari_nanogan.synthesis import load_generator, synthesize
 
     gen = load_generator(args.model, device="cpu")
     seg = load_segmenter(args.segmenter, device="cpu")
@@ -65,7 +65,7 @@ def main():
         pixels.append(pixel)
         masks.append(equivalent_diameters(labels, min_area=MIN_AREA_PX, whole_only=True) * pixel)
         for s in range(args.seeds):
-            result = segment(synthesize(labels, gen, seed=1000 * i + s), seg, info_bar=False)
+            result = segment(synthesize(labels, gen, seed=1000 * i + s), seg, info_bar=None)
             used.add(result.model)
             synthetic.append(equivalent_diameters(result.labels, min_area=MIN_AREA_PX, whole_only=True) * pixel)
     m, s = np.concatenate(masks), np.concatenate(synthetic)

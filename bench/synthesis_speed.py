@@ -1,17 +1,18 @@
 """Synthesis speed, stage by stage; prints one JSON object.
 
-    python bench/synthesis_speed.py [--model default] [--repeats 5] [--threads N]
+    python -m bench.synthesis_speed [--model default] [--repeats 5] [--threads N]
 
 A procedural 1024 x 768 mask (about 150 particles of 24 px, the package's own
 ``particle_labels``: no data needed) goes through ``synthesize`` ``--repeats`` times
 after one warm-up, with seeds 0, 1, ...:
 
-- ``seconds_1024x768``: median of the whole ``synthesize`` call (the issue's target: <= 1 s);
+- ``seconds_1024x768``: median of the whole ``synthesize`` call (target: <= 1 s);
 - ``stages``: medians of its parts, timed separately on the same inputs: ``maps`` (mask
   validation and the generator's input maps), ``network`` (noise, style and the Style
-  U-Net), ``postprocess`` (blur, calibration, SEM noise) and ``texture`` (the learned
-  substrate texture, when the generator has one), with ``texture_network`` (its
-  TextureNet alone) inside it;
+  U-Net), ``postprocess`` (the generator's finishing, ``apply_finishing``: blur,
+  calibration, SEM noise), ``texture`` (the learned substrate texture, when the
+  generator has one), with ``texture_network`` (its TextureNet alone) inside it, and
+  ``particle_texture`` (the learned particle texture, when it has one);
 - ``peak_rss_mb``: the process's resident high-water mark (Linux ``VmHWM``) at the end.
 """
 
@@ -48,7 +49,8 @@ def _median_seconds(fn, repeats: int) -> float:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.synthesis_speed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -57,9 +59,9 @@ def main(argv=None):
     import torch
 
     from napari_nanogan.data.procedural import particle_labels
-    from napari_nanogan.models.pretrained import load_generator
-    from napari_nanogan.models.texture import substrate_weight
-    from napari_nanogan.synthesis import mask_maps, synthesize
+    from napari_nanogan.synthesis import load_generator, mask_maps, synthesize
+    from napari_nanogan.synthesis.finishing import apply_finishing
+    from napari_nanogan.synthesis.texture import substrate_weight
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,14 +77,14 @@ def main(argv=None):
               "has_texture": gen.texture is not None, "has_particle_texture": gen.particle_texture is not None}
     result["seconds_1024x768"] = _median_seconds(lambda k: synthesize(mask, gen, seed=k), args.repeats)
     result["seconds_1024x768_no_postprocess"] = _median_seconds(
-        lambda k: synthesize(mask, gen, seed=k, postprocess=False), args.repeats)
+        lambda k: synthesize(mask, gen, seed=k, raw=True), args.repeats)
 
     maps = mask_maps(mask)
-    raw = synthesize(mask, gen, seed=0, postprocess=False)
-    post = gen.postprocess.apply(raw, 0)
+    raw = synthesize(mask, gen, seed=0, raw=True)
+    post = apply_finishing(raw, gen.finishing, 0)
     stages = {"maps": _median_seconds(lambda k: mask_maps(mask), args.repeats)}
     stages["network"] = result["seconds_1024x768_no_postprocess"] - stages["maps"]
-    stages["postprocess"] = _median_seconds(lambda k: gen.postprocess.apply(raw, k), args.repeats)
+    stages["postprocess"] = _median_seconds(lambda k: apply_finishing(raw, gen.finishing, k), args.repeats)
     if gen.texture is not None:
         labels = maps[0] > 0.5
         stages["texture"] = _median_seconds(lambda k: gen.texture.apply(post, labels, k), args.repeats)

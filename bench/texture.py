@@ -1,8 +1,8 @@
 """Texture diagnostics and the noise post-processings measured and not kept (bench only).
 
-``bench/synthesis_quality.py`` uses them for its ``spectral`` and ``snoise`` steps
+``bench.synthesis_quality`` uses them for its ``spectral`` and ``snoise`` steps
 (docs/benchmarks.md, "Synthesis"). Neither lowered FID below the product's white noise
-(``napari_nanogan.synthesis.add_sem_noise``), so they stay out of the package:
+(``napari_nanogan.synthesis.finishing.add_sem_noise``), so they stay out of the package:
 
 - ``spectral``: Gaussian noise with the power spectrum the synthetic images lack
   (:func:`missing_spectrum`, :func:`shaped_noise`): FID 157.2 vs 123.0.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_nanogan.synthesis import noise_level
+from napari_nanogan.synthesis.finishing import noise_level
 
 
 #: Grey-level bins (of the 3-px local mean) over which :func:`noise_profile` measures noise.
@@ -130,7 +130,7 @@ def shaped_noise(shape: tuple, psd: np.ndarray | tuple, seed: int) -> np.ndarray
 def missing_spectrum(real_images, synthetic_images) -> np.ndarray:
     """The power synthetic images lack at each spatial frequency (:func:`radial_psd`, real
     minus synthetic, floored at 0): the texture and detector noise the generator does not
-    make. A diagnostic (``bench/synthesis_quality.py --post spectral``); noise of this
+    make. A diagnostic (``python -m bench.synthesis_quality --post spectral``); noise of this
     spectrum did not make the images more realistic, so synthesis does not add it.
     """
     return np.maximum(radial_psd(real_images) - radial_psd(synthetic_images), 0.0)

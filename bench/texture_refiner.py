@@ -1,8 +1,8 @@
-"""A learned texture refiner after the generator, measured and not kept (session 13; prints JSON).
+"""A learned texture refiner after the generator, measured and not kept; prints JSON.
 
-    python bench/texture_refiner.py --mode real --sigma 1.5 --steps 4000 --out runs/refiner-s15
-    python bench/texture_refiner.py --mode real --sigma 3 --steps 3000 --out runs/refiner-s3
-    python bench/texture_refiner.py --mode simgan --sigma 2 --steps 3000 --out runs/refiner-sim
+    python -m bench.texture_refiner --mode real --sigma 1.5 --steps 4000 --out runs/refiner-sigma1.5
+    python -m bench.texture_refiner --mode real --sigma 3 --steps 3000 --out runs/refiner-sigma3
+    python -m bench.texture_refiner --mode simgan --sigma 2 --steps 3000 --out runs/refiner-simgan
 
 The shipped generator's images lack the BAM substrate's speckle and the particles'
 surface detail (docs/benchmarks.md, "Synthesis"). This tries to add them after the
@@ -15,7 +15,7 @@ conditional PatchGAN critic (batch 8 x 96 x 96), only on the BAM training split:
   px took from the real training images (critic on [blurred, image]; L1 between the
   re-blurred output and the input keeps the content). Synthetic images are then
   blurred by the same sigma, calibrated to the blurred training images
-  (``synthesis.calibration``) and refined.
+  (``synthesis.finishing.calibration``) and refined.
 - ``--mode simgan`` (Shrivastava et al. 2017): the refiner takes the generator's own
   calibrated images of the training masks (6 styles each) and learns to make them
   pass for the real training images (critic on [image, particle mask]; L1 between
@@ -45,9 +45,7 @@ from napari_nanogan.data.datasets import shared_splits
 from napari_nanogan.models.discriminator import PatchCritic, diff_augment
 from napari_nanogan.training.cyclegan import gaussian_blur, lsgan
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # bench/synthesis_quality.py, also when imported from tests
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthesis_quality import load_bam  # noqa: E402
+from bench.synthesis_quality import load_bam
 
 
 class Refiner(nn.Module):
@@ -133,7 +131,7 @@ def train(args, reals, masks, bank, bank_masks):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.texture_refiner")
     ap.add_argument("--mode", choices=["real", "simgan"], default="real")
     ap.add_argument("--sigma", type=float, default=1.5)
     ap.add_argument("--steps", type=int, default=3000)
@@ -151,18 +149,18 @@ def main():
 
     from napari_nanogan.data.targets import targets_from_labels
     from napari_nanogan.metrics.fid import fid_kid, load_inception, random_crops
-    from napari_nanogan.models.pretrained import load_generator
-    from napari_nanogan.synthesis import calibration, synthesize
+    from napari_nanogan.synthesis import load_generator, synthesize
+    from napari_nanogan.synthesis.finishing import calibration
 
     split = shared_splits(args.data_root)["bam"]
     held, train_set = load_bam(split["val"] + split["test"]), load_bam(split["train"])
     reals = [im for im, _ in train_set]
     masks = [targets_from_labels(lab)[0].astype(np.float32) for _, lab in train_set]
     gen = load_generator(args.model, device="cpu")
-    pp = gen.postprocess
+    pp = gen.finishing  # its grey-level calibration is applied below (blur and noise are not)
 
     def raw(lab, seed):
-        return synthesize(lab, gen, seed=seed, postprocess=False).astype(np.float32)
+        return synthesize(lab, gen, seed=seed, raw=True).astype(np.float32)
 
     bank = bank_masks = None
     if args.mode == "simgan":  # the generator's calibrated images of the training masks, 6 styles each

@@ -113,7 +113,7 @@ def main():
     shot = viewer.screenshot(canvas_only=False, flash=False)
     Image.fromarray(shot).save(OUT / "measure_widget.png")
     written += [OUT / "segment_widget.png", OUT / "measure_widget.png"]
-    from napari_nanogan.models.pretrained import available_models
+    from napari_nanogan.models.registry import available_models
 
     if "synthesize" in parts and (args.generator or "default" in available_models("generator")):
         written += synthesize_and_finetune(viewer, args.generator or "default", args.model)

@@ -38,7 +38,7 @@ SIZED_DIAMETER = 72.0
 
 def constant_size_model(diameter: float):
     """A size model that estimates ``diameter`` px whatever the image."""
-    from napari_nanogan.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel
+    from napari_nanogan.segmentation.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel
 
     n = len(SIZE_SCALES) * FEATURES_PER_SCALE
     return SizeModel(np.zeros(n), np.ones(n), np.zeros((1, n)), np.log([diameter]), 1, {})
@@ -58,7 +58,7 @@ def sized_tiny_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_segmenter(tiny_checkpoint):
-    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.segmentation import Segmenter
 
     return Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
 
@@ -74,7 +74,7 @@ def sem_like():
 
 
 def shipped_model_available() -> bool:
-    from napari_nanogan.models.pretrained import SHIPPED_SEGMENTERS, shipped_path
+    from napari_nanogan.models.registry import SHIPPED_SEGMENTERS, shipped_path
 
     return shipped_path(SHIPPED_SEGMENTERS["default"]).is_file()
 
@@ -84,17 +84,18 @@ requires_shipped = pytest.mark.skipif(not shipped_model_available(), reason="shi
 
 @pytest.fixture
 def network_input_shapes(monkeypatch) -> list:
-    """Shapes of the images ``inference.probability_steps`` runs the network on, in call order."""
-    import napari_nanogan.inference as inference
+    """Shapes of the images ``segmentation.tiles.probability_steps`` runs the network on, in call order."""
+    from napari_nanogan.segmentation import pipeline, polarity, sizing, tiles
 
     seen = []
-    original = inference.probability_steps
+    original = tiles.probability_steps
 
     def spy(image, *args, **kwargs):
         seen.append(image.shape)
         return (yield from original(image, *args, **kwargs))
 
-    monkeypatch.setattr(inference, "probability_steps", spy)
+    for module in (tiles, pipeline, polarity, sizing):
+        monkeypatch.setattr(module, "probability_steps", spy)
     return seen
 
 

@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 from conftest import shipped_model_available
 
-from napari_nanogan.inference import AutoSegmenter, polarity_pass, segment
-from napari_nanogan.models.pretrained import (
-    AUTO_SEGMENTERS,
-    DEFAULT_SEGMENTER,
-    ModelNotFoundError,
-    available_models,
-    load_segmenter,
-    resolve_model,
-)
+from napari_nanogan.segmentation import AutoSegmenter, segment
+from napari_nanogan.segmentation.polarity import polarity_pass
+from napari_nanogan.models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER, ModelNotFoundError, available_models, resolve_model
+from napari_nanogan.segmentation import load_segmenter
 
 pytestmark = pytest.mark.skipif(not shipped_model_available(), reason="shipped weights not installed")
 
@@ -52,8 +47,8 @@ def test_polarity_tells_sem_from_tem(auto, sem_crop):
 
 def test_sem_image_gets_the_sem_model_and_its_exact_labels(auto, sem_crop):
     image, _ = sem_crop
-    chosen = segment(image, auto, info_bar=False)
-    alone = segment(image, auto.bright, info_bar=False)
+    chosen = segment(image, auto, info_bar=None)
+    alone = segment(image, auto.bright, info_bar=None)
     assert chosen.model == "sem-tio2"
     assert np.array_equal(chosen.labels, alone.labels)
 
@@ -61,16 +56,16 @@ def test_sem_image_gets_the_sem_model_and_its_exact_labels(auto, sem_crop):
 def test_tem_like_image_gets_the_general_model(auto, sem_crop):
     image, _ = sem_crop
     inverted = 255 - image  # dark particles on a bright background, as in bright-field TEM
-    chosen = segment(inverted, auto, info_bar=False)
+    chosen = segment(inverted, auto, info_bar=None)
     assert chosen.model == "default"
-    assert np.array_equal(chosen.labels, segment(inverted, auto.general, info_bar=False).labels)
+    assert np.array_equal(chosen.labels, segment(inverted, auto.general, info_bar=None).labels)
 
 
 def test_auto_diameter_uses_the_general_models_size_model(auto, sem_crop):
     image, _ = sem_crop
     with pytest.raises(ValueError, match="no size model"):
-        segment(image, auto.bright, info_bar=False, diameter="auto")  # sem-tio2 alone has none
-    result = segment(image, auto, info_bar=False, diameter="auto")
+        segment(image, auto.bright, info_bar=None, diameter="auto")  # sem-tio2 alone has none
+    result = segment(image, auto, info_bar=None, diameter="auto")
     assert result.model == "sem-tio2" and 5 < result.diameter_px < 200
 
 
@@ -85,7 +80,7 @@ def test_specialist_that_disagrees_with_the_general_model_is_not_used(auto):
     import torch
 
     from napari_nanogan.data.procedural import sample_image
-    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.metrics.segmentation import summarize
     from napari_nanogan.models.attention_unet import AttentionUNet
 
@@ -110,8 +105,8 @@ def test_the_choice_is_made_at_the_scale_the_networks_see(auto, monkeypatch):
     # particles 4 times the model's size: segment(diameter=...) shrinks the image 4 times, and the
     # polarity pass that compares the networks looks at the shrunk image too (a half-size pass
     # at 2 times the model's size was where `default` and `sem-tio2` failed alike and "agreed")
-    from napari_nanogan import inference
     from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.segmentation import segmenter as segmenter_module
 
     image, labels = sample_image()
     assert (labels[256:384, 320:480] > 0).mean() > 0.1
@@ -121,9 +116,9 @@ def test_the_choice_is_made_at_the_scale_the_networks_see(auto, monkeypatch):
     assert first.polarity > 0.5
     assert polarity_pass(big, auto.general).foreground.shape == (256, 320)  # no diameter: half size, as before
     factors = []
-    real = inference.polarity_pass
-    monkeypatch.setattr(inference, "polarity_pass", lambda *a, **k: factors.append(a[3]) or real(*a, **k))
-    result = segment(big, auto, info_bar=False, diameter=96.0)
+    real = segmenter_module.polarity_pass
+    monkeypatch.setattr(segmenter_module, "polarity_pass", lambda *a, **k: factors.append(a[3]) or real(*a, **k))
+    result = segment(big, auto, info_bar=None, diameter=96.0)
     assert factors == [0.25] and result.labels.shape == big.shape
-    segment(big, auto, info_bar=False)
+    segment(big, auto, info_bar=None)
     assert factors == [0.25, 1.0]

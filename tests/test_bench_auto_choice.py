@@ -1,17 +1,14 @@
-"""bench/auto_choice.py reports the decision `auto` actually takes, by its own rule."""
+"""bench.auto_choice reports the decision `auto` actually takes, by its own rule."""
 
-import importlib.util
+from conftest import requires_shipped
 
-from conftest import REPO, requires_shipped
+from bench import auto_choice
 
 pytestmark = requires_shipped
 
 
 def test_auto_choice_follows_the_rule_on_the_sample(capsys):
-    spec = importlib.util.spec_from_file_location("auto_choice", REPO / "bench" / "auto_choice.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = bench.main([])
+    out = auto_choice.main([])
     assert capsys.readouterr().out.strip().startswith("{")
     nets = out["networks"]
     assert set(nets) == {"default", "sem-tio2"}

@@ -1,25 +1,16 @@
 """The data-efficiency study's pipeline end to end on real BAM images, at smoke size."""
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
-from conftest import DATA, REPO, requires_shared, requires_shipped
+from conftest import DATA, requires_shared, requires_shipped
+
+from bench import data_efficiency as bench
 
 pytestmark = [requires_shared, requires_shipped]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("data_efficiency", REPO / "bench" / "data_efficiency.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_smoke_study_runs_resumes_and_plots(tmp_path):
-    bench = _bench()
     args = ["--mode", "smoke", "--data-root", str(DATA), "--work", str(tmp_path / "work"),
             "--arms", "real,mixed,gan_segmenter", "--json", str(tmp_path / "r.json"), "--figure", str(tmp_path / "r.png")]
     out = bench.main(args)
@@ -43,7 +34,6 @@ def test_smoke_study_runs_resumes_and_plots(tmp_path):
 
 
 def test_designer_masks_follow_the_chosen_images():
-    bench = _bench()
     from napari_nanogan.data.datasets import load_samples, shared_splits
 
     real = load_samples(shared_splits(DATA)["bam"]["train"][:2], domain="bam")

@@ -1,13 +1,9 @@
-"""bench/edge_tone.py: grey levels by distance to the particles' outline (measured, not kept)."""
-
-import sys
+"""bench.edge_tone: grey levels by distance to the particles' outline (measured, not kept)."""
 
 import numpy as np
 import pytest
-from conftest import REPO
 
-sys.path.insert(0, str(REPO / "bench"))  # as when the bench runs as a script
-from edge_tone import EDGE_TONE_BINS, EdgeTone, edge_zones  # noqa: E402
+from bench.edge_tone import EDGE_TONE_BINS, EdgeTone, edge_zones
 
 SEAM = len(EDGE_TONE_BINS) - 1
 

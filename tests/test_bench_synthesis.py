@@ -1,27 +1,20 @@
-"""The post-processings bench/synthesis_quality.py measures FID/KID for."""
-
-import importlib.util
-import sys
+"""The post-processings bench.synthesis_quality measures FID/KID for, and the other synthesis benches."""
 
 import numpy as np
 import pytest
-from conftest import REPO
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("synthesis_quality", REPO / "bench" / "synthesis_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    from bench import synthesis_quality
+
+    return synthesis_quality
 
 
 @pytest.fixture(scope="module")
 def texture():
-    """bench/texture.py: the texture diagnostics and noise models measured and not kept."""
-    sys.path.insert(0, str(REPO / "bench"))  # as when the bench runs as a script
-    import texture
+    """bench.texture: the texture diagnostics and noise models measured and not kept."""
+    from bench import texture
 
     return texture
 
@@ -35,7 +28,7 @@ def smooth_image():
 
 
 def test_blur_sharpen_and_noise_move_the_noise_level_as_meant(bench, smooth_image):
-    from napari_nanogan.synthesis import add_sem_noise, noise_level
+    from napari_nanogan.synthesis.finishing import add_sem_noise, noise_level
 
     noisy = add_sem_noise(smooth_image.astype(np.uint8), 5.0, seed=3).astype(np.float32)
     train_values = np.linspace(0, 255, 1000)
@@ -55,11 +48,10 @@ def test_blur_sharpen_and_noise_move_the_noise_level_as_meant(bench, smooth_imag
 def test_synthesis_figure_from_procedural_masks(tmp_path, tiny_generator_checkpoint):
     from PIL import Image
 
-    spec = importlib.util.spec_from_file_location("synthesis_figure", REPO / "bench" / "synthesis_figure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from bench import synthesis_figure
+
     out = tmp_path / "fig.png"
-    module.main(["--procedural", "--out", str(out), "--model", str(tiny_generator_checkpoint), "--rows", "2",
+    synthesis_figure.main(["--procedural", "--out", str(out), "--model", str(tiny_generator_checkpoint), "--rows", "2",
                  "--styles", "2"])
     width, height = Image.open(out).size
     assert width > height > 100  # 2 rows of (mask + 2 styles)
@@ -85,7 +77,7 @@ def test_radial_psd_and_shaped_noise_agree(texture):
 def test_calibration_recovers_gain_offset_and_the_missing_texture(texture):
     from scipy import ndimage as ndi
 
-    from napari_nanogan.synthesis import calibration
+    from napari_nanogan.synthesis.finishing import calibration
 
     missing_spectrum, radial_psd = texture.missing_spectrum, texture.radial_psd
 
@@ -135,7 +127,7 @@ def test_signal_dependent_noise_follows_brightness(texture):
 
 def test_bench_fitted_steps_use_the_training_pairs_only(bench, texture, smooth_image):
     """calib, spectral and snoise are fitted on (real, synthetic) training pairs and applied to other images."""
-    from napari_nanogan.synthesis import noise_level
+    from napari_nanogan.synthesis.finishing import noise_level
 
     rng = np.random.default_rng(5)
     real = [np.clip(smooth_image + rng.normal(0, 4, smooth_image.shape), 0, 255) for _ in range(2)]
@@ -160,7 +152,7 @@ def test_the_naive_baseline_renders_the_polarity_of_its_data_set(bench):
 
 
 def test_tone_steps_move_background_and_particles_to_the_asked_levels(bench):
-    """The mask-aware tone mapping (session 13) sets the median background and particle grey levels."""
+    """The mask-aware tone mapping sets the median background and particle grey levels."""
     labels = np.zeros((64, 64), np.int32)
     labels[10:30, 10:30] = 1
     labels[40:60, 35:60] = 2
@@ -179,11 +171,10 @@ def test_tone_steps_move_background_and_particles_to_the_asked_levels(bench):
 
 
 def test_texture_refiner_starts_as_the_identity_and_learns_a_residual():
-    """bench/texture_refiner.py (measured, not kept): zero residual at first, seeded noise, a trainable residual."""
+    """bench.texture_refiner (measured, not kept): zero residual at first, seeded noise, a trainable residual."""
     import torch
 
-    sys.path.insert(0, str(REPO / "bench"))
-    import texture_refiner as tr
+    from bench import texture_refiner as tr
 
     torch.manual_seed(0)
     refiner = tr.Refiner(channels=8)
@@ -203,8 +194,7 @@ def test_texture_refiner_starts_as_the_identity_and_learns_a_residual():
 
 
 def test_synthesis_parts_composites_through_the_mask():
-    sys.path.insert(0, str(REPO / "bench"))
-    import synthesis_parts
+    from bench import synthesis_parts
 
     labels = np.zeros((8, 8), np.int32)
     labels[2:5, 2:5] = 3
@@ -218,8 +208,7 @@ def test_synthesis_parts_composites_through_the_mask():
 
 
 def test_synthesis_parts_band_swap_takes_one_band_from_the_real_particles():
-    sys.path.insert(0, str(REPO / "bench"))
-    import synthesis_parts
+    from bench import synthesis_parts
 
     labels = np.zeros((40, 40), np.int32)
     labels[10:30, 10:30] = 1
@@ -251,12 +240,11 @@ def test_synthesis_parts_band_swap_takes_one_band_from_the_real_particles():
 
 
 def test_critic_probe_auc_variants_and_an_easy_case():
-    """bench/critic_probe.py: AUC is P(real scores above fake), the variants differ as named, and a critic
+    """bench.critic_probe: AUC is P(real scores above fake), the variants differ as named, and a critic
     trained on a plain difference (textured vs flat substrate) finds it on held-out patches."""
     import torch
 
-    sys.path.insert(0, str(REPO / "bench"))
-    import critic_probe as cp
+    from bench import critic_probe as cp
 
     assert cp.roc_auc([2, 3], [0, 1]) == 1.0 and cp.roc_auc([0], [1]) == 0.0 and cp.roc_auc([1, 1], [1, 1]) == 0.5
     assert not any(hasattr(m, "weight_orig") for m in cp.make_critic("no_spectral_norm").modules())
@@ -275,9 +263,8 @@ def test_critic_probe_auc_variants_and_an_easy_case():
 
 
 def test_substrate_transplant_keeps_particles_and_the_substrate_level():
-    """bench/substrate_texture.py --transplant (a diagnostic): another image's residual over the substrate only."""
-    sys.path.insert(0, str(REPO / "bench"))
-    import substrate_texture as st
+    """bench.substrate_texture --transplant (a diagnostic): another image's residual over the substrate only."""
+    from bench import substrate_texture as st
 
     rng = np.random.default_rng(0)
     labels = np.zeros((64, 80), np.int32)
@@ -295,13 +282,12 @@ def test_substrate_transplant_keeps_particles_and_the_substrate_level():
 
 
 def test_synthesis_speed_bench_reports_every_stage(capsys):
-    """bench/synthesis_speed.py: JSON with the whole call and each stage (no timing is asserted)."""
+    """bench.synthesis_speed: JSON with the whole call and each stage (no timing is asserted)."""
     import json
 
-    spec = importlib.util.spec_from_file_location("synthesis_speed", REPO / "bench" / "synthesis_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--repeats", "1"])
+    from bench import synthesis_speed
+
+    synthesis_speed.main(["--repeats", "1"])
     result = json.loads(capsys.readouterr().out)
     assert result["has_texture"] and result["has_particle_texture"] and result["particles"] >= 100
     assert set(result["stages"]) == {"maps", "network", "postprocess", "texture", "texture_network", "particle_texture"}

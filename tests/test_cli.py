@@ -60,7 +60,7 @@ def test_segment_records_pixel_size(tmp_path, tiny_checkpoint, sem_like):
 
 
 def test_unknown_model_is_a_clear_error(tmp_path, sem_like):
-    from napari_nanogan.models.pretrained import ModelNotFoundError
+    from napari_nanogan.models.registry import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="no segmenter named 'nope'"):
         main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope"])
@@ -167,7 +167,7 @@ def _fake_emps(data_root, make_labels, dark=lambda i: False):
 
 def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoint, capsys):
     from napari_nanogan.data.procedural import particle_labels
-    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.segmentation import Segmenter
 
     _fake_emps(tmp_path / "data", lambda i: particle_labels((64, 64), n_particles=4 + i % 5,
                                                              mean_diameter=6 + 2 * (i % 4), seed=i))
@@ -188,7 +188,7 @@ def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoin
 
 def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
     from napari_nanogan.data.procedural import particle_labels, render_sem
-    from napari_nanogan.export import Pair, export_pairs
+    from napari_nanogan.io.pairs import Pair, export_pairs
     from napari_nanogan.models.checkpoint import load_checkpoint
 
     _fake_emps(tmp_path / "data", lambda i: particle_labels((64, 64), n_particles=5, mean_diameter=10, seed=i))
@@ -219,7 +219,7 @@ def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_ch
     from napari_nanogan.data.procedural import particle_labels
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.models.checkpoint import load_checkpoint
-    from napari_nanogan.training import segmenter as training
+    from napari_nanogan.training import tuning as training
 
     _fake_emps(tmp_path / "data", lambda i: particle_labels((96, 96), n_particles=3, mean_diameter=48, seed=i))
     seen = []
@@ -263,13 +263,13 @@ def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, t
     out = tmp_path / "calibrated.pt"
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--data-root", str(tmp_path / "data"),
                  "--out", str(out), "--calibrate", "--blur", "0"]) == 0
-    post = Generator.from_checkpoint(out, device="cpu").postprocess
+    post = Generator.from_checkpoint(out, device="cpu").finishing
     assert post.gain != 1.0 and np.isfinite(post.offset)
     # fitted on the training masks' synthetic images: mapped, they have the real images' mean and spread
     # (before clipping to 0-255, which this untrained generator's flat output needs a lot of)
     train = load_samples(shared_splits(tmp_path / "data")["bam"]["train"], domain="bam")
     gen = Generator.from_checkpoint(out, device="cpu")
-    plain = np.concatenate([synthesize(s.labels, gen, seed=10**5 + i, postprocess=False).ravel()
+    plain = np.concatenate([synthesize(s.labels, gen, seed=10**5 + i, raw=True).ravel()
                             for i, s in enumerate(train)]).astype(float)
     real = np.concatenate([s.image.ravel() for s in train]).astype(float)
     mapped = post.gain * plain + post.offset
@@ -315,7 +315,7 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
                  "--data-root", str(tmp_path / "data"), "--out", str(tuned), "--calibrate"]) == 0
     tuning = load_checkpoint(tuned, kind="generator")["provenance"]["postprocess_tuning"]
     assert tuning["images"] == len(expected) and "EMPS" in tuning["calibration"]
-    assert Generator.from_checkpoint(tuned, device="cpu").postprocess.gain != 1.0
+    assert Generator.from_checkpoint(tuned, device="cpu").finishing.gain != 1.0
     assert main(["train-gan", "--dataset", "emps-tem", "--data-root", str(tmp_path / "none"),
                  "--out", str(tmp_path / "run2")]) == 2
     assert "emps/" in capsys.readouterr().err
@@ -340,16 +340,16 @@ def test_train_gan_on_bright_field_tem_learns_from_the_dark_particle_images_at_t
 
 
 def test_train_gan_loss_weights_are_parsed_strictly():
-    from napari_nanogan.cli import _loss_weights
-    from napari_nanogan.training.cyclegan import GanLossWeights
+    from napari_nanogan.cli.train import loss_weights
+    from napari_nanogan.config import GanLossWeights
 
     base = GanLossWeights(adv_texture=1.0)
-    assert _loss_weights(None, base) == base
-    w = _loss_weights("cycle_image=0.5, supervised_image=0", base)
+    assert loss_weights(None, base) == base
+    w = loss_weights("cycle_image=0.5, supervised_image=0", base)
     assert (w.cycle_image, w.supervised_image, w.adv_texture, w.cycle_mask) == (0.5, 0.0, 1.0, base.cycle_mask)
     for bad in ("cycle_image", "nope=1", "cycle_image=x", "cycle_image=-1", "cycle_image=nan"):
         with pytest.raises(ValueError):
-            _loss_weights(bad, base)
+            loss_weights(bad, base)
 
 
 def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_checkpoint, capsys):
@@ -366,7 +366,7 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "skipping" in captured.err and json.loads(captured.out.strip().splitlines()[-1])["images"] == 3
-    post = Generator.from_checkpoint(out, device="cpu").postprocess
+    post = Generator.from_checkpoint(out, device="cpu").finishing
     assert post.noise_residual == pytest.approx(4 * 0.876, rel=0.1) and post.blur_sigma == 0.7
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -378,14 +378,14 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
 
 def test_training_progress_shows_no_nan_loss_when_stopped(capsys):
     """The stop record has no loss: the bar keeps the last step's (it showed 'loss=nan')."""
-    from napari_nanogan.cli import _drive_training
-    from napari_nanogan.training.progress import TrainProgress
+    from napari_nanogan.cli.common import drive_training
+    from napari_nanogan.training.loop import TrainProgress
 
     def loop(should_stop):
         yield TrainProgress(1, 3, losses={"total": 0.5}, seconds_per_step=1.0)
         yield TrainProgress(2, 3, seconds_per_step=1.0, checkpoint="last.pt", stopped=True)
 
-    assert _drive_training(loop, 3, "train", lambda rec: None) == 0
+    assert drive_training(loop, 3, "train", lambda rec: None) == 0
     err = capsys.readouterr().err
     assert "stopped at step 2; checkpoint last.pt" in err and "nan" not in err
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from napari_nanogan.data.designer import MaskDesign, design_mask, fit_design
+from napari_nanogan.config import MaskDesign
+from napari_nanogan.data.designer import design_mask, fit_design
 from napari_nanogan.measure import measure_particles
 
 

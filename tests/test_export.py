@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_nanogan.export import Pair, export_pairs
+from napari_nanogan.io.pairs import Pair, export_pairs
 from napari_nanogan.io.images import labels_pixel_size_nm
 
 

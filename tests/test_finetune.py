@@ -5,6 +5,7 @@ import tifffile
 from napari_nanogan.data.datasets import Sample
 from napari_nanogan.data.procedural import particle_labels, render_sem
 from napari_nanogan.models.checkpoint import load_checkpoint
+from napari_nanogan.config import Preset
 from napari_nanogan.training import finetune as ft
 
 
@@ -19,7 +20,7 @@ def _samples(n=1, shape=(128, 128)):
 
 @pytest.fixture
 def fast_preset(monkeypatch):
-    monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(60, 2, "test", patch_size=32, batch_size=2))
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(60, 2, "test", patch_size=32, batch_size=2))
 
 
 def _run(loop):
@@ -39,7 +40,8 @@ def test_split_rows_holds_out_the_bottom():
 
 
 def test_finetune_bundle_usable_for_segment_and_synthesize(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, fast_preset):
-    from napari_nanogan.models.pretrained import load_generator, load_segmenter
+    from napari_nanogan.synthesis import load_generator
+    from napari_nanogan.segmentation import load_segmenter
 
     records, result = _run(ft.finetune(_samples(2), out_path=tmp_path / "mine.pt", base_segmenter=str(tiny_checkpoint),
                                        base_generator=str(tiny_generator_checkpoint), device="cpu"))
@@ -97,9 +99,9 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
                                                                             fast_preset, monkeypatch):
     # 48-px particles: the user's images are segmented with a diameter, i.e. 2 times smaller, so
     # fine-tuning trains and scores them at that size; the bundle keeps the base's size model
-    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.measure import median_diameter
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     lab = particle_labels((256, 256), n_particles=12, mean_diameter=48, seed=3)
     im = render_sem(lab, seed=3)
@@ -123,7 +125,7 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
 
 def test_finetune_never_shrinks_a_held_out_part_below_what_segment_takes(tmp_path, tiny_checkpoint, fast_preset):
     # particles 200 px across in an image of 128 rows: 8 times smaller would leave 4 held-out rows
-    from napari_nanogan.inference import MIN_SIDE
+    from napari_nanogan.segmentation.tiles import MIN_SIDE
 
     lab = np.zeros((128, 400), np.int32)
     lab[10:120, 20:380] = 1

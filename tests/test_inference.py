@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from napari_nanogan.inference import SegmentationResult, probability_steps, segment
+from napari_nanogan.segmentation import SegmentationResult, segment
+from napari_nanogan.segmentation.tiles import probability_steps
 from napari_nanogan.io.infobar import InfoBar
 
 
@@ -21,7 +22,7 @@ def tiny_bn_segmenter():
     import torch
 
     from napari_nanogan.config import SegmenterConfig
-    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.models.attention_unet import AttentionUNet
 
     torch.manual_seed(0)
@@ -103,9 +104,9 @@ def test_constant_image_gives_a_result(tiny_segmenter):
 
 
 def test_progress_and_cancel(tiny_segmenter, rng, monkeypatch):
-    import napari_nanogan.inference as inference
+    from napari_nanogan.segmentation import tiles
 
-    monkeypatch.setattr(inference, "CALIBRATION_PIXELS", 1000)  # tiles, not one pass, for this small image
+    monkeypatch.setattr(tiles, "WHOLE_IMAGE_PIXELS", 1000)  # tiles, not one pass, for this small image
     image = rng.integers(0, 255, (200, 200), dtype=np.uint8)
     seen = []
     segment(image, tiny_segmenter, tile=64, overlap=8, progress=lambda d, t: seen.append((d, t)))
@@ -128,14 +129,14 @@ def test_shipped_model_is_tile_invariant():
         pytest.skip("shipped weights not installed")
     from napari_nanogan.data.procedural import sample_image
     from napari_nanogan.metrics.segmentation import summarize
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     seg = load_segmenter("default", device="cpu")
     image, _ = sample_image()
     image = np.tile(image[:712], (2, 2))  # 2.9 MP: above the one-pass size, so it is tiled
-    whole = segment(image, seg, tile=2048, info_bar=False)
-    default = segment(image, seg, info_bar=False)  # 512-px tiles, 128-px overlap
-    small = segment(image, seg, tile=256, info_bar=False)
+    whole = segment(image, seg, tile=2048, info_bar=None)
+    default = segment(image, seg, info_bar=None)  # 512-px tiles, 128-px overlap
+    small = segment(image, seg, tile=256, info_bar=None)
     assert summarize([(whole.labels, default.labels)])["f1"] > 0.99
     assert np.abs(whole.foreground.astype(int) - default.foreground).mean() < 0.1  # grey levels of 255
     assert summarize([(whole.labels, small.labels)])["f1"] > 0.98
@@ -146,12 +147,14 @@ def test_group_norm_uses_image_statistics_and_restores_the_network(monkeypatch):
     from scipy import ndimage as ndi
 
     from napari_nanogan.config import SegmenterConfig
-    from napari_nanogan.inference import Segmenter, image_statistics, probability_steps
+    from napari_nanogan.segmentation import Segmenter
+    from napari_nanogan.segmentation.statistics import image_statistics
+    from napari_nanogan.segmentation.tiles import probability_steps
     from napari_nanogan.models.attention_unet import AttentionUNet
 
-    import napari_nanogan.inference as inference
+    from napari_nanogan.segmentation import tiles
 
-    monkeypatch.setattr(inference, "CALIBRATION_PIXELS", 10_000)  # tile this small image
+    monkeypatch.setattr(tiles, "WHOLE_IMAGE_PIXELS", 10_000)  # tile this small image
     torch.manual_seed(0)
     net = AttentionUNet(SegmenterConfig(base_channels=8, depth=3, norm="group"))
     seg = Segmenter.from_network(net, device="cpu")
@@ -191,13 +194,14 @@ def test_small_images_run_in_one_pass_without_the_info_bar(tiny_segmenter, sem_l
     a = segment(image, tiny_segmenter, tile=64, info_bar=bar)
     b = segment(image, tiny_segmenter, tile=512, info_bar=bar)
     assert np.array_equal(a.foreground, b.foreground) and np.array_equal(a.labels, b.labels)
-    specimen_only = segment(image[:176], tiny_segmenter, info_bar=False)
+    specimen_only = segment(image[:176], tiny_segmenter, info_bar=None)
     assert np.array_equal(a.foreground[:176], specimen_only.foreground)
     assert a.foreground[176:].max() == 0
 
 
 def test_resize_factor_only_shrinks_and_rejects_nonsense():
-    from napari_nanogan.inference import MIN_RESIZE, resize_factor
+    from napari_nanogan.config import MIN_RESIZE
+    from napari_nanogan.segmentation.scale import resize_factor
 
     assert resize_factor(None) == 1.0
     assert resize_factor(24.0, 24.0) == 1.0
@@ -213,7 +217,7 @@ def test_resize_factor_only_shrinks_and_rejects_nonsense():
 
 def test_scale_postprocess_scales_distances_and_areas():
     from napari_nanogan.config import PostprocessConfig
-    from napari_nanogan.inference import scale_postprocess
+    from napari_nanogan.segmentation.scale import scale_postprocess
 
     cfg = PostprocessConfig(min_distance=6, smooth_sigma=2.0, min_area=16, min_seed_area=4)
     big = scale_postprocess(cfg, 3.0)
@@ -224,11 +228,11 @@ def test_scale_postprocess_scales_distances_and_areas():
 def test_diameter_runs_the_network_on_a_smaller_image(tiny_segmenter, sem_like, network_input_shapes):
     image, _ = sem_like
     seen = network_input_shapes
-    res = segment(image, tiny_segmenter, info_bar=False, diameter=2 * tiny_segmenter.diameter_px)
+    res = segment(image, tiny_segmenter, info_bar=None, diameter=2 * tiny_segmenter.diameter_px)
     assert seen[0] == (round(image.shape[0] / 2), round(image.shape[1] / 2))
     assert res.labels.shape == res.foreground.shape == image.shape
     with pytest.raises(ValueError, match="too small"):
-        segment(image[:40, :40], tiny_segmenter, info_bar=False, diameter=8 * tiny_segmenter.diameter_px)
+        segment(image[:40, :40], tiny_segmenter, info_bar=None, diameter=8 * tiny_segmenter.diameter_px)
 
 
 def test_diameter_stops_large_particles_being_split():
@@ -240,14 +244,14 @@ def test_diameter_stops_large_particles_being_split():
         pytest.skip("shipped weights not installed")
     from napari_nanogan.data.procedural import sample_image
     from napari_nanogan.metrics.segmentation import summarize
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     seg = load_segmenter("default", device="cpu")
     image, labels = sample_image()
     big = np.kron(image[:192, :256], np.ones((4, 4), image.dtype))
     truth = np.kron(labels[:192, :256], np.ones((4, 4), labels.dtype))
-    native = summarize([(truth, segment(big, seg, info_bar=False).labels)])
-    sized = summarize([(truth, segment(big, seg, info_bar=False, diameter=4 * seg.diameter_px).labels)])
+    native = summarize([(truth, segment(big, seg, info_bar=None).labels)])
+    sized = summarize([(truth, segment(big, seg, info_bar=None, diameter=4 * seg.diameter_px).labels)])
     # splitting shows as low precision (one particle, many predicted pieces)
     assert sized["precision"] > 0.9 and sized["precision"] > native["precision"] + 0.3, (native, sized)
     assert sized["f1"] > native["f1"] and sized["iou"] > 0.85, (native, sized)

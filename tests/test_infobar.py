@@ -64,7 +64,8 @@ def test_bam_info_bar_rows():
 @requires_shared
 def test_emps_no_false_bars():
     """EMPS figure crops: a detected bar must never cover annotated particles (all 366 images)."""
-    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.io.masks import read_mask
 
     root = DATA / "emps"
     stems = (root / "ids.txt").read_text().split()

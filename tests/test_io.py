@@ -3,15 +3,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_nanogan.io.images import (
-    ImageReadError,
-    as_grey,
-    labels_pixel_size_nm,
-    list_images,
-    read_image,
-    read_mask,
-    write_labels,
-)
+from napari_nanogan.io.images import ImageReadError, as_grey, labels_pixel_size_nm, list_images, read_image, write_labels
+from napari_nanogan.io.masks import read_mask
 
 
 def test_as_grey_kinds():

@@ -120,8 +120,9 @@ def test_measure_cli_without_pixel_size_uses_pixels(tmp_path, capsys):
 @requires_shared
 def test_bam_ground_truth_d50():
     """Median ECD of the BAM annotations: about 175 nm (data README)."""
-    from napari_nanogan.data.datasets import instance_labels
-    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.io.masks import instance_labels
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.io.masks import read_mask
     from napari_nanogan.measure import Measurements
 
     tables = []

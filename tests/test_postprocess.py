@@ -4,7 +4,7 @@ from napari_nanogan.config import PostprocessConfig
 import pytest
 
 from napari_nanogan.data.targets import capped_distance, contact_zone, interior_from_labels, targets_from_labels
-from napari_nanogan.postprocess import instances_from_probabilities
+from napari_nanogan.segmentation.postprocess import instances_from_probabilities
 
 
 def _two_touching_discs():
@@ -157,7 +157,7 @@ def _blob(shape, centre, sigma):
 
 
 def test_merge_depth_rejoins_a_particle_split_by_a_shallow_dip_but_not_touching_particles():
-    from napari_nanogan.postprocess import merge_shallow_regions
+    from napari_nanogan.segmentation.postprocess import merge_shallow_regions
 
     # one elongated particle whose interior map has two maxima with a shallow dip between them
     yy, xx = np.mgrid[0:40, 0:80]
@@ -184,7 +184,7 @@ def test_merge_depth_rejoins_a_particle_split_by_a_shallow_dip_but_not_touching_
 
 
 def test_merge_depth_follows_passes_from_the_highest_down():
-    from napari_nanogan.postprocess import merge_shallow_regions
+    from napari_nanogan.segmentation.postprocess import merge_shallow_regions
 
     # a chain 1 - 2 - 3: 2 is a shallow shoulder of 1 (dynamic 0.1); 3 sits behind a deep pass
     regions = np.array([[1, 1, 2, 2, 3, 3]])
@@ -198,7 +198,7 @@ def test_merge_depth_follows_passes_from_the_highest_down():
 
 
 def test_small_particles_are_dropped_and_the_rest_renumbered_band_by_band(monkeypatch):
-    import napari_nanogan.postprocess as post
+    import napari_nanogan.segmentation.postprocess as post
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 40, size=(37, 23)).astype(np.uint32)  # label k covers about 21 pixels
@@ -210,7 +210,7 @@ def test_small_particles_are_dropped_and_the_rest_renumbered_band_by_band(monkey
     for new, k in enumerate(kept, start=1):
         expected[labels == k] = new
     monkeypatch.setattr(post, "_CHUNK_PIXELS", 50)  # two rows per band
-    out = post._drop_small_and_renumber(labels.copy(), 16)
+    out = post.drop_small_and_renumber(labels.copy(), 16)
     np.testing.assert_array_equal(out, expected)
     assert out.max() == len(kept) and 50 not in out
     # the whole post-processing gives the same labels in bands as in one pass

@@ -18,7 +18,7 @@ IOU_EMPS = 0.50
 
 @pytest.fixture(scope="module")
 def segmenter():
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     return load_segmenter("default", device="cpu")
 
@@ -31,9 +31,10 @@ def splits():
 
 
 def test_bam_test_images_quality_and_sizes(segmenter, splits):
-    from napari_nanogan.data.datasets import instance_labels
-    from napari_nanogan.inference import segment
-    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.io.masks import instance_labels
+    from napari_nanogan.segmentation import segment
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.io.masks import read_mask
     from napari_nanogan.measure import measure_particles
     from napari_nanogan.metrics.segmentation import summarize
 
@@ -56,7 +57,8 @@ def test_bam_test_images_quality_and_sizes(segmenter, splits):
 
 @pytest.fixture(scope="module")
 def emps_test_images(splits):
-    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.io.masks import read_mask
 
     return [(read_image(image_path)[0], read_mask(mask_path).astype(np.int64))
             for _, image_path, mask_path in splits["emps"]["test"]]
@@ -64,7 +66,7 @@ def emps_test_images(splits):
 
 @pytest.fixture(scope="module")
 def emps_own_scale(segmenter, emps_test_images):
-    from napari_nanogan.inference import segment
+    from napari_nanogan.segmentation import segment
 
     return [(truth, segment(image, segmenter).labels) for image, truth in emps_test_images]
 
@@ -80,7 +82,7 @@ def test_emps_test_images_quality(emps_own_scale):
 
 def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_test_images, emps_own_scale):
     """The shipped size model: F1 0.131 at the images' own scale, 0.282 with diameter="auto" (benchmarks.md)."""
-    from napari_nanogan.inference import segment
+    from napari_nanogan.segmentation import segment
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.metrics.segmentation import summarize
 
@@ -98,12 +100,13 @@ def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_te
 
 def test_sem_tio2_on_the_whole_bam_test_split(splits):
     """The BAM-only model: F1 0.883, IoU 0.934, D50 +0.6 % on these 6 images (docs/benchmarks.md, session 11)."""
-    from napari_nanogan.data.datasets import instance_labels
-    from napari_nanogan.inference import segment
-    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.io.masks import instance_labels
+    from napari_nanogan.segmentation import segment
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.io.masks import read_mask
     from napari_nanogan.measure import equivalent_diameters
     from napari_nanogan.metrics.segmentation import summarize
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     seg = load_segmenter("sem-tio2", device="cpu")
     pairs = []
@@ -123,11 +126,12 @@ def test_the_default_model_meets_the_bam_targets_on_the_validation_images(splits
     Through the product's default path (`auto`, diameter estimated, as `nanogan segment`
     runs): 0.927 / 0.864 measured in session 11 (0.845 before the region merging).
     """
-    from napari_nanogan.data.datasets import instance_labels
-    from napari_nanogan.inference import segment
-    from napari_nanogan.io.images import read_image, read_mask
+    from napari_nanogan.io.masks import instance_labels
+    from napari_nanogan.segmentation import segment
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.io.masks import read_mask
     from napari_nanogan.metrics.segmentation import summarize
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     auto = load_segmenter("auto", device="cpu")
     pairs = []
@@ -142,9 +146,9 @@ def test_the_default_model_meets_the_bam_targets_on_the_validation_images(splits
 
 def test_auto_gives_bam_images_the_sem_model_and_tem_images_the_general_one(splits):
     """`auto`, the default: on BAM SEM it is sem-tio2 (labels identical); a dark-particle TEM image keeps default."""
-    from napari_nanogan.inference import segment
+    from napari_nanogan.segmentation import segment
     from napari_nanogan.io.images import read_image
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     auto = load_segmenter("auto", device="cpu")
     for _, image_path, _ in splits["bam"]["test"][:2]:
@@ -152,5 +156,6 @@ def test_auto_gives_bam_images_the_sem_model_and_tem_images_the_general_one(spli
         result = segment(image, auto)
         assert result.model == "sem-tio2"
         assert np.array_equal(result.labels, segment(image, auto.bright).labels)
-    tem = {stem: path for stem, path, _ in splits["emps"]["val"]}["4b07dbd803"]  # dark particles on a bright ground
+    every = [t for part in splits["emps"].values() for t in part]
+    tem = {stem: path for stem, path, _ in every}["4b07dbd803"]  # dark particles on a bright ground
     assert segment(read_image(tem)[0], auto).model == "default"

@@ -1,8 +1,9 @@
 import pytest
 
-from napari_nanogan.models import pretrained
+from napari_nanogan.models import registry as pretrained
 from napari_nanogan.models.checkpoint import CheckpointError
-from napari_nanogan.models.pretrained import ModelNotFoundError, RemoteModel, load_segmenter, resolve_model
+from napari_nanogan.models.registry import ModelNotFoundError, RemoteModel, resolve_model
+from napari_nanogan.segmentation import load_segmenter
 
 
 def test_path_resolves(tiny_checkpoint):
@@ -59,7 +60,7 @@ def test_remote_model_from_cache_with_matching_hash(monkeypatch, tmp_path, tiny_
 
 def test_every_shipped_model_loads_offline_with_its_provenance():
     from napari_nanogan.models.checkpoint import load_checkpoint
-    from napari_nanogan.models.pretrained import SHIPPED_GENERATORS, SHIPPED_SEGMENTERS, shipped_path
+    from napari_nanogan.models.registry import SHIPPED_GENERATORS, SHIPPED_SEGMENTERS, shipped_path
 
     for kind, table in (("segmenter", SHIPPED_SEGMENTERS), ("generator", SHIPPED_GENERATORS)):
         for name, filename in table.items():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import constant_size_model
 
-from napari_nanogan.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel, size_features
+from napari_nanogan.segmentation.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel, size_features
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.training.sizing import fit_size_model, size_errors
 
@@ -67,7 +67,7 @@ def test_median_diameter_and_errors():
 def test_size_model_round_trips_through_a_checkpoint(tmp_path, tiny_checkpoint):
     import torch
 
-    from napari_nanogan.inference import Segmenter
+    from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
 
     n = len(SIZE_SCALES) * FEATURES_PER_SCALE
@@ -96,7 +96,7 @@ def test_size_model_round_trips_through_a_checkpoint(tmp_path, tiny_checkpoint):
 
 
 def test_auto_diameter_needs_a_size_model(tiny_segmenter, sem_like):
-    from napari_nanogan.inference import segment
+    from napari_nanogan.segmentation import segment
 
     assert tiny_segmenter.size_model is None
     with pytest.raises(ValueError, match="no size model"):
@@ -108,7 +108,8 @@ def test_auto_diameter_needs_a_size_model(tiny_segmenter, sem_like):
 @pytest.mark.parametrize("estimate, shrinks", [(20.0, False), (30.0, False), (96.0, True)])
 def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, sem_like, network_input_shapes,
                                                                 estimate, shrinks):
-    from napari_nanogan.inference import AUTO_MIN_RATIO, segment
+    from napari_nanogan.config import AUTO_MIN_RATIO
+    from napari_nanogan.segmentation import segment
 
     image, _ = sem_like
     sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
@@ -126,7 +127,7 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
 
 
 def test_size_features_look_at_bounded_windows_of_large_images(tiny_segmenter, network_input_shapes):
-    from napari_nanogan.sizing import SIZE_WINDOWS
+    from napari_nanogan.segmentation.sizing import SIZE_WINDOWS
 
     image = np.random.default_rng(2).integers(0, 255, (2500, 3100), dtype=np.uint8)
     features = size_features(image, tiny_segmenter)
@@ -140,11 +141,11 @@ def test_size_features_look_at_bounded_windows_of_large_images(tiny_segmenter, n
 @pytest.mark.parametrize("shape", [(8, 8), (20, 300), (31, 400)])
 def test_auto_diameter_on_images_too_small_to_estimate_segments_them_as_they_are(tiny_segmenter, shape):
     """The CLI estimates by default: an image under 32 px a side must still be segmented."""
-    from napari_nanogan.inference import segment
+    from napari_nanogan.segmentation import segment
 
     sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(96.0))
     image = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
     with pytest.raises(ValueError, match="too small to estimate"):
         size_features(image, sized)
-    result = segment(image, sized, diameter="auto", info_bar=False)
+    result = segment(image, sized, diameter="auto", info_bar=None)
     assert result.labels.shape == shape and result.diameter_px is None

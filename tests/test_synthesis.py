@@ -10,7 +10,8 @@ from napari_nanogan.models.checkpoint import load_checkpoint
 from napari_nanogan.models.discriminator import PatchCritic, diff_augment
 from napari_nanogan.models.style_unet import StyleEncoder, StyleUNet, resize_noise
 from napari_nanogan.synthesis import Generator, mask_maps, synthesize
-from napari_nanogan.training.cyclegan import GanTrainConfig, train_cyclegan
+from napari_nanogan.config import GanTrainConfig
+from napari_nanogan.training.cyclegan import train_cyclegan
 
 SMALL_G = GeneratorConfig(base_channels=8, depth=3, style_dim=16, mapping_layers=2)
 SMALL_S = SegmenterConfig(base_channels=4, depth=3)
@@ -170,7 +171,7 @@ def test_gan_validates_the_segmenter_and_keeps_its_best(tmp_path):
     state = load_checkpoint(tmp_path / "last.pt")["training"]
     assert [h["step"] for h in state["history"]] == [2, 4] and state["best_score"] == max(scores)
     # the segmenter loads as a product model
-    from napari_nanogan.models.pretrained import load_segmenter
+    from napari_nanogan.segmentation import load_segmenter
 
     assert load_segmenter(tmp_path / "segmenter_best.pt").config == SMALL_S
 
@@ -184,8 +185,8 @@ def test_gan_segmenter_batch_is_augmented_unlike_the_critics(tmp_path, monkeypat
     monkeypatch.setattr(cg, "sample_batch",
                         lambda *a, **k: seen.append((a[4], k.get("with_contact", False), a[2])) or real(*a, **k))
     _gan(tmp_path / "a", 1, contact_weight=2.0, segmenter_patch_size=48)
-    assert [c for c, _, _ in seen[:3]] == [cg.GAN_AUGMENT] * 3 and [n for _, _, n in seen[:3]] == [32] * 3
-    assert seen[3][0] != cg.GAN_AUGMENT and seen[3][1] is True and seen[3][2] == 48
+    assert [c for c, _, _ in seen[:3]] == [cg.GEOMETRY_ONLY] * 3 and [n for _, _, n in seen[:3]] == [32] * 3
+    assert seen[3][0] != cg.GEOMETRY_ONLY and seen[3][1] is True and seen[3][2] == 48
     seen.clear()
     _gan(tmp_path / "b", 1, segmenter_augment=False)
     assert len(seen) == 3
@@ -235,7 +236,7 @@ def _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, weights, loss:
     _gan(tmp_path / "old", 2, stop_after=1)
     state = load_checkpoint(tmp_path / "old" / "last.pt")
     state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith(prefix)}
-    del state["training"][opt_key]
+    del state["training"]["optimizers"][opt_key]
     save_checkpoint(tmp_path / "old" / "last.pt", state)
     assert [r.step for r in _gan(tmp_path / "old", 2, weights=weights)] == [2]
     return state
@@ -243,10 +244,10 @@ def _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, weights, loss:
 
 def test_texture_critic_trains_and_old_runs_resume_without_it(tmp_path):
     from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.training.cyclegan import GanLossWeights
+    from napari_nanogan.config import GanLossWeights
 
     state = _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, GanLossWeights(adv_texture=1.0), "texture",
-                                                                "texture_critic.", "opt_t")
+                                                                "texture_critic.", "critic_texture")
     # anything else missing is still an error
     del state["state_dict"]["mask_critic.net.0.bias"]
     save_checkpoint(tmp_path / "old" / "last.pt", state)
@@ -273,7 +274,8 @@ def test_substrate_only_blacks_out_the_dilated_particles():
 
 def test_substrate_critic_and_critic_width(tmp_path):
     from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+    from napari_nanogan.training.cyclegan import CycleGAN
+    from napari_nanogan.config import GanLossWeights
 
     torch.manual_seed(0)
     before = CycleGAN(SMALL_G, SMALL_S, critic_channels=16).state_dict()
@@ -289,7 +291,7 @@ def test_substrate_critic_and_critic_width(tmp_path):
     _gan(tmp_path / "old", 2, stop_after=1)
     state = load_checkpoint(tmp_path / "old" / "last.pt")
     state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("substrate_critic.")}
-    del state["training"]["opt_b"]
+    del state["training"]["optimizers"]["critic_substrate"]
     save_checkpoint(tmp_path / "old" / "last.pt", state)
     assert [r.step for r in _gan(tmp_path / "old", 2, weights=GanLossWeights(adv_substrate=1.0))] == [2]
 
@@ -313,14 +315,15 @@ def test_particles_into_replaces_only_the_dilated_particles():
 
 
 def test_particle_critic_learns_and_old_runs_resume_with_it(tmp_path):
-    from napari_nanogan.training.cyclegan import GanLossWeights
+    from napari_nanogan.config import GanLossWeights
 
     _optional_critic_learns_and_old_runs_resume_with_it(tmp_path, GanLossWeights(adv_particles=1.0), "particles",
-                                                        "particle_critic.", "opt_p")
+                                                        "particle_critic.", "critic_particle")
 
 
 def test_critic_warmup_trains_only_the_critics(tmp_path):
-    from napari_nanogan.training.cyclegan import CycleGAN, GanLossWeights
+    from napari_nanogan.training.cyclegan import CycleGAN
+    from napari_nanogan.config import GanLossWeights
 
     torch.manual_seed(0)
     before = CycleGAN(SMALL_G, SMALL_S).state_dict()
@@ -416,7 +419,7 @@ def test_resuming_a_pre_warmup_checkpoint_restarts_the_average(tmp_path):
 def test_sem_noise_reaches_the_target_level_and_is_seeded():
     from scipy import ndimage as ndi
 
-    from napari_nanogan.synthesis import _RESIDUAL_GAIN, add_sem_noise, noise_level
+    from napari_nanogan.synthesis.finishing import _RESIDUAL_GAIN, add_sem_noise, noise_level
 
     assert noise_level(np.random.default_rng(0).normal(0, 1, (512, 512))) == pytest.approx(_RESIDUAL_GAIN, rel=0.02)
     smooth = np.clip(100 + 240 * ndi.gaussian_filter(np.random.default_rng(1).normal(size=(256, 256)), 6), 0, 255)
@@ -429,9 +432,10 @@ def test_sem_noise_reaches_the_target_level_and_is_seeded():
     assert add_sem_noise(noisy, 2.0, seed=4) is noisy  # already noisier than the target
 
 
-def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generator_checkpoint):
+def test_generator_finishing_adds_noise_and_round_trips(tmp_path, tiny_generator_checkpoint):
     from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-    from napari_nanogan.synthesis import Generator, noise_level, synthesize
+    from napari_nanogan.synthesis import Generator, synthesize
+    from napari_nanogan.synthesis.finishing import noise_level
 
     data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
     data.pop("format_version")
@@ -439,10 +443,10 @@ def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generat
     save_checkpoint(tmp_path / "blurred.pt", {**data, "postprocess": {"blur_sigma": 1.0}})
     plain = Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu")
     noisy = Generator.from_checkpoint(tmp_path / "noisy.pt", device="cpu")
-    assert plain.postprocess.noise_residual == 0 and noisy.postprocess.noise_residual == 30.0
+    assert plain.finishing.noise_residual == 0 and noisy.finishing.noise_residual == 30.0
     mask = np.zeros((96, 128), np.uint8)
     mask[30:60, 40:80] = 1
-    raw = synthesize(mask, noisy, seed=5, postprocess=False)
+    raw = synthesize(mask, noisy, seed=5, raw=True)
     np.testing.assert_array_equal(raw, synthesize(mask, plain, seed=5))
     out = synthesize(mask, noisy, seed=5)
     assert noise_level(raw) < 15 and noise_level(out) == pytest.approx(30.0, rel=0.15)
@@ -451,21 +455,22 @@ def test_generator_postprocess_adds_noise_and_round_trips(tmp_path, tiny_generat
     assert blurred.dtype == np.uint8 and noise_level(blurred) < 0.6 * noise_level(raw)
 
 
-def test_generator_postprocess_calibrates_grey_levels(tmp_path, tiny_generator_checkpoint):
+def test_generator_finishing_calibrates_grey_levels(tmp_path, tiny_generator_checkpoint):
     from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-    from napari_nanogan.synthesis import Generator, SynthesisPostprocess, synthesize
+    from napari_nanogan.synthesis import Generator, synthesize
+    from napari_nanogan.config import Finishing
 
-    post = SynthesisPostprocess(gain=0.5, offset=40.0)
-    assert SynthesisPostprocess.from_dict(post.to_dict()) == post
-    assert SynthesisPostprocess.from_dict({"noise_residual": 2.0}) == SynthesisPostprocess(noise_residual=2.0)  # older files
+    post = Finishing(gain=0.5, offset=40.0)
+    assert Finishing.from_dict(post.to_dict()) == post
+    assert Finishing.from_dict({"noise_residual": 2.0}) == Finishing(noise_residual=2.0)  # older files
     data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
     data.pop("format_version")
     save_checkpoint(tmp_path / "post.pt", {**data, "postprocess": post.to_dict()})
     gen = Generator.from_checkpoint(tmp_path / "post.pt", device="cpu")
-    assert gen.postprocess == post
+    assert gen.finishing == post
     mask = np.zeros((128, 128), np.uint8)
     mask[30:60, 40:80] = 1
-    raw = synthesize(mask, gen, seed=5, postprocess=False).astype(np.float32)
+    raw = synthesize(mask, gen, seed=5, raw=True).astype(np.float32)
     out = synthesize(mask, gen, seed=5)
     np.testing.assert_array_equal(out, synthesize(mask, gen, seed=5))
     assert np.abs(out - np.clip(np.round(0.5 * raw + 40), 0, 255)).max() <= 1
@@ -476,9 +481,11 @@ def test_shipped_generators_render_their_modality_and_segment_back():
 
     Both are varied across seeds and faithful: the shipped segmenters find the mask again.
     """
-    from napari_nanogan.inference import segment
+    from napari_nanogan.segmentation import segment
     from napari_nanogan.metrics.segmentation import foreground_scores
-    from napari_nanogan.models.pretrained import SHIPPED_GENERATORS, load_generator, load_segmenter
+    from napari_nanogan.models.registry import SHIPPED_GENERATORS
+    from napari_nanogan.synthesis import load_generator
+    from napari_nanogan.segmentation import load_segmenter
 
     assert set(SHIPPED_GENERATORS) == {"default", "tem"}
     labels = particle_labels((192, 256), n_particles=30, mean_diameter=24, seed=3)
@@ -491,4 +498,4 @@ def test_shipped_generators_render_their_modality_and_segment_back():
             inside, outside = float(np.median(im[labels > 0])), float(np.median(im[labels == 0]))
             assert (outside - inside if dark else inside - outside) > 30, (name, inside, outside)
         assert np.std(np.stack(images).astype(float), axis=0).mean() > 2.0, name  # the styles differ
-        assert foreground_scores(labels, segment(images[0], segmenter, info_bar=False).labels)[0] > 0.85, name
+        assert foreground_scores(labels, segment(images[0], segmenter, info_bar=None).labels)[0] > 0.85, name

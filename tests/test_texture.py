@@ -6,9 +6,11 @@ import tifffile
 import torch
 
 from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
-from napari_nanogan.models.texture import (SubstrateTexture, TextureConfig, TextureNet, band_pass, lowpass_w,
-                                           substrate_weight)
-from napari_nanogan.training.texture import TextureTrainConfig, train_texture
+from napari_nanogan.synthesis.texture import LearnedTexture, substrate_weight
+from napari_nanogan.config import TextureConfig
+from napari_nanogan.models.texture import TextureNet, band_pass, lowpass_w
+from napari_nanogan.config import TextureTrainConfig
+from napari_nanogan.training.texture import train_texture
 
 SMALL = TextureConfig(z_channels=4, widths=(8, 8, 8, 8), sigma=3.0)
 
@@ -64,7 +66,7 @@ def test_band_pass_ignores_particles_and_removes_the_level():
 
 def test_apply_changes_only_the_substrate_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    texture = SubstrateTexture(TextureNet(SMALL))
+    texture = LearnedTexture(TextureNet(SMALL))
     with torch.no_grad():  # a visible texture from the untrained network
         texture.network.out.weight.mul_(50)
     image, labels = discs()
@@ -83,7 +85,7 @@ def test_apply_changes_only_the_substrate_and_round_trips(tmp_path):
         texture.apply(image, labels[:-1], seed=3)
     save_checkpoint(tmp_path / "t.pt", {"kind": "substrate-texture", **texture.to_dict()})
     data = torch.load(tmp_path / "t.pt", weights_only=True)
-    np.testing.assert_array_equal(SubstrateTexture.from_dict(data).apply(image, labels, 3), out)
+    np.testing.assert_array_equal(LearnedTexture.from_dict(data).apply(image, labels, 3), out)
 
 
 def _train(out, steps, stop_after=None, **kw):
@@ -109,7 +111,7 @@ def test_training_smoke_stop_and_exact_resume(tmp_path):
     b = load_checkpoint(tmp_path / "b" / "texture.pt", kind="substrate-texture")
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert a["gain"] == b["gain"] > 0
-    SubstrateTexture.from_dict(a)  # what tune-generator --texture embeds
+    LearnedTexture.from_dict(a)  # what tune-generator --texture embeds
 
 
 def test_training_refuses_bad_input(tmp_path):
@@ -134,7 +136,7 @@ def test_generator_with_texture_keeps_particles(tmp_path, tiny_generator_checkpo
     from napari_nanogan.synthesis import Generator, synthesize
 
     torch.manual_seed(1)
-    texture = SubstrateTexture(TextureNet(SMALL))
+    texture = LearnedTexture(TextureNet(SMALL))
     with torch.no_grad():
         texture.network.out.weight.mul_(50)
     data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
@@ -148,8 +150,8 @@ def test_generator_with_texture_keeps_particles(tmp_path, tiny_generator_checkpo
     near = substrate_weight(labels, SMALL.margin) == 0
     np.testing.assert_array_equal(a[near], b[near])
     assert not np.array_equal(a, b)
-    np.testing.assert_array_equal(synthesize(labels, textured, seed=2, postprocess=False),
-                                  synthesize(labels, plain, seed=2, postprocess=False))
+    np.testing.assert_array_equal(synthesize(labels, textured, seed=2, raw=True),
+                                  synthesize(labels, plain, seed=2, raw=True))
 
 
 def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
@@ -197,35 +199,36 @@ def test_cli_train_texture_then_embed(tmp_path, tiny_generator_checkpoint):
 
 def test_fit_gain_matches_the_real_residual_spread():
     torch.manual_seed(2)
-    texture = SubstrateTexture(TextureNet(SMALL))
+    texture = LearnedTexture(TextureNet(SMALL))
     pairs = [discs(seed=s) for s in range(2)]
     gain = texture.fit_gain([im for im, _ in pairs], [lab for _, lab in pairs])
     assert gain > 0 and texture.gain == gain
     w = substrate_weight(pairs[0][1], SMALL.margin)
     real = band_pass(torch.from_numpy(pairs[0][0])[None, None], torch.from_numpy(w)[None, None], SMALL.sigma)[0, 0].numpy()
     assert texture.residual(w, 0)[w > 0].std() == pytest.approx(real[w > 0].std(), rel=0.25)
-    assert SubstrateTexture.from_dict(texture.to_dict()).gain == gain
+    assert LearnedTexture.from_dict(texture.to_dict()).gain == gain
     with pytest.raises(ValueError, match="no substrate"):
         texture.fit_gain([pairs[0][0]], [np.ones_like(pairs[0][1])])
 
 
 @pytest.mark.parametrize("shape", [(768, 1024), (101, 77), (33, 250)])
 def test_coarse_gaussian_matches_the_full_filter(shape):
-    """From sigma 8 px on, ``_gauss_zero`` works on a 4x coarser grid; it must stay the torch filter's twin."""
+    """From sigma 8 px on, ``gauss_zero`` works on a 4x coarser grid; it must stay the torch filter's twin."""
     from scipy import ndimage as ndi
 
-    from napari_nanogan.models.texture import _blur_zero, _gauss_zero, gaussian_kernel
+    from napari_nanogan.models.texture import blur_zero, gaussian_kernel
+    from napari_nanogan.synthesis.texture import gauss_zero
 
     rng = np.random.default_rng(0)
     noise = rng.uniform(0, 255, shape).astype(np.float32)  # the worst case: white noise
     weight = ndi.binary_opening(rng.uniform(size=shape) > 0.3, iterations=2).astype(np.float32)
     for x, tol in ((noise, 0.7), (noise * weight, 0.7), (weight, 0.002)):
         full = ndi.gaussian_filter(x, 16, mode="constant", cval=0.0, radius=48)
-        assert np.abs(_gauss_zero(x, 16) - full).max() < tol
-    torch_twin = _blur_zero(torch.from_numpy(weight)[None, None], gaussian_kernel(16.0))[0, 0].numpy()
-    assert np.abs(_gauss_zero(weight, 16) - torch_twin).max() < 0.002
+        assert np.abs(gauss_zero(x, 16) - full).max() < tol
+    torch_twin = blur_zero(torch.from_numpy(weight)[None, None], gaussian_kernel(16.0))[0, 0].numpy()
+    assert np.abs(gauss_zero(weight, 16) - torch_twin).max() < 0.002
     # below 8 px it is the full filter itself
-    assert np.allclose(_gauss_zero(noise, 3), ndi.gaussian_filter(noise, 3, mode="constant", cval=0.0, radius=9))
+    assert np.allclose(gauss_zero(noise, 3), ndi.gaussian_filter(noise, 3, mode="constant", cval=0.0, radius=9))
 
 
 def test_inference_fast_paths_match_the_training_paths():
@@ -270,7 +273,7 @@ def big_discs(shape=(96, 128), seed=0):
 
 
 def test_particle_texture_config_weight_and_condition_maps():
-    from napari_nanogan.models.texture import condition_maps, region_weight
+    from napari_nanogan.synthesis.texture import condition_maps, region_weight
 
     with pytest.raises(ValueError, match="region"):
         TextureConfig(region="rims")
@@ -293,7 +296,7 @@ def test_particle_texture_config_weight_and_condition_maps():
 
 
 def test_conditional_texture_needs_and_follows_its_condition():
-    from napari_nanogan.models.texture import condition_maps
+    from napari_nanogan.synthesis.texture import condition_maps
 
     torch.manual_seed(0)
     net = TextureNet(PARTICLES)
@@ -317,7 +320,7 @@ def test_conditional_texture_needs_and_follows_its_condition():
 
 
 def test_particle_texture_changes_only_the_particles_and_keeps_their_level():
-    from napari_nanogan.models.texture import LearnedTexture
+    from napari_nanogan.synthesis.texture import LearnedTexture
 
     torch.manual_seed(0)
     texture = LearnedTexture(TextureNet(PARTICLES))
@@ -348,7 +351,7 @@ def test_particle_texture_changes_only_the_particles_and_keeps_their_level():
 
 
 def test_particle_texture_trains_resumes_exactly_and_fits_its_gain(tmp_path):
-    from napari_nanogan.models.texture import LearnedTexture, region_weight
+    from napari_nanogan.synthesis.texture import LearnedTexture, region_weight
 
     pairs = [big_discs(seed=s) for s in range(2)]
     config = TextureTrainConfig(steps=3, batch_size=2, patch_size=32, checkpoint_every=1, min_fraction=0.25)
@@ -409,7 +412,7 @@ def test_cli_particle_texture_embeds_and_touches_only_the_particles(tmp_path, ti
     a, b = synthesize(labels, plain, seed=2), synthesize(labels, textured, seed=2)
     assert np.array_equal(a[labels == 0], b[labels == 0]) and not np.array_equal(a, b)
     # what the quality bench lays over the network's output is exactly what synthesize() returns
-    from napari_nanogan.synthesis import finish
+    from napari_nanogan.synthesis.finishing import finish
 
-    raw = synthesize(labels, textured, seed=2, postprocess=False)
+    raw = synthesize(labels, textured, seed=2, raw=True)
     assert np.array_equal(finish(raw, labels > 0, textured, 2), b)

@@ -6,7 +6,8 @@ import torch
 
 from napari_nanogan.config import GeneratorConfig
 from napari_nanogan.models.style_unet import StyleUNet
-from napari_nanogan.models.texture import TextureConfig, TextureNet
+from napari_nanogan.config import TextureConfig
+from napari_nanogan.models.texture import TextureNet
 from napari_nanogan.models.tiling import TILE_SIDES, choose_tile, tiled_stage
 
 

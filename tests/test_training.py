@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from napari_nanogan.config import SegmenterConfig, TrainConfig
-from napari_nanogan.data.augment import AugmentConfig, sample_batch, sample_patch
-from napari_nanogan.data.datasets import Sample, instance_labels
+from napari_nanogan.config import AugmentConfig
+from napari_nanogan.data.augment import sample_batch, sample_patch
+from napari_nanogan.data.datasets import Sample
+from napari_nanogan.io.masks import instance_labels
 from napari_nanogan.data.procedural import particle_labels, render_sem
 from napari_nanogan.models.checkpoint import load_checkpoint
 from napari_nanogan.training.segmenter import learning_rate, train_segmenter
@@ -76,7 +78,7 @@ def test_images_smaller_than_the_patch_mirror_their_targets_with_them(rng):
 
 
 def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():
-    from napari_nanogan.data.datasets import at_model_scale
+    from napari_nanogan.training.data import at_model_scale
     from napari_nanogan.measure import median_diameter
 
     labels = particle_labels((256, 320), n_particles=12, mean_diameter=48, seed=1)
@@ -222,7 +224,7 @@ def test_no_samples_is_an_error(tmp_path):
 
 
 def test_tune_postprocess_returns_a_grid_member(tiny_segmenter):
-    from napari_nanogan.training.segmenter import tune_postprocess
+    from napari_nanogan.training.tuning import tune_postprocess
 
     grid = {"seed_method": ["components", "peaks"], "seed_threshold": [0.3, 0.6], "smooth_sigma": [0.0],
             "min_distance": [5], "fg_threshold": [0.5]}
@@ -255,7 +257,7 @@ def test_equivalent_diameters_of_whole_particles_skip_border_and_fragments():
 
 
 def test_tune_size_weight_prefers_the_right_sizes(tiny_segmenter):
-    from napari_nanogan.training.segmenter import tune_postprocess
+    from napari_nanogan.training.tuning import tune_postprocess
 
     grid = {"seed_method": ["combined"], "seed_threshold": [0.3], "smooth_sigma": [0.0, 2.0],
             "min_distance": [2, 4, 12], "fg_threshold": [0.3, 0.5, 0.7]}

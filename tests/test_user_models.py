@@ -1,7 +1,7 @@
 import pytest
 
-from napari_nanogan.models import user
-from napari_nanogan.models.pretrained import available_models, resolve_model
+from napari_nanogan.models import registry as user
+from napari_nanogan.models.registry import available_models, resolve_model
 from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -45,7 +45,7 @@ def test_shipped_names_are_refused(models_dir, taken):
 def test_listeners_hear_changes_and_are_held_weakly(tmp_path, monkeypatch):
     import gc
 
-    from napari_nanogan.models import user
+    from napari_nanogan.models import registry as user
 
     monkeypatch.setenv("NANOGAN_USER_MODELS", str(tmp_path))
     monkeypatch.setattr(user, "_listeners", [])

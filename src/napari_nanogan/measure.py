@@ -51,7 +51,7 @@ def equivalent_diameters(labels: np.ndarray, *, min_area: int = 1, whole_only: b
     """Equivalent-circle diameters (px) of the particles of an instance label image, fast.
 
     Particles under ``min_area`` px are skipped; ``whole_only`` also skips those cut by
-    the image border (as the size distributions in ``bench/`` count them). The full
+    the image border (as published size distributions count them). The full
     per-particle table, in nm, is :func:`measure_particles`.
     """
     labels = np.asarray(labels)
@@ -187,7 +187,7 @@ def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bo
 
 def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path:
     """One CSV row per particle (all tables stacked), written atomically."""
-    from ._atomic import atomic_path
+    from .io.atomic import atomic_path
 
     path = Path(path)
     keys = list(tables[0].columns) if tables else ["image", "label"]
@@ -204,7 +204,7 @@ def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path
 
 
 def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]) -> Path:
-    from ._atomic import atomic_path
+    from .io.atomic import atomic_path
 
     keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
             "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm"]

@@ -5,6 +5,7 @@ import pytest
 from qtpy.QtCore import QTimer
 
 from napari_nanogan.data.procedural import particle_labels, render_sem
+from napari_nanogan.config import Preset
 from napari_nanogan.training import finetune as ft
 from napari_nanogan.widgets.finetune import FinetuneWidget
 
@@ -25,7 +26,7 @@ def setup(make_napari_viewer, tiny_checkpoint, tiny_generator_checkpoint, tmp_pa
 
 def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wait_done):
     viewer, w, tmp_path = setup
-    monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(120, 3, "test", patch_size=32, batch_size=2))
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(120, 3, "test", patch_size=32, batch_size=2))
     w.image_layer.value, w.labels_layer.value = viewer.layers["img"], viewer.layers["ann"]
     w.add_pair()
     assert w.pair_list.count() == 1
@@ -46,7 +47,7 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wa
     assert (tmp_path / "models" / "mine.pt").is_file()
     assert "before" in w.result.value and "after" in w.result.value
     assert w.figure.axes and w.figure.axes[0].lines
-    from napari_nanogan.models.pretrained import available_models
+    from napari_nanogan.models.registry import available_models
 
     assert "mine" in available_models("segmenter") and "mine" in available_models("generator")
     # the other panels list the new model at once, without reopening them
@@ -72,7 +73,7 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wa
 
 def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch, wait_done):
     viewer, w, tmp_path = setup
-    monkeypatch.setitem(ft.PRESETS, "quick", ft.Preset(600, 10_000, "test", patch_size=32, batch_size=2))
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(600, 10_000, "test", patch_size=32, batch_size=2))
     w.image_layer.value, w.labels_layer.value = viewer.layers["img"], viewer.layers["ann"]
     w.add_pair()
     w.name.value = "cancelled"

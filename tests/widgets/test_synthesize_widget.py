@@ -66,7 +66,8 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_do
 
 
 def test_fit_designer_to_layer(widget):
-    from napari_nanogan.data.designer import MaskDesign, design_mask
+    from napari_nanogan.config import MaskDesign
+    from napari_nanogan.data.designer import design_mask
 
     viewer, w = widget
     labels = design_mask(MaskDesign(height=200, width=200, pixel_size_nm=2.0, median_nm=30.0, count=30, seed=2))

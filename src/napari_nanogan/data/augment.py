@@ -9,27 +9,14 @@ particles on dark (SEM) and dark on bright (TEM) are both learned as they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from ..config import AugmentConfig
 from ..normalize import normalize
 from .datasets import Sample
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    scale_range: tuple = (0.75, 1.33)
-    contrast: tuple = (0.7, 1.3)
-    brightness: float = 0.1
-    gamma: tuple = (0.7, 1.5)
-    blur_prob: float = 0.3
-    blur_sigma: tuple = (0.3, 1.2)
-    noise_prob: float = 0.5
-    noise_sigma: tuple = (0.01, 0.08)
 
 
 def _resize(arr: np.ndarray, size: int) -> np.ndarray:

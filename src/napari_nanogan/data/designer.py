@@ -10,60 +10,10 @@ components are the particles (the BAM annotation convention the segmenter learne
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
+from ..config import MaskDesign
 from .procedural import particle_labels
-
-
-@dataclass(frozen=True)
-class MaskDesign:
-    """Physical description of a particle field.
-
-    Attributes
-    ----------
-    height, width : int
-        Image size in pixels.
-    pixel_size_nm : float
-        Pixel side in nm.
-    median_nm, sigma : float
-        Log-normal ECD distribution: median in nm and spread (std of ln d).
-    count : int or None
-        Particles to place; when None, ``coverage`` decides.
-    coverage : float
-        Target fraction of the area covered by particles (used when ``count`` is None).
-    elongation : float
-        0 = round; larger values give more elongated particles (mean 1 - minor/major).
-    clustering : float
-        0 = dispersed; 1 = every particle touches an earlier one (agglomerates).
-    facets : int
-        0 = smooth (elliptical) outlines; 3 or more = faceted polygons with that many sides.
-    overlap : float
-        Largest fraction of a particle hidden behind its neighbours (0 = whole
-        particles that touch at most; up to 0.9).
-    seed : int
-    """
-
-    height: int = 712
-    width: int = 1024
-    pixel_size_nm: float = 7.344
-    median_nm: float = 175.0
-    sigma: float = 0.3
-    count: int | None = 150
-    coverage: float = 0.25
-    elongation: float = 0.2
-    clustering: float = 0.6
-    facets: int = 0
-    overlap: float = 0.4
-    seed: int = 0
-
-    def expected_count(self) -> int:
-        if self.count is not None:
-            return int(self.count)
-        mean_area_px = math.pi / 4 * (self.median_nm / self.pixel_size_nm) ** 2 * math.exp(2 * self.sigma**2)
-        return max(1, int(round(self.coverage * self.height * self.width / mean_area_px)))
 
 
 def design_mask(design: MaskDesign) -> np.ndarray:

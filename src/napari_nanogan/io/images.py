@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_path
+from .atomic import atomic_path
 from .metadata import pixel_size_from_sidecar, pixel_size_from_tiff
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
@@ -94,28 +94,6 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     meta = {"pixel_size_nm": found[0] if found else None, "pixel_size_source": found[1] if found else None,
             "source": str(path), "original_shape": original_shape}
     return grey, meta
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask or label image as a 2D integer array (RGB masks: any channel > 0)."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                data = np.asarray(im)
-    except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read as a mask ({type(exc).__name__}: {exc})") from None
-    if data.ndim == 3 and data.shape[-1] in (3, 4):
-        data = (data[..., :3] > 0).any(-1).astype(np.uint8)
-    if data.ndim != 2:
-        raise ImageReadError(f"{path}: expected a 2D mask, got shape {data.shape}")
-    return data
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None) -> Path:

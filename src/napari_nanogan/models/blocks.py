@@ -6,11 +6,45 @@ import torch
 from torch import nn
 
 
+class GroupNorm(nn.GroupNorm):
+    """Group normalisation that can normalise with fixed statistics instead of each input's own.
+
+    Group norm normalises each input by its own statistics, so a network trained on
+    crops gives different results for different tile sizes of one image.
+    :func:`napari_nanogan.segmentation.statistics.image_statistics` sets
+    :attr:`statistics` to the image's (per group, pooled over a batch of crops of it) and
+    every tile then uses those. Same parameters and checkpoint keys as ``nn.GroupNorm``.
+    """
+
+    #: While True, a forward pass records its input's statistics, pooled over the batch, and uses them.
+    record: bool = False
+    #: (mean, var) per group, or None: each input's own (``nn.GroupNorm``).
+    statistics: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.record:
+            n, c, h, w = x.shape
+            var, mean = torch.var_mean(x.float().reshape(n, self.num_groups, c // self.num_groups, h, w),
+                                       dim=(0, 2, 3, 4), correction=0)
+            self.statistics = (mean, var)
+        if self.statistics is None:
+            return super().forward(x)
+        return self._normalise(x, *self.statistics)
+
+    def _normalise(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        scale = torch.rsqrt(var + self.eps).repeat_interleave(c // self.num_groups)
+        shift = -mean.repeat_interleave(c // self.num_groups) * scale
+        if self.affine:
+            scale, shift = scale * self.weight, shift * self.weight + self.bias
+        return torch.addcmul(shift.view(1, c, 1, 1).to(x.dtype), x, scale.view(1, c, 1, 1).to(x.dtype))
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        return GroupNorm(min(8, channels), channels)
     raise ValueError(f"unknown normalisation {kind!r}; use 'batch' or 'group'")
 
 

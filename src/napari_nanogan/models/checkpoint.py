@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .._atomic import atomic_path
+from ..config import ModelKind
+from ..io.atomic import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -24,17 +23,25 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
+    import torch
+
     data = {"format_version": FORMAT_VERSION, **payload}
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint safely; ``kind`` (e.g. ``"segmenter"``) is checked when given."""
+def load_checkpoint(path: str | os.PathLike, *, kind: ModelKind | str | None = None) -> dict[str, Any]:
+    """Load a checkpoint safely; ``kind`` (e.g. ``ModelKind.SEGMENTER``) is checked when given.
+
+    A fine-tuned bundle asked for one of its parts returns that part as a checkpoint of its own.
+    """
     path = Path(path)
+    kind = None if kind is None else ModelKind.parse(kind, "checkpoint kind").value  # plain data, as stored
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    import torch
+
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, wrong format ...

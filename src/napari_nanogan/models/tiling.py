@@ -6,8 +6,8 @@ The texture networks run their last stage so, the Style U-Net every decoder leve
 1024 x 768 image the stage's intermediates are 25-100 MB each, larger than the CPU's
 cache, so the upsampling alone took 40-50 ms per network (bound by memory, not
 arithmetic). :func:`tiled_stage` runs the same stage on batches of tiles a few MB in
-size, which stay in cache: 0.19 -> 0.10 s for a texture network's stage
-(``bench/synthesis_speed.py``). Tiles whose pixels the caller does not need (a particle
+size, which stay in cache: about half the time of a texture network's stage
+(``python -m bench.synthesis_speed``). Tiles whose pixels the caller does not need (a particle
 texture off the particles) are skipped, and cost nothing.
 
 It is exact: each tile carries a halo of ``halo`` full-resolution pixels that covers

@@ -32,16 +32,14 @@ critics frozen; critic step on detached fakes. Loss terms and their weights
 - ``adv_substrate`` 0 (off by default): a fourth critic that sees the images with
   their particles (the mask dilated by 3 px) blacked out, real paired images with
   their own masks and synthetic ones with theirs, so its whole signal is the substrate:
-  90 % of the pixels, and the part that costs the shipped generator most FID
-  (``bench/synthesis_parts.py``: real substrate + synthetic particles 68.8 against 118.3).
+  90 % of the pixels (``python -m bench.synthesis_parts`` measures what each part costs).
 - ``adv_particles`` 0 (off by default): a fifth critic that sees real paired images
   against the same images with their particles (the mask dilated by 1 px, the margin
   the shipped substrate texture leaves) redrawn by the generator from the paired mask
   in the image's own style. Real and fake share every substrate pixel, so its whole
-  signal is the particles: with the learned substrate texture laid over the substrate,
-  the part of the FID gap left in session 16 (real substrate + synthetic particles: 68.8,
-  40 points above the floor; docs/benchmarks.md). Off by default: its GPU runs did not
-  beat the generator they continued (session 17).
+  signal is the particles (with the learned substrate texture, real substrate + synthetic
+  particles measured FID 68.8 on BAM, 40 points above the real-vs-real floor). Off by
+  default: runs with it did not beat the generator they continued.
 - ``diversity`` 1: mode-seeking term (Mao et al. 2019): two latents for one mask
   must give different images, so style and noise cannot be ignored.
 
@@ -54,9 +52,8 @@ roughly the last tenth of training. (Without the warm-up, a constant 0.999 keeps
 from __future__ import annotations
 
 import copy
-import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -65,78 +62,18 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..config import GeneratorConfig, SegmenterConfig, _from_dict
-from ..data.augment import AugmentConfig, sample_batch
+from ..config import GEOMETRY_ONLY, AugmentConfig, GanTrainConfig, GeneratorConfig, ModelKind, SegmenterConfig
+from ..data.augment import sample_batch
 from ..data.datasets import Sample
 from ..data.targets import SEED_DEPTH
-from ..inference import default_device
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.discriminator import PatchCritic, diff_augment
+from ..models.runtime import default_device
 from ..models.style_unet import StyleEncoder, StyleUNet
+from .loop import Clock, TrainProgress, machine_description, run_folder
 from .losses import segmentation_loss
-from .progress import TrainProgress
-from .segmenter import evaluate, machine_description
-
-#: Real images are shown to the critics as they are: geometric augmentation only.
-GAN_AUGMENT = AugmentConfig(contrast=(1.0, 1.0), brightness=0.0, gamma=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0)
-
-
-@dataclass(frozen=True)
-class GanLossWeights:
-    adv_image: float = 1.0
-    adv_mask: float = 0.5
-    cycle_mask: float = 5.0
-    cycle_image: float = 2.0
-    supervised_mask: float = 5.0
-    supervised_image: float = 2.0
-    diversity: float = 1.0
-    adv_texture: float = 0.0
-    adv_substrate: float = 0.0
-    adv_particles: float = 0.0
-
-
-@dataclass(frozen=True)
-class GanTrainConfig:
-    """Cycle-GAN schedule.
-
-    ``segmenter_augment``, ``contact_weight`` and ``segmenter_patch_size`` (default:
-    ``patch_size``) shape the segmenter's supervised batch (see the module docstring);
-    ``val_every`` steps between validations of the segmenter when validation images are
-    given (``segmenter_best.pt`` keeps the best). ``critic_channels`` is the first
-    layer's width of the image, substrate and particle critics (doubling per layer).
-    The first ``critic_warmup`` steps train the critics alone against the networks as
-    they are (a run continued from trained weights starts with fresh critics, and a
-    fresh critic needs on the order of 1,500 steps of batch 8 to tell the shipped generator's images from
-    real ones: ``bench/critic_probe.py``; until then its gradient is noise).
-    """
-
-    steps: int = 2000
-    batch_size: int = 4
-    patch_size: int = 128
-    lr_generator: float = 2e-4
-    lr_segmenter: float = 2e-4
-    lr_critic: float = 2e-4
-    ema_decay: float = 0.999
-    checkpoint_every: int = 100
-    seed: int = 0
-    weights: GanLossWeights = field(default_factory=GanLossWeights)
-    segmenter_augment: bool = True
-    contact_weight: float = 0.0
-    val_every: int = 500
-    segmenter_patch_size: int | None = None
-    critic_channels: int = 32
-    critic_warmup: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "GanTrainConfig":
-        data = dict(data)
-        weights = GanLossWeights(**data.pop("weights", {}))
-        return _from_dict(cls, dict(data, weights=weights))
-
+from .segmenter import evaluate
 
 def to_gan(x01: torch.Tensor) -> torch.Tensor:
     """Normalised image (0 = dark, 1 = bright percentile) -> generator range [-1, 1]."""
@@ -210,7 +147,7 @@ def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
 
 
 class CycleGAN(torch.nn.Module):
-    """The networks trained together (the texture and substrate critics learn only when their loss weights are > 0)."""
+    """The networks trained together (the optional critics learn only when their loss weights are > 0)."""
 
     def __init__(self, generator_config: GeneratorConfig, segmenter_config: SegmenterConfig,
                  critic_channels: int = 32):
@@ -220,12 +157,86 @@ class CycleGAN(torch.nn.Module):
         self.style_encoder = StyleEncoder(generator_config.style_dim)
         self.image_critic = PatchCritic(1, base_channels=critic_channels)
         self.mask_critic = PatchCritic(generator_config.in_channels)
-        self.texture_critic = PatchCritic(1, base_channels=32, layers=2)  # used when weights.adv_texture > 0
-        self.substrate_critic = PatchCritic(1, base_channels=critic_channels)  # used when weights.adv_substrate > 0
-        self.particle_critic = PatchCritic(1, base_channels=critic_channels)  # used when weights.adv_particles > 0
+        self.texture_critic = PatchCritic(1, base_channels=32, layers=2)
+        self.substrate_critic = PatchCritic(1, base_channels=critic_channels)
+        self.particle_critic = PatchCritic(1, base_channels=critic_channels)
 
     #: Added after the first runs: a checkpoint without them resumes with them freshly initialised.
     optional_prefixes = ("texture_critic.", "substrate_critic.", "particle_critic.")
+
+
+@dataclass
+class Views:
+    """One step's tensors, in the generator's range [-1, 1] (masks: soft [N, 2, H, W] maps)."""
+
+    x: torch.Tensor  # paired real images
+    m: torch.Tensor  # their masks
+    xu: torch.Tensor  # real images (paired or not)
+    mu: torch.Tensor  # masks (paired or not)
+    fake: torch.Tensor  # mu -> image
+    pred_u: torch.Tensor  # xu -> soft mask
+    drawn: torch.Tensor  # m drawn in x's style
+    gen: torch.Generator  # the augmentations' random draws
+
+
+@dataclass(frozen=True)
+class Critic:
+    """A critic of the table: its network, its loss weight, and what it sees as real and as fake."""
+
+    name: str  # the network is ``CycleGAN.<name>_critic``, the loss ``adv_<name>`` / ``critic_<name>``
+    weight: str  # a field of GanLossWeights
+    real: Callable[[Views], torch.Tensor]
+    fake: Callable[[Views, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]  # (views, detach or identity)
+    optional: bool = True  # optional critics run only with a weight > 0
+
+
+def _augment(v: Views, x: torch.Tensor, colour: bool = True) -> torch.Tensor:
+    return diff_augment(x, generator=v.gen, colour=colour)
+
+
+#: In this order: the generator's adversarial terms, then the critics' steps, draw their augmentations.
+CRITICS = (
+    Critic("image", "adv_image", lambda v: _augment(v, v.xu), lambda v, d: _augment(v, d(v.fake)), optional=False),
+    Critic("mask", "adv_mask", lambda v: _augment(v, v.mu * 2 - 1, colour=False),
+           lambda v, d: _augment(v, d(v.pred_u) * 2 - 1, colour=False), optional=False),
+    Critic("texture", "adv_texture", lambda v: high_pass(_augment(v, v.xu, colour=False)),
+           lambda v, d: high_pass(_augment(v, d(v.fake), colour=False))),
+    Critic("substrate", "adv_substrate", lambda v: _augment(v, substrate_only(v.x, v.m[:, :1])),
+           lambda v, d: _augment(v, substrate_only(d(v.fake), v.mu[:, :1]))),
+    Critic("particle", "adv_particles", lambda v: _augment(v, v.x),
+           lambda v, d: _augment(v, particles_into(v.x, d(v.drawn), v.m[:, :1]))),
+)
+#: Loss-record names of the critics (as written by earlier versions, kept for comparable logs).
+_RECORD = {"image": "image", "mask": "mask", "texture": "texture", "substrate": "substrate", "particle": "particles"}
+
+
+def critic_loss(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Least-squares critic loss on a real and a (detached) fake batch (pytorch-CycleGAN's ``backward_D_basic``)."""
+    return 0.5 * (lsgan(critic(real), True) + lsgan(critic(fake), False))
+
+
+def _split_adam_state(state: dict, sizes: list[int]) -> list[dict]:
+    """One Adam state over several modules' parameters (in order) as one state per module."""
+    out, first = [], 0
+    for n in sizes:
+        group = dict(state["param_groups"][0], params=list(range(n)))
+        out.append({"state": {i: state["state"][first + i] for i in range(n) if first + i in state["state"]},
+                    "param_groups": [group]})
+        first += n
+    return out
+
+
+def _optimizer_states(training: dict, nets: "CycleGAN") -> dict[str, dict]:
+    """The optimizers' states of a ``last.pt`` by name, also from the layout of earlier versions."""
+    if "optimizers" in training:
+        return training["optimizers"]
+    states = {"generator": training["opt_g"], "segmenter": training["opt_s"]}
+    sizes = [len(list(nets.image_critic.parameters())), len(list(nets.mask_critic.parameters()))]
+    states["critic_image"], states["critic_mask"] = _split_adam_state(training["opt_d"], sizes)
+    for name, key in (("texture", "opt_t"), ("substrate", "opt_b"), ("particle", "opt_p")):
+        if key in training:
+            states[f"critic_{name}"] = training[key]
+    return states
 
 
 def train_cyclegan(
@@ -259,15 +270,14 @@ def train_cyclegan(
     """
     if not paired:
         raise ValueError("the cycle GAN needs at least one annotated image")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir, last_path = run_folder(out_dir)
     device = torch.device(device) if device is not None else default_device()
     torch.manual_seed(config.seed)
     nets = CycleGAN(generator_config, segmenter_config, critic_channels=config.critic_channels)
     if init_segmenter is not None:
-        nets.image_to_mask.load_state_dict(load_checkpoint(init_segmenter, kind="segmenter")["state_dict"])
+        nets.image_to_mask.load_state_dict(load_checkpoint(init_segmenter, kind=ModelKind.SEGMENTER)["state_dict"])
     if init_generator is not None:
-        nets.mask_to_image.load_state_dict(load_checkpoint(init_generator, kind="generator")["state_dict"])
+        nets.mask_to_image.load_state_dict(load_checkpoint(init_generator, kind=ModelKind.GENERATOR)["state_dict"])
         if invert_init_generator:
             nets.mask_to_image.invert_output_()
     elif invert_init_generator:
@@ -275,18 +285,21 @@ def train_cyclegan(
     ema = copy.deepcopy(nets.mask_to_image).eval().requires_grad_(False)
     # on the device before the optimizers load their state, which follows the parameters' device
     nets.to(device)
-    opt_g = torch.optim.Adam(list(nets.mask_to_image.parameters()) + list(nets.style_encoder.parameters()),
-                             lr=config.lr_generator, betas=(0.5, 0.999))
-    opt_s = torch.optim.Adam(nets.image_to_mask.parameters(), lr=config.lr_segmenter, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(list(nets.image_critic.parameters()) + list(nets.mask_critic.parameters()),
-                             lr=config.lr_critic, betas=(0.5, 0.999))
-    opt_t = torch.optim.Adam(nets.texture_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
-    opt_b = torch.optim.Adam(nets.substrate_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
-    opt_p = torch.optim.Adam(nets.particle_critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.999))
+    w = config.weights
+    critics = {c.name: getattr(nets, f"{c.name}_critic") for c in CRITICS}
+    active = [c for c in CRITICS if not c.optional or getattr(w, c.weight) > 0]
+
+    def adam(params, lr):
+        return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+
+    # the training phases' optimizers: generator (with the style encoder), segmenter, each critic
+    optimizers = {"generator": adam(list(nets.mask_to_image.parameters()) + list(nets.style_encoder.parameters()),
+                                    config.lr_generator),
+                  "segmenter": adam(nets.image_to_mask.parameters(), config.lr_segmenter),
+                  **{f"critic_{name}": adam(net.parameters(), config.lr_critic) for name, net in critics.items()}}
     start, best, history = 0, -1.0, []
-    last_path = out_dir / "last.pt"
     if last_path.exists():
-        state = load_checkpoint(last_path, kind="cyclegan")
+        state = load_checkpoint(last_path, kind=ModelKind.CYCLEGAN)
         missing, unexpected = nets.load_state_dict(state["state_dict"], strict=False)
         missing = [k for k in missing if not k.startswith(CycleGAN.optional_prefixes)]
         if missing or unexpected:
@@ -299,15 +312,12 @@ def train_cyclegan(
             ema.load_state_dict(nets.mask_to_image.state_dict())
             warnings.warn(f"{last_path}: its generator average predates the EMA warm-up; "
                           "restarting the average from the trained generator weights", stacklevel=2)
-        for opt, key in ((opt_g, "opt_g"), (opt_s, "opt_s"), (opt_d, "opt_d"), (opt_t, "opt_t"), (opt_b, "opt_b"),
-                         (opt_p, "opt_p")):
-            if key in state["training"]:  # opt_t, opt_b, opt_p: absent from runs before those critics
-                opt.load_state_dict(state["training"][key])
+        for name, opt_state in _optimizer_states(state["training"], nets).items():
+            optimizers[name].load_state_dict(opt_state)  # critics added later than the run start afresh
         start = state["training"]["step"]
         best = state["training"].get("best_score", -1.0)
         history = state["training"].get("history", [])
     ema.to(device)
-    w = config.weights
     provenance = dict(provenance or {}, package_version=__version__, machine=machine_description(),
                       train_config=config.to_dict())
     for sample in paired + (unpaired_masks or []):
@@ -320,39 +330,37 @@ def train_cyclegan(
     def sd(module: torch.nn.Module) -> dict:
         return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
-    def save(step: int):
+    def save(step: int) -> str:
         prov = dict(provenance, step=step)
         save_checkpoint(last_path, {
-            "kind": "cyclegan", "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
+            "kind": ModelKind.CYCLEGAN.value, "state_dict": sd(nets), "ema": sd(ema), "provenance": prov,
             "generator_config": generator_config.to_dict(), "segmenter_config": segmenter_config.to_dict(),
-            "training": {"step": step, "ema_warmup": True, "opt_g": opt_g.state_dict(), "opt_s": opt_s.state_dict(),
-                         "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "opt_b": opt_b.state_dict(),
-                         "opt_p": opt_p.state_dict(), "best_score": best,
-                         "history": history},
+            "training": {"step": step, "ema_warmup": True, "best_score": best, "history": history,
+                         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()}},
         })
-        save_checkpoint(out_dir / "generator.pt", {"kind": "generator", "config": generator_config.to_dict(),
+        save_checkpoint(out_dir / "generator.pt", {"kind": ModelKind.GENERATOR.value,
+                                                   "config": generator_config.to_dict(),
                                                    "state_dict": sd(ema), "provenance": prov})
-        save_checkpoint(out_dir / "segmenter.pt", {"kind": "segmenter", "config": segmenter_config.to_dict(),
+        save_checkpoint(out_dir / "segmenter.pt", {"kind": ModelKind.SEGMENTER.value,
+                                                   "config": segmenter_config.to_dict(),
                                                    "state_dict": sd(nets.image_to_mask), "provenance": prov})
+        return str(last_path)
 
-    t0 = time.perf_counter()
+    clock = Clock(config.steps, start)
     for step in range(start, config.steps):
         if should_stop():
-            save(step)
-            yield TrainProgress(step, config.steps, elapsed=time.perf_counter() - t0,
-                                seconds_per_step=(time.perf_counter() - t0) / max(step - start, 1),
-                                checkpoint=str(last_path), stopped=True)
+            yield clock.stopped(step, save(step))
             return
         rng = np.random.default_rng([config.seed, step])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         b, p = config.batch_size, config.patch_size
-        x01, m = sample_batch({"paired": paired}, b, p, rng, GAN_AUGMENT)
-        xu01, _ = sample_batch(image_pool, b, p, rng, GAN_AUGMENT)
-        _, mu = sample_batch(mask_pool, b, p, rng, GAN_AUGMENT)
+        x01, m = sample_batch({"paired": paired}, b, p, rng, GEOMETRY_ONLY)
+        xu01, _ = sample_batch(image_pool, b, p, rng, GEOMETRY_ONLY)
+        _, mu = sample_batch(mask_pool, b, p, rng, GEOMETRY_ONLY)
         x, m, xu, mu = to_gan(x01).to(device), m.to(device), to_gan(xu01).to(device), mu.to(device)
         xs, ms, weight = to_segmenter(x), m, None  # the segmenter's supervised batch, in its own input range
         if config.segmenter_augment or config.contact_weight > 0 or config.segmenter_patch_size not in (None, p):
-            augment = AugmentConfig() if config.segmenter_augment else GAN_AUGMENT
+            augment = AugmentConfig() if config.segmenter_augment else GEOMETRY_ONLY
             xs, ms = sample_batch({"paired": paired}, b, config.segmenter_patch_size or p, rng, augment,
                                   with_contact=config.contact_weight > 0)
             if config.contact_weight > 0:
@@ -360,17 +368,14 @@ def train_cyclegan(
             xs, ms = xs.to(device), ms.to(device)
         nets.train()
 
-        # ---- generator + segmenter step (critics frozen); during the critics' warm-up, forward only
+        # ---- generator + segmenter phase (critics frozen); during the critics' warm-up, forward only
         warming = step < config.critic_warmup
         if warming:  # the fakes as the current networks draw them, nothing learns but the critics
             for net in (nets.mask_to_image, nets.image_to_mask, nets.style_encoder):
                 net.eval()
         with torch.set_grad_enabled(not warming):
-            nets.image_critic.requires_grad_(False)
-            nets.mask_critic.requires_grad_(False)
-            nets.texture_critic.requires_grad_(False)
-            nets.substrate_critic.requires_grad_(False)
-            nets.particle_critic.requires_grad_(False)
+            for net in critics.values():
+                net.requires_grad_(False)
             z1 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
             z2 = nets.mask_to_image.sample_latents(b, generator=gen).to(device)
             noise = [t.to(device) for t in nets.mask_to_image.sample_noise(b, (p, p), generator=gen)]
@@ -384,80 +389,37 @@ def train_cyclegan(
             sup_m = segmentation_loss(nets.image_to_mask(xs), ms, weight)["total"]
             drawn = nets.mask_to_image(m, w=nets.style_encoder(x), noise=noise)  # the paired mask, the image's style
             sup_x = structure_loss(drawn, x)
-            adv_x = lsgan(nets.image_critic(diff_augment(fake, generator=gen)), True)
-            adv_m = lsgan(nets.mask_critic(diff_augment(pred_u * 2 - 1, generator=gen, colour=False)), True)
+            views = Views(x, m, xu, mu, fake, pred_u, drawn, gen)
+            adversarial = {c.name: lsgan(critics[c.name](c.fake(views, lambda t: t)), True) for c in active}
             diversity = 1.0 / ((fake - fake2).abs().mean() / (z1 - z2).abs().mean() + 1e-3) * 1e-2
-            loss_g = (w.adv_image * adv_x + w.adv_mask * adv_m + w.cycle_mask * cyc_m + w.cycle_image * cyc_x
-                      + w.supervised_mask * sup_m + w.supervised_image * sup_x + w.diversity * diversity)
-            adv_t = d_t = None
-            if w.adv_texture > 0:
-                adv_t = lsgan(nets.texture_critic(high_pass(diff_augment(fake, generator=gen, colour=False))), True)
-                loss_g = loss_g + w.adv_texture * adv_t
-            adv_b = d_b = None
-            if w.adv_substrate > 0:
-                adv_b = lsgan(nets.substrate_critic(diff_augment(substrate_only(fake, mu[:, :1]), generator=gen)), True)
-                loss_g = loss_g + w.adv_substrate * adv_b
-            adv_p = d_p = None
-            if w.adv_particles > 0:
-                adv_p = lsgan(nets.particle_critic(diff_augment(particles_into(x, drawn, m[:, :1]), generator=gen)), True)
-                loss_g = loss_g + w.adv_particles * adv_p
+            loss_g = (w.cycle_mask * cyc_m + w.cycle_image * cyc_x + w.supervised_mask * sup_m
+                      + w.supervised_image * sup_x + w.diversity * diversity
+                      + sum(getattr(w, c.weight) * adversarial[c.name] for c in active))
         if not warming:
-            opt_g.zero_grad(set_to_none=True)
-            opt_s.zero_grad(set_to_none=True)
+            optimizers["generator"].zero_grad(set_to_none=True)
+            optimizers["segmenter"].zero_grad(set_to_none=True)
             loss_g.backward()
-            opt_g.step()
-            opt_s.step()
+            optimizers["generator"].step()
+            optimizers["segmenter"].step()
 
-        # ---- critic step on detached fakes
-        nets.image_critic.requires_grad_(True)
-        nets.mask_critic.requires_grad_(True)
-        d_x = 0.5 * (lsgan(nets.image_critic(diff_augment(xu, generator=gen)), True)
-                     + lsgan(nets.image_critic(diff_augment(fake.detach(), generator=gen)), False))
-        d_m = 0.5 * (lsgan(nets.mask_critic(diff_augment(mu * 2 - 1, generator=gen, colour=False)), True)
-                     + lsgan(nets.mask_critic(diff_augment(pred_u.detach() * 2 - 1, generator=gen, colour=False)), False))
-        opt_d.zero_grad(set_to_none=True)
-        (d_x + d_m).backward()
-        opt_d.step()
-        if w.adv_texture > 0:
-            nets.texture_critic.requires_grad_(True)
-            d_t = 0.5 * (lsgan(nets.texture_critic(high_pass(diff_augment(xu, generator=gen, colour=False))), True)
-                         + lsgan(nets.texture_critic(high_pass(diff_augment(fake.detach(), generator=gen, colour=False))),
-                                 False))
-            opt_t.zero_grad(set_to_none=True)
-            d_t.backward()
-            opt_t.step()
-        if w.adv_substrate > 0:
-            nets.substrate_critic.requires_grad_(True)
-            d_b = 0.5 * (lsgan(nets.substrate_critic(diff_augment(substrate_only(x, m[:, :1]), generator=gen)), True)
-                         + lsgan(nets.substrate_critic(diff_augment(substrate_only(fake.detach(), mu[:, :1]),
-                                                                    generator=gen)), False))
-            opt_b.zero_grad(set_to_none=True)
-            d_b.backward()
-            opt_b.step()
-        if w.adv_particles > 0:
-            nets.particle_critic.requires_grad_(True)
-            d_p = 0.5 * (lsgan(nets.particle_critic(diff_augment(x, generator=gen)), True)
-                         + lsgan(nets.particle_critic(diff_augment(particles_into(x, drawn.detach(), m[:, :1]),
-                                                                   generator=gen)), False))
-            opt_p.zero_grad(set_to_none=True)
-            d_p.backward()
-            opt_p.step()
+        # ---- critic phase, on detached fakes
+        critic_losses = {}
+        for c in active:
+            net = critics[c.name].requires_grad_(True)
+            critic_losses[c.name] = critic_loss(net, c.real(views), c.fake(views, torch.Tensor.detach))
+            optimizers[f"critic_{c.name}"].zero_grad(set_to_none=True)
+            critic_losses[c.name].backward()
+            optimizers[f"critic_{c.name}"].step()
 
         with torch.no_grad():  # (during the warm-up the generator does not change, nor does its average)
             for pe, pg in zip(ema.parameters(), nets.mask_to_image.parameters()):
                 pe.lerp_(pg, 1 - ema_decay_at(step, config.ema_decay))
         done = step + 1
-        losses = {"adv_image": adv_x, "adv_mask": adv_m, "cycle_mask": cyc_m, "cycle_image": cyc_x,
-                  "supervised_mask": sup_m, "supervised_image": sup_x, "diversity": diversity,
-                  "critic_image": d_x, "critic_mask": d_m, "total": loss_g}
-        if adv_t is not None:
-            losses.update(adv_texture=adv_t, critic_texture=d_t)
-        if adv_b is not None:
-            losses.update(adv_substrate=adv_b, critic_substrate=d_b)
-        if adv_p is not None:
-            losses.update(adv_particles=adv_p, critic_particles=d_p)
-        if warming:  # nothing but the critics learned: their losses only
-            losses = {k: v for k, v in losses.items() if k.startswith("critic_")}
+        losses = {f"critic_{_RECORD[k]}": v for k, v in critic_losses.items()}
+        if not warming:  # during the warm-up nothing but the critics learned: their losses only
+            losses.update({f"adv_{_RECORD[k]}": v for k, v in adversarial.items()}, cycle_mask=cyc_m,
+                          cycle_image=cyc_x, supervised_mask=sup_m, supervised_image=sup_x, diversity=diversity,
+                          total=loss_g)
         record = {k: float(v.detach()) for k, v in losses.items()}
         checkpoint, validation = None, None
         if val and config.val_every > 0 and (done % config.val_every == 0 or done == config.steps):
@@ -467,12 +429,11 @@ def train_cyclegan(
             if validation["score"] > best:
                 best = validation["score"]
                 best_path = out_dir / "segmenter_best.pt"
-                save_checkpoint(best_path, {"kind": "segmenter", "config": segmenter_config.to_dict(),
+                save_checkpoint(best_path, {"kind": ModelKind.SEGMENTER.value, "config": segmenter_config.to_dict(),
                                             "state_dict": sd(nets.image_to_mask),
                                             "provenance": dict(provenance, step=done, validation=validation)})
                 checkpoint = str(best_path)
         if done % config.checkpoint_every == 0 or done == config.steps:
-            save(done)
-            checkpoint = checkpoint or str(last_path)
-        elapsed = time.perf_counter() - t0
-        yield TrainProgress(done, config.steps, record, elapsed, elapsed / (done - start), validation, checkpoint)
+            last = save(done)
+            checkpoint = checkpoint or last
+        yield clock.record(done, record, validation, checkpoint)

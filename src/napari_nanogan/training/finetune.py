@@ -22,33 +22,19 @@ from typing import Callable, Generator
 import numpy as np
 
 from .. import __version__
-from ..config import GeneratorConfig, TrainConfig
-from ..data.datasets import Sample, model_scale_factor, shrink_sample
-from ..inference import MIN_SIDE, Segmenter, segment
+from ..config import PRESETS, GanTrainConfig, GeneratorConfig, ModelKind, TrainConfig
+from ..data.datasets import Sample
 from ..metrics.segmentation import summarize
 from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.pretrained import ModelNotFoundError, resolve_model
-from .cyclegan import GanTrainConfig, train_cyclegan
-from .progress import TrainProgress
+from ..models.registry import ModelNotFoundError, resolve_model
+from ..segmentation import Segmenter, segment
+from ..segmentation.tiles import MIN_SIDE
+from .cyclegan import train_cyclegan
+from .data import model_scale_factor, shrink_sample
+from .loop import TrainProgress
 from .segmenter import train_segmenter
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A time budget on a laptop CPU (the loop stops at whichever limit comes first)."""
-
-    seconds: float | None
-    max_steps: int
-    description: str
-    patch_size: int = 128
-    batch_size: int = 4
-
-
-PRESETS = {
-    "quick": Preset(300, 400, "about 5 minutes on a laptop CPU"),
-    "standard": Preset(1800, 2500, "about 30 minutes on a laptop CPU"),
-    "thorough": Preset(None, 100_000, "until stopped (Cancel keeps the last checkpoint)"),
-}
 MIN_VAL_PARTICLES = 20
 
 
@@ -75,7 +61,7 @@ def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[
 
 
 def score(segmenter: Segmenter, samples: list[Sample]) -> dict:
-    pairs = [(s.labels, segment(s.image, segmenter, info_bar=False).labels) for s in samples]
+    pairs = [(s.labels, segment(s.image, segmenter, info_bar=None).labels) for s in samples]
     out = summarize(pairs)
     out.pop("per_image")
     return out
@@ -103,7 +89,7 @@ def finetune(
             raise ValueError(f"{s.name}: the mask is empty; annotate some particles first")
     budget = PRESETS[preset]
     train, val = split_rows(pairs)
-    seg_path = resolve_model(base_segmenter, kind="segmenter")
+    seg_path = resolve_model(base_segmenter, kind=ModelKind.SEGMENTER)
     base_segmenter_model = Segmenter.from_checkpoint(seg_path, device=device)
     # at the base model's particle size, as the user's images will be segmented with a diameter;
     # never so small that a part has under 2 * MIN_SIDE pixels on a side
@@ -122,7 +108,7 @@ def finetune(
     gen_path = None
     if base_generator is not None:
         try:
-            gen_path = resolve_model(base_generator, kind="generator")
+            gen_path = resolve_model(base_generator, kind=ModelKind.GENERATOR)
         except ModelNotFoundError:
             warnings.append("no generator to start from: fine-tuning the segmenter alone")
     seg_cfg = base_segmenter_model.config
@@ -131,7 +117,7 @@ def finetune(
     run_dir = Path(tempfile.mkdtemp(prefix="nanogan-finetune-"))
     steps = 0
     if gen_path is not None:
-        gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind="generator")["config"])
+        gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind=ModelKind.GENERATOR)["config"])
         config = GanTrainConfig(steps=budget.max_steps, checkpoint_every=25, patch_size=budget.patch_size,
                                 batch_size=budget.batch_size)
         loop = train_cyclegan(train, out_dir=run_dir, config=config, generator_config=gen_cfg, segmenter_config=seg_cfg,
@@ -147,10 +133,10 @@ def finetune(
         yield record
     seconds = time.perf_counter() - t0
     if gen_path is not None:
-        seg_part = load_checkpoint(run_dir / "segmenter.pt", kind="segmenter")
-        gen_part = load_checkpoint(run_dir / "generator.pt", kind="generator")
+        seg_part = load_checkpoint(run_dir / "segmenter.pt", kind=ModelKind.SEGMENTER)
+        gen_part = load_checkpoint(run_dir / "generator.pt", kind=ModelKind.GENERATOR)
     else:
-        seg_part = load_checkpoint(run_dir / "last.pt", kind="segmenter")
+        seg_part = load_checkpoint(run_dir / "last.pt", kind=ModelKind.SEGMENTER)
         gen_part = None
     # the fine-tuned weights keep the base model's (validated) post-processing, and its size model
     # for diameter="auto", not refitted (its features are the network's outputs, which fine-tuning moves)
@@ -170,7 +156,7 @@ def finetune(
         "before": before, "after": after, "warnings": warnings, **(provenance or {}),
     }
     strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
-    bundle = {"kind": "bundle", "segmenter": strip(seg_part), "card": card}
+    bundle = {"kind": ModelKind.BUNDLE.value, "segmenter": strip(seg_part), "card": card}
     if gen_part is not None:
         bundle["generator"] = strip(gen_part)
     path = save_checkpoint(out_path, bundle)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.datasets import Sample
 from ..measure import median_diameter
-from ..sizing import SizeModel, size_features
+from ..segmentation.sizing import SizeModel, size_features
 
 #: Neighbour counts tried by cross-validation.
 NEIGHBOURS = (3, 5, 7, 11, 15)

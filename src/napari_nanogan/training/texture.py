@@ -18,44 +18,20 @@ A conditional texture (``TextureConfig.cond_channels``) gets the region's mask a
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from .. import __version__
+from ..config import ModelKind, TextureConfig, TextureRegion, TextureTrainConfig
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.discriminator import PatchCritic
-from ..models.texture import SCALE, LearnedTexture, TextureConfig, TextureNet, band_pass, condition_maps, region_weight
+from ..models.runtime import default_device
+from ..models.texture import SCALE, TextureNet, band_pass
+from ..synthesis.texture import LearnedTexture, condition_maps, region_weight
 from .cyclegan import lsgan
-from .progress import TrainProgress
-
-
-@dataclass(frozen=True)
-class TextureTrainConfig:
-    """Steps, batch and optimiser of :func:`train_texture` (defaults: the shipped texture's; about 0.2 s/step on 2 CPU cores)."""
-
-    steps: int = 24000
-    batch_size: int = 8
-    patch_size: int = 96
-    lr: float = 2e-4
-    checkpoint_every: int = 500
-    seed: int = 0
-    #: Patches hold at least this fraction of the texture's region (particles cover about 10 % of BAM).
-    min_fraction: float = 0.5
-
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
-            raise ValueError("steps, batch_size and checkpoint_every must be >= 1")
-        if self.patch_size < 32 or self.patch_size % 8:
-            raise ValueError(f"patch_size must be a multiple of 8 and >= 32, got {self.patch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.min_fraction <= 1:
-            raise ValueError(f"min_fraction must be in (0, 1], got {self.min_fraction}")
+from .loop import Clock, TrainProgress, run_folder
 
 
 #: Extra border (px) drawn around each training texture and cut away, so the network
@@ -108,7 +84,7 @@ def train_texture(
     masks; ``texture_config.region`` says whether the substrate or the particles are
     learned. Writes ``last.pt`` every ``checkpoint_every`` steps, when stopped and at the end,
     and ``texture.pt`` at the end: the network, its amplitude fitted on the same images
-    (``SubstrateTexture.fit_gain``) and its provenance. Resuming a finished run only rewrites ``texture.pt``.
+    (:meth:`~napari_nanogan.synthesis.texture.LearnedTexture.fit_gain`) and its provenance. Resuming a finished run only rewrites ``texture.pt``.
 
     Raises
     ------
@@ -116,8 +92,6 @@ def train_texture(
         For no images, mismatched shapes, images smaller than a patch, or images without
         enough substrate to draw patches from.
     """
-    from ..inference import default_device
-
     if not images or len(images) != len(labels):
         raise ValueError(f"need as many masks as images (and at least one), got {len(images)} and {len(labels)}")
     size = config.patch_size
@@ -131,22 +105,20 @@ def train_texture(
     images = [np.asarray(im, np.float32) for im in images]
     weights = [region_weight(lab, texture_config) for lab in labels]
     region = texture_config.region
-    if region == "substrate" and max(float(w.mean()) for w in weights) < config.min_fraction:
+    if region == TextureRegion.SUBSTRATE and max(float(w.mean()) for w in weights) < config.min_fraction:
         raise ValueError("no image is at least half substrate: the texture has nothing to learn from")
-    if region == "particles" and max(float(w.mean()) for w in weights) < 0.02:
+    if region == TextureRegion.PARTICLES and max(float(w.mean()) for w in weights) < 0.02:
         raise ValueError("the images hold (almost) no particles: the texture has nothing to learn from")
     device = torch.device(device) if device is not None else default_device()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out, last = run_folder(out_dir)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's random state untouched
         torch.manual_seed(config.seed)
         net, critic = TextureNet(texture_config).to(device), PatchCritic(2, 32, 3).to(device)
     opt_t = torch.optim.Adam(net.parameters(), config.lr, betas=(0.5, 0.99))
     opt_c = torch.optim.Adam(critic.parameters(), config.lr, betas=(0.5, 0.99))
     start = 0
-    last = out / "last.pt"
     if last.exists():
-        state = load_checkpoint(last, kind="texture-run")
+        state = load_checkpoint(last, kind=ModelKind.TEXTURE_RUN)
         if TextureConfig.from_dict(state["texture_config"]) != texture_config:
             raise ValueError(f"{last} was trained with another texture configuration: "
                              f"{state['texture_config']}; use another --out")
@@ -157,18 +129,16 @@ def train_texture(
         start = int(state["step"])
 
     def save(step: int) -> str:
-        save_checkpoint(last, {"kind": "texture-run", "step": step, "texture_config": texture_config.to_dict(),
-                               "train_config": asdict(config), "state_dict": net.state_dict(),
+        save_checkpoint(last, {"kind": ModelKind.TEXTURE_RUN.value, "step": step,
+                               "texture_config": texture_config.to_dict(), "train_config": config.to_dict(), "state_dict": net.state_dict(),
                                "critic": critic.state_dict(), "opt_texture": opt_t.state_dict(),
                                "opt_critic": opt_c.state_dict()})
         return str(last)
 
-    sigma, t0, done = texture_config.sigma, time.perf_counter(), start
+    sigma, clock, done = texture_config.sigma, Clock(config.steps, start), start
     for step in range(start + 1, config.steps + 1):
         if should_stop():
-            elapsed = time.perf_counter() - t0
-            yield TrainProgress(done, config.steps, elapsed=elapsed, checkpoint=save(done), stopped=True,
-                                seconds_per_step=elapsed / max(done - start, 1))
+            yield clock.stopped(done, save(done))
             return
         rng = np.random.default_rng([config.seed, step])
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -191,18 +161,18 @@ def train_texture(
         opt_t.step()
         done = step
         checkpoint = save(step) if step % config.checkpoint_every == 0 or step == config.steps else None
-        elapsed = time.perf_counter() - t0
         losses = {"total": adversarial.item(), "critic": critic_loss.item(),
                   "real_sd_grey": real_r.std().item() * SCALE, "texture_sd_grey": fake_r.detach().std().item() * SCALE}
         if not all(np.isfinite(v) for v in losses.values()):
             raise FloatingPointError(f"non-finite loss at step {step}: {losses}; last good checkpoint {last}")
-        yield TrainProgress(step, config.steps, losses, elapsed, elapsed / (step - start), None, checkpoint)
+        yield clock.record(step, losses, None, checkpoint)
     if done >= config.steps:
         texture = LearnedTexture(copy.deepcopy(net).cpu())
         gain = texture.fit_gain(images, labels)  # the texture's amplitude, matched to the real residual's spread
         save_checkpoint(out / "texture.pt", {
-            "kind": "substrate-texture" if region == "substrate" else "particle-texture", **texture.to_dict(),
-            "provenance": {**(provenance or {}), "steps": config.steps, "train_config": asdict(config),
+            "kind": (ModelKind.SUBSTRATE_TEXTURE if region == TextureRegion.SUBSTRATE
+                     else ModelKind.PARTICLE_TEXTURE).value, **texture.to_dict(),
+            "provenance": {**(provenance or {}), "steps": config.steps, "train_config": config.to_dict(),
                            "gain_fitted_on": f"{len(images)} training images", "gain": gain,
                            **({"contrast": texture.contrast} if texture.contrast is not None else {}),
                            "package_version": __version__}})

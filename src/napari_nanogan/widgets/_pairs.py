@@ -28,20 +28,10 @@ def check_pair(image_layer, labels_layer) -> None:
 
 def samples_from_pairs(pairs, *, crop_info_bar: bool = True):
     """Training samples (info bar cropped when found) from (Image layer, Labels layer) pairs."""
-    from ..data.datasets import Sample, instance_labels
-    from ..io.infobar import detect_info_bar
-    from ..normalize import intensity_range
+    from ..data.datasets import sample_from_arrays
 
-    out = []
-    for image_layer, labels_layer in pairs:
-        image = np.asarray(image_layer.data)
-        labels = instance_labels(np.asarray(labels_layer.data))
-        bar = detect_info_bar(image) if crop_info_bar else None
-        rows = bar.specimen_rows if bar is not None else slice(None)
-        image, labels = image[rows], labels[rows]
-        lo, hi = intensity_range(image)
-        out.append(Sample(image_layer.name, image, labels, lo, hi, "user"))
-    return out
+    return [sample_from_arrays(image_layer.name, np.asarray(image_layer.data), np.asarray(labels_layer.data),
+                               domain="user", crop_info_bar=crop_info_bar) for image_layer, labels_layer in pairs]
 
 
 class PairPicker(QWidget):

@@ -1,6 +1,6 @@
 """The "Export training pairs" dock widget: annotated and synthetic image-mask pairs to a folder.
 
-Thin client of :func:`napari_nanogan.export.export_pairs` (the same writer as
+Thin client of :func:`napari_nanogan.io.pairs.export_pairs` (the same writer as
 ``nanogan export``): TIFFs with the pixel size, uint16 instance masks, optional PNG
 previews and a manifest. Each pair is written atomically and the manifest is
 rewritten after each pair, so a cancelled or interrupted export leaves complete
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 def plan_annotated(pairs) -> list:
     """Export pairs from (Image layer, Labels layer) tuples, checked and converted."""
-    from ..data.datasets import instance_labels
-    from ..export import Pair, as_export_image, safe_name
+    from ..io.masks import instance_labels
+    from ..io.pairs import Pair, as_export_image, safe_name
     from .measure import layer_pixel_size_nm
 
     out = []
@@ -44,7 +44,7 @@ def plan_annotated(pairs) -> list:
 
 
 def planned_names(annotated: list, masks: list, n: int) -> list[str]:
-    from ..export import safe_name
+    from ..io.pairs import safe_name
 
     return [p.name for p in annotated] + [f"{safe_name(name)}_{k}" for name, _, _ in masks for k in range(n)]
 
@@ -54,8 +54,7 @@ def _export_job(annotated: list, masks: list, n: int, seed: int, model: str, out
 
     Yields (done, total, name) after each pair; returns the manifest path.
     """
-    from ..cli import synthesis_seed
-    from ..export import Pair, export_pairs, file_sha256, safe_name
+    from ..io.pairs import export_pairs, file_sha256, safe_name
 
     names = planned_names(annotated, masks, n)
     total, done, manifest = len(names), 0, None
@@ -64,22 +63,19 @@ def _export_job(annotated: list, masks: list, n: int, seed: int, model: str, out
         done += 1
         yield done, total, pair.name
     if masks and n:
-        from ..models.pretrained import load_generator, resolve_model
-        from ..synthesis import mask_maps, synthesize
+        from ..config import ModelKind
+        from ..models.registry import resolve_model
+        from ..synthesis import load_generator, mask_maps, synthetic_pairs
 
         for _, labels, _ in masks:
             mask_maps(labels)  # validate every mask before loading the generator
         generator = load_generator(model)
-        digest = file_sha256(resolve_model(model, kind="generator"))
-        for name, labels, pixel in masks:
-            for k in range(n):
-                s = synthesis_seed(seed, k)
-                pair = Pair(f"{safe_name(name)}_{k}", synthesize(labels, generator, seed=s), labels,
-                            source=f"synthetic from layer {name}", seed=s, model=model, model_sha256=digest,
-                            pixel_size_nm=pixel)
-                manifest = export_pairs([pair], out_dir, png=png, overwrite=overwrite)
-                done += 1
-                yield done, total, pair.name
+        digest = file_sha256(resolve_model(model, kind=ModelKind.GENERATOR))
+        sources = [(safe_name(name), labels, pixel, f"synthetic from layer {name}") for name, labels, pixel in masks]
+        for pair in synthetic_pairs(sources, generator, n=n, seed=seed, model=model, model_sha256=digest):
+            manifest = export_pairs([pair], out_dir, png=png, overwrite=overwrite)
+            done += 1
+            yield done, total, pair.name
     return manifest
 
 
@@ -88,8 +84,7 @@ class ExportWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
-        from ..models.pretrained import available_models
-        from ..models.user import on_models_changed
+        from ..models.registry import available_models, on_models_changed
 
         self.viewer = napari_viewer
         self.picker = PairPicker(napari_viewer, on_error=lambda message: show_error(f"Export: {message}"))
@@ -124,7 +119,7 @@ class ExportWidget(QWidget):
         return [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Labels"]
 
     def _masks(self) -> list:
-        from ..data.datasets import instance_labels
+        from ..io.masks import instance_labels
         from .measure import layer_pixel_size_nm
 
         masks = []
@@ -154,7 +149,7 @@ class ExportWidget(QWidget):
         if not annotated and not (masks and n):
             show_error("Export: add an annotated pair, or choose masks to synthesize from (and N > 0).")
             return
-        from ..export import existing_files
+        from ..io.pairs import existing_files
 
         names = planned_names(annotated, masks, n)
         if len(set(names)) != len(names):

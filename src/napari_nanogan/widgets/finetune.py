@@ -15,7 +15,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
 
-from ..training.finetune import PRESETS
+from ..config import PRESETS
 from ._labels import wrapping_label
 from ._pairs import PairPicker, check_pair, samples_from_pairs
 
@@ -82,7 +82,7 @@ class FinetuneWidget(QWidget):
         self.cancel_button.changed.connect(self.cancel)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.unannotated.reset_choices)
-        from ..models.user import on_models_changed
+        from ..models.registry import on_models_changed
 
         self.my_model.changed.connect(self._show_card)
         self.delete_button.changed.connect(self.delete_model)
@@ -95,12 +95,12 @@ class FinetuneWidget(QWidget):
 
     @staticmethod
     def _user_models(*_):
-        from ..models.user import list_user_models
+        from ..models.registry import list_user_models
 
         return list_user_models()
 
     def _show_card(self, *_):
-        from ..models.user import model_card
+        from ..models.registry import model_card
 
         name = self.my_model.value
         self.delete_button.enabled = self.export_button.enabled = bool(name)
@@ -117,7 +117,7 @@ class FinetuneWidget(QWidget):
                            f"before {fmt(card.get('before'))} → after {fmt(card.get('after'))}")
 
     def delete_model(self, *_):
-        from ..models.user import delete_user_model
+        from ..models.registry import delete_user_model
 
         name = self.my_model.value
         if not name or not confirm(self, f"Delete the model {name!r}? This cannot be undone."):
@@ -130,7 +130,7 @@ class FinetuneWidget(QWidget):
         show_info(f"Fine-tune: deleted {name!r}")
 
     def export_model(self, *_):
-        from ..models.user import export_user_model
+        from ..models.registry import export_user_model
 
         name, folder = self.my_model.value, self.export_to.value
         if not name:
@@ -148,7 +148,7 @@ class FinetuneWidget(QWidget):
     def run(self):
         from napari.qt.threading import create_worker
 
-        from ..models.user import check_name, user_model_path
+        from ..models.registry import check_name, user_model_path
 
         if not self.pairs:
             show_error("Fine-tune: add at least one (image, labels) pair you annotated.")
@@ -163,8 +163,7 @@ class FinetuneWidget(QWidget):
         if path.exists():
             show_error(f"Fine-tune: a model named {self.name.value!r} exists; choose another name or delete it.")
             return
-        from ..data.datasets import Sample
-        from ..normalize import intensity_range
+        from ..data.datasets import sample_from_arrays
         from ..training.finetune import finetune
 
         pairs = samples_from_pairs(self.pairs)
@@ -172,8 +171,7 @@ class FinetuneWidget(QWidget):
         for name in self.unannotated.value:
             data = np.asarray(self.viewer.layers[name].data)
             if data.ndim == 2:
-                lo, hi = intensity_range(data)
-                unannotated.append(Sample(name, data, np.zeros(data.shape, np.int32), lo, hi, "images"))
+                unannotated.append(sample_from_arrays(name, data, None, domain="images", crop_info_bar=False))
         self._stop = False
         self.history = {}
         self._t0 = time.perf_counter()
@@ -233,7 +231,7 @@ class FinetuneWidget(QWidget):
                              f"({result.steps} steps, {result.seconds / 60:.1f} min)\nsaved as {result.path.stem!r}")
         for w in result.warnings:
             show_warning(f"Fine-tune: {w}")
-        from ..models.user import notify_models_changed
+        from ..models.registry import notify_models_changed
 
         notify_models_changed()  # the segment and synthesize panels list it now
         show_info(f"Fine-tune: saved {result.path.stem!r}; it is now in the model lists")

@@ -1,4 +1,4 @@
-"""The "Segment particles" dock widget: thin client of :func:`napari_nanogan.inference.segment_steps`."""
+"""The "Segment particles" dock widget: thin client of :func:`napari_nanogan.segmentation.segment_steps`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
+from ..config import TILE
 from ._labels import wrapping_label
 
 if TYPE_CHECKING:
@@ -17,9 +18,7 @@ if TYPE_CHECKING:
 
 def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None):
     """Runs in the worker thread: load the model, then segment tile by tile."""
-    from ..inference import segment_steps
-    from ..models.pretrained import load_segmenter
-    from ..sizing import can_estimate_diameter
+    from ..segmentation import can_estimate_diameter, load_segmenter, segment_steps
 
     segmenter = load_segmenter(model)
     if diameter == "auto" and not can_estimate_diameter(segmenter):
@@ -57,14 +56,13 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
-        from ..models.pretrained import available_models
-        from ..models.user import on_models_changed
+        from ..models.registry import available_models, on_models_changed
 
         self.viewer = napari_viewer
         self.image_layer = create_widget(annotation="napari.layers.Image", label="image")
         self.model = ComboBox(label="model", choices=lambda *_: available_models("segmenter") or ["default"])
         on_models_changed(self.model.reset_choices)  # a fine-tuned model appears here at once
-        self.tile = SpinBox(label="tile (px)", value=512, min=64, max=2048, step=64)
+        self.tile = SpinBox(label="tile (px)", value=TILE, min=64, max=2048, step=64)
         self.diameter = FloatSpinBox(label="particle diameter (px)", value=0.0, min=0.0, max=1e6, step=1.0,
                                      tooltip="Typical particle diameter, in the image layer's units. For particles much "
                                              "larger than the model's training scale (about 24 px) the image is made "
@@ -124,9 +122,9 @@ class SegmentWidget(QWidget):
         self._layer = layer
         # what this run uses, recorded now: the fields may change while it runs
         self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer)}
-        info_bar = False
+        info_bar = None
         if self.exclude_bar.value:
-            info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or True
+            info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or "auto"
         self.worker = create_worker(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
                                     self._run_settings["particle_diameter_px"], _start_thread=False,
                                     _connect={"errored": self._on_error})  # handled here, not re-raised
@@ -171,31 +169,27 @@ class SegmentWidget(QWidget):
         scale = tuple(layer.scale[-ndim:])
         translate = tuple(layer.translate[-ndim:])
         meta = {"source_layer": layer.name, **{k: v for k, v in self._run_settings.items() if v is not None}}
-        estimated = ""
+        note = ""
         if self._run_settings["particle_diameter_px"] == "auto" and result.diameter_px is None:
             meta.pop("particle_diameter_px")
-            estimated = "; no diameter estimate (a model without a size model, or an image under 32 px): its own scale"
+            note = ", no diameter estimate (a model without a size model, or an image under 32 px): its own scale"
         elif self._run_settings["particle_diameter_px"] == "auto":
             meta["particle_diameter_px"] = result.diameter_px
             meta["particle_diameter_estimated"] = True
-            unit = layer_unit(layer)
-            in_units = f" ({result.diameter_px * abs(float(layer.scale[-1])):.3g} {unit})" if unit != "px" else ""
-            estimated = f"; estimated particle diameter {result.diameter_px:.0f} px{in_units}"
         if result.info_bar is not None:
             meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
-        chosen = ""
         if result.model is not None and result.model != meta["model"]:
             meta["model_used"] = result.model  # what "auto" chose for this image
-            chosen = f"; model {result.model}"
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
         units = getattr(layer, "units", None)
         if units is not None:
             kwargs["units"] = tuple(units[-ndim:])
         self.labels_layer = self.viewer.add_labels(result.labels, **kwargs)
-        n = int(result.labels.max())
-        bar = f"; info bar rows {result.info_bar.start}-{result.info_bar.stop - 1} excluded" if result.info_bar else ""
-        self.status.value = f"{n} particles{bar}{estimated}{chosen}"
-        show_info(f"Segment particles: {n} particles in {layer.name}{bar}{estimated}{chosen}")
+        unit = layer_unit(layer)
+        text = result.describe(requested=meta["model"], unit=unit,
+                               pixel_size=abs(float(layer.scale[-1])) if unit != "px" else None)
+        self.status.value = text + note
+        show_info(f"Segment particles: {layer.name}: {text}{note}")
 
     def _on_error(self, exc):
         self.status.value = "failed"

@@ -10,7 +10,8 @@ from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, PushB
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
-from ..data.designer import MaskDesign, design_mask, fit_design
+from ..config import MaskDesign
+from ..data.designer import design_mask, fit_design
 from ._labels import wrapping_label
 
 if TYPE_CHECKING:
@@ -21,9 +22,7 @@ SOURCES = ("Labels layer", "mask file", "designer")
 
 def _synthesize_job(mask: np.ndarray, model: str, n: int, seed: int):
     """Worker thread: load the generator, then yield after each image; returns the images."""
-    from ..cli import synthesis_seed
-    from ..models.pretrained import load_generator
-    from ..synthesis import mask_maps, synthesize
+    from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 
     mask_maps(mask)  # validate before loading anything
     generator = load_generator(model)
@@ -39,8 +38,7 @@ class SynthesizeWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
-        from ..models.pretrained import available_models
-        from ..models.user import on_models_changed
+        from ..models.registry import available_models, on_models_changed
 
         self.viewer = napari_viewer
         self.source = ComboBox(label="mask from", choices=list(SOURCES), value="designer")
@@ -127,7 +125,7 @@ class SynthesizeWidget(QWidget):
         self.status.value = f"fitted: median {d.median_nm:.0f} nm, σ {d.sigma:.2f}, {d.count} particles"
 
     def _mask(self) -> tuple[np.ndarray, float | None, str]:
-        from ..io.images import read_mask
+        from ..io.masks import read_mask
         from .measure import layer_pixel_size_nm
 
         src = self.source.value
@@ -184,7 +182,7 @@ class SynthesizeWidget(QWidget):
         meta = {"pixel_size_nm": pixel, "generator": self.model.value, "seed": int(self.seed.value), "mask": name}
         for k, image in enumerate(images):
             self.viewer.add_image(image, name=f"synthetic {name} #{k}", metadata=dict(meta, k=k), **kwargs)
-        from ..data.datasets import instance_labels
+        from ..io.masks import instance_labels
 
         self.viewer.add_labels(instance_labels(mask), name=f"synthetic {name} mask", metadata=meta, **kwargs)
         self.status.value = f"{len(images)} images from {name}"

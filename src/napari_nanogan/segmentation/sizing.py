@@ -2,7 +2,7 @@
 
 The segmenter works best when particles are about ``segmenter.diameter_px`` (24 px)
 across; images of much larger particles are cut into fragments at their own scale
-(see :func:`napari_nanogan.inference.segment_steps`, ``diameter=``). Like Cellpose's
+(see :func:`napari_nanogan.segmentation.segment_steps`, ``diameter=``). Like Cellpose's
 size model, the diameter is predicted from what the segmenter itself makes of the
 image, with a model fitted on annotated images
 (:func:`napari_nanogan.training.sizing.fit_size_model`, ``nanogan fit-size``).
@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..progress import drive
+from .tiles import probability_steps
 
 #: Scales the image is seen at for the size features.
 SIZE_SCALES = (1.0, 0.5, 0.25, 0.125)
@@ -87,8 +90,6 @@ def size_features(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> np.
     """
     from skimage.transform import resize
 
-    from .inference import probability_steps
-
     specimen = grey[rows]
     multiple = segmenter.config.multiple
     features: list[np.ndarray] = []
@@ -102,12 +103,9 @@ def size_features(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> np.
             small = crop if scale == 1.0 else resize(
                 crop, (round(crop.shape[0] * scale), round(crop.shape[1] * scale)), order=1, anti_aliasing=True)
             window = _centre(small, side)
-            steps = probability_steps(window, segmenter, tile=-(-max(window.shape) // multiple) * multiple, overlap=0)
-            try:
-                while True:
-                    next(steps)
-            except StopIteration as done:
-                previous = _scale_features(*done.value, scale)
+            maps = drive(probability_steps(window, segmenter, tile=-(-max(window.shape) // multiple) * multiple,
+                                           overlap=0))
+            previous = _scale_features(*maps, scale)
         if previous is None:
             raise ValueError(f"image of shape {specimen.shape} is too small to estimate a particle diameter")
         features.append(previous)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .config import PostprocessConfig
+from ..config import PostprocessConfig, SeedMethod
 
 _FOUR = ndi.generate_binary_structure(2, 1)
-SEED_METHODS = ("components", "peaks", "distance", "combined")
 
 
 _CHUNK_PIXELS = 1 << 22  # rows per pass of the whole-image steps: about 4 MP (32 MB of int64 counts)
@@ -19,7 +18,7 @@ def _row_chunks(shape: tuple[int, ...]) -> tuple[range, int]:
     return range(0, shape[0], step), step
 
 
-def _drop_small_and_renumber(labels: np.ndarray, min_area: int) -> np.ndarray:
+def drop_small_and_renumber(labels: np.ndarray, min_area: int) -> np.ndarray:
     """Zero labels under ``min_area`` pixels and renumber the rest 1..K in order, in place.
 
     Counting and relabelling go a band of rows at a time, so the extra memory is a few
@@ -69,8 +68,6 @@ def instances_from_probabilities(
     (:func:`merge_shallow_regions`). Work happens per component bounding box, so
     memory follows the largest agglomerate, not the image size.
     """
-    if config.seed_method not in SEED_METHODS:
-        raise ValueError(f"seed_method must be one of {', '.join(SEED_METHODS)}, not {config.seed_method!r}")
     from skimage.segmentation import watershed
 
     scale = 255.0 if foreground.dtype == np.uint8 else 1.0
@@ -88,13 +85,13 @@ def instances_from_probabilities(
         target = labels[box]
         comp = target == index
         relief = np.asarray(interior[box], np.float32) / scale
-        if config.seed_method in ("distance", "combined"):
+        if config.seed_method in (SeedMethod.DISTANCE, SeedMethod.COMBINED):
             depth = ndi.distance_transform_edt(np.pad(comp, 1))[1:-1, 1:-1].astype(np.float32)
             depth /= max(float(depth.max()), 1.0)
-            relief = depth if config.seed_method == "distance" else 0.5 * (relief + depth)
+            relief = depth if config.seed_method == SeedMethod.DISTANCE else 0.5 * (relief + depth)
         if config.smooth_sigma > 0:
             relief = ndi.gaussian_filter(relief, config.smooth_sigma)
-        if config.seed_method != "components":
+        if config.seed_method != SeedMethod.COMPONENTS:
             seeds, n_seeds = _peak_seeds(relief, comp, config)
         else:
             seeds, n_seeds = _component_seeds(seeds_mask[box] & comp, config.min_seed_area)
@@ -109,7 +106,7 @@ def instances_from_probabilities(
         next_label += n_seeds
     del seeds_mask
     np.negative(labels, out=labels)
-    return _drop_small_and_renumber(labels.view(np.uint32), config.min_area)
+    return drop_small_and_renumber(labels.view(np.uint32), config.min_area)
 
 
 def merge_shallow_regions(regions: np.ndarray, relief: np.ndarray, depth: float) -> np.ndarray:
@@ -188,7 +185,7 @@ def _component_seeds(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
 def _peak_seeds(relief: np.ndarray, comp: np.ndarray, config: PostprocessConfig) -> tuple[np.ndarray, int]:
     from skimage.feature import peak_local_max
 
-    threshold = config.seed_threshold if config.seed_method == "peaks" else 0.0
+    threshold = config.seed_threshold if config.seed_method == SeedMethod.PEAKS else 0.0
     peaks = peak_local_max(relief, min_distance=config.min_distance, threshold_abs=threshold,
                            labels=comp.astype(np.int32), exclude_border=False)
     seeds = np.zeros(comp.shape, np.int32)

@@ -5,38 +5,14 @@ The yardstick the learned segmenter has to beat; also a fallback that needs no m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage as ndi
 
-from .io.images import as_grey
-from .postprocess import _drop_small_and_renumber
+from ..config import ClassicalConfig, Polarity
+from ..io.images import as_grey
+from .postprocess import drop_small_and_renumber
 
 _FOUR = ndi.generate_binary_structure(2, 1)
-
-
-@dataclass(frozen=True)
-class ClassicalConfig:
-    """Parameters of :func:`otsu_watershed`.
-
-    Attributes
-    ----------
-    sigma : float
-        Gaussian smoothing before thresholding (pixels).
-    polarity : str
-        ``"bright"`` particles (SEM), ``"dark"`` particles (bright-field TEM) or
-        ``"minority"``: the thresholded class covering less area.
-    min_distance : int
-        Smallest distance between two particle centres (pixels).
-    min_area : int
-        Particles smaller than this are removed.
-    """
-
-    sigma: float = 1.0
-    polarity: str = "bright"
-    min_distance: int = 5
-    min_area: int = 16
 
 
 def otsu_watershed(image: np.ndarray, config: ClassicalConfig = ClassicalConfig(), rows: slice = slice(None)) -> np.ndarray:
@@ -49,14 +25,12 @@ def otsu_watershed(image: np.ndarray, config: ClassicalConfig = ClassicalConfig(
     smooth = ndi.gaussian_filter(grey, config.sigma) if config.sigma > 0 else grey
     t = threshold_otsu(smooth[rows])
     bright = smooth > t
-    if config.polarity == "bright":
+    if config.polarity == Polarity.BRIGHT:
         fg = bright
-    elif config.polarity == "dark":
+    elif config.polarity == Polarity.DARK:
         fg = ~bright
-    elif config.polarity == "minority":
+    else:  # minority
         fg = bright if bright[rows].mean() <= 0.5 else ~bright
-    else:
-        raise ValueError(f"polarity must be 'bright', 'dark' or 'minority', not {config.polarity!r}")
     keep = np.zeros_like(fg)
     keep[rows] = True
     fg &= keep
@@ -72,4 +46,4 @@ def otsu_watershed(image: np.ndarray, config: ClassicalConfig = ClassicalConfig(
     if orphan.any():
         extra, n = ndi.label(orphan, _FOUR)
         labels[orphan] = extra[orphan].astype(np.uint32) + labels.max()
-    return _drop_small_and_renumber(labels, config.min_area)
+    return drop_small_and_renumber(labels, config.min_area)

@@ -1,4 +1,4 @@
-"""Export of image-mask pairs for training elsewhere: TIFFs (+ optional PNGs) and a manifest.
+"""Image-mask pairs on disk: the export layout (TIFFs, optional PNGs, a manifest) and folders of pairs.
 
 Layout of an export folder::
 
@@ -24,8 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
-from . import __version__
-from ._atomic import atomic_path
+from .. import __version__
+from .atomic import atomic_path
 
 
 @dataclass
@@ -157,3 +157,38 @@ def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite
             writer.writeheader()
             writer.writerows(merged)
     return manifest
+
+
+def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:
+    """(name, image, mask) of a ``nanogan export`` folder (``images/``, ``masks/``, ``manifest.json``).
+
+    The manifest lists the pairs; without one, every ``images/<name>.tif`` with a
+    ``masks/<name>.tif`` is a pair. Raises ``ValueError`` for a folder with no pairs.
+    """
+    folder = Path(folder)
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        entries = json.loads(manifest.read_text()).get("pairs", [])
+        triples = [(e["name"], folder / e["image"], folder / e["mask"]) for e in entries]
+    else:
+        triples = [(p.stem, p, folder / "masks" / p.name) for p in sorted((folder / "images").glob("*.tif"))
+                   if (folder / "masks" / p.name).exists()]
+    if not triples:
+        raise ValueError(f"{folder}: no image-mask pairs (expected a `nanogan export` folder with images/ and masks/)")
+    missing = [str(p) for t in triples for p in t[1:] if not p.exists()]
+    if missing:
+        raise ValueError(f"{folder}: files listed in manifest.json are missing: {', '.join(missing[:3])}")
+    return triples
+
+
+def pair_folders(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) from two folders: the mask's stem is the image's, or the image's + ``_...``."""
+    from .images import list_images
+
+    masks = list_images([masks_dir])
+    pairs = []
+    for img in list_images([images_dir]):
+        match = [m for m in masks if m.stem == img.stem or m.stem.startswith(img.stem + "_")]
+        if match:
+            pairs.append((img.stem, img, sorted(match, key=lambda m: len(m.stem))[0]))
+    return pairs

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations of napari-nanogan, each run as ``python -m bench.<name>`` from the repository root."""

@@ -1,0 +1,51 @@
+"""What the commands share: progress bars on stderr, training drivers, one-line errors."""
+
+from __future__ import annotations
+
+import sys
+
+
+def progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def command_line() -> str:
+    """How this process was started, for provenance (``nanogan train ...``)."""
+    return "nanogan " + " ".join(sys.argv[1:])
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a user: its message's first line, or its type."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def drive_training(make_loop, total: int, desc: str, report) -> int:
+    """Run a training loop (a generator of TrainProgress) with a progress bar on stderr.
+
+    ``make_loop(should_stop)`` builds the loop; SIGTERM asks it to stop after the
+    current step (it writes last.pt); ``report(record)`` prints what a step has to say.
+    """
+    import signal
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    bar = progress_bar(total, desc)
+    try:
+        for rec in make_loop(lambda: stop["now"]):
+            bar.n = rec.step
+            if "total" in rec.losses:  # the stop record trains nothing: keep the last step's loss shown
+                bar.set_postfix(loss=f"{rec.losses['total']:.3f}", s_step=f"{rec.seconds_per_step:.2f}")
+            elif rec.losses:  # train-gan --critic-warmup: only the critics learn, their loss is what moves
+                bar.set_postfix(critics=f"{sum(rec.losses.values()) / len(rec.losses):.3f}",
+                                s_step=f"{rec.seconds_per_step:.2f}")
+            report(rec)
+            if rec.stopped:
+                print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with the same command (last.pt is kept)", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    return 0

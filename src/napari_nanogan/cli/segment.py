@@ -1,0 +1,259 @@
+"""``nanogan segment``, ``measure`` and ``demo``: images to particles, particles to sizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config import TILE, ModelKind
+from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
+from .common import progress_bar
+
+_GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
+AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
+
+
+def cmd_segment(args) -> int:
+    from ..io.images import ImageReadError, list_images, read_image, write_labels
+    from ..segmentation import can_estimate_diameter, load_segmenter, segment
+
+    segmenter = load_segmenter(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    paths = list_images(args.inputs)
+    if not paths:
+        print("nanogan segment: no input images found", file=sys.stderr)
+        return 2
+    can_estimate = can_estimate_diameter(segmenter)
+    estimate = args.diameter == "auto" or (args.diameter is None and args.diameter_nm is None and can_estimate)
+    if args.diameter is None and args.diameter_nm is None and not can_estimate:
+        print(f"note: model {args.model} has no size model: images are segmented at their own scale "
+              "(give --diameter or --diameter-nm for particles much larger than about 24 px)", file=sys.stderr)
+    for i, path in enumerate(paths, 1):
+        try:
+            image, meta = read_image(path)
+            diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
+            if args.diameter_nm is not None:
+                if not meta["pixel_size_nm"]:
+                    raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
+                                     "use --diameter in pixels")
+                diameter = args.diameter_nm / meta["pixel_size_nm"]
+            bar = progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
+            result = segment(image, segmenter, tile=args.tile, diameter=diameter,
+                             progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
+            bar.close()
+            target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"])
+            unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
+            print(f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}", file=sys.stderr)
+        except (ImageReadError, ValueError, OSError) as exc:
+            failures += 1
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if str(path) not in reason:
+                reason = f"{path}: {reason}"
+            print(f"error: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+
+def diameter_value(text: str):
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)  # the sign is checked per image, with the other inputs still processed
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', not {text!r}") from None
+
+
+
+def cmd_demo(args) -> int:
+    """The main job on shipped defaults, offline: segment the package's own sample image, and
+    synthesize an SEM image from a designed mask and segment it back (when a generator is shipped)."""
+    import time
+
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from ..data.procedural import SAMPLE_PIXEL_SIZE_NM, sample_image
+    from ..io.atomic import atomic_path
+    from ..io.images import write_labels
+    from ..metrics.segmentation import summarize
+    from ..models.registry import DEFAULT_GENERATOR, available_models
+    from ..overlay import overlay
+    from ..segmentation import can_estimate_diameter, load_segmenter, segment
+    from ..segmentation.pipeline import plural
+
+    if args.generator is None and DEFAULT_GENERATOR in available_models(ModelKind.GENERATOR):
+        args.generator = DEFAULT_GENERATOR
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    image, truth = sample_image()
+    with atomic_path(out / "sample.tif") as tmp:
+        per_cm = 1e7 / SAMPLE_PIXEL_SIZE_NM
+        tifffile.imwrite(tmp, image, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    t0 = time.perf_counter()
+    segmenter = load_segmenter(args.model)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # as `nanogan segment` does by default: the particle diameter estimated where the model can
+    result = segment(image, segmenter, diameter="auto" if can_estimate_diameter(segmenter) else None)
+    t_seg = time.perf_counter() - t0
+    labels = result.labels
+    write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM)
+    with atomic_path(out / "sample_overlay.png") as tmp:
+        Image.fromarray(overlay(image, labels)).save(tmp, format="PNG")
+    rows = result.info_bar.specimen_rows if result.info_bar else slice(0, truth.shape[0])
+    scores = summarize([(truth, labels[rows])])
+    areas = np.bincount(labels.ravel())[1:]
+    ecd = np.sqrt(4 * areas[areas > 0] / np.pi) * SAMPLE_PIXEL_SIZE_NM
+    summary = {
+        "image": "sample.tif (procedural TiO2-like SEM, made by napari-nanogan)",
+        "model": segmenter.name if result.model == segmenter.name else f"{segmenter.name}: {result.model}",
+        "particles": int(labels.max()),
+        "true_particles": int(truth.max()),
+        "pixel_size_nm": SAMPLE_PIXEL_SIZE_NM,
+        "info_bar_rows": [result.info_bar.start, result.info_bar.stop - 1] if result.info_bar else None,
+        "estimated_particle_diameter_px": None if result.diameter_px is None else round(result.diameter_px, 1),
+        "ecd_nm_d50": float(np.median(ecd)) if ecd.size else None,
+        "scores_vs_truth": {k: round(v, 4) for k, v in scores.items() if k in ("dice", "iou", "precision", "recall", "f1")},
+        "seconds_model_load": round(t_load, 3),
+        "seconds_segment": round(t_seg, 3),
+    }
+    synth_line = None
+    if args.generator:
+        # the other half of the product: a designed mask -> a synthetic SEM image -> particles again
+        from ..config import MaskDesign
+        from ..data.designer import design_mask
+        from ..metrics.segmentation import foreground_scores
+        from ..synthesis import load_generator, synthesize
+
+        generator = load_generator(args.generator)
+        design = MaskDesign(seed=7)
+        mask = design_mask(design)
+        t0 = time.perf_counter()
+        synthetic = synthesize(mask, generator, seed=0)
+        t_syn = time.perf_counter() - t0
+        synthetic_labels = segment(synthetic, segmenter, info_bar=None).labels
+        with atomic_path(out / "synthetic.tif") as tmp:
+            tifffile.imwrite(tmp, synthetic)
+        write_labels(out / "synthetic_mask.tif", mask, pixel_size_nm=design.pixel_size_nm)
+        with atomic_path(out / "synthetic_overlay.png") as tmp:
+            Image.fromarray(overlay(synthetic, synthetic_labels)).save(tmp, format="PNG")
+        dice = foreground_scores(mask, synthetic_labels)[0]
+        summary["synthesis"] = {"generator": generator.name, "mask": "designed (MaskDesign(seed=7))",
+                                "particles_in_mask": int(mask.max()), "particles_segmented": int(synthetic_labels.max()),
+                                "dice_segment_vs_mask": round(dice, 4), "seconds_synthesize": round(t_syn, 3)}
+        synth_line = (f"synthesized an SEM image from a designed mask ({int(mask.max())} particles) in {t_syn:.2f} s; "
+                      f"segmenting it back gives Dice {dice:.3f} against the mask")
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [
+        f"napari-nanogan demo: {plural(summary['particles'], 'particle')} found ({summary['true_particles']} drawn) "
+        f"in {t_seg:.2f} s (model load {t_load:.2f} s; model {summary['model']}"
+        + (f", estimated particle diameter {result.diameter_px:.0f} px)" if result.diameter_px else ")"),
+        f"median equivalent-circle diameter {summary['ecd_nm_d50']:.0f} nm at {SAMPLE_PIXEL_SIZE_NM} nm/px"
+        if summary["ecd_nm_d50"] else "no particles",
+        "vs the drawn truth: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["scores_vs_truth"].items()),
+        f"wrote {out / 'sample_labels.tif'}, {out / 'sample_overlay.png'}, {out / 'summary.json'}",
+    ]
+    if synth_line:
+        lines.insert(3, synth_line)
+    with atomic_path(out / "summary.txt") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+
+def cmd_measure(args) -> int:
+    """Per-particle table (CSV) plus a size-distribution summary beside it."""
+    import numpy as np
+
+    from ..io.images import ImageReadError, labels_pixel_size_nm, read_image
+    from ..io.infobar import detect_info_bar
+    from ..io.masks import instance_labels, read_mask
+    from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+
+    images = args.image or []
+    if images and len(images) not in (1, len(args.labels)):
+        print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
+        return 2
+    tables, summaries, failures = [], [], 0
+    for i, path in enumerate(map(Path, args.labels)):
+        try:
+            labels = instance_labels(read_mask(path))
+            image, bar_start, pixel = None, None, args.pixel_size
+            if images:
+                image, meta = read_image(images[i if len(images) > 1 else 0])
+                if image.shape != labels.shape:
+                    raise ValueError(f"image {images[i if len(images) > 1 else 0]} has shape {image.shape}, labels {labels.shape}")
+                bar = detect_info_bar(image)
+                bar_start = bar.start if bar is not None and bar.side == "bottom" else None
+                pixel = pixel or meta["pixel_size_nm"]
+            if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
+                pixel = labels_pixel_size_nm(path)
+            table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name)
+            tables.append(table)
+            summary = summarize_sizes(table)
+            summaries.append((path.name, summary))
+            d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
+            unit_note = "" if pixel else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
+            print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
+        except (ImageReadError, ValueError, OSError) as exc:
+            failures += 1
+            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    if not tables:
+        return 1
+    units = {t.unit for t in tables}
+    if len(units) > 1:
+        print("nanogan measure: some inputs have a pixel size and some do not; measure them separately", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    write_table_csv(out, tables)
+    merged = Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in tables[0].columns}, tables[0].unit,
+                          tables[0].pixel_size_nm)
+    if len(tables) > 1:
+        summaries.append(("all", summarize_sizes(merged)))
+    summary_path = out.with_name(out.stem + "_summary.csv")
+    write_summary_csv(summary_path, summaries)
+    print(f"wrote {out} and {summary_path}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("segment", help="segment images into particles (one label per particle)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif")
+    p.add_argument("--model", default=DEFAULT_SEGMENTER,
+                   help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
+    p.add_argument("--tile", type=int, default=TILE, help=f"tile side in pixels (default {TILE})")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto",
+                      help="typical particle diameter in pixels; images of particles much larger than the model's "
+                           "training scale (about 24 px) are made smaller for the network (labels keep the image's size). "
+                           "'auto': estimated per image by the model's size model; 0: the image's own scale. "
+                           "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
+    size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
+                      help="the same in nm, converted with each file's pixel size (files without one are an error)")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")
+    p.add_argument("--out", default="nanogan-demo", help="output folder (default ./nanogan-demo)")
+    p.add_argument("--model", default=DEFAULT_SEGMENTER,
+                   help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
+    p.add_argument("--generator", default=None, help="generator for the synthesis half (default: the shipped one, if any)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images")
+    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
+    group.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides file metadata)")
+    p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
+    p.set_defaults(func=cmd_measure)

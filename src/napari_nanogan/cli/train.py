@@ -1,0 +1,444 @@
+"""``nanogan train``, ``train-gan``, ``train-texture`` and ``finetune``: the training commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..config import GENERATOR_DATASETS, PRESETS, Norm, TextureRegion, Upsample
+from .common import command_line, drive_training, progress_bar
+
+
+def cmd_train(args) -> int:
+    from ..config import SegmenterConfig, TrainConfig
+    from ..data.datasets import load_samples, shared_splits
+    from ..training.data import at_model_scale
+    from ..training.segmenter import train_segmenter
+
+    splits = shared_splits(args.data_root)
+    if not splits:
+        print(f"nanogan train: no bam_tio2_sem/ or emps/ under {args.data_root}", file=sys.stderr)
+        return 2
+    wanted = [d for d in args.datasets.split(",") if d]
+    train, val = {}, []
+    for key in wanted:
+        if key not in splits:
+            print(f"nanogan train: data set {key!r} not found under {args.data_root}", file=sys.stderr)
+            return 2
+        train[key] = load_samples(splits[key]["train"], domain=key)
+        val += load_samples(splits[key]["val"], domain=key)
+        print(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
+              f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
+    real = list(train)
+    shares = {}  # domain -> share of the patches; the real data sets share the rest equally
+    if args.synthetic:
+        from ..data.datasets import load_export_folder
+
+        if not 0 < args.synthetic_share < 1:
+            print("nanogan train: --synthetic-share must be between 0 and 1", file=sys.stderr)
+            return 2
+        try:
+            train["synthetic"] = load_export_folder(args.synthetic)
+        except (ValueError, OSError) as exc:
+            print(f"nanogan train: {exc}", file=sys.stderr)
+            return 2
+        shares["synthetic"] = args.synthetic_share
+        print(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
+              f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
+    if sum(shares.values()) >= 1 or not all(0 < v < 1 for v in shares.values()):
+        print("nanogan train: --synthetic-share must be in (0, 1)", file=sys.stderr)
+        return 2
+    domain_weights = None
+    if shares:
+        domain_weights = {k: (1 - sum(shares.values())) / len(real) for k in real} | shares
+    if args.at_model_scale:  # the shared data sets only; --synthetic pairs are used as exported
+        train.update({k: [at_model_scale(t) for t in train[k]] for k in wanted})
+        val = [at_model_scale(v) for v in val]
+    try:
+        scale_range = tuple(float(v) for v in args.scale_range.split(","))
+        if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError
+    except ValueError:
+        print(f"nanogan train: --scale-range must be LOW,HIGH with 0 < LOW <= HIGH, not {args.scale_range!r}",
+              file=sys.stderr)
+        return 2
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
+                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                         contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range)
+    model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
+    provenance = {
+        "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
+        "command": command_line(),
+        "at_model_scale": bool(args.at_model_scale),
+    }
+    if domain_weights is not None:
+        provenance["domain_weights"] = domain_weights
+    if args.synthetic:
+        provenance["synthetic"] = {"folder": str(args.synthetic), "pairs": len(train["synthetic"]),
+                                   "domain_weights": domain_weights}
+    def report(rec):
+        if rec.validation:
+            summary = {k: (round(v["iou"], 4), round(v["f1"], 4)) for k, v in rec.validation.items() if isinstance(v, dict)}
+            print(f"\nstep {rec.step}: validation (iou, f1) {summary} score {rec.validation['score']:.4f}",
+                  file=sys.stderr, flush=True)
+
+    return drive_training(
+        lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
+                                            provenance=provenance, init_from=args.init, should_stop=should_stop,
+                                            domain_weights=domain_weights),
+        config.steps, "train", report)
+
+
+
+def loss_weights(spec: str | None, base):
+    """``base`` (a GanLossWeights) with ``name=value`` pairs of ``spec`` ("cycle_image=0.5,diversity=2") applied."""
+    from dataclasses import fields, replace
+
+    if not spec:
+        return base
+    names = {f.name for f in fields(base)}
+    changes = {}
+    for item in spec.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in names:
+            raise ValueError(f"expected name=value with a name among {', '.join(sorted(names))}; got {item!r}")
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{name}: {value!r} is not a number") from None
+        if not changes[name] >= 0:
+            raise ValueError(f"{name}: weights must be non-negative numbers")
+    return replace(base, **changes)
+
+
+
+def cmd_train_gan(args) -> int:
+    from ..config import GanLossWeights, GanTrainConfig, GeneratorConfig, ModelKind, SegmenterConfig
+    from ..data.datasets import load_samples, sample_from_arrays, shared_splits
+    from ..io.pairs import pair_folders
+    from ..models.registry import ModelNotFoundError, resolve_model
+    from ..training.cyclegan import train_cyclegan
+    from ..training.data import generator_samples
+
+    if args.invert_init_generator and not args.init_generator:
+        print("nanogan train-gan: --invert-init-generator needs --init-generator (the generator to invert)",
+              file=sys.stderr)
+        return 2
+    bad = [f"{flag} must be {rule}, got {value}" for flag, value, ok, rule in (
+        ("--substrate-weight", args.substrate_weight, args.substrate_weight >= 0, ">= 0"),
+        ("--particle-weight", args.particle_weight, args.particle_weight >= 0, ">= 0"),
+        ("--texture-weight", args.texture_weight, args.texture_weight >= 0, ">= 0"),
+        ("--critic-channels", args.critic_channels, args.critic_channels >= 1, ">= 1"),
+        ("--lr-critic", args.lr_critic, args.lr_critic > 0, "> 0"),
+        # (a warm-up as long as the run is allowed: critics pretrained alone, the run resumed with more --steps)
+        ("--critic-warmup", args.critic_warmup, args.critic_warmup >= 0, ">= 0"),
+    ) if not ok]
+    if bad:
+        print("nanogan train-gan: " + "; ".join(bad), file=sys.stderr)
+        return 2
+    try:  # shipped and user model names, as --model takes them, or paths
+        if args.init_generator:
+            args.init_generator = str(resolve_model(args.init_generator, kind=ModelKind.GENERATOR))
+        if args.init_segmenter:
+            args.init_segmenter = str(resolve_model(args.init_segmenter, kind=ModelKind.SEGMENTER))
+    except ModelNotFoundError as exc:
+        print(f"nanogan train-gan: {exc}", file=sys.stderr)
+        return 2
+    val = None
+    if args.images and args.masks:
+        triples = pair_folders(args.images, args.masks)
+        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
+        if not triples:
+            print("nanogan train-gan: no image/mask pairs found (mask stems must equal or start with the image stem)",
+                  file=sys.stderr)
+            return 2
+        paired = load_samples(triples, domain="paired")
+    else:
+        key, folder, description = GENERATOR_DATASETS[args.dataset]
+        paired = generator_samples(args.data_root, args.dataset)
+        if paired is None:
+            print(f"nanogan train-gan: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
+            return 2
+        if args.val_every > 0:
+            val = generator_samples(args.data_root, args.dataset, split="val")
+        held_out = shared_splits(args.data_root)[key]
+        source = {f"{args.dataset}_train": [s.name for s in paired], "selection": description,
+                  "held_out": {k: [t[0] for t in v] for k, v in held_out.items() if k != "train"}}
+    segmenter_config = SegmenterConfig()
+    if args.init_segmenter:
+        from ..models.checkpoint import load_checkpoint
+
+        segmenter_config = SegmenterConfig.from_dict(load_checkpoint(args.init_segmenter, kind=ModelKind.SEGMENTER)["config"])
+    unpaired = None
+    if args.unpaired_images:
+        from ..io.images import list_images, read_image
+
+        unpaired = [sample_from_arrays(p.stem, read_image(p)[0], None, domain="images", crop_info_bar=False)
+                    for p in list_images([args.unpaired_images])]
+    try:
+        weights = loss_weights(args.loss_weights, GanLossWeights(adv_texture=args.texture_weight,
+                                                                      adv_substrate=args.substrate_weight,
+                                                                      adv_particles=args.particle_weight))
+    except ValueError as exc:
+        print(f"nanogan train-gan: --loss-weights: {exc}", file=sys.stderr)
+        return 2
+    print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
+    config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
+                            checkpoint_every=args.checkpoint_every, seed=args.seed,
+                            contact_weight=args.contact_weight, val_every=args.val_every,
+                            segmenter_patch_size=args.segmenter_patch_size,
+                            critic_channels=args.critic_channels, lr_critic=args.lr_critic,
+                            critic_warmup=args.critic_warmup,
+                            weights=weights)
+    provenance = {"data": source, "command": command_line()}
+
+    def report(rec):
+        if rec.step % 100 == 0 and rec.losses:
+            print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
+        if rec.validation:
+            print("\nstep %d validation: %s" % (rec.step, json.dumps(rec.validation)), file=sys.stderr, flush=True)
+
+    return drive_training(
+        lambda should_stop: train_cyclegan(paired, out_dir=args.out, config=config, generator_config=GeneratorConfig(),
+                                           segmenter_config=segmenter_config, unpaired_images=unpaired,
+                                           init_segmenter=args.init_segmenter, init_generator=args.init_generator,
+                                           invert_init_generator=args.invert_init_generator,
+                                           val=val, provenance=provenance, should_stop=should_stop),
+        config.steps, "train-gan", report)
+
+
+
+def cmd_train_texture(args) -> int:
+    """Train the substrate texture network on the real substrate of annotated images."""
+    from ..config import TEXTURE_DEFAULTS, TextureConfig, TextureRegion, TextureTrainConfig
+    from ..training.texture import train_texture
+
+    try:
+        particles = args.region == TextureRegion.PARTICLES
+        defaults = TEXTURE_DEFAULTS[args.region]
+        config = TextureTrainConfig(steps=args.steps if args.steps is not None else defaults["steps"],
+                                    batch_size=args.batch_size, patch_size=args.patch_size or defaults["patch_size"],
+                                    checkpoint_every=args.checkpoint_every, seed=args.seed,
+                                    min_fraction=defaults["min_fraction"])
+        widths = tuple(int(v) for v in args.widths.split(","))
+        region = {"region": "particles", "margin": 0, "blend": 0.0, "cond_channels": 0 if args.unconditional else 2} \
+            if particles else {}
+        texture_config = TextureConfig(sigma=args.sigma or defaults["sigma"], upsample=args.upsample,
+                                       widths=widths, **region)
+    except ValueError as exc:
+        print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if args.images and args.masks:
+        from ..data.datasets import load_samples
+        from ..io.pairs import pair_folders
+
+        triples = pair_folders(args.images, args.masks)
+        if not triples:
+            print("nanogan train-texture: no image/mask pairs found (mask stems must equal or start with the image stem)",
+                  file=sys.stderr)
+            return 2
+        samples = load_samples(triples, domain="paired")
+        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
+    else:
+        from ..training.data import generator_samples
+
+        _, folder, description = GENERATOR_DATASETS[args.dataset]
+        samples = generator_samples(args.data_root, args.dataset)
+        if samples is None:
+            print(f"nanogan train-texture: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
+            return 2
+        source = {f"{args.dataset}_train": [s.name for s in samples], "selection": description}
+    provenance = {"data": source, "command": command_line()}
+
+    def report(rec):
+        if rec.step % 500 == 0 and rec.losses:
+            print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
+
+    try:
+        code = drive_training(
+            lambda should_stop: train_texture([s.image for s in samples], [s.labels for s in samples], out_dir=args.out,
+                                              config=config, texture_config=texture_config, provenance=provenance,
+                                              should_stop=should_stop),
+            config.steps, "train-texture", report)
+    except ValueError as exc:
+        print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if code == 0 and (Path(args.out) / "texture.pt").exists():
+        flag = "--particle-texture" if args.region == "particles" else "--texture"
+        print(f"wrote {Path(args.out) / 'texture.pt'}; embed it with "
+              f"`nanogan tune-generator --model G --out G2.pt {flag} {Path(args.out) / 'texture.pt'}`", file=sys.stderr)
+    return code
+
+
+
+def cmd_finetune(args) -> int:
+    """Fine-tune the shipped models on the user's annotated pairs; writes a bundle usable as --model."""
+    import signal
+
+    from ..config import PRESETS
+    from ..data.datasets import load_sample
+    from ..training.finetune import finetune
+
+    if len(args.images) != len(args.masks):
+        print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
+              file=sys.stderr)
+        return 2
+    try:
+        pairs = [load_sample(i, m, domain="user") for i, m in zip(args.images, args.masks)]
+    except (ValueError, OSError) as exc:
+        print(f"nanogan finetune: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    print(f"fine-tuning on {len(pairs)} images, preset {args.preset} ({PRESETS[args.preset].description})", file=sys.stderr)
+    loop = finetune(pairs, out_path=args.out, preset=args.preset, base_segmenter=args.base_segmenter,
+                    base_generator=args.base_generator, should_stop=lambda: stop["now"],
+                    provenance={"command": command_line()})
+    bar = progress_bar(PRESETS[args.preset].max_steps, "finetune")
+    try:
+        while True:
+            try:
+                rec = next(loop)
+            except StopIteration as done:
+                result = done.value
+                break
+            bar.n = rec.step
+            bar.set_postfix(s_step=f"{rec.seconds_per_step:.2f}")
+            bar.refresh()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
+    print(f"before: {fmt(result.before)}; after: {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)",
+          file=sys.stderr)
+    print(f"wrote {result.path}; use it with --model {result.path}", file=sys.stderr)
+    return 0
+
+
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train the segmenter on the shared data sets")
+    p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")
+    p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
+    p.add_argument("--out", required=True, help="run folder (last.pt, best.pt); resumes if it has last.pt")
+    p.add_argument("--init", default=None, help="start from this segmenter checkpoint")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--patch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--base-channels", type=int, default=16)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--norm", default="group", choices=Norm.values(), help="normalisation layers (default group)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--contact-weight", type=float, default=0.0,
+                   help="extra loss weight where touching particles meet (0: none; e.g. 5)")
+    p.add_argument("--at-model-scale", action="store_true",
+                   help="shrink each image whose annotated median particle diameter exceeds the model's "
+                        "(24 px) to it, as `segment(..., diameter=D)` does at inference (training and "
+                        "validation images)")
+    p.add_argument("--seed-depth", type=float, default=4.0,
+                   help="depth cap in pixels of the interior (seed) target; 0: none, every seed is its "
+                        "particle's inner half (default 4)")
+    p.add_argument("--synthetic", default=None, metavar="DIR",
+                   help="also train on the synthetic pairs of this `nanogan export` folder")
+    p.add_argument("--synthetic-share", type=float, default=0.25,
+                   help="share of the training patches drawn from --synthetic (default 0.25)")
+    p.add_argument("--scale-range", default="0.75,1.33", metavar="LOW,HIGH",
+                   help="isotropic scale jitter of the training patches (default 0.75,1.33)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")
+    p.add_argument("--images", default=None, help="folder of annotated images")
+    p.add_argument("--masks", default=None, help="folder of their masks (stem, or stem_suffix)")
+    p.add_argument("--unpaired-images", default=None, help="folder of images without masks")
+    p.add_argument("--data-root", default="../shared/data",
+                   help="without --images/--masks: the shared data sets (the --dataset training split)")
+    p.add_argument("--dataset", default="bam", choices=list(GENERATOR_DATASETS),
+                   help="without --images/--masks: the BAM TiO2 SEM training split (default), or the EMPS "
+                        "training images with dark particles (bright-field TEM) at the model's scale")
+    p.add_argument("--out", required=True, help="run folder (last.pt, generator.pt, segmenter.pt); resumes")
+    p.add_argument("--init-segmenter", default=None, help="segmenter to start from: a checkpoint or a model name")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--patch-size", type=int, default=128)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-generator", default=None, help="generator to start from: a checkpoint or a model name")
+    p.add_argument("--invert-init-generator", action="store_true",
+                   help="start from the --init-generator's negative image (an SEM generator's bright particles on a "
+                        "dark substrate become dark on bright): a warm start for bright-field TEM")
+    p.add_argument("--contact-weight", type=float, default=0.0,
+                   help="extra segmenter loss weight where touching particles meet (as in `nanogan train`)")
+    p.add_argument("--segmenter-patch-size", type=int, default=None,
+                   help="patch side of the segmenter's supervised batch (default: --patch-size); e.g. 256, as "
+                        "`nanogan train` uses")
+    p.add_argument("--val-every", type=int, default=500,
+                   help="with --data-root: score the segmenter on the --dataset validation split every N steps "
+                        "and keep the best as segmenter_best.pt (0: never)")
+    p.add_argument("--loss-weights", default=None, metavar="NAME=W,...",
+                   help="override loss weights (training.cyclegan.GanLossWeights), e.g. "
+                        "cycle_image=0.5,supervised_image=0.5")
+    p.add_argument("--texture-weight", type=float, default=0.0,
+                   help="weight of the texture critic, which sees only the images' high-pass residual "
+                        "(0: off; e.g. 1)")
+    p.add_argument("--substrate-weight", type=float, default=0.0,
+                   help="weight of the substrate critic, which sees the images with their particles blacked out "
+                        "(0: off; e.g. 1)")
+    p.add_argument("--particle-weight", type=float, default=0.0,
+                   help="weight of the particle critic, which sees real images against the same images with "
+                        "their particles redrawn by the generator (0: off; e.g. 1)")
+    p.add_argument("--critic-channels", type=int, default=32,
+                   help="first-layer width of the image, substrate and particle critics (doubles per layer)")
+    p.add_argument("--lr-critic", type=float, default=2e-4, help="the critics' Adam learning rate")
+    p.add_argument("--critic-warmup", type=int, default=0,
+                   help="train only the critics for the first N steps (counted in --steps), so that a run "
+                        "continued from trained weights starts with critics that already see the difference")
+    p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("train-texture", help="learn the real substrate's texture, for tune-generator --texture")
+    p.add_argument("--out", required=True, help="run folder (last.pt, texture.pt); resumes if it has last.pt")
+    p.add_argument("--images", default=None, help="folder of images (with --masks; default: the --dataset training split)")
+    p.add_argument("--masks", default=None, help="folder of their particle masks")
+    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--dataset", default="bam", choices=list(GENERATOR_DATASETS),
+                   help="without --images/--masks: the training split the texture learns from")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (default: the shipped textures'. Substrate 24000, about 1.5 h on 2 CPU "
+                        "cores; 6000 measured FID 89.6, 14000 78.8, 24000 77.5. Particles 6000, about 8 min; "
+                        "18000 measured 54.8 against 55.1)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--region", default="substrate", choices=TextureRegion.values(),
+                   help="learn the substrate's texture (default) or the particles' fine detail; a particle texture "
+                        "is embedded with `tune-generator --particle-texture`")
+    p.add_argument("--patch-size", type=int, default=None, help="default 96 (substrate), 48 (particles)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="high-pass scale (px): finer detail is texture (default 16 for the substrate, the shipped "
+                        "texture's, 6 measured worse; 2 for the particles)")
+    p.add_argument("--unconditional", action="store_true",
+                   help="particles: a texture that sees noise only, not the particles' mask and depth")
+    p.add_argument("--upsample", default="bilinear", choices=Upsample.values(),
+                   help="upsampling between the texture network's resolutions (default bilinear)")
+    p.add_argument("--widths", default="64,48,32,24",
+                   help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 64,48,32,24)")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_texture)
+
+    p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")
+    p.add_argument("--images", nargs="+", required=True, metavar="IMG")
+    p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="in the same order as --images")
+    p.add_argument("--out", required=True, metavar="MODEL_PATH", help="the fine-tuned model (usable as --model)")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS),
+                   help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
+    p.add_argument("--base-segmenter", default="default", help="the segmenter to start from (name or path)")
+    p.add_argument("--base-generator", default="default", help="the generator to start from (name or path)")
+    p.set_defaults(func=cmd_finetune)

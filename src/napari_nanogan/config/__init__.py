@@ -1,0 +1,27 @@
+"""Every configuration of napari-nanogan: frozen dataclasses, named choices, defaults written once.
+
+The library, the command line and the napari panels read their defaults from here.
+"""
+
+from .base import Choice, Config, ModelKind
+from .segmentation import (
+    AUTO_MIN_RATIO, MIN_RESIZE, MODEL_DIAMETER_PX, TILE, ClassicalConfig, Norm, Polarity, PostprocessConfig,
+    SeedMethod, SegmenterConfig,
+)
+from .synthesis import (
+    MAX_MASK_SIDE, MIN_MASK_SIDE, Finishing, GeneratorConfig, MaskDesign, TextureConfig, TextureRegion, Upsample,
+)
+from .training import (
+    GENERATOR_DATASETS, GEOMETRY_ONLY, PRESETS, TEXTURE_DEFAULTS, AugmentConfig, GanLossWeights, GanTrainConfig, Preset,
+    TextureTrainConfig, TrainConfig,
+)
+
+__all__ = [
+    "Choice", "Config", "ModelKind",
+    "AUTO_MIN_RATIO", "MIN_RESIZE", "MODEL_DIAMETER_PX", "TILE", "ClassicalConfig", "Norm", "Polarity",
+    "PostprocessConfig", "SeedMethod", "SegmenterConfig",
+    "MAX_MASK_SIDE", "MIN_MASK_SIDE", "Finishing", "GeneratorConfig", "MaskDesign", "TextureConfig", "TextureRegion",
+    "Upsample",
+    "GENERATOR_DATASETS", "GEOMETRY_ONLY", "PRESETS", "TEXTURE_DEFAULTS", "AugmentConfig", "GanLossWeights", "GanTrainConfig", "Preset",
+    "TextureTrainConfig", "TrainConfig",
+]

@@ -1,0 +1,36 @@
+"""Where and how networks run: the device, CPU memory format, bf16 support."""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_device() -> torch.device:
+    """A CUDA GPU when there is one, else the CPU (every path runs on the CPU)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def for_inference(network: torch.nn.Module, device: torch.device | str | None = None) -> torch.nn.Module:
+    """``network`` on ``device`` (default: :func:`default_device`) in eval mode.
+
+    On the CPU in channels-last memory format: oneDNN's convolutions run faster so
+    (a 16-channel Attention U-Net on 1024 x 768: 1.20 -> 0.56 s).
+    """
+    device = torch.device(device) if device is not None else default_device()
+    network = network.to(device).eval()
+    if device.type == "cpu":
+        network = network.to(memory_format=torch.channels_last)
+    return network
+
+
+def working_format(device: torch.device) -> torch.memory_format:
+    """The memory format inputs should have on ``device`` (channels-last on the CPU)."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 matrix kernels natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -1,0 +1,188 @@
+"""Segmentation of a whole 2D EM image into particles: one label per particle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Generator, Literal
+
+import numpy as np
+
+from ..config import AUTO_MIN_RATIO, TILE, PostprocessConfig
+from ..io.images import as_grey
+from ..io.infobar import InfoBar, detect_info_bar
+from ..progress import drive
+from .postprocess import instances_from_probabilities
+from .scale import resize_factor, scale_postprocess
+from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter
+from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
+
+if TYPE_CHECKING:
+    from .segmenter import AutoSegmenter, Segmenter
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Labels plus what was found on the way.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (M, N), uint32
+        0 is background; particles are 1..K.
+    foreground, interior : ndarray of shape (M, N), uint8
+        The network's probabilities times 255.
+    info_bar : InfoBar or None
+        The rows excluded as the microscope's info bar.
+    diameter_px : float or None
+        The particle diameter used (given, or estimated).
+    diameter_estimated : bool
+        Whether ``diameter_px`` was estimated (``diameter="auto"``).
+    model : str or None
+        The segmenter that made the labels (the one chosen, for an ``auto`` segmenter).
+    """
+
+    labels: np.ndarray
+    foreground: np.ndarray
+    interior: np.ndarray
+    info_bar: InfoBar | None
+    diameter_px: float | None = None
+    diameter_estimated: bool = False
+    model: str | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.labels.max()) if self.labels.size else 0
+
+    def describe(self, *, requested: str | None = None, pixel_size: float | None = None, unit: str = "nm") -> str:
+        """One line for a user: "229 particles, estimated particle diameter 31 px, info bar rows 712-767 excluded".
+
+        ``requested``: the model name the user asked for; the model used is named when it
+        differs. ``pixel_size`` (in ``unit``): the estimated diameter in that unit too.
+        """
+        parts = [plural(self.count, "particle")]
+        if self.diameter_estimated and self.diameter_px is not None:
+            length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
+            parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
+        if self.info_bar is not None:
+            parts.append(f"info bar rows {self.info_bar.start}-{self.info_bar.stop - 1} excluded")
+        if requested is not None and self.model is not None and self.model != requested:
+            parts.append(f"model {self.model}")
+        return ", ".join(parts)
+
+
+def segment_steps(
+    image: np.ndarray,
+    segmenter: "Segmenter | AutoSegmenter",
+    *,
+    diameter: float | Literal["auto"] | None = None,
+    info_bar: InfoBar | Literal["auto"] | None = "auto",
+    tile: int = TILE,
+    overlap: int | None = None,
+    postprocess: PostprocessConfig | None = None,
+) -> Generator[tuple[int, int], None, SegmentationResult]:
+    """Segment a 2D EM image into particles, as a generator.
+
+    Yields ``(tiles_done, tiles_total)`` and returns a :class:`SegmentationResult`
+    (``result = yield from segment_steps(...)``); :func:`segment` drives it.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
+        Grey (uint8, uint16, float, palette indices) or RGB(A), converted to grey.
+    segmenter : Segmenter or AutoSegmenter
+        From :func:`~napari_nanogan.segmentation.load_segmenter`. An
+        :class:`~napari_nanogan.segmentation.AutoSegmenter` (the ``auto`` model) first
+        chooses one per image.
+    diameter : float, "auto" or None
+        Typical particle diameter in pixels, for particles much larger than the scale
+        the model was trained at (``segmenter.diameter_px``, about 24 px). The
+        specimen is made smaller by ``segmenter.diameter_px / diameter`` (at most 8
+        times) for the network, the probabilities are resized back, and the
+        post-processing distances are scaled to match, so labels keep the image's own
+        size. Smaller diameters, and ``None`` (default), segment at the image's own
+        scale. ``"auto"`` estimates the diameter with the segmenter's size model
+        (:mod:`~napari_nanogan.segmentation.sizing`) and resizes only when the estimate
+        is at least ``AUTO_MIN_RATIO`` times the model's diameter, since estimates are
+        rough. A specimen under ``MIN_ESTIMATE_SIDE`` (32) px on a side is segmented at
+        its own scale.
+    info_bar : InfoBar, "auto" or None
+        ``"auto"`` (default) detects the microscope's info bar and labels it 0; None
+        treats every row as specimen; an :class:`~napari_nanogan.io.InfoBar` is used as given.
+    tile, overlap : int
+        Tile side and overlap in pixels; the default overlap is ``min(128, tile // 4)``
+        (a quarter of the tile: the network sees past its edges).
+    postprocess : PostprocessConfig, optional
+        Instead of the segmenter's own.
+
+    Returns
+    -------
+    SegmentationResult
+        ``labels`` of exactly the image's height and width.
+    """
+    grey = as_grey(image)
+    if min(grey.shape) < MIN_SIDE:
+        raise ValueError(f"image of shape {grey.shape} is too small to segment (each side needs {MIN_SIDE}+ pixels)")
+    if np.issubdtype(grey.dtype, np.floating) and not np.isfinite(grey).all():
+        raise ValueError("the image contains NaN or infinite values; replace them before segmenting")
+    if isinstance(info_bar, str) and info_bar != "auto" or isinstance(info_bar, bool):
+        raise ValueError(f'info_bar must be an InfoBar, "auto" or None, not {info_bar!r}')
+    bar = detect_info_bar(grey) if info_bar == "auto" else info_bar
+    rows = bar.specimen_rows if bar is not None else slice(None)
+    if isinstance(diameter, str) and diameter != "auto":
+        raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
+    sizer = segmenter.sizer  # estimates the diameter; sets the scale
+    estimated = diameter == "auto"
+    if estimated:
+        if min(grey[rows].shape) < MIN_ESTIMATE_SIDE:
+            diameter = None  # too small to estimate, and to hold particles that need a smaller image
+        else:
+            diameter = estimate_diameter(grey, sizer, rows)
+        estimate_ok = diameter is not None and diameter >= AUTO_MIN_RATIO * sizer.diameter_px
+        factor = resize_factor(diameter, sizer.diameter_px) if estimate_ok else 1.0
+    else:
+        factor = resize_factor(diameter, sizer.diameter_px)
+    for network, accept in segmenter.candidates(grey, rows, factor):
+        if factor == 1.0:
+            fg, interior = yield from probability_steps(grey, network, tile=tile, overlap=overlap, specimen_rows=rows)
+        else:
+            fg, interior = yield from resized_probability_steps(grey, network, factor, rows, tile=tile, overlap=overlap)
+        if accept is None or accept(fg):
+            break
+    config = postprocess or network.postprocess
+    if factor != 1.0:
+        config = scale_postprocess(config, 1.0 / factor)
+    if bar is not None:
+        fg[bar.start : bar.stop] = 0
+        interior[bar.start : bar.stop] = 0
+    labels = instances_from_probabilities(fg, interior, config)
+    return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
+                              diameter_px=None if diameter is None else float(diameter),
+                              diameter_estimated=estimated and diameter is not None, model=network.name)
+
+
+def segment(
+    image: np.ndarray,
+    segmenter: "Segmenter | AutoSegmenter",
+    *,
+    diameter: float | Literal["auto"] | None = None,
+    info_bar: InfoBar | Literal["auto"] | None = "auto",
+    tile: int = TILE,
+    overlap: int | None = None,
+    postprocess: PostprocessConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SegmentationResult:
+    """Segment a 2D EM image into particles (the options are :func:`segment_steps`').
+
+    ``progress(done, total)`` is called after each tile; ``should_stop()`` is polled
+    after each tile and raises :class:`InterruptedError` when it returns True.
+    """
+    steps = segment_steps(image, segmenter, diameter=diameter, info_bar=info_bar, tile=tile, overlap=overlap,
+                          postprocess=postprocess)
+    try:
+        return drive(steps, progress=progress, should_stop=should_stop)
+    except InterruptedError:
+        raise InterruptedError("segmentation cancelled") from None

@@ -1,0 +1,170 @@
+"""Segmenters ready for inference, and loading them by name.
+
+Two kinds share one interface (what :func:`~napari_nanogan.segmentation.segment_steps`
+uses): ``name``, ``card``, ``sizer`` (the network whose size model estimates particle
+diameters, at whose ``diameter_px`` images are resized) and ``candidates``, the networks
+to try on an image in turn, each with a test its result must pass.
+
+- :class:`Segmenter`: one trained network with its post-processing (and size model).
+- :class:`AutoSegmenter`: chooses a network per image (the shipped ``auto``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import MODEL_DIAMETER_PX, ModelKind, PostprocessConfig, SegmenterConfig
+from ..models.attention_unet import AttentionUNet
+from ..models.checkpoint import CheckpointError, load_checkpoint
+from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER, resolve_model
+from ..models.runtime import for_inference
+from .polarity import polarity_pass
+from .sizing import SizeModel
+
+#: A network to try on an image, and the test its foreground (uint8 probabilities, whole image) must pass
+#: (None: always accepted).
+Candidate = tuple["Segmenter", Callable[[np.ndarray], bool] | None]
+
+
+@dataclass
+class Segmenter:
+    """A trained segmenter ready for inference.
+
+    Attributes
+    ----------
+    network : AttentionUNet
+        On its device, in eval mode (:func:`~napari_nanogan.models.runtime.for_inference`).
+    postprocess : PostprocessConfig
+        Probabilities to particles, as tuned on validation images.
+    name : str
+    card : dict
+        Provenance stored with the weights (data, command, metrics).
+    precision : str
+        ``"fp32"`` or ``"bf16"`` (CPU autocast; see :func:`~napari_nanogan.models.runtime.bf16_supported`).
+    diameter_px : float
+        Typical particle diameter (px) the network works best at.
+    size_model : SizeModel or None
+        Estimates an image's particle diameter (``segment(..., diameter="auto")``).
+    """
+
+    network: AttentionUNet
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    name: str = "unnamed"
+    card: dict = field(default_factory=dict)
+    precision: str = "fp32"
+    diameter_px: float = MODEL_DIAMETER_PX
+    size_model: SizeModel | None = None
+
+    @property
+    def config(self) -> SegmenterConfig:
+        return self.network.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @property
+    def sizer(self) -> "Segmenter":
+        return self
+
+    def candidates(self, grey: np.ndarray, rows: slice, factor: float) -> list[Candidate]:
+        return [(self, None)]
+
+    @classmethod
+    def from_checkpoint(cls, path, *, device: torch.device | str | None = None, name: str | None = None) -> "Segmenter":
+        data = load_checkpoint(path, kind=ModelKind.SEGMENTER)
+        network = AttentionUNet(SegmenterConfig.from_dict(data["config"]))
+        network.load_state_dict(data["state_dict"])
+        size_model = None
+        if data.get("size_model"):
+            try:
+                size_model = SizeModel.from_dict(data["size_model"])
+            except ValueError as exc:  # fitted by an older version: the network still works
+                warnings.warn(f"{path}: size model not loaded ({exc}); diameter='auto' needs a refit", stacklevel=2)
+        return cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
+                                name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
+                                device=device, size_model=size_model)
+
+    @classmethod
+    def from_network(cls, network: AttentionUNet, *, postprocess: PostprocessConfig | None = None,
+                     name: str = "unnamed", card: dict | None = None, device=None,
+                     size_model: SizeModel | None = None) -> "Segmenter":
+        return cls(for_inference(network, device), postprocess or PostprocessConfig(), name, card or {},
+                   size_model=size_model)
+
+
+@dataclass
+class AutoSegmenter:
+    """Chooses a segmenter per image: ``bright`` for bright particles on a dark background, else ``general``.
+
+    The shipped ``auto`` model: ``bright`` is ``sem-tio2`` (trained on SEM images of
+    bright TiO2 particles on a dark substrate, better there), ``general`` is ``default``
+    (SEM and TEM). ``general`` first runs once at half size, or at the smaller size a
+    particle diameter asks for (:func:`~napari_nanogan.segmentation.polarity.polarity_pass`).
+    Particles brighter than their background (secondary-electron SEM) go to ``bright``,
+    unless its foreground then disagrees with that pass (IoU under ``min_agreement``): the
+    specialist is outside the images it knows, and ``general`` segments the image
+    instead. Darker particles (bright-field TEM), or none found, go to ``general``
+    directly. ``general`` also estimates the particle diameter for ``diameter="auto"``:
+    its size model was fitted on its own outputs.
+    """
+
+    general: Segmenter
+    bright: Segmenter
+    name: str = "auto"
+    min_agreement: float = 0.6
+
+    @property
+    def card(self) -> dict:
+        return {"auto": f"per image: {self.bright.name} for bright particles on a dark background "
+                        f"(foreground IoU >= {self.min_agreement} with {self.general.name}'s), else {self.general.name}",
+                "general": self.general.card, "bright": self.bright.card}
+
+    @property
+    def sizer(self) -> Segmenter:
+        return self.general
+
+    @property
+    def size_model(self) -> SizeModel | None:
+        return self.general.size_model
+
+    @property
+    def diameter_px(self) -> float:
+        return self.general.diameter_px
+
+    def candidates(self, grey: np.ndarray, rows: slice, factor: float) -> list[Candidate]:
+        # at the scale the networks will see: `general` is trained for particles near its diameter
+        first = polarity_pass(grey, self.general, rows, factor)
+        if first.polarity <= 0:
+            return [(self.general, None)]
+        return [(self.bright, lambda fg: first.agreement(fg, rows) >= self.min_agreement), (self.general, None)]
+
+
+def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, device=None) -> Segmenter | AutoSegmenter:
+    """A segmenter from a shipped name, a remote name, a user model or a checkpoint path.
+
+    ``auto`` (the default) gives an :class:`AutoSegmenter`, which
+    :func:`~napari_nanogan.segmentation.segment` takes like any segmenter.
+    """
+    name = str(name_or_path)
+    if name in AUTO_SEGMENTERS and not Path(name).expanduser().is_file():
+        general, bright = (_load(member, device) for member in AUTO_SEGMENTERS[name])
+        return AutoSegmenter(general, bright, name=name)
+    return _load(name_or_path, device)
+
+
+def _load(name_or_path, device) -> Segmenter:
+    path = resolve_model(name_or_path, kind=ModelKind.SEGMENTER)
+    try:
+        return Segmenter.from_checkpoint(path, device=device, name=str(name_or_path))
+    except CheckpointError:
+        raise
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit the stored configuration ({exc})") from None

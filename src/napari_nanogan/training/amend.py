@@ -1,0 +1,127 @@
+"""Edits of trained checkpoints: what ``nanogan tune``, ``fit-size`` and ``tune-generator`` write.
+
+Each takes a checkpoint, changes one part (the post-processing, the size model, the
+finishing or the textures), records how in its provenance, and writes a new file; the
+network's weights are never touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import Finishing, ModelKind, PostprocessConfig, TextureConfig
+from ..models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..segmentation.sizing import SizeModel
+
+
+def amend_checkpoint(source, destination, *, kind: ModelKind, changes: dict | None = None,
+                     remove: tuple[str, ...] = (), provenance: dict | None = None) -> Path:
+    """A copy of ``source`` with ``changes`` set, ``remove`` keys dropped and ``provenance`` merged in."""
+    data = load_checkpoint(source, kind=kind)
+    data.pop("format_version")
+    for key in remove:
+        data.pop(key, None)
+    data.update(changes or {})
+    data.setdefault("provenance", {}).update(provenance or {})
+    return save_checkpoint(destination, data)
+
+
+def with_postprocess(source, destination, postprocess: PostprocessConfig, tuning: dict) -> Path:
+    """The segmenter with ``postprocess`` (``tuning``: how it was chosen)."""
+    return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER, changes={"postprocess": postprocess.to_dict()},
+                            provenance={"postprocess_tuning": tuning})
+
+
+def with_size_model(source, destination, size_model: SizeModel, fitting: dict) -> Path:
+    """The segmenter with a size model for ``diameter="auto"`` (``fitting``: data, command, metrics)."""
+    return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER, changes={"size_model": size_model.to_dict()},
+                            provenance={"size_model": fitting})
+
+
+def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator=None,
+                  pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Finishing:
+    """The finishing that makes a generator's images look like ``real_images``.
+
+    The noise level is the median of the real images' (:func:`~napari_nanogan.synthesis.finishing.noise_level`).
+    With ``generator`` and annotated ``pairs`` (image, labels), the grey-level gain and
+    offset too: the masks are synthesized (seeds 100000 + i, the network's raw output,
+    blurred by ``blur``) and mapped to the paired images' pooled mean and spread.
+    """
+    from ..synthesis import synthesize
+    from ..synthesis.finishing import calibration, noise_level
+
+    if not blur >= 0:
+        raise ValueError("the blur must be a non-negative number of pixels")
+    if not real_images:
+        raise ValueError("no real images to measure the noise level on")
+    gain, offset = 1.0, 0.0
+    if pairs:
+        from scipy import ndimage as ndi
+
+        synthetic = []
+        for i, (_, labels) in enumerate(pairs):
+            raw = synthesize(labels, generator, seed=10**5 + i, raw=True).astype(np.float32)
+            synthetic.append(ndi.gaussian_filter(raw, blur) if blur > 0 else raw)
+            if progress is not None:
+                progress(i + 1, len(pairs))
+        gain, offset = calibration([image for image, _ in pairs], synthetic)
+    noise = float(np.median([noise_level(image) for image in real_images]))
+    return Finishing(blur_sigma=blur, noise_residual=noise, gain=gain, offset=offset)
+
+
+def _texture_part(path, kind: ModelKind) -> dict:
+    """A texture checkpoint as a generator stores it (network, config, gain, provenance), or ValueError."""
+    from ..synthesis.texture import LearnedTexture
+
+    try:
+        data = load_checkpoint(path, kind=kind)
+        loaded = LearnedTexture.from_dict(data)  # loads, or says why not
+    except (CheckpointError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
+    return {**loaded.to_dict(), "provenance": data.get("provenance", {})}
+
+
+def with_finishing(source, destination, finishing: Finishing, *, texture: str | Path | None = None,
+                   particle_texture: str | Path | None = None, texture_margin: int | None = None,
+                   tuning: dict | None = None) -> dict:
+    """The generator with ``finishing`` and, optionally, textures embedded or removed.
+
+    ``texture`` / ``particle_texture``: a texture checkpoint (``nanogan train-texture``) to
+    embed, ``"none"`` to remove the generator's, or None to keep what it has.
+    ``texture_margin``: lay the substrate texture this many pixels from the particles.
+    Returns what the new checkpoint holds (``finishing``, whether it has each texture).
+    Raises ``ValueError`` naming the option at fault.
+    """
+    data = load_checkpoint(source, kind=ModelKind.GENERATOR)
+    data.pop("format_version")
+    data["postprocess"] = finishing.to_dict()
+    for key, value, kind, flag in (("substrate_texture", texture, ModelKind.SUBSTRATE_TEXTURE, "--texture"),
+                                   ("particle_texture", particle_texture, ModelKind.PARTICLE_TEXTURE,
+                                    "--particle-texture")):
+        if value is None:
+            continue
+        if str(value) == "none":
+            data.pop(key, None)
+            continue
+        try:
+            data[key] = _texture_part(value, kind)
+        except ValueError as exc:
+            raise ValueError(f"{flag}: {exc}") from None
+    if texture_margin is not None:
+        if texture_margin < 0:
+            raise ValueError("--texture-margin must be >= 0")
+        if not data.get("substrate_texture"):
+            raise ValueError("--texture-margin: the generator has no substrate texture (give --texture)")
+        try:
+            config = TextureConfig.from_dict({**data["substrate_texture"]["config"], "margin": texture_margin})
+        except ValueError as exc:
+            raise ValueError(f"--texture-margin: {exc}") from None
+        data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
+    data.setdefault("provenance", {})["postprocess_tuning"] = dict(tuning or {})
+    save_checkpoint(destination, data)
+    return {"postprocess": finishing.to_dict(), "substrate_texture": "substrate_texture" in data,
+            "particle_texture": "particle_texture" in data}
