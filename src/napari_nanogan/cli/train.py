@@ -46,8 +46,15 @@ def cmd_train(args) -> int:
         shares["synthetic"] = args.synthetic_share
         print(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
               f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
+    if args.randomized:
+        from ..data.randomized import RandomizedSource
+
+        train["randomized"] = RandomizedSource()
+        shares["randomized"] = args.randomized
+        print(f"randomized: domain-randomised pairs drawn fresh, {args.randomized:.0%} of the patches", file=sys.stderr)
     if sum(shares.values()) >= 1 or not all(0 < v < 1 for v in shares.values()):
-        print("nanogan train: --synthetic-share must be in (0, 1)", file=sys.stderr)
+        print("nanogan train: --synthetic-share and --randomized must be in (0, 1) and leave a share for the real "
+              "images", file=sys.stderr)
         return 2
     domain_weights = None
     if shares:
@@ -352,6 +359,10 @@ def add_commands(sub) -> None:
                    help="also train on the synthetic pairs of this `nanogan export` folder")
     p.add_argument("--synthetic-share", type=float, default=0.25,
                    help="share of the training patches drawn from --synthetic (default 0.25)")
+    p.add_argument("--randomized", type=float, default=0.0, metavar="SHARE",
+                   help="also train on domain-randomised pairs (SEM, TEM and STEM styles, shapes, sizes 4-90 px, "
+                        "artefacts, text and scale bars as background), drawn fresh: this share of the patches "
+                        "(default 0: none)")
     p.add_argument("--scale-range", default="0.75,1.33", metavar="LOW,HIGH",
                    help="isotropic scale jitter of the training patches (default 0.75,1.33)")
     p.set_defaults(func=cmd_train)

@@ -9,6 +9,8 @@ particles on dark (SEM) and dark on bright (TEM) are both learned as they are.
 
 from __future__ import annotations
 
+from typing import Protocol, Union
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -73,10 +75,24 @@ def _intensity(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig)
     return np.clip(img, -1.0, 2.0)
 
 
-def sample_batch(samples_by_domain: dict[str, list[Sample]], batch: int, size: int, rng: np.random.Generator,
+class SampleSource(Protocol):
+    """A domain whose samples are drawn fresh for each patch (e.g. :class:`~napari_nanogan.data.randomized.RandomizedSource`)."""
+
+    def draw(self, rng: np.random.Generator, side: int) -> Sample:
+        """A new sample of at least ``side`` x ``side`` pixels, from ``rng`` alone."""
+
+
+Pool = Union[list, SampleSource]
+
+
+def sample_batch(samples_by_domain: dict[str, Pool], batch: int, size: int, rng: np.random.Generator,
                  config: AugmentConfig = AugmentConfig(), *, with_contact: bool = False,
                  domain_weights: dict[str, float] | None = None):
-    """A batch with domains drawn uniformly (or by ``domain_weights``), then images uniformly within a domain."""
+    """A batch with domains drawn uniformly (or by ``domain_weights``), then images uniformly within a domain.
+
+    A domain is a list of samples, or a :class:`SampleSource` that draws a new one, large
+    enough for the patch at the smallest scale, for each patch.
+    """
     domains = sorted(samples_by_domain)
     p = None
     if domain_weights is not None:
@@ -88,7 +104,11 @@ def sample_batch(samples_by_domain: dict[str, list[Sample]], batch: int, size: i
     for _ in range(batch):
         index = int(rng.integers(len(domains))) if p is None else int(rng.choice(len(domains), p=p))
         pool = samples_by_domain[domains[index]]
-        img, tgt = sample_patch(pool[int(rng.integers(len(pool)))], size, rng, config, with_contact=with_contact)
+        if hasattr(pool, "draw"):
+            sample = pool.draw(rng, int(np.ceil(size / min(config.scale_range))))
+        else:
+            sample = pool[int(rng.integers(len(pool)))]
+        img, tgt = sample_patch(sample, size, rng, config, with_contact=with_contact)
         images.append(img)
         targets.append(tgt)
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets))

@@ -22,7 +22,7 @@ import torch
 
 from .. import __version__
 from ..config import AugmentConfig, ModelKind, PostprocessConfig, SegmenterConfig, TrainConfig
-from ..data.augment import sample_batch
+from ..data.augment import SampleSource, sample_batch
 from ..data.datasets import Sample
 from ..metrics.segmentation import summarize
 from ..models.attention_unet import AttentionUNet
@@ -54,7 +54,7 @@ def evaluate(network: AttentionUNet, samples: list[Sample], postprocess: Postpro
 
 
 def train_segmenter(
-    train: dict[str, list[Sample]],
+    train: dict[str, list[Sample] | SampleSource],
     val: list[Sample],
     *,
     out_dir: str | Path,
@@ -71,8 +71,10 @@ def train_segmenter(
 
     Parameters
     ----------
-    train : dict of str to list of Sample
-        Training samples per domain; each batch draws domains uniformly.
+    train : dict of str to list of Sample or SampleSource
+        Training samples per domain (or a source that draws new ones, such as
+        :class:`~napari_nanogan.data.randomized.RandomizedSource`); each batch draws
+        domains uniformly, or by ``domain_weights``.
     val : list of Sample
         Whole images for checkpoint selection (never the images you report on).
     out_dir : path
@@ -90,8 +92,8 @@ def train_segmenter(
     out_dir, last_path = run_folder(out_dir)
     device = torch.device(device) if device is not None else default_device()
     augment = augment or AugmentConfig(scale_range=tuple(config.scale_range))
-    for samples in train.values():
-        for sample in samples:
+    for pool in train.values():
+        for sample in ([pool] if hasattr(pool, "draw") else pool):  # a list of samples, or a source of them
             sample.use_seed_depth(config.seed_depth if config.seed_depth > 0 else None)
     torch.manual_seed(config.seed)
     network = AttentionUNet(model_config)
