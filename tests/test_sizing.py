@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from conftest import constant_size_model
 
 from napari_nanogan.segmentation.sizing import FEATURES_PER_SCALE, SIZE_SCALES, SizeModel, size_features
@@ -149,3 +151,46 @@ def test_auto_diameter_on_images_too_small_to_estimate_segments_them_as_they_are
         size_features(image, sized)
     result = segment(image, sized, diameter="auto", info_bar=None)
     assert result.labels.shape == shape and result.diameter_px is None
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in network: foreground where the normalised image is bright, interior likewise (no learning)."""
+
+    def __init__(self):
+        from napari_nanogan.config import SegmenterConfig
+
+        super().__init__()
+        self.config = SegmenterConfig(depth=2)
+        self.gain = torch.nn.Parameter(torch.tensor(30.0))
+
+    def forward(self, x):
+        depth = -F.max_pool2d(-(x - 0.5), 9, stride=1, padding=4)  # brighter than mid-grey 4 px inwards
+        return self.gain * torch.cat([x - 0.5, depth], 1)
+
+
+def _discs(diameter: float, shape=(512, 512), n=12, seed=0):
+    from napari_nanogan.data.procedural import particle_labels
+
+    labels = particle_labels(shape, n_particles=n, mean_diameter=diameter, spread=0.05, elongation=0.0,
+                             clustering=0.0, overlap=0.0, seed=seed)
+    return np.where(labels > 0, 200, 30).astype(np.uint8), labels
+
+
+def test_coarse_sizing_sees_large_particles_and_leaves_small_ones_to_the_image_scale(tmp_path):
+    from napari_nanogan.segmentation import Segmenter, segment
+    from napari_nanogan.segmentation.sizing import CoarseSizing, can_estimate_diameter, coarse_diameter
+
+    seg = Segmenter.from_network(_Brightness(), device="cpu")
+    assert not can_estimate_diameter(seg)
+    seg.coarse_sizing = CoarseSizing(shrink_above=48.0)
+    assert can_estimate_diameter(seg)
+    big, big_labels = _discs(100.0, n=10)
+    estimate = coarse_diameter(big, seg, sizing=seg.coarse_sizing)
+    assert estimate == pytest.approx(median_diameter(big_labels), rel=0.15)
+    small, small_labels = _discs(8.0, n=200, seed=1)
+    assert coarse_diameter(small, seg, sizing=seg.coarse_sizing) is None  # 2 px at a quarter: gone
+    result = segment(small, seg, diameter="auto", info_bar=None)
+    assert result.diameter_estimated and result.diameter_px == pytest.approx(median_diameter(small_labels), rel=0.2)
+    shrunk = segment(big, seg, diameter="auto", info_bar=None)
+    assert shrunk.diameter_estimated and shrunk.diameter_px == pytest.approx(estimate)
+    assert CoarseSizing.from_dict(seg.coarse_sizing.to_dict()) == seg.coarse_sizing

@@ -15,6 +15,8 @@ loses it. Definitions:
 - ``solidity``: area / convex-hull area (scikit-image).
 - ``touches_border`` / ``touches_info_bar``: the particle is cut by the image edge or
   the microscope's data bar; such particles are left out of the summary by default.
+- ``confidence`` (when the segmentation gives it): the probability that the particle is
+  real (:mod:`napari_nanogan.segmentation.confidence`); drop doubtful ones by it.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def measure_particles(
     pixel_size_nm: float | None = None,
     info_bar_start: int | None = None,
     name: str = "",
+    confidence: np.ndarray | None = None,
 ) -> Measurements:
     """Measure every particle of an instance label image.
 
@@ -113,6 +116,9 @@ def measure_particles(
         Pixel side in nm; lengths are in pixels when None.
     info_bar_start : int, optional
         First row of a bottom info bar: particles reaching the row above are flagged.
+    confidence : ndarray, optional
+        Per label (``confidence[k - 1]`` for label ``k``, from the segmentation): a
+        ``confidence`` column, the probability that the particle is real.
     """
     from skimage.measure import regionprops
 
@@ -156,6 +162,12 @@ def measure_particles(
         elif key in LENGTH_COLUMNS or key.startswith("centroid"):
             out_key = f"{key}_{unit}"
         columns[out_key] = np.asarray(values, dtype=dtype)
+    if confidence is not None:
+        confidence = np.asarray(confidence, float)
+        index = columns["label"] - 1
+        known = index < len(confidence)
+        columns["confidence"] = np.where(known, confidence[np.minimum(index, max(len(confidence) - 1, 0))]
+                                         if len(confidence) else np.nan, np.nan)
     return Measurements(columns, unit, pixel_size_nm)
 
 
@@ -186,21 +198,32 @@ def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bo
 
 
 def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path:
-    """One CSV row per particle (all tables stacked), written atomically."""
+    """One CSV row per particle (all tables stacked), written atomically.
+
+    A column some tables lack (``confidence``) is left empty in their rows; tables in
+    different units cannot share one file.
+    """
     from .io.atomic import atomic_path
 
     path = Path(path)
-    keys = list(tables[0].columns) if tables else ["image", "label"]
+    if len({t.unit for t in tables}) > 1:
+        raise ValueError("tables with different units cannot share one CSV; measure them separately")
+    keys = list(dict.fromkeys(k for t in tables for k in t.columns)) if tables else ["image", "label"]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(keys)
             for t in tables:
-                if list(t.columns) != keys:
-                    raise ValueError("tables with different units cannot share one CSV; measure them separately")
                 for i in range(len(t)):
-                    writer.writerow([_fmt(t.columns[k][i]) for k in keys])
+                    writer.writerow([_fmt(t.columns[k][i]) if k in t.columns else "" for k in keys])
     return path
+
+
+def stack_tables(tables: list[Measurements]) -> Measurements:
+    """The particles of several tables (one unit) as one table, with the columns they all have."""
+    keys = [k for k in tables[0].columns if all(k in t.columns for t in tables)]
+    return Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in keys}, tables[0].unit,
+                        tables[0].pixel_size_nm)
 
 
 def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]) -> Path:

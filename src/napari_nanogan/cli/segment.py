@@ -45,7 +45,8 @@ def cmd_segment(args) -> int:
             result = segment(image, segmenter, tile=args.tile, diameter=diameter,
                              progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             bar.close()
-            target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"])
+            target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"],
+                                  confidence=result.confidence)
             unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
             print(f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}", file=sys.stderr)
         except (ImageReadError, ValueError, OSError) as exc:
@@ -103,7 +104,7 @@ def cmd_demo(args) -> int:
     result = segment(image, segmenter, diameter="auto" if can_estimate_diameter(segmenter) else None)
     t_seg = time.perf_counter() - t0
     labels = result.labels
-    write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM)
+    write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, confidence=result.confidence)
     with atomic_path(out / "sample_overlay.png") as tmp:
         Image.fromarray(overlay(image, labels)).save(tmp, format="PNG")
     rows = result.info_bar.specimen_rows if result.info_bar else slice(0, truth.shape[0])
@@ -171,12 +172,11 @@ def cmd_demo(args) -> int:
 
 def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
-    import numpy as np
 
-    from ..io.images import ImageReadError, labels_pixel_size_nm, read_image
+    from ..io.images import ImageReadError, labels_pixel_size_nm, read_image, read_label_table
     from ..io.infobar import detect_info_bar
     from ..io.masks import instance_labels, read_mask
-    from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+    from ..measure import measure_particles, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
 
     images = args.image or []
     if images and len(images) not in (1, len(args.labels)):
@@ -196,7 +196,8 @@ def cmd_measure(args) -> int:
                 pixel = pixel or meta["pixel_size_nm"]
             if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
                 pixel = labels_pixel_size_nm(path)
-            table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name)
+            table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
+                                      confidence=read_label_table(path))
             tables.append(table)
             summary = summarize_sizes(table)
             summaries.append((path.name, summary))
@@ -214,8 +215,7 @@ def cmd_measure(args) -> int:
         return 2
     out = Path(args.out)
     write_table_csv(out, tables)
-    merged = Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in tables[0].columns}, tables[0].unit,
-                          tables[0].pixel_size_nm)
+    merged = stack_tables(tables)
     if len(tables) > 1:
         summaries.append(("all", summarize_sizes(merged)))
     summary_path = out.with_name(out.stem + "_summary.csv")

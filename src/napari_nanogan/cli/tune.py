@@ -126,6 +126,8 @@ def cmd_fit_size(args) -> int:
         return 2
     path = resolve_model(args.model)
     segmenter = Segmenter.from_checkpoint(path)
+    if args.method == "coarse":
+        return _fit_coarse(args, path, segmenter, splits, wanted)
     parts = {}
     for part in ("train", "val"):
         samples = [s for key in wanted for s in load_samples(splits[key][part], domain=key)]
@@ -143,6 +145,76 @@ def cmd_fit_size(args) -> int:
     return 0
 
 
+def _fit_coarse(args, path, segmenter, splits, wanted) -> int:
+    """``fit-size --method coarse``: the network's own coarse-scale estimate, checked on the validation split."""
+    import dataclasses
+
+    import numpy as np
+
+    from ..config import ModelKind
+    from ..data.datasets import load_samples
+    from ..measure import median_diameter
+    from ..segmentation.sizing import CoarseSizing, coarse_diameter
+    from ..training.amend import amend_checkpoint
+    from ..training.sizing import size_errors
+
+    sizing = CoarseSizing(shrink_above=args.shrink_above)
+    metrics = {}
+    for key in wanted:
+        samples = load_samples(splits[key]["val"], domain=key)
+        bar = progress_bar(len(samples), f"coarse estimates ({key} val)")
+        pairs = []
+        for s in samples:
+            truth = median_diameter(s.labels)
+            if np.isfinite(truth):
+                pairs.append((coarse_diameter(s.image, segmenter, sizing=sizing), truth))
+            bar.update(1)
+        bar.close()
+        found = [(e, t) for e, t in pairs if e is not None]
+        metrics[key] = {"images": len(pairs), "estimated": len(found),
+                        "none_median_truth_px": round(float(np.median([t for e, t in pairs if e is None])), 2)
+                        if len(found) < len(pairs) else None,
+                        **({"estimates": size_errors(*np.array(found).T)} if found else {})}
+    amend_checkpoint(path, args.out, kind=ModelKind.SEGMENTER, remove=("size_model",),
+                     changes={"coarse_sizing": sizing.to_dict()},
+                     provenance={"size_model": {"method": "coarse", **dataclasses.asdict(sizing),
+                                                "val": metrics, "command": command_line()}})
+    print(json.dumps(metrics))
+    return 0
+
+
+def cmd_fit_confidence(args) -> int:
+    """Fit the per-particle confidence on the validation split and store it in a copy of the checkpoint."""
+    from ..data.datasets import load_samples, shared_splits
+    from ..models.registry import resolve_model
+    from ..segmentation import Segmenter, can_estimate_diameter
+    from ..training import confidence
+    from ..training.amend import with_confidence_model
+
+    splits = shared_splits(args.data_root)
+    wanted = [d for d in args.datasets.split(",") if d]
+    missing = [d for d in wanted if d not in splits]
+    if missing or not wanted:
+        print(f"nanogan fit-confidence: data set(s) {', '.join(missing) or '(none)'} not found under {args.data_root}",
+              file=sys.stderr)
+        return 2
+    path = resolve_model(args.model)
+    segmenter = Segmenter.from_checkpoint(path)
+    samples = [s for key in wanted for s in load_samples(splits[key]["val"], domain=key)]
+    diameter = "auto" if can_estimate_diameter(segmenter) else None
+    bar = progress_bar(len(samples), "segmenting the validation images")
+    x, y, images = confidence.sample_examples(segmenter, samples, diameter=diameter,
+                                              progress=lambda d, t: bar.update(d - bar.n))
+    bar.close()
+    try:
+        model = confidence.fit_confidence(x, y, images)
+    except ValueError as exc:
+        print(f"nanogan fit-confidence: {exc}", file=sys.stderr)
+        return 2
+    with_confidence_model(path, args.out, model, {"data": {k: "val split" for k in wanted}, "diameter": diameter,
+                                                  "command": command_line(), "metrics": model.metrics})
+    print(json.dumps(model.metrics))
+    return 0
 
 
 def add_commands(sub) -> None:
@@ -191,4 +263,17 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the size model)")
     p.add_argument("--data-root", default="../shared/data")
     p.add_argument("--datasets", default="bam,emps")
+    p.add_argument("--method", default="knn", choices=["knn", "coarse"],
+                   help="knn: a nearest-neighbour model on the network's outputs at four scales, fitted on the "
+                        "training split (default); coarse: the network's own estimate at a quarter of the size, "
+                        "checked on the validation split")
+    p.add_argument("--shrink-above", type=float, default=48.0, metavar="PX",
+                   help="coarse: images whose estimate is at least this (px) are made smaller for the network")
     p.set_defaults(func=cmd_fit_size)
+
+    p = sub.add_parser("fit-confidence", help="fit the per-particle confidence (probability that a particle is real)")
+    p.add_argument("--model", required=True, help="segmenter name or checkpoint")
+    p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the confidence model)")
+    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--datasets", default="bam,emps")
+    p.set_defaults(func=cmd_fit_confidence)

@@ -96,11 +96,14 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     return grey, meta
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None) -> Path:
+def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None,
+                 confidence: np.ndarray | None = None) -> Path:
     """Write an instance label image as a TIFF, atomically; pixel size into the resolution tags.
 
     The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
-    ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it.
+    ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it. With
+    ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
+    beside it (columns ``label``, ``confidence``; :func:`read_label_table`).
     """
     import tifffile
 
@@ -113,7 +116,28 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
         kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
+    if confidence is not None:
+        with atomic_path(path.with_suffix(".csv")) as tmp:
+            rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
+            tmp.write_text("\n".join(["label,confidence", *rows]) + "\n")
     return path
+
+
+def read_label_table(path: str | os.PathLike) -> np.ndarray | None:
+    """The confidence per label (index k - 1 for label k) from the table beside a label image, or None."""
+    import csv
+
+    table = Path(path).with_suffix(".csv")
+    if not table.is_file():
+        return None
+    with open(table, newline="") as fh:
+        rows = [(int(r["label"]), float(r["confidence"])) for r in csv.DictReader(fh) if r.get("confidence")]
+    if not rows:
+        return None
+    out = np.full(max(k for k, _ in rows), np.nan, np.float32)
+    for k, c in rows:
+        out[k - 1] = c
+    return out
 
 
 def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:

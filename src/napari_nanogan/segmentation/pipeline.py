@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Callable, Generator, Literal
 
 import numpy as np
 
-from ..config import AUTO_MIN_RATIO, TILE, PostprocessConfig
+from ..config import TILE, PostprocessConfig
 from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
+from ..measure import equivalent_diameters
 from ..progress import drive
+from .confidence import particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess
-from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter
+from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, shrink_threshold
 from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ class SegmentationResult:
         Whether ``diameter_px`` was estimated (``diameter="auto"``).
     model : str or None
         The segmenter that made the labels (the one chosen, for an ``auto`` segmenter).
+    confidence : ndarray of shape (K,), float32
+        Per particle (``confidence[k - 1]`` for label ``k``): the probability that it is a
+        real particle (:mod:`~napari_nanogan.segmentation.confidence`).
     """
 
     labels: np.ndarray
@@ -51,6 +56,7 @@ class SegmentationResult:
     diameter_px: float | None = None
     diameter_estimated: bool = False
     model: str | None = None
+    confidence: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -103,11 +109,11 @@ def segment_steps(
         times) for the network, the probabilities are resized back, and the
         post-processing distances are scaled to match, so labels keep the image's own
         size. Smaller diameters, and ``None`` (default), segment at the image's own
-        scale. ``"auto"`` estimates the diameter with the segmenter's size model
-        (:mod:`~napari_nanogan.segmentation.sizing`) and resizes only when the estimate
-        is at least ``AUTO_MIN_RATIO`` times the model's diameter, since estimates are
-        rough. A specimen under ``MIN_ESTIMATE_SIDE`` (32) px on a side is segmented at
-        its own scale.
+        scale. ``"auto"`` estimates the diameter with the segmenter's size model or coarse
+        sizing (:mod:`~napari_nanogan.segmentation.sizing`) and resizes only for clearly
+        large particles (:func:`~napari_nanogan.segmentation.sizing.shrink_threshold`),
+        since estimates are rough. A specimen under ``MIN_ESTIMATE_SIDE`` (32) px on a
+        side is segmented at its own scale.
     info_bar : InfoBar, "auto" or None
         ``"auto"`` (default) detects the microscope's info bar and labels it 0; None
         treats every row as specimen; an :class:`~napari_nanogan.io.InfoBar` is used as given.
@@ -140,7 +146,7 @@ def segment_steps(
             diameter = None  # too small to estimate, and to hold particles that need a smaller image
         else:
             diameter = estimate_diameter(grey, sizer, rows)
-        estimate_ok = diameter is not None and diameter >= AUTO_MIN_RATIO * sizer.diameter_px
+        estimate_ok = diameter is not None and diameter >= shrink_threshold(sizer)
         factor = resize_factor(diameter, sizer.diameter_px) if estimate_ok else 1.0
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
@@ -158,9 +164,13 @@ def segment_steps(
         fg[bar.start : bar.stop] = 0
         interior[bar.start : bar.stop] = 0
     labels = instances_from_probabilities(fg, interior, config)
+    if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
+        found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
+        diameter = float(np.median(found)) if found.size else None
     return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
                               diameter_px=None if diameter is None else float(diameter),
-                              diameter_estimated=estimated and diameter is not None, model=network.name)
+                              diameter_estimated=estimated and diameter is not None, model=network.name,
+                              confidence=particle_confidence(labels, fg, interior, network.confidence_model))
 
 
 def segment(

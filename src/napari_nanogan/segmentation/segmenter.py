@@ -25,8 +25,9 @@ from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import CheckpointError, load_checkpoint
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER, resolve_model
 from ..models.runtime import for_inference
+from .confidence import ConfidenceModel
 from .polarity import polarity_pass
-from .sizing import SizeModel
+from .sizing import CoarseSizing, SizeModel
 
 #: A network to try on an image, and the test its foreground (uint8 probabilities, whole image) must pass
 #: (None: always accepted).
@@ -52,6 +53,10 @@ class Segmenter:
         Typical particle diameter (px) the network works best at.
     size_model : SizeModel or None
         Estimates an image's particle diameter (``segment(..., diameter="auto")``).
+    coarse_sizing : CoarseSizing or None
+        Or the network estimates it itself, at a coarse scale (used without a size model).
+    confidence_model : ConfidenceModel or None
+        Turns each particle's features into the probability that it is real.
     """
 
     network: AttentionUNet
@@ -61,6 +66,8 @@ class Segmenter:
     precision: str = "fp32"
     diameter_px: float = MODEL_DIAMETER_PX
     size_model: SizeModel | None = None
+    coarse_sizing: CoarseSizing | None = None
+    confidence_model: ConfidenceModel | None = None
 
     @property
     def config(self) -> SegmenterConfig:
@@ -82,22 +89,27 @@ class Segmenter:
         data = load_checkpoint(path, kind=ModelKind.SEGMENTER)
         network = AttentionUNet(SegmenterConfig.from_dict(data["config"]))
         network.load_state_dict(data["state_dict"])
-        size_model = None
-        if data.get("size_model"):
-            try:
-                size_model = SizeModel.from_dict(data["size_model"])
-            except ValueError as exc:  # fitted by an older version: the network still works
-                warnings.warn(f"{path}: size model not loaded ({exc}); diameter='auto' needs a refit", stacklevel=2)
+        extras = {}
+        for key, cls_, command in (("size_model", SizeModel, "fit-size"), ("coarse_sizing", CoarseSizing, "fit-size"),
+                                   ("confidence_model", ConfidenceModel, "fit-confidence")):
+            stored = data.get(key)
+            if stored:
+                try:
+                    extras[key] = cls_.from_dict(stored)
+                except ValueError as exc:  # fitted by an older version: the network still works
+                    warnings.warn(f"{path}: {key.replace('_', ' ')} not loaded ({exc}); refit it with "
+                                  f"`nanogan {command}`", stacklevel=2)
         return cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
                                 name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
-                                device=device, size_model=size_model)
+                                device=device, **extras)
 
     @classmethod
     def from_network(cls, network: AttentionUNet, *, postprocess: PostprocessConfig | None = None,
                      name: str = "unnamed", card: dict | None = None, device=None,
-                     size_model: SizeModel | None = None) -> "Segmenter":
+                     size_model: SizeModel | None = None, coarse_sizing: CoarseSizing | None = None,
+                     confidence_model: ConfidenceModel | None = None) -> "Segmenter":
         return cls(for_inference(network, device), postprocess or PostprocessConfig(), name, card or {},
-                   size_model=size_model)
+                   size_model=size_model, coarse_sizing=coarse_sizing, confidence_model=confidence_model)
 
 
 @dataclass
@@ -134,6 +146,10 @@ class AutoSegmenter:
     @property
     def size_model(self) -> SizeModel | None:
         return self.general.size_model
+
+    @property
+    def coarse_sizing(self) -> CoarseSizing | None:
+        return self.general.coarse_sizing
 
     @property
     def diameter_px(self) -> float:

@@ -131,17 +131,81 @@ def _scale_features(fg: np.ndarray, interior: np.ndarray, scale: float) -> np.nd
     return np.array([np.log(implied), np.log(seed), area / mask.size, interior_share])
 
 
+@dataclass(frozen=True)
+class CoarseSizing:
+    """The particle diameter from the network itself, seen at a coarse scale.
+
+    The specimen is shrunk by ``factor`` and segmented; the median equivalent-circle
+    diameter of what is found, scaled back, is the estimate. Particles under about
+    ``3 / factor`` px vanish at that scale, so an image of small particles yields no
+    estimate and is segmented at its own scale, which a network trained on particles of
+    4 to 90 px handles; an estimate of at least ``shrink_above`` px makes the image
+    smaller for the network (``segment(..., diameter="auto")``).
+    """
+
+    factor: float = 0.25
+    shrink_above: float = 48.0
+    min_particles: int = 3
+
+    def to_dict(self) -> dict:
+        return {"method": "coarse", "factor": float(self.factor), "shrink_above": float(self.shrink_above),
+                "min_particles": int(self.min_particles)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CoarseSizing":
+        if data.get("method") != "coarse":
+            raise ValueError(f"unknown sizing method {data.get('method')!r}; refit it with `nanogan fit-size`")
+        return cls(float(data["factor"]), float(data["shrink_above"]), int(data.get("min_particles", 3)))
+
+
+def coarse_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None), sizing: CoarseSizing = CoarseSizing()
+                    ) -> float | None:
+    """Median equivalent-circle diameter (px of ``grey``) of the particles ``segmenter`` finds at a coarse scale,
+    or None where it finds fewer than ``sizing.min_particles`` of at least 3 x 3 px there."""
+    from skimage.transform import resize
+
+    from ..measure import equivalent_diameters
+    from .postprocess import instances_from_probabilities
+    from .scale import scale_postprocess
+
+    specimen = np.asarray(grey[rows], np.float32)
+    shape = (round(specimen.shape[0] * sizing.factor), round(specimen.shape[1] * sizing.factor))
+    if min(shape) < MIN_ESTIMATE_SIDE:
+        return None
+    small = resize(specimen, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+    fg, interior = drive(probability_steps(small, segmenter))
+    labels = instances_from_probabilities(fg, interior, scale_postprocess(segmenter.postprocess, sizing.factor))
+    diameters = equivalent_diameters(labels, min_area=9)
+    if diameters.size < sizing.min_particles:
+        return None
+    return float(np.median(diameters) / sizing.factor)
+
+
 def can_estimate_diameter(segmenter) -> bool:
-    """Whether ``segment(..., diameter="auto")`` works with this segmenter (it has a size model).
+    """Whether ``segment(..., diameter="auto")`` works with this segmenter (it has a size model or a coarse sizing).
 
     The CLI, the demo and the Segment panel estimate by default only where it does.
     """
-    return getattr(segmenter, "size_model", None) is not None
+    return getattr(segmenter, "size_model", None) is not None or getattr(segmenter, "coarse_sizing", None) is not None
 
 
-def estimate_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> float:
-    """Typical particle diameter (px) of a grey image, from ``segmenter.size_model``."""
-    if segmenter.size_model is None:
-        raise ValueError(f"model {segmenter.name!r} has no size model for an automatic diameter; "
-                         "give the particle diameter, or add one with `nanogan fit-size`")
-    return segmenter.size_model.predict(size_features(grey, segmenter, rows))
+def estimate_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> float | None:
+    """Typical particle diameter (px) of a grey image, from the segmenter's size model or coarse sizing.
+
+    None where the coarse sizing finds too few particles (small ones: the image's own scale suits them).
+    """
+    if segmenter.size_model is not None:
+        return segmenter.size_model.predict(size_features(grey, segmenter, rows))
+    if getattr(segmenter, "coarse_sizing", None) is not None:
+        return coarse_diameter(grey, segmenter, rows, segmenter.coarse_sizing)
+    raise ValueError(f"model {segmenter.name!r} has no size model for an automatic diameter; "
+                     "give the particle diameter, or add one with `nanogan fit-size`")
+
+
+def shrink_threshold(segmenter) -> float:
+    """The smallest estimated diameter (px) at which ``diameter="auto"`` makes an image smaller."""
+    from ..config import AUTO_MIN_RATIO
+
+    if segmenter.size_model is None and getattr(segmenter, "coarse_sizing", None) is not None:
+        return segmenter.coarse_sizing.shrink_above
+    return AUTO_MIN_RATIO * segmenter.diameter_px

@@ -41,6 +41,12 @@ def with_size_model(source, destination, size_model: SizeModel, fitting: dict) -
                             provenance={"size_model": fitting})
 
 
+def with_confidence_model(source, destination, model, fitting: dict) -> Path:
+    """The segmenter with a confidence model (``fitting``: data, command, metrics)."""
+    return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER,
+                            changes={"confidence_model": model.to_dict()}, provenance={"confidence_model": fitting})
+
+
 def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator=None,
                   pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Finishing:

@@ -30,6 +30,18 @@ def layer_pixel_size_nm(layer) -> float | None:
     return None
 
 
+def layer_confidence(layer) -> np.ndarray | None:
+    """The per-label confidence a segmentation left in a Labels layer's features (index k - 1 for label k), or None."""
+    features = getattr(layer, "features", None)
+    if features is None or "confidence" not in features or "index" not in features or not len(features):
+        return None
+    index = np.asarray(features["index"], int)
+    out = np.full(max(int(index.max()), 0), np.nan, np.float32)
+    keep = index > 0
+    out[index[keep] - 1] = np.asarray(features["confidence"], float)[keep]
+    return out
+
+
 class MeasureWidget(QWidget):
     """Measure the particles of a Labels layer: features table, size histogram, summary, CSV."""
 
@@ -83,10 +95,14 @@ class MeasureWidget(QWidget):
         pixel = self.pixel_size.value or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
         self.table = measure_particles(labels, image=image, pixel_size_nm=pixel or None,
-                                       info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name)
+                                       info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name,
+                                       confidence=layer_confidence(layer))
         import pandas as pd
 
-        layer.features = pd.DataFrame({k: v for k, v in self.table.columns.items() if k != "image"})
+        # "index": the label each row describes (napari maps hovered label values through it)
+        features = {"index": self.table.columns["label"]}
+        features.update({k: v for k, v in self.table.columns.items() if k != "image"})
+        layer.features = pd.DataFrame(features)
         self.export_button.enabled = True
         if not pixel:
             show_info("Measure particles: pixel size unknown, lengths are in pixels. Enter it above to get nm.")

@@ -184,6 +184,8 @@ class SegmentWidget(QWidget):
         units = getattr(layer, "units", None)
         if units is not None:
             kwargs["units"] = tuple(units[-ndim:])
+        if result.confidence is not None:  # per particle, hoverable; Measure keeps it in its table
+            kwargs["features"] = {"index": np.arange(1, result.count + 1), "confidence": result.confidence}
         self.labels_layer = self.viewer.add_labels(result.labels, **kwargs)
         unit = layer_unit(layer)
         text = result.describe(requested=meta["model"], unit=unit,

@@ -1,0 +1,94 @@
+"""A confidence per particle: features from the network's maps, a calibrated model, and where it shows up."""
+
+import numpy as np
+import pytest
+
+from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel, particle_confidence, particle_features
+from napari_nanogan.training.confidence import fit_confidence, matched, reliability
+
+
+def _maps():
+    labels = np.zeros((40, 60), np.int32)
+    labels[2:12, 2:12] = 1
+    labels[2:12, 12:22] = 2  # touches 1
+    labels[25:35, 40:50] = 3  # alone, and faint
+    fg = np.where(labels > 0, 0.95, 0.02).astype(np.float32)
+    fg[25:35, 40:50] = 0.55
+    interior = np.zeros_like(fg)
+    interior[5:9, 5:9] = interior[5:9, 15:19] = 0.9
+    interior[28:32, 43:47] = 0.3
+    return labels, fg, interior
+
+
+def test_features_follow_the_maps():
+    labels, fg, interior = _maps()
+    f = particle_features(labels, fg, interior)
+    assert f.shape == (3, len(FEATURES))
+    col = {name: f[:, k] for k, name in enumerate(FEATURES)}
+    np.testing.assert_allclose(col["mean_foreground"], [0.95, 0.95, 0.55], atol=1e-6)
+    np.testing.assert_allclose(col["max_interior"], [0.9, 0.9, 0.3], atol=1e-6)
+    assert col["shared_outline"][0] > 0 and col["shared_outline"][1] > 0 and col["shared_outline"][2] == 0
+    assert col["edge_contrast"][2] < col["edge_contrast"][0]
+    # uint8 maps (as segment() gives them) give the same features
+    np.testing.assert_allclose(particle_features(labels, np.round(fg * 255).astype(np.uint8),
+                                                 np.round(interior * 255).astype(np.uint8)), f, atol=0.01)
+    assert particle_features(np.zeros((5, 5), int), fg[:5, :5], interior[:5, :5]).shape == (0, len(FEATURES))
+
+
+def test_without_a_model_the_confidence_is_the_mean_foreground():
+    labels, fg, interior = _maps()
+    np.testing.assert_allclose(particle_confidence(labels, fg, interior), [0.95, 0.95, 0.55], atol=1e-6)
+
+
+def test_matched_means_an_annotated_particle_at_iou_half():
+    truth = np.zeros((20, 20), int)
+    truth[2:10, 2:10] = 1
+    pred = np.zeros_like(truth)
+    pred[2:10, 2:9] = 1  # IoU 0.875
+    pred[12:18, 12:18] = 3  # nothing there
+    pred[2:4, 12:14] = 2
+    assert matched(truth, pred).tolist() == [True, False, False]
+
+
+def test_fitted_confidence_is_calibrated_and_round_trips():
+    rng = np.random.default_rng(0)
+    n = 2000
+    x = rng.normal(size=(n, len(FEATURES)))
+    p = 1 / (1 + np.exp(-(1.5 * x[:, 0] - 1.0 * x[:, 2] + 0.3)))
+    y = rng.random(n) < p
+    images = np.arange(n) % 40
+    model = fit_confidence(x, y, images)
+    cv = model.metrics["cross_validated"]
+    assert cv["ece"] < 0.05 and cv["auc"] > 0.75, cv
+    q = model.predict(x)
+    assert reliability(q, y)["ece"] < 0.05 and np.corrcoef(q, p)[0, 1] > 0.95
+    again = ConfidenceModel.from_dict(model.to_dict())
+    np.testing.assert_allclose(again.predict(x), q, rtol=1e-5)
+    with pytest.raises(ValueError, match="fit-confidence"):
+        ConfidenceModel.from_dict({**model.to_dict(), "features": ["other"]})
+    with pytest.raises(ValueError, match="some matched"):
+        fit_confidence(x[:30], np.ones(30, bool), images[:30])
+
+
+def test_segment_gives_a_confidence_per_particle_and_the_cli_keeps_it(tmp_path, tiny_checkpoint, sem_like, capsys):
+    import tifffile
+
+    from napari_nanogan.cli import main
+    from napari_nanogan.io.images import read_label_table
+    from napari_nanogan.segmentation import Segmenter, segment
+
+    image, _ = sem_like
+    result = segment(image, Segmenter.from_checkpoint(tiny_checkpoint, device="cpu"))
+    assert result.confidence.shape == (result.count,)
+    assert ((result.confidence >= 0) & (result.confidence <= 1)).all()
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    assert main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "out"), "--model", str(tiny_checkpoint)]) == 0
+    table = read_label_table(tmp_path / "out" / "a_labels.tif")
+    np.testing.assert_allclose(table, result.confidence, atol=1e-4)
+    assert main(["measure", str(tmp_path / "out" / "a_labels.tif"), "--out", str(tmp_path / "sizes.csv")]) == 0
+    header, *rows = (tmp_path / "sizes.csv").read_text().splitlines()
+    column = header.split(",").index("confidence")
+    labels = tifffile.imread(tmp_path / "out" / "a_labels.tif")
+    assert len(rows) == len(np.unique(labels)) - 1
+    first = rows[0].split(",")
+    assert float(first[column]) == pytest.approx(result.confidence[int(first[1]) - 1], abs=1e-4)
