@@ -7,8 +7,14 @@
   after one warm-up; model load measured separately. ``--image FILE`` times a real
   image instead (e.g. a BAM SEM field from ../shared/data; never committed).
   ``chosen_model`` says which network an ``auto`` model used for it.
-- ``seconds_1024x768_auto_diameter``: the same with ``diameter="auto"`` (size features
-  at four scales first), for models with a size model.
+- ``seconds_1024x768_auto_diameter``: the same with ``diameter="auto"`` (the diameter
+  estimated first), for models that can estimate it.
+- ``seconds_cli_1024x768``: what ``nanogan segment`` does per 1024 x 768 file with its
+  defaults (read the TIFF, segment with ``diameter="auto"`` where the model can estimate,
+  write the labels and their table), median of ``--repeats``; ``matmul_74gflop_seconds``:
+  what this machine takes for 74 GFLOP of fp32 matrix products (2048 x 2048, the cost of a
+  16-channel Attention U-Net on that image), measured in the same run, and
+  ``cli_vs_matmul``: their ratio, the speed goal's measure (it must be at most 2.0).
 - ``megapixels_per_second_4096``: the same on a 4096 x 4096 image.
 - ``peak_rss_mb_8192``: peak resident memory of a fresh process that loads the
   model and segments an 8192 x 8192 image (includes the Python + torch baseline,
@@ -70,6 +76,47 @@ print(json.dumps(dict(peak_rss_mb=peak_mb(), baseline_rss_mb=base, resident_befo
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def matmul_seconds(repeats: int = 5) -> float:
+    """Median seconds for 74 GFLOP of fp32 2048 x 2048 matrix products (the speed goal's yardstick)."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    per = 2 * 2048**3
+    count = 74e9 / per
+    whole = int(count)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(whole):
+            a @ b
+        times.append((time.perf_counter() - t) * count / whole)
+    return float(np.median(times))
+
+
+def cli_seconds(seg, image, repeats: int) -> float:
+    """Median seconds of what ``nanogan segment`` does for one file with its defaults."""
+    import tempfile
+
+    import tifffile
+
+    from napari_nanogan.io.images import read_image, write_labels
+    from napari_nanogan.segmentation import can_estimate_diameter, segment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "field.tif"
+        tifffile.imwrite(path, image)
+        times = []
+        for _ in range(repeats + 1):
+            t = time.perf_counter()
+            grey, meta = read_image(path)
+            result = segment(grey, seg, diameter="auto" if can_estimate_diameter(seg) else None)
+            write_labels(Path(tmp) / "field_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"],
+                         confidence=result.confidence)
+            times.append(time.perf_counter() - t)
+    return float(np.median(times[1:]))
+
+
 def main():
     ap = argparse.ArgumentParser(prog="python -m bench.bench_segment")
     ap.add_argument("--model", default="default")
@@ -108,11 +155,15 @@ def main():
         pass
     net_s = time.perf_counter() - t
     auto = []
-    if seg.size_model is not None:
+    from napari_nanogan.segmentation import can_estimate_diameter
+
+    if can_estimate_diameter(seg):
         for _ in range(args.repeats):
             t = time.perf_counter()
             segment(img, seg, diameter="auto")
             auto.append(time.perf_counter() - t)
+    matmul = matmul_seconds(args.repeats)
+    cli = cli_seconds(seg, img, args.repeats)
     big = _image(4096, 4096, seed=1)
     t = time.perf_counter()
     segment(big, seg)
@@ -128,6 +179,9 @@ def main():
         "seconds_1024x768_all": [round(x, 3) for x in times],
         "seconds_1024x768_network_only": round(net_s, 3),
         "seconds_1024x768_auto_diameter": round(float(np.median(auto)), 3) if auto else None,
+        "seconds_cli_1024x768": round(cli, 3),
+        "matmul_74gflop_seconds": round(matmul, 3),
+        "cli_vs_matmul": round(cli / matmul, 2),
         "seconds_4096x4096": round(big_s, 2),
         "megapixels_per_second_4096": round(4096 * 4096 / 1e6 / big_s, 2),
         "torch": torch.__version__,

@@ -5,7 +5,11 @@
                              [--diameter-from-truth FACTOR | --auto-diameter]
 
 Per data set (BAM SEM, EMPS): mean per-image foreground Dice and IoU; instance
-precision, recall, F1 at IoU 0.5 (one-to-one matching) and mean matched IoU.
+precision, recall, F1 at IoU 0.5 (one-to-one matching) and mean matched IoU; the same
+per kind of image (``by_kind``: particles darker or brighter than their background, and
+the annotated median particle diameter's range) with the diameter estimates' errors;
+D10/D50/D90 of whole particles against the annotation's; and the reliability of the
+per-particle confidence (ECE, AUC of "matches an annotated particle at IoU 0.5").
 Images go through the same path a user's file does (read, info bar detected and
 excluded, tiled segmentation). With ``--baseline``, a classical Otsu + watershed
 baseline is tuned on the *training* split (grid search) and scored on the same
@@ -44,6 +48,30 @@ def truth_and_rows(key, image, mask):
         rows = slice(0, bar.start) if bar else slice(None)
         return instance_labels(mask[rows]), rows
     return instance_labels(mask), slice(None)
+
+
+SIZE_BINS = ((0, 12, "under 12 px"), (12, 40, "12-40 px"), (40, 120, "40-120 px"), (120, np.inf, "120 px and over"))
+
+
+def kinds(image, truth, rows) -> list[str]:
+    """The kinds an annotated image belongs to: its particles' polarity and its median particle diameter's range."""
+    spec = np.asarray(image[rows], np.float32)
+    fg = truth > 0
+    out = []
+    if fg.any() and not fg.all():
+        lo, hi = np.percentile(spec, [1, 99.8])
+        contrast = (np.median(spec[~fg]) - np.median(spec[fg])) / max(hi - lo, 1e-6)
+        out.append("dark particles" if contrast > 0.1 else "bright particles" if contrast < -0.1 else "low contrast")
+    d = median_diameter(truth)
+    out += [name for low, high, name in SIZE_BINS if np.isfinite(d) and low <= d < high]
+    return out
+
+
+def whole_diameters(labels):
+    """Equivalent diameters (px) of the particles of 16 px or more that the image border does not cut."""
+    from napari_nanogan.measure import equivalent_diameters
+
+    return equivalent_diameters(labels, min_area=16, whole_only=True)
 
 
 def scores(pairs):
@@ -119,7 +147,7 @@ def main():
         triples = splits[key][args.split]
         save = Path(args.save_dir or tempfile.mkdtemp()) / key
         save.mkdir(parents=True, exist_ok=True)
-        pairs, base_pairs, seconds, estimates = [], [], [], []
+        pairs, base_pairs, seconds, estimates, kind_of, sizes, confidence = [], [], [], [], [], ([], []), ([], [])
         cfg = tune_baseline(key, splits[key]["train"]) if args.baseline else None
         for stem, img_path, mask_path in triples:
             image, meta = read_image(img_path)
@@ -128,18 +156,50 @@ def main():
             diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_diameter(truth)
             result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter)
             labels = result_.labels
-            if args.auto_diameter:
-                estimates.append((result_.diameter_px, median_diameter(truth)))
             seconds.append(time.perf_counter() - t)
+            estimates.append((result_.diameter_px if args.auto_diameter else None, median_diameter(truth)))
+            kind_of.append(kinds(image, truth, rows))
             write_labels(save / f"{stem}_labels.tif", labels)
             pairs.append((truth, labels[rows]))
+            sizes[0].append(whole_diameters(truth))
+            sizes[1].append(whole_diameters(labels[rows]))
+            if result_.confidence is not None and result_.count:
+                from napari_nanogan.training.confidence import matched
+
+                present = np.unique(labels[rows])
+                present = present[present > 0]
+                confidence[0].append(result_.confidence[present - 1])
+                confidence[1].append(matched(truth, labels[rows])[present - 1])
             if cfg is not None:
                 base_pairs.append((truth, otsu_watershed(image, cfg)[rows]))
         entry = {"images": len(triples), "model": scores(pairs), "seconds_per_image": round(float(np.mean(seconds)), 3)}
-        if estimates:
-            from napari_nanogan.training.sizing import size_errors
+        from napari_nanogan.training.sizing import size_errors
 
-            entry["diameter_estimates"] = size_errors(*np.array(estimates).T)
+        if args.auto_diameter:
+            known = [(e, t) for e, t in estimates if e is not None and np.isfinite(t)]
+            entry["diameter_estimates"] = size_errors(*np.array(known).T) if known else None
+        truth_d, pred_d = np.concatenate(sizes[0]), np.concatenate(sizes[1])
+        if truth_d.size and pred_d.size:
+            entry["whole_particle_sizes_px"] = {
+                f"D{q}": {"annotated": round(float(a), 2), "segmented": round(float(b), 2),
+                          "error": round(float(b / a - 1), 4)}
+                for q, a, b in zip((10, 50, 90), np.percentile(truth_d, [10, 50, 90]), np.percentile(pred_d, [10, 50, 90]))}
+        if confidence[0]:
+            from napari_nanogan.training.confidence import reliability
+
+            entry["confidence"] = reliability(np.concatenate(confidence[0]), np.concatenate(confidence[1]))
+        by_kind = {}
+        for name in sorted({k for ks in kind_of for k in ks}):
+            chosen = [i for i, ks in enumerate(kind_of) if name in ks]
+            by_kind[name] = {"images": len(chosen), **{k: v for k, v in scores([pairs[i] for i in chosen]).items()
+                                                       if k in ("dice", "iou", "precision", "recall", "f1")}}
+            if args.auto_diameter:
+                known = [estimates[i] for i in chosen if estimates[i][0] is not None and np.isfinite(estimates[i][1])]
+                if known:
+                    by_kind[name]["diameter_estimates"] = size_errors(*np.array(known).T)
+            if cfg is not None:
+                by_kind[name]["baseline_f1"] = round(summarize([base_pairs[i] for i in chosen])["f1"], 4)
+        entry["by_kind"] = by_kind
         if cfg is not None:
             entry["baseline"] = scores(base_pairs)
             entry["baseline_config"] = cfg.to_dict()
