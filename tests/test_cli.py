@@ -401,3 +401,33 @@ def test_every_command_prints_its_help():
     assert {"segment", "synthesize", "demo", "train-gan", "tune-generator", "train-texture"} <= set(commands)
     for name, sub in commands.items():
         assert sub.format_help().startswith("usage:"), name
+
+
+def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_path, tiny_checkpoint, capsys):
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.io.pairs import Pair, export_pairs
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    export_pairs([Pair(f"syn{i}", render_sem(lab, seed=i), lab, seed=i)
+                  for i, lab in enumerate(particle_labels((96, 96), n_particles=8, mean_diameter=12, seed=s)
+                                          for s in range(3))], tmp_path / "synthetic")
+    plain = tmp_path / "real"
+    (plain / "images").mkdir(parents=True)
+    (plain / "masks").mkdir()
+    for i in range(2):
+        lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=10 + i)
+        Image.fromarray(render_sem(lab, seed=10 + i)).save(plain / "images" / f"f{i}.png")
+        Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(plain / "masks" / f"f{i}.png")
+    out = tmp_path / "mine.pt"
+    args = ["train", "--pairs", str(tmp_path / "synthetic"), str(plain), "--out", str(out), "--steps", "2",
+            "--init", str(tiny_checkpoint), "--batch-size", "2"]
+    assert main(args) == 0
+    data = load_checkpoint(out, kind="segmenter")
+    assert data["provenance"]["pairs"] == {"synthetic": 3, "real": 2}
+    assert (tmp_path / "mine.pt.run" / "last.pt").is_file()
+    image = tmp_path / "x.tif"
+    tifffile.imwrite(image, render_sem(particle_labels((64, 64), n_particles=4, mean_diameter=10, seed=1), seed=1))
+    assert main(["segment", str(image), "--out", str(tmp_path / "labels"), "--model", str(out)]) == 0
+    assert main(["train", "--pairs", str(tmp_path / "nothing"), "--out", str(tmp_path / "n.pt"), "--steps", "1"]) == 2
+    assert "not a folder of pairs" in capsys.readouterr().err
+    assert main(["train", "--pairs", str(plain), "--out", str(tmp_path), "--steps", "1"]) == 2
