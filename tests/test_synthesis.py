@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import DATA, requires_shared
 
 from napari_nanogan.config import GeneratorConfig, SegmenterConfig
 from napari_nanogan.data.datasets import Sample
@@ -499,3 +500,34 @@ def test_shipped_generators_render_their_modality_and_segment_back():
             assert (outside - inside if dark else inside - outside) > 30, (name, inside, outside)
         assert np.std(np.stack(images).astype(float), axis=0).mean() > 2.0, name  # the styles differ
         assert foreground_scores(labels, segment(images[0], segmenter, info_bar=None).labels)[0] > 0.85, name
+
+
+def test_lines_between_touching_particles_are_half_particle_for_the_generator():
+    from napari_nanogan.data.targets import separator_lines
+    from napari_nanogan.synthesis.pipeline import CONTACT_LEVEL, mask_maps
+
+    labels = np.zeros((20, 30), np.int32)
+    labels[4:14, 3:12] = 1
+    labels[4:14, 13:22] = 2  # a 1-px line at column 12 between two particles
+    labels[4:14, 25:29] = 3  # alone, 3 px away
+    sep = separator_lines(labels)
+    assert sep[4:14, 12].all() and sep.sum() == 10 + 2  # the line, and a corner pixel at each end
+    maps = mask_maps(labels)
+    assert (maps[0][sep] == CONTACT_LEVEL).all()
+    assert (maps[0][(labels == 0) & ~sep] == 0).all() and (maps[0][labels > 0] == 1).all()
+    assert not maps[1][sep].any()  # the interiors stay apart
+
+
+@requires_shared
+def test_contact_level_agrees_with_the_reference_tool():
+    import importlib.util
+
+    from bench.seam_level import contact_level
+    from napari_nanogan.data.datasets import load_samples, shared_splits
+
+    spec = importlib.util.spec_from_file_location("seam", DATA.parent / "tools" / "seam.py")
+    seam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seam)
+    level = seam.level
+    sample = load_samples(shared_splits(DATA)["bam"]["train"][:1], domain="bam")[0]
+    assert contact_level(sample.image, sample.labels) == pytest.approx(level(sample.image, sample.labels), abs=1e-9)

@@ -81,6 +81,20 @@ def contact_zone(labels: np.ndarray, *, radius: int = 3) -> np.ndarray:
     return (lowest != big) & (highest != lowest)
 
 
+def separator_lines(labels: np.ndarray) -> np.ndarray:
+    """Background pixels whose 3 x 3 neighbourhood holds two different particles: where touching particles meet.
+
+    Annotators separate touching particles by 1-px background lines (the BAM convention);
+    those lines mark a contact, not background.
+    """
+    lab = np.asarray(labels).astype(np.int64)
+    fg = lab > 0
+    big = int(lab.max()) + 1
+    highest = ndi.maximum_filter(lab, 3)
+    lowest = ndi.minimum_filter(np.where(fg, lab, big), 3)
+    return ~fg & (highest > 0) & (lowest < big) & (highest != lowest)
+
+
 def targets_from_labels(labels: np.ndarray, *, seed_depth: float | None = SEED_DEPTH) -> np.ndarray:
     """[2, M, N] float32 targets: foreground and interior (``seed_depth``: its ``max_depth``)."""
     labels = np.asarray(labels)
