@@ -8,6 +8,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NANOGAN_SHARED", REPO.parent / "shared"))
+# exact comparisons (tilings, paths) assume fp32; tests/test_inference.py checks the bf16 path on its own
+os.environ.setdefault("NANOGAN_PRECISION", "fp32")
 DATA = SHARED / "data"
 
 requires_shared = pytest.mark.skipif(

@@ -255,3 +255,25 @@ def test_diameter_stops_large_particles_being_split():
     # splitting shows as low precision (one particle, many predicted pieces)
     assert sized["precision"] > 0.9 and sized["precision"] > native["precision"] + 0.3, (native, sized)
     assert sized["f1"] > native["f1"] and sized["iou"] > 0.85, (native, sized)
+
+
+def test_precision_follows_the_cpu_and_the_environment(monkeypatch, tiny_checkpoint, sem_like):
+    from napari_nanogan.models import runtime
+    from napari_nanogan.segmentation import Segmenter, segment
+
+    monkeypatch.delenv("NANOGAN_PRECISION", raising=False)
+    monkeypatch.setattr(runtime, "bf16_supported", lambda: True)
+    assert runtime.inference_precision("cpu") == "bf16" and runtime.inference_precision("meta") == "fp32"
+    monkeypatch.setattr(runtime, "bf16_supported", lambda: False)
+    assert runtime.inference_precision("cpu") == "fp32"
+    monkeypatch.setenv("NANOGAN_PRECISION", "bf16")
+    seg = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
+    assert seg.precision == "bf16"
+    fp32 = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
+    fp32.precision = "fp32"
+    image, _ = sem_like
+    a, b = segment(image, seg, info_bar=None), segment(image, fp32, info_bar=None)
+    assert np.abs(a.foreground.astype(int) - b.foreground.astype(int)).mean() < 2  # grey levels of 255
+    monkeypatch.setenv("NANOGAN_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="NANOGAN_PRECISION"):
+        runtime.inference_precision("cpu")

@@ -24,7 +24,7 @@ from ..config import MODEL_DIAMETER_PX, ModelKind, PostprocessConfig, SegmenterC
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import CheckpointError, load_checkpoint
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER, resolve_model
-from ..models.runtime import for_inference
+from ..models.runtime import for_inference, inference_precision
 from .confidence import ConfidenceModel
 from .polarity import polarity_pass
 from .sizing import CoarseSizing, SizeModel
@@ -48,7 +48,8 @@ class Segmenter:
     card : dict
         Provenance stored with the weights (data, command, metrics).
     precision : str
-        ``"fp32"`` or ``"bf16"`` (CPU autocast; see :func:`~napari_nanogan.models.runtime.bf16_supported`).
+        ``"fp32"`` or ``"bf16"`` (CPU autocast): by default bf16 on CPUs that run it natively
+        (:func:`~napari_nanogan.models.runtime.inference_precision`).
     diameter_px : float
         Typical particle diameter (px) the network works best at.
     size_model : SizeModel or None
@@ -108,8 +109,10 @@ class Segmenter:
                      name: str = "unnamed", card: dict | None = None, device=None,
                      size_model: SizeModel | None = None, coarse_sizing: CoarseSizing | None = None,
                      confidence_model: ConfidenceModel | None = None) -> "Segmenter":
-        return cls(for_inference(network, device), postprocess or PostprocessConfig(), name, card or {},
-                   size_model=size_model, coarse_sizing=coarse_sizing, confidence_model=confidence_model)
+        network = for_inference(network, device)
+        return cls(network, postprocess or PostprocessConfig(), name, card or {},
+                   precision=inference_precision(next(network.parameters()).device), size_model=size_model,
+                   coarse_sizing=coarse_sizing, confidence_model=confidence_model)
 
 
 @dataclass
