@@ -133,7 +133,8 @@ def wait_done(qtbot):
     """
 
     def wait(widget, timeout: int = 60_000):
-        assert widget.worker is not None, "no worker was started"
+        runner = getattr(widget, "job", widget)  # panels on widgets._run.Job keep their worker there
+        assert runner.worker is not None, "no worker was started"
         qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=timeout)
 
     return wait

@@ -76,3 +76,27 @@ def test_fit_designer_to_layer(widget):
     w.fit_to_layer()
     assert w.median_nm.value == pytest.approx(30.0, rel=0.2) and w.pixel_size.value == pytest.approx(2.0)
     assert "fitted" in w.status.value
+
+
+def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wait_done, tmp_path):
+    import time
+
+    import tifffile
+
+    viewer, w = widget
+    mask = np.zeros((64, 64), np.uint16)
+    mask[10:30, 10:30], mask[35:50, 35:60] = 1, 2
+    tifffile.imwrite(tmp_path / "m.tif", mask, resolution=(1e7 / 5.0, 1e7 / 5.0), resolutionunit="CENTIMETER")
+    w.source.value = "mask file"
+    w.mask_file.value = tmp_path / "m.tif"
+    w.n.value = 64
+    w.run()
+    qtbot.waitUntil(lambda: "synthetic m #1" in viewer.layers, timeout=20_000)
+    assert tuple(viewer.layers["synthetic m #0"].scale) == pytest.approx((5.0, 5.0))  # the file's pixel size
+    t0 = time.perf_counter()
+    w.cancel()
+    wait_done(w, timeout=5_000)
+    assert time.perf_counter() - t0 < 2.0
+    kept = [layer for layer in viewer.layers if layer.name.startswith("synthetic m #")]
+    assert 2 <= len(kept) < 64 and w.status.value.startswith("cancelled")
+    assert "synthetic m mask" in viewer.layers

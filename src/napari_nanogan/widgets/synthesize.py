@@ -13,6 +13,7 @@ from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 from ..config import MaskDesign
 from ..data.designer import design_mask, fit_design
 from ._labels import wrapping_label
+from ._run import Job
 
 if TYPE_CHECKING:
     import napari
@@ -21,16 +22,13 @@ SOURCES = ("Labels layer", "mask file", "designer")
 
 
 def _synthesize_job(mask: np.ndarray, model: str, n: int, seed: int):
-    """Worker thread: load the generator, then yield after each image; returns the images."""
+    """Worker thread: load the generator, then yield ``(k, n, image)`` as each image is made."""
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 
     mask_maps(mask)  # validate before loading anything
     generator = load_generator(model)
-    images = []
     for k in range(n):
-        images.append(synthesize(mask, generator, seed=synthesis_seed(seed, k)))
-        yield k + 1, n
-    return images
+        yield k + 1, n, synthesize(mask, generator, seed=synthesis_seed(seed, k))
 
 
 class SynthesizeWidget(QWidget):
@@ -80,9 +78,9 @@ class SynthesizeWidget(QWidget):
         layout.addWidget(self.controls.native)
         layout.addWidget(self.progress)
         layout.addStretch(1)
-        self.worker = None
+        self.job = Job("Synthesize", progress=self.progress, status=self.status, run_button=self.run_button,
+                       cancel_button=self.cancel_button)
         self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         self.fit_button.changed.connect(self.fit_to_layer)
         self.source.changed.connect(self._show_source)
         self.amount.changed.connect(self._show_source)
@@ -141,54 +139,48 @@ class SynthesizeWidget(QWidget):
             path = self.mask_file.value
             if not path or not path.is_file():
                 raise ValueError("choose a mask file")
-            return read_mask(path), None, path.stem
+            from ..io.images import labels_pixel_size_nm
+
+            pixel = labels_pixel_size_nm(path) if path.suffix.lower() in (".tif", ".tiff") else None
+            return read_mask(path), pixel, path.stem
         design = self.design()
         if design.facets in (1, 2):
             raise ValueError("facets: 0 for round particles, or 3 and more sides")
         return design_mask(design), design.pixel_size_nm, f"designed (seed {design.seed})"
 
     def run(self):
-        from napari.qt.threading import create_worker
-
         try:
             mask, pixel, name = self._mask()
         except (ValueError, OSError) as exc:
             show_error(f"Synthesize: {exc}")
             return
-        self._job = (mask, pixel, name)
-        self.worker = create_worker(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
-                                    _start_thread=False, _connect={"errored": lambda exc: show_error(f"Synthesize: {exc}")})
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(self._on_result)
-        self.worker.finished.connect(self._on_finished)
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.progress.setRange(0, int(self.n.value))
-        self.progress.setValue(0)
-        self.status.value = "loading the generator ..."
-        self.worker.start()
-
-    def cancel(self):
-        if self.worker is not None:
-            self.worker.quit()
-
-    def _on_progress(self, value):
-        done, total = value
-        self.progress.setValue(done)
-        self.status.value = f"image {done} / {total}"
-
-    def _on_result(self, images):
-        mask, pixel, name = self._job
-        kwargs = {"scale": (pixel, pixel), "units": ("nm", "nm")} if pixel else {}
-        meta = {"pixel_size_nm": pixel, "generator": self.model.value, "seed": int(self.seed.value), "mask": name}
-        for k, image in enumerate(images):
-            self.viewer.add_image(image, name=f"synthetic {name} #{k}", metadata=dict(meta, k=k), **kwargs)
         from ..io.masks import instance_labels
 
-        self.viewer.add_labels(instance_labels(mask), name=f"synthetic {name} mask", metadata=meta, **kwargs)
-        self.status.value = f"{len(images)} images from {name}"
-        show_info(f"Synthesize: {len(images)} images from {name}")
+        self._job_mask, self._made = (instance_labels(mask), pixel, name), 0
+        self._meta = {"pixel_size_nm": pixel, "generator": self.model.value, "seed": int(self.seed.value), "mask": name}
+        self.job.start(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
+                       describe=lambda r: (r[0], r[1], f"image {r[0]} / {r[1]}"), on_record=self._add_image,
+                       on_result=lambda _: self._done(), busy="loading the generator ...",
+                       on_cancelled=lambda: f"{self._made} images kept")
 
-    def _on_finished(self):
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        if self.status.value.startswith(("image", "loading")):
-            self.status.value = "cancelled"
+    def cancel(self):
+        self.job.cancel()
+
+    def _layer_kwargs(self) -> dict:
+        _, pixel, _ = self._job_mask
+        return {"scale": (pixel, pixel), "units": ("nm", "nm")} if pixel else {}
+
+    def _add_image(self, record):
+        """Each image joins the viewer as it is made (so Cancel keeps them), the mask with the first."""
+        k, _, image = record
+        labels, _, name = self._job_mask
+        if self._made == 0:
+            self.viewer.add_labels(labels, name=f"synthetic {name} mask", metadata=self._meta, **self._layer_kwargs())
+        self.viewer.add_image(image, name=f"synthetic {name} #{k - 1}", metadata=dict(self._meta, k=k - 1),
+                              **self._layer_kwargs())
+        self._made = k
+
+    def _done(self):
+        name = self._job_mask[2]
+        self.status.value = f"{self._made} images from {name}"
+        show_info(f"Synthesize: {self._made} images from {name}")

@@ -1,0 +1,97 @@
+"""One panel's long work in a worker thread: progress bar, status line, Run and Cancel, results as they come.
+
+A job is a generator function run by napari's ``create_worker``: it yields progress
+records and returns its result. The panel says how a record reads
+(``describe(record) -> (done, total, text)``), what to do with a record that carries a
+finished piece of work (``on_record``: e.g. add the image just made, so that Cancel keeps
+it), and with the result. Cancel asks the worker to stop at its next yield and, for jobs
+that take a ``should_stop`` callable (training: they save before stopping), sets it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from napari.utils.notifications import show_error
+
+
+class Job:
+    """Runs one generator job at a time for a panel, and keeps its controls in step."""
+
+    def __init__(self, panel: str, *, progress, status, run_button, cancel_button):
+        self.panel = panel
+        self.progress, self.status = progress, status
+        self.run_button, self.cancel_button = run_button, cancel_button
+        self.worker = None
+        self.stop_requested = False
+        self._finished_normally = False
+        self._on_cancelled = None
+        self.cancel_button.changed.connect(lambda *_: self.cancel())
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, function: Callable, *args, describe: Callable[[Any], tuple[int, int, str] | None],
+              on_result: Callable[[Any], None] | None = None, on_record: Callable[[Any], None] | None = None,
+              on_cancelled: Callable[[], str] | None = None, busy: str = "working ...", **kwargs) -> None:
+        """Run ``function(*args, **kwargs)`` (a generator function) in a worker thread.
+
+        ``on_cancelled()`` (optional) says what a cancelled run kept, for the status line.
+        """
+        from napari.qt.threading import create_worker
+
+        self.stop_requested, self._finished_normally = False, False
+        self._on_cancelled = on_cancelled
+        if "should_stop" in inspect.signature(function).parameters:
+            kwargs["should_stop"] = lambda: self.stop_requested
+        worker = create_worker(function, *args, _start_thread=False, _connect={"errored": self._on_error}, **kwargs)
+
+        def on_yielded(record):
+            if on_record is not None:
+                on_record(record)
+            shown = describe(record)
+            if shown is not None:
+                done, total, text = shown
+                self.progress.setRange(0, max(int(total), 1))
+                self.progress.setValue(int(done))
+                if text:
+                    self.status.value = text
+
+        def on_returned(result):
+            self._finished_normally = True
+            if on_result is not None:
+                on_result(result)
+
+        worker.yielded.connect(on_yielded)
+        worker.returned.connect(on_returned)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.status.value = busy
+        self.progress.setRange(0, 0)  # busy until the first record says how far
+        worker.start()
+
+    def cancel(self) -> None:
+        if self.worker is None:
+            return
+        self.stop_requested = True
+        self.status.value = "cancelling ..."
+        self.worker.quit()
+
+    def _on_error(self, exc) -> None:
+        self.status.value = "failed"
+        show_error(f"{self.panel}: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.progress.setRange(0, 1)
+        if self._finished_normally:
+            self.progress.setValue(1)
+        else:
+            self.progress.setValue(0)
+            if self.status.value != "failed":
+                kept = self._on_cancelled() if self._on_cancelled is not None else ""
+                self.status.value = "cancelled" + (f": {kept}" if kept else "")
