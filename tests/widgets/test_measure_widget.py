@@ -22,13 +22,14 @@ def _labels():
     return labels
 
 
-def test_measure_widget_features_histogram_export(viewer_widget, tmp_path):
+def test_measure_widget_features_histogram_export(viewer_widget, tmp_path, wait_done):
     viewer, w = viewer_widget
     layer = viewer.add_labels(_labels(), name="particles", scale=(5.0, 5.0), metadata={"pixel_size_nm": 5.0})
     img = viewer.add_image(np.full((100, 120), 100, np.uint8), name="img")
     w.labels_layer.value = layer
     w.image_layer.value = img
     w.run()
+    wait_done(w)
     assert list(layer.features["label"]) == [1, 2, 3]
     assert layer.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 5)
     assert "D50" in w.summary.value and "nm" in w.summary.value and "1 cut" in w.summary.value
@@ -41,14 +42,16 @@ def test_measure_widget_features_histogram_export(viewer_widget, tmp_path):
     assert (tmp_path / "t_summary.csv").is_file()
 
 
-def test_measure_widget_pixels_when_unknown(viewer_widget):
+def test_measure_widget_pixels_when_unknown(viewer_widget, wait_done):
     viewer, w = viewer_widget
     layer = viewer.add_labels(_labels(), name="p")
     w.labels_layer.value = layer
     w.run()
+    wait_done(w)
     assert "ecd_px" in layer.features.columns
     w.pixel_size.value = 2.0
     w.run()
+    wait_done(w)
     assert layer.features["ecd_nm"][0] == pytest.approx(np.sqrt(4 * 200 / np.pi) * 2)
 
 
@@ -57,3 +60,21 @@ def test_layer_pixel_size_from_units(make_napari_viewer):
     layer = viewer.add_image(np.zeros((4, 4)), scale=(7.344, 7.344), units=("nm", "nm"))
     assert layer_pixel_size_nm(layer) == pytest.approx(7.344)
     assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)))) is None
+
+
+def test_hovering_a_particle_shows_its_own_row(viewer_widget, wait_done, tmp_path):
+    viewer, w = viewer_widget
+    labels = _labels()
+    layer = viewer.add_labels(labels, name="p")
+    w.labels_layer.value = layer
+    w.run()
+    wait_done(w)
+    w.export(tmp_path / "t.csv")
+    rows = {int(r["label"]): r for r in csv.DictReader(open(tmp_path / "t.csv"))}
+    for label in np.unique(labels)[1:]:
+        y, x = np.argwhere(labels == label)[0]
+        value = layer.get_status((float(y), float(x)), world=True)["value"]
+        shown = dict(item.split(": ") for item in value.split("; ", 1)[1].split(", "))
+        assert shown["label"] == rows[label]["label"] == str(label)
+        assert float(shown["area_px2"]) == pytest.approx(float(rows[label]["area_px2"]))
+        assert float(shown["ecd_px"]) == pytest.approx(float(rows[label]["ecd_px"]), rel=0.01)  # shown to 3 digits

@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
 
 from ..config import PRESETS
 from ._labels import wrapping_label
+from ._plots import theme_colours, themed_axes
 from ._pairs import PairPicker, check_pair, samples_from_pairs
 
 __all__ = ["FinetuneWidget", "check_pair"]
@@ -214,15 +215,15 @@ class FinetuneWidget(QWidget):
             self._plot()
 
     def _plot(self):
-        self.figure.clear()
-        ax = self.figure.add_subplot(111)
+        ax = themed_axes(self.figure, self.viewer)
         keys = [k for k in ("supervised_mask", "cycle_mask", "cycle_image", "adv_image") if k in self.history]
         for key in keys or [k for k in ("total",) if k in self.history]:
             ax.plot(self.history[key], label=key.replace("_", " "), linewidth=1)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         if ax.lines:
-            ax.legend(fontsize=7, loc="upper right")
+            colours = theme_colours(self.viewer)
+            ax.legend(fontsize=7, loc="upper right", facecolor=colours["background"], labelcolor=colours["foreground"])
         self.canvas.draw_idle()
 
     def _on_result(self, result):

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
 from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
 from ._labels import wrapping_label
+from ._plots import theme_colours, themed_axes
+from ._run import Job
 
 if TYPE_CHECKING:
     import napari
@@ -42,6 +44,12 @@ def layer_confidence(layer) -> np.ndarray | None:
     return out
 
 
+def _measure_job(labels, **options):
+    """Worker thread: the particle table (a generator, as every panel job)."""
+    yield 0, 1
+    return measure_particles(labels, **options)
+
+
 class MeasureWidget(QWidget):
     """Measure the particles of a Labels layer: features table, size histogram, summary, CSV."""
 
@@ -68,6 +76,12 @@ class MeasureWidget(QWidget):
         layout.addWidget(self.controls.native)
         layout.addWidget(self.canvas)
         self.table: Measurements | None = None
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        layout.insertWidget(1, self.progress)
+        self.cancel_button = PushButton(text="Cancel", enabled=False, visible=False)
+        self.job = Job("Measure particles", progress=self.progress, status=self.summary, run_button=self.run_button,
+                       cancel_button=self.cancel_button)
         self.run_button.changed.connect(self.run)
         self.export_button.changed.connect(self._export_dialog)
         self.measure.changed.connect(self._plot)
@@ -77,6 +91,7 @@ class MeasureWidget(QWidget):
             event.connect(self.image_layer.reset_choices)
 
     def run(self):
+        """Measure the chosen Labels layer in a worker thread; features, plot and summary follow."""
         layer = self.labels_layer.value
         if layer is None:
             show_error("Measure particles: choose a Labels layer (segment an image first).")
@@ -94,17 +109,22 @@ class MeasureWidget(QWidget):
                 return
         pixel = self.pixel_size.value or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
-        self.table = measure_particles(labels, image=image, pixel_size_nm=pixel or None,
-                                       info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name,
-                                       confidence=layer_confidence(layer))
+        self._layer, self._pixel = layer, pixel
+        self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
+                       info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name,
+                       confidence=layer_confidence(layer), describe=lambda record: None, on_result=self._on_result,
+                       busy=f"measuring {layer.name} ...")
+
+    def _on_result(self, table):
         import pandas as pd
 
+        self.table = table
         # "index": the label each row describes (napari maps hovered label values through it)
-        features = {"index": self.table.columns["label"]}
-        features.update({k: v for k, v in self.table.columns.items() if k != "image"})
-        layer.features = pd.DataFrame(features)
+        features = {"index": table.columns["label"]}
+        features.update({k: v for k, v in table.columns.items() if k != "image"})
+        self._layer.features = pd.DataFrame(features)
         self.export_button.enabled = True
-        if not pixel:
+        if not self._pixel:
             show_info("Measure particles: pixel size unknown, lengths are in pixels. Enter it above to get nm.")
         self._plot()
 
@@ -122,10 +142,10 @@ class MeasureWidget(QWidget):
         col = self._column()
         keep = np.ones(len(self.table), bool) if self.include_cut.value else self.table.included()
         values = self.table.columns[col][keep]
-        self.figure.clear()
-        ax = self.figure.add_subplot(111)
+        ax = themed_axes(self.figure, self.viewer)
+        accent = theme_colours(self.viewer)["accent"]
         if values.size:
-            ax.hist(values, bins=min(40, max(5, values.size // 5)), color="#4a90d9", edgecolor="white")
+            ax.hist(values, bins=min(40, max(5, values.size // 5)), color=accent, edgecolor=accent, alpha=0.85)
         ax.set_xlabel(col.replace("_", " ").replace(" nm2", " (nm²)").replace(" nm", " (nm)").replace(" px2", " (px²)").replace(" px", " (px)"))
         ax.set_ylabel("particles")
         if self.measure.value in ("ecd", "feret_max", "feret_min"):
