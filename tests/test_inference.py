@@ -110,7 +110,16 @@ def test_progress_and_cancel(tiny_segmenter, rng, monkeypatch):
     image = rng.integers(0, 255, (200, 200), dtype=np.uint8)
     seen = []
     segment(image, tiny_segmenter, tile=64, overlap=8, progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1][0] == seen[-1][1] == len(seen) > 1
+    from napari_nanogan.segmentation import segment_steps
+
+    steps, records = segment_steps(image, tiny_segmenter, tile=64, overlap=8), []
+    with pytest.raises(StopIteration):
+        while True:
+            records.append(next(steps))
+    assert [tuple(r) for r in records] == seen  # progress() gets every record
+    tiles_ = [r for r in records if r.stage.startswith("segmenting")]
+    assert tiles_[-1].done == tiles_[-1].total == len(tiles_) > 1
+    assert records[0].stage == "choosing the model" and records[-1].stage == "separating touching particles"
     calls = []
     with pytest.raises(InterruptedError):
         segment(image, tiny_segmenter, tile=64, should_stop=lambda: calls.append(1) or len(calls) >= 2)

@@ -6,9 +6,32 @@ that wants the progress itself (a napari worker, a tqdm bar) iterates it instead
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Generator, TypeVar
 
 Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step of long work: ``done`` of ``total``, and what is being done (unpacks as ``done, total``)."""
+
+    done: int
+    total: int
+    stage: str = ""
+
+    def __iter__(self):
+        return iter((self.done, self.total))
+
+
+def staged(steps: Generator[tuple[int, int], None, Result], stage: str) -> Generator[Progress, None, Result]:
+    """Re-yield a step generator's ``(done, total)`` records as :class:`Progress` of ``stage``; returns its value."""
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        yield Progress(done, total, stage)
 
 
 def drive(steps: Generator[tuple[int, int], None, Result], *,

@@ -21,7 +21,7 @@ def test_segment_widget_adds_labels_with_scale(widget, sem_like, qtbot, wait_don
     layer = viewer.add_image(image, name="sem", scale=(7.344, 7.344), translate=(10.0, 20.0))
     w.image_layer.value = layer
     w.run()
-    assert w.worker is not None and not w.run_button.enabled
+    assert w.job.worker is not None and not w.run_button.enabled
     wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     labels = viewer.layers["sem particles"]
@@ -38,7 +38,7 @@ def test_segment_widget_rejects_3d_layer_without_work(widget, monkeypatch):
     layer = viewer.add_image(np.zeros((3, 64, 64), np.uint8), name="stack")
     w.image_layer.value = layer
     w.run()
-    assert w.worker is None and errors and "3 dimensions" in errors[0]
+    assert w.job.worker is None and errors and "3 dimensions" in errors[0]
 
 
 def test_segment_widget_no_layer(widget, monkeypatch):
@@ -50,14 +50,18 @@ def test_segment_widget_no_layer(widget, monkeypatch):
 
 
 def test_segment_widget_cancel(widget, qtbot, wait_done):
+    import time
+
     viewer, w = widget
     layer = viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
     w.image_layer.value = layer
     w.tile.value = 64
     w.run()
-    qtbot.waitUntil(lambda: w.status.value.startswith("tile"), timeout=30_000)
+    qtbot.waitUntil(lambda: "tile" in w.status.value, timeout=30_000)
+    t0 = time.perf_counter()
     w.cancel()
     wait_done(w, timeout=30_000)
+    assert time.perf_counter() - t0 < 2.0  # it stops at the next tile, not after the whole image
     assert "big particles" not in viewer.layers
     assert w.status.value == "cancelled" and w.run_button.enabled
 

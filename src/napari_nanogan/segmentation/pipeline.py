@@ -11,7 +11,7 @@ from ..config import TILE, PostprocessConfig
 from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
-from ..progress import drive
+from ..progress import Progress, drive, staged
 from .confidence import particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess
@@ -88,11 +88,14 @@ def segment_steps(
     tile: int = TILE,
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
-) -> Generator[tuple[int, int], None, SegmentationResult]:
+) -> Generator[Progress, None, SegmentationResult]:
     """Segment a 2D EM image into particles, as a generator.
 
-    Yields ``(tiles_done, tiles_total)`` and returns a :class:`SegmentationResult`
-    (``result = yield from segment_steps(...)``); :func:`segment` drives it.
+    Yields :class:`~napari_nanogan.progress.Progress` records (``done, total = record``
+    unpacks them; ``record.stage`` says what is being done: estimating the particle size,
+    choosing the model, segmenting tile by tile, separating touching particles) and
+    returns a :class:`SegmentationResult` (``result = yield from segment_steps(...)``);
+    :func:`segment` drives it. Each yield is a point where the work can be cancelled.
 
     Parameters
     ----------
@@ -142,6 +145,7 @@ def segment_steps(
     sizer = segmenter.sizer  # estimates the diameter; sets the scale
     estimated = diameter == "auto"
     if estimated:
+        yield Progress(0, 1, "estimating the particle size")
         if min(grey[rows].shape) < MIN_ESTIMATE_SIDE:
             diameter = None  # too small to estimate, and to hold particles that need a smaller image
         else:
@@ -150,13 +154,16 @@ def segment_steps(
         factor = resize_factor(diameter, sizer.diameter_px) if estimate_ok else 1.0
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
+    yield Progress(0, 1, "choosing the model")
     for network, accept in segmenter.candidates(grey, rows, factor):
         if factor == 1.0:
-            fg, interior = yield from probability_steps(grey, network, tile=tile, overlap=overlap, specimen_rows=rows)
+            steps = probability_steps(grey, network, tile=tile, overlap=overlap, specimen_rows=rows)
         else:
-            fg, interior = yield from resized_probability_steps(grey, network, factor, rows, tile=tile, overlap=overlap)
+            steps = resized_probability_steps(grey, network, factor, rows, tile=tile, overlap=overlap)
+        fg, interior = yield from staged(steps, f"segmenting with {network.name}")
         if accept is None or accept(fg):
             break
+    yield Progress(1, 1, "separating touching particles")
     config = postprocess or network.postprocess
     if factor != 1.0:
         config = scale_postprocess(config, 1.0 / factor)
@@ -187,8 +194,8 @@ def segment(
 ) -> SegmentationResult:
     """Segment a 2D EM image into particles (the options are :func:`segment_steps`').
 
-    ``progress(done, total)`` is called after each tile; ``should_stop()`` is polled
-    after each tile and raises :class:`InterruptedError` when it returns True.
+    ``progress(done, total)`` is called after each tile (and each stage); ``should_stop()``
+    is polled at the same points and raises :class:`InterruptedError` when it returns True.
     """
     steps = segment_steps(image, segmenter, diameter=diameter, info_bar=info_bar, tile=tile, overlap=overlap,
                           postprocess=postprocess)

@@ -11,6 +11,7 @@ from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..config import TILE
 from ._labels import wrapping_label
+from ._run import Job
 
 if TYPE_CHECKING:
     import napari
@@ -24,6 +25,14 @@ def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=No
     if diameter == "auto" and not can_estimate_diameter(segmenter):
         diameter = None  # this model cannot estimate: the image's own scale (the panel says so)
     return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
+
+
+def _describe(record) -> tuple[int, int, str]:
+    """A segmentation progress record as (done, total, what the status line says)."""
+    text = record.stage
+    if record.stage.startswith("segmenting") and record.total > 1:
+        text += f": tile {record.done} / {record.total}"
+    return record.done, record.total, text + " ..."
 
 
 def layer_unit(layer) -> str:
@@ -86,9 +95,9 @@ class SegmentWidget(QWidget):
         layout.addWidget(self.controls.native)
         layout.addWidget(self.progress)
         layout.addStretch(1)
-        self.worker = None
+        self.job = Job("Segment particles", progress=self.progress, status=self.status, run_button=self.run_button,
+                       cancel_button=self.cancel_button)
         self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         # keep the layer choices current
         self.viewer.layers.events.inserted.connect(self.image_layer.reset_choices)
         self.viewer.layers.events.removed.connect(self.image_layer.reset_choices)
@@ -108,8 +117,6 @@ class SegmentWidget(QWidget):
 
     def run(self):
         """Start segmenting the chosen layer in a worker thread."""
-        from napari.qt.threading import create_worker
-
         layer = self.image_layer.value
         if layer is None:
             show_error("Segment particles: open an image first (File > Open, or File > Open Sample).")
@@ -125,22 +132,12 @@ class SegmentWidget(QWidget):
         info_bar = None
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or "auto"
-        self.worker = create_worker(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
-                                    self._run_settings["particle_diameter_px"], _start_thread=False,
-                                    _connect={"errored": self._on_error})  # handled here, not re-raised
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(self._on_result)
-        self.worker.finished.connect(self._on_finished)
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = f"segmenting {layer.name} ..."
-        self.progress.setRange(0, 0)
-        self.worker.start()
+        self.job.start(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
+                       self._run_settings["particle_diameter_px"], describe=_describe, on_result=self._on_result,
+                       busy=f"loading {self._run_settings['model']} ...")
 
     def cancel(self):
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "cancelling ..."
+        self.job.cancel()
 
     @staticmethod
     def _image_data(layer) -> np.ndarray:
@@ -156,12 +153,6 @@ class SegmentWidget(QWidget):
                 "(for a stack, take one plane with Layers > Split or slice it first)"
             )
         return data
-
-    def _on_progress(self, value):
-        done, total = value
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.status.value = f"tile {done} / {total}"
 
     def _on_result(self, result):
         layer = self._layer
@@ -193,16 +184,3 @@ class SegmentWidget(QWidget):
         self.status.value = text + note
         show_info(f"Segment particles: {layer.name}: {text}{note}")
 
-    def _on_error(self, exc):
-        self.status.value = "failed"
-        show_error(f"Segment particles: {exc}")
-
-    def _on_finished(self):
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
-        self.progress.setRange(0, 1)
-        if self.status.value.startswith(("tile", "cancelling", "segmenting")):
-            self.status.value = "cancelled"
-            self.progress.setValue(0)
-        else:
-            self.progress.setValue(1)
