@@ -130,3 +130,11 @@ def test_default_limit_admits_8k_images():
     check_declared_size("x.tif", (8192, 8192), 8)  # 64-bit grey
     check_declared_size("x.tif", (8192, 8192, 4), 2)  # 16-bit RGBA
 
+
+def test_masks_are_checked_when_read(tmp_path):
+    tifffile.imwrite(tmp_path / "neg.tif", np.array([[0, -1], [2, 3]], np.int16))
+    with pytest.raises(ImageReadError, match="neg.tif: mask labels must be >= 0"):
+        read_mask(tmp_path / "neg.tif")
+    tifffile.imwrite(tmp_path / "frac.tif", np.array([[0, 0.5], [1, 1]], np.float32))
+    with pytest.raises(ImageReadError, match="whole numbers"):
+        read_mask(tmp_path / "frac.tif")
