@@ -223,7 +223,9 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
     ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it. With
     ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
-    beside it (columns ``label``, ``confidence``; :func:`read_label_table`).
+    beside it (columns ``label``, ``confidence``; :func:`read_label_table`). An earlier table
+    goes before the new image is written: interrupted, a label image never sits beside
+    another image's table.
     """
     import tifffile
 
@@ -234,6 +236,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     if pixel_size_nm:
         per_cm = 1e7 / pixel_size_nm
         kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    if confidence is not None:
+        path.with_suffix(".csv").unlink(missing_ok=True)
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
     if confidence is not None:
@@ -264,8 +268,11 @@ def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
     """Pixel size (nm) a label TIFF carries, e.g. from :func:`write_labels`, or None."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        found = pixel_size_from_tiff(tif)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            found = pixel_size_from_tiff(tif)
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as a TIFF ({type(exc).__name__}: {first_line(exc)})") from None
     return found[0] if found else None
 
 

@@ -264,6 +264,11 @@ class ExportFolder:
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
+    @property
+    def changed(self) -> bool:
+        """Whether the manifest on disk is behind the pairs written."""
+        return self._dirty
+
     def flush(self) -> Path:
         """Rewrite manifest.json and manifest.csv from the complete pairs."""
         merged = list(self.entries.values())
