@@ -165,7 +165,7 @@ def out_file(path, flag: str = "--out", what: str = "file") -> Path:
     """An output file's path, checked before any work: not a folder, its folder writable (made if missing)."""
     target = Path(path).expanduser()
     if target.is_dir():
-        raise CommandError(f"{flag} {target}: is a folder; give a {what} path")
+        raise CommandError(f"{flag} {target}: is a folder; give the path of a {what}")
     out_folder(target.parent if str(target.parent) else ".", flag)
     return target
 
