@@ -59,11 +59,11 @@ def test_segment_records_pixel_size(tmp_path, tiny_checkpoint, sem_like):
     assert labels_pixel_size_nm(tmp_path / "o" / "zeiss_labels.tif") == pytest.approx(5.0, rel=1e-5)
 
 
-def test_unknown_model_is_a_clear_error(tmp_path, sem_like):
-    from napari_nanogan.models.registry import ModelNotFoundError
-
-    with pytest.raises(ModelNotFoundError, match="no segmenter named 'nope'"):
-        main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope"])
+def test_unknown_model_is_a_clear_error(tmp_path, sem_like, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", sem_like[0])
+    assert main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no segmenter named 'nope'" in err[0] and "available:" in err[0]
 
 
 def test_demo_with_given_model(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, capsys):

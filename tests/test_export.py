@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_nanogan.io.pairs import Pair, export_pairs
+from napari_nanogan.io.pairs import JOURNAL, Pair, export_pairs
 from napari_nanogan.io.images import labels_pixel_size_nm
 
 
@@ -59,9 +59,24 @@ def test_interrupted_export_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         export_pairs([_pair("a"), _pair("b")], tmp_path)
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert files == ["images/a.tif", "masks/a.tif"]  # complete first pair, nothing of the second, no temp files
+    # the complete first pair, listed in the manifest; nothing of the second, no temp files; the journal of
+    # the planned names tells a rerun that files of those names are the export's own
+    assert files == [JOURNAL, "images/a.tif", "manifest.csv", "manifest.json", "masks/a.tif"]
+    assert [p["name"] for p in json.loads((tmp_path / "manifest.json").read_text())["pairs"]] == ["a"]
     monkeypatch.setattr(tifffile, "imwrite", real)
     assert tifffile.imread(tmp_path / "images" / "a.tif").shape == (30, 40)
+
+
+def test_overwrite_replaces_manifest_entries_and_a_bad_manifest_stops_before_any_write(tmp_path):
+    export_pairs([_pair("a"), _pair("b")], tmp_path)
+    export_pairs([_pair("a"), _pair("b")], tmp_path, overwrite=True)
+    assert [p["name"] for p in json.loads((tmp_path / "manifest.json").read_text())["pairs"]] == ["a", "b"]
+    assert len(list(csv.DictReader(open(tmp_path / "manifest.csv")))) == 2
+    assert not (tmp_path / JOURNAL).exists()
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json is not a readable export manifest"):
+        export_pairs([_pair("c")], tmp_path)
+    assert not (tmp_path / "images" / "c.tif").exists()
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -92,3 +107,33 @@ def test_export_cli(tmp_path, tiny_generator_checkpoint):
     assert [p["name"] for p in data["pairs"]] == ["m_0", "m_1"] and data["pairs"][0]["model_sha256"]
     assert tifffile.imread(out / "masks" / "m_1.tif").max() == 1
     assert main(["export", "--masks", str(tmp_path / "m.tif"), "--out", str(out), "--model", str(tmp_path / "g.pt")]) == 1
+
+
+def test_export_folder_resumes_and_keeps_the_users_files(tmp_path):
+    """A rerun skips complete pairs with the same recipe, rewrites an interrupted export's leftovers, and
+    refuses files of the same names that no export planned (the user's)."""
+    from napari_nanogan.io.pairs import ExportFolder
+
+    recipe = lambda name: {"seed": 3, "model_sha256": "ab" * 32}  # noqa: E731  (as _pair makes them)
+    with pytest.raises(KeyboardInterrupt):
+        with ExportFolder(tmp_path) as folder:
+            folder.plan(series={"p": 3}, recipe=recipe)
+            folder.write(_pair("p_0"))
+            raise KeyboardInterrupt
+    # kill -9 between an image and its mask, with a temporary file left behind
+    tifffile.imwrite(tmp_path / "images" / "p_1.tif", np.zeros((30, 40), np.uint8))
+    (tmp_path / "masks" / ".p_1.tif.x1y2.tmp").write_bytes(b"")
+    with ExportFolder(tmp_path) as folder:
+        done = folder.plan(series={"p": 3}, recipe=recipe)
+        assert done == {"p_0"}
+        for k in (1, 2):
+            folder.write(_pair(f"p_{k}"))
+    assert [p["name"] for p in json.loads((tmp_path / "manifest.json").read_text())["pairs"]] == ["p_0", "p_1", "p_2"]
+    assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / JOURNAL).exists()
+    # a file no export planned is the user's: refused before anything is written
+    tifffile.imwrite(tmp_path / "images" / "q_0.tif", np.zeros((3, 3), np.uint8))
+    with pytest.raises(FileExistsError, match="q_0.tif"):
+        ExportFolder(tmp_path).plan(series={"q": 1}, recipe=recipe)
+    # the same names with another recipe (another seed) are not the same pairs
+    with pytest.raises(FileExistsError, match="p_0.tif"):
+        ExportFolder(tmp_path).plan(series={"p": 1}, recipe=lambda name: {"seed": 4})

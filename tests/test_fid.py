@@ -69,3 +69,14 @@ def test_features_agree_with_reference():
     net = ours.load_inception()
     crops = np.random.default_rng(2).integers(0, 255, (4, 64, 64)).astype(np.float32)
     assert np.allclose(ours.inception_features(net, crops), ref.features(net, crops), atol=1e-6)
+
+
+def test_weights_from_the_environment_must_have_the_documented_hash(tmp_path, monkeypatch):
+    import torch
+
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"not the inception network")
+    monkeypatch.setenv(ours.WEIGHTS_ENV, str(fake))
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("loaded an unverified TorchScript file"))
+    with pytest.raises(ours.FIDUnavailableError, match="not the standard Inception weights"):
+        ours.load_inception()

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -66,11 +68,18 @@ def test_finetune_cancel_keeps_a_model(tmp_path, tiny_checkpoint, tiny_generator
     assert records[-1].stopped and result.path.is_file()
 
 
-def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fast_preset):
+def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fast_preset, monkeypatch):
+    made = []
+    mkdtemp = ft.tempfile.mkdtemp
+    monkeypatch.setattr(ft.tempfile, "mkdtemp", lambda **kw: made.append(mkdtemp(dir=tmp_path, **kw)) or made[-1])
     _, result = _run(ft.finetune(_samples(1), out_path=tmp_path / "s.pt", base_segmenter=str(tiny_checkpoint),
                                  base_generator="no-such-generator", device="cpu"))
     assert any("segmenter alone" in w for w in result.warnings)
     assert "generator" not in load_checkpoint(result.path)
+    assert made and not any(map(os.path.exists, made))  # the temporary run folder is gone
+    with pytest.raises(ValueError, match="is a folder"):  # checked before training, not after
+        next(ft.finetune(_samples(1), out_path=tmp_path, base_segmenter=str(tiny_checkpoint)))
+    assert len(made) == 1
     empty = _samples(1)[0]
     empty.labels = np.zeros_like(empty.labels)
     with pytest.raises(ValueError, match="empty"):

@@ -78,3 +78,28 @@ def test_emps_no_false_bars():
             assert (mask[bar.start : bar.stop] > 0).sum() == 0, stem
             found.append(stem)
     assert len(found) <= 0.05 * len(stems)  # bars are the exception in figure crops
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.uint32, 16_000_000), (np.int64, 2**40), (np.uint64, 2**50)])
+def test_wide_range_integers_need_no_histogram_of_the_range(rng, dtype, scale):
+    """A per-row histogram over a uint32 range scaled by 16e6 asked for 24 GiB; rows are sorted instead."""
+    import tracemalloc
+
+    img = _with_bar(_specimen(rng), 40).astype(dtype) * dtype(scale)
+    if dtype == np.int64:
+        img -= np.int64(2**62)  # negative values too
+    tracemalloc.start()
+    try:
+        bar = detect_info_bar(img)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert bar is not None and (bar.start, bar.stop) == (400, 440)
+    assert peak < 20 * img.nbytes + 2**20
+
+
+def test_float_image_with_nan_and_inf(rng):
+    img = _with_bar(_specimen(rng), 40).astype(np.float32)
+    img[5, 7], img[9, 9] = np.nan, np.inf
+    assert detect_info_bar(img).start == 400
+    assert detect_info_bar(np.full((100, 100), np.nan, np.float32)) is None

@@ -94,3 +94,47 @@ def test_read_mask_and_list_images(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "b.png") > 0, m > 0)
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in list_images([tmp_path])] == ["a.png", "b.png"]
+
+
+def test_read_image_says_what_a_path_is(tmp_path):
+    (tmp_path / "folder.tif").mkdir()
+    with pytest.raises(ImageReadError, match="is a folder, not an image file"):
+        read_image(tmp_path / "folder.tif")
+    (tmp_path / "loop.tif").symlink_to(tmp_path / "loop.tif")
+    with pytest.raises(ImageReadError, match="symbolic link loop"):
+        read_image(tmp_path / "loop.tif")
+    (tmp_path / "broken.tif").symlink_to(tmp_path / "gone.tif")
+    with pytest.raises(ImageReadError, match="broken symbolic link"):
+        read_image(tmp_path / "broken.tif")
+
+
+def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    from napari_nanogan.io.images import MAX_PIXELS_ENV, ImageTooLargeError
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((40, 50), np.uint8))
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1999")
+    with pytest.raises(ImageTooLargeError, match=f"40 x 50 = 0.0 megapixels.*{MAX_PIXELS_ENV}"):
+        read_image(tmp_path / "a.tif")
+    with pytest.raises(ImageTooLargeError):
+        read_mask(tmp_path / "a.tif")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "2000")
+    assert read_image(tmp_path / "a.tif")[0].shape == (40, 50)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ImageReadError, match="expected a whole number of pixels"):
+        read_image(tmp_path / "a.tif")
+
+
+def test_default_limit_admits_8k_images():
+    from napari_nanogan.io.images import check_declared_size
+
+    check_declared_size("x.tif", (8192, 8192), 8)  # 64-bit grey
+    check_declared_size("x.tif", (8192, 8192, 4), 2)  # 16-bit RGBA
+
+
+def test_masks_are_checked_when_read(tmp_path):
+    tifffile.imwrite(tmp_path / "neg.tif", np.array([[0, -1], [2, 3]], np.int16))
+    with pytest.raises(ImageReadError, match="neg.tif: mask labels must be >= 0"):
+        read_mask(tmp_path / "neg.tif")
+    tifffile.imwrite(tmp_path / "frac.tif", np.array([[0, 0.5], [1, 1]], np.float32))
+    with pytest.raises(ImageReadError, match="whole numbers"):
+        read_mask(tmp_path / "frac.tif")

@@ -68,6 +68,14 @@ def test_hitachi_sidecar(tmp_path):
     assert meta["pixel_size_nm"] == pytest.approx(4.961) and "Hitachi" in meta["pixel_size_source"]
 
 
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "1e999"])
+def test_sidecar_pixel_size_must_be_a_positive_length(tmp_path, value, caplog):
+    path = _tif(tmp_path / "h.tif")
+    (tmp_path / "h.txt").write_text(f"[SemImageFile]\nPixelSize={value}\n")
+    assert read_image(path)[1]["pixel_size_nm"] is None
+    assert any("not a positive length" in r.getMessage() for r in caplog.records) or value in ("nan", "inf")
+
+
 def test_jeol_sidecar(tmp_path):
     from PIL import Image
 

@@ -24,6 +24,37 @@ def test_not_a_checkpoint(tmp_path):
         load_segmenter(bad)
 
 
+def test_checkpoint_refusals_are_one_safe_line(tmp_path):
+    """An empty file crashed the message code; torch's advice to retry with weights_only=False is never passed on."""
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"format_version": 1, "state_dict": {}, "x": Payload()}, tmp_path / "evil.pt")
+    (tmp_path / "folder.pt").mkdir()
+    for name, reason in (("empty.pt", "the file is empty"), ("evil.pt", "holds Python objects"),
+                         ("folder.pt", "is a folder")):
+        with pytest.raises((CheckpointError, ModelNotFoundError), match=reason) as info:
+            load_segmenter(tmp_path / name)
+        text = str(info.value)
+        assert "\n" not in text and "weights_only" not in text and "trust" not in text
+
+
+def test_a_name_never_reaches_outside_the_models_folder(tmp_path, monkeypatch, tiny_checkpoint):
+    import shutil
+
+    monkeypatch.setenv(pretrained.USER_MODELS_ENV, str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    shutil.copy(tiny_checkpoint, tmp_path / "outside.pt")
+    with pytest.raises(ModelNotFoundError, match="not a model name"):
+        resolve_model("../outside")
+    shutil.copy(tiny_checkpoint, tmp_path / "models" / "mine.pt")
+    assert resolve_model("mine") == tmp_path / "models" / "mine.pt"
+
+
 def test_cache_dir_override(monkeypatch, tmp_path):
     monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
     assert pretrained.cache_dir() == tmp_path / "cache"

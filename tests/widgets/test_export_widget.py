@@ -66,7 +66,8 @@ def test_existing_files_refused_before_any_work(setup, qtbot, monkeypatch, wait_
     w.run()
     wait_done(w)
     assert (out / "images" / "my_labels_1.tif").exists()
-    assert len(json.loads((out / "manifest.json").read_text())["pairs"]) == 3  # 1 first run + 2 overwritten
+    # one entry per pair: the overwritten my_labels_0 replaces its entry (it was listed twice)
+    assert [p["name"] for p in json.loads((out / "manifest.json").read_text())["pairs"]] == ["my_labels_0", "my_labels_1"]
 
 
 def test_cancel_leaves_only_complete_pairs(setup, qtbot, wait_done):

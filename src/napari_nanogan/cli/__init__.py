@@ -2,15 +2,21 @@
 
 Every command drives the same library functions the napari panels use. Progress goes
 to stderr; results go to files; a failing input gets a one-line reason and a non-zero
-exit while the other inputs are still processed. Nothing in the package imports this.
+exit while the other inputs are still processed. No traceback reaches the user unless
+``--debug`` asks for it: what a command cannot do is one line and exit code 2, an
+unexpected error one line and exit code 1, Ctrl-C 130 and SIGTERM 143 (the complete
+outputs are kept; the same command run again finishes the job). Nothing in the package
+imports this.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from . import segment, synthesize, train, tune
+from .common import CommandError, Terminated, first_line, sigterm_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,13 +25,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanogan", description="Nanoparticle segmentation and synthesis for EM images.")
     parser.add_argument("--version", action="version", version=f"napari-nanogan {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     for family in (segment, synthesize, train, tune):
         family.add_commands(sub)
     return parser
 
 
+def _user_errors() -> tuple:
+    """Errors whose message says what to do: one line, no "--debug" hint."""
+    from ..io.images import ImageReadError
+    from ..models.checkpoint import CheckpointError
+    from ..models.registry import ModelNotFoundError
+
+    return (ImageReadError, CheckpointError, ModelNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+            IsADirectoryError, FileNotFoundError)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return args.func(args)
+    if not args.verbose:  # its notes on odd files come on top of our one line per input
+        logging.getLogger("tifffile").setLevel(logging.ERROR)
+    name = f"nanogan {args.command}"
+    try:
+        with sigterm_interrupts():
+            return args.func(args)
+    except CommandError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt as exc:
+        what = "stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{name}: {what}; complete outputs are kept: run the same command again to finish", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, _user_errors()):
+            print(f"{name}: {first_line(exc)}", file=sys.stderr)
+            return 2
+        reason = "not enough memory" if isinstance(exc, MemoryError) else first_line(exc)
+        print(f"{name}: unexpected error: {reason} ({type(exc).__name__}); run with --debug for details",
+              file=sys.stderr)
+        return 1

@@ -1,8 +1,26 @@
-"""What the commands share: progress bars on stderr, training drivers, one-line errors."""
+"""What the commands share: progress bars on stderr, training drivers, one-line errors, checked
+arguments and output paths, and what SIGTERM and Ctrl-C do."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import math
+import os
 import sys
+from pathlib import Path
+
+
+class CommandError(Exception):
+    """What a command cannot do, said in one line; ``main`` prints it and exits with ``code``."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that ``finally`` blocks write what is complete."""
 
 
 def progress_bar(total: int, desc: str):
@@ -18,7 +36,194 @@ def command_line() -> str:
 
 def first_line(exc: BaseException) -> str:
     """An exception as one line for a user: its message's first line, or its type."""
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and exc.args:
+        text = f"missing {exc.args[0]!r}"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: Errors an input can cause that say what is wrong in their message (no traceback needed).
+EXPECTED = (ValueError, OSError, LookupError)
+
+
+def input_error(path, exc: BaseException, args=None) -> str:
+    """Print one line for an input that failed (naming it once) and return it.
+
+    The caller goes on with the other inputs. Under ``--debug`` an unexpected error is
+    raised again, with its traceback.
+    """
+    expected = isinstance(exc, EXPECTED)
+    if getattr(args, "debug", False) and not expected:
+        raise exc
+    reason = first_line(exc)
+    if isinstance(exc, MemoryError):
+        reason = "not enough memory for this input (a smaller image, or a machine with more memory)"
+    elif not expected:
+        reason = f"{reason} ({type(exc).__name__}; run with --debug for details)"
+    line = reason if str(path) in reason else f"{path}: {reason}"
+    print(f"error: {line}", file=sys.stderr)
+    return line
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM raises :class:`Terminated` in the main thread (as Ctrl-C raises KeyboardInterrupt)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------- argument types
+def count_value(text: str) -> int:
+    """A whole number >= 1 (``--n``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_value(text: str) -> float:
+    """A finite number > 0 (pixel sizes, diameters)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
+    return value
+
+
+#: Seeds are whole numbers 0 .. SEED_MAX (each image's seed, ``seed * 100003 + k``, stays in 64 bits).
+SEED_MAX = 2**40
+
+
+def seed_value(text: str) -> int:
+    """A seed: a whole number from 0 to :data:`SEED_MAX`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, not {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, not {value}")
+    return value
+
+
+def tile_value(text: str) -> int:
+    """A tile side in pixels: a whole number >= 16."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, not {text!r}") from None
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, not {value}")
+    return value
+
+
+# ---------------------------------------------------------------- output paths
+def _probe_writable(folder: Path, flag: str) -> None:
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nanogan-write-test.", dir=folder)
+    except OSError as exc:
+        raise CommandError(f"{flag} {folder}: cannot write there ({exc.strerror or type(exc).__name__}); "
+                           f"choose another {flag}") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def out_folder(path, flag: str = "--out") -> Path:
+    """The output folder, made if missing and checked writable, before any work; else a :class:`CommandError`."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{flag} {folder}: exists and is not a folder; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"{flag} {folder}: cannot make the folder ({exc.strerror or type(exc).__name__}); "
+                           f"choose another {flag}") from None
+    _probe_writable(folder, flag)
+    return folder
+
+
+def out_file(path, flag: str = "--out", what: str = "file") -> Path:
+    """An output file's path, checked before any work: not a folder, its folder writable (made if missing)."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise CommandError(f"{flag} {target}: is a folder; give the path of a {what}")
+    out_folder(target.parent if str(target.parent) else ".", flag)
+    return target
+
+
+def list_inputs(paths, *, out: Path | None = None, produced=None) -> tuple[list[Path], int]:
+    """Input files from files and folders, each once, without this command's own outputs.
+
+    ``produced(path, stems)`` says whether a file found in a folder (not named on the
+    command line) that lies in ``out`` is an output of this command (``stems``: the
+    inputs' stems); those are left out, so a rerun into the input folder does not process
+    its earlier results. Returns (paths, how many outputs were left out).
+    """
+    from ..io.images import list_images
+
+    named = {Path(p) for p in paths if not Path(p).is_dir()}
+    found, seen = [], set()
+    for p in list_images(paths):
+        try:
+            key = p.resolve()
+        except (OSError, RuntimeError):
+            key = p
+        if key not in seen:
+            seen.add(key)
+            found.append(p)
+    if out is None or produced is None:
+        return found, 0
+    try:
+        out_key = out.resolve()
+    except (OSError, RuntimeError):
+        return found, 0
+    stems = {p.stem for p in found}
+    kept = [p for p in found if p in named or p.parent.resolve() != out_key or not produced(p, stems)]
+    return kept, len(found) - len(kept)
+
+
+def unique_targets(paths: list[Path], target) -> tuple[list[Path], list[str]]:
+    """The inputs whose output name (``target(path)``) no earlier input already takes, and a
+    one-line reason for each other one (two inputs never write the same file)."""
+    taken: dict[str, Path] = {}
+    kept, refused = [], []
+    for path in paths:
+        name = target(path)
+        if name in taken:
+            refused.append(f"{path}: would write the same {name} as {taken[name]}; run it with another --out "
+                           "(or rename it)")
+        else:
+            taken[name] = path
+            kept.append(path)
+    return kept, refused
+
+
+def load_model(loader, name, flag: str = "--model"):
+    """``loader(name)``, or a :class:`CommandError` saying in one line why the model cannot be used."""
+    try:
+        return loader(name)
+    except (LookupError, ValueError, OSError, RuntimeError) as exc:
+        text = first_line(exc)
+        raise CommandError(text if str(name) in text else f"{flag} {name}: {text}") from None
 
 
 def drive_training(make_loop, total: int, desc: str, report) -> int:

@@ -9,30 +9,38 @@ from pathlib import Path
 
 from ..config import TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import progress_bar
+from .common import (CommandError, input_error, list_inputs, load_model, out_file, out_folder, positive_value, progress_bar,
+                     tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
 
 
 def cmd_segment(args) -> int:
-    from ..io.images import ImageReadError, list_images, read_image, write_labels
+    from ..io.atomic import remove_stale_temporaries
+    from ..io.images import read_image, write_labels
     from ..segmentation import can_estimate_diameter, load_segmenter, segment
 
-    segmenter = load_segmenter(args.model)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    paths = list_images(args.inputs)
+    out = out_folder(args.out)
+    # a rerun into the input folder leaves the earlier results out (label images are no SEM images)
+    paths, skipped = list_inputs(args.inputs, out=out, produced=lambda p, stems: p.name.endswith("_labels.tif"))
+    if skipped:
+        print(f"note: left out {skipped} earlier result(s) (*_labels.tif) found in {out}", file=sys.stderr)
     if not paths:
         print("nanogan segment: no input images found", file=sys.stderr)
         return 2
+    paths, refused = unique_targets(paths, lambda p: f"{p.stem}_labels.tif")
+    segmenter = load_model(load_segmenter, args.model)
+    failures = len(refused)
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
     can_estimate = can_estimate_diameter(segmenter)
     estimate = args.diameter == "auto" or (args.diameter is None and args.diameter_nm is None and can_estimate)
     if args.diameter is None and args.diameter_nm is None and not can_estimate:
         print(f"note: model {args.model} has no size model: images are segmented at their own scale "
               "(give --diameter or --diameter-nm for particles much larger than about 24 px)", file=sys.stderr)
     for i, path in enumerate(paths, 1):
+        bar = None
         try:
             image, meta = read_image(path)
             diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
@@ -45,16 +53,21 @@ def cmd_segment(args) -> int:
             result = segment(image, segmenter, tile=args.tile, diameter=diameter,
                              progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             bar.close()
-            target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"],
+            target = out / f"{path.stem}_labels.tif"
+            for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
+                remove_stale_temporaries(stale)
+            target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"],
                                   confidence=result.confidence)
             unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
             print(f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}", file=sys.stderr)
-        except (ImageReadError, ValueError, OSError) as exc:
+        except Exception as exc:  # one line per failed input; the others are still segmented
             failures += 1
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if str(path) not in reason:
-                reason = f"{path}: {reason}"
-            print(f"error: {reason}", file=sys.stderr)
+            if bar is not None:
+                bar.close()  # before the line, which would else share the bar's
+            input_error(path, exc, args)
+        finally:
+            if bar is not None:
+                bar.close()
     return 1 if failures else 0
 
 
@@ -90,14 +103,13 @@ def cmd_demo(args) -> int:
     if args.generator is None and DEFAULT_GENERATOR in available_models(ModelKind.GENERATOR):
         args.generator = DEFAULT_GENERATOR
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_folder(args.out)
     image, truth = sample_image()
     with atomic_path(out / "sample.tif") as tmp:
         per_cm = 1e7 / SAMPLE_PIXEL_SIZE_NM
         tifffile.imwrite(tmp, image, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
     t0 = time.perf_counter()
-    segmenter = load_segmenter(args.model)
+    segmenter = load_model(load_segmenter, args.model)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     # as `nanogan segment` does by default: the particle diameter estimated where the model can
@@ -132,7 +144,7 @@ def cmd_demo(args) -> int:
         from ..metrics.segmentation import foreground_scores
         from ..synthesis import load_generator, synthesize
 
-        generator = load_generator(args.generator)
+        generator = load_model(load_generator, args.generator, "--generator")
         design = MaskDesign(seed=7)
         mask = design_mask(design)
         t0 = time.perf_counter()
@@ -173,19 +185,23 @@ def cmd_demo(args) -> int:
 def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
-    from ..io.images import ImageReadError, labels_pixel_size_nm, read_image, read_label_table
+    from ..io.images import labels_pixel_size_nm, read_image, read_label_table
     from ..io.infobar import detect_info_bar
-    from ..io.masks import instance_labels, read_mask
+    from ..io.masks import check_mask, read_mask
     from ..measure import measure_particles, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
 
     images = args.image or []
     if images and len(images) not in (1, len(args.labels)):
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
+    out = out_file(args.out, what="CSV file")
+    summary_path = out.with_name(out.stem + "_summary.csv")
+    if summary_path.is_dir():
+        raise CommandError(f"{summary_path} (the summary beside --out) is a folder; choose another --out")
     tables, summaries, failures = [], [], 0
     for i, path in enumerate(map(Path, args.labels)):
         try:
-            labels = instance_labels(read_mask(path))
+            labels = check_mask(read_mask(path))
             image, bar_start, pixel = None, None, args.pixel_size
             if images:
                 image, meta = read_image(images[i if len(images) > 1 else 0])
@@ -204,21 +220,19 @@ def cmd_measure(args) -> int:
             d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
             unit_note = "" if pixel else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
             print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
-        except (ImageReadError, ValueError, OSError) as exc:
+        except Exception as exc:  # one line per failed input; the others are still measured
             failures += 1
-            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            input_error(path, exc, args)
     if not tables:
         return 1
     units = {t.unit for t in tables}
     if len(units) > 1:
         print("nanogan measure: some inputs have a pixel size and some do not; measure them separately", file=sys.stderr)
         return 2
-    out = Path(args.out)
     write_table_csv(out, tables)
     merged = stack_tables(tables)
     if len(tables) > 1:
         summaries.append(("all", summarize_sizes(merged)))
-    summary_path = out.with_name(out.stem + "_summary.csv")
     write_summary_csv(summary_path, summaries)
     print(f"wrote {out} and {summary_path}", file=sys.stderr)
     return 1 if failures else 0
@@ -232,14 +246,14 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif")
     p.add_argument("--model", default=DEFAULT_SEGMENTER,
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
-    p.add_argument("--tile", type=int, default=TILE, help=f"tile side in pixels (default {TILE})")
+    p.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto",
                       help="typical particle diameter in pixels; images of particles much larger than the model's "
                            "training scale (about 24 px) are made smaller for the network (labels keep the image's size). "
                            "'auto': estimated per image by the model's size model; 0: the image's own scale. "
                            "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
-    size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
+    size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
     p.set_defaults(func=cmd_segment)
 
@@ -254,6 +268,7 @@ def add_commands(sub) -> None:
     p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
-    group.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides file metadata)")
+    group.add_argument("--pixel-size", type=positive_value, default=None,
+                       help="pixel size in nm (overrides file metadata)")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
     p.set_defaults(func=cmd_measure)

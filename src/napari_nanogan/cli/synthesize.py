@@ -6,72 +6,144 @@ import sys
 from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
-from .common import progress_bar
+from .common import (CommandError, count_value, first_line, input_error, list_inputs, load_model, out_folder,
+                     positive_value, progress_bar, seed_value, unique_targets)
+
+
+def _earlier_image(path: Path, stems: set[str]) -> bool:
+    """``<stem>_<k>.tif`` of another mask: an image an earlier run wrote into the same folder."""
+    base, _, k = path.stem.rpartition("_")
+    return k.isdigit() and base in stems and path.suffix.lower() in (".tif", ".tiff")
 
 
 def cmd_synthesize(args) -> int:
     import tifffile
 
-    from ..io.atomic import atomic_path
-    from ..io.images import ImageReadError, list_images
+    from ..io.atomic import atomic_path, remove_stale_temporaries
     from ..io.masks import read_mask
-    from ..synthesis import load_generator, synthesis_seed, synthesize
+    from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 
-    generator = load_generator(args.model)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = list_images(args.masks)
+    out = out_folder(args.out)
+    paths, skipped = list_inputs(args.masks, out=out, produced=_earlier_image)
+    if skipped:
+        print(f"note: left out {skipped} earlier result(s) (<mask>_<k>.tif) found in {out}", file=sys.stderr)
     if not paths:
         print("nanogan synthesize: no mask files found", file=sys.stderr)
         return 2
-    failures = 0
+    paths, refused = unique_targets(paths, lambda p: f"{p.stem}_0.tif")
+    generator = load_model(load_generator, args.model)
+    failures = len(refused)
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
     for path in paths:
+        bar = None
         try:
             mask = read_mask(path)
+            mask_maps(mask)  # size and labels checked before any image is drawn
             bar = progress_bar(args.n, path.name)
             for k in range(args.n):
                 image = synthesize(mask, generator, seed=synthesis_seed(args.seed, k))
-                with atomic_path(out / f"{path.stem}_{k}.tif") as tmp:
+                target = out / f"{path.stem}_{k}.tif"
+                remove_stale_temporaries(target)  # what a killed earlier run left
+                with atomic_path(target) as tmp:
                     tifffile.imwrite(tmp, image)
                 bar.update(1)
             bar.close()
             print(f"{path}: {args.n} images -> {out}/{path.stem}_0..{args.n - 1}.tif", file=sys.stderr)
-        except (ImageReadError, ValueError, OSError) as exc:
+        except Exception as exc:  # one line per failed mask; the others are still synthesized
             failures += 1
-            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            if bar is not None:
+                bar.close()  # before the line, which would else share the bar's
+            input_error(path, exc, args)
+        finally:
+            if bar is not None:
+                bar.close()
     return 1 if failures else 0
 
 
 
-def cmd_export(args) -> int:
-    """Synthetic image-mask pairs from masks, plus a manifest."""
-    from ..config import ModelKind
-    from ..io.images import ImageReadError, labels_pixel_size_nm, list_images
-    from ..io.masks import instance_labels, read_mask
-    from ..io.pairs import export_pairs, file_sha256
-    from ..models.registry import resolve_model
-    from ..synthesis import load_generator, synthetic_pairs
+def _mask_recipe(path: Path, args, digest: str) -> dict:
+    """What the manifest says about every pair of this mask (with its seed: what makes a pair)."""
+    from ..io.images import labels_pixel_size_nm
+    from ..io.pairs import file_sha256
 
-    generator = load_generator(args.model)
-    digest = file_sha256(resolve_model(args.model, kind=ModelKind.GENERATOR))
-    paths = list_images(args.masks)
+    pixel = args.pixel_size or (labels_pixel_size_nm(path) if path.suffix.lower() in (".tif", ".tiff") else None)
+    return {"source": f"synthetic from {path.name}", "model_sha256": digest, "pixel_size_nm": pixel,
+            "mask_sha256": file_sha256(path)}
+
+
+def cmd_export(args) -> int:
+    """Synthetic image-mask pairs from masks, plus a manifest; run again, the same command completes an
+    interrupted export (complete pairs are kept, leftovers rewritten, nothing of the user's clobbered)."""
+    from ..config import ModelKind
+    from ..io.images import check_readable_file
+    from ..io.masks import check_mask, read_mask
+    from ..io.pairs import ExportFolder, file_sha256
+    from ..models.registry import resolve_model
+    from ..synthesis import load_generator, mask_maps, synthesis_seed, synthetic_pairs
+
+    out = out_folder(args.out)
+    paths, _ = list_inputs(args.masks)
     if not paths:
         print("nanogan export: no mask files found", file=sys.stderr)
         return 2
-    failures, written = 0, 0
-    for path in paths:
+    paths, refused = unique_targets(paths, lambda p: f"{p.stem}_0")
+    failures = len(refused)
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
+    generator = load_model(load_generator, args.model)
+    digest = file_sha256(resolve_model(args.model, kind=ModelKind.GENERATOR))
+    recipes = {}
+    for path in paths:  # cheap: hashes and tags, no pixels; a mask that fails here is reported, not planned
         try:
-            labels = instance_labels(read_mask(path))
-            pixel = args.pixel_size or (labels_pixel_size_nm(path) if path.suffix.lower() in (".tif", ".tiff") else None)
-            pairs = list(synthetic_pairs([(path.stem, labels, pixel, f"synthetic from {path.name}")], generator,
-                                         n=args.n, seed=args.seed, model=str(args.model), model_sha256=digest))
-            export_pairs(pairs, args.out, png=args.png, overwrite=args.overwrite)
-            written += len(pairs)
-            print(f"{path}: {len(pairs)} pairs", file=sys.stderr)
-        except (ImageReadError, ValueError, OSError) as exc:
+            check_readable_file(path)
+            recipes[path] = _mask_recipe(path, args, digest)
+        except Exception as exc:
             failures += 1
-            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
-    print(f"wrote {written} pairs and {Path(args.out) / 'manifest.json'}", file=sys.stderr)
+            input_error(path, exc, args)
+    by_stem = {p.stem: r for p, r in recipes.items()}
+
+    def recipe(name: str) -> dict:
+        stem, _, k = name.rpartition("_")
+        return {**by_stem[stem], "seed": synthesis_seed(args.seed, int(k))}
+
+    try:
+        folder = ExportFolder(out, png=args.png, overwrite=args.overwrite)
+        done = folder.plan(series={p.stem: args.n for p in recipes}, recipe=recipe)
+    except (ValueError, FileExistsError) as exc:
+        raise CommandError(f"{first_line(exc)}; nothing was written", code=1) from None
+    with folder:
+        for path, made in recipes.items():
+            bar = None
+            kept = sum(1 for name in done if name.rpartition("_")[0] == path.stem)
+            try:
+                labels = check_mask(read_mask(path))
+                mask_maps(labels)  # size checked before any pair is drawn
+                bar = progress_bar(args.n - kept, path.name)
+                extra = {"mask_sha256": made["mask_sha256"]}
+                for pair in synthetic_pairs([(path.stem, labels, made["pixel_size_nm"], made["source"])], generator,
+                                            n=args.n, seed=args.seed, model=str(args.model), model_sha256=digest,
+                                            skip=done, extra=extra):
+                    folder.write(pair)
+                    bar.update(1)
+                bar.close()
+                if folder.changed:
+                    folder.flush()
+                print(f"{path}: {args.n - kept} pairs" + (f" ({kept} already complete)" if kept else ""), file=sys.stderr)
+            except Exception as exc:  # one line per failed mask; the others are still exported
+                failures += 1
+                if bar is not None:
+                    bar.close()  # before the line, which would else share the bar's
+                input_error(path, exc, args)
+            finally:
+                if bar is not None:
+                    bar.close()
+    if folder.flushes:
+        print(f"wrote {folder.written} pairs and {folder.manifest}", file=sys.stderr)
+    elif folder.manifest.exists() and not failures:
+        print(f"nothing to write: every pair is complete in {folder.manifest}", file=sys.stderr)
+    else:
+        print("wrote no pairs", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -79,18 +151,20 @@ def add_commands(sub) -> None:
     p = sub.add_parser("synthesize", help="realistic SEM images from particle masks (Style U-Net generator)")
     p.add_argument("masks", nargs="+", metavar="MASK", help="binary or instance-label mask images, or folders")
     p.add_argument("--out", required=True, help="output folder for <mask stem>_<k>.tif")
-    p.add_argument("--n", type=int, default=1, help="images per mask (different styles)")
-    p.add_argument("--seed", type=int, default=0, help="makes the output reproducible")
+    p.add_argument("--n", type=count_value, default=1, help="images per mask (different styles)")
+    p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible")
     p.add_argument("--model", default=DEFAULT_GENERATOR, help="shipped generator name or checkpoint path")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere")
     p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="mask files or folders")
     p.add_argument("--out", required=True, help="export folder (images/, masks/, manifest.json, manifest.csv)")
-    p.add_argument("--n", type=int, default=1, help="synthetic images per mask")
-    p.add_argument("--seed", type=int, default=0, help="makes the output reproducible")
+    p.add_argument("--n", type=count_value, default=1, help="synthetic images per mask")
+    p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible")
     p.add_argument("--model", default=DEFAULT_GENERATOR, help="generator name or checkpoint path")
-    p.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm written into the TIFFs")
+    p.add_argument("--pixel-size", type=positive_value, default=None, help="pixel size in nm written into the TIFFs")
     p.add_argument("--png", action="store_true", help="also write PNG previews")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files (default: refuse)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing files (default: refuse; the same command run again completes an "
+                        "interrupted export without it)")
     p.set_defaults(func=cmd_export)

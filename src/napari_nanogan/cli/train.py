@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, PRESETS, Norm, TextureRegion, Upsample
-from .common import command_line, drive_training, progress_bar
+from .common import (CommandError, command_line, drive_training, first_line, load_model, out_file, progress_bar,
+                     seed_value)
 
 
 def cmd_train_pairs(args) -> int:
@@ -312,23 +313,29 @@ def cmd_finetune(args) -> int:
     """Fine-tune the shipped models on the user's annotated pairs; writes a bundle usable as --model."""
     import signal
 
-    from ..config import PRESETS
+    from ..config import PRESETS, ModelKind
     from ..data.datasets import load_sample
-    from ..training.finetune import finetune
+    from ..models.registry import resolve_model
+    from ..training.finetune import check_pairs, finetune
 
     if len(args.images) != len(args.masks):
         print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
               file=sys.stderr)
         return 2
+    out = out_file(args.out, what="model file (e.g. my-model.pt)")  # before any training, not after
+    load_model(lambda name: resolve_model(name, kind=ModelKind.SEGMENTER), args.base_segmenter, "--base-segmenter")
+    if args.base_generator != "default":  # named on purpose: a wrong name is an error, not "fine-tune without one"
+        load_model(lambda name: resolve_model(name, kind=ModelKind.GENERATOR), args.base_generator, "--base-generator")
     try:
         pairs = [load_sample(i, m, domain="user") for i, m in zip(args.images, args.masks)]
+        check_pairs(pairs)
     except (ValueError, OSError) as exc:
-        print(f"nanogan finetune: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
         return 2
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     print(f"fine-tuning on {len(pairs)} images, preset {args.preset} ({PRESETS[args.preset].description})", file=sys.stderr)
-    loop = finetune(pairs, out_path=args.out, preset=args.preset, base_segmenter=args.base_segmenter,
+    loop = finetune(pairs, out_path=out, preset=args.preset, base_segmenter=args.base_segmenter,
                     base_generator=args.base_generator, should_stop=lambda: stop["now"],
                     provenance={"command": command_line()})
     bar = progress_bar(PRESETS[args.preset].max_steps, "finetune")
@@ -339,14 +346,17 @@ def cmd_finetune(args) -> int:
             except StopIteration as done:
                 result = done.value
                 break
+            except (ValueError, LookupError, OSError) as exc:  # the library's checks: one line, no traceback
+                raise CommandError(first_line(exc)) from None
             bar.n = rec.step
             bar.set_postfix(s_step=f"{rec.seconds_per_step:.2f}")
             bar.refresh()
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print("\ninterrupted; nothing was written", file=sys.stderr)
         return 130
     finally:
         bar.close()
+        loop.close()  # its temporary run folder goes with it
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
@@ -378,7 +388,7 @@ def add_commands(sub) -> None:
     p.add_argument("--base-channels", type=int, default=16)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--norm", default="group", choices=Norm.values(), help="normalisation layers (default group)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra loss weight where touching particles meet (0: none; e.g. 5)")
     p.add_argument("--at-model-scale", action="store_true",
@@ -415,7 +425,7 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--init-generator", default=None, help="generator to start from: a checkpoint or a model name")
     p.add_argument("--invert-init-generator", action="store_true",
                    help="start from the --init-generator's negative image (an SEM generator's bright particles on a "
@@ -474,7 +484,7 @@ def add_commands(sub) -> None:
     p.add_argument("--widths", default="64,48,32,24",
                    help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 64,48,32,24)")
     p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.set_defaults(func=cmd_train_texture)
 
     p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")

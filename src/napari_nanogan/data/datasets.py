@@ -15,7 +15,7 @@ import numpy as np
 
 from ..io.images import read_image
 from ..io.infobar import detect_info_bar
-from ..io.masks import instance_labels, read_mask
+from ..io.masks import check_mask, read_mask
 from ..io.pairs import export_folder_pairs
 from ..normalize import intensity_range
 from .splits import BAM_HOLDOUT, EMPS_HOLDOUT, split_groups
@@ -64,13 +64,17 @@ def sample_from_arrays(name: str, image: np.ndarray, mask: np.ndarray | None, *,
     """
     image = np.asarray(image)
     mask = np.zeros(image.shape, np.int32) if mask is None else np.asarray(mask)
-    if mask.shape != image.shape:
+    try:
+        labels = check_mask(mask)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if labels.shape != image.shape:
         raise ValueError(f"{name}: mask shape {mask.shape} differs from image shape {image.shape}")
     bar = detect_info_bar(image) if crop_info_bar else None
     rows = bar.specimen_rows if bar is not None else slice(None)
-    image, mask = image[rows], mask[rows]
+    image, labels = image[rows], labels[rows]
     low, high = intensity_range(image)
-    return Sample(name, image, instance_labels(mask), low, high, domain)
+    return Sample(name, image, labels, low, high, domain)
 
 
 def load_sample(image_path, mask_path, *, domain: str = "unknown", crop_info_bar: bool = True) -> Sample:

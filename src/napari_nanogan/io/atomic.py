@@ -33,3 +33,24 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporary files an interrupted :func:`atomic_path` write of ``path`` left (``kill -9``).
+
+    Call it before writing ``path`` again; returns how many were removed.
+    """
+    path = Path(path)
+    removed = 0
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters taken literally."""
+    import glob
+
+    return glob.escape(text)

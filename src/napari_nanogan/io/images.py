@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,132 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 
 class ImageReadError(ValueError):
     """An input file cannot be read, or holds something that is not a 2D image."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """A file declares more pixels than :func:`max_pixels` allows (refused before decoding)."""
+
+
+#: Environment variable raising (or lowering) the pixel limit, in pixels (height x width).
+MAX_PIXELS_ENV = "NANOGAN_MAX_PIXELS"
+#: The default limit: 100 megapixels, room for the 8192 x 8192 images the product supports.
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Decoded data may take at most this many bytes per pixel of the limit (8: one float64 value).
+BYTES_PER_PIXEL = 8
+
+
+def max_pixels() -> int:
+    """The pixel limit of every image and mask read: ``$NANOGAN_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`.
+
+    Read at each call (not at import), so a script may change it between reads.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text)
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise ImageReadError(f"${MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a whole number of pixels, "
+                             f"e.g. {2 * DEFAULT_MAX_PIXELS}")
+    return value
+
+
+def check_declared_size(path, shape, itemsize: int = 1) -> None:
+    """Refuse a file whose declared size exceeds the limit, before any pixel is decoded.
+
+    ``shape`` is the array the file says it holds (a trailing axis of 3 or 4 is colour
+    samples, not pixels); ``itemsize`` the bytes per sample.
+    """
+    shape = tuple(int(v) for v in shape)
+    samples = shape[-1] if len(shape) >= 3 and shape[-1] in (3, 4) else 1
+    pixels = math.prod(shape) // samples
+    limit = max_pixels()
+    size = " x ".join(map(str, shape[:-1] if samples > 1 else shape))
+    advice = (f"raise the limit with the environment variable {MAX_PIXELS_ENV} (e.g. {MAX_PIXELS_ENV}="
+              f"{max(2 * limit, pixels)}) if this machine has the memory; larger montages will go through a "
+              "block-wise path (not in this version)")
+    if pixels > limit:
+        raise ImageTooLargeError(f"{path}: declares {size} = {pixels / 1e6:.1f} megapixels, over the limit of "
+                                 f"{limit / 1e6:.1f} megapixels (refused before decoding); {advice}")
+    nbytes = math.prod(shape) * int(itemsize)
+    if nbytes > BYTES_PER_PIXEL * limit:
+        raise ImageTooLargeError(f"{path}: declares {size} with {samples} x {itemsize}-byte samples = "
+                                 f"{nbytes / 2**20:.0f} MiB decoded, over the limit of "
+                                 f"{BYTES_PER_PIXEL * limit / 2**20:.0f} MiB (refused before decoding); {advice}")
+
+
+def check_readable_file(path: Path) -> None:
+    """A clear :class:`ImageReadError` for what is not a readable regular file (missing, folder, link loop)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        what = "a broken symbolic link" if path.is_symlink() else "no such file"
+        raise ImageReadError(f"{path}: {what}") from None
+    except OSError as exc:  # ELOOP, EACCES, ENAMETOOLONG ...
+        reason = "a symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or type(exc).__name__).lower()
+        raise ImageReadError(f"{path}: {reason}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageReadError(f"{path}: is a folder, not an image file (give the folder itself as an input to read "
+                             "the images in it)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageReadError(f"{path}: not a regular file")
+
+
+_PIL_ITEMSIZE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+
+
+def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.ndarray, tuple | None]:
+    """The pixel array a TIFF, PNG, JPEG or BMP file holds, with the TIFF's pixel size (or None).
+
+    The declared size is checked against :func:`max_pixels` before decoding; any failure is
+    an :class:`ImageReadError` naming the file.
+    """
+    path = Path(path)
+    check_readable_file(path)
+    found = None
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                check_declared_size(path, series.shape, series.dtype.itemsize)
+                data = tif.asarray()
+                found = pixel_size_from_tiff(tif)
+        else:
+            import warnings
+
+            from PIL import Image
+
+            pillow_limit = Image.MAX_IMAGE_PIXELS
+            try:  # our limit replaces Pillow's (opening reads the header only; the check below is before decoding)
+                Image.MAX_IMAGE_PIXELS = None
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+            with im, warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                width, height = im.size
+                bands = len(im.getbands())
+                check_declared_size(path, (height, width, bands) if bands > 1 else (height, width),
+                                    _PIL_ITEMSIZE.get(im.mode, 1))
+                data = np.asarray(im)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(f"{path}: not enough memory to decode it; lower ${MAX_PIXELS_ENV} so that such files are "
+                             "refused before decoding, or use a machine with more memory") from None
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as {what} ({type(exc).__name__}: {first_line(exc)})") from None
+    return data, found
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def as_grey(image: np.ndarray) -> np.ndarray:
@@ -40,7 +169,7 @@ def as_grey(image: np.ndarray) -> np.ndarray:
         if image.shape[-1] == 4:
             image = image[..., :3]
         same = np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
-        image = image[..., 0] if same else (image.astype(np.float64) @ _LUMA).astype(np.float32)
+        image = image[..., 0] if same else _luma(image)
     elif image.ndim == 3 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 2:
@@ -51,6 +180,15 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     if image.size == 0:
         raise ImageReadError("the image is empty (0 pixels)")
     return image
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 grey (float32) of an RGB array, a block of rows at a time (float64 sums, little memory)."""
+    out = np.empty(rgb.shape[:2], np.float32)
+    step = max(1, (1 << 20) // max(rgb.shape[1], 1))
+    for y in range(0, rgb.shape[0], step):
+        out[y : y + step] = rgb[y : y + step].astype(np.float64) @ _LUMA
+    return out
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
@@ -66,25 +204,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    found = None
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                data = tif.asarray()
-                found = pixel_size_from_tiff(tif)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                data = np.asarray(im)
-    except ImageReadError:
-        raise
-    except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read as an image ({type(exc).__name__}: {exc})") from None
+    data, found = read_array(path)
     found = found or pixel_size_from_sidecar(path)
     original_shape = tuple(data.shape)
     try:
@@ -103,7 +223,9 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
     ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it. With
     ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
-    beside it (columns ``label``, ``confidence``; :func:`read_label_table`).
+    beside it (columns ``label``, ``confidence``; :func:`read_label_table`). An earlier table
+    goes before the new image is written: interrupted, a label image never sits beside
+    another image's table.
     """
     import tifffile
 
@@ -114,6 +236,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     if pixel_size_nm:
         per_cm = 1e7 / pixel_size_nm
         kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    if confidence is not None:
+        path.with_suffix(".csv").unlink(missing_ok=True)
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
     if confidence is not None:
@@ -144,8 +268,11 @@ def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
     """Pixel size (nm) a label TIFF carries, e.g. from :func:`write_labels`, or None."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        found = pixel_size_from_tiff(tif)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            found = pixel_size_from_tiff(tif)
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as a TIFF ({type(exc).__name__}: {first_line(exc)})") from None
     return found[0] if found else None
 
 

@@ -26,16 +26,47 @@ class InfoBar:
         return slice(self.stop, None) if self.side == "top" else slice(0, self.start)
 
 
+#: Integer images spanning at most this many grey values are counted with one histogram per
+#: row; wider ranges (32/64-bit data) are counted by sorting each row, which needs no memory
+#: beyond the row itself, whatever the values.
+_HISTOGRAM_SPAN = 1 << 16
+
+
 def _row_mode_fraction(image: np.ndarray) -> np.ndarray:
-    """Fraction of each row covered by the row's most frequent value."""
+    """Fraction of each row covered by the row's most frequent value.
+
+    Floats are quantised to 256 levels between the finite minimum and maximum (NaN and
+    infinite pixels count as one more level). Memory stays within a few rows for any
+    dtype and value range.
+    """
     img = np.asarray(image)
-    if not np.issubdtype(img.dtype, np.integer):
-        lo, hi = np.nanmin(img), np.nanmax(img)
-        img = np.round(255 * (img - lo) / (hi - lo if hi > lo else 1)).astype(np.int64)
-    img = img.astype(np.int64) - int(img.min())
     out = np.empty(img.shape[0])
+    if np.issubdtype(img.dtype, np.floating):
+        finite = np.isfinite(img)
+        if not finite.any():
+            return np.ones(img.shape[0])
+        lo, hi = np.min(img, where=finite, initial=np.inf), np.max(img, where=finite, initial=-np.inf)
+        span = hi - lo if hi > lo else 1
+        work = np.promote_types(img.dtype, np.float32)  # float16 would overflow at 255 x its range
+        for i, row in enumerate(img):
+            with np.errstate(invalid="ignore", over="ignore"):
+                levels = np.round(255 * (row.astype(work) - lo) / span)
+            levels[~np.isfinite(row)] = 256
+            out[i] = np.bincount(levels.astype(np.intp), minlength=257).max() / row.size
+        return out
+    if img.dtype == bool:
+        img = img.view(np.uint8)
+    lo, hi = int(img.min()), int(img.max())
+    if hi - lo < _HISTOGRAM_SPAN:
+        offset = img.dtype.type(lo)
+        for i, row in enumerate(img):  # every value is >= lo: the difference fits the row's own type
+            out[i] = np.bincount((row - offset).astype(np.intp), minlength=1).max() / row.size
+        return out
     for i, row in enumerate(img):
-        out[i] = np.bincount(row).max() / row.size
+        ordered = np.sort(row)
+        edges = np.flatnonzero(ordered[1:] != ordered[:-1])
+        runs = np.diff(np.concatenate(([-1], edges, [row.size - 1])))
+        out[i] = runs.max() / row.size
     return out
 
 

@@ -8,31 +8,60 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .images import ImageReadError
+from .images import ImageReadError, read_array
 
 _FOUR = ndi.generate_binary_structure(2, 1)
+#: The largest label a mask may hold (labels are int32 from here on).
+MAX_LABEL = 2**31 - 1
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask or label image as a 2D integer array (RGB masks: any channel > 0)."""
+    """Read a mask or label image as a 2D non-negative integer array (RGB masks: any channel > 0).
+
+    The file is checked as every mask is (:func:`mask_values`); what is not a binary or
+    instance-label mask is an :class:`ImageReadError` naming the file and the reason.
+    """
     path = Path(path)
+    data, _ = read_array(path, what="a mask")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
+        return mask_values(data)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
 
-            data = tifffile.imread(path)
-        else:
-            from PIL import Image
 
-            with Image.open(path) as im:
-                data = np.asarray(im)
-    except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read as a mask ({type(exc).__name__}: {exc})") from None
-    if data.ndim == 3 and data.shape[-1] in (3, 4):
-        data = (data[..., :3] > 0).any(-1).astype(np.uint8)
-    if data.ndim != 2:
-        raise ImageReadError(f"{path}: expected a 2D mask, got shape {data.shape}")
-    return data
+def mask_values(mask: np.ndarray) -> np.ndarray:
+    """A binary or instance-label mask as a 2D array of non-negative integers, or a ``ValueError`` saying why not.
+
+    RGB(A) masks count any non-zero channel as particle; booleans and whole-number floats
+    are accepted; negative labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric
+    types are refused. Integer masks keep their dtype.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] in (3, 4):
+        mask = (mask[..., :3] > 0).any(-1)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be 2D (binary or instance labels), got shape {mask.shape}")
+    if mask.size == 0:
+        raise ValueError("the mask is empty (0 pixels)")
+    if mask.dtype == bool:
+        mask = mask.astype(np.uint8)
+    if np.issubdtype(mask.dtype, np.floating):
+        if not np.isfinite(mask).all() or not np.array_equal(mask, np.round(mask)):
+            raise ValueError("a float mask must hold whole numbers (0 = background, labels or 1 = particle)")
+        if mask.min() < 0:
+            raise ValueError("mask labels must be >= 0 (0 = background); this mask has negative values")
+        if mask.max() > MAX_LABEL:
+            raise ValueError(f"mask labels must be at most {MAX_LABEL}")
+        mask = mask.astype(np.int64)
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"unsupported mask type {mask.dtype}; expected integers (labels) or a binary mask")
+    if mask.min() < 0:
+        raise ValueError("mask labels must be >= 0 (0 = background); this mask has negative values")
+    if int(mask.max()) > MAX_LABEL:
+        raise ValueError(f"mask labels must be at most {MAX_LABEL}; this mask has {int(mask.max())}")
+    return mask
 
 
 def instance_labels(mask: np.ndarray) -> np.ndarray:
@@ -40,6 +69,8 @@ def instance_labels(mask: np.ndarray) -> np.ndarray:
 
     A mask with at most two distinct values is binary; its 4-connected foreground
     components are the particles (touching particles annotated with 1-px gaps come apart).
+    Labels larger than the mask's pixel count (so sparse that per-label tables would dwarf
+    the mask) are renumbered 1..K in their order.
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:
@@ -47,28 +78,16 @@ def instance_labels(mask: np.ndarray) -> np.ndarray:
     values = np.unique(mask)
     if len(values) <= 2:
         return ndi.label(mask > 0, structure=_FOUR)[0].astype(np.int32)
+    if values[-1] > mask.size:
+        labels = values[values > 0]
+        return np.where(mask > 0, np.searchsorted(labels, mask) + 1, 0).astype(np.int32)
     return mask.astype(np.int32)
 
 
 def check_mask(mask: np.ndarray) -> np.ndarray:
     """A binary or instance-label mask as instance labels, or a ``ValueError`` saying why it is not one.
 
-    RGB(A) masks count any non-zero channel as particle; booleans and whole-number floats
-    are accepted; negative labels, fractions, NaN and non-numeric types are refused.
+    The one validator for every mask that comes in (files, layers, designed masks):
+    :func:`mask_values`, then :func:`instance_labels`.
     """
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        mask = (mask[..., :3] > 0).any(-1)
-    if mask.ndim != 2:
-        raise ValueError(f"a mask must be 2D (binary or instance labels), got shape {mask.shape}")
-    if mask.dtype == bool:
-        mask = mask.astype(np.uint8)
-    if np.issubdtype(mask.dtype, np.floating):
-        if not np.isfinite(mask).all() or not np.array_equal(mask, np.round(mask)):
-            raise ValueError("a float mask must hold whole numbers (0 = background, labels or 1 = particle)")
-        mask = mask.astype(np.int64)
-    if not np.issubdtype(mask.dtype, np.integer):
-        raise ValueError(f"unsupported mask type {mask.dtype}")
-    if mask.size and mask.min() < 0:
-        raise ValueError("mask labels must be >= 0")
-    return instance_labels(mask)
+    return instance_labels(mask_values(mask))

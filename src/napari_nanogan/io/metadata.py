@@ -18,8 +18,12 @@ Every conversion to nm is exact (powers of ten); the source is reported with the
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 UNIT_TO_NM = {
     "m": 1e9, "mm": 1e6, "cm": 1e7, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "microns": 1e3,
@@ -100,17 +104,28 @@ def _resolution(tif):
     return None
 
 
+def _usable(value: float) -> bool:
+    """A pixel size to trust: a positive, finite length."""
+    return math.isfinite(value) and value > 0
+
+
 def _sidecar(path: Path):
     for candidate in (path.with_suffix(".txt"), path.with_suffix(".TXT")):
         if not candidate.is_file():
             continue
-        text = candidate.read_text(errors="ignore")
+        with open(candidate, "rb") as fh:  # a sidecar is a few KB: never read more than 1 MB of one
+            text = fh.read(1 << 20).decode("utf-8", errors="ignore")
         m = re.search(r"^\s*PixelSize\s*=\s*([0-9.eE+-]+)", text, re.MULTILINE)
         if m:
-            return float(m.group(1)), f"Hitachi sidecar {candidate.name} (PixelSize, nm)"
+            value = float(m.group(1))
+            if not _usable(value):
+                logger.warning("%s: PixelSize=%s is not a positive length; ignored (pass the pixel size "
+                               "explicitly)", candidate, m.group(1))
+                return None
+            return value, f"Hitachi sidecar {candidate.name} (PixelSize, nm)"
         bar = re.search(r"\$\$SM_MICRON_BAR\s+([0-9.]+)", text)
         marker = re.search(r"\$\$SM_MICRON_MARKER\s+([0-9.]+)\s*([a-zA-Zµμ]+)", text)
-        if bar and marker and float(bar.group(1)) > 0:
+        if bar and marker and float(bar.group(1)) > 0 and _usable(float(marker.group(1))):
             return to_nm(float(marker.group(1)), marker.group(2)) / float(bar.group(1)), \
                 f"JEOL sidecar {candidate.name} (SM_MICRON_MARKER / SM_MICRON_BAR)"
     return None
@@ -123,7 +138,7 @@ def pixel_size_from_tiff(tif) -> tuple[float, str] | None:
             found = reader(tif)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             found = None
-        if found is not None and found[0] > 0:
+        if found is not None and _usable(found[0]):
             return found
     return None
 

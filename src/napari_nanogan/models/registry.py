@@ -118,6 +118,8 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: ModelKind | str = Mo
     if candidate.is_file():
         return candidate
     name = str(name_or_path)
+    if candidate.is_dir():
+        raise ModelNotFoundError(f"{name} is a folder, not a checkpoint file")
     if kind == ModelKind.SEGMENTER and name in AUTO_SEGMENTERS:
         raise ModelNotFoundError(f"{name!r} is not one checkpoint: it chooses per image between the shipped models "
                                  f"{' and '.join(AUTO_SEGMENTERS[name])}; name one of them here")
@@ -129,10 +131,13 @@ def resolve_model(name_or_path: str | os.PathLike, *, kind: ModelKind | str = Mo
         return path
     if name in REMOTE_MODELS and REMOTE_MODELS[name].kind == kind:
         return fetch_remote(name, REMOTE_MODELS[name])
-    user = user_models_dir() / f"{name}.pt"
-    if user.is_file():
-        return user
+    if _NAME.match(name):  # a name, never a path: "../x" must not reach outside the models folder
+        user = user_models_dir() / f"{name}.pt"
+        if user.is_file():
+            return user
     choices = ", ".join(available_models(kind)) or "none"
+    if not _NAME.match(name) or name.endswith(".pt"):
+        raise ModelNotFoundError(f"{name}: no such file, and not a model name; model names: {choices}")
     raise ModelNotFoundError(f"no {kind} named {name!r} and no such file; available: {choices}")
 
 

@@ -185,5 +185,6 @@ def _load(name_or_path, device) -> Segmenter:
         return Segmenter.from_checkpoint(path, device=device, name=str(name_or_path))
     except CheckpointError:
         raise
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored configuration ({exc})") from None
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: weights do not fit the stored configuration ({reason})") from None

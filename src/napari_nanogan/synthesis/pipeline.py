@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Container, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -74,15 +74,19 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bo
 
 
 def synthetic_pairs(masks: Iterable[tuple[str, np.ndarray, float | None, str]], generator: Generator, *, n: int,
-                    seed: int = 0, model: str | None = None, model_sha256: str | None = None) -> Iterator[Pair]:
+                    seed: int = 0, model: str | None = None, model_sha256: str | None = None,
+                    skip: Container[str] = (), extra: dict | None = None) -> Iterator[Pair]:
     """``n`` synthetic image-mask pairs per mask, one at a time (for ``nanogan export`` and the Export panel).
 
     ``masks`` yields (name, instance labels, pixel size in nm or None, where the mask came
     from); pair ``k`` of mask ``name`` is called ``<name>_<k>`` and drawn with
-    :func:`synthesis_seed` ``(seed, k)``.
+    :func:`synthesis_seed` ``(seed, k)``. Pairs named in ``skip`` (already written) are not
+    drawn; ``extra`` goes into every pair's manifest entry.
     """
     for name, labels, pixel_size_nm, source in masks:
         for k in range(n):
+            if f"{name}_{k}" in skip:
+                continue
             s = synthesis_seed(seed, k)
             yield Pair(f"{name}_{k}", synthesize(labels, generator, seed=s), labels, source=source, seed=s,
-                       model=model, model_sha256=model_sha256, pixel_size_nm=pixel_size_nm)
+                       model=model, model_sha256=model_sha256, pixel_size_nm=pixel_size_nm, extra=dict(extra or {}))

@@ -12,6 +12,7 @@ after (the model never trains on it). Too few held-out particles get a warning.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,32 @@ def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[
     return train, val
 
 
+def check_pairs(pairs: list[Sample], val_fraction: float = 0.25) -> None:
+    """A ``ValueError`` naming the first pair that cannot be fine-tuned on (none, an empty mask, too few rows)."""
+    if not pairs:
+        raise ValueError("no annotated images to fine-tune on")
+    for s in pairs:
+        if s.labels.max() == 0:
+            raise ValueError(f"{s.name}: the mask is empty; annotate some particles first")
+    split_rows(pairs, val_fraction)
+
+
+def check_out_path(out_path) -> Path:
+    """Where the fine-tuned model goes, checked before any training: a file path in a writable folder."""
+    import os
+
+    path = Path(out_path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the fine-tuned model a file path (e.g. {path / 'my-model.pt'})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{path.parent}: cannot make the folder ({exc.strerror or type(exc).__name__})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path.parent}: not writable; choose another place for the fine-tuned model")
+    return path
+
+
 def score(segmenter: Segmenter, samples: list[Sample]) -> dict:
     pairs = [(s.labels, segment(s.image, segmenter, info_bar=None).labels) for s in samples]
     out = summarize(pairs)
@@ -82,11 +109,8 @@ def finetune(
     """Fine-tune on the user's pairs; yields progress, returns a :class:`FinetuneResult`."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if not pairs:
-        raise ValueError("no annotated images to fine-tune on")
-    for s in pairs:
-        if s.labels.max() == 0:
-            raise ValueError(f"{s.name}: the mask is empty; annotate some particles first")
+    check_pairs(pairs)
+    out_path = check_out_path(out_path)
     budget = PRESETS[preset]
     train, val = split_rows(pairs)
     seg_path = resolve_model(base_segmenter, kind=ModelKind.SEGMENTER)
@@ -115,49 +139,52 @@ def finetune(
     t0 = time.perf_counter()
     stop = lambda: should_stop() or (budget.seconds is not None and time.perf_counter() - t0 > budget.seconds)  # noqa: E731
     run_dir = Path(tempfile.mkdtemp(prefix="nanogan-finetune-"))
-    steps = 0
-    if gen_path is not None:
-        gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind=ModelKind.GENERATOR)["config"])
-        config = GanTrainConfig(steps=budget.max_steps, checkpoint_every=25, patch_size=budget.patch_size,
-                                batch_size=budget.batch_size)
-        loop = train_cyclegan(train, out_dir=run_dir, config=config, generator_config=gen_cfg, segmenter_config=seg_cfg,
-                              unpaired_images=unpaired_images, init_segmenter=seg_path, init_generator=gen_path,
-                              should_stop=stop, device=device)
-    else:
-        config = TrainConfig(steps=budget.max_steps, lr=3e-4, warmup_steps=10, val_every=10**9, checkpoint_every=25,
-                             patch_size=2 * budget.patch_size, batch_size=budget.batch_size)
-        loop = train_segmenter({"user": train}, [], out_dir=run_dir, config=config, model_config=seg_cfg,
-                               init_from=seg_path, should_stop=stop, device=device)
-    for record in loop:
-        steps = record.step
-        yield record
-    seconds = time.perf_counter() - t0
-    if gen_path is not None:
-        seg_part = load_checkpoint(run_dir / "segmenter.pt", kind=ModelKind.SEGMENTER)
-        gen_part = load_checkpoint(run_dir / "generator.pt", kind=ModelKind.GENERATOR)
-    else:
-        seg_part = load_checkpoint(run_dir / "last.pt", kind=ModelKind.SEGMENTER)
-        gen_part = None
-    # the fine-tuned weights keep the base model's (validated) post-processing, and its size model
-    # for diameter="auto", not refitted (its features are the network's outputs, which fine-tuning moves)
-    seg_part["postprocess"] = base_segmenter_model.postprocess.to_dict()
-    if base_segmenter_model.size_model is not None:
-        seg_part["size_model"] = base_segmenter_model.size_model.to_dict()
-    tuned = Segmenter.from_network(base_segmenter_model.network, postprocess=base_segmenter_model.postprocess, device=device)
-    tuned.network.load_state_dict(seg_part["state_dict"])
-    after = score(tuned, val)
-    card = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "software": f"napari-nanogan {__version__}",
-        "base_segmenter": str(base_segmenter), "base_generator": str(base_generator) if gen_path else None,
-        "preset": preset, "steps": steps, "seconds": round(seconds, 1),
-        "images": [s.name for s in pairs], "validation": "bottom 25 % of each image's rows, never trained on",
-        "scale_factors": [round(f, 4) for f in factors],  # each image shrunk to the model's particle size
-        "before": before, "after": after, "warnings": warnings, **(provenance or {}),
-    }
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
-    bundle = {"kind": ModelKind.BUNDLE.value, "segmenter": strip(seg_part), "card": card}
-    if gen_part is not None:
-        bundle["generator"] = strip(gen_part)
-    path = save_checkpoint(out_path, bundle)
-    return FinetuneResult(Path(path), before, after, steps, seconds, warnings)
+    try:  # the run folder (tens of MB of checkpoints) goes, however the run ends
+        steps = 0
+        if gen_path is not None:
+            gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind=ModelKind.GENERATOR)["config"])
+            config = GanTrainConfig(steps=budget.max_steps, checkpoint_every=25, patch_size=budget.patch_size,
+                                    batch_size=budget.batch_size)
+            loop = train_cyclegan(train, out_dir=run_dir, config=config, generator_config=gen_cfg, segmenter_config=seg_cfg,
+                                  unpaired_images=unpaired_images, init_segmenter=seg_path, init_generator=gen_path,
+                                  should_stop=stop, device=device)
+        else:
+            config = TrainConfig(steps=budget.max_steps, lr=3e-4, warmup_steps=10, val_every=10**9, checkpoint_every=25,
+                                 patch_size=2 * budget.patch_size, batch_size=budget.batch_size)
+            loop = train_segmenter({"user": train}, [], out_dir=run_dir, config=config, model_config=seg_cfg,
+                                   init_from=seg_path, should_stop=stop, device=device)
+        for record in loop:
+            steps = record.step
+            yield record
+        seconds = time.perf_counter() - t0
+        if gen_path is not None:
+            seg_part = load_checkpoint(run_dir / "segmenter.pt", kind=ModelKind.SEGMENTER)
+            gen_part = load_checkpoint(run_dir / "generator.pt", kind=ModelKind.GENERATOR)
+        else:
+            seg_part = load_checkpoint(run_dir / "last.pt", kind=ModelKind.SEGMENTER)
+            gen_part = None
+        # the fine-tuned weights keep the base model's (validated) post-processing, and its size model
+        # for diameter="auto", not refitted (its features are the network's outputs, which fine-tuning moves)
+        seg_part["postprocess"] = base_segmenter_model.postprocess.to_dict()
+        if base_segmenter_model.size_model is not None:
+            seg_part["size_model"] = base_segmenter_model.size_model.to_dict()
+        tuned = Segmenter.from_network(base_segmenter_model.network, postprocess=base_segmenter_model.postprocess, device=device)
+        tuned.network.load_state_dict(seg_part["state_dict"])
+        after = score(tuned, val)
+        card = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "software": f"napari-nanogan {__version__}",
+            "base_segmenter": str(base_segmenter), "base_generator": str(base_generator) if gen_path else None,
+            "preset": preset, "steps": steps, "seconds": round(seconds, 1),
+            "images": [s.name for s in pairs], "validation": "bottom 25 % of each image's rows, never trained on",
+            "scale_factors": [round(f, 4) for f in factors],  # each image shrunk to the model's particle size
+            "before": before, "after": after, "warnings": warnings, **(provenance or {}),
+        }
+        strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
+        bundle = {"kind": ModelKind.BUNDLE.value, "segmenter": strip(seg_part), "card": card}
+        if gen_part is not None:
+            bundle["generator"] = strip(gen_part)
+        path = save_checkpoint(out_path, bundle)
+        return FinetuneResult(Path(path), before, after, steps, seconds, warnings)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)

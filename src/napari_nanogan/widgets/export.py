@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def plan_annotated(pairs) -> list:
     """Export pairs from (Image layer, Labels layer) tuples, checked and converted."""
-    from ..io.masks import instance_labels
+    from ..io.masks import check_mask
     from ..io.pairs import Pair, as_export_image, safe_name
     from .measure import layer_pixel_size_nm
 
@@ -37,7 +37,11 @@ def plan_annotated(pairs) -> list:
         raw = np.asarray(image_layer.data)
         image = as_export_image(raw)
         extra = {} if image.dtype == raw.dtype else {"converted_from": str(raw.dtype)}
-        out.append(Pair(safe_name(image_layer.name), image, instance_labels(np.asarray(labels_layer.data)),
+        try:
+            labels = check_mask(np.asarray(labels_layer.data))
+        except ValueError as exc:
+            raise ValueError(f"{labels_layer.name!r}: {exc}") from None
+        out.append(Pair(safe_name(image_layer.name), image, labels,
                         source=f"annotated: {image_layer.name} / {labels_layer.name}",
                         pixel_size_nm=layer_pixel_size_nm(image_layer) or layer_pixel_size_nm(labels_layer), extra=extra))
     return out
@@ -119,7 +123,7 @@ class ExportWidget(QWidget):
         return [layer.name for layer in self.viewer.layers if layer.__class__.__name__ == "Labels"]
 
     def _masks(self) -> list:
-        from ..io.masks import instance_labels
+        from ..io.masks import check_mask
         from .measure import layer_pixel_size_nm
 
         masks = []
@@ -128,7 +132,11 @@ class ExportWidget(QWidget):
             data = np.asarray(layer.data)
             if data.ndim != 2:
                 raise ValueError(f"the Labels layer {name!r} is {data.ndim}D; synthesize from 2D masks")
-            masks.append((name, instance_labels(data), layer_pixel_size_nm(layer)))
+            try:
+                labels = check_mask(data)
+            except ValueError as exc:
+                raise ValueError(f"the Labels layer {name!r}: {exc}") from None
+            masks.append((name, labels, layer_pixel_size_nm(layer)))
         return masks
 
     def run(self):
