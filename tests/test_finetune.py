@@ -22,7 +22,8 @@ def _samples(n=1, shape=(128, 128)):
 
 @pytest.fixture
 def fast_preset(monkeypatch):
-    monkeypatch.setitem(ft.PRESETS, "quick", Preset(60, 2, "test", patch_size=32, batch_size=2))
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(2, 0, "test", patch_size=32, batch_size=2))
+    monkeypatch.setitem(ft.PRESETS, "standard", Preset(2, 2, "test", patch_size=32, batch_size=2))
 
 
 def _run(loop):
@@ -46,12 +47,15 @@ def test_finetune_bundle_usable_for_segment_and_synthesize(tmp_path, tiny_checkp
     from napari_nanogan.segmentation import load_segmenter
 
     records, result = _run(ft.finetune(_samples(2), out_path=tmp_path / "mine.pt", base_segmenter=str(tiny_checkpoint),
-                                       base_generator=str(tiny_generator_checkpoint), device="cpu"))
-    assert [r.step for r in records] == [1, 2]
+                                       base_generator=str(tiny_generator_checkpoint), preset="standard", device="cpu"))
+    assert [r.step for r in records if r.losses] == [1, 2, 3, 4]  # 2 segmenter steps, then 2 of the cycle GAN
+    stages = [r.stage for r in records]
+    assert stages[1].startswith("scoring the starting model") and stages[-1].startswith("scoring the fine-tuned")
+    assert load_checkpoint(result.path)["card"]["generator_adapted"] is True
     assert set(result.before) >= {"iou", "f1"} and set(result.after) >= {"iou", "f1"}
     assert result.warnings  # 2 small images hold out fewer than 20 particles
     bundle = load_checkpoint(result.path)
-    assert bundle["kind"] == "bundle" and bundle["card"]["preset"] == "quick" and bundle["card"]["images"] == ["s0", "s1"]
+    assert bundle["kind"] == "bundle" and bundle["card"]["preset"] == "standard" and bundle["card"]["images"] == ["s0", "s1"]
     assert load_segmenter(result.path, device="cpu").config.base_channels == 4
     assert load_generator(result.path, device="cpu").config.base_channels == 8
 
@@ -65,7 +69,10 @@ def test_finetune_cancel_keeps_a_model(tmp_path, tiny_checkpoint, tiny_generator
 
     records, result = _run(ft.finetune(_samples(1), out_path=tmp_path / "c.pt", base_segmenter=str(tiny_checkpoint),
                                        base_generator=str(tiny_generator_checkpoint), should_stop=stop, device="cpu"))
-    assert records[-1].stopped and result.path.is_file()
+    assert any(r.stopped for r in records) and result.path.is_file()
+    assert any("too few to help" in w for w in result.warnings)
+    bundle = load_checkpoint(result.path)
+    assert bundle["card"]["generator_adapted"] is False and "generator" in bundle  # the base one, as it was
 
 
 def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fast_preset, monkeypatch):
@@ -73,7 +80,7 @@ def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fas
     mkdtemp = ft.tempfile.mkdtemp
     monkeypatch.setattr(ft.tempfile, "mkdtemp", lambda **kw: made.append(mkdtemp(dir=tmp_path, **kw)) or made[-1])
     _, result = _run(ft.finetune(_samples(1), out_path=tmp_path / "s.pt", base_segmenter=str(tiny_checkpoint),
-                                 base_generator="no-such-generator", device="cpu"))
+                                 base_generator="no-such-generator", preset="standard", device="cpu"))
     assert any("segmenter alone" in w for w in result.warnings)
     assert "generator" not in load_checkpoint(result.path)
     assert made and not any(map(os.path.exists, made))  # the temporary run folder is gone
@@ -107,7 +114,7 @@ def test_finetune_cli_contract(tmp_path, tiny_checkpoint, tiny_generator_checkpo
 def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp_path, sized_tiny_checkpoint,
                                                                             fast_preset, monkeypatch):
     # 48-px particles: the user's images are segmented with a diameter, i.e. 2 times smaller, so
-    # fine-tuning trains and scores them at that size; the bundle keeps the base's size model
+    # fine-tuning trains at that size and scores as segment() does; the bundle keeps the base's size model
     from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.segmentation import load_segmenter
@@ -121,10 +128,10 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
                         or real_score(seg, samples))
     _, result = _run(ft.finetune([big, _samples(1)[0]], out_path=tmp_path / "big.pt",
                                  base_segmenter=str(sized_tiny_checkpoint), base_generator=None, device="cpu"))
-    factor = 24.0 / median_diameter(lab)
+    factor = 24.0 / median_diameter(lab[:192])  # the training rows' particles
     card = load_checkpoint(result.path)["card"]
     assert card["scale_factors"][0] == pytest.approx(factor, abs=1e-4) and card["scale_factors"][1] == 1.0
-    assert scored[0] == scored[1] == [(round(64 * factor), round(256 * factor)), (32, 128)]  # held-out rows, shrunk
+    assert scored[0] == scored[1] == [(64, 256), (32, 128)]  # held-out rows as they are: scored as segment() does
     tuned = load_segmenter(result.path, device="cpu")
     base = Segmenter.from_checkpoint(sized_tiny_checkpoint, device="cpu")
     assert tuned.size_model is not None
@@ -143,5 +150,5 @@ def test_finetune_never_shrinks_a_held_out_part_below_what_segment_takes(tmp_pat
     _, result = _run(ft.finetune([huge], out_path=tmp_path / "h.pt", base_segmenter=str(tiny_checkpoint),
                                  base_generator=None, device="cpu"))
     factor = load_checkpoint(result.path)["card"]["scale_factors"][0]
-    assert factor == pytest.approx(2 * MIN_SIDE / 32)  # the 32 held-out rows keep 2 * MIN_SIDE
+    assert factor == pytest.approx(2 * MIN_SIDE / 96, abs=1e-4)  # the 96 training rows keep 2 * MIN_SIDE (rounded in the card)
     assert set(result.after) >= {"iou", "f1"}

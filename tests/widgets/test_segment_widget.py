@@ -53,7 +53,7 @@ def test_segment_widget_cancel(widget, qtbot, wait_done):
     import time
 
     viewer, w = widget
-    layer = viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
+    layer = viewer.add_image(np.random.default_rng(0).integers(0, 255, (1100, 1100), dtype=np.uint8), name="big")
     w.image_layer.value = layer
     w.tile.value = 64
     w.run()

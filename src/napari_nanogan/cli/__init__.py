@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 
-from . import segment, synthesize, train, tune
+from . import finetune, segment, synthesize, train, tune
 from .common import CommandError, Terminated, first_line, sigterm_interrupts
 
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for family in (segment, synthesize, train, tune):
+    for family in (segment, synthesize, train, finetune, tune):
         family.add_commands(sub)
     return parser
 

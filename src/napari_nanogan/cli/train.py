@@ -6,9 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import GENERATOR_DATASETS, PRESETS, Norm, TextureRegion, Upsample
-from .common import (CommandError, command_line, drive_training, first_line, load_model, out_file, progress_bar,
-                     seed_value)
+from ..config import GENERATOR_DATASETS, Norm, TextureRegion, Upsample
+from .common import (command_line, drive_training, seed_value)
 
 
 def cmd_train_pairs(args) -> int:
@@ -309,65 +308,6 @@ def cmd_train_texture(args) -> int:
 
 
 
-def cmd_finetune(args) -> int:
-    """Fine-tune the shipped models on the user's annotated pairs; writes a bundle usable as --model."""
-    import signal
-
-    from ..config import PRESETS, ModelKind
-    from ..data.datasets import load_sample
-    from ..models.registry import resolve_model
-    from ..training.finetune import check_pairs, finetune
-
-    if len(args.images) != len(args.masks):
-        print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
-              file=sys.stderr)
-        return 2
-    out = out_file(args.out, what="model file (e.g. my-model.pt)")  # before any training, not after
-    load_model(lambda name: resolve_model(name, kind=ModelKind.SEGMENTER), args.base_segmenter, "--base-segmenter")
-    if args.base_generator != "default":  # named on purpose: a wrong name is an error, not "fine-tune without one"
-        load_model(lambda name: resolve_model(name, kind=ModelKind.GENERATOR), args.base_generator, "--base-generator")
-    try:
-        pairs = [load_sample(i, m, domain="user") for i, m in zip(args.images, args.masks)]
-        check_pairs(pairs)
-    except (ValueError, OSError) as exc:
-        print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
-        return 2
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    print(f"fine-tuning on {len(pairs)} images, preset {args.preset} ({PRESETS[args.preset].description})", file=sys.stderr)
-    loop = finetune(pairs, out_path=out, preset=args.preset, base_segmenter=args.base_segmenter,
-                    base_generator=args.base_generator, should_stop=lambda: stop["now"],
-                    provenance={"command": command_line()})
-    bar = progress_bar(PRESETS[args.preset].max_steps, "finetune")
-    try:
-        while True:
-            try:
-                rec = next(loop)
-            except StopIteration as done:
-                result = done.value
-                break
-            except (ValueError, LookupError, OSError) as exc:  # the library's checks: one line, no traceback
-                raise CommandError(first_line(exc)) from None
-            bar.n = rec.step
-            bar.set_postfix(s_step=f"{rec.seconds_per_step:.2f}")
-            bar.refresh()
-    except KeyboardInterrupt:
-        print("\ninterrupted; nothing was written", file=sys.stderr)
-        return 130
-    finally:
-        bar.close()
-        loop.close()  # its temporary run folder goes with it
-    for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
-    print(f"before: {fmt(result.before)}; after: {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)",
-          file=sys.stderr)
-    print(f"wrote {result.path}; use it with --model {result.path}", file=sys.stderr)
-    return 0
-
-
-
-
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the segmenter: on the shared data sets, or on folders of pairs (--pairs)")
     p.add_argument("--pairs", nargs="+", default=None, metavar="DIR",
@@ -486,13 +426,3 @@ def add_commands(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--seed", type=seed_value, default=0)
     p.set_defaults(func=cmd_train_texture)
-
-    p = sub.add_parser("finetune", help="fine-tune the shipped models on your annotated images")
-    p.add_argument("--images", nargs="+", required=True, metavar="IMG")
-    p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="in the same order as --images")
-    p.add_argument("--out", required=True, metavar="MODEL_PATH", help="the fine-tuned model (usable as --model)")
-    p.add_argument("--preset", default="quick", choices=list(PRESETS),
-                   help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
-    p.add_argument("--base-segmenter", default="default", help="the segmenter to start from (name or path)")
-    p.add_argument("--base-generator", default="default", help="the generator to start from (name or path)")
-    p.set_defaults(func=cmd_finetune)

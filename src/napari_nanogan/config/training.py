@@ -161,20 +161,34 @@ TEXTURE_DEFAULTS = {
 
 @dataclass(frozen=True)
 class Preset(Config):
-    """A fine-tuning budget on a laptop CPU (the loop stops at whichever limit comes first)."""
+    """A fine-tuning recipe: steps of the segmenter on the user's pairs, then (optionally) of the cycle GAN.
 
-    seconds: float | None
-    max_steps: int
+    Attributes
+    ----------
+    segmenter_steps : int
+        Supervised steps of the segmenter on the user's annotated rows (with contact weighting).
+    gan_steps : int or None
+        Then steps of the cycle GAN (generator and segmenter together), so that the bundle's
+        generator draws the user's domain; 0 for none, None until stopped (Cancel keeps the model).
+    description : str
+    patch_size, batch_size : int
+    """
+
+    segmenter_steps: int
+    gan_steps: int | None
     description: str
-    patch_size: int = 128
+    patch_size: int = 192
     batch_size: int = 4
 
 
 PRESETS = {
-    "quick": Preset(300, 400, "about 5 minutes on a laptop CPU"),
-    "standard": Preset(1800, 2500, "about 30 minutes on a laptop CPU"),
-    "thorough": Preset(None, 100_000, "until stopped (Cancel keeps the last checkpoint)"),
+    "quick": Preset(300, 0, "300 segmenter steps: the segmenter adapts to your images (a few minutes on a laptop CPU)"),
+    "standard": Preset(1000, 600, "1000 segmenter steps, then 600 cycle-GAN steps: the generator learns your images too "
+                                  "(about half an hour on a laptop CPU)"),
+    "thorough": Preset(1000, None, "1000 segmenter steps, then the cycle GAN until stopped (Cancel keeps the model)"),
 }
+#: A fine-tuning run that can train fewer steps than this before its time is up is too short to help.
+MIN_USEFUL_STEPS = 100
 
 
 #: The generators' data sets (``train-gan --dataset``, ``tune-generator --dataset``, ``train-texture --dataset``):

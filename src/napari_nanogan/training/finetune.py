@@ -1,17 +1,23 @@
 """One-click fine-tuning on the user's own annotated images.
 
-Starts from the shipped segmenter (and the shipped generator, when there is one),
-trains them together as a cycle GAN on the user's pairs for a time budget, and
-writes a *bundle* checkpoint (segmenter + generator + model card) that works as
-``--model`` for both ``nanogan segment`` and ``nanogan synthesize``.
+Starts from the model the user segments with (``auto`` chooses, per the user's images,
+the network it would use for them) and trains it on the user's pairs: first the
+segmenter alone (supervised, touching particles weighted), then, in the longer presets,
+the cycle GAN, so that the bundle's generator also learns the user's images. The
+post-processing is then re-tuned on the user's training rows. The result is a *bundle*
+checkpoint (segmenter + generator + model card) that works as ``--model`` for both
+``nanogan segment`` and ``nanogan synthesize``.
 
-Validation: with few images a held-out image is a luxury, so each annotated image
-is split by rows: the bottom ``val_fraction`` is held out and scored before and
-after (the model never trains on it). Too few held-out particles get a warning.
+Validation: with few images a held-out image is a luxury, so each annotated image is
+split by rows: the bottom ``val_fraction`` is held out (never trained on) and segmented
+before and after exactly as the Segment panel and ``nanogan segment`` do (the chosen
+model, the particle diameter estimated). A model that does not score better there says
+so (``FinetuneResult.better``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -23,17 +29,19 @@ from typing import Callable, Generator
 import numpy as np
 
 from .. import __version__
-from ..config import PRESETS, GanTrainConfig, GeneratorConfig, ModelKind, TrainConfig
+from ..config import MIN_USEFUL_STEPS, PRESETS, GanTrainConfig, GeneratorConfig, ModelKind, TrainConfig
 from ..data.datasets import Sample
 from ..metrics.segmentation import summarize
+from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.registry import ModelNotFoundError, resolve_model
-from ..segmentation import Segmenter, segment
+from ..models.registry import DEFAULT_GENERATOR, DEFAULT_SEGMENTER, ModelNotFoundError, resolve_model
+from ..segmentation import Segmenter, can_estimate_diameter, load_segmenter, segment
 from ..segmentation.tiles import MIN_SIDE
 from .cyclegan import train_cyclegan
 from .data import model_scale_factor, shrink_sample
 from .loop import TrainProgress
 from .segmenter import train_segmenter
+from .tuning import tune_postprocess
 
 
 MIN_VAL_PARTICLES = 20
@@ -41,12 +49,15 @@ MIN_VAL_PARTICLES = 20
 
 @dataclass
 class FinetuneResult:
+    """What a fine-tuning run wrote and how its held-out scores moved (``better``: F1 went up)."""
+
     path: Path
     before: dict
     after: dict
     steps: int
     seconds: float
     warnings: list = field(default_factory=list)
+    better: bool = False
 
 
 def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[Sample], list[Sample]]:
@@ -87,11 +98,32 @@ def check_out_path(out_path) -> Path:
     return path
 
 
-def score(segmenter: Segmenter, samples: list[Sample]) -> dict:
-    pairs = [(s.labels, segment(s.image, segmenter, info_bar=None).labels) for s in samples]
+def score(model, samples: list[Sample]) -> dict:
+    """Scores of ``model`` on ``samples``, segmented as a user's images are (the diameter estimated where it can be)."""
+    diameter = "auto" if can_estimate_diameter(model) else None
+    pairs = [(s.labels, segment(s.image, model, info_bar=None, diameter=diameter).labels) for s in samples]
     out = summarize(pairs)
     out.pop("per_image")
     return out
+
+
+def base_network(model, samples: list[Sample]):
+    """The network to fine-tune: the segmenter itself, or the one an ``auto`` segmenter picks for most of ``samples``."""
+    if isinstance(model, Segmenter):
+        return model
+    votes: dict[str, int] = {}
+    networks = {}
+    for s in samples:
+        first = model.candidates(np.asarray(s.image, np.float32), slice(None), 1.0)[0][0]
+        votes[first.name] = votes.get(first.name, 0) + 1
+        networks[first.name] = first
+    return networks[max(votes, key=votes.get)]
+
+
+#: Post-processing candidates re-tuned on the user's training rows after training.
+RETUNE_GRID = {"seed_method": ["components", "peaks", "combined"], "seed_threshold": [0.4, 0.5, 0.6],
+               "fg_threshold": [0.4, 0.5, 0.6], "merge_depth": [0.0, 0.15], "min_distance": [4, 6],
+               "smooth_sigma": [0.0, 1.5]}
 
 
 def finetune(
@@ -99,92 +131,113 @@ def finetune(
     *,
     out_path: str | Path,
     preset: str = "quick",
-    base_segmenter: str = "default",
-    base_generator: str | None = "default",
+    base_segmenter: str = DEFAULT_SEGMENTER,
+    base_generator: str | None = DEFAULT_GENERATOR,
     unpaired_images: list[Sample] | None = None,
     provenance: dict | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     device=None,
 ) -> Generator[TrainProgress, None, FinetuneResult]:
-    """Fine-tune on the user's pairs; yields progress, returns a :class:`FinetuneResult`."""
+    """Fine-tune on the user's pairs; yields progress (``record.stage`` says what), returns a :class:`FinetuneResult`."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     check_pairs(pairs)
     out_path = check_out_path(out_path)
-    budget = PRESETS[preset]
+    recipe = PRESETS[preset]
+    total = recipe.segmenter_steps + (recipe.gan_steps or 0)
     train, val = split_rows(pairs)
-    seg_path = resolve_model(base_segmenter, kind=ModelKind.SEGMENTER)
-    base_segmenter_model = Segmenter.from_checkpoint(seg_path, device=device)
-    # at the base model's particle size, as the user's images will be segmented with a diameter;
+    yield TrainProgress(0, total, stage=f"loading {base_segmenter}")
+    starting = load_segmenter(base_segmenter, device=device)
+    yield TrainProgress(0, total, stage="scoring the starting model on your held-out rows")
+    before = score(starting, val)
+    network = base_network(starting, train)
+    # trained at the network's particle size, as the user's images are segmented with a diameter;
     # never so small that a part has under 2 * MIN_SIDE pixels on a side
     factors = []
-    for s, t, v in zip(pairs, train, val):
-        factor = model_scale_factor(s.labels, base_segmenter_model.diameter_px)
-        smallest = min(*t.image.shape, *v.image.shape)
-        factors.append(min(1.0, max(factor, 2 * MIN_SIDE / smallest)))
-    train = [shrink_sample(t, f) for t, f in zip(train, factors)]
-    val = [shrink_sample(v, f) for v, f in zip(val, factors)]
+    for t in train:
+        factor = model_scale_factor(t.labels, network.diameter_px)
+        factors.append(min(1.0, max(factor, 2 * MIN_SIDE / min(t.image.shape))))
+    small = [shrink_sample(t, f) for t, f in zip(train, factors)]
     warnings = []
     n_val = sum(int(len(np.unique(s.labels)) - 1) for s in val)
     if n_val < MIN_VAL_PARTICLES:
         warnings.append(f"only {n_val} annotated particles held out for validation: before/after scores are rough")
-    before = score(base_segmenter_model, val)
     gen_path = None
     if base_generator is not None:
         try:
             gen_path = resolve_model(base_generator, kind=ModelKind.GENERATOR)
         except ModelNotFoundError:
-            warnings.append("no generator to start from: fine-tuning the segmenter alone")
-    seg_cfg = base_segmenter_model.config
+            if recipe.gan_steps != 0:
+                warnings.append("no generator to start from: fine-tuning the segmenter alone")
+    base_path = resolve_model(network.name, kind=ModelKind.SEGMENTER)
     t0 = time.perf_counter()
-    stop = lambda: should_stop() or (budget.seconds is not None and time.perf_counter() - t0 > budget.seconds)  # noqa: E731
     run_dir = Path(tempfile.mkdtemp(prefix="nanogan-finetune-"))
     try:  # the run folder (tens of MB of checkpoints) goes, however the run ends
+        config = TrainConfig(steps=recipe.segmenter_steps, lr=3e-4, warmup_steps=20, val_every=10**9,
+                             checkpoint_every=50, patch_size=recipe.patch_size, batch_size=recipe.batch_size,
+                             contact_weight=5.0)
         steps = 0
-        if gen_path is not None:
-            gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind=ModelKind.GENERATOR)["config"])
-            config = GanTrainConfig(steps=budget.max_steps, checkpoint_every=25, patch_size=budget.patch_size,
-                                    batch_size=budget.batch_size)
-            loop = train_cyclegan(train, out_dir=run_dir, config=config, generator_config=gen_cfg, segmenter_config=seg_cfg,
-                                  unpaired_images=unpaired_images, init_segmenter=seg_path, init_generator=gen_path,
-                                  should_stop=stop, device=device)
-        else:
-            config = TrainConfig(steps=budget.max_steps, lr=3e-4, warmup_steps=10, val_every=10**9, checkpoint_every=25,
-                                 patch_size=2 * budget.patch_size, batch_size=budget.batch_size)
-            loop = train_segmenter({"user": train}, [], out_dir=run_dir, config=config, model_config=seg_cfg,
-                                   init_from=seg_path, should_stop=stop, device=device)
-        for record in loop:
+        for record in train_segmenter({"user": small}, [], out_dir=run_dir / "segmenter", config=config,
+                                      model_config=network.config, init_from=base_path, should_stop=should_stop,
+                                      device=device):
             steps = record.step
-            yield record
-        seconds = time.perf_counter() - t0
-        if gen_path is not None:
-            seg_part = load_checkpoint(run_dir / "segmenter.pt", kind=ModelKind.SEGMENTER)
-            gen_part = load_checkpoint(run_dir / "generator.pt", kind=ModelKind.GENERATOR)
-        else:
-            seg_part = load_checkpoint(run_dir / "last.pt", kind=ModelKind.SEGMENTER)
-            gen_part = None
-        # the fine-tuned weights keep the base model's (validated) post-processing, and its size model
-        # for diameter="auto", not refitted (its features are the network's outputs, which fine-tuning moves)
-        seg_part["postprocess"] = base_segmenter_model.postprocess.to_dict()
-        if base_segmenter_model.size_model is not None:
-            seg_part["size_model"] = base_segmenter_model.size_model.to_dict()
-        tuned = Segmenter.from_network(base_segmenter_model.network, postprocess=base_segmenter_model.postprocess, device=device)
+            yield dataclasses.replace(record, total=total, stage="training the segmenter on your annotated rows")
+        segmenter_file = run_dir / "segmenter" / ("best.pt" if (run_dir / "segmenter" / "best.pt").is_file()
+                                                  else "last.pt")
+        if steps < min(MIN_USEFUL_STEPS, recipe.segmenter_steps):
+            warnings.append(f"stopped after {steps} training steps: too few to help; the model is kept, but compare it")
+        gen_part, generator_adapted = None, False
+        if gen_path is not None and recipe.gan_steps != 0 and not should_stop():
+            gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind=ModelKind.GENERATOR)["config"])
+            gan = GanTrainConfig(steps=recipe.gan_steps or 10**6, checkpoint_every=25, patch_size=128,
+                                 batch_size=recipe.batch_size, contact_weight=5.0)
+            for record in train_cyclegan(small, out_dir=run_dir / "gan", config=gan, generator_config=gen_cfg,
+                                         segmenter_config=network.config, unpaired_images=unpaired_images,
+                                         init_segmenter=segmenter_file, init_generator=gen_path,
+                                         should_stop=should_stop, device=device):
+                yield dataclasses.replace(record, step=steps + record.step, total=total if recipe.gan_steps else 0,
+                                          stage="training the generator and the segmenter together (cycle GAN)")
+            if (run_dir / "gan" / "generator.pt").is_file():
+                segmenter_file = run_dir / "gan" / "segmenter.pt"
+                gen_part = load_checkpoint(run_dir / "gan" / "generator.pt", kind=ModelKind.GENERATOR)
+                generator_adapted = True
+        if gen_part is None and gen_path is not None:  # the bundle synthesizes too, with the generator as it was
+            gen_part = load_checkpoint(gen_path, kind=ModelKind.GENERATOR)
+        seg_part = load_checkpoint(segmenter_file, kind=ModelKind.SEGMENTER)
+        # the starting network's sizing and confidence, not refitted (their inputs are the network's outputs,
+        # which fine-tuning moves only a little); the post-processing re-tuned on the training rows
+        for key in ("size_model", "coarse_sizing", "confidence_model"):
+            if getattr(network, key) is not None:
+                seg_part[key] = getattr(network, key).to_dict()
+        tuned = Segmenter.from_network(AttentionUNet(network.config), postprocess=network.postprocess, device=device,
+                                       size_model=network.size_model, coarse_sizing=network.coarse_sizing,
+                                       confidence_model=network.confidence_model, name=out_path.stem)
         tuned.network.load_state_dict(seg_part["state_dict"])
+        yield TrainProgress(total, total, stage="tuning the post-processing on your training rows")
+        postprocess, _ = tune_postprocess(tuned, small, grid=RETUNE_GRID)
+        tuned.postprocess = postprocess
+        seg_part["postprocess"] = postprocess.to_dict()
+        yield TrainProgress(total, total, stage="scoring the fine-tuned model on your held-out rows")
         after = score(tuned, val)
+        seconds = time.perf_counter() - t0
+        better = after["f1"] > before["f1"] or (after["f1"] == before["f1"] and after["iou"] > before["iou"])
         card = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "software": f"napari-nanogan {__version__}",
-            "base_segmenter": str(base_segmenter), "base_generator": str(base_generator) if gen_path else None,
+            "base_segmenter": str(base_segmenter), "base_network": network.name,
+            "base_generator": str(base_generator) if gen_part is not None else None,
+            "generator_adapted": generator_adapted,
             "preset": preset, "steps": steps, "seconds": round(seconds, 1),
-            "images": [s.name for s in pairs], "validation": "bottom 25 % of each image's rows, never trained on",
-            "scale_factors": [round(f, 4) for f in factors],  # each image shrunk to the model's particle size
-            "before": before, "after": after, "warnings": warnings, **(provenance or {}),
+            "images": [s.name for s in pairs],
+            "validation": "bottom 25 % of each image's rows, never trained on, segmented as nanogan segment does",
+            "scale_factors": [round(f, 4) for f in factors],  # each training part shrunk to the model's particle size
+            "before": before, "after": after, "better": bool(better), "warnings": warnings, **(provenance or {}),
         }
         strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
         bundle = {"kind": ModelKind.BUNDLE.value, "segmenter": strip(seg_part), "card": card}
         if gen_part is not None:
             bundle["generator"] = strip(gen_part)
         path = save_checkpoint(out_path, bundle)
-        return FinetuneResult(Path(path), before, after, steps, seconds, warnings)
+        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, bool(better))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -35,6 +35,9 @@ class TrainProgress:
         Path written at this step, if any.
     stopped : bool
         True on the final record of a run ended by ``should_stop``.
+    stage : str
+        What the run is doing, where it has stages (fine-tuning: scoring the starting model,
+        training the segmenter, the cycle GAN, tuning the post-processing, scoring).
     """
 
     step: int
@@ -45,6 +48,7 @@ class TrainProgress:
     validation: dict | None = None
     checkpoint: str | None = None
     stopped: bool = False
+    stage: str = ""
 
     @property
     def eta(self) -> float:

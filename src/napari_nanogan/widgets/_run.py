@@ -4,8 +4,9 @@ A job is a generator function run by napari's ``create_worker``: it yields progr
 records and returns its result. The panel says how a record reads
 (``describe(record) -> (done, total, text)``), what to do with a record that carries a
 finished piece of work (``on_record``: e.g. add the image just made, so that Cancel keeps
-it), and with the result. Cancel asks the worker to stop at its next yield and, for jobs
-that take a ``should_stop`` callable (training: they save before stopping), sets it.
+it), and with the result. Cancel asks the worker to stop at its next yield; a job that
+takes a ``should_stop`` callable (training: it saves before stopping) is asked through it
+instead, and ends by itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Job:
         self.stop_requested = False
         self._finished_normally = False
         self._on_cancelled = None
+        self._graceful = False
         self.cancel_button.changed.connect(lambda *_: self.cancel())
 
     @property
@@ -44,7 +46,8 @@ class Job:
 
         self.stop_requested, self._finished_normally = False, False
         self._on_cancelled = on_cancelled
-        if "should_stop" in inspect.signature(function).parameters:
+        self._graceful = "should_stop" in inspect.signature(function).parameters
+        if self._graceful:  # it stops itself when asked, after saving what it has
             kwargs["should_stop"] = lambda: self.stop_requested
         worker = create_worker(function, *args, _start_thread=False, _connect={"errored": self._on_error}, **kwargs)
 
@@ -74,11 +77,13 @@ class Job:
         worker.start()
 
     def cancel(self) -> None:
+        """Ask the job to stop: at its next yield, or, for a job that polls ``should_stop``, when it has saved."""
         if self.worker is None:
             return
         self.stop_requested = True
-        self.status.value = "cancelling ..."
-        self.worker.quit()
+        self.status.value = "stopping after this step ..." if self._graceful else "cancelling ..."
+        if not self._graceful:
+            self.worker.quit()
 
     def _on_error(self, exc) -> None:
         self.status.value = "failed"

@@ -7,7 +7,6 @@ live loss plot, and saves the result as a named user model.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +16,7 @@ from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
 
 from ..config import PRESETS
 from ._labels import wrapping_label
+from ._run import Job
 from ._plots import theme_colours, themed_axes
 from ._pairs import PairPicker, check_pair, samples_from_pairs
 
@@ -44,6 +44,12 @@ class FinetuneWidget(QWidget):
         self.pair_list, self.pairs = self.picker.pair_list, self.picker.pairs
         self.add_pair, self.remove_pair = self.picker.add_pair, self.picker.remove_pair
         self.unannotated = Select(label="unannotated images (optional)", choices=self._image_names)
+        from ..models.registry import DEFAULT_SEGMENTER, available_models
+
+        self.base = ComboBox(label="start from", choices=lambda *_: available_models("segmenter") or ["default"],
+                             value=DEFAULT_SEGMENTER,
+                             tooltip="the model you segment with (the Segment panel's): fine-tuning adapts the network "
+                                     "it uses for your images, and scores both on your held-out rows")
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value="quick")
         self.preset_note = wrapping_label(PRESETS["quick"].description)
         self.name = LineEdit(label="save as", value="my-model")
@@ -59,7 +65,7 @@ class FinetuneWidget(QWidget):
         self.export_button = PushButton(text="Export model")
         models_box = Container(widgets=[self.my_model, self.card, self.delete_button, self.export_to, self.export_button],
                                label="my models")
-        bottom = Container(widgets=[self.unannotated, self.preset, self.preset_note, self.name, self.run_button,
+        bottom = Container(widgets=[self.unannotated, self.base, self.preset, self.preset_note, self.name, self.run_button,
                                     self.cancel_button, self.status, self.result])
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
@@ -74,13 +80,12 @@ class FinetuneWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.canvas)
         layout.addWidget(models_box.native)
-        self.worker = None
-        self._stop = False
+        self.job = Job("Fine-tune", progress=self.progress, status=self.status, run_button=self.run_button,
+                       cancel_button=self.cancel_button)
         self.history: dict[str, list] = {}
-        self.base_segmenter, self.base_generator = "default", "default"  # what fine-tuning starts from
+        self.base_generator = "default"  # what the longer presets' cycle GAN starts from
         self.preset.changed.connect(lambda v: setattr(self.preset_note, "value", PRESETS[v].description))
         self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.unannotated.reset_choices)
         from ..models.registry import on_models_changed
@@ -147,8 +152,6 @@ class FinetuneWidget(QWidget):
         show_info(f"Fine-tune: exported {name!r} to {dest}")
 
     def run(self):
-        from napari.qt.threading import create_worker
-
         from ..models.registry import check_name, user_model_path
 
         if not self.pairs:
@@ -173,45 +176,30 @@ class FinetuneWidget(QWidget):
             data = np.asarray(self.viewer.layers[name].data)
             if data.ndim == 2:
                 unannotated.append(sample_from_arrays(name, data, None, domain="images", crop_info_bar=False))
-        self._stop = False
         self.history = {}
-        self._t0 = time.perf_counter()
-        self.worker = create_worker(finetune, pairs, out_path=path, preset=self.preset.value,
-                                    base_segmenter=self.base_segmenter, base_generator=self.base_generator,
-                                    unpaired_images=unannotated or None, should_stop=lambda: self._stop,
-                                    provenance={"layers": [f"{img.name} / {lab.name}" for img, lab in self.pairs]},
-                                    _start_thread=False, _connect={"errored": lambda exc: show_error(f"Fine-tune: {exc}")})
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(self._on_result)
-        self.worker.finished.connect(self._on_finished)
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.value = "scoring the starting model on the held-out rows ..."
         self.result.value = ""
-        preset = PRESETS[self.preset.value]
-        self.progress.setRange(0, preset.max_steps if preset.seconds is None else 1000)
-        self.progress.setValue(0)
-        self.worker.start()
+        self.job.start(finetune, pairs, out_path=path, preset=self.preset.value, base_segmenter=self.base.value,
+                       base_generator=self.base_generator, unpaired_images=unannotated or None,
+                       provenance={"layers": [f"{img.name} / {lab.name}" for img, lab in self.pairs]},
+                       describe=self._describe, on_record=self._record, on_result=self._on_result,
+                       on_cancelled=lambda: "the model so far was saved" if self.result.value else "",
+                       busy=f"loading {self.base.value} ...")
 
     def cancel(self):
-        self._stop = True
-        self.status.value = "stopping after this step ..."
+        self.job.cancel()
 
-    def _on_progress(self, record):
-        if self._stop:
-            return
-        preset = PRESETS[self.preset.value]
-        elapsed = time.perf_counter() - self._t0
-        if preset.seconds is not None:
-            frac = min(max(elapsed / preset.seconds, record.step / preset.max_steps), 1.0)
-            self.progress.setValue(int(1000 * frac))
-            left = max(preset.seconds - elapsed, 0)
-            self.status.value = f"step {record.step}, {record.seconds_per_step:.1f} s/step, about {left / 60:.1f} min left"
-        else:
-            self.progress.setValue(record.step)
-            self.status.value = f"step {record.step}, {record.seconds_per_step:.1f} s/step (until stopped)"
+    @staticmethod
+    def _describe(record) -> tuple[int, int, str]:
+        text = record.stage
+        if record.losses:  # a training step
+            left = f", about {record.eta / 60:.1f} min left" if record.total and record.seconds_per_step else ""
+            text += f": step {record.step} of {record.total or 'until stopped'}, {record.seconds_per_step:.1f} s/step{left}"
+        return record.step, record.total or record.step + 1, text
+
+    def _record(self, record):
         for key, value in record.losses.items():
             self.history.setdefault(key, []).append(value)
-        if record.step % 5 == 0 or record.step < 5:
+        if record.losses and (record.step % 5 == 0 or record.step < 5):
             self._plot()
 
     def _plot(self):
@@ -228,17 +216,15 @@ class FinetuneWidget(QWidget):
 
     def _on_result(self, result):
         fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
-        self.result.value = (f"held-out rows: before {fmt(result.before)}\nafter {fmt(result.after)}  "
-                             f"({result.steps} steps, {result.seconds / 60:.1f} min)\nsaved as {result.path.stem!r}")
+        verdict = ("better than the starting model: choose it in the Segment panel" if result.better else
+                   f"NOT better than {self.base.value} on your held-out rows: keep segmenting with {self.base.value}")
+        self.result.value = (f"held-out rows, segmented as the Segment panel does:\nbefore ({self.base.value}) "
+                             f"{fmt(result.before)}\nafter {fmt(result.after)}  ({result.steps} steps, "
+                             f"{result.seconds / 60:.1f} min)\nsaved as {result.path.stem!r}: {verdict}")
         for w in result.warnings:
             show_warning(f"Fine-tune: {w}")
         from ..models.registry import notify_models_changed
 
-        notify_models_changed()  # the segment and synthesize panels list it now
-        show_info(f"Fine-tune: saved {result.path.stem!r}; it is now in the model lists")
+        notify_models_changed()  # the segment and synthesize panels list it now (none switches to it by itself)
+        show_info(f"Fine-tune: saved {result.path.stem!r}; {verdict}")
         self._plot()
-
-    def _on_finished(self):
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-        if self._stop:
-            self.status.value = "stopped; the model so far was saved" if self.result.value else "stopped"

@@ -1,0 +1,93 @@
+"""``nanogan finetune``: the model the user segments with, adapted to the user's annotated images."""
+
+from __future__ import annotations
+
+import sys
+
+from ..config import PRESETS
+from ..models.registry import DEFAULT_GENERATOR, DEFAULT_SEGMENTER
+from .common import CommandError, command_line, first_line, load_model, out_file, progress_bar
+
+
+def cmd_finetune(args) -> int:
+    """Fine-tune on the user's annotated pairs; writes a bundle usable as --model, and says whether it is better."""
+    import signal
+
+    from ..config import ModelKind
+    from ..data.datasets import load_sample
+    from ..models.registry import resolve_model
+    from ..training.finetune import check_pairs, finetune
+
+    if len(args.images) != len(args.masks):
+        print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
+              file=sys.stderr)
+        return 2
+    out = out_file(args.out, what="model file (e.g. my-model.pt)")  # before any training, not after
+    if args.base_segmenter not in ("auto",):
+        load_model(lambda name: resolve_model(name, kind=ModelKind.SEGMENTER), args.base_segmenter, "--base-segmenter")
+    if args.base_generator != DEFAULT_GENERATOR:  # named on purpose: a wrong name is an error, not "without one"
+        load_model(lambda name: resolve_model(name, kind=ModelKind.GENERATOR), args.base_generator, "--base-generator")
+    try:
+        pairs = [load_sample(i, m, domain="user") for i, m in zip(args.images, args.masks)]
+        check_pairs(pairs)
+    except (ValueError, OSError) as exc:
+        print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
+        return 2
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    recipe = PRESETS[args.preset]
+    print(f"fine-tuning {args.base_segmenter} on {len(pairs)} images, preset {args.preset}: {recipe.description}",
+          file=sys.stderr)
+    loop = finetune(pairs, out_path=out, preset=args.preset, base_segmenter=args.base_segmenter,
+                    base_generator=args.base_generator, should_stop=lambda: stop["now"],
+                    provenance={"command": command_line()})
+    bar = progress_bar(recipe.segmenter_steps + (recipe.gan_steps or 0), "finetune")
+    stage = None
+    try:
+        while True:
+            try:
+                rec = next(loop)
+            except StopIteration as done:
+                result = done.value
+                break
+            except (ValueError, LookupError, OSError) as exc:  # the library's checks: one line, no traceback
+                raise CommandError(first_line(exc)) from None
+            if rec.stage != stage:
+                stage = rec.stage
+                bar.set_description(f"finetune: {stage}")
+            bar.n = rec.step
+            if rec.seconds_per_step:
+                bar.set_postfix(s_step=f"{rec.seconds_per_step:.2f}")
+            bar.refresh()
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        loop.close()  # its temporary run folder goes with it
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
+    print(f"held-out rows, segmented as `nanogan segment` does: before ({args.base_segmenter}) {fmt(result.before)}; "
+          f"after {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)", file=sys.stderr)
+    if result.better:
+        print(f"wrote {result.path}; use it with --model {result.path}", file=sys.stderr)
+    else:
+        print(f"wrote {result.path}, but it is not better than {args.base_segmenter} on your held-out rows: keep "
+              f"segmenting with {args.base_segmenter} (or annotate more, or try a longer --preset)", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune the model you segment with on your annotated images")
+    p.add_argument("--images", nargs="+", required=True, metavar="IMG", help="your images")
+    p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="their masks, in the same order as --images")
+    p.add_argument("--out", required=True, metavar="MODEL_PATH", help="the fine-tuned model (usable as --model)")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS),
+                   help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
+    p.add_argument("--base-segmenter", default=DEFAULT_SEGMENTER,
+                   help=f"the segmenter to start from (name or path; default {DEFAULT_SEGMENTER}: the network it picks "
+                        "for your images)")
+    p.add_argument("--base-generator", default=DEFAULT_GENERATOR,
+                   help="the generator to start from, for the presets that train it too (name or path)")
+    p.set_defaults(func=cmd_finetune)
