@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own package and lower layers):
 
     config, progress   ->  io  ->  normalize, measure, metrics, overlay  ->  models, data
-    ->  segmentation  ->  synthesis  ->  training  ->  cli, widgets, _napari (nothing imports these)
+    ->  segmentation  ->  synthesis  ->  training  ->  _napari  ->  cli, widgets (nothing imports these)
 """
 
 import ast
@@ -20,7 +20,8 @@ LAYERS = [
     {"segmentation"},
     {"synthesis"},
     {"training"},
-    {"cli", "widgets", "_napari"},
+    {"_napari"},  # the npe2 reader and samples; the clients may use its reader preference
+    {"cli", "widgets"},
 ]
 LAYER = {name: k for k, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 500

@@ -34,7 +34,8 @@ def test_reader_and_sample(tmp_path):
     from napari_nanogan._napari import get_reader, sample_sem
 
     layers = sample_sem()
-    (image, kwargs, kind), (labels, lkw, lkind) = layers
+    (image, kwargs, kind), (labels, lkw, lkind), (_, bar_kw, bar_kind) = layers
+    assert bar_kind == "shapes" and bar_kw["metadata"]["info_bar_rows"] == (712, 768)  # the sample's bar outlined
     assert kind == "image" and lkind == "labels" and image.shape == (768, 1024)
     assert kwargs["scale"] == (7.344, 7.344) and kwargs["metadata"]["info_bar_rows"] == (712, 768)
     path = tmp_path / "x.tif"
@@ -45,6 +46,6 @@ def test_reader_and_sample(tmp_path):
     assert meta["units"] == ("nm", "nm") and meta["metadata"]["pixel_size_nm"] == pytest.approx(7.344)
     assert shape_kind == "shapes" and shape_kw["metadata"]["info_bar_rows"] == (712, 768)
     assert rect[0][0][0] == pytest.approx(711.5) and rect[0][2][0] == pytest.approx(767.5)
-    assert get_reader(str(tmp_path / "x.png")) is None
+    assert get_reader(str(tmp_path / "x.txt")) is None  # PNG, JPEG and BMP are read too (tests/test_reader.py)
     (tmp_path / "bad.tif").write_bytes(b"nope")
     assert get_reader(str(tmp_path / "bad.tif")) is None

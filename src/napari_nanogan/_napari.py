@@ -1,11 +1,21 @@
-"""npe2 reader and sample-data contributions (numpy only: no torch, no Qt)."""
+"""npe2 reader and sample-data contributions (numpy only: no torch, no Qt).
+
+The reader opens SEM/TEM images (TIFF, PNG, JPEG, BMP) with their pixel size as the
+layer scale (nm) and the microscope's info bar outlined, and label images written by
+``nanogan segment`` (``*_labels.tif``) as Labels layers at their pixel size, with the
+per-particle confidence from their table as features.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .io.images import ImageReadError, read_image
+from .io.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from .io.infobar import detect_info_bar
+
+#: The file patterns this plugin reads (napari-nanogan.get_reader in napari.yaml).
+READER_PATTERNS = ("*.tif", "*.tiff", "*.png", "*.jpg", "*.jpeg", "*.bmp")
+PLUGIN = "napari-nanogan"
 
 
 def _layer_kwargs(name: str, meta: dict, info_bar) -> dict:
@@ -31,9 +41,20 @@ def info_bar_shapes(name: str, shape, bar, kwargs: dict):
     return ([rect], shape_kwargs, "shapes")
 
 
+def is_label_image(path, data) -> bool:
+    """A label image ``nanogan segment`` wrote: ``<stem>_labels.tif`` holding integers."""
+    import numpy as np
+
+    name = Path(path).name.lower()
+    return name.endswith(("_labels.tif", "_labels.tiff")) and np.issubdtype(np.asarray(data).dtype, np.integer)
+
+
 def read_em_image(path):
-    """LayerData for one SEM/TEM image: grey data, pixel size as ``scale`` (nm), info bar outlined."""
+    """LayerData for one file: an SEM/TEM image (pixel size as ``scale`` in nm, info bar outlined),
+    or a label image of ``nanogan segment`` (a Labels layer, its particles' confidence as features)."""
     image, meta = read_image(path)
+    if is_label_image(path, image):
+        return [read_labels(path, image, meta)]
     bar = detect_info_bar(image)
     kwargs = _layer_kwargs(Path(path).stem, meta, bar)
     layers = [(image, kwargs, "image")]
@@ -42,19 +63,53 @@ def read_em_image(path):
     return layers
 
 
-def get_reader(path):
-    """npe2 reader hook: claims single TIFF files it can read as 2D images."""
-    if isinstance(path, list) or not str(path).lower().endswith((".tif", ".tiff")):
-        return None
-    try:
-        import tifffile
+def read_labels(path, labels, meta: dict):
+    """LayerData of a label image, with ``index`` and ``confidence`` features from its table when there is one."""
+    import numpy as np
 
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            if len(tif.pages) > 1 or page.ndim > 3:
-                return None  # stacks: leave them to other readers
-    except Exception:
+    from .io.images import read_label_table
+
+    kwargs = _layer_kwargs(Path(path).stem, meta, None)
+    confidence = read_label_table(path)
+    if confidence is not None:
+        kwargs["features"] = {"index": np.arange(1, len(confidence) + 1), "confidence": confidence}
+    return (np.asarray(labels), kwargs, "labels")
+
+
+def prefer_this_reader() -> list[str]:
+    """Make napari open the files this plugin reads with it, where the user has chosen no reader yet.
+
+    napari asks which reader to use when two claim a file (its own claims TIFF and PNG too),
+    and a file opened with its own reader loses the pixel size and the info-bar outline.
+    Returns the patterns newly associated (none when napari is not installed or every
+    pattern already has the user's choice).
+    """
+    try:
+        from napari.settings import get_settings
+    except ImportError:
+        return []
+    plugins = get_settings().plugins
+    current = dict(plugins.extension2reader)
+    added = [p for p in READER_PATTERNS if p not in current]
+    if added:
+        plugins.extension2reader = {**current, **dict.fromkeys(added, PLUGIN)}
+    return added
+
+
+def get_reader(path):
+    """npe2 reader hook: claims single 2D images (and ``*_labels.tif``) of the suffixes it reads."""
+    if isinstance(path, list) or Path(str(path)).suffix.lower() not in IMAGE_SUFFIXES:
         return None
+    if str(path).lower().endswith((".tif", ".tiff")):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                if len(tif.pages) > 1 or page.ndim > 3:
+                    return None  # stacks: leave them to other readers
+        except Exception:
+            return None
     return read_em_image
 
 
@@ -64,9 +119,13 @@ def sample_sem():
 
     image, labels = sample_image()
     meta = {"pixel_size_nm": SAMPLE_PIXEL_SIZE_NM, "source": "napari-nanogan procedural sample"}
-    kwargs = _layer_kwargs("procedural SEM", meta, detect_info_bar(image))
+    bar = detect_info_bar(image)
+    kwargs = _layer_kwargs("procedural SEM", meta, bar)
     truth = {k: v for k, v in kwargs.items() if k in ("scale", "units")}
-    return [(image, kwargs, "image"), (labels, dict(truth, name="true particles", opacity=0.4, visible=False), "labels")]
+    layers = [(image, kwargs, "image"), (labels, dict(truth, name="true particles", opacity=0.4, visible=False), "labels")]
+    if bar is not None:
+        layers.append(info_bar_shapes(kwargs["name"], image.shape, bar, kwargs))
+    return layers
 
 
-__all__ = ["get_reader", "read_em_image", "sample_sem", "ImageReadError"]
+__all__ = ["get_reader", "read_em_image", "sample_sem", "prefer_this_reader", "ImageReadError"]

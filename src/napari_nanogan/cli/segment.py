@@ -108,6 +108,7 @@ def cmd_demo(args) -> int:
     with atomic_path(out / "sample.tif") as tmp:
         per_cm = 1e7 / SAMPLE_PIXEL_SIZE_NM
         tifffile.imwrite(tmp, image, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    print(f"nanogan demo: loading {args.model} and segmenting the package's sample image ...", file=sys.stderr)
     t0 = time.perf_counter()
     segmenter = load_model(load_segmenter, args.model)
     t_load = time.perf_counter() - t0
@@ -144,6 +145,7 @@ def cmd_demo(args) -> int:
         from ..metrics.segmentation import foreground_scores
         from ..synthesis import load_generator, synthesize
 
+        print(f"nanogan demo: synthesizing an SEM image from a designed mask with {args.generator} ...", file=sys.stderr)
         generator = load_model(load_generator, args.generator, "--generator")
         design = MaskDesign(seed=7)
         mask = design_mask(design)
@@ -152,7 +154,8 @@ def cmd_demo(args) -> int:
         t_syn = time.perf_counter() - t0
         synthetic_labels = segment(synthetic, segmenter, info_bar=None).labels
         with atomic_path(out / "synthetic.tif") as tmp:
-            tifffile.imwrite(tmp, synthetic)
+            per_cm = 1e7 / design.pixel_size_nm
+            tifffile.imwrite(tmp, synthetic, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
         write_labels(out / "synthetic_mask.tif", mask, pixel_size_nm=design.pixel_size_nm)
         with atomic_path(out / "synthetic_overlay.png") as tmp:
             Image.fromarray(overlay(synthetic, synthetic_labels)).save(tmp, format="PNG")
@@ -177,6 +180,11 @@ def cmd_demo(args) -> int:
         lines.insert(3, synth_line)
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+    from .._napari import prefer_this_reader
+
+    if prefer_this_reader():  # `napari nanogan-demo/sample.tif` then opens with the pixel size and info bar
+        lines.append("napari now opens .tif, .png, .jpg and .bmp files with napari-nanogan's reader (pixel size in nm, "
+                     "info bar outlined); change it in napari's Preferences > Plugins")
     print("\n".join(lines))
     return 0
 

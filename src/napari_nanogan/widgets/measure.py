@@ -55,6 +55,9 @@ class MeasureWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
+        from .._napari import prefer_this_reader
+
+        prefer_this_reader()  # the user's next TIFF or PNG opens with its pixel size, not in napari's own reader
         self.viewer = napari_viewer
         self.labels_layer = create_widget(annotation="napari.layers.Labels", label="labels")
         self.image_layer = create_widget(annotation="typing.Optional[napari.layers.Image]", label="image (optional)")

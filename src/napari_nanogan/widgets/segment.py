@@ -65,6 +65,9 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
+        from .._napari import prefer_this_reader
+
+        prefer_this_reader()  # the user's next TIFF or PNG opens with its pixel size, not in napari's own reader
         from ..models.registry import available_models, on_models_changed
 
         self.viewer = napari_viewer

@@ -1,0 +1,68 @@
+"""The napari reader: images with their pixel size and info bar, label images as Labels, PNG, the sample."""
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_nanogan._napari import READER_PATTERNS, get_reader, prefer_this_reader, sample_sem
+
+
+def _layer_types(layers):
+    return [t for _, _, t in layers]
+
+
+def test_a_tiff_opens_at_its_pixel_size_with_its_info_bar(sem_like, tmp_path):
+    image, _ = sem_like
+    path = tmp_path / "field.tif"
+    tifffile.imwrite(path, image, resolution=(1e7 / 7.344, 1e7 / 7.344), resolutionunit="CENTIMETER")
+    layers = get_reader(str(path))(str(path))
+    assert _layer_types(layers) == ["image", "shapes"]
+    data, kwargs, _ = layers[0]
+    assert kwargs["scale"] == pytest.approx((7.344, 7.344)) and kwargs["units"] == ("nm", "nm")
+    assert kwargs["metadata"]["info_bar_rows"][1] == image.shape[0]
+
+
+def test_a_png_opens(tmp_path, sem_like):
+    image, _ = sem_like
+    Image.fromarray(image).save(tmp_path / "figure.png")
+    layers = get_reader(str(tmp_path / "figure.png"))(str(tmp_path / "figure.png"))
+    assert layers[0][2] == "image" and layers[0][0].shape == image.shape
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+
+
+def test_a_label_image_of_nanogan_segment_opens_as_labels_with_its_confidence(tmp_path):
+    from napari_nanogan.io.images import write_labels
+
+    labels = np.zeros((40, 50), np.uint16)
+    labels[5:15, 5:15], labels[20:30, 20:40] = 1, 2
+    path = write_labels(tmp_path / "field_labels.tif", labels, pixel_size_nm=7.344, confidence=np.array([0.9, 0.4]))
+    (data, kwargs, kind), = get_reader(str(path))(str(path))
+    assert kind == "labels" and np.array_equal(data, labels)
+    assert kwargs["scale"] == pytest.approx((7.344, 7.344))
+    assert list(kwargs["features"]["index"]) == [1, 2]
+    np.testing.assert_allclose(kwargs["features"]["confidence"], [0.9, 0.4])
+    # an ordinary image whose name does not say labels stays an image
+    tifffile.imwrite(tmp_path / "field.tif", labels)
+    assert get_reader(str(tmp_path / "field.tif"))(str(tmp_path / "field.tif"))[0][2] == "image"
+
+
+def test_the_sample_has_its_info_bar_outlined():
+    layers = sample_sem()
+    assert _layer_types(layers) == ["image", "labels", "shapes"]
+    assert layers[2][1]["name"] == "procedural SEM info bar"
+
+
+def test_this_reader_becomes_napari_s_choice_where_the_user_made_none(monkeypatch):
+    from napari import settings
+    from napari.settings import NapariSettings
+
+    fresh = NapariSettings(config_path=None)  # in memory: the user's settings file is never touched
+    fresh.plugins.extension2reader = {"*.png": "someone-else"}
+    monkeypatch.setattr(settings, "_SETTINGS", fresh)
+    added = prefer_this_reader()
+    assert "*.tif" in added and "*.png" not in added
+    choice = fresh.plugins.extension2reader
+    assert choice["*.png"] == "someone-else" and all(choice[p] == "napari-nanogan" for p in added)
+    assert set(added) == set(READER_PATTERNS) - {"*.png"}
+    assert prefer_this_reader() == []  # a second time: nothing left to choose
