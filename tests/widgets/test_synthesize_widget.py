@@ -72,7 +72,7 @@ def test_fit_designer_to_layer(widget):
     viewer, w = widget
     labels = design_mask(MaskDesign(height=200, width=200, pixel_size_nm=2.0, median_nm=30.0, count=30, seed=2))
     viewer.add_labels(labels, name="annotated", scale=(2.0, 2.0), metadata={"pixel_size_nm": 2.0})
-    w.labels_layer.value = viewer.layers["annotated"]
+    w.fit_layer.value = viewer.layers["annotated"]
     w.fit_to_layer()
     assert w.median_nm.value == pytest.approx(30.0, rel=0.2) and w.pixel_size.value == pytest.approx(2.0)
     assert "fitted" in w.status.value
@@ -100,3 +100,12 @@ def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wai
     kept = [layer for layer in viewer.layers if layer.name.startswith("synthetic m #")]
     assert 2 <= len(kept) < 64 and w.status.value.startswith("cancelled")
     assert "synthetic m mask" in viewer.layers
+
+
+def test_panels_fit_a_1000_px_screen(make_napari_viewer):
+    from napari_nanogan.widgets.finetune import FinetuneWidget
+
+    viewer = make_napari_viewer()
+    for panel in (SynthesizeWidget(viewer), FinetuneWidget(viewer)):
+        viewer.window.add_dock_widget(panel)
+        assert panel.sizeHint().height() <= 950, type(panel).__name__

@@ -13,6 +13,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, Select
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..config import PRESETS
 from ._labels import wrapping_label
@@ -63,23 +64,27 @@ class FinetuneWidget(QWidget):
         self.delete_button = PushButton(text="Delete model")
         self.export_to = FileEdit(label="export to folder", mode="d")
         self.export_button = PushButton(text="Export model")
-        models_box = Container(widgets=[self.my_model, self.card, self.delete_button, self.export_to, self.export_button],
-                               label="my models")
-        bottom = Container(widgets=[self.unannotated, self.base, self.preset, self.preset_note, self.name, self.run_button,
+        models_box = QCollapsible("my models: cards, delete, export")
+        models_box.addWidget(Container(widgets=[self.my_model, self.card, self.delete_button, self.export_to,
+                                                self.export_button]).native)
+        self.more = QCollapsible("unannotated images (they help the longer presets' cycle GAN)")
+        self.more.addWidget(Container(widgets=[self.unannotated]).native)
+        bottom = Container(widgets=[self.base, self.preset, self.preset_note, self.name, self.run_button,
                                     self.cancel_button, self.status, self.result])
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
         self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(180)
+        self.canvas.setMinimumHeight(150)
         self.progress = QProgressBar()
         layout = QVBoxLayout(self)
         layout.addWidget(self.picker)
+        layout.addWidget(self.more)
         layout.addWidget(bottom.native)
         layout.addWidget(self.progress)
         layout.addWidget(self.canvas)
-        layout.addWidget(models_box.native)
+        layout.addWidget(models_box)
         self.job = Job("Fine-tune", progress=self.progress, status=self.status, run_button=self.run_button,
                        cancel_button=self.cancel_button)
         self.history: dict[str, list] = {}

@@ -9,6 +9,7 @@ from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, PushB
                               create_widget)
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..config import MaskDesign
 from ..data.designer import design_mask, fit_design
@@ -58,7 +59,9 @@ class SynthesizeWidget(QWidget):
                                        tooltip="0: dispersed; 1: every particle touches an earlier one")
         self.overlap = FloatSpinBox(label="overlap (hidden fraction)", value=d.overlap, min=0.0, max=0.9, step=0.1,
                                     tooltip="largest fraction of a particle that may lie behind its neighbours (0: whole particles)")
-        self.fit_button = PushButton(text="Fit designer to the labels layer")
+        self.fit_layer = create_widget(annotation="typing.Optional[napari.layers.Labels]", label="annotated layer",
+                                       options={"tooltip": "fit the sizes and amount to the particles of this layer"})
+        self.fit_button = PushButton(text="Fit designer to the annotated layer")
         self.model = ComboBox(label="generator", choices=lambda *_: available_models("generator") or ["default"],
                               tooltip="default: TiO2-like SEM (bright particles on a dark substrate); tem: bright-field "
                                       "TEM (dark particles on a bright background); or a model you fine-tuned")
@@ -68,14 +71,21 @@ class SynthesizeWidget(QWidget):
         self.run_button = PushButton(text="Synthesize")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = wrapping_label("")
-        self.designer = Container(widgets=[self.width, self.height, self.pixel_size, self.median_nm, self.sigma, self.amount,
-                                           self.count, self.coverage, self.elongation, self.facets, self.clustering,
-                                           self.overlap, self.fit_button], label="designer")
-        self.controls = Container(widgets=[self.source, self.labels_layer, self.mask_file, self.designer, self.model, self.n,
-                                           self.seed, self.run_button, self.cancel_button, self.status])
+        # the designer: the essentials shown, shape and arrangement (and fitting) folded away, so the
+        # panel fits a 1000-px screen
+        self.designer = Container(widgets=[self.width, self.height, self.pixel_size, self.median_nm, self.amount,
+                                           self.count, self.coverage], label="designer")
+        self.designer_more = QCollapsible("shape, spread, agglomeration; fit to annotated particles")
+        self.designer_more.addWidget(Container(widgets=[self.sigma, self.elongation, self.facets, self.clustering,
+                                                        self.overlap, self.fit_layer, self.fit_button]).native)
+        self.controls = Container(widgets=[self.source, self.labels_layer, self.mask_file, self.designer])
+        self.run_controls = Container(widgets=[self.model, self.n, self.seed, self.run_button, self.cancel_button,
+                                               self.status])
         self.progress = QProgressBar()
         layout = QVBoxLayout(self)
         layout.addWidget(self.controls.native)
+        layout.addWidget(self.designer_more)
+        layout.addWidget(self.run_controls.native)
         layout.addWidget(self.progress)
         layout.addStretch(1)
         self.job = Job("Synthesize", progress=self.progress, status=self.status, run_button=self.run_button,
@@ -86,13 +96,15 @@ class SynthesizeWidget(QWidget):
         self.amount.changed.connect(self._show_source)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.labels_layer.reset_choices)
+            event.connect(self.fit_layer.reset_choices)
         self._show_source()
 
     def _show_source(self, *_):
         src = self.source.value
-        self.labels_layer.visible = src == "Labels layer" or src == "designer"
+        self.labels_layer.visible = src == "Labels layer"
         self.mask_file.visible = src == "mask file"
         self.designer.visible = src == "designer"
+        self.designer_more.setVisible(src == "designer")
         by_count = self.amount.value == "particle count"
         self.count.visible, self.coverage.visible = by_count, not by_count
 
@@ -107,9 +119,9 @@ class SynthesizeWidget(QWidget):
     def fit_to_layer(self, *_):
         from .measure import layer_pixel_size_nm
 
-        layer = self.labels_layer.value
+        layer = self.fit_layer.value
         if layer is None:
-            show_error("Synthesize: choose a Labels layer to fit the designer to.")
+            show_error("Synthesize: choose an annotated Labels layer to fit the designer to.")
             return
         pixel = layer_pixel_size_nm(layer) or float(self.pixel_size.value)
         try:
