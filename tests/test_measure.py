@@ -115,6 +115,14 @@ def test_measure_cli_without_pixel_size_uses_pixels(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "o.csv")))
     assert len(rows) == 2 and "ecd_px" in rows[0]
     assert "pixel size unknown" in capsys.readouterr().err
+    # two images of unknown scale: their pixels are not pooled into an "all" row; in nm they are
+    tifffile.imwrite(tmp_path / "n.tif", labels)
+    assert main(["measure", str(tmp_path / "m.tif"), str(tmp_path / "n.tif"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert [r["image"] for r in csv.DictReader(open(tmp_path / "p_summary.csv"))] == ["m.tif", "n.tif"]
+    assert "no pooled 'all' row" in capsys.readouterr().err
+    assert main(["measure", str(tmp_path / "m.tif"), str(tmp_path / "n.tif"), "--pixel-size", "2",
+                 "--out", str(tmp_path / "q.csv")]) == 0
+    assert [r["image"] for r in csv.DictReader(open(tmp_path / "q_summary.csv"))] == ["m.tif", "n.tif", "all"]
 
 
 @requires_shared

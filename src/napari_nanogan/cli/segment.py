@@ -238,9 +238,11 @@ def cmd_measure(args) -> int:
         print("nanogan measure: some inputs have a pixel size and some do not; measure them separately", file=sys.stderr)
         return 2
     write_table_csv(out, tables)
-    merged = stack_tables(tables)
-    if len(tables) > 1:
-        summaries.append(("all", summarize_sizes(merged)))
+    if len(tables) > 1 and tables[0].unit == "nm":
+        summaries.append(("all", summarize_sizes(stack_tables(tables))))
+    elif len(tables) > 1:  # pixels of images of unknown, maybe different, scales do not add up
+        print("nanogan measure: no pooled 'all' row: the pixel size is unknown, and pixels of different images need "
+              "not be the same size (give --pixel-size or --image for one in nm)", file=sys.stderr)
     write_summary_csv(summary_path, summaries)
     print(f"wrote {out} and {summary_path}", file=sys.stderr)
     return 1 if failures else 0
