@@ -431,3 +431,13 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     assert main(["train", "--pairs", str(tmp_path / "nothing"), "--out", str(tmp_path / "n.pt"), "--steps", "1"]) == 2
     assert "not a folder of pairs" in capsys.readouterr().err
     assert main(["train", "--pairs", str(plain), "--out", str(tmp_path), "--steps", "1"]) == 2
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    from napari_nanogan.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    silent = {name: [a.option_strings[0] if a.option_strings else a.dest for a in sub._actions
+                     if not a.help and a.dest != "help"] for name, sub in commands.items()}
+    assert not {k: v for k, v in silent.items() if v}, silent

@@ -320,15 +320,15 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="run folder (last.pt, best.pt); resumes if it has last.pt")
     p.add_argument("--init", default=None, help="start from this segmenter (a name or checkpoint; with --pairs default `default`, `none` for random weights)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 3000; with --pairs 1200)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--patch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--val-every", type=int, default=250)
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--base-channels", type=int, default=16)
-    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="patches per step")
+    p.add_argument("--patch-size", type=int, default=256, help="patch side in pixels")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine decay)")
+    p.add_argument("--val-every", type=int, default=250, help="steps between validations (the best is kept as best.pt)")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (last.pt)")
+    p.add_argument("--base-channels", type=int, default=16, help="network width at full resolution (doubles per level)")
+    p.add_argument("--depth", type=int, default=4, help="network resolution levels")
     p.add_argument("--norm", default="group", choices=Norm.values(), help="normalisation layers (default group)")
-    p.add_argument("--seed", type=seed_value, default=0)
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (reproducible runs)")
     p.add_argument("--contact-weight", type=float, default=0.0,
                    help="extra loss weight where touching particles meet (0: none; e.g. 5)")
     p.add_argument("--at-model-scale", action="store_true",
@@ -361,11 +361,11 @@ def add_commands(sub) -> None:
                         "training images with dark particles (bright-field TEM) at the model's scale")
     p.add_argument("--out", required=True, help="run folder (last.pt, generator.pt, segmenter.pt); resumes")
     p.add_argument("--init-segmenter", default=None, help="segmenter to start from: a checkpoint or a model name")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--patch-size", type=int, default=128)
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--seed", type=seed_value, default=0)
+    p.add_argument("--steps", type=int, default=2000, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=4, help="patches per step")
+    p.add_argument("--patch-size", type=int, default=128, help="patch side in pixels")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (last.pt)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (reproducible runs)")
     p.add_argument("--init-generator", default=None, help="generator to start from: a checkpoint or a model name")
     p.add_argument("--invert-init-generator", action="store_true",
                    help="start from the --init-generator's negative image (an SEM generator's bright particles on a "
@@ -402,14 +402,14 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="run folder (last.pt, texture.pt); resumes if it has last.pt")
     p.add_argument("--images", default=None, help="folder of images (with --masks; default: the --dataset training split)")
     p.add_argument("--masks", default=None, help="folder of their particle masks")
-    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
     p.add_argument("--dataset", default="bam", choices=list(GENERATOR_DATASETS),
                    help="without --images/--masks: the training split the texture learns from")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (default: the shipped textures'. Substrate 24000, about 1.5 h on 2 CPU "
                         "cores; 6000 measured FID 89.6, 14000 78.8, 24000 77.5. Particles 6000, about 8 min; "
                         "18000 measured 54.8 against 55.1)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="patches per step")
     p.add_argument("--region", default="substrate", choices=TextureRegion.values(),
                    help="learn the substrate's texture (default) or the particles' fine detail; a particle texture "
                         "is embedded with `tune-generator --particle-texture`")
@@ -423,6 +423,6 @@ def add_commands(sub) -> None:
                    help="upsampling between the texture network's resolutions (default bilinear)")
     p.add_argument("--widths", default="64,48,32,24",
                    help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 64,48,32,24)")
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--seed", type=seed_value, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (last.pt)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (reproducible runs)")
     p.set_defaults(func=cmd_train_texture)

@@ -221,8 +221,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("tune", help="choose post-processing parameters on the validation split")
     p.add_argument("--model", required=True, help="segmenter checkpoint")
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, tuned post-processing)")
-    p.add_argument("--data-root", default="../shared/data")
-    p.add_argument("--datasets", default="bam,emps")
+    p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
+    p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--size-weight", type=float, default=0.0,
                    help="also penalise the relative D50 error of whole particles, with this weight "
                         "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
@@ -237,7 +237,7 @@ def add_commands(sub) -> None:
     p.add_argument("--model", required=True, help="generator name or checkpoint")
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the noise level)")
     p.add_argument("--images", default=None, help="folder of real images (default: the --dataset training split)")
-    p.add_argument("--data-root", default="../shared/data")
+    p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
     p.add_argument("--dataset", default="bam", choices=list(GENERATOR_DATASETS),
                    help="the generator's training data under --data-root, for the noise level and the "
                         "calibration: BAM TiO2 SEM (default) or EMPS bright-field TEM (as in train-gan)")
@@ -261,8 +261,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")
     p.add_argument("--model", required=True, help="segmenter name or checkpoint")
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the size model)")
-    p.add_argument("--data-root", default="../shared/data")
-    p.add_argument("--datasets", default="bam,emps")
+    p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
+    p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--method", default="knn", choices=["knn", "coarse"],
                    help="knn: a nearest-neighbour model on the network's outputs at four scales, fitted on the "
                         "training split (default); coarse: the network's own estimate at a quarter of the size, "
@@ -274,6 +274,6 @@ def add_commands(sub) -> None:
     p = sub.add_parser("fit-confidence", help="fit the per-particle confidence (probability that a particle is real)")
     p.add_argument("--model", required=True, help="segmenter name or checkpoint")
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the confidence model)")
-    p.add_argument("--data-root", default="../shared/data")
-    p.add_argument("--datasets", default="bam,emps")
+    p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
+    p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.set_defaults(func=cmd_fit_confidence)
