@@ -14,6 +14,7 @@ from superqt import QCollapsible
 from ..config import MaskDesign
 from ..data.designer import design_mask, fit_design
 from ._labels import wrapping_label
+from ._layers import compact_labels
 from ._run import Job
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class SynthesizeWidget(QWidget):
             return
         from ..io.masks import instance_labels
 
-        self._job_mask, self._made = (instance_labels(mask), pixel, name), 0
+        self._job_mask, self._made = (compact_labels(instance_labels(mask)), pixel, name), 0
         self._meta = {"pixel_size_nm": pixel, "generator": self.model.value, "seed": int(self.seed.value), "mask": name}
         self.job.start(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
                        describe=lambda r: (r[0], r[1], f"image {r[0]} / {r[1]}"), on_record=self._add_image,
