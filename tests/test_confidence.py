@@ -57,7 +57,8 @@ def test_fitted_confidence_is_calibrated_and_round_trips():
     p = 1 / (1 + np.exp(-(1.5 * x[:, 0] - 1.0 * x[:, 2] + 0.3)))
     y = rng.random(n) < p
     images = np.arange(n) % 40
-    model = fit_confidence(x, y, images)
+    model, held = fit_confidence(x, y, images)
+    assert held.shape == y.shape
     cv = model.metrics["cross_validated"]
     assert cv["ece"] < 0.05 and cv["auc"] > 0.75, cv
     q = model.predict(x)
@@ -92,3 +93,23 @@ def test_segment_gives_a_confidence_per_particle_and_the_cli_keeps_it(tmp_path, 
     assert len(rows) == len(np.unique(labels)) - 1
     first = rows[0].split(",")
     assert float(first[column]) == pytest.approx(result.confidence[int(first[1]) - 1], abs=1e-4)
+
+
+def test_a_confidence_threshold_is_taken_only_where_it_lifts_f1():
+    from napari_nanogan.training.confidence import choose_min_confidence
+
+    p = np.array([0.9] * 80 + [0.1] * 40)
+    matched_ = np.array([True] * 80 + [False] * 40)  # the doubtful ones are all false particles
+    area = np.full(120, 100.0)
+    threshold, f1 = choose_min_confidence(p, matched_, area, annotated=90)
+    assert threshold > 0.1 and f1[round(threshold, 2)] > f1[0.0]
+    honest = np.array([True] * 120)  # doubtful but real: dropping them only loses particles
+    assert choose_min_confidence(p, honest, area, annotated=120)[0] == 0.0
+
+
+def test_doubtful_particles_are_dropped_and_the_rest_renumbered():
+    from napari_nanogan.segmentation.confidence import drop_doubtful
+
+    labels = np.array([[1, 1, 0, 2], [3, 3, 0, 2]])
+    out, kept = drop_doubtful(labels, np.array([0.9, 0.2, 0.7]), 0.5)
+    assert out.tolist() == [[1, 1, 0, 0], [2, 2, 0, 0]] and kept.tolist() == [0.9, 0.7]

@@ -188,6 +188,10 @@ def cmd_fit_confidence(args) -> int:
     from ..data.datasets import load_samples, shared_splits
     from ..models.registry import resolve_model
     from ..segmentation import Segmenter, can_estimate_diameter
+    import dataclasses
+
+    import numpy as np
+
     from ..training import confidence
     from ..training.amend import with_confidence_model
 
@@ -203,16 +207,20 @@ def cmd_fit_confidence(args) -> int:
     samples = [s for key in wanted for s in load_samples(splits[key]["val"], domain=key)]
     diameter = "auto" if can_estimate_diameter(segmenter) else None
     bar = progress_bar(len(samples), "segmenting the validation images")
-    x, y, images = confidence.sample_examples(segmenter, samples, diameter=diameter,
-                                              progress=lambda d, t: bar.update(d - bar.n))
+    x, y, images, annotated = confidence.sample_examples(segmenter, samples, diameter=diameter,
+                                                         progress=lambda d, t: bar.update(d - bar.n))
     bar.close()
     try:
-        model = confidence.fit_confidence(x, y, images)
+        model, held = confidence.fit_confidence(x, y, images)
     except ValueError as exc:
         print(f"nanogan fit-confidence: {exc}", file=sys.stderr)
         return 2
+    threshold, f1 = confidence.choose_min_confidence(held, y, np.exp(x[:, 4]), annotated)
+    model.metrics.update(min_confidence=threshold, f1_by_min_confidence=f1)
+    postprocess = dataclasses.replace(segmenter.postprocess, min_confidence=threshold)
     with_confidence_model(path, args.out, model, {"data": {k: "val split" for k in wanted}, "diameter": diameter,
-                                                  "command": command_line(), "metrics": model.metrics})
+                                                  "command": command_line(), "metrics": model.metrics},
+                          postprocess=postprocess)
     print(json.dumps(model.metrics))
     return 0
 

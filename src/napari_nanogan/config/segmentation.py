@@ -105,6 +105,11 @@ class PostprocessConfig(Config):
         probability dips in the middle gave it two seeds, but no real boundary
         separates them (merging by dynamics). 0 (default) merges nothing. In units of
         the relief: interior probability, or the normalised depth for distance seeds.
+    min_confidence : float
+        Particles whose confidence (the probability that they are real; see
+        :mod:`napari_nanogan.segmentation.confidence`) is below this are dropped. 0
+        (default) keeps every particle; ``nanogan fit-confidence`` chooses it on
+        validation images.
     """
 
     fg_threshold: float = 0.5
@@ -115,6 +120,7 @@ class PostprocessConfig(Config):
     smooth_sigma: float = 0.0
     min_distance: int = 5
     merge_depth: float = 0.0
+    min_confidence: float = 0.0
 
     def __post_init__(self):
         coerce(self, "seed_method", SeedMethod)

@@ -86,3 +86,11 @@ def particle_confidence(labels: np.ndarray, foreground: np.ndarray, interior: np
     if model is None or not len(features):
         return features[:, 0].astype(np.float32) if len(features) else np.zeros(0, np.float32)
     return model.predict(features).astype(np.float32)
+
+
+def drop_doubtful(labels: np.ndarray, confidence: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` without the particles under ``threshold`` confidence, renumbered 1..K in order, and their confidence."""
+    keep = np.concatenate([[False], np.asarray(confidence) >= threshold])
+    lut = np.zeros(len(keep), labels.dtype)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=labels.dtype)
+    return lut[labels], np.asarray(confidence)[keep[1:]]

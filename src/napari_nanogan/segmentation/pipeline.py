@@ -12,7 +12,7 @@ from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
-from .confidence import particle_confidence
+from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess
 from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, shrink_threshold
@@ -174,10 +174,13 @@ def segment_steps(
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None
+    confidence = particle_confidence(labels, fg, interior, network.confidence_model)
+    if config.min_confidence > 0 and confidence.size:
+        labels, confidence = drop_doubtful(labels, confidence, config.min_confidence)
     return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
                               diameter_px=None if diameter is None else float(diameter),
                               diameter_estimated=estimated and diameter is not None, model=network.name,
-                              confidence=particle_confidence(labels, fg, interior, network.confidence_model))
+                              confidence=confidence)
 
 
 def segment(

@@ -41,10 +41,15 @@ def with_size_model(source, destination, size_model: SizeModel, fitting: dict) -
                             provenance={"size_model": fitting})
 
 
-def with_confidence_model(source, destination, model, fitting: dict) -> Path:
-    """The segmenter with a confidence model (``fitting``: data, command, metrics)."""
-    return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER,
-                            changes={"confidence_model": model.to_dict()}, provenance={"confidence_model": fitting})
+def with_confidence_model(source, destination, model, fitting: dict,
+                          postprocess: PostprocessConfig | None = None) -> Path:
+    """The segmenter with a confidence model (``fitting``: data, command, metrics), and with ``postprocess``
+    (its ``min_confidence`` chosen with it) when given."""
+    changes = {"confidence_model": model.to_dict()}
+    if postprocess is not None:
+        changes["postprocess"] = postprocess.to_dict()
+    return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER, changes=changes,
+                            provenance={"confidence_model": fitting})
 
 
 def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator=None,

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from ..data.datasets import Sample
-from ..metrics.segmentation import iou_matrix
+from ..metrics.segmentation import MIN_AREA, iou_matrix
 from ..segmentation import segment
 from ..segmentation.confidence import FEATURES, ConfidenceModel, particle_features
 
@@ -29,19 +29,38 @@ def matched(truth: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> np.n
 
 
 def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features [N, F], matched [N], image index [N]) of every particle the segmenter finds in ``samples``,
-    segmented as a user's images are (``diameter``: as :func:`~napari_nanogan.segmentation.segment` takes it)."""
-    feats, targets, images = [], [], []
+                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(features [N, F], matched [N], image index [N], annotated particles) of every particle the segmenter finds
+    in ``samples``, segmented as a user's images are (``diameter``: as :func:`~napari_nanogan.segmentation.segment`
+    takes it). Annotated particles count as the instance scores count them (16 px or more)."""
+    feats, targets, images, annotated = [], [], [], 0
     for i, s in enumerate(samples):
         result = segment(s.image, segmenter, info_bar=None, diameter=diameter)
         f = particle_features(result.labels, result.foreground, result.interior)
         feats.append(f)
         targets.append(matched(s.labels, result.labels))
         images.append(np.full(len(f), i))
+        annotated += int((np.bincount(s.labels.ravel())[1:] >= MIN_AREA).sum())
         if progress is not None:
             progress(i + 1, len(samples))
-    return np.concatenate(feats), np.concatenate(targets), np.concatenate(images)
+    return np.concatenate(feats), np.concatenate(targets), np.concatenate(images), annotated
+
+
+def choose_min_confidence(probability: np.ndarray, matched_: np.ndarray, area: np.ndarray, annotated: int,
+                          candidates=np.arange(0.0, 0.55, 0.05)) -> tuple[float, dict]:
+    """The confidence below which dropping particles gives the best instance F1, and F1 at each candidate.
+
+    Particles of under 16 px count neither way, as in the instance scores; a threshold is
+    taken only where it adds at least 0.005 to F1 over keeping every particle.
+    """
+    counted = area >= MIN_AREA
+    f1 = {}
+    for t in candidates:
+        kept = counted & (probability >= t)
+        tp, fp = int((kept & matched_).sum()), int((kept & ~matched_).sum())
+        f1[round(float(t), 2)] = 2 * tp / max(2 * tp + fp + (annotated - tp), 1)
+    best = max(f1, key=f1.get)
+    return (best if f1[best] >= f1[0.0] + 0.005 else 0.0), {k: round(v, 4) for k, v in f1.items()}
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50) -> tuple[np.ndarray, float]:
@@ -77,8 +96,11 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
 
 
 def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray, *, folds: int = 5,
-                   seed: int = 0) -> ConfidenceModel:
-    """The confidence model, with its reliability cross-validated over images (``metrics["cross_validated"]``)."""
+                   seed: int = 0) -> tuple[ConfidenceModel, np.ndarray]:
+    """The confidence model, and each particle's probability from a model fitted without its image.
+
+    Its reliability is cross-validated over images (``metrics["cross_validated"]``).
+    """
     x = np.asarray(features, np.float64)
     y = np.asarray(targets, bool)
     if len(y) < 20 or y.all() or not y.any():
@@ -95,4 +117,4 @@ def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray
     w, b = _logistic(z, y.astype(float))
     metrics = {"features": list(FEATURES), "cross_validated": reliability(held, y),
                "uncalibrated_mean_foreground": reliability(x[:, 0], y)}
-    return ConfidenceModel(mean, std, w, b, metrics)
+    return ConfidenceModel(mean, std, w, b, metrics), held
