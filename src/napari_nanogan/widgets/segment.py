@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..config import TILE
 from ._labels import wrapping_label
-from ._layers import compact_labels
+from ._layers import add_labels_in_two_turns
 from ._run import Job
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class SegmentWidget(QWidget):
             kwargs["units"] = tuple(units[-ndim:])
         if result.confidence is not None:  # per particle, hoverable; Measure keeps it in its table
             kwargs["features"] = {"index": np.arange(1, result.count + 1), "confidence": result.confidence}
-        self.labels_layer = self.viewer.add_labels(compact_labels(result.labels), **kwargs)
+        self.labels_layer = add_labels_in_two_turns(self.viewer, result.labels, **kwargs)
         unit = layer_unit(layer)
         text = result.describe(requested=meta["model"], unit=unit,
                                pixel_size=abs(float(layer.scale[-1])) if unit != "px" else None)
