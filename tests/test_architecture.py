@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own package and lower layers):
 
     config, progress   ->  io  ->  normalize, measure, metrics, overlay  ->  models, data
-    ->  segmentation  ->  synthesis  ->  training  ->  cli, widgets, _napari (nothing imports these)
+    ->  segmentation  ->  synthesis  ->  training  ->  distributed  ->  cli, widgets, _napari (nothing imports these)
 """
 
 import ast
@@ -20,6 +20,7 @@ LAYERS = [
     {"segmentation"},
     {"synthesis"},
     {"training"},
+    {"distributed"},
     {"cli", "widgets", "_napari"},
 ]
 LAYER = {name: k for k, names in enumerate(LAYERS) for name in names}

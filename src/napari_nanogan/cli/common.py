@@ -49,3 +49,28 @@ def drive_training(make_loop, total: int, desc: str, report) -> int:
     finally:
         bar.close()
     return 0
+
+
+def has_extra(command: str) -> bool:
+    from ..distributed import ExtraMissing, require
+
+    try:
+        require("--scheduler and --workers")
+    except ExtraMissing as exc:
+        print(f"nanogan {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def add_cluster_options(p, *, overwrite: bool = True) -> None:
+    """``--scheduler`` / ``--workers`` (and ``--overwrite``) of the commands that run on a Dask cluster."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on a running dask.distributed scheduler (tcp://host:port); inputs and --out must be "
+                            "on a file system its workers see. Needs the distributed extra")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes (the cores shared out among them)")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true",
+                       help="with --scheduler/--workers: redo outputs that are already complete (default: a rerun "
+                            "skips them and finishes the rest)")

@@ -7,23 +7,27 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import TILE, ModelKind
+from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import progress_bar
+from .common import add_cluster_options, has_extra, progress_bar
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
 
 
 def cmd_segment(args) -> int:
-    from ..io.images import ImageReadError, list_images, read_image, write_labels
-    from ..segmentation import can_estimate_diameter, load_segmenter, segment
+    from ..io.images import ImageReadError, list_inputs
+    from ..io.omezarr import is_zarr
+    from ..segmentation import can_estimate_diameter, load_segmenter
+    from ..segmentation.files import failure_line, segment_file
 
+    if (args.scheduler or args.workers) and not has_extra("segment"):
+        return 2
     segmenter = load_segmenter(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failures = 0
-    paths = list_images(args.inputs)
+    paths = list_inputs(args.inputs)
     if not paths:
         print("nanogan segment: no input images found", file=sys.stderr)
         return 2
@@ -32,29 +36,29 @@ def cmd_segment(args) -> int:
     if args.diameter is None and args.diameter_nm is None and not can_estimate:
         print(f"note: model {args.model} has no size model: images are segmented at their own scale "
               "(give --diameter or --diameter-nm for particles much larger than about 24 px)", file=sys.stderr)
+    diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
+    if args.scheduler or args.workers:
+        from .cluster import segment_on_cluster
+
+        return segment_on_cluster(args, paths, diameter)
     for i, path in enumerate(paths, 1):
         try:
-            image, meta = read_image(path)
-            diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
-            if args.diameter_nm is not None:
-                if not meta["pixel_size_nm"]:
-                    raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
-                                     "use --diameter in pixels")
-                diameter = args.diameter_nm / meta["pixel_size_nm"]
+            if is_zarr(path):
+                from .cluster import segment_zarr_here
+
+                segment_zarr_here(args, path, segmenter, diameter, f"[{i}/{len(paths)}] {path.name}")
+                continue
             bar = progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
-            result = segment(image, segmenter, tile=args.tile, diameter=diameter,
-                             progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
-            bar.close()
-            target = write_labels(out / f"{path.stem}_labels.tif", result.labels, pixel_size_nm=meta["pixel_size_nm"],
-                                  confidence=result.confidence)
-            unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
-            print(f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}", file=sys.stderr)
-        except (ImageReadError, ValueError, OSError) as exc:
+            try:
+                _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
+                                       tile=args.tile,
+                                       progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
+            finally:
+                bar.close()
+            print(line, file=sys.stderr)
+        except (ImageReadError, ValueError, OSError, ImportError) as exc:
             failures += 1
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if str(path) not in reason:
-                reason = f"{path}: {reason}"
-            print(f"error: {reason}", file=sys.stderr)
+            print(failure_line(path, exc), file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -241,6 +245,16 @@ def add_commands(sub) -> None:
                            "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
     size.add_argument("--diameter-nm", type=float, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
+    add_cluster_options(p, overwrite=False)
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
+                        "(default: a rerun skips them and finishes the rest)")
+    p.add_argument("--block", type=int, default=BLOCK, metavar="PX",
+                   help=f"zarr inputs (images larger than memory) are segmented in blocks of this side (default {BLOCK}); "
+                        "memory per worker follows it. Labels go to <out>/<stem>_labels.zarr (OME-Zarr labels)")
+    p.add_argument("--margin", type=int, default=None, metavar="PX",
+                   help=f"pixels of the neighbouring blocks each block is segmented with: more than the largest "
+                        f"particle (default {MARGIN_DIAMETERS} particle diameters, at least {MIN_MARGIN})")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")

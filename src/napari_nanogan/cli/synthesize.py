@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
-from .common import progress_bar
+from .common import add_cluster_options, has_extra, progress_bar
 
 
 def cmd_synthesize(args) -> int:
@@ -17,6 +17,8 @@ def cmd_synthesize(args) -> int:
     from ..io.masks import read_mask
     from ..synthesis import load_generator, synthesis_seed, synthesize
 
+    if (args.scheduler or args.workers) and not has_extra("synthesize"):
+        return 2
     generator = load_generator(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -24,6 +26,10 @@ def cmd_synthesize(args) -> int:
     if not paths:
         print("nanogan synthesize: no mask files found", file=sys.stderr)
         return 2
+    if args.scheduler or args.workers:
+        from .cluster import synthesize_on_cluster
+
+        return synthesize_on_cluster(args, paths)
     failures = 0
     for path in paths:
         try:
@@ -52,12 +58,18 @@ def cmd_export(args) -> int:
     from ..models.registry import resolve_model
     from ..synthesis import load_generator, synthetic_pairs
 
+    if (args.scheduler or args.workers) and not has_extra("export"):
+        return 2
     generator = load_generator(args.model)
     digest = file_sha256(resolve_model(args.model, kind=ModelKind.GENERATOR))
     paths = list_images(args.masks)
     if not paths:
         print("nanogan export: no mask files found", file=sys.stderr)
         return 2
+    if args.scheduler or args.workers:
+        from .cluster import export_on_cluster
+
+        return export_on_cluster(args, paths, digest)
     failures, written = 0, 0
     for path in paths:
         try:
@@ -82,6 +94,7 @@ def add_commands(sub) -> None:
     p.add_argument("--n", type=int, default=1, help="images per mask (different styles)")
     p.add_argument("--seed", type=int, default=0, help="makes the output reproducible")
     p.add_argument("--model", default=DEFAULT_GENERATOR, help="shipped generator name or checkpoint path")
+    add_cluster_options(p)
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere")
@@ -92,5 +105,8 @@ def add_commands(sub) -> None:
     p.add_argument("--model", default=DEFAULT_GENERATOR, help="generator name or checkpoint path")
     p.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm written into the TIFFs")
     p.add_argument("--png", action="store_true", help="also write PNG previews")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files (default: refuse)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing files (default: refuse; with --scheduler/--workers: keep complete pairs, "
+                        "so that a rerun resumes)")
+    add_cluster_options(p, overwrite=False)
     p.set_defaults(func=cmd_export)

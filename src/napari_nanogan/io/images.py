@@ -103,7 +103,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
     ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it. With
     ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
-    beside it (columns ``label``, ``confidence``; :func:`read_label_table`).
+    beside it (columns ``label``, ``confidence``; :func:`read_label_table`), before the
+    TIFF: a labels TIFF on disk has its table complete beside it.
     """
     import tifffile
 
@@ -114,12 +115,12 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     if pixel_size_nm:
         per_cm = 1e7 / pixel_size_nm
         kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
     if confidence is not None:
         with atomic_path(path.with_suffix(".csv")) as tmp:
             rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
             tmp.write_text("\n".join(["label,confidence", *rows]) + "\n")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
     return path
 
 
@@ -147,6 +148,22 @@ def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
     with tifffile.TiffFile(path) as tif:
         found = pixel_size_from_tiff(tif)
     return found[0] if found else None
+
+
+def list_inputs(paths) -> list[Path]:
+    """:func:`list_images`, plus zarr stores (``*.zarr`` folders), given or inside a given folder."""
+    from .omezarr import is_zarr
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if is_zarr(p):
+            out.append(p)
+        elif p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if (q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+                              or (q.suffix.lower() == ".zarr" and q.is_dir())))
+        else:
+            out.append(p)
+    return out
 
 
 def list_images(paths) -> list[Path]:

@@ -110,43 +110,66 @@ def _check(pair: Pair) -> None:
         raise ValueError(f"invalid pair name {pair.name!r}")
 
 
-def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite: bool = False) -> Path:
-    """Write pairs and a manifest; returns the manifest path (JSON)."""
+def write_pair(pair: Pair, out_dir, *, png: bool = False, overwrite: bool = False) -> dict:
+    """Write one pair's files atomically (refusing to overwrite unless asked); returns its manifest entry."""
     import tifffile
 
     out_dir = Path(out_dir)
-    entries = []
-    for pair in pairs:
-        _check(pair)
-        targets = target_paths(out_dir, pair.name, png=png)
-        if not overwrite:
-            existing = [str(p) for p in targets.values() if p.exists()]
-            if existing:
-                raise FileExistsError(f"not overwriting existing files: {', '.join(existing)} (choose another folder)")
-        kwargs = {}
-        if pair.pixel_size_nm:
-            per_cm = 1e7 / pair.pixel_size_nm
-            kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
-        with atomic_path(targets["image"]) as tmp:
-            tifffile.imwrite(tmp, pair.image, **kwargs)
-        with atomic_path(targets["mask"]) as tmp:
-            tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
-        if png:
-            from PIL import Image
+    _check(pair)
+    targets = target_paths(out_dir, pair.name, png=png)
+    if not overwrite:
+        existing = [str(p) for p in targets.values() if p.exists()]
+        if existing:
+            raise FileExistsError(f"not overwriting existing files: {', '.join(existing)} (choose another folder)")
+    kwargs = {}
+    if pair.pixel_size_nm:
+        per_cm = 1e7 / pair.pixel_size_nm
+        kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    with atomic_path(targets["image"]) as tmp:
+        tifffile.imwrite(tmp, pair.image, **kwargs)
+    with atomic_path(targets["mask"]) as tmp:
+        tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
+    if png:
+        from PIL import Image
 
-            img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
-            with atomic_path(targets["png"]) as tmp:
-                Image.fromarray(img).save(tmp, format="PNG")
-        entry = {"name": pair.name, **{k: str(v.relative_to(out_dir)) for k, v in targets.items()},
-                 "height": int(pair.image.shape[0]), "width": int(pair.image.shape[1]), "dtype": str(pair.image.dtype),
-                 "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
-                 "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
-                 "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
-        entries.append(entry)
+        img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
+        with atomic_path(targets["png"]) as tmp:
+            Image.fromarray(img).save(tmp, format="PNG")
+    return pair_entry(pair, out_dir, png=png)
+
+
+def pair_entry(pair: Pair, out_dir, *, png: bool = False, from_files: bool = False) -> dict:
+    """The manifest entry of a pair; ``from_files``: its image's size and type read from the file written before."""
+    out_dir = Path(out_dir)
+    targets = target_paths(out_dir, pair.name, png=png)
+    if from_files:
+        import tifffile
+
+        with tifffile.TiffFile(targets["image"]) as tif:
+            shape, dtype = tif.pages[0].shape, tif.pages[0].dtype
+    else:
+        shape, dtype = pair.image.shape, pair.image.dtype
+    return {"name": pair.name, **{k: str(v.relative_to(out_dir)) for k, v in targets.items()},
+            "height": int(shape[0]), "width": int(shape[1]), "dtype": str(np.dtype(dtype)),
+            "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
+            "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
+            "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
+
+
+def write_manifest(out_dir, entries: list[dict], *, replace: bool = False) -> Path:
+    """Add ``entries`` to the folder's manifest (JSON and CSV), atomically; returns the JSON's path.
+
+    The entries of an existing manifest come first. ``replace``: an existing entry of
+    the same name as a new one is dropped (a rerun that completed an export).
+    """
+    out_dir = Path(out_dir)
     manifest = out_dir / "manifest.json"
     previous = []
     if manifest.exists():
         previous = json.loads(manifest.read_text()).get("pairs", [])
+    if replace:
+        names = {e["name"] for e in entries}
+        previous = [e for e in previous if e.get("name") not in names]
     merged = previous + entries
     with atomic_path(manifest) as tmp:
         tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}", "pairs": merged}, indent=2) + "\n")
@@ -157,6 +180,12 @@ def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite
             writer.writeheader()
             writer.writerows(merged)
     return manifest
+
+
+def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite: bool = False) -> Path:
+    """Write pairs and a manifest; returns the manifest path (JSON)."""
+    entries = [write_pair(pair, out_dir, png=png, overwrite=overwrite) for pair in pairs]
+    return write_manifest(out_dir, entries)
 
 
 def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:
