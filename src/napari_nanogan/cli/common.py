@@ -21,16 +21,24 @@ def first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def drive_training(make_loop, total: int, desc: str, report) -> int:
+def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = False) -> int:
     """Run a training loop (a generator of TrainProgress) with a progress bar on stderr.
 
     ``make_loop(should_stop)`` builds the loop; SIGTERM asks it to stop after the
     current step (it writes last.pt); ``report(record)`` prints what a step has to say.
+    ``quiet``: no bar and no reports (the other processes of a data-parallel run).
     """
     import signal
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    if quiet:
+        try:
+            for _ in make_loop(lambda: stop["now"]):
+                pass
+        except KeyboardInterrupt:
+            return 130
+        return 0
     bar = progress_bar(total, desc)
     try:
         for rec in make_loop(lambda: stop["now"]):
