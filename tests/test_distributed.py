@@ -125,6 +125,25 @@ def test_synthesize_and_export_on_the_cluster_equal_one_process(cluster, tiny_ge
     capsys.readouterr()
 
 
+def test_measure_on_the_cluster_equals_one_process_and_takes_folders(cluster, images, tiny_checkpoint, tmp_path,
+                                                                      capsys):
+    local, _ = cluster
+    labels = tmp_path / "labels"
+    assert main(["segment", str(images), "--out", str(labels), "--model", str(tiny_checkpoint), "--tile", "128"]) == 1
+    (labels / "bad_labels.tif").write_text("not a tiff")
+    capsys.readouterr()
+    files = sorted(str(p) for p in labels.glob("*.tif"))
+    assert main(["measure", *files, "--out", str(tmp_path / "one.csv")]) == 1
+    one = capsys.readouterr().err
+    assert main(["measure", str(labels), "--out", str(tmp_path / "two.csv"), "--scheduler", local.scheduler_address]) == 1
+    two = capsys.readouterr().err
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+    assert (tmp_path / "one_summary.csv").read_text() == (tmp_path / "two_summary.csv").read_text()
+    lines = [line for line in one.splitlines() if line.startswith(("error", str(labels)))]
+    assert lines == [line for line in two.splitlines() if line.startswith(("error", str(labels)))] and len(lines) == 4
+    assert lines[0].startswith(f"error: {labels / 'bad_labels.tif'}: ")
+
+
 def test_a_cluster_flag_without_the_extra_is_one_clear_line(monkeypatch, tmp_path, capsys):
     import importlib.util
 

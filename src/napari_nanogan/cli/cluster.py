@@ -148,3 +148,16 @@ def export_on_cluster(args, paths: list[Path], digest: str) -> int:
     line, failures = _tally(outcomes)
     _say(f"masks: {line}; wrote {len(entries)} pairs in {manifest}")
     return 1 if failures else 0
+
+
+def measure_on_cluster(args, paths: list[Path], sources: list) -> list:
+    """(path, table or exception) per label file, measured on the cluster, in the files' order."""
+    from ..distributed.batch import measure_files
+
+    context, _ = _cluster(args)
+    with context as client:
+        _say(f"measure: {len(paths)} label files on {_describe(client)}")
+        bar = progress_bar(len(paths), "measure")
+        outcomes = measure_files(client, paths, sources, pixel_size_nm=args.pixel_size, report=lambda o: bar.update(1))
+        bar.close()
+    return [(Path(o.path), o.extra) for o in outcomes]

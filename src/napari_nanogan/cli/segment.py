@@ -177,40 +177,42 @@ def cmd_demo(args) -> int:
 def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
-    from ..io.images import ImageReadError, labels_pixel_size_nm, read_image, read_label_table
-    from ..io.infobar import detect_info_bar
-    from ..io.masks import instance_labels, read_mask
-    from ..measure import measure_particles, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
+    from ..io.images import ImageReadError, list_images
+    from ..measure import measure_file, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
 
+    if (args.scheduler or args.workers) and not has_extra("measure"):
+        return 2
     images = args.image or []
-    if images and len(images) not in (1, len(args.labels)):
+    paths = list_images(args.labels)  # folders of label files too
+    if images and len(images) not in (1, len(paths)):
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
+    sources = [images[i if len(images) > 1 else 0] if images else None for i in range(len(paths))]
+    if args.scheduler or args.workers:
+        from .cluster import measure_on_cluster
+
+        measured = measure_on_cluster(args, paths, sources)
+    else:
+        def measured_here():
+            for path, source in zip(paths, sources):
+                try:
+                    yield path, measure_file(path, image_path=source, pixel_size_nm=args.pixel_size)
+                except (ImageReadError, ValueError, OSError) as exc:
+                    yield path, exc
+
+        measured = measured_here()
     tables, summaries, failures = [], [], 0
-    for i, path in enumerate(map(Path, args.labels)):
-        try:
-            labels = instance_labels(read_mask(path))
-            image, bar_start, pixel = None, None, args.pixel_size
-            if images:
-                image, meta = read_image(images[i if len(images) > 1 else 0])
-                if image.shape != labels.shape:
-                    raise ValueError(f"image {images[i if len(images) > 1 else 0]} has shape {image.shape}, labels {labels.shape}")
-                bar = detect_info_bar(image)
-                bar_start = bar.start if bar is not None and bar.side == "bottom" else None
-                pixel = pixel or meta["pixel_size_nm"]
-            if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
-                pixel = labels_pixel_size_nm(path)
-            table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
-                                      confidence=read_label_table(path))
-            tables.append(table)
-            summary = summarize_sizes(table)
-            summaries.append((path.name, summary))
-            d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
-            unit_note = "" if pixel else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
-            print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
-        except (ImageReadError, ValueError, OSError) as exc:
+    for path, table in measured:
+        if isinstance(table, BaseException):
             failures += 1
-            print(f"error: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            print(f"error: {path}: {str(table).splitlines()[0]}", file=sys.stderr)
+            continue
+        tables.append(table)
+        summary = summarize_sizes(table)
+        summaries.append((path.name, summary))
+        d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
+        unit_note = "" if table.pixel_size_nm else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
+        print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
     if not tables:
         return 1
     units = {t.unit for t in tables}
@@ -265,9 +267,10 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images")
-    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks")
+    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks, or folders of them")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
     group.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides file metadata)")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
+    add_cluster_options(p, overwrite=False)
     p.set_defaults(func=cmd_measure)

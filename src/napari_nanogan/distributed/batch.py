@@ -27,7 +27,10 @@ _INPUT_ERRORS = (ValueError, OSError)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one input: ``status`` is "done", "skipped" (complete before) or "failed"; ``line`` says it."""
+    """What became of one input: ``status`` is "done", "skipped" (complete before) or "failed"; ``line`` says it.
+
+    ``extra``: what the task gives back besides (manifest entries, a table; the exception of a failed one).
+    """
 
     path: str
     status: str
@@ -55,7 +58,7 @@ def collect(client, futures: dict, report: Callable[[Outcome], None] | None = No
         try:
             outcome = future.result()
         except Exception as exc:  # the worker died, or the task raised something unexpected: this input only
-            outcome = Outcome(str(path), "failed", failure_line(path, exc))
+            outcome = Outcome(str(path), "failed", failure_line(path, exc), exc)
         outcomes.append(outcome)
         if report is not None:
             report(outcome)
@@ -166,4 +169,25 @@ def export_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, mo
     futures = {client.submit(_export_task, str(p), str(out_dir), plugin.name, n, seed, str(model), digest, pixel_size,
                              png, overwrite, key=f"nanogan-export-{k}-{p.name}", pure=False): p
                for k, p in enumerate(paths)}
+    return collect(client, futures, report)
+
+
+def _measure_task(path: str, source: str | None, pixel_size_nm: float | None) -> Outcome:
+    from ..measure import measure_file
+
+    try:
+        return Outcome(path, "done", "", measure_file(path, image_path=source, pixel_size_nm=pixel_size_nm))
+    except _INPUT_ERRORS as exc:
+        return Outcome(path, "failed", f"error: {path}: {str(exc).splitlines()[0]}", exc)
+
+
+def measure_files(client, paths: list, sources: list, *, pixel_size_nm: float | None = None,
+                  report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """``nanogan measure`` on the cluster: one table per label file (``extra``: the table, or the exception), in order.
+
+    The tables come back to the client, which writes one CSV and one size distribution.
+    """
+    futures = {client.submit(_measure_task, str(p), None if s is None else str(s), pixel_size_nm,
+                             key=f"nanogan-measure-{k}-{Path(p).name}", pure=False): Path(p)
+               for k, (p, s) in enumerate(zip(paths, sources))}
     return collect(client, futures, report)
