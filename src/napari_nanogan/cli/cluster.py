@@ -25,7 +25,7 @@ def _cluster(args):
     if not getattr(args, "verbose", False):  # Dask's own INFO lines (workers joining, closing) only with -v
         for name in ("distributed", "dask"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    threads = local_threads(args.workers) if args.workers else None
+    threads = getattr(args, "threads", None) or (local_threads(args.workers) if args.workers else None)
     return dask_client(args.scheduler, args.workers), threads
 
 

@@ -70,7 +70,7 @@ def has_extra(command: str) -> bool:
     return True
 
 
-def add_cluster_options(p, *, overwrite: bool = True) -> None:
+def add_cluster_options(p, *, overwrite: bool = True, threads: bool = True) -> None:
     """``--scheduler`` / ``--workers`` (and ``--overwrite``) of the commands that run on a Dask cluster."""
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -78,7 +78,20 @@ def add_cluster_options(p, *, overwrite: bool = True) -> None:
                             "on a file system its workers see. Needs the distributed extra")
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run on a local Dask cluster of N worker processes (the cores shared out among them)")
+    if threads:
+        p.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch threads of this process, or of each worker (default: all cores here; on a local "
+                            "cluster the cores shared out; a `dask worker` its own, 1 per worker thread). Results are "
+                            "byte-identical between runs with the same number: float sums follow the thread count")
     if overwrite:
         p.add_argument("--overwrite", action="store_true",
                        help="with --scheduler/--workers: redo outputs that are already complete (default: a rerun "
                             "skips them and finishes the rest)")
+
+
+def apply_threads(args) -> None:
+    """``--threads`` for a run in this process."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(int(args.threads))

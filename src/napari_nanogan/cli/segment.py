@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import add_cluster_options, has_extra, progress_bar
+from .common import add_cluster_options, apply_threads, has_extra, progress_bar
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
@@ -23,6 +23,8 @@ def cmd_segment(args) -> int:
 
     if (args.scheduler or args.workers) and not has_extra("segment"):
         return 2
+    if not (args.scheduler or args.workers):
+        apply_threads(args)
     segmenter = load_segmenter(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -272,5 +274,5 @@ def add_commands(sub) -> None:
     group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
     group.add_argument("--pixel-size", type=float, default=None, help="pixel size in nm (overrides file metadata)")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
-    add_cluster_options(p, overwrite=False)
+    add_cluster_options(p, overwrite=False, threads=False)
     p.set_defaults(func=cmd_measure)

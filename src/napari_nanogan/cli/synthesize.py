@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
-from .common import add_cluster_options, has_extra, progress_bar
+from .common import add_cluster_options, apply_threads, has_extra, progress_bar
 
 
 def cmd_synthesize(args) -> int:
@@ -19,6 +19,8 @@ def cmd_synthesize(args) -> int:
 
     if (args.scheduler or args.workers) and not has_extra("synthesize"):
         return 2
+    if not (args.scheduler or args.workers):
+        apply_threads(args)
     generator = load_generator(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,6 +62,8 @@ def cmd_export(args) -> int:
 
     if (args.scheduler or args.workers) and not has_extra("export"):
         return 2
+    if not (args.scheduler or args.workers):
+        apply_threads(args)
     generator = load_generator(args.model)
     digest = file_sha256(resolve_model(args.model, kind=ModelKind.GENERATOR))
     paths = list_images(args.masks)
