@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 pytest.importorskip("distributed")
 pytest.importorskip("zarr")
@@ -16,11 +17,15 @@ from napari_nanogan.cli import main  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
+    """Two workers in this process. Outputs are compared byte for byte with runs here, so every run (here and on
+    the workers) uses one torch thread: float sums follow the thread count, and two workers share one pool."""
     from distributed import Client, LocalCluster
 
+    threads = torch.get_num_threads()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             yield cluster, client
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -46,17 +51,18 @@ def test_files_on_the_cluster_equal_a_plain_run_skip_failures_and_resume(cluster
 
     _, client = cluster
     plain = tmp_path / "plain"
-    assert main(["segment", str(images), "--out", str(plain), "--model", str(tiny_checkpoint), "--tile", "128"]) == 1
+    assert main(["segment", str(images), "--out", str(plain), "--model", str(tiny_checkpoint), "--tile", "128",
+                 "--threads", "1"]) == 1
     paths = sorted(images.iterdir())
     out = tmp_path / "dask"
-    outcomes = segment_files(client, paths, out, model=str(tiny_checkpoint), tile=128)
+    outcomes = segment_files(client, paths, out, model=str(tiny_checkpoint), tile=128, torch_threads=1)
     assert [o.status for o in outcomes] == ["failed", "done", "done", "done"]
     assert "broken.tif" in outcomes[0].line and outcomes[0].line.startswith("error: ")
     assert _files(out) == _files(plain)  # labels and tables byte for byte
     loads = client.run(lambda dask_worker: dask_worker.plugins[plugin_name("segmenter", str(tiny_checkpoint))].loads)
     assert sorted(loads.values()) == [1, 1]  # each worker loaded the model once, for all its tasks
     (out / "f1_labels.tif").unlink()
-    again = segment_files(client, paths, out, model=str(tiny_checkpoint), tile=128)
+    again = segment_files(client, paths, out, model=str(tiny_checkpoint), tile=128, torch_threads=1)
     assert [o.status for o in again] == ["failed", "skipped", "done", "skipped"]
     assert _files(out) == _files(plain)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nothing partial
@@ -87,9 +93,10 @@ def test_zarr_image_block_by_block_on_the_cluster_equals_one_process(cluster, ti
     image = np.tile(sem_like[0][:176], (2, 2))  # 352 x 480, no info bar
     plane, _ = open_zarr_image(write_ome_zarr(tmp_path / "big.zarr", image, chunk=128))
     options = dict(block=128, margin=32, tile=128)
+    torch.set_num_threads(1)
     here = drive(segment_zarr_steps(plane, load_segmenter(str(tiny_checkpoint)), tmp_path / "here.zarr", **options))
     seen = []
-    there = segment_zarr(client, plane, tmp_path / "there.zarr", model=str(tiny_checkpoint),
+    there = segment_zarr(client, plane, tmp_path / "there.zarr", model=str(tiny_checkpoint), torch_threads=1,
                          progress=lambda d, t: seen.append((d, t)), **options)
     assert seen[-1] == (13, 13) and there.count == here.count
     assert np.array_equal(np.asarray(zarr_levels(there.path)[0]), np.asarray(zarr_levels(here.path)[0]))
@@ -105,7 +112,7 @@ def test_synthesize_and_export_on_the_cluster_equal_one_process(cluster, tiny_ge
     for k in range(2):
         tifffile.imwrite(masks / f"m{k}.tif", particle_labels((64, 64), n_particles=6, mean_diameter=12, seed=k)
                          .astype(np.uint16))
-    common = ["--model", str(tiny_generator_checkpoint), "--n", "2", "--seed", "3"]
+    common = ["--model", str(tiny_generator_checkpoint), "--n", "2", "--seed", "3", "--threads", "1"]
     assert main(["synthesize", str(masks), "--out", str(tmp_path / "s1"), *common]) == 0
     assert main(["synthesize", str(masks), "--out", str(tmp_path / "s2"), *common,
                  "--scheduler", local.scheduler_address]) == 0
@@ -133,7 +140,7 @@ def test_measure_on_the_cluster_equals_one_process_and_takes_folders(cluster, im
     (labels / "bad_labels.tif").write_text("not a tiff")
     capsys.readouterr()
     files = sorted(str(p) for p in labels.glob("*.tif"))
-    assert main(["measure", *files, "--out", str(tmp_path / "one.csv")]) == 1
+    assert main(["measure", *files, "--out", str(tmp_path / "one.csv")]) == 1  # no torch: threads do not matter
     one = capsys.readouterr().err
     assert main(["measure", str(labels), "--out", str(tmp_path / "two.csv"), "--scheduler", local.scheduler_address]) == 1
     two = capsys.readouterr().err

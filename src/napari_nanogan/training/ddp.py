@@ -79,6 +79,11 @@ class World:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
 
+    def barrier(self) -> None:
+        """Wait until every process is here (process 0's checkpoint written before the others read it)."""
+        if self.distributed:
+            dist.barrier(device_ids=[self.local_rank] if self.backend == "nccl" else None)
+
     def describe(self) -> str:
         if not self.distributed:
             return "1 process"

@@ -113,6 +113,7 @@ def train_segmenter(
     network = AttentionUNet(model_config)
     start, best, history, state = 0, -1.0, [], None
     best_path = out_dir / "best.pt"
+    world.barrier()  # every process decides whether to resume from the same last.pt
     if last_path.exists():
         state = load_checkpoint(last_path, kind=ModelKind.SEGMENTER)
         if SegmenterConfig.from_dict(state["config"]) != model_config:
@@ -158,6 +159,7 @@ def train_segmenter(
         if world.any(should_stop()):
             if world.main:
                 save_checkpoint(last_path, payload(step, with_optimizer=True))
+            world.barrier()
             yield clock.stopped(step, str(last_path))
             return
         rng = np.random.default_rng([config.seed, step])
@@ -193,4 +195,6 @@ def train_segmenter(
             checkpoint = checkpoint or str(last_path)
         if world.main and not val and done == config.steps:
             save_checkpoint(best_path, payload(done, with_optimizer=False))
+        if done == config.steps:
+            world.barrier()  # the run ends for every process with its checkpoints on disk
         yield clock.record(done, record, validation, checkpoint)
