@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own package and lower layers):
 
     config, progress   ->  io  ->  normalize, measure, metrics, overlay  ->  models, data
-    ->  segmentation  ->  synthesis  ->  training  ->  _napari  ->  cli, widgets (nothing imports these)
+    ->  segmentation  ->  synthesis  ->  training  ->  distributed  ->  _napari  ->  cli, widgets (nothing imports these)
 """
 
 import ast
@@ -20,6 +20,7 @@ LAYERS = [
     {"segmentation"},
     {"synthesis"},
     {"training"},
+    {"distributed"},  # Dask batches and blocks, an optional extra
     {"_napari"},  # the npe2 reader and samples; the clients may use its reader preference
     {"cli", "widgets"},
 ]

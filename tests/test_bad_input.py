@@ -106,16 +106,16 @@ def test_napari_reader_on_wide_range_and_nan_images(tmp_path):
 
 
 def test_memory_error_of_one_image_does_not_stop_the_batch(tmp_path, tiny_checkpoint, capsys, monkeypatch):
-    import napari_nanogan.segmentation as segmentation
+    import napari_nanogan.segmentation.pipeline as pipeline
 
-    real = segmentation.segment
+    real = pipeline.segment
 
     def hungry(image, *args, **kwargs):
         if image[0, 0] == 7:
             raise MemoryError
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(segmentation, "segment", hungry)
+    monkeypatch.setattr(pipeline, "segment", hungry)
     big = _image()
     big[0, 0] = 7
     tifffile.imwrite(tmp_path / "a_big.tif", big)
@@ -363,7 +363,7 @@ def test_paths_that_are_not_image_files(tmp_path, tiny_checkpoint, capsys):
 
 def test_progress_bar_closed_when_an_image_fails(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     import napari_nanogan.cli.segment as cli_segment
-    import napari_nanogan.segmentation as segmentation
+    import napari_nanogan.segmentation.pipeline as segmentation
 
     bars = []
 
@@ -387,11 +387,12 @@ def test_progress_bar_closed_when_an_image_fails(tmp_path, tiny_checkpoint, caps
 
 def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     import napari_nanogan.segmentation as segmentation
+    import napari_nanogan.segmentation.pipeline as pipeline
 
     tifffile.imwrite(tmp_path / "a.tif", _image())
     argv = ["segment", tmp_path / "a.tif", "--out", tmp_path / "o", "--model", tiny_checkpoint]
     # inside the per-input handling
-    monkeypatch.setattr(segmentation, "segment", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(pipeline, "segment", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     rc, errors, _ = _run(capsys, *argv)
     assert rc == 1 and "boom (RuntimeError; run with --debug for details)" in _one(errors, "a.tif")
     with pytest.raises(RuntimeError, match="boom"):

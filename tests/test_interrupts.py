@@ -173,7 +173,7 @@ def test_export_reports_a_manifest_only_when_it_wrote_one(tmp_path, tiny_generat
 def test_interrupted_segment_and_synthesize_batches_are_completed_by_a_rerun(tmp_path, tiny_checkpoint,
                                                                              tiny_generator_checkpoint, monkeypatch,
                                                                              capsys):
-    import napari_nanogan.segmentation as segmentation
+    import napari_nanogan.segmentation.pipeline as segmentation
 
     images = tmp_path / "images"
     images.mkdir()

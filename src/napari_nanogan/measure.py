@@ -171,6 +171,35 @@ def measure_particles(
     return Measurements(columns, unit, pixel_size_nm)
 
 
+def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | None = None,
+                 pixel_size_nm: float | None = None) -> Measurements:
+    """The particle table of one label (or mask) file, as ``nanogan measure`` makes it.
+
+    With ``image_path``, the source image gives intensities, the info bar (particles
+    reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
+    and the label TIFF's own. The confidence table beside the labels (``<stem>.csv``) is
+    kept. Raises ``ValueError`` or ``OSError`` for a file that cannot be measured.
+    """
+    from .io.images import labels_pixel_size_nm, read_image, read_label_table
+    from .io.infobar import detect_info_bar
+    from .io.masks import check_mask, read_mask
+
+    path = Path(path)
+    labels = check_mask(read_mask(path))
+    image, bar_start, pixel = None, None, pixel_size_nm
+    if image_path is not None:
+        image, meta = read_image(image_path)
+        if image.shape != labels.shape:
+            raise ValueError(f"image {image_path} has shape {image.shape}, labels {labels.shape}")
+        bar = detect_info_bar(image)
+        bar_start = bar.start if bar is not None and bar.side == "bottom" else None
+        pixel = pixel or meta["pixel_size_nm"]
+    if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
+        pixel = labels_pixel_size_nm(path)
+    return measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
+                             confidence=read_label_table(path))
+
+
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
     """Percentiles of a weighted distribution (midpoint interpolation of the cumulative weight)."""
     order = np.argsort(values)

@@ -13,13 +13,17 @@ def intensity_range(image: np.ndarray, rows: slice = slice(None)) -> tuple[float
     """Robust (low, high) grey levels from percentiles of the specimen rows.
 
     Large images are subsampled on a regular grid (at most ~2 M pixels), so the cost
-    and memory do not grow with the image.
+    and memory do not grow with the image. Only the grid is read, so ``image`` (2D)
+    may be a lazy array (zarr, dask) larger than memory.
     """
-    region = np.asarray(image)[rows]
-    if region.size == 0:
+    if not hasattr(image, "shape") or len(image.shape) != 2:
+        image = np.asarray(image)
+    start, stop, _ = rows.indices(image.shape[0])
+    size = max(stop - start, 0) * image.shape[1]
+    if size == 0:
         raise ValueError("no specimen pixels to normalise")
-    step = max(1, int(np.ceil(np.sqrt(region.size / _MAX_SAMPLES))))
-    sample = region[::step, ::step].astype(np.float32)
+    step = max(1, int(np.ceil(np.sqrt(size / _MAX_SAMPLES))))
+    sample = np.asarray(image[start:stop:step, ::step]).astype(np.float32)
     if not np.isfinite(sample).all():
         raise ValueError("the image contains NaN or infinite values; replace them before segmenting")
     lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])

@@ -171,3 +171,21 @@ def test_a_long_status_message_wraps_instead_of_widening_the_panel(widget):
     w.status.value = "229 particles; info bar rows 712-767 excluded; estimated particle diameter 26 px (188 nm); " * 3
     assert w.status.native.wordWrap()
     assert w.status.native.minimumSizeHint().width() < 4 * max(short, 60)
+
+
+def test_segment_widget_segments_a_lazy_layer_block_by_block(widget, sem_like, qtbot, wait_done):
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("zarr")
+    viewer, w = widget
+    image = np.tile(sem_like[0][:176], (2, 2))
+    layer = viewer.add_image(da.from_array(image, chunks=128), name="lazy", scale=(5.0, 5.0))
+    w.image_layer.value = layer
+    w.auto_diameter.value = False
+    w.run()
+    assert w._out is not None and str(w._out).endswith("lazy_labels.zarr")
+    wait_done(w)
+    qtbot.waitUntil(lambda: "lazy particles" in viewer.layers, timeout=10_000)
+    labels = viewer.layers["lazy particles"]
+    assert not isinstance(labels.data, np.ndarray) and labels.data.shape == image.shape
+    assert tuple(labels.scale) == (5.0, 5.0) and labels.metadata["labels_store"] == str(w._out)
+    assert "labels in" in w.status.value and w._out.is_dir()

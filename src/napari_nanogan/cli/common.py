@@ -170,8 +170,10 @@ def out_file(path, flag: str = "--out", what: str = "file") -> Path:
     return target
 
 
-def list_inputs(paths, *, out: Path | None = None, produced=None) -> tuple[list[Path], int]:
+def list_inputs(paths, *, out: Path | None = None, produced=None, zarr: bool = False) -> tuple[list[Path], int]:
     """Input files from files and folders, each once, without this command's own outputs.
+
+    ``zarr``: zarr stores are inputs too (see :func:`~napari_nanogan.io.images.list_images`).
 
     ``produced(path, stems)`` says whether a file found in a folder (not named on the
     command line) that lies in ``out`` is an output of this command (``stems``: the
@@ -182,7 +184,7 @@ def list_inputs(paths, *, out: Path | None = None, produced=None) -> tuple[list[
 
     named = {Path(p) for p in paths if not Path(p).is_dir()}
     found, seen = [], set()
-    for p in list_images(paths):
+    for p in list_images(paths, zarr=zarr):
         try:
             key = p.resolve()
         except (OSError, RuntimeError):
@@ -226,16 +228,24 @@ def load_model(loader, name, flag: str = "--model"):
         raise CommandError(text if str(name) in text else f"{flag} {name}: {text}") from None
 
 
-def drive_training(make_loop, total: int, desc: str, report) -> int:
+def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = False) -> int:
     """Run a training loop (a generator of TrainProgress) with a progress bar on stderr.
 
     ``make_loop(should_stop)`` builds the loop; SIGTERM asks it to stop after the
     current step (it writes last.pt); ``report(record)`` prints what a step has to say.
+    ``quiet``: no bar and no reports (the other processes of a data-parallel run).
     """
     import signal
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    if quiet:
+        try:
+            for _ in make_loop(lambda: stop["now"]):
+                pass
+        except KeyboardInterrupt:
+            return 130
+        return 0
     bar = progress_bar(total, desc)
     try:
         for rec in make_loop(lambda: stop["now"]):
@@ -254,3 +264,54 @@ def drive_training(make_loop, total: int, desc: str, report) -> int:
     finally:
         bar.close()
     return 0
+
+
+def has_extra(command: str) -> bool:
+    from ..distributed import ExtraMissing, require
+
+    try:
+        require("--scheduler and --workers")
+    except ExtraMissing as exc:
+        print(f"nanogan {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def add_cluster_options(p, *, overwrite: bool = True, threads: bool = True) -> None:
+    """``--scheduler`` / ``--workers`` (and ``--overwrite``) of the commands that run on a Dask cluster."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on a running dask.distributed scheduler (tcp://host:port); inputs and --out must be "
+                            "on a file system its workers see. Needs the distributed extra")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes (the cores shared out among them)")
+    if threads:
+        p.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch threads of this process, or of each worker (default: all cores here; on a local "
+                            "cluster the cores shared out; a `dask worker` its own, 1 per worker thread). Results are "
+                            "byte-identical between runs with the same number: float sums follow the thread count")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true",
+                       help="with --scheduler/--workers: redo outputs that are already complete (default: a rerun "
+                            "skips them and finishes the rest)")
+
+
+def apply_threads(args) -> None:
+    """``--threads`` for a run in this process."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+
+
+def one_process_only(command: str) -> bool:
+    """False (after one line from process 0) when torchrun started this command in several processes."""
+    from ..training.ddp import world_from_env
+
+    world = world_from_env()
+    if not world.distributed:
+        return True
+    if world.main:
+        print(f"nanogan {command}: trains in one process; run it without torchrun (or --nproc_per_node 1). "
+              "Data-parallel training: nanogan train", file=sys.stderr)
+    return False

@@ -6,7 +6,7 @@ import sys
 
 from ..config import PRESETS
 from ..models.registry import DEFAULT_GENERATOR, DEFAULT_SEGMENTER
-from .common import CommandError, command_line, first_line, load_model, out_file, progress_bar
+from .common import CommandError, command_line, first_line, load_model, one_process_only, out_file, progress_bar
 
 
 def cmd_finetune(args) -> int:
@@ -18,6 +18,8 @@ def cmd_finetune(args) -> int:
     from ..models.registry import resolve_model
     from ..training.finetune import check_pairs, finetune
 
+    if not one_process_only("finetune"):
+        return 2
     if len(args.images) != len(args.masks):
         print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
               file=sys.stderr)

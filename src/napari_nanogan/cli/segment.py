@@ -5,25 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ..config import TILE, ModelKind
+from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import (CommandError, input_error, list_inputs, load_model, out_file, out_folder, positive_value, progress_bar,
-                     tile_value, unique_targets)
+from .common import (CommandError, add_cluster_options, apply_threads, has_extra, input_error, list_inputs, load_model,
+                     out_file, out_folder, positive_value, progress_bar, tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
 
 
 def cmd_segment(args) -> int:
-    from ..io.atomic import remove_stale_temporaries
-    from ..io.images import read_image, write_labels
-    from ..segmentation import can_estimate_diameter, load_segmenter, segment
+    from ..io.omezarr import is_zarr
+    from ..segmentation import can_estimate_diameter, load_segmenter
+    from ..segmentation.files import segment_file
 
+    cluster = bool(args.scheduler or args.workers)
+    if cluster and not has_extra("segment"):
+        return 2
+    if not cluster:
+        apply_threads(args)
     out = out_folder(args.out)
     # a rerun into the input folder leaves the earlier results out (label images are no SEM images)
-    paths, skipped = list_inputs(args.inputs, out=out, produced=lambda p, stems: p.name.endswith("_labels.tif"))
+    paths, skipped = list_inputs(args.inputs, out=out, zarr=True,
+                                 produced=lambda p, stems: p.name.endswith(("_labels.tif", "_labels.zarr")))
     if skipped:
         print(f"note: left out {skipped} earlier result(s) (*_labels.tif) found in {out}", file=sys.stderr)
     if not paths:
@@ -39,35 +44,30 @@ def cmd_segment(args) -> int:
     if args.diameter is None and args.diameter_nm is None and not can_estimate:
         print(f"note: model {args.model} has no size model: images are segmented at their own scale "
               "(give --diameter or --diameter-nm for particles much larger than about 24 px)", file=sys.stderr)
+    diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
+    if args.scheduler or args.workers:
+        from .cluster import segment_on_cluster
+
+        code = segment_on_cluster(args, paths, diameter)
+        return code or (1 if failures else 0)
     for i, path in enumerate(paths, 1):
-        bar = None
         try:
-            image, meta = read_image(path)
-            diameter = "auto" if estimate else (args.diameter or None)  # 0: the image's own scale
-            if args.diameter_nm is not None:
-                if not meta["pixel_size_nm"]:
-                    raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
-                                     "use --diameter in pixels")
-                diameter = args.diameter_nm / meta["pixel_size_nm"]
+            if is_zarr(path):
+                from .cluster import segment_zarr_here
+
+                segment_zarr_here(args, path, segmenter, diameter, f"[{i}/{len(paths)}] {path.name}")
+                continue
             bar = progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
-            result = segment(image, segmenter, tile=args.tile, diameter=diameter,
-                             progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
-            bar.close()
-            target = out / f"{path.stem}_labels.tif"
-            for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
-                remove_stale_temporaries(stale)
-            target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"],
-                                  confidence=result.confidence)
-            unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
-            print(f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}", file=sys.stderr)
+            try:
+                _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
+                                       tile=args.tile,
+                                       progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
+            finally:
+                bar.close()  # before any line, which would else share the bar's
+            print(line, file=sys.stderr)
         except Exception as exc:  # one line per failed input; the others are still segmented
             failures += 1
-            if bar is not None:
-                bar.close()  # before the line, which would else share the bar's
             input_error(path, exc, args)
-        finally:
-            if bar is not None:
-                bar.close()
     return 1 if failures else 0
 
 
@@ -108,7 +108,7 @@ def cmd_demo(args) -> int:
     with atomic_path(out / "sample.tif") as tmp:
         per_cm = 1e7 / SAMPLE_PIXEL_SIZE_NM
         tifffile.imwrite(tmp, image, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
-    print(f"nanogan demo: loading {args.model} and segmenting the package's sample image ...", file=sys.stderr)
+    print(f"demo: loading {args.model} and segmenting the package's sample image ...", file=sys.stderr)
     t0 = time.perf_counter()
     segmenter = load_model(load_segmenter, args.model)
     t_load = time.perf_counter() - t0
@@ -145,7 +145,7 @@ def cmd_demo(args) -> int:
         from ..metrics.segmentation import foreground_scores
         from ..synthesis import load_generator, synthesize
 
-        print(f"nanogan demo: synthesizing an SEM image from a designed mask with {args.generator} ...", file=sys.stderr)
+        print(f"demo: synthesizing an SEM image from a designed mask with {args.generator} ...", file=sys.stderr)
         generator = load_model(load_generator, args.generator, "--generator")
         design = MaskDesign(seed=7)
         mask = design_mask(design)
@@ -193,44 +193,45 @@ def cmd_demo(args) -> int:
 def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
-    from ..io.images import labels_pixel_size_nm, read_image, read_label_table
-    from ..io.infobar import detect_info_bar
-    from ..io.masks import check_mask, read_mask
-    from ..measure import measure_particles, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
+    from ..measure import measure_file, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
 
+    if (args.scheduler or args.workers) and not has_extra("measure"):
+        return 2
     images = args.image or []
-    if images and len(images) not in (1, len(args.labels)):
+    paths, _ = list_inputs(args.labels)  # folders of label files too
+    if images and len(images) not in (1, len(paths)):
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
     out = out_file(args.out, what="CSV file")
     summary_path = out.with_name(out.stem + "_summary.csv")
     if summary_path.is_dir():
         raise CommandError(f"{summary_path} (the summary beside --out) is a folder; choose another --out")
+    sources = [images[i if len(images) > 1 else 0] if images else None for i in range(len(paths))]
+    if args.scheduler or args.workers:
+        from .cluster import measure_on_cluster
+
+        measured = measure_on_cluster(args, paths, sources)
+    else:
+        def measured_here():
+            for path, source in zip(paths, sources):
+                try:
+                    yield path, measure_file(path, image_path=source, pixel_size_nm=args.pixel_size)
+                except Exception as exc:  # reported below, one line; the others are still measured
+                    yield path, exc
+
+        measured = measured_here()
     tables, summaries, failures = [], [], 0
-    for i, path in enumerate(map(Path, args.labels)):
-        try:
-            labels = check_mask(read_mask(path))
-            image, bar_start, pixel = None, None, args.pixel_size
-            if images:
-                image, meta = read_image(images[i if len(images) > 1 else 0])
-                if image.shape != labels.shape:
-                    raise ValueError(f"image {images[i if len(images) > 1 else 0]} has shape {image.shape}, labels {labels.shape}")
-                bar = detect_info_bar(image)
-                bar_start = bar.start if bar is not None and bar.side == "bottom" else None
-                pixel = pixel or meta["pixel_size_nm"]
-            if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
-                pixel = labels_pixel_size_nm(path)
-            table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
-                                      confidence=read_label_table(path))
-            tables.append(table)
-            summary = summarize_sizes(table)
-            summaries.append((path.name, summary))
-            d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
-            unit_note = "" if pixel else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
-            print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
-        except Exception as exc:  # one line per failed input; the others are still measured
+    for path, table in measured:
+        if isinstance(table, BaseException):
             failures += 1
-            input_error(path, exc, args)
+            input_error(path, table, args)
+            continue
+        tables.append(table)
+        summary = summarize_sizes(table)
+        summaries.append((path.name, summary))
+        d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
+        unit_note = "" if table.pixel_size_nm else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
+        print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
     if not tables:
         return 1
     units = {t.unit for t in tables}
@@ -265,6 +266,16 @@ def add_commands(sub) -> None:
                            "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
+    add_cluster_options(p, overwrite=False)
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
+                        "(default: a rerun skips them and finishes the rest)")
+    p.add_argument("--block", type=int, default=BLOCK, metavar="PX",
+                   help=f"zarr inputs (images larger than memory) are segmented in blocks of this side (default {BLOCK}); "
+                        "memory per worker follows it. Labels go to <out>/<stem>_labels.zarr (OME-Zarr labels)")
+    p.add_argument("--margin", type=int, default=None, metavar="PX",
+                   help=f"pixels of the neighbouring blocks each block is segmented with: more than the largest "
+                        f"particle (default {MARGIN_DIAMETERS} particle diameters, at least {MIN_MARGIN})")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")
@@ -275,10 +286,11 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images")
-    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks")
+    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks, or folders of them")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
     group.add_argument("--pixel-size", type=positive_value, default=None,
                        help="pixel size in nm (overrides file metadata)")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
+    add_cluster_options(p, overwrite=False, threads=False)
     p.set_defaults(func=cmd_measure)

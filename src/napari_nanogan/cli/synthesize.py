@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
-from .common import (CommandError, count_value, first_line, input_error, list_inputs, load_model, out_folder,
-                     positive_value, progress_bar, seed_value, unique_targets)
+from .common import (CommandError, add_cluster_options, apply_threads, count_value, first_line, input_error, list_inputs, load_model, out_folder,
+                     has_extra, positive_value, progress_bar, seed_value, unique_targets)
 
 
 def _earlier_image(path: Path, stems: set[str]) -> bool:
@@ -23,6 +23,11 @@ def cmd_synthesize(args) -> int:
     from ..io.masks import read_mask
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 
+    cluster = bool(args.scheduler or args.workers)
+    if cluster and not has_extra("synthesize"):
+        return 2
+    if not cluster:
+        apply_threads(args)
     out = out_folder(args.out)
     paths, skipped = list_inputs(args.masks, out=out, produced=_earlier_image)
     if skipped:
@@ -35,6 +40,10 @@ def cmd_synthesize(args) -> int:
     failures = len(refused)
     for line in refused:
         print(f"error: {line}", file=sys.stderr)
+    if cluster:
+        from .cluster import synthesize_on_cluster
+
+        return synthesize_on_cluster(args, paths) or (1 if failures else 0)
     for path in paths:
         bar = None
         try:
@@ -82,6 +91,11 @@ def cmd_export(args) -> int:
     from ..models.registry import resolve_model
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthetic_pairs
 
+    cluster = bool(args.scheduler or args.workers)
+    if cluster and not has_extra("export"):
+        return 2
+    if not cluster:
+        apply_threads(args)
     out = out_folder(args.out)
     paths, _ = list_inputs(args.masks)
     if not paths:
@@ -112,6 +126,10 @@ def cmd_export(args) -> int:
         done = folder.plan(series={p.stem: args.n for p in recipes}, recipe=recipe)
     except (ValueError, FileExistsError) as exc:
         raise CommandError(f"{first_line(exc)}; nothing was written", code=1) from None
+    if cluster:
+        from .cluster import export_on_cluster
+
+        return export_on_cluster(args, folder, recipes, done, digest) or (1 if failures else 0)
     with folder:
         for path, made in recipes.items():
             bar = None
@@ -154,6 +172,7 @@ def add_commands(sub) -> None:
     p.add_argument("--n", type=count_value, default=1, help="images per mask (different styles)")
     p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible")
     p.add_argument("--model", default=DEFAULT_GENERATOR, help="shipped generator name or checkpoint path")
+    add_cluster_options(p)
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere")
@@ -166,5 +185,6 @@ def add_commands(sub) -> None:
     p.add_argument("--png", action="store_true", help="also write PNG previews")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing files (default: refuse; the same command run again completes an "
-                        "interrupted export without it)")
+                        "interrupted export without it, also with --scheduler/--workers)")
+    add_cluster_options(p, overwrite=False)
     p.set_defaults(func=cmd_export)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, Norm, TextureRegion, Upsample
-from .common import (command_line, drive_training, seed_value)
+from .common import command_line, drive_training, one_process_only, seed_value
 
 
 def cmd_train_pairs(args) -> int:
@@ -37,52 +37,70 @@ def cmd_train_pairs(args) -> int:
 
 
 def cmd_train(args) -> int:
+    """``nanogan train``; under ``torchrun --nproc_per_node N`` data-parallel over N processes."""
+    from ..training.ddp import process_group, world_from_env
+
     if args.pairs:
-        return cmd_train_pairs(args)
+        return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
+    world = world_from_env()
+    if args.batch_size % world.size:
+        if world.main:
+            print(f"nanogan train: --batch-size (the global batch) {args.batch_size} must be a multiple of the "
+                  f"{world.size} processes", file=sys.stderr)
+        return 2
+    with process_group(world):
+        return _train(args, world)
+
+
+def _train(args, world) -> int:
     from ..config import SegmenterConfig, TrainConfig
     from ..data.datasets import load_samples, shared_splits
     from ..training.data import at_model_scale
     from ..training.segmenter import train_segmenter
 
+    def say(*parts, **kwargs):  # one process reports (all of them load the same data and train the same model)
+        if world.main:
+            print(*parts, file=sys.stderr, flush=True, **kwargs)
+
     splits = shared_splits(args.data_root)
     if not splits:
-        print(f"nanogan train: no bam_tio2_sem/ or emps/ under {args.data_root}", file=sys.stderr)
+        say(f"nanogan train: no bam_tio2_sem/ or emps/ under {args.data_root}")
         return 2
     wanted = [d for d in args.datasets.split(",") if d]
     train, val = {}, []
     for key in wanted:
         if key not in splits:
-            print(f"nanogan train: data set {key!r} not found under {args.data_root}", file=sys.stderr)
+            say(f"nanogan train: data set {key!r} not found under {args.data_root}")
             return 2
         train[key] = load_samples(splits[key]["train"], domain=key)
         val += load_samples(splits[key]["val"], domain=key)
-        print(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
-              f"{len(splits[key]['test'])} test (held out)", file=sys.stderr)
+        say(f"{key}: {len(train[key])} training images, {len(splits[key]['val'])} validation, "
+            f"{len(splits[key]['test'])} test (held out)")
     real = list(train)
     shares = {}  # domain -> share of the patches; the real data sets share the rest equally
     if args.synthetic:
         from ..data.datasets import load_export_folder
 
         if not 0 < args.synthetic_share < 1:
-            print("nanogan train: --synthetic-share must be between 0 and 1", file=sys.stderr)
+            say("nanogan train: --synthetic-share must be between 0 and 1")
             return 2
         try:
             train["synthetic"] = load_export_folder(args.synthetic)
         except (ValueError, OSError) as exc:
-            print(f"nanogan train: {exc}", file=sys.stderr)
+            say(f"nanogan train: {exc}")
             return 2
         shares["synthetic"] = args.synthetic_share
-        print(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
-              f"{args.synthetic_share:.0%} of the patches", file=sys.stderr)
+        say(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
+            f"{args.synthetic_share:.0%} of the patches")
     if args.randomized:
         from ..data.randomized import RandomizedSource
 
         train["randomized"] = RandomizedSource()
         shares["randomized"] = args.randomized
-        print(f"randomized: domain-randomised pairs drawn fresh, {args.randomized:.0%} of the patches", file=sys.stderr)
+        say(f"randomized: domain-randomised pairs drawn fresh, {args.randomized:.0%} of the patches")
     if sum(shares.values()) >= 1 or not all(0 < v < 1 for v in shares.values()):
-        print("nanogan train: --synthetic-share and --randomized must be in (0, 1) and leave a share for the real "
-              "images", file=sys.stderr)
+        say("nanogan train: --synthetic-share and --randomized must be in (0, 1) and leave a share for the real "
+            "images")
         return 2
     domain_weights = None
     if shares:
@@ -95,8 +113,7 @@ def cmd_train(args) -> int:
         if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError
     except ValueError:
-        print(f"nanogan train: --scale-range must be LOW,HIGH with 0 < LOW <= HIGH, not {args.scale_range!r}",
-              file=sys.stderr)
+        say(f"nanogan train: --scale-range must be LOW,HIGH with 0 < LOW <= HIGH, not {args.scale_range!r}")
         return 2
     config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
@@ -115,14 +132,16 @@ def cmd_train(args) -> int:
     def report(rec):
         if rec.validation:
             summary = {k: (round(v["iou"], 4), round(v["f1"], 4)) for k, v in rec.validation.items() if isinstance(v, dict)}
-            print(f"\nstep {rec.step}: validation (iou, f1) {summary} score {rec.validation['score']:.4f}",
-                  file=sys.stderr, flush=True)
+            say(f"\nstep {rec.step}: validation (iou, f1) {summary} score {rec.validation['score']:.4f}")
 
+    if world.distributed:
+        say(f"train: {world.describe()}; global batch {config.batch_size}, {config.batch_size // world.size} per "
+            "process; process 0 validates and writes the checkpoints")
     return drive_training(
         lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
                                             provenance=provenance, init_from=args.init, should_stop=should_stop,
-                                            domain_weights=domain_weights),
-        config.steps, "train", report)
+                                            domain_weights=domain_weights, world=world),
+        config.steps, "train", report, quiet=not world.main)
 
 
 
@@ -157,6 +176,8 @@ def cmd_train_gan(args) -> int:
     from ..training.cyclegan import train_cyclegan
     from ..training.data import generator_samples
 
+    if not one_process_only("train-gan"):
+        return 2
     if args.invert_init_generator and not args.init_generator:
         print("nanogan train-gan: --invert-init-generator needs --init-generator (the generator to invert)",
               file=sys.stderr)

@@ -19,6 +19,12 @@ MIN_RESIZE = 1 / 8
 AUTO_MIN_RATIO = 1.5
 #: Tile side (px) of tiled segmentation, the CLI's and the panel's default.
 TILE = 512
+#: Core side (px) of a block of an image segmented block by block (zarr inputs larger than memory).
+BLOCK = 2048
+#: Smallest margin (px) of neighbouring pixels a block is segmented with.
+MIN_MARGIN = 128
+#: The default margin is at least this many particle diameters.
+MARGIN_DIAMETERS = 3
 
 
 class Norm(Choice):

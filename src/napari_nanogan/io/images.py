@@ -223,9 +223,9 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
     ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it. With
     ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
-    beside it (columns ``label``, ``confidence``; :func:`read_label_table`). An earlier table
-    goes before the new image is written: interrupted, a label image never sits beside
-    another image's table.
+    beside it (columns ``label``, ``confidence``; :func:`read_label_table`): an earlier label
+    image of that name goes first, then the table, then the TIFF, so a labels TIFF on disk
+    always has its own table complete beside it, never another image's.
     """
     import tifffile
 
@@ -237,13 +237,13 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
         per_cm = 1e7 / pixel_size_nm
         kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
     if confidence is not None:
-        path.with_suffix(".csv").unlink(missing_ok=True)
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
+        path.unlink(missing_ok=True)
     if confidence is not None:
         with atomic_path(path.with_suffix(".csv")) as tmp:
             rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
             tmp.write_text("\n".join(["label,confidence", *rows]) + "\n")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
     return path
 
 
@@ -276,12 +276,21 @@ def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
     return found[0] if found else None
 
 
-def list_images(paths) -> list[Path]:
-    """Expand files and folders (non-recursive) into a sorted list of image files."""
+def list_images(paths, *, zarr: bool = False) -> list[Path]:
+    """Expand files and folders (non-recursive) into a sorted list of image files.
+
+    ``zarr``: zarr stores (``*.zarr`` folders), given or inside a given folder, are
+    inputs too (images larger than memory).
+    """
+    from .omezarr import is_zarr
+
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()))
+        if zarr and is_zarr(p):
+            out.append(p)
+        elif p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if (q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+                              or (zarr and q.suffix.lower() == ".zarr" and q.is_dir())))
         else:
             out.append(p)
     return out

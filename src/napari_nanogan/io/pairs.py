@@ -221,48 +221,25 @@ class ExportFolder:
     # ------------------------------------------------------------------ writing
     def write(self, pair: Pair) -> None:
         """Write one pair's files (each atomically); on any failure none of its files is left."""
-        import tifffile
-
         _check(pair)
-        targets = target_paths(self.out, pair.name, png=self.png)
         if not self._in(pair.name, self.journal["names"], self.journal["series"]):
             raise ValueError(f"{pair.name}: not in the export's plan")
-        kwargs = {}
-        if pair.pixel_size_nm:
-            per_cm = 1e7 / pair.pixel_size_nm
-            kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
         self.entries.pop(pair.name, None)  # replaced below once complete; never listed while incomplete
-        written = []
         try:
-            for path in targets.values():
-                remove_stale_temporaries(path)
-            with atomic_path(targets["image"]) as tmp:
-                tifffile.imwrite(tmp, pair.image, **kwargs)
-            written.append(targets["image"])
-            with atomic_path(targets["mask"]) as tmp:
-                tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
-            written.append(targets["mask"])
-            if self.png:
-                from PIL import Image
-
-                img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
-                with atomic_path(targets["png"]) as tmp:
-                    Image.fromarray(img).save(tmp, format="PNG")
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
+            self.entries[pair.name] = write_pair(pair, self.out, png=self.png, overwrite=True)
+        finally:
             self._dirty = True
-            raise
-        self.entries[pair.name] = {
-            "name": pair.name, **{k: v.relative_to(self.out).as_posix() for k, v in targets.items()},
-            "height": int(pair.image.shape[0]), "width": int(pair.image.shape[1]), "dtype": str(pair.image.dtype),
-            "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
-            "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
-            "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
         self.written += 1
-        self._dirty = True
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
+
+    def record(self, entry: dict) -> None:
+        """List a pair another process wrote completely (its :func:`write_pair` entry) in this export."""
+        if not self._in(entry["name"], self.journal["names"], self.journal["series"]):
+            raise ValueError(f"{entry['name']}: not in the export's plan")
+        self.entries[entry["name"]] = entry
+        self.written += 1
+        self._dirty = True
 
     @property
     def changed(self) -> bool:
@@ -271,17 +248,7 @@ class ExportFolder:
 
     def flush(self) -> Path:
         """Rewrite manifest.json and manifest.csv from the complete pairs."""
-        merged = list(self.entries.values())
-        for path in (self.manifest, self.out / "manifest.csv"):
-            remove_stale_temporaries(path)
-        with atomic_path(self.manifest) as tmp:
-            tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}", "pairs": merged}, indent=2) + "\n")
-        keys = list(dict.fromkeys(k for e in merged for k in e))
-        with atomic_path(self.out / "manifest.csv") as tmp:
-            with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=keys)
-                writer.writeheader()
-                writer.writerows(merged)
+        _write_manifest_files(self.out, list(self.entries.values()))
         self._dirty, self._last_flush = False, time.monotonic()
         self.flushes += 1
         return self.manifest
@@ -322,6 +289,80 @@ def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite
             folder.write(pair)
         folder.flush()
     return folder.manifest
+
+
+def write_pair(pair: Pair, out_dir, *, png: bool = False, overwrite: bool = False) -> dict:
+    """Write one pair's files, each atomically; returns its manifest entry.
+
+    Existing files are refused unless ``overwrite``. If any file fails, the pair's files
+    written before it are removed: a pair is complete or absent.
+    """
+    import tifffile
+
+    out_dir = Path(out_dir)
+    _check(pair)
+    targets = target_paths(out_dir, pair.name, png=png)
+    if not overwrite:
+        existing = [str(p) for p in targets.values() if p.exists()]
+        if existing:
+            raise FileExistsError(f"not overwriting existing files: {', '.join(existing)} (choose another folder)")
+    kwargs = {}
+    if pair.pixel_size_nm:
+        per_cm = 1e7 / pair.pixel_size_nm
+        kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    written = []
+    try:
+        for path in targets.values():
+            remove_stale_temporaries(path)
+        with atomic_path(targets["image"]) as tmp:
+            tifffile.imwrite(tmp, pair.image, **kwargs)
+        written.append(targets["image"])
+        with atomic_path(targets["mask"]) as tmp:
+            tifffile.imwrite(tmp, pair.labels.astype(np.uint16), compression="zlib", **kwargs)
+        written.append(targets["mask"])
+        if png:
+            from PIL import Image
+
+            img = pair.image if pair.image.dtype == np.uint8 else (pair.image // 257).astype(np.uint8)
+            with atomic_path(targets["png"]) as tmp:
+                Image.fromarray(img).save(tmp, format="PNG")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return pair_entry(pair, out_dir, png=png)
+
+
+def pair_entry(pair: Pair, out_dir, *, png: bool = False, from_files: bool = False) -> dict:
+    """The manifest entry of a pair; ``from_files``: its image's size and type read from the file written before."""
+    out_dir = Path(out_dir)
+    targets = target_paths(out_dir, pair.name, png=png)
+    if from_files:
+        import tifffile
+
+        with tifffile.TiffFile(targets["image"]) as tif:
+            shape, dtype = tif.pages[0].shape, tif.pages[0].dtype
+    else:
+        shape, dtype = pair.image.shape, pair.image.dtype
+    return {"name": pair.name, **{k: v.relative_to(out_dir).as_posix() for k, v in targets.items()},
+            "height": int(shape[0]), "width": int(shape[1]), "dtype": str(np.dtype(dtype)),
+            "particles": int(len(np.unique(pair.labels)) - (1 if (pair.labels == 0).any() else 0)),
+            "source": pair.source, "seed": pair.seed, "model": pair.model, "model_sha256": pair.model_sha256,
+            "pixel_size_nm": pair.pixel_size_nm, "software": f"napari-nanogan {__version__}", **pair.extra}
+
+
+def _write_manifest_files(out_dir: Path, entries: list[dict]) -> None:
+    """Write manifest.json and manifest.csv listing ``entries``, each atomically."""
+    for path in (out_dir / "manifest.json", out_dir / "manifest.csv"):
+        remove_stale_temporaries(path)
+    with atomic_path(out_dir / "manifest.json") as tmp:
+        tmp.write_text(json.dumps({"software": f"napari-nanogan {__version__}", "pairs": entries}, indent=2) + "\n")
+    keys = list(dict.fromkeys(k for e in entries for k in e))
+    with atomic_path(out_dir / "manifest.csv") as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(entries)
 
 
 def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:

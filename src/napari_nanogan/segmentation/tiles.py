@@ -16,7 +16,7 @@ import torch
 from ..config import TILE
 from ..models.runtime import working_format
 from ..normalize import intensity_range, normalize
-from .statistics import WHOLE_IMAGE_PIXELS, image_statistics, statistics_crops
+from .statistics import WHOLE_IMAGE_PIXELS, Statistics, image_statistics, statistics_crops
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
@@ -52,6 +52,8 @@ def probability_steps(
     tile: int = TILE,
     overlap: int | None = None,
     specimen_rows: slice = slice(None),
+    intensity: tuple[float, float] | None = None,
+    statistics: Statistics | None = None,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
     """Foreground and interior probabilities (uint8, 0-255) of a 2D grey image.
 
@@ -64,6 +66,10 @@ def probability_steps(
     (:mod:`~napari_nanogan.segmentation.statistics`), so the result does not depend on the tiling. Accumulators cover one
     band of tile rows at a time: memory beyond the uint8 outputs follows the tile size
     and the image width, not the image height.
+
+    A block of a larger image passes that image's grey levels ``intensity`` (low, high)
+    and group-norm ``statistics`` (:func:`~napari_nanogan.segmentation.statistics.record_statistics`):
+    the block is then tiled with them, whatever its size, as the whole image would be.
     """
     m = segmenter.config.multiple
     if overlap is None:
@@ -74,16 +80,19 @@ def probability_steps(
         raise ValueError("overlap must be in [0, tile / 2)")
     h, w = image.shape
     start, stop, _ = specimen_rows.indices(h)
-    if (stop - start) * w <= WHOLE_IMAGE_PIXELS and (start, stop) != (0, h):
+    given = statistics is not None
+    if given and intensity is None:
+        raise ValueError("statistics of a larger image need its intensity range too")
+    if not given and (stop - start) * w <= WHOLE_IMAGE_PIXELS and (start, stop) != (0, h):
         # a specimen of at most 1 MP runs as one tile of its own rows: its statistics are
         # the image's, the info bar does not enter them, and no statistics pass is needed
         inner = yield from probability_steps(image[start:stop], segmenter, tile=tile, overlap=0)
         out = np.zeros((2, h, w), np.uint8)
         out[:, start:stop] = np.stack(inner)
         return out[0], out[1]
-    if h * w <= WHOLE_IMAGE_PIXELS:
+    if h * w <= WHOLE_IMAGE_PIXELS and not given:
         tile = max(tile, -(-max(h, w) // m) * m)  # one pass over the whole image
-    lo, hi = intensity_range(image, specimen_rows)
+    lo, hi = intensity if intensity is not None else intensity_range(image, specimen_rows)
     th = min(tile, -(-h // m) * m)
     tw = min(tile, -(-w // m) * m)
     ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
@@ -100,9 +109,9 @@ def probability_steps(
     wacc = np.zeros((0, w), np.float32)
     # one pass over a small image uses its own statistics; larger ones always use the statistics
     # crops' (whatever the tiling, even a single tile), so every tiling sees the same statistics
-    crops = None if h * w <= WHOLE_IMAGE_PIXELS else torch.from_numpy(
+    crops = None if h * w <= WHOLE_IMAGE_PIXELS or given else torch.from_numpy(
         statistics_crops(image, lo, hi, specimen_rows, m)).to(device).contiguous(memory_format=fmt)
-    with image_statistics(net, crops):
+    with image_statistics(net, crops, statistics=statistics):
         for y in ys:
             # grow the band accumulators to cover rows [band_start, y + th)
             need = min(y + th, h) - band_start

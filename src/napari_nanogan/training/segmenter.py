@@ -8,6 +8,10 @@ Checkpoints: ``last.pt`` (weights + optimiser, for resume) every
 artefact) whenever the validation score improves. A run started on a folder holding
 ``last.pt`` resumes from it; the step's random draws depend only on (seed, step),
 so a resumed run samples the same patches as an uninterrupted one.
+
+Under ``torchrun`` (``world``: :mod:`~napari_nanogan.training.ddp`) each process trains
+a DistributedDataParallel copy on its share of every global batch; process 0 validates
+and writes the checkpoints, and the run equals one process with the same batch.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.runtime import default_device, working_format
 from ..segmentation import Segmenter, segment
+from .ddp import SINGLE, World, wrap
 from .loop import Clock, TrainProgress, machine_description, run_folder
 from .losses import segmentation_loss
 
@@ -66,6 +71,7 @@ def train_segmenter(
     should_stop: Callable[[], bool] = lambda: False,
     device: torch.device | str | None = None,
     domain_weights: dict[str, float] | None = None,
+    world: World = SINGLE,
 ) -> Iterator[TrainProgress]:
     """Train (or resume training) an Attention U-Net segmenter.
 
@@ -86,10 +92,18 @@ def train_segmenter(
     domain_weights : dict of str to float, optional
         How often each domain of ``train`` is drawn (default: uniformly), e.g. a
         quarter of the patches from synthetic pairs.
+    world : World, optional
+        This process's place among data-parallel processes (``torchrun``;
+        :func:`~napari_nanogan.training.ddp.world_from_env`): ``config.batch_size`` is the
+        global batch, shared out; ``device`` is the world's. Only process 0 validates
+        and writes checkpoints; every process yields the same losses.
     """
     if not train or not any(train.values()):
         raise ValueError("no training samples")
+    share = world.share(config.batch_size)
     out_dir, last_path = run_folder(out_dir)
+    if world.distributed:
+        device = world.device()
     device = torch.device(device) if device is not None else default_device()
     augment = augment or AugmentConfig(scale_range=tuple(config.scale_range))
     for pool in train.values():
@@ -99,6 +113,7 @@ def train_segmenter(
     network = AttentionUNet(model_config)
     start, best, history, state = 0, -1.0, [], None
     best_path = out_dir / "best.pt"
+    world.barrier()  # every process decides whether to resume from the same last.pt
     if last_path.exists():
         state = load_checkpoint(last_path, kind=ModelKind.SEGMENTER)
         if SegmenterConfig.from_dict(state["config"]) != model_config:
@@ -111,6 +126,7 @@ def train_segmenter(
     network.to(device)
     if device.type == "cpu":
         network = network.to(memory_format=torch.channels_last)
+    model = wrap(network, world)  # the network itself for one process
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if state is not None:
         optimizer.load_state_dict(state["training"]["optimizer"])
@@ -118,6 +134,9 @@ def train_segmenter(
         history = state["training"].get("history", [])
     provenance = dict(provenance or {})
     provenance.update(package_version=__version__, machine=machine_description(), train_config=config.to_dict())
+    if world.distributed:
+        provenance["processes"] = {"count": world.size, "backend": world.backend,
+                                   "batch_per_process": config.batch_size // world.size}
 
     def payload(step: int, *, with_optimizer: bool, scores: dict | None = None) -> dict:
         prov = dict(provenance, step=step, saved=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -137,8 +156,10 @@ def train_segmenter(
     clock = Clock(config.steps, start)
     fmt = working_format(device)
     for step in range(start, config.steps):
-        if should_stop():
-            save_checkpoint(last_path, payload(step, with_optimizer=True))
+        if world.any(should_stop()):
+            if world.main:
+                save_checkpoint(last_path, payload(step, with_optimizer=True))
+            world.barrier()
             yield clock.stopped(step, str(last_path))
             return
         rng = np.random.default_rng([config.seed, step])
@@ -147,20 +168,20 @@ def train_segmenter(
         pixel_weight = None
         if config.contact_weight > 0:  # Ronneberger-style: errors where particles touch cost more
             targets, contact = targets[:, :2], targets[:, 2:]
-            pixel_weight = (1.0 + config.contact_weight * contact).to(device)
-        images = images.to(device).contiguous(memory_format=fmt)
-        targets = targets.to(device)
+            pixel_weight = (1.0 + config.contact_weight * contact[share]).to(device)
+        images = images[share].to(device).contiguous(memory_format=fmt)  # this process's share of the global batch
+        targets = targets[share].to(device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         network.train()
-        losses = segmentation_loss(network(images), targets, pixel_weight)
+        losses = segmentation_loss(model(images), targets, pixel_weight, world=world)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
         done = step + 1
         record = {k: float(v.detach()) for k, v in losses.items()}
         validation, checkpoint = None, None
-        if val and (done % config.val_every == 0 or done == config.steps):
+        if world.main and val and (done % config.val_every == 0 or done == config.steps):
             network.eval()
             validation = evaluate(network, val)
             history.append({"step": done, **{k: v for k, v in validation.items()}})
@@ -169,8 +190,11 @@ def train_segmenter(
                 save_checkpoint(best_path, payload(done, with_optimizer=False, scores=validation))
                 checkpoint = str(best_path)
         if done % config.checkpoint_every == 0 or done == config.steps:
-            save_checkpoint(last_path, payload(done, with_optimizer=True))
+            if world.main:
+                save_checkpoint(last_path, payload(done, with_optimizer=True))
             checkpoint = checkpoint or str(last_path)
-        if not val and done == config.steps:
+        if world.main and not val and done == config.steps:
             save_checkpoint(best_path, payload(done, with_optimizer=False))
+        if done == config.steps:
+            world.barrier()  # the run ends for every process with its checkpoints on disk
         yield clock.record(done, record, validation, checkpoint)

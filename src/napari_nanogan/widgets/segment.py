@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,6 +11,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..config import TILE
+from ..io.pairs import safe_name
 from ._labels import wrapping_label
 from ._layers import add_labels_in_two_turns
 from ._run import Job
@@ -18,22 +20,39 @@ if TYPE_CHECKING:
     import napari
 
 
-def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None):
-    """Runs in the worker thread: load the model, then segment tile by tile."""
+def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, out=None):
+    """Runs in the worker thread: load the model, then segment tile by tile (block by block into ``out``)."""
     from ..segmentation import can_estimate_diameter, load_segmenter, segment_steps
 
     segmenter = load_segmenter(model)
     if diameter == "auto" and not can_estimate_diameter(segmenter):
         diameter = None  # this model cannot estimate: the image's own scale (the panel says so)
+    if out is not None:  # a lazy (zarr, dask) image: never loaded whole
+        from ..segmentation.zarrjob import segment_zarr_steps
+
+        bar = info_bar if not isinstance(info_bar, str) else None  # detecting one would read the whole image
+        return (yield from segment_zarr_steps(image, segmenter, out, tile=tile, info_bar=bar, diameter=diameter))
     return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
 
 
 def _describe(record) -> tuple[int, int, str]:
-    """A segmentation progress record as (done, total, what the status line says)."""
+    """A segmentation progress record as (done, total, what the status line says).
+
+    In memory the records are stages with tile counts; a lazy image yields
+    ``(blocks_done, blocks_total)`` pairs (the last step stitches the blocks).
+    """
+    if isinstance(record, tuple):
+        done, total = record
+        return done, total, f"segmenting block by block: block {done} / {total} ..."
     text = record.stage
     if record.stage.startswith("segmenting") and record.total > 1:
         text += f": tile {record.done} / {record.total}"
     return record.done, record.total, text + " ..."
+
+
+def is_lazy(data) -> bool:
+    """Whether a layer's data is read on demand (dask, zarr), not held in memory: it is segmented block by block."""
+    return not isinstance(data, np.ndarray) and hasattr(data, "shape") and hasattr(data, "__getitem__")
 
 
 def layer_unit(layer) -> str:
@@ -101,6 +120,7 @@ class SegmentWidget(QWidget):
         layout.addStretch(1)
         self.job = Job("Segment particles", progress=self.progress, status=self.status, run_button=self.run_button,
                        cancel_button=self.cancel_button)
+        self._out = None  # the labels store of a lazy layer's run
         self.run_button.changed.connect(self.run)
         # keep the layer choices current
         self.viewer.layers.events.inserted.connect(self.image_layer.reset_choices)
@@ -136,19 +156,25 @@ class SegmentWidget(QWidget):
         info_bar = None
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or "auto"
+        self._out = None
+        if is_lazy(image):  # labels go to an OME-Zarr store, block by block; the layer reads it lazily
+            import tempfile
+
+            folder = Path(tempfile.mkdtemp(prefix="nanogan-labels-"))
+            self._out = folder / f"{safe_name(layer.name)}_labels.zarr"
         self.job.start(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
-                       self._run_settings["particle_diameter_px"], describe=_describe, on_result=self._on_result,
-                       busy=f"loading {self._run_settings['model']} ...")
+                       self._run_settings["particle_diameter_px"], self._out, describe=_describe,
+                       on_result=self._on_result, busy=f"loading {self._run_settings['model']} ...")
 
     def cancel(self):
         self.job.cancel()
 
     @staticmethod
     def _image_data(layer) -> np.ndarray:
-        if layer.multiscale:
-            data = np.asarray(layer.data[0])
-        else:
-            data = np.asarray(layer.data)
+        data = layer.data[0] if layer.multiscale else layer.data
+        if is_lazy(data) and not layer.rgb and data.ndim == 2:
+            return data  # segmented block by block, never loaded whole
+        data = np.asarray(data)
         if layer.rgb:
             return data  # converted to grey explicitly by segment()
         if data.ndim != 2:
@@ -171,16 +197,28 @@ class SegmentWidget(QWidget):
         elif self._run_settings["particle_diameter_px"] == "auto":
             meta["particle_diameter_px"] = result.diameter_px
             meta["particle_diameter_estimated"] = True
-        if result.info_bar is not None:
-            meta["info_bar_rows"] = (result.info_bar.start, result.info_bar.stop)
+        bar = getattr(result, "info_bar", None) or getattr(getattr(result, "plan", None), "info_bar", None)
+        if bar is not None:
+            meta["info_bar_rows"] = (bar.start, bar.stop)
         if result.model is not None and result.model != meta["model"]:
             meta["model_used"] = result.model  # what "auto" chose for this image
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
         units = getattr(layer, "units", None)
         if units is not None:
             kwargs["units"] = tuple(units[-ndim:])
-        if result.confidence is not None:  # per particle, hoverable; Measure keeps it in its table
+        if getattr(result, "confidence", None) is not None:  # per particle, hoverable; Measure keeps it in its table
             kwargs["features"] = {"index": np.arange(1, result.count + 1), "confidence": result.confidence}
+        if self._out is not None:  # block by block: the labels stay on disk, read as napari shows them
+            from ..io.omezarr import zarr_levels
+
+            levels = zarr_levels(result.path)
+            meta["labels_store"] = str(result.path)
+            self.labels_layer = self.viewer.add_labels(levels if len(levels) > 1 else levels[0],
+                                                       multiscale=len(levels) > 1, **kwargs)
+            text = f"{result.describe(requested=meta['model'])}; labels in {result.path}"
+            self.status.value = text
+            show_info(f"Segment particles: {layer.name}: {text}")
+            return
         self.labels_layer = add_labels_in_two_turns(self.viewer, result.labels, **kwargs)
         unit = layer_unit(layer)
         text = result.describe(requested=meta["model"], unit=unit,

@@ -1,0 +1,56 @@
+"""One image file to one labels file: what ``nanogan segment`` does per input, in one process or on a cluster.
+
+Both run :func:`segment_file`, so a file gives the same labels whichever runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal
+
+from ..config import TILE
+
+
+def labels_path(out_dir: str | Path, image_path: str | Path) -> Path:
+    """Where the labels of ``image_path`` go: ``<out>/<stem>_labels.tif`` (its table beside it)."""
+    return Path(out_dir) / f"{Path(image_path).stem}_labels.tif"
+
+
+def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: float | Literal["auto"] | None = None,
+                 diameter_nm: float | None = None, tile: int = TILE,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[Path, str]:
+    """Read an image, segment it, write ``<out>/<stem>_labels.tif`` (and the labels' table); return it and a line.
+
+    ``diameter_nm`` (instead of ``diameter``) is converted with the file's pixel size; a
+    file without one is an error. The labels are written atomically, table first, so
+    a labels TIFF on disk means both are complete. Raises
+    :class:`~napari_nanogan.io.ImageReadError`, ``ValueError`` or ``OSError`` for
+    this file.
+    """
+    from ..io.atomic import remove_stale_temporaries
+    from ..io.images import read_image, write_labels
+    from .pipeline import segment
+
+    path = Path(path)
+    image, meta = read_image(path)
+    if diameter_nm is not None:
+        if not meta["pixel_size_nm"]:
+            raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
+                             "use --diameter in pixels")
+        diameter = diameter_nm / meta["pixel_size_nm"]
+    result = segment(image, segmenter, tile=tile, diameter=diameter, progress=progress)
+    target = labels_path(out_dir, path)
+    for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
+        remove_stale_temporaries(stale)
+    target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"],
+                          confidence=result.confidence)
+    unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
+    return target, f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
+
+
+def failure_line(path: str | Path, exc: BaseException) -> str:
+    """``nanogan segment``'s one-line reason for a file that failed (the path always in it)."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if str(path) not in reason:
+        reason = f"{path}: {reason}"
+    return f"error: {reason}"

@@ -1,0 +1,202 @@
+"""Block-wise segmentation of images larger than memory: no particle cut at a block edge, bounded reads, zarr stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import requires_shared
+from napari_nanogan.metrics.segmentation import instance_scores
+from napari_nanogan.segmentation.blockwise import (BlockResult, block_grid, plan_blockwise, relabel, segment_blockwise,
+                                                   stitch)
+
+
+class ThresholdNet(torch.nn.Module):
+    """A stand-in network: foreground where the group-normalised grey is above 0, seeds where its 5 x 5 mean is high.
+
+    Deterministic and fast, with a group-norm layer, so a segmentation depends on the
+    image's statistics as the real networks' do.
+    """
+
+    def __init__(self):
+        from napari_nanogan.config import SegmenterConfig
+        from napari_nanogan.models.blocks import GroupNorm
+
+        super().__init__()
+        self.config = SegmenterConfig(base_channels=4, depth=2)
+        self.norm = GroupNorm(1, 1)
+        self.blur = torch.nn.Conv2d(1, 1, 5, padding=2, bias=False)
+        with torch.no_grad():
+            self.blur.weight.fill_(1 / 25)
+
+    def forward(self, x):
+        y = self.norm(x)
+        return torch.cat([8 * y, 8 * (self.blur(y) - 0.9)], 1)
+
+
+@pytest.fixture(scope="module")
+def threshold_segmenter():
+    from napari_nanogan.segmentation import Segmenter
+
+    return Segmenter.from_network(ThresholdNet(), name="threshold", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def field():
+    """A 600 x 700 procedural SEM field, crowded: many particles cross any grid of blocks."""
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+
+    labels = particle_labels((600, 700), n_particles=320, mean_diameter=18, seed=1)
+    return render_sem(labels, seed=2, info_bar_rows=0)
+
+
+def _f1(a, b) -> float:
+    s = instance_scores(a, b)
+    return 2 * s["tp"] / max(2 * s["tp"] + s["fp"] + s["fn"], 1)
+
+
+class Reads:
+    """An array that records the size of every region read from it."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.sizes = array, array.shape, array.dtype, []
+
+    def __getitem__(self, key):
+        out = np.asarray(self.array[key])
+        self.sizes.append(out.size)
+        return out
+
+
+def test_grid_cores_tile_the_image_and_margins_stay_inside():
+    blocks = block_grid((300, 450), 128, 40)
+    cover = np.zeros((300, 450), int)
+    for b in blocks:
+        cover[b.core] += 1
+        assert all(p.start >= 0 and p.start <= c.start and p.stop >= c.stop for p, c in zip(b.padded, b.core))
+    assert (cover == 1).all() and len(blocks) == 3 * 4
+
+
+def test_stitch_merges_a_particle_across_a_seam_but_not_two_touching_ones():
+    # two blocks side by side, seam of 4 rows: rows 0-1 one particle crossing (both blocks say "same"),
+    # rows 2-3 two particles touching at the seam (both say "different")
+    left = BlockResult((0, 0), 2, {"right": np.array([1, 1, 2, 2]), "left": np.zeros(4), "top": np.zeros(3),
+                                   "bottom": np.zeros(3)}, {"right": np.array([True, True, False, False])})
+    right = BlockResult((0, 1), 2, {"left": np.array([1, 1, 2, 2]), "right": np.zeros(4), "top": np.zeros(3),
+                                    "bottom": np.zeros(3)}, {"left": np.array([True, True, False, False])})
+    offsets, lut = stitch([left, right], (1, 2))
+    assert offsets == {(0, 0): 0, (0, 1): 2}
+    assert lut[offsets[(0, 0)] + 1] == lut[offsets[(0, 1)] + 1]  # one particle
+    assert lut[offsets[(0, 0)] + 2] != lut[offsets[(0, 1)] + 2]  # two
+    assert sorted(set(lut[1:])) == [1, 2, 3]
+    assert relabel(np.array([[0, 1], [2, 0]]), 2, lut).tolist() == [[0, lut[3]], [lut[4], 0]]
+
+
+def test_blocks_agree_with_the_whole_image_no_cut_at_block_edges(threshold_segmenter, field):
+    from napari_nanogan.segmentation import segment
+
+    whole = segment(field, threshold_segmenter, info_bar=None).labels
+    blocks = segment_blockwise(field, threshold_segmenter, block=128)
+    assert _f1(whole, blocks) >= 0.99
+    # every particle of the whole image that crosses a block edge is one label block-wise
+    seams_y, seams_x = range(128, 600, 128), range(128, 700, 128)
+    crossing = set(np.unique(np.concatenate([whole[y - 1 : y + 1].ravel() for y in seams_y]
+                                            + [whole[:, x - 1 : x + 1].ravel() for x in seams_x]))) - {0}
+    assert len(crossing) > 30
+    cut = [k for k in crossing if len(np.unique(blocks[whole == k])) > 1 and
+           np.bincount(blocks[whole == k]).max() < 0.9 * (whole == k).sum()]
+    assert len(cut) <= 0.01 * len(crossing), cut
+
+
+def test_a_block_reads_only_its_region_and_the_plan_a_sample(threshold_segmenter, field):
+    big = np.tile(field, (4, 4))  # 2400 x 2800
+    reads = Reads(big)
+    plan = plan_blockwise(reads, threshold_segmenter, block=512, margin=64)
+    # a regular grid of at most ~2 M pixels for the grey levels (whatever the image's size), four crops for the
+    # statistics: never the whole image
+    assert max(reads.sizes) <= 2_100_000 and sum(reads.sizes) < big.size / 2
+    from napari_nanogan.segmentation.blockwise import network_of, segment_block
+
+    reads.sizes.clear()
+    block = plan.blocks()[7]  # (1, 1): inside the image
+    local, result = segment_block(reads, block, network_of(threshold_segmenter, plan), plan)
+    assert reads.sizes == [(512 + 2 * 64) ** 2]
+    assert local.shape == (512, 512) and local.max() == result.count
+    assert set(result.same) == {"top", "bottom", "left", "right"}
+
+
+def test_plan_is_decided_once_and_pickles(threshold_segmenter, field):
+    import pickle
+
+    plan = plan_blockwise(field, threshold_segmenter, diameter=60.0, block=256)
+    assert plan.factor == pytest.approx(24 / 60) and plan.margin >= 180
+    again = pickle.loads(pickle.dumps(plan))
+    assert again.fingerprint() == plan.fingerprint()
+    assert plan_blockwise(field, threshold_segmenter, diameter=60.0, block=128).fingerprint() != plan.fingerprint()
+    labels = segment_blockwise(field, threshold_segmenter, plan=plan)  # resized blocks run and give particles
+    assert labels.shape == field.shape and labels.max() > 20
+
+
+def test_zarr_store_round_trip_resume_and_ome_metadata(threshold_segmenter, field, tmp_path):
+    pytest.importorskip("zarr")
+    from napari_nanogan.io.omezarr import open_zarr_image, write_ome_zarr, zarr_levels
+    from napari_nanogan.progress import drive
+    from napari_nanogan.segmentation.zarrjob import completed, segment_zarr_steps
+
+    src = write_ome_zarr(tmp_path / "field.zarr", field, chunk=256, pixel_size_nm=4.0)
+    plane, meta = open_zarr_image(src)
+    assert plane.shape == field.shape and meta["pixel_size_nm"] == pytest.approx(4.0)
+    out = tmp_path / "out" / "field_labels.zarr"
+    steps = segment_zarr_steps(plane, threshold_segmenter, out, block=256, pixel_size_nm=4.0)
+    seen = []
+    result = drive(steps, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (10, 10) and result.count == completed(out) > 50
+    levels = zarr_levels(out)
+    labels = np.asarray(levels[0])
+    assert labels.max() == result.count and np.array_equal(np.asarray(levels[1]), labels[::2, ::2])
+    assert _f1(segment_blockwise(field, threshold_segmenter, block=256), labels) == 1.0
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # nothing partial left
+    # a rerun keeps the complete store; an interrupted one resumes from its finished blocks
+    assert drive(segment_zarr_steps(plane, threshold_segmenter, out, block=256)).skipped
+    steps = segment_zarr_steps(plane, threshold_segmenter, tmp_path / "again.zarr", block=256)
+    next(steps), next(steps)
+    steps.close()  # interrupted after two blocks
+    partial = tmp_path / ".again.zarr.partial"
+    assert len(list((partial / ".nanogan-blocks").iterdir())) == 2 and not (tmp_path / "again.zarr").exists()
+    again = drive(segment_zarr_steps(plane, threshold_segmenter, tmp_path / "again.zarr", block=256))
+    assert np.array_equal(np.asarray(zarr_levels(again.path)[0]), labels) and not partial.exists()
+    # napari's OME-Zarr reader (ome-zarr-py) sees an image and labels
+    ome = pytest.importorskip("ome_zarr.reader")
+    from ome_zarr.io import parse_url
+
+    nodes = list(ome.Reader(parse_url(str(out)))())
+    assert any(n.load(ome.Label) for n in nodes) and nodes[0].data[0].shape == field.shape
+
+
+def test_a_dask_array_segments_without_being_loaded(threshold_segmenter, field, tmp_path):
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("zarr")
+    from napari_nanogan.progress import drive
+    from napari_nanogan.segmentation.zarrjob import segment_zarr_steps
+
+    lazy = da.from_array(field, chunks=128)
+    result = drive(segment_zarr_steps(lazy, threshold_segmenter, tmp_path / "lazy.zarr", block=256))
+    assert result.count > 50
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@requires_shared
+def test_real_montage_blockwise_matches_in_memory_with_the_shipped_model():
+    """2848 x 2048 of eight BAM fields (specimen rows), shipped ``default``: blocks of 1024 agree with one pass."""
+    from conftest import DATA
+    from napari_nanogan.io.images import read_image
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    paths = sorted((DATA / "bam_tio2_sem" / "images").glob("*.tif"))[:8]
+    fields = [read_image(p)[0][:712] for p in paths]
+    montage = np.concatenate([np.concatenate(fields[2 * r : 2 * r + 2], 1) for r in range(4)], 0)
+    segmenter = load_segmenter("default")
+    whole = segment(montage, segmenter, info_bar=None, diameter="auto").labels
+    blocks = segment_blockwise(montage, segmenter, diameter="auto", block=1024)
+    assert _f1(whole, blocks) >= 0.99
