@@ -60,6 +60,7 @@ def test_weighted_percentiles():
 
 
 def test_agrees_with_regionprops():
+    from scipy.spatial import ConvexHull
     from skimage.measure import regionprops
 
     from napari_nanogan.data.procedural import particle_labels
@@ -72,9 +73,22 @@ def test_agrees_with_regionprops():
         assert t.columns["area_nm2"][i] == pytest.approx(p.area * 9)
         assert t.columns["ecd_nm"][i] == pytest.approx(p.equivalent_diameter_area * 3)
         assert t.columns["perimeter_nm"][i] == pytest.approx(p.perimeter * 3)
-        assert t.columns["solidity"][i] == pytest.approx(p.solidity)
+        # solidity: the area over the pixel centres inside the convex hull of the particle's pixel centres
+        hull = ConvexHull(p.coords)
+        inside = (hull.equations[:, :2] @ np.indices(labels.shape).reshape(2, -1) + hull.equations[:, 2:] <= 1e-9).all(0)
+        assert t.columns["solidity"][i] == pytest.approx(p.area / inside.sum())
         # skimage's Feret max (marching-squares contour) is within a pixel of ours (pixel corners)
         assert abs(t.columns["feret_max_nm"][i] / 3 - p.feret_diameter_max) <= 1.5
+
+
+def test_hull_measures_ignore_pixel_order():
+    from napari_nanogan.measure import convex_pixel_count
+
+    yy, xx = np.nonzero(np.add.outer(np.arange(30) ** 2, np.arange(40) ** 2) < 30**2)  # a quarter disc
+    coords = np.stack([yy, xx], 1)
+    shuffled = np.random.default_rng(0).permutation(coords)
+    assert feret_diameters(shuffled) == pytest.approx(feret_diameters(coords))
+    assert convex_pixel_count(shuffled) == convex_pixel_count(coords)
 
 
 def test_measure_cli_round_trip(tmp_path):

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 
 LENGTH_COLUMNS = ("ecd", "feret_max", "feret_min", "perimeter")
 
@@ -71,28 +70,77 @@ def median_diameter(labels: np.ndarray) -> float:
     return float(np.median(ecd)) if ecd.size else float("nan")
 
 
+def row_extremes(coords: np.ndarray) -> np.ndarray:
+    """The first and last pixel of each row of a pixel set [K, 2], sorted by (row, column): all its hull
+    depends on (a one-pixel row appears twice)."""
+    c = np.asarray(coords)
+    if len(c) > 1 and ((c[1:, 0] < c[:-1, 0]) | ((c[1:, 0] == c[:-1, 0]) & (c[1:, 1] <= c[:-1, 1]))).any():
+        c = c[np.lexsort((c[:, 1], c[:, 0]))]  # regionprops' coords come sorted already
+    starts = np.flatnonzero(np.r_[True, c[1:, 0] != c[:-1, 0]])
+    ends = np.r_[starts[1:] - 1, len(c) - 1]
+    return np.stack([c[starts], c[ends]], 1).reshape(-1, 2)
+
+
+def convex_hull(points) -> list[tuple]:
+    """Vertices of the convex hull of 2D points sorted by (y, x), counter-clockwise, collinear points dropped.
+
+    Andrew's monotone chain in plain Python: a particle's hull has a few dozen
+    points, where a call into qhull costs more, and plain Python keeps a worker
+    thread from queueing for the interpreter lock at every particle (a Qt event
+    loop takes the lock each time a C call lets it go).
+    """
+    points = [tuple(p) for p in points]
+    if len(points) < 3:
+        return points
+
+    def chain(seq):
+        out = []
+        for p in seq:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out
+
+    lower, upper = chain(points), chain(reversed(points))
+    return lower[:-1] + upper[:-1]
+
+
+_CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
 def feret_diameters(coords: np.ndarray) -> tuple[float, float]:
-    """(max, min) caliper diameters of a set of pixel coordinates [K, 2], in pixels."""
-    corners = (coords[:, None, :] + np.array([[0, 0], [0, 1], [1, 0], [1, 1]])[None]).reshape(-1, 2).astype(float)
-    corners = np.unique(corners, axis=0)
-    try:
-        hull = corners[ConvexHull(corners).vertices]
-    except (QhullError, ValueError):
-        return 0.0, 0.0
+    """(max, min) caliper diameters of a set of pixel coordinates [K, 2], in pixels (the pixels' corners)."""
+    return _feret(convex_hull(row_extremes(coords).tolist()))
+
+
+def _feret(centres: list[tuple]) -> tuple[float, float]:
+    """Feret (max, min) from the hull of the pixel centres: the corner hull is that of its vertices' corners."""
+    hull = np.asarray(convex_hull(sorted({(y + dy, x + dx) for y, x in centres for dy, dx in _CORNERS})), float)
     diff = hull[:, None, :] - hull[None, :, :]
     fmax = float(np.sqrt((diff**2).sum(-1)).max())
-    fmin = np.inf
-    n = len(hull)
-    for i in range(n):
-        p, q = hull[i], hull[(i + 1) % n]
-        edge = q - p
-        length = math.hypot(*edge)
-        if length == 0:
-            continue
-        normal = np.array([-edge[1], edge[0]]) / length
-        width = np.abs((hull - p) @ normal).max()
-        fmin = min(fmin, width)
-    return fmax, float(fmin)
+    edges = np.roll(hull, -1, axis=0) - hull
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    normals = np.stack([-edges[:, 1], edges[:, 0]], 1) / lengths[:, None]
+    # the width across each edge's normal: the largest distance of a hull vertex from that edge's line
+    widths = np.abs(np.einsum("ejd,ed->ej", diff.transpose(1, 0, 2), normals)).max(1)
+    return fmax, float(widths.min())
+
+
+def convex_pixel_count(coords: np.ndarray) -> int:
+    """How many pixel centres the convex hull of a pixel set's centres holds (Pick's theorem; the set's own
+    pixels included): the convex area behind ``solidity``, exact, and without drawing the hull."""
+    return _pixels_in_hull(convex_hull(row_extremes(coords).tolist()), len(coords))
+
+
+def _pixels_in_hull(centres: list[tuple], n_pixels: int) -> int:
+    hull = np.asarray(centres, np.int64)
+    if len(hull) < 3:
+        return n_pixels  # on one line: its own pixels
+    ahead = np.roll(hull, -1, axis=0)
+    twice_area = abs(int((hull[:, 0] * ahead[:, 1] - ahead[:, 0] * hull[:, 1]).sum()))
+    boundary = int(np.gcd(np.abs(ahead - hull)[:, 0], np.abs(ahead - hull)[:, 1]).sum())
+    return (twice_area + boundary) // 2 + 1
 
 
 def measure_particles(
@@ -136,7 +184,9 @@ def measure_particles(
     props = regionprops(labels.astype(np.int64), intensity_image=None if image is None else np.asarray(image, float))
     for p in props:
         y0, x0, y1, x1 = p.bbox
-        fmax, fmin = feret_diameters(p.coords)
+        coords = p.coords
+        centres = convex_hull(row_extremes(coords).tolist())
+        fmax, fmin = _feret(centres)
         per = float(p.perimeter)
         area = float(p.area)
         rows["label"].append(p.label)
@@ -147,7 +197,7 @@ def measure_particles(
         rows["perimeter"].append(per * scale)
         rows["circularity"].append(min(1.0, 4 * math.pi * area / per**2) if per > 0 else 1.0)
         rows["aspect_ratio"].append(fmin / fmax if fmax > 0 else 1.0)
-        rows["solidity"].append(float(p.solidity))
+        rows["solidity"].append(area / _pixels_in_hull(centres, len(coords)))
         rows["mean_intensity"].append(float(p.intensity_mean) if image is not None else float("nan"))
         rows["centroid_y"].append(p.centroid[0] * scale)
         rows["centroid_x"].append(p.centroid[1] * scale)

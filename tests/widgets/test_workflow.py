@@ -50,6 +50,7 @@ def session(make_napari_viewer, tiny_checkpoint, tiny_generator_checkpoint, tmp_
 
     monkeypatch.setenv("NANOGAN_USER_MODELS", str(tmp_path / "models"))
     monkeypatch.setitem(ft.PRESETS, "quick", Preset(3, 0, "test", patch_size=32, batch_size=2))
+    monkeypatch.setattr(ft, "RETUNE_GRID", {"fg_threshold": [0.4, 0.5]})  # the full grid is tested in test_finetune
     viewer = make_napari_viewer(show=True)
     for data, kwargs, kind in sample_sem():
         getattr(viewer, f"add_{kind}")(data, **kwargs)
@@ -58,18 +59,16 @@ def session(make_napari_viewer, tiny_checkpoint, tiny_generator_checkpoint, tmp_
     for panel in panels.values():
         viewer.window.add_dock_widget(panel)
     seg = panels["segment"]
-    seg.model.choices = [str(tiny_checkpoint)]
-    seg.model.value = str(tiny_checkpoint)
-    panels["finetune"].base.choices = [str(tiny_checkpoint)]
-    panels["finetune"].base.value = str(tiny_checkpoint)
+    # callables, as the panels' own: a saved model refreshes the lists from these
+    seg.model.choices = lambda *_: [str(tiny_checkpoint)]
+    panels["finetune"].base.choices = lambda *_: [str(tiny_checkpoint)]
     panels["finetune"].base_generator = str(tiny_generator_checkpoint)
     for name in ("synthesize", "export"):
-        panels[name].model.choices = [str(tiny_generator_checkpoint)]
-        panels[name].model.value = str(tiny_generator_checkpoint)
+        panels[name].model.choices = lambda *_: [str(tiny_generator_checkpoint)]
     return viewer, panels, tmp_path
 
 
-def test_segment_measure_finetune_synthesize_export(session, qtbot, wait_done):
+def test_segment_measure_finetune_synthesize_export(session, qtbot, wait_done, tiny_checkpoint):
     viewer, panels, tmp_path = session
     image = viewer.layers["procedural SEM"]
     truth = viewer.layers["true particles"]
@@ -118,6 +117,7 @@ def test_segment_measure_finetune_synthesize_export(session, qtbot, wait_done):
     card = model_card("mine")
     _, val = ft.split_rows([sample_from_arrays("annotated", np.asarray(annotated.data), np.asarray(truth.data),
                                                domain="user")])
+    assert seg.model.value == str(tiny_checkpoint)  # saving "mine" kept the user's choice
     panel_model = load_segmenter(seg.model.value)
     assert card["before"]["f1"] == pytest.approx(ft.score(panel_model, val)["f1"])
     assert card["before"]["iou"] == pytest.approx(ft.score(panel_model, val)["iou"])
