@@ -134,7 +134,7 @@ class AutoSegmenter:
     general: Segmenter
     bright: Segmenter
     name: str = "auto"
-    min_agreement: float = 0.6
+    min_agreement: float = 0.8
 
     @property
     def card(self) -> dict:
