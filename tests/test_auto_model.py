@@ -72,7 +72,7 @@ def test_auto_diameter_uses_the_general_models_size_model(auto, sem_crop):
 def test_specialist_that_disagrees_with_the_general_model_is_not_used(auto):
     """A bright-particle specialist whose foreground disagrees with the first pass is not used.
 
-    The `sem-tio2` weights shipped until session 9 failed on the procedural sample (a third
+    Earlier `sem-tio2` weights failed on the procedural sample (a third
     of the substrate taken for particle); the current ones do not, so the specialist here
     is a network that has learnt nothing (same architecture, random weights)."""
     import dataclasses

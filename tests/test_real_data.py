@@ -99,7 +99,7 @@ def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_te
 
 
 def test_sem_tio2_on_the_whole_bam_test_split(splits):
-    """The BAM-only model: F1 0.883, IoU 0.934, D50 +0.6 % on these 6 images (docs/benchmarks.md, session 11)."""
+    """The BAM-only model: F1 0.883, IoU 0.934, D50 +0.6 % on these 6 images (docs/benchmarks.md)."""
     from napari_nanogan.io.masks import instance_labels
     from napari_nanogan.segmentation import segment
     from napari_nanogan.io.images import read_image
@@ -124,7 +124,7 @@ def test_the_default_model_meets_the_bam_targets_on_the_validation_images(splits
     """Issue targets for the BAM val images: foreground IoU >= 0.90, instance F1 >= 0.85.
 
     Through the product's default path (`auto`, diameter estimated, as `nanogan segment`
-    runs): 0.927 / 0.864 measured in session 11 (0.845 before the region merging).
+    runs): 0.927 / 0.863 (docs/benchmarks.md, "Segmentation quality").
     """
     from napari_nanogan.io.masks import instance_labels
     from napari_nanogan.segmentation import segment
