@@ -402,7 +402,8 @@ def main(argv=None):
         sys.exit(f"no BAM data under {args.data_root}/bam_tio2_sem")
     real_train = load_samples(splits["train"], domain="bam")
     held_out = load_samples(splits["val"] + splits["test"], domain="bam")[: mode.n_eval]
-    postprocess = load_segmenter("default").postprocess  # fixed for every arm (chosen on the val split once)
+    # fixed for every arm (chosen on the val split once); no confidence cut: it is calibrated for default's network only
+    postprocess = replace(load_segmenter("default").postprocess, min_confidence=0.0)
     # the code that runs is the code at the start (stages reused from earlier runs keep their own)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root, check=False).stdout.strip()
     t0 = time.perf_counter()

@@ -97,7 +97,8 @@ def test_every_shipped_model_loads_offline_with_its_provenance():
         for name, filename in table.items():
             path = shipped_path(filename)
             assert path.is_file(), f"{name}: {filename} missing from the package"
-            assert path.stat().st_size < 5_000_000, f"{name}: shipped weights must stay small"
+            # small: the 5-level default is 7.4 MB; float16 storage (half) cost EMPS val F1 0.849 -> 0.813
+            assert path.stat().st_size < 8_000_000, f"{name}: shipped weights must stay small"
             data = load_checkpoint(path, kind=kind)
             assert data["provenance"].get("command") or data["provenance"].get("step"), name
             assert resolve_model(name, kind=kind) == path
