@@ -12,7 +12,8 @@ loses it. Definitions:
 - ``perimeter``: scikit-image's ``perimeter`` (4-connected contour length estimate).
 - ``circularity``: ``4 pi area / perimeter^2``, clipped to 1.
 - ``aspect_ratio``: ``feret_min / feret_max`` (ISO 9276-6), in (0, 1].
-- ``solidity``: area / convex-hull area (scikit-image).
+- ``solidity``: area over the number of pixel centres inside the convex hull of the
+  particle's pixel centres (its own included; exact, by Pick's theorem).
 - ``touches_border`` / ``touches_info_bar``: the particle is cut by the image edge or
   the microscope's data bar; such particles are left out of the summary by default.
 - ``confidence`` (when the segmentation gives it): the probability that the particle is
