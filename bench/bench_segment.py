@@ -16,6 +16,9 @@
   16-channel Attention U-Net on that image), measured in the same run, and
   ``cli_vs_matmul``: their ratio, the speed goal's measure (it must be at most 2.0).
 - ``megapixels_per_second_4096``: the same on a 4096 x 4096 image.
+- ``precision``: what ``segment()`` runs in here by default (bf16 autocast on CPUs with
+  native bf16 kernels); ``seconds_1024x768_fp32`` / ``_bf16`` and ``bf16_vs_fp32_labels``
+  time both on the same image and compare their labels (IoU, F1).
 - ``peak_rss_mb_8192``: peak resident memory of a fresh process that loads the
   model and segments an 8192 x 8192 image (includes the Python + torch baseline,
   reported too: ``baseline_rss_mb`` is the peak after the model load,
@@ -193,18 +196,25 @@ def main():
     from napari_nanogan.models.runtime import bf16_supported
 
     result["bf16_supported"] = bf16_supported()
-    if result["bf16_supported"] and not isinstance(seg, AutoSegmenter):
-        fp32_labels = segment(img, seg).labels
-        seg.precision = "bf16"
-        segment(img, seg)
-        t16 = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            bf16_labels = segment(img, seg).labels
-            t16.append(time.perf_counter() - t)
-        seg.precision = "fp32"
-        agree = summarize([(fp32_labels, bf16_labels)])
-        result["seconds_1024x768_bf16"] = round(float(np.median(t16)), 3)
+    members = (seg.general, seg.bright) if isinstance(seg, AutoSegmenter) else (seg,)
+    result["precision"] = net.precision  # what segment() runs in on this CPU by default
+    if result["bf16_supported"]:  # both precisions, timed and compared on the same image
+        labels, seconds = {}, {}
+        for precision in ("fp32", "bf16"):
+            for member in members:
+                member.precision = precision
+            segment(img, seg)
+            runs = []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                labels[precision] = segment(img, seg).labels
+                runs.append(time.perf_counter() - t)
+            seconds[precision] = round(float(np.median(runs)), 3)
+        for member in members:
+            member.precision = result["precision"]
+        agree = summarize([(labels["fp32"], labels["bf16"])])
+        result["seconds_1024x768_fp32"] = seconds["fp32"]
+        result["seconds_1024x768_bf16"] = seconds["bf16"]
         result["bf16_vs_fp32_labels"] = {"iou": round(agree["iou"], 4), "f1": round(agree["f1"], 4)}
     if not args.skip_8k:
         child = _peak_rss_child(args.model, 8192)

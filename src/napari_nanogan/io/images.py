@@ -64,8 +64,8 @@ def check_declared_size(path, shape, itemsize: int = 1) -> None:
     limit = max_pixels()
     size = " x ".join(map(str, shape[:-1] if samples > 1 else shape))
     advice = (f"raise the limit with the environment variable {MAX_PIXELS_ENV} (e.g. {MAX_PIXELS_ENV}="
-              f"{max(2 * limit, pixels)}) if this machine has the memory; larger montages will go through a "
-              "block-wise path (not in this version)")
+              f"{max(2 * limit, pixels)}) if this machine has the memory, or store it as zarr / OME-Zarr: "
+              "`nanogan segment montage.zarr` segments it block by block")
     if pixels > limit:
         raise ImageTooLargeError(f"{path}: declares {size} = {pixels / 1e6:.1f} megapixels, over the limit of "
                                  f"{limit / 1e6:.1f} megapixels (refused before decoding); {advice}")

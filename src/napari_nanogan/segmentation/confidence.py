@@ -28,25 +28,28 @@ def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.n
         return np.zeros((0, len(FEATURES)))
     scale = 255.0 if np.asarray(foreground).dtype == np.uint8 else 1.0
     fg = np.asarray(foreground, np.float32) / scale
-    seed = np.asarray(interior, np.float32) / scale
-    flat = labels.ravel().astype(np.int64)
-    area = np.bincount(flat, minlength=n + 1)[1:].astype(float)
-    mean_fg = np.bincount(flat, fg.ravel(), minlength=n + 1)[1:] / np.maximum(area, 1)
-    low_fg = ndi.minimum(fg, labels, index=np.arange(1, n + 1)) if n else np.zeros(0)
-    max_seed = np.zeros(n + 1)
-    np.maximum.at(max_seed, flat, seed.ravel())
-    # outline: the particle's pixels next to another label; shared: next to another particle
     inside = labels > 0
-    nb_max = ndi.maximum_filter(labels, size=3)
-    nb_min = ndi.minimum_filter(labels, size=3)
-    nb_min_particle = ndi.minimum_filter(np.where(inside, labels, n + 1), size=3)
-    edge = inside & ((nb_max != labels) | (nb_min != labels))
-    touching = inside & ((nb_max > labels) | (nb_min_particle < labels))
-    edge_count = np.bincount(flat, edge.ravel(), minlength=n + 1)[1:]
-    outside = ndi.maximum_filter(np.where(inside, 0, fg), size=3)  # the foreground probability just outside
-    contrast = np.bincount(flat, (edge * (fg - outside)).ravel(), minlength=n + 1)[1:] / np.maximum(edge_count, 1)
-    shared = np.bincount(flat, touching.ravel(), minlength=n + 1)[1:] / np.maximum(edge_count, 1)
-    return np.stack([mean_fg, low_fg, max_seed[1:], contrast, np.log(np.maximum(area, 1)), shared], 1)
+    lab = labels[inside].astype(np.intp)  # every per-particle sum runs over particle pixels only
+    fg_in = fg[inside]
+    seed_in = np.asarray(interior, np.float32)[inside] / scale
+    area = np.bincount(lab, minlength=n + 1)[1:].astype(float)
+    mean_fg = np.bincount(lab, fg_in, minlength=n + 1)[1:] / np.maximum(area, 1)
+    low_fg = np.full(n + 1, np.inf, np.float32)
+    np.minimum.at(low_fg, lab, fg_in)
+    max_seed = np.zeros(n + 1)
+    np.maximum.at(max_seed, lab, seed_in)
+    # outline: the particle's pixels next to another label; shared: next to another particle
+    nb_max = ndi.maximum_filter(labels, size=3)[inside]
+    nb_min = ndi.minimum_filter(labels, size=3)[inside]
+    nb_min_particle = ndi.minimum_filter(np.where(inside, labels, n + 1), size=3)[inside]
+    own = labels[inside]
+    edge = (nb_max != own) | (nb_min != own)
+    touching = (nb_max > own) | (nb_min_particle < own)
+    edge_count = np.bincount(lab, edge, minlength=n + 1)[1:]
+    outside = ndi.maximum_filter(np.where(inside, 0, fg), size=3)[inside]
+    contrast = np.bincount(lab, edge * (fg_in - outside), minlength=n + 1)[1:] / np.maximum(edge_count, 1)
+    shared = np.bincount(lab, touching, minlength=n + 1)[1:] / np.maximum(edge_count, 1)
+    return np.stack([mean_fg, low_fg[1:].astype(np.float64), max_seed[1:], contrast, np.log(np.maximum(area, 1)), shared], 1)
 
 
 @dataclass(frozen=True)
