@@ -152,3 +152,47 @@ def test_finetune_never_shrinks_a_held_out_part_below_what_segment_takes(tmp_pat
     factor = load_checkpoint(result.path)["card"]["scale_factors"][0]
     assert factor == pytest.approx(2 * MIN_SIDE / 96, abs=1e-4)  # the 96 training rows keep 2 * MIN_SIDE (rounded in the card)
     assert set(result.after) >= {"iou", "f1"}
+
+
+def test_finetune_calibrates_the_diameter_estimate_on_the_annotations(tmp_path, sized_tiny_checkpoint, fast_preset):
+    # the base's size model says SIZED_DIAMETER px whatever the image; the user's particles are another size:
+    # the fine-tuned model's estimate is scaled to the annotated diameters of its training rows
+    from conftest import SIZED_DIAMETER
+    from napari_nanogan.measure import median_diameter
+    from napari_nanogan.segmentation import load_segmenter
+    from napari_nanogan.segmentation.sizing import estimate_diameter
+
+    pairs = []
+    for seed in (5, 6):
+        lab = particle_labels((192, 192), n_particles=10, mean_diameter=36, seed=seed)
+        im = render_sem(lab, seed=seed)
+        pairs.append(Sample(f"p{seed}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "user"))
+    _, result = _run(ft.finetune(pairs, out_path=tmp_path / "cal.pt", base_segmenter=str(sized_tiny_checkpoint),
+                                 base_generator=None, device="cpu"))
+    card = load_checkpoint(result.path)["card"]
+    truth = [median_diameter(s.labels[:144]) for s in pairs]  # the training rows (bottom quarter held out)
+    expected = float(np.exp(np.mean(np.log(np.array(truth) / SIZED_DIAMETER))))
+    assert card["size_calibration"]["annotated_px"] == pytest.approx(truth, abs=0.01)
+    assert card["size_calibration"]["estimated_px"] == pytest.approx([SIZED_DIAMETER] * 2, abs=0.01)
+    assert card["size_calibration"]["correction"] == pytest.approx(expected, abs=1e-3)
+    assert abs(np.log(expected)) > 0.1  # the test means something: the base's estimate was off
+    tuned = load_segmenter(result.path, device="cpu")
+    assert estimate_diameter(pairs[0].image, tuned) == pytest.approx(SIZED_DIAMETER * expected, rel=1e-3)
+
+
+def test_finetune_from_auto_keeps_the_shipped_sizer(tmp_path, fast_preset, monkeypatch):
+    # auto hands bright SEM images to sem-tio2, which has no size model of its own: the fine-tuned
+    # network still gets its diameter estimated, by default's size model (what auto used), calibrated
+    monkeypatch.setitem(ft.RETUNE_GRID, "seed_method", ["components"])
+    from napari_nanogan.segmentation import can_estimate_diameter, load_segmenter, segment
+
+    pairs = _samples(2, shape=(160, 160))
+    _, result = _run(ft.finetune(pairs, out_path=tmp_path / "auto.pt", base_segmenter="auto", base_generator=None,
+                                 device="cpu"))
+    data = load_checkpoint(result.path, kind="segmenter")
+    assert data["size_reference"] == "default" and "size_model" not in data
+    tuned = load_segmenter(result.path, device="cpu")
+    assert tuned.sizer.name == "default" and can_estimate_diameter(tuned)
+    assert tuned.size_correction == pytest.approx(load_checkpoint(result.path)["card"]["size_calibration"]["correction"])
+    out = segment(pairs[0].image, tuned, diameter="auto")
+    assert out.diameter_estimated and out.diameter_px > 0

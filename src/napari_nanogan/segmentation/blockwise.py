@@ -215,7 +215,7 @@ def plan_blockwise(
     if estimated or not hasattr(segmenter, "network"):
         sample = _centre_crop(array, rows, ESTIMATE_SAMPLE)
     if estimated:
-        diameter = estimate_diameter(sample, sizer) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
+        diameter = estimate_diameter(sample, segmenter) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
         factor = resize_factor(diameter, sizer.diameter_px) if diameter is not None and \
             diameter >= shrink_threshold(sizer) else 1.0
     else:

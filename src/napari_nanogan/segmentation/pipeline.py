@@ -149,7 +149,7 @@ def segment_steps(
         if min(grey[rows].shape) < MIN_ESTIMATE_SIDE:
             diameter = None  # too small to estimate, and to hold particles that need a smaller image
         else:
-            diameter = estimate_diameter(grey, sizer, rows)
+            diameter = estimate_diameter(grey, segmenter, rows)
         estimate_ok = diameter is not None and diameter >= shrink_threshold(sizer)
         factor = resize_factor(diameter, sizer.diameter_px) if estimate_ok else 1.0
     else:

@@ -58,6 +58,13 @@ class Segmenter:
         Or the network estimates it itself, at a coarse scale (used without a size model).
     confidence_model : ConfidenceModel or None
         Turns each particle's features into the probability that it is real.
+    size_reference : Segmenter or None
+        Another segmenter whose size model estimates the diameter for this one (a
+        fine-tuned model keeps the shipped sizer it started from: the size model was
+        fitted on that network's outputs).
+    size_correction : float
+        Factor on the estimated diameter, calibrated on the annotated images a model was
+        fine-tuned on (1 for the shipped models).
     """
 
     network: AttentionUNet
@@ -69,6 +76,8 @@ class Segmenter:
     size_model: SizeModel | None = None
     coarse_sizing: CoarseSizing | None = None
     confidence_model: ConfidenceModel | None = None
+    size_reference: "Segmenter | None" = None
+    size_correction: float = 1.0
 
     @property
     def config(self) -> SegmenterConfig:
@@ -80,7 +89,7 @@ class Segmenter:
 
     @property
     def sizer(self) -> "Segmenter":
-        return self
+        return self.size_reference if self.size_reference is not None else self
 
     def candidates(self, grey: np.ndarray, rows: slice, factor: float) -> list[Candidate]:
         return [(self, None)]
@@ -100,19 +109,28 @@ class Segmenter:
                 except ValueError as exc:  # fitted by an older version: the network still works
                     warnings.warn(f"{path}: {key.replace('_', ' ')} not loaded ({exc}); refit it with "
                                   f"`nanogan {command}`", stacklevel=2)
-        return cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
-                                name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
-                                device=device, **extras)
+        if data.get("size_reference"):  # a shipped segmenter estimates the diameter for this one
+            try:
+                extras["size_reference"] = _load(data["size_reference"], device)
+            except (OSError, ValueError, KeyError) as exc:
+                warnings.warn(f"{path}: its size reference {data['size_reference']!r} is not available ({exc}); "
+                              "give the particle diameter", stacklevel=2)
+        segmenter = cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
+                                     name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
+                                     device=device, **extras)
+        segmenter.size_correction = float(data.get("size_correction", 1.0))
+        return segmenter
 
     @classmethod
     def from_network(cls, network: AttentionUNet, *, postprocess: PostprocessConfig | None = None,
                      name: str = "unnamed", card: dict | None = None, device=None,
                      size_model: SizeModel | None = None, coarse_sizing: CoarseSizing | None = None,
-                     confidence_model: ConfidenceModel | None = None) -> "Segmenter":
+                     confidence_model: ConfidenceModel | None = None,
+                     size_reference: "Segmenter | None" = None) -> "Segmenter":
         network = for_inference(network, device)
         return cls(network, postprocess or PostprocessConfig(), name, card or {},
                    precision=inference_precision(next(network.parameters()).device), size_model=size_model,
-                   coarse_sizing=coarse_sizing, confidence_model=confidence_model)
+                   coarse_sizing=coarse_sizing, confidence_model=confidence_model, size_reference=size_reference)
 
 
 @dataclass

@@ -182,22 +182,28 @@ def coarse_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None), sizi
 
 
 def can_estimate_diameter(segmenter) -> bool:
-    """Whether ``segment(..., diameter="auto")`` works with this segmenter (it has a size model or a coarse sizing).
+    """Whether ``segment(..., diameter="auto")`` works with this segmenter (its sizer has a size model or a coarse sizing).
 
     The CLI, the demo and the Segment panel estimate by default only where it does.
     """
-    return getattr(segmenter, "size_model", None) is not None or getattr(segmenter, "coarse_sizing", None) is not None
+    sizer = getattr(segmenter, "sizer", segmenter)
+    return getattr(sizer, "size_model", None) is not None or getattr(sizer, "coarse_sizing", None) is not None
 
 
 def estimate_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None)) -> float | None:
-    """Typical particle diameter (px) of a grey image, from the segmenter's size model or coarse sizing.
+    """Typical particle diameter (px) of a grey image, from the size model or coarse sizing of ``segmenter.sizer``.
 
-    None where the coarse sizing finds too few particles (small ones: the image's own scale suits them).
+    A fine-tuned model's ``size_correction`` (calibrated on its annotated images) scales the
+    estimate. None where the coarse sizing finds too few particles (small ones: the image's
+    own scale suits them).
     """
-    if segmenter.size_model is not None:
-        return segmenter.size_model.predict(size_features(grey, segmenter, rows))
-    if getattr(segmenter, "coarse_sizing", None) is not None:
-        return coarse_diameter(grey, segmenter, rows, segmenter.coarse_sizing)
+    sizer = getattr(segmenter, "sizer", segmenter)
+    correction = float(getattr(segmenter, "size_correction", 1.0))
+    if sizer.size_model is not None:
+        return correction * sizer.size_model.predict(size_features(grey, sizer, rows))
+    if getattr(sizer, "coarse_sizing", None) is not None:
+        diameter = coarse_diameter(grey, sizer, rows, sizer.coarse_sizing)
+        return None if diameter is None else correction * diameter
     raise ValueError(f"model {segmenter.name!r} has no size model for an automatic diameter; "
                      "give the particle diameter, or add one with `nanogan fit-size`")
 

@@ -4,7 +4,10 @@ Starts from the model the user segments with (``auto`` chooses, per the user's i
 the network it would use for them) and trains it on the user's pairs: first the
 segmenter alone (supervised, touching particles weighted), then, in the longer presets,
 the cycle GAN, so that the bundle's generator also learns the user's images. The
-post-processing is then re-tuned on the user's training rows. The result is a *bundle*
+post-processing is then re-tuned on the user's training rows, and the particle-diameter
+estimate calibrated on them: the shipped sizer the user segmented with still estimates
+(its size model was fitted on its own outputs), times the factor that makes its estimates
+match the annotated diameters. The result is a *bundle*
 checkpoint (segmenter + generator + model card) that works as ``--model`` for both
 ``nanogan segment`` and ``nanogan synthesize``.
 
@@ -34,8 +37,11 @@ from ..data.datasets import Sample
 from ..metrics.segmentation import summarize
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.registry import DEFAULT_GENERATOR, DEFAULT_SEGMENTER, ModelNotFoundError, resolve_model
+from ..measure import median_diameter
+from ..models.registry import (DEFAULT_GENERATOR, DEFAULT_SEGMENTER, SHIPPED_SEGMENTERS, ModelNotFoundError,
+                               resolve_model)
 from ..segmentation import Segmenter, can_estimate_diameter, load_segmenter, segment
+from ..segmentation.sizing import MIN_ESTIMATE_SIDE, estimate_diameter
 from ..segmentation.tiles import MIN_SIDE
 from .cyclegan import train_cyclegan
 from .data import model_scale_factor, shrink_sample
@@ -118,6 +124,35 @@ def base_network(model, samples: list[Sample]):
         votes[first.name] = votes.get(first.name, 0) + 1
         networks[first.name] = first
     return networks[max(votes, key=votes.get)]
+
+
+#: The most a fine-tuned model's diameter estimate is scaled by (either way): beyond it the
+#: annotations and the images disagree about what a particle is.
+MAX_SIZE_CORRECTION = 4.0
+
+
+def size_calibration(sizer, samples: list[Sample]) -> dict | None:
+    """The factor that makes ``sizer``'s diameter estimates match the annotated median diameters of ``samples``.
+
+    The geometric mean of annotated / estimated over the samples (limited to
+    :data:`MAX_SIZE_CORRECTION` either way), with both per sample; None where the sizer
+    cannot estimate, or no sample has an estimate and an annotated particle.
+    """
+    if not can_estimate_diameter(sizer):
+        return None
+    estimated, annotated = [], []
+    for s in samples:
+        truth = median_diameter(s.labels)
+        guess = estimate_diameter(s.image, sizer) if min(s.image.shape) >= MIN_ESTIMATE_SIDE else None
+        if guess is not None and np.isfinite(truth) and guess > 0:
+            estimated.append(float(guess))
+            annotated.append(float(truth))
+    if not estimated:
+        return None
+    log_ratio = float(np.mean(np.log(np.array(annotated) / np.array(estimated))))
+    correction = float(np.clip(np.exp(log_ratio), 1 / MAX_SIZE_CORRECTION, MAX_SIZE_CORRECTION))
+    return {"correction": round(correction, 4), "estimated_px": [round(v, 2) for v in estimated],
+            "annotated_px": [round(v, 2) for v in annotated]}
 
 
 #: Post-processing candidates re-tuned on the user's training rows after training.
@@ -204,15 +239,28 @@ def finetune(
         if gen_part is None and gen_path is not None:  # the bundle synthesizes too, with the generator as it was
             gen_part = load_checkpoint(gen_path, kind=ModelKind.GENERATOR)
         seg_part = load_checkpoint(segmenter_file, kind=ModelKind.SEGMENTER)
-        # the starting network's sizing and confidence, not refitted (their inputs are the network's outputs,
-        # which fine-tuning moves only a little); the post-processing re-tuned on the training rows
-        for key in ("size_model", "coarse_sizing", "confidence_model"):
-            if getattr(network, key) is not None:
-                seg_part[key] = getattr(network, key).to_dict()
+        # the diameter is estimated as before, by the shipped sizer the user segmented with (its size model
+        # was fitted on that network's outputs), then scaled by a factor calibrated on the annotations; a
+        # sizer that is not shipped (a user's model) travels inside the bundle instead
+        sizer = starting.sizer
+        reference = sizer if sizer.name in SHIPPED_SEGMENTERS else None
+        own = network if reference is None else None
+        # the starting network's confidence model, not refitted (its inputs are the network's outputs, which
+        # fine-tuning moves only a little); the post-processing re-tuned on the training rows
+        for key, holder in (("size_model", own), ("coarse_sizing", own), ("confidence_model", network)):
+            if holder is not None and getattr(holder, key) is not None:
+                seg_part[key] = getattr(holder, key).to_dict()
         tuned = Segmenter.from_network(AttentionUNet(network.config), postprocess=network.postprocess, device=device,
-                                       size_model=network.size_model, coarse_sizing=network.coarse_sizing,
-                                       confidence_model=network.confidence_model, name=out_path.stem)
+                                       size_model=own and own.size_model, coarse_sizing=own and own.coarse_sizing,
+                                       confidence_model=network.confidence_model, name=out_path.stem,
+                                       size_reference=reference)
         tuned.network.load_state_dict(seg_part["state_dict"])
+        sizes = size_calibration(sizer, train)
+        if sizes is not None:
+            tuned.size_correction = sizes["correction"]
+            seg_part["size_correction"] = sizes["correction"]
+        if reference is not None:
+            seg_part["size_reference"] = reference.name
         yield TrainProgress(total, total, stage="tuning the post-processing on your training rows")
         postprocess, _ = tune_postprocess(tuned, small, grid=RETUNE_GRID)
         tuned.postprocess = postprocess
@@ -231,6 +279,7 @@ def finetune(
             "images": [s.name for s in pairs],
             "validation": "bottom 25 % of each image's rows, never trained on, segmented as nanogan segment does",
             "scale_factors": [round(f, 4) for f in factors],  # each training part shrunk to the model's particle size
+            "size_reference": reference.name if reference is not None else None, "size_calibration": sizes,
             "before": before, "after": after, "better": bool(better), "warnings": warnings, **(provenance or {}),
         }
         strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
