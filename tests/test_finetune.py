@@ -176,6 +176,7 @@ def test_finetune_calibrates_the_diameter_estimate_on_the_annotations(tmp_path, 
     assert card["size_calibration"]["estimated_px"] == pytest.approx([SIZED_DIAMETER] * 2, abs=0.01)
     assert card["size_calibration"]["correction"] == pytest.approx(expected, abs=1e-3)
     assert abs(np.log(expected)) > 0.1  # the test means something: the base's estimate was off
+    assert result.size_calibration == card["size_calibration"]
     tuned = load_segmenter(result.path, device="cpu")
     assert estimate_diameter(pairs[0].image, tuned) == pytest.approx(SIZED_DIAMETER * expected, rel=1e-3)
 
@@ -196,3 +197,18 @@ def test_finetune_from_auto_keeps_the_shipped_sizer(tmp_path, fast_preset, monke
     assert tuned.size_correction == pytest.approx(load_checkpoint(result.path)["card"]["size_calibration"]["correction"])
     out = segment(pairs[0].image, tuned, diameter="auto")
     assert out.diameter_estimated and out.diameter_px > 0
+
+
+def test_finetune_cli_says_how_the_diameter_was_calibrated(tmp_path, sized_tiny_checkpoint, tiny_generator_checkpoint,
+                                                           fast_preset, capsys):
+    from napari_nanogan.cli import main
+
+    lab = particle_labels((192, 192), n_particles=10, mean_diameter=36, seed=5)
+    tifffile.imwrite(tmp_path / "a.tif", render_sem(lab, seed=5))
+    tifffile.imwrite(tmp_path / "a_mask.tif", lab.astype(np.uint16))
+    rc = main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"),
+               "--out", str(tmp_path / "m.pt"), "--base-segmenter", str(sized_tiny_checkpoint),
+               "--base-generator", str(tiny_generator_checkpoint)])
+    err = capsys.readouterr().err
+    correction = load_checkpoint(tmp_path / "m.pt")["card"]["size_calibration"]["correction"]
+    assert rc == 0 and f"particle diameter estimates x {correction:.2f}, calibrated on your annotations" in err

@@ -72,6 +72,11 @@ def cmd_finetune(args) -> int:
     fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
     print(f"held-out rows, segmented as `nanogan segment` does: before ({args.base_segmenter}) {fmt(result.before)}; "
           f"after {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)", file=sys.stderr)
+    if result.size_calibration is not None:
+        sizes = result.size_calibration
+        print(f"particle diameter estimates x {sizes['correction']:.2f}, calibrated on your annotations "
+              f"(estimated {', '.join(f'{v:.0f}' for v in sizes['estimated_px'])} px; annotated "
+              f"{', '.join(f'{v:.0f}' for v in sizes['annotated_px'])} px)", file=sys.stderr)
     if result.better:
         print(f"wrote {result.path}; use it with --model {result.path}", file=sys.stderr)
     else:

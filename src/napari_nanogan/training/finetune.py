@@ -64,6 +64,7 @@ class FinetuneResult:
     seconds: float
     warnings: list = field(default_factory=list)
     better: bool = False
+    size_calibration: dict | None = None  # see :func:`size_calibration`
 
 
 def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[Sample], list[Sample]]:
@@ -287,6 +288,6 @@ def finetune(
         if gen_part is not None:
             bundle["generator"] = strip(gen_part)
         path = save_checkpoint(out_path, bundle)
-        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, bool(better))
+        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, bool(better), sizes)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
