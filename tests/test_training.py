@@ -268,3 +268,32 @@ def test_tune_size_weight_prefers_the_right_sizes(tiny_segmenter):
     # on these images the best (IoU + F1) config overestimates D50 by about 46 %, the sized pick by about 11 %
     assert abs(sized["val"][f"{domain}_d50_error"]) < abs(plain["val"][f"{domain}_d50_error"])
     assert sized["size_weight"] == 100.0 and plain["candidates"] == sized["candidates"] == 18
+
+
+def test_tune_size_quantiles_penalise_the_whole_distribution(tiny_segmenter):
+    from napari_nanogan.training.tuning import tune_postprocess
+
+    grid = {"seed_method": ["combined"], "seed_threshold": [0.3], "smooth_sigma": [0.0, 2.0],
+            "min_distance": [2, 4, 12], "fg_threshold": [0.3, 0.5, 0.7]}
+    samples = _samples(2)
+    domain = samples[0].domain
+    _, median_only = tune_postprocess(tiny_segmenter, samples, grid, size_weight=100.0)
+    _, spread = tune_postprocess(tiny_segmenter, samples, grid, size_weight=100.0, size_quantiles=(10, 50, 90))
+    assert spread["size_quantiles"] == [10, 50, 90] and median_only["size_quantiles"] == [50]
+    assert {f"{domain}_d{q}_error" for q in (10, 50, 90)} <= set(spread["val"])
+    assert f"{domain}_d10_error" not in median_only["val"]
+    # the score is (IoU + F1) / 2 - weight x mean |error| over the quantiles
+    mean_error = np.mean([abs(spread["val"][f"{domain}_d{q}_error"]) for q in (10, 50, 90)])
+    expected = (spread["val"][f"{domain}_iou"] + spread["val"][f"{domain}_f1"]) / 2 - 100.0 * mean_error
+    assert spread["best_score"] == pytest.approx(expected, abs=0.01)  # val entries are rounded to 4 decimals
+
+
+def test_size_quantiles_flag_parses_and_refuses():
+    import argparse
+
+    from napari_nanogan.cli.tune import size_quantiles
+
+    assert size_quantiles("10,50,90") == (10, 50, 90)
+    for bad in ("", "0,50", "50,100", "ten"):
+        with pytest.raises(argparse.ArgumentTypeError, match="whole percentiles in 1-99"):
+            size_quantiles(bad)

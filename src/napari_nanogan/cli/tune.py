@@ -32,8 +32,8 @@ def cmd_tune(args) -> int:
         bar = bar or progress_bar(total, "tune (network passes, then post-processing candidates)")
         bar.update(done - bar.n)
 
-    config, info = tuning.tune_postprocess(segmenter, samples, size_weight=args.size_weight, progress=progress,
-                                    workers=args.workers)
+    config, info = tuning.tune_postprocess(segmenter, samples, size_weight=args.size_weight,
+                                           size_quantiles=args.size_quantiles, progress=progress, workers=args.workers)
     if bar is not None:
         bar.close()
     with_postprocess(args.model, args.out, config, dict(info, split="val", at_model_scale=bool(args.at_model_scale),
@@ -225,6 +225,20 @@ def cmd_fit_confidence(args) -> int:
     return 0
 
 
+def size_quantiles(text: str) -> tuple[int, ...]:
+    """``--size-quantiles``: comma-separated whole percentiles in 1-99."""
+    import argparse
+
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(1 <= v <= 99 for v in values):
+        raise argparse.ArgumentTypeError(f"expected whole percentiles in 1-99 separated by commas (e.g. 10,50,90), "
+                                         f"not {text!r}")
+    return values
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("tune", help="choose post-processing parameters on the validation split")
     p.add_argument("--model", required=True, help="segmenter checkpoint")
@@ -232,8 +246,11 @@ def add_commands(sub) -> None:
     p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
     p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--size-weight", type=float, default=0.0,
-                   help="also penalise the relative D50 error of whole particles, with this weight "
-                        "(score: (IoU + F1) / 2 - weight x |D50 error|; default 0)")
+                   help="also penalise the relative size errors of whole particles, with this weight "
+                        "(score: (IoU + F1) / 2 - weight x mean |D_q error| over --size-quantiles; default 0)")
+    p.add_argument("--size-quantiles", type=size_quantiles, default=(50,), metavar="Q[,Q...]",
+                   help="the diameter percentiles --size-weight penalises (default 50: D50; 10,50,90 for the "
+                        "distribution users publish)")
     p.add_argument("--at-model-scale", action="store_true",
                    help="tune on the validation images shrunk to the model's particle diameter (24 px), as the "
                         "network was trained with `nanogan train --at-model-scale`")
