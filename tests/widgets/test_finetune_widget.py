@@ -47,6 +47,7 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wa
     assert len(ticks) > 5  # the Qt event loop kept running while the worker trained
     assert (tmp_path / "models" / "mine.pt").is_file()
     assert "before" in w.result.value and "after" in w.result.value
+    assert "diameter estimates" not in w.result.value  # the tiny base has no size model to calibrate
     assert w.figure.axes and w.figure.axes[0].lines
     from napari_nanogan.models.registry import available_models
 
@@ -70,6 +71,24 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wa
     w.delete_model()
     assert not (tmp_path / "models" / "mine.pt").exists()
     assert "mine" not in seg_panel.model.choices and "mine" not in w.my_model.choices
+
+
+def test_finetune_widget_says_how_the_diameter_was_calibrated(setup, sized_tiny_checkpoint, monkeypatch, wait_done):
+    viewer, w, tmp_path = setup
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(2, 0, "test", patch_size=32, batch_size=2))
+    w.base.choices = [str(sized_tiny_checkpoint)]
+    w.base.value = str(sized_tiny_checkpoint)
+    w.image_layer.value, w.labels_layer.value = viewer.layers["img"], viewer.layers["ann"]
+    w.add_pair()
+    w.name.value = "sized"
+    w.run()
+    wait_done(w, timeout=120_000)
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    correction = load_checkpoint(tmp_path / "models" / "sized.pt")["card"]["size_calibration"]["correction"]
+    assert f"particle diameter estimates x {correction:.2f}" in w.result.value
+    w.my_model.value = "sized"
+    assert f"diameter estimates x {correction:.2f}" in w.card.value
 
 
 def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch, wait_done):

@@ -124,8 +124,10 @@ class FinetuneWidget(QWidget):
             self.card.value = f"unreadable: {exc}"
             return
         fmt = lambda s: f"IoU {s['iou']:.2f}, F1 {s['f1']:.2f}" if s else "?"  # noqa: E731
+        sizes = card.get("size_calibration")
         self.card.value = (f"{card.get('created', '?')[:10]}, {card.get('preset', '?')} preset, {card.get('steps', '?')} steps\n"
-                           f"before {fmt(card.get('before'))} → after {fmt(card.get('after'))}")
+                           f"before {fmt(card.get('before'))} → after {fmt(card.get('after'))}"
+                           + (f"\ndiameter estimates x {sizes['correction']:.2f}" if sizes else ""))
 
     def delete_model(self, *_):
         from ..models.registry import delete_user_model
@@ -223,9 +225,12 @@ class FinetuneWidget(QWidget):
         fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
         verdict = ("better than the starting model: choose it in the Segment panel" if result.better else
                    f"NOT better than {self.base.value} on your held-out rows: keep segmenting with {self.base.value}")
+        sizes = result.size_calibration
+        calibrated = (f"\nparticle diameter estimates x {sizes['correction']:.2f} (calibrated on your annotations)"
+                      if sizes else "")
         self.result.value = (f"held-out rows, segmented as the Segment panel does:\nbefore ({self.base.value}) "
                              f"{fmt(result.before)}\nafter {fmt(result.after)}  ({result.steps} steps, "
-                             f"{result.seconds / 60:.1f} min)\nsaved as {result.path.stem!r}: {verdict}")
+                             f"{result.seconds / 60:.1f} min){calibrated}\nsaved as {result.path.stem!r}: {verdict}")
         for w in result.warnings:
             show_warning(f"Fine-tune: {w}")
         from ..models.registry import notify_models_changed
