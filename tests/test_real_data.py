@@ -99,7 +99,7 @@ def test_emps_auto_diameter_splits_large_particles_far_better(segmenter, emps_te
 
 
 def test_sem_tio2_on_the_whole_bam_test_split(splits):
-    """The BAM-only model: F1 0.883, IoU 0.934, D50 +0.6 % on these 6 images (docs/benchmarks.md)."""
+    """The BAM-only model: F1 0.880, IoU 0.934, D10 +1.4 %, D50 -1.9 % on these 6 images (docs/benchmarks.md)."""
     from napari_nanogan.io.masks import instance_labels
     from napari_nanogan.segmentation import segment
     from napari_nanogan.io.images import read_image
@@ -115,9 +115,10 @@ def test_sem_tio2_on_the_whole_bam_test_split(splits):
         pairs.append((instance_labels(read_mask(mask_path)[:712]), segment(image, seg).labels[:712]))
     scores = summarize(pairs)
     assert scores["iou"] >= 0.91 and scores["f1"] >= 0.85, {k: scores[k] for k in ("iou", "f1")}
-    d50 = [np.median(np.concatenate([equivalent_diameters(p[k], min_area=16, whole_only=True) for p in pairs]))
-           for k in (0, 1)]
+    ecd = [np.concatenate([equivalent_diameters(p[k], min_area=16, whole_only=True) for p in pairs]) for k in (0, 1)]
+    d10, d50 = ([np.percentile(v, q) for v in ecd] for q in (10, 50))
     assert abs(d50[1] - d50[0]) / d50[0] < 0.05, d50
+    assert abs(d10[1] - d10[0]) / d10[0] < 0.05, d10  # the smallest particles: its post-processing was tuned for them
 
 
 def test_the_default_model_meets_the_bam_targets_on_the_validation_images(splits):
