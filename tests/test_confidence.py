@@ -113,3 +113,15 @@ def test_doubtful_particles_are_dropped_and_the_rest_renumbered():
     labels = np.array([[1, 1, 0, 2], [3, 3, 0, 2]])
     out, kept = drop_doubtful(labels, np.array([0.9, 0.2, 0.7]), 0.5)
     assert out.tolist() == [[1, 1, 0, 0], [2, 2, 0, 0]] and kept.tolist() == [0.9, 0.7]
+
+
+def test_features_of_a_missing_label_number_are_zero_not_infinite():
+    from napari_nanogan.segmentation.confidence import particle_features
+
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:8, 2:8] = 1
+    labels[12:18, 12:18] = 3  # no particle 2
+    fg = np.full((20, 20), 0.8, np.float32)
+    features = particle_features(labels, fg, fg)
+    assert features.shape[0] == 3 and np.isfinite(features).all()
+    assert features[1, 1] == 0.0 and features[0, 1] == features[2, 1] == pytest.approx(0.8)

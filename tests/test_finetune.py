@@ -162,11 +162,7 @@ def test_finetune_calibrates_the_diameter_estimate_on_the_annotations(tmp_path, 
     from napari_nanogan.segmentation import load_segmenter
     from napari_nanogan.segmentation.sizing import estimate_diameter
 
-    pairs = []
-    for seed in (5, 6):
-        lab = particle_labels((192, 192), n_particles=10, mean_diameter=36, seed=seed)
-        im = render_sem(lab, seed=seed)
-        pairs.append(Sample(f"p{seed}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "user"))
+    pairs = _big_pairs()
     _, result = _run(ft.finetune(pairs, out_path=tmp_path / "cal.pt", base_segmenter=str(sized_tiny_checkpoint),
                                  base_generator=None, device="cpu"))
     card = load_checkpoint(result.path)["card"]
@@ -212,3 +208,65 @@ def test_finetune_cli_says_how_the_diameter_was_calibrated(tmp_path, sized_tiny_
     err = capsys.readouterr().err
     correction = load_checkpoint(tmp_path / "m.pt")["card"]["size_calibration"]["correction"]
     assert rc == 0 and f"particle diameter estimates x {correction:.2f}, calibrated on your annotations" in err
+
+
+def _big_pairs():
+    pairs = []
+    for seed in (5, 6):
+        lab = particle_labels((192, 192), n_particles=10, mean_diameter=36, seed=seed)
+        im = render_sem(lab, seed=seed)
+        pairs.append(Sample(f"p{seed}", im, lab, float(np.percentile(im, 1)), float(np.percentile(im, 99.8)), "user"))
+    return pairs
+
+
+def test_fine_tuning_a_fine_tuned_model_calibrates_from_its_raw_estimate(tmp_path, sized_tiny_checkpoint, fast_preset):
+    # the second run measures without the first run's factor, so the factors do not compound
+    from napari_nanogan.segmentation import load_segmenter
+    from napari_nanogan.segmentation.sizing import estimate_diameter
+
+    pairs = _big_pairs()
+    _, first = _run(ft.finetune(pairs, out_path=tmp_path / "one.pt", base_segmenter=str(sized_tiny_checkpoint),
+                                base_generator=None, device="cpu"))
+    _, second = _run(ft.finetune(pairs, out_path=tmp_path / "two.pt", base_segmenter=str(tmp_path / "one.pt"),
+                                 base_generator=None, device="cpu"))
+    assert first.size_calibration["correction"] == pytest.approx(second.size_calibration["correction"], rel=1e-3)
+    assert abs(np.log(first.size_calibration["correction"])) > 0.1
+    one, two = (load_segmenter(tmp_path / f"{n}.pt", device="cpu") for n in ("one", "two"))
+    assert estimate_diameter(pairs[0].image, two) == pytest.approx(estimate_diameter(pairs[0].image, one), rel=1e-3)
+
+
+def test_fitting_a_size_model_replaces_the_size_reference(tmp_path):
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.segmentation.sizing import SizeModel
+    from napari_nanogan.training.amend import with_size_model
+
+    data = load_checkpoint(ft.resolve_model("default"), kind="segmenter")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "tuned.pt", {**data, "size_reference": "default", "size_correction": 1.7})
+    model = SizeModel.from_dict(data["size_model"])
+    with_size_model(tmp_path / "tuned.pt", tmp_path / "refit.pt", model, {"command": "test"})
+    refit = load_checkpoint(tmp_path / "refit.pt", kind="segmenter")
+    assert "size_reference" not in refit and "size_correction" not in refit and refit["size_model"]
+
+
+def test_a_missing_or_changed_size_reference_warns_and_still_loads(tmp_path):
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.segmentation import Segmenter, can_estimate_diameter
+
+    data = load_checkpoint(ft.resolve_model("sem-tio2"), kind="segmenter")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "gone.pt", {**data, "size_reference": "no-such-model", "size_correction": 1.5})
+    with pytest.warns(UserWarning, match="not available"):
+        gone = Segmenter.from_checkpoint(tmp_path / "gone.pt", device="cpu")
+    assert not can_estimate_diameter(gone)
+    save_checkpoint(tmp_path / "changed.pt", {**data, "size_reference": "default", "size_reference_sha256": "0" * 64})
+    with pytest.warns(UserWarning, match="has changed since this model was fine-tuned"):
+        changed = Segmenter.from_checkpoint(tmp_path / "changed.pt", device="cpu")
+    assert can_estimate_diameter(changed) and changed.sizer.name == "default"
+    reference = changed.sizer.sizing_fingerprint()
+    save_checkpoint(tmp_path / "same.pt", {**data, "size_reference": "default", "size_reference_sha256": reference})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Segmenter.from_checkpoint(tmp_path / "same.pt", device="cpu")

@@ -297,3 +297,20 @@ def test_size_quantiles_flag_parses_and_refuses():
     for bad in ("", "0,50", "50,100", "ten"):
         with pytest.raises(argparse.ArgumentTypeError, match="whole percentiles in 1-99"):
             size_quantiles(bad)
+
+
+def test_tune_with_sizes_survives_a_domain_without_whole_particles(tiny_segmenter):
+    # every annotated particle touches the border: no size to match there, (IoU + F1) / 2 alone
+    from napari_nanogan.training.tuning import tune_postprocess
+
+    sample = _samples(1)[0]
+    labels = np.zeros_like(sample.labels)
+    labels[:, :40] = 1
+    edge = Sample("edge", sample.image, labels, sample.low, sample.high, "edge")
+    grid = {"seed_method": ["components"], "fg_threshold": [0.4, 0.5]}
+    cfg, info = tune_postprocess(tiny_segmenter, [edge, *_samples(1)], grid, size_weight=1.0,
+                                 size_quantiles=(10, 50, 90))
+    assert cfg.fg_threshold in (0.4, 0.5) and np.isfinite(info["best_score"])
+    assert "edge_d50_error" not in info["val"] and "sem_d50_error" in info["val"]
+    with pytest.raises(ValueError, match="whole percentiles"):
+        tune_postprocess(tiny_segmenter, [edge], grid, size_quantiles=(2.5,))

@@ -155,7 +155,7 @@ def _fit_coarse(args, path, segmenter, splits, wanted) -> int:
     from ..data.datasets import load_samples
     from ..measure import median_diameter
     from ..segmentation.sizing import CoarseSizing, coarse_diameter
-    from ..training.amend import amend_checkpoint
+    from ..training.amend import SIZER_KEYS, amend_checkpoint
     from ..training.sizing import size_errors
 
     sizing = CoarseSizing(shrink_above=args.shrink_above)
@@ -175,7 +175,7 @@ def _fit_coarse(args, path, segmenter, splits, wanted) -> int:
                         "none_median_truth_px": round(float(np.median([t for e, t in pairs if e is None])), 2)
                         if len(found) < len(pairs) else None,
                         **({"estimates": size_errors(*np.array(found).T)} if found else {})}
-    amend_checkpoint(path, args.out, kind=ModelKind.SEGMENTER, remove=("size_model",),
+    amend_checkpoint(path, args.out, kind=ModelKind.SEGMENTER, remove=("size_model", *SIZER_KEYS),
                      changes={"coarse_sizing": sizing.to_dict()},
                      provenance={"size_model": {"method": "coarse", **dataclasses.asdict(sizing),
                                                 "val": metrics, "command": command_line()}})

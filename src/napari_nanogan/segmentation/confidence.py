@@ -36,6 +36,7 @@ def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.n
     mean_fg = np.bincount(lab, fg_in, minlength=n + 1)[1:] / np.maximum(area, 1)
     low_fg = np.full(n + 1, np.inf, np.float32)
     np.minimum.at(low_fg, lab, fg_in)
+    low_fg[~np.isfinite(low_fg)] = 0.0  # label numbers with no pixels
     max_seed = np.zeros(n + 1)
     np.maximum.at(max_seed, lab, seed_in)
     # outline: the particle's pixels next to another label; shared: next to another particle

@@ -87,6 +87,23 @@ class Segmenter:
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
 
+    def sizing_fingerprint(self) -> str:
+        """SHA-256 of what this segmenter's diameter estimates depend on: its weights and its size model."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.network.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        if self.size_model is not None:
+            for part in (self.size_model.mean, self.size_model.std, self.size_model.reference,
+                         self.size_model.log_diameter):
+                digest.update(np.ascontiguousarray(part, np.float64).tobytes())
+            digest.update(str(self.size_model.k).encode())
+        if self.coarse_sizing is not None:
+            digest.update(repr(self.coarse_sizing).encode())
+        return digest.hexdigest()
+
     @property
     def sizer(self) -> "Segmenter":
         return self.size_reference if self.size_reference is not None else self
@@ -111,10 +128,15 @@ class Segmenter:
                                   f"`nanogan {command}`", stacklevel=2)
         if data.get("size_reference"):  # a shipped segmenter estimates the diameter for this one
             try:
-                extras["size_reference"] = _load(data["size_reference"], device)
-            except (OSError, ValueError, KeyError) as exc:
-                warnings.warn(f"{path}: its size reference {data['size_reference']!r} is not available ({exc}); "
-                              "give the particle diameter", stacklevel=2)
+                reference = extras["size_reference"] = _load(data["size_reference"], device)
+            except (OSError, ValueError, LookupError) as exc:
+                warnings.warn(f"{path}: {data['size_reference']!r}, which estimates its particle diameter, is not "
+                              f"available ({exc}); give the particle diameter", stacklevel=2)
+            else:
+                if data.get("size_reference_sha256") not in (None, reference.sizing_fingerprint()):
+                    warnings.warn(f"{path}: {reference.name!r}, which estimates its particle diameter, has changed "
+                                  "since this model was fine-tuned, so its diameter calibration may be off: give the "
+                                  "particle diameter, or fine-tune again", stacklevel=2)
         segmenter = cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
                                      name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
                                      device=device, **extras)

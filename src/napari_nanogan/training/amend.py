@@ -17,6 +17,11 @@ from ..models.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from ..segmentation.sizing import SizeModel
 
 
+#: What makes another segmenter estimate the diameter for this one (a fine-tuned model's): a size model
+#: fitted on this one's own outputs replaces it.
+SIZER_KEYS = ("size_reference", "size_reference_sha256", "size_correction")
+
+
 def amend_checkpoint(source, destination, *, kind: ModelKind, changes: dict | None = None,
                      remove: tuple[str, ...] = (), provenance: dict | None = None) -> Path:
     """A copy of ``source`` with ``changes`` set, ``remove`` keys dropped and ``provenance`` merged in."""
@@ -38,7 +43,7 @@ def with_postprocess(source, destination, postprocess: PostprocessConfig, tuning
 def with_size_model(source, destination, size_model: SizeModel, fitting: dict) -> Path:
     """The segmenter with a size model for ``diameter="auto"`` (``fitting``: data, command, metrics)."""
     return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER, changes={"size_model": size_model.to_dict()},
-                            provenance={"size_model": fitting})
+                            remove=SIZER_KEYS, provenance={"size_model": fitting})
 
 
 def with_confidence_model(source, destination, model, fitting: dict,

@@ -132,19 +132,21 @@ def base_network(model, samples: list[Sample]):
 MAX_SIZE_CORRECTION = 4.0
 
 
-def size_calibration(sizer, samples: list[Sample]) -> dict | None:
-    """The factor that makes ``sizer``'s diameter estimates match the annotated median diameters of ``samples``.
+def size_calibration(segmenter, samples: list[Sample]) -> dict | None:
+    """The factor that makes ``segmenter``'s diameter estimates match the annotated median diameters of ``samples``.
 
     The geometric mean of annotated / estimated over the samples (limited to
-    :data:`MAX_SIZE_CORRECTION` either way), with both per sample; None where the sizer
-    cannot estimate, or no sample has an estimate and an annotated particle.
+    :data:`MAX_SIZE_CORRECTION` either way), with both per sample; None where the
+    segmenter cannot estimate, or no sample has an estimate and an annotated particle.
+    The estimates include the segmenter's own ``size_correction``: the factor replaces it
+    when that is 1, and multiplies it otherwise.
     """
-    if not can_estimate_diameter(sizer):
+    if not can_estimate_diameter(segmenter):
         return None
     estimated, annotated = [], []
     for s in samples:
         truth = median_diameter(s.labels)
-        guess = estimate_diameter(s.image, sizer) if min(s.image.shape) >= MIN_ESTIMATE_SIDE else None
+        guess = estimate_diameter(s.image, segmenter) if min(s.image.shape) >= MIN_ESTIMATE_SIDE else None
         if guess is not None and np.isfinite(truth) and guess > 0:
             estimated.append(float(guess))
             annotated.append(float(truth))
@@ -244,7 +246,7 @@ def finetune(
         # was fitted on that network's outputs), then scaled by a factor calibrated on the annotations; a
         # sizer that is not shipped (a user's model) travels inside the bundle instead
         sizer = starting.sizer
-        reference = sizer if sizer.name in SHIPPED_SEGMENTERS else None
+        reference = sizer if sizer.name in SHIPPED_SEGMENTERS and can_estimate_diameter(sizer) else None
         own = network if reference is None else None
         # the starting network's confidence model, not refitted (its inputs are the network's outputs, which
         # fine-tuning moves only a little); the post-processing re-tuned on the training rows
@@ -256,12 +258,14 @@ def finetune(
                                        confidence_model=network.confidence_model, name=out_path.stem,
                                        size_reference=reference)
         tuned.network.load_state_dict(seg_part["state_dict"])
-        sizes = size_calibration(sizer, train)
+        # measured as the fine-tuned model estimates (its sizer, no correction yet), then applied
+        sizes = size_calibration(tuned, train)
         if sizes is not None:
             tuned.size_correction = sizes["correction"]
             seg_part["size_correction"] = sizes["correction"]
         if reference is not None:
             seg_part["size_reference"] = reference.name
+            seg_part["size_reference_sha256"] = reference.sizing_fingerprint()
         yield TrainProgress(total, total, stage="tuning the post-processing on your training rows")
         postprocess, _ = tune_postprocess(tuned, small, grid=RETUNE_GRID)
         tuned.postprocess = postprocess

@@ -17,6 +17,7 @@ from ..data.datasets import Sample, load_export_folder, load_samples
 from ..io.pairs import pair_folders
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.registry import resolve_model
+from .amend import SIZER_KEYS
 from .data import at_model_scale
 from .loop import TrainProgress
 from .segmenter import train_segmenter
@@ -84,7 +85,7 @@ def train_on_pairs(folders, model_path, *, config: TrainConfig = PAIRS_RECIPE, i
         return  # stopped before the end: resume with the same call
     data = load_checkpoint(run.run_dir / "best.pt", kind=ModelKind.SEGMENTER)
     data.pop("format_version")
-    for key in ("postprocess", "size_model", "coarse_sizing", "confidence_model"):
+    for key in ("postprocess", "size_model", "coarse_sizing", "confidence_model", *SIZER_KEYS):
         if init_data is not None and init_data.get(key):
             data[key] = init_data[key]  # the starting model's tuning, as fine-tuning keeps it
     save_checkpoint(run.model_path, data)

@@ -33,8 +33,10 @@ def _score_candidate(cfg: PostprocessConfig) -> dict:
     for d, pairs in by_domain.items():
         v = summarize(pairs)
         ecd = np.concatenate([equivalent_diameters(pred, min_area=16, whole_only=True) for _, pred in pairs])
+        # a domain with no whole annotated particle has no sizes to match: its score is (IoU + F1) / 2
         errors = {q: float(np.percentile(ecd, q) / truth_q - 1) if ecd.size else 1.0 for q, truth_q in truth_sizes[d].items()}
-        domain_scores.append((v["iou"] + v["f1"]) / 2 - size_weight * float(np.mean(np.abs(list(errors.values())))))
+        penalty = size_weight * float(np.mean(np.abs(list(errors.values())))) if errors and size_weight else 0.0
+        domain_scores.append((v["iou"] + v["f1"]) / 2 - penalty)
         row.update({f"{d}_iou": v["iou"], f"{d}_f1": v["f1"], **{f"{d}_d{q}_error": e for q, e in errors.items()}})
     row["score"] = float(np.mean(domain_scores))
     return row
@@ -55,6 +57,8 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     candidate (``total`` = images + candidates). ``workers`` > 1 scores the candidates in
     that many processes (the same result, in the same order).
     """
+    if not size_quantiles or not all(isinstance(q, (int, np.integer)) and 1 <= q <= 99 for q in size_quantiles):
+        raise ValueError(f"size_quantiles must be whole percentiles in 1-99, not {size_quantiles!r}")
     grid = grid or {
         "seed_method": ["components", "peaks", "distance", "combined"],
         "seed_threshold": [0.3, 0.5, 0.7],
@@ -82,7 +86,8 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     truth_ecd: dict[str, list] = {}
     for domain, truth, _ in probs:
         truth_ecd.setdefault(domain, []).append(equivalent_diameters(truth, min_area=16, whole_only=True))
-    truth_sizes = {d: {int(q): float(np.percentile(np.concatenate(v), q)) for q in size_quantiles}
+    truth_ecd = {d: np.concatenate(v) for d, v in truth_ecd.items()}
+    truth_sizes = {d: {q: float(np.percentile(v, q)) for q in size_quantiles} if v.size else {}
                    for d, v in truth_ecd.items()}
     data = ([(domain, truth, res.foreground, res.interior) for domain, truth, res in probs], truth_sizes, size_weight)
     best, best_cfg, best_row, table = -np.inf, PostprocessConfig(), {}, []
