@@ -270,3 +270,17 @@ def test_a_missing_or_changed_size_reference_warns_and_still_loads(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Segmenter.from_checkpoint(tmp_path / "same.pt", device="cpu")
+
+
+def test_finetune_trains_at_the_sizes_segment_will_show(tmp_path, tiny_checkpoint, fast_preset, monkeypatch):
+    # parts are shrunk to the network's diameter, but diameter="auto" leaves particles up to
+    # AUTO_MIN_RATIO times it unshrunk: the scale jitter must reach that far
+    from napari_nanogan.config import AUTO_MIN_RATIO
+
+    seen = []
+    real = ft.train_segmenter
+    monkeypatch.setattr(ft, "train_segmenter", lambda *a, **k: seen.append(k["config"]) or real(*a, **k))
+    _run(ft.finetune(_samples(1), out_path=tmp_path / "s.pt", base_segmenter=str(tiny_checkpoint),
+                     base_generator=None, device="cpu"))
+    low, high = seen[0].scale_range
+    assert low <= 0.8 and high >= AUTO_MIN_RATIO

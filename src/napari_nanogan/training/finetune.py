@@ -158,6 +158,12 @@ def size_calibration(segmenter, samples: list[Sample]) -> dict | None:
             "annotated_px": [round(v, 2) for v in annotated]}
 
 
+#: Scale jitter of the fine-tuning patches, whose particles are shrunk to the network's diameter:
+#: ``diameter="auto"`` leaves images of particles up to 1.5 times that unshrunk (``AUTO_MIN_RATIO``),
+#: so the fine-tuned network must still see them at those sizes.
+FINETUNE_SCALE_RANGE = (0.75, 1.6)
+
+
 #: Post-processing candidates re-tuned on the user's training rows after training.
 RETUNE_GRID = {"seed_method": ["components", "peaks", "combined"], "seed_threshold": [0.4, 0.5, 0.6],
                "fg_threshold": [0.4, 0.5, 0.6], "merge_depth": [0.0, 0.15], "min_distance": [4, 6],
@@ -213,7 +219,7 @@ def finetune(
     try:  # the run folder (tens of MB of checkpoints) goes, however the run ends
         config = TrainConfig(steps=recipe.segmenter_steps, lr=3e-4, warmup_steps=20, val_every=10**9,
                              checkpoint_every=50, patch_size=recipe.patch_size, batch_size=recipe.batch_size,
-                             contact_weight=5.0)
+                             contact_weight=5.0, scale_range=FINETUNE_SCALE_RANGE)
         steps = 0
         for record in train_segmenter({"user": small}, [], out_dir=run_dir / "segmenter", config=config,
                                       model_config=network.config, init_from=base_path, should_stop=should_stop,
