@@ -137,22 +137,21 @@ class Segmenter:
                     warnings.warn(f"{path}: {reference.name!r}, which estimates its particle diameter, has changed "
                                   "since this model was fine-tuned, so its diameter calibration may be off: give the "
                                   "particle diameter, or fine-tune again", stacklevel=2)
-        segmenter = cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
-                                     name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
-                                     device=device, **extras)
-        segmenter.size_correction = float(data.get("size_correction", 1.0))
-        return segmenter
+        return cls.from_network(network, postprocess=PostprocessConfig.from_dict(data.get("postprocess", {})),
+                                name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
+                                device=device, size_correction=float(data.get("size_correction", 1.0)), **extras)
 
     @classmethod
     def from_network(cls, network: AttentionUNet, *, postprocess: PostprocessConfig | None = None,
                      name: str = "unnamed", card: dict | None = None, device=None,
                      size_model: SizeModel | None = None, coarse_sizing: CoarseSizing | None = None,
                      confidence_model: ConfidenceModel | None = None,
-                     size_reference: "Segmenter | None" = None) -> "Segmenter":
+                     size_reference: "Segmenter | None" = None, size_correction: float = 1.0) -> "Segmenter":
         network = for_inference(network, device)
         return cls(network, postprocess or PostprocessConfig(), name, card or {},
                    precision=inference_precision(next(network.parameters()).device), size_model=size_model,
-                   coarse_sizing=coarse_sizing, confidence_model=confidence_model, size_reference=size_reference)
+                   coarse_sizing=coarse_sizing, confidence_model=confidence_model, size_reference=size_reference,
+                   size_correction=size_correction)
 
 
 @dataclass

@@ -34,10 +34,10 @@ import numpy as np
 from .. import __version__
 from ..config import MIN_USEFUL_STEPS, PRESETS, GanTrainConfig, GeneratorConfig, ModelKind, TrainConfig
 from ..data.datasets import Sample
+from ..measure import median_diameter
 from ..metrics.segmentation import summarize
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..measure import median_diameter
 from ..models.registry import (DEFAULT_GENERATOR, DEFAULT_SEGMENTER, SHIPPED_SEGMENTERS, ModelNotFoundError,
                                resolve_model)
 from ..segmentation import Segmenter, can_estimate_diameter, load_segmenter, segment
