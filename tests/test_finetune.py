@@ -284,3 +284,21 @@ def test_finetune_trains_at_the_sizes_segment_will_show(tmp_path, tiny_checkpoin
                      base_generator=None, device="cpu"))
     low, high = seen[0].scale_range
     assert low <= 0.8 and high >= AUTO_MIN_RATIO
+
+
+def test_tuning_a_fine_tuned_bundle_keeps_its_generator_and_card(tmp_path):
+    from napari_nanogan.config import PostprocessConfig
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.training.amend import with_postprocess
+
+    seg = load_checkpoint(ft.resolve_model("default"), kind="segmenter")
+    gen = load_checkpoint(ft.resolve_model("tem", kind="generator"), kind="generator")
+    seg.pop("format_version"), gen.pop("format_version")
+    save_checkpoint(tmp_path / "mine.pt", {"kind": "bundle", "segmenter": seg, "generator": gen,
+                                           "card": {"images": ["a.tif"]}})
+    with_postprocess(tmp_path / "mine.pt", tmp_path / "tuned.pt", PostprocessConfig(fg_threshold=0.42), {"command": "t"})
+    tuned = load_checkpoint(tmp_path / "tuned.pt")
+    assert tuned["kind"] == "bundle" and tuned["card"] == {"images": ["a.tif"]}
+    assert tuned["segmenter"]["postprocess"]["fg_threshold"] == 0.42
+    assert tuned["segmenter"]["provenance"]["postprocess_tuning"] == {"command": "t"}
+    assert load_checkpoint(tmp_path / "tuned.pt", kind="generator")["config"] == gen["config"]

@@ -24,13 +24,21 @@ SIZER_KEYS = ("size_reference", "size_reference_sha256", "size_correction")
 
 def amend_checkpoint(source, destination, *, kind: ModelKind, changes: dict | None = None,
                      remove: tuple[str, ...] = (), provenance: dict | None = None) -> Path:
-    """A copy of ``source`` with ``changes`` set, ``remove`` keys dropped and ``provenance`` merged in."""
+    """A copy of ``source`` with ``changes`` set, ``remove`` keys dropped and ``provenance`` merged in.
+
+    A fine-tuned bundle stays a bundle: its ``kind`` part is amended, its other parts and
+    its model card are kept.
+    """
     data = load_checkpoint(source, kind=kind)
     data.pop("format_version")
     for key in remove:
         data.pop(key, None)
     data.update(changes or {})
     data.setdefault("provenance", {}).update(provenance or {})
+    whole = load_checkpoint(source)
+    if whole.get("kind") == ModelKind.BUNDLE.value:
+        whole.pop("format_version")
+        return save_checkpoint(destination, {**whole, ModelKind(kind).value: data})
     return save_checkpoint(destination, data)
 
 
