@@ -52,7 +52,8 @@ def score(model_path, test) -> dict:
     truth = np.concatenate([equivalent_diameters(t, min_area=16, whole_only=True) for t, _ in pairs])
     pred = np.concatenate([equivalent_diameters(p, min_area=16, whole_only=True) for _, p in pairs])
     return {"dice": round(s["dice"], 4), "f1": round(s["f1"], 4), "pq": round(panoptic_quality(pairs), 4),
-            "d50_error": round(float(np.median(pred) / np.median(truth) - 1), 4)}
+            "d50_error": round(float(np.median(pred) / np.median(truth) - 1), 4),
+            "precision": round(s["precision"], 4), "recall": round(s["recall"], 4)}
 
 
 def main():

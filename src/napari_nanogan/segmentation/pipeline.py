@@ -14,7 +14,7 @@ from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
 from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
-from .scale import resize_factor, scale_postprocess
+from .scale import resize_factor, scale_postprocess, within_pixel_budget
 from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, shrink_threshold
 from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
 
@@ -106,13 +106,15 @@ def segment_steps(
         :class:`~napari_nanogan.segmentation.AutoSegmenter` (the ``auto`` model) first
         chooses one per image.
     diameter : float, "auto" or None
-        Typical particle diameter in pixels, for particles much larger than the scale
-        the model was trained at (``segmenter.diameter_px``, about 24 px). The
-        specimen is made smaller by ``segmenter.diameter_px / diameter`` (at most 8
-        times) for the network, the probabilities are resized back, and the
-        post-processing distances are scaled to match, so labels keep the image's own
-        size. Smaller diameters, and ``None`` (default), segment at the image's own
-        scale. ``"auto"`` estimates the diameter with the segmenter's size model or coarse
+        Typical particle diameter in pixels, for particles much larger or smaller than
+        the scale the model was trained at (``segmenter.diameter_px``, about 24 px). The
+        specimen is resized by ``segmenter.diameter_px / diameter`` for the network (made
+        at most 8 times smaller; made twice as large, within
+        ``MAX_ENLARGED_PIXELS``, only for diameters under half the model's:
+        :func:`~napari_nanogan.segmentation.scale.resize_factor`), the probabilities are
+        resized back, and the post-processing distances are scaled to match, so labels
+        keep the image's own size. Diameters near the model's, and ``None`` (default),
+        segment at the image's own scale. ``"auto"`` estimates the diameter with the segmenter's size model or coarse
         sizing (:mod:`~napari_nanogan.segmentation.sizing`) and resizes only for clearly
         large particles (:func:`~napari_nanogan.segmentation.sizing.shrink_threshold`),
         since estimates are rough. A specimen under ``MIN_ESTIMATE_SIDE`` (32) px on a
@@ -151,9 +153,10 @@ def segment_steps(
         else:
             diameter = estimate_diameter(grey, segmenter, rows)
         estimate_ok = diameter is not None and diameter >= shrink_threshold(sizer)
-        factor = resize_factor(diameter, sizer.diameter_px) if estimate_ok else 1.0
+        # an estimate only ever shrinks: the estimates of images of small particles are far too large
+        factor = min(resize_factor(diameter, sizer.diameter_px), 1.0) if estimate_ok else 1.0
     else:
-        factor = resize_factor(diameter, sizer.diameter_px)
+        factor = within_pixel_budget(resize_factor(diameter, sizer.diameter_px), grey[rows].shape)
     yield Progress(0, 1, "choosing the model")
     for network, accept in segmenter.candidates(grey, rows, factor):
         if factor == 1.0:

@@ -51,7 +51,9 @@ def polarity_pass(grey: np.ndarray, segmenter: "Segmenter", rows: slice = slice(
     over 99 % foreground, or the image is flat. About 0.07 s for a 1024 x 768 image on
     2 CPU cores. With ``factor`` < 1 (the image will be segmented that much smaller,
     see :func:`~napari_nanogan.segmentation.segment_steps`' ``diameter``) the crop is resized by ``factor`` instead of
-    a half, so that the pass sees the particles at the size the networks will.
+    a half, so that the pass sees the particles at the size the networks will; with
+    ``factor`` > 1 (small particles, a given diameter) by ``factor`` / 2, so that it sees
+    them as large as it sees an image segmented at its own scale.
     """
     from skimage.transform import resize
 
@@ -61,7 +63,7 @@ def polarity_pass(grey: np.ndarray, segmenter: "Segmenter", rows: slice = slice(
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     box = (slice(y0, y0 + ch), slice(x0, x0 + cw))
     spec = spec[box]
-    scale = factor if factor < 1.0 else 0.5
+    scale = factor if factor < 1.0 else 0.5 * factor
     shape = (round(ch * scale), round(cw * scale))
     if min(shape) >= 2 * MIN_SIDE:
         spec = resize(spec, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)

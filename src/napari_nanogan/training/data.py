@@ -33,7 +33,7 @@ def model_scale_factor(labels: np.ndarray, diameter_px: float | None = None) -> 
         return 1.0
     with warnings.catch_warnings():  # particles over 8 times the model's: shrunk 8 times, as at inference
         warnings.simplefilter("ignore", UserWarning)
-        return resize_factor(diameter, diameter_px or MODEL_DIAMETER_PX)
+        return min(resize_factor(diameter, diameter_px or MODEL_DIAMETER_PX), 1.0)  # training never enlarges
 
 
 def shrink_sample(sample: Sample, factor: float) -> Sample:

@@ -98,7 +98,9 @@ class SegmentWidget(QWidget):
         self.diameter = FloatSpinBox(label="particle diameter (px)", value=0.0, min=0.0, max=1e6, step=1.0,
                                      tooltip="Typical particle diameter, in the image layer's units. For particles much "
                                              "larger than the model's training scale (about 24 px) the image is made "
-                                             "smaller for the network. 0: segment at the image's own scale.")
+                                             "smaller for the network; for particles under 12 px, twice "
+                                             "as large (the estimate cannot see them: type it). 0: segment at the "
+                                             "image's own scale.")
         self.auto_diameter = CheckBox(label="estimate particle diameter", value=True,
                                       tooltip="Let the model's size model estimate the typical particle diameter of "
                                               "the image (rough: within 1.5 times on about 6 in 10 EMPS TEM images); "
