@@ -302,3 +302,20 @@ def test_tuning_a_fine_tuned_bundle_keeps_its_generator_and_card(tmp_path):
     assert tuned["segmenter"]["postprocess"]["fg_threshold"] == 0.42
     assert tuned["segmenter"]["provenance"]["postprocess_tuning"] == {"command": "t"}
     assert load_checkpoint(tmp_path / "tuned.pt", kind="generator")["config"] == gen["config"]
+
+
+def test_finishing_a_fine_tuned_bundle_keeps_its_segmenter_and_card(tmp_path):
+    from napari_nanogan.config import Finishing
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.training.amend import with_finishing
+
+    seg = load_checkpoint(ft.resolve_model("default"), kind="segmenter")
+    gen = load_checkpoint(ft.resolve_model("tem", kind="generator"), kind="generator")
+    seg.pop("format_version"), gen.pop("format_version")
+    save_checkpoint(tmp_path / "mine.pt", {"kind": "bundle", "segmenter": seg, "generator": gen,
+                                           "card": {"images": ["a.tif"]}})
+    with_finishing(tmp_path / "mine.pt", tmp_path / "tuned.pt", Finishing(blur_sigma=0.5, noise_residual=0.02))
+    tuned = load_checkpoint(tmp_path / "tuned.pt")
+    assert tuned["kind"] == "bundle" and tuned["card"] == {"images": ["a.tif"]}
+    assert tuned["generator"]["postprocess"]["noise_residual"] == 0.02
+    assert load_checkpoint(tmp_path / "tuned.pt", kind="segmenter")["config"] == seg["config"]

@@ -146,6 +146,11 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
             raise ValueError(f"--texture-margin: {exc}") from None
         data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
     data.setdefault("provenance", {})["postprocess_tuning"] = dict(tuning or {})
-    save_checkpoint(destination, data)
+    whole = load_checkpoint(source)
+    if whole.get("kind") == ModelKind.BUNDLE.value:  # a fine-tuned bundle keeps its segmenter and card
+        whole.pop("format_version")
+        save_checkpoint(destination, {**whole, ModelKind.GENERATOR.value: data})
+    else:
+        save_checkpoint(destination, data)
     return {"postprocess": finishing.to_dict(), "substrate_texture": "substrate_texture" in data,
             "particle_texture": "particle_texture" in data}
