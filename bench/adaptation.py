@@ -60,7 +60,7 @@ from napari_nanogan.training.data import at_model_scale
 from napari_nanogan.training.loop import machine_description
 from napari_nanogan.training.pairs import PAIRS_RECIPE, train_on_pairs
 
-from .data_efficiency import BAM_PIXEL_NM, choose
+from .data_efficiency import BAM_PIXEL_NM, choose, run_stage
 from .tstr import score
 
 ARMS = ("real", "synthetic", "home")
@@ -69,20 +69,6 @@ METRICS = ("dice", "f1", "pq", "d50_error", "precision", "recall")
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def cached(path: Path, fn) -> dict:
-    """A stage's JSON result, computed once; the training loops resume from their own checkpoints."""
-    if path.is_file():
-        return json.loads(path.read_text())
-    t0 = time.perf_counter()
-    result = fn()
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(path)
-    return result
 
 
 def adapt_generator(real, cell: Path, args, seed: int) -> Path:
@@ -127,13 +113,13 @@ def one_cell(k: int, seed: int, train, test, out: Path, args) -> dict:
         export_pairs([Pair(s.name, np.asarray(s.image), s.labels, source="BAM training field") for s in real],
                      real_dir, overwrite=True)
     result = {"k": k, "seed": seed, "images": [s.name for s in real]}
-    result["gan"] = cached(cell / "gan.json", lambda: {"generator": str(adapt_generator(real, cell, args, seed))})
-    result["export"] = cached(cell / "export.json", lambda: (
+    result["gan"] = run_stage(cell / "gan.json", lambda: {"generator": str(adapt_generator(real, cell, args, seed))})
+    result["export"] = run_stage(cell / "export.json", lambda: (
         synthetic_folder(real, cell / "gan" / "generator.pt", syn_dir, args, seed)
         or {"pairs": len(json.loads((syn_dir / "manifest.json").read_text())["pairs"])}))
     folders = {"real": [real_dir], "synthetic": [real_dir, syn_dir], "home": [real_dir, cell / "synthetic-home"]}
     if "home" in args.arms:
-        result["export_home"] = cached(cell / "export-home.json", lambda: (
+        result["export_home"] = run_stage(cell / "export-home.json", lambda: (
             synthetic_folder(real, args.home_generator, cell / "synthetic-home", args, seed)
             or {"generator": args.home_generator}))
     for arm in args.arms:
@@ -147,7 +133,7 @@ def one_cell(k: int, seed: int, train, test, out: Path, args) -> dict:
                     log(f"  {arm}: step {rec.step}/{args.steps}")
             return {"train_seconds": round(time.perf_counter() - t0, 1), **score(model, test)}
 
-        result[arm] = cached(cell / f"{arm}.json", stage)
+        result[arm] = run_stage(cell / f"{arm}.json", stage)
         if "recall" not in result[arm] and (cell / f"{arm}.pt").is_file():  # scored before precision/recall were kept
             result[arm] = {**result[arm], **score(cell / f"{arm}.pt", test)}
             (cell / f"{arm}.json").write_text(json.dumps(result[arm], indent=1))
@@ -280,7 +266,7 @@ def main(argv=None) -> dict | None:
     splits = shared_splits(args.data_root)
     train = load_samples(splits["bam"]["train"], domain="bam")
     test = load_samples(splits["bam"]["test"], domain="bam")[: 2 if args.smoke else None]
-    base = cached(out / "base.json", lambda: score(resolve_model(args.base, kind=ModelKind.SEGMENTER), test))
+    base = run_stage(out / "base.json", lambda: score(resolve_model(args.base, kind=ModelKind.SEGMENTER), test))
     if "recall" not in base:  # scored before precision/recall were kept
         base = {**base, **score(resolve_model(args.base, kind=ModelKind.SEGMENTER), test)}
         (out / "base.json").write_text(json.dumps(base, indent=1))

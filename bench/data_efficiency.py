@@ -190,7 +190,9 @@ def run_stage(path: Path, fn):
     result = fn()
     result["seconds"] = round(time.perf_counter() - t0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    tmp = path.with_suffix(".tmp")  # an interrupted write leaves no half file to be read as done
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
     return result
 
 

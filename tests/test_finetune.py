@@ -286,16 +286,22 @@ def test_finetune_trains_at_the_sizes_segment_will_show(tmp_path, tiny_checkpoin
     assert low <= 0.8 and high >= AUTO_MIN_RATIO
 
 
-def test_tuning_a_fine_tuned_bundle_keeps_its_generator_and_card(tmp_path):
-    from napari_nanogan.config import PostprocessConfig
+def _bundle(path):
+    """A fine-tuned bundle of the shipped `default` segmenter and `tem` generator; returns the two parts."""
     from napari_nanogan.models.checkpoint import save_checkpoint
-    from napari_nanogan.training.amend import with_postprocess
 
     seg = load_checkpoint(ft.resolve_model("default"), kind="segmenter")
     gen = load_checkpoint(ft.resolve_model("tem", kind="generator"), kind="generator")
     seg.pop("format_version"), gen.pop("format_version")
-    save_checkpoint(tmp_path / "mine.pt", {"kind": "bundle", "segmenter": seg, "generator": gen,
-                                           "card": {"images": ["a.tif"]}})
+    save_checkpoint(path, {"kind": "bundle", "segmenter": seg, "generator": gen, "card": {"images": ["a.tif"]}})
+    return seg, gen
+
+
+def test_tuning_a_fine_tuned_bundle_keeps_its_generator_and_card(tmp_path):
+    from napari_nanogan.config import PostprocessConfig
+    from napari_nanogan.training.amend import with_postprocess
+
+    seg, gen = _bundle(tmp_path / "mine.pt")
     with_postprocess(tmp_path / "mine.pt", tmp_path / "tuned.pt", PostprocessConfig(fg_threshold=0.42), {"command": "t"})
     tuned = load_checkpoint(tmp_path / "tuned.pt")
     assert tuned["kind"] == "bundle" and tuned["card"] == {"images": ["a.tif"]}
@@ -306,14 +312,9 @@ def test_tuning_a_fine_tuned_bundle_keeps_its_generator_and_card(tmp_path):
 
 def test_finishing_a_fine_tuned_bundle_keeps_its_segmenter_and_card(tmp_path):
     from napari_nanogan.config import Finishing
-    from napari_nanogan.models.checkpoint import save_checkpoint
     from napari_nanogan.training.amend import with_finishing
 
-    seg = load_checkpoint(ft.resolve_model("default"), kind="segmenter")
-    gen = load_checkpoint(ft.resolve_model("tem", kind="generator"), kind="generator")
-    seg.pop("format_version"), gen.pop("format_version")
-    save_checkpoint(tmp_path / "mine.pt", {"kind": "bundle", "segmenter": seg, "generator": gen,
-                                           "card": {"images": ["a.tif"]}})
+    seg, gen = _bundle(tmp_path / "mine.pt")
     with_finishing(tmp_path / "mine.pt", tmp_path / "tuned.pt", Finishing(blur_sigma=0.5, noise_residual=0.02))
     tuned = load_checkpoint(tmp_path / "tuned.pt")
     assert tuned["kind"] == "bundle" and tuned["card"] == {"images": ["a.tif"]}

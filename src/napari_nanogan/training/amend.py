@@ -35,11 +35,17 @@ def amend_checkpoint(source, destination, *, kind: ModelKind, changes: dict | No
         data.pop(key, None)
     data.update(changes or {})
     data.setdefault("provenance", {}).update(provenance or {})
+    return _save_part(source, destination, kind, data)
+
+
+def _save_part(source, destination, kind: ModelKind, part: dict) -> Path:
+    """Write ``part`` (one model, amended from ``source``); a fine-tuned bundle stays a bundle, its other
+    parts and card kept."""
     whole = load_checkpoint(source)
     if whole.get("kind") == ModelKind.BUNDLE.value:
         whole.pop("format_version")
-        return save_checkpoint(destination, {**whole, ModelKind(kind).value: data})
-    return save_checkpoint(destination, data)
+        return save_checkpoint(destination, {**whole, ModelKind(kind).value: part})
+    return save_checkpoint(destination, part)
 
 
 def with_postprocess(source, destination, postprocess: PostprocessConfig, tuning: dict) -> Path:
@@ -146,11 +152,6 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
             raise ValueError(f"--texture-margin: {exc}") from None
         data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
     data.setdefault("provenance", {})["postprocess_tuning"] = dict(tuning or {})
-    whole = load_checkpoint(source)
-    if whole.get("kind") == ModelKind.BUNDLE.value:  # a fine-tuned bundle keeps its segmenter and card
-        whole.pop("format_version")
-        save_checkpoint(destination, {**whole, ModelKind.GENERATOR.value: data})
-    else:
-        save_checkpoint(destination, data)
+    _save_part(source, destination, ModelKind.GENERATOR, data)
     return {"postprocess": finishing.to_dict(), "substrate_texture": "substrate_texture" in data,
             "particle_texture": "particle_texture" in data}
