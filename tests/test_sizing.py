@@ -55,6 +55,49 @@ def test_fit_refuses_too_few_or_unannotated_images():
         fit_size_model(np.zeros((12, 2)), np.r_[np.ones(11), np.nan], ["a"] * 12)
 
 
+def test_copies_of_one_image_share_a_fold():
+    """A shrunk copy must not predict its own original in cross-validation."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3))
+    copies = np.repeat(x, 6, axis=0) + rng.normal(0, 1e-3, size=(240, 3))  # each image and 5 near-identical copies
+    d = np.exp(rng.uniform(2, 5, 40)).repeat(6)  # diameters unrelated to the features
+    twins = [str(i) for i in range(40) for _ in range(6)]
+    leaky = fit_size_model(copies, d, ["a"] * 240)
+    grouped = fit_size_model(copies, d, ["a"] * 240, groups=twins)
+    # with the copies spread over the folds each image "finds" its own: a cross-validation that lies
+    assert leaky.metrics["cross_validated"]["a"]["median_abs_error"] < 0.05
+    assert grouped.metrics["cross_validated"]["a"]["median_abs_error"] > 0.2
+
+
+def test_shrunk_copies_are_small_noisy_references(sem_like):
+    from napari_nanogan.data.datasets import sample_from_arrays
+    from napari_nanogan.training.sizing import SMALL_DIAMETERS, shrunk_copies
+
+    big = np.zeros((400, 400), np.int32)
+    centres = [(y, x) for y in range(30, 400, 60) for x in range(30, 400, 60)]
+    yy, xx = np.mgrid[:400, :400]
+    for i, (cy, cx) in enumerate(centres, 1):
+        big[(yy - cy) ** 2 + (xx - cx) ** 2 <= 20 ** 2] = i  # 49 particles of about 40 px
+    rng = np.random.default_rng(0)
+    image = (60 + 120 * (big > 0) + rng.normal(0, 10, big.shape)).clip(0, 255).astype(np.uint8)
+    samples = [sample_from_arrays("disc", image, big, domain="x", crop_info_bar=False),
+               sample_from_arrays("tiny", image[:120, :120], big[:120, :120] > 0, domain="x", crop_info_bar=False)]
+    copies = shrunk_copies(samples, seed=0)
+    assert len(copies) == 1  # the 120-px image would shrink under 96 px
+    copy, diameter, original = copies[0]
+    assert original == "disc" and copy.domain == "x-shrunk"
+    assert SMALL_DIAMETERS[0] <= diameter <= SMALL_DIAMETERS[1]
+    factor = diameter / median_diameter(big)
+    assert copy.image.shape == (round(400 * factor), round(400 * factor))
+    # the pixel noise survives the shrinking (plain anti-aliased resizing would divide it by about 1 / factor)
+    from skimage.transform import resize
+    small_labels = resize(big > 0, copy.image.shape, order=0) > 0
+    from scipy import ndimage as ndi
+    away = ~ndi.binary_dilation(small_labels, iterations=2)
+    assert np.std(copy.image[away]) > 0.6 * 10
+    assert shrunk_copies(samples, seed=0)[0][1] == diameter  # reproducible
+
+
 def test_median_diameter_and_errors():
     labels = np.zeros((50, 50), np.int32)
     labels[:10, :10] = 1  # 100 px
@@ -194,3 +237,18 @@ def test_coarse_sizing_sees_large_particles_and_leaves_small_ones_to_the_image_s
     shrunk = segment(big, seg, diameter="auto", info_bar=None)
     assert shrunk.diameter_estimated and shrunk.diameter_px == pytest.approx(estimate)
     assert CoarseSizing.from_dict(seg.coarse_sizing.to_dict()) == seg.coarse_sizing
+
+
+def test_a_small_estimate_never_enlarges_and_says_to_give_the_diameter(tiny_segmenter, sem_like, network_input_shapes):
+    from napari_nanogan.segmentation import segment
+
+    image, _ = sem_like
+    sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(8.0))
+    network_input_shapes.clear()
+    result = segment(image, sized, diameter="auto")
+    specimen_rows = result.info_bar.start if result.info_bar is not None else image.shape[0]
+    assert network_input_shapes[-1][0] in (specimen_rows, image.shape[0])  # the image's own scale
+    assert "estimated particle diameter 8 px" in result.describe()
+    assert "diameter given" in result.describe()
+    assert "diameter given" not in segment(image, dataclasses.replace(
+        tiny_segmenter, size_model=constant_size_model(20.0)), diameter="auto").describe()

@@ -129,16 +129,22 @@ def cmd_fit_size(args) -> int:
     if args.method == "coarse":
         return _fit_coarse(args, path, segmenter, splits, wanted)
     parts = {}
-    for part in ("train", "val"):
+    for part, seed in (("train", 0), ("val", 1)):
         samples = [s for key in wanted for s in load_samples(splits[key][part], domain=key)]
         bar = progress_bar(len(samples), f"size features ({part})")
-        parts[part] = sample_features(segmenter, samples, progress=lambda d, t: bar.update(d - bar.n))
+
+        def advance(done, total, bar=bar):
+            bar.total = total
+            bar.update(done - bar.n)
+        parts[part] = sample_features(segmenter, samples, progress=advance, shrunk=not args.no_shrunk, seed=seed)
         bar.close()
-    model = fit_size_model(*parts["train"])
-    x, d, domains = parts["val"]
+    x, d, domains, groups = parts["train"]
+    model = fit_size_model(x, d, domains, groups=groups)
+    x, d, domains, _ = parts["val"]
     predicted = np.array([model.predict(f) for f in x])
     domains = np.asarray(domains)
-    model.metrics["val"] = {k: size_errors(predicted[domains == k], d[domains == k]) for k in wanted}
+    model.metrics["val"] = {k: size_errors(predicted[domains == k], d[domains == k])
+                            for k in np.unique(domains).tolist()}
     with_size_model(path, args.out, model, {"data": {k: "train split (fit), val split (metrics)" for k in wanted},
                                             "command": command_line(), "metrics": model.metrics})
     print(json.dumps(model.metrics))
@@ -292,6 +298,9 @@ def add_commands(sub) -> None:
                    help="knn: a nearest-neighbour model on the network's outputs at four scales, fitted on the "
                         "training split (default); coarse: the network's own estimate at a quarter of the size, "
                         "checked on the validation split")
+    p.add_argument("--no-shrunk", action="store_true",
+                   help="knn: leave out the shrunk copies of the annotated images (size references for particles of "
+                        "5-14 px, which few annotated images show) from the fit and the val metrics")
     p.add_argument("--shrink-above", type=float, default=48.0, metavar="PX",
                    help="coarse: images whose estimate is at least this (px) are made smaller for the network")
     p.set_defaults(func=cmd_fit_size)

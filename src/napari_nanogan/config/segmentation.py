@@ -20,7 +20,10 @@ MIN_RESIZE = 1 / 8
 #: texture, figure text), and on the val images of 15-16 px particles 2x found more but not
 #: better (``--enlarge-below 16``). No val image has particles under 12 px, so the 12 px
 #: limit was set with those two test images in view. An *estimated* diameter never
-#: enlarges: the estimates of such images are several times too large (docs/benchmarks.md).
+#: enlarges: cross-validated on the training images, about 1 in 100 images of particles of
+#: 30-300 px is estimated under 12 px, and enlarging would cut those particles into pieces
+#: (docs/benchmarks.md, "Particle diameter estimate"); the result's description says to give
+#: the diameter instead.
 ENLARGE_BELOW = 2.0
 MAX_ENLARGE = 2.0
 #: An image is enlarged only as far as this many pixels (specimen rows) allow.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Generator, Literal
 
 import numpy as np
 
-from ..config import TILE, PostprocessConfig
+from ..config import ENLARGE_BELOW, MODEL_DIAMETER_PX, TILE, PostprocessConfig
 from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
@@ -72,6 +72,9 @@ class SegmentationResult:
         if self.diameter_estimated and self.diameter_px is not None:
             length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
+            if self.diameter_px < MODEL_DIAMETER_PX / ENLARGE_BELOW:
+                parts.append(f"particles under {MODEL_DIAMETER_PX / ENLARGE_BELOW:.0f} px are found better with "
+                             "their diameter given, which enlarges the image")
         if self.info_bar is not None:
             parts.append(f"info bar rows {self.info_bar.start}-{self.info_bar.stop - 1} excluded")
         if requested is not None and self.model is not None and self.model != requested:
@@ -153,7 +156,7 @@ def segment_steps(
         else:
             diameter = estimate_diameter(grey, segmenter, rows)
         estimate_ok = diameter is not None and diameter >= shrink_threshold(sizer)
-        # an estimate only ever shrinks: the estimates of images of small particles are far too large
+        # an estimate only ever shrinks (config.ENLARGE_BELOW says why)
         factor = min(resize_factor(diameter, sizer.diameter_px), 1.0) if estimate_ok else 1.0
     else:
         factor = within_pixel_budget(resize_factor(diameter, sizer.diameter_px), grey[rows].shape)

@@ -23,11 +23,12 @@ def size_errors(predicted: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def fit_size_model(features: np.ndarray, diameters: np.ndarray, domains: list[str], *, folds: int = 5,
-                   seed: int = 0) -> SizeModel:
+                   seed: int = 0, groups: list[str] | None = None) -> SizeModel:
     """Nearest-neighbour size model; the number of neighbours chosen by k-fold cross-validation.
 
     The score of each k is the mean over domains of the median |log error|, so a few
-    images of one microscope count as much as hundreds of another's.
+    images of one microscope count as much as hundreds of another's. Rows of one
+    ``group`` (an image and its shrunk copies, :func:`shrunk_copies`) share a fold.
     """
     x = np.asarray(features, np.float64)
     y = np.log(np.asarray(diameters, np.float64))
@@ -36,7 +37,9 @@ def fit_size_model(features: np.ndarray, diameters: np.ndarray, domains: list[st
     domains = np.asarray(domains)
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
-    fold = np.random.default_rng(seed).permutation(len(y)) % folds
+    names, group = np.unique(np.asarray(groups if groups is not None else np.arange(len(y)).astype(str)),
+                             return_inverse=True)
+    fold = (np.random.default_rng(seed).permutation(len(names)) % folds)[group]
     cv = {}
     for k in NEIGHBOURS:
         pred = np.zeros(len(y))
@@ -52,15 +55,65 @@ def fit_size_model(features: np.ndarray, diameters: np.ndarray, domains: list[st
     return SizeModel(mean, std, z, y, k, metrics)
 
 
-def sample_features(segmenter, samples: list[Sample], progress: Callable[[int, int], None] | None = None):
-    """(features, median diameters, domains) of annotated samples, skipping ones without particles."""
-    feats, diams, domains = [], [], []
-    for i, sample in enumerate(samples):
-        d = median_diameter(sample.labels)
-        if np.isfinite(d):
-            feats.append(size_features(sample.image, segmenter))
-            diams.append(d)
-            domains.append(sample.domain)
+#: :func:`shrunk_copies` takes images whose annotated median diameter lies in this range (px)
+#: to a diameter drawn log-uniformly from ``SMALL_DIAMETERS``.
+SHRINK_FROM = (16.0, 96.0)
+SMALL_DIAMETERS = (5.0, 14.0)
+#: A shrunk copy smaller than this (px) on either side is not made.
+MIN_COPY_SIDE = 96
+
+
+def shrunk_copies(samples: list[Sample], seed: int = 0) -> list[tuple[Sample, float, str]]:
+    """Annotated images made smaller: size references for particles of 5-14 px, which few annotated images show.
+
+    Without them the nearest annotated images of an image of small particles are of larger
+    ones: such images were estimated several times too large, and then shrunk for the
+    network until their particles vanished. One copy of each sample whose median diameter
+    lies in ``SHRINK_FROM``, shrunk (with anti-aliasing) to a diameter drawn from
+    ``SMALL_DIAMETERS``; the pixel noise that shrinking averages away is added back (its
+    level measured on the original), so that a copy is not cleaner than a real image of
+    small particles. Returns (copy, its median diameter, the original's name); a copy's
+    labels are empty (only its diameter is used) and its domain is ``<domain>-shrunk``.
+    """
+    from scipy import ndimage as ndi
+    from skimage.transform import resize
+
+    rng = np.random.default_rng(seed)
+    copies = []
+    for sample in samples:
+        diameter = median_diameter(sample.labels)
+        target = float(np.exp(rng.uniform(*np.log(SMALL_DIAMETERS))))
+        if not SHRINK_FROM[0] <= diameter <= SHRINK_FROM[1] or target >= diameter:
+            continue
+        factor = target / diameter
+        shape = (round(sample.image.shape[0] * factor), round(sample.image.shape[1] * factor))
+        if min(shape) < MIN_COPY_SIDE:
+            continue
+        image = sample.image.astype(np.float32)
+        noise = 1.4826 * float(np.median(np.abs(image - ndi.gaussian_filter(image, 1.0))))
+        small = resize(image, shape, order=1, anti_aliasing=True, preserve_range=True)
+        small += rng.normal(0.0, noise * np.sqrt(1.0 - factor ** 2), shape)
+        copy = Sample(f"{sample.name}@{factor:.3f}", small.astype(np.float32), np.zeros((0, 0), np.int32),
+                      sample.low, sample.high, f"{sample.domain}-shrunk")
+        copies.append((copy, diameter * factor, sample.name))
+    return copies
+
+
+def sample_features(segmenter, samples: list[Sample], progress: Callable[[int, int], None] | None = None, *,
+                    shrunk: bool = False, seed: int = 0):
+    """(features, median diameters, domains, groups) of annotated samples, skipping ones without particles.
+
+    ``shrunk``: with :func:`shrunk_copies` of them (group: ``<domain>/<name>`` of the original).
+    ``progress(done, total)`` counts the copies too.
+    """
+    rows = [(s, median_diameter(s.labels), s.name) for s in samples]
+    rows = [r for r in rows if np.isfinite(r[1])]
+    if shrunk:
+        rows += shrunk_copies([r[0] for r in rows], seed=seed)
+    features = []
+    for i, (sample, _, _) in enumerate(rows):
+        features.append(size_features(sample.image, segmenter))
         if progress is not None:
-            progress(i + 1, len(samples))
-    return np.stack(feats), np.array(diams), domains
+            progress(i + 1, len(rows))
+    return (np.stack(features), np.array([r[1] for r in rows]), [r[0].domain for r in rows],
+            [f"{r[0].domain.removesuffix('-shrunk')}/{r[2]}" for r in rows])
