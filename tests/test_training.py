@@ -77,6 +77,32 @@ def test_images_smaller_than_the_patch_mirror_their_targets_with_them(rng):
         assert (bright == particle).mean() > 0.97  # and they sit where the image shows them
 
 
+def test_distractors_are_drawn_as_background_and_leave_the_rest_alone():
+    from napari_nanogan.data.augment import with_distractors
+
+    rng = np.random.default_rng(5)
+    img = rng.uniform(0.2, 0.8, (128, 128)).astype(np.float32)
+    tgt = np.zeros((3, 128, 128), np.float32)
+    tgt[:, 20:110, 20:110] = 1  # one large particle under most of the patch
+    changed_any = False
+    for _ in range(20):
+        drawn, cleared = with_distractors(img, tgt, rng)
+        changed = drawn != img
+        changed_any |= changed.any()
+        # every particle pixel under a mark became background in every target channel; none elsewhere
+        assert (cleared[:, changed & (tgt[0] > 0.5)] == 0).all()
+        # (a mark may cover a pixel with the grey it already had: cleared, though unchanged)
+        assert (cleared[:, ~changed] != tgt[:, ~changed]).mean() < 1e-3
+    assert changed_any
+    # in sample_patch: off by default, drawn with distractor_prob
+    sample = _samples(1)[0]
+    plain = AugmentConfig(scale_range=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0, brightness=0.0,
+                          contrast=(1.0, 1.0), gamma=(1.0, 1.0))
+    a = sample_patch(sample, 64, np.random.default_rng(1), plain)
+    b = sample_patch(sample, 64, np.random.default_rng(1), AugmentConfig(**{**plain.to_dict(), "distractor_prob": 1.0}))
+    assert not np.array_equal(a[0], b[0]) and b[1][0].sum() <= a[1][0].sum()
+
+
 def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():
     from napari_nanogan.training.data import at_model_scale
     from napari_nanogan.measure import median_diameter

@@ -17,7 +17,8 @@ def cmd_train_pairs(args) -> int:
     from ..training.pairs import PAIRS_RECIPE, train_on_pairs
 
     init = None if str(args.init).lower() == "none" else (args.init or "default")
-    config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed)
+    config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
+                                 distractor_prob=args.distractors)
     out = Path(args.out)
     if out.is_dir():
         print(f"nanogan train --pairs: --out names the model file to write (MODEL.pt), and {out} is a folder",
@@ -117,7 +118,8 @@ def _train(args, world) -> int:
         return 2
     config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range)
+                         contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
+                         distractor_prob=args.distractors)
     model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
@@ -369,6 +371,9 @@ def add_commands(sub) -> None:
                         "(default 0: none)")
     p.add_argument("--scale-range", default="0.75,1.33", metavar="LOW,HIGH",
                    help="isotropic scale jitter of the training patches (default 0.75,1.33)")
+    p.add_argument("--distractors", type=float, default=0.0, metavar="P",
+                   help="chance that a training patch gets text, scale bars, arrows, panel letters or a frame drawn "
+                        "on it, as background (default 0: none)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")

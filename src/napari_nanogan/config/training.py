@@ -19,6 +19,9 @@ class AugmentConfig(Config):
     blur_sigma: tuple = (0.3, 1.2)
     noise_prob: float = 0.5
     noise_sigma: tuple = (0.01, 0.08)
+    #: Chance that a patch gets text, scale bars, arrows, panel letters or a frame drawn on it
+    #: (``data.distractors``), with the particle pixels under them made background.
+    distractor_prob: float = 0.0
 
 
 #: Real images as the critics see them: geometric augmentation only.
@@ -56,6 +59,10 @@ class TrainConfig(Config):
         distance from its particle's edge of ``min(seed_depth, half the particle's
         deepest distance)``. 0 removes the cap: seeds are every particle's inner core,
         so large overlapping particles get seeds far apart. Default 4.
+    distractor_prob : float
+        Chance that a training patch gets figure marks drawn on it (text, scale bars,
+        arrows, panel letters, frames; ``data.distractors``), which are background in its
+        targets. 0 (default): none.
     """
 
     steps: int = 3000
@@ -70,6 +77,7 @@ class TrainConfig(Config):
     warmup_steps: int = 100
     contact_weight: float = 0.0
     seed_depth: float = 4.0
+    distractor_prob: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     if ph > 0 or pw > 0:  # images smaller than the window: mirror image and targets alike, as inference pads
         img = np.pad(img, ((0, ph), (0, pw)), mode="symmetric")
         tgt = np.pad(tgt, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+    if config.distractor_prob > 0 and rng.random() < config.distractor_prob:
+        img, tgt = with_distractors(img, tgt, rng)
     stack = _resize(np.concatenate([img[None], tgt]), size)
     if rng.random() < 0.5:
         stack = stack[:, :, ::-1]
@@ -58,6 +60,24 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     img, tgt = np.ascontiguousarray(stack[:1]), np.ascontiguousarray(stack[1:])
     img = _intensity(img[0], rng, config)[None]
     return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)
+
+
+def with_distractors(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A normalised patch with figure marks drawn on it (``data.distractors.draw_distractors``); targets cleared beneath.
+
+    ``img``: [h, w] float (0-1 is the normalised range); ``tgt``: [C, h, w], foreground
+    first. Pixels the marks do not touch keep their values exactly; the marks are black or
+    white (anti-aliased), as figure annotations are.
+    """
+    from .distractors import draw_distractors
+
+    img8 = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    particles = (tgt[0] > 0.5).astype(np.int32)
+    drawn, kept, _ = draw_distractors(img8, particles, rng)
+    changed = drawn != img8
+    img = np.where(changed, drawn.astype(np.float32) / 255, img).astype(np.float32)
+    tgt = np.where((particles > 0) & (kept == 0), 0, tgt).astype(np.float32)
+    return img, tgt
 
 
 def _intensity(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
