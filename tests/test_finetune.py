@@ -304,7 +304,11 @@ def test_tuning_a_fine_tuned_bundle_keeps_its_generator_and_card(tmp_path):
     seg, gen = _bundle(tmp_path / "mine.pt")
     with_postprocess(tmp_path / "mine.pt", tmp_path / "tuned.pt", PostprocessConfig(fg_threshold=0.42), {"command": "t"})
     tuned = load_checkpoint(tmp_path / "tuned.pt")
-    assert tuned["kind"] == "bundle" and tuned["card"] == {"images": ["a.tif"]}
+    assert tuned["kind"] == "bundle" and tuned["card"]["images"] == ["a.tif"]
+    # the card's before/after scores describe the model before this change, and it says so
+    assert [a["changed"] for a in tuned["card"]["amended"]] == [["postprocess"]]
+    with_postprocess(tmp_path / "tuned.pt", tmp_path / "again.pt", PostprocessConfig(fg_threshold=0.5), {})
+    assert len(load_checkpoint(tmp_path / "again.pt")["card"]["amended"]) == 2
     assert tuned["segmenter"]["postprocess"]["fg_threshold"] == 0.42
     assert tuned["segmenter"]["provenance"]["postprocess_tuning"] == {"command": "t"}
     assert load_checkpoint(tmp_path / "tuned.pt", kind="generator")["config"] == gen["config"]
@@ -317,6 +321,7 @@ def test_finishing_a_fine_tuned_bundle_keeps_its_segmenter_and_card(tmp_path):
     seg, gen = _bundle(tmp_path / "mine.pt")
     with_finishing(tmp_path / "mine.pt", tmp_path / "tuned.pt", Finishing(blur_sigma=0.5, noise_residual=0.02))
     tuned = load_checkpoint(tmp_path / "tuned.pt")
-    assert tuned["kind"] == "bundle" and tuned["card"] == {"images": ["a.tif"]}
+    assert tuned["kind"] == "bundle" and tuned["card"]["images"] == ["a.tif"]
+    assert tuned["card"]["amended"][0]["part"] == "generator"
     assert tuned["generator"]["postprocess"]["noise_residual"] == 0.02
     assert load_checkpoint(tmp_path / "tuned.pt", kind="segmenter")["config"] == seg["config"]

@@ -35,16 +35,27 @@ def amend_checkpoint(source, destination, *, kind: ModelKind, changes: dict | No
         data.pop(key, None)
     data.update(changes or {})
     data.setdefault("provenance", {}).update(provenance or {})
-    return _save_part(source, destination, kind, data)
+    return _save_part(source, destination, kind, data, sorted(changes or {}) + [f"-{k}" for k in remove])
 
 
-def _save_part(source, destination, kind: ModelKind, part: dict) -> Path:
+def _save_part(source, destination, kind: ModelKind, part: dict, what: list[str]) -> Path:
     """Write ``part`` (one model, amended from ``source``); a fine-tuned bundle stays a bundle, its other
-    parts and card kept."""
+    parts and card kept.
+
+    The card's scores (``before``, ``after``, ``better``) were measured on the model as
+    fine-tuned: the card lists each later change (``amended``: the part and the keys set,
+    or removed with ``-``; how is in the part's provenance) so that they are not read as
+    the amended model's.
+    """
     whole = load_checkpoint(source)
     if whole.get("kind") == ModelKind.BUNDLE.value:
         whole.pop("format_version")
-        return save_checkpoint(destination, {**whole, ModelKind(kind).value: part})
+        card = dict(whole.get("card") or {})
+        if card:
+            card["amended"] = [*card.get("amended", []), {
+                "part": ModelKind(kind).value, "changed": what,
+                "note": "the card's before/after scores were measured before this change"}]
+        return save_checkpoint(destination, {**whole, ModelKind(kind).value: part, **({"card": card} if card else {})})
     return save_checkpoint(destination, part)
 
 
@@ -152,6 +163,6 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
             raise ValueError(f"--texture-margin: {exc}") from None
         data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
     data.setdefault("provenance", {})["postprocess_tuning"] = dict(tuning or {})
-    _save_part(source, destination, ModelKind.GENERATOR, data)
+    _save_part(source, destination, ModelKind.GENERATOR, data, ["postprocess"] + [k for k in ("substrate_texture", "particle_texture") if k in data])
     return {"postprocess": finishing.to_dict(), "substrate_texture": "substrate_texture" in data,
             "particle_texture": "particle_texture" in data}
