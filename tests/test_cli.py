@@ -77,7 +77,17 @@ def test_demo_with_given_model(tmp_path, tiny_checkpoint, tiny_generator_checkpo
     assert np.asarray(Image.open(tmp_path / "sample_overlay.png")).shape == (768, 1024, 3)
     assert summary["synthesis"]["particles_in_mask"] > 50
     assert tifffile.imread(tmp_path / "synthetic.tif").shape == (712, 1024)
-    assert "synthesized an SEM image" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "synthesized an SEM image" in out
+    # every file the demo wrote is named, and its size is the whole particles' one, as `nanogan measure` gives it
+    written = out.split("wrote to ", 1)[1]
+    assert all(p.name in written for p in tmp_path.iterdir() if p.is_file()), (written, list(tmp_path.iterdir()))
+    from napari_nanogan.measure import measure_file, summarize_sizes
+
+    measured = summarize_sizes(measure_file(tmp_path / "sample_labels.tif"))
+    assert summary["whole_particles"] == measured["count"]
+    if measured["count"]:
+        assert summary["ecd_nm_d50"] == pytest.approx(measured["D50"], abs=0.01)
 
 
 @requires_shipped

@@ -120,6 +120,25 @@ def test_measure_cli_reads_pixel_size_from_segment_output(tmp_path):
     assert float(row["area_nm2"]) == pytest.approx(100 * 7.344**2, rel=1e-5)
 
 
+def test_labels_remember_their_info_bar_so_measure_needs_no_image(tmp_path):
+    """`nanogan segment` writes the info bar's first row into the labels TIFF: `measure` without --image
+    leaves out the particles it cuts, as it does with --image."""
+    from napari_nanogan.io.images import labels_info_bar_start, write_labels
+
+    labels = np.zeros((60, 60), np.uint16)
+    labels[5:15, 5:15] = 1
+    labels[40:50, 20:30] = 2  # reaches row 49, just above the bar
+    write_labels(tmp_path / "a_labels.tif", labels, pixel_size_nm=2.0, info_bar_start=50)
+    write_labels(tmp_path / "b_labels.tif", labels, pixel_size_nm=2.0)
+    assert labels_info_bar_start(tmp_path / "a_labels.tif") == 50
+    assert labels_info_bar_start(tmp_path / "b_labels.tif") is None
+    for name, cut in (("a", "true"), ("b", "false")):
+        assert main(["measure", str(tmp_path / f"{name}_labels.tif"), "--out", str(tmp_path / f"{name}.csv")]) == 0
+        rows = list(csv.DictReader(open(tmp_path / f"{name}.csv")))
+        assert rows[1]["touches_info_bar"] == cut
+        assert float(rows[0]["ecd_nm"]) == pytest.approx(2 * np.sqrt(100 / np.pi) * 2.0)
+
+
 def test_measure_cli_without_pixel_size_uses_pixels(tmp_path, capsys):
     labels = np.zeros((40, 40), np.uint8)
     labels[5:15, 5:15] = 255  # binary mask: split into 4-connected parts

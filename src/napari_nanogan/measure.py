@@ -228,10 +228,11 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
 
     With ``image_path``, the source image gives intensities, the info bar (particles
     reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
-    and the label TIFF's own. The confidence table beside the labels (``<stem>.csv``) is
+    and the label TIFF's own. Without it, a label TIFF written by ``nanogan segment``
+    gives its own info bar row. The confidence table beside the labels (``<stem>.csv``) is
     kept. Raises ``ValueError`` or ``OSError`` for a file that cannot be measured.
     """
-    from .io.images import labels_pixel_size_nm, read_image, read_label_table
+    from .io.images import labels_info_bar_start, labels_pixel_size_nm, read_image, read_label_table
     from .io.infobar import detect_info_bar
     from .io.masks import check_mask, read_mask
 
@@ -245,8 +246,11 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
         bar = detect_info_bar(image)
         bar_start = bar.start if bar is not None and bar.side == "bottom" else None
         pixel = pixel or meta["pixel_size_nm"]
-    if pixel is None and path.suffix.lower() in (".tif", ".tiff"):
-        pixel = labels_pixel_size_nm(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        if pixel is None:
+            pixel = labels_pixel_size_nm(path)
+        if image_path is None:
+            bar_start = labels_info_bar_start(path)
     return measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
                              confidence=read_label_table(path))
 

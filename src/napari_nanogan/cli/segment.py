@@ -87,13 +87,13 @@ def cmd_demo(args) -> int:
     synthesize an SEM image from a designed mask and segment it back (when a generator is shipped)."""
     import time
 
-    import numpy as np
     import tifffile
     from PIL import Image
 
     from ..data.procedural import SAMPLE_PIXEL_SIZE_NM, sample_image
     from ..io.atomic import atomic_path
     from ..io.images import write_labels
+    from ..measure import measure_particles, summarize_sizes
     from ..metrics.segmentation import summarize
     from ..models.registry import DEFAULT_GENERATOR, available_models
     from ..overlay import overlay
@@ -117,13 +117,15 @@ def cmd_demo(args) -> int:
     result = segment(image, segmenter, diameter="auto" if can_estimate_diameter(segmenter) else None)
     t_seg = time.perf_counter() - t0
     labels = result.labels
-    write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, confidence=result.confidence)
+    bar_start = result.info_bar.start if result.info_bar is not None and result.info_bar.side == "bottom" else None
+    write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, confidence=result.confidence,
+                 info_bar_start=bar_start)
     with atomic_path(out / "sample_overlay.png") as tmp:
         Image.fromarray(overlay(image, labels)).save(tmp, format="PNG")
     rows = result.info_bar.specimen_rows if result.info_bar else slice(0, truth.shape[0])
     scores = summarize([(truth, labels[rows])])
-    areas = np.bincount(labels.ravel())[1:]
-    ecd = np.sqrt(4 * areas[areas > 0] / np.pi) * SAMPLE_PIXEL_SIZE_NM
+    # as `nanogan measure` reports them: whole particles (those cut by the border or the info bar left out)
+    sizes = summarize_sizes(measure_particles(labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, info_bar_start=bar_start))
     summary = {
         "image": "sample.tif (procedural TiO2-like SEM, made by napari-nanogan)",
         "model": segmenter.name if result.model == segmenter.name else f"{segmenter.name}: {result.model}",
@@ -132,7 +134,8 @@ def cmd_demo(args) -> int:
         "pixel_size_nm": SAMPLE_PIXEL_SIZE_NM,
         "info_bar_rows": [result.info_bar.start, result.info_bar.stop - 1] if result.info_bar else None,
         "estimated_particle_diameter_px": None if result.diameter_px is None else round(result.diameter_px, 1),
-        "ecd_nm_d50": float(np.median(ecd)) if ecd.size else None,
+        "whole_particles": sizes["count"],
+        "ecd_nm_d50": round(float(sizes["D50"]), 2) if sizes["count"] else None,
         "scores_vs_truth": {k: round(v, 4) for k, v in scores.items() if k in ("dice", "iou", "precision", "recall", "f1")},
         "seconds_model_load": round(t_load, 3),
         "seconds_segment": round(t_seg, 3),
@@ -171,13 +174,18 @@ def cmd_demo(args) -> int:
         f"napari-nanogan demo: {plural(summary['particles'], 'particle')} found ({summary['true_particles']} drawn) "
         f"in {t_seg:.2f} s (model load {t_load:.2f} s; model {summary['model']}"
         + (f", estimated particle diameter {result.diameter_px:.0f} px)" if result.diameter_px else ")"),
-        f"median equivalent-circle diameter {summary['ecd_nm_d50']:.0f} nm at {SAMPLE_PIXEL_SIZE_NM} nm/px"
-        if summary["ecd_nm_d50"] else "no particles",
+        f"median equivalent-circle diameter of the {summary['whole_particles']} whole particles (not cut by the "
+        f"border or the info bar): {summary['ecd_nm_d50']:.0f} nm at {SAMPLE_PIXEL_SIZE_NM} nm/px"
+        if summary["ecd_nm_d50"] else "no whole particles",
         "vs the drawn truth: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["scores_vs_truth"].items()),
-        f"wrote {out / 'sample_labels.tif'}, {out / 'sample_overlay.png'}, {out / 'summary.json'}",
     ]
     if synth_line:
-        lines.insert(3, synth_line)
+        lines.append(synth_line)
+    written = ["sample.tif", "sample_labels.tif", "sample_labels.csv", "sample_overlay.png"]
+    if synth_line:
+        written += ["synthetic.tif", "synthetic_mask.tif", "synthetic_overlay.png"]
+    lines.append(f"wrote to {out}/: {', '.join(written)} (the labels' table: label, confidence; "
+                 f"`nanogan measure {out / 'sample_labels.tif'}` gives the sizes), summary.json, summary.txt")
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     from .._napari import prefer_this_reader

@@ -217,7 +217,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None,
-                 confidence: np.ndarray | None = None) -> Path:
+                 confidence: np.ndarray | None = None, info_bar_start: int | None = None) -> Path:
     """Write an instance label image as a TIFF, atomically; pixel size into the resolution tags.
 
     The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
@@ -225,7 +225,10 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
     beside it (columns ``label``, ``confidence``; :func:`read_label_table`): an earlier label
     image of that name goes first, then the table, then the TIFF, so a labels TIFF on disk
-    always has its own table complete beside it, never another image's.
+    always has its own table complete beside it, never another image's. ``info_bar_start``:
+    the first row of the source image's bottom info bar, kept in the TIFF's description
+    (:func:`labels_info_bar_start`), so that ``nanogan measure`` flags the particles it cuts
+    without the source image.
     """
     import tifffile
 
@@ -236,6 +239,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     if pixel_size_nm:
         per_cm = 1e7 / pixel_size_nm
         kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    if info_bar_start is not None:
+        kwargs["metadata"] = {"info_bar_start": int(info_bar_start)}
     if confidence is not None:
         path.unlink(missing_ok=True)
     if confidence is not None:
@@ -274,6 +279,19 @@ def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
     except Exception as exc:
         raise ImageReadError(f"{path}: cannot read as a TIFF ({type(exc).__name__}: {first_line(exc)})") from None
     return found[0] if found else None
+
+
+def labels_info_bar_start(path: str | os.PathLike) -> int | None:
+    """The first info-bar row a label TIFF carries (:func:`write_labels`), or None."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.shaped_metadata or ({},)
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as a TIFF ({type(exc).__name__}: {first_line(exc)})") from None
+    start = meta[0].get("info_bar_start")
+    return int(start) if isinstance(start, int) and start >= 0 else None
 
 
 def list_images(paths, *, zarr: bool = False) -> list[Path]:

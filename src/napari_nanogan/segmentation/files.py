@@ -42,8 +42,9 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     target = labels_path(out_dir, path)
     for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
         remove_stale_temporaries(stale)
-    target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"],
-                          confidence=result.confidence)
+    bar = result.info_bar
+    target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"], confidence=result.confidence,
+                          info_bar_start=bar.start if bar is not None and bar.side == "bottom" else None)
     unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
     return target, f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
 
