@@ -300,7 +300,7 @@ def add_commands(sub) -> None:
                         "checked on the validation split")
     p.add_argument("--no-shrunk", action="store_true",
                    help="knn: leave out the shrunk copies of the annotated images (size references for particles of "
-                        "5-14 px, which few annotated images show) from the fit and the val metrics")
+                        "4-11 px, which few annotated images show) from the fit and the val metrics")
     p.add_argument("--shrink-above", type=float, default=48.0, metavar="PX",
                    help="coarse: images whose estimate is at least this (px) are made smaller for the network")
     p.set_defaults(func=cmd_fit_size)
