@@ -174,3 +174,17 @@ def test_bam_ground_truth_d50():
     merged = Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in tables[0].columns}, "nm", 7.344)
     s = summarize_sizes(merged)
     assert 150 < s["D50"] < 200, s
+
+
+def test_segment_file_stores_the_detected_info_bar_in_the_labels(tmp_path, tiny_segmenter, sem_like):
+    """What `nanogan segment` (one process or a Dask cluster) writes lets `measure` find the bar alone."""
+    from napari_nanogan.io.images import labels_info_bar_start
+    from napari_nanogan.io.infobar import detect_info_bar
+    from napari_nanogan.segmentation.files import segment_file
+
+    image, _ = sem_like
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    target, _ = segment_file(tmp_path / "a.tif", tmp_path / "out", tiny_segmenter)
+    bar = detect_info_bar(image)
+    assert bar is not None and bar.side == "bottom"
+    assert labels_info_bar_start(target) == bar.start

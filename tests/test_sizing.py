@@ -73,22 +73,24 @@ def test_shrunk_copies_are_small_noisy_references(sem_like):
     from napari_nanogan.data.datasets import sample_from_arrays
     from napari_nanogan.training.sizing import SMALL_DIAMETERS, shrunk_copies
 
-    big = np.zeros((400, 400), np.int32)
-    centres = [(y, x) for y in range(30, 400, 60) for x in range(30, 400, 60)]
-    yy, xx = np.mgrid[:400, :400]
+    big = np.zeros((500, 500), np.int32)  # 20-px particles shrunk to 4 px: 100 px, still a copy
+    centres = [(y, x) for y in range(30, 500, 60) for x in range(30, 500, 60)]
+    yy, xx = np.mgrid[:500, :500]
     for i, (cy, cx) in enumerate(centres, 1):
-        big[(yy - cy) ** 2 + (xx - cx) ** 2 <= 20 ** 2] = i  # 49 particles of about 40 px
+        big[(yy - cy) ** 2 + (xx - cx) ** 2 <= 10 ** 2] = i  # 64 particles of about 20 px
     rng = np.random.default_rng(0)
     image = (60 + 120 * (big > 0) + rng.normal(0, 10, big.shape)).clip(0, 255).astype(np.uint8)
     samples = [sample_from_arrays("disc", image, big, domain="x", crop_info_bar=False),
                sample_from_arrays("tiny", image[:120, :120], big[:120, :120] > 0, domain="x", crop_info_bar=False)]
+    for seed in range(5):  # whatever the drawn size: one copy, of the large image only
+        assert [c[2] for c in shrunk_copies(samples, seed=seed)] == ["disc"]
     copies = shrunk_copies(samples, seed=0)
     assert len(copies) == 1  # the 120-px image would shrink under 96 px
     copy, diameter, original = copies[0]
     assert original == "disc" and copy.domain == "x-shrunk"
     assert SMALL_DIAMETERS[0] <= diameter <= SMALL_DIAMETERS[1]
     factor = diameter / median_diameter(big)
-    assert copy.image.shape == (round(400 * factor), round(400 * factor))
+    assert copy.image.shape == (round(500 * factor), round(500 * factor))
     # the pixel noise survives the shrinking (plain anti-aliased resizing would divide it by about 1 / factor)
     from skimage.transform import resize
     small_labels = resize(big > 0, copy.image.shape, order=0) > 0

@@ -94,13 +94,23 @@ def test_distractors_are_drawn_as_background_and_leave_the_rest_alone():
         # (a mark may cover a pixel with the grey it already had: cleared, though unchanged)
         assert (cleared[:, ~changed] != tgt[:, ~changed]).mean() < 1e-3
     assert changed_any
-    # in sample_patch: off by default, drawn with distractor_prob
-    sample = _samples(1)[0]
-    plain = AugmentConfig(scale_range=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0, brightness=0.0,
-                          contrast=(1.0, 1.0), gamma=(1.0, 1.0))
-    a = sample_patch(sample, 64, np.random.default_rng(1), plain)
-    b = sample_patch(sample, 64, np.random.default_rng(1), AugmentConfig(**{**plain.to_dict(), "distractor_prob": 1.0}))
-    assert not np.array_equal(a[0], b[0]) and b[1][0].sum() <= a[1][0].sum()
+
+def test_sample_patch_draws_distractors_only_when_asked(monkeypatch):
+    import napari_nanogan.data.augment as augment
+
+    calls = []
+    real = augment.with_distractors
+    monkeypatch.setattr(augment, "with_distractors", lambda *a: calls.append(1) or real(*a))
+    sample, rng = _samples(1)[0], np.random.default_rng(1)
+    for _ in range(10):
+        sample_patch(sample, 64, rng)  # off by default
+    assert calls == []
+    for _ in range(10):
+        sample_patch(sample, 64, rng, AugmentConfig(distractor_prob=1.0))
+    assert len(calls) == 10
+    for _ in range(200):
+        sample_patch(sample, 32, rng, AugmentConfig(distractor_prob=0.3))
+    assert 30 < len(calls) - 10 < 90
 
 
 def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():

@@ -88,7 +88,16 @@ def test_finetune_widget_says_how_the_diameter_was_calibrated(setup, sized_tiny_
     correction = load_checkpoint(tmp_path / "models" / "sized.pt")["card"]["size_calibration"]["correction"]
     assert f"particle diameter estimates x {correction:.2f}" in w.result.value
     w.my_model.value = "sized"
-    assert f"diameter estimates x {correction:.2f}" in w.card.value
+    assert f"diameter estimates x {correction:.2f}" in w.card.value and "changed since" not in w.card.value
+    # a size model of its own (nanogan fit-size) replaces the calibration, and the card says the scores predate it
+    from conftest import constant_size_model
+    from napari_nanogan.training.amend import with_size_model
+
+    path = tmp_path / "models" / "sized.pt"
+    with_size_model(path, path, constant_size_model(30.0), {"command": "test"})
+    w._show_card()
+    assert "diameter estimates x" not in w.card.value
+    assert "changed since (size_correction, size_model, size_reference, size_reference_sha256)" in w.card.value
 
 
 def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch, wait_done):

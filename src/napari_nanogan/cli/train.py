@@ -372,8 +372,8 @@ def add_commands(sub) -> None:
     p.add_argument("--scale-range", default="0.75,1.33", metavar="LOW,HIGH",
                    help="isotropic scale jitter of the training patches (default 0.75,1.33)")
     p.add_argument("--distractors", type=float, default=0.0, metavar="P",
-                   help="chance that a training patch gets text, scale bars, arrows, panel letters or a frame drawn "
-                        "on it, as background (default 0: none)")
+                   help="chance that a training patch gets text, scale bars, arrows, panel letters, frames or an "
+                        "info bar drawn on it, as background (default 0: none)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")

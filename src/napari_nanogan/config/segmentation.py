@@ -20,8 +20,8 @@ MIN_RESIZE = 1 / 8
 #: texture, figure text), and on the val images of 15-16 px particles 2x found more but not
 #: better (``--enlarge-below 16``). No val image has particles under 12 px, so the 12 px
 #: limit was set with those two test images in view. An *estimated* diameter never
-#: enlarges: cross-validated on the training images, about 1 in 100 images of particles of
-#: 30-300 px is estimated under 12 px, and enlarging would cut those particles into pieces
+#: enlarges: cross-validated on the 302 training images, 1-2 images of particles of 30 px or
+#: more are estimated under 12 px, and enlarging would cut those particles into pieces
 #: (docs/benchmarks.md, "Particle diameter estimate"); the result's description says to give
 #: the diameter instead.
 ENLARGE_BELOW = 2.0

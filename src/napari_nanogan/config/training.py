@@ -19,7 +19,7 @@ class AugmentConfig(Config):
     blur_sigma: tuple = (0.3, 1.2)
     noise_prob: float = 0.5
     noise_sigma: tuple = (0.01, 0.08)
-    #: Chance that a patch gets text, scale bars, arrows, panel letters or a frame drawn on it
+    #: Chance that a patch gets text, scale bars, arrows, panel letters, frames or an info bar drawn on it
     #: (``data.distractors``), with the particle pixels under them made background.
     distractor_prob: float = 0.0
 
@@ -61,7 +61,7 @@ class TrainConfig(Config):
         so large overlapping particles get seeds far apart. Default 4.
     distractor_prob : float
         Chance that a training patch gets figure marks drawn on it (text, scale bars,
-        arrows, panel letters, frames; ``data.distractors``), which are background in its
+        arrows, panel letters, frames, info bars; ``data.distractors``), which are background in its
         targets. 0 (default): none.
     """
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Callable, Generator, Literal
 
 import numpy as np
 
-from ..config import ENLARGE_BELOW, MODEL_DIAMETER_PX, TILE, PostprocessConfig
+from .. import config as _config
+from ..config import TILE, PostprocessConfig
 from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
@@ -47,6 +48,9 @@ class SegmentationResult:
     confidence : ndarray of shape (K,), float32
         Per particle (``confidence[k - 1]`` for label ``k``): the probability that it is a
         real particle (:mod:`~napari_nanogan.segmentation.confidence`).
+    enlarge_below_px : float or None
+        A given diameter under this enlarges the image, an estimated one does not: the
+        description then says to give it (the model's diameter / ``config.ENLARGE_BELOW``).
     """
 
     labels: np.ndarray
@@ -57,6 +61,7 @@ class SegmentationResult:
     diameter_estimated: bool = False
     model: str | None = None
     confidence: np.ndarray | None = None
+    enlarge_below_px: float | None = None
 
     @property
     def count(self) -> int:
@@ -72,8 +77,8 @@ class SegmentationResult:
         if self.diameter_estimated and self.diameter_px is not None:
             length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
-            if self.diameter_px < MODEL_DIAMETER_PX / ENLARGE_BELOW:
-                parts.append(f"particles under {MODEL_DIAMETER_PX / ENLARGE_BELOW:.0f} px are found better with "
+            if self.enlarge_below_px and self.diameter_px < self.enlarge_below_px:
+                parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
         if self.info_bar is not None:
             parts.append(f"info bar rows {self.info_bar.start}-{self.info_bar.stop - 1} excluded")
@@ -186,7 +191,7 @@ def segment_steps(
     return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
                               diameter_px=None if diameter is None else float(diameter),
                               diameter_estimated=estimated and diameter is not None, model=network.name,
-                              confidence=confidence)
+                              confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW)
 
 
 def segment(

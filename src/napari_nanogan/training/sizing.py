@@ -27,8 +27,9 @@ def fit_size_model(features: np.ndarray, diameters: np.ndarray, domains: list[st
     """Nearest-neighbour size model; the number of neighbours chosen by k-fold cross-validation.
 
     The score of each k is the mean over domains of the median |log error|, so a few
-    images of one microscope count as much as hundreds of another's. Rows of one
-    ``group`` (an image and its shrunk copies, :func:`shrunk_copies`) share a fold.
+    images of one microscope count as much as hundreds of another's; shrunk copies
+    (:func:`shrunk_copies`) are domains of their own, so small particles weigh in the
+    choice. Rows of one ``group`` (an image and its copies) share a fold.
     """
     x = np.asarray(features, np.float64)
     y = np.log(np.asarray(diameters, np.float64))

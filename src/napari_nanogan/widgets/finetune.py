@@ -125,9 +125,15 @@ class FinetuneWidget(QWidget):
             return
         fmt = lambda s: f"IoU {s['iou']:.2f}, F1 {s['f1']:.2f}" if s else "?"  # noqa: E731
         sizes = card.get("size_calibration")
+        changed = [k for a in card.get("amended", []) for k in a.get("changed", [])]
+        if "-size_correction" in changed:  # a size model of its own replaced the calibrated shipped one
+            sizes = None
+        amended = sorted({k.lstrip("-") for k in changed})
         self.card.value = (f"{card.get('created', '?')[:10]}, {card.get('preset', '?')} preset, {card.get('steps', '?')} steps\n"
                            f"before {fmt(card.get('before'))} → after {fmt(card.get('after'))}"
-                           + (f"\ndiameter estimates x {sizes['correction']:.2f}" if sizes else ""))
+                           + (f"\ndiameter estimates x {sizes['correction']:.2f}" if sizes else "")
+                           + (f"\nchanged since ({', '.join(amended)}): the scores are of the model before"
+                              if amended else ""))
 
     def delete_model(self, *_):
         from ..models.registry import delete_user_model
