@@ -179,16 +179,27 @@ def test_fit_size_writes_a_checkpoint_with_a_size_model(tmp_path, tiny_checkpoin
     from napari_nanogan.data.procedural import particle_labels
     from napari_nanogan.segmentation import Segmenter
 
-    _fake_emps(tmp_path / "data", lambda i: particle_labels((64, 64), n_particles=4 + i % 5,
-                                                             mean_diameter=6 + 2 * (i % 4), seed=i))
+    def labels(i):  # every 4th image large enough for a shrunk copy (20-px particles on 480 px)
+        if i % 4 == 0:
+            return particle_labels((480, 480), n_particles=60, mean_diameter=20, seed=i)
+        return particle_labels((64, 64), n_particles=4 + i % 5, mean_diameter=6 + 2 * (i % 4), seed=i)
+
+    _fake_emps(tmp_path / "data", labels)
     out = tmp_path / "sized.pt"
     args = ["fit-size", "--model", str(tiny_checkpoint), "--out", str(out), "--data-root", str(tmp_path / "data")]
     assert main([*args, "--datasets", "emps"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["k"] in (3, 5, 7, 11, 15)
     assert metrics["cross_validated"]["emps"]["images"] == 20 and metrics["val"]["emps"]["images"] == 30
+    copies = metrics["cross_validated"]["emps-shrunk"]["images"]
+    assert copies > 0 and metrics["val"]["emps-shrunk"]["images"] > 0
     segmenter = Segmenter.from_checkpoint(out, device="cpu")
-    assert segmenter.size_model is not None and segmenter.size_model.reference.shape[0] == 20
+    assert segmenter.size_model is not None and segmenter.size_model.reference.shape[0] == 20 + copies
+    assert main([*args, "--datasets", "emps", "--no-shrunk"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(metrics["cross_validated"]) == {"emps"} and set(metrics["val"]) == {"emps"}
+    segmenter = Segmenter.from_checkpoint(out, device="cpu")
+    assert segmenter.size_model.reference.shape[0] == 20
     # the network itself is unchanged
     assert all(np.array_equal(a, b) for a, b in zip(segmenter.network.state_dict().values(),
                                                     Segmenter.from_checkpoint(tiny_checkpoint, device="cpu").network.state_dict().values()))
