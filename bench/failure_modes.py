@@ -1,0 +1,124 @@
+"""What the shipped segmenter still gets wrong, staged on images the package makes: a figure and JSON.
+
+    python -m bench.failure_modes [--model auto] [--figure docs/images/failure_modes.png]
+
+The shared data's licence forbids showing its images, so each failure seen on real data
+(docs/benchmarks.md, the model cards) is staged on a procedural image with known labels,
+segmented as ``nanogan segment`` does (diameter estimated unless typed, info bar detected):
+
+- ``marks``: panel letters, text, a scale bar and an arrow drawn on a crop of the package's
+  sample image (``data.distractors``; pixels under them count as background);
+- ``small_estimated`` / ``small_typed``: particles of about 8 px, with the diameter
+  estimated (an estimate never enlarges) and typed (8 px: the image is enlarged twice);
+- ``grainy_matrix``: particles on a grainy, polycrystalline-looking substrate.
+
+Per panel: annotated and segmented particles, precision / recall / F1 at IoU 0.5 (every
+particle of 9 pixels of area or more counted), and false particles (segmented particles lying mostly on
+annotated background). One fixed seed per panel: an illustration, not a statistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_nanogan.data.distractors import draw_distractors
+from napari_nanogan.data.procedural import particle_labels, render_sem, sample_image
+from napari_nanogan.metrics.segmentation import summarize
+from napari_nanogan.segmentation import load_segmenter, segment
+
+
+def grains(shape: tuple[int, int], rng: np.random.Generator, cell_area: float = 900.0) -> np.ndarray:
+    """A zero-mean texture of grains (Voronoi cells of random grey, darker boundaries), as a polycrystalline matrix."""
+    cells = max(4, int(shape[0] * shape[1] / cell_area))
+    seeds = np.zeros(shape, np.int32)
+    seeds[rng.integers(0, shape[0], cells), rng.integers(0, shape[1], cells)] = np.arange(1, cells + 1)
+    _, (iy, ix) = ndi.distance_transform_edt(seeds == 0, return_indices=True)
+    grain = seeds[iy, ix]
+    level = rng.normal(0, 1, cells + 1)
+    edges = ndi.morphological_gradient(grain, size=2) > 0
+    return (level[grain] - 1.5 * edges).astype(np.float32)
+
+
+def stage(name: str):
+    """(image, truth labels, segment() keyword arguments) of one panel."""
+    rng = np.random.default_rng(7)
+    if name == "marks":
+        image, labels = sample_image()
+        image, labels = image[:384, :512], labels[:384, :512]
+        for _ in range(6):  # a few kinds of marks
+            image, labels, _ = draw_distractors(image, labels, rng)
+        return image, labels, {"diameter": "auto"}
+    if name.startswith("small"):
+        labels = particle_labels((384, 512), n_particles=220, mean_diameter=8.0, seed=3)
+        image = render_sem(labels, seed=4)
+        return image, labels, {"diameter": "auto" if name == "small_estimated" else 8.0}
+    if name == "grainy_matrix":
+        labels = particle_labels((384, 512), n_particles=60, mean_diameter=20.0, seed=5)
+        image = render_sem(labels, seed=6).astype(np.float32)
+        image += np.where(labels > 0, 0, 18 * grains(labels.shape, rng))
+        return np.clip(image, 0, 255).astype(np.uint8), labels, {"diameter": "auto"}
+    raise ValueError(name)
+
+
+PANELS = {"marks": "figure marks on the sample image", "small_estimated": "8-px particles, diameter estimated",
+          "small_typed": "8-px particles, diameter typed (enlarged twice)", "grainy_matrix": "particles on a grainy matrix"}
+
+
+def false_particles(pred: np.ndarray, truth: np.ndarray) -> int:
+    """Segmented particles with at least half their pixels on annotated background."""
+    n = int(pred.max())
+    if n == 0:
+        return 0
+    area = np.bincount(pred.ravel(), minlength=n + 1)[1:]
+    on_background = np.bincount(pred.ravel(), (truth == 0).ravel(), minlength=n + 1)[1:]
+    return int(((on_background >= 0.5 * area) & (area > 0)).sum())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench.failure_modes")
+    ap.add_argument("--model", default="auto")
+    ap.add_argument("--figure", default=None, help="write the overlays here (PNG)")
+    args = ap.parse_args(argv)
+    model = load_segmenter(args.model)
+    results, pictures = {}, []
+    for name, title in PANELS.items():
+        image, truth, kwargs = stage(name)
+        result = segment(image, model, **kwargs)
+        scores = summarize([(truth, result.labels)], min_area=9)
+        results[name] = {"title": title, "particles": int(len(np.unique(truth)) - 1), "segmented": result.count,
+                         "false_particles": false_particles(result.labels, truth),
+                         "diameter_px": None if result.diameter_px is None else round(result.diameter_px, 1),
+                         **{k: round(scores[k], 3) for k in ("precision", "recall", "f1")}}
+        pictures.append((title, image, result.labels, results[name]))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = {"model": args.model, "panels": results, "commit": commit}
+    print(json.dumps(out))
+    if args.figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from napari_nanogan.overlay import overlay
+
+        fig, axes = plt.subplots(2, 2, figsize=(10, 7.8))
+        for ax, (title, image, labels, r) in zip(axes.ravel(), pictures):
+            ax.imshow(overlay(image, labels))
+            ax.set_title(f"{title}\n{r['segmented']} found, {r['particles']} drawn; F1 {r['f1']:.2f}, "
+                         f"{r['false_particles']} false", fontsize=9)
+            ax.axis("off")
+        fig.suptitle(f"What `{args.model}` still gets wrong (procedural images; every particle outlined)", fontsize=10)
+        fig.tight_layout()
+        Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.figure, dpi=90)
+    return out
+
+
+if __name__ == "__main__":
+    main()
