@@ -323,5 +323,6 @@ def test_finishing_a_fine_tuned_bundle_keeps_its_segmenter_and_card(tmp_path):
     tuned = load_checkpoint(tmp_path / "tuned.pt")
     assert tuned["kind"] == "bundle" and tuned["card"]["images"] == ["a.tif"]
     assert tuned["card"]["amended"][0]["part"] == "generator"
+    assert tuned["card"]["amended"][0]["changed"] == ["postprocess"]  # textures kept as they were are not listed
     assert tuned["generator"]["postprocess"]["noise_residual"] == 0.02
     assert load_checkpoint(tmp_path / "tuned.pt", kind="segmenter")["config"] == seg["config"]

@@ -233,7 +233,7 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     kept. Raises ``ValueError`` or ``OSError`` for a file that cannot be measured.
     """
     from .io.images import labels_info_bar_start, labels_pixel_size_nm, read_image, read_label_table
-    from .io.infobar import detect_info_bar
+    from .io.infobar import bottom_bar_start, detect_info_bar
     from .io.masks import check_mask, read_mask
 
     path = Path(path)
@@ -243,8 +243,7 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
         image, meta = read_image(image_path)
         if image.shape != labels.shape:
             raise ValueError(f"image {image_path} has shape {image.shape}, labels {labels.shape}")
-        bar = detect_info_bar(image)
-        bar_start = bar.start if bar is not None and bar.side == "bottom" else None
+        bar_start = bottom_bar_start(detect_info_bar(image))
         pixel = pixel or meta["pixel_size_nm"]
     if path.suffix.lower() in (".tif", ".tiff"):
         if pixel is None:

@@ -93,6 +93,7 @@ def cmd_demo(args) -> int:
     from ..data.procedural import SAMPLE_PIXEL_SIZE_NM, sample_image
     from ..io.atomic import atomic_path
     from ..io.images import write_labels
+    from ..io.infobar import bottom_bar_start
     from ..measure import measure_particles, summarize_sizes
     from ..metrics.segmentation import summarize
     from ..models.registry import DEFAULT_GENERATOR, available_models
@@ -117,7 +118,7 @@ def cmd_demo(args) -> int:
     result = segment(image, segmenter, diameter="auto" if can_estimate_diameter(segmenter) else None)
     t_seg = time.perf_counter() - t0
     labels = result.labels
-    bar_start = result.info_bar.start if result.info_bar is not None and result.info_bar.side == "bottom" else None
+    bar_start = bottom_bar_start(result.info_bar)
     write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, confidence=result.confidence,
                  info_bar_start=bar_start)
     with atomic_path(out / "sample_overlay.png") as tmp:

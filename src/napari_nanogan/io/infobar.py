@@ -26,6 +26,12 @@ class InfoBar:
         return slice(self.stop, None) if self.side == "top" else slice(0, self.start)
 
 
+def bottom_bar_start(bar: InfoBar | None) -> int | None:
+    """The first row of a bottom info bar, or None (no bar, or a bar at the top): what measurements flag
+    particles against (``measure_particles(info_bar_start=...)``) and label TIFFs keep."""
+    return bar.start if bar is not None and bar.side == "bottom" else None
+
+
 #: Integer images spanning at most this many grey values are counted with one histogram per
 #: row; wider ranges (32/64-bit data) are counted by sorting each row, which needs no memory
 #: beyond the row itself, whatever the values.

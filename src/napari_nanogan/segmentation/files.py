@@ -29,6 +29,7 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     """
     from ..io.atomic import remove_stale_temporaries
     from ..io.images import read_image, write_labels
+    from ..io.infobar import bottom_bar_start
     from .pipeline import segment
 
     path = Path(path)
@@ -42,9 +43,8 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     target = labels_path(out_dir, path)
     for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
         remove_stale_temporaries(stale)
-    bar = result.info_bar
     target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"], confidence=result.confidence,
-                          info_bar_start=bar.start if bar is not None and bar.side == "bottom" else None)
+                          info_bar_start=bottom_bar_start(result.info_bar))
     unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
     return target, f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
 

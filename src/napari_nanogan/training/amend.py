@@ -140,6 +140,7 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
     data = load_checkpoint(source, kind=ModelKind.GENERATOR)
     data.pop("format_version")
     data["postprocess"] = finishing.to_dict()
+    changed = ["postprocess"]  # for a bundle's card
     for key, value, kind, flag in (("substrate_texture", texture, ModelKind.SUBSTRATE_TEXTURE, "--texture"),
                                    ("particle_texture", particle_texture, ModelKind.PARTICLE_TEXTURE,
                                     "--particle-texture")):
@@ -147,11 +148,13 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
             continue
         if str(value) == "none":
             data.pop(key, None)
+            changed.append(f"-{key}")
             continue
         try:
             data[key] = _texture_part(value, kind)
         except ValueError as exc:
             raise ValueError(f"{flag}: {exc}") from None
+        changed.append(key)
     if texture_margin is not None:
         if texture_margin < 0:
             raise ValueError("--texture-margin must be >= 0")
@@ -162,7 +165,8 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
         except ValueError as exc:
             raise ValueError(f"--texture-margin: {exc}") from None
         data["substrate_texture"] = {**data["substrate_texture"], "config": config.to_dict()}
+        changed += [] if "substrate_texture" in changed else ["substrate_texture"]
     data.setdefault("provenance", {})["postprocess_tuning"] = dict(tuning or {})
-    _save_part(source, destination, ModelKind.GENERATOR, data, ["postprocess"] + [k for k in ("substrate_texture", "particle_texture") if k in data])
+    _save_part(source, destination, ModelKind.GENERATOR, data, changed)
     return {"postprocess": finishing.to_dict(), "substrate_texture": "substrate_texture" in data,
             "particle_texture": "particle_texture" in data}
