@@ -9,7 +9,7 @@ segmented as ``nanogan segment`` does (diameter estimated unless typed, info bar
 - ``marks``: panel letters, text, a scale bar and an arrow drawn on a crop of the package's
   sample image (``data.distractors``; pixels under them count as background);
 - ``small_estimated`` / ``small_typed``: particles of about 8 px, with the diameter
-  estimated (an estimate never enlarges) and typed (8 px: the image is enlarged twice);
+  estimated and typed (both under 12 px: the image is enlarged twice);
 - ``grainy_matrix``: particles on a grainy, polycrystalline-looking substrate.
 
 Per panel: annotated and segmented particles, precision / recall / F1 at IoU 0.5 (every

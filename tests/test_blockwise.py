@@ -137,6 +137,28 @@ def test_plan_is_decided_once_and_pickles(threshold_segmenter, field):
     assert labels.shape == field.shape and labels.max() > 20
 
 
+def test_an_estimate_resizes_blocks_as_segment_resizes_the_whole_image(threshold_segmenter, field):
+    import dataclasses
+
+    from conftest import constant_size_model
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.segmentation import segment
+
+    small = render_sem(particle_labels((400, 400), n_particles=300, mean_diameter=7, seed=3), seed=4, info_bar_rows=0)
+    # the field's particles are 18 px: an estimate of 8 px enlarges, finds them large, and goes back
+    said = {}
+    for image, estimate, factor in ((small, 7.0, 2.0), (field, 8.0, 1.0), (field, 20.0, 1.0), (field, 60.0, 24 / 60)):
+        sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(estimate))
+        plan = plan_blockwise(image, sized, diameter="auto", block=256)
+        assert plan.diameter_estimated and plan.factor == pytest.approx(factor)
+        whole = segment(image, sized, diameter="auto", info_bar=None)
+        assert whole.scale == pytest.approx(factor)
+        assert whole.enlargement_rejected == (estimate == 8.0)
+        said[estimate] = whole.describe()
+    assert "enlarged 2 times" in said[7.0] and "not that small" in said[8.0]
+    assert not any(w in said[20.0] + said[60.0] for w in ("enlarged", "not that small", "diameter given"))
+
+
 def test_zarr_store_round_trip_resume_and_ome_metadata(threshold_segmenter, field, tmp_path):
     pytest.importorskip("zarr")
     from napari_nanogan.io.omezarr import open_zarr_image, write_ome_zarr, zarr_levels

@@ -241,7 +241,8 @@ def test_coarse_sizing_sees_large_particles_and_leaves_small_ones_to_the_image_s
     assert CoarseSizing.from_dict(seg.coarse_sizing.to_dict()) == seg.coarse_sizing
 
 
-def test_a_small_estimate_never_enlarges_and_says_to_give_the_diameter(tiny_segmenter, sem_like, network_input_shapes):
+def test_a_small_estimate_enlarges_the_image_and_says_so(tiny_segmenter, sem_like, network_input_shapes, monkeypatch):
+    from napari_nanogan import config
     from napari_nanogan.segmentation import segment
 
     image, _ = sem_like
@@ -249,8 +250,15 @@ def test_a_small_estimate_never_enlarges_and_says_to_give_the_diameter(tiny_segm
     network_input_shapes.clear()
     result = segment(image, sized, diameter="auto")
     specimen_rows = result.info_bar.start if result.info_bar is not None else image.shape[0]
-    assert network_input_shapes[-1][0] in (specimen_rows, image.shape[0])  # the image's own scale
-    assert "estimated particle diameter 8 px" in result.describe()
+    assert network_input_shapes[-1][0] >= 2 * specimen_rows - 2  # 8 px: enlarged twice (at most)
+    assert result.scale == 2.0 and result.labels.shape == image.shape
+    assert "estimated particle diameter 8 px" in result.describe() and "enlarged 2 times" in result.describe()
+    assert "diameter given" not in result.describe()
+    middle = segment(image, dataclasses.replace(tiny_segmenter, size_model=constant_size_model(20.0)), diameter="auto")
+    assert middle.scale == 1.0 and "enlarged" not in middle.describe()
+
+    monkeypatch.setattr(config, "AUTO_ENLARGE_BELOW", 0.0)  # estimates never enlarge: the user is told to type it
+    network_input_shapes.clear()
+    result = segment(image, sized, diameter="auto")
+    assert network_input_shapes[-1][0] in (specimen_rows, image.shape[0]) and result.scale == 1.0
     assert "diameter given" in result.describe()
-    assert "diameter given" not in segment(image, dataclasses.replace(
-        tiny_segmenter, size_model=constant_size_model(20.0)), diameter="auto").describe()

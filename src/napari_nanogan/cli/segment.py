@@ -271,7 +271,8 @@ def add_commands(sub) -> None:
     size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto",
                       help="typical particle diameter in pixels; images of particles much larger than the model's "
                            "training scale (about 24 px) are made smaller for the network, of particles under 12 px "
-                           "twice as large (an estimate never enlarges: type it; labels keep the image's size). "
+                           "twice as large (an estimate too, unless the particles then found are not small; labels keep the "
+                           "image's size). "
                            "'auto': estimated per image by the model's size model; 0: the image's own scale. "
                            "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",

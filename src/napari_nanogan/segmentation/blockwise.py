@@ -38,7 +38,7 @@ from ..normalize import intensity_range
 from ..progress import drive
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess
-from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, shrink_threshold
+from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
 from .statistics import Statistics, record_statistics, statistics_crops
 from .tiles import MIN_SIDE, probability_steps
 
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 #: Side (px) of the centre crop the particle diameter is estimated on (and the ``auto`` network chosen on).
 ESTIMATE_SAMPLE = 4096
+#: Side (px) of the centre crop on which an enlargement for an estimate is checked
+#: (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), as ``segment`` checks the whole image.
+ENLARGE_TRIAL = 1024
 SIDES = ("top", "bottom", "left", "right")
 
 
@@ -216,8 +219,13 @@ def plan_blockwise(
         sample = _centre_crop(array, rows, ESTIMATE_SAMPLE)
     if estimated:
         diameter = estimate_diameter(sample, segmenter) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
-        factor = min(resize_factor(diameter, sizer.diameter_px), 1.0) if diameter is not None and \
-            diameter >= shrink_threshold(sizer) else 1.0  # an estimate only ever shrinks
+        factor = estimate_factor(diameter, sizer)
+        if factor > 1.0:  # as segment() does: keep the enlargement only if what it finds is small
+            from .pipeline import segment
+
+            trial = _centre_crop(sample, slice(None), ENLARGE_TRIAL)
+            if not enlargement_holds(segment(trial, segmenter, diameter=diameter, info_bar=None, tile=tile).labels):
+                factor = 1.0
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     polarity_sample = None

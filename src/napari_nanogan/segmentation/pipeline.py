@@ -16,7 +16,7 @@ from ..progress import Progress, drive, staged
 from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
-from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, shrink_threshold
+from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
 from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
 
 if TYPE_CHECKING:
@@ -49,8 +49,15 @@ class SegmentationResult:
         Per particle (``confidence[k - 1]`` for label ``k``): the probability that it is a
         real particle (:mod:`~napari_nanogan.segmentation.confidence`).
     enlarge_below_px : float or None
-        A given diameter under this enlarges the image, an estimated one does not: the
-        description then says to give it (the model's diameter / ``config.ENLARGE_BELOW``).
+        A given diameter under this enlarges the image (the model's diameter /
+        ``config.ENLARGE_BELOW``); an estimated one under it that did not (see
+        ``config.AUTO_ENLARGE_BELOW``) makes the description say to give it.
+    scale : float
+        How much the image was resized for the network (1: its own scale; 2: twice as large).
+    enlargement_rejected : bool
+        An estimate under ``config.AUTO_ENLARGE_BELOW`` enlarged the image, but the particles
+        found were not small (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`),
+        so the labels are those of the image at its own scale.
     """
 
     labels: np.ndarray
@@ -62,6 +69,8 @@ class SegmentationResult:
     model: str | None = None
     confidence: np.ndarray | None = None
     enlarge_below_px: float | None = None
+    scale: float = 1.0
+    enlargement_rejected: bool = False
 
     @property
     def count(self) -> int:
@@ -77,7 +86,12 @@ class SegmentationResult:
         if self.diameter_estimated and self.diameter_px is not None:
             length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
-            if self.enlarge_below_px and self.diameter_px < self.enlarge_below_px:
+            if self.scale > 1.0:
+                parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
+            elif self.enlargement_rejected:
+                parts.append("the particles found when enlarging the image were not that small: "
+                             "segmented at its own scale")
+            elif self.enlarge_below_px and self.diameter_px < self.enlarge_below_px:
                 parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
         if self.info_bar is not None:
@@ -124,7 +138,7 @@ def segment_steps(
         keep the image's own size. Diameters near the model's, and ``None`` (default),
         segment at the image's own scale. ``"auto"`` estimates the diameter with the segmenter's size model or coarse
         sizing (:mod:`~napari_nanogan.segmentation.sizing`) and resizes only for clearly
-        large particles (:func:`~napari_nanogan.segmentation.sizing.shrink_threshold`),
+        large or small particles (:func:`~napari_nanogan.segmentation.sizing.estimate_factor`),
         since estimates are rough. A specimen under ``MIN_ESTIMATE_SIDE`` (32) px on a
         side is segmented at its own scale.
     info_bar : InfoBar, "auto" or None
@@ -160,11 +174,29 @@ def segment_steps(
             diameter = None  # too small to estimate, and to hold particles that need a smaller image
         else:
             diameter = estimate_diameter(grey, segmenter, rows)
-        estimate_ok = diameter is not None and diameter >= shrink_threshold(sizer)
-        # an estimate only ever shrinks (config.ENLARGE_BELOW says why)
-        factor = min(resize_factor(diameter, sizer.diameter_px), 1.0) if estimate_ok else 1.0
+        factor = estimate_factor(diameter, sizer)
     else:
-        factor = within_pixel_budget(resize_factor(diameter, sizer.diameter_px), grey[rows].shape)
+        factor = resize_factor(diameter, sizer.diameter_px)
+    factor = within_pixel_budget(factor, grey[rows].shape)
+    labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor, tile,
+                                                                     overlap, postprocess)
+    rejected = estimated and factor > 1.0 and not enlargement_holds(labels)
+    if rejected:
+        factor = 1.0  # the particles found are not small: the estimate was wrong; the image's own scale suits them
+        labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,
+                                                                         tile, overlap, postprocess)
+    if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
+        found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
+        diameter = float(np.median(found)) if found.size else None
+    return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
+                              diameter_px=None if diameter is None else float(diameter),
+                              diameter_estimated=estimated and diameter is not None, model=network.name,
+                              confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW,
+                              scale=factor, enlargement_rejected=rejected)
+
+
+def _labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
+    """(labels, confidence, foreground, interior, network) of ``grey`` resized by ``factor`` for the network."""
     yield Progress(0, 1, "choosing the model")
     for network, accept in segmenter.candidates(grey, rows, factor):
         if factor == 1.0:
@@ -182,16 +214,10 @@ def segment_steps(
         fg[bar.start : bar.stop] = 0
         interior[bar.start : bar.stop] = 0
     labels = instances_from_probabilities(fg, interior, config)
-    if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
-        found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
-        diameter = float(np.median(found)) if found.size else None
     confidence = particle_confidence(labels, fg, interior, network.confidence_model)
     if config.min_confidence > 0 and confidence.size:
         labels, confidence = drop_doubtful(labels, confidence, config.min_confidence)
-    return SegmentationResult(labels=labels, foreground=fg, interior=interior, info_bar=bar,
-                              diameter_px=None if diameter is None else float(diameter),
-                              diameter_estimated=estimated and diameter is not None, model=network.name,
-                              confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW)
+    return labels, confidence, fg, interior, network
 
 
 def segment(

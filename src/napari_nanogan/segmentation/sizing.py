@@ -208,6 +208,42 @@ def estimate_diameter(grey: np.ndarray, segmenter, rows: slice = slice(None)) ->
                      "give the particle diameter, or add one with `nanogan fit-size`")
 
 
+def estimate_factor(diameter: float | None, sizer) -> float:
+    """How much an image is resized for an *estimated* particle diameter (px).
+
+    Estimates are rough, so only clear cases resize: an estimate of at least
+    :func:`shrink_threshold` makes the image smaller, one under
+    ``config.AUTO_ENLARGE_BELOW`` makes it larger (as a given diameter would, by at most
+    ``config.MAX_ENLARGE``), anything between leaves it at its own scale (1.0, also for None).
+    """
+    from .. import config as _config
+    from .scale import resize_factor
+
+    if diameter is None:
+        return 1.0
+    if diameter >= shrink_threshold(sizer):
+        return min(resize_factor(diameter, sizer.diameter_px), 1.0)
+    if diameter < _config.AUTO_ENLARGE_BELOW:
+        return max(resize_factor(diameter, sizer.diameter_px), 1.0)
+    return 1.0
+
+
+def enlargement_holds(labels: np.ndarray) -> bool:
+    """Whether the particles found on an image enlarged for an estimate are small, as the estimate said.
+
+    Their median equivalent-circle diameter (px of the image itself) must be under
+    ``config.AUTO_ENLARGE_KEEP_BELOW``; otherwise the estimate was wrong (a textured matrix
+    can look like small particles), the network cut larger particles into pieces, and
+    the image is segmented again at its own scale, which suits particles of 12-36 px.
+    No particle found: it holds (nothing to say otherwise).
+    """
+    from .. import config as _config
+    from ..measure import equivalent_diameters
+
+    found = equivalent_diameters(labels, min_area=9)
+    return not found.size or float(np.median(found)) < _config.AUTO_ENLARGE_KEEP_BELOW
+
+
 def shrink_threshold(segmenter) -> float:
     """The smallest estimated diameter (px) at which ``diameter="auto"`` makes an image smaller."""
     from ..config import AUTO_MIN_RATIO

@@ -99,7 +99,8 @@ class SegmentWidget(QWidget):
                                      tooltip="Typical particle diameter, in the image layer's units. For particles much "
                                              "larger than the model's training scale (about 24 px) the image is made "
                                              "smaller for the network; for particles under 12 px, twice "
-                                             "as large (an estimate never enlarges: type it). 0: segment at the "
+                                             "as large (an estimated diameter too, unless the particles then found "
+                                             "are not small). 0: segment at the "
                                              "image's own scale.")
         self.auto_diameter = CheckBox(label="estimate particle diameter", value=True,
                                       tooltip="Let the model's size model estimate the typical particle diameter of "
