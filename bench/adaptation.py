@@ -19,7 +19,8 @@ Arms, both starting from ``--base`` with the same segmenter recipe and step budg
 - ``real``: the k real pairs only (fine-tuning on what the user annotated).
 - ``synthetic``: the product's synthetic path. The cycle GAN (generator + segmenter) is
   fine-tuned on the k pairs for ``--gan-steps`` (``nanogan finetune --preset standard``'s
-  stage two), its generator draws ``--n`` images of each annotated mask and of ``--n``
+  stage two), its finishing (blur, grey-level calibration, noise) and the starting
+  generator's textures are refitted on the k pairs (``--raw-generator``: not), its generator draws ``--n`` images of each annotated mask and of ``--n``
   designer masks fitted to it (``nanogan export``'s code path), and the segmenter is trained
   on the real folder and the synthetic folder together (``nanogan train --pairs REAL SYN``:
   each folder half of the patches). The GAN steps are this arm's extra cost; the seconds
@@ -48,16 +49,19 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanogan.config import GanTrainConfig, GeneratorConfig, ModelKind, SegmenterConfig
+from napari_nanogan.config import (GanTrainConfig, GeneratorConfig, ModelKind, SegmenterConfig, TextureConfig,
+                                   TextureTrainConfig)
 from napari_nanogan.data.datasets import load_samples, shared_splits
 from napari_nanogan.data.designer import design_mask, fit_design
 from napari_nanogan.io.pairs import Pair, export_pairs
-from napari_nanogan.models.checkpoint import load_checkpoint
+from napari_nanogan.models.checkpoint import load_checkpoint, save_checkpoint
 from napari_nanogan.models.registry import resolve_model
 from napari_nanogan.synthesis import load_generator, synthetic_pairs
+from napari_nanogan.training.amend import finish_adapted_generator
 from napari_nanogan.training.cyclegan import train_cyclegan
 from napari_nanogan.training.data import at_model_scale
 from napari_nanogan.training.loop import machine_description
+from napari_nanogan.training.texture import train_texture
 from napari_nanogan.training.pairs import PAIRS_RECIPE, train_on_pairs
 
 from .data_efficiency import BAM_PIXEL_NM, choose, run_stage
@@ -87,6 +91,26 @@ def adapt_generator(real, cell: Path, args, seed: int) -> Path:
     return cell / "gan" / "generator.pt"
 
 
+def finish_generator(real, cell: Path, args) -> dict:
+    """The adapted generator with its finishing and textures refitted on the k pairs, as fine-tuning does it."""
+    raw = load_checkpoint(cell / "gan" / "generator.pt", kind=ModelKind.GENERATOR)
+    base = load_checkpoint(resolve_model(args.generator, kind=ModelKind.GENERATOR), kind=ModelKind.GENERATOR)
+    small = [at_model_scale(s) for s in real]
+    if args.texture_steps:  # a substrate texture learned from the k images (the starting generator has none)
+        config = TextureTrainConfig(steps=args.texture_steps, checkpoint_every=max(100, args.texture_steps // 4))
+        for rec in train_texture([np.asarray(s.image, np.float32) for s in small], [s.labels for s in small],
+                                 out_dir=cell / "texture", config=config, texture_config=TextureConfig(margin=1)):
+            if rec.step % 250 == 0:
+                log(f"  texture: step {rec.step}/{args.texture_steps} {rec.seconds_per_step:.2f} s/step")
+        base = {**base, "substrate_texture": load_checkpoint(cell / "texture" / "texture.pt",
+                                                             kind=ModelKind.SUBSTRATE_TEXTURE)}
+    part = finish_adapted_generator(raw, base, [np.asarray(s.image, np.float32) for s in small],
+                                    [s.labels for s in small])
+    part.pop("format_version", None)
+    save_checkpoint(cell / "gan" / "generator_finished.pt", part)
+    return {"generator": str(cell / "gan" / "generator_finished.pt"), "finishing": part["postprocess"]}
+
+
 def synthetic_folder(real, generator_path, folder: Path, args, seed: int) -> None:
     """``--n`` images of each annotated mask and of ``--n`` designer masks fitted to it."""
     generator = load_generator(str(generator_path), device="cpu")
@@ -114,8 +138,12 @@ def one_cell(k: int, seed: int, train, test, out: Path, args) -> dict:
                      real_dir, overwrite=True)
     result = {"k": k, "seed": seed, "images": [s.name for s in real]}
     result["gan"] = run_stage(cell / "gan.json", lambda: {"generator": str(adapt_generator(real, cell, args, seed))})
+    adapted = cell / "gan" / "generator.pt"
+    if args.finishing == "refit":
+        result["finish"] = run_stage(cell / "finish.json", lambda: finish_generator(real, cell, args))
+        adapted = cell / "gan" / "generator_finished.pt"
     result["export"] = run_stage(cell / "export.json", lambda: (
-        synthetic_folder(real, cell / "gan" / "generator.pt", syn_dir, args, seed)
+        synthetic_folder(real, adapted, syn_dir, args, seed)
         or {"pairs": len(json.loads((syn_dir / "manifest.json").read_text())["pairs"])}))
     folders = {"real": [real_dir], "synthetic": [real_dir, syn_dir], "home": [real_dir, cell / "synthetic-home"]}
     if "home" in args.arms:
@@ -230,6 +258,11 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--steps", type=int, default=300, help="segmenter steps, each arm")
     ap.add_argument("--gan-steps", type=int, default=150, help="cycle-GAN steps of the synthetic path")
+    ap.add_argument("--raw-generator", dest="finishing", action="store_const", const="raw", default="refit",
+                    help="export with the cycle GAN's network output as it is (no blur, calibration, noise or "
+                         "textures), as fine-tuning did before they were refitted on the annotated images")
+    ap.add_argument("--texture-steps", type=int, default=0,
+                    help="also learn a substrate texture from the k images for this many steps (0: none)")
     ap.add_argument("--n", type=int, default=3, help="synthetic images per annotated mask, and designer masks per mask")
     ap.add_argument("--smoke", action="store_true", help="a few steps, k = 1, one seed, 2 test fields")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -256,9 +289,10 @@ def main(argv=None) -> dict | None:
     if args.smoke:
         args.ks, args.seeds, args.steps, args.gan_steps, args.n = "1", "0", 2, 2, 1
     out = Path(args.out) / ("smoke" if args.smoke else "")
-    settings = {k: getattr(args, k) for k in ("base", "generator", "invert", "steps", "gan_steps", "n", "smoke")}
+    settings = {k: getattr(args, k) for k in ("base", "generator", "invert", "steps", "gan_steps", "n", "smoke",
+                                              "finishing", "texture_steps")}
     if (out / "settings.json").is_file():
-        made = json.loads((out / "settings.json").read_text())
+        made = {"finishing": "raw", "texture_steps": 0, **json.loads((out / "settings.json").read_text())}  # older studies: raw
         if made != settings:
             ap.error(f"{out} holds a study made with {made}; give another --out for {settings}")
     out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +309,8 @@ def main(argv=None) -> dict | None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     results = {"domain": f"BAM TiO2 SEM: k of the {len(train)} training fields annotated, the {len(test)} test fields scored",
                "base_segmenter": args.base, "generator": args.generator, "inverted": args.invert,
-               "steps": args.steps, "gan_steps": args.gan_steps, "n": args.n, "base": base,
+               "steps": args.steps, "gan_steps": args.gan_steps, "n": args.n, "finishing": args.finishing,
+               "texture_steps": args.texture_steps, "base": base,
                "summary": summarize_runs(runs), "runs": runs, "machine": machine_description(), "commit": commit}
     text = json.dumps(results, indent=1)
     if args.json:

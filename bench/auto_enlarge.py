@@ -5,7 +5,7 @@
 
 Few annotated images show particles under 12 px (two EMPS test images, none in val), so
 this bench makes them: each val / test image of BAM and EMPS whose annotated median
-diameter is 16-200 px is shrunk ``--copies`` times (``training.sizing.shrink_sample``:
+diameter is 16-200 px is shrunk ``--copies`` times (``training.sizing.noisy_shrunk_copy``:
 anti-aliased, with the pixel noise added back; its labels shrunk with it) to particles of a
 drawn 5-11 px, keeping at least 128 px a side. The images and their copies are segmented as ``nanogan segment``
 does (``diameter="auto"``), once per threshold of ``--below``
@@ -39,7 +39,7 @@ from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation import load_segmenter, segment
 from napari_nanogan.training.loop import machine_description
-from napari_nanogan.training.sizing import shrink_sample
+from napari_nanogan.training.sizing import noisy_shrunk_copy
 
 #: Originals whose annotated median diameter (px) lies here get a shrunk copy.
 COPY_FROM = (16.0, 200.0)
@@ -58,7 +58,7 @@ def copies_of(samples, seed: int, copies: int = 1):
         for _ in range(copies):
             factor = float(np.exp(rng.uniform(*np.log(COPY_DIAMETERS)))) / diameter
             if COPY_FROM[0] <= diameter <= COPY_FROM[1] and min(sample.image.shape) * factor >= COPY_MIN_SIDE:
-                out.append(shrink_sample(sample, factor, rng, labels=True))
+                out.append(noisy_shrunk_copy(sample, factor, rng))
     return out
 
 

@@ -52,6 +52,8 @@ def test_finetune_bundle_usable_for_segment_and_synthesize(tmp_path, tiny_checkp
     stages = [r.stage for r in records]
     assert stages[1].startswith("scoring the starting model") and stages[-1].startswith("scoring the fine-tuned")
     assert load_checkpoint(result.path)["card"]["generator_adapted"] is True
+    # the cycle GAN trains the network alone: the bundle's generator has its finishing refitted on the rows
+    assert load_checkpoint(result.path)["generator"]["postprocess"]["noise_residual"] > 0
     assert set(result.before) >= {"iou", "f1"} and set(result.after) >= {"iou", "f1"}
     assert result.warnings  # 2 small images hold out fewer than 20 particles
     bundle = load_checkpoint(result.path)

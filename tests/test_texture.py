@@ -416,3 +416,34 @@ def test_cli_particle_texture_embeds_and_touches_only_the_particles(tmp_path, ti
 
     raw = synthesize(labels, textured, seed=2, raw=True)
     assert np.array_equal(finish(raw, labels > 0, textured, 2), b)
+
+
+def test_an_adapted_generator_gets_its_finishing_and_textures_back(tiny_generator_checkpoint):
+    """The cycle GAN saves the network alone; fine-tuning refits the finishing and the base's textures on the rows."""
+    from napari_nanogan.synthesis import Generator, synthesize
+    from napari_nanogan.synthesis.finishing import noise_level
+    from napari_nanogan.training.amend import finish_adapted_generator
+
+    torch.manual_seed(1)
+    texture = LearnedTexture(TextureNet(SMALL), gain=7.0)
+    raw = load_checkpoint(tiny_generator_checkpoint, kind="generator")
+    base = {**raw, "postprocess": {"blur_sigma": 0.5, "noise_residual": 9.0, "gain": 3.0, "offset": -40.0},
+            "substrate_texture": texture.to_dict()}
+    images, labels = zip(*(discs(seed=s) for s in range(2)))
+    images = [np.asarray(im, np.float32) for im in images]
+    part = finish_adapted_generator(raw, base, images, list(labels))
+    assert "postprocess" not in raw and "substrate_texture" not in raw  # the GAN's checkpoint is not changed
+    finishing = part["postprocess"]
+    assert finishing["blur_sigma"] == 0.5  # the base's blur
+    assert finishing["noise_residual"] == pytest.approx(np.median([noise_level(im) for im in images]))
+    assert (finishing["gain"], finishing["offset"]) != (3.0, -40.0)
+    assert part["substrate_texture"]["gain"] != 7.0 and part["provenance"]["texture_gains"]
+    # the refitted calibration gives synthetic images of the rows the real rows' mean grey level
+    from napari_nanogan.config import Finishing
+
+    network = Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu").network
+    finished = Generator.from_network(network, device="cpu", finishing=Finishing.from_dict(finishing))
+    synthetic = [synthesize(lab, finished, seed=10**5 + i).astype(np.float64) for i, lab in enumerate(labels)]
+    assert abs(np.mean(synthetic) - np.mean(images)) < 0.15 * np.std(images)
+    with pytest.raises(ValueError, match="as many masks"):
+        finish_adapted_generator(raw, base, images, [])

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import Finishing, ModelKind, PostprocessConfig, TextureConfig
+from ..config import Finishing, GeneratorConfig, ModelKind, PostprocessConfig, TextureConfig
 from ..models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..segmentation.sizing import SizeModel
 
@@ -170,3 +170,42 @@ def with_finishing(source, destination, finishing: Finishing, *, texture: str | 
     _save_part(source, destination, ModelKind.GENERATOR, data, changed)
     return {"postprocess": finishing.to_dict(), "substrate_texture": "substrate_texture" in data,
             "particle_texture": "particle_texture" in data}
+
+
+def finish_adapted_generator(adapted: dict, base: dict, images: list[np.ndarray], labels: list[np.ndarray]) -> dict:
+    """A generator checkpoint fine-tuned by the cycle GAN, finished to look like ``images`` again.
+
+    The cycle GAN trains the Style U-Net alone: its ``generator.pt`` has no finishing (blur,
+    grey-level calibration, noise) and none of the ``base`` generator's textures, so its images
+    would be noise-free and flat. This keeps the base's textures, refits their amplitude on
+    the annotated ``images`` and ``labels`` (where they have enough of the region), and fits
+    the finishing on them (:func:`fit_finishing`, with the base's blur). Returns the new
+    checkpoint dict (``adapted`` is not changed).
+    """
+    from ..models.style_unet import StyleUNet
+    from ..synthesis.generator import Generator
+    from ..synthesis.texture import LearnedTexture
+
+    if not images or len(images) != len(labels):
+        raise ValueError(f"need as many masks as images (and at least one), got {len(images)} and {len(labels)}")
+    part = {key: value for key, value in adapted.items() if key not in ("substrate_texture", "particle_texture")}
+    refitted = {}
+    for key in ("substrate_texture", "particle_texture"):
+        if not base.get(key):
+            continue
+        texture = LearnedTexture.from_dict(base[key])
+        try:
+            texture.fit_gain(images, labels)
+        except ValueError:  # none of that region in the annotated images: the base's amplitude stays
+            pass
+        part[key] = {**texture.to_dict(), "provenance": dict(base[key].get("provenance", {}))}
+        refitted[key] = round(float(texture.gain), 4)
+    network = StyleUNet(GeneratorConfig.from_dict(part["config"]))
+    network.load_state_dict(part["state_dict"])
+    generator = Generator.from_network(network, device="cpu")
+    blur = Finishing.from_dict(base.get("postprocess", {})).blur_sigma or 0.7
+    finishing = fit_finishing(list(images), blur=blur, generator=generator, pairs=list(zip(images, labels)))
+    part["postprocess"] = finishing.to_dict()
+    part["provenance"] = {**part.get("provenance", {}), "finished_on": f"{len(images)} annotated images",
+                          "texture_gains": refitted}
+    return part

@@ -43,6 +43,7 @@ from ..models.registry import (DEFAULT_GENERATOR, DEFAULT_SEGMENTER, SHIPPED_SEG
 from ..segmentation import Segmenter, can_estimate_diameter, load_segmenter, segment
 from ..segmentation.sizing import MIN_ESTIMATE_SIDE, estimate_diameter
 from ..segmentation.tiles import MIN_SIDE
+from .amend import finish_adapted_generator
 from .cyclegan import train_cyclegan
 from .data import model_scale_factor, shrink_sample
 from .loop import TrainProgress
@@ -243,7 +244,12 @@ def finetune(
                                           stage="training the generator and the segmenter together (cycle GAN)")
             if (run_dir / "gan" / "generator.pt").is_file():
                 segmenter_file = run_dir / "gan" / "segmenter.pt"
-                gen_part = load_checkpoint(run_dir / "gan" / "generator.pt", kind=ModelKind.GENERATOR)
+                # the GAN trains the network alone: give it back the finishing and textures, fitted to the rows
+                gen_part = finish_adapted_generator(load_checkpoint(run_dir / "gan" / "generator.pt",
+                                                                    kind=ModelKind.GENERATOR),
+                                                    load_checkpoint(gen_path, kind=ModelKind.GENERATOR),
+                                                    [np.asarray(s.image, np.float32) for s in small],
+                                                    [s.labels for s in small])
                 generator_adapted = True
         if gen_part is None and gen_path is not None:  # the bundle synthesizes too, with the generator as it was
             gen_part = load_checkpoint(gen_path, kind=ModelKind.GENERATOR)

@@ -67,26 +67,24 @@ SMALL_DIAMETERS = (4.0, 11.0)
 MIN_COPY_SIDE = 96
 
 
-def shrink_sample(sample: Sample, factor: float, rng: np.random.Generator, *, labels: bool = False) -> Sample:
+def noisy_shrunk_copy(sample: Sample, factor: float, rng: np.random.Generator) -> Sample:
     """``sample`` made ``factor`` (< 1) times smaller, as a microscope at a lower magnification would see it.
 
-    The image is shrunk with anti-aliasing, and the pixel noise that shrinking averages away
-    (its level measured on the original) is added back, so that the copy is not cleaner than
-    a real image of small particles. ``labels``: shrink the instance labels too (nearest
-    neighbour: touching particles keep their own labels, particles that shrink to nothing
-    vanish); otherwise the copy's labels are empty. Its domain is ``<domain>-shrunk``.
+    Shrunk as at inference (:func:`~napari_nanogan.training.data.shrink_sample`: the image
+    anti-aliased, the labels by nearest neighbour, so touching particles keep their own
+    labels), then the pixel noise that shrinking averages away (its level measured on the
+    original) is added back, so that the copy is not cleaner than a real image of small
+    particles. Named ``<name>@<factor>``, its domain is ``<domain>-shrunk``.
     """
     from scipy import ndimage as ndi
-    from skimage.transform import resize
 
-    shape = (round(sample.image.shape[0] * factor), round(sample.image.shape[1] * factor))
+    from .data import shrink_sample
+
     image = sample.image.astype(np.float32)
     noise = 1.4826 * float(np.median(np.abs(image - ndi.gaussian_filter(image, 1.0))))
-    small = resize(image, shape, order=1, anti_aliasing=True, preserve_range=True)
-    small += rng.normal(0.0, noise * np.sqrt(1.0 - factor ** 2), shape)
-    small_labels = (resize(sample.labels, shape, order=0, anti_aliasing=False, preserve_range=True).astype(np.int32)
-                    if labels else np.zeros((0, 0), np.int32))
-    return Sample(f"{sample.name}@{factor:.3f}", small.astype(np.float32), small_labels,
+    small = shrink_sample(sample, factor)
+    noisy = small.image + rng.normal(0.0, noise * np.sqrt(1.0 - factor ** 2), small.image.shape)
+    return Sample(f"{sample.name}@{factor:.3f}", noisy.astype(np.float32), small.labels,
                   sample.low, sample.high, f"{sample.domain}-shrunk")
 
 
@@ -96,9 +94,9 @@ def shrunk_copies(samples: list[Sample], seed: int = 0) -> list[tuple[Sample, fl
     Without them the nearest annotated images of an image of small particles are of larger
     ones: such images were estimated several times too large, and then shrunk for the
     network until their particles vanished. One copy of each sample whose median diameter
-    lies in ``SHRINK_FROM``, shrunk (:func:`shrink_sample`) to a diameter drawn from
-    ``SMALL_DIAMETERS``. Returns (copy, its median diameter, the original's name); a copy's
-    labels are empty (only its diameter is used) and its domain is ``<domain>-shrunk``.
+    lies in ``SHRINK_FROM``, shrunk to a diameter drawn from
+    ``SMALL_DIAMETERS`` (:func:`noisy_shrunk_copy`). Returns (copy, its median diameter, the
+    original's name); only the diameter of a copy is used, not its labels.
     """
     rng = np.random.default_rng(seed)
     copies = []
@@ -111,7 +109,7 @@ def shrunk_copies(samples: list[Sample], seed: int = 0) -> list[tuple[Sample, fl
         shape = (round(sample.image.shape[0] * factor), round(sample.image.shape[1] * factor))
         if min(shape) < MIN_COPY_SIDE:
             continue
-        copies.append((shrink_sample(sample, factor, rng), diameter * factor, sample.name))
+        copies.append((noisy_shrunk_copy(sample, factor, rng), diameter * factor, sample.name))
     return copies
 
 
