@@ -6,7 +6,7 @@ The EMPS images (every split) whose annotated median equivalent-circle diameter 
 ``--below`` px are segmented with ``--model`` at that annotated diameter (what a user who
 types the diameter gets), with the images of particles under ``--enlarge-below`` px
 enlarged by at most each ``--enlarge`` factor (1: never enlarged), and with ``diameter="auto"`` for reference (an estimated diameter
-never enlarges). Instance precision, recall and F1 at IoU 0.5 (instances under 16 px
+under ``config.AUTO_ENLARGE_BELOW`` enlarges too since 4a69663; ``bench/results/small_particles*.json`` predate that). Instance precision, recall and F1 at IoU 0.5 (instances under 16 px
 ignored), pooled per split and per image. The training split's images trained the shipped
 models; val and test did not.
 """

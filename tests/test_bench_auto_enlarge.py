@@ -17,9 +17,9 @@ def _sample(diameter: float, shape=(600, 600), seed=0) -> Sample:
 
 
 def test_copies_are_small_with_their_labels_and_skip_what_would_be_too_small():
-    big, tiny_field = _sample(30.0), _sample(30.0, shape=(200, 200))
+    big, tiny_field = _sample(30.0, shape=(800, 800)), _sample(30.0, shape=(200, 200))
     copies = auto_enlarge.copies_of([big, tiny_field], seed=0, copies=3)
-    assert len(copies) == 3  # the 200-px field would shrink under 128 px a side
+    assert len(copies) == 3  # every draw of the 800-px field; the 200-px one would shrink under 128 px a side
     for copy in copies:
         assert copy.labels.shape == copy.image.shape and min(copy.image.shape) >= auto_enlarge.COPY_MIN_SIDE
         assert 4.0 <= median_diameter(copy.labels) <= 12.5 and copy.domain == "test-shrunk"

@@ -155,6 +155,12 @@ def test_an_estimate_resizes_blocks_as_segment_resizes_the_whole_image(threshold
         assert whole.scale == pytest.approx(factor)
         assert whole.enlargement_rejected == (estimate == 8.0)
         said[estimate] = whole.describe()
+        if estimate == 7.0:  # a zarr job's summary says so too
+            from pathlib import Path
+
+            from napari_nanogan.segmentation.zarrjob import ZarrResult
+
+            assert "enlarged 2 times" in ZarrResult(path=Path("x"), count=1, plan=plan).describe()
     assert "enlarged 2 times" in said[7.0] and "not that small" in said[8.0]
     assert not any(w in said[20.0] + said[60.0] for w in ("enlarged", "not that small", "diameter given"))
 

@@ -224,7 +224,9 @@ def plan_blockwise(
             from .pipeline import segment
 
             trial = _centre_crop(sample, slice(None), ENLARGE_TRIAL)
-            if not enlargement_holds(segment(trial, segmenter, diameter=diameter, info_bar=None, tile=tile).labels):
+            found = segment(trial, segmenter, diameter=diameter, info_bar=None, tile=tile, overlap=overlap,
+                            postprocess=postprocess).labels
+            if not enlargement_holds(found):
                 factor = 1.0
     else:
         factor = resize_factor(diameter, sizer.diameter_px)

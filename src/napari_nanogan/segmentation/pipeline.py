@@ -50,8 +50,8 @@ class SegmentationResult:
         real particle (:mod:`~napari_nanogan.segmentation.confidence`).
     enlarge_below_px : float or None
         A given diameter under this enlarges the image (the model's diameter /
-        ``config.ENLARGE_BELOW``); an estimated one under it that did not (see
-        ``config.AUTO_ENLARGE_BELOW``) makes the description say to give it.
+        ``config.ENLARGE_BELOW``); an estimated one under it but not under
+        ``config.AUTO_ENLARGE_BELOW`` makes the description say to give it.
     scale : float
         How much the image was resized for the network (1: its own scale; 2: twice as large).
     enlargement_rejected : bool
@@ -91,7 +91,7 @@ class SegmentationResult:
             elif self.enlargement_rejected:
                 parts.append("the particles found when enlarging the image were not that small: "
                              "segmented at its own scale")
-            elif self.enlarge_below_px and self.diameter_px < self.enlarge_below_px:
+            elif self.enlarge_below_px and _config.AUTO_ENLARGE_BELOW <= self.diameter_px < self.enlarge_below_px:
                 parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
         if self.info_bar is not None:

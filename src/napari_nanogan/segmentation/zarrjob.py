@@ -59,6 +59,8 @@ class ZarrResult:
         parts = [plural(self.count, "particle")]
         if self.plan.diameter_estimated and self.plan.diameter_px is not None:
             parts.append(f"estimated particle diameter {self.plan.diameter_px:.0f} px")
+            if self.plan.factor > 1.0:
+                parts.append(f"image enlarged {self.plan.factor:.2g} times for its small particles")
         rows, cols = self.plan.grid
         parts.append(f"{plural(rows * cols, 'block')} of {self.plan.block} px (margin {self.plan.margin} px)")
         if requested is not None and self.plan.model != requested:

@@ -203,7 +203,7 @@ def finish_adapted_generator(adapted: dict, base: dict, images: list[np.ndarray]
     network = StyleUNet(GeneratorConfig.from_dict(part["config"]))
     network.load_state_dict(part["state_dict"])
     generator = Generator.from_network(network, device="cpu")
-    blur = Finishing.from_dict(base.get("postprocess", {})).blur_sigma or 0.7
+    blur = Finishing.from_dict(base["postprocess"]).blur_sigma if base.get("postprocess") else 0.7
     finishing = fit_finishing(list(images), blur=blur, generator=generator, pairs=list(zip(images, labels)))
     part["postprocess"] = finishing.to_dict()
     part["provenance"] = {**part.get("provenance", {}), "finished_on": f"{len(images)} annotated images",
