@@ -20,8 +20,8 @@ Arms, both starting from ``--base`` with the same segmenter recipe and step budg
 - ``synthetic``: the product's synthetic path. The cycle GAN (generator + segmenter) is
   fine-tuned on the k pairs for ``--gan-steps`` (``nanogan finetune --preset standard``'s
   stage two), its finishing (blur, grey-level calibration, noise) and the starting
-  generator's textures are refitted on the k pairs (``--raw-generator``: not), its generator draws ``--n`` images of each annotated mask and of ``--n``
-  designer masks fitted to it (``nanogan export``'s code path), and the segmenter is trained
+  generator's textures are refitted on the k pairs (``--raw-generator``: not), its
+  generator draws ``--n`` images of each annotated mask and of ``--n`` designer masks fitted to it (``nanogan export``'s code path), and the segmenter is trained
   on the real folder and the synthetic folder together (``nanogan train --pairs REAL SYN``:
   each folder half of the patches). The GAN steps are this arm's extra cost; the seconds
   of every stage are reported.
@@ -96,17 +96,16 @@ def finish_generator(real, cell: Path, args) -> dict:
     raw = load_checkpoint(cell / "gan" / "generator.pt", kind=ModelKind.GENERATOR)
     base = load_checkpoint(resolve_model(args.generator, kind=ModelKind.GENERATOR), kind=ModelKind.GENERATOR)
     small = [at_model_scale(s) for s in real]
+    images, labels = [np.asarray(s.image, np.float32) for s in small], [s.labels for s in small]
     if args.texture_steps:  # a substrate texture learned from the k images (the starting generator has none)
         config = TextureTrainConfig(steps=args.texture_steps, checkpoint_every=max(100, args.texture_steps // 4))
-        for rec in train_texture([np.asarray(s.image, np.float32) for s in small], [s.labels for s in small],
-                                 out_dir=cell / "texture", config=config, texture_config=TextureConfig(margin=1)):
+        for rec in train_texture(images, labels, out_dir=cell / "texture", config=config,
+                                 texture_config=TextureConfig(margin=1)):
             if rec.step % 250 == 0:
                 log(f"  texture: step {rec.step}/{args.texture_steps} {rec.seconds_per_step:.2f} s/step")
         base = {**base, "substrate_texture": load_checkpoint(cell / "texture" / "texture.pt",
                                                              kind=ModelKind.SUBSTRATE_TEXTURE)}
-    part = finish_adapted_generator(raw, base, [np.asarray(s.image, np.float32) for s in small],
-                                    [s.labels for s in small])
-    part.pop("format_version", None)
+    part = finish_adapted_generator(raw, base, images, labels)
     save_checkpoint(cell / "gan" / "generator_finished.pt", part)
     return {"generator": str(cell / "gan" / "generator_finished.pt"), "finishing": part["postprocess"]}
 

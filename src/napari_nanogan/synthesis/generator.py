@@ -51,12 +51,17 @@ class Generator:
 
     @classmethod
     def from_checkpoint(cls, path, *, device=None, name: str | None = None) -> "Generator":
-        data = load_checkpoint(path, kind=ModelKind.GENERATOR)
+        return cls.from_dict(load_checkpoint(path, kind=ModelKind.GENERATOR), device=device,
+                             name=name or os.path.basename(str(path)))
+
+    @classmethod
+    def from_dict(cls, data: dict, *, device=None, name: str = "unnamed") -> "Generator":
+        """A generator from a checkpoint's contents (network, finishing, textures)."""
         network = StyleUNet(GeneratorConfig.from_dict(data["config"]))
         network.load_state_dict(data["state_dict"])
         textures = {key: LearnedTexture.from_dict(data[part]) if data.get(part) else None
                     for key, part in (("texture", "substrate_texture"), ("particle_texture", "particle_texture"))}
-        return cls.from_network(network, name=name or os.path.basename(str(path)), card=data.get("provenance", {}),
+        return cls.from_network(network, name=name, card=data.get("provenance", {}),
                                 device=device, finishing=Finishing.from_dict(data.get("postprocess", {})), **textures)
 
     @classmethod

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import Finishing, GeneratorConfig, ModelKind, PostprocessConfig, TextureConfig
+from ..config import Finishing, ModelKind, PostprocessConfig, TextureConfig
 from ..models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..segmentation.sizing import SizeModel
 
@@ -182,7 +182,6 @@ def finish_adapted_generator(adapted: dict, base: dict, images: list[np.ndarray]
     the finishing on them (:func:`fit_finishing`, with the base's blur). Returns the new
     checkpoint dict (``adapted`` is not changed).
     """
-    from ..models.style_unet import StyleUNet
     from ..synthesis.generator import Generator
     from ..synthesis.texture import LearnedTexture
 
@@ -200,9 +199,7 @@ def finish_adapted_generator(adapted: dict, base: dict, images: list[np.ndarray]
             pass
         part[key] = {**texture.to_dict(), "provenance": dict(base[key].get("provenance", {}))}
         refitted[key] = round(float(texture.gain), 4)
-    network = StyleUNet(GeneratorConfig.from_dict(part["config"]))
-    network.load_state_dict(part["state_dict"])
-    generator = Generator.from_network(network, device="cpu")
+    generator = Generator.from_dict(part, device="cpu")  # calibrated on its raw output: textures play no part
     blur = Finishing.from_dict(base["postprocess"]).blur_sigma if base.get("postprocess") else 0.7
     finishing = fit_finishing(list(images), blur=blur, generator=generator, pairs=list(zip(images, labels)))
     part["postprocess"] = finishing.to_dict()
