@@ -262,3 +262,24 @@ def test_a_small_estimate_enlarges_the_image_and_says_so(tiny_segmenter, sem_lik
     result = segment(image, sized, diameter="auto")
     assert network_input_shapes[-1][0] in (specimen_rows, image.shape[0]) and result.scale == 1.0
     assert "diameter given" in result.describe()
+
+
+def test_estimate_thresholds_follow_the_models_particle_size():
+    """The enlargement thresholds were set for networks made to see 24-px particles; a network trained
+    at 48 px enlarges below 24 px and keeps an enlargement whose particles measure under 30 px."""
+    from napari_nanogan.segmentation.sizing import auto_enlarge_below, enlargement_holds, estimate_factor
+
+    assert auto_enlarge_below(24.0) == 12.0 and auto_enlarge_below(48.0) == 24.0
+
+    class Sizer:
+        size_model, coarse_sizing = object(), None
+
+        def __init__(self, diameter_px):
+            self.diameter_px = diameter_px
+
+    assert estimate_factor(16.0, Sizer(24.0)) == 1.0  # between the thresholds: the image's own scale
+    assert estimate_factor(16.0, Sizer(48.0)) == 2.0  # a third of the model's size: enlarged (at most 2x)
+    assert estimate_factor(10.0, Sizer(24.0)) == pytest.approx(2.0)
+    _, labels = _discs(22.0, n=12)  # particles of about 22 px found
+    assert not enlargement_holds(labels) and not enlargement_holds(labels, 24.0)
+    assert enlargement_holds(labels, 48.0)

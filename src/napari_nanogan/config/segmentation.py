@@ -21,8 +21,9 @@ MIN_RESIZE = 1 / 8
 #: better (``--enlarge-below 16``).
 ENLARGE_BELOW = 2.0
 MAX_ENLARGE = 2.0
-#: An *estimated* diameter under this (px) enlarges the image as a given one would; 0: an
-#: estimate never enlarges. ``python -m bench.auto_enlarge`` makes the small-particle images
+#: An *estimated* diameter under this (px, for a network of ``MODEL_DIAMETER_PX``; in proportion
+#: for one made to see other sizes) enlarges the image as a given one would; 0: an estimate never
+#: enlarges. ``python -m bench.auto_enlarge`` makes the small-particle images
 #: that the data lack (val and test images shrunk to particles of 5-11 px): pooled F1 0.44 /
 #: 0.38 (val / test) at their own scale, 0.75 / 0.68 enlarged for the estimate, 0.75 / 0.78
 #: for the annotated diameter. The cost, on the 94 val and test images as they are: one of
@@ -30,7 +31,8 @@ MAX_ENLARGE = 2.0
 #: while the two of 9.9 and 9.5 px go from F1 0 to 0.62 and 0.40.
 AUTO_ENLARGE_BELOW = 12.0
 #: An image enlarged for an estimate is segmented again at its own scale when the particles
-#: found on it have a median diameter of this many px (of the image itself) or more: they are
+#: found on it have a median diameter of this many px (of the image itself; in proportion, as
+#: ``AUTO_ENLARGE_BELOW``) or more: they are
 #: not small, and the enlargement cut them up (a grainy matrix's 20-px particles estimated
 #: 10.5 px: 15.8 px found; the shrunk val and test images' particles: 7.7-12.3 px found).
 AUTO_ENLARGE_KEEP_BELOW = 15.0

@@ -226,7 +226,7 @@ def plan_blockwise(
             trial = _centre_crop(sample, slice(None), ENLARGE_TRIAL)
             found = segment(trial, segmenter, diameter=diameter, info_bar=None, tile=tile, overlap=overlap,
                             postprocess=postprocess).labels
-            if not enlargement_holds(found):
+            if not enlargement_holds(found, sizer.diameter_px):
                 factor = 1.0
     else:
         factor = resize_factor(diameter, sizer.diameter_px)

@@ -16,7 +16,7 @@ from ..progress import Progress, drive, staged
 from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
-from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
+from .sizing import MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor
 from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
 
 if TYPE_CHECKING:
@@ -51,11 +51,12 @@ class SegmentationResult:
     enlarge_below_px : float or None
         A given diameter under this enlarges the image (the model's diameter /
         ``config.ENLARGE_BELOW``); an estimated one under it but not under
-        ``config.AUTO_ENLARGE_BELOW`` makes the description say to give it.
+        :func:`~napari_nanogan.segmentation.sizing.auto_enlarge_below` makes the description
+        say to give it.
     scale : float
         How much the image was resized for the network (1: its own scale; 2: twice as large).
     enlargement_rejected : bool
-        An estimate under ``config.AUTO_ENLARGE_BELOW`` enlarged the image, but the particles
+        An estimate under :func:`~napari_nanogan.segmentation.sizing.auto_enlarge_below` enlarged the image, but the particles
         found were not small (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`),
         so the labels are those of the image at its own scale.
     """
@@ -91,7 +92,9 @@ class SegmentationResult:
             elif self.enlargement_rejected:
                 parts.append("the particles found when enlarging the image were not that small: "
                              "segmented at its own scale")
-            elif self.enlarge_below_px and _config.AUTO_ENLARGE_BELOW <= self.diameter_px < self.enlarge_below_px:
+            elif (self.enlarge_below_px
+                  and auto_enlarge_below(self.enlarge_below_px * _config.ENLARGE_BELOW) <= self.diameter_px
+                  < self.enlarge_below_px):
                 parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
         if self.info_bar is not None:
@@ -180,7 +183,7 @@ def segment_steps(
     factor = within_pixel_budget(factor, grey[rows].shape)
     labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor, tile,
                                                                      overlap, postprocess)
-    rejected = estimated and factor > 1.0 and not enlargement_holds(labels)
+    rejected = estimated and factor > 1.0 and not enlargement_holds(labels, sizer.diameter_px)
     if rejected:
         factor = 1.0  # the particles found are not small: the estimate was wrong; the image's own scale suits them
         labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,

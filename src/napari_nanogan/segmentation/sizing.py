@@ -212,27 +212,42 @@ def estimate_factor(diameter: float | None, sizer) -> float:
     """How much an image is resized for an *estimated* particle diameter (px).
 
     Estimates are rough, so only clear cases resize: an estimate of at least
-    :func:`shrink_threshold` makes the image smaller, one under
-    ``config.AUTO_ENLARGE_BELOW`` makes it larger (as a given diameter would, by at most
-    ``config.MAX_ENLARGE``), anything between leaves it at its own scale (1.0, also for None).
+    :func:`shrink_threshold` makes the image smaller, one under :func:`auto_enlarge_below`
+    makes it larger (as a given diameter would, by at most ``config.MAX_ENLARGE``), anything
+    between leaves it at its own scale (1.0, also for None).
     """
-    from .. import config as _config
     from .scale import resize_factor
 
     if diameter is None:
         return 1.0
     if diameter >= shrink_threshold(sizer):
         return min(resize_factor(diameter, sizer.diameter_px), 1.0)
-    if diameter < _config.AUTO_ENLARGE_BELOW:
+    if diameter < auto_enlarge_below(sizer.diameter_px):
         return max(resize_factor(diameter, sizer.diameter_px), 1.0)
     return 1.0
 
 
-def enlargement_holds(labels: np.ndarray) -> bool:
+def _model_ratio(model_diameter_px: float) -> float:
+    from ..config import MODEL_DIAMETER_PX
+
+    return float(model_diameter_px) / MODEL_DIAMETER_PX
+
+
+def auto_enlarge_below(model_diameter_px: float) -> float:
+    """The estimated diameter (px) under which an image is enlarged, for a network made to see
+    particles ``model_diameter_px`` across: ``config.AUTO_ENLARGE_BELOW`` (set for the shipped
+    networks' 24 px) in proportion."""
+    from ..config import AUTO_ENLARGE_BELOW
+
+    return AUTO_ENLARGE_BELOW * _model_ratio(model_diameter_px)
+
+
+def enlargement_holds(labels: np.ndarray, model_diameter_px: float | None = None) -> bool:
     """Whether the particles found on an image enlarged for an estimate are small, as the estimate said.
 
     Their median equivalent-circle diameter (px of the image itself) must be under
-    ``config.AUTO_ENLARGE_KEEP_BELOW``; otherwise the estimate was wrong (a textured matrix
+    ``config.AUTO_ENLARGE_KEEP_BELOW`` (set for the shipped networks' 24 px; in proportion
+    for a network of another ``model_diameter_px``); otherwise the estimate was wrong (a textured matrix
     can look like small particles), the network cut larger particles into pieces, and
     the image is segmented again at its own scale, which suits particles of 12-36 px.
     No particle found: it holds (nothing to say otherwise).
@@ -240,8 +255,9 @@ def enlargement_holds(labels: np.ndarray) -> bool:
     from .. import config as _config
     from ..measure import equivalent_diameters
 
+    ratio = 1.0 if model_diameter_px is None else _model_ratio(model_diameter_px)
     found = equivalent_diameters(labels, min_area=9)
-    return not found.size or float(np.median(found)) < _config.AUTO_ENLARGE_KEEP_BELOW
+    return not found.size or float(np.median(found)) < _config.AUTO_ENLARGE_KEEP_BELOW * ratio
 
 
 def shrink_threshold(segmenter) -> float:
