@@ -249,7 +249,7 @@ def main():
             "own": [levels(*held[i // args.seeds]) for i in range(len(synth))]}
     for post in args.post.split(","):
         if post == "checkpoint":  # exactly what synthesize() returns: the checkpoint's own finishing
-            imgs = [finish(np.clip(np.round(im), 0, 255).astype(np.uint8), lab > 0, gen, seed).astype(np.float32)
+            imgs = [finish(np.clip(np.round(im), 0, 255).astype(np.uint8), lab, gen, seed).astype(np.float32)
                     for (im, lab), seed in zip(synth, seeds)]  # finishing and learned textures, as synthesize()
             result["checkpoint_postprocess"] = gen.finishing.to_dict()
             result["checkpoint_substrate_texture"] = gen.texture.config.to_dict() if gen.texture is not None else None

@@ -10,9 +10,12 @@ after one warm-up, with seeds 0, 1, ...:
 - ``stages``: medians of its parts, timed separately on the same inputs: ``maps`` (mask
   validation and the generator's input maps), ``network`` (noise, style and the Style
   U-Net), ``postprocess`` (the generator's finishing, ``apply_finishing``: blur,
-  calibration, SEM noise), ``texture`` (the learned substrate texture, when the
+  calibration, each particle's contrast and shading, SEM noise), ``texture`` (the learned substrate texture, when the
   generator has one), with ``texture_network`` (its TextureNet alone) inside it, and
   ``particle_texture`` (the learned particle texture, when it has one);
+- ``matmul_74gflop_seconds``: 74 GFLOP of fp32 matmul on the same machine in the same run
+  (``bench.bench_segment``'s reference), and ``synthesis_vs_matmul``, the ratio of
+  ``seconds_1024x768`` to it: the speed goal's measure (at most 2.0);
 - ``peak_rss_mb``: the process's resident high-water mark (Linux ``VmHWM``) at the end.
 """
 
@@ -81,10 +84,10 @@ def main(argv=None):
 
     maps = mask_maps(mask)
     raw = synthesize(mask, gen, seed=0, raw=True)
-    post = apply_finishing(raw, gen.finishing, 0)
+    post = apply_finishing(raw, gen.finishing, 0, mask)
     stages = {"maps": _median_seconds(lambda k: mask_maps(mask), args.repeats)}
     stages["network"] = result["seconds_1024x768_no_postprocess"] - stages["maps"]
-    stages["postprocess"] = _median_seconds(lambda k: apply_finishing(raw, gen.finishing, k), args.repeats)
+    stages["postprocess"] = _median_seconds(lambda k: apply_finishing(raw, gen.finishing, k, mask), args.repeats)
     if gen.texture is not None:
         labels = maps[0] > 0.5
         stages["texture"] = _median_seconds(lambda k: gen.texture.apply(post, labels, k), args.repeats)
@@ -100,6 +103,10 @@ def main(argv=None):
         labels = maps[0] > 0.5
         stages["particle_texture"] = _median_seconds(lambda k: gen.particle_texture.apply(post, labels, k), args.repeats)
     result["stages"] = stages
+    from bench.bench_segment import matmul_seconds
+
+    result["matmul_74gflop_seconds"] = matmul_seconds(args.repeats)
+    result["synthesis_vs_matmul"] = round(result["seconds_1024x768"] / result["matmul_74gflop_seconds"], 2)
     result["peak_rss_mb"] = _peak_rss_mb()
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

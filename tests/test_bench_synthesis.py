@@ -292,3 +292,4 @@ def test_synthesis_speed_bench_reports_every_stage(capsys):
     assert result["has_texture"] and result["has_particle_texture"] and result["particles"] >= 100
     assert set(result["stages"]) == {"maps", "network", "postprocess", "texture", "texture_network", "particle_texture"}
     assert all(v > 0 for v in result["stages"].values()) and result["seconds_1024x768"] > 0
+    assert result["synthesis_vs_matmul"] == round(result["seconds_1024x768"] / result["matmul_74gflop_seconds"], 2)

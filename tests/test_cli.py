@@ -395,6 +395,13 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
                  "--out", str(tmp_path / "x.pt")]) == 2
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
                  "--out", str(tmp_path / "x.pt"), "--blur", "-1"]) == 2
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
+                 "--out", str(tmp_path / "x.pt"), "--particle-spread", "-0.2"]) == 2
+    assert "--particle-spread must be >= 0" in capsys.readouterr().err
+    assert post.particle_spread == 0.0  # nothing annotated to measure it on
+    assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
+                 "--out", str(tmp_path / "spread.pt"), "--particle-spread", "0.3"]) == 0
+    assert Generator.from_checkpoint(tmp_path / "spread.pt", device="cpu").finishing.particle_spread == 0.3
 
 
 def test_training_progress_shows_no_nan_loss_when_stopped(capsys):

@@ -477,6 +477,73 @@ def test_generator_finishing_calibrates_grey_levels(tmp_path, tiny_generator_che
     assert np.abs(out - np.clip(np.round(0.5 * raw + 40), 0, 255)).max() <= 1
 
 
+def _grid_of_particles(n_side=5, size=20, gap=12):
+    side = n_side * (size + gap) + gap
+    labels = np.zeros((side, side), np.int32)
+    for i in range(n_side):
+        for j in range(n_side):
+            y, x = gap + i * (size + gap), gap + j * (size + gap)
+            labels[y:y + size, x:x + size] = 1 + i * n_side + j
+    return labels
+
+
+def test_particle_contrast_varies_per_particle_seeded_and_is_measured_back():
+    from napari_nanogan.synthesis.finishing import particle_contrast_spread, vary_particle_contrast
+
+    labels = _grid_of_particles(8)
+    image = np.where(labels > 0, 150.0, 40.0).astype(np.float32)
+    assert particle_contrast_spread([image], [labels]) == 0.0  # evenly lit
+    out = vary_particle_contrast(image, labels, 0.4, seed=3)
+    np.testing.assert_array_equal(out, vary_particle_contrast(image, labels, 0.4, seed=3))
+    assert not np.array_equal(out, vary_particle_contrast(image, labels, 0.4, seed=4))
+    np.testing.assert_array_equal(vary_particle_contrast(image, labels, 0.0, seed=3), image)
+    assert np.allclose(out[labels == 0][:50], 40.0)  # far from particles, the background is untouched
+    centres = np.array([out[labels == k].reshape(20, 20)[8:12, 8:12].mean() for k in range(1, 65)]) - 40
+    assert 0.25 < np.std(np.log(centres)) < 0.5  # log-normal, SD 0.4, cut at 2 SD
+    assert particle_contrast_spread([out], [labels]) == pytest.approx(0.4, abs=0.12)
+    # a particle keeps one factor: its contrast is flat inside (away from the blurred outline)
+    inner = out[labels == 1].reshape(20, 20)[3:-3, 3:-3]
+    assert inner.max() - inner.min() < 1e-3
+
+
+def test_finishing_varies_particles_only_when_told_and_old_files_vary_none(tmp_path, tiny_generator_checkpoint):
+    from napari_nanogan.config import Finishing
+    from napari_nanogan.models.checkpoint import save_checkpoint
+    from napari_nanogan.synthesis.finishing import particle_contrast_spread
+
+    with pytest.raises(ValueError, match="particle_spread"):
+        Finishing(particle_spread=-0.1)
+    assert Finishing.from_dict({"gain": 0.8}).particle_spread == 0.0  # files from before it existed
+    data = load_checkpoint(tiny_generator_checkpoint, kind="generator")
+    data.pop("format_version")
+    save_checkpoint(tmp_path / "varied.pt", {**data, "postprocess": Finishing(particle_spread=0.5).to_dict()})
+    plain = Generator.from_checkpoint(tiny_generator_checkpoint, device="cpu")
+    varied = Generator.from_checkpoint(tmp_path / "varied.pt", device="cpu")
+    labels = _grid_of_particles(6, size=24)
+    a, b = synthesize(labels, plain, seed=2), synthesize(labels, varied, seed=2)
+    np.testing.assert_array_equal(b, synthesize(labels, varied, seed=2))
+    assert particle_contrast_spread([b], [labels]) > particle_contrast_spread([a], [labels]) + 0.2
+    # a boolean mask is one instance per connected particle, as instance labels are
+    np.testing.assert_array_equal(synthesize(labels > 0, varied, seed=2), b)
+
+
+def test_fit_finishing_measures_the_spread_real_images_have_beyond_the_generators(tiny_generator):
+    from napari_nanogan.synthesis.finishing import vary_particle_contrast
+    from napari_nanogan.training.amend import fit_finishing
+
+    labels = _grid_of_particles(6, size=24)
+    even = np.where(labels > 0, 160.0, 50.0)
+    varied = np.clip(vary_particle_contrast(even, labels, 0.45, seed=1), 0, 255).astype(np.uint8)
+    flat = fit_finishing([even], generator=tiny_generator, pairs=[(even, labels)])
+    fitted = fit_finishing([varied], generator=tiny_generator, pairs=[(varied, labels)])
+    assert flat.particle_spread < 0.1 and 0.25 < fitted.particle_spread < 0.6
+    assert fit_finishing([varied], generator=tiny_generator, pairs=[(varied, labels)],
+                         particle_spread=0.0).particle_spread == 0.0
+    assert fit_finishing([varied]).particle_spread == 0.0  # nothing to measure it on
+    with pytest.raises(ValueError, match="spread"):
+        fit_finishing([varied], particle_spread=-1.0)
+
+
 def test_shipped_generators_render_their_modality_and_segment_back():
     """`default` makes SEM (bright particles on a dark substrate), `tem` bright-field TEM (dark on bright).
 

@@ -92,7 +92,9 @@ def cmd_tune_generator(args) -> int:
         pairs = [(s.image, s.labels) for s in samples]
         calibrated_on = f"{description}: {len(samples)} images vs their masks synthesized (seeds 100000+)"
         bar = progress_bar(len(pairs), "calibration (synthesizing the training masks)")
-    finishing = fit_finishing(real, blur=args.blur, generator=generator, pairs=pairs,
+    if args.particle_spread is not None and not args.particle_spread >= 0:
+        return fail("--particle-spread must be >= 0")
+    finishing = fit_finishing(real, blur=args.blur, generator=generator, pairs=pairs, particle_spread=args.particle_spread,
                               progress=(lambda d, t: bar.update(d - bar.n)) if bar else None)
     if bar is not None:
         bar.close()
@@ -276,7 +278,11 @@ def add_commands(sub) -> None:
                    help="Gaussian blur (px) before the noise (default 0.7, the best of 0.5-1.4 by BAM FID)")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a grey-level gain and offset that give synthetic images of the training masks the "
-                        "real training images' mean and spread (needs the --dataset training split under --data-root)")
+                        "real training images' mean and spread, and the particle-to-particle contrast spread "
+                        "(needs the --dataset training split under --data-root)")
+    p.add_argument("--particle-spread", type=float, default=None, metavar="LOG_SD",
+                   help="log-SD of each particle's contrast factor (real SEM particles of one field differ in "
+                        "brightness); default: fitted with --calibrate (BAM: 0.40), else 0; 0 varies nothing")
     p.add_argument("--texture", default=None, metavar="TEXTURE_PT",
                    help="a substrate texture from `nanogan train-texture` to lay over the synthetic substrate "
                         "('none' removes one; default: keep what the checkpoint has)")

@@ -106,8 +106,9 @@ class TextureConfig(Config):
 class Finishing(Config):
     """What :func:`~napari_nanogan.synthesis.synthesize` does to the generator's output before any texture.
 
-    In order: a mild blur, a grey-level calibration (``gain * image + offset``), then white
-    noise up to the real images' noise level. Stored in a generator checkpoint under
+    In order: a mild blur, a grey-level calibration (``gain * image + offset``), each
+    particle's contrast scaled by its own factor, then white noise up to the real images'
+    noise level. Stored in a generator checkpoint under
     ``"postprocess"``; ``nanogan tune-generator`` measures and writes it.
 
     Attributes
@@ -121,15 +122,24 @@ class Finishing(Config):
     gain, offset : float
         Grey-level calibration after the blur (``nanogan tune-generator --calibrate``):
         synthetic images of the training masks get the real images' mean and spread.
+    particle_spread : float
+        Log-SD of a per-particle factor on each particle's contrast to the background
+        (:func:`~napari_nanogan.synthesis.finishing.vary_particle_contrast`): real SEM
+        particles of one field differ in brightness, the network draws them alike.
+        ``nanogan tune-generator --calibrate`` fits it (the real images' spread beyond the
+        network's); 0 (default) varies nothing.
     """
 
     blur_sigma: float = 0.0
     noise_residual: float = 0.0
     gain: float = 1.0
     offset: float = 0.0
+    particle_spread: float = 0.0
 
     def __post_init__(self):
-        for name in ("blur_sigma", "noise_residual", "gain", "offset"):
+        if not self.particle_spread >= 0:
+            raise ValueError(f"particle_spread must be >= 0, got {self.particle_spread}")
+        for name in ("blur_sigma", "noise_residual", "gain", "offset", "particle_spread"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
 

@@ -35,6 +35,10 @@ def mask_maps(mask: np.ndarray) -> np.ndarray:
     ValueError
         For non-2D masks, masks with negative or non-integer labels, and sizes out of range.
     """
+    return _labels_and_maps(mask)[1]
+
+
+def _labels_and_maps(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shape = np.shape(mask)
     if len(shape) == 2 and (min(shape) < MIN_MASK_SIDE or max(shape) > MAX_MASK_SIDE):
         raise ValueError(f"mask of shape {shape}: each side must be within {MIN_MASK_SIDE}..{MAX_MASK_SIDE} pixels")
@@ -43,7 +47,7 @@ def mask_maps(mask: np.ndarray) -> np.ndarray:
         raise ValueError(f"mask of shape {labels.shape}: each side must be within {MIN_MASK_SIDE}..{MAX_MASK_SIDE} pixels")
     maps = targets_from_labels(labels)
     maps[0][separator_lines(labels)] = CONTACT_LEVEL
-    return maps
+    return labels, maps
 
 
 def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bool = False) -> np.ndarray:
@@ -55,7 +59,7 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bo
     returns the network's output without the generator's finishing (blur, calibration,
     noise) and without its learned textures.
     """
-    maps = mask_maps(mask)
+    labels, maps = _labels_and_maps(mask)
     h, w = maps.shape[1:]
     m = generator.config.multiple
     ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
@@ -70,7 +74,7 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bo
     image = np.clip(np.round((out + 1) * 127.5), 0, 255).astype(np.uint8)
     if raw:
         return image
-    return finish(image, maps[0] > 0.5, generator, seed)
+    return finish(image, labels, generator, seed)
 
 
 def synthetic_pairs(masks: Iterable[tuple[str, np.ndarray, float | None, str]], generator: Generator, *, n: int,

@@ -84,22 +84,28 @@ def with_confidence_model(source, destination, model, fitting: dict,
 
 def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator=None,
                   pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Finishing:
+                  progress: Callable[[int, int], None] | None = None,
+                  particle_spread: float | None = None) -> Finishing:
     """The finishing that makes a generator's images look like ``real_images``.
 
     The noise level is the median of the real images' (:func:`~napari_nanogan.synthesis.finishing.noise_level`).
     With ``generator`` and annotated ``pairs`` (image, labels), the grey-level gain and
     offset too: the masks are synthesized (seeds 100000 + i, the network's raw output,
-    blurred by ``blur``) and mapped to the paired images' pooled mean and spread.
+    blurred by ``blur``) and mapped to the paired images' pooled mean and spread; and the
+    particle-to-particle contrast spread
+    (:func:`~napari_nanogan.synthesis.finishing.particle_contrast_spread`) that the real
+    images have beyond the synthetic ones', unless ``particle_spread`` is given (0: none).
     """
     from ..synthesis import synthesize
-    from ..synthesis.finishing import calibration, noise_level
+    from ..synthesis.finishing import calibration, noise_level, particle_contrast_spread
 
     if not blur >= 0:
         raise ValueError("the blur must be a non-negative number of pixels")
     if not real_images:
         raise ValueError("no real images to measure the noise level on")
-    gain, offset = 1.0, 0.0
+    if particle_spread is not None and not particle_spread >= 0:
+        raise ValueError("the particle contrast spread must be >= 0")
+    gain, offset, spread = 1.0, 0.0, particle_spread or 0.0
     if pairs:
         from scipy import ndimage as ndi
 
@@ -110,8 +116,13 @@ def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator
             if progress is not None:
                 progress(i + 1, len(pairs))
         gain, offset = calibration([image for image, _ in pairs], synthetic)
+        if particle_spread is None:
+            masks = [labels for _, labels in pairs]
+            real = particle_contrast_spread([image for image, _ in pairs], masks)
+            drawn = particle_contrast_spread(synthetic, masks)
+            spread = float(np.sqrt(max(real**2 - drawn**2, 0.0)))
     noise = float(np.median([noise_level(image) for image in real_images]))
-    return Finishing(blur_sigma=blur, noise_residual=noise, gain=gain, offset=offset)
+    return Finishing(blur_sigma=blur, noise_residual=noise, gain=gain, offset=offset, particle_spread=spread)
 
 
 def _texture_part(path, kind: ModelKind) -> dict:
