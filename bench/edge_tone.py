@@ -156,7 +156,7 @@ def main(argv=None):
     def lay(im, lab, seed):
         return texture.apply(im, lab > 0, seed) if texture is not None else im
 
-    post_train = [apply_finishing(synthesize(lab, gen, seed=10**5 + i, raw=True), gen.finishing, 10**5 + i)
+    post_train = [apply_finishing(synthesize(lab, gen, seed=10**5 + i, raw=True), gen.finishing, 10**5 + i, lab)
                   for i, (_, lab) in enumerate(train)]
     labels_train = [lab for _, lab in train]
     real_train = [u8(im) for im, _ in train]
@@ -175,7 +175,7 @@ def main(argv=None):
     for i, (_, lab) in enumerate(held):
         for s in range(3):
             seed = 1000 * i + s
-            post = apply_finishing(synthesize(lab, gen, seed=seed, raw=True), gen.finishing, seed)
+            post = apply_finishing(synthesize(lab, gen, seed=seed, raw=True), gen.finishing, seed, lab)
             textured = lay(post, lab, seed)
             variants["checkpoint"].append(textured)
             variants["edge_tone_before_texture"].append(lay(before.apply(post, lab), lab, seed))

@@ -2,6 +2,7 @@
 
     python -m bench.leave_family_out --out runs/lofo [--family bright] [--steps 5000] [--randomized 0.5]
     python -m bench.leave_family_out --out runs/lofo --evaluate-only      # score an existing runs/lofo/best.pt
+    python -m bench.leave_family_out --out runs/lofo --evaluate-only --invert   # its held-out images inverted
 
 The family held out is every image whose particles are brighter than their background
 (``--family bright``: secondary-electron SEM and dark-field / HAADF STEM: all of BAM and
@@ -14,6 +15,8 @@ validation images of the families it trains on; its post-processing is the train
 default (not tuned) and it estimates diameters at a coarse scale. It is then scored with
 ``diameter="auto"`` on the held-out family's validation and test images, beside a
 reference model (``--reference``, default: the shipped ``default``) on the same images.
+``--invert`` scores both on the held-out images with their grey levels inverted (bright
+particles made dark): does the held-out family fail for its polarity or for its look?
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ def family_of(sample) -> str | None:
     return "dark" if c > 0 else "bright"
 
 
+def inverted(sample):
+    """The sample with its grey levels mirrored within their range (particles change polarity)."""
+    import dataclasses
+
+    image = np.asarray(sample.image, np.float32)
+    return dataclasses.replace(sample, image=image.max() + image.min() - image)
+
+
 def score(model, samples, diameter="auto") -> dict:
     pairs = [(s.labels, segment(s.image, model, diameter=diameter, info_bar=None).labels) for s in samples]
     out = summarize(pairs)
@@ -56,6 +67,7 @@ def main():
     ap.add_argument("--randomized", type=float, default=0.5)
     ap.add_argument("--reference", default="default", help="model scored beside it on the held-out family")
     ap.add_argument("--evaluate-only", action="store_true")
+    ap.add_argument("--invert", action="store_true", help="score on the held-out images inverted")
     args = ap.parse_args()
 
     from napari_nanogan.data.randomized import RandomizedSource
@@ -91,6 +103,9 @@ def main():
     reference = load_segmenter(args.reference)
     result = {"family_held_out": args.family, "trained_on": {k: len(v) for k, v in train.items() if k != "randomized"},
               "randomized_share": args.randomized, "steps": args.steps}
+    if args.invert:
+        held = {part: [inverted(s) for s in samples] for part, samples in held.items()}
+        result["held_out_images"] = "inverted"
     for part, samples in held.items():
         result[part] = {"images": len(samples), "held_out_model": score(model, samples),
                         f"reference ({args.reference})": score(reference, samples)}

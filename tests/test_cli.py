@@ -397,11 +397,16 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
                  "--out", str(tmp_path / "x.pt"), "--blur", "-1"]) == 2
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
                  "--out", str(tmp_path / "x.pt"), "--particle-spread", "-0.2"]) == 2
-    assert "--particle-spread must be >= 0" in capsys.readouterr().err
-    assert post.particle_spread == 0.0  # nothing annotated to measure it on
+    assert "--particle-spread must be a finite number >= 0" in capsys.readouterr().err
     assert main(["tune-generator", "--model", str(tiny_generator_checkpoint), "--images", str(folder),
                  "--out", str(tmp_path / "spread.pt"), "--particle-spread", "0.3"]) == 0
     assert Generator.from_checkpoint(tmp_path / "spread.pt", device="cpu").finishing.particle_spread == 0.3
+    # re-tuned on images alone (nothing annotated to fit it on), a generator keeps its spread
+    assert main(["tune-generator", "--model", str(tmp_path / "spread.pt"), "--images", str(folder),
+                 "--out", str(tmp_path / "kept.pt")]) == 0
+    assert Generator.from_checkpoint(tmp_path / "kept.pt", device="cpu").finishing.particle_spread == 0.3
+    assert main(["tune-generator", "--model", str(tmp_path / "spread.pt"), "--images", str(folder),
+                 "--out", str(tmp_path / "x.pt"), "--particle-spread", "inf"]) == 2
 
 
 def test_training_progress_shows_no_nan_loss_when_stopped(capsys):

@@ -525,6 +525,15 @@ def test_finishing_varies_particles_only_when_told_and_old_files_vary_none(tmp_p
     assert particle_contrast_spread([b], [labels]) > particle_contrast_spread([a], [labels]) + 0.2
     # a boolean mask is one instance per connected particle, as instance labels are
     np.testing.assert_array_equal(synthesize(labels > 0, varied, seed=2), b)
+    from napari_nanogan.synthesis.finishing import apply_finishing, finish
+
+    raw = synthesize(labels, varied, seed=2, raw=True)
+    for binary in (labels > 0, (labels > 0).astype(np.uint8)):  # boolean or 0/1: split into particles
+        np.testing.assert_array_equal(apply_finishing(raw, varied.finishing, 2, binary),
+                                      apply_finishing(raw, varied.finishing, 2, labels))
+        np.testing.assert_array_equal(finish(raw, binary, varied, 2), b)
+    with pytest.raises(ValueError, match="finite"):
+        Finishing(particle_spread=float("inf"))
 
 
 def test_fit_finishing_measures_the_spread_real_images_have_beyond_the_generators(tiny_generator):

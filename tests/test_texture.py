@@ -427,14 +427,15 @@ def test_an_adapted_generator_gets_its_finishing_and_textures_back(tiny_generato
     torch.manual_seed(1)
     texture = LearnedTexture(TextureNet(SMALL), gain=7.0)
     raw = load_checkpoint(tiny_generator_checkpoint, kind="generator")
-    base = {**raw, "postprocess": {"blur_sigma": 0.5, "noise_residual": 9.0, "gain": 3.0, "offset": -40.0},
+    base = {**raw, "postprocess": {"blur_sigma": 0.5, "noise_residual": 9.0, "gain": 3.0, "offset": -40.0,
+                                   "particle_spread": 0.25},
             "substrate_texture": texture.to_dict()}
     images, labels = zip(*(discs(seed=s) for s in range(2)))
     images = [np.asarray(im, np.float32) for im in images]
     part = finish_adapted_generator(raw, base, images, list(labels))
     assert "postprocess" not in raw and "substrate_texture" not in raw  # the GAN's checkpoint is not changed
     finishing = part["postprocess"]
-    assert finishing["blur_sigma"] == 0.5  # the base's blur
+    assert finishing["blur_sigma"] == 0.5 and finishing["particle_spread"] == 0.25  # the base's, not refitted
     assert finishing["noise_residual"] == pytest.approx(np.median([noise_level(im) for im in images]))
     assert (finishing["gain"], finishing["offset"]) != (3.0, -40.0)
     assert part["substrate_texture"]["gain"] != 7.0 and part["provenance"]["texture_gains"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -59,6 +60,8 @@ def cmd_tune_generator(args) -> int:
         return fail("--texture-margin must be >= 0")
     if not args.blur >= 0:
         return fail("--blur must be a non-negative number of pixels")
+    if args.particle_spread is not None and not (math.isfinite(args.particle_spread) and args.particle_spread >= 0):
+        return fail("--particle-spread must be a finite number >= 0")
     _, folder, description = GENERATOR_DATASETS[args.dataset]
     if args.images:
         real = []
@@ -92,9 +95,13 @@ def cmd_tune_generator(args) -> int:
         pairs = [(s.image, s.labels) for s in samples]
         calibrated_on = f"{description}: {len(samples)} images vs their masks synthesized (seeds 100000+)"
         bar = progress_bar(len(pairs), "calibration (synthesizing the training masks)")
-    if args.particle_spread is not None and not args.particle_spread >= 0:
-        return fail("--particle-spread must be >= 0")
-    finishing = fit_finishing(real, blur=args.blur, generator=generator, pairs=pairs, particle_spread=args.particle_spread,
+    spread = args.particle_spread
+    if spread is None and not args.calibrate:  # nothing annotated to fit it on: the checkpoint's stays
+        from ..config import Finishing
+        from ..models.checkpoint import load_checkpoint
+
+        spread = Finishing.from_dict(load_checkpoint(path, kind=ModelKind.GENERATOR).get("postprocess") or {}).particle_spread
+    finishing = fit_finishing(real, blur=args.blur, generator=generator, pairs=pairs, particle_spread=spread,
                               progress=(lambda d, t: bar.update(d - bar.n)) if bar else None)
     if bar is not None:
         bar.close()
@@ -282,7 +289,8 @@ def add_commands(sub) -> None:
                         "(needs the --dataset training split under --data-root)")
     p.add_argument("--particle-spread", type=float, default=None, metavar="LOG_SD",
                    help="log-SD of each particle's contrast factor (real SEM particles of one field differ in "
-                        "brightness); default: fitted with --calibrate (BAM: 0.40), else 0; 0 varies nothing")
+                        "brightness); default: fitted with --calibrate (BAM: 0.40), else the checkpoint's; "
+                        "0 varies nothing")
     p.add_argument("--texture", default=None, metavar="TEXTURE_PT",
                    help="a substrate texture from `nanogan train-texture` to lay over the synthetic substrate "
                         "('none' removes one; default: keep what the checkpoint has)")

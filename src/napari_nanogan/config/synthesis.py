@@ -137,8 +137,8 @@ class Finishing(Config):
     particle_spread: float = 0.0
 
     def __post_init__(self):
-        if not self.particle_spread >= 0:
-            raise ValueError(f"particle_spread must be >= 0, got {self.particle_spread}")
+        if not (math.isfinite(self.particle_spread) and self.particle_spread >= 0):
+            raise ValueError(f"particle_spread must be a finite number >= 0, got {self.particle_spread}")
         for name in ("blur_sigma", "noise_residual", "gain", "offset", "particle_spread"):
             object.__setattr__(self, name, float(getattr(self, name)))
 

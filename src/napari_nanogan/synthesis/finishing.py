@@ -27,6 +27,8 @@ def apply_finishing(image: np.ndarray, finishing: Finishing, seed: int,
     ``labels`` of the mask drawn), then white noise up to ``noise_residual``.
     """
     spread = finishing.particle_spread if labels is not None else 0.0
+    if spread > 0:
+        labels = as_instances(labels)
     if finishing.blur_sigma > 0 or (finishing.gain, finishing.offset) != (1.0, 0.0) or spread > 0:
         from scipy import ndimage as ndi
 
@@ -46,12 +48,8 @@ def finish(image: np.ndarray, labels: np.ndarray, generator: "Generator", seed: 
     """What :func:`~napari_nanogan.synthesis.synthesize` does after the network: the generator's
     finishing on the uint8 ``image``, then its learned substrate texture and particle texture
     (if it has them) over the particles. ``labels``: the mask drawn, instance labels (a
-    boolean mask counts each connected particle as one)."""
-    labels = np.asarray(labels)
-    if labels.dtype == bool:
-        from scipy import ndimage as ndi
-
-        labels = ndi.label(labels)[0]
+    binary mask, boolean or 0/1, counts each 4-connected particle as one; see :func:`as_instances`)."""
+    labels = as_instances(labels)
     foreground = labels > 0
     image = apply_finishing(image, generator.finishing, seed, labels)
     if generator.texture is not None:
@@ -59,6 +57,18 @@ def finish(image: np.ndarray, labels: np.ndarray, generator: "Generator", seed: 
     if generator.particle_texture is not None:
         image = generator.particle_texture.apply(image, foreground, seed + 7919)  # its own draws, not the substrate's
     return image
+
+
+def as_instances(labels: np.ndarray) -> np.ndarray:
+    """Integer instance labels as given; a boolean or 0/1 mask split into its 4-connected particles;
+    labels larger than the pixel count renumbered (as :func:`~napari_nanogan.io.masks.instance_labels`)."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.max() <= 1) \
+            or (labels.size and labels.max() > labels.size):
+        from ..io.masks import instance_labels
+
+        return instance_labels(labels)
+    return labels
 
 
 #: How far (px) past its outline a particle's contrast factor reaches (its bright rim, the line to a
@@ -71,8 +81,8 @@ def vary_particle_contrast(image: np.ndarray, labels: np.ndarray, spread: float,
 
     In a real SEM image, particles of one field differ in brightness (their tilt, height and
     shadowing change the secondary-electron yield): on the BAM training fields the log of
-    a particle's contrast has an SD of 0.44 about the field's median. The network draws
-    them evenly lit (0.09). Each particle here gets a log-normal factor of mean 1 and log-SD
+    a particle's contrast has an SD of 0.44 about the field's median; the network's raw
+    output of the same masks 0.19, the shipped generator's finished images before this 0.09. Each particle here gets a log-normal factor of mean 1 and log-SD
     ``spread`` (cut at 2 SD), applied to ``image - background`` over the particle and
     ``_CONTRAST_REACH`` px around it (a pixel between two particles takes the higher label);
     the background level is the median of the rest. The same ``seed``, the same factors.

@@ -57,7 +57,7 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bo
     different styles (latent) and textures (noise maps). Empty and all-foreground
     masks are valid (a bare substrate, a field of particles). ``raw=True``
     returns the network's output without the generator's finishing (blur, calibration,
-    noise) and without its learned textures.
+    particle contrast, noise) and without its learned textures.
     """
     labels, maps = _labels_and_maps(mask)
     h, w = maps.shape[1:]
