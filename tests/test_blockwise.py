@@ -228,3 +228,19 @@ def test_real_montage_blockwise_matches_in_memory_with_the_shipped_model():
     whole = segment(montage, segmenter, info_bar=None, diameter="auto").labels
     blocks = segment_blockwise(montage, segmenter, diameter="auto", block=1024)
     assert _f1(whole, blocks) >= 0.99
+
+
+def test_the_enlargement_check_follows_the_networks_particle_size(threshold_segmenter, field):
+    """The field's 18-px particles cut the enlargement short for a 24-px network (they are not small for it);
+    for a network made to see 48-px particles they are small, and segment() and the block plan both keep it."""
+    import dataclasses
+
+    from conftest import constant_size_model
+    from napari_nanogan.segmentation import segment
+
+    for model_px, rejected in ((24.0, True), (48.0, False)):
+        sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(8.0), diameter_px=model_px)
+        plan = plan_blockwise(field, sized, diameter="auto", block=256)
+        whole = segment(field, sized, diameter="auto", info_bar=None)
+        assert whole.enlargement_rejected == rejected
+        assert plan.factor == whole.scale == (1.0 if rejected else 2.0)
