@@ -10,8 +10,8 @@ after one warm-up, with seeds 0, 1, ...:
 - ``stages``: medians of its parts, timed separately on the same inputs: ``maps`` (mask
   validation and the generator's input maps), ``network`` (noise, style and the Style
   U-Net), ``postprocess`` (the generator's finishing, ``apply_finishing``: blur,
-  calibration, each particle's contrast, SEM noise), ``texture`` (the learned substrate texture, when the
-  generator has one), with ``texture_network`` (its TextureNet alone) inside it, and
+  calibration, each particle's contrast, SEM noise), ``texture`` (the learned substrate
+  texture, when the generator has one), with ``texture_network`` (its TextureNet alone) inside it, and
   ``particle_texture`` (the learned particle texture, when it has one);
 - ``matmul_74gflop_seconds``: 74 GFLOP of fp32 matmul on the same machine in the same run
   (``bench.bench_segment``'s reference), and ``synthesis_vs_matmul``, the ratio of

@@ -56,9 +56,10 @@ class SegmentationResult:
     scale : float
         How much the image was resized for the network (1: its own scale; 2: twice as large).
     enlargement_rejected : bool
-        An estimate under :func:`~napari_nanogan.segmentation.sizing.auto_enlarge_below` enlarged the image, but the particles
-        found were not small (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`),
-        so the labels are those of the image at its own scale.
+        An estimate under :func:`~napari_nanogan.segmentation.sizing.auto_enlarge_below`
+        enlarged the image, but the particles found were not small
+        (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), so the labels are
+        those of the image at its own scale.
     """
 
     labels: np.ndarray

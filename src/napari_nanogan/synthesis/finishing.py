@@ -82,8 +82,8 @@ def vary_particle_contrast(image: np.ndarray, labels: np.ndarray, spread: float,
     In a real SEM image, particles of one field differ in brightness (their tilt, height and
     shadowing change the secondary-electron yield): on the BAM training fields the log of
     a particle's contrast has an SD of 0.44 about the field's median; the network's raw
-    output of the same masks 0.19, the shipped generator's finished images before this 0.09. Each particle here gets a log-normal factor of mean 1 and log-SD
-    ``spread`` (cut at 2 SD), applied to ``image - background`` over the particle and
+    output of the same masks 0.19, the shipped generator's finished images before this
+    0.09. Each particle here gets a log-normal factor of mean 1 and log-SD ``spread`` (cut at 2 SD), applied to ``image - background`` over the particle and
     ``_CONTRAST_REACH`` px around it (a pixel between two particles takes the higher label);
     the background level is the median of the rest. The same ``seed``, the same factors.
     """
@@ -117,8 +117,10 @@ def particle_contrast_spread(images, labels) -> float:
     for image, lab in zip(images, labels):
         image, lab = np.asarray(image, np.float64), np.asarray(lab)
         n = int(lab.max())
+        if n < 3:
+            continue
         outside = expand_labels(lab, 3) == 0
-        if n < 3 or not outside.any():
+        if not outside.any():
             continue
         inner = np.where(ndi.binary_erosion(lab > 0, iterations=2), lab, 0)
         index = np.arange(1, n + 1)
