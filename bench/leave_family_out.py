@@ -3,6 +3,7 @@
     python -m bench.leave_family_out --out runs/lofo [--family bright] [--steps 5000] [--randomized 0.5]
     python -m bench.leave_family_out --out runs/lofo --evaluate-only      # score an existing runs/lofo/best.pt
     python -m bench.leave_family_out --out runs/lofo --evaluate-only --invert   # its held-out images inverted
+    python -m bench.leave_family_out --out runs/lofo-flip --steps 2000 --train-invert 0.5   # polarity-flip training
 
 The family held out is every image whose particles are brighter than their background
 (``--family bright``: secondary-electron SEM and dark-field / HAADF STEM: all of BAM and
@@ -17,6 +18,8 @@ default (not tuned) and it estimates diameters at a coarse scale. It is then sco
 reference model (``--reference``, default: the shipped ``default``) on the same images.
 ``--invert`` scores both on the held-out images with their grey levels inverted (bright
 particles made dark): does the held-out family fail for its polarity or for its look?
+``--train-invert P`` trains with the polarity-flip augmentation (``nanogan train --invert``):
+each patch's grey levels mirrored with chance P, so the images kept teach both polarities.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def main():
     ap.add_argument("--reference", default="default", help="model scored beside it on the held-out family")
     ap.add_argument("--evaluate-only", action="store_true")
     ap.add_argument("--invert", action="store_true", help="score on the held-out images inverted")
+    ap.add_argument("--train-invert", type=float, default=0.0, metavar="P",
+                    help="mirror each training patch's grey levels with this chance (default 0)")
     args = ap.parse_args()
 
     from napari_nanogan.data.randomized import RandomizedSource
@@ -88,7 +93,8 @@ def main():
     weights = {k: (1 - args.randomized) / len(real) for k in real} | {"randomized": args.randomized}
     out = Path(args.out)
     if not args.evaluate_only:
-        config = TrainConfig(steps=args.steps, val_every=500, lr=1e-3, contact_weight=5.0, scale_range=(0.6, 1.6))
+        config = TrainConfig(steps=args.steps, val_every=500, lr=1e-3, contact_weight=5.0, scale_range=(0.6, 1.6),
+                             invert_prob=args.train_invert)
         for record in train_segmenter(train, val, out_dir=out, config=config,
                                       model_config=SegmenterConfig(base_channels=16, depth=5),
                                       domain_weights=weights,
@@ -101,8 +107,13 @@ def main():
 
         model.coarse_sizing = CoarseSizing()
     reference = load_segmenter(args.reference)
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    trained = load_checkpoint(out / "last.pt")  # what the run was, not this command's defaults
+    recipe = trained["provenance"].get("train_config", {})
     result = {"family_held_out": args.family, "trained_on": {k: len(v) for k, v in train.items() if k != "randomized"},
-              "randomized_share": args.randomized, "steps": args.steps}
+              "randomized_share": args.randomized, "steps": trained.get("training", {}).get("step", args.steps),
+              "train_invert": recipe.get("invert_prob", 0.0), "best_step": load_checkpoint(out / "best.pt")["provenance"].get("step")}
     if args.invert:
         held = {part: [inverted(s) for s in samples] for part, samples in held.items()}
         result["held_out_images"] = "inverted"

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +114,31 @@ def test_sample_patch_draws_distractors_only_when_asked(monkeypatch):
         sample_patch(sample, 32, rng, AugmentConfig(distractor_prob=0.3))
     assert 30 < len(calls) - 10 < 90
 
+
+def test_invert_prob_mirrors_the_patch_and_keeps_its_targets():
+    sample = _samples(1)[0]
+    plain_cfg = AugmentConfig(contrast=(1, 1), brightness=0.0, gamma=(1, 1), blur_prob=0.0, noise_prob=0.0)
+    flip_cfg = AugmentConfig(contrast=(1, 1), brightness=0.0, gamma=(1, 1), blur_prob=0.0, noise_prob=0.0,
+                             invert_prob=1.0)
+    img, tgt = sample_patch(sample, 64, np.random.default_rng(5), plain_cfg)
+    flipped, flipped_tgt = sample_patch(sample, 64, np.random.default_rng(5), flip_cfg)
+    np.testing.assert_array_equal(tgt, flipped_tgt)
+    inside, outside = tgt[0] > 0.5, tgt[0] < 0.5
+    assert img[0][inside].mean() > img[0][outside].mean() + 0.2  # bright particles ...
+    within = (img > 0) & (img < 1)  # (the gamma step clips below 0)
+    assert within.mean() > 0.9
+    np.testing.assert_allclose(flipped[within], 1.0 - img[within], atol=1e-6)  # ... made dark
+    rng = np.random.default_rng(0)
+    dark = [sample_patch(sample, 32, rng, dataclasses.replace(plain_cfg, invert_prob=0.3)) for _ in range(200)]
+    n_dark = sum(i[0][t[0] > 0.5].mean() < i[0][t[0] < 0.5].mean() for i, t in dark if (t[0] > 0.5).any() and (t[0] < 0.5).any())
+    assert 30 < n_dark < 90
+
+
+def test_probabilities_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="invert_prob"):
+        TrainConfig(invert_prob=1.5)
+    with pytest.raises(ValueError, match="distractor_prob"):
+        TrainConfig(distractor_prob=-0.1)
 
 def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():
     from napari_nanogan.training.data import at_model_scale

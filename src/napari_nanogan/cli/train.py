@@ -18,7 +18,7 @@ def cmd_train_pairs(args) -> int:
 
     init = None if str(args.init).lower() == "none" else (args.init or "default")
     config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
-                                 distractor_prob=args.distractors)
+                                 distractor_prob=args.distractors, invert_prob=args.invert)
     out = Path(args.out)
     if out.is_dir():
         print(f"nanogan train --pairs: --out names the model file to write (MODEL.pt), and {out} is a folder",
@@ -41,6 +41,9 @@ def cmd_train(args) -> int:
     """``nanogan train``; under ``torchrun --nproc_per_node N`` data-parallel over N processes."""
     from ..training.ddp import process_group, world_from_env
 
+    if not (0 <= args.distractors <= 1 and 0 <= args.invert <= 1):
+        print("nanogan train: --distractors and --invert are probabilities, within 0..1", file=sys.stderr)
+        return 2
     if args.pairs:
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
     world = world_from_env()
@@ -119,7 +122,7 @@ def _train(args, world) -> int:
     config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
-                         distractor_prob=args.distractors)
+                         distractor_prob=args.distractors, invert_prob=args.invert)
     model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
@@ -374,6 +377,10 @@ def add_commands(sub) -> None:
     p.add_argument("--distractors", type=float, default=0.0, metavar="P",
                    help="chance that a training patch gets text, scale bars, arrows, panel letters, frames or an "
                         "info bar drawn on it, as background (default 0: none)")
+    p.add_argument("--invert", type=float, default=0.0, metavar="P",
+                   help="chance that a training patch's grey levels are mirrored (bright particles made dark and "
+                        "dark ones bright), so the network learns both polarities from every image (default 0: "
+                        "never; e.g. 0.5)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")

@@ -22,6 +22,9 @@ class AugmentConfig(Config):
     #: Chance that a patch gets text, scale bars, arrows, panel letters, frames or an info bar drawn on it
     #: (``data.distractors``), with the particle pixels under them made background.
     distractor_prob: float = 0.0
+    #: Chance that a patch's grey levels are mirrored (bright particles become dark and the reverse),
+    #: before the intensity augmentation: polarity-robust training.
+    invert_prob: float = 0.0
 
 
 #: Real images as the critics see them: geometric augmentation only.
@@ -63,6 +66,10 @@ class TrainConfig(Config):
         Chance that a training patch gets figure marks drawn on it (text, scale bars,
         arrows, panel letters, frames, info bars; ``data.distractors``), which are background in its
         targets. 0 (default): none.
+    invert_prob : float
+        Chance that a training patch's grey levels are mirrored (bright particles become dark,
+        dark ones bright; ``data.augment``), so the network learns particles of both polarities
+        from every image. 0 (default): never.
     """
 
     steps: int = 3000
@@ -78,6 +85,12 @@ class TrainConfig(Config):
     contact_weight: float = 0.0
     seed_depth: float = 4.0
     distractor_prob: float = 0.0
+    invert_prob: float = 0.0
+
+    def __post_init__(self):
+        for name in ("distractor_prob", "invert_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability, within 0..1; got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 Geometry: isotropic scale jitter (never anisotropic: particle shapes are data),
 random crop, flips and 90 degree rotations. Intensity: contrast, brightness, gamma,
 Gaussian blur (focus) and Gaussian/Poisson-like noise (detector), applied after the
-same robust normalisation inference uses. Polarity is never flipped: bright
-particles on dark (SEM) and dark on bright (TEM) are both learned as they are.
+same robust normalisation inference uses. Polarity is flipped only on request
+(``AugmentConfig.invert_prob``): a patch's grey levels are then mirrored, so bright
+particles on dark become dark on bright and the reverse, and the network must tell
+particles by their shape and outline, not by their brightness.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
         stack = stack[:, ::-1, :]
     stack = np.rot90(stack, int(rng.integers(4)), axes=(1, 2))
     img, tgt = np.ascontiguousarray(stack[:1]), np.ascontiguousarray(stack[1:])
+    if config.invert_prob > 0 and rng.random() < config.invert_prob:
+        img = 1.0 - img  # mirrored about the middle of the normalised range: the polarity flips
     img = _intensity(img[0], rng, config)[None]
     return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)
 
