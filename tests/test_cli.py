@@ -405,6 +405,15 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
     assert main(["tune-generator", "--model", str(tmp_path / "spread.pt"), "--images", str(folder),
                  "--out", str(tmp_path / "kept.pt")]) == 0
     assert Generator.from_checkpoint(tmp_path / "kept.pt", device="cpu").finishing.particle_spread == 0.3
+    # ... and its calibrated grey levels
+    from napari_nanogan.config import Finishing
+    from napari_nanogan.training.amend import with_finishing
+
+    with_finishing(tiny_generator_checkpoint, tmp_path / "calibrated.pt", Finishing(gain=0.8, offset=12.0))
+    assert main(["tune-generator", "--model", str(tmp_path / "calibrated.pt"), "--images", str(folder),
+                 "--out", str(tmp_path / "kept2.pt")]) == 0
+    kept = Generator.from_checkpoint(tmp_path / "kept2.pt", device="cpu").finishing
+    assert (kept.gain, kept.offset) == (0.8, 12.0) and kept.noise_residual == pytest.approx(4 * 0.876, rel=0.1)
     assert main(["tune-generator", "--model", str(tmp_path / "spread.pt"), "--images", str(folder),
                  "--out", str(tmp_path / "x.pt"), "--particle-spread", "inf"]) == 2
 

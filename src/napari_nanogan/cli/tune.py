@@ -95,14 +95,19 @@ def cmd_tune_generator(args) -> int:
         pairs = [(s.image, s.labels) for s in samples]
         calibrated_on = f"{description}: {len(samples)} images vs their masks synthesized (seeds 100000+)"
         bar = progress_bar(len(pairs), "calibration (synthesizing the training masks)")
-    spread = args.particle_spread
-    if spread is None and not args.calibrate:  # nothing annotated to fit it on: the checkpoint's stays
+    spread, held_finishing = args.particle_spread, None
+    if not args.calibrate:  # nothing annotated to fit on: the checkpoint's grey levels and spread stay
+        import dataclasses
+
         from ..config import Finishing
         from ..models.checkpoint import load_checkpoint
 
-        spread = Finishing.from_dict(load_checkpoint(path, kind=ModelKind.GENERATOR).get("postprocess") or {}).particle_spread
+        held_finishing = Finishing.from_dict(load_checkpoint(path, kind=ModelKind.GENERATOR).get("postprocess") or {})
+        spread = held_finishing.particle_spread if spread is None else spread
     finishing = fit_finishing(real, blur=args.blur, generator=generator, pairs=pairs, particle_spread=spread,
                               progress=(lambda d, t: bar.update(d - bar.n)) if bar else None)
+    if held_finishing is not None:
+        finishing = dataclasses.replace(finishing, gain=held_finishing.gain, offset=held_finishing.offset)
     if bar is not None:
         bar.close()
     levels = [noise_level(im) for im in real]
@@ -286,7 +291,8 @@ def add_commands(sub) -> None:
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a grey-level gain and offset that give synthetic images of the training masks the "
                         "real training images' mean and spread, and the particle-to-particle contrast spread "
-                        "(needs the --dataset training split under --data-root)")
+                        "(needs the --dataset training split under --data-root; without it the checkpoint's gain, "
+                        "offset and spread stay)")
     p.add_argument("--particle-spread", type=float, default=None, metavar="LOG_SD",
                    help="log-SD of each particle's contrast factor (real SEM particles of one field differ in "
                         "brightness); default: fitted with --calibrate (BAM: 0.40), else the checkpoint's; "
