@@ -2,7 +2,7 @@
 
     python -m bench.evaluate [--model default] [--data-root ../shared/data] [--split test]
                              [--baseline] [--save-dir DIR] [--check-reference]
-                             [--diameter-from-truth FACTOR | --auto-diameter]
+                             [--diameter-from-truth FACTOR | --auto-diameter] [--invert]
 
 Per data set (BAM SEM, EMPS): mean per-image foreground Dice and IoU; instance
 precision, recall, F1 at IoU 0.5 (one-to-one matching) and mean matched IoU; the same
@@ -14,7 +14,10 @@ Images go through the same path a user's file does (read, info bar detected and
 excluded, tiled segmentation). With ``--baseline``, a classical Otsu + watershed
 baseline is tuned on the *training* split (grid search) and scored on the same
 test images. With ``--check-reference``, the predictions are also scored by
-``../shared/tools/evalseg.py`` and both results are printed.
+``../shared/tools/evalseg.py`` and both results are printed. With ``--invert``, every
+image's grey levels are mirrored within its own range before segmenting (bright particles
+made dark and the reverse): the same particles in the other polarity, a check of how
+much the model leans on brightness rather than shape.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ from napari_nanogan.io.masks import instance_labels, read_mask
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation.classical import otsu_watershed
+
+
+def inverted(image: np.ndarray) -> np.ndarray:
+    """``image`` with its grey levels mirrored within its own range, in its own dtype."""
+    wide = np.asarray(image).astype(np.float64)
+    return (wide.max() + wide.min() - wide).astype(np.asarray(image).dtype)
 
 
 def truth_and_rows(key, image, mask):
@@ -128,6 +137,7 @@ def main():
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--save-dir", default=None, help="keep predictions here as <stem>_labels.tif")
     ap.add_argument("--check-reference", action="store_true")
+    ap.add_argument("--invert", action="store_true", help="mirror each image's grey levels within its range")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--auto-diameter", action="store_true",
                       help='segment(diameter="auto"): the model\'s size model estimates each image\'s diameter')
@@ -141,7 +151,8 @@ def main():
     seg = load_segmenter(args.model)
     splits = shared_splits(args.data_root)
     result = {"model": args.model, "split": args.split, "data_root": args.data_root,
-              "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter}
+              "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter,
+              "inverted": args.invert}
     folders = {"bam": "bam_tio2_sem", "emps": "emps"}
     for key in args.datasets.split(","):
         triples = splits[key][args.split]
@@ -152,6 +163,8 @@ def main():
         for stem, img_path, mask_path in triples:
             image, meta = read_image(img_path)
             truth, rows = truth_and_rows(key, image, read_mask(mask_path))
+            if args.invert:
+                image = inverted(image)
             t = time.perf_counter()
             diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_diameter(truth)
             result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter)
