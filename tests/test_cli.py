@@ -236,6 +236,30 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
                  "--synthetic-share", "1"]) == 2
 
 
+def test_train_starts_from_a_named_or_saved_model_and_takes_its_shape(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.models import registry
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    _fake_emps(tmp_path / "data", lambda i: particle_labels((64, 64), n_particles=5, mean_diameter=10, seed=i))
+    common = ["train", "--data-root", str(tmp_path / "data"), "--datasets", "emps", "--steps", "1", "--batch-size", "2",
+              "--patch-size", "64", "--val-every", "1000"]
+    tiny = load_checkpoint(tiny_checkpoint, kind="segmenter")
+    # a checkpoint: its depth and width, not the flags' defaults (depth 4, 16 channels)
+    assert main([*common, "--out", str(tmp_path / "run"), "--init", str(tiny_checkpoint), "--invert", "0.5"]) == 0
+    run = load_checkpoint(tmp_path / "run" / "best.pt", kind="segmenter")
+    assert run["config"] == tiny["config"] and run["provenance"]["train_config"]["invert_prob"] == 0.5
+    assert "init: " in capsys.readouterr().err
+    # a model's name, as --model takes it
+    real_resolve = registry.resolve_model
+    monkeypatch.setattr(registry, "resolve_model", lambda name, **kw: tiny_checkpoint if name == "tiny" else real_resolve(name, **kw))
+    assert main([*common, "--out", str(tmp_path / "run2"), "--init", "tiny"]) == 0
+    assert main([*common, "--out", str(tmp_path / "run3"), "--init", "no-such-model"]) == 2
+    assert "--init" in capsys.readouterr().err and not (tmp_path / "run3").exists()
+    for flag in ("--invert", "--distractors"):
+        assert main([*common, "--out", str(tmp_path / "run4"), flag, "1.5"]) == 2
+        assert "probabilities" in capsys.readouterr().err
+
 def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     from napari_nanogan.data.procedural import particle_labels
     from napari_nanogan.measure import median_diameter

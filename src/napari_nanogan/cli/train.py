@@ -124,6 +124,18 @@ def _train(args, world) -> int:
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
                          distractor_prob=args.distractors, invert_prob=args.invert)
     model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
+    if args.init:  # a name or a checkpoint; the network is the init model's shape (--depth etc. do not apply)
+        from ..config import ModelKind
+        from ..models.checkpoint import load_checkpoint
+        from ..models.registry import resolve_model
+
+        try:
+            args.init = str(resolve_model(args.init, kind=ModelKind.SEGMENTER))
+            model_config = SegmenterConfig.from_dict(load_checkpoint(args.init, kind=ModelKind.SEGMENTER)["config"])
+        except (LookupError, ValueError, OSError) as exc:
+            say(f"nanogan train: --init: {str(exc).splitlines()[0]}")
+            return 2
+        say(f"init: {args.init} (its network: depth {model_config.depth}, {model_config.base_channels} channels)")
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
         "command": command_line(),
@@ -344,7 +356,8 @@ def add_commands(sub) -> None:
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")
     p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--out", required=True, help="run folder (last.pt, best.pt); resumes if it has last.pt")
-    p.add_argument("--init", default=None, help="start from this segmenter (a name or checkpoint; with --pairs default `default`, `none` for random weights)")
+    p.add_argument("--init", default=None, help="start from this segmenter (a name or checkpoint; the network keeps its depth and width; with "
+                        "--pairs default `default`, `none` for random weights)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 3000; with --pairs 1200)")
     p.add_argument("--batch-size", type=int, default=4, help="patches per step")
     p.add_argument("--patch-size", type=int, default=256, help="patch side in pixels")
