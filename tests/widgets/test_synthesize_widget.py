@@ -78,11 +78,16 @@ def test_fit_designer_to_layer(widget):
     assert "fitted" in w.status.value
 
 
-def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wait_done, tmp_path):
+def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wait_done, tmp_path, monkeypatch):
     import time
 
     import tifffile
 
+    import napari_nanogan.synthesis as synthesis
+
+    real = synthesis.synthesize
+    # each image takes 50 ms more, as a large one would: the run is still going when it is cancelled
+    monkeypatch.setattr(synthesis, "synthesize", lambda *a, **k: time.sleep(0.05) or real(*a, **k))
     viewer, w = widget
     mask = np.zeros((64, 64), np.uint16)
     mask[10:30, 10:30], mask[35:50, 35:60] = 1, 2
@@ -93,12 +98,13 @@ def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wai
     w.run()
     qtbot.waitUntil(lambda: "synthetic m #1" in viewer.layers, timeout=20_000)
     assert tuple(viewer.layers["synthetic m #0"].scale) == pytest.approx((5.0, 5.0))  # the file's pixel size
-    t0 = time.perf_counter()
+    made = sum(layer.name.startswith("synthetic m #") for layer in viewer.layers)
     w.cancel()
     wait_done(w, timeout=5_000)
-    assert time.perf_counter() - t0 < 2.0
     kept = [layer for layer in viewer.layers if layer.name.startswith("synthetic m #")]
-    assert 2 <= len(kept) < 64 and w.status.value.startswith("cancelled")
+    # the run stops well before its end (64 images take 3.2 s here), and what was made is kept (images already
+    # made but still on their way to the viewer arrive too): a count, not a time, so it holds on a loaded machine
+    assert made <= len(kept) < 32 and w.status.value.startswith("cancelled")
     assert "synthetic m mask" in viewer.layers
 
 
