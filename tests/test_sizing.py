@@ -154,12 +154,10 @@ def test_auto_diameter_needs_a_size_model(tiny_segmenter, sem_like):
 
 @pytest.mark.parametrize("estimate, shrinks", [(20.0, False), (30.0, False), (96.0, True)])
 def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, sem_like, network_input_shapes,
-                                                                estimate, shrinks, monkeypatch):
-    from napari_nanogan import config
+                                                                estimate, shrinks):
     from napari_nanogan.config import AUTO_MIN_RATIO
     from napari_nanogan.segmentation import segment
 
-    monkeypatch.setattr(config, "REFINE_RATIO", 0.0)  # the estimate's own resize (an untrained network finds noise)
     image, _ = sem_like
     sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
     network_input_shapes.clear()
@@ -285,44 +283,3 @@ def test_estimate_thresholds_follow_the_models_particle_size():
     _, labels = _discs(22.0, n=12)  # particles of about 22 px found
     assert not enlargement_holds(labels) and not enlargement_holds(labels, 24.0)
     assert enlargement_holds(labels, 48.0)
-
-
-def test_particles_found_far_from_the_estimate_set_the_scale_again():
-    """As in Cellpose: segmented at the estimate's scale, particles that measure REFINE_RATIO times
-    larger or smaller than it (and call for another resize) are segmented again at their own."""
-    from napari_nanogan import config
-    from napari_nanogan.segmentation import Segmenter, segment
-    from napari_nanogan.segmentation.sizing import refined_diameter
-
-    seg = Segmenter.from_network(_Brightness(), device="cpu")
-    image, labels = _discs(40.0, n=12)
-    true = median_diameter(labels)
-    seg.size_model = constant_size_model(17.0)  # far too small, yet between the thresholds: no resize
-    result = segment(image, seg, diameter="auto", info_bar=None)
-    assert result.refined_from_px == pytest.approx(17.0)
-    assert result.diameter_px == pytest.approx(true, rel=0.1)
-    assert result.scale == pytest.approx(24.0 / result.diameter_px)  # shrunk to the model's 24 px
-    assert result.labels.shape == image.shape and abs(result.count - labels.max()) <= 1
-    assert "first estimate 17 px" in result.describe()
-    seg.size_model = constant_size_model(40.0)  # right: no second pass
-    right = segment(image, seg, diameter="auto", info_bar=None)
-    assert right.refined_from_px is None and right.diameter_px == pytest.approx(40.0)
-    assert "first estimate" not in right.describe()
-
-    # the rule itself
-    class Sizer:
-        size_model, coarse_sizing, diameter_px = object(), None, 24.0
-
-    assert refined_diameter(labels, 17.0, 1.0, Sizer()) == pytest.approx(true, rel=0.1)
-    assert refined_diameter(labels, 120.0, 0.2, Sizer()) == pytest.approx(true, rel=0.1)  # shrunk too far
-    assert refined_diameter(labels, 32.0, 1.0, Sizer()) is None  # within 1.5 times
-    assert refined_diameter(labels, 10.0, 2.0, Sizer()) is None  # enlargements have their own check
-    _, twenty = _discs(20.0, n=12)
-    assert refined_diameter(twenty, 13.0, 1.0, Sizer()) is None  # 1.5 times off, but no other resize
-    assert refined_diameter(labels[:60, :60] * 0, 17.0, 1.0, Sizer()) is None  # nothing found
-    assert refined_diameter(labels, None, 1.0, Sizer()) is None
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(config, "REFINE_RATIO", 0.0)
-        assert refined_diameter(labels, 17.0, 1.0, Sizer()) is None
-        assert segment(image, dataclasses.replace(seg, size_model=constant_size_model(17.0)), diameter="auto",
-                       info_bar=None).refined_from_px is None

@@ -36,11 +36,6 @@ AUTO_ENLARGE_BELOW = 12.0
 #: not small, and the enlargement cut them up (a grainy matrix's 20-px particles estimated
 #: 10.5 px: 15.8 px found; the shrunk val and test images' particles: 7.7-12.3 px found).
 AUTO_ENLARGE_KEEP_BELOW = 15.0
-#: After a pass at an estimated diameter, the particles found (their median
-#: equivalent-circle diameter) set the scale again when they are this many times larger or
-#: smaller than the estimate and call for another resize: one more pass
-#: (``segmentation.sizing.refined_diameter``). 0 turns it off.
-REFINE_RATIO = 1.5
 #: An image is enlarged only as far as this many pixels (specimen rows) allow.
 MAX_ENLARGED_PIXELS = 64_000_000
 #: An estimated diameter resizes only when at least this many times the model's:

@@ -32,15 +32,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .. import config as _config
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, PostprocessConfig
 from ..io.infobar import InfoBar
 from ..normalize import intensity_range
 from ..progress import drive
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess
-from .sizing import (MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor, refined_diameter,
-                     refined_factor)
+from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
 from .statistics import Statistics, record_statistics, statistics_crops
 from .tiles import MIN_SIDE, probability_steps
 
@@ -50,9 +48,7 @@ if TYPE_CHECKING:
 #: Side (px) of the centre crop the particle diameter is estimated on (and the ``auto`` network chosen on).
 ESTIMATE_SAMPLE = 4096
 #: Side (px) of the centre crop on which an enlargement for an estimate is checked
-#: (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), and on which the particles found at an
-#: estimate's scale are measured (:func:`~napari_nanogan.segmentation.sizing.refined_diameter`), as ``segment``
-#: does on the whole image.
+#: (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), as ``segment`` checks the whole image.
 ENLARGE_TRIAL = 1024
 SIDES = ("top", "bottom", "left", "right")
 
@@ -232,15 +228,6 @@ def plan_blockwise(
                             postprocess=postprocess).labels
             if not enlargement_holds(found, sizer.diameter_px):
                 factor = 1.0
-        elif diameter is not None and _config.REFINE_RATIO:  # as segment() does: the particles found measure themselves
-            from .pipeline import segment
-
-            trial = _centre_crop(sample, slice(None), ENLARGE_TRIAL)
-            found = segment(trial, segmenter, diameter=sizer.diameter_px / factor, info_bar=None, tile=tile,
-                            overlap=overlap, postprocess=postprocess).labels
-            own = refined_diameter(found, diameter, factor, sizer)
-            if own is not None:
-                diameter, factor = own, refined_factor(own, sizer)
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     polarity_sample = None

@@ -16,8 +16,7 @@ from ..progress import Progress, drive, staged
 from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
-from .sizing import (MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor,
-                     refined_diameter, refined_factor)
+from .sizing import MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor
 from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
 
 if TYPE_CHECKING:
@@ -61,11 +60,6 @@ class SegmentationResult:
         enlarged the image, but the particles found were not small
         (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), so the labels are
         those of the image at its own scale.
-    refined_from_px : float or None
-        The size model's estimate, where the particles found at its scale measured
-        :data:`~napari_nanogan.config.REFINE_RATIO` times larger or smaller and the image was
-        segmented again at theirs (:func:`~napari_nanogan.segmentation.sizing.refined_diameter`);
-        ``diameter_px`` is then their median diameter.
     """
 
     labels: np.ndarray
@@ -79,7 +73,6 @@ class SegmentationResult:
     enlarge_below_px: float | None = None
     scale: float = 1.0
     enlargement_rejected: bool = False
-    refined_from_px: float | None = None
 
     @property
     def count(self) -> int:
@@ -95,8 +88,6 @@ class SegmentationResult:
         if self.diameter_estimated and self.diameter_px is not None:
             length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
-            if self.refined_from_px is not None:
-                parts.append(f"measured on the particles found (first estimate {self.refined_from_px:.0f} px)")
             if self.scale > 1.0:
                 parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
             elif self.enlargement_rejected:
@@ -198,15 +189,6 @@ def segment_steps(
         factor = 1.0  # the particles found are not small: the estimate was wrong; the image's own scale suits them
         labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,
                                                                          tile, overlap, postprocess)
-    refined_from = None
-    own = refined_diameter(labels, diameter, factor, sizer) if estimated and not rejected else None
-    if own is not None:
-        new_factor = within_pixel_budget(refined_factor(own, sizer), grey[rows].shape)
-        if new_factor != factor:  # the particles found measured themselves: segmented again at their scale
-            yield Progress(0, 1, f"estimated {diameter:.0f} px, found {own:.0f} px: segmenting again at that size")
-            refined_from, diameter, factor = diameter, own, new_factor
-            labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,
-                                                                             tile, overlap, postprocess)
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None
@@ -214,7 +196,7 @@ def segment_steps(
                               diameter_px=None if diameter is None else float(diameter),
                               diameter_estimated=estimated and diameter is not None, model=network.name,
                               confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW,
-                              scale=factor, enlargement_rejected=rejected, refined_from_px=refined_from)
+                              scale=factor, enlargement_rejected=rejected)
 
 
 def _labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):

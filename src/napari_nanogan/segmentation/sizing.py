@@ -260,43 +260,6 @@ def enlargement_holds(labels: np.ndarray, model_diameter_px: float | None = None
     return not found.size or float(np.median(found)) < _config.AUTO_ENLARGE_KEEP_BELOW * ratio
 
 
-def refined_diameter(labels: np.ndarray, diameter: float | None, factor: float, sizer,
-                     min_particles: int = 3) -> float | None:
-    """The particles' own diameter (px), where a pass at an estimated ``diameter`` found particles that call for
-    another scale; else None.
-
-    The particles found (equivalent-circle diameter of those of 9 px or more; at least
-    ``min_particles`` of them) have a median ``config.REFINE_RATIO`` times larger or smaller
-    than the estimate, and that median resizes the image (:func:`refined_factor`: never
-    larger) by at least 1.25 times more or less than ``factor``. As Cellpose's size model does, the
-    segmentation then measures the particles better than the first estimate: an image of
-    35-px particles estimated 17 px is segmented at its own scale and the particles come out
-    whole, about 35 px, so it is segmented again shrunk to the model's 24 px. Only for
-    ``factor`` <= 1: an enlargement has its own check (:func:`enlargement_holds`).
-    """
-    from .. import config as _config
-    from ..measure import equivalent_diameters
-
-    ratio = float(_config.REFINE_RATIO)
-    if not ratio or diameter is None or not diameter > 0 or factor > 1.0:
-        return None
-    found = equivalent_diameters(labels, min_area=9)
-    if found.size < min_particles:
-        return None
-    own = float(np.median(found))
-    if max(own / diameter, diameter / own) < ratio:
-        return None
-    change = refined_factor(own, sizer) / factor
-    return own if max(change, 1 / change) >= 1.25 else None
-
-
-def refined_factor(diameter: float, sizer) -> float:
-    """The resize for a diameter measured on the particles found (:func:`refined_diameter`): as for an
-    estimate (:func:`estimate_factor`), but never an enlargement. Small particles found at a coarser scale
-    than theirs may be pieces of a textured matrix; only an estimate enlarges, with its check."""
-    return min(estimate_factor(diameter, sizer), 1.0)
-
-
 def shrink_threshold(segmenter) -> float:
     """The smallest estimated diameter (px) at which ``diameter="auto"`` makes an image smaller."""
     from ..config import AUTO_MIN_RATIO
