@@ -17,7 +17,8 @@ test images. With ``--check-reference``, the predictions are also scored by
 ``../shared/tools/evalseg.py`` and both results are printed. With ``--invert``, every
 image's grey levels are mirrored within its own range before segmenting (bright particles
 made dark and the reverse): the same particles in the other polarity, a check of how
-much the model leans on brightness rather than shape.
+much the model leans on brightness rather than shape (the kinds in ``by_kind`` are then
+those of the inverted images: inverted BAM fields count as dark particles).
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def main():
                       help="pass segment(diameter=FACTOR x the annotated median equivalent-circle diameter), "
                            "as a user who knows the rough particle size would (1 = exact, 1.3 = 30 %% too large)")
     args = ap.parse_args()
+    if args.invert and args.baseline:
+        ap.error("--invert with --baseline would tune the baseline on images of the other polarity")
 
     from napari_nanogan.segmentation import load_segmenter, segment
 

@@ -74,6 +74,8 @@ def main():
     ap.add_argument("--train-invert", type=float, default=0.0, metavar="P",
                     help="mirror each training patch's grey levels with this chance (default 0)")
     args = ap.parse_args()
+    if not 0 <= args.train_invert <= 1:
+        ap.error("--train-invert is a probability, within 0..1")
 
     from napari_nanogan.data.randomized import RandomizedSource
     from napari_nanogan.training.segmenter import train_segmenter
@@ -109,10 +111,11 @@ def main():
     reference = load_segmenter(args.reference)
     from napari_nanogan.models.checkpoint import load_checkpoint
 
-    trained = load_checkpoint(out / "last.pt")  # what the run was, not this command's defaults
+    # what the run was, not this command's defaults (last.pt, else best.pt's own record)
+    trained = load_checkpoint(out / "last.pt" if (out / "last.pt").is_file() else out / "best.pt")
     recipe = trained["provenance"].get("train_config", {})
     result = {"family_held_out": args.family, "trained_on": {k: len(v) for k, v in train.items() if k != "randomized"},
-              "randomized_share": args.randomized, "steps": trained.get("training", {}).get("step", args.steps),
+              "randomized_share": args.randomized, "steps": trained.get("training", {}).get("step", recipe.get("steps", args.steps)),
               "train_invert": recipe.get("invert_prob", 0.0), "best_step": load_checkpoint(out / "best.pt")["provenance"].get("step")}
     if args.invert:
         held = {part: [inverted(s) for s in samples] for part, samples in held.items()}

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+import torch
 from PIL import Image
 
 from conftest import requires_shipped
@@ -249,7 +250,20 @@ def test_train_starts_from_a_named_or_saved_model_and_takes_its_shape(tmp_path, 
     assert main([*common, "--out", str(tmp_path / "run"), "--init", str(tiny_checkpoint), "--invert", "0.5"]) == 0
     run = load_checkpoint(tmp_path / "run" / "best.pt", kind="segmenter")
     assert run["config"] == tiny["config"] and run["provenance"]["train_config"]["invert_prob"] == 0.5
+    assert run["provenance"]["init"]["path"] == str(tiny_checkpoint)
     assert "init: " in capsys.readouterr().err
+    # the init model's weights, not random ones: with no learning rate, they come out as they went in
+    assert main([*common, "--out", str(tmp_path / "still"), "--init", str(tiny_checkpoint), "--lr", "0"]) == 0
+    still = load_checkpoint(tmp_path / "still" / "best.pt", kind="segmenter")["state_dict"]
+    assert all(torch.equal(still[k], v) for k, v in tiny["state_dict"].items())
+    # resuming: the run's own network, whatever --init says now (or without it)
+    capsys.readouterr()
+    resume = [a if a != "1" else "{}" for a in common] + ["--out", str(tmp_path / "run")]
+    assert main([a.format(2) for a in resume]) == 0
+    assert main([a.format(3) for a in resume] + ["--init", "no-such-model"]) == 0
+    last = load_checkpoint(tmp_path / "run" / "last.pt", kind="segmenter")
+    assert last["training"]["step"] == 3 and last["config"] == tiny["config"]
+    assert "--init is not applied again" in capsys.readouterr().err
     # a model's name, as --model takes it
     real_resolve = registry.resolve_model
     monkeypatch.setattr(registry, "resolve_model", lambda name, **kw: tiny_checkpoint if name == "tiny" else real_resolve(name, **kw))
@@ -431,13 +445,17 @@ def test_tune_generator_stores_the_real_noise_level(tmp_path, tiny_generator_che
     assert Generator.from_checkpoint(tmp_path / "kept.pt", device="cpu").finishing.particle_spread == 0.3
     # ... and its calibrated grey levels
     from napari_nanogan.config import Finishing
+    from napari_nanogan.models.checkpoint import load_checkpoint
     from napari_nanogan.training.amend import with_finishing
 
-    with_finishing(tiny_generator_checkpoint, tmp_path / "calibrated.pt", Finishing(gain=0.8, offset=12.0))
+    with_finishing(tiny_generator_checkpoint, tmp_path / "calibrated.pt", Finishing(gain=0.8, offset=12.0),
+                   tuning={"calibration": "BAM training fields"})
     assert main(["tune-generator", "--model", str(tmp_path / "calibrated.pt"), "--images", str(folder),
                  "--out", str(tmp_path / "kept2.pt")]) == 0
     kept = Generator.from_checkpoint(tmp_path / "kept2.pt", device="cpu").finishing
     assert (kept.gain, kept.offset) == (0.8, 12.0) and kept.noise_residual == pytest.approx(4 * 0.876, rel=0.1)
+    tuning = load_checkpoint(tmp_path / "kept2.pt", kind="generator")["provenance"]["postprocess_tuning"]
+    assert tuning["calibration"] == "kept from the checkpoint: BAM training fields"
     assert main(["tune-generator", "--model", str(tmp_path / "spread.pt"), "--images", str(folder),
                  "--out", str(tmp_path / "x.pt"), "--particle-spread", "inf"]) == 2
 

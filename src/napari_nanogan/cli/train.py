@@ -41,12 +41,18 @@ def cmd_train(args) -> int:
     """``nanogan train``; under ``torchrun --nproc_per_node N`` data-parallel over N processes."""
     from ..training.ddp import process_group, world_from_env
 
-    if not (0 <= args.distractors <= 1 and 0 <= args.invert <= 1):
-        print("nanogan train: --distractors and --invert are probabilities, within 0..1", file=sys.stderr)
-        return 2
+    bad_probability = not (0 <= args.distractors <= 1 and 0 <= args.invert <= 1)
+    message = "nanogan train: --distractors and --invert are probabilities, within 0..1"
     if args.pairs:
+        if bad_probability:
+            print(message, file=sys.stderr)
+            return 2
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
     world = world_from_env()
+    if bad_probability:
+        if world.main:
+            print(message, file=sys.stderr)
+        return 2
     if args.batch_size % world.size:
         if world.main:
             print(f"nanogan train: --batch-size (the global batch) {args.batch_size} must be a multiple of the "
@@ -56,8 +62,38 @@ def cmd_train(args) -> int:
         return _train(args, world)
 
 
+def _network_shape(args, say):
+    """(the network's SegmenterConfig, the checkpoint to start from or None), or (None, None) after saying why.
+
+    A run folder with ``last.pt`` resumes with its own network (``--init`` was applied when it
+    started); otherwise ``--init`` (a model name or a checkpoint) sets the network's shape, and
+    ``--depth``, ``--base-channels`` and ``--norm`` apply without it.
+    """
+    from ..config import ModelKind, SegmenterConfig
+    from ..models.checkpoint import load_checkpoint
+    from ..models.registry import resolve_model
+
+    last = Path(args.out) / "last.pt"
+    init = None if args.init is None or str(args.init).lower() == "none" else str(args.init)
+    try:
+        if last.is_file():
+            if init:
+                say(f"resuming {last}: --init is not applied again")
+            return SegmenterConfig.from_dict(load_checkpoint(last, kind=ModelKind.SEGMENTER)["config"]), None
+        if init is None:
+            return SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm), None
+        path = resolve_model(init, kind=ModelKind.SEGMENTER)
+        config = SegmenterConfig.from_dict(load_checkpoint(path, kind=ModelKind.SEGMENTER)["config"])
+    except (LookupError, ValueError, OSError) as exc:
+        say(f"nanogan train: {'--init' if not last.is_file() else last}: {str(exc).splitlines()[0]}")
+        return None, None
+    say(f"init: {path} (its network: depth {config.depth}, {config.base_channels} channels; its post-processing and "
+        "size model are not carried over: tune and fit them after training)")
+    return config, path
+
+
 def _train(args, world) -> int:
-    from ..config import SegmenterConfig, TrainConfig
+    from ..config import TrainConfig
     from ..data.datasets import load_samples, shared_splits
     from ..training.data import at_model_scale
     from ..training.segmenter import train_segmenter
@@ -69,6 +105,9 @@ def _train(args, world) -> int:
     splits = shared_splits(args.data_root)
     if not splits:
         say(f"nanogan train: no bam_tio2_sem/ or emps/ under {args.data_root}")
+        return 2
+    model_config, init_path = _network_shape(args, say)  # before loading any data: a bad --init fails fast
+    if model_config is None:
         return 2
     wanted = [d for d in args.datasets.split(",") if d]
     train, val = {}, []
@@ -123,24 +162,13 @@ def _train(args, world) -> int:
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
                          distractor_prob=args.distractors, invert_prob=args.invert)
-    model_config = SegmenterConfig(base_channels=args.base_channels, depth=args.depth, norm=args.norm)
-    if args.init:  # a name or a checkpoint; the network is the init model's shape (--depth etc. do not apply)
-        from ..config import ModelKind
-        from ..models.checkpoint import load_checkpoint
-        from ..models.registry import resolve_model
-
-        try:
-            args.init = str(resolve_model(args.init, kind=ModelKind.SEGMENTER))
-            model_config = SegmenterConfig.from_dict(load_checkpoint(args.init, kind=ModelKind.SEGMENTER)["config"])
-        except (LookupError, ValueError, OSError) as exc:
-            say(f"nanogan train: --init: {str(exc).splitlines()[0]}")
-            return 2
-        say(f"init: {args.init} (its network: depth {model_config.depth}, {model_config.base_channels} channels)")
     provenance = {
         "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
         "command": command_line(),
         "at_model_scale": bool(args.at_model_scale),
     }
+    if init_path is not None:
+        provenance["init"] = {"model": str(args.init), "path": str(init_path)}
     if domain_weights is not None:
         provenance["domain_weights"] = domain_weights
     if args.synthetic:
@@ -156,7 +184,7 @@ def _train(args, world) -> int:
             "process; process 0 validates and writes the checkpoints")
     return drive_training(
         lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
-                                            provenance=provenance, init_from=args.init, should_stop=should_stop,
+                                            provenance=provenance, init_from=init_path, should_stop=should_stop,
                                             domain_weights=domain_weights, world=world),
         config.steps, "train", report, quiet=not world.main)
 
@@ -356,8 +384,9 @@ def add_commands(sub) -> None:
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")
     p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--out", required=True, help="run folder (last.pt, best.pt); resumes if it has last.pt")
-    p.add_argument("--init", default=None, help="start from this segmenter (a name or checkpoint; the network keeps its depth and width; with "
-                        "--pairs default `default`, `none` for random weights)")
+    p.add_argument("--init", default=None, help="start from this segmenter (a name or checkpoint; the network keeps its depth, width and "
+                        "normalisation, so --depth, --base-channels and --norm do not apply; with --pairs default "
+                        "`default`, and its post-processing and size model are kept; `none` for random weights)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 3000; with --pairs 1200)")
     p.add_argument("--batch-size", type=int, default=4, help="patches per step")
     p.add_argument("--patch-size", type=int, default=256, help="patch side in pixels")

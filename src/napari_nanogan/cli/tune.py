@@ -102,8 +102,16 @@ def cmd_tune_generator(args) -> int:
         from ..config import Finishing
         from ..models.checkpoint import load_checkpoint
 
-        held_finishing = Finishing.from_dict(load_checkpoint(path, kind=ModelKind.GENERATOR).get("postprocess") or {})
+        held = load_checkpoint(path, kind=ModelKind.GENERATOR)
+        held_finishing = Finishing.from_dict(held.get("postprocess") or {})
         spread = held_finishing.particle_spread if spread is None else spread
+        before = (held.get("provenance") or {}).get("postprocess_tuning") or {}
+        if before.get("calibration"):  # where the kept gain and offset were fitted
+            calibrated_on = f"kept from the checkpoint: {before['calibration']}"
+        if args.blur != held_finishing.blur_sigma and (held_finishing.gain, held_finishing.offset) != (1.0, 0.0):
+            print(f"nanogan tune-generator: the kept gain and offset were fitted with a blur of "
+                  f"{held_finishing.blur_sigma:g} px, not {args.blur:g}: add --calibrate to fit them again",
+                  file=sys.stderr)
     finishing = fit_finishing(real, blur=args.blur, generator=generator, pairs=pairs, particle_spread=spread,
                               progress=(lambda d, t: bar.update(d - bar.n)) if bar else None)
     if held_finishing is not None:
