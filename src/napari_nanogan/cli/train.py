@@ -41,18 +41,13 @@ def cmd_train(args) -> int:
     """``nanogan train``; under ``torchrun --nproc_per_node N`` data-parallel over N processes."""
     from ..training.ddp import process_group, world_from_env
 
-    bad_probability = not (0 <= args.distractors <= 1 and 0 <= args.invert <= 1)
-    message = "nanogan train: --distractors and --invert are probabilities, within 0..1"
-    if args.pairs:
-        if bad_probability:
-            print(message, file=sys.stderr)
-            return 2
-        return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
-    world = world_from_env()
-    if bad_probability:
-        if world.main:
-            print(message, file=sys.stderr)
+    world = None if args.pairs else world_from_env()
+    if not (0 <= args.distractors <= 1 and 0 <= args.invert <= 1):
+        if world is None or world.main:  # (one message under torchrun)
+            print("nanogan train: --distractors and --invert are probabilities, within 0..1", file=sys.stderr)
         return 2
+    if args.pairs:
+        return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
     if args.batch_size % world.size:
         if world.main:
             print(f"nanogan train: --batch-size (the global batch) {args.batch_size} must be a multiple of the "
