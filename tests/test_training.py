@@ -139,6 +139,8 @@ def test_probabilities_out_of_range_are_refused():
         TrainConfig(invert_prob=1.5)
     with pytest.raises(ValueError, match="distractor_prob"):
         TrainConfig(distractor_prob=-0.1)
+    with pytest.raises(ValueError, match="invert_prob"):
+        AugmentConfig(invert_prob=2.0)
 
 def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():
     from napari_nanogan.training.data import at_model_scale

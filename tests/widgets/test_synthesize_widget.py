@@ -85,9 +85,9 @@ def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wai
 
     import napari_nanogan.synthesis as synthesis
 
-    real = synthesis.synthesize
+    real, calls = synthesis.synthesize, []
     # each image takes 50 ms more, as a large one would: the run is still going when it is cancelled
-    monkeypatch.setattr(synthesis, "synthesize", lambda *a, **k: time.sleep(0.05) or real(*a, **k))
+    monkeypatch.setattr(synthesis, "synthesize", lambda *a, **k: calls.append(1) or time.sleep(0.05) or real(*a, **k))
     viewer, w = widget
     mask = np.zeros((64, 64), np.uint16)
     mask[10:30, 10:30], mask[35:50, 35:60] = 1, 2
@@ -105,6 +105,7 @@ def test_images_arrive_as_they_are_made_and_cancel_keeps_them(widget, qtbot, wai
     # the run stops well before its end (64 images take 3.2 s here), and what was made is kept (images already
     # made but still on their way to the viewer arrive too): a count, not a time, so it holds on a loaded machine
     assert made <= len(kept) < 32 and w.status.value.startswith("cancelled")
+    assert len(calls) >= len(kept)  # the slowed synthesis is the one the panel ran
     assert "synthetic m mask" in viewer.layers
 
 

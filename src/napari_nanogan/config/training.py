@@ -26,6 +26,15 @@ class AugmentConfig(Config):
     #: before the intensity augmentation: polarity-robust training.
     invert_prob: float = 0.0
 
+    def __post_init__(self):
+        _check_probabilities(self, "distractor_prob", "invert_prob")
+
+
+def _check_probabilities(config, *names: str) -> None:
+    for name in names:
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{name} is a probability, within 0..1; got {getattr(config, name)}")
+
 
 #: Real images as the critics see them: geometric augmentation only.
 GEOMETRY_ONLY = AugmentConfig(contrast=(1.0, 1.0), brightness=0.0, gamma=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0)
@@ -88,9 +97,7 @@ class TrainConfig(Config):
     invert_prob: float = 0.0
 
     def __post_init__(self):
-        for name in ("distractor_prob", "invert_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a probability, within 0..1; got {getattr(self, name)}")
+        _check_probabilities(self, "distractor_prob", "invert_prob")
 
 
 @dataclass(frozen=True)
