@@ -50,8 +50,9 @@ def inverted(sample):
     """The sample with its grey levels mirrored within their range (particles change polarity)."""
     import dataclasses
 
-    image = np.asarray(sample.image, np.float32)
-    return dataclasses.replace(sample, image=image.max() + image.min() - image)
+    from bench.evaluate import inverted as mirrored
+
+    return dataclasses.replace(sample, image=mirrored(sample.image))
 
 
 def score(model, samples, diameter="auto") -> dict:
