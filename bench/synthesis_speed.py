@@ -13,6 +13,8 @@ after one warm-up, with seeds 0, 1, ...:
   calibration, each particle's contrast, SEM noise), ``texture`` (the learned substrate
   texture, when the generator has one), with ``texture_network`` (its TextureNet alone) inside it, and
   ``particle_texture`` (the learned particle texture, when it has one);
+- ``precision``: what the networks ran in (bf16 on CPUs with native bf16 kernels;
+  ``NANOGAN_PRECISION=fp32`` for the fp32 timing);
 - ``matmul_74gflop_seconds``: 74 GFLOP of fp32 matmul on the same machine in the same run
   (``bench.bench_segment``'s reference), and ``synthesis_vs_matmul``, the ratio of
   ``seconds_1024x768`` to it: the speed goal's measure (at most 2.0);
@@ -76,7 +78,7 @@ def main(argv=None):
 
     result = {"model": args.model, "mask": "particle_labels((768, 1024), n_particles=150, mean_diameter=24, seed=0)",
               "particles": int(len(np.unique(mask)) - 1), "repeats": args.repeats, "load_seconds": load_s,
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "precision": gen.precision,
               "has_texture": gen.texture is not None, "has_particle_texture": gen.particle_texture is not None}
     result["seconds_1024x768"] = _median_seconds(lambda k: synthesize(mask, gen, seed=k), args.repeats)
     result["seconds_1024x768_no_postprocess"] = _median_seconds(
@@ -92,11 +94,11 @@ def main(argv=None):
         labels = maps[0] > 0.5
         stages["texture"] = _median_seconds(lambda k: gen.texture.apply(post, labels, k), args.repeats)
         weight = substrate_weight(labels, gen.texture.config.margin)
-        net = gen.texture.network
+        net = gen.texture.sampler()
 
         def texture_net(k):
             with torch.inference_mode():
-                net.sample(1, *weight.shape, torch.Generator().manual_seed(k))
+                net.sample(1, *weight.shape, torch.Generator().manual_seed(k), need=weight > 0)
 
         stages["texture_network"] = _median_seconds(texture_net, args.repeats)
     if gen.particle_texture is not None:

@@ -55,3 +55,20 @@ def inference_precision(device: torch.device | str) -> str:
     if chosen:
         raise ValueError(f"${PRECISION_ENV} must be fp32 or bf16, not {chosen!r}")
     return "bf16" if torch.device(device).type == "cpu" and bf16_supported() else "fp32"
+
+
+def inference_copy(network: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The network to sample with: itself in fp32, or a bf16 copy (weights cast once, activations bf16).
+
+    Autocast casts every convolution's input and output between fp32 and bf16, which on the
+    generators (many element-wise steps between convolutions) cost as much as bf16 saved; a
+    network held in bf16 runs all of it in bf16. The copy leaves the original's fp32 weights
+    for saving and training.
+    """
+    if precision != "bf16":
+        return network
+    import copy
+
+    twin = copy.deepcopy(network).to(torch.bfloat16)
+    return twin.to(memory_format=torch.channels_last) if next(network.parameters()).device.type == "cpu" else twin
+

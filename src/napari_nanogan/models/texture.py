@@ -93,11 +93,11 @@ class TextureNet(nn.Module):
         [height, width], n = 1): the pixels used; the texture may be 0 elsewhere (:meth:`forward`).
         """
         zh, zw = -(-height // 8), -(-width // 8)
-        dev = self.out.weight.device
-        z = torch.randn(n, self.config.z_channels, zh, zw, generator=generator).to(dev)
-        noise = [torch.randn(n, 1, zh * 2**k, zw * 2**k, generator=generator).to(dev) for k in (1, 2, 3)]
+        dev, dtype = self.out.weight.device, self.out.weight.dtype  # (bf16 for a bf16 copy)
+        z = torch.randn(n, self.config.z_channels, zh, zw, generator=generator).to(dev, dtype)
+        noise = [torch.randn(n, 1, zh * 2**k, zw * 2**k, generator=generator).to(dev, dtype) for k in (1, 2, 3)]
         if cond is not None:  # padded to the noise's multiple of 8 (edge values), cut back below
-            cond = F.pad(cond.to(dev), (0, zw * 8 - width, 0, zh * 8 - height), mode="replicate")
+            cond = F.pad(cond.to(dev, dtype), (0, zw * 8 - width, 0, zh * 8 - height), mode="replicate")
         if need is not None:
             need = np.pad(np.asarray(need, bool), ((0, zh * 8 - height), (0, zw * 8 - width)))
         return self(z, noise, cond, need=need)[..., :height, :width]

@@ -76,9 +76,11 @@ def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[tor
     side, tiles = choose_tile(need, (h, w), halo)
     rows, cols = tiles.shape
     span = side + 2 * halo
-    device = full[0].device if full else low[0].device
-    out = torch.zeros(1, out_channels, rows * side, cols * side, device=device).contiguous(memory_format=memory_format)
-    ones = torch.ones(1, 1, h, w, device=device)
+    first = full[0] if full else low[0]
+    device, dtype = first.device, first.dtype
+    out = torch.zeros(1, out_channels, rows * side, cols * side, device=device, dtype=dtype).contiguous(
+        memory_format=memory_format)
+    ones = torch.ones(1, 1, h, w, device=device, dtype=dtype)
     todo = list(zip(*np.nonzero(tiles)))
     per_batch = max(1, BATCH_PIXELS // (side * side))
     for start in range(0, len(todo), per_batch):

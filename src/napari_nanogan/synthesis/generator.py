@@ -10,7 +10,7 @@ import torch
 from ..config import Finishing, GeneratorConfig, ModelKind
 from ..models.checkpoint import CheckpointError, load_checkpoint
 from ..models.registry import DEFAULT_GENERATOR, resolve_model
-from ..models.runtime import for_inference
+from ..models.runtime import for_inference, inference_copy, inference_precision
 from ..models.style_unet import StyleUNet
 from .texture import LearnedTexture
 
@@ -32,6 +32,9 @@ class Generator:
         A learned substrate texture laid over the finished image.
     particle_texture : LearnedTexture or None
         A learned fine detail laid over the particles after that.
+    precision : str
+        ``"fp32"`` or ``"bf16"``: what sampling runs in (:meth:`sampler`); by default bf16 on
+        CPUs that run it natively (:func:`~napari_nanogan.models.runtime.inference_precision`).
     """
 
     network: StyleUNet
@@ -40,6 +43,14 @@ class Generator:
     finishing: Finishing = field(default_factory=Finishing)
     texture: LearnedTexture | None = None
     particle_texture: LearnedTexture | None = None
+    precision: str = "fp32"
+    _sampler: StyleUNet | None = field(default=None, init=False, repr=False, compare=False)
+
+    def sampler(self) -> StyleUNet:
+        """The network that draws images: :attr:`network`, or its bf16 copy (made once) in bf16."""
+        if self._sampler is None:
+            self._sampler = inference_copy(self.network, self.precision)
+        return self._sampler
 
     @property
     def config(self) -> GeneratorConfig:
@@ -68,8 +79,12 @@ class Generator:
     def from_network(cls, network: StyleUNet, *, name: str = "unnamed", card: dict | None = None, device=None,
                      finishing: Finishing | None = None, texture: LearnedTexture | None = None,
                      particle_texture: LearnedTexture | None = None) -> "Generator":
-        return cls(for_inference(network, device), name, card or {}, finishing or Finishing(), texture,
-                   particle_texture)
+        network = for_inference(network, device)
+        precision = inference_precision(next(network.parameters()).device)
+        for part in (texture, particle_texture):
+            if part is not None:
+                part.precision = precision
+        return cls(network, name, card or {}, finishing or Finishing(), texture, particle_texture, precision)
 
 
 def load_generator(name_or_path: str | os.PathLike = DEFAULT_GENERATOR, *, device=None) -> Generator:

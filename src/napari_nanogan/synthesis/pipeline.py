@@ -65,10 +65,11 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bo
     ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
     padded = np.pad(maps, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
     rng = torch.Generator().manual_seed(int(seed))
-    net = generator.network
-    x = torch.from_numpy(padded)[None].to(generator.device)  # [1, 2, H, W]
-    z = net.sample_latents(1, generator=rng).to(generator.device)
-    noise = [t.to(generator.device) for t in net.sample_noise(1, tuple(padded.shape[1:]), generator=rng)]
+    net = generator.sampler()
+    device, dtype = generator.device, next(net.parameters()).dtype
+    x = torch.from_numpy(padded)[None].to(device, dtype)  # [1, 2, H, W]
+    z = net.sample_latents(1, generator=rng).to(device, dtype)
+    noise = [t.to(device, dtype) for t in net.sample_noise(1, tuple(padded.shape[1:]), generator=rng)]
     with torch.inference_mode():
         out = net(x, z, noise)[0, 0, :h, :w].float().cpu().numpy()
     image = np.clip(np.round((out + 1) * 127.5), 0, 255).astype(np.uint8)
