@@ -101,7 +101,8 @@ def main():
         for record in train_segmenter(train, val, out_dir=out, config=config,
                                       model_config=SegmenterConfig(base_channels=16, depth=5),
                                       domain_weights=weights,
-                                      provenance={"held_out_family": args.family, "command": "python -m bench.leave_family_out"}):
+                                      provenance={"held_out_family": args.family, "randomized_share": args.randomized,
+                                                  "command": "python -m bench.leave_family_out"}):
             if record.validation:
                 print(f"step {record.step}: validation score {record.validation['score']:.4f}", flush=True)
     model = Segmenter.from_checkpoint(out / "best.pt", name="leave-family-out")
@@ -116,7 +117,7 @@ def main():
     trained = load_checkpoint(out / "last.pt" if (out / "last.pt").is_file() else out / "best.pt")
     recipe = trained["provenance"].get("train_config", {})
     result = {"family_held_out": args.family, "trained_on": {k: len(v) for k, v in train.items() if k != "randomized"},
-              "randomized_share": args.randomized, "steps": trained.get("training", {}).get("step", recipe.get("steps", args.steps)),
+              "randomized_share": trained["provenance"].get("randomized_share", args.randomized), "steps": trained.get("training", {}).get("step", recipe.get("steps", args.steps)),
               "train_invert": recipe.get("invert_prob", 0.0), "best_step": load_checkpoint(out / "best.pt")["provenance"].get("step")}
     if args.invert:
         held = {part: [inverted(s) for s in samples] for part, samples in held.items()}

@@ -18,7 +18,11 @@ after one warm-up, with seeds 0, 1, ...:
 - ``matmul_74gflop_seconds``: 74 GFLOP of fp32 matmul on the same machine in the same run
   (``bench.bench_segment``'s reference), and ``synthesis_vs_matmul``, the ratio of
   ``seconds_1024x768`` to it: the speed goal's measure (at most 2.0);
-- ``peak_rss_mb``: the process's resident high-water mark (Linux ``VmHWM``) at the end.
+- ``peak_rss_mb``: the process's resident high-water mark (Linux ``VmHWM``) at the end;
+- with ``--large N``: ``large`` (one ``synthesize`` call on a procedural N x N mask of
+  24-px particles, in a fresh process: its seconds and the process's peak resident memory).
+
+    python -m bench.synthesis_speed --large 4096
 """
 
 from __future__ import annotations
@@ -59,7 +63,12 @@ def main(argv=None):
     parser.add_argument("--model", default="default")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--large", type=int, default=0, metavar="N",
+                        help="also one synthesis of an N x N mask, in a fresh process (seconds, peak memory)")
+    parser.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)  # the fresh process of --large
     args = parser.parse_args(argv)
+    if args.one:
+        return _one_large(args.model, args.one)
 
     import torch
 
@@ -110,9 +119,31 @@ def main(argv=None):
     result["matmul_74gflop_seconds"] = matmul_seconds(args.repeats)
     result["synthesis_vs_matmul"] = round(result["seconds_1024x768"] / result["matmul_74gflop_seconds"], 2)
     result["peak_rss_mb"] = _peak_rss_mb()
+    if args.large:
+        import sys
+        from pathlib import Path
+
+        root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        run = subprocess.run([sys.executable, "-m", "bench.synthesis_speed", "--model", args.model, "--one", str(args.large)],
+                             capture_output=True, text=True, check=True, cwd=root, env=env)
+        result["large"] = json.loads(run.stdout.strip().splitlines()[-1])
     result["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(json.dumps(result))
+
+
+def _one_large(model: str, side: int) -> None:
+    """One synthesis of a procedural side x side mask (24-px particles at the 1024 x 768 mask's density)."""
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.synthesis import load_generator, synthesize
+
+    gen = load_generator(model, device="cpu")
+    mask = particle_labels((side, side), n_particles=int(150 * side * side / (1024 * 768)), mean_diameter=24, seed=0)
+    t = time.perf_counter()
+    synthesize(mask, gen, seed=0)
+    print(json.dumps({"side": side, "seconds": round(time.perf_counter() - t, 2), "peak_rss_mb": _peak_rss_mb(),
+                      "precision": gen.precision}))
 
 
 if __name__ == "__main__":

@@ -287,8 +287,9 @@ def test_synthesis_speed_bench_reports_every_stage(capsys):
 
     from bench import synthesis_speed
 
-    synthesis_speed.main(["--repeats", "1"])
+    synthesis_speed.main(["--repeats", "1", "--large", "256"])
     result = json.loads(capsys.readouterr().out)
+    assert result["large"]["side"] == 256 and result["large"]["seconds"] > 0 and result["large"]["peak_rss_mb"] > 0
     assert result["has_texture"] and result["has_particle_texture"] and result["particles"] >= 100
     assert set(result["stages"]) == {"maps", "network", "postprocess", "texture", "texture_network", "particle_texture"}
     assert all(v > 0 for v in result["stages"].values()) and result["seconds_1024x768"] > 0

@@ -4,7 +4,8 @@ A job is a generator function run by napari's ``create_worker``: it yields progr
 records and returns its result. The panel says how a record reads
 (``describe(record) -> (done, total, text)``), what to do with a record that carries a
 finished piece of work (``on_record``: e.g. add the image just made, so that Cancel keeps
-it), and with the result. Cancel asks the worker to stop at its next yield; a job that
+it), and with the result. Cancel asks the worker to stop at its next yield, and records
+still on their way are dropped (nothing joins the viewer after Cancel); a job that
 takes a ``should_stop`` callable (training: it saves before stopping) is asked through it
 instead, and ends by itself.
 """
@@ -52,6 +53,8 @@ class Job:
         worker = create_worker(function, *args, _start_thread=False, _connect={"errored": self._on_error}, **kwargs)
 
         def on_yielded(record):
+            if self.stop_requested and not self._graceful:
+                return  # made before Cancel but delivered after it: Cancel means nothing more arrives
             if on_record is not None:
                 on_record(record)
             shown = describe(record)
