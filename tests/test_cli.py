@@ -31,6 +31,29 @@ def test_segment_contract(tmp_path, tiny_checkpoint, sem_like, capsys):
     assert err.count("has no size model: images are segmented at their own scale") == 1  # said once, not per image
 
 
+def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, capsys):
+    image, _ = sem_like
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    for flags, out in (([], tmp_path / "plain"), (["--overlay"], tmp_path / "with")):
+        assert main(["segment", str(tmp_path / "a.tif"), "--out", str(out), "--model", str(tiny_checkpoint), *flags]) == 0
+    assert not (tmp_path / "plain" / "a_overlay.png").exists()
+    picture = np.asarray(Image.open(tmp_path / "with" / "a_overlay.png"))
+    assert picture.shape == (*image.shape, 3) and picture.dtype == np.uint8
+    labels = tifffile.imread(tmp_path / "with" / "a_labels.tif")
+    assert labels.max() > 0
+    grey = picture[..., 0] == picture[..., 1]
+    assert not grey[labels > 0].all() and grey[labels == 0].mean() > 0.99  # particles coloured, background grey
+    assert "a_overlay.png" in capsys.readouterr().err
+
+
+def test_a_misspelt_option_shows_the_commands_usage(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", "x.png", "--out", "o", "--diamter", "20"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: nanogan segment") and "unrecognized arguments: --diamter 20" in err
+
+
 def test_segment_bad_inputs_reported_and_others_processed(tmp_path, tiny_checkpoint, sem_like, capsys):
     image, _ = sem_like
     good = tmp_path / "good.tif"

@@ -294,7 +294,7 @@ def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path
     keys = list(dict.fromkeys(k for t in tables for k in t.columns)) if tables else ["image", "label"]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(keys)
             for t in tables:
                 for i in range(len(t)):
@@ -317,7 +317,7 @@ def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(keys)
             for name, s in summaries:
                 writer.writerow([name] + [_fmt(s.get(k, "")) for k in keys[1:]])

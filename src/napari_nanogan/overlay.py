@@ -17,8 +17,12 @@ def label_colors(n: int, seed: int = 7) -> np.ndarray:
     return cols.astype(np.uint8)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.35) -> np.ndarray:
-    """RGB uint8 picture: the grey image with each particle tinted and outlined."""
+def overlay(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.25, info_bar=None) -> np.ndarray:
+    """RGB uint8 picture: the grey image with each particle tinted and outlined.
+
+    ``info_bar`` (an :class:`~napari_nanogan.io.infobar.InfoBar`, optional): the rows left out of the
+    segmentation are dimmed and a yellow line marks where they start.
+    """
     grey = np.asarray(image, np.float32)
     lo, hi = np.percentile(grey, [0.5, 99.5])
     grey = np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1) * 255
@@ -28,4 +32,13 @@ def overlay(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.35) -> np
     rgb[inside] = (1 - alpha) * rgb[inside] + alpha * colors[labels[inside]]
     edges = find_boundaries(labels, mode="inner")
     rgb[edges] = colors[labels[edges]]
+    if info_bar is not None:
+        n = rgb.shape[0]
+        start, stop, _ = info_bar.specimen_rows.indices(n)
+        outside = np.ones(n, bool)
+        outside[start:stop] = False
+        rgb[outside] *= 0.5
+        for row in (start - 1, stop):  # the line between specimen and info bar
+            if 0 <= row < n:
+                rgb[row] = (255, 220, 0)
     return rgb.astype(np.uint8)

@@ -91,6 +91,7 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
             bar = progress_bar(len(files), "segment")
             outcomes = segment_files(client, files, args.out, model=args.model, diameter=diameter,
                                      diameter_nm=args.diameter_nm, tile=args.tile, overwrite=args.overwrite,
+                                     overlay=args.overlay,
                                      torch_threads=threads, report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
             bar.close()
             line, failures = _tally(outcomes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
@@ -60,7 +61,7 @@ def cmd_segment(args) -> int:
             bar = progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
             try:
                 _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
-                                       tile=args.tile,
+                                       tile=args.tile, overlay=args.overlay,
                                        progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             finally:
                 bar.close()  # before any line, which would else share the bar's
@@ -122,7 +123,7 @@ def cmd_demo(args) -> int:
     write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, confidence=result.confidence,
                  info_bar_start=bar_start)
     with atomic_path(out / "sample_overlay.png") as tmp:
-        Image.fromarray(overlay(image, labels)).save(tmp, format="PNG")
+        Image.fromarray(overlay(image, labels, info_bar=result.info_bar)).save(tmp, format="PNG")
     rows = result.info_bar.specimen_rows if result.info_bar else slice(0, truth.shape[0])
     scores = summarize([(truth, labels[rows])])
     # as `nanogan measure` reports them: whole particles (those cut by the border or the info bar left out)
@@ -230,7 +231,9 @@ def cmd_measure(args) -> int:
 
         measured = measured_here()
     tables, summaries, failures = [], [], 0
+    source_of = {p.resolve(): s for p, s in zip(paths, sources)}
     for path, table in measured:
+        source = source_of.get(Path(path).resolve())
         if isinstance(table, BaseException):
             failures += 1
             input_error(path, table, args)
@@ -239,7 +242,9 @@ def cmd_measure(args) -> int:
         summary = summarize_sizes(table)
         summaries.append((path.name, summary))
         d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
-        unit_note = "" if table.pixel_size_nm else " (pixel size unknown: lengths in pixels; pass --pixel-size or --image)"
+        unit_note = "" if table.pixel_size_nm else (
+            " (pixel size unknown: lengths in pixels; " + ("the --image gives none either: pass --pixel-size)"
+                                                           if source is not None else "pass --pixel-size or --image)"))
         print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
     if not tables:
         return 1
@@ -261,9 +266,15 @@ def cmd_measure(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("segment", help="segment images into particles (one label per particle)")
+    p = sub.add_parser("segment", help="segment images into particles (one label per particle)",
+                       description="Segment images into particles. Per input, <out>/<stem>_labels.tif (one label per "
+                                   "particle, the file's pixel size kept) and <stem>_labels.csv beside it (columns label, "
+                                   "confidence: the probability that the particle is real); an earlier result of that "
+                                   "name is replaced. Sizes and their distribution: nanogan measure <out>.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif")
+    p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif and <stem>_labels.csv")
+    p.add_argument("--overlay", action="store_true",
+                   help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) dimmed")
     p.add_argument("--model", default=DEFAULT_SEGMENTER,
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
     p.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")

@@ -17,6 +17,7 @@ def _earlier_image(path: Path, stems: set[str]) -> bool:
 
 
 def cmd_synthesize(args) -> int:
+    from ..segmentation.pipeline import plural
     import tifffile
 
     from ..io.atomic import atomic_path, remove_stale_temporaries
@@ -58,7 +59,8 @@ def cmd_synthesize(args) -> int:
                     tifffile.imwrite(tmp, image)
                 bar.update(1)
             bar.close()
-            print(f"{path}: {args.n} images -> {out}/{path.stem}_0..{args.n - 1}.tif", file=sys.stderr)
+            where = f"{path.stem}_0.tif" if args.n == 1 else f"{path.stem}_0..{args.n - 1}.tif"
+            print(f"{path}: {plural(args.n, 'image')} -> {out}/{where}", file=sys.stderr)
         except Exception as exc:  # one line per failed mask; the others are still synthesized
             failures += 1
             if bar is not None:
@@ -84,6 +86,7 @@ def _mask_recipe(path: Path, args, digest: str) -> dict:
 def cmd_export(args) -> int:
     """Synthetic image-mask pairs from masks, plus a manifest; run again, the same command completes an
     interrupted export (complete pairs are kept, leftovers rewritten, nothing of the user's clobbered)."""
+    from ..segmentation.pipeline import plural
     from ..config import ModelKind
     from ..io.images import check_readable_file
     from ..io.masks import check_mask, read_mask
@@ -147,7 +150,8 @@ def cmd_export(args) -> int:
                 bar.close()
                 if folder.changed:
                     folder.flush()
-                print(f"{path}: {args.n - kept} pairs" + (f" ({kept} already complete)" if kept else ""), file=sys.stderr)
+                print(f"{path}: {plural(args.n - kept, 'pair')}" + (f" ({kept} already complete)" if kept else ""),
+                      file=sys.stderr)
             except Exception as exc:  # one line per failed mask; the others are still exported
                 failures += 1
                 if bar is not None:
@@ -157,7 +161,7 @@ def cmd_export(args) -> int:
                 if bar is not None:
                     bar.close()
     if folder.flushes:
-        print(f"wrote {folder.written} pairs and {folder.manifest}", file=sys.stderr)
+        print(f"wrote {plural(folder.written, 'pair')} and {folder.manifest}", file=sys.stderr)
     elif folder.manifest.exists() and not failures:
         print(f"nothing to write: every pair is complete in {folder.manifest}", file=sys.stderr)
     else:
@@ -169,18 +173,20 @@ def add_commands(sub) -> None:
     p = sub.add_parser("synthesize", help="realistic SEM images from particle masks (Style U-Net generator)")
     p.add_argument("masks", nargs="+", metavar="MASK", help="binary or instance-label mask images, or folders")
     p.add_argument("--out", required=True, help="output folder for <mask stem>_<k>.tif")
-    p.add_argument("--n", type=count_value, default=1, help="images per mask (different styles)")
-    p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible")
-    p.add_argument("--model", default=DEFAULT_GENERATOR, help="shipped generator name or checkpoint path")
+    p.add_argument("--n", type=count_value, default=1, help="images per mask (different styles; default 1)")
+    p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible (default 0)")
+    p.add_argument("--model", default=DEFAULT_GENERATOR,
+                   help=f"shipped generator name or checkpoint path (default {DEFAULT_GENERATOR}: SEM; tem: bright-field TEM)")
     add_cluster_options(p)
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere")
     p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="mask files or folders")
     p.add_argument("--out", required=True, help="export folder (images/, masks/, manifest.json, manifest.csv)")
-    p.add_argument("--n", type=count_value, default=1, help="synthetic images per mask")
-    p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible")
-    p.add_argument("--model", default=DEFAULT_GENERATOR, help="generator name or checkpoint path")
+    p.add_argument("--n", type=count_value, default=1, help="synthetic images per mask (default 1)")
+    p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible (default 0)")
+    p.add_argument("--model", default=DEFAULT_GENERATOR,
+                   help=f"generator name or checkpoint path (default {DEFAULT_GENERATOR}: SEM; tem: bright-field TEM)")
     p.add_argument("--pixel-size", type=positive_value, default=None, help="pixel size in nm written into the TIFFs")
     p.add_argument("--png", action="store_true", help="also write PNG previews")
     p.add_argument("--overwrite", action="store_true",

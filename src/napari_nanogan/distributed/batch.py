@@ -38,13 +38,14 @@ class Outcome:
     extra: object = None
 
 
-def _segment_task(path: str, out_dir: str, plugin: str, diameter, diameter_nm, tile: int, overwrite: bool) -> Outcome:
+def _segment_task(path: str, out_dir: str, plugin: str, diameter, diameter_nm, tile: int, overwrite: bool,
+                  overlay: bool = False) -> Outcome:
     target = labels_path(out_dir, path)
     if not overwrite and target.is_file():
         return Outcome(path, "skipped", f"{path}: {target} is complete; skipped")
     try:
         _, line = segment_file(path, out_dir, worker_model(plugin), diameter=diameter, diameter_nm=diameter_nm,
-                               tile=tile)
+                               tile=tile, overlay=overlay)
     except _INPUT_ERRORS as exc:
         return Outcome(path, "failed", failure_line(path, exc))
     return Outcome(path, "done", line)
@@ -67,7 +68,7 @@ def collect(client, futures: dict, report: Callable[[Outcome], None] | None = No
 
 
 def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, model: str, diameter=None,
-                  diameter_nm: float | None = None, tile: int = 512, overwrite: bool = False,
+                  diameter_nm: float | None = None, tile: int = 512, overwrite: bool = False, overlay: bool = False,
                   torch_threads: int | None = None, report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Segment image files on the cluster of ``client``: ``<out>/<stem>_labels.tif`` each, as ``nanogan segment`` writes.
 
@@ -81,7 +82,7 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(p).resolve() for p in paths]
     futures = {client.submit(_segment_task, str(p), str(out_dir), plugin.name, diameter, diameter_nm, tile, overwrite,
-                             key=f"nanogan-segment-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
+                             overlay, key=f"nanogan-segment-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
     return collect(client, futures, report)
 
 

@@ -360,7 +360,7 @@ def _write_manifest_files(out_dir: Path, entries: list[dict]) -> None:
     keys = list(dict.fromkeys(k for e in entries for k in e))
     with atomic_path(out_dir / "manifest.csv") as tmp:
         with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
             writer.writeheader()
             writer.writerows(entries)
 

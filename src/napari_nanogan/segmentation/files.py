@@ -16,10 +16,18 @@ def labels_path(out_dir: str | Path, image_path: str | Path) -> Path:
     return Path(out_dir) / f"{Path(image_path).stem}_labels.tif"
 
 
+def overlay_path(out_dir: str | Path, image_path: str | Path) -> Path:
+    """Where ``--overlay`` puts the picture of the labels on ``image_path``: ``<out>/<stem>_overlay.png``."""
+    return Path(out_dir) / f"{Path(image_path).stem}_overlay.png"
+
+
 def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: float | Literal["auto"] | None = None,
-                 diameter_nm: float | None = None, tile: int = TILE,
+                 diameter_nm: float | None = None, tile: int = TILE, overlay: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> tuple[Path, str]:
     """Read an image, segment it, write ``<out>/<stem>_labels.tif`` (and the labels' table); return it and a line.
+
+    ``overlay``: also ``<out>/<stem>_overlay.png``, each particle outlined on the image (written
+    after the labels, so its presence means they are complete).
 
     ``diameter_nm`` (instead of ``diameter``) is converted with the file's pixel size; a
     file without one is an error. The labels are written atomically, table first, so
@@ -46,7 +54,19 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"], confidence=result.confidence,
                           info_bar_start=bottom_bar_start(result.info_bar))
     unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
-    return target, f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
+    line = f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
+    if overlay:
+        from PIL import Image
+
+        from ..io.atomic import atomic_path
+        from ..overlay import overlay as draw
+
+        picture = overlay_path(out_dir, path)
+        remove_stale_temporaries(picture)
+        with atomic_path(picture) as tmp:
+            Image.fromarray(draw(image, result.labels, info_bar=result.info_bar)).save(tmp, format="PNG")
+        line += f", {picture.name}"
+    return target, line
 
 
 def failure_line(path: str | Path, exc: BaseException) -> str:
