@@ -326,6 +326,12 @@ def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_ch
     assert shrunk >= 22
     tuning = load_checkpoint(tmp_path / "scaled.pt", kind="segmenter")["provenance"]["postprocess_tuning"]
     assert tuning["at_model_scale"] is True and tuning["candidates"] == 2
+    # --set keeps a value as given in every candidate (and records it); the grid's own key too
+    assert main([*args, "--out", str(tmp_path / "set.pt"), "--set", "merge_interior=0.5", "--set", "fg_threshold=0.45"]) == 0
+    data = load_checkpoint(tmp_path / "set.pt", kind="segmenter")
+    assert data["postprocess"]["merge_interior"] == 0.5 and data["postprocess"]["fg_threshold"] == 0.45
+    assert data["provenance"]["postprocess_tuning"]["candidates"] == 1
+    assert data["provenance"]["postprocess_tuning"]["fixed"] == {"merge_interior": 0.5, "fg_threshold": 0.45}
 
 
 def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, tiny_generator_checkpoint, capsys):

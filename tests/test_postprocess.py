@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 
 from napari_nanogan.config import PostprocessConfig
@@ -195,6 +197,32 @@ def test_merge_depth_follows_passes_from_the_highest_down():
     out2 = merge_shallow_regions(np.array([[3, 3, 1, 1, 2, 2]]), relief, 0.2)
     assert (out2[0, 0] == out2[0, 2]) and out2[0, 2] != out2[0, 4]
     assert merge_shallow_regions(np.zeros((3, 3), np.int32), np.zeros((3, 3)), 0.5).max() == 0
+
+
+def test_merge_interior_rejoins_a_rod_whose_depth_has_two_peaks_but_not_touching_particles():
+    from napari_nanogan.segmentation.postprocess import merge_through
+
+    # a dumbbell rod: thicker at its ends, so the combined relief (interior + depth) has a peak at each end;
+    # the network's interior runs along it unbroken at 0.6-0.9
+    yy, xx = np.mgrid[0:40, 0:120]
+    half_width = 5 + 3 * ((xx - 60) / 45.0) ** 2
+    fg = ((np.abs(yy - 20) <= half_width) & (xx >= 15) & (xx <= 105)).astype(np.float32)
+    interior = ((np.abs(yy - 20) <= 2) & (xx >= 20) & (xx <= 100)) * (0.6 + 0.3 * np.abs(xx - 60) / 40.0)
+    interior = interior.astype(np.float32)
+    config = PostprocessConfig(seed_method="combined", seed_threshold=0.3, smooth_sigma=2.0, min_distance=4)
+    assert instances_from_probabilities(fg, interior, config).max() == 2  # cut in the middle, as it was
+    whole = instances_from_probabilities(fg, interior, dataclasses.replace(config, merge_interior=0.5))
+    assert whole.max() == 1 and (whole > 0).sum() == fg.sum()
+    assert instances_from_probabilities(fg, interior, dataclasses.replace(config, merge_interior=0.7)).max() == 2
+    # touching discs: the interior falls to 0 at the contact, so they stay two
+    labels = _two_touching_discs()
+    out = instances_from_probabilities((labels > 0).astype(np.float32), interior_from_labels(labels).astype(np.float32),
+                                       dataclasses.replace(config, merge_interior=0.5))
+    assert out.max() == 2
+    # the level is a threshold on the pass: min(0.5, 0.6) = 0.5 merges at 0.5, not at 0.51
+    regions, relief = np.array([[1, 1, 2, 2]]), np.array([[0.9, 0.5, 0.6, 0.8]])
+    assert merge_through(regions, relief, 0.5).max() == 1
+    np.testing.assert_array_equal(merge_through(regions, relief, 0.51), regions)
 
 
 def test_small_particles_are_dropped_and_the_rest_renumbered_band_by_band(monkeypatch):

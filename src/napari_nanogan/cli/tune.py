@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -9,6 +10,25 @@ import sys
 
 from ..config import GENERATOR_DATASETS
 from .common import command_line, progress_bar
+
+
+def postprocess_setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for ``nanogan tune --set``: a post-processing field and a value of its type."""
+    import dataclasses
+
+    from ..config import PostprocessConfig
+
+    key, sep, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(PostprocessConfig)}
+    if not sep or key not in fields:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY one of {', '.join(fields)}, not {text!r}")
+    kind = type(getattr(PostprocessConfig(), key))
+    try:
+        parsed = value if kind not in (int, float) else kind(value)
+        PostprocessConfig(**{key: parsed})
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a valid value ({exc})") from None
+    return key, parsed
 
 
 def cmd_tune(args) -> int:
@@ -34,7 +54,8 @@ def cmd_tune(args) -> int:
         bar.update(done - bar.n)
 
     config, info = tuning.tune_postprocess(segmenter, samples, size_weight=args.size_weight,
-                                           size_quantiles=args.size_quantiles, progress=progress, workers=args.workers)
+                                           size_quantiles=args.size_quantiles, progress=progress, workers=args.workers,
+                                           fixed=dict(args.set or []))
     if bar is not None:
         bar.close()
     with_postprocess(args.model, args.out, config, dict(info, split="val", at_model_scale=bool(args.at_model_scale),
@@ -282,6 +303,9 @@ def add_commands(sub) -> None:
     p.add_argument("--at-model-scale", action="store_true",
                    help="tune on the validation images shrunk to the model's particle diameter (24 px), as the "
                         "network was trained with `nanogan train --at-model-scale`")
+    p.add_argument("--set", action="append", type=postprocess_setting, metavar="KEY=VALUE",
+                   help="a post-processing value to keep as given, not search (repeatable), e.g. merge_interior=0.5: "
+                        "for what the validation images cannot judge (they hold no rods)")
     p.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                    help="processes that score the post-processing candidates (default: the CPU cores, at most 4)")
     p.set_defaults(func=cmd_tune)

@@ -135,6 +135,11 @@ class PostprocessConfig(Config):
         probability dips in the middle gave it two seeds, but no real boundary
         separates them (merging by dynamics). 0 (default) merges nothing. In units of
         the relief: interior probability, or the normalised depth for distance seeds.
+    merge_interior : float
+        Then neighbours are also merged when the interior probability (unsmoothed)
+        stays at least this high across their border: the network sees one particle's
+        core there. A rod thicker at its ends gets two seeds from its depth, but its
+        interior runs through it unbroken. 0 (default) merges nothing more.
     min_confidence : float
         Particles whose confidence (the probability that they are real; see
         :mod:`napari_nanogan.segmentation.confidence`) is below this are dropped. 0
@@ -150,6 +155,7 @@ class PostprocessConfig(Config):
     smooth_sigma: float = 0.0
     min_distance: int = 5
     merge_depth: float = 0.0
+    merge_interior: float = 0.0
     min_confidence: float = 0.0
 
     def __post_init__(self):

@@ -102,6 +102,8 @@ def instances_from_probabilities(
         split = watershed(-relief, markers=seeds, mask=comp, connectivity=1)
         if config.merge_depth > 0:
             split = merge_shallow_regions(split, relief, config.merge_depth)
+        if config.merge_interior > 0:
+            split = merge_through(split, np.asarray(interior[box], np.float32) / scale, config.merge_interior)
         target[comp] = -(split[comp].astype(np.int32) + (next_label - 1))
         next_label += n_seeds
     del seeds_mask
@@ -131,8 +133,21 @@ def merge_shallow_regions(regions: np.ndarray, relief: np.ndarray, depth: float)
         peaks of merged groups updated, so the result does not depend on label order
         (except between passes of exactly equal height).
     """
+    if depth <= 0:
+        return regions
+    return _merge(regions, relief, lambda low_peak, height: low_peak - height < depth)
+
+
+def merge_through(regions: np.ndarray, relief: np.ndarray, level: float) -> np.ndarray:
+    """Merge neighbouring regions whose pass (as in :func:`merge_shallow_regions`) is at least ``level``:
+    ``relief`` stays that high all the way across their border, as one particle's interior does."""
+    return _merge(regions, relief, lambda low_peak, height: height >= level)
+
+
+def _merge(regions: np.ndarray, relief: np.ndarray, merges) -> np.ndarray:
+    """Union of neighbouring regions, passes from the highest down, where ``merges(lower peak, pass)``."""
     n = int(regions.max())
-    if depth <= 0 or n < 2:
+    if n < 2:
         return regions
     flat = regions.ravel().astype(np.int64)
     peak = np.full(n + 1, -np.inf, np.float64)
@@ -161,7 +176,7 @@ def merge_shallow_regions(regions: np.ndarray, relief: np.ndarray, depth: float)
 
     for k in np.argsort(-top, kind="stable"):
         a, b = root(int(keys[k] // (n + 1))), root(int(keys[k] % (n + 1)))
-        if a != b and min(peak[a], peak[b]) - top[k] < depth:
+        if a != b and merges(min(peak[a], peak[b]), top[k]):
             parent[b] = a
             peak[a] = max(peak[a], peak[b])
     lut = np.array([root(i) for i in range(n + 1)], regions.dtype)

@@ -45,7 +45,7 @@ def _score_candidate(cfg: PostprocessConfig) -> dict:
 def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | None = None,
                      size_weight: float = 0.0, size_quantiles: tuple[int, ...] = (50,),
                      progress: Callable[[int, int], None] | None = None,
-                     workers: int = 1) -> tuple[PostprocessConfig, dict]:
+                     workers: int = 1, fixed: dict | None = None) -> tuple[PostprocessConfig, dict]:
     """Choose post-processing parameters on validation images (never on reported ones).
 
     The network runs once per image; each candidate only re-runs the watershed. The
@@ -55,7 +55,8 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     default the median, D50; ``(10, 50, 90)`` asks for the distribution a user publishes.
     ``progress(done, total)`` is called after each image's network pass and each
     candidate (``total`` = images + candidates). ``workers`` > 1 scores the candidates in
-    that many processes (the same result, in the same order).
+    that many processes (the same result, in the same order). ``fixed``: post-processing
+    values every candidate takes as they are (not searched), e.g. ``{"merge_interior": 0.5}``.
     """
     if not size_quantiles or not all(isinstance(q, (int, np.integer)) and 1 <= q <= 99 for q in size_quantiles):
         raise ValueError(f"size_quantiles must be whole percentiles in 1-99, not {size_quantiles!r}")
@@ -67,10 +68,12 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         "fg_threshold": [0.4, 0.5, 0.6],
         "merge_depth": [0.0, 0.1, 0.2, 0.3],
     }
+    fixed = dict(fixed or {})
+    grid = {k: v for k, v in grid.items() if k not in fixed}
     keys = list(grid)
     candidates = []
     for values in itertools.product(*grid.values()):
-        cfg = PostprocessConfig(**dict(zip(keys, values)))
+        cfg = PostprocessConfig(**dict(zip(keys, values)), **fixed)
         if cfg.seed_method == SeedMethod.COMPONENTS and "min_distance" in grid and cfg.min_distance != grid["min_distance"][0]:
             continue  # min_distance only matters for peak seeds
         if (cfg.seed_method in (SeedMethod.DISTANCE, SeedMethod.COMBINED) and "seed_threshold" in grid
@@ -113,7 +116,7 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         _tune_worker_init(data)
         for cfg in candidates:
             record(cfg, _score_candidate(cfg))
-    info = {"best_score": float(best), "candidates": len(table), "size_weight": size_weight,
+    info = {"best_score": float(best), "candidates": len(table), "size_weight": size_weight, "fixed": fixed,
             "size_quantiles": [int(q) for q in size_quantiles],
             "val": {k: round(v, 4) for k, v in best_row.items() if k.split("_")[0] in truth_sizes}}
     return best_cfg, info
