@@ -63,8 +63,17 @@ def truth_and_rows(key, image, mask):
 SIZE_BINS = ((0, 12, "under 12 px"), (12, 40, "12-40 px"), (40, 120, "40-120 px"), (120, np.inf, "120 px and over"))
 
 
+def elongated(truth) -> bool:
+    """Whether an image's particles are rods: the median ratio of minor to major axis (particles of 16 px or more) under 0.5."""
+    from skimage.measure import regionprops
+
+    ratios = [p.axis_minor_length / max(p.axis_major_length, 1e-6) for p in regionprops(np.asarray(truth)) if p.area >= 16]
+    return bool(ratios) and float(np.median(ratios)) < 0.5
+
+
 def kinds(image, truth, rows) -> list[str]:
-    """The kinds an annotated image belongs to: its particles' polarity and its median particle diameter's range."""
+    """The kinds an annotated image belongs to: its particles' polarity, its median particle diameter's range
+    and, for rods, "elongated"."""
     spec = np.asarray(image[rows], np.float32)
     fg = truth > 0
     out = []
@@ -74,6 +83,8 @@ def kinds(image, truth, rows) -> list[str]:
         out.append("dark particles" if contrast > 0.1 else "bright particles" if contrast < -0.1 else "low contrast")
     d = median_diameter(truth)
     out += [name for low, high, name in SIZE_BINS if np.isfinite(d) and low <= d < high]
+    if elongated(truth):
+        out.append("elongated (rods)")
     return out
 
 
