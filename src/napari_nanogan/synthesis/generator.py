@@ -83,7 +83,7 @@ class Generator:
         precision = inference_precision(next(network.parameters()).device)
         for part in (texture, particle_texture):
             if part is not None:
-                part.precision = precision
+                part.use_precision(precision)
         return cls(network, name, card or {}, finishing or Finishing(), texture, particle_texture, precision)
 
 

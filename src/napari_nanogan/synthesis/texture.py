@@ -114,6 +114,11 @@ class LearnedTexture:
         self.gain = float(np.concatenate(real).std() / max(np.concatenate(fake).std(), 1e-6))
         return self.gain
 
+    def use_precision(self, precision: str) -> None:
+        """Draw in ``precision`` (``"fp32"`` or ``"bf16"``) from now on."""
+        if precision != self.precision:
+            self.precision, self._sampler = precision, None
+
     def sampler(self) -> TextureNet:
         """The network that draws the texture: :attr:`network`, or its bf16 copy (made once) if :attr:`precision`
         is bf16; channels-last on the CPU, where oneDNN's convolutions run faster so (0.57 -> 0.37 s, 1024 x 768)."""
