@@ -44,6 +44,15 @@ def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, ca
     grey = picture[..., 0] == picture[..., 1]
     assert not grey[labels > 0].all() and grey[labels == 0].mean() > 0.99  # particles coloured, background grey
     assert "a_overlay.png" in capsys.readouterr().err
+    # the overlays are no inputs: neither of a rerun into the same folder, nor of measure on it
+    assert main(["segment", str(tmp_path / "with"), "--out", str(tmp_path / "with"), "--model", str(tiny_checkpoint),
+                 "--overlay"]) == 2  # only earlier results there: no input images
+    assert "left out 2 earlier result(s)" in capsys.readouterr().err
+    assert main(["measure", str(tmp_path / "with"), "--out", str(tmp_path / "sizes.csv")]) == 0
+    assert "left out 1 overlay picture(s)" in capsys.readouterr().err
+    import csv
+
+    assert {r["image"] for r in csv.DictReader(open(tmp_path / "sizes.csv"))} == {"a_labels.tif"}
 
 
 def test_a_misspelt_option_shows_the_commands_usage(capsys):
@@ -52,6 +61,14 @@ def test_a_misspelt_option_shows_the_commands_usage(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: nanogan segment") and "unrecognized arguments: --diamter 20" in err
+    with pytest.raises(SystemExit):  # a misspelt option before the command is the top level's
+        main(["--debgu", "segment", "x.png", "--out", "o"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: nanogan [") and "unrecognized arguments: --debgu" in err
+    for bad in ("merge_interior=nan", "fg_threshold=2", "min_area=-1", "bogus=1"):
+        with pytest.raises(SystemExit):
+            main(["tune", "--model", "m.pt", "--out", "o.pt", "--set", bad])
+        assert "--set" in capsys.readouterr().err
 
 
 def test_segment_bad_inputs_reported_and_others_processed(tmp_path, tiny_checkpoint, sem_like, capsys):

@@ -105,6 +105,7 @@ def test_export_cli(tmp_path, tiny_generator_checkpoint):
     assert rc == 0
     data = json.loads((out / "manifest.json").read_text())
     assert [p["name"] for p in data["pairs"]] == ["m_0", "m_1"] and data["pairs"][0]["model_sha256"]
+    assert {p["precision"] for p in data["pairs"]} == {"fp32"}  # what drew them (the tests run fp32)
     assert tifffile.imread(out / "masks" / "m_1.tif").max() == 1
     assert main(["export", "--masks", str(tmp_path / "m.tif"), "--out", str(out), "--model", str(tmp_path / "g.pt")]) == 1
 

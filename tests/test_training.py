@@ -303,6 +303,17 @@ def test_tune_postprocess_returns_a_grid_member(tiny_segmenter):
     cfg2, info2 = tune_postprocess(tiny_segmenter, _samples(2), grid, progress=lambda d, t: pooled_ticks.append((d, t)),
                                    workers=2)
     assert cfg2 == cfg and info2 == info and pooled_ticks == ticks
+    # a value the grid does not search that was set on what validation may lack (rods) is the model's own
+    import dataclasses
+
+    tiny_segmenter.postprocess = dataclasses.replace(tiny_segmenter.postprocess, merge_interior=0.5)
+    try:
+        kept, info3 = tune_postprocess(tiny_segmenter, _samples(2), grid)
+        assert kept.merge_interior == 0.5 and info3["fixed"] == {"merge_interior": 0.5}
+        given, _ = tune_postprocess(tiny_segmenter, _samples(2), grid, fixed={"merge_interior": 0.0})
+        assert given.merge_interior == 0.0
+    finally:
+        tiny_segmenter.postprocess = dataclasses.replace(tiny_segmenter.postprocess, merge_interior=0.0)
 
 
 def test_equivalent_diameters_of_whole_particles_skip_border_and_fragments():

@@ -136,7 +136,7 @@ def test_segment_measure_finetune_synthesize_export(session, qtbot, wait_done, t
     shown = len(synthetic())
     synth.cancel()
     wait_done(synth, timeout=10_000)
-    assert 2 <= len(synthetic()) == shown < 64
+    assert 2 <= len(synthetic()) == shown < 64 and synth.status.value == f"cancelled: {shown} images kept"
 
     # export: the annotated pair and synthetic pairs, with a manifest
     export = panels["export"]

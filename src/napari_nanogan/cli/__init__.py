@@ -45,7 +45,11 @@ def _user_errors() -> tuple:
 def main(argv=None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # the command's own usage, not the top level's
+    if unknown:  # the command's own usage, not the top level's, for what follows the command
+        words = list(sys.argv[1:] if argv is None else argv)
+        before = words[: words.index(args.command)] if args.command in words else []
+        if any(u in before for u in unknown):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
         commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")

@@ -13,6 +13,8 @@ from .common import (CommandError, add_cluster_options, apply_threads, has_extra
                      out_file, out_folder, positive_value, progress_bar, tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
+#: What ``nanogan segment`` writes per input: never an input of ``segment`` or ``measure`` found in a folder.
+RESULT_SUFFIXES = ("_labels.tif", "_labels.zarr", "_overlay.png")
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
 
 
@@ -27,11 +29,12 @@ def cmd_segment(args) -> int:
     if not cluster:
         apply_threads(args)
     out = out_folder(args.out)
-    # a rerun into the input folder leaves the earlier results out (label images are no SEM images)
+    # a rerun into the input folder leaves the earlier results out (label images and overlays are no SEM images)
     paths, skipped = list_inputs(args.inputs, out=out, zarr=True,
-                                 produced=lambda p, stems: p.name.endswith(("_labels.tif", "_labels.zarr")))
+                                 produced=lambda p, stems: p.name.endswith(RESULT_SUFFIXES))
     if skipped:
-        print(f"note: left out {skipped} earlier result(s) (*_labels.tif) found in {out}", file=sys.stderr)
+        print(f"note: left out {skipped} earlier result(s) (*_labels.tif, *_overlay.png) found in {out}",
+              file=sys.stderr)
     if not paths:
         print("nanogan segment: no input images found", file=sys.stderr)
         return 2
@@ -209,6 +212,11 @@ def cmd_measure(args) -> int:
         return 2
     images = args.image or []
     paths, _ = list_inputs(args.labels)  # folders of label files too
+    named = {Path(p) for p in args.labels}
+    overlays = [p for p in paths if p.name.endswith("_overlay.png") and p not in named]
+    if overlays:  # `nanogan segment --overlay`'s pictures lie beside the labels: no label images
+        paths = [p for p in paths if p not in overlays]
+        print(f"note: left out {len(overlays)} overlay picture(s) (*_overlay.png)", file=sys.stderr)
     if images and len(images) not in (1, len(paths)):
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
@@ -270,11 +278,13 @@ def add_commands(sub) -> None:
                        description="Segment images into particles. Per input, <out>/<stem>_labels.tif (one label per "
                                    "particle, the file's pixel size kept) and <stem>_labels.csv beside it (columns label, "
                                    "confidence: the probability that the particle is real); an earlier result of that "
-                                   "name is replaced. Sizes and their distribution: nanogan measure <out>.")
+                                   "name is replaced (with --scheduler/--workers, and for zarr inputs, kept unless "
+                                   "--overwrite). Sizes and their distribution: nanogan measure <out>.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif and <stem>_labels.csv")
     p.add_argument("--overlay", action="store_true",
-                   help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) dimmed")
+                   help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) dimmed "
+                        "(image files; not zarr inputs)")
     p.add_argument("--model", default=DEFAULT_SEGMENTER,
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
     p.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")

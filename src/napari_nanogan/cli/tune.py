@@ -28,6 +28,10 @@ def postprocess_setting(text: str) -> tuple[str, object]:
         PostprocessConfig(**{key: parsed})
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a valid value ({exc})") from None
+    if kind in (int, float) and not (math.isfinite(parsed) and parsed >= 0):
+        raise argparse.ArgumentTypeError(f"{key}: expected a finite number >= 0, not {value!r}")
+    if key in ("fg_threshold", "seed_threshold", "merge_depth", "merge_interior", "min_confidence") and parsed > 1:
+        raise argparse.ArgumentTypeError(f"{key}: a probability level, within 0..1, not {value!r}")
     return key, parsed
 
 

@@ -52,6 +52,14 @@ class Generator:
             self._sampler = inference_copy(self.network, self.precision)
         return self._sampler
 
+    def use_precision(self, precision: str) -> None:
+        """Draw in ``precision`` (``"fp32"`` or ``"bf16"``) from now on; the textures too."""
+        if precision != self.precision:
+            self.precision, self._sampler = precision, None
+        for part in (self.texture, self.particle_texture):
+            if part is not None:
+                part.use_precision(precision)
+
     @property
     def config(self) -> GeneratorConfig:
         return self.network.config
@@ -80,11 +88,11 @@ class Generator:
                      finishing: Finishing | None = None, texture: LearnedTexture | None = None,
                      particle_texture: LearnedTexture | None = None) -> "Generator":
         network = for_inference(network, device)
-        precision = inference_precision(next(network.parameters()).device)
-        for part in (texture, particle_texture):
+        for part in (texture, particle_texture):  # each where its network runs (the CPU, also beside a GPU)
             if part is not None:
-                part.use_precision(precision)
-        return cls(network, name, card or {}, finishing or Finishing(), texture, particle_texture, precision)
+                part.use_precision(inference_precision(part.network.out.weight.device))
+        return cls(network, name, card or {}, finishing or Finishing(), texture, particle_texture,
+                   inference_precision(next(network.parameters()).device))
 
 
 def load_generator(name_or_path: str | os.PathLike = DEFAULT_GENERATOR, *, device=None) -> Generator:

@@ -53,7 +53,9 @@ def _labels_and_maps(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bool = False) -> np.ndarray:
     """One grey uint8 image of exactly the mask's height and width.
 
-    The same (mask, seed, generator) gives the same image; different seeds give
+    The same (mask, seed, generator) gives the same image at the same precision
+    (``generator.precision``: bf16 on CPUs with native bf16 kernels, else fp32; the two
+    differ by a grey level or so, ``$NANOGAN_PRECISION`` fixes it); different seeds give
     different styles (latent) and textures (noise maps). Empty and all-foreground
     masks are valid (a bare substrate, a field of particles). ``raw=True``
     returns the network's output without the generator's finishing (blur, calibration,
@@ -94,4 +96,5 @@ def synthetic_pairs(masks: Iterable[tuple[str, np.ndarray, float | None, str]], 
                 continue
             s = synthesis_seed(seed, k)
             yield Pair(f"{name}_{k}", synthesize(labels, generator, seed=s), labels, source=source, seed=s,
-                       model=model, model_sha256=model_sha256, pixel_size_nm=pixel_size_nm, extra=dict(extra or {}))
+                       model=model, model_sha256=model_sha256, pixel_size_nm=pixel_size_nm,
+                       extra={"precision": generator.precision, **(extra or {})})

@@ -56,7 +56,9 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     ``progress(done, total)`` is called after each image's network pass and each
     candidate (``total`` = images + candidates). ``workers`` > 1 scores the candidates in
     that many processes (the same result, in the same order). ``fixed``: post-processing
-    values every candidate takes as they are (not searched), e.g. ``{"merge_interior": 0.5}``.
+    values every candidate takes as they are (not searched), e.g. ``{"merge_interior": 0.5}``;
+    unless given or searched, ``merge_interior`` is the segmenter's own (it was set on rods, which
+    validation images may not hold).
     """
     if not size_quantiles or not all(isinstance(q, (int, np.integer)) and 1 <= q <= 99 for q in size_quantiles):
         raise ValueError(f"size_quantiles must be whole percentiles in 1-99, not {size_quantiles!r}")
@@ -69,6 +71,8 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
         "merge_depth": [0.0, 0.1, 0.2, 0.3],
     }
     fixed = dict(fixed or {})
+    if "merge_interior" not in grid:
+        fixed.setdefault("merge_interior", float(segmenter.postprocess.merge_interior))
     grid = {k: v for k, v in grid.items() if k not in fixed}
     keys = list(grid)
     candidates = []

@@ -66,6 +66,8 @@ class Job:
                     self.status.value = text
 
         def on_returned(result):
+            if self.stop_requested and not self._graceful:
+                return  # finished just as Cancel came: cancelled all the same, its result not added
             self._finished_normally = True
             if on_result is not None:
                 on_result(result)
