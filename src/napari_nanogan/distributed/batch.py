@@ -138,7 +138,7 @@ def _export_task(path: str, out_dir: str, plugin: str, n: int, seed: int, model:
             s = synthesis_seed(seed, k)
             pair = Pair(f"{source.stem}_{k}", None, labels, source=recipe["source"], seed=s, model=model,
                         model_sha256=digest, pixel_size_nm=recipe["pixel_size_nm"],
-                        extra={"mask_sha256": recipe["mask_sha256"]})
+                        extra={"precision": worker_model(plugin).precision, "mask_sha256": recipe["mask_sha256"]})
             if pair.name in done:
                 entries.append(pair_entry(pair, out_dir, png=png, from_files=True))  # complete before: read back
                 continue
