@@ -627,6 +627,9 @@ def test_bf16_sampling_matches_fp32_and_leaves_the_weights_fp32(monkeypatch):
         diff = np.abs(a.astype(int) - b.astype(int))
         assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 4, (diff.mean(), diff.max())
     assert fp32.sampler() is fp32.network
+    fp32.use_precision("bf16")  # switching drops the cached sampler, the textures' too
+    assert fp32.sampler() is not fp32.network and fp32.texture.sampler() is not fp32.texture.network
+    np.testing.assert_array_equal(synthesize(labels, fp32, seed=1), synthesize(labels, bf16, seed=1))
     for part in (bf16.sampler(), bf16.texture.sampler(), bf16.particle_texture.sampler()):
         assert {p.dtype for p in part.parameters()} == {torch.bfloat16}
     for part in (bf16.network, bf16.texture.network, bf16.particle_texture.network):

@@ -13,8 +13,10 @@ from .common import (CommandError, add_cluster_options, apply_threads, has_extra
                      out_file, out_folder, positive_value, progress_bar, tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
-#: What ``nanogan segment`` writes per input: never an input of ``segment`` or ``measure`` found in a folder.
-RESULT_SUFFIXES = ("_labels.tif", "_labels.zarr", "_overlay.png")
+#: ``--overlay``'s picture (``segmentation.files.overlay_path``): never a label image.
+OVERLAY_SUFFIX = "_overlay.png"
+#: What ``nanogan segment`` writes per input: never an input of ``segment`` found in a folder.
+RESULT_SUFFIXES = ("_labels.tif", "_labels.zarr", OVERLAY_SUFFIX)
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
 
 
@@ -213,7 +215,7 @@ def cmd_measure(args) -> int:
     images = args.image or []
     paths, _ = list_inputs(args.labels)  # folders of label files too
     named = {Path(p) for p in args.labels}
-    overlays = [p for p in paths if p.name.endswith("_overlay.png") and p not in named]
+    overlays = [p for p in paths if p.name.endswith(OVERLAY_SUFFIX) and p not in named]
     if overlays:  # `nanogan segment --overlay`'s pictures lie beside the labels: no label images
         paths = [p for p in paths if p not in overlays]
         print(f"note: left out {len(overlays)} overlay picture(s) (*_overlay.png)", file=sys.stderr)

@@ -17,11 +17,11 @@ def _earlier_image(path: Path, stems: set[str]) -> bool:
 
 
 def cmd_synthesize(args) -> int:
-    from ..segmentation.pipeline import plural
     import tifffile
 
     from ..io.atomic import atomic_path, remove_stale_temporaries
     from ..io.masks import read_mask
+    from ..segmentation.pipeline import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 
     cluster = bool(args.scheduler or args.workers)
@@ -86,12 +86,12 @@ def _mask_recipe(path: Path, args, digest: str) -> dict:
 def cmd_export(args) -> int:
     """Synthetic image-mask pairs from masks, plus a manifest; run again, the same command completes an
     interrupted export (complete pairs are kept, leftovers rewritten, nothing of the user's clobbered)."""
-    from ..segmentation.pipeline import plural
     from ..config import ModelKind
     from ..io.images import check_readable_file
     from ..io.masks import check_mask, read_mask
     from ..io.pairs import ExportFolder, file_sha256
     from ..models.registry import resolve_model
+    from ..segmentation.pipeline import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthetic_pairs
 
     cluster = bool(args.scheduler or args.workers)

@@ -33,6 +33,11 @@ class Job:
         self.cancel_button.changed.connect(lambda *_: self.cancel())
 
     @property
+    def _cancelled(self) -> bool:
+        """Cancel was asked of a job that stops at its next yield: what it still delivers is dropped."""
+        return self.stop_requested and not self._graceful
+
+    @property
     def running(self) -> bool:
         return self.worker is not None
 
@@ -53,7 +58,7 @@ class Job:
         worker = create_worker(function, *args, _start_thread=False, _connect={"errored": self._on_error}, **kwargs)
 
         def on_yielded(record):
-            if self.stop_requested and not self._graceful:
+            if self._cancelled:
                 return  # made before Cancel but delivered after it: Cancel means nothing more arrives
             if on_record is not None:
                 on_record(record)
@@ -66,7 +71,7 @@ class Job:
                     self.status.value = text
 
         def on_returned(result):
-            if self.stop_requested and not self._graceful:
+            if self._cancelled:
                 return  # finished just as Cancel came: cancelled all the same, its result not added
             self._finished_normally = True
             if on_result is not None:
