@@ -20,6 +20,8 @@ reference model (``--reference``, default: the shipped ``default``) on the same 
 particles made dark): does the held-out family fail for its polarity or for its look?
 ``--train-invert P`` trains with the polarity-flip augmentation (``nanogan train --invert``):
 each patch's grey levels mirrored with chance P, so the images kept teach both polarities.
+``--train-style P`` draws patches in other imaging styles (``nanogan train --style``:
+edge brightening or fringes, shading, uneven illumination, a grainy matrix) with chance P.
 """
 
 from __future__ import annotations
@@ -74,9 +76,11 @@ def main():
     ap.add_argument("--invert", action="store_true", help="score on the held-out images inverted")
     ap.add_argument("--train-invert", type=float, default=0.0, metavar="P",
                     help="mirror each training patch's grey levels with this chance (default 0)")
+    ap.add_argument("--train-style", type=float, default=0.0, metavar="P",
+                    help="draw each training patch in another imaging style with this chance (default 0)")
     args = ap.parse_args()
-    if not 0 <= args.train_invert <= 1:
-        ap.error("--train-invert is a probability, within 0..1")
+    if not (0 <= args.train_invert <= 1 and 0 <= args.train_style <= 1):
+        ap.error("--train-invert and --train-style are probabilities, within 0..1")
 
     from napari_nanogan.data.randomized import RandomizedSource
     from napari_nanogan.training.segmenter import train_segmenter
@@ -97,7 +101,7 @@ def main():
     out = Path(args.out)
     if not args.evaluate_only:
         config = TrainConfig(steps=args.steps, val_every=500, lr=1e-3, contact_weight=5.0, scale_range=(0.6, 1.6),
-                             invert_prob=args.train_invert)
+                             invert_prob=args.train_invert, style_prob=args.train_style)
         for record in train_segmenter(train, val, out_dir=out, config=config,
                                       model_config=SegmenterConfig(base_channels=16, depth=5),
                                       domain_weights=weights,
@@ -118,7 +122,8 @@ def main():
     recipe = trained["provenance"].get("train_config", {})
     result = {"family_held_out": args.family, "trained_on": {k: len(v) for k, v in train.items() if k != "randomized"},
               "randomized_share": trained["provenance"].get("randomized_share", args.randomized), "steps": trained.get("training", {}).get("step", recipe.get("steps", args.steps)),
-              "train_invert": recipe.get("invert_prob", 0.0), "best_step": load_checkpoint(out / "best.pt")["provenance"].get("step")}
+              "train_invert": recipe.get("invert_prob", 0.0), "train_style": recipe.get("style_prob", 0.0),
+              "best_step": load_checkpoint(out / "best.pt")["provenance"].get("step")}
     if args.invert:
         held = {part: [inverted(s) for s in samples] for part, samples in held.items()}
         result["held_out_images"] = "inverted"

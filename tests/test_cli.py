@@ -287,9 +287,11 @@ def test_train_starts_from_a_named_or_saved_model_and_takes_its_shape(tmp_path, 
               "--patch-size", "64", "--val-every", "1000"]
     tiny = load_checkpoint(tiny_checkpoint, kind="segmenter")
     # a checkpoint: its depth and width, not the flags' defaults (depth 4, 16 channels)
-    assert main([*common, "--out", str(tmp_path / "run"), "--init", str(tiny_checkpoint), "--invert", "0.5"]) == 0
+    assert main([*common, "--out", str(tmp_path / "run"), "--init", str(tiny_checkpoint), "--invert", "0.5",
+                 "--style", "0.25"]) == 0
     run = load_checkpoint(tmp_path / "run" / "best.pt", kind="segmenter")
     assert run["config"] == tiny["config"] and run["provenance"]["train_config"]["invert_prob"] == 0.5
+    assert run["provenance"]["train_config"]["style_prob"] == 0.25
     assert run["provenance"]["init"]["path"] == str(tiny_checkpoint)
     assert "init: " in capsys.readouterr().err
     # the init model's weights, not random ones: with no learning rate, they come out as they went in

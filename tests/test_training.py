@@ -134,6 +134,35 @@ def test_invert_prob_mirrors_the_patch_and_keeps_its_targets():
     assert 30 < n_dark < 90
 
 
+def test_style_prob_restyles_the_image_and_keeps_its_targets():
+    from napari_nanogan.data.styles import _edge, _shading, restyle
+
+    sample = _samples(1)[0]
+    plain_cfg = AugmentConfig(contrast=(1, 1), brightness=0.0, gamma=(1, 1), blur_prob=0.0, noise_prob=0.0)
+    img, tgt = sample_patch(sample, 64, np.random.default_rng(5), plain_cfg)
+    styled, styled_tgt = sample_patch(sample, 64, np.random.default_rng(5), dataclasses.replace(plain_cfg, style_prob=1.0))
+    np.testing.assert_array_equal(tgt, styled_tgt)  # the particles stay where they are
+    assert styled.dtype == np.float32 and np.abs(styled - img).mean() > 0.01
+    fg = tgt[0] > 0.5
+    # the edge look lies along the outlines: inside the particles within 4 px of an edge, or just outside
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        band = _edge(fg, rng)
+        from scipy import ndimage as ndi
+        square = np.ones((3, 3), bool)  # (chessboard distance: never more than the Euclidean one)
+        near = ndi.binary_dilation(fg, square, iterations=12) & ~ndi.binary_erosion(fg, square, iterations=12)
+        assert np.abs(band[~near]).max() < 0.07 and np.abs(band).max() == pytest.approx(1.0)
+    # shading is a slope: within the particles only, of both signs
+    shade = _shading(fg, np.random.default_rng(1))
+    assert np.all(shade[~fg] == 0) and shade.max() > 0.5 and shade.min() < -0.5
+    # every call draws at least one look; images with no particles get the field-wide ones
+    empty = np.zeros((64, 64), np.float32) + 0.4
+    for seed in range(10):
+        out = restyle(empty, np.zeros((64, 64)), np.random.default_rng(seed))
+        assert out.shape == (64, 64) and np.isfinite(out).all()
+    assert sum(restyle(empty, np.zeros((64, 64)), np.random.default_rng(s)).std() > 0.005 for s in range(10)) >= 5
+
+
 def test_probabilities_out_of_range_are_refused():
     with pytest.raises(ValueError, match="invert_prob"):
         TrainConfig(invert_prob=1.5)
@@ -141,6 +170,8 @@ def test_probabilities_out_of_range_are_refused():
         TrainConfig(distractor_prob=-0.1)
     with pytest.raises(ValueError, match="invert_prob"):
         AugmentConfig(invert_prob=2.0)
+    with pytest.raises(ValueError, match="style_prob"):
+        TrainConfig(style_prob=1.1)
 
 def test_at_model_scale_shrinks_images_of_large_particles_to_the_models_diameter():
     from napari_nanogan.training.data import at_model_scale

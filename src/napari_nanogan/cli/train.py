@@ -18,7 +18,7 @@ def cmd_train_pairs(args) -> int:
 
     init = None if str(args.init).lower() == "none" else (args.init or "default")
     config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
-                                 distractor_prob=args.distractors, invert_prob=args.invert)
+                                 distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style)
     out = Path(args.out)
     if out.is_dir():
         print(f"nanogan train --pairs: --out names the model file to write (MODEL.pt), and {out} is a folder",
@@ -42,9 +42,9 @@ def cmd_train(args) -> int:
     from ..training.ddp import process_group, world_from_env
 
     world = None if args.pairs else world_from_env()
-    if not (0 <= args.distractors <= 1 and 0 <= args.invert <= 1):
+    if not all(0 <= p <= 1 for p in (args.distractors, args.invert, args.style)):
         if world is None or world.main:  # (one message under torchrun)
-            print("nanogan train: --distractors and --invert are probabilities, within 0..1", file=sys.stderr)
+            print("nanogan train: --distractors, --invert and --style are probabilities, within 0..1", file=sys.stderr)
         return 2
     if args.pairs:
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
@@ -140,9 +140,7 @@ def _train(args, world) -> int:
         say("nanogan train: --synthetic-share and --randomized must be in (0, 1) and leave a share for the real "
             "images")
         return 2
-    domain_weights = None
-    if shares:
-        domain_weights = {k: (1 - sum(shares.values())) / len(real) for k in real} | shares
+    domain_weights = {k: (1 - sum(shares.values())) / len(real) for k in real} | shares if shares else None
     if args.at_model_scale:  # the shared data sets only; --synthetic pairs are used as exported
         train.update({k: [at_model_scale(t) for t in train[k]] for k in wanted})
         val = [at_model_scale(v) for v in val]
@@ -156,12 +154,9 @@ def _train(args, world) -> int:
     config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
-                         distractor_prob=args.distractors, invert_prob=args.invert)
-    provenance = {
-        "data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
-        "command": command_line(),
-        "at_model_scale": bool(args.at_model_scale),
-    }
+                         distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style)
+    provenance = {"data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
+                  "command": command_line(), "at_model_scale": bool(args.at_model_scale)}
     if init_path is not None:
         provenance["init"] = {"model": str(args.init), "path": str(init_path)}
     if domain_weights is not None:
@@ -419,6 +414,9 @@ def add_commands(sub) -> None:
                    help="chance that a training patch's grey levels are mirrored (bright particles made dark and "
                         "dark ones bright), so the network learns both polarities from every image (default 0: "
                         "never; e.g. 0.5)")
+    p.add_argument("--style", type=float, default=0.0, metavar="P",
+                   help="chance that a training patch is drawn in another microscope's look: edge brightening or "
+                        "fringes, shading, uneven illumination, a grainy matrix (default 0: never)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")

@@ -25,9 +25,12 @@ class AugmentConfig(Config):
     #: Chance that a patch's grey levels are mirrored (bright particles become dark and the reverse),
     #: before the intensity augmentation: polarity-robust training.
     invert_prob: float = 0.0
+    #: Chance that a patch is given another microscope's look (``data.styles.restyle``: edge
+    #: brightening or fringes, shading, uneven illumination, a grainy matrix), after any inversion.
+    style_prob: float = 0.0
 
     def __post_init__(self):
-        _check_probabilities(self, "distractor_prob", "invert_prob")
+        _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob")
 
 
 def _check_probabilities(config, *names: str) -> None:
@@ -79,6 +82,10 @@ class TrainConfig(Config):
         Chance that a training patch's grey levels are mirrored (bright particles become dark,
         dark ones bright; ``data.augment``), so the network learns particles of both polarities
         from every image. 0 (default): never.
+    style_prob : float
+        Chance that a training patch is drawn in another imaging style (``data.styles``: edge
+        brightening or Fresnel fringes, shading, uneven illumination, a grainy matrix), so
+        the network meets the looks of microscopes its data lack. 0 (default): never.
     """
 
     steps: int = 3000
@@ -95,9 +102,10 @@ class TrainConfig(Config):
     seed_depth: float = 4.0
     distractor_prob: float = 0.0
     invert_prob: float = 0.0
+    style_prob: float = 0.0
 
     def __post_init__(self):
-        _check_probabilities(self, "distractor_prob", "invert_prob")
+        _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ Gaussian blur (focus) and Gaussian/Poisson-like noise (detector), applied after 
 same robust normalisation inference uses. Polarity is flipped only on request
 (``AugmentConfig.invert_prob``): a patch's grey levels are then mirrored, so bright
 particles on dark become dark on bright and the reverse, and the network must tell
-particles by their shape and outline, not by their brightness.
+particles by their shape and outline, not by their brightness. Imaging styles (edge
+brightening or fringes, shading, uneven illumination, a grainy matrix;
+:mod:`napari_nanogan.data.styles`) are drawn on request too (``AugmentConfig.style_prob``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     img, tgt = np.ascontiguousarray(stack[:1]), np.ascontiguousarray(stack[1:])
     if config.invert_prob > 0 and rng.random() < config.invert_prob:
         img = 1.0 - img  # mirrored about the middle of the normalised range: the polarity flips
+    if config.style_prob > 0 and rng.random() < config.style_prob:
+        from .styles import restyle
+
+        img = restyle(img[0], tgt[0], rng)[None]
     img = _intensity(img[0], rng, config)[None]
     return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)
 

@@ -106,7 +106,7 @@ def train_segmenter(
         device = world.device()
     device = torch.device(device) if device is not None else default_device()
     augment = augment or AugmentConfig(scale_range=tuple(config.scale_range), distractor_prob=config.distractor_prob,
-                                       invert_prob=config.invert_prob)
+                                       invert_prob=config.invert_prob, style_prob=config.style_prob)
     for pool in train.values():
         for sample in ([pool] if hasattr(pool, "draw") else pool):  # a list of samples, or a source of them
             sample.use_seed_depth(config.seed_depth if config.seed_depth > 0 else None)
