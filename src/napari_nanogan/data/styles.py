@@ -6,15 +6,18 @@ looks during training:
 
 - **illumination**: a smooth gain and offset across the field (uneven illumination,
   charging halos, thickness gradients);
-- **edge**: a band just inside or just outside every particle's outline made brighter or
-  darker (secondary-electron edge brightening; Fresnel fringes of a defocused TEM);
-- **shading**: a particle's grey level tilted along one direction, following its
-  surface slope (topographic contrast and shadowing of SEM);
-- **texture**: band-pass noise over the field, weaker within particles by a random
-  factor (a grainy substrate or a polycrystalline matrix, which is not particles).
+- **edge**: a band just inside every particle's outline made brighter or darker
+  (secondary-electron edge brightening), or just outside it, of the other sign than the
+  particle (a Fresnel fringe of a defocused TEM, a halo);
+- **shading**: a particle's grey level tilted across it along one direction
+  (topographic contrast and shadowing of SEM);
+- **texture**: band-pass noise over the field, within particles at a random 0-1.5 times
+  its strength outside (a grainy substrate or matrix, polycrystalline particles).
 
 Each look is drawn independently, each with its own chance, by :func:`restyle`. The
-particle mask is an input: the looks follow the particles, as the physics does.
+particle mask is an input: the looks follow the particles, as the physics does. Edges are
+those of the mask's connected regions: particles that touch without a gap share one
+outline, as the free edges of an agglomerate brighten in SEM and its contacts do not.
 """
 
 from __future__ import annotations
@@ -27,22 +30,25 @@ def restyle(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generator) -
     """``img`` (normalised [h, w] float, 0-1 the usual range) with one or more looks drawn on it.
 
     ``foreground``: [h, w] particle mask (> 0.5 is particle) of the same patch. Every look
-    is applied with chance one half, at least one of them; amplitudes are drawn relative
-    to the patch's own particle-background contrast, so faint images stay faint.
+    that applies (edges and shading need particles and background) is drawn with chance one
+    half, at least one of them; amplitudes are relative to the patch's own
+    particle-background contrast, so faint images stay faint and the particles stay apart
+    from their background.
     """
     img = img.astype(np.float32, copy=True)
     fg = foreground > 0.5
     contrast = _contrast(img, fg)
-    looks = rng.random(4) < 0.5
+    applies = np.array([True, 0 < fg.mean() < 1, fg.any(), True])  # illumination, edge, shading, texture
+    looks = (rng.random(4) < 0.5) & applies
     if not looks.any():
-        looks[int(rng.integers(4))] = True
-    if looks[1] and fg.any():
-        img += _edge(fg, rng) * contrast * rng.uniform(0.3, 1.0)
-    if looks[2] and fg.any():
-        img += _shading(fg, rng) * contrast * rng.uniform(0.2, 0.8)
+        looks[rng.choice(np.flatnonzero(applies))] = True
+    if looks[1]:
+        img += _edge(fg, rng) * contrast
+    if looks[2]:
+        img += _shading(fg, rng) * contrast * rng.uniform(0.2, 0.6)
     if looks[3]:
         amplitude = max(abs(contrast), 0.1) * rng.uniform(0.1, 0.4)
-        img += _texture(img.shape, rng) * amplitude * np.where(fg, rng.uniform(0.0, 1.0), 1.0).astype(np.float32)
+        img += _texture(img.shape, rng) * amplitude * np.where(fg, rng.uniform(0.0, 1.5), 1.0).astype(np.float32)
     if looks[0]:
         gain, offset = _smooth_field(img.shape, rng), _smooth_field(img.shape, rng)
         img = img * (1 + 0.4 * gain) + 0.2 * offset
@@ -50,31 +56,45 @@ def restyle(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generator) -
 
 
 def _contrast(img: np.ndarray, fg: np.ndarray) -> float:
-    """Median particle minus median background grey level (0.3 when either is missing)."""
-    if fg.sum() < 16 or (~fg).sum() < 16:
+    """Median particle minus median background grey level, at least 0.05 in size (0.3 without either)."""
+    if not fg.any() or fg.all():
         return 0.3
     c = float(np.median(img[fg]) - np.median(img[~fg]))
     return c if abs(c) > 0.05 else 0.05 * (1 if c >= 0 else -1)
 
 
 def _edge(fg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A band of 1-4 px along the outlines, inside or outside, of either sign: [-1, 1]-scaled."""
+    """A band of 1-4 px along the outlines, in units of the particle's contrast.
+
+    Inside the outline: the particle's own sign (secondary-electron edge brightening of a
+    bright particle, a darker rim of a dark one; up to 1) or, weaker (up to 0.5), the
+    opposite. Outside: always the opposite sign (a Fresnel fringe or halo; up to 1), so the
+    band never carries the particle's grey level past its outline.
+    """
     width = rng.uniform(1.0, 4.0)
     inside = rng.random() < 0.6
-    depth = ndi.distance_transform_edt(fg if inside else ~fg)
-    band = np.exp(-np.maximum(depth - 1, 0) / width) * ((fg if inside else ~fg))
-    sign = 1.0 if rng.random() < 0.75 else -1.0
-    return (sign * band).astype(np.float32)
+    region = fg if inside else ~fg
+    band = np.exp(-np.maximum(ndi.distance_transform_edt(region) - 1, 0) / width) * region
+    if inside and rng.random() < 0.7:
+        amplitude = rng.uniform(0.3, 1.0)
+    else:
+        amplitude = -rng.uniform(0.2, 0.5 if inside else 1.0)
+    return (amplitude * band).astype(np.float32)
 
 
 def _shading(fg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each particle lit from one side: the slope of its smoothed mask along a random direction."""
-    smooth = ndi.gaussian_filter(fg.astype(np.float32), rng.uniform(2.0, 6.0))
-    gy, gx = np.gradient(smooth)
+    """Each particle lit from one side: a tilt across it along a random direction, -1 to 1 over its width."""
+    labels, n = ndi.label(fg)
+    if n == 0:
+        return np.zeros(fg.shape, np.float32)
+    index = np.arange(1, n + 1)
+    yy, xx = np.indices(fg.shape, dtype=np.float32)
+    cy, cx = (np.asarray(ndi.mean(c, labels, index), np.float32) for c in (yy, xx))
+    radius = np.sqrt(np.asarray(ndi.sum(fg, labels, index), np.float32) / np.pi) + 0.5
     angle = rng.uniform(0, 2 * np.pi)
-    slope = gy * np.sin(angle) + gx * np.cos(angle)
-    scale = float(np.abs(slope).max())
-    return (slope / scale * fg).astype(np.float32) if scale > 0 else np.zeros_like(smooth)
+    lut = lambda v: np.concatenate([[1], v]).astype(np.float32)[labels]  # noqa: E731 (per-particle value)
+    tilt = ((xx - lut(cx)) * np.cos(angle) + (yy - lut(cy)) * np.sin(angle)) / lut(radius)
+    return (np.clip(tilt, -1, 1) * fg).astype(np.float32)
 
 
 def _texture(shape: tuple, rng: np.random.Generator) -> np.ndarray:
