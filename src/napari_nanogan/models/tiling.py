@@ -13,7 +13,8 @@ texture off the particles) are skipped, and cost nothing.
 It is exact: each tile carries a halo of ``halo`` full-resolution pixels that covers
 the upsampling's edge rows and the convolutions' reach, and ``valid`` (1 inside the
 image, 0 in the padding) lets the stage zero its activations outside the image, as the
-whole-image convolution's zero padding does. Half-resolution inputs are padded by
+whole-image convolution's zero padding does (tiles wholly inside the image are batched
+together and get ``valid=None``: nothing to zero). Half-resolution inputs are padded by
 replicating their edges, which reproduces the upsampling's edge clamping. Results
 equal the whole-image stage's to float rounding (tested).
 """
