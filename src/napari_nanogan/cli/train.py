@@ -416,7 +416,8 @@ def add_commands(sub) -> None:
                         "never; e.g. 0.5)")
     p.add_argument("--style", type=float, default=0.0, metavar="P",
                    help="chance that a training patch is drawn in another microscope's look: edge brightening or "
-                        "fringes, shading, uneven illumination, a grainy matrix (default 0: never)")
+                        "fringes, shading, uneven illumination, a grainy matrix (default 0: never; at 0.5 it did "
+                        "not help an unseen kind of image, docs/benchmarks.md)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")
