@@ -152,7 +152,7 @@ def test_auto_diameter_needs_a_size_model(tiny_segmenter, sem_like):
         segment(sem_like[0], tiny_segmenter, diameter="large")
 
 
-@pytest.mark.parametrize("estimate, shrinks", [(20.0, False), (30.0, False), (96.0, True)])
+@pytest.mark.parametrize("estimate, shrinks", [(20.0, False), (29.0, False), (30.0, True), (96.0, True)])
 def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, sem_like, network_input_shapes,
                                                                 estimate, shrinks):
     from napari_nanogan.config import AUTO_MIN_RATIO
