@@ -249,7 +249,7 @@ def enlargement_holds(labels: np.ndarray, model_diameter_px: float | None = None
     ``config.AUTO_ENLARGE_KEEP_BELOW`` (set for the shipped networks' 24 px; in proportion
     for a network of another ``model_diameter_px``); otherwise the estimate was wrong (a textured matrix
     can look like small particles), the network cut larger particles into pieces, and
-    the image is segmented again at its own scale, which suits particles of 12-36 px.
+    the image is segmented again at its own scale, which suits particles of 12-30 px.
     No particle found: it holds (nothing to say otherwise).
     """
     from .. import config as _config
