@@ -66,8 +66,12 @@ def score(model, samples, diameter="auto") -> dict:
     """Pooled scores of ``model`` on ``samples``; ``diameter="truth"``: each image's annotated median diameter."""
     from napari_nanogan.measure import median_diameter
 
+    def annotated(s):  # an image without annotated particles: its own scale
+        d = median_diameter(s.labels)
+        return d if np.isfinite(d) else None
+
     pairs = [(s.labels, segment(s.image, model, info_bar=None,
-                                diameter=median_diameter(s.labels) if diameter == "truth" else diameter).labels)
+                                diameter=annotated(s) if diameter == "truth" else diameter).labels)
              for s in samples]
     out = summarize(pairs)
     out.pop("per_image")
@@ -128,11 +132,9 @@ def main():
     if args.fit_size:  # the shipped models' path: a size model of the images trained on, shrunk copies too
         from napari_nanogan.training.sizing import fit_size_model, sample_features, size_errors
 
-        x, d, domains, groups = sample_features(model, keep["train"], shrunk=True)
+        trained_on = keep["train"] + (bam["train"] if "bam" in train else [])
+        x, d, domains, groups = sample_features(model, trained_on, shrunk=True)
         model.size_model = fit_size_model(x, d, domains, groups=groups)
-        held_x, held_d, _, _ = sample_features(model, held["test"] + held["val"])
-        estimates = np.array([model.size_model.predict(f) for f in held_x])
-        size_error = size_errors(estimates, held_d)
     if not (model.size_model or model.coarse_sizing):  # the diameter as the generalist estimates it
         from napari_nanogan.segmentation.sizing import CoarseSizing
 
@@ -156,8 +158,10 @@ def main():
                         f"reference ({args.reference})": score(reference, samples, diameter)}
     result["diameter"] = "annotated median" if args.truth_diameter else (
         "size model of the training images" if args.fit_size else "estimated coarsely")
-    if args.fit_size:
-        result["size_model_error_on_held_out"] = size_error
+    if args.fit_size:  # on the images scored (inverted with --invert)
+        held_x, held_d, _, _ = sample_features(model, held["test"] + held["val"])
+        result["size_model_error_on_held_out"] = size_errors(np.array([model.size_model.predict(f) for f in held_x]),
+                                                              held_d)
     result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(json.dumps(result))
 

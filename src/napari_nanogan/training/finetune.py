@@ -160,7 +160,7 @@ def size_calibration(segmenter, samples: list[Sample]) -> dict | None:
 
 
 #: Scale jitter of the fine-tuning patches, whose particles are shrunk to the network's diameter:
-#: ``diameter="auto"`` leaves images of particles up to 1.5 times that unshrunk (``AUTO_MIN_RATIO``),
+#: ``diameter="auto"`` leaves images of particles up to ``AUTO_MIN_RATIO`` (1.25) times that unshrunk,
 #: so the fine-tuned network must still see them at those sizes.
 FINETUNE_SCALE_RANGE = (0.75, 1.6)
 
