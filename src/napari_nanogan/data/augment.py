@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 from ..config import AugmentConfig
 from ..normalize import normalize
 from .datasets import Sample
+from .styles import restyle
 
 
 def _resize(arr: np.ndarray, size: int) -> np.ndarray:
@@ -65,8 +66,6 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     if config.invert_prob > 0 and rng.random() < config.invert_prob:
         img = 1.0 - img  # mirrored about the middle of the normalised range: the polarity flips
     if config.style_prob > 0 and rng.random() < config.style_prob:
-        from .styles import restyle
-
         img = restyle(img[0], tgt[0], rng)[None]
     img = _intensity(img[0], rng, config)[None]
     return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)

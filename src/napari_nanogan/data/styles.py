@@ -92,8 +92,10 @@ def _shading(fg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cy, cx = (np.asarray(ndi.mean(c, labels, index), np.float32) for c in (yy, xx))
     radius = np.sqrt(np.asarray(ndi.sum(fg, labels, index), np.float32) / np.pi) + 0.5
     angle = rng.uniform(0, 2 * np.pi)
-    lut = lambda v: np.concatenate([[1], v]).astype(np.float32)[labels]  # noqa: E731 (per-particle value)
-    tilt = ((xx - lut(cx)) * np.cos(angle) + (yy - lut(cy)) * np.sin(angle)) / lut(radius)
+    def per_pixel(values):  # each particle's value on its pixels (1 on the background: no division by 0)
+        return np.concatenate([[1], values]).astype(np.float32)[labels]
+
+    tilt = ((xx - per_pixel(cx)) * np.cos(angle) + (yy - per_pixel(cy)) * np.sin(angle)) / per_pixel(radius)
     return (np.clip(tilt, -1, 1) * fg).astype(np.float32)
 
 

@@ -213,11 +213,9 @@ class StyleUNet(nn.Module):
 
         def stage(low, full, valid):
             skip_t, n1, n2 = full
-            up = F.interpolate(low[0], scale_factor=2.0, mode="bilinear", align_corners=False)
-            h = F.conv2d(up if valid is None else up.mul_(valid), w1_up, first.bias.view(-1), padding=1)
-            h = F.leaky_relu_(h.add_(F.conv2d(skip_t, w1_skip, None, padding=1)).addcmul_(first.noise_strength, n1), 0.2)
-            if valid is not None:
-                h.mul_(valid)
+            up = F.interpolate(low[0], scale_factor=2.0, mode="bilinear", align_corners=False).mul_(valid)
+            h = F.conv2d(up, w1_up, first.bias.view(-1), padding=1).add_(F.conv2d(skip_t, w1_skip, None, padding=1))
+            h = F.leaky_relu_(h.addcmul_(first.noise_strength, n1), 0.2).mul_(valid)
             h = F.leaky_relu_(F.conv2d(h, w2, second.bias.view(-1), padding=1).addcmul_(second.noise_strength, n2), 0.2)
             return torch.tanh(F.conv2d(h, w_out, self.out_bias)) if last else h
 

@@ -13,8 +13,7 @@ texture off the particles) are skipped, and cost nothing.
 It is exact: each tile carries a halo of ``halo`` full-resolution pixels that covers
 the upsampling's edge rows and the convolutions' reach, and ``valid`` (1 inside the
 image, 0 in the padding) lets the stage zero its activations outside the image, as the
-whole-image convolution's zero padding does (tiles wholly inside the image are batched
-together and get ``valid=None``: nothing to zero). Half-resolution inputs are padded by
+whole-image convolution's zero padding does. Half-resolution inputs are padded by
 replicating their edges, which reproduces the upsampling's edge clamping. Results
 equal the whole-image stage's to float rounding (tested).
 """
@@ -25,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 #: Tile sides tried (full-resolution px); :func:`choose_tile` picks the cheapest for the region.
 TILE_SIDES = (32, 64, 128)
@@ -60,10 +60,9 @@ def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[tor
     ----------
     stage : callable
         Takes a list of half-resolution tiles [B, C, S/2, S/2] (to upsample x2), a list of
-        full-resolution tiles [B, C, S, S] and ``valid`` [B, 1, S, S], or None for a batch of tiles
-        that lie wholly inside the image; returns [B, out_channels, S, S]. Its 3x3 convolutions (with
-        padding 1) must number at most ``halo - 1`` after the upsampling, and it must multiply by
-        ``valid`` (when given) each activation a 3x3 convolution reads.
+        full-resolution tiles [B, C, S, S] and ``valid`` [B, 1, S, S]; returns [B, out_channels, S, S].
+        Its 3x3 convolutions (with padding 1) must number at most ``halo - 1`` after the upsampling,
+        and it must multiply by ``valid`` each activation a 3x3 convolution reads.
     low, full : sequences of tensors
         [1, C, H/2, W/2] and [1, C, H, W] inputs; H and W even.
     halo : int
@@ -83,59 +82,30 @@ def tiled_stage(stage: Callable, low: Sequence[torch.Tensor], full: Sequence[tor
         memory_format=memory_format)
     ones = torch.ones(1, 1, h, w, device=device, dtype=dtype)
     todo = list(zip(*np.nonzero(tiles)))
-    inner = [(i, j) for i, j in todo if _inside(i, j, side, halo, h, w)]
-    todo = inner + [t for t in todo if not _inside(*t, side, halo, h, w)]  # tiles inside the image need no mask
     per_batch = max(1, BATCH_PIXELS // (side * side))
     for start in range(0, len(todo), per_batch):
         batch = todo[start: start + per_batch]
 
-        def gather(t, scale, replicate):
-            # each tile with its halo, written straight into one batch tensor (not the whole input padded: no
-            # copy of it); where a tile leaves the image, half-resolution inputs continue their edges (the
-            # upsampling's clamp) and full-resolution ones are 0 (the convolutions' padding)
+        def gather(t, scale, mode):
+            # each tile with its halo, padded where it leaves the image (not the whole input: no copy of it):
+            # half-resolution inputs by their edges (the upsampling's clamp), full-resolution ones with zeros
+            # (the convolutions' padding)
             s, n, size = side // scale, span // scale, t.shape[-2:]
-            buf = torch.empty(len(batch), t.shape[1], n, n, device=device, dtype=t.dtype,
-                              memory_format=memory_format)
-            for b, (i, j) in enumerate(batch):
+            tiles = []
+            for i, j in batch:
                 y0, x0 = i * s - halo // scale, j * s - halo // scale
-                ya, xa, yb, xb = max(y0, 0), max(x0, 0), min(y0 + n, size[0]), min(x0 + n, size[1])
-                _fill(buf[b], t[0, :, ya:yb, xa:xb], (ya - y0, yb - y0, xa - x0, xb - x0), replicate)
-            return buf
+                y1, x1 = min(y0 + n, size[0]), min(x0 + n, size[1])
+                part = t[..., max(y0, 0): y1, max(x0, 0): x1]
+                pad = (max(-x0, 0), x0 + n - x1, max(-y0, 0), y0 + n - y1)
+                tiles.append(F.pad(part, pad, mode=mode) if any(pad) else part)
+            return torch.cat(tiles).contiguous(memory_format=memory_format)
 
-        valid = None
-        if not all(_inside(i, j, side, halo, h, w) for i, j in batch):
-            valid = gather(ones, 1, False)
-        result = stage([gather(t, 2, True) for t in low], [gather(t, 1, False) for t in full], valid)
+        result = stage([gather(t, 2, "replicate") for t in low], [gather(t, 1, "constant") for t in full],
+                       gather(ones, 1, "constant"))
         for b, (i, j) in enumerate(batch):
             out[0, :, i * side: (i + 1) * side, j * side: (j + 1) * side] = \
                 result[b, :, halo: halo + side, halo: halo + side]
     return out[..., :h, :w]
-
-
-def _inside(i: int, j: int, side: int, halo: int, h: int, w: int) -> bool:
-    """Whether tile (i, j), halo included, lies within the h x w image."""
-    return i * side >= halo and j * side >= halo and (i + 1) * side + halo <= h and (j + 1) * side + halo <= w
-
-
-def _fill(tile: torch.Tensor, part: torch.Tensor, box: tuple[int, int, int, int], replicate: bool) -> None:
-    """Copy ``part`` into ``tile`` [C, n, n] at rows y0:y1, columns x0:x1 (``box``) and fill the rest:
-    with ``part``'s edge rows and columns (``replicate``), else with 0."""
-    y0, y1, x0, x1 = box
-    n = tile.shape[-1]
-    tile[:, y0:y1, x0:x1].copy_(part)
-    if replicate:
-        if x0:
-            tile[:, y0:y1, :x0].copy_(tile[:, y0:y1, x0: x0 + 1].expand(-1, -1, x0))
-        if x1 < n:
-            tile[:, y0:y1, x1:].copy_(tile[:, y0:y1, x1 - 1: x1].expand(-1, -1, n - x1))
-        if y0:
-            tile[:, :y0].copy_(tile[:, y0: y0 + 1].expand(-1, y0, -1))
-        if y1 < n:
-            tile[:, y1:].copy_(tile[:, y1 - 1: y1].expand(-1, n - y1, -1))
-        return
-    for region in (tile[:, :y0], tile[:, y1:], tile[:, y0:y1, :x0], tile[:, y0:y1, x1:]):
-        if region.numel():
-            region.zero_()
 
 
 def memory_format_of(x: torch.Tensor):
