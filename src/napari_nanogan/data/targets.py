@@ -14,26 +14,28 @@ def capped_distance(foreground: np.ndarray, cap: int) -> np.ndarray:
     """``min(distance_transform_edt(foreground), cap)`` (float64) for an integer ``cap``, without the full transform.
 
     Only background pixels within ``cap`` px can be nearer than ``cap``, so two passes of
-    ``2 cap`` shifted minima do (vertical distances, then the nearest over nearby columns):
-    0.007 s for cap 4 and 0.013 s for cap 8 at 1024 x 768, against 0.047 s for scipy's
-    transform. Equal to scipy's values, capped, to the last bit (tested). Pixels beyond the
+    ``2 cap`` shifted minima do (vertical distances, then the nearest over nearby columns),
+    in 16-bit integers: under 0.01 s for caps 4 and 8 at 1024 x 768, against 0.047 s for
+    scipy's transform. Equal to scipy's values, capped, to the last bit (tested). Pixels beyond the
     image are not background, as in scipy; an image without background gets scipy's own values.
     """
     fg = np.asarray(foreground, bool)
     cap = int(cap)
-    if fg.all() or cap < 1:
+    if fg.all() or cap < 1 or cap > 100:  # (int16 squares below)
         return np.minimum(ndi.distance_transform_edt(fg), cap)
     far = cap + 1
-    g = np.where(fg, far, 0).astype(np.int16)  # vertical distance to the background, capped at ``far``
+    inside = fg.astype(np.int16)
+    g = inside * np.int16(far)  # vertical distance to the background, capped at ``far``
     for k in range(1, cap + 1):
-        np.minimum(g[k:], np.where(fg[:-k], far, k).astype(np.int16), out=g[k:])
-        np.minimum(g[:-k], np.where(fg[k:], far, k).astype(np.int16), out=g[:-k])
-    g2 = g.astype(np.float64) ** 2
+        # a row k away is background (distance k) or not (far): k + (far - k) * inside
+        np.minimum(g[k:], inside[:-k] * np.int16(far - k) + np.int16(k), out=g[k:])
+        np.minimum(g[:-k], inside[k:] * np.int16(far - k) + np.int16(k), out=g[:-k])
+    g2 = g * g  # squared distances stay exact integers: at most 2 (cap + 1)^2
     d2 = g2.copy()
     for dx in range(1, cap + 1):
-        np.minimum(d2[:, dx:], g2[:, :-dx] + dx * dx, out=d2[:, dx:])
-        np.minimum(d2[:, :-dx], g2[:, dx:] + dx * dx, out=d2[:, :-dx])
-    return np.sqrt(np.minimum(d2, cap * cap))
+        np.minimum(d2[:, dx:], g2[:, :-dx] + np.int16(dx * dx), out=d2[:, dx:])
+        np.minimum(d2[:, :-dx], g2[:, dx:] + np.int16(dx * dx), out=d2[:, :-dx])
+    return np.sqrt(np.minimum(d2, cap * cap).astype(np.float64))
 
 
 def interior_from_labels(labels: np.ndarray, *, max_depth: float | None = SEED_DEPTH, relative: float = 0.5) -> np.ndarray:
@@ -87,9 +89,10 @@ def separator_lines(labels: np.ndarray) -> np.ndarray:
     Annotators separate touching particles by 1-px background lines (the BAM convention);
     those lines mark a contact, not background.
     """
-    lab = np.asarray(labels).astype(np.int64)
-    fg = lab > 0
+    lab = np.asarray(labels)
     big = int(lab.max()) + 1
+    lab = lab.astype(np.int32 if big <= np.iinfo(np.int32).max else np.int64, copy=False)
+    fg = lab > 0
     highest = ndi.maximum_filter(lab, 3)
     lowest = ndi.minimum_filter(np.where(fg, lab, big), 3)
     return ~fg & (highest > 0) & (lowest < big) & (highest != lowest)

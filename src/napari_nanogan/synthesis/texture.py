@@ -133,12 +133,16 @@ class LearnedTexture:
 
         ``blurred_weight``: the weight's zero-padded Gaussian, when the caller has it already.
         """
+        return band_pass_np(self._texture(weight, seed), weight, self.config.sigma, blurred_weight)
+
+    def _texture(self, weight: np.ndarray, seed: int) -> np.ndarray:
+        """The network's texture in grey levels (gain included), before the band-pass; computed where ``weight > 0``."""
         net = self.sampler()
         cond = torch.from_numpy(condition_maps(weight))[None] if self.config.cond_channels else None
         with torch.inference_mode():
             tex = net.sample(1, *weight.shape, torch.Generator().manual_seed(int(seed)), cond,
                              need=weight > 0)[0, 0].float().cpu().numpy()
-        return band_pass_np(tex, weight, self.config.sigma, blurred_weight) * (SCALE * self.gain)
+        return tex * np.float32(SCALE * self.gain)
 
     def apply(self, image: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
         """``image`` (uint8, the labels' shape) with its region's band-pass content replaced by the texture.
@@ -155,10 +159,15 @@ class LearnedTexture:
         if not w.any():
             return image
         x = image.astype(np.float32)
-        norm = gauss_zero(w, self.config.sigma)
+        norm = np.maximum(gauss_zero(w, self.config.sigma), 1e-3)
         amplitude = self.amplitude(image, np.asarray(labels) > 0)
-        residual = self.residual(w, seed, blurred_weight=norm) if amplitude > 0 else 0.0
-        filled = gauss_zero(x * w, self.config.sigma) / np.maximum(norm, 1e-3) + amplitude * residual
+        if amplitude > 0:
+            # the region's low-pass level plus the texture's band-pass, lowpass(x) + t - lowpass(t), in one
+            # filter: the region-weighted low-pass is linear, and only the region's pixels are kept below
+            t = amplitude * self._texture(w, seed)
+            filled = gauss_zero((x - t) * w, self.config.sigma) / norm + t
+        else:
+            filled = gauss_zero(x * w, self.config.sigma) / norm
         # 0 at the region's edge, 1 a couple of pixels into it (blend 1.5, the substrate's); or a hard edge
         blend = self.config.blend
         soft = np.clip(ndi.gaussian_filter(w, blend) * 2 - 1, 0, 1) * w if blend > 0 else w
