@@ -574,3 +574,16 @@ def test_every_option_of_every_command_says_what_it_does():
     silent = {name: [a.option_strings[0] if a.option_strings else a.dest for a in sub._actions
                      if not a.help and a.dest != "help"] for name, sub in commands.items()}
     assert not {k: v for k, v in silent.items() if v}, silent
+
+
+def test_progress_bars_written_to_a_log_redraw_every_half_minute_not_every_step(capsys):
+    import time
+
+    from napari_nanogan.cli.common import progress_bar
+
+    bar = progress_bar(5, "work")  # pytest's stderr is not a terminal, as a log file is not
+    for _ in range(5):
+        time.sleep(0.15)  # a live bar redraws after 0.1 s
+        bar.update(1)
+    bar.close()
+    assert capsys.readouterr().err.count("/5 [") == 1  # drawn once (and cleared), not once a step

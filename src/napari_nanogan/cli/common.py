@@ -23,10 +23,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is, so that ``finally`` blocks write what is complete."""
 
 
+#: Seconds between redraws of a progress bar on a stderr that is not a terminal (a log file, a pipe):
+#: a line every half minute, not ten a second.
+LOG_INTERVAL = 30.0
+
+
 def progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr: live on a terminal, redrawn every :data:`LOG_INTERVAL` s into a log."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    live = sys.stderr.isatty()
+    interval = {} if live else {"mininterval": LOG_INTERVAL, "maxinterval": LOG_INTERVAL}
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=live, **interval)
 
 
 def command_line() -> str:
