@@ -127,6 +127,9 @@ def test_demo_with_given_model(tmp_path, tiny_checkpoint, tiny_generator_checkpo
 
     measured = summarize_sizes(measure_file(tmp_path / "sample_labels.tif"))
     assert summary["whole_particles"] == measured["count"]
+    hint = written.split("`")[1].split()  # the measuring command the demo suggests works as printed
+    assert hint[:2] == ["nanogan", "measure"] and main(hint[1:]) == 0
+    assert (tmp_path / "sample_sizes.csv").is_file()
     if measured["count"]:
         assert summary["ecd_nm_d50"] == pytest.approx(measured["D50"], abs=0.01)
 

@@ -191,8 +191,10 @@ def cmd_demo(args) -> int:
     written = ["sample.tif", "sample_labels.tif", "sample_labels.csv", "sample_overlay.png"]
     if synth_line:
         written += ["synthetic.tif", "synthetic_mask.tif", "synthetic_overlay.png"]
+    program = sys.argv[0] if Path(sys.argv[0]).name == "nanogan" else "nanogan"  # as run: .venv/bin/nanogan
     lines.append(f"wrote to {out}/: {', '.join(written)} (the labels' table: label, confidence; "
-                 f"`nanogan measure {out / 'sample_labels.tif'}` gives the sizes), summary.json, summary.txt")
+                 f"`{program} measure {out / 'sample_labels.tif'} --out {out / 'sample_sizes.csv'}` gives the sizes), "
+                 "summary.json, summary.txt")
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     from .._napari import prefer_this_reader
