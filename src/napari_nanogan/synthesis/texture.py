@@ -128,12 +128,9 @@ class LearnedTexture:
             self._sampler = inference_copy(self.network, self.precision)
         return self._sampler
 
-    def residual(self, weight: np.ndarray, seed: int, *, blurred_weight: np.ndarray | None = None) -> np.ndarray:
-        """The learned band-pass texture (grey levels) for a region's weight map, zero off the region.
-
-        ``blurred_weight``: the weight's zero-padded Gaussian, when the caller has it already.
-        """
-        return band_pass_np(self._texture(weight, seed), weight, self.config.sigma, blurred_weight)
+    def residual(self, weight: np.ndarray, seed: int) -> np.ndarray:
+        """The learned band-pass texture (grey levels) for a region's weight map, zero off the region."""
+        return band_pass_np(self._texture(weight, seed), weight, self.config.sigma)
 
     def _texture(self, weight: np.ndarray, seed: int) -> np.ndarray:
         """The network's texture in grey levels (gain included), before the band-pass; computed where ``weight > 0``."""
@@ -208,8 +205,7 @@ def gauss_zero(x: np.ndarray, sigma: float) -> np.ndarray:
     return up[0, 0, f: f + h, f: f + w].numpy()
 
 
-def band_pass_np(x: np.ndarray, w: np.ndarray, sigma: float, blurred_weight=None) -> np.ndarray:
+def band_pass_np(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
     """NumPy twin of :func:`~napari_nanogan.models.texture.band_pass` for one image (scipy's separable filter: 0.05 s per pass at 1024 x 768,
     against 0.15 s for torch's 97-tap convolution)."""
-    norm = gauss_zero(w, sigma) if blurred_weight is None else blurred_weight
-    return (x - gauss_zero(x * w, sigma) / np.maximum(norm, 1e-3)) * w
+    return (x - gauss_zero(x * w, sigma) / np.maximum(gauss_zero(w, sigma), 1e-3)) * w
