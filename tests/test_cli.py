@@ -100,6 +100,21 @@ def test_segment_records_pixel_size(tmp_path, tiny_checkpoint, sem_like):
     assert labels_pixel_size_nm(tmp_path / "o" / "zeiss_labels.tif") == pytest.approx(5.0, rel=1e-5)
 
 
+def test_segment_takes_a_pixel_size_for_files_without_one(tmp_path, tiny_checkpoint, sem_like, capsys):
+    image, _ = sem_like
+    Image.fromarray(image).save(tmp_path / "figure.png")  # a PNG says no pixel size
+    rc = main(["segment", str(tmp_path / "figure.png"), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint)])
+    assert rc == 0 and "pixel size unknown" in capsys.readouterr().err
+    assert labels_pixel_size_nm(tmp_path / "o" / "figure_labels.tif") is None
+    rc = main(["segment", str(tmp_path / "figure.png"), "--out", str(tmp_path / "p"), "--model", str(tiny_checkpoint),
+               "--pixel-size", "1.5"])
+    assert rc == 0 and "pixel size 1.5 nm (given)" in capsys.readouterr().err
+    assert labels_pixel_size_nm(tmp_path / "p" / "figure_labels.tif") == pytest.approx(1.5)
+    rc = main(["segment", str(tmp_path / "figure.png"), "--out", str(tmp_path / "q"), "--model", str(tiny_checkpoint),
+               "--diameter-nm", "30"])
+    assert rc == 1 and "give --pixel-size" in capsys.readouterr().err
+
+
 def test_unknown_model_is_a_clear_error(tmp_path, sem_like, capsys):
     tifffile.imwrite(tmp_path / "a.tif", sem_like[0])
     assert main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
@@ -153,7 +168,7 @@ def test_segment_names_the_model_auto_chose(tmp_path, sem_like, capsys):
     tifffile.imwrite(path, 255 - image[:176])  # dark particles on a bright background, as in TEM
     assert main(["segment", str(path), "--out", str(tmp_path / "o")]) == 0
     line = capsys.readouterr().err
-    assert "model default ->" in line
+    assert "model default, pixel size unknown" in line
     assert "estimated particle diameter" in line  # the default estimates it, as the model can
     assert main(["segment", str(path), "--out", str(tmp_path / "p"), "--diameter", "0"]) == 0
     assert "estimated" not in capsys.readouterr().err  # 0: the image's own scale

@@ -32,7 +32,25 @@ def test_disc_measures_close_to_analytic():
     assert t.columns["ecd_px"][0] == pytest.approx(2 * r, rel=0.01)
     assert t.columns["feret_max_px"][0] == pytest.approx(2 * r + 1, abs=1.0)  # pixel corners add up to 1 px
     assert t.columns["feret_min_px"][0] == pytest.approx(2 * r + 1, abs=1.0)
-    assert t.columns["circularity"][0] > 0.9
+    assert t.columns["perimeter_px"][0] == pytest.approx(2 * math.pi * r, rel=0.01)
+    assert t.columns["circularity"][0] > 0.98  # counting the pixel contour's steps gave 0.92
+
+
+@pytest.mark.parametrize("r", [10, 25, 60])
+def test_circularity_near_one_for_discs_and_pi_over_4_for_squares_of_any_orientation(r):
+    from skimage.draw import polygon
+
+    yy, xx = np.mgrid[0 : 2 * r + 9, 0 : 2 * r + 9]
+    disc = ((yy - r - 4) ** 2 + (xx - r - 4) ** 2 <= r**2).astype(np.int32)
+    assert measure_particles(disc).columns["circularity"][0] > (0.93 if r < 20 else 0.97)  # pixel steps gave 0.91-0.94
+    side, found = 2 * r, []
+    for angle in np.linspace(0, math.pi / 2, 10, endpoint=False):  # the estimate is unbiased over orientations
+        c, s = math.cos(angle), math.sin(angle)
+        corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * side / 2 @ np.array([[c, -s], [s, c]]).T + side
+        square = np.zeros((2 * side + 2, 2 * side + 2), np.int32)
+        square[polygon(corners[:, 0], corners[:, 1], square.shape)] = 1
+        found.append(measure_particles(square).columns["circularity"][0])
+    assert np.mean(found) == pytest.approx(math.pi / 4, abs=0.05)
 
 
 def test_feret_degenerate():
@@ -73,7 +91,7 @@ def test_agrees_with_regionprops():
         p = props[lab]
         assert t.columns["area_nm2"][i] == pytest.approx(p.area * 9)
         assert t.columns["ecd_nm"][i] == pytest.approx(p.equivalent_diameter_area * 3)
-        assert t.columns["perimeter_nm"][i] == pytest.approx(p.perimeter * 3)
+        assert t.columns["perimeter_nm"][i] == pytest.approx(p.perimeter_crofton * 3)
         # solidity: the area over the pixel centres inside the convex hull of the particle's pixel centres
         hull = ConvexHull(p.coords)
         inside = (hull.equations[:, :2] @ np.indices(labels.shape).reshape(2, -1) + hull.equations[:, 2:] <= 1e-9).all(0)
@@ -162,6 +180,56 @@ def test_measure_cli_without_pixel_size_uses_pixels(tmp_path, capsys):
     assert main(["measure", str(tmp_path / "m.tif"), str(tmp_path / "n.tif"), "--pixel-size", "2",
                  "--out", str(tmp_path / "q.csv")]) == 0
     assert [r["image"] for r in csv.DictReader(open(tmp_path / "q_summary.csv"))] == ["m.tif", "n.tif", "all"]
+
+
+def test_measure_cli_pixel_size_overrides_the_image_and_min_area_drops_specks(tmp_path, capsys):
+    from napari_nanogan.io.images import write_labels
+
+    labels = np.zeros((60, 60), np.uint16)
+    labels[5:25, 5:25] = 1
+    labels[40, 40] = 2  # a 1-px speck, as annotations hold
+    labels[50:53, 10:13] = 3  # 9 px
+    write_labels(tmp_path / "a_labels.tif", labels)
+    write_labels(tmp_path / "a.tif", np.full((60, 60), 100, np.uint8), pixel_size_nm=7.0)  # an image that says 7 nm
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--image", str(tmp_path / "a.tif"), "--pixel-size", "2",
+                 "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["label"] for r in rows] == ["1", "2", "3"]
+    assert float(rows[0]["area_nm2"]) == pytest.approx(400 * 4)  # 2 nm given wins over the image's 7 nm
+    assert float(rows[0]["mean_intensity"]) == pytest.approx(100)  # the image still gives the intensities
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--pixel-size", "2", "--min-area", "9", "--out", str(out)]) == 0
+    assert [r["label"] for r in csv.DictReader(open(out))] == ["1", "3"]
+    with pytest.raises(SystemExit):
+        main(["measure", str(tmp_path / "a_labels.tif"), "--min-area", "0", "--out", str(out)])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_measure_refuses_a_grey_image_given_as_labels_and_measures_the_rest(tmp_path, capsys, sem_like):
+    image, labels = sem_like
+    Image.fromarray(image).save(tmp_path / "image.png")  # the image, passed by mistake
+    tifffile.imwrite(tmp_path / "good_labels.tif", labels.astype(np.uint16))
+    out = tmp_path / "m.csv"
+    rc = main(["measure", str(tmp_path / "image.png"), str(tmp_path / "good_labels.tif"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "looks like a grey image, not a mask" in err
+    assert {r["image"] for r in csv.DictReader(open(out))} == {"good_labels.tif"}
+
+
+def test_instance_masks_with_a_few_labels_in_pieces_are_still_masks():
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.io.masks import scattered_labels
+
+    labels = particle_labels((200, 200), n_particles=60, seed=1)
+    n = int(labels.max())
+    assert n >= 32 and scattered_labels(labels) is None
+    split = labels.copy()
+    for k in range(1, n // 2 + 1):  # half the labels also own a far pixel: still a mask (annotations do this)
+        split[0, 2 * k] = k
+    assert scattered_labels(split) is None
+    noise = np.random.default_rng(0).integers(0, 200, (200, 200))  # grey levels everywhere
+    count, share = scattered_labels(noise)
+    assert count >= 190 and share > 0.9
 
 
 @requires_shared

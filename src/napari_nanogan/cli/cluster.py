@@ -46,7 +46,7 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
     from ..progress import drive
     from ..segmentation.zarrjob import labels_target, segment_zarr_steps
 
-    plane, meta = open_zarr_image(path)
+    plane, meta = given_pixel_size(open_zarr_image(path), args)
     diameter = _zarr_diameter(path, meta, diameter, args.diameter_nm)
     bar = progress_bar(1, desc)
     try:
@@ -59,12 +59,19 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
     _say(_zarr_line(path, result, segmenter.name, meta))
 
 
+def given_pixel_size(opened: tuple, args) -> tuple:
+    """``(plane, meta)`` of an opened zarr image, the pixel size replaced by ``--pixel-size`` where given."""
+    plane, meta = opened
+    given = getattr(args, "pixel_size", None)
+    return plane, ({**meta, "pixel_size_nm": given} if given else meta)
+
+
 def _zarr_diameter(path, meta, diameter, diameter_nm):
     if diameter_nm is None:
         return diameter
     if not meta["pixel_size_nm"]:
         raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this store's metadata does not give it; "
-                         "use --diameter in pixels")
+                         "give --pixel-size, or use --diameter in pixels")
     return diameter_nm / meta["pixel_size_nm"]
 
 
@@ -90,7 +97,8 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
         if files:
             bar = progress_bar(len(files), "segment")
             outcomes = segment_files(client, files, args.out, model=args.model, diameter=diameter,
-                                     diameter_nm=args.diameter_nm, tile=args.tile, overwrite=args.overwrite,
+                                     diameter_nm=args.diameter_nm, pixel_size_nm=args.pixel_size, tile=args.tile,
+                                     overwrite=args.overwrite,
                                      overlay=args.overlay,
                                      torch_threads=threads, report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
             bar.close()
@@ -98,7 +106,7 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
             _say(f"files: {line}")
         for path in stores:
             try:
-                plane, meta = open_zarr_image(path)
+                plane, meta = given_pixel_size(open_zarr_image(path), args)
                 bar = progress_bar(1, path.name)
                 try:
                     result = segment_zarr(client, plane, labels_target(args.out, path.stem), model=args.model,
@@ -160,6 +168,7 @@ def measure_on_cluster(args, paths: list[Path], sources: list) -> list:
     with context as client:
         _say(f"measure: {len(paths)} label files on {_describe(client)}")
         bar = progress_bar(len(paths), "measure")
-        outcomes = measure_files(client, paths, sources, pixel_size_nm=args.pixel_size, report=lambda o: bar.update(1))
+        outcomes = measure_files(client, paths, sources, pixel_size_nm=args.pixel_size, min_area=args.min_area,
+                                 report=lambda o: bar.update(1))
         bar.close()
     return [(Path(o.path), o.extra) for o in outcomes]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import (CommandError, add_cluster_options, apply_threads, has_extra, input_error, list_inputs, load_model,
-                     out_file, out_folder, positive_value, progress_bar, tile_value, unique_targets)
+from .common import (CommandError, add_cluster_options, apply_threads, count_value, has_extra, input_error, list_inputs,
+                     load_model, out_file, out_folder, positive_value, progress_bar, tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 #: ``--overlay``'s picture (``segmentation.files.overlay_path``): never a label image.
@@ -66,7 +66,7 @@ def cmd_segment(args) -> int:
             bar = progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
             try:
                 _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
-                                       tile=args.tile, overlay=args.overlay,
+                                       pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
                                        progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             finally:
                 bar.close()  # before any line, which would else share the bar's
@@ -237,7 +237,8 @@ def cmd_measure(args) -> int:
         def measured_here():
             for path, source in zip(paths, sources):
                 try:
-                    yield path, measure_file(path, image_path=source, pixel_size_nm=args.pixel_size)
+                    yield path, measure_file(path, image_path=source, pixel_size_nm=args.pixel_size,
+                                             min_area=args.min_area)
                 except Exception as exc:  # reported below, one line; the others are still measured
                     yield path, exc
 
@@ -256,7 +257,8 @@ def cmd_measure(args) -> int:
         d50 = f"D50 {summary['D50']:.4g} {table.unit}" if "D50" in summary else "no whole particles"
         unit_note = "" if table.pixel_size_nm else (
             " (pixel size unknown: lengths in pixels; " + ("the --image gives none either: pass --pixel-size)"
-                                                           if source is not None else "pass --pixel-size or --image)"))
+                                                           if source is not None else "pass --pixel-size, or --image "
+                                                           "when the image file gives it)"))
         print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
     if not tables:
         return 1
@@ -302,6 +304,9 @@ def add_commands(sub) -> None:
                            "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
+    p.add_argument("--pixel-size", type=positive_value, default=None, metavar="NM",
+                   help="pixel size in nm for every input, instead of the files' own (PNG and figure crops give "
+                        "none): written into the labels, so nanogan measure reports nm; --diameter-nm uses it")
     add_cluster_options(p, overwrite=False)
     p.add_argument("--overwrite", action="store_true",
                    help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
@@ -321,12 +326,24 @@ def add_commands(sub) -> None:
     p.add_argument("--generator", default=None, help="generator for the synthesis half (default: the shipped one, if any)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images")
-    p.add_argument("labels", nargs="+", metavar="LABELS", help="instance label images or binary masks, or folders of them")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--image", action="append", help="the source image (pixel size, info bar, intensities)")
-    group.add_argument("--pixel-size", type=positive_value, default=None,
-                       help="pixel size in nm (overrides file metadata)")
+    p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images",
+                       description="Measure every particle of label images (nanogan segment's <stem>_labels.tif, or "
+                                   "annotated masks): a CSV of one row per particle (area, equivalent-circle diameter, "
+                                   "Feret max/min, perimeter, circularity, aspect ratio, solidity, mean intensity, "
+                                   "confidence where the labels have one) and <out stem>_summary.csv of D10/D50/D90 "
+                                   "per file (and all files pooled). Lengths are in nm when the pixel size is known "
+                                   "(the labels TIFF, --image or --pixel-size), else in px; the unit is in every "
+                                   "column name. Particles cut by the image edge or the info bar are flagged and left "
+                                   "out of the summary.")
+    p.add_argument("labels", nargs="+", metavar="LABELS",
+                   help="instance label images or binary masks (split into 4-connected particles), or folders of them")
+    p.add_argument("--image", action="append",
+                   help="the source image (pixel size, info bar, intensities); once for all LABELS, or once per file")
+    p.add_argument("--pixel-size", type=positive_value, default=None,
+                   help="pixel size in nm; overrides the pixel size of the labels and --image files")
+    p.add_argument("--min-area", type=count_value, default=1, metavar="PX",
+                   help="leave out particles of fewer pixels (default 1: all). nanogan segment's shipped models drop "
+                        "particles under 16 px: give 16 to measure annotated masks the same way")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
     add_cluster_options(p, overwrite=False, threads=False)
     p.set_defaults(func=cmd_measure)

@@ -39,13 +39,13 @@ class Outcome:
 
 
 def _segment_task(path: str, out_dir: str, plugin: str, diameter, diameter_nm, tile: int, overwrite: bool,
-                  overlay: bool = False) -> Outcome:
+                  overlay: bool = False, pixel_size_nm: float | None = None) -> Outcome:
     target = labels_path(out_dir, path)
     if not overwrite and target.is_file():
         return Outcome(path, "skipped", f"{path}: {target} is complete; skipped")
     try:
         _, line = segment_file(path, out_dir, worker_model(plugin), diameter=diameter, diameter_nm=diameter_nm,
-                               tile=tile, overlay=overlay)
+                               pixel_size_nm=pixel_size_nm, tile=tile, overlay=overlay)
     except _INPUT_ERRORS as exc:
         return Outcome(path, "failed", failure_line(path, exc))
     return Outcome(path, "done", line)
@@ -68,12 +68,13 @@ def collect(client, futures: dict, report: Callable[[Outcome], None] | None = No
 
 
 def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, model: str, diameter=None,
-                  diameter_nm: float | None = None, tile: int = 512, overwrite: bool = False, overlay: bool = False,
-                  torch_threads: int | None = None, report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                  diameter_nm: float | None = None, pixel_size_nm: float | None = None, tile: int = 512,
+                  overwrite: bool = False, overlay: bool = False, torch_threads: int | None = None,
+                  report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Segment image files on the cluster of ``client``: ``<out>/<stem>_labels.tif`` each, as ``nanogan segment`` writes.
 
     ``diameter``: "auto", pixels or None (as :func:`~napari_nanogan.segmentation.files.segment_file`
-    takes it). Outputs already complete are skipped unless ``overwrite``. ``report``
+    takes it); ``pixel_size_nm`` replaces the files' own. Outputs already complete are skipped unless ``overwrite``. ``report``
     is called with each :class:`Outcome` as it comes.
     """
     plugin = ModelPlugin("segmenter", model, torch_threads)
@@ -82,7 +83,7 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(p).resolve() for p in paths]
     futures = {client.submit(_segment_task, str(p), str(out_dir), plugin.name, diameter, diameter_nm, tile, overwrite,
-                             overlay, key=f"nanogan-segment-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
+                             overlay, pixel_size_nm, key=f"nanogan-segment-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
     return collect(client, futures, report)
 
 
@@ -170,22 +171,23 @@ def export_files(client, recipes: dict, out_dir: str | Path, *, model: str, dige
     return collect(client, futures, report)
 
 
-def _measure_task(path: str, source: str | None, pixel_size_nm: float | None) -> Outcome:
+def _measure_task(path: str, source: str | None, pixel_size_nm: float | None, min_area: int = 1) -> Outcome:
     from ..measure import measure_file
 
     try:
-        return Outcome(path, "done", "", measure_file(path, image_path=source, pixel_size_nm=pixel_size_nm))
+        return Outcome(path, "done", "", measure_file(path, image_path=source, pixel_size_nm=pixel_size_nm,
+                                                      min_area=min_area))
     except _INPUT_ERRORS as exc:
         return Outcome(path, "failed", f"error: {path}: {str(exc).splitlines()[0]}", exc)
 
 
-def measure_files(client, paths: list, sources: list, *, pixel_size_nm: float | None = None,
+def measure_files(client, paths: list, sources: list, *, pixel_size_nm: float | None = None, min_area: int = 1,
                   report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """``nanogan measure`` on the cluster: one table per label file (``extra``: the table, or the exception), in order.
 
     The tables come back to the client, which writes one CSV and one size distribution.
     """
-    futures = {client.submit(_measure_task, str(p), None if s is None else str(s), pixel_size_nm,
+    futures = {client.submit(_measure_task, str(p), None if s is None else str(s), pixel_size_nm, min_area,
                              key=f"nanogan-measure-{k}-{Path(p).name}", pure=False): Path(p)
                for k, (p, s) in enumerate(zip(paths, sources))}
     return collect(client, futures, report)

@@ -24,9 +24,46 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     data, _ = read_array(path, what="a mask")
     try:
-        return mask_values(data)
+        mask = mask_values(data)
     except ValueError as exc:
         raise ImageReadError(f"{path}: {exc}") from None
+    scattered = scattered_labels(mask)
+    if scattered is not None:
+        n, share = scattered
+        raise ImageReadError(
+            f"{path}: this looks like a grey image, not a mask: {share:.0%} of its {n} values are scattered over "
+            "separate pieces, where each particle's label covers one region. Pass the labels `nanogan segment` "
+            "writes (<stem>_labels.tif), or a binary or instance-label mask")
+    return mask
+
+
+#: :func:`scattered_labels` judges masks of at least this many labels ...
+GREY_MIN_LABELS = 32
+#: ... and calls a mask a grey image when at least this share of its labels come in several pieces.
+GREY_SCATTERED_SHARE = 0.8
+
+
+def scattered_labels(mask: np.ndarray) -> tuple[int, float] | None:
+    """(labels, share of them in several 8-connected pieces) when ``mask`` looks like a grey image, else None.
+
+    In a label image each particle's label covers one region (a few annotated masks hold a
+    label or two in pieces: at most half of a mask's labels, in the shared data sets); in a
+    grey image each grey level is scattered over the whole picture. Masks of fewer than
+    ``GREY_MIN_LABELS`` labels (binary masks too) are not judged.
+    """
+    from skimage.measure import label as regions
+
+    mask = np.asarray(mask)
+    values = np.unique(mask)
+    n = int((values > 0).sum())
+    if n < GREY_MIN_LABELS:
+        return None
+    pieces = regions(mask, connectivity=2, background=0)
+    owner = np.zeros(int(pieces.max()) + 1, np.int64)  # the value each piece has
+    owner[pieces.ravel()] = np.searchsorted(values, mask.ravel())
+    per_value = np.bincount(owner[1:], minlength=len(values))
+    share = float((per_value > 1).sum() / n)
+    return (n, share) if share >= GREY_SCATTERED_SHARE else None
 
 
 def mask_values(mask: np.ndarray) -> np.ndarray:

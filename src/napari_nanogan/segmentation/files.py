@@ -22,15 +22,16 @@ def overlay_path(out_dir: str | Path, image_path: str | Path) -> Path:
 
 
 def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: float | Literal["auto"] | None = None,
-                 diameter_nm: float | None = None, tile: int = TILE, overlay: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[Path, str]:
+                 diameter_nm: float | None = None, pixel_size_nm: float | None = None, tile: int = TILE,
+                 overlay: bool = False, progress: Callable[[int, int], None] | None = None) -> tuple[Path, str]:
     """Read an image, segment it, write ``<out>/<stem>_labels.tif`` (and the labels' table); return it and a line.
 
     ``overlay``: also ``<out>/<stem>_overlay.png``, each particle outlined on the image (written
     after the labels, so its presence means they are complete).
 
-    ``diameter_nm`` (instead of ``diameter``) is converted with the file's pixel size; a
-    file without one is an error. The labels are written atomically, table first, so
+    ``pixel_size_nm``: the pixel size (nm) to use instead of the file's own (figure crops
+    and PNGs give none); it goes into the labels TIFF. ``diameter_nm`` (instead of
+    ``diameter``) is converted with the pixel size; a file without one is an error. The labels are written atomically, table first, so
     a labels TIFF on disk means both are complete. Raises
     :class:`~napari_nanogan.io.ImageReadError`, ``ValueError`` or ``OSError`` for
     this file.
@@ -42,18 +43,20 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
 
     path = Path(path)
     image, meta = read_image(path)
+    pixel = pixel_size_nm or meta["pixel_size_nm"]
     if diameter_nm is not None:
-        if not meta["pixel_size_nm"]:
+        if not pixel:
             raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
-                             "use --diameter in pixels")
-        diameter = diameter_nm / meta["pixel_size_nm"]
+                             "give --pixel-size, or use --diameter in pixels")
+        diameter = diameter_nm / pixel
     result = segment(image, segmenter, tile=tile, diameter=diameter, progress=progress)
     target = labels_path(out_dir, path)
     for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
         remove_stale_temporaries(stale)
-    target = write_labels(target, result.labels, pixel_size_nm=meta["pixel_size_nm"], confidence=result.confidence,
+    target = write_labels(target, result.labels, pixel_size_nm=pixel, confidence=result.confidence,
                           info_bar_start=bottom_bar_start(result.info_bar))
-    unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
+    unit = (f", pixel size {pixel:g} nm" + (" (given)" if pixel_size_nm else "")) if pixel else \
+        ", pixel size unknown (sizes in px; --pixel-size gives it)"
     line = f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
     if overlay:
         from PIL import Image
