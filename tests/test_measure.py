@@ -205,6 +205,21 @@ def test_measure_cli_pixel_size_overrides_the_image_and_min_area_drops_specks(tm
     assert "must be at least 1" in capsys.readouterr().err
 
 
+def test_a_pixel_size_no_micrograph_has_is_measured_with_a_warning_naming_the_unit(tmp_path, capsys):
+    labels = np.zeros((40, 40), np.uint16)
+    labels[5:15, 5:15] = 1
+    tifffile.imwrite(tmp_path / "a_labels.tif", labels)
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--pixel-size", "7.344", "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--pixel-size", "0.007344", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "below any electron micrograph's" in err and "--pixel-size 7.344" in err  # µm typed as nm
+    assert float(next(csv.DictReader(open(out)))["area_nm2"]) == pytest.approx(100 * 0.007344**2)  # as given
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--pixel-size", "734400", "--out", str(out)]) == 0
+    assert "above any electron micrograph's" in capsys.readouterr().err
+
+
 def test_measure_refuses_a_grey_image_given_as_labels_and_measures_the_rest(tmp_path, capsys, sem_like):
     image, labels = sem_like
     Image.fromarray(image).save(tmp_path / "image.png")  # the image, passed by mistake

@@ -120,6 +120,25 @@ def positive_value(text: str) -> float:
 SEED_MAX = 2**40
 
 
+#: Pixel sizes (nm) outside this range are no electron micrograph's: a unit slip, most likely.
+PLAUSIBLE_PIXEL_NM = (0.01, 100_000.0)
+
+
+def pixel_size_value(text: str) -> float:
+    """A pixel size in nm (``--pixel-size``): a finite number > 0; one outside
+    ``PLAUSIBLE_PIXEL_NM`` is taken, with a warning that names the likely unit slip."""
+    value = positive_value(text)
+    low, high = PLAUSIBLE_PIXEL_NM
+    if value < low:
+        print(f"warning: --pixel-size {text} nm is below any electron micrograph's ({low:g} nm); the value is in "
+              f"nm (a pixel of {value:g} µm is --pixel-size {value * 1000:g})", file=sys.stderr)
+    elif value > high:
+        print(f"warning: --pixel-size {text} nm is {value / 1000:g} µm a pixel, above any electron micrograph's "
+              f"({high / 1000:g} µm); the value is in nm (a pixel of {value:g} pm is --pixel-size {value / 1000:g})",
+              file=sys.stderr)
+    return value
+
+
 def seed_value(text: str) -> int:
     """A seed: a whole number from 0 to :data:`SEED_MAX`."""
     try:

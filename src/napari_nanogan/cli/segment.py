@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
 from .common import (CommandError, add_cluster_options, apply_threads, count_value, has_extra, input_error, list_inputs,
-                     load_model, out_file, out_folder, positive_value, progress_bar, tile_value, unique_targets)
+                     load_model, out_file, out_folder, pixel_size_value, positive_value, progress_bar, tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 #: ``--overlay``'s picture (``segmentation.files.overlay_path``): never a label image.
@@ -304,7 +304,7 @@ def add_commands(sub) -> None:
                            "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
-    p.add_argument("--pixel-size", type=positive_value, default=None, metavar="NM",
+    p.add_argument("--pixel-size", type=pixel_size_value, default=None, metavar="NM",
                    help="pixel size in nm for every input, instead of the files' own (PNG and figure crops give "
                         "none): written into the labels, so nanogan measure reports nm; --diameter-nm uses it")
     add_cluster_options(p, overwrite=False)
@@ -339,7 +339,7 @@ def add_commands(sub) -> None:
                    help="instance label images or binary masks (split into 4-connected particles), or folders of them")
     p.add_argument("--image", action="append",
                    help="the source image (pixel size, info bar, intensities); once for all LABELS, or once per file")
-    p.add_argument("--pixel-size", type=positive_value, default=None,
+    p.add_argument("--pixel-size", type=pixel_size_value, default=None,
                    help="pixel size in nm; overrides the pixel size of the labels and --image files")
     p.add_argument("--min-area", type=count_value, default=1, metavar="PX",
                    help="leave out particles of fewer pixels (default 1: all). nanogan segment's shipped models drop "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
 from .common import (CommandError, add_cluster_options, apply_threads, count_value, first_line, input_error, list_inputs, load_model, out_folder,
-                     has_extra, positive_value, progress_bar, seed_value, unique_targets)
+                     has_extra, pixel_size_value, progress_bar, seed_value, unique_targets)
 
 
 def _earlier_image(path: Path, stems: set[str]) -> bool:
@@ -187,7 +187,7 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible (default 0)")
     p.add_argument("--model", default=DEFAULT_GENERATOR,
                    help=f"generator name or checkpoint path (default {DEFAULT_GENERATOR}: SEM; tem: bright-field TEM)")
-    p.add_argument("--pixel-size", type=positive_value, default=None, help="pixel size in nm written into the TIFFs")
+    p.add_argument("--pixel-size", type=pixel_size_value, default=None, help="pixel size in nm written into the TIFFs")
     p.add_argument("--png", action="store_true", help="also write PNG previews")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing files (default: refuse; the same command run again completes an "
