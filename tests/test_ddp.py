@@ -8,8 +8,6 @@ soft Dice are sums over the global batch, not per-process means).
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 import torch
@@ -44,24 +42,20 @@ def _train(out_dir, world: World, steps: int) -> list:
                                 device="cpu"))
 
 
-def _worker(rank: int, size: int, port: int, out_dir: str, queue) -> None:
+def _worker(rank: int, size: int, store: str, out_dir: str, queue) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
+    # a file store, not a TCP one hosted by process 0: process 0 leaving first cannot abort the other
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size)
     try:
         world = World(rank, size, rank, "gloo")
         first = _train(out_dir, world, 2)
         second = _train(out_dir, world, 3)  # resumes from last.pt, written by process 0 only
         queue.put((rank, [r.losses for r in first + second]))
+        dist.barrier()  # both done before either tears the group down
     finally:
         dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_world_from_torchrun_environment():
@@ -80,8 +74,8 @@ def test_two_processes_train_the_weights_one_process_trains_with_the_global_batc
     single = _train(tmp_path / "one", SINGLE, 2) + _train(tmp_path / "one", SINGLE, 3)
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(rank, 2, port, str(tmp_path / "ddp"), queue)) for rank in range(2)]
+    store = tmp_path / "store"
+    procs = [ctx.Process(target=_worker, args=(rank, 2, str(store), str(tmp_path / "ddp"), queue)) for rank in range(2)]
     for p in procs:
         p.start()
     for p in procs:
