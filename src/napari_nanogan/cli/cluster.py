@@ -62,8 +62,7 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
 def given_pixel_size(opened: tuple, args) -> tuple:
     """``(plane, meta)`` of an opened zarr image, the pixel size replaced by ``--pixel-size`` where given."""
     plane, meta = opened
-    given = getattr(args, "pixel_size", None)
-    return plane, ({**meta, "pixel_size_nm": given} if given else meta)
+    return plane, ({**meta, "pixel_size_nm": args.pixel_size} if args.pixel_size else meta)
 
 
 def _zarr_diameter(path, meta, diameter, diameter_nm):

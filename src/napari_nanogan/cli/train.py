@@ -493,7 +493,7 @@ def add_commands(sub) -> None:
                    help="upsampling between the texture network's resolutions (default bilinear)")
     p.add_argument("--widths", default="32,24,16,12",
                    help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 32,24,16,12, the "
-                        "shipped textures'; 64,48,32,24 synthesized 1.2-1.3 times slower and taught no more)")
+                        "shipped textures'; 64,48,32,24 synthesized 1.1-1.2 times slower, with FID 53.4 against 45.6)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (last.pt)")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (reproducible runs)")
     p.set_defaults(func=cmd_train_texture)

@@ -74,8 +74,8 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
     """Segment image files on the cluster of ``client``: ``<out>/<stem>_labels.tif`` each, as ``nanogan segment`` writes.
 
     ``diameter``: "auto", pixels or None (as :func:`~napari_nanogan.segmentation.files.segment_file`
-    takes it); ``pixel_size_nm`` replaces the files' own. Outputs already complete are skipped unless ``overwrite``. ``report``
-    is called with each :class:`Outcome` as it comes.
+    takes it); ``pixel_size_nm`` replaces the files' own. Outputs already complete are
+    skipped unless ``overwrite``. ``report`` is called with each :class:`Outcome` as it comes.
     """
     plugin = ModelPlugin("segmenter", model, torch_threads)
     register(client, plugin)

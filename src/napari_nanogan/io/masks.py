@@ -54,15 +54,16 @@ def scattered_labels(mask: np.ndarray) -> tuple[int, float] | None:
     from skimage.measure import label as regions
 
     mask = np.asarray(mask)
-    values = np.unique(mask)
-    n = int((values > 0).sum())
-    if n < GREY_MIN_LABELS:
+    if int(mask.max()) < GREY_MIN_LABELS:  # too few labels to judge, without sorting the image
         return None
     pieces = regions(mask, connectivity=2, background=0)
-    owner = np.zeros(int(pieces.max()) + 1, np.int64)  # the value each piece has
-    owner[pieces.ravel()] = np.searchsorted(values, mask.ravel())
-    per_value = np.bincount(owner[1:], minlength=len(values))
-    share = float((per_value > 1).sum() / n)
+    owner = np.zeros(int(pieces.max()) + 1, mask.dtype)  # the label each piece has
+    owner[pieces.ravel()] = mask.ravel()
+    _, pieces_per_label = np.unique(owner[1:], return_counts=True)
+    n = len(pieces_per_label)
+    if n < GREY_MIN_LABELS:
+        return None
+    share = float((pieces_per_label > 1).mean())
     return (n, share) if share >= GREY_SCATTERED_SHARE else None
 
 

@@ -31,8 +31,9 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
 
     ``pixel_size_nm``: the pixel size (nm) to use instead of the file's own (figure crops
     and PNGs give none); it goes into the labels TIFF. ``diameter_nm`` (instead of
-    ``diameter``) is converted with the pixel size; a file without one is an error. The labels are written atomically, table first, so
-    a labels TIFF on disk means both are complete. Raises
+    ``diameter``) is converted with the pixel size; a file without one is an error. The
+    labels are written atomically, table first, so a labels TIFF on disk means both are
+    complete. Raises
     :class:`~napari_nanogan.io.ImageReadError`, ``ValueError`` or ``OSError`` for
     this file.
     """
