@@ -139,6 +139,25 @@ def test_measure_cli_reads_pixel_size_from_segment_output(tmp_path):
     assert float(row["area_nm2"]) == pytest.approx(100 * 7.344**2, rel=1e-5)
 
 
+def test_measure_writes_inputs_of_nm_and_of_pixels_in_their_own_columns(tmp_path, capsys):
+    """One label file with a pixel size and one without used to be measured, printed, then
+    refused (exit 2, no CSV): the work was lost."""
+    from napari_nanogan.io.images import write_labels
+
+    labels = np.zeros((40, 40), np.uint16)
+    labels[5:15, 5:15] = 1
+    write_labels(tmp_path / "a_labels.tif", labels, pixel_size_nm=2.0)
+    tifffile.imwrite(tmp_path / "b_labels.tif", labels)
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "b_labels.tif"), "--out", str(out)]) == 0
+    assert "their lengths are in separate columns" in capsys.readouterr().err
+    rows = {r["image"]: r for r in csv.DictReader(open(out))}
+    assert float(rows["a_labels.tif"]["area_nm2"]) == pytest.approx(400) and rows["a_labels.tif"]["area_px2"] == ""
+    assert float(rows["b_labels.tif"]["area_px2"]) == pytest.approx(100) and rows["b_labels.tif"]["area_nm2"] == ""
+    summary = list(csv.DictReader(open(tmp_path / "m_summary.csv")))
+    assert [(r["image"], r["unit"]) for r in summary] == [("a_labels.tif", "nm"), ("b_labels.tif", "px")]
+
+
 def test_labels_remember_their_info_bar_so_measure_needs_no_image(tmp_path):
     """`nanogan segment` writes the info bar's first row into the labels TIFF: `measure` without --image
     leaves out the particles it cuts, as it does with --image."""
@@ -245,6 +264,62 @@ def test_instance_masks_with_a_few_labels_in_pieces_are_still_masks():
     noise = np.random.default_rng(0).integers(0, 200, (200, 200))  # grey levels everywhere
     count, share = scattered_labels(noise)
     assert count >= 190 and share > 0.9
+
+
+def _smooth_field(shape=(256, 256), seed=0):
+    """A grey picture with blobs and a gradient, as a micrograph has (not labels)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    field = ndi.gaussian_filter(rng.normal(size=shape), 6)
+    field = (field - field.min()) / np.ptp(field)
+    return field + np.linspace(0, 0.3, shape[1])[None]
+
+
+def test_noisy_16_bit_and_rgb_pictures_are_refused_as_masks(tmp_path, capsys):
+    """Detector noise leaves each grey level in single-pixel pieces (not several pieces per
+    label), and an RGB picture was read as one binary blob: both were measured as particles."""
+    from napari_nanogan.io.masks import ImageReadError, read_mask
+
+    picture = _smooth_field()
+    noisy16 = (picture / picture.max() * 60000 + np.random.default_rng(1).normal(0, 200, picture.shape))
+    tifffile.imwrite(tmp_path / "noisy16.tif", noisy16.clip(0, 65535).astype(np.uint16))
+    grey8 = (picture / picture.max() * 255).astype(np.uint8)
+    Image.fromarray(np.repeat(grey8[..., None], 3, -1)).save(tmp_path / "rgb.png")
+    for name in ("noisy16.tif", "rgb.png"):
+        with pytest.raises(ImageReadError, match="looks like a grey image, not a mask: .* neighbouring"):
+            read_mask(tmp_path / name)
+    rc = main(["measure", str(tmp_path / "noisy16.tif"), "--out", str(tmp_path / "m.csv")])
+    assert rc == 1 and "looks like a grey image" in capsys.readouterr().err
+
+
+def test_grey_labels_stored_as_rgb_keep_their_instances(tmp_path):
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.io.masks import read_mask
+
+    labels = particle_labels((200, 200), n_particles=60, seed=2, overlap=0.5)
+    assert labels.max() <= 255 and labels.max() >= 32
+    Image.fromarray(np.repeat(labels.astype(np.uint8)[..., None], 3, -1)).save(tmp_path / "labels_rgb.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "labels_rgb.png"), labels)
+    colour = np.zeros((64, 64, 3), np.uint8)  # a colour-coded mask still counts any channel as particle
+    colour[5:20, 5:20] = (255, 0, 0)
+    colour[30:50, 30:50] = (0, 0, 255)
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    assert set(np.unique(read_mask(tmp_path / "colour.png"))) == {0, 1}
+
+
+@requires_shared
+def test_every_shared_annotation_reads_as_a_mask_and_no_shared_image_does():
+    from napari_nanogan.io.masks import ImageReadError, mixed_neighbours, read_mask
+
+    masks = sorted(DATA.glob("*/masks/*"))
+    assert len(masks) >= 300
+    worst = max(mixed_neighbours(read_mask(path)) for path in masks)
+    assert worst < 0.05
+    images = sorted(DATA.glob("*/images/*"))[::10]
+    for path in images:
+        with pytest.raises(ImageReadError, match="looks like a grey image"):
+            read_mask(path)
 
 
 @requires_shared
