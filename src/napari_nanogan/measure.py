@@ -292,14 +292,12 @@ def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bo
 def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path:
     """One CSV row per particle (all tables stacked), written atomically.
 
-    A column some tables lack (``confidence``) is left empty in their rows; tables in
-    different units cannot share one file.
+    A column some tables lack (``confidence``; the lengths of another unit, ``ecd_nm``
+    against ``ecd_px``) is left empty in their rows.
     """
     from .io.atomic import atomic_path
 
     path = Path(path)
-    if len({t.unit for t in tables}) > 1:
-        raise ValueError("tables with different units cannot share one CSV; measure them separately")
     keys = list(dict.fromkeys(k for t in tables for k in t.columns)) if tables else ["image", "label"]
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:

@@ -211,6 +211,7 @@ def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
     from ..measure import measure_file, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
+    from ..segmentation.pipeline import plural
 
     if (args.scheduler or args.workers) and not has_extra("measure"):
         return 2
@@ -259,15 +260,15 @@ def cmd_measure(args) -> int:
             " (pixel size unknown: lengths in pixels; " + ("the --image gives none either: pass --pixel-size)"
                                                            if source is not None else "pass --pixel-size, or --image "
                                                            "when the image file gives it)"))
-        print(f"{path}: {len(table)} particles, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
+        print(f"{path}: {plural(len(table), 'particle')}, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
     if not tables:
         return 1
-    units = {t.unit for t in tables}
-    if len(units) > 1:
-        print("nanogan measure: some inputs have a pixel size and some do not; measure them separately", file=sys.stderr)
-        return 2
     write_table_csv(out, tables)
-    if len(tables) > 1 and tables[0].unit == "nm":
+    if len({t.unit for t in tables}) > 1:
+        print("nanogan measure: some inputs have a pixel size and some do not: their lengths are in separate columns "
+              "(ecd_nm and ecd_px, ...), and there is no pooled 'all' row (give --pixel-size, or --image, for the "
+              "others to pool them)", file=sys.stderr)
+    elif len(tables) > 1 and tables[0].unit == "nm":
         summaries.append(("all", summarize_sizes(stack_tables(tables))))
     elif len(tables) > 1:  # pixels of images of unknown, maybe different, scales do not add up
         print("nanogan measure: no pooled 'all' row: the pixel size is unknown, and pixels of different images need "
