@@ -403,3 +403,11 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, 
     assert rc == 1 and errors == ["nanogan segment: unexpected error: odd (TypeError); run with --debug for details"]
     with pytest.raises(TypeError, match="odd"):
         main(["--debug", *map(str, argv)])
+
+
+@pytest.mark.parametrize("name", ["empty.tif", "empty.png"])
+def test_an_empty_file_is_called_empty(tmp_path, name):
+    """Not tifffile's `not a TIFF file: header=b''`."""
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"the file is empty \(0 bytes\)"):
+        read_image(tmp_path / name)

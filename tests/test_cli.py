@@ -115,6 +115,18 @@ def test_segment_takes_a_pixel_size_for_files_without_one(tmp_path, tiny_checkpo
     assert rc == 1 and "give --pixel-size" in capsys.readouterr().err
 
 
+
+def test_library_warnings_reach_the_user_as_one_line(tmp_path, tiny_checkpoint, sem_like, capsys):
+    """Not Python's `file.py:181: UserWarning: ...` and the source line under it."""
+    tifffile.imwrite(tmp_path / "a.tif", sem_like[0])
+    rc = main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint),
+               "--diameter", "1000"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    warned = [line for line in err.splitlines() if "no more" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: a particle diameter of 1000")
+    assert "UserWarning" not in err and ".py:" not in err
+
 def test_unknown_model_is_a_clear_error(tmp_path, sem_like, capsys):
     tifffile.imwrite(tmp_path / "a.tif", sem_like[0])
     assert main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2

@@ -12,11 +12,12 @@ imports this.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
 from . import finetune, segment, synthesize, train, tune
-from .common import CommandError, Terminated, first_line, sigterm_interrupts
+from .common import CommandError, Terminated, first_line, one_line_warnings, sigterm_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
         logging.getLogger("tifffile").setLevel(logging.ERROR)
     name = f"nanogan {args.command}"
     try:
-        with sigterm_interrupts():
+        with sigterm_interrupts(), (contextlib.nullcontext() if args.debug else one_line_warnings()):
             return args.func(args)
     except CommandError as exc:
         print(f"{name}: {exc}", file=sys.stderr)

@@ -93,6 +93,26 @@ def sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def one_line_warnings():
+    """Python warnings printed as ``warning: <message>``, without the file name and source line
+    (on a line of their own, above a progress bar that is being drawn)."""
+    import warnings
+
+    from tqdm import tqdm
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 # ---------------------------------------------------------------- argument types
 def count_value(text: str) -> int:
     """A whole number >= 1 (``--n``)."""

@@ -91,6 +91,8 @@ def check_readable_file(path: Path) -> None:
                              "the images in it)")
     if not stat.S_ISREG(info.st_mode):
         raise ImageReadError(f"{path}: not a regular file")
+    if info.st_size == 0:
+        raise ImageReadError(f"{path}: the file is empty (0 bytes): an interrupted copy or download?")
 
 
 _PIL_ITEMSIZE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
@@ -216,6 +218,22 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     return grey, meta
 
 
+def resolution_tags(pixel_size_nm: float | None) -> dict:
+    """``tifffile.imwrite`` arguments that record a pixel size (pixels per centimetre); none for None."""
+    if not pixel_size_nm:
+        return {}
+    per_cm = 1e7 / pixel_size_nm
+    return dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+
+
+def mask_pixel_size_nm(path: str | os.PathLike, given: float | None = None) -> float | None:
+    """The pixel size for images drawn from the mask file ``path``: ``given``, else the one a
+    labels TIFF records (:func:`labels_pixel_size_nm`), else None."""
+    if given:
+        return given
+    return labels_pixel_size_nm(path) if Path(path).suffix.lower() in (".tif", ".tiff") else None
+
+
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None,
                  confidence: np.ndarray | None = None, info_bar_start: int | None = None) -> Path:
     """Write an instance label image as a TIFF, atomically; pixel size into the resolution tags.
@@ -235,10 +253,7 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     path = Path(path)
     labels = np.asarray(labels)
     dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
-    kwargs = {}
-    if pixel_size_nm:
-        per_cm = 1e7 / pixel_size_nm
-        kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    kwargs = resolution_tags(pixel_size_nm)
     if info_bar_start is not None:
         kwargs["metadata"] = {"info_bar_start": int(info_bar_start)}
     if confidence is not None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import __version__
 from .atomic import atomic_path, remove_stale_temporaries
+from .images import resolution_tags
 
 
 @dataclass
@@ -306,10 +307,7 @@ def write_pair(pair: Pair, out_dir, *, png: bool = False, overwrite: bool = Fals
         existing = [str(p) for p in targets.values() if p.exists()]
         if existing:
             raise FileExistsError(f"not overwriting existing files: {', '.join(existing)} (choose another folder)")
-    kwargs = {}
-    if pair.pixel_size_nm:
-        per_cm = 1e7 / pair.pixel_size_nm
-        kwargs = dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    kwargs = resolution_tags(pair.pixel_size_nm)
     written = []
     try:
         for path in targets.values():
