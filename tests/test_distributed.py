@@ -13,6 +13,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 from napari_nanogan.cli import main  # noqa: E402
+from napari_nanogan.io.images import labels_pixel_size_nm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +114,11 @@ def test_synthesize_and_export_on_the_cluster_equal_one_process(cluster, tiny_ge
         tifffile.imwrite(masks / f"m{k}.tif", particle_labels((64, 64), n_particles=6, mean_diameter=12, seed=k)
                          .astype(np.uint16))
     common = ["--model", str(tiny_generator_checkpoint), "--n", "2", "--seed", "3", "--threads", "1"]
-    assert main(["synthesize", str(masks), "--out", str(tmp_path / "s1"), *common]) == 0
-    assert main(["synthesize", str(masks), "--out", str(tmp_path / "s2"), *common,
+    assert main(["synthesize", str(masks), "--out", str(tmp_path / "s1"), *common, "--pixel-size", "2.5"]) == 0
+    assert main(["synthesize", str(masks), "--out", str(tmp_path / "s2"), *common, "--pixel-size", "2.5",
                  "--scheduler", local.scheduler_address]) == 0
     assert _files(tmp_path / "s1") == _files(tmp_path / "s2") and len(_files(tmp_path / "s2")) == 4
+    assert labels_pixel_size_nm(tmp_path / "s2" / "m0_1.tif") == pytest.approx(2.5)
     assert main(["export", "--masks", str(masks), "--out", str(tmp_path / "e1"), *common]) == 0
     assert main(["export", "--masks", str(masks), "--out", str(tmp_path / "e2"), *common,
                  "--scheduler", local.scheduler_address]) == 0
@@ -159,7 +161,7 @@ def test_a_cluster_flag_without_the_extra_is_one_clear_line(monkeypatch, tmp_pat
     rc = main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), "--workers", "2"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0
-    assert "needs distributed" in err and "pip install 'napari-nanogan[distributed]'" in err
+    assert "needs distributed" in err and "pip install -e '.[distributed]' in the napari-nanogan source folder" in err
 
 
 def test_jobqueue_recipes_render_slurm_and_pbs_jobs(monkeypatch):

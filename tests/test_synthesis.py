@@ -380,6 +380,24 @@ def test_synthesize_cli_contract(tmp_path, tiny_generator_checkpoint):
     assert main(["synthesize", str(tmp_path / "bad.tif"), "--out", str(out), "--model", str(tiny_generator_checkpoint)]) != 0
 
 
+def test_synthesize_keeps_the_masks_pixel_size_and_notes_an_empty_mask(tmp_path, tiny_generator_checkpoint, capsys):
+    from napari_nanogan.cli import main
+    from napari_nanogan.io.images import labels_pixel_size_nm, write_labels
+
+    mask = particle_labels((64, 80), n_particles=8, mean_diameter=12, seed=3)
+    write_labels(tmp_path / "a_labels.tif", mask, pixel_size_nm=7.344)  # what `nanogan segment` writes
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((64, 80), np.uint8))
+    model = ["--model", str(tiny_generator_checkpoint)]
+    assert main(["synthesize", str(tmp_path / "a_labels.tif"), str(tmp_path / "empty.tif"), "--out",
+                 str(tmp_path / "o"), *model]) == 0
+    assert "empty.tif has no particles: its images are substrate only" in capsys.readouterr().err
+    assert labels_pixel_size_nm(tmp_path / "o" / "a_labels_0.tif") == pytest.approx(7.344, rel=1e-5)
+    assert labels_pixel_size_nm(tmp_path / "o" / "empty_0.tif") is None
+    assert main(["synthesize", str(tmp_path / "empty.tif"), "--out", str(tmp_path / "p"), "--pixel-size", "2",
+                 *model]) == 0
+    assert labels_pixel_size_nm(tmp_path / "p" / "empty_0.tif") == pytest.approx(2.0)
+
+
 def test_ema_warms_up_and_follows_the_trained_generator(tmp_path):
     """The sampled (EMA) generator must not stay near its random initialisation in short runs."""
     from napari_nanogan.training.cyclegan import CycleGAN, ema_decay_at

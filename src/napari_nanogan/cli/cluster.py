@@ -131,7 +131,7 @@ def synthesize_on_cluster(args, paths: list[Path]) -> int:
         _say(f"synthesize: {len(paths)} masks x {args.n} on {_describe(client)}")
         bar = progress_bar(len(paths), "synthesize")
         outcomes = synthesize_files(client, paths, args.out, model=args.model, n=args.n, seed=args.seed,
-                                    overwrite=args.overwrite, torch_threads=threads,
+                                    overwrite=args.overwrite, torch_threads=threads, pixel_size_nm=args.pixel_size,
                                     report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
         bar.close()
     line, failures = _tally(outcomes)

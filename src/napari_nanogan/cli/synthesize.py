@@ -20,6 +20,7 @@ def cmd_synthesize(args) -> int:
     import tifffile
 
     from ..io.atomic import atomic_path, remove_stale_temporaries
+    from ..io.images import mask_pixel_size_nm, resolution_tags
     from ..io.masks import read_mask
     from ..segmentation.pipeline import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
@@ -50,13 +51,16 @@ def cmd_synthesize(args) -> int:
         try:
             mask = read_mask(path)
             mask_maps(mask)  # size and labels checked before any image is drawn
+            if not mask.any():
+                print(f"note: {path} has no particles: its images are substrate only", file=sys.stderr)
+            tags = resolution_tags(mask_pixel_size_nm(path, args.pixel_size))
             bar = progress_bar(args.n, path.name)
             for k in range(args.n):
                 image = synthesize(mask, generator, seed=synthesis_seed(args.seed, k))
                 target = out / f"{path.stem}_{k}.tif"
                 remove_stale_temporaries(target)  # what a killed earlier run left
                 with atomic_path(target) as tmp:
-                    tifffile.imwrite(tmp, image)
+                    tifffile.imwrite(tmp, image, **tags)
                 bar.update(1)
             bar.close()
             where = f"{path.stem}_0.tif" if args.n == 1 else f"{path.stem}_0..{args.n - 1}.tif"
@@ -75,10 +79,10 @@ def cmd_synthesize(args) -> int:
 
 def _mask_recipe(path: Path, args, digest: str) -> dict:
     """What the manifest says about every pair of this mask (with its seed: what makes a pair)."""
-    from ..io.images import labels_pixel_size_nm
+    from ..io.images import mask_pixel_size_nm
     from ..io.pairs import file_sha256
 
-    pixel = args.pixel_size or (labels_pixel_size_nm(path) if path.suffix.lower() in (".tif", ".tiff") else None)
+    pixel = mask_pixel_size_nm(path, args.pixel_size)
     return {"source": f"synthetic from {path.name}", "model_sha256": digest, "pixel_size_nm": pixel,
             "mask_sha256": file_sha256(path)}
 
@@ -140,6 +144,8 @@ def cmd_export(args) -> int:
             try:
                 labels = check_mask(read_mask(path))
                 mask_maps(labels)  # size checked before any pair is drawn
+                if not labels.any():
+                    print(f"note: {path} has no particles: its pairs are substrate only", file=sys.stderr)
                 bar = progress_bar(args.n - kept, path.name)
                 extra = {"mask_sha256": made["mask_sha256"]}
                 for pair in synthetic_pairs([(path.stem, labels, made["pixel_size_nm"], made["source"])], generator,
@@ -170,17 +176,29 @@ def cmd_export(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("synthesize", help="realistic SEM images from particle masks (Style U-Net generator)")
+    p = sub.add_parser("synthesize", help="realistic SEM images from particle masks (Style U-Net generator)",
+                       description="Realistic EM images from particle masks. Per mask, <out>/<mask stem>_<k>.tif for "
+                                   "k < --n: one image per style, each drawn from the same mask (its particles where "
+                                   "the mask's labels are), 8-bit grey, the pixel size of the mask's labels TIFF or "
+                                   "--pixel-size kept. For image-mask pairs with a manifest: nanogan export.")
     p.add_argument("masks", nargs="+", metavar="MASK", help="binary or instance-label mask images, or folders")
     p.add_argument("--out", required=True, help="output folder for <mask stem>_<k>.tif")
     p.add_argument("--n", type=count_value, default=1, help="images per mask (different styles; default 1)")
     p.add_argument("--seed", type=seed_value, default=0, help="makes the output reproducible (default 0)")
     p.add_argument("--model", default=DEFAULT_GENERATOR,
                    help=f"shipped generator name or checkpoint path (default {DEFAULT_GENERATOR}: SEM; tem: bright-field TEM)")
+    p.add_argument("--pixel-size", type=pixel_size_value, default=None,
+                   help="pixel size in nm written into the TIFFs (default: the mask's, when its TIFF records one)")
     add_cluster_options(p)
     p.set_defaults(func=cmd_synthesize)
 
-    p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere")
+    p = sub.add_parser("export", help="write synthetic image-mask pairs and a manifest for training elsewhere",
+                       description="Synthetic image-mask pairs for training a segmenter (ours: nanogan train --pairs "
+                                   "OUT; or any other). Per mask, --n pairs <out>/images/<stem>_<k>.tif and "
+                                   "<out>/masks/<stem>_<k>.tif (uint16 instance labels), and manifest.json and "
+                                   "manifest.csv (the source mask and its SHA-256, the generator and its SHA-256, "
+                                   "the seed, the pixel size, the particle count). Files are written atomically; an interrupted export is completed by the "
+                                   "same command.")
     p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="mask files or folders")
     p.add_argument("--out", required=True, help="export folder (images/, masks/, manifest.json, manifest.csv)")
     p.add_argument("--n", type=count_value, default=1, help="synthetic images per mask (default 1)")

@@ -87,10 +87,12 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
     return collect(client, futures, report)
 
 
-def _synthesize_task(path: str, out_dir: str, plugin: str, n: int, seed: int, overwrite: bool) -> Outcome:
+def _synthesize_task(path: str, out_dir: str, plugin: str, n: int, seed: int, overwrite: bool,
+                     pixel_size_nm: float | None = None) -> Outcome:
     import tifffile
 
     from ..io.atomic import atomic_path
+    from ..io.images import mask_pixel_size_nm, resolution_tags
     from ..io.masks import read_mask
     from ..synthesis import synthesis_seed, synthesize
 
@@ -101,26 +103,28 @@ def _synthesize_task(path: str, out_dir: str, plugin: str, n: int, seed: int, ov
         return Outcome(path, "skipped", f"{path}: {n} images complete; skipped")
     try:
         mask = read_mask(path)
+        tags = resolution_tags(mask_pixel_size_nm(path, pixel_size_nm))
         generator = worker_model(plugin)
         for k in todo:
             image = synthesize(mask, generator, seed=synthesis_seed(seed, k))
             with atomic_path(targets[k]) as tmp:
-                tifffile.imwrite(tmp, image)
+                tifffile.imwrite(tmp, image, **tags)
     except _INPUT_ERRORS as exc:
         return Outcome(path, "failed", f"error: {path}: {str(exc).splitlines()[0]}")
     return Outcome(path, "done", f"{path}: {n} images -> {out_dir}/{stem}_0..{n - 1}.tif")
 
 
 def synthesize_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, model: str, n: int = 1, seed: int = 0,
-                     overwrite: bool = False, torch_threads: int | None = None,
+                     overwrite: bool = False, torch_threads: int | None = None, pixel_size_nm: float | None = None,
                      report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """``nanogan synthesize`` on the cluster: ``<out>/<mask stem>_<k>.tif``, k < n, the same images as one process makes."""
+    """``nanogan synthesize`` on the cluster: ``<out>/<mask stem>_<k>.tif``, k < n, the same images as one process
+    makes (the pixel size ``pixel_size_nm``, else the mask's labels TIFF's, written into them)."""
     plugin = ModelPlugin("generator", model, torch_threads)
     register(client, plugin)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(p).resolve() for p in paths]
-    futures = {client.submit(_synthesize_task, str(p), str(out_dir), plugin.name, n, seed, overwrite,
+    futures = {client.submit(_synthesize_task, str(p), str(out_dir), plugin.name, n, seed, overwrite, pixel_size_nm,
                              key=f"nanogan-synthesize-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
     return collect(client, futures, report)
 
