@@ -6,6 +6,10 @@ import enum
 from dataclasses import fields, is_dataclass
 
 
+#: How to install the ``distributed`` extra (Dask, zarr), for the messages of what needs it.
+INSTALL_DISTRIBUTED = ("pip install -e '.[distributed]' in the napari-nanogan source folder "
+                       "(from a package index: pip install 'napari-nanogan[distributed]')")
+
 class Choice(str, enum.Enum):
     """A named option stored as its string (``Choice("x") == "x"``; prints as ``x``)."""
 

@@ -8,14 +8,14 @@
   (:mod:`~napari_nanogan.segmentation.blockwise`).
 
 Data-parallel training under ``torchrun`` is :mod:`napari_nanogan.training.ddp`.
-Everything here needs the ``distributed`` extra (``pip install
-'napari-nanogan[distributed]'``); without it the rest of the package works as before,
+Everything here needs the ``distributed`` extra (in the ``all`` extra too: ``pip install -e
+'.[all]'`` in the source folder); without it the rest of the package works as before,
 and :func:`require` says what to install.
 """
 
 from __future__ import annotations
 
-EXTRA = "pip install 'napari-nanogan[distributed]'"
+from ..config import INSTALL_DISTRIBUTED as EXTRA
 
 
 class ExtraMissing(ImportError):

@@ -34,8 +34,9 @@ def need_zarr():
     try:
         import zarr
     except ImportError:
-        raise ImportError("reading and writing zarr needs the zarr package: "
-                          "pip install 'napari-nanogan[distributed]'") from None
+        from ..config import INSTALL_DISTRIBUTED
+
+        raise ImportError(f"reading and writing zarr needs the zarr package: {INSTALL_DISTRIBUTED}") from None
     return zarr
 
 
