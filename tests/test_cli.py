@@ -38,7 +38,9 @@ def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, ca
         assert main(["segment", str(tmp_path / "a.tif"), "--out", str(out), "--model", str(tiny_checkpoint), *flags]) == 0
     assert not (tmp_path / "plain" / "a_overlay.png").exists()
     picture = np.asarray(Image.open(tmp_path / "with" / "a_overlay.png"))
-    assert picture.shape == (*image.shape, 3) and picture.dtype == np.uint8
+    assert picture.shape[1:] == (image.shape[1], 3) and picture.dtype == np.uint8
+    assert picture.shape[0] > image.shape[0]  # the caption's strip below the image
+    picture = picture[: image.shape[0]]
     labels = tifffile.imread(tmp_path / "with" / "a_labels.tif")
     assert labels.max() > 0
     grey = picture[..., 0] == picture[..., 1]
@@ -142,7 +144,8 @@ def test_demo_with_given_model(tmp_path, tiny_checkpoint, tiny_generator_checkpo
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["info_bar_rows"] == [712, 767]
     assert tifffile.imread(tmp_path / "sample_labels.tif").shape == (768, 1024)
-    assert np.asarray(Image.open(tmp_path / "sample_overlay.png")).shape == (768, 1024, 3)
+    picture = np.asarray(Image.open(tmp_path / "sample_overlay.png"))
+    assert picture.shape[0] > 768 and picture.shape[1:] == (1024, 3)  # the image, then its caption
     assert summary["synthesis"]["particles_in_mask"] > 50
     assert tifffile.imread(tmp_path / "synthetic.tif").shape == (712, 1024)
     out = capsys.readouterr().out

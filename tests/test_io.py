@@ -138,3 +138,27 @@ def test_masks_are_checked_when_read(tmp_path):
     tifffile.imwrite(tmp_path / "frac.tif", np.array([[0, 0.5], [1, 1]], np.float32))
     with pytest.raises(ImageReadError, match="whole numbers"):
         read_mask(tmp_path / "frac.tif")
+
+
+def test_an_overlay_caption_and_scale_bar_sit_below_the_picture():
+    from napari_nanogan.overlay import captioned, nice_length, overlay_caption
+
+    assert [nice_length(v) for v in (1504.0, 730.0, 99.0, 3.0)] == [1000.0, 500.0, 50.0, 2.0]
+    picture = np.full((120, 300, 3), 77, np.uint8)
+    text = overlay_caption(1, "default", info_bar=True)
+    assert text == "1 particle; model default; below the yellow line: the info bar, left out"
+    plain, scaled = captioned(picture, text), captioned(picture, text, pixel_size_nm=7.344)
+    for out in (plain, scaled):
+        assert out.shape[1:] == (300, 3) and out.shape[0] > 120
+        np.testing.assert_array_equal(out[:120], picture)  # nothing of the picture covered
+
+    def longest_black_run(strip):
+        best = 0
+        for row in strip[..., 0] < 40:
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+            best = max([best, *(edges[1::2] - edges[::2])])
+        return best
+
+    # the scale bar: 300 px x 7.344 nm / 5 -> 200 nm, 27 px of black; text strokes are short
+    assert 26 <= longest_black_run(scaled[120:]) <= 28
+    assert longest_black_run(plain[120:]) < 15

@@ -42,3 +42,54 @@ def overlay(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.25, info_
             if 0 <= row < n:
                 rgb[row] = (255, 220, 0)
     return rgb.astype(np.uint8)
+
+
+def nice_length(target: float) -> float:
+    """The 1, 2 or 5 times a power of ten nearest below ``target`` (> 0): a scale bar's length."""
+    power = 10 ** np.floor(np.log10(target))
+    return float(max(m * power for m in (1, 2, 5) if m * power <= target))
+
+
+def captioned(picture: np.ndarray, text: str, *, pixel_size_nm: float | None = None) -> np.ndarray:
+    """``picture`` (RGB uint8) with a strip below it: ``text`` on the left and, with
+    ``pixel_size_nm``, a scale bar of a round length (about a fifth of the width) on the right.
+    Nothing of the picture is covered."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = picture.shape[:2]
+    size = max(11, min(w // 60, 28))
+    try:
+        font = ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType: its small bitmap font
+        font = ImageFont.load_default()
+    strip = int(size * 2.0)
+    canvas = Image.new("RGB", (w, h + strip), (255, 255, 255))
+    canvas.paste(Image.fromarray(picture), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    pad = size // 2
+    right = w - pad
+    top = h + (strip - size) // 2  # the text's top
+    if pixel_size_nm:
+        nm = nice_length(w * pixel_size_nm / 5)
+        length = round(nm / pixel_size_nm)
+        label = f"{nm:g} nm"  # in nm always: the bundled font has no µ
+        label_width = draw.textlength(label, font=font)
+        y = h + strip // 2
+        x1 = right - label_width - pad
+        draw.rectangle([x1 - length, y - max(2, size // 6), x1, y + max(2, size // 6)], fill=(0, 0, 0))
+        draw.text((right - label_width, top), label, fill=(0, 0, 0), font=font)
+        right = x1 - length - 2 * pad
+    while text and draw.textlength(text, font=font) > right - pad:  # shorten what does not fit
+        text = text[:-2].rstrip() + "…" if len(text) > 2 else ""
+    draw.text((pad, top), text, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
+def overlay_caption(count: int, model: str | None, *, info_bar: bool = False, note: str = "") -> str:
+    """The caption of a segmentation's overlay: how many particles, by which model, what the yellow line is."""
+    parts = [f"{count} particle" + ("" if count == 1 else "s") + (f" {note}" if note else "")]
+    if model:
+        parts.append(f"model {model}")
+    if info_bar:
+        parts.append("below the yellow line: the info bar, left out")
+    return "; ".join(parts)

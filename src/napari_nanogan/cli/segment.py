@@ -103,7 +103,7 @@ def cmd_demo(args) -> int:
     from ..measure import measure_particles, summarize_sizes
     from ..metrics.segmentation import summarize
     from ..models.registry import DEFAULT_GENERATOR, available_models
-    from ..overlay import overlay
+    from ..overlay import captioned, overlay, overlay_caption
     from ..segmentation import can_estimate_diameter, load_segmenter, segment
     from ..segmentation.pipeline import plural
 
@@ -128,7 +128,10 @@ def cmd_demo(args) -> int:
     write_labels(out / "sample_labels.tif", labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, confidence=result.confidence,
                  info_bar_start=bar_start)
     with atomic_path(out / "sample_overlay.png") as tmp:
-        Image.fromarray(overlay(image, labels, info_bar=result.info_bar)).save(tmp, format="PNG")
+        caption = overlay_caption(result.count, result.model, info_bar=result.info_bar is not None,
+                                  note=f"({int(truth.max())} drawn)")
+        Image.fromarray(captioned(overlay(image, labels, info_bar=result.info_bar), caption,
+                                  pixel_size_nm=SAMPLE_PIXEL_SIZE_NM)).save(tmp, format="PNG")
     rows = result.info_bar.specimen_rows if result.info_bar else slice(0, truth.shape[0])
     scores = summarize([(truth, labels[rows])])
     # as `nanogan measure` reports them: whole particles (those cut by the border or the info bar left out)
@@ -162,13 +165,17 @@ def cmd_demo(args) -> int:
         t0 = time.perf_counter()
         synthetic = synthesize(mask, generator, seed=0)
         t_syn = time.perf_counter() - t0
-        synthetic_labels = segment(synthetic, segmenter, info_bar=None).labels
+        back = segment(synthetic, segmenter, info_bar=None)
+        synthetic_labels = back.labels
         with atomic_path(out / "synthetic.tif") as tmp:
             per_cm = 1e7 / design.pixel_size_nm
             tifffile.imwrite(tmp, synthetic, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
         write_labels(out / "synthetic_mask.tif", mask, pixel_size_nm=design.pixel_size_nm)
         with atomic_path(out / "synthetic_overlay.png") as tmp:
-            Image.fromarray(overlay(synthetic, synthetic_labels)).save(tmp, format="PNG")
+            caption = overlay_caption(back.count, back.model,
+                                      note=f"segmented in the synthetic image of a mask of {int(mask.max())}")
+            Image.fromarray(captioned(overlay(synthetic, synthetic_labels), caption,
+                                      pixel_size_nm=design.pixel_size_nm)).save(tmp, format="PNG")
         dice = foreground_scores(mask, synthetic_labels)[0]
         summary["synthesis"] = {"generator": generator.name, "mask": "designed (MaskDesign(seed=7))",
                                 "particles_in_mask": int(mask.max()), "particles_segmented": int(synthetic_labels.max()),
@@ -290,7 +297,8 @@ def add_commands(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif and <stem>_labels.csv")
     p.add_argument("--overlay", action="store_true",
-                   help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) dimmed "
+                   help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) dimmed, "
+                        "a caption (count, model) below, with a scale bar where the pixel size is known "
                         "(image files; not zarr inputs)")
     p.add_argument("--model", default=DEFAULT_SEGMENTER,
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")

@@ -26,7 +26,8 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
                  overlay: bool = False, progress: Callable[[int, int], None] | None = None) -> tuple[Path, str]:
     """Read an image, segment it, write ``<out>/<stem>_labels.tif`` (and the labels' table); return it and a line.
 
-    ``overlay``: also ``<out>/<stem>_overlay.png``, each particle outlined on the image (written
+    ``overlay``: also ``<out>/<stem>_overlay.png``, each particle outlined on the image, with a
+    caption (count, model, info bar) and a scale bar where the pixel size is known (written
     after the labels, so its presence means they are complete).
 
     ``pixel_size_nm``: the pixel size (nm) to use instead of the file's own (figure crops
@@ -63,12 +64,15 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
         from PIL import Image
 
         from ..io.atomic import atomic_path
+        from ..overlay import captioned, overlay_caption
         from ..overlay import overlay as draw
 
         picture = overlay_path(out_dir, path)
         remove_stale_temporaries(picture)
+        caption = overlay_caption(result.count, result.model, info_bar=result.info_bar is not None)
         with atomic_path(picture) as tmp:
-            Image.fromarray(draw(image, result.labels, info_bar=result.info_bar)).save(tmp, format="PNG")
+            drawn = draw(image, result.labels, info_bar=result.info_bar)
+            Image.fromarray(captioned(drawn, caption, pixel_size_nm=pixel)).save(tmp, format="PNG")
         line += f", {picture.name}"
     return target, line
 
