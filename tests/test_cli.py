@@ -609,14 +609,21 @@ def test_every_option_of_every_command_says_what_it_does():
     assert not {k: v for k, v in silent.items() if v}, silent
 
 
-def test_progress_bars_written_to_a_log_redraw_every_half_minute_not_every_step(capsys):
+def test_progress_bars_written_to_a_log_redraw_every_half_minute_not_every_step(capsys, monkeypatch):
     import time
 
-    from napari_nanogan.cli.common import progress_bar
+    from napari_nanogan.cli import common
 
-    bar = progress_bar(5, "work")  # pytest's stderr is not a terminal, as a log file is not
+    bar = common.progress_bar(5, "work")  # pytest's stderr is not a terminal, as a log file is not
     for _ in range(5):
         time.sleep(0.15)  # a live bar redraws after 0.1 s
         bar.update(1)
     bar.close()
-    assert capsys.readouterr().err.count("/5 [") == 1  # drawn once (and cleared), not once a step
+    assert "/5 [" not in capsys.readouterr().err  # work of under half a minute: no bar in the log at all
+    monkeypatch.setattr(common, "LOG_INTERVAL", 0.2)
+    bar = common.progress_bar(5, "work")
+    for _ in range(5):
+        time.sleep(0.15)
+        bar.update(1)
+    bar.close()
+    assert 1 <= capsys.readouterr().err.count("/5 [") <= 3  # after the delay, one line per interval, not per step

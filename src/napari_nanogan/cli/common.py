@@ -29,11 +29,12 @@ LOG_INTERVAL = 30.0
 
 
 def progress_bar(total: int, desc: str):
-    """A tqdm bar on stderr: live on a terminal, redrawn every :data:`LOG_INTERVAL` s into a log."""
+    """A tqdm bar on stderr: live on a terminal; into a log, first drawn after :data:`LOG_INTERVAL` s
+    (work done sooner leaves only its result line) and redrawn every :data:`LOG_INTERVAL` s."""
     from tqdm import tqdm
 
     live = sys.stderr.isatty()
-    interval = {} if live else {"mininterval": LOG_INTERVAL, "maxinterval": LOG_INTERVAL}
+    interval = {} if live else {"mininterval": LOG_INTERVAL, "maxinterval": LOG_INTERVAL, "delay": LOG_INTERVAL}
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=live, **interval)
 
 
