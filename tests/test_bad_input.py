@@ -411,3 +411,13 @@ def test_an_empty_file_is_called_empty(tmp_path, name):
     (tmp_path / name).write_bytes(b"")
     with pytest.raises(ImageReadError, match=r"the file is empty \(0 bytes\)"):
         read_image(tmp_path / name)
+
+
+@pytest.mark.parametrize("value, dtype", [(0, np.uint8), (40000, np.uint16), (0.5, np.float32)])
+def test_a_single_grey_level_is_no_particles_and_no_size(tiny_checkpoint, value, dtype):
+    """A blank acquisition was "estimated 6 px" and enlarged twice for small particles."""
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    result = segment(np.full((200, 300), value, dtype), load_segmenter(str(tiny_checkpoint)), diameter="auto")
+    assert result.flat and result.count == 0 and result.diameter_px is None and result.labels.shape == (200, 300)
+    assert result.describe() == "0 particles, the image is a single grey level"

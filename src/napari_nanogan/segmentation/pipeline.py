@@ -60,6 +60,9 @@ class SegmentationResult:
         enlarged the image, but the particles found were not small
         (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), so the labels are
         those of the image at its own scale.
+    flat : bool
+        The specimen is a single grey level (a blank or failed acquisition): nothing was
+        segmented or estimated.
     """
 
     labels: np.ndarray
@@ -73,6 +76,7 @@ class SegmentationResult:
     enlarge_below_px: float | None = None
     scale: float = 1.0
     enlargement_rejected: bool = False
+    flat: bool = False
 
     @property
     def count(self) -> int:
@@ -85,6 +89,8 @@ class SegmentationResult:
         differs. ``pixel_size`` (in ``unit``): the estimated diameter in that unit too.
         """
         parts = [plural(self.count, "particle")]
+        if self.flat:
+            parts.append("the image is a single grey level")
         if self.diameter_estimated and self.diameter_px is not None:
             length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
@@ -170,6 +176,10 @@ def segment_steps(
     rows = bar.specimen_rows if bar is not None else slice(None)
     if isinstance(diameter, str) and diameter != "auto":
         raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
+    if grey[rows].size and grey[rows].min() == grey[rows].max():  # nothing to see: no particles, no size
+        nothing = np.zeros(grey.shape, np.uint8)
+        return SegmentationResult(labels=np.zeros(grey.shape, np.uint32), foreground=nothing, interior=nothing.copy(),
+                                  info_bar=bar, confidence=np.zeros(0, np.float32), flat=True)
     sizer = segmenter.sizer  # estimates the diameter; sets the scale
     estimated = diameter == "auto"
     if estimated:
