@@ -78,3 +78,46 @@ def test_hovering_a_particle_shows_its_own_row(viewer_widget, wait_done, tmp_pat
         assert shown["label"] == rows[label]["label"] == str(label)
         assert float(shown["area_px2"]) == pytest.approx(float(rows[label]["area_px2"]))
         assert float(shown["ecd_px"]) == pytest.approx(float(rows[label]["ecd_px"]), rel=0.01)  # shown to 3 digits
+
+
+def test_a_pixel_size_typed_for_one_layer_is_not_used_for_another_unseen(viewer_widget, wait_done):
+    """2 nm typed for an uncalibrated PNG's labels was used for a calibrated layer measured next."""
+    viewer, w = viewer_widget
+    plain = viewer.add_labels(_labels(), name="png labels")
+    calibrated = viewer.add_labels(_labels(), name="tif labels", scale=(7.344, 7.344),
+                                   metadata={"pixel_size_nm": 7.344})
+    w.labels_layer.value = plain
+    assert w.pixel_size.value == 0.0
+    w.pixel_size.value = 2.0  # typed for the PNG
+    w.labels_layer.value = calibrated
+    assert w.pixel_size.value == pytest.approx(7.344)
+    w.run()
+    wait_done(w)
+    assert calibrated.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 7.344)
+    w.labels_layer.value = plain
+    assert w.pixel_size.value == 0.0
+
+
+def test_measure_widget_says_what_it_found_for_empty_labels_and_cut_particles(viewer_widget, wait_done):
+    viewer, w = viewer_widget
+    w.labels_layer.value = viewer.add_labels(np.zeros((50, 60), np.int32), name="empty")
+    w.run()
+    wait_done(w)
+    assert w.summary.value == "n = 0: no particles to size"
+    w.labels_layer.value = viewer.add_labels(_labels(), name="p")
+    w.run()
+    wait_done(w)
+    assert "n = 2 (1 cut, excluded)" in w.summary.value
+    w.include_cut.value = True
+    assert "n = 3 (1 cut, included)" in w.summary.value
+
+
+def test_measure_widget_takes_the_grey_of_an_rgb_image(viewer_widget, wait_done):
+    viewer, w = viewer_widget
+    rgb = np.zeros((100, 120, 3), np.uint8)
+    rgb[..., 1] = 200  # green: its grey level is not 0
+    w.labels_layer.value = viewer.add_labels(_labels(), name="p")
+    w.image_layer.value = viewer.add_image(rgb, name="figure", rgb=True)
+    w.run()
+    wait_done(w)
+    assert w.labels_layer.value.features["mean_intensity"][0] > 100

@@ -92,6 +92,17 @@ class MeasureWidget(QWidget):
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.labels_layer.reset_choices)
             event.connect(self.image_layer.reset_choices)
+        self.labels_layer.changed.connect(self._layers_chosen)
+        self.image_layer.changed.connect(self._layers_chosen)
+        self._layers_chosen()
+
+    def _layers_chosen(self, *_):
+        """Show the chosen layers' own pixel size (0 where they have none), so that a value typed
+        for another layer is not used for this one unseen."""
+        layer, image_layer = self.labels_layer.value, self.image_layer.value
+        own = (layer is not None and layer_pixel_size_nm(layer)) or (image_layer is not None
+                                                                    and layer_pixel_size_nm(image_layer))
+        self.pixel_size.value = float(own or 0.0)
 
     def run(self):
         """Measure the chosen Labels layer in a worker thread; features, plot and summary follow."""
@@ -106,9 +117,16 @@ class MeasureWidget(QWidget):
         image_layer = self.image_layer.value
         image = None
         if image_layer is not None:
+            from ..io.images import as_grey
+
             image = np.asarray(image_layer.data)
-            if image_layer.rgb or image.shape != labels.shape:
-                show_error(f"Measure particles: image {image_layer.name!r} {image.shape} does not match labels {labels.shape}.")
+            if image.ndim == 3 and image.shape[-1] in (3, 4):
+                image = as_grey(image)  # an RGB(A) picture: its grey levels give the intensities
+            if image.shape != labels.shape:
+                show_error(f"Measure particles: image {image_layer.name!r} is {image.shape[0]} x {image.shape[1]} "
+                           f"pixels, labels {labels.shape[0]} x {labels.shape[1]}; choose the image they were "
+                           "made from." if image.ndim == 2 else
+                           f"Measure particles: image {image_layer.name!r} has shape {image.shape}; choose a 2D image.")
                 return
         pixel = self.pixel_size.value or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
@@ -156,9 +174,13 @@ class MeasureWidget(QWidget):
             if "D50" in s:
                 for q, style in (("D10", ":"), ("D50", "-"), ("D90", ":")):
                     ax.axvline(s[q], color="#d9534f", linestyle=style, linewidth=1)
-                self.summary.value = (f"n = {s['count']} ({s['excluded_cut']} cut, excluded)   mean {s['mean']:.4g} ± {s['sd']:.3g} {s['unit']}\n"
+                cut = int((~self.table.included()).sum())
+                how = "included" if self.include_cut.value else "excluded"
+                self.summary.value = (f"n = {s['count']} ({cut} cut, {how})   mean {s['mean']:.4g} ± {s['sd']:.3g} {s['unit']}\n"
                                       f"D10 / D50 / D90 = {s['D10']:.4g} / {s['D50']:.4g} / {s['D90']:.4g} {s['unit']}"
                                       + (f"\nbelow 100 nm: {100 * s['fraction_below_100nm']:.1f} %" if s["unit"] == "nm" else ""))
+            else:
+                self.summary.value = "n = 0: no particles to size"
         else:
             self.summary.value = f"n = {values.size}   median {np.median(values):.4g}" if values.size else "no particles"
         ax.set_title(self.table.columns["image"][0] if len(self.table) else "", fontsize=9)
