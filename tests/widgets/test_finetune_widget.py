@@ -57,6 +57,11 @@ def test_finetune_widget_runs_responsive_and_saves(setup, qtbot, monkeypatch, wa
     # its card, then export and delete from the panel
     w.my_model.value = "mine"
     assert "after IoU" in w.card.value
+    assert w.status.value.startswith("done: ")  # not the last stage's "scoring ..."
+    refused = []
+    monkeypatch.setattr("napari_nanogan.widgets.finetune.show_error", refused.append)
+    w.export_model()  # the folder field left as it starts: napari's working folder is not a choice
+    assert refused == ["Fine-tune: choose an existing folder to export the model to."]
     w.export_to.value = tmp_path
     w.export_model()
     assert (tmp_path / "mine.pt").is_file()
@@ -116,7 +121,7 @@ def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch,
     # cancel is honoured at the next step; what follows is the final scoring and the save
     assert waited < 10 * max(per_step, 0.5) + 30
     assert (tmp_path / "models" / "cancelled.pt").is_file()
-    assert "saved" in w.status.value or "saved" in w.result.value
+    assert w.status.value == "stopped early (Cancel): the model so far was saved"
 
 
 def test_bad_layer_choices_rejected_before_work(setup, monkeypatch):

@@ -67,8 +67,8 @@ class Job:
                 done, total, text = shown
                 self.progress.setRange(0, max(int(total), 1))
                 self.progress.setValue(int(done))
-                if text:
-                    self.status.value = text
+                if text:  # a job stopping when asked still tunes and saves: say that it was asked
+                    self.status.value = f"stopping (Cancel pressed): {text}" if self.stop_requested else text
 
         def on_returned(result):
             if self._cancelled:
@@ -105,6 +105,9 @@ class Job:
         self.progress.setRange(0, 1)
         if self._finished_normally:
             self.progress.setValue(1)
+            if self.stop_requested:  # a job that stops when asked returns what it kept
+                kept = self._on_cancelled() if self._on_cancelled is not None else ""
+                self.status.value = "stopped early (Cancel)" + (f": {kept}" if kept else "")
         else:
             self.progress.setValue(0)
             if self.status.value != "failed":

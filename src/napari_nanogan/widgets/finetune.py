@@ -154,7 +154,7 @@ class FinetuneWidget(QWidget):
         name, folder = self.my_model.value, self.export_to.value
         if not name:
             return
-        if not folder or not folder.is_dir():
+        if not folder or str(folder) in ("", ".") or not folder.is_dir():  # "." is the field left empty
             show_error("Fine-tune: choose an existing folder to export the model to.")
             return
         try:
@@ -234,6 +234,7 @@ class FinetuneWidget(QWidget):
         sizes = result.size_calibration
         calibrated = (f"\nparticle diameter estimates x {sizes['correction']:.2f} (calibrated on your annotations)"
                       if sizes else "")
+        self.status.value = f"done: {result.steps} steps in {result.seconds / 60:.1f} min"
         self.result.value = (f"held-out rows, segmented as the Segment panel does:\nbefore ({self.base.value}) "
                              f"{fmt(result.before)}\nafter {fmt(result.after)}  ({result.steps} steps, "
                              f"{result.seconds / 60:.1f} min){calibrated}\nsaved as {result.path.stem!r}: {verdict}")
