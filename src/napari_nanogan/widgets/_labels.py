@@ -1,4 +1,4 @@
-"""Text labels for the dock panels."""
+"""Text labels and layouts for the dock panels."""
 
 from __future__ import annotations
 
@@ -15,3 +15,37 @@ def wrapping_label(value: str = "") -> Label:
     label = Label(value=value)
     label.native.setWordWrap(True)
     return label
+
+
+def scrolling_layout(panel):
+    """A vertical layout for ``panel``'s contents, inside a scroll area that fills it.
+
+    napari stacks docked panels and does not scroll them: without this, the panels docked
+    together made the window 1571-3005 px tall, their lower parts off a laptop's screen.
+    The area scrolls up and down only; it is as wide as its contents ask.
+    """
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+
+    class VerticalScroll(QScrollArea):
+        def _widened(self, hint, contents):
+            hint.setWidth(contents.width() + self.verticalScrollBar().sizeHint().width() + 2)
+            return hint
+
+        def sizeHint(self):  # noqa: N802 (Qt's name)
+            return self._widened(super().sizeHint(), self.widget().sizeHint())
+
+        def minimumSizeHint(self):  # noqa: N802
+            return self._widened(super().minimumSizeHint(), self.widget().minimumSizeHint())
+
+    inner = QWidget()
+    layout = QVBoxLayout(inner)
+    area = VerticalScroll()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    area.setWidget(inner)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    return layout

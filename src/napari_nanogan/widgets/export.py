@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, Select, SpinBox
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QProgressBar, QWidget
 
-from ._labels import wrapping_label
+from ._labels import scrolling_layout, wrapping_label
 from ._pairs import PairPicker, check_pair
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class ExportWidget(QWidget):
         self.controls = Container(widgets=[self.synthetic_masks, self.n, self.seed, self.model, self.out_dir, self.png,
                                            self.overwrite, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(Label(value="annotated pairs (optional)").native)
         layout.addWidget(self.picker)
         layout.addWidget(self.controls.native)

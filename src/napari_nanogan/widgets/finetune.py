@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, Select
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QMessageBox, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QMessageBox, QProgressBar, QWidget
 from superqt import QCollapsible
 
 from ..config import PRESETS
-from ._labels import wrapping_label
+from ._labels import scrolling_layout, wrapping_label
 from ._run import Job
 from ._plots import theme_colours, themed_axes
 from ._pairs import PairPicker, check_pair, samples_from_pairs
@@ -78,7 +78,7 @@ class FinetuneWidget(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(150)
         self.progress = QProgressBar()
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(self.picker)
         layout.addWidget(self.more)
         layout.addWidget(bottom.native)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
-from ._labels import wrapping_label
+from ._labels import scrolling_layout, wrapping_label
 from ._plots import theme_colours, themed_axes
 from ._run import Job
 
@@ -75,7 +75,7 @@ class MeasureWidget(QWidget):
         self.figure = Figure(figsize=(4, 3), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(220)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.canvas)
         self.table: Measurements | None = None

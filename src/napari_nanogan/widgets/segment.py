@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox, create_widget
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QProgressBar, QWidget
 
 from ..config import TILE
 from ..io.pairs import safe_name
-from ._labels import wrapping_label
+from ._labels import scrolling_layout, wrapping_label
 from ._layers import add_labels_in_two_turns
 from ._run import Job
 
@@ -118,7 +118,7 @@ class SegmentWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.progress)
         layout.addStretch(1)

@@ -8,12 +8,12 @@ import numpy as np
 from magicgui.widgets import (ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox,
                               create_widget)
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QProgressBar, QWidget
 from superqt import QCollapsible
 
 from ..config import MaskDesign
 from ..data.designer import design_mask, fit_design
-from ._labels import wrapping_label
+from ._labels import scrolling_layout, wrapping_label
 from ._layers import compact_labels
 from ._run import Job
 
@@ -83,7 +83,7 @@ class SynthesizeWidget(QWidget):
         self.run_controls = Container(widgets=[self.model, self.n, self.seed, self.run_button, self.cancel_button,
                                                self.status])
         self.progress = QProgressBar()
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.designer_more)
         layout.addWidget(self.run_controls.native)
