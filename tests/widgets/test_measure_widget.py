@@ -121,3 +121,15 @@ def test_measure_widget_takes_the_grey_of_an_rgb_image(viewer_widget, wait_done)
     w.run()
     wait_done(w)
     assert w.labels_layer.value.features["mean_intensity"][0] > 100
+
+
+def test_export_dialog_adds_the_csv_suffix_to_a_bare_name(viewer_widget, wait_done, tmp_path, monkeypatch):
+    viewer, w = viewer_widget
+    w.labels_layer.value = viewer.add_labels(_labels(), name="p")
+    w.run()
+    wait_done(w)
+    monkeypatch.setattr("napari_nanogan.widgets.measure.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "sizes"), "CSV (*.csv)"))
+    w._export_dialog()
+    assert (tmp_path / "sizes.csv").is_file() and (tmp_path / "sizes_summary.csv").is_file()
+    assert not (tmp_path / "sizes").exists()

@@ -17,7 +17,7 @@ from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
 from .sizing import MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor
-from .tiles import MIN_SIDE, probability_steps, resized_probability_steps
+from .tiles import MIN_SIDE, check_tiling, probability_steps, resized_probability_steps
 
 if TYPE_CHECKING:
     from .segmenter import AutoSegmenter, Segmenter
@@ -176,6 +176,7 @@ def segment_steps(
     rows = bar.specimen_rows if bar is not None else slice(None)
     if isinstance(diameter, str) and diameter != "auto":
         raise ValueError(f'particle diameter must be a number of pixels, "auto" or None, not {diameter!r}')
+    check_tiling(segmenter.sizer, tile, overlap)  # (each network checks its own again)
     if grey[rows].size and grey[rows].min() == grey[rows].max():  # nothing to see: no particles, no size
         nothing = np.zeros(grey.shape, np.uint8)
         return SegmentationResult(labels=np.zeros(grey.shape, np.uint32), foreground=nothing, interior=nothing.copy(),

@@ -45,6 +45,18 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return w
 
 
+def check_tiling(segmenter, tile: int, overlap: int | None) -> int:
+    """The overlap (its default for None), or a ``ValueError`` for a tile or overlap ``segmenter`` cannot use."""
+    m = segmenter.config.multiple
+    if overlap is None:
+        overlap = min(128, tile // 4)
+    if tile % m or tile < 2 * m:
+        raise ValueError(f"tile must be a multiple of {m} and at least {2 * m}")
+    if not 0 <= overlap < tile // 2:
+        raise ValueError("overlap must be in [0, tile / 2)")
+    return overlap
+
+
 def probability_steps(
     image: np.ndarray,
     segmenter: "Segmenter",
@@ -72,12 +84,7 @@ def probability_steps(
     the block is then tiled with them, whatever its size, as the whole image would be.
     """
     m = segmenter.config.multiple
-    if overlap is None:
-        overlap = min(128, tile // 4)
-    if tile % m or tile < 2 * m:
-        raise ValueError(f"tile must be a multiple of {m} and at least {2 * m}")
-    if not 0 <= overlap < tile // 2:
-        raise ValueError("overlap must be in [0, tile / 2)")
+    overlap = check_tiling(segmenter, tile, overlap)
     h, w = image.shape
     start, stop, _ = specimen_rows.indices(h)
     given = statistics is not None

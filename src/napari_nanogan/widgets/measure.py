@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -188,8 +189,6 @@ class MeasureWidget(QWidget):
 
     def export(self, path) -> None:
         """Write the particle table to ``path`` and the summary beside it (``<stem>_summary.csv``)."""
-        from pathlib import Path
-
         if self.table is None:
             raise ValueError("nothing measured yet")
         path = Path(path)
@@ -200,6 +199,8 @@ class MeasureWidget(QWidget):
 
     def _export_dialog(self, *_):
         path, _ = QFileDialog.getSaveFileName(self, "Export particle table", "particles.csv", "CSV (*.csv)")
+        if path and not Path(path).suffix:  # a name typed without one: the CSV filter's
+            path += ".csv"
         if path:
             try:
                 self.export(path)
