@@ -66,3 +66,26 @@ def test_this_reader_becomes_napari_s_choice_where_the_user_made_none(monkeypatc
     assert choice["*.png"] == "someone-else" and all(choice[p] == "napari-nanogan" for p in added)
     assert set(added) == set(READER_PATTERNS) - {"*.png"}
     assert prefer_this_reader() == []  # a second time: nothing left to choose
+
+
+def test_annotated_masks_open_as_labels_and_pictures_in_a_masks_folder_as_images(tmp_path):
+    """A BAM-style binary mask (masks/<stem>_m.tif, 0/255) opened as a grey Image at 1 px scale:
+    specks in a corner of its image, to be converted by hand before fine-tuning."""
+    from napari_nanogan.data.procedural import particle_labels, sample_image
+    from napari_nanogan._napari import read_em_image
+
+    labels = particle_labels((120, 160), n_particles=20, mean_diameter=14, seed=4)
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    tifffile.imwrite(folder / "field_m.tif", ((labels > 0) * 255).astype(np.uint8))
+    Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "field_mask.png")
+    picture = sample_image()[0][:120, :160]
+    tifffile.imwrite(folder / "field.tif", picture)  # a micrograph that sits among masks
+    [(binary, _, kind)] = read_em_image(folder / "field_m.tif")
+    assert kind == "labels" and binary.max() > 1  # 4-connected particles, not one label 255
+    [(instances, _, kind)] = read_em_image(tmp_path / "field_mask.png")
+    assert kind == "labels"
+    np.testing.assert_array_equal(instances, labels)
+    assert read_em_image(folder / "field.tif")[0][2] == "image"
+    tifffile.imwrite(tmp_path / "field.tif", ((labels > 0) * 255).astype(np.uint8))  # no mask name, no mask folder
+    assert read_em_image(tmp_path / "field.tif")[0][2] == "image"

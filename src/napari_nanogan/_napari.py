@@ -3,7 +3,8 @@
 The reader opens SEM/TEM images (TIFF, PNG, JPEG, BMP) with their pixel size as the
 layer scale (nm) and the microscope's info bar outlined, and label images written by
 ``nanogan segment`` (``*_labels.tif``) as Labels layers at their pixel size, with the
-per-particle confidence from their table as features.
+per-particle confidence from their table as features. Annotated masks (a mask's name or
+folder, and pixels that are a mask) open as Labels layers too.
 """
 
 from __future__ import annotations
@@ -41,20 +42,55 @@ def info_bar_shapes(name: str, shape, bar, kwargs: dict):
     return ([rect], shape_kwargs, "shapes")
 
 
+#: A file whose name or folder says so is read as a mask when its pixels look like one: an
+#: ``*_m`` / ``*_mask`` / ``*_gt`` / ``*_seg`` / ``*label*`` name, or a ``masks``, ``labels``,
+#: ``annotations`` or ``gt`` folder (the layouts of the shared data sets and of ``nanogan export``).
+MASK_FOLDERS = ("masks", "mask", "labels", "annotations", "gt", "ground_truth")
+
+
+def _named_as_mask(path) -> bool:
+    path = Path(path)
+    stem = path.stem.lower()
+    return (stem.endswith(("_m", "_gt", "_seg")) or "mask" in stem or "label" in stem or "annotation" in stem
+            or path.parent.name.lower() in MASK_FOLDERS)
+
+
 def is_label_image(path, data) -> bool:
-    """A label image ``nanogan segment`` wrote: ``<stem>_labels.tif`` holding integers."""
+    """A label image: ``<stem>_labels.tif`` of ``nanogan segment`` holding integers, or an
+    annotation named as one (:data:`MASK_FOLDERS`) whose pixels are a binary or instance
+    mask, not a grey picture (:func:`~napari_nanogan.io.masks.grey_image_reason`)."""
     import numpy as np
 
-    name = Path(path).name.lower()
-    return name.endswith(("_labels.tif", "_labels.tiff")) and np.issubdtype(np.asarray(data).dtype, np.integer)
+    from .io.masks import grey_image_reason
+
+    data = np.asarray(data)
+    if data.ndim != 2 or not np.issubdtype(data.dtype, np.integer):
+        return False
+    if Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff")):
+        return True
+    return _named_as_mask(path) and data.min() >= 0 and grey_image_reason(data) is None and (
+        int(data.max()) <= 1 or len(np.unique(data)) <= 2 or _instance_like(data))
+
+
+def _instance_like(data) -> bool:
+    """Many values, each in few connected regions: instance labels, not a posterised picture."""
+    from .io.masks import mixed_neighbours
+
+    return mixed_neighbours(data) < 0.05
 
 
 def read_em_image(path):
     """LayerData for one file: an SEM/TEM image (pixel size as ``scale`` in nm, info bar outlined),
-    or a label image of ``nanogan segment`` (a Labels layer, its particles' confidence as features)."""
+    or a label image (a Labels layer: of ``nanogan segment``, with its particles' confidence as
+    features, or an annotated mask, :func:`is_label_image`)."""
+    import numpy as np
+
     image, meta = read_image(path)
     if is_label_image(path, image):
-        return [read_labels(path, image, meta)]
+        from .io.masks import instance_labels
+
+        # a binary mask (0/255) becomes its 4-connected particles, as every command reads it
+        return [read_labels(path, instance_labels(image) if len(np.unique(image)) <= 2 else image, meta)]
     bar = detect_info_bar(image)
     kwargs = _layer_kwargs(Path(path).stem, meta, bar)
     layers = [(image, kwargs, "image")]
