@@ -89,3 +89,23 @@ def test_annotated_masks_open_as_labels_and_pictures_in_a_masks_folder_as_images
     assert read_em_image(folder / "field.tif")[0][2] == "image"
     tifffile.imwrite(tmp_path / "field.tif", ((labels > 0) * 255).astype(np.uint8))  # no mask name, no mask folder
     assert read_em_image(tmp_path / "field.tif")[0][2] == "image"
+
+
+def test_a_mask_without_a_pixel_size_takes_its_images(tmp_path):
+    """images/<stem>.tif and masks/<stem>_m.tif (the BAM layout; nanogan export's is images/ and masks/):
+    the mask's layer gets its image's scale, so the two overlay in napari."""
+    from napari_nanogan._napari import read_em_image
+    from napari_nanogan.data.procedural import particle_labels
+
+    labels = particle_labels((64, 80), n_particles=6, mean_diameter=12, seed=5)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "f1.tif", np.zeros((64, 80), np.uint8),
+                     resolution=(1e7 / 7.344, 1e7 / 7.344), resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "masks" / "f1_m.tif", ((labels > 0) * 255).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "masks" / "f2_m.tif", ((labels > 0) * 255).astype(np.uint8))  # no image of its own
+    [(_, kwargs, kind)] = read_em_image(tmp_path / "masks" / "f1_m.tif")
+    assert kind == "labels" and kwargs["scale"] == pytest.approx((7.344, 7.344)) and kwargs["units"] == ("nm", "nm")
+    assert "of its image f1.tif" in kwargs["metadata"]["pixel_size_source"]
+    [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "f2_m.tif")
+    assert "scale" not in kwargs

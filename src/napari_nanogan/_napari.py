@@ -72,6 +72,27 @@ def is_label_image(path, data) -> bool:
         int(data.max()) <= 1 or len(np.unique(data)) <= 2 or _instance_like(data))
 
 
+def _pixel_size_of_its_image(path) -> dict:
+    """The pixel size of the image a mask annotates, for a mask file that gives none: the file of
+    the mask's stem (less ``_m``, ``_mask``, ``_gt``, ``_seg``, ``_labels``) in an ``images``
+    folder beside the mask's folder, or in the mask's own folder. Empty when there is none."""
+    from .io.images import file_pixel_size
+
+    path = Path(path)
+    stem = path.stem
+    for suffix in ("_labels", "_mask", "_m", "_gt", "_seg"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    for folder in (path.parent.parent / "images", path.parent):
+        for candidate in sorted(folder.glob(f"{stem}.*")) if folder.is_dir() else []:
+            if candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
+                found = file_pixel_size(candidate)
+                if found:
+                    return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
+    return {}
+
+
 def _instance_like(data) -> bool:
     """Many values, each in few connected regions: instance labels, not a posterised picture."""
     from .io.masks import mixed_neighbours
@@ -89,6 +110,8 @@ def read_em_image(path):
     if is_label_image(path, image):
         from .io.masks import instance_labels
 
+        if not meta.get("pixel_size_nm"):
+            meta = {**meta, **_pixel_size_of_its_image(path)}
         # a binary mask (0/255) becomes its 4-connected particles, as every command reads it
         return [read_labels(path, instance_labels(image) if len(np.unique(image)) <= 2 else image, meta)]
     bar = detect_info_bar(image)

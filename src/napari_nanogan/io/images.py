@@ -218,6 +218,21 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     return grey, meta
 
 
+def file_pixel_size(path: str | os.PathLike) -> tuple[float, str] | None:
+    """(pixel size in nm, where it was read) from a file's tags or sidecar, without decoding its pixels."""
+    path = Path(path)
+    found = None
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                found = pixel_size_from_tiff(tif)
+        except Exception:  # not a readable TIFF: no pixel size from it
+            found = None
+    return found or pixel_size_from_sidecar(path)
+
+
 def resolution_tags(pixel_size_nm: float | None) -> dict:
     """``tifffile.imwrite`` arguments that record a pixel size (pixels per centimetre); none for None."""
     if not pixel_size_nm:
