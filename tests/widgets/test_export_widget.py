@@ -107,3 +107,15 @@ def test_bad_choices_get_clear_messages(setup, monkeypatch):
     w.run()
     assert "choose a folder" in errors[-1]
     assert not out.exists() and w.worker is None
+
+
+def test_a_cancel_after_the_last_pair_is_reported_as_done(setup):
+    """Cancel pressed while the last pair was written: every pair was there, yet the panel said "stopped"."""
+    _, w, _ = setup
+    w.progress.setRange(0, 3)
+    for done, expected in ((3, "done: all 3 pairs written (Cancel came after the last)"),
+                           (2, "stopped after 2 of 3 pairs (each written completely)")):
+        w.progress.setValue(done)
+        w.status.value = f"{done} / 3: pair"
+        w._on_finished()
+        assert w.status.value == expected

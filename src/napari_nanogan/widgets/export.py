@@ -198,4 +198,6 @@ class ExportWidget(QWidget):
     def _on_finished(self):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         if not self.status.value.startswith("done"):
-            self.status.value = f"stopped after {self.progress.value()} pairs (each written completely)"
+            done, total = self.progress.value(), self.progress.maximum()
+            self.status.value = (f"done: all {total} pairs written (Cancel came after the last)" if done == total else
+                                 f"stopped after {done} of {total} pairs (each written completely)")

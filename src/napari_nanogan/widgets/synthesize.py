@@ -174,7 +174,7 @@ class SynthesizeWidget(QWidget):
         self.job.start(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
                        describe=lambda r: (r[0], r[1], f"image {r[0]} / {r[1]}"), on_record=self._add_image,
                        on_result=lambda _: self._done(), busy="loading the generator ...",
-                       on_cancelled=lambda: f"{self._made} images kept")
+                       on_cancelled=lambda: f"{self._made} image{'' if self._made == 1 else 's'} kept")
 
     def cancel(self):
         self.job.cancel()
