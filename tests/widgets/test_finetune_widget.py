@@ -126,6 +126,7 @@ def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch,
 
 def test_bad_layer_choices_rejected_before_work(setup, monkeypatch):
     viewer, w, _ = setup
+    assert w.figure.axes and not w.figure.axes[0].lines  # themed empty axes before any run, not a white box
     errors = []
     monkeypatch.setattr("napari_nanogan.widgets.finetune.show_error", errors.append)
     viewer.add_labels(np.zeros((128, 128), np.int32), name="empty")

@@ -88,6 +88,7 @@ class FinetuneWidget(QWidget):
         self.job = Job("Fine-tune", progress=self.progress, status=self.status, run_button=self.run_button,
                        cancel_button=self.cancel_button)
         self.history: dict[str, list] = {}
+        self._plot()  # empty axes in the viewer's theme, not a white box, until training starts
         self.base_generator = "default"  # what the longer presets' cycle GAN starts from
         self.preset.changed.connect(lambda v: setattr(self.preset_note, "value", PRESETS[v].description))
         self.run_button.changed.connect(self.run)
