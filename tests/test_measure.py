@@ -252,18 +252,25 @@ def test_measure_refuses_a_grey_image_given_as_labels_and_measures_the_rest(tmp_
 
 def test_instance_masks_with_a_few_labels_in_pieces_are_still_masks():
     from napari_nanogan.data.procedural import particle_labels
-    from napari_nanogan.io.masks import scattered_labels
+    from napari_nanogan.io.masks import grey_image_reason
 
     labels = particle_labels((200, 200), n_particles=60, seed=1)
     n = int(labels.max())
-    assert n >= 32 and scattered_labels(labels) is None
+    assert n >= 32 and grey_image_reason(labels) is None
     split = labels.copy()
     for k in range(1, n // 2 + 1):  # half the labels also own a far pixel: still a mask (annotations do this)
         split[0, 2 * k] = k
-    assert scattered_labels(split) is None
+    assert grey_image_reason(split) is None
     noise = np.random.default_rng(0).integers(0, 200, (200, 200))  # grey levels everywhere
-    count, share = scattered_labels(noise)
-    assert count >= 190 and share > 0.9
+    assert grey_image_reason(noise) is not None
+    # particles of a few pixels packed without gaps (a segmentation of tiny touching particles):
+    # neighbours differ often, but each label is one region of its own
+    from scipy.spatial import cKDTree
+
+    seeds = np.random.default_rng(1).uniform(0, 200, (2500, 2))
+    yy, xx = np.mgrid[:200, :200]
+    packed = cKDTree(seeds).query(np.c_[yy.ravel(), xx.ravel()])[1].reshape(200, 200) + 1
+    assert grey_image_reason(packed) is None
 
 
 def _smooth_field(shape=(256, 256), seed=0):
@@ -287,7 +294,7 @@ def test_noisy_16_bit_and_rgb_pictures_are_refused_as_masks(tmp_path, capsys):
     grey8 = (picture / picture.max() * 255).astype(np.uint8)
     Image.fromarray(np.repeat(grey8[..., None], 3, -1)).save(tmp_path / "rgb.png")
     for name in ("noisy16.tif", "rgb.png"):
-        with pytest.raises(ImageReadError, match="looks like a grey image, not a mask: .* neighbouring"):
+        with pytest.raises(ImageReadError, match="looks like a grey image, not a mask: its regions of one value"):
             read_mask(tmp_path / name)
     rc = main(["measure", str(tmp_path / "noisy16.tif"), "--out", str(tmp_path / "m.csv")])
     assert rc == 1 and "looks like a grey image" in capsys.readouterr().err
@@ -310,13 +317,13 @@ def test_grey_labels_stored_as_rgb_keep_their_instances(tmp_path):
 
 @requires_shared
 def test_every_shared_annotation_reads_as_a_mask_and_no_shared_image_does():
-    from napari_nanogan.io.masks import ImageReadError, mixed_neighbours, read_mask
+    from napari_nanogan.io.masks import ImageReadError, read_mask
 
     masks = sorted(DATA.glob("*/masks/*"))
     assert len(masks) >= 300
-    worst = max(mixed_neighbours(read_mask(path)) for path in masks)
-    assert worst < 0.05
-    images = sorted(DATA.glob("*/images/*"))[::10]
+    for path in masks:
+        read_mask(path)
+    images = sorted(DATA.glob("*/images/*"))
     for path in images:
         with pytest.raises(ImageReadError, match="looks like a grey image"):
             read_mask(path)

@@ -68,8 +68,7 @@ def is_label_image(path, data) -> bool:
         return False
     if Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff")):
         return True
-    return _named_as_mask(path) and data.min() >= 0 and grey_image_reason(data) is None and (
-        int(data.max()) <= 1 or len(np.unique(data)) <= 2 or _instance_like(data))
+    return _named_as_mask(path) and data.min() >= 0 and grey_image_reason(data) is None
 
 
 def _pixel_size_of_its_image(path) -> dict:
@@ -92,12 +91,6 @@ def _pixel_size_of_its_image(path) -> dict:
                     return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
     return {}
 
-
-def _instance_like(data) -> bool:
-    """Many values, each in few connected regions: instance labels, not a posterised picture."""
-    from .io.masks import mixed_neighbours
-
-    return mixed_neighbours(data) < 0.05
 
 
 def read_em_image(path):

@@ -37,69 +37,40 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 #: :func:`grey_image_reason` judges masks of at least this many labels ...
 GREY_MIN_LABELS = 32
-#: ... and calls a mask a grey image when at least this share of its labels come in several pieces,
+#: ... and calls a mask a grey image when its regions of one value (8-connected) are at most
+#: this many pixels (the median over them): in a label image they are the particles (the
+#: shared annotations: 92 px and more; packed 3-px cells without gaps: 8 px), in a grey image
+#: specks of one grey level (the 396 shared images: 2-3 px; 1 px with detector noise) ...
+GREY_PIECE_PIXELS = 4
+#: ... or when at least this share of its labels come in several pieces.
 GREY_SCATTERED_SHARE = 0.8
-#: ... or when at least this share of the pairs of neighbouring non-zero pixels differ in value: in
-#: the shared annotations (BAM, EMPS) at most 0.02 (touching particles), in their images 0.47-0.89
-#: (0.999 with detector noise, where each grey level's pieces are single pixels).
-GREY_MIXED_SHARE = 0.25
 
 
 def grey_image_reason(mask: np.ndarray) -> str | None:
     """Why ``mask`` looks like a grey image rather than labels (a phrase), or None when it looks like labels.
 
-    Masks of fewer than ``GREY_MIN_LABELS`` labels (binary masks too) are not judged.
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 2 or int(mask.max()) < GREY_MIN_LABELS:  # too few labels to judge, without sorting the image
-        return None
-    mixed = mixed_neighbours(mask)
-    if mixed >= GREY_MIXED_SHARE:
-        return f"{mixed:.0%} of its neighbouring non-zero pixels differ in value"
-    scattered = scattered_labels(mask)
-    if scattered is not None:
-        n, share = scattered
-        return f"{share:.0%} of its {n} values are scattered over separate pieces"
-    return None
-
-
-def mixed_neighbours(mask: np.ndarray) -> float:
-    """Share of the pairs of 4-neighbouring non-zero pixels whose values differ (0 when there are none).
-
-    In a label image neighbours differ only where two particles touch; in a grey image
-    almost everywhere.
-    """
-    mask = np.asarray(mask)
-    fg = mask > 0
-    differ = pairs = 0
-    for a, b, both in ((mask[:, 1:], mask[:, :-1], fg[:, 1:] & fg[:, :-1]), (mask[1:], mask[:-1], fg[1:] & fg[:-1])):
-        pairs += int(both.sum())
-        differ += int(((a != b) & both).sum())
-    return differ / pairs if pairs else 0.0
-
-
-def scattered_labels(mask: np.ndarray) -> tuple[int, float] | None:
-    """(labels, share of them in several 8-connected pieces) when ``mask`` looks like a grey image, else None.
-
     In a label image each particle's label covers one region (a few annotated masks hold a
     label or two in pieces: at most half of a mask's labels, in the shared data sets); in a
-    grey image each grey level is scattered over the whole picture. Masks of fewer than
-    ``GREY_MIN_LABELS`` labels (binary masks too) are not judged.
+    grey image each grey level lies in specks scattered over the picture. Masks of fewer
+    than ``GREY_MIN_LABELS`` labels (binary masks too) are not judged.
     """
     from skimage.measure import label as regions
 
     mask = np.asarray(mask)
-    if int(mask.max()) < GREY_MIN_LABELS:  # too few labels to judge, without sorting the image
+    if mask.ndim != 2 or int(mask.max()) < GREY_MIN_LABELS:  # too few labels to judge, without sorting the image
         return None
     pieces = regions(mask, connectivity=2, background=0)
+    size = float(np.median(np.bincount(pieces.ravel())[1:])) if pieces.max() else 0.0
+    if 0 < size <= GREY_PIECE_PIXELS:
+        return f"its regions of one value are {size:.0f} px (median)"
     owner = np.zeros(int(pieces.max()) + 1, mask.dtype)  # the label each piece has
     owner[pieces.ravel()] = mask.ravel()
     _, pieces_per_label = np.unique(owner[1:], return_counts=True)
     n = len(pieces_per_label)
-    if n < GREY_MIN_LABELS:
-        return None
-    share = float((pieces_per_label > 1).mean())
-    return (n, share) if share >= GREY_SCATTERED_SHARE else None
+    share = float((pieces_per_label > 1).mean()) if n else 0.0
+    if n >= GREY_MIN_LABELS and share >= GREY_SCATTERED_SHARE:
+        return f"{share:.0%} of its {n} values are scattered over separate pieces"
+    return None
 
 
 def mask_values(mask: np.ndarray) -> np.ndarray:
