@@ -60,15 +60,17 @@ def grey_image_reason(mask: np.ndarray) -> str | None:
     if mask.ndim != 2 or int(mask.max()) < GREY_MIN_LABELS:  # too few labels to judge, without sorting the image
         return None
     pieces = regions(mask, connectivity=2, background=0)
-    size = float(np.median(np.bincount(pieces.ravel())[1:])) if pieces.max() else 0.0
-    if 0 < size <= GREY_PIECE_PIXELS:
-        return f"its regions of one value are {size:.0f} px (median)"
     owner = np.zeros(int(pieces.max()) + 1, mask.dtype)  # the label each piece has
     owner[pieces.ravel()] = mask.ravel()
     _, pieces_per_label = np.unique(owner[1:], return_counts=True)
     n = len(pieces_per_label)
-    share = float((pieces_per_label > 1).mean()) if n else 0.0
-    if n >= GREY_MIN_LABELS and share >= GREY_SCATTERED_SHARE:
+    if n < GREY_MIN_LABELS:  # binary masks (one value) and masks of a few labels
+        return None
+    size = float(np.median(np.bincount(pieces.ravel())[1:]))
+    if size <= GREY_PIECE_PIXELS:
+        return f"its regions of one value are {size:.0f} px (median)"
+    share = float((pieces_per_label > 1).mean())
+    if share >= GREY_SCATTERED_SHARE:
         return f"{share:.0%} of its {n} values are scattered over separate pieces"
     return None
 
