@@ -109,3 +109,18 @@ def test_a_mask_without_a_pixel_size_takes_its_images(tmp_path):
     assert "of its image f1.tif" in kwargs["metadata"]["pixel_size_source"]
     [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "f2_m.tif")
     assert "scale" not in kwargs
+
+
+def test_a_mask_takes_the_pixel_size_of_its_own_image_not_a_glob_match(tmp_path):
+    from napari_nanogan._napari import read_em_image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name, nm in (("s1.tif", 2.0), ("s[12].tif", 9.0)):
+        tifffile.imwrite(tmp_path / "images" / name, np.zeros((32, 40), np.uint8),
+                         resolution=(1e7 / nm, 1e7 / nm), resolutionunit="CENTIMETER")
+    mask = np.zeros((32, 40), np.uint8)
+    mask[5:15, 5:15] = 255
+    tifffile.imwrite(tmp_path / "masks" / "s[12]_m.tif", mask)
+    [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "s[12]_m.tif")
+    assert kwargs["scale"] == pytest.approx((9.0, 9.0))

@@ -42,17 +42,23 @@ def info_bar_shapes(name: str, shape, bar, kwargs: dict):
     return ([rect], shape_kwargs, "shapes")
 
 
-#: A file whose name or folder says so is read as a mask when its pixels look like one: an
-#: ``*_m`` / ``*_mask`` / ``*_gt`` / ``*_seg`` / ``*label*`` name, or a ``masks``, ``labels``,
-#: ``annotations`` or ``gt`` folder (the layouts of the shared data sets and of ``nanogan export``).
+#: A file whose name or folder says so is read as a mask when its pixels look like one: a
+#: ``*_m``, ``*_mask``, ``*_gt``, ``*_seg``, ``*_label(s)``, ``mask_*`` ... name, or a folder of
+#: these names (the layouts of the shared data sets and of ``nanogan export``) ...
 MASK_FOLDERS = ("masks", "mask", "labels", "annotations", "gt", "ground_truth")
 
 
+#: ... or a name whose last (or first) word is one of these.
+MASK_WORDS = ("m", "mask", "masks", "gt", "seg", "label", "labels", "annotation", "annotations")
+
+
 def _named_as_mask(path) -> bool:
+    import re
+
     path = Path(path)
-    stem = path.stem.lower()
-    return (stem.endswith(("_m", "_gt", "_seg")) or "mask" in stem or "label" in stem or "annotation" in stem
-            or path.parent.name.lower() in MASK_FOLDERS)
+    words = [w for w in re.split(r"[^a-z0-9]+", path.stem.lower()) if w]
+    named = bool(words) and (words[-1] in MASK_WORDS or (len(words) > 1 and words[0] in MASK_WORDS[1:]))
+    return named or path.parent.name.lower() in MASK_FOLDERS
 
 
 def is_label_image(path, data) -> bool:
@@ -84,8 +90,8 @@ def _pixel_size_of_its_image(path) -> dict:
             stem = stem[: -len(suffix)]
             break
     for folder in (path.parent.parent / "images", path.parent):
-        for candidate in sorted(folder.glob(f"{stem}.*")) if folder.is_dir() else []:
-            if candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
+        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if candidate.stem == stem and candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
                 found = file_pixel_size(candidate)
                 if found:
                     return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
@@ -97,7 +103,6 @@ def read_em_image(path):
     """LayerData for one file: an SEM/TEM image (pixel size as ``scale`` in nm, info bar outlined),
     or a label image (a Labels layer: of ``nanogan segment``, with its particles' confidence as
     features, or an annotated mask, :func:`is_label_image`)."""
-    import numpy as np
 
     image, meta = read_image(path)
     if is_label_image(path, image):
@@ -106,7 +111,8 @@ def read_em_image(path):
         if not meta.get("pixel_size_nm"):
             meta = {**meta, **_pixel_size_of_its_image(path)}
         # a binary mask (0/255) becomes its 4-connected particles, as every command reads it
-        return [read_labels(path, instance_labels(image) if len(np.unique(image)) <= 2 else image, meta)]
+        binary = ((image == 0) | (image == image.max(initial=0))).all()  # linear: no sort of a large image
+        return [read_labels(path, instance_labels(image) if binary else image, meta)]
     bar = detect_info_bar(image)
     kwargs = _layer_kwargs(Path(path).stem, meta, bar)
     layers = [(image, kwargs, "image")]

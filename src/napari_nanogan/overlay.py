@@ -80,7 +80,7 @@ def captioned(picture: np.ndarray, text: str, *, pixel_size_nm: float | None = N
         draw.text((right - label_width, top), label, fill=(0, 0, 0), font=font)
         right = x1 - length - 2 * pad
     while text and draw.textlength(text, font=font) > right - pad:  # shorten what does not fit
-        text = text[:-2].rstrip() + "…" if len(text) > 2 else ""
+        text = text[:-4].rstrip() + "..." if len(text) > 4 else ""  # ASCII: Pillow's bitmap font has no "…"
     draw.text((pad, top), text, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
 

@@ -133,3 +133,19 @@ def test_export_dialog_adds_the_csv_suffix_to_a_bare_name(viewer_widget, wait_do
     w._export_dialog()
     assert (tmp_path / "sizes.csv").is_file() and (tmp_path / "sizes_summary.csv").is_file()
     assert not (tmp_path / "sizes").exists()
+
+
+def test_a_small_pixel_size_is_used_exactly_not_as_the_field_rounds_it(viewer_widget, wait_done):
+    viewer, w = viewer_widget
+    layer = viewer.add_labels(_labels(), name="hrtem", scale=(0.01234, 0.01234), metadata={"pixel_size_nm": 0.01234})
+    w.labels_layer.value = layer
+    assert w.pixel_size.value == pytest.approx(0.012, abs=1e-9)  # what the field can show
+    w.run()
+    wait_done(w)
+    assert layer.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 0.01234)
+    w.pixel_size.value = 0.5  # a value typed over it is used as typed
+    w.run()
+    wait_done(w)
+    assert layer.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 0.5)
+    w.image_layer.value = viewer.add_image(np.zeros((100, 120), np.uint8), name="no pixel size")
+    assert w.pixel_size.value == 0.5  # choosing an image without a pixel size keeps what was typed

@@ -37,11 +37,12 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 #: :func:`grey_image_reason` judges masks of at least this many labels ...
 GREY_MIN_LABELS = 32
-#: ... and calls a mask a grey image when its regions of one value (8-connected) are at most
-#: this many pixels (the median over them): in a label image they are the particles (the
-#: shared annotations: 92 px and more; packed 3-px cells without gaps: 8 px), in a grey image
-#: specks of one grey level (the 396 shared images: 2-3 px; 1 px with detector noise) ...
-GREY_PIECE_PIXELS = 4
+#: ... and calls a mask a grey image when its values lie in at least this many separate
+#: (8-connected) regions each, on average: in a label image each particle's label covers
+#: one region (the shared annotations: 1.06-1.55; specks of their own labels and particles
+#: packed without gaps: 1), in a grey image each grey level is scattered over the picture
+#: (the 396 shared images: 98 and more; a smooth field with detector noise in 16 bits: 2.4) ...
+GREY_REGIONS_PER_VALUE = 2.0
 #: ... or when at least this share of its labels come in several pieces.
 GREY_SCATTERED_SHARE = 0.8
 
@@ -66,29 +67,47 @@ def grey_image_reason(mask: np.ndarray) -> str | None:
     n = len(pieces_per_label)
     if n < GREY_MIN_LABELS:  # binary masks (one value) and masks of a few labels
         return None
-    size = float(np.median(np.bincount(pieces.ravel())[1:]))
-    if size <= GREY_PIECE_PIXELS:
-        return f"its regions of one value are {size:.0f} px (median)"
+    per_value = float(pieces_per_label.mean())
+    if per_value >= GREY_REGIONS_PER_VALUE:
+        return f"its {n} values lie in {per_value:.1f} separate regions each, on average"
     share = float((pieces_per_label > 1).mean())
     if share >= GREY_SCATTERED_SHARE:
         return f"{share:.0%} of its {n} values are scattered over separate pieces"
     return None
 
 
+#: An RGB file whose channels are equal, with this share of its pixels or more at 0 or at its
+#: maximum, is a binary mask (anti-aliased edges allowed), not grey labels nor a picture.
+BINARY_RGB_SHARE = 0.9
+
+
+def _from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """A 2D mask from an RGB one: any non-zero channel is particle, except for grey RGB files
+    (equal channels) that are labels stored as RGB (kept as values) or a grey picture (kept as
+    values, for :func:`grey_image_reason` to refuse)."""
+    colour = (rgb > 0).any(-1)
+    if not (rgb == rgb[..., :1]).all():
+        return colour
+    grey = rgb[..., 0]
+    top = grey.max(initial=0)
+    if ((grey == 0) | (grey == top)).mean() >= BINARY_RGB_SHARE:  # binary, maybe with anti-aliased edges
+        return colour
+    return grey
+
+
 def mask_values(mask: np.ndarray) -> np.ndarray:
     """A binary or instance-label mask as a 2D array of non-negative integers, or a ``ValueError`` saying why not.
 
     RGB(A) masks count any non-zero channel as particle, unless their three channels are
-    equal and hold more than two values (grey labels, or a grey image, stored as RGB): then
-    the values are the labels, and :func:`read_mask` can tell a picture from labels. Booleans and whole-number floats
+    equal and fewer than ``BINARY_RGB_SHARE`` of the pixels are 0 or the maximum (grey labels,
+    or a grey picture, stored as RGB): then the values are the labels, and :func:`read_mask`
+    can tell a picture from labels. Booleans and whole-number floats
     are accepted; negative labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric
     types are refused. Integer masks keep their dtype.
     """
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        rgb = mask[..., :3]
-        grey = (rgb == rgb[..., :1]).all()  # a grey picture (or grey labels) stored as RGB: its values count
-        mask = rgb[..., 0] if grey and len(np.unique(rgb[..., 0])) > 2 else (rgb > 0).any(-1)
+        mask = _from_rgb(mask[..., :3])
     if mask.ndim == 3 and mask.shape[0] == 1:
         mask = mask[0]
     if mask.ndim != 2:

@@ -98,12 +98,23 @@ class MeasureWidget(QWidget):
         self._layers_chosen()
 
     def _layers_chosen(self, *_):
-        """Show the chosen layers' own pixel size (0 where they have none), so that a value typed
-        for another layer is not used for this one unseen."""
+        """Show the chosen layers' own pixel size, so that a value typed for another layer is not
+        used for this one unseen: 0 for a labels layer without one. Choosing another image
+        changes the field only while it shows the layers' own value, not one typed. The field
+        shows it rounded; :meth:`run` uses it exactly."""
         layer, image_layer = self.labels_layer.value, self.image_layer.value
         own = (layer is not None and layer_pixel_size_nm(layer)) or (image_layer is not None
                                                                     and layer_pixel_size_nm(image_layer))
-        self.pixel_size.value = float(own or 0.0)
+        typed = self._pixel_size_nm() != getattr(self, "_own_pixel", 0.0)
+        if layer is not getattr(self, "_filled_for", None) or not typed:
+            self._own_pixel = float(own or 0.0)
+            self.pixel_size.value = self._own_pixel
+        self._filled_for = layer
+
+    def _pixel_size_nm(self) -> float:
+        """The field's value; the layer's own, unrounded, while the field still shows it."""
+        shown, own = self.pixel_size.value, getattr(self, "_own_pixel", 0.0)
+        return own if own and abs(shown - own) <= 0.5 * self.pixel_size.step else shown
 
     def run(self):
         """Measure the chosen Labels layer in a worker thread; features, plot and summary follow."""
@@ -129,7 +140,7 @@ class MeasureWidget(QWidget):
                            "made from." if image.ndim == 2 else
                            f"Measure particles: image {image_layer.name!r} has shape {image.shape}; choose a 2D image.")
                 return
-        pixel = self.pixel_size.value or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
+        pixel = self._pixel_size_nm() or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
         self._layer, self._pixel = layer, pixel
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
@@ -199,7 +210,7 @@ class MeasureWidget(QWidget):
 
     def _export_dialog(self, *_):
         path, _ = QFileDialog.getSaveFileName(self, "Export particle table", "particles.csv", "CSV (*.csv)")
-        if path and not Path(path).suffix:  # a name typed without one: the CSV filter's
+        if path and Path(path).suffix.lower() != ".csv":  # a name typed without it ("results.v2" too)
             path += ".csv"
         if path:
             try:
