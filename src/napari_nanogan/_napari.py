@@ -46,8 +46,6 @@ def info_bar_shapes(name: str, shape, bar, kwargs: dict):
 #: ``*_m``, ``*_mask``, ``*_gt``, ``*_seg``, ``*_label(s)``, ``mask_*`` ... name, or a folder of
 #: these names (the layouts of the shared data sets and of ``nanogan export``) ...
 MASK_FOLDERS = ("masks", "mask", "labels", "annotations", "gt", "ground_truth")
-
-
 #: ... or a name whose last (or first) word is one of these.
 MASK_WORDS = ("m", "mask", "masks", "gt", "seg", "label", "labels", "annotation", "annotations")
 
@@ -79,16 +77,15 @@ def is_label_image(path, data) -> bool:
 
 def _pixel_size_of_its_image(path) -> dict:
     """The pixel size of the image a mask annotates, for a mask file that gives none: the file of
-    the mask's stem (less ``_m``, ``_mask``, ``_gt``, ``_seg``, ``_labels``) in an ``images``
-    folder beside the mask's folder, or in the mask's own folder. Empty when there is none."""
+    the mask's stem (less its last word when one of :data:`MASK_WORDS`: ``_m``, ``_mask`` ...)
+    in an ``images`` folder beside the mask's folder, or in the mask's own folder. Empty when
+    there is none."""
+    import re
+
     from .io.images import file_pixel_size
 
     path = Path(path)
-    stem = path.stem
-    for suffix in ("_labels", "_mask", "_m", "_gt", "_seg"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
+    stem = re.sub(rf"[-_. ]+(?:{'|'.join(MASK_WORDS)})$", "", path.stem, flags=re.IGNORECASE)
     for folder in (path.parent.parent / "images", path.parent):
         for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
             if candidate.stem == stem and candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
@@ -98,12 +95,10 @@ def _pixel_size_of_its_image(path) -> dict:
     return {}
 
 
-
 def read_em_image(path):
     """LayerData for one file: an SEM/TEM image (pixel size as ``scale`` in nm, info bar outlined),
     or a label image (a Labels layer: of ``nanogan segment``, with its particles' confidence as
     features, or an annotated mask, :func:`is_label_image`)."""
-
     image, meta = read_image(path)
     if is_label_image(path, image):
         from .io.masks import instance_labels

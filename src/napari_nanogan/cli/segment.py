@@ -98,7 +98,7 @@ def cmd_demo(args) -> int:
 
     from ..data.procedural import SAMPLE_PIXEL_SIZE_NM, sample_image
     from ..io.atomic import atomic_path
-    from ..io.images import write_labels
+    from ..io.images import resolution_tags, write_labels
     from ..io.infobar import bottom_bar_start
     from ..measure import measure_particles, summarize_sizes
     from ..metrics.segmentation import summarize
@@ -113,8 +113,7 @@ def cmd_demo(args) -> int:
     out = out_folder(args.out)
     image, truth = sample_image()
     with atomic_path(out / "sample.tif") as tmp:
-        per_cm = 1e7 / SAMPLE_PIXEL_SIZE_NM
-        tifffile.imwrite(tmp, image, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+        tifffile.imwrite(tmp, image, **resolution_tags(SAMPLE_PIXEL_SIZE_NM))
     print(f"demo: loading {args.model} and segmenting the package's sample image ...", file=sys.stderr)
     t0 = time.perf_counter()
     segmenter = load_model(load_segmenter, args.model)
@@ -168,8 +167,7 @@ def cmd_demo(args) -> int:
         back = segment(synthetic, segmenter, info_bar=None)
         synthetic_labels = back.labels
         with atomic_path(out / "synthetic.tif") as tmp:
-            per_cm = 1e7 / design.pixel_size_nm
-            tifffile.imwrite(tmp, synthetic, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+            tifffile.imwrite(tmp, synthetic, **resolution_tags(design.pixel_size_nm))
         write_labels(out / "synthetic_mask.tif", mask, pixel_size_nm=design.pixel_size_nm)
         with atomic_path(out / "synthetic_overlay.png") as tmp:
             caption = overlay_caption(back.count, back.model,

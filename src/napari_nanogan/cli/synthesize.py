@@ -197,8 +197,8 @@ def add_commands(sub) -> None:
                                    "OUT; or any other). Per mask, --n pairs <out>/images/<stem>_<k>.tif and "
                                    "<out>/masks/<stem>_<k>.tif (uint16 instance labels), and manifest.json and "
                                    "manifest.csv (the source mask and its SHA-256, the generator and its SHA-256, "
-                                   "the seed, the pixel size, the particle count). Files are written atomically; an interrupted export is completed by the "
-                                   "same command.")
+                                   "the seed, the pixel size, the particle count). Files are written atomically; "
+                                   "an interrupted export is completed by the same command.")
     p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="mask files or folders")
     p.add_argument("--out", required=True, help="export folder (images/, masks/, manifest.json, manifest.csv)")
     p.add_argument("--n", type=count_value, default=1, help="synthetic images per mask (default 1)")

@@ -10,6 +10,7 @@ from dataclasses import fields, is_dataclass
 INSTALL_DISTRIBUTED = ("pip install -e '.[distributed]' in the napari-nanogan source folder "
                        "(from a package index: pip install 'napari-nanogan[distributed]')")
 
+
 class Choice(str, enum.Enum):
     """A named option stored as its string (``Choice("x") == "x"``; prints as ``x``)."""
 

@@ -93,6 +93,7 @@ class MeasureWidget(QWidget):
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.labels_layer.reset_choices)
             event.connect(self.image_layer.reset_choices)
+        self._own_pixel, self._filled_for = 0.0, None  # the layers' own pixel size, and the labels it is of
         self.labels_layer.changed.connect(self._layers_chosen)
         self.image_layer.changed.connect(self._layers_chosen)
         self._layers_chosen()
@@ -105,15 +106,15 @@ class MeasureWidget(QWidget):
         layer, image_layer = self.labels_layer.value, self.image_layer.value
         own = (layer is not None and layer_pixel_size_nm(layer)) or (image_layer is not None
                                                                     and layer_pixel_size_nm(image_layer))
-        typed = self._pixel_size_nm() != getattr(self, "_own_pixel", 0.0)
-        if layer is not getattr(self, "_filled_for", None) or not typed:
+        typed = self._pixel_size_nm() != self._own_pixel
+        if layer is not self._filled_for or not typed:
             self._own_pixel = float(own or 0.0)
             self.pixel_size.value = self._own_pixel
         self._filled_for = layer
 
     def _pixel_size_nm(self) -> float:
         """The field's value; the layer's own, unrounded, while the field still shows it."""
-        shown, own = self.pixel_size.value, getattr(self, "_own_pixel", 0.0)
+        shown, own = self.pixel_size.value, self._own_pixel
         return own if own and abs(shown - own) <= 0.5 * self.pixel_size.step else shown
 
     def run(self):
