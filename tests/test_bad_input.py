@@ -345,6 +345,32 @@ def test_output_paths_are_checked_before_any_work(tmp_path, tiny_checkpoint, cap
     assert rc == 2 and len(errors) == 1 and "cannot write there (Permission denied)" in errors[0]
 
 
+def test_no_output_folder_is_left_when_every_input_fails(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, capsys):
+    (tmp_path / "corrupt.tif").write_bytes(b"not an image at all")
+    missing = tmp_path / "missing.tif"
+    runs = {
+        "segment": ["segment", tmp_path / "corrupt.tif", missing, "--out", tmp_path / "new" / "seg",
+                    "--model", tiny_checkpoint],
+        "measure": ["measure", tmp_path / "corrupt.tif", missing, "--out", tmp_path / "new" / "sizes" / "m.csv"],
+        "synthesize": ["synthesize", tmp_path / "corrupt.tif", missing, "--out", tmp_path / "new" / "syn",
+                       "--model", tiny_generator_checkpoint],
+        "export": ["export", "--masks", tmp_path / "corrupt.tif", missing, "--out", tmp_path / "new" / "pairs",
+                   "--model", tiny_generator_checkpoint],
+    }
+    for command, argv in runs.items():
+        rc, errors, err = _run(capsys, *argv)
+        assert rc == 1 and len(errors) == 2, (command, err)
+        assert not (tmp_path / "new").exists(), (command, sorted(p.name for p in (tmp_path / "new").rglob("*")))
+    # a folder that was there is kept, empty or not, and one a run wrote into too
+    (tmp_path / "mine").mkdir()
+    assert _run(capsys, "segment", tmp_path / "corrupt.tif", "--out", tmp_path / "mine", "--model", tiny_checkpoint)[0] == 1
+    assert (tmp_path / "mine").is_dir()
+    tifffile.imwrite(tmp_path / "good.tif", _image())
+    assert _run(capsys, "segment", tmp_path / "corrupt.tif", tmp_path / "good.tif", "--out", tmp_path / "new" / "seg",
+                "--model", tiny_checkpoint)[0] == 1
+    assert (tmp_path / "new" / "seg" / "good_labels.tif").is_file()
+
+
 # ---------------------------------------------------------------- 10. the smaller ones
 def test_paths_that_are_not_image_files(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "loop.tif").symlink_to(tmp_path / "loop.tif")

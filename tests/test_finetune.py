@@ -71,10 +71,31 @@ def test_finetune_cancel_keeps_a_model(tmp_path, tiny_checkpoint, tiny_generator
 
     records, result = _run(ft.finetune(_samples(1), out_path=tmp_path / "c.pt", base_segmenter=str(tiny_checkpoint),
                                        base_generator=str(tiny_generator_checkpoint), should_stop=stop, device="cpu"))
-    assert any(r.stopped for r in records) and result.path.is_file()
+    assert any(r.stopped for r in records) and result.path.is_file() and result.stopped
     assert any("too few to help" in w for w in result.warnings)
     bundle = load_checkpoint(result.path)
     assert bundle["card"]["generator_adapted"] is False and "generator" in bundle  # the base one, as it was
+
+
+def test_finetune_says_whether_a_stop_came_before_its_planned_steps(tmp_path, tiny_checkpoint, tiny_generator_checkpoint,
+                                                                  fast_preset):
+    """Stop asked just after the segmenter's last step: the whole run (quick) or before the cycle GAN (standard)."""
+    for preset, stopped in (("quick", False), ("standard", True)):
+        asked = {"stop": False}
+        loop = ft.finetune(_samples(1), out_path=tmp_path / f"{preset}.pt", base_segmenter=str(tiny_checkpoint),
+                           base_generator=str(tiny_generator_checkpoint), preset=preset,
+                           should_stop=lambda: asked["stop"], device="cpu")
+        records = []
+        while True:
+            try:
+                records.append(next(loop))
+            except StopIteration as done:
+                result = done.value
+                break
+            if records[-1].losses and records[-1].step == 2:  # the segmenter's last step is done
+                asked["stop"] = True
+        assert not any(r.stopped for r in records) and result.steps == 2
+        assert result.stopped is stopped, preset
 
 
 def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fast_preset, monkeypatch):

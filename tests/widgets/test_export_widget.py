@@ -119,3 +119,17 @@ def test_a_cancel_after_the_last_pair_is_reported_as_done(setup):
         w.status.value = f"{done} / 3: pair"
         w._on_finished()
         assert w.status.value == expected
+
+
+def test_the_pair_pickers_start_on_the_newest_grey_image_and_labels_of_its_size(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="older")
+    image = viewer.add_image(np.zeros((64, 80), np.uint8), name="image")
+    viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="figure", rgb=True)  # RGB: not for training
+    labels = viewer.add_labels(np.zeros((64, 80), np.int32), name="its labels")
+    viewer.add_labels(np.zeros((32, 32), np.int32), name="other size")
+    w = ExportWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    assert w.picker.image_layer.value is image and w.picker.labels_layer.value is labels
+    w.picker.image_layer.value = viewer.layers["older"]  # labels of the image's size follow the image chosen
+    assert w.picker.labels_layer.value is viewer.layers["other size"]

@@ -124,6 +124,32 @@ def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch,
     assert w.status.value == "stopped early (Cancel): the model so far was saved"
 
 
+def test_a_cancel_after_the_last_step_is_reported_as_done(setup, qtbot, monkeypatch, wait_done):
+    import threading
+
+    viewer, w, tmp_path = setup
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(3, 0, "test", patch_size=32, batch_size=2))
+    monkeypatch.setattr(ft, "RETUNE_GRID", {"fg_threshold": [0.4, 0.5]})
+    cancelled, tune = threading.Event(), ft.tune_postprocess
+
+    def tune_once_cancelled(*args, **kwargs):  # the training is over: Cancel comes while the model is tuned
+        cancelled.wait(60)
+        return tune(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "tune_postprocess", tune_once_cancelled)
+    w.image_layer.value, w.labels_layer.value = viewer.layers["img"], viewer.layers["ann"]
+    w.add_pair()
+    w.name.value = "late"
+    w.run()
+    qtbot.waitUntil(lambda: "tuning the post-processing" in w.status.value, timeout=120_000)
+    w.cancel()
+    cancelled.set()
+    wait_done(w, timeout=120_000)
+    assert (tmp_path / "models" / "late.pt").is_file()
+    assert w.status.value.startswith("done: 3 steps in ") and "stopped early" not in w.status.value
+    assert w.status.value.endswith("(Cancel came after the last step)")
+
+
 def test_bad_layer_choices_rejected_before_work(setup, monkeypatch):
     viewer, w, _ = setup
     assert w.figure.axes and not w.figure.axes[0].lines  # themed empty axes before any run, not a white box

@@ -149,3 +149,22 @@ def test_a_small_pixel_size_is_used_exactly_not_as_the_field_rounds_it(viewer_wi
     assert layer.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 0.5)
     w.image_layer.value = viewer.add_image(np.zeros((100, 120), np.uint8), name="no pixel size")
     assert w.pixel_size.value == 0.5  # choosing an image without a pixel size keeps what was typed
+
+
+def test_the_pickers_start_on_the_newest_labels_and_the_image_they_were_made_from(viewer_widget):
+    viewer, w = viewer_widget
+    assert w.labels_layer.value is None and w.image_layer.value is None
+    sem = viewer.add_image(np.zeros((100, 120), np.uint8), name="sem", scale=(5.0, 5.0), units=("nm", "nm"))
+    viewer.add_image(np.zeros((100, 120), np.uint8), name="same size")
+    small = viewer.add_image(np.zeros((50, 60), np.uint8), name="small")
+    assert w.image_layer.value is None  # no labels to measure yet: no image of theirs either
+    particles = viewer.add_labels(_labels(), name="sem particles", metadata={"source_layer": "sem"})
+    assert w.labels_layer.value is particles and w.image_layer.value is sem  # the image they were segmented from
+    assert w.pixel_size.value == pytest.approx(5.0)  # and its pixel size
+    plain = viewer.add_labels(np.zeros((50, 60), np.int32), name="plain")
+    assert w.labels_layer.value is particles  # a layer shown is not replaced by a newer one
+    w.labels_layer.value = plain
+    assert w.image_layer.value is small  # labels of no named image: an image of their size
+    w.image_layer.value = None  # "no image", chosen: kept
+    viewer.add_image(np.zeros((50, 60), np.uint8), name="another small")
+    assert w.image_layer.value is None

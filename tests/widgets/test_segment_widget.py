@@ -189,3 +189,18 @@ def test_segment_widget_segments_a_lazy_layer_block_by_block(widget, sem_like, q
     assert not isinstance(labels.data, np.ndarray) and labels.data.shape == image.shape
     assert tuple(labels.scale) == (5.0, 5.0) and labels.metadata["labels_store"] == str(w._out)
     assert "labels in" in w.status.value and w._out.is_dir()
+
+
+def test_the_image_picker_starts_on_the_newest_2d_image_and_keeps_the_users_choice(make_napari_viewer):
+    viewer = make_napari_viewer()
+    first = viewer.add_image(np.zeros((32, 32), np.uint8), name="first")
+    newest = viewer.add_image(np.zeros((32, 32), np.uint8), name="newest")
+    viewer.add_image(np.zeros((3, 32, 32), np.uint8), name="stack")  # a stack: not what the panel segments
+    w = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    assert w.image_layer.value is newest
+    w.image_layer.value = first  # the user's choice stays, whatever is added
+    later = viewer.add_image(np.zeros((32, 32), np.uint8), name="later")
+    assert w.image_layer.value is first
+    viewer.layers.remove(first)  # the chosen layer leaves: the newest fitting one again
+    assert w.image_layer.value is later

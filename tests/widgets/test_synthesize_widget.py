@@ -117,3 +117,50 @@ def test_panels_fit_a_1000_px_screen(make_napari_viewer):
     for panel in (SynthesizeWidget(viewer), FinetuneWidget(viewer)):
         viewer.window.add_dock_widget(panel)
         assert panel.sizeHint().height() <= 950, type(panel).__name__
+
+
+def test_the_labels_pickers_start_on_the_newest_2d_labels(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((40, 40), np.int32), name="older")
+    newest = viewer.add_labels(np.zeros((40, 40), np.int32), name="newest")
+    viewer.add_labels(np.zeros((2, 40, 40), np.int32), name="stack")  # 3D: not a mask to synthesize from
+    w = SynthesizeWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    assert w.labels_layer.value is newest and w.fit_layer.value is newest
+    empty = make_napari_viewer()
+    w = SynthesizeWidget(empty)
+    empty.window.add_dock_widget(w)
+    assert w.labels_layer.value is None
+    painted = empty.add_labels(np.zeros((40, 40), np.int32), name="painted")
+    assert w.labels_layer.value is painted and w.fit_layer.value is painted
+
+
+def test_a_mask_file_gives_its_own_pixel_size_or_takes_one_typed(widget, qtbot, wait_done, tmp_path):
+    import tifffile
+    from PIL import Image
+
+    viewer, w = widget
+    mask = np.zeros((48, 48), np.uint8)
+    mask[10:20, 10:20], mask[25:40, 25:40] = 1, 2
+    tifffile.imwrite(tmp_path / "own.tif", mask, resolution=(1e7 / 0.01234, 1e7 / 0.01234), resolutionunit="CENTIMETER")
+    Image.fromarray(mask).save(tmp_path / "drawn.png")  # a PNG records no pixel size
+    w.source.value, w.n.value = "mask file", 1
+    w.mask_file.value = tmp_path / "own.tif"
+    assert w.mask_pixel_size.value == pytest.approx(0.012, abs=1e-9)  # the file's own, as the field can show it
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "synthetic own #0" in viewer.layers, timeout=10_000)
+    for name in ("synthetic own #0", "synthetic own mask"):
+        layer = viewer.layers[name]
+        assert tuple(layer.scale) == pytest.approx((0.01234, 0.01234)), name  # used exactly
+        assert [str(u) for u in layer.units] == ["nanometer", "nanometer"], name
+    w.mask_file.value = tmp_path / "drawn.png"
+    assert w.mask_pixel_size.value == 0.0
+    w.mask_pixel_size.value = 2.5  # typed for the PNG
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "synthetic drawn #0" in viewer.layers, timeout=10_000)
+    image = viewer.layers["synthetic drawn #0"]
+    assert tuple(image.scale) == pytest.approx((2.5, 2.5)) and image.metadata["pixel_size_nm"] == 2.5
+    w.mask_file.value = tmp_path / "own.tif"  # a value typed for another file is not used for this one
+    assert w.mask_pixel_size.value == pytest.approx(0.012, abs=1e-9)

@@ -17,7 +17,8 @@ import logging
 import sys
 
 from . import finetune, segment, synthesize, train, tune
-from .common import CommandError, Terminated, first_line, one_line_warnings, sigterm_interrupts
+from .common import (CommandError, Terminated, first_line, one_line_warnings, sigterm_interrupts,
+                     unused_out_folders_removed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,8 @@ def main(argv=None) -> int:
         logging.getLogger("tifffile").setLevel(logging.ERROR)
     name = f"nanogan {args.command}"
     try:
-        with sigterm_interrupts(), (contextlib.nullcontext() if args.debug else one_line_warnings()):
+        with (sigterm_interrupts(), unused_out_folders_removed(),
+              contextlib.nullcontext() if args.debug else one_line_warnings()):
             return args.func(args)
     except CommandError as exc:
         print(f"{name}: {exc}", file=sys.stderr)

@@ -183,6 +183,26 @@ def tile_value(text: str) -> int:
 
 
 # ---------------------------------------------------------------- output paths
+#: The output folders this command made, each outer one before the folders made in it.
+_made_folders: list[Path] = []
+
+
+@contextlib.contextmanager
+def unused_out_folders_removed():
+    """Around a command: the output folders it made and left empty (every input failed, or none was
+    found) are removed again at its end, so that a run that wrote nothing leaves nothing behind."""
+    del _made_folders[:]
+    try:
+        yield
+    finally:
+        for folder in reversed(_made_folders):  # a folder made inside another first
+            try:
+                folder.rmdir()  # only while empty: a folder with anything in it is kept
+            except OSError:
+                pass
+        del _made_folders[:]
+
+
 def _probe_writable(folder: Path, flag: str) -> None:
     import tempfile
 
@@ -196,15 +216,21 @@ def _probe_writable(folder: Path, flag: str) -> None:
 
 
 def out_folder(path, flag: str = "--out") -> Path:
-    """The output folder, made if missing and checked writable, before any work; else a :class:`CommandError`."""
+    """The output folder, made if missing and checked writable, before any work; else a :class:`CommandError`.
+
+    A folder made here that is still empty when the command ends is removed again
+    (:func:`unused_out_folders_removed`).
+    """
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"{flag} {folder}: exists and is not a folder; give a folder")
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CommandError(f"{flag} {folder}: cannot make the folder ({exc.strerror or type(exc).__name__}); "
                            f"choose another {flag}") from None
+    _made_folders.extend(reversed(missing))
     _probe_writable(folder, flag)
     return folder
 

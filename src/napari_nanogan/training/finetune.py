@@ -66,6 +66,7 @@ class FinetuneResult:
     warnings: list = field(default_factory=list)
     better: bool = False
     size_calibration: dict | None = None  # see :func:`size_calibration`
+    stopped: bool = False  # ``should_stop`` ended the training before all its planned steps
 
 
 def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[Sample], list[Sample]]:
@@ -221,18 +222,20 @@ def finetune(
         config = TrainConfig(steps=recipe.segmenter_steps, lr=3e-4, warmup_steps=20, val_every=10**9,
                              checkpoint_every=50, patch_size=recipe.patch_size, batch_size=recipe.batch_size,
                              contact_weight=5.0, scale_range=FINETUNE_SCALE_RANGE)
-        steps = 0
+        steps, stopped = 0, False
         for record in train_segmenter({"user": small}, [], out_dir=run_dir / "segmenter", config=config,
                                       model_config=network.config, init_from=base_path, should_stop=should_stop,
                                       device=device):
-            steps = record.step
+            steps, stopped = record.step, stopped or record.stopped
             yield dataclasses.replace(record, total=total, stage="training the segmenter on your annotated rows")
         segmenter_file = run_dir / "segmenter" / ("best.pt" if (run_dir / "segmenter" / "best.pt").is_file()
                                                   else "last.pt")
         if steps < min(MIN_USEFUL_STEPS, recipe.segmenter_steps):
             warnings.append(f"stopped after {steps} training steps: too few to help; the model is kept, but compare it")
         gen_part, generator_adapted = None, False
-        if gen_path is not None and recipe.gan_steps != 0 and not should_stop():
+        gan_planned = gen_path is not None and recipe.gan_steps != 0
+        stopped = stopped or (gan_planned and should_stop())  # asked to stop before the cycle GAN began
+        if gan_planned and not stopped:
             gen_cfg = GeneratorConfig.from_dict(load_checkpoint(gen_path, kind=ModelKind.GENERATOR)["config"])
             gan = GanTrainConfig(steps=recipe.gan_steps or 10**6, checkpoint_every=25, patch_size=128,
                                  batch_size=recipe.batch_size, contact_weight=5.0)
@@ -240,6 +243,7 @@ def finetune(
                                          segmenter_config=network.config, unpaired_images=unpaired_images,
                                          init_segmenter=segmenter_file, init_generator=gen_path,
                                          should_stop=should_stop, device=device):
+                stopped = stopped or record.stopped
                 yield dataclasses.replace(record, step=steps + record.step, total=total if recipe.gan_steps else 0,
                                           stage="training the generator and the segmenter together (cycle GAN)")
             if (run_dir / "gan" / "generator.pt").is_file():
@@ -304,6 +308,6 @@ def finetune(
         if gen_part is not None:
             bundle["generator"] = strip(gen_part)
         path = save_checkpoint(out_path, bundle)
-        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, bool(better), sizes)
+        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, bool(better), sizes, stopped)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -9,6 +9,8 @@ import numpy as np
 from magicgui.widgets import Container, PushButton, create_widget
 from qtpy.QtWidgets import QListWidget, QVBoxLayout, QWidget
 
+from ._pickers import LayerChoice, is_2d, layer_shape
+
 
 def check_pair(image_layer, labels_layer) -> None:
     """Raise ValueError with a clear message when a pair cannot be used."""
@@ -58,10 +60,15 @@ class PairPicker(QWidget):
         layout.addWidget(self.pair_list)
         self.add_button.changed.connect(self.add_pair)
         self.remove_button.changed.connect(self.remove_pair)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(self.image_layer.reset_choices)
-            event.connect(self.labels_layer.reset_choices)
+        # the choices kept current; until the user chooses, the newest 2D grey image and labels of its size
+        self.image_choice = LayerChoice(viewer, self.image_layer, fits=lambda layer: is_2d(layer) and not layer.rgb)
+        self.labels_choice = LayerChoice(viewer, self.labels_layer, fits=self._labels_fit)
+        self.image_layer.changed.connect(self.labels_choice.refresh)
         viewer.layers.events.removed.connect(self._forget_removed)
+
+    def _labels_fit(self, labels) -> bool:
+        image = self.image_layer.value
+        return is_2d(labels) and (image is None or layer_shape(labels) == layer_shape(image))
 
     def add_pair(self, *_) -> bool:
         image, labels = self.image_layer.value, self.labels_layer.value

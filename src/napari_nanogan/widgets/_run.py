@@ -7,7 +7,8 @@ finished piece of work (``on_record``: e.g. add the image just made, so that Can
 it), and with the result. Cancel asks the worker to stop at its next yield, and records
 still on their way are dropped (nothing joins the viewer after Cancel); a job that
 takes a ``should_stop`` callable (training: it saves before stopping) is asked through it
-instead, and ends by itself.
+instead, and ends by itself. Such a job may have done all its work when Cancel comes (after its last
+step): ``stopped(result)`` says whether it stopped early, and one that did not is reported done.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Job:
         self._finished_normally = False
         self._on_cancelled = None
         self._graceful = False
+        self._stopped_early = True
         self.cancel_button.changed.connect(lambda *_: self.cancel())
 
     @property
@@ -43,14 +45,17 @@ class Job:
 
     def start(self, function: Callable, *args, describe: Callable[[Any], tuple[int, int, str] | None],
               on_result: Callable[[Any], None] | None = None, on_record: Callable[[Any], None] | None = None,
-              on_cancelled: Callable[[], str] | None = None, busy: str = "working ...", **kwargs) -> None:
+              on_cancelled: Callable[[], str] | None = None, stopped: Callable[[Any], bool] | None = None,
+              busy: str = "working ...", **kwargs) -> None:
         """Run ``function(*args, **kwargs)`` (a generator function) in a worker thread.
 
         ``on_cancelled()`` (optional) says what a cancelled run kept, for the status line.
+        ``stopped(result)`` (optional) says whether a job that stops when asked returned before the
+        end of its work; without it, a result returned after Cancel is taken as stopped early.
         """
         from napari.qt.threading import create_worker
 
-        self.stop_requested, self._finished_normally = False, False
+        self.stop_requested, self._finished_normally, self._stopped_early = False, False, True
         self._on_cancelled = on_cancelled
         self._graceful = "should_stop" in inspect.signature(function).parameters
         if self._graceful:  # it stops itself when asked, after saving what it has
@@ -74,6 +79,7 @@ class Job:
             if self._cancelled:
                 return  # finished just as Cancel came: cancelled all the same, its result not added
             self._finished_normally = True
+            self._stopped_early = stopped is None or bool(stopped(result))
             if on_result is not None:
                 on_result(result)
 
@@ -105,7 +111,9 @@ class Job:
         self.progress.setRange(0, 1)
         if self._finished_normally:
             self.progress.setValue(1)
-            if self.stop_requested:  # a job that stops when asked returns what it kept
+            if self.stop_requested and not self._stopped_early:  # Cancel came after its last step
+                self.status.value += " (Cancel came after the last step)"
+            elif self.stop_requested:  # a job that stops when asked returns what it kept
                 kept = self._on_cancelled() if self._on_cancelled is not None else ""
                 self.status.value = "stopped early (Cancel)" + (f": {kept}" if kept else "")
         else:

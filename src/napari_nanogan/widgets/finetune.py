@@ -197,6 +197,7 @@ class FinetuneWidget(QWidget):
                        provenance={"layers": [f"{img.name} / {lab.name}" for img, lab in self.pairs]},
                        describe=self._describe, on_record=self._record, on_result=self._on_result,
                        on_cancelled=lambda: "the model so far was saved" if self.result.value else "",
+                       stopped=lambda result: result.stopped,
                        busy=f"loading {self.base.value} ...")
 
     def cancel(self):

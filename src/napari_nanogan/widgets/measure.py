@@ -12,6 +12,7 @@ from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
 from ._labels import scrolling_layout, wrapping_label
+from ._pickers import LayerChoice, is_2d, layer_shape
 from ._plots import theme_colours, themed_axes
 from ._run import Job
 
@@ -90,13 +91,25 @@ class MeasureWidget(QWidget):
         self.export_button.changed.connect(self._export_dialog)
         self.measure.changed.connect(self._plot)
         self.include_cut.changed.connect(self._plot)
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self.labels_layer.reset_choices)
-            event.connect(self.image_layer.reset_choices)
         self._own_pixel, self._filled_for = 0.0, None  # the layers' own pixel size, and the labels it is of
         self.labels_layer.changed.connect(self._layers_chosen)
         self.image_layer.changed.connect(self._layers_chosen)
+        # the choices kept current; until the user chooses, the newest 2D labels and the image they were made from
+        self.labels_choice = LayerChoice(self.viewer, self.labels_layer, fits=is_2d)
+        self.image_choice = LayerChoice(self.viewer, self.image_layer, fits=self._image_fits)
+        self.labels_layer.changed.connect(self.image_choice.refresh)
         self._layers_chosen()
+
+    def _image_fits(self, image) -> bool:
+        """Whether ``image`` can be the chosen labels' image: the one they were segmented from when it is
+        open, else any 2D image of their size."""
+        labels = self.labels_layer.value
+        if labels is None or not is_2d(image):
+            return False
+        source = (labels.metadata or {}).get("source_layer")
+        if source and source in self.viewer.layers:
+            return image.name == source
+        return layer_shape(image) == layer_shape(labels)
 
     def _layers_chosen(self, *_):
         """Show the chosen layers' own pixel size, so that a value typed for another layer is not

@@ -14,6 +14,7 @@ from ..config import TILE
 from ..io.pairs import safe_name
 from ._labels import scrolling_layout, wrapping_label
 from ._layers import add_labels_in_two_turns
+from ._pickers import LayerChoice, is_2d
 from ._run import Job
 
 if TYPE_CHECKING:
@@ -126,10 +127,9 @@ class SegmentWidget(QWidget):
                        cancel_button=self.cancel_button)
         self._out = None  # the labels store of a lazy layer's run
         self.run_button.changed.connect(self.run)
-        # keep the layer choices current
-        self.viewer.layers.events.inserted.connect(self.image_layer.reset_choices)
-        self.viewer.layers.events.removed.connect(self.image_layer.reset_choices)
         self.image_layer.changed.connect(self._update_diameter_unit)
+        # the choices kept current, the newest single image chosen until the user chooses
+        self.image_choice = LayerChoice(self.viewer, self.image_layer, fits=is_2d)
         self._update_diameter_unit()
 
     def _update_diameter_unit(self, *_):

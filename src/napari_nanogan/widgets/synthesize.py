@@ -15,6 +15,7 @@ from ..config import MaskDesign
 from ..data.designer import design_mask, fit_design
 from ._labels import scrolling_layout, wrapping_label
 from ._layers import compact_labels
+from ._pickers import LayerChoice, is_2d
 from ._run import Job
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ class SynthesizeWidget(QWidget):
         self.source = ComboBox(label="mask from", choices=list(SOURCES), value="designer")
         self.labels_layer = create_widget(annotation="typing.Optional[napari.layers.Labels]", label="labels layer")
         self.mask_file = FileEdit(label="mask file", mode="r", filter="*.tif *.tiff *.png")
+        self.mask_pixel_size = FloatSpinBox(label="pixel size (nm, 0 = unknown)", value=0.0, min=0.0, max=1e6, step=0.001,
+                                            tooltip="the mask file's own when its TIFF records one; type it for a "
+                                                    "file without (a PNG): the images are then scaled in nm")
         d = MaskDesign()
         self.width = SpinBox(label="width (px)", value=d.width, min=16, max=8192)
         self.height = SpinBox(label="height (px)", value=d.height, min=16, max=8192)
@@ -79,7 +83,8 @@ class SynthesizeWidget(QWidget):
         self.designer_more = QCollapsible("shape, spread, agglomeration; fit to annotated particles")
         self.designer_more.addWidget(Container(widgets=[self.sigma, self.elongation, self.facets, self.clustering,
                                                         self.overlap, self.fit_layer, self.fit_button]).native)
-        self.controls = Container(widgets=[self.source, self.labels_layer, self.mask_file, self.designer])
+        self.controls = Container(widgets=[self.source, self.labels_layer, self.mask_file, self.mask_pixel_size,
+                                           self.designer])
         self.run_controls = Container(widgets=[self.model, self.n, self.seed, self.run_button, self.cancel_button,
                                                self.status])
         self.progress = QProgressBar()
@@ -94,20 +99,41 @@ class SynthesizeWidget(QWidget):
         self.run_button.changed.connect(self.run)
         self.fit_button.changed.connect(self.fit_to_layer)
         self.source.changed.connect(self._show_source)
+        self._own_mask_pixel = 0.0  # the chosen mask file's own pixel size, unrounded
+        self.mask_file.changed.connect(self._mask_file_chosen)
         self.amount.changed.connect(self._show_source)
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self.labels_layer.reset_choices)
-            event.connect(self.fit_layer.reset_choices)
+        # the choices kept current, the newest 2D labels chosen until the user chooses
+        self.labels_choice = LayerChoice(self.viewer, self.labels_layer, fits=is_2d)
+        self.fit_choice = LayerChoice(self.viewer, self.fit_layer, fits=is_2d)
         self._show_source()
 
     def _show_source(self, *_):
         src = self.source.value
         self.labels_layer.visible = src == "Labels layer"
-        self.mask_file.visible = src == "mask file"
+        self.mask_file.visible = self.mask_pixel_size.visible = src == "mask file"
         self.designer.visible = src == "designer"
         self.designer_more.setVisible(src == "designer")
         by_count = self.amount.value == "particle count"
         self.count.visible, self.coverage.visible = by_count, not by_count
+
+    def _mask_file_chosen(self, *_):
+        """Show the chosen mask file's own pixel size, 0 for a file without one: a value typed for another
+        file is not used for this one unseen. The field shows it rounded; :meth:`run` uses it exactly."""
+        from ..io.images import ImageReadError, mask_pixel_size_nm
+
+        path, own = self.mask_file.value, None
+        if path and path.is_file():
+            try:
+                own = mask_pixel_size_nm(path)
+            except ImageReadError:
+                own = None  # an unreadable file: said when synthesizing from it
+        self._own_mask_pixel = float(own or 0.0)
+        self.mask_pixel_size.value = self._own_mask_pixel
+
+    def _mask_pixel_size_nm(self) -> float | None:
+        """The pixel size field's value (None for 0); the file's own, unrounded, while the field still shows it."""
+        shown, own = self.mask_pixel_size.value, self._own_mask_pixel
+        return (own if own and abs(shown - own) <= 0.5 * self.mask_pixel_size.step else shown) or None
 
     def design(self) -> MaskDesign:
         return MaskDesign(height=int(self.height.value), width=int(self.width.value), pixel_size_nm=float(self.pixel_size.value),
@@ -152,10 +178,7 @@ class SynthesizeWidget(QWidget):
             path = self.mask_file.value
             if not path or not path.is_file():
                 raise ValueError("choose a mask file")
-            from ..io.images import labels_pixel_size_nm
-
-            pixel = labels_pixel_size_nm(path) if path.suffix.lower() in (".tif", ".tiff") else None
-            return read_mask(path), pixel, path.stem
+            return read_mask(path), self._mask_pixel_size_nm(), path.stem
         design = self.design()
         if design.facets in (1, 2):
             raise ValueError("facets: 0 for round particles, or 3 and more sides")

@@ -1,0 +1,63 @@
+"""Layer pickers that follow the viewer's layers and start on the newest layer that fits."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def layer_shape(layer) -> tuple[int, ...]:
+    """A layer's shape in pixels (its largest level's; colour channels left out), read without loading the pixels."""
+    return tuple(int(n) for n in layer.level_shapes[0])
+
+
+def is_2d(layer) -> bool:
+    """Whether a layer is one 2D picture (grey, labels, or RGB), not a stack."""
+    return layer.ndim == 2
+
+
+class LayerChoice:
+    """Keeps a magicgui layer picker's choices in step with the viewer, and a fitting layer chosen while
+    the user has chosen none.
+
+    A picker nobody has chosen in shows the top-most layer that ``fits`` (the most recently added,
+    unless the layers were reordered): when the panel opens, when the layer it showed leaves the
+    viewer, and when it is empty, or shows a layer that no longer fits, and :meth:`refresh` is
+    called (on every layer added or removed; a panel calls it too when what fits changes). A layer
+    the user chose stays chosen; so does "nothing" chosen in an optional picker.
+    """
+
+    def __init__(self, viewer, picker, fits: Callable[[object], bool] | None = None):
+        self.viewer, self.picker = viewer, picker
+        self.fits = fits or (lambda layer: True)
+        self.user_chose = False
+        self._updating = False
+        picker.changed.connect(self._changed)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.refresh)
+        self.refresh(fresh=True)
+
+    def _changed(self, *_):
+        if not self._updating:
+            self.user_chose = True
+
+    def _fitting(self) -> list:
+        return [layer for layer in self.picker.choices if layer is not None and self.fits(layer)]
+
+    def refresh(self, *_, fresh: bool = False) -> None:
+        """Current choices; the top-most fitting layer where the user has chosen nothing (see the class)."""
+        self._updating = True
+        try:
+            before = self.picker.value
+            self.picker.reset_choices()
+            value = self.picker.value
+            if before is not None and value is not before:  # the layer shown left the viewer
+                self.user_chose, fresh = False, True
+            if self.user_chose or not (fresh or value is None or not self.fits(value)):
+                return
+            fitting = self._fitting()
+            if fitting:
+                self.picker.value = fitting[-1]
+            elif value is not None and None in self.picker.choices:  # an optional picker: nothing, not a misfit
+                self.picker.value = None
+        finally:
+            self._updating = False
