@@ -36,3 +36,13 @@ def test_the_failure_panels_and_what_the_scale_rules_do_on_them(tmp_path, capsys
     # the grainy matrix's particles are estimated small, but the enlargement finds them large and is undone
     assert panels["grainy_matrix"]["diameter_px"] < 12 and panels["grainy_matrix"]["f1"] > 0.85
     assert all(0 <= p["f1"] <= 1 and p["false_particles"] <= p["segmented"] for p in panels.values())
+    # satellites beside spheres: the estimate follows the spheres; the finer pass finds the satellites
+    assert panels["satellites"]["diameter_px"] > 60 and panels["satellites"]["f1"] > 0.75
+
+
+def test_satellites_sit_around_spheres_several_times_larger():
+    from napari_nanogan.measure import equivalent_diameters
+
+    _, labels, _ = failure_modes.stage("satellites")
+    d = equivalent_diameters(labels, min_area=9)
+    assert (d > 60).sum() >= 8 and (d < 30).sum() >= 1.5 * (d > 60).sum()

@@ -161,7 +161,7 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
     image, _ = sem_like
     sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
     network_input_shapes.clear()
-    result = segment(image, sized, diameter="auto")
+    result = segment(image, sized, diameter="auto", small_pass=False)
     assert result.diameter_px == pytest.approx(estimate, rel=1e-5)
     assert result.labels.shape == image.shape
     last = network_input_shapes[-1]  # the segmentation pass (the size features ran first)
@@ -171,6 +171,28 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
         assert last[0] == round(specimen_rows * sized.diameter_px / estimate)
     else:
         assert last[0] in (specimen_rows, image.shape[0])
+
+
+@pytest.mark.parametrize("estimate, finer", [(40.0, None), (48.0, 1.0), (192.0, 0.5)])
+def test_images_made_at_least_twice_smaller_get_a_finer_pass(tiny_segmenter, sem_like, network_input_shapes,
+                                                             estimate, finer):
+    from napari_nanogan.segmentation import segment
+
+    image, _ = sem_like
+    sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
+    network_input_shapes.clear()
+    segment(image, sized, diameter="auto", small_pass=False)
+    without = list(network_input_shapes)
+    network_input_shapes.clear()
+    result = segment(image, sized, diameter="auto")
+    specimen_rows = result.info_bar.start if result.info_bar is not None else image.shape[0]
+    if finer is None:
+        assert network_input_shapes == without and result.small_added == 0
+    else:  # the shrunk pass, then the finer one, four times larger (at most the image's own scale)
+        assert network_input_shapes[: len(without)] == without and len(network_input_shapes) > len(without)
+        assert network_input_shapes[-1][0] == round(specimen_rows * finer)
+        assert result.labels.max() >= result.small_added >= 0
+        assert len(result.confidence) == result.labels.max()
 
 
 def test_size_features_look_at_bounded_windows_of_large_images(tiny_segmenter, network_input_shapes):

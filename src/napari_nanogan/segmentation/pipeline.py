@@ -15,6 +15,7 @@ from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
 from .confidence import drop_doubtful, particle_confidence
 from .postprocess import instances_from_probabilities
+from .smallpass import add_small_particles, small_pass_factor
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
 from .sizing import MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor
 from .tiles import MIN_SIDE, check_tiling, probability_steps, resized_probability_steps
@@ -63,6 +64,9 @@ class SegmentationResult:
     flat : bool
         The specimen is a single grey level (a blank or failed acquisition): nothing was
         segmented or estimated.
+    small_added : int
+        Particles added by the finer pass over a shrunk image (``segment_steps``'
+        ``small_pass``), numbered after the others.
     """
 
     labels: np.ndarray
@@ -77,6 +81,7 @@ class SegmentationResult:
     scale: float = 1.0
     enlargement_rejected: bool = False
     flat: bool = False
+    small_added: int = 0
 
     @property
     def count(self) -> int:
@@ -96,6 +101,8 @@ class SegmentationResult:
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
             if self.scale > 1.0:
                 parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
+            elif self.scale < 1.0:
+                parts.append(f"image made {1 / self.scale:.2g} times smaller")
             elif self.enlargement_rejected:
                 parts.append("the particles found when enlarging the image were not that small: "
                              "segmented at its own scale")
@@ -104,6 +111,8 @@ class SegmentationResult:
                   < self.enlarge_below_px):
                 parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
+        if self.small_added:
+            parts.append(f"{plural(self.small_added, 'small particle')} of these from a finer pass")
         if self.info_bar is not None:
             parts.append(f"info bar rows {self.info_bar.start}-{self.info_bar.stop - 1} excluded")
         if requested is not None and self.model is not None and self.model != requested:
@@ -120,6 +129,7 @@ def segment_steps(
     tile: int = TILE,
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
+    small_pass: bool = True,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment a 2D EM image into particles, as a generator.
 
@@ -159,6 +169,13 @@ def segment_steps(
         (a quarter of the tile: the network sees past its edges).
     postprocess : PostprocessConfig, optional
         Instead of the segmenter's own.
+    small_pass : bool
+        Where the image was made at least twice smaller for its particles, segment it again
+        at a finer scale (four times larger, at most its own) and add the compact, confident
+        particles of that pass that lie on the first pass's background and are under half
+        the first pass's median diameter, with the contrast of its particles
+        (:mod:`~napari_nanogan.segmentation.smallpass`): satellites beside large spheres, fine
+        particles between coarse ones. Default True.
 
     Returns
     -------
@@ -200,6 +217,11 @@ def segment_steps(
         factor = 1.0  # the particles found are not small: the estimate was wrong; the image's own scale suits them
         labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,
                                                                          tile, overlap, postprocess)
+    fine = small_pass_factor(factor) if small_pass else None
+    first = int(labels.max())
+    if fine is not None:
+        small = yield from _labels_at(grey, network, rows, bar, fine, tile, overlap, postprocess)  # the same network
+        labels, confidence, fg, interior = add_small_particles(grey, labels, confidence, fg, interior, *small[:4])
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None
@@ -207,7 +229,7 @@ def segment_steps(
                               diameter_px=None if diameter is None else float(diameter),
                               diameter_estimated=estimated and diameter is not None, model=network.name,
                               confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW,
-                              scale=factor, enlargement_rejected=rejected)
+                              scale=factor, enlargement_rejected=rejected, small_added=int(labels.max()) - first)
 
 
 def _labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
@@ -244,6 +266,7 @@ def segment(
     tile: int = TILE,
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
+    small_pass: bool = True,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SegmentationResult:
@@ -253,7 +276,7 @@ def segment(
     is polled at the same points and raises :class:`InterruptedError` when it returns True.
     """
     steps = segment_steps(image, segmenter, diameter=diameter, info_bar=info_bar, tile=tile, overlap=overlap,
-                          postprocess=postprocess)
+                          postprocess=postprocess, small_pass=small_pass)
     try:
         return drive(steps, progress=progress, should_stop=should_stop)
     except InterruptedError:
