@@ -272,7 +272,13 @@ def synthesize_and_finetune(viewer, generator, model):
     os.environ["NANOGAN_USER_MODELS"] = tempfile.mkdtemp()
     _close_toasts()
     ft.run()
-    wait_for(lambda: ft.status.value.startswith("step") and int(ft.status.value.split(",")[0].split()[1]) >= 12, timeout=900)
+    import re
+
+    def steps_done() -> int:  # the status reads "<stage>: step N of T, ..." while training
+        found = re.search(r"\bstep (\d+) of", ft.status.value)
+        return int(found.group(1)) if found else 0
+
+    wait_for(lambda: steps_done() >= 12 or ft.run_button.enabled, timeout=900)
     _settle()
     out.append(OUT / "finetune_widget.png")
     Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
