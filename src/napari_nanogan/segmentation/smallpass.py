@@ -30,6 +30,12 @@ SMALL_PASS_MIN_SOLIDITY = 0.8
 SMALL_PASS_MIN_THICKNESS = 0.8
 #: and the finer pass must be sure of them (its per-particle confidence).
 SMALL_PASS_MIN_CONFIDENCE = 0.8
+#: An added particle's contrast to its surroundings must have the sign of the first pass's particles'
+#: and at least this share of their median contrast,
+SMALL_PASS_MIN_CONTRAST = 0.4
+#: and under this share of its pixels may be at the image's lowest or highest grey level (burnt-in
+#: letters, scale bars and labels are pure black or white).
+SMALL_PASS_MAX_SATURATED = 0.3
 
 
 def small_pass_factor(factor: float) -> float | None:
@@ -85,12 +91,6 @@ def add_small_particles(grey, labels, confidence, fg, interior, fine_labels, fin
     return labels, confidence, fg, interior
 
 
-#: An added particle's contrast to its surroundings must have the sign of the first pass's particles'
-#: and at least this share of their median contrast;
-SMALL_PASS_MIN_CONTRAST = 0.4
-#: and under this share of its pixels at the image's extreme grey levels (burnt-in text and marks).
-SMALL_PASS_MAX_SATURATED = 0.3
-
 
 def _like_the_particles(grey, labels, fine_labels, keep):
     """Which finer-pass particles (``keep``, one per label) look like the first pass's particles.
@@ -110,8 +110,7 @@ def _like_the_particles(grey, labels, fine_labels, keep):
     reference = np.median(ndi.mean(grey, labels, index) - background)
     if reference == 0:
         return np.zeros_like(keep)
-    lo, hi = np.percentile(grey, [0.05, 99.95])
-    saturated = (grey <= lo) | (grey >= hi)
+    saturated = (grey <= grey.min()) | (grey >= grey.max())
     fine_index = np.flatnonzero(keep) + 1
     ring = ndi.grey_dilation(np.where(keep[np.maximum(fine_labels, 1) - 1] & (fine_labels > 0), fine_labels, 0),
                              size=11)
