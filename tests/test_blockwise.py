@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import requires_shared
+from conftest import requires_shared, requires_shipped
 from napari_nanogan.metrics.segmentation import instance_scores
 from napari_nanogan.segmentation.blockwise import (BlockResult, block_grid, plan_blockwise, relabel, segment_blockwise,
                                                    stitch)
@@ -244,3 +244,22 @@ def test_the_enlargement_check_follows_the_networks_particle_size(threshold_segm
         whole = segment(field, sized, diameter="auto", info_bar=None)
         assert whole.enlargement_rejected == rejected
         assert plan.factor == whole.scale == (1.0 if rejected else 2.0)
+
+
+@requires_shipped
+def test_blocks_add_the_small_particles_beside_large_ones_as_the_whole_image_does():
+    """Spheres of about 110 px with 10-28 px satellites, made about 6 times smaller: each block adds its finer pass's
+    satellites, as segment() does over the whole image, and without that pass both lose them."""
+    from bench.failure_modes import stage
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    image, truth, _ = stage("satellites")
+    segmenter = load_segmenter("auto")
+    plan = plan_blockwise(image, segmenter, diameter="auto", block=512)
+    assert plan.factor < 0.25 and plan.fine_factor == pytest.approx(4 * plan.factor)
+    without = plan_blockwise(image, segmenter, diameter="auto", block=512, small_pass=False)
+    assert without.fine_factor is None and without.fingerprint() != plan.fingerprint()
+    whole = segment(image, segmenter, diameter="auto", info_bar=None).labels
+    blocks = segment_blockwise(image, segmenter, plan=plan)
+    assert _f1(whole, blocks) >= 0.9
+    assert _f1(truth, blocks) >= 0.8 > _f1(truth, segment_blockwise(image, segmenter, plan=without))

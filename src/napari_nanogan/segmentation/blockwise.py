@@ -38,6 +38,7 @@ from ..normalize import intensity_range
 from ..progress import drive
 from .postprocess import instances_from_probabilities
 from .scale import resize_factor, scale_postprocess
+from .smallpass import add_small_particles, small_pass_factor
 from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
 from .statistics import Statistics, record_statistics, statistics_crops
 from .tiles import MIN_SIDE, probability_steps
@@ -107,6 +108,11 @@ class BlockwisePlan:
         The particle diameter (given, or estimated on a centre crop).
     postprocess : PostprocessConfig
         The network's, scaled to the image.
+    fine_factor, fine_statistics, fine_postprocess
+        The finer pass over an image made at least twice smaller (``segment_steps``'
+        ``small_pass``): its resize factor, statistics and post-processing; None without one.
+        Each block adds the small particles of its own finer pass, judged against the
+        block's own particles.
     """
 
     shape: tuple[int, int]
@@ -123,6 +129,9 @@ class BlockwisePlan:
     tile: int = TILE
     overlap: int | None = None
     info_bar: InfoBar | None = None
+    fine_factor: float | None = None
+    fine_statistics: Statistics | None = None
+    fine_postprocess: PostprocessConfig | None = None
 
     def blocks(self) -> list[Block]:
         return block_grid(self.shape, self.block, self.margin)
@@ -133,11 +142,12 @@ class BlockwisePlan:
 
     def fingerprint(self) -> str:
         """A digest of everything that decides the labels: equal plans give equal blocks (resume)."""
-        plain = {k: v for k, v in self.__dict__.items() if k != "statistics"}
+        plain = {k: v for k, v in self.__dict__.items() if k not in ("statistics", "fine_statistics")}
         plain["postprocess"] = self.postprocess.to_dict()
+        plain["fine_postprocess"] = None if self.fine_postprocess is None else self.fine_postprocess.to_dict()
         plain["info_bar"] = None if self.info_bar is None else self.info_bar.__dict__
         digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode())
-        for mean, var in self.statistics:
+        for mean, var in list(self.statistics) + list(self.fine_statistics or []):
             digest.update(np.ascontiguousarray(mean, np.float32).tobytes())
             digest.update(np.ascontiguousarray(var, np.float32).tobytes())
         return digest.hexdigest()[:16]
@@ -189,6 +199,7 @@ def plan_blockwise(
     tile: int = TILE,
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
+    small_pass: bool = True,
 ) -> BlockwisePlan:
     """Decide, once for the whole image, what every block uses.
 
@@ -241,9 +252,14 @@ def plan_blockwise(
         choices = [(named[id(n)], n, accept) for n, accept in segmenter.candidates(polarity_sample, slice(None), factor)]
     key, network, statistics = _choose(choices, array, polarity_sample if len(choices) > 1 else None, rows,
                                        (lo, hi), factor, tile)
-    config = postprocess or network.postprocess
-    if factor != 1.0:
-        config = scale_postprocess(config, 1.0 / factor)
+    base = postprocess or network.postprocess
+    config = scale_postprocess(base, 1.0 / factor) if factor != 1.0 else base
+    fine = small_pass_factor(factor) if small_pass else None
+    fine_statistics = fine_config = None
+    if fine is not None:
+        fine_statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
+                                                                             network.config.multiple, fine))
+        fine_config = scale_postprocess(base, 1.0 / fine) if fine != 1.0 else base
     reach = diameter if diameter is not None else sizer.diameter_px
     if margin is None:
         margin = max(MIN_MARGIN, int(math.ceil(MARGIN_DIAMETERS * reach)))
@@ -253,7 +269,9 @@ def plan_blockwise(
     return BlockwisePlan(shape=shape, network=key, model=network.name, intensity=(lo, hi), statistics=statistics,
                          factor=float(factor), diameter_px=None if diameter is None else float(diameter),
                          diameter_estimated=estimated and diameter is not None, postprocess=config, block=int(block),
-                         margin=margin, tile=int(tile), overlap=overlap, info_bar=info_bar)
+                         margin=margin, tile=int(tile), overlap=overlap, info_bar=info_bar,
+                         fine_factor=None if fine is None else float(fine), fine_statistics=fine_statistics,
+                         fine_postprocess=fine_config)
 
 
 def _choose(choices, array, sample, rows, intensity, factor, tile):
@@ -281,6 +299,17 @@ def _probabilities(grey, network, intensity, statistics, factor, tile, overlap):
                                    statistics=statistics))
     return tuple(np.clip(np.round(resize(p.astype(np.float32), grey.shape, order=1, preserve_range=True)), 0, 255)
                  .astype(np.uint8) for p in maps)
+
+
+def _block_probabilities(grey, block: Block, network, plan: BlockwisePlan, statistics, factor: float):
+    """A padded block's foreground and interior probabilities at ``factor``, 0 on the info bar's rows."""
+    fg, interior = _probabilities(grey, network, plan.intensity, statistics, factor, plan.tile, plan.overlap)
+    if plan.info_bar is not None:  # the bar's rows, in this block's coordinates
+        y0 = block.padded[0].start
+        a, b = max(plan.info_bar.start - y0, 0), max(plan.info_bar.stop - y0, 0)
+        fg[a:b] = 0
+        interior[a:b] = 0
+    return fg, interior
 
 
 @dataclass
@@ -322,13 +351,18 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
     grey = np.asarray(array[block.padded])
     if grey.ndim != 2:
         raise ValueError(f"block {block.name}: expected 2D grey values, got shape {grey.shape}")
-    fg, interior = _probabilities(grey, network, plan.intensity, plan.statistics, plan.factor, plan.tile, plan.overlap)
-    if plan.info_bar is not None:  # the bar's rows, in this block's coordinates
-        y0 = block.padded[0].start
-        a, b = max(plan.info_bar.start - y0, 0), max(plan.info_bar.stop - y0, 0)
-        fg[a:b] = 0
-        interior[a:b] = 0
+    fg, interior = _block_probabilities(grey, block, network, plan, plan.statistics, plan.factor)
     labels = instances_from_probabilities(fg, interior, plan.postprocess)
+    if plan.fine_factor is not None:
+        from .confidence import particle_confidence
+
+        fine_fg, fine_interior = _block_probabilities(grey, block, network, plan, plan.fine_statistics,
+                                                      plan.fine_factor)
+        fine = instances_from_probabilities(fine_fg, fine_interior, plan.fine_postprocess)
+        labels = add_small_particles(grey, labels, None, fg, interior, fine,
+                                     particle_confidence(fine, fine_fg, fine_interior, network.confidence_model),
+                                     fine_fg, fine_interior)[0]
+        del fine_fg, fine_interior, fine
     del fg, interior
     iy, ix = block.inner
     core = labels[iy, ix]

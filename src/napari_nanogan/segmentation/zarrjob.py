@@ -61,6 +61,10 @@ class ZarrResult:
             parts.append(f"estimated particle diameter {self.plan.diameter_px:.0f} px")
             if self.plan.factor > 1.0:
                 parts.append(f"image enlarged {self.plan.factor:.2g} times for its small particles")
+            elif self.plan.factor < 1.0:
+                parts.append(f"image made {1 / self.plan.factor:.2g} times smaller")
+        if self.plan.fine_factor is not None:
+            parts.append("small particles beside large ones added from a finer pass")
         rows, cols = self.plan.grid
         parts.append(f"{plural(rows * cols, 'block')} of {self.plan.block} px (margin {self.plan.margin} px)")
         if requested is not None and self.plan.model != requested:
