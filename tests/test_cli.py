@@ -627,3 +627,19 @@ def test_progress_bars_written_to_a_log_redraw_every_half_minute_not_every_step(
         bar.update(1)
     bar.close()
     assert 1 <= capsys.readouterr().err.count("/5 [") <= 3  # after the delay, one line per interval, not per step
+
+
+@requires_shipped
+def test_segment_adds_small_particles_beside_large_ones_unless_told_not_to(tmp_path, capsys):
+    from bench.failure_modes import stage
+
+    image, truth, _ = stage("satellites")  # ~110 px spheres with 10-28 px satellites
+    tifffile.imwrite(tmp_path / "powder.tif", image)
+    counts = {}
+    for flag in ([], ["--no-small-pass"]):
+        out = tmp_path / ("plain" if not flag else "without")
+        assert main(["segment", str(tmp_path / "powder.tif"), "--out", str(out), *flag]) == 0
+        counts[bool(flag)] = int(tifffile.imread(out / "powder_labels.tif").max())
+        said = capsys.readouterr().err
+        assert ("from a finer pass" in said) != bool(flag) and "times smaller" in said
+    assert counts[True] < 0.5 * counts[False] <= len(np.unique(truth))

@@ -67,6 +67,7 @@ def cmd_segment(args) -> int:
             try:
                 _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
                                        pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
+                                       small_pass=not args.no_small_pass,
                                        progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             finally:
                 bar.close()  # before any line, which would else share the bar's
@@ -315,6 +316,9 @@ def add_commands(sub) -> None:
                    help="pixel size in nm for every input, instead of the files' own (PNG and figure crops give "
                         "none): written into the labels, so nanogan measure reports nm; --diameter-nm uses it")
     add_cluster_options(p, overwrite=False)
+    p.add_argument("--no-small-pass", action="store_true",
+                   help="no second, finer pass over images made at least twice smaller for their large particles "
+                        "(it adds the small particles beside them, e.g. satellites on spheres; faster without)")
     p.add_argument("--overwrite", action="store_true",
                    help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
                         "(default: a rerun skips them and finishes the rest)")
