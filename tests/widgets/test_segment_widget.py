@@ -204,3 +204,24 @@ def test_the_image_picker_starts_on_the_newest_2d_image_and_keeps_the_users_choi
     assert w.image_layer.value is first
     viewer.layers.remove(first)  # the chosen layer leaves: the newest fitting one again
     assert w.image_layer.value is later
+
+
+def test_the_small_particle_pass_follows_its_checkbox(widget, monkeypatch, qtbot, wait_done):
+    """The panel passes its "find small particles beside large ones" box to the segmentation, and records it."""
+    import napari_nanogan.segmentation as segmentation
+
+    viewer, w = widget
+    seen = []
+    real = segmentation.segment_steps
+    monkeypatch.setattr(segmentation, "segment_steps", lambda *a, **k: seen.append(k["small_pass"]) or real(*a, **k))
+    layer = viewer.add_image(np.random.default_rng(0).integers(0, 255, (128, 128), dtype=np.uint8), name="noise")
+    w.image_layer.value = layer
+    assert w.small_pass.value
+    for ticked in (True, False):
+        w.small_pass.value = ticked
+        w.run()
+        wait_done(w)
+        qtbot.waitUntil(lambda: "noise particles" in viewer.layers, timeout=10_000)
+        assert viewer.layers["noise particles"].metadata["small_pass"] is ticked
+        viewer.layers.remove("noise particles")
+    assert seen == [True, False]

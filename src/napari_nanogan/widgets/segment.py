@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import napari
 
 
-def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, out=None):
+def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, out=None, small_pass=True):
     """Runs in the worker thread: load the model, then segment tile by tile (block by block into ``out``)."""
     from ..segmentation import can_estimate_diameter, load_segmenter, segment_steps
 
@@ -32,8 +32,10 @@ def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=No
         from ..segmentation.zarrjob import segment_zarr_steps
 
         bar = info_bar if not isinstance(info_bar, str) else None  # detecting one would read the whole image
-        return (yield from segment_zarr_steps(image, segmenter, out, tile=tile, info_bar=bar, diameter=diameter))
-    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter))
+        return (yield from segment_zarr_steps(image, segmenter, out, tile=tile, info_bar=bar, diameter=diameter,
+                                              small_pass=small_pass))
+    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter,
+                                     small_pass=small_pass))
 
 
 def _describe(record) -> tuple[int, int, str]:
@@ -112,10 +114,15 @@ class SegmentWidget(QWidget):
         self.auto_diameter.changed.connect(lambda value: setattr(self.diameter, "enabled", not value))
         self.diameter.enabled = not self.auto_diameter.value
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
+        self.small_pass = CheckBox(label="find small particles beside large ones", value=True,
+                                   tooltip="Where the image is made at least twice smaller for its large particles, "
+                                           "segment it again four times larger and add the small particles found "
+                                           "on the background (satellites on spheres, fines between coarse "
+                                           "particles). Untick for speed on images without them.")
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = wrapping_label("")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.tile, self.exclude_bar, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.tile, self.exclude_bar, self.small_pass, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -156,7 +163,8 @@ class SegmentWidget(QWidget):
             return
         self._layer = layer
         # what this run uses, recorded now: the fields may change while it runs
-        self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer)}
+        self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer),
+                              "small_pass": bool(self.small_pass.value)}
         info_bar = None
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or "auto"
@@ -167,7 +175,8 @@ class SegmentWidget(QWidget):
             folder = Path(tempfile.mkdtemp(prefix="nanogan-labels-"))
             self._out = folder / f"{safe_name(layer.name)}_labels.zarr"
         self.job.start(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
-                       self._run_settings["particle_diameter_px"], self._out, describe=_describe,
+                       self._run_settings["particle_diameter_px"], self._out, self._run_settings["small_pass"],
+                       describe=_describe,
                        on_result=self._on_result, busy=f"loading {self._run_settings['model']} ...")
 
     def cancel(self):
