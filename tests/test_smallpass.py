@@ -68,3 +68,54 @@ def test_nothing_found_by_the_first_pass_or_the_finer_one_leaves_the_labels_as_t
     out, _, _, _ = add_small_particles(grey, labels, np.ones(1, np.float32), zeros, zeros, empty,
                                        np.zeros(0, np.float32), zeros, zeros)
     assert (out == labels).all()
+
+
+def _one_large_particle(shape=(200, 300), level=180.0):
+    grey = np.full(shape, 40.0, np.float32)
+    labels = disc(shape, 100, 100, 60).astype(np.uint32)
+    grey[labels > 0] = level
+    return grey, labels
+
+
+def _add(grey, labels, fine, fine_confidence=None):
+    fine_confidence = np.full(int(fine.max()), 0.95, np.float32) if fine_confidence is None else fine_confidence
+    zeros = np.zeros(grey.shape, np.uint8)
+    return add_small_particles(grey, labels, np.ones(int(labels.max()), np.float32), zeros, zeros, fine,
+                               fine_confidence, zeros, zeros)[0]
+
+
+def test_a_small_particle_with_no_free_ring_is_judged_against_the_background():
+    """A satellite in a pocket of the large particle: no free pixel around it, so its contrast is to the background."""
+    grey, labels = _one_large_particle()
+    from scipy import ndimage as ndi
+
+    pocket = disc(grey.shape, 100, 100, 8)
+    labels[ndi.binary_dilation(pocket)] = 0  # a pocket with a 1-px gap: no pixel of a ring 2-5 px around it is free
+    grey[pocket] = 170
+    out = _add(grey, labels, pocket.astype(np.uint32))
+    assert out.max() == 2 and (out == 2).sum() == pocket.sum()
+
+
+def test_clipped_grey_levels_that_the_particles_reach_are_no_marks():
+    """8-bit SEM clips bright particles at 255: satellites at 255 are kept when the large particles are clipped too,
+    and dropped as burnt-in ink when nothing else is."""
+    satellite = disc((200, 300), 100, 240, 8)
+    for large_level, added in ((255.0, True), (180.0, False)):
+        grey, labels = _one_large_particle(level=large_level)
+        grey[satellite] = 255
+        assert (_add(grey, labels, satellite.astype(np.uint32)).max() == 2) == added, large_level
+
+
+def test_a_small_particle_cut_in_two_by_a_large_one_is_added_as_its_larger_piece():
+    grey, labels = _one_large_particle()
+    satellite = disc(grey.shape, 100, 240, 9)
+    grey[satellite] = 170
+    labels[99:101, 225:256] = 2  # a thin first-pass particle across it (under a fifth of its area)
+    grey[labels == 2] = 180
+    assert (satellite & (labels > 0)).sum() <= 0.2 * satellite.sum()
+    out = _add(grey, labels, satellite.astype(np.uint32))
+    added = out == 3
+    from scipy import ndimage as ndi
+
+    assert out.max() == 3 and ndi.label(added)[1] == 1  # one piece, not two
+    assert added.sum() > 0.4 * satellite.sum() and (added & ~satellite).sum() == 0

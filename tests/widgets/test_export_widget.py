@@ -121,15 +121,22 @@ def test_a_cancel_after_the_last_pair_is_reported_as_done(setup):
         assert w.status.value == expected
 
 
-def test_the_pair_pickers_start_on_the_newest_grey_image_and_labels_of_its_size(make_napari_viewer):
+def test_the_pair_pickers_start_on_the_newest_labels_and_their_image_never_a_guess(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((32, 32), np.uint8), name="older")
     image = viewer.add_image(np.zeros((64, 80), np.uint8), name="image")
     viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="figure", rgb=True)  # RGB: not for training
-    labels = viewer.add_labels(np.zeros((64, 80), np.int32), name="its labels")
     viewer.add_labels(np.zeros((32, 32), np.int32), name="other size")
+    labels = viewer.add_labels(np.zeros((64, 80), np.int32), name="its labels")
     w = ExportWidget(viewer)
     viewer.window.add_dock_widget(w)
-    assert w.picker.image_layer.value is image and w.picker.labels_layer.value is labels
-    w.picker.image_layer.value = viewer.layers["older"]  # labels of the image's size follow the image chosen
-    assert w.picker.labels_layer.value is viewer.layers["other size"]
+    # the newest labels, and the only grey image of their size
+    assert w.picker.labels_layer.value is labels and w.picker.image_layer.value is image
+    # a second image of that size, newer: labels that do not name their image are not paired with it
+    twin = viewer.add_image(np.zeros((64, 80), np.uint8), name="twin")
+    painted = viewer.add_labels(np.zeros((64, 80), np.int32), name="painted")
+    fresh = ExportWidget(viewer)
+    assert fresh.picker.labels_layer.value is painted and fresh.picker.image_layer.value is not twin
+    # labels segmented from an image (their source_layer) are paired with it
+    viewer.add_labels(np.zeros((64, 80), np.int32), name="twin particles", metadata={"source_layer": "twin"})
+    assert ExportWidget(viewer).picker.image_layer.value is twin

@@ -168,3 +168,9 @@ def test_the_pickers_start_on_the_newest_labels_and_the_image_they_were_made_fro
     w.image_layer.value = None  # "no image", chosen: kept
     viewer.add_image(np.zeros((50, 60), np.uint8), name="another small")
     assert w.image_layer.value is None
+    # labels of no named image, with two images of their size: no guess (its pixel size would calibrate them)
+    unnamed = viewer.add_labels(np.zeros((100, 120), np.int32), name="unnamed")
+    fresh = MeasureWidget(viewer)
+    assert fresh.labels_layer.value is unnamed and fresh.image_layer.value is None and fresh.pixel_size.value == 0
+    viewer.layers.remove("same size")  # one image of their size left: that one
+    assert MeasureWidget(viewer).image_layer.value is sem

@@ -353,15 +353,19 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
         raise ValueError(f"block {block.name}: expected 2D grey values, got shape {grey.shape}")
     fg, interior = _block_probabilities(grey, block, network, plan, plan.statistics, plan.factor)
     labels = instances_from_probabilities(fg, interior, plan.postprocess)
-    if plan.fine_factor is not None:
+    if plan.fine_factor is not None and labels.max() > 0:
         from .confidence import particle_confidence
 
         fine_fg, fine_interior = _block_probabilities(grey, block, network, plan, plan.fine_statistics,
                                                       plan.fine_factor)
         fine = instances_from_probabilities(fine_fg, fine_interior, plan.fine_postprocess)
+        specimen = slice(None)
+        if plan.info_bar is not None:  # the bar's rows, at the bottom, in this block's coordinates
+            start = plan.info_bar.start - block.padded[0].start
+            specimen = slice(0, start) if start < grey.shape[0] else slice(None)
         labels = add_small_particles(grey, labels, None, fg, interior, fine,
                                      particle_confidence(fine, fine_fg, fine_interior, network.confidence_model),
-                                     fine_fg, fine_interior)[0]
+                                     fine_fg, fine_interior, rows=specimen)[0]
         del fine_fg, fine_interior, fine
     del fg, interior
     iy, ix = block.inner

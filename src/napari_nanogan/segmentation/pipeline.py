@@ -219,9 +219,10 @@ def segment_steps(
                                                                          tile, overlap, postprocess)
     fine = small_pass_factor(factor) if small_pass else None
     first = int(labels.max())
-    if fine is not None:
+    if fine is not None and first:  # (without a particle found, there is nothing to judge the small ones by)
         small = yield from _labels_at(grey, network, rows, bar, fine, tile, overlap, postprocess)  # the same network
-        labels, confidence, fg, interior = add_small_particles(grey, labels, confidence, fg, interior, *small[:4])
+        labels, confidence, fg, interior = add_small_particles(grey, labels, confidence, fg, interior, *small[:4],
+                                                               rows=rows)
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None

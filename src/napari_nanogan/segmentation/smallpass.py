@@ -45,27 +45,30 @@ def small_pass_factor(factor: float) -> float | None:
     return min(1.0, factor * SMALL_PASS_ZOOM)
 
 
-def add_small_particles(grey, labels, confidence, fg, interior, fine_labels, fine_confidence, fine_fg, fine_interior):
+def add_small_particles(grey, labels, confidence, fg, interior, fine_labels, fine_confidence, fine_fg, fine_interior,
+                        rows: slice = slice(None)):
     """The first pass's (labels, confidence, foreground, interior) with the finer pass's small particles on its background added.
 
     Particles keep their labels; the added ones are numbered after them, their
-    foreground and interior probabilities taken from the finer pass over their pixels.
+    foreground and interior probabilities taken from the finer pass over their pixels. Only
+    an added particle's part on the first pass's background is placed, and of that its
+    largest connected piece (a first-pass particle across it would leave it in pieces).
+    ``rows``: the specimen rows (the info bar's are left out of the grey-level statistics).
     Where the first pass found nothing (no particle to compare with), or the finer pass gives
     no per-particle confidence, nothing is added.
     """
     n_fine = int(fine_labels.max())
     if n_fine == 0 or labels.max() == 0 or fine_confidence is None or len(fine_confidence) != n_fine:
         return labels, confidence, fg, interior  # nothing to add, to compare with, or to be sure of
-    index = np.arange(1, n_fine + 1)
-    area = ndi.sum_labels(np.ones(fine_labels.shape, np.float64), fine_labels, index)
-    covered = ndi.sum_labels((labels > 0).astype(np.float64), fine_labels, index)
+    area = np.bincount(fine_labels.ravel(), minlength=n_fine + 1)[1:]
+    covered = np.bincount(fine_labels.ravel(), (labels > 0).ravel(), minlength=n_fine + 1)[1:]
     found = np.bincount(labels.ravel())[1:]
     found = found[found > 0]
-    largest = SMALL_PASS_MAX_RATIO * (np.median(2 * np.sqrt(found / np.pi)) if found.size else np.inf)
-    keep = (area > 0) & (covered <= SMALL_PASS_MAX_OVERLAP * np.maximum(area, 1)) \
-        & (2 * np.sqrt(area / np.pi) < largest) & (np.asarray(fine_confidence) >= SMALL_PASS_MIN_CONFIDENCE)
+    largest = SMALL_PASS_MAX_RATIO * np.median(2 * np.sqrt(found / np.pi))
+    keep = (area > 0) & (covered <= SMALL_PASS_MAX_OVERLAP * area) & (2 * np.sqrt(area / np.pi) < largest) \
+        & (np.asarray(fine_confidence) >= SMALL_PASS_MIN_CONFIDENCE)
     if keep.any():
-        keep &= _like_the_particles(np.asarray(grey, np.float32), labels, fine_labels, keep)
+        keep &= _like_the_particles(np.asarray(grey, np.float32), labels, fine_labels, keep, rows)
     if keep.any():
         from skimage.measure import regionprops
 
@@ -75,12 +78,13 @@ def add_small_particles(grey, labels, confidence, fg, interior, fine_labels, fin
                                       and inscribed >= SMALL_PASS_MIN_THICKNESS * np.sqrt(region.area / np.pi))
     if not keep.any():
         return labels, confidence, fg, interior
-    new_ids = np.zeros(n_fine + 1, labels.dtype)
     start = int(labels.max())
-    new_ids[1:][keep] = np.arange(start + 1, start + 1 + int(keep.sum()), dtype=labels.dtype)
-    added = new_ids[fine_labels]
-    place = (added > 0) & (labels == 0)
-    labels = labels.copy()
+    dtype = labels.dtype if start + int(keep.sum()) <= np.iinfo(labels.dtype).max else np.uint32
+    new_ids = np.zeros(n_fine + 1, dtype)
+    new_ids[1:][keep] = np.arange(start + 1, start + 1 + int(keep.sum()), dtype=dtype)
+    added = _largest_piece(new_ids[np.where(labels == 0, fine_labels, 0)])
+    place = added > 0
+    labels = labels.astype(dtype, copy=True)
     labels[place] = added[place]
     fg, interior = fg.copy(), interior.copy()
     fg[place] = np.maximum(fg[place], fine_fg[place])
@@ -91,34 +95,58 @@ def add_small_particles(grey, labels, confidence, fg, interior, fine_labels, fin
     return labels, confidence, fg, interior
 
 
+def _largest_piece(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with each label kept only in its largest 4-connected piece."""
+    from skimage.measure import label as connected
 
-def _like_the_particles(grey, labels, fine_labels, keep):
+    pieces = connected(labels, background=0, connectivity=1)
+    if pieces.max() == 0:
+        return labels
+    size = np.bincount(pieces.ravel())
+    owner = np.zeros(len(size), labels.dtype)
+    owner[pieces.ravel()] = labels.ravel()
+    order = np.lexsort((-size[1:], owner[1:]))  # by label, the largest piece first
+    first = np.ones(len(order), bool)
+    first[1:] = owner[1:][order][1:] != owner[1:][order][:-1]
+    kept = np.zeros(len(size), bool)
+    kept[1:][order[first]] = True
+    return np.where(kept[pieces], labels, 0)
+
+
+def _like_the_particles(grey, labels, fine_labels, keep, rows: slice = slice(None)):
     """Which finer-pass particles (``keep``, one per label) look like the first pass's particles.
 
     Contrast: a particle's mean grey level minus the median of a ring 2-5 px around it
-    (pixels of no particle of either pass); the first pass's particles' median contrast is
-    the reference. Marks burnt into a figure (letters, scale bars) are saturated or of the
-    other polarity.
+    (specimen pixels of no particle of either pass; the background's median where the ring
+    is empty); the first pass's particles' median contrast is the reference. Marks burnt
+    into a figure (letters, scale bars) are of the other polarity, or saturated: at the
+    image's lowest or highest grey level, where the first pass's particles are not (a
+    level they reach with 5 % or more of their pixels is the detector's clipping, not ink).
     """
     n = int(labels.max())
-    out = keep.copy()
-    if n == 0:
-        return out
-    free = (labels == 0) & (fine_labels == 0)
-    index = np.arange(1, n + 1)
-    background = float(np.median(grey[free])) if free.any() else float(np.median(grey))
-    reference = np.median(ndi.mean(grey, labels, index) - background)
+    specimen = np.zeros(grey.shape, bool)
+    specimen[rows] = True
+    free = specimen & (labels == 0) & (fine_labels == 0)
+    particles = labels > 0
+    background = float(np.median(grey[free])) if free.any() else float(np.median(grey[specimen]))
+    reference = np.median(ndi.mean(grey, labels, np.arange(1, n + 1)) - background)
     if reference == 0:
         return np.zeros_like(keep)
-    saturated = (grey <= grey.min()) | (grey >= grey.max())
+    saturated = np.zeros(grey.shape, bool)
+    for level in (grey[specimen].min(), grey[specimen].max()):
+        if (grey[particles] == level).mean() < 0.05:
+            saturated |= grey == level
     fine_index = np.flatnonzero(keep) + 1
-    ring = ndi.grey_dilation(np.where(keep[np.maximum(fine_labels, 1) - 1] & (fine_labels > 0), fine_labels, 0),
-                             size=11)
+    chosen = np.concatenate([[False], keep])[fine_labels]
+    ring = ndi.grey_dilation(np.where(chosen, fine_labels, 0), size=11)
     ring = np.where(free & ~ndi.binary_dilation(fine_labels > 0, iterations=1), ring, 0)
     inside = ndi.mean(grey, fine_labels, fine_index)
-    around = ndi.median(grey, ring, fine_index)
-    around = np.where(np.isnan(around), background, around)
+    in_ring = ring > 0
+    around = ndi.median(grey[in_ring], ring[in_ring], fine_index) if in_ring.any() else np.zeros(len(fine_index))
+    empty = np.bincount(ring[in_ring], minlength=int(fine_labels.max()) + 1)[fine_index] == 0
+    around = np.where(empty, background, around)
     contrast = (inside - around) / reference
     share = ndi.mean(saturated.astype(np.float32), fine_labels, fine_index)
+    out = keep.copy()
     out[fine_index - 1] = (contrast >= SMALL_PASS_MIN_CONTRAST) & (share < SMALL_PASS_MAX_SATURATED)
     return out

@@ -64,7 +64,7 @@ class ZarrResult:
             elif self.plan.factor < 1.0:
                 parts.append(f"image made {1 / self.plan.factor:.2g} times smaller")
         if self.plan.fine_factor is not None:
-            parts.append("small particles beside large ones added from a finer pass")
+            parts.append("a finer pass for small particles beside large ones")
         rows, cols = self.plan.grid
         parts.append(f"{plural(rows * cols, 'block')} of {self.plan.block} px (margin {self.plan.margin} px)")
         if requested is not None and self.plan.model != requested:

@@ -9,7 +9,7 @@ import numpy as np
 from magicgui.widgets import Container, PushButton, create_widget
 from qtpy.QtWidgets import QListWidget, QVBoxLayout, QWidget
 
-from ._pickers import LayerChoice, is_2d, layer_shape
+from ._pickers import LayerChoice, is_2d, is_image_of
 
 
 def check_pair(image_layer, labels_layer) -> None:
@@ -60,15 +60,16 @@ class PairPicker(QWidget):
         layout.addWidget(self.pair_list)
         self.add_button.changed.connect(self.add_pair)
         self.remove_button.changed.connect(self.remove_pair)
-        # the choices kept current; until the user chooses, the newest 2D grey image and labels of its size
-        self.image_choice = LayerChoice(viewer, self.image_layer, fits=lambda layer: is_2d(layer) and not layer.rgb)
-        self.labels_choice = LayerChoice(viewer, self.labels_layer, fits=self._labels_fit)
-        self.image_layer.changed.connect(self.labels_choice.refresh)
+        # the choices kept current; until the user chooses, the newest 2D labels and their image
+        self.labels_choice = LayerChoice(viewer, self.labels_layer, fits=is_2d)
+        self.image_choice = LayerChoice(viewer, self.image_layer, fits=self._image_fits)
+        self.labels_layer.changed.connect(self.image_choice.refresh)
         viewer.layers.events.removed.connect(self._forget_removed)
 
-    def _labels_fit(self, labels) -> bool:
-        image = self.image_layer.value
-        return is_2d(labels) and (image is None or layer_shape(labels) == layer_shape(image))
+    def _image_fits(self, image) -> bool:
+        """Whether the image picker starts on ``image`` for the chosen labels: their source, or the only 2D
+        grey image of their size (:func:`is_image_of`)."""
+        return is_image_of(image, self.labels_layer.value, self.viewer, fits=lambda layer: is_2d(layer) and not layer.rgb)
 
     def add_pair(self, *_) -> bool:
         image, labels = self.image_layer.value, self.labels_layer.value

@@ -15,6 +15,20 @@ def is_2d(layer) -> bool:
     return layer.ndim == 2
 
 
+def is_image_of(image, labels, viewer, fits: Callable[[object], bool] = is_2d) -> bool:
+    """Whether ``image`` is the image of ``labels`` for a picker to start on: the layer they were segmented
+    from (their ``source_layer``) when it is open, else the only open image that ``fits`` and has their size
+    (with two or more, none: a wrong guess would pair or calibrate them silently)."""
+    if labels is None or not fits(image):
+        return False
+    source = (labels.metadata or {}).get("source_layer")
+    if source and source in viewer.layers:
+        return image.name == source
+    same = [layer for layer in viewer.layers if getattr(layer, "_type_string", "") == "image" and fits(layer)
+            and layer_shape(layer) == layer_shape(labels)]
+    return len(same) == 1 and same[0] is image
+
+
 class LayerChoice:
     """Keeps a magicgui layer picker's choices in step with the viewer, and a fitting layer chosen while
     the user has chosen none.

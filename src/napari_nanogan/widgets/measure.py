@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
 from ._labels import scrolling_layout, wrapping_label
-from ._pickers import LayerChoice, is_2d, layer_shape
+from ._pickers import LayerChoice, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
 from ._run import Job
 
@@ -101,15 +101,8 @@ class MeasureWidget(QWidget):
         self._layers_chosen()
 
     def _image_fits(self, image) -> bool:
-        """Whether ``image`` can be the chosen labels' image: the one they were segmented from when it is
-        open, else any 2D image of their size."""
-        labels = self.labels_layer.value
-        if labels is None or not is_2d(image):
-            return False
-        source = (labels.metadata or {}).get("source_layer")
-        if source and source in self.viewer.layers:
-            return image.name == source
-        return layer_shape(image) == layer_shape(labels)
+        """Whether the image picker starts on ``image`` for the chosen labels (:func:`is_image_of`)."""
+        return is_image_of(image, self.labels_layer.value, self.viewer)
 
     def _layers_chosen(self, *_):
         """Show the chosen layers' own pixel size, so that a value typed for another layer is not
