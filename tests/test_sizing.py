@@ -305,3 +305,15 @@ def test_estimate_thresholds_follow_the_models_particle_size():
     _, labels = _discs(22.0, n=12)  # particles of about 22 px found
     assert not enlargement_holds(labels) and not enlargement_holds(labels, 24.0)
     assert enlargement_holds(labels, 48.0)
+
+
+def test_the_estimated_diameter_is_said_in_the_files_unit_and_in_micrometres_from_1000_nm():
+    import numpy as np
+
+    from napari_nanogan.segmentation.pipeline import SegmentationResult
+
+    result = SegmentationResult(labels=np.zeros((4, 4), np.uint32), foreground=None, interior=None, info_bar=None,
+                                diameter_px=137.0, diameter_estimated=True)
+    assert "estimated particle diameter 137 px (6.85 µm)" in result.describe(pixel_size=50.0)
+    assert "137 px (685 nm)" in result.describe(pixel_size=5.0)
+    assert "137 px," in result.describe() + "," and "(" not in result.describe()

@@ -61,7 +61,7 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
                           info_bar_start=bottom_bar_start(result.info_bar))
     unit = (f", pixel size {pixel:g} nm" + (" (given)" if pixel_size_nm else "")) if pixel else \
         ", pixel size unknown (sizes in px; --pixel-size gives it)"
-    line = f"{path}: {result.describe(requested=segmenter.name)}{unit} -> {target}"
+    line = f"{path}: {result.describe(requested=segmenter.name, pixel_size=pixel)}{unit} -> {target}"
     if overlay:
         from PIL import Image
 

@@ -97,7 +97,9 @@ class SegmentationResult:
         if self.flat:
             parts.append("the image is a single grey level")
         if self.diameter_estimated and self.diameter_px is not None:
-            length = f" ({self.diameter_px * pixel_size:.3g} {unit})" if pixel_size else ""
+            value = self.diameter_px * pixel_size if pixel_size else 0.0
+            length = "" if not pixel_size else (f" ({value / 1000:.3g} µm)" if unit == "nm" and value >= 1000
+                                                else f" ({value:.3g} {unit})")
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
             if self.scale > 1.0:
                 parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
