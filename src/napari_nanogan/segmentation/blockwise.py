@@ -301,14 +301,20 @@ def _probabilities(grey, network, intensity, statistics, factor, tile, overlap):
                  .astype(np.uint8) for p in maps)
 
 
+def _bar_rows(block: Block, plan: BlockwisePlan) -> slice:
+    """The info bar's rows in a padded block's coordinates (an empty slice without one)."""
+    if plan.info_bar is None:
+        return slice(0, 0)
+    y0 = block.padded[0].start
+    return slice(max(plan.info_bar.start - y0, 0), max(plan.info_bar.stop - y0, 0))
+
+
 def _block_probabilities(grey, block: Block, network, plan: BlockwisePlan, statistics, factor: float):
     """A padded block's foreground and interior probabilities at ``factor``, 0 on the info bar's rows."""
     fg, interior = _probabilities(grey, network, plan.intensity, statistics, factor, plan.tile, plan.overlap)
-    if plan.info_bar is not None:  # the bar's rows, in this block's coordinates
-        y0 = block.padded[0].start
-        a, b = max(plan.info_bar.start - y0, 0), max(plan.info_bar.stop - y0, 0)
-        fg[a:b] = 0
-        interior[a:b] = 0
+    bar = _bar_rows(block, plan)
+    fg[bar] = 0
+    interior[bar] = 0
     return fg, interior
 
 
@@ -359,10 +365,8 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
         fine_fg, fine_interior = _block_probabilities(grey, block, network, plan, plan.fine_statistics,
                                                       plan.fine_factor)
         fine = instances_from_probabilities(fine_fg, fine_interior, plan.fine_postprocess)
-        specimen = slice(None)
-        if plan.info_bar is not None:  # the bar's rows, at the bottom, in this block's coordinates
-            start = plan.info_bar.start - block.padded[0].start
-            specimen = slice(0, start) if start < grey.shape[0] else slice(None)
+        bar = _bar_rows(block, plan)  # at the bottom: the specimen is above it
+        specimen = slice(0, bar.start) if bar.start < bar.stop and bar.start < grey.shape[0] else slice(None)
         labels = add_small_particles(grey, labels, None, fg, interior, fine,
                                      particle_confidence(fine, fine_fg, fine_interior, network.confidence_model),
                                      fine_fg, fine_interior, rows=specimen)[0]

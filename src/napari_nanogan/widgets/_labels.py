@@ -1,4 +1,4 @@
-"""Text labels and layouts for the dock panels."""
+"""Text labels, layouts and number fields for the dock panels."""
 
 from __future__ import annotations
 
@@ -49,3 +49,10 @@ def scrolling_layout(panel):
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)
     return layout
+
+
+def exact_value(field, own: float) -> float:
+    """A number field's value, or ``own`` (the exact value it was filled with) while the field still shows
+    that rounded to its step: a layer's or file's pixel size of 0.01234 nm shown as 0.012 is used as 0.01234."""
+    shown = field.value
+    return own if own and abs(shown - own) <= 0.5 * field.step else shown

@@ -11,7 +11,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
-from ._labels import scrolling_layout, wrapping_label
+from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._pickers import LayerChoice, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
 from ._run import Job
@@ -120,8 +120,7 @@ class MeasureWidget(QWidget):
 
     def _pixel_size_nm(self) -> float:
         """The field's value; the layer's own, unrounded, while the field still shows it."""
-        shown, own = self.pixel_size.value, self._own_pixel
-        return own if own and abs(shown - own) <= 0.5 * self.pixel_size.step else shown
+        return exact_value(self.pixel_size, self._own_pixel)
 
     def run(self):
         """Measure the chosen Labels layer in a worker thread; features, plot and summary follow."""

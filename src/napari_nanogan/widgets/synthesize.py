@@ -13,7 +13,7 @@ from superqt import QCollapsible
 
 from ..config import MaskDesign
 from ..data.designer import design_mask, fit_design
-from ._labels import scrolling_layout, wrapping_label
+from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._layers import compact_labels
 from ._pickers import LayerChoice, is_2d
 from ._run import Job
@@ -132,8 +132,7 @@ class SynthesizeWidget(QWidget):
 
     def _mask_pixel_size_nm(self) -> float | None:
         """The pixel size field's value (None for 0); the file's own, unrounded, while the field still shows it."""
-        shown, own = self.mask_pixel_size.value, self._own_mask_pixel
-        return (own if own and abs(shown - own) <= 0.5 * self.mask_pixel_size.step else shown) or None
+        return exact_value(self.mask_pixel_size, self._own_mask_pixel) or None
 
     def design(self) -> MaskDesign:
         return MaskDesign(height=int(self.height.value), width=int(self.width.value), pixel_size_nm=float(self.pixel_size.value),
