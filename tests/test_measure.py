@@ -325,11 +325,35 @@ def test_grey_labels_stored_as_rgb_keep_their_instances(tmp_path):
     Image.fromarray(np.repeat(smooth[..., None], 3, -1)).save(tmp_path / "smooth_rgb.png")
     read = read_mask(tmp_path / "smooth_rgb.png")
     assert set(np.unique(read)) == {0, 1}
-    colour = np.zeros((64, 64, 3), np.uint8)  # a colour-coded mask still counts any channel as particle
-    colour[5:20, 5:20] = (255, 0, 0)
-    colour[30:50, 30:50] = (0, 0, 255)
+    red = np.zeros((64, 64, 3), np.uint8)  # one colour on black, with soft edges: binary
+    red[5:20, 5:20], red[30:50, 30:50] = (255, 0, 0), (255, 0, 0)
+    red[4, 5:20], red[50, 30:50] = (120, 0, 0), (60, 10, 0)
+    Image.fromarray(red).save(tmp_path / "red.png")
+    assert set(np.unique(read_mask(tmp_path / "red.png"))) == {0, 1}
+
+
+def test_colour_coded_instance_masks_keep_touching_particles_apart(tmp_path):
+    """Annotation tools export instances as colours; reading any colour as particle merged
+    touching particles of different colours into one."""
+    from napari_nanogan.io.masks import ImageReadError, read_mask
+    from napari_nanogan.io.masks import instance_labels
+
+    colour = np.zeros((64, 80, 3), np.uint8)
+    colour[5:25, 5:25] = (255, 0, 0)
+    colour[5:25, 25:45] = (0, 200, 0)  # touches the red one
+    colour[40:60, 5:25] = (255, 0, 0)  # the palette reused for a separate particle
+    colour[40:60, 50:70] = (0, 0, 255)
+    colour[4, 5:45] = (90, 60, 0)  # a soft edge between colours
     Image.fromarray(colour).save(tmp_path / "colour.png")
-    assert set(np.unique(read_mask(tmp_path / "colour.png"))) == {0, 1}
+    labels = instance_labels(read_mask(tmp_path / "colour.png"))
+    assert labels.max() == 4
+    for y, x in ((10, 10), (10, 30), (50, 10), (50, 60)):
+        assert (labels == labels[y, x]).sum() == 400 + (20 if y == 10 else 0)  # each square, its edge row with it
+    assert labels[0, 0] == 0 and labels[30, 30] == 0
+    rgb = np.stack([(_smooth_field(seed=k) * 200).astype(np.uint8) for k in range(3)], -1)  # a colour picture
+    Image.fromarray(rgb).save(tmp_path / "picture.png")
+    with pytest.raises(ImageReadError, match="picture.png: this looks like a colour picture, not a mask: [0-9]+%"):
+        read_mask(tmp_path / "picture.png")
 
 
 @requires_shared

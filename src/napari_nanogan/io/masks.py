@@ -76,32 +76,70 @@ def grey_image_reason(mask: np.ndarray) -> str | None:
     return None
 
 
-#: An RGB file whose channels are equal, with this share of its pixels or more at 0 or at its
-#: maximum, is a binary mask (anti-aliased edges allowed), not grey labels nor a picture.
+#: A grey RGB file (equal channels) with this share of its pixels or more at 0 or at its
+#: maximum is a binary mask (anti-aliased edges allowed), not grey labels nor a picture.
 BINARY_RGB_SHARE = 0.9
 
 
+#: A colour RGB file is a colour-coded mask when at least this share of its non-black
+#: pixels lie in colours that fill regions (the rest: soft or compressed edges); a
+#: picture's colours change from pixel to pixel.
+COLOUR_REGION_SHARE = 0.5
+
+
+def _solid_values(values: np.ndarray) -> np.ndarray:
+    """The non-zero values of ``values`` that fill a 3 x 3 block somewhere (regions, not soft edges or noise)."""
+    solid = (ndi.minimum_filter(values, 3) == values) & (ndi.maximum_filter(values, 3) == values) & (values > 0)
+    return np.unique(values[solid])
+
+
 def _from_rgb(rgb: np.ndarray) -> np.ndarray:
-    """A 2D mask from an RGB one: any non-zero channel is particle, except for grey RGB files
-    (equal channels) that are labels stored as RGB (kept as values) or a grey picture (kept as
-    values, for :func:`grey_image_reason` to refuse)."""
-    colour = (rgb > 0).any(-1)
-    if not (rgb == rgb[..., :1]).all():
-        return colour
-    grey = rgb[..., 0]
-    top = grey.max(initial=0)
-    if ((grey == 0) | (grey == top)).mean() >= BINARY_RGB_SHARE:  # binary, maybe with anti-aliased edges
-        return colour
-    return grey
+    """A 2D mask from an RGB one.
+
+    - Binary masks (black and one grey level or colour, whatever their anti-aliased or
+      compressed edges hold): any non-zero channel is particle.
+    - Grey labels stored as RGB (equal channels): the grey values are the labels.
+    - Colour-coded instance masks (each particle a colour, as annotation tools export them):
+      each colour is a label, and separate regions of one colour (a palette reused) are
+      separate particles, so touching particles of different colours stay apart.
+
+    A grey picture comes back as its values, scattered over the picture, for
+    :func:`grey_image_reason` to refuse; a colour picture is a ``ValueError``.
+    """
+    particle = (rgb > 0).any(-1)
+    if (rgb == rgb[..., :1]).all():
+        grey = rgb[..., 0]
+        if ((grey == 0) | (grey == grey.max(initial=0))).mean() >= BINARY_RGB_SHARE:  # binary, maybe anti-aliased
+            return particle
+        return grey
+    rgb = rgb.astype(np.uint32)
+    values = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    solid = _solid_values(values)
+    in_regions = np.isin(values, solid)
+    share = in_regions.sum() / max(particle.sum(), 1)
+    if share < COLOUR_REGION_SHARE:
+        raise ValueError(f"this looks like a colour picture, not a mask: {share:.0%} of its non-black pixels lie in "
+                         "regions of one colour, where a colour-coded mask gives each particle one colour")
+    if len(solid) == 1:  # one colour fills regions: binary, whatever its edges hold
+        return particle
+    ids = np.unique(values, return_inverse=True)[1].reshape(values.shape) + int(not (values == 0).any())
+    from skimage.measure import label as regions
+
+    labels = regions(np.where(in_regions, ids, 0), connectivity=1, background=0)
+    edge = particle & (labels == 0)  # soft or compressed edges (within 2 px of a region): the nearest one's
+    if edge.any() and labels.any():
+        distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        edge &= distance <= 2
+        labels[edge] = labels[iy[edge], ix[edge]]
+    return labels.astype(np.int64)
 
 
 def mask_values(mask: np.ndarray) -> np.ndarray:
     """A binary or instance-label mask as a 2D array of non-negative integers, or a ``ValueError`` saying why not.
 
-    RGB(A) masks count any non-zero channel as particle, unless their three channels are
-    equal and fewer than ``BINARY_RGB_SHARE`` of the pixels are 0 or the maximum (grey labels,
-    or a grey picture, stored as RGB): then the values are the labels, and :func:`read_mask`
-    can tell a picture from labels. Booleans and whole-number floats
+    RGB(A) masks: binary ones count any non-zero channel as particle; grey labels stored as
+    RGB keep their values; colour-coded instance masks give each colour region a label
+    (:func:`_from_rgb`); :func:`read_mask` tells a picture from labels. Booleans and whole-number floats
     are accepted; negative labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric
     types are refused. Integer masks keep their dtype.
     """
