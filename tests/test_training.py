@@ -25,8 +25,9 @@ def _samples(n=2, domain="sem"):
     return out
 
 
-def _run(out_dir, steps, stop_after=None, val=None, device="cpu"):
-    config = TrainConfig(steps=steps, batch_size=2, patch_size=64, val_every=2, checkpoint_every=2, warmup_steps=1)
+def _run(out_dir, steps, stop_after=None, val=None, device="cpu", precision="auto"):
+    config = TrainConfig(steps=steps, batch_size=2, patch_size=64, val_every=2, checkpoint_every=2, warmup_steps=1,
+                         precision=precision)
     calls = {"n": 0}
 
     def should_stop():
@@ -311,6 +312,30 @@ def test_resume_on_gpu(tmp_path):
     # with the parameters (it failed with "found at least two devices, cuda:0 and cpu")
     _run(tmp_path, steps=4, stop_after=2, device="cuda")
     assert [r.step for r in _run(tmp_path, steps=4, device="cuda")] == [3, 4]
+
+
+def test_training_precision_is_chosen_recorded_and_refused_when_unknown(tmp_path, monkeypatch):
+    from napari_nanogan.models.runtime import PRECISION_ENV, training_precision
+
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+        TrainConfig(precision="fp16")
+    assert training_precision("cpu", "fp32") == "fp32" and training_precision("cpu", "bf16") == "bf16"
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    assert training_precision("cpu") == "fp32"  # auto follows $NANOGAN_PRECISION where set
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    assert training_precision("cpu") == "bf16"
+    monkeypatch.delenv(PRECISION_ENV)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        records = _run(tmp_path / precision, steps=2, precision=precision)
+        assert all(np.isfinite(r.losses["total"]) for r in records)
+        last = load_checkpoint(tmp_path / precision / "last.pt", kind="segmenter")
+        assert last["provenance"]["precision"] == precision
+        assert last["provenance"]["train_config"]["precision"] == precision
+        assert all(v.dtype == torch.float32 for v in last["state_dict"].values() if v.is_floating_point())
+        runs[precision] = records[0].losses["total"]
+    # the same first batch and weights: bf16 arithmetic moves the loss a little, not a lot
+    assert runs["fp32"] != runs["bf16"] and abs(runs["fp32"] - runs["bf16"]) < 0.05 * runs["fp32"]
 
 
 def test_training_reduces_loss(tmp_path):

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import GENERATOR_DATASETS, Norm, TextureRegion, Upsample
+from ..config import GENERATOR_DATASETS, PRECISIONS, Norm, TextureRegion, Upsample
 from .common import command_line, drive_training, one_process_only, seed_value
 
 
@@ -18,7 +18,8 @@ def cmd_train_pairs(args) -> int:
 
     init = None if str(args.init).lower() == "none" else (args.init or "default")
     config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
-                                 distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style)
+                                 distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style,
+                                 precision=args.precision)
     out = Path(args.out)
     if out.is_dir():
         print(f"nanogan train --pairs: --out names the model file to write (MODEL.pt), and {out} is a folder",
@@ -154,7 +155,8 @@ def _train(args, world) -> int:
     config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
-                         distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style)
+                         distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style,
+                         precision=args.precision)
     provenance = {"data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
                   "command": command_line(), "at_model_scale": bool(args.at_model_scale)}
     if init_path is not None:
@@ -363,7 +365,6 @@ def cmd_train_texture(args) -> int:
     return code
 
 
-
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the segmenter: on the shared data sets, or on folders of pairs (--pairs)")
     p.add_argument("--pairs", nargs="+", default=None, metavar="DIR",
@@ -411,13 +412,13 @@ def add_commands(sub) -> None:
                    help="chance that a training patch gets text, scale bars, arrows, panel letters, frames or an "
                         "info bar drawn on it, as background (default 0: none)")
     p.add_argument("--invert", type=float, default=0.0, metavar="P",
-                   help="chance that a training patch's grey levels are mirrored (bright particles made dark and "
-                        "dark ones bright), so the network learns both polarities from every image (default 0: "
-                        "never; e.g. 0.5)")
+                   help="chance that a training patch's grey levels are mirrored (bright particles made dark and the "
+                        "reverse), so the network learns both polarities from every image (default 0: never; e.g. 0.5)")
     p.add_argument("--style", type=float, default=0.0, metavar="P",
-                   help="chance that a training patch is drawn in another microscope's look: edge brightening or "
-                        "fringes, shading, uneven illumination, a grainy matrix (default 0: never; at 0.5 it did "
-                        "not help an unseen kind of image, docs/benchmarks.md)")
+                   help="chance that a training patch is drawn in another microscope's look: edge brightening or fringes, "
+                        "shading, uneven illumination, a grainy matrix (default 0; 0.5 did not help an unseen kind)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="training arithmetic: bf16 "
+                   "autocast (weights stay fp32) or fp32; auto (default): bf16 on CPUs that run it natively, else fp32")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-gan", help="train the generator and the segmenter as a cycle GAN")

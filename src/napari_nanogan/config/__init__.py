@@ -12,7 +12,7 @@ from .synthesis import (
     MAX_MASK_SIDE, MIN_MASK_SIDE, Finishing, GeneratorConfig, MaskDesign, TextureConfig, TextureRegion, Upsample,
 )
 from .training import (
-    GENERATOR_DATASETS, GEOMETRY_ONLY, MIN_USEFUL_STEPS, PRESETS, TEXTURE_DEFAULTS, AugmentConfig, GanLossWeights, GanTrainConfig, Preset,
+    GENERATOR_DATASETS, GEOMETRY_ONLY, MIN_USEFUL_STEPS, PRECISIONS, PRESETS, TEXTURE_DEFAULTS, AugmentConfig, GanLossWeights, GanTrainConfig, Preset,
     TextureTrainConfig, TrainConfig,
 )
 
@@ -22,6 +22,6 @@ __all__ = [
     "PostprocessConfig", "SeedMethod", "SegmenterConfig",
     "MAX_MASK_SIDE", "MIN_MASK_SIDE", "Finishing", "GeneratorConfig", "MaskDesign", "TextureConfig", "TextureRegion",
     "Upsample",
-    "GENERATOR_DATASETS", "GEOMETRY_ONLY", "MIN_USEFUL_STEPS", "PRESETS", "TEXTURE_DEFAULTS", "AugmentConfig", "GanLossWeights", "GanTrainConfig", "Preset",
+    "GENERATOR_DATASETS", "GEOMETRY_ONLY", "MIN_USEFUL_STEPS", "PRECISIONS", "PRESETS", "TEXTURE_DEFAULTS", "AugmentConfig", "GanLossWeights", "GanTrainConfig", "Preset",
     "TextureTrainConfig", "TrainConfig",
 ]

@@ -86,6 +86,11 @@ class TrainConfig(Config):
         Chance that a training patch is drawn in another imaging style (``data.styles``: edge
         brightening or Fresnel fringes, shading, uneven illumination, a grainy matrix), so
         the network meets the looks of microscopes its data lack. 0 (default): never.
+    precision : str
+        Arithmetic of the forward and backward passes: ``"fp32"``, ``"bf16"`` (autocast;
+        weights, optimiser and loss stay fp32), or ``"auto"`` (default): bf16 on CPUs that
+        run it natively, fp32 elsewhere and on GPUs, ``$NANOGAN_PRECISION`` deciding if set
+        (:func:`~napari_nanogan.models.runtime.training_precision`).
     """
 
     steps: int = 3000
@@ -103,9 +108,16 @@ class TrainConfig(Config):
     distractor_prob: float = 0.0
     invert_prob: float = 0.0
     style_prob: float = 0.0
+    precision: str = "auto"
 
     def __post_init__(self):
         _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+
+
+#: Training arithmetic choices (``TrainConfig.precision``).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)

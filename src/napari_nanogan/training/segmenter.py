@@ -31,7 +31,7 @@ from ..data.datasets import Sample
 from ..metrics.segmentation import summarize
 from ..models.attention_unet import AttentionUNet
 from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.runtime import default_device, working_format
+from ..models.runtime import default_device, training_precision, working_format
 from ..segmentation import Segmenter, segment
 from .ddp import SINGLE, World, wrap
 from .loop import Clock, TrainProgress, machine_description, run_folder
@@ -134,7 +134,9 @@ def train_segmenter(
         start, best = state["training"]["step"], state["training"]["best_score"]
         history = state["training"].get("history", [])
     provenance = dict(provenance or {})
-    provenance.update(package_version=__version__, machine=machine_description(), train_config=config.to_dict())
+    bf16 = training_precision(device, config.precision) == "bf16"
+    provenance.update(package_version=__version__, machine=machine_description(), train_config=config.to_dict(),
+                      precision="bf16" if bf16 else "fp32")
     if world.distributed:
         provenance["processes"] = {"count": world.size, "backend": world.backend,
                                    "batch_per_process": config.batch_size // world.size}
@@ -175,7 +177,9 @@ def train_segmenter(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         network.train()
-        losses = segmentation_loss(model(images), targets, pixel_weight, world=world)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(images)
+        losses = segmentation_loss(logits.float(), targets, pixel_weight, world=world)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
