@@ -585,11 +585,12 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
         Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(plain / "masks" / f"f{i}.png")
     out = tmp_path / "mine.pt"
     args = ["train", "--pairs", str(tmp_path / "synthetic"), str(plain), "--out", str(out), "--steps", "2",
-            "--init", str(tiny_checkpoint), "--batch-size", "2", "--invert", "0.5"]
+            "--init", str(tiny_checkpoint), "--batch-size", "2", "--invert", "0.5", "--precision", "fp32"]
     assert main(args) == 0
     data = load_checkpoint(out, kind="segmenter")
     assert data["provenance"]["pairs"] == {"synthetic": 3, "real": 2}
     assert data["provenance"]["train_config"]["invert_prob"] == 0.5
+    assert data["provenance"]["precision"] == "fp32"
     assert (tmp_path / "mine.pt.run" / "last.pt").is_file()
     image = tmp_path / "x.tif"
     tifffile.imwrite(image, render_sem(particle_labels((64, 64), n_particles=4, mean_diameter=10, seed=1), seed=1))

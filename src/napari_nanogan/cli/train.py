@@ -371,7 +371,7 @@ def add_commands(sub) -> None:
                    help="train on these folders of image-mask pairs (`nanogan export` folders, or images/ + masks/ "
                         "with matching stems), each folder an equal share of the patches; --out is then the model "
                         "file (MODEL.pt; its run folder MODEL.pt.run/ resumes). Default recipe: fine-tune the "
-                        "shipped `default` for 1200 steps (about 12 min on 2 CPU cores; --init none: from scratch)")
+                        "shipped `default` for 1200 steps (about 10 min on 2 CPU cores; --init none: from scratch)")
     p.add_argument("--data-root", default="../shared/data", help="folder holding bam_tio2_sem/ and emps/")
     p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--out", required=True, help="run folder (last.pt, best.pt); resumes if it has last.pt")

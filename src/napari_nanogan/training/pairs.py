@@ -22,7 +22,8 @@ from .data import at_model_scale
 from .loop import TrainProgress
 from .segmenter import train_segmenter
 
-#: The default recipe: fine-tune the shipped model for this many steps (about 12 minutes on 2 CPU cores).
+#: The default recipe: fine-tune the shipped model for this many steps (about 10 minutes on 2 CPU cores in bf16,
+#: 12 in fp32: ``python -m bench.train_speed``).
 PAIRS_RECIPE = TrainConfig(steps=1200, batch_size=4, patch_size=256, lr=3e-4, warmup_steps=50, val_every=10**9,
                            checkpoint_every=100, contact_weight=5.0)
 
