@@ -335,8 +335,7 @@ def test_grey_labels_stored_as_rgb_keep_their_instances(tmp_path):
 def test_colour_coded_instance_masks_keep_touching_particles_apart(tmp_path):
     """Annotation tools export instances as colours; reading any colour as particle merged
     touching particles of different colours into one."""
-    from napari_nanogan.io.masks import ImageReadError, read_mask
-    from napari_nanogan.io.masks import instance_labels
+    from napari_nanogan.io.masks import ImageReadError, instance_labels, mask_values, read_mask
 
     colour = np.zeros((64, 80, 3), np.uint8)
     colour[5:25, 5:25] = (255, 0, 0)
@@ -347,13 +346,27 @@ def test_colour_coded_instance_masks_keep_touching_particles_apart(tmp_path):
     Image.fromarray(colour).save(tmp_path / "colour.png")
     labels = instance_labels(read_mask(tmp_path / "colour.png"))
     assert labels.max() == 4
-    for y, x in ((10, 10), (10, 30), (50, 10), (50, 60)):
-        assert (labels == labels[y, x]).sum() == 400 + (20 if y == 10 else 0)  # each square, its edge row with it
+    sizes = [(labels == labels[y, x]).sum() for y, x in ((10, 10), (10, 30), (50, 10), (50, 60))]
+    assert sizes[2:] == [400, 400] and min(sizes[:2]) >= 400 and sum(sizes[:2]) == 840  # the edge row joins them
     assert labels[0, 0] == 0 and labels[30, 30] == 0
+    colour[40:42, 30:32] = (0, 255, 0)  # a 2 x 2 speck and a 1-px line: particles, not edges to drop
+    colour[30, 50:75] = (255, 255, 0)
+    labels = instance_labels(mask_values(colour))
+    assert labels.max() == 6 and (labels == labels[40, 30]).sum() == 4 and (labels == labels[30, 60]).sum() == 25
+    on_white = np.where((colour == 0).all(-1, keepdims=True), np.uint8(255), colour)  # no black: the border's colour
+    np.testing.assert_array_equal(instance_labels(mask_values(on_white)) > 0, labels > 0)
+    transparent = np.concatenate([on_white, np.where((colour == 0).all(-1, keepdims=True), 0, 255).astype(np.uint8)], -1)
+    np.testing.assert_array_equal(instance_labels(mask_values(transparent)) > 0, labels > 0)
+    deep = np.zeros((32, 32, 3), np.uint16)  # 16-bit colours that differ only above 8 bits stay apart
+    deep[5:15, 5:15], deep[5:15, 15:25] = (0, 256, 0), (1, 0, 0)
+    assert instance_labels(mask_values(deep)).max() == 2
     rgb = np.stack([(_smooth_field(seed=k) * 200).astype(np.uint8) for k in range(3)], -1)  # a colour picture
     Image.fromarray(rgb).save(tmp_path / "picture.png")
     with pytest.raises(ImageReadError, match="picture.png: this looks like a colour picture, not a mask: [0-9]+%"):
         read_mask(tmp_path / "picture.png")
+    Image.fromarray(colour).save(tmp_path / "lossy.jpg", quality=90)  # a colour mask saved as JPEG: said why
+    with pytest.raises(ImageReadError, match="save masks as PNG or TIFF"):
+        read_mask(tmp_path / "lossy.jpg")
 
 
 @requires_shared

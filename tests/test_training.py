@@ -336,6 +336,21 @@ def test_training_precision_is_chosen_recorded_and_refused_when_unknown(tmp_path
         runs[precision] = records[0].losses["total"]
     # the same first batch and weights: bf16 arithmetic moves the loss a little, not a lot
     assert runs["fp32"] != runs["bf16"] and abs(runs["fp32"] - runs["bf16"]) < 0.05 * runs["fp32"]
+    # a run resumed at auto keeps the arithmetic it started with; one from before the choice existed, fp32
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    _run(tmp_path / "old", steps=4, stop_after=2, precision="fp32")
+    last = tmp_path / "old" / "last.pt"
+    state = load_checkpoint(last, kind="segmenter")
+    del state["provenance"]["precision"], state["format_version"]
+    from napari_nanogan.models.checkpoint import save_checkpoint
+
+    save_checkpoint(last, state)
+    _run(tmp_path / "old", steps=4)
+    assert load_checkpoint(last, kind="segmenter")["provenance"]["precision"] == "fp32"
+    monkeypatch.setenv(PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="NANOGAN_PRECISION"):
+        _run(tmp_path / "refused", steps=1)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_training_reduces_loss(tmp_path):

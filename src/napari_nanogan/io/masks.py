@@ -81,56 +81,85 @@ def grey_image_reason(mask: np.ndarray) -> str | None:
 BINARY_RGB_SHARE = 0.9
 
 
-#: A colour RGB file is a colour-coded mask when at least this share of its non-black
-#: pixels lie in colours that fill regions (the rest: soft or compressed edges); a
-#: picture's colours change from pixel to pixel.
+#: A colour RGB file is a colour-coded mask when at least this share of its particle
+#: pixels lie in colours that fill regions (the rest: anti-aliased edges); a picture's
+#: colours change from pixel to pixel.
 COLOUR_REGION_SHARE = 0.5
 
 
-def _solid_values(values: np.ndarray) -> np.ndarray:
-    """The non-zero values of ``values`` that fill a 3 x 3 block somewhere (regions, not soft edges or noise)."""
-    solid = (ndi.minimum_filter(values, 3) == values) & (ndi.maximum_filter(values, 3) == values) & (values > 0)
-    return np.unique(values[solid])
+def _colour_codes(rgb: np.ndarray) -> np.ndarray:
+    """One integer per pixel, equal where the colours are (0 for black)."""
+    if rgb.dtype == np.uint8:
+        rgb = rgb.astype(np.uint32)
+        return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    colours, codes = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    codes = codes.reshape(rgb.shape[:2]).astype(np.int64)
+    return codes if (colours[0] == 0).all() else codes + 1
+
+
+def _background_code(codes: np.ndarray) -> int:
+    """Black where the mask has black, else the colour most of its border has (a white background)."""
+    if (codes == 0).any():
+        return 0
+    border = np.concatenate([codes[0], codes[-1], codes[:, 0], codes[:, -1]])
+    values, counts = np.unique(border, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def _solid(codes: np.ndarray) -> np.ndarray:
+    """Pixels in a 3 x 3 block of one colour (regions, not anti-aliased edges or noise)."""
+    return (ndi.minimum_filter(codes, 3) == codes) & (ndi.maximum_filter(codes, 3) == codes)
 
 
 def _from_rgb(rgb: np.ndarray) -> np.ndarray:
     """A 2D mask from an RGB one.
 
-    - Binary masks (black and one grey level or colour, whatever their anti-aliased or
-      compressed edges hold): any non-zero channel is particle.
+    - Binary masks (a background and one grey level or colour, with anti-aliased edges
+      or not): any non-background pixel is particle.
     - Grey labels stored as RGB (equal channels): the grey values are the labels.
     - Colour-coded instance masks (each particle a colour, as annotation tools export them):
-      each colour is a label, and separate regions of one colour (a palette reused) are
-      separate particles, so touching particles of different colours stay apart.
+      each connected region of one colour is a particle, so touching particles of different
+      colours stay apart and a palette reused for separate particles gives separate labels.
+      Pixels of colours that fill no 3 x 3 block anywhere (anti-aliased edges) join the
+      region they touch (up to 2 px deep); the others are particles of their own (specks, thin lines).
 
+    The background is black, or, in a mask without black, the colour most of its border has.
     A grey picture comes back as its values, scattered over the picture, for
-    :func:`grey_image_reason` to refuse; a colour picture is a ``ValueError``.
+    :func:`grey_image_reason` to refuse; a colour picture (or a colour mask saved with lossy
+    compression) is a ``ValueError``.
     """
-    particle = (rgb > 0).any(-1)
     if (rgb == rgb[..., :1]).all():
         grey = rgb[..., 0]
         if ((grey == 0) | (grey == grey.max(initial=0))).mean() >= BINARY_RGB_SHARE:  # binary, maybe anti-aliased
-            return particle
+            return grey > 0
         return grey
-    rgb = rgb.astype(np.uint32)
-    values = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    solid = _solid_values(values)
-    in_regions = np.isin(values, solid)
-    share = in_regions.sum() / max(particle.sum(), 1)
+    codes = _colour_codes(rgb)
+    background = _background_code(codes)
+    particle = codes != background
+    solid = _solid(codes) & particle
+    region_colours = np.unique(codes[solid])
+    in_regions = np.isin(codes, region_colours) & particle
+    share = in_regions.sum() / max(int(particle.sum()), 1)
     if share < COLOUR_REGION_SHARE:
-        raise ValueError(f"this looks like a colour picture, not a mask: {share:.0%} of its non-black pixels lie in "
-                         "regions of one colour, where a colour-coded mask gives each particle one colour")
-    if len(solid) == 1:  # one colour fills regions: binary, whatever its edges hold
+        raise ValueError(f"this looks like a colour picture, not a mask: {share:.0%} of its particle pixels lie in "
+                         "regions of one colour, where a colour-coded mask gives each particle one colour (a mask "
+                         "saved as JPEG blurs its colours too: save masks as PNG or TIFF)")
+    if len(region_colours) <= 1:  # one colour fills regions: binary, whatever its edges hold
         return particle
-    ids = np.unique(values, return_inverse=True)[1].reshape(values.shape) + int(not (values == 0).any())
     from skimage.measure import label as regions
 
-    labels = regions(np.where(in_regions, ids, 0), connectivity=1, background=0)
-    edge = particle & (labels == 0)  # soft or compressed edges (within 2 px of a region): the nearest one's
-    if edge.any() and labels.any():
-        distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
-        edge &= distance <= 2
-        labels[edge] = labels[iy[edge], ix[edge]]
+    labels = regions(np.where(in_regions, codes, background), connectivity=1, background=background)
+    edge = particle & ~in_regions
+    for _ in range(2):  # anti-aliased pixels (up to 2 deep) join the region they touch
+        if not edge.any():
+            break
+        reach = ndi.grey_dilation(labels, size=3)
+        joined = edge & (reach > 0)
+        labels[joined] = reach[joined]
+        edge &= ~joined
+    if edge.any():  # specks and thin lines of their own
+        own = regions(np.where(edge, codes, background), connectivity=1, background=background)
+        labels[edge] = own[edge] + labels.max()
     return labels.astype(np.int64)
 
 
@@ -144,8 +173,10 @@ def mask_values(mask: np.ndarray) -> np.ndarray:
     types are refused. Integer masks keep their dtype.
     """
     mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        mask = _from_rgb(mask[..., :3])
+    if mask.ndim == 3 and mask.shape[-1] == 4:  # transparent pixels are background
+        mask = np.where(mask[..., 3:] > 0, mask[..., :3], 0)
+    if mask.ndim == 3 and mask.shape[-1] == 3:
+        mask = _from_rgb(mask)
     if mask.ndim == 3 and mask.shape[0] == 1:
         mask = mask[0]
     if mask.ndim != 2:

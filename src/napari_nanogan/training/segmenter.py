@@ -101,10 +101,11 @@ def train_segmenter(
     if not train or not any(train.values()):
         raise ValueError("no training samples")
     share = world.share(config.batch_size)
-    out_dir, last_path = run_folder(out_dir)
     if world.distributed:
         device = world.device()
     device = torch.device(device) if device is not None else default_device()
+    precision = training_precision(device, config.precision)  # (a bad $NANOGAN_PRECISION fails before any file)
+    out_dir, last_path = run_folder(out_dir)
     augment = augment or AugmentConfig(scale_range=tuple(config.scale_range), distractor_prob=config.distractor_prob,
                                        invert_prob=config.invert_prob, style_prob=config.style_prob)
     for pool in train.values():
@@ -120,6 +121,8 @@ def train_segmenter(
         if SegmenterConfig.from_dict(state["config"]) != model_config:
             raise ValueError(f"{last_path} was trained with another model configuration; use a new --out folder")
         network.load_state_dict(state["state_dict"])
+        if config.precision == "auto":  # a resumed run keeps its arithmetic (runs before the choice existed: fp32)
+            precision = state["provenance"].get("precision", "fp32")
     elif init_from is not None:
         network.load_state_dict(load_checkpoint(init_from, kind=ModelKind.SEGMENTER)["state_dict"])
     # on the device before the optimizer exists: its loaded state follows its parameters' device
@@ -134,9 +137,8 @@ def train_segmenter(
         start, best = state["training"]["step"], state["training"]["best_score"]
         history = state["training"].get("history", [])
     provenance = dict(provenance or {})
-    bf16 = training_precision(device, config.precision) == "bf16"
     provenance.update(package_version=__version__, machine=machine_description(), train_config=config.to_dict(),
-                      precision="bf16" if bf16 else "fp32")
+                      precision=precision)
     if world.distributed:
         provenance["processes"] = {"count": world.size, "backend": world.backend,
                                    "batch_per_process": config.batch_size // world.size}
@@ -158,6 +160,7 @@ def train_segmenter(
 
     clock = Clock(config.steps, start)
     fmt = working_format(device)
+    bf16 = precision == "bf16"
     for step in range(start, config.steps):
         if world.any(should_stop()):
             if world.main:
