@@ -568,6 +568,23 @@ def test_every_command_prints_its_help():
         assert sub.format_help().startswith("usage:"), name
 
 
+def test_train_on_pairs_starts_from_default_unless_told(tmp_path, monkeypatch):
+    """Without --init the recipe fine-tunes `default`, as --help says; it trained from scratch (a
+    useless model) because the unset option read as the word "none"."""
+    import napari_nanogan.training.pairs as pairs
+
+    seen = []
+
+    def fake(folders, out, *, init, **kwargs):
+        seen.append(init)
+        yield from ()
+
+    monkeypatch.setattr(pairs, "train_on_pairs", fake)
+    for extra, expected in (([], "default"), (["--init", "none"], None), (["--init", "sem-tio2"], "sem-tio2")):
+        main(["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--steps", "1", *extra])
+        assert seen[-1] == expected
+
+
 def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_path, tiny_checkpoint, capsys):
     from napari_nanogan.data.procedural import particle_labels, render_sem
     from napari_nanogan.io.pairs import Pair, export_pairs

@@ -21,7 +21,7 @@ def cmd_finetune(args) -> int:
     if not one_process_only("finetune"):
         return 2
     if len(args.images) != len(args.masks):
-        print(f"nanogan finetune: {len(args.images)} images but {len(args.masks)} masks; give them in matching order",
+        print(f"nanogan finetune: {len(args.images)} image(s) but {len(args.masks)} mask(s); give them in matching order",
               file=sys.stderr)
         return 2
     out = out_file(args.out, what="model file (e.g. my-model.pt)")  # before any training, not after

@@ -16,7 +16,7 @@ def cmd_train_pairs(args) -> int:
 
     from ..training.pairs import PAIRS_RECIPE, train_on_pairs
 
-    init = None if str(args.init).lower() == "none" else (args.init or "default")
+    init = "default" if args.init is None else (None if str(args.init).lower() == "none" else args.init)
     config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
                                  distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style,
                                  precision=args.precision)
