@@ -364,9 +364,17 @@ def test_colour_coded_instance_masks_keep_touching_particles_apart(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "picture.png")
     with pytest.raises(ImageReadError, match="picture.png: this looks like a colour picture, not a mask: [0-9]+%"):
         read_mask(tmp_path / "picture.png")
-    Image.fromarray(colour).save(tmp_path / "lossy.jpg", quality=90)  # a colour mask saved as JPEG: said why
-    with pytest.raises(ImageReadError, match="save masks as PNG or TIFF"):
+    Image.fromarray(colour).save(tmp_path / "lossy.jpg", quality=90)  # a colour-coded mask saved as JPEG: said why
+    with pytest.raises(ImageReadError, match="lossy.jpg: a JPEG mask can only be read as binary.*PNG or TIFF"):
         read_mask(tmp_path / "lossy.jpg")
+    binary = np.zeros((128, 128), np.uint8)  # a binary mask saved as JPEG: its ringing made grey levels into labels
+    for k in range(36):
+        y, x = 4 + 20 * (k // 6), 4 + 20 * (k % 6)
+        binary[y:y + 12, x:x + 12] = 255
+    for name, data in (("grey.jpg", binary), ("red.jpg", np.stack([binary, 0 * binary, 0 * binary], -1))):
+        Image.fromarray(data).save(tmp_path / name, quality=75)
+        read = read_mask(tmp_path / name)
+        assert set(np.unique(read)) == {0, 1} and instance_labels(read).max() == 36
 
 
 @requires_shared

@@ -19,10 +19,14 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a mask or label image as a 2D non-negative integer array (RGB masks: see :func:`mask_values`).
 
     The file is checked as every mask is (:func:`mask_values`); what is not a binary or
-    instance-label mask is an :class:`ImageReadError` naming the file and the reason.
+    instance-label mask is an :class:`ImageReadError` naming the file and the reason. A
+    JPEG file cannot hold labels (compression changes its values): it is read as a binary
+    mask (:func:`lossy_binary`), or refused.
     """
     path = Path(path)
     data, _ = read_array(path, what="a mask")
+    if path.suffix.lower() in LOSSY_SUFFIXES:
+        return lossy_binary(data, path)
     try:
         mask = mask_values(data)
     except ValueError as exc:
@@ -33,6 +37,43 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
             f"{path}: this looks like a grey image, not a mask: {reason}, where each particle's label covers one "
             "region. Pass the labels `nanogan segment` writes (<stem>_labels.tif), or a binary or instance-label mask")
     return mask
+
+
+#: Files whose compression changes pixel values: masks in them can only be binary.
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+#: A lossy mask is binary when it has one colour and at least this share of its pixels lie
+#: within 20 % of its grey range from black or from its brightest level (compression rings
+#: and, in colour, chroma subsampling blur the edges).
+LOSSY_BINARY_SHARE = 0.9
+
+
+def lossy_binary(data: np.ndarray, path: Path) -> np.ndarray:
+    """A mask saved with lossy compression (JPEG) as a binary mask (uint8 0/1), or an :class:`ImageReadError`.
+
+    The brightest channel of each pixel is thresholded at half the file's maximum, where
+    nearly every pixel sits near black or near that maximum and the bright pixels share one
+    colour (a binary mask); anything else (labels, a colour-coded mask, a picture) cannot
+    be read from a lossy file.
+    """
+    data = np.asarray(data)
+    colour = data.ndim == 3 and data.shape[-1] in (3, 4)
+    grey = data[..., :3].max(-1) if colour else data
+    if grey.ndim != 2 or grey.size == 0:
+        raise ImageReadError(f"{path}: a mask must be 2D (binary or instance labels), got shape {data.shape}")
+    grey = grey.astype(np.float32)
+    top = float(grey.max())
+    near = ((grey <= 0.2 * top) | (grey >= 0.8 * top)).mean() if top > 0 else 1.0
+    if colour and top > 0:  # particles of several colours: a colour-coded mask, whose colours blur into each other
+        bright = grey >= 0.8 * top
+        hues = np.unique(data[..., :3][bright] // 64, axis=0, return_counts=True)[1] if bright.any() else []
+        if (np.asarray(hues) >= 0.02 * bright.sum()).sum() > 1:
+            near = 0.0
+    if near < LOSSY_BINARY_SHARE:
+        raise ImageReadError(
+            f"{path}: a JPEG mask can only be read as binary, and {1 - near:.0%} of its pixels are neither near black "
+            "nor near its brightest level (labels, colours or a picture): save masks as PNG or TIFF, which keep "
+            "their values")
+    return (grey > 0.5 * top).astype(np.uint8)
 
 
 #: :func:`grey_image_reason` judges masks of at least this many labels ...
