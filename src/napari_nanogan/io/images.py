@@ -177,7 +177,8 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     if image.ndim != 2:
         raise ImageReadError(
             f"expected a 2D grey or RGB image, got an array of shape {image.shape} "
-            "(stacks and volumes: segment one plane at a time)"
+            "(a stack or volume: save each plane as an image of its own, e.g. with Fiji's Image > Stacks > "
+            "Stack to Images, and segment those)"
         )
     if image.size == 0:
         raise ImageReadError("the image is empty (0 pixels)")
