@@ -29,13 +29,15 @@ LOG_INTERVAL = 30.0
 
 
 def progress_bar(total: int, desc: str):
-    """A tqdm bar on stderr: live on a terminal; into a log, first drawn after :data:`LOG_INTERVAL` s
-    (work done sooner leaves only its result line) and redrawn every :data:`LOG_INTERVAL` s."""
+    """A tqdm bar on stderr: live on a terminal (erased when done); into a log, first drawn after
+    :data:`LOG_INTERVAL` s (work done sooner leaves only its result line), redrawn every
+    :data:`LOG_INTERVAL` s, and left in its final state with a line end, so that what is
+    printed next starts a line of its own."""
     from tqdm import tqdm
 
     live = sys.stderr.isatty()
     interval = {} if live else {"mininterval": LOG_INTERVAL, "maxinterval": LOG_INTERVAL, "delay": LOG_INTERVAL}
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=live, **interval)
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=not live, dynamic_ncols=live, **interval)
 
 
 def command_line() -> str:
