@@ -64,9 +64,9 @@ def lossy_binary(data: np.ndarray, path: Path) -> np.ndarray:
     top = float(grey.max())
     near = ((grey <= 0.2 * top) | (grey >= 0.8 * top)).mean() if top > 0 else 1.0
     if colour and top > 0:  # particles of several colours: a colour-coded mask, whose colours blur into each other
-        bright = grey >= 0.8 * top
-        hues = np.unique(data[..., :3][bright] // 64, axis=0, return_counts=True)[1] if bright.any() else []
-        if (np.asarray(hues) >= 0.02 * bright.sum()).sum() > 1:
+        bright = grey >= 0.8 * top  # (holds the brightest pixel, so never empty)
+        counts = np.unique(data[..., :3][bright] // 64, axis=0, return_counts=True)[1]
+        if (counts >= 0.02 * bright.sum()).sum() > 1:
             near = 0.0
     if near < LOSSY_BINARY_SHARE:
         raise ImageReadError(
@@ -207,10 +207,10 @@ def _from_rgb(rgb: np.ndarray) -> np.ndarray:
 def mask_values(mask: np.ndarray) -> np.ndarray:
     """A binary or instance-label mask as a 2D array of non-negative integers, or a ``ValueError`` saying why not.
 
-    RGB(A) masks: binary ones count any non-zero channel as particle; grey labels stored as
-    RGB keep their values; colour-coded instance masks give each colour region a label
-    (:func:`_from_rgb`); :func:`read_mask` tells a picture from labels. Booleans and whole-number floats
-    are accepted; negative labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric
+    RGB(A) masks (transparent pixels are background): binary ones count any pixel off the
+    background as particle; grey labels stored as RGB keep their values; colour-coded
+    instance masks give each colour region a label (:func:`_from_rgb`); :func:`read_mask`
+    tells a picture from labels. Booleans and whole-number floats are accepted; negative labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric
     types are refused. Integer masks keep their dtype.
     """
     mask = np.asarray(mask)
