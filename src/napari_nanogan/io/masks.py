@@ -210,8 +210,9 @@ def mask_values(mask: np.ndarray) -> np.ndarray:
     RGB(A) masks (transparent pixels are background): binary ones count any pixel off the
     background as particle; grey labels stored as RGB keep their values; colour-coded
     instance masks give each colour region a label (:func:`_from_rgb`); :func:`read_mask`
-    tells a picture from labels. Booleans and whole-number floats are accepted; negative labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric
-    types are refused. Integer masks keep their dtype.
+    tells a picture from labels. Booleans and whole-number floats are accepted; negative
+    labels, fractions, NaN, labels beyond 2**31 - 1 and non-numeric types are refused.
+    Integer masks keep their dtype.
     """
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] == 4:  # transparent pixels are background
