@@ -150,10 +150,12 @@ def test_an_estimate_resizes_blocks_as_segment_resizes_the_whole_image(threshold
     said = {}
     for image, estimate, factor in ((small, 7.0, 2.0), (field, 8.0, 1.0), (field, 20.0, 1.0), (field, 60.0, 24 / 60)):
         sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(estimate))
-        plan = plan_blockwise(image, sized, diameter="auto", block=256)
+        plan = plan_blockwise(image, sized, diameter="auto", block=256, scale_check=False)
         assert plan.diameter_estimated and plan.factor == pytest.approx(factor)
-        whole = segment(image, sized, diameter="auto", info_bar=None)
+        whole = segment(image, sized, diameter="auto", info_bar=None, scale_check=False)
         assert whole.scale == pytest.approx(factor)
+        checked = plan_blockwise(image, sized, diameter="auto", block=256)  # its centre crop is the whole image
+        assert checked.factor == pytest.approx(segment(image, sized, diameter="auto", info_bar=None).scale)
         assert whole.enlargement_rejected == (estimate == 8.0)
         said[estimate] = whole.describe()
         if estimate == 7.0:  # a zarr job's summary says so too

@@ -52,7 +52,8 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
     try:
         steps = segment_zarr_steps(plane, segmenter, labels_target(args.out, path.stem), pixel_size_nm=meta["pixel_size_nm"],
                                    overwrite=args.overwrite, diameter=diameter, block=args.block, margin=args.margin,
-                                   tile=args.tile, small_pass=not args.no_small_pass)
+                                   tile=args.tile, small_pass=not args.no_small_pass,
+                                   scale_check=not args.no_scale_check)
         result = drive(steps, progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
     finally:
         bar.close()
@@ -98,6 +99,7 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
             outcomes = segment_files(client, files, args.out, model=args.model, diameter=diameter,
                                      diameter_nm=args.diameter_nm, pixel_size_nm=args.pixel_size, tile=args.tile,
                                      overwrite=args.overwrite, small_pass=not args.no_small_pass,
+                                     scale_check=not args.no_scale_check,
                                      overlay=args.overlay,
                                      torch_threads=threads, report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
             bar.close()
@@ -114,7 +116,8 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
                                           progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)),
                                           diameter=_zarr_diameter(path, meta, diameter, args.diameter_nm),
                                           block=args.block, margin=args.margin, tile=args.tile,
-                                          small_pass=not args.no_small_pass)
+                                          small_pass=not args.no_small_pass,
+                                          scale_check=not args.no_scale_check)
                 finally:
                     bar.close()
                 _say(_zarr_line(path, result, args.model, meta))

@@ -67,7 +67,7 @@ def cmd_segment(args) -> int:
             try:
                 _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
                                        pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
-                                       small_pass=not args.no_small_pass,
+                                       small_pass=not args.no_small_pass, scale_check=not args.no_scale_check,
                                        progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             finally:
                 bar.close()  # before any line, which would else share the bar's
@@ -319,6 +319,10 @@ def add_commands(sub) -> None:
     p.add_argument("--no-small-pass", action="store_true",
                    help="no second, finer pass over images made at least twice smaller for their large particles "
                         "(it adds the small particles beside them, e.g. satellites on spheres; faster without)")
+    p.add_argument("--no-scale-check", action="store_true",
+                   help="keep the scale of the diameter estimate: by default an image made smaller for its estimate "
+                        "is also segmented at neighbouring scales, and the one whose particles the network is surer "
+                        "of is kept (estimates can be off on kinds of image the size model never saw)")
     p.add_argument("--overwrite", action="store_true",
                    help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
                         "(default: a rerun skips them and finishes the rest)")

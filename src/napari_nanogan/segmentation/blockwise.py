@@ -51,6 +51,9 @@ ESTIMATE_SAMPLE = 4096
 #: Side (px) of the centre crop on which an enlargement for an estimate is checked
 #: (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), as ``segment`` checks the whole image.
 ENLARGE_TRIAL = 1024
+#: Side (px) of the centre crop on which the scale of an image shrunk for an estimate is checked
+#: (``segment_steps``' ``scale_check``).
+SCALE_TRIAL = 2048
 SIDES = ("top", "bottom", "left", "right")
 
 
@@ -113,6 +116,9 @@ class BlockwisePlan:
         ``small_pass``): its resize factor, statistics and post-processing; None without one.
         Each block adds the small particles of its own finer pass, judged against the
         block's own particles.
+    estimate_scale : float or None
+        Where the scale check on a centre crop (``segment_steps``' ``scale_check``) kept
+        another factor than the estimate's: the estimate's (``factor`` is the one kept).
     """
 
     shape: tuple[int, int]
@@ -130,6 +136,7 @@ class BlockwisePlan:
     overlap: int | None = None
     info_bar: InfoBar | None = None
     fine_factor: float | None = None
+    estimate_scale: float | None = None
     fine_statistics: Statistics | None = None
     fine_postprocess: PostprocessConfig | None = None
 
@@ -200,6 +207,7 @@ def plan_blockwise(
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
     small_pass: bool = True,
+    scale_check: bool = True,
 ) -> BlockwisePlan:
     """Decide, once for the whole image, what every block uses.
 
@@ -252,6 +260,16 @@ def plan_blockwise(
         choices = [(named[id(n)], n, accept) for n, accept in segmenter.candidates(polarity_sample, slice(None), factor)]
     key, network, statistics = _choose(choices, array, polarity_sample if len(choices) > 1 else None, rows,
                                        (lo, hi), factor, tile)
+    estimate_scale = None
+    if estimated and scale_check and factor < 1.0:  # as segment() does, on a centre crop, with the network chosen
+        from .pipeline import surest_scale
+
+        trial = np.asarray(_centre_crop(sample, slice(None), SCALE_TRIAL))
+        checked = surest_scale(trial, network, factor, tile=tile, overlap=overlap, postprocess=postprocess)
+        if checked != factor:
+            estimate_scale, factor = factor, checked
+            statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
+                                                                           network.config.multiple, factor))
     base = postprocess or network.postprocess
     config = scale_postprocess(base, 1.0 / factor) if factor != 1.0 else base
     fine = small_pass_factor(factor) if small_pass else None
@@ -271,7 +289,7 @@ def plan_blockwise(
                          diameter_estimated=estimated and diameter is not None, postprocess=config, block=int(block),
                          margin=margin, tile=int(tile), overlap=overlap, info_bar=info_bar,
                          fine_factor=None if fine is None else float(fine), fine_statistics=fine_statistics,
-                         fine_postprocess=fine_config)
+                         fine_postprocess=fine_config, estimate_scale=estimate_scale)
 
 
 def _choose(choices, array, sample, rows, intensity, factor, tile):

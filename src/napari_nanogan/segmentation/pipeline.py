@@ -67,6 +67,9 @@ class SegmentationResult:
     small_added : int
         Particles added by the finer pass over a shrunk image (``segment_steps``'
         ``small_pass``), numbered after the others.
+    estimate_scale : float or None
+        Where the scale check (``segment_steps``' ``scale_check``) kept another scale than
+        the estimate's: the estimate's (``scale`` is the one kept); else None.
     """
 
     labels: np.ndarray
@@ -82,6 +85,7 @@ class SegmentationResult:
     enlargement_rejected: bool = False
     flat: bool = False
     small_added: int = 0
+    estimate_scale: float | None = None
 
     @property
     def count(self) -> int:
@@ -105,6 +109,9 @@ class SegmentationResult:
                 parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
             elif self.scale < 1.0:
                 parts.append(f"image made {1 / self.scale:.2g} times smaller")
+            if self.estimate_scale is not None:
+                parts.append(f"a scale the network is surer of than the estimate's ({1 / self.estimate_scale:.2g} "
+                             "times smaller)")
             elif self.enlargement_rejected:
                 parts.append("the particles found when enlarging the image were not that small: "
                              "segmented at its own scale")
@@ -132,6 +139,7 @@ def segment_steps(
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
     small_pass: bool = True,
+    scale_check: bool = True,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment a 2D EM image into particles, as a generator.
 
@@ -178,6 +186,12 @@ def segment_steps(
         the first pass's median diameter, with the contrast of its particles
         (:mod:`~napari_nanogan.segmentation.smallpass`): satellites beside large spheres, fine
         particles between coarse ones. Default True.
+    scale_check : bool
+        Where an *estimated* diameter made the image smaller, segment it also at neighbouring
+        scales (``config.SCALE_STEP`` apart, never larger than its own) and keep the scale
+        whose particles have the highest mean confidence, if it beats the estimate's by
+        ``config.SCALE_MARGIN`` (at most ``config.SCALE_MOVES`` steps from it): size
+        estimates fail on kinds of image the size model never saw. Default True.
 
     Returns
     -------
@@ -219,6 +233,12 @@ def segment_steps(
         factor = 1.0  # the particles found are not small: the estimate was wrong; the image's own scale suits them
         labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,
                                                                          tile, overlap, postprocess)
+    estimate_scale = None
+    if estimated and scale_check and factor < 1.0 and int(labels.max()):
+        found, checked = yield from _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess,
+                                                  (labels, confidence, fg, interior))
+        if checked != factor:
+            (labels, confidence, fg, interior), estimate_scale, factor = found, factor, checked
     fine = small_pass_factor(factor) if small_pass else None
     first = int(labels.max())
     if fine is not None and first:  # (without a particle found, there is nothing to judge the small ones by)
@@ -232,7 +252,57 @@ def segment_steps(
                               diameter_px=None if diameter is None else float(diameter),
                               diameter_estimated=estimated and diameter is not None, model=network.name,
                               confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW,
-                              scale=factor, enlargement_rejected=rejected, small_added=int(labels.max()) - first)
+                              scale=factor, enlargement_rejected=rejected, small_added=int(labels.max()) - first,
+                              estimate_scale=estimate_scale)
+
+
+def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE, overlap: int | None = None,
+                 postprocess: PostprocessConfig | None = None) -> float:
+    """The scale check of ``segment_steps`` (``scale_check``) on a grey specimen without info bar: the factor
+    near ``factor`` whose particles ``network`` is surest of (``factor`` where it finds none)."""
+    found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
+    if not int(found[0].max()):
+        return factor
+    return drive(_surest_scale(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[1]
+
+
+def _mean_confidence(found) -> float:
+    confidence = found[1]
+    return float(np.mean(confidence)) if confidence.size else -1.0
+
+
+def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, found):
+    """((labels, confidence, foreground, interior), factor) at the scale near ``factor`` (at most 1) whose
+    particles ``network`` is surest of: ``segment_steps``' ``scale_check``.
+
+    A neighbouring scale is taken where its mean confidence beats the current one's by
+    ``config.SCALE_MARGIN``; a larger one (the image less shrunk) also where it is within
+    ``config.SCALE_TOLERANCE`` below it: an image shrunk too far merges neighbours into
+    particles the network is just as sure of.
+    """
+    results = {factor: found}
+    current, directions = factor, (1, -1)
+    for _ in range(_config.SCALE_MOVES):
+        options = {}
+        for direction in directions:
+            option = float(np.clip(current * _config.SCALE_STEP**direction, _config.MIN_RESIZE, 1.0))
+            if abs(np.log(option / current)) < 1e-3:  # (clipped back onto the current scale)
+                continue
+            if option not in results:
+                yield Progress(0, 1, f"checking the scale: image made {1 / option:.2g} times smaller")
+                results[option] = (yield from _labels_at(grey, network, rows, bar, option, tile, overlap,
+                                                         postprocess))[:4]
+            options[direction] = option
+        if not options:
+            break
+        sure = _mean_confidence(results[current])
+        direction = max(options, key=lambda d: _mean_confidence(results[options[d]]))
+        if _mean_confidence(results[options[direction]]) <= sure + _config.SCALE_MARGIN:
+            direction = 1  # none clearly surer: a larger scale as sure as this one, or stay
+            if 1 not in options or _mean_confidence(results[options[1]]) < sure - _config.SCALE_TOLERANCE:
+                break
+        current, directions = options[direction], (direction,)
+    return results[current], current
 
 
 def _labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
@@ -270,6 +340,7 @@ def segment(
     overlap: int | None = None,
     postprocess: PostprocessConfig | None = None,
     small_pass: bool = True,
+    scale_check: bool = True,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SegmentationResult:
@@ -279,7 +350,7 @@ def segment(
     is polled at the same points and raises :class:`InterruptedError` when it returns True.
     """
     steps = segment_steps(image, segmenter, diameter=diameter, info_bar=info_bar, tile=tile, overlap=overlap,
-                          postprocess=postprocess, small_pass=small_pass)
+                          postprocess=postprocess, small_pass=small_pass, scale_check=scale_check)
     try:
         return drive(steps, progress=progress, should_stop=should_stop)
     except InterruptedError:

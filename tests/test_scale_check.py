@@ -1,0 +1,125 @@
+"""The scale check: an image shrunk for an estimated diameter keeps the scale whose particles the network is surest of."""
+
+import numpy as np
+import pytest
+from skimage.transform import resize
+
+from napari_nanogan import config
+from napari_nanogan.segmentation import pipeline
+
+
+def _fake_labels_at(best: float, asked: list, peak: float = 0.9):
+    """A stand-in for the network at each factor: one particle whose confidence peaks at factor ``best``."""
+    def labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
+        asked.append(round(factor, 4))
+        yield pipeline.Progress(0, 1, "segmenting")
+        labels = np.zeros(grey.shape, np.uint32)
+        labels[10:20, 10:20] = 1
+        confidence = np.array([peak - 0.2 * abs(np.log2(factor / best))], np.float32)
+        nothing = np.zeros(grey.shape, np.uint8)
+        return labels, confidence, nothing, nothing.copy(), segmenter
+    return labels_at
+
+
+@pytest.mark.parametrize("start, best, kept", [
+    (1 / 8, 1 / 2, 1 / 8 * 2),          # two steps of sqrt(2) up, no more (SCALE_MOVES)
+    (1 / 4, 1 / 2 ** 1.5, 1 / 2 ** 1.5),  # one step up
+    (1 / 2, 1 / 2, 1 / 2),              # the estimate's scale is the surest: kept
+    (1 / 2 ** 0.5, 1.0, 1.0),           # never larger than the image's own
+    (1 / 4, 1 / 16, 1 / 8),             # down, never under MIN_RESIZE
+])
+def test_the_scale_moves_toward_the_surest_one_within_bounds(monkeypatch, start, best, kept):
+    asked = []
+    monkeypatch.setattr(pipeline, "_labels_at", _fake_labels_at(best, asked))
+    assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", start) == pytest.approx(kept, rel=1e-3)
+    assert max(asked) <= 1.0 and min(asked) >= config.MIN_RESIZE - 1e-9
+    assert len(asked) == len(set(asked))  # no scale segmented twice
+
+
+def test_a_gain_under_the_margin_keeps_the_estimate(monkeypatch):
+    asked = []
+    monkeypatch.setattr(pipeline, "_labels_at", _fake_labels_at(0.25, asked))
+    # the neighbour at 0.25 * sqrt(2) is surer, by 0.2 * 0.5 = 0.1: it is taken ...
+    assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 0.25 * 2**0.5) == pytest.approx(0.25, rel=1e-3)
+    monkeypatch.setattr(config, "SCALE_MARGIN", 0.2)  # ... unless the margin asks for more
+    assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 0.25 * 2**0.5) == pytest.approx(0.25 * 2**0.5)
+
+
+def test_on_a_plateau_of_confidence_the_image_is_shrunk_less(monkeypatch):
+    """Shrunk too far, neighbours merge into particles the network is just as sure of: the larger scale wins ties."""
+    asked = []
+
+    def plateau(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
+        asked.append(round(factor, 4))
+        yield pipeline.Progress(0, 1, "segmenting")
+        labels = np.zeros(grey.shape, np.uint32)
+        labels[10:20, 10:20] = 1
+        confidence = np.array([0.95 - 0.005 * (factor > 0.2) if factor <= 0.5 else 0.7], np.float32)
+        nothing = np.zeros(grey.shape, np.uint8)
+        return labels, confidence, nothing, nothing.copy(), segmenter
+    monkeypatch.setattr(pipeline, "_labels_at", plateau)
+    assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 1 / 8) == pytest.approx(1 / 4)
+    asked.clear()
+    assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 0.5) == pytest.approx(0.5)  # 0.7 is no tie
+    assert sorted(asked) == [pytest.approx(0.3536, abs=1e-3), 0.5, pytest.approx(0.7071, abs=1e-3)]
+
+
+@pytest.fixture(scope="module")
+def large_particles():
+    """A procedural SEM field of particles about 72 px across (the package's renderer, enlarged 3 times)."""
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+
+    labels = particle_labels((220, 300), n_particles=60, mean_diameter=24.0, seed=5)
+    image = render_sem(labels, seed=6)
+    big = resize(image.astype(np.float32), (660, 900), order=1, preserve_range=True).astype(np.uint8)
+    truth = resize(labels, (660, 900), order=0, preserve_range=True, anti_aliasing=False).astype(np.uint32)
+    return big, truth
+
+
+def test_an_estimate_three_times_too_large_is_corrected(monkeypatch, large_particles):
+    """The size model misjudges kinds of image it never saw: the scale check finds a better scale, and F1 follows."""
+    from napari_nanogan.metrics.segmentation import instance_scores
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    image, truth = large_particles
+    monkeypatch.setattr(pipeline, "estimate_diameter", lambda *a, **k: 216.0)  # the truth: about 72 px
+    model = load_segmenter("default")
+    kept = segment(image, model, diameter="auto", info_bar=None, small_pass=False, scale_check=False)
+    checked = segment(image, model, diameter="auto", info_bar=None, small_pass=False)
+    assert kept.scale == pytest.approx(1 / 8) and kept.estimate_scale is None
+    assert checked.estimate_scale == pytest.approx(1 / 8) and checked.scale > 1 / 8
+    assert "surer" in checked.describe()
+    f1 = {}
+    for name, result in (("kept", kept), ("checked", checked)):
+        s = instance_scores(truth, result.labels)
+        f1[name] = 2 * s["tp"] / (2 * s["tp"] + s["fp"] + s["fn"])
+    assert f1["checked"] > f1["kept"] + 0.1, f1
+
+
+def test_a_given_diameter_is_not_second_guessed(monkeypatch, large_particles):
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    image, _ = large_particles
+    asked = []
+    real = pipeline._labels_at
+
+    def counting(grey, segmenter, rows, bar, factor, *rest):
+        asked.append(factor)
+        return (yield from real(grey, segmenter, rows, bar, factor, *rest))
+    monkeypatch.setattr(pipeline, "_labels_at", counting)
+    result = segment(image[:256, :256], load_segmenter("default"), diameter=150.0, info_bar=None, small_pass=False)
+    assert asked == [pytest.approx(24 / 150)] and result.estimate_scale is None
+
+
+def test_block_by_block_the_plan_checks_the_scale_on_a_centre_crop(monkeypatch, large_particles):
+    """A large image segmented block by block uses the scale the check chose on its centre, for every block."""
+    from napari_nanogan.segmentation import blockwise, load_segmenter
+
+    image, _ = large_particles
+    monkeypatch.setattr(blockwise, "estimate_diameter", lambda *a, **k: 216.0)
+    model = load_segmenter("default")
+    plain = blockwise.plan_blockwise(image, model, diameter="auto", scale_check=False)
+    checked = blockwise.plan_blockwise(image, model, diameter="auto")
+    assert plain.factor == pytest.approx(1 / 8) and plain.estimate_scale is None
+    assert checked.estimate_scale == pytest.approx(1 / 8) and checked.factor > 1 / 8
+    assert checked.postprocess.min_area < plain.postprocess.min_area  # the post-processing follows the scale
