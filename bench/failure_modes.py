@@ -13,7 +13,7 @@ segmented as ``nanogan segment`` does (diameter estimated unless typed, info bar
 - ``grainy_matrix``: particles on a grainy, polycrystalline-looking substrate;
 - ``satellites``: spheres of about 110 px with satellites of 10-28 px on and between them (a
   metal powder's look): the estimate follows the spheres and makes the image about 6 times
-  smaller, where the satellites are 2-5 px; ``--no-small-pass`` shows it without the finer
+  smaller (the scale check keeps 4 times), where the satellites are 2-5 px; ``--no-small-pass`` shows it without the finer
   pass that finds them (``segment(..., small_pass=False)``).
 
 Per panel: annotated and segmented particles, precision / recall / F1 at IoU 0.5 (every

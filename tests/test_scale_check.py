@@ -123,3 +123,9 @@ def test_block_by_block_the_plan_checks_the_scale_on_a_centre_crop(monkeypatch, 
     assert plain.factor == pytest.approx(1 / 8) and plain.estimate_scale is None
     assert checked.estimate_scale == pytest.approx(1 / 8) and checked.factor > 1 / 8
     assert checked.postprocess.min_area < plain.postprocess.min_area  # the post-processing follows the scale
+    from pathlib import Path
+
+    from napari_nanogan.segmentation.zarrjob import ZarrResult
+
+    assert "surer" in ZarrResult(path=Path("x"), count=1, plan=checked).describe()
+    assert "surer" not in ZarrResult(path=Path("x"), count=1, plan=plain).describe()

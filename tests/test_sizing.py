@@ -161,7 +161,7 @@ def test_auto_diameter_resizes_only_for_clearly_large_particles(tiny_segmenter, 
     image, _ = sem_like
     sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
     network_input_shapes.clear()
-    result = segment(image, sized, diameter="auto", small_pass=False)
+    result = segment(image, sized, diameter="auto", small_pass=False, scale_check=False)  # (tests/test_scale_check.py)
     assert result.diameter_px == pytest.approx(estimate, rel=1e-5)
     assert result.labels.shape == image.shape
     last = network_input_shapes[-1]  # the segmentation pass (the size features ran first)
@@ -181,10 +181,10 @@ def test_images_made_at_least_twice_smaller_get_a_finer_pass(tiny_segmenter, sem
     image, _ = sem_like
     sized = dataclasses.replace(tiny_segmenter, size_model=constant_size_model(estimate))
     network_input_shapes.clear()
-    segment(image, sized, diameter="auto", small_pass=False)
+    segment(image, sized, diameter="auto", small_pass=False, scale_check=False)
     without = list(network_input_shapes)
     network_input_shapes.clear()
-    result = segment(image, sized, diameter="auto")
+    result = segment(image, sized, diameter="auto", scale_check=False)
     specimen_rows = result.info_bar.start if result.info_bar is not None else image.shape[0]
     if finer is None:
         assert network_input_shapes == without and result.small_added == 0

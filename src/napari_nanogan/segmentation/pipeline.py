@@ -109,9 +109,6 @@ class SegmentationResult:
                 parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
             elif self.scale < 1.0:
                 parts.append(f"image made {1 / self.scale:.2g} times smaller")
-            if self.estimate_scale is not None:
-                parts.append(f"a scale the network is surer of than the estimate's ({1 / self.estimate_scale:.2g} "
-                             "times smaller)")
             elif self.enlargement_rejected:
                 parts.append("the particles found when enlarging the image were not that small: "
                              "segmented at its own scale")
@@ -120,6 +117,9 @@ class SegmentationResult:
                   < self.enlarge_below_px):
                 parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
+            if self.estimate_scale is not None:
+                parts.append(f"not {1 / self.estimate_scale:.2g} times as estimated: the network is surer of the "
+                             "particles at this scale")
         if self.small_added:
             parts.append(f"{plural(self.small_added, 'small particle')} of these from a finer pass")
         if self.info_bar is not None:
@@ -188,10 +188,12 @@ def segment_steps(
         particles between coarse ones. Default True.
     scale_check : bool
         Where an *estimated* diameter made the image smaller, segment it also at neighbouring
-        scales (``config.SCALE_STEP`` apart, never larger than its own) and keep the scale
-        whose particles have the highest mean confidence, if it beats the estimate's by
-        ``config.SCALE_MARGIN`` (at most ``config.SCALE_MOVES`` steps from it): size
-        estimates fail on kinds of image the size model never saw. Default True.
+        scales (``config.SCALE_STEP`` apart, never larger than its own, at most
+        ``config.SCALE_MOVES`` steps) and keep the one whose particles the network is surer
+        of: a mean confidence ``config.SCALE_MARGIN`` higher, or for the larger scale at most
+        ``config.SCALE_TOLERANCE`` lower (an image shrunk too far merges neighbours into
+        particles the network is just as sure of). Size estimates fail on kinds of image the
+        size model never saw. Default True.
 
     Returns
     -------

@@ -63,6 +63,9 @@ class ZarrResult:
                 parts.append(f"image enlarged {self.plan.factor:.2g} times for its small particles")
             elif self.plan.factor < 1.0:
                 parts.append(f"image made {1 / self.plan.factor:.2g} times smaller")
+            if self.plan.estimate_scale is not None:
+                parts.append(f"not {1 / self.plan.estimate_scale:.2g} times as estimated: the network is surer of "
+                             "the particles at this scale")
         if self.plan.fine_factor is not None:
             parts.append("a finer pass for small particles beside large ones")
         rows, cols = self.plan.grid
