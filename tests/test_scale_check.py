@@ -8,13 +8,16 @@ from napari_nanogan import config
 from napari_nanogan.segmentation import pipeline
 
 
-def _fake_labels_at(best: float, asked: list, peak: float = 0.9):
-    """A stand-in for the network at each factor: one particle whose confidence peaks at factor ``best``."""
+def _fake_labels_at(best: float, asked: list, peak: float = 0.9, empty_at: float | None = None):
+    """A stand-in for the network at each factor: one particle whose confidence peaks at factor ``best``
+    (none at all at ``empty_at``)."""
     def labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
         asked.append(round(factor, 4))
         yield pipeline.Progress(0, 1, "segmenting")
         labels = np.zeros(grey.shape, np.uint32)
-        labels[10:20, 10:20] = 1
+        if empty_at is not None and abs(factor - empty_at) < 1e-3:
+            return labels, np.zeros(0, np.float32), labels.astype(np.uint8), labels.astype(np.uint8), segmenter
+        labels[2:6, 2:6] = 1
         confidence = np.array([peak - 0.2 * abs(np.log2(factor / best))], np.float32)
         nothing = np.zeros(grey.shape, np.uint8)
         return labels, confidence, nothing, nothing.copy(), segmenter
@@ -27,6 +30,8 @@ def _fake_labels_at(best: float, asked: list, peak: float = 0.9):
     (1 / 2, 1 / 2, 1 / 2),              # the estimate's scale is the surest: kept
     (1 / 2 ** 0.5, 1.0, 1.0),           # never larger than the image's own
     (1 / 4, 1 / 16, 1 / 8),             # down, never under MIN_RESIZE
+    (0.15, 1 / 16, 1 / 8),              # down one step, clipped at MIN_RESIZE, and no further
+    (0.69, 1.0, 1.0),                   # 0.69 * sqrt(2) = 0.976 is the image's own scale, not a resampling
 ])
 def test_the_scale_moves_toward_the_surest_one_within_bounds(monkeypatch, start, best, kept):
     asked = []
@@ -34,6 +39,33 @@ def test_the_scale_moves_toward_the_surest_one_within_bounds(monkeypatch, start,
     assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", start) == pytest.approx(kept, rel=1e-3)
     assert max(asked) <= 1.0 and min(asked) >= config.MIN_RESIZE - 1e-9
     assert len(asked) == len(set(asked))  # no scale segmented twice
+
+
+def test_a_scale_without_particles_is_never_kept(monkeypatch):
+    asked = []
+    monkeypatch.setattr(pipeline, "_labels_at", _fake_labels_at(1 / 2, asked, empty_at=0.25 * 2**0.5))
+    assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 0.25) == pytest.approx(0.25)
+
+
+def test_scales_at_which_the_image_is_too_small_to_segment_are_not_tried(monkeypatch):
+    """A small crop of large particles: one more step down would leave the network 6 x 8 px."""
+    asked = []
+    monkeypatch.setattr(pipeline, "_labels_at", _fake_labels_at(1 / 16, asked))
+    assert pipeline.surest_scale(np.zeros((48, 64), np.uint8), "net", 0.176) == pytest.approx(0.176)
+    assert min(asked) == pytest.approx(0.176)
+
+
+def test_the_status_line_says_which_scale_was_kept_and_why():
+    from napari_nanogan.segmentation import SegmentationResult
+
+    nothing = np.zeros((8, 8), np.uint32)
+    line = SegmentationResult(labels=nothing, foreground=nothing, interior=nothing, info_bar=None, diameter_px=34.0,
+                              diameter_estimated=True, scale=1.0, estimate_scale=24 / 34).describe()
+    assert "image segmented at its own scale, not 1.4 times smaller as estimated" in line
+    line = SegmentationResult(labels=nothing, foreground=nothing, interior=nothing, info_bar=None, diameter_px=137.0,
+                              diameter_estimated=True, scale=0.25, estimate_scale=24 / 137).describe()
+    assert "image made 4 times smaller, not 5.7 times smaller as estimated" in line
+    assert line.count("times smaller") == 2
 
 
 def test_a_gain_under_the_margin_keeps_the_estimate(monkeypatch):
@@ -96,6 +128,24 @@ def test_an_estimate_three_times_too_large_is_corrected(monkeypatch, large_parti
     assert f1["checked"] > f1["kept"] + 0.1, f1
 
 
+def test_the_finer_pass_follows_the_scale_kept(monkeypatch, large_particles):
+    from napari_nanogan.segmentation import load_segmenter, segment
+    from napari_nanogan.segmentation.smallpass import small_pass_factor
+
+    image, _ = large_particles
+    monkeypatch.setattr(pipeline, "estimate_diameter", lambda *a, **k: 216.0)
+    asked = []
+    real = pipeline._labels_at
+
+    def counting(grey, segmenter, rows, bar, factor, *rest):
+        asked.append(factor)
+        return (yield from real(grey, segmenter, rows, bar, factor, *rest))
+    monkeypatch.setattr(pipeline, "_labels_at", counting)
+    result = segment(image, load_segmenter("default"), diameter="auto", info_bar=None)
+    assert result.estimate_scale == pytest.approx(1 / 8) and result.scale > 1 / 8
+    assert asked[-1] == pytest.approx(small_pass_factor(result.scale))
+
+
 def test_a_given_diameter_is_not_second_guessed(monkeypatch, large_particles):
     from napari_nanogan.segmentation import load_segmenter, segment
 
@@ -123,6 +173,12 @@ def test_block_by_block_the_plan_checks_the_scale_on_a_centre_crop(monkeypatch, 
     assert plain.factor == pytest.approx(1 / 8) and plain.estimate_scale is None
     assert checked.estimate_scale == pytest.approx(1 / 8) and checked.factor > 1 / 8
     assert checked.postprocess.min_area < plain.postprocess.min_area  # the post-processing follows the scale
+    from napari_nanogan.segmentation.smallpass import small_pass_factor
+
+    assert checked.fine_factor == pytest.approx(small_pass_factor(checked.factor))  # and the finer pass
+    assert not np.allclose(checked.statistics[0][0], plain.statistics[0][0])  # statistics of the image at that scale
+    assert checked.margin < plain.margin  # the particles are smaller than estimated: a margin of 3 of them
+    assert checked.fingerprint() != plain.fingerprint()
     from pathlib import Path
 
     from napari_nanogan.segmentation.zarrjob import ZarrResult

@@ -48,13 +48,14 @@ MAX_ENLARGED_PIXELS = 64_000_000
 AUTO_MIN_RATIO = 1.25
 #: An image shrunk for an *estimated* diameter is also segmented at ``SCALE_STEP`` times
 #: that scale and ``1 / SCALE_STEP`` of it (never larger than its own). A scale whose
-#: particles have a mean confidence ``SCALE_MARGIN`` above the estimate's is taken, and so
-#: is the larger one where its mean confidence is at most ``SCALE_TOLERANCE`` below (an
+#: particles have a mean confidence ``SCALE_MARGIN`` above the current one's is taken, and
+#: so is the larger one where its mean confidence is at most ``SCALE_TOLERANCE`` below (an
 #: image shrunk too far merges neighbours into particles the network is just as sure of);
 #: the search goes on in that direction for at most ``SCALE_MOVES`` steps. Size estimates
-#: fail on kinds of image the size model never saw (1.4-4 times off); the network's own
-#: confidence says which scale suits it. Chosen on the val images at scales 2 and 1.4 times
-#: off their annotated diameter (the docs' benchmarks page has the scores).
+#: fail on kinds of image the size model never saw (1.6-4 times too large on an outside
+#: set); the network's own confidence says which scale suits it. Chosen on the val images
+#: at scales 1.4, 2 and 2.8 times off their annotated diameter (docs/benchmarks.md, "Scale
+#: check").
 SCALE_STEP = 2**0.5
 SCALE_MARGIN = 0.01
 SCALE_TOLERANCE = 0.01

@@ -149,7 +149,8 @@ class BlockwisePlan:
 
     def fingerprint(self) -> str:
         """A digest of everything that decides the labels: equal plans give equal blocks (resume)."""
-        plain = {k: v for k, v in self.__dict__.items() if k not in ("statistics", "fine_statistics")}
+        plain = {k: v for k, v in self.__dict__.items()
+                 if k not in ("statistics", "fine_statistics", "estimate_scale")}  # (factor decides; not how it came)
         plain["postprocess"] = self.postprocess.to_dict()
         plain["fine_postprocess"] = None if self.fine_postprocess is None else self.fine_postprocess.to_dict()
         plain["info_bar"] = None if self.info_bar is None else self.info_bar.__dict__
@@ -279,6 +280,8 @@ def plan_blockwise(
                                                                              network.config.multiple, fine))
         fine_config = scale_postprocess(base, 1.0 / fine) if fine != 1.0 else base
     reach = diameter if diameter is not None else sizer.diameter_px
+    if estimate_scale is not None:  # the particles are as large as the scale kept says
+        reach *= estimate_scale / factor
     if margin is None:
         margin = max(MIN_MARGIN, int(math.ceil(MARGIN_DIAMETERS * reach)))
     margin = min(int(margin), block)

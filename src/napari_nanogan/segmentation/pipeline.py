@@ -107,7 +107,7 @@ class SegmentationResult:
             parts.append(f"estimated particle diameter {self.diameter_px:.0f} px{length}")
             if self.scale > 1.0:
                 parts.append(f"image enlarged {self.scale:.2g} times for its small particles")
-            elif self.scale < 1.0:
+            elif self.scale < 1.0 and self.estimate_scale is None:
                 parts.append(f"image made {1 / self.scale:.2g} times smaller")
             elif self.enlargement_rejected:
                 parts.append("the particles found when enlarging the image were not that small: "
@@ -118,8 +118,7 @@ class SegmentationResult:
                 parts.append(f"particles under {self.enlarge_below_px:.0f} px are found better with "
                              "their diameter given, which enlarges the image")
             if self.estimate_scale is not None:
-                parts.append(f"not {1 / self.estimate_scale:.2g} times as estimated: the network is surer of the "
-                             "particles at this scale")
+                parts.append(scale_checked(self.scale, self.estimate_scale))
         if self.small_added:
             parts.append(f"{plural(self.small_added, 'small particle')} of these from a finer pass")
         if self.info_bar is not None:
@@ -258,6 +257,13 @@ def segment_steps(
                               estimate_scale=estimate_scale)
 
 
+def scale_checked(kept: float, estimate_scale: float) -> str:
+    """What the status line says when the scale check kept ``kept`` rather than the estimate's ``estimate_scale``."""
+    done = "image segmented at its own scale" if kept == 1.0 else f"image made {1 / kept:.2g} times smaller"
+    return (f"{done}, not {1 / estimate_scale:.2g} times smaller as estimated: "
+            "the network is surer of the particles there")
+
+
 def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE, overlap: int | None = None,
                  postprocess: PostprocessConfig | None = None) -> float:
     """The scale check of ``segment_steps`` (``scale_check``) on a grey specimen without info bar: the factor
@@ -278,23 +284,34 @@ def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, 
     particles ``network`` is surest of: ``segment_steps``' ``scale_check``.
 
     A neighbouring scale is taken where its mean confidence beats the current one's by
-    ``config.SCALE_MARGIN``; a larger one (the image less shrunk) also where it is within
-    ``config.SCALE_TOLERANCE`` below it: an image shrunk too far merges neighbours into
-    particles the network is just as sure of.
+    ``config.SCALE_MARGIN``; a larger one (the image less shrunk) also where it is at most
+    ``config.SCALE_TOLERANCE`` below the current one's: an image shrunk too far merges
+    neighbours into particles the network is just as sure of. Scales within 5 % of 1 are
+    the image's own (as :func:`~napari_nanogan.segmentation.scale.resize_factor` has it);
+    scales at which the specimen would be under ``MIN_SIDE`` px are not tried.
     """
-    results = {factor: found}
-    current, directions = factor, (1, -1)
+    height, width = grey[rows].shape
+
+    def scale(steps: int) -> float:  # (whole steps from the estimate's: no drift across 0.5 or 1)
+        option = float(np.clip(factor * _config.SCALE_STEP**steps, _config.MIN_RESIZE, 1.0))
+        return 1.0 if abs(option - 1.0) < 0.05 else option
+
+    results = {0: found}
+    current, directions = 0, (1, -1)
     for _ in range(_config.SCALE_MOVES):
         options = {}
         for direction in directions:
-            option = float(np.clip(current * _config.SCALE_STEP**direction, _config.MIN_RESIZE, 1.0))
-            if abs(np.log(option / current)) < 1e-3:  # (clipped back onto the current scale)
+            step = current + direction
+            option = scale(step)
+            if abs(np.log(option / scale(current))) < 1e-3:  # (clipped back onto the current scale)
                 continue
-            if option not in results:
+            if min(round(height * option), round(width * option)) < MIN_SIDE:
+                continue  # too small to segment
+            if step not in results:
                 yield Progress(0, 1, f"checking the scale: image made {1 / option:.2g} times smaller")
-                results[option] = (yield from _labels_at(grey, network, rows, bar, option, tile, overlap,
-                                                         postprocess))[:4]
-            options[direction] = option
+                results[step] = (yield from _labels_at(grey, network, rows, bar, option, tile, overlap,
+                                                       postprocess))[:4]
+            options[direction] = step
         if not options:
             break
         sure = _mean_confidence(results[current])
@@ -304,7 +321,7 @@ def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, 
             if 1 not in options or _mean_confidence(results[options[1]]) < sure - _config.SCALE_TOLERANCE:
                 break
         current, directions = options[direction], (direction,)
-    return results[current], current
+    return results[current], (factor if current == 0 else scale(current))
 
 
 def _labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
