@@ -279,3 +279,25 @@ def test_blocks_add_the_small_particles_beside_large_ones_as_the_whole_image_doe
         values, counts = np.unique(blocks[ys, xs], return_counts=True)
         assert counts[values > 0].max(initial=0) >= 0.8 * region.area, (region.label, region.area, values, counts)
     assert crossing >= 10
+
+
+def test_blocks_drop_doubtful_particles_and_marks_as_the_whole_image_does():
+    """Each block judges its particles as segment() does: confidence under the model's minimum, and ink, dropped."""
+    import dataclasses
+
+    from napari_nanogan.data.procedural import sample_image
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    image = sample_image()[0][:384, :512].copy()
+    image[300:312, 40:200] = 255  # a burnt-in scale bar
+    default = load_segmenter("default")
+    for minimum in (default.postprocess.min_confidence, 0.999):
+        model = dataclasses.replace(default, postprocess=dataclasses.replace(default.postprocess, min_confidence=minimum))
+        whole = segment(image, model, info_bar=None, diameter=None, small_pass=False).labels
+        blocks = segment_blockwise(image, model, diameter=None, block=128, small_pass=False)
+        bar = np.unique(blocks[300:312, 40:200])
+        assert not [k for k in bar[bar > 0] if (image[blocks == k] == 255).mean() >= 0.5]  # no mark kept
+        if minimum > 0.99:
+            assert whole.max() == 0 and blocks.max() == 0
+        else:
+            assert whole.max() > 20 and _f1(whole, blocks) >= 0.95

@@ -5,7 +5,7 @@ The library, the command line and the napari panels read their defaults from her
 
 from .base import INSTALL_DISTRIBUTED, Choice, Config, ModelKind
 from .segmentation import (
-    AUTO_ENLARGE_BELOW, AUTO_ENLARGE_KEEP_BELOW, AUTO_MIN_RATIO, BLOCK, ENLARGE_BELOW, MARGIN_DIAMETERS, MAX_ENLARGE, MAX_ENLARGED_PIXELS, MIN_MARGIN, MIN_RESIZE, MODEL_DIAMETER_PX, SCALE_MARGIN, SCALE_MOVES, SCALE_STEP, SCALE_TOLERANCE, TILE, ClassicalConfig, Norm,
+    AUTO_ENLARGE_BELOW, AUTO_ENLARGE_KEEP_BELOW, AUTO_MIN_RATIO, BLOCK, CLIPPING_SHARE, ENLARGE_BELOW, INK_SHARE, MARGIN_DIAMETERS, MAX_ENLARGE, MAX_ENLARGED_PIXELS, MIN_MARGIN, MIN_RESIZE, MODEL_DIAMETER_PX, SCALE_MARGIN, SCALE_MOVES, SCALE_STEP, SCALE_TOLERANCE, TILE, ClassicalConfig, Norm,
     Polarity, PostprocessConfig, SeedMethod, SegmenterConfig,
 )
 from .synthesis import (
@@ -18,7 +18,7 @@ from .training import (
 
 __all__ = [
     "INSTALL_DISTRIBUTED", "Choice", "Config", "ModelKind",
-    "AUTO_ENLARGE_BELOW", "AUTO_ENLARGE_KEEP_BELOW", "AUTO_MIN_RATIO", "BLOCK", "ENLARGE_BELOW", "MARGIN_DIAMETERS", "MAX_ENLARGE", "MAX_ENLARGED_PIXELS", "MIN_MARGIN", "MIN_RESIZE", "MODEL_DIAMETER_PX", "SCALE_MARGIN", "SCALE_MOVES", "SCALE_STEP", "SCALE_TOLERANCE", "TILE", "ClassicalConfig", "Norm", "Polarity",
+    "AUTO_ENLARGE_BELOW", "AUTO_ENLARGE_KEEP_BELOW", "AUTO_MIN_RATIO", "BLOCK", "CLIPPING_SHARE", "ENLARGE_BELOW", "INK_SHARE", "MARGIN_DIAMETERS", "MAX_ENLARGE", "MAX_ENLARGED_PIXELS", "MIN_MARGIN", "MIN_RESIZE", "MODEL_DIAMETER_PX", "SCALE_MARGIN", "SCALE_MOVES", "SCALE_STEP", "SCALE_TOLERANCE", "TILE", "ClassicalConfig", "Norm", "Polarity",
     "PostprocessConfig", "SeedMethod", "SegmenterConfig",
     "MAX_MASK_SIDE", "MIN_MASK_SIDE", "Finishing", "GeneratorConfig", "MaskDesign", "TextureConfig", "TextureRegion",
     "Upsample",

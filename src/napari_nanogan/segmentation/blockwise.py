@@ -37,6 +37,8 @@ from ..io.infobar import InfoBar
 from ..normalize import intensity_range
 from ..progress import drive
 from .postprocess import instances_from_probabilities
+from .confidence import particle_confidence
+from .marks import judge
 from .scale import resize_factor, scale_postprocess
 from .smallpass import add_small_particles, small_pass_factor
 from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
@@ -51,8 +53,7 @@ ESTIMATE_SAMPLE = 4096
 #: Side (px) of the centre crop on which an enlargement for an estimate is checked
 #: (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), as ``segment`` checks the whole image.
 ENLARGE_TRIAL = 1024
-#: Side (px) of the centre crop on which the scale of an image shrunk for an estimate is checked
-#: (``segment_steps``' ``scale_check``).
+#: Side (px) of the centre crop on which ``segment_steps``' ``scale_check`` runs.
 SCALE_TRIAL = 2048
 SIDES = ("top", "bottom", "left", "right")
 
@@ -264,9 +265,8 @@ def plan_blockwise(
     estimate_scale = None
     if estimated and scale_check and factor < 1.0:  # as segment() does, on a centre crop, with the network chosen
         from .pipeline import surest_scale
-
-        trial = np.asarray(_centre_crop(sample, slice(None), SCALE_TRIAL))
-        checked = surest_scale(trial, network, factor, tile=tile, overlap=overlap, postprocess=postprocess)
+        checked = surest_scale(np.asarray(_centre_crop(sample, slice(None), SCALE_TRIAL)), network, factor,
+                               tile=tile, overlap=overlap, postprocess=postprocess)
         if checked != factor:
             estimate_scale, factor = factor, checked
             statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
@@ -380,15 +380,14 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
         raise ValueError(f"block {block.name}: expected 2D grey values, got shape {grey.shape}")
     fg, interior = _block_probabilities(grey, block, network, plan, plan.statistics, plan.factor)
     labels = instances_from_probabilities(fg, interior, plan.postprocess)
+    bar = _bar_rows(block, plan)  # at the bottom: the specimen is above it
+    specimen = slice(0, bar.start) if bar.start < bar.stop and bar.start < grey.shape[0] else slice(None)
+    labels, confidence = judge(grey, labels, fg, interior, network, plan.postprocess.min_confidence, specimen)
     if plan.fine_factor is not None and labels.max() > 0:
-        from .confidence import particle_confidence
-
         fine_fg, fine_interior = _block_probabilities(grey, block, network, plan, plan.fine_statistics,
                                                       plan.fine_factor)
         fine = instances_from_probabilities(fine_fg, fine_interior, plan.fine_postprocess)
-        bar = _bar_rows(block, plan)  # at the bottom: the specimen is above it
-        specimen = slice(0, bar.start) if bar.start < bar.stop and bar.start < grey.shape[0] else slice(None)
-        labels = add_small_particles(grey, labels, None, fg, interior, fine,
+        labels = add_small_particles(grey, labels, confidence, fg, interior, fine,
                                      particle_confidence(fine, fine_fg, fine_interior, network.confidence_model),
                                      fine_fg, fine_interior, rows=specimen)[0]
         del fine_fg, fine_interior, fine

@@ -13,7 +13,7 @@ from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
-from .confidence import drop_doubtful, particle_confidence
+from .marks import judge
 from .postprocess import instances_from_probabilities
 from .smallpass import add_small_particles, small_pass_factor
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
@@ -343,9 +343,7 @@ def _labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
         fg[bar.start : bar.stop] = 0
         interior[bar.start : bar.stop] = 0
     labels = instances_from_probabilities(fg, interior, config)
-    confidence = particle_confidence(labels, fg, interior, network.confidence_model)
-    if config.min_confidence > 0 and confidence.size:
-        labels, confidence = drop_doubtful(labels, confidence, config.min_confidence)
+    labels, confidence = judge(grey, labels, fg, interior, network, config.min_confidence, rows)
     return labels, confidence, fg, interior, network
 
 
