@@ -71,10 +71,27 @@ def test_the_status_line_says_which_scale_was_kept_and_why():
 def test_a_gain_under_the_margin_keeps_the_estimate(monkeypatch):
     asked = []
     monkeypatch.setattr(pipeline, "_labels_at", _fake_labels_at(0.25, asked))
-    # the neighbour at 0.25 * sqrt(2) is surer, by 0.2 * 0.5 = 0.1: it is taken ...
+    # the smaller neighbour, 0.25, is surer than 0.25 * sqrt(2) by 0.2 * 0.5 = 0.1: it is taken ...
     assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 0.25 * 2**0.5) == pytest.approx(0.25, rel=1e-3)
-    monkeypatch.setattr(config, "SCALE_MARGIN", 0.2)  # ... unless the margin asks for more
+    monkeypatch.setattr(config, "SCALE_SHRINK_MARGIN", 0.2)  # ... unless the margin asks for more
     assert pipeline.surest_scale(np.zeros((64, 64), np.uint8), "net", 0.25 * 2**0.5) == pytest.approx(0.25 * 2**0.5)
+
+
+def test_a_smaller_scale_must_be_clearly_surer_a_larger_one_only_about_as_sure(monkeypatch):
+    """Shrinking merges neighbours into blobs the network is as sure of: a small gain there is no reason to shrink."""
+    def flat(confidence_at):
+        def labels_at(grey, segmenter, rows, bar, factor, tile, overlap, postprocess):
+            yield pipeline.Progress(0, 1, "segmenting")
+            labels = np.zeros(grey.shape, np.uint32)
+            labels[2:6, 2:6] = 1
+            nothing = np.zeros(grey.shape, np.uint8)
+            return labels, np.array([confidence_at(factor)], np.float32), nothing, nothing.copy(), segmenter
+        return labels_at
+    grey = np.zeros((64, 64), np.uint8)
+    # a BAM montage's scales (estimate 30.5 px for 24-px particles): 0.557 -> 0.900, 0.787 -> 0.889, 1.0 -> 0.886
+    montage = {0.557: 0.900, 0.787: 0.889, 1.0: 0.886}
+    monkeypatch.setattr(pipeline, "_labels_at", flat(lambda f: montage[min(montage, key=lambda k: abs(k - f))]))
+    assert pipeline.surest_scale(grey, "net", 0.787) == 1.0
 
 
 def test_on_a_plateau_of_confidence_the_image_is_shrunk_less(monkeypatch):

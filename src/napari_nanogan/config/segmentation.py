@@ -47,17 +47,19 @@ MAX_ENLARGED_PIXELS = 64_000_000
 #: --fit-size``).
 AUTO_MIN_RATIO = 1.25
 #: An image shrunk for an *estimated* diameter is also segmented at ``SCALE_STEP`` times
-#: that scale and ``1 / SCALE_STEP`` of it (never larger than its own). A scale whose
-#: particles have a mean confidence ``SCALE_MARGIN`` above the current one's is taken, and
-#: so is the larger one where its mean confidence is at most ``SCALE_TOLERANCE`` below (an
-#: image shrunk too far merges neighbours into particles the network is just as sure of);
-#: the search goes on in that direction for at most ``SCALE_MOVES`` steps. Size estimates
+#: that scale and ``1 / SCALE_STEP`` of it (never larger than its own). The larger scale is
+#: taken where its particles' mean confidence is at most ``SCALE_TOLERANCE`` below the
+#: current one's, the smaller one only where it is ``SCALE_SHRINK_MARGIN`` above (and beats
+#: the larger one, which needs ``SCALE_MARGIN`` to count as surer): an image shrunk too far
+#: merges neighbours into particles the network is just as sure of. The search goes on in
+#: that direction for at most ``SCALE_MOVES`` steps. Size estimates
 #: fail on kinds of image the size model never saw (1.6-4 times too large on an outside
 #: set); the network's own confidence says which scale suits it. Chosen on the val images
 #: at scales 1.4, 2 and 2.8 times off their annotated diameter (docs/benchmarks.md, "Scale
 #: check").
 SCALE_STEP = 2**0.5
 SCALE_MARGIN = 0.01
+SCALE_SHRINK_MARGIN = 0.02
 SCALE_TOLERANCE = 0.01
 SCALE_MOVES = 2
 #: A particle with ``INK_SHARE`` or more of its pixels at the image's lowest or highest grey

@@ -189,9 +189,9 @@ def segment_steps(
         Where an *estimated* diameter made the image smaller, segment it also at neighbouring
         scales (``config.SCALE_STEP`` apart, never larger than its own, at most
         ``config.SCALE_MOVES`` steps) and keep the one whose particles the network is surer
-        of: a mean confidence ``config.SCALE_MARGIN`` higher, or for the larger scale at most
-        ``config.SCALE_TOLERANCE`` lower (an image shrunk too far merges neighbours into
-        particles the network is just as sure of). Size estimates fail on kinds of image the
+        of: for a smaller scale a mean confidence ``config.SCALE_SHRINK_MARGIN`` higher, for
+        a larger one at most ``config.SCALE_TOLERANCE`` lower (an image shrunk too far merges
+        neighbours into particles the network is just as sure of). Size estimates fail on kinds of image the
         size model never saw. Default True.
 
     Returns
@@ -283,10 +283,11 @@ def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, 
     """((labels, confidence, foreground, interior), factor) at the scale near ``factor`` (at most 1) whose
     particles ``network`` is surest of: ``segment_steps``' ``scale_check``.
 
-    A neighbouring scale is taken where its mean confidence beats the current one's by
-    ``config.SCALE_MARGIN``; a larger one (the image less shrunk) also where it is at most
-    ``config.SCALE_TOLERANCE`` below the current one's: an image shrunk too far merges
-    neighbours into particles the network is just as sure of. Scales within 5 % of 1 are
+    A larger scale (the image less shrunk) is taken where its mean confidence is at most
+    ``config.SCALE_TOLERANCE`` below the current one's, a smaller one only where it beats it
+    by ``config.SCALE_SHRINK_MARGIN`` (and the other by more than ``config.SCALE_MARGIN``
+    would): an image shrunk too far merges neighbours into particles the network is just as
+    sure of. Scales within 5 % of 1 are
     the image's own (as :func:`~napari_nanogan.segmentation.scale.resize_factor` has it);
     scales at which the specimen would be under ``MIN_SIDE`` px are not tried.
     """
@@ -315,10 +316,12 @@ def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, 
         if not options:
             break
         sure = _mean_confidence(results[current])
-        direction = max(options, key=lambda d: _mean_confidence(results[options[d]]))
-        if _mean_confidence(results[options[direction]]) <= sure + _config.SCALE_MARGIN:
-            direction = 1  # none clearly surer: a larger scale as sure as this one, or stay
-            if 1 not in options or _mean_confidence(results[options[1]]) < sure - _config.SCALE_TOLERANCE:
+        gain = {d: _mean_confidence(results[step]) - sure
+                - (_config.SCALE_MARGIN if d > 0 else _config.SCALE_SHRINK_MARGIN) for d, step in options.items()}
+        direction = max(gain, key=gain.get)
+        if gain[direction] <= 0:  # none clearly surer: a larger scale about as sure as this one, or stay
+            direction = 1
+            if 1 not in options or gain[1] + _config.SCALE_MARGIN < -_config.SCALE_TOLERANCE:
                 break
         current, directions = options[direction], (direction,)
     return results[current], (factor if current == 0 else scale(current))
