@@ -2,7 +2,7 @@
 
     python -m bench.evaluate [--model default] [--data-root ../shared/data] [--split test]
                              [--baseline] [--save-dir DIR] [--check-reference]
-                             [--diameter-from-truth FACTOR | --auto-diameter] [--invert]
+                             [--diameter-from-truth FACTOR | --auto-diameter] [--invert] [--no-scale-check]
 
 Per data set (BAM SEM, EMPS): mean per-image foreground Dice and IoU; instance
 precision, recall, F1 at IoU 0.5 (one-to-one matching) and mean matched IoU; the same
@@ -150,6 +150,8 @@ def main():
     ap.add_argument("--save-dir", default=None, help="keep predictions here as <stem>_labels.tif")
     ap.add_argument("--check-reference", action="store_true")
     ap.add_argument("--invert", action="store_true", help="mirror each image's grey levels within its range")
+    ap.add_argument("--no-scale-check", action="store_true",
+                    help="segment(..., scale_check=False): keep the scale of each estimate")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--auto-diameter", action="store_true",
                       help='segment(diameter="auto"): the model\'s size model estimates each image\'s diameter')
@@ -166,7 +168,7 @@ def main():
     splits = shared_splits(args.data_root)
     result = {"model": args.model, "split": args.split, "data_root": args.data_root,
               "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter,
-              "inverted": args.invert}
+              "inverted": args.invert, "scale_check": not args.no_scale_check}
     folders = {"bam": "bam_tio2_sem", "emps": "emps"}
     for key in args.datasets.split(","):
         triples = splits[key][args.split]
@@ -181,7 +183,8 @@ def main():
                 image = inverted(image)
             t = time.perf_counter()
             diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_diameter(truth)
-            result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter)
+            result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter,
+                              scale_check=not args.no_scale_check)
             labels = result_.labels
             seconds.append(time.perf_counter() - t)
             estimates.append((result_.diameter_px if args.auto_diameter else None, median_diameter(truth)))

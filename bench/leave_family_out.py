@@ -25,6 +25,7 @@ diameter instead of the estimate: how much of the gap is the size estimate's.
 particles made dark): does the held-out family fail for its polarity or for its look?
 ``--train-invert P`` trains with the polarity-flip augmentation (``nanogan train --invert``):
 each patch's grey levels mirrored with chance P, so the images kept teach both polarities.
+``--no-scale-check`` keeps the scale of each estimate (``segment(..., scale_check=False)``).
 ``--train-style P`` draws patches in other imaging styles (``nanogan train --style``:
 edge brightening or fringes, shading, uneven illumination, a grainy matrix) with chance P.
 """
@@ -62,7 +63,7 @@ def inverted(sample):
     return dataclasses.replace(sample, image=mirrored(sample.image))
 
 
-def score(model, samples, diameter="auto") -> dict:
+def score(model, samples, diameter="auto", scale_check: bool = True) -> dict:
     """Pooled scores of ``model`` on ``samples``; ``diameter="truth"``: each image's annotated median diameter."""
     from napari_nanogan.measure import median_diameter
 
@@ -71,7 +72,7 @@ def score(model, samples, diameter="auto") -> dict:
         return d if np.isfinite(d) else None
 
     pairs = [(s.labels, segment(s.image, model, info_bar=None,
-                                diameter=annotated(s) if diameter == "truth" else diameter).labels)
+                                diameter=annotated(s) if diameter == "truth" else diameter, scale_check=scale_check).labels)
              for s in samples]
     out = summarize(pairs)
     out.pop("per_image")
@@ -88,6 +89,8 @@ def main():
     ap.add_argument("--reference", default="default", help="model scored beside it on the held-out family")
     ap.add_argument("--evaluate-only", action="store_true")
     ap.add_argument("--invert", action="store_true", help="score on the held-out images inverted")
+    ap.add_argument("--no-scale-check", action="store_true",
+                    help="segment(..., scale_check=False): keep the scale of each estimate")
     ap.add_argument("--fit-size", action="store_true",
                     help="estimate diameters with a size model fitted on the run's own training images (as `nanogan "
                          "fit-size` fits the shipped ones), not the coarse estimate")
@@ -154,8 +157,10 @@ def main():
         result["held_out_images"] = "inverted"
     for part, samples in held.items():
         diameter = "truth" if args.truth_diameter else "auto"
-        result[part] = {"images": len(samples), "held_out_model": score(model, samples, diameter),
-                        f"reference ({args.reference})": score(reference, samples, diameter)}
+        check = not args.no_scale_check
+        result[part] = {"images": len(samples), "held_out_model": score(model, samples, diameter, check),
+                        f"reference ({args.reference})": score(reference, samples, diameter, check)}
+    result["scale_check"] = not args.no_scale_check
     result["diameter"] = "annotated median" if args.truth_diameter else (
         "size model of the training images" if args.fit_size else "estimated coarsely")
     if args.fit_size:  # on the images scored (inverted with --invert)
