@@ -297,6 +297,17 @@ def test_negative_pixel_size_in_a_sidecar_is_not_trusted(tmp_path, capsys, caplo
     assert summary["unit"] == "px" and float(summary["D50"]) > 0
 
 
+def test_measure_says_why_it_has_nothing_to_measure(tmp_path, capsys):
+    """A folder without label images and a zarr labels store each get a line, not a silent exit."""
+    (tmp_path / "empty").mkdir()
+    rc, errors, _ = _run(capsys, "measure", tmp_path / "empty", "--out", tmp_path / "t.csv")
+    assert rc == 2 and "no label images found" in _one(errors, str(tmp_path / "empty"))
+    (tmp_path / "big_labels.zarr").mkdir()
+    rc, errors, _ = _run(capsys, "measure", tmp_path / "big_labels.zarr", "--out", tmp_path / "t.csv")
+    assert rc == 2 and "not zarr stores" in _one(errors, "big_labels.zarr")
+    assert not (tmp_path / "t.csv").exists()
+
+
 # ---------------------------------------------------------------- 8. one mask validator for all commands
 def test_negative_labels_are_refused_by_every_command(tmp_path, tiny_generator_checkpoint, capsys):
     bad = _mask(3).astype(np.int16)

@@ -31,6 +31,19 @@ def test_segment_contract(tmp_path, tiny_checkpoint, sem_like, capsys):
     assert err.count("has no size model: images are segmented at their own scale") == 1  # said once, not per image
 
 
+def test_segment_names_the_file_a_warning_is_about_on_a_line_of_its_own(tmp_path, tiny_checkpoint, sem_like, capsys):
+    image, _ = sem_like
+    for stem in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{stem}.tif", image)
+    rc = main(["segment", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--out", str(tmp_path / "out"),
+               "--model", str(tiny_checkpoint), "--tile", "128", "--diameter", "400"])  # over 8 times the model's
+    assert rc == 0
+    lines = capsys.readouterr().err.splitlines()
+    for stem in ("a", "b"):
+        note = [line for line in lines if line.startswith(f"note: {stem}.tif: a particle diameter of 400 px")]
+        assert len(note) == 1 and "made 8 times smaller, no more" in note[0]
+
+
 def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, capsys):
     image, _ = sem_like
     tifffile.imwrite(tmp_path / "a.tif", image)

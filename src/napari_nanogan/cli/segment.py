@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
@@ -17,7 +18,7 @@ _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 OVERLAY_SUFFIX = "_overlay.png"
 #: What ``nanogan segment`` writes per input: never an input of ``segment`` found in a folder.
 RESULT_SUFFIXES = ("_labels.tif", "_labels.zarr", OVERLAY_SUFFIX)
-AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM), else {_GENERAL}"
+AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM) where it agrees with {_GENERAL}, else {_GENERAL}"
 
 
 def cmd_segment(args) -> int:
@@ -65,12 +66,19 @@ def cmd_segment(args) -> int:
                 continue
             bar = progress_bar(1, f"[{i}/{len(paths)}] {path.name}")
             try:
-                _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
-                                       pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
-                                       small_pass=not args.no_small_pass, scale_check=not args.no_scale_check,
-                                       progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
+                with warnings.catch_warnings(record=True) as caught:  # said after the bar, with the file's name
+                    warnings.simplefilter("always")
+                    _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
+                                           pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
+                                           small_pass=not args.no_small_pass, scale_check=not args.no_scale_check,
+                                           progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             finally:
                 bar.close()  # before any line, which would else share the bar's
+            for said in dict.fromkeys(str(w.message) for w in caught if "napari_nanogan" in w.filename):
+                print(f"note: {path.name}: {said}", file=sys.stderr)
+            for w in caught:
+                if "napari_nanogan" not in w.filename:  # (another library's: as Python shows it)
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
             print(line, file=sys.stderr)
         except Exception as exc:  # one line per failed input; the others are still segmented
             failures += 1
@@ -222,7 +230,15 @@ def cmd_measure(args) -> int:
     if (args.scheduler or args.workers) and not has_extra("measure"):
         return 2
     images = args.image or []
+    stores = [p for p in args.labels if Path(p).suffix.lower() == ".zarr"]
+    if stores:  # (block-by-block labels can be larger than memory)
+        print(f"nanogan measure: {stores[0]} is a zarr store; measure reads label images (TIFF, PNG), not zarr "
+              "stores yet. Export a region as a TIFF to measure it", file=sys.stderr)
+        return 2
     paths, _ = list_inputs(args.labels)  # folders of label files too
+    if not paths:
+        print(f"nanogan measure: no label images found in {', '.join(map(str, args.labels))}", file=sys.stderr)
+        return 2
     named = {Path(p) for p in args.labels}
     overlays = [p for p in paths if p.name.endswith(OVERLAY_SUFFIX) and p not in named]
     if overlays:  # `nanogan segment --overlay`'s pictures lie beside the labels: no label images
