@@ -40,7 +40,7 @@ def test_segment_names_the_file_a_warning_is_about_on_a_line_of_its_own(tmp_path
     assert rc == 0
     lines = capsys.readouterr().err.splitlines()
     for stem in ("a", "b"):
-        note = [line for line in lines if line.startswith(f"note: {stem}.tif: a particle diameter of 400 px")]
+        note = [line for line in lines if line.startswith(f"warning: {stem}.tif: a particle diameter of 400 px")]
         assert len(note) == 1 and "made 8 times smaller, no more" in note[0]
 
 
@@ -139,7 +139,7 @@ def test_library_warnings_reach_the_user_as_one_line(tmp_path, tiny_checkpoint, 
     err = capsys.readouterr().err
     assert rc == 0
     warned = [line for line in err.splitlines() if "no more" in line]
-    assert len(warned) == 1 and warned[0].startswith("warning: a particle diameter of 1000")
+    assert len(warned) == 1 and warned[0].startswith("warning: a.tif: a particle diameter of 1000")
     assert "UserWarning" not in err and ".py:" not in err
 
 def test_unknown_model_is_a_clear_error(tmp_path, sem_like, capsys):

@@ -75,7 +75,7 @@ def cmd_segment(args) -> int:
             finally:
                 bar.close()  # before any line, which would else share the bar's
             for said in dict.fromkeys(str(w.message) for w in caught if "napari_nanogan" in w.filename):
-                print(f"note: {path.name}: {said}", file=sys.stderr)
+                print(f"warning: {path.name}: {said}", file=sys.stderr)
             for w in caught:
                 if "napari_nanogan" not in w.filename:  # (another library's: as Python shows it)
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
