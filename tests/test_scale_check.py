@@ -202,3 +202,11 @@ def test_block_by_block_the_plan_checks_the_scale_on_a_centre_crop(monkeypatch, 
 
     assert "surer" in ZarrResult(path=Path("x"), count=1, plan=checked).describe()
     assert "surer" not in ZarrResult(path=Path("x"), count=1, plan=plain).describe()
+    from napari_nanogan.cli.cluster import _zarr_line  # the CLI's line for a zarr input, as for a file
+
+    done = ZarrResult(path=Path("x_labels.zarr"), count=5, plan=checked)
+    assert "estimated particle diameter 216 px (1.59 µm)" in _zarr_line("x.zarr", done, "default", {"pixel_size_nm": 7.344})
+    assert "pixel size unknown" in _zarr_line("x.zarr", done, "default", {"pixel_size_nm": None})
+    again = _zarr_line("x.zarr", ZarrResult(path=Path("x_labels.zarr"), count=5, plan=checked, skipped=True), "default",
+                       {"pixel_size_nm": 7.344})
+    assert again == "x.zarr: already complete (5 particles); not redone (x_labels.zarr)"

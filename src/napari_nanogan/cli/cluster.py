@@ -76,8 +76,12 @@ def _zarr_diameter(path, meta, diameter, diameter_nm):
 
 
 def _zarr_line(path, result, requested, meta) -> str:
-    unit = f", pixel size {meta['pixel_size_nm']:g} nm" if meta["pixel_size_nm"] else ""
-    return f"{path}: {result.describe(requested=requested)}{unit} -> {result.path}"
+    """As a file's line: what was found, the pixel size (or that it is unknown), where the labels are."""
+    pixel = meta["pixel_size_nm"]
+    if result.skipped:
+        return f"{path}: {result.describe(requested=requested)} ({result.path})"
+    unit = f", pixel size {pixel:g} nm" if pixel else ", pixel size unknown (sizes in px; --pixel-size gives it)"
+    return f"{path}: {result.describe(requested=requested, pixel_size=pixel)}{unit} -> {result.path}"
 
 
 def segment_on_cluster(args, paths: list[Path], diameter) -> int:

@@ -306,9 +306,10 @@ def add_commands(sub) -> None:
     p = sub.add_parser("segment", help="segment images into particles (one label per particle)",
                        description="Segment images into particles. Per input, <out>/<stem>_labels.tif (one label per "
                                    "particle, the file's pixel size kept) and <stem>_labels.csv beside it (columns label, "
-                                   "confidence: the probability that the particle is real); an earlier result of that "
-                                   "name is replaced (with --scheduler/--workers, and for zarr inputs, kept unless "
-                                   "--overwrite). Sizes and their distribution: nanogan measure <out>.")
+                                   "confidence: the probability that the particle is real). A rerun replaces an image "
+                                   "file's earlier result; with --scheduler/--workers, and for zarr inputs, complete "
+                                   "results are kept unless --overwrite. Sizes and their distribution: nanogan measure "
+                                   "<out>.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif and <stem>_labels.csv")
     p.add_argument("--overlay", action="store_true",

@@ -52,13 +52,17 @@ class ZarrResult:
     def diameter_px(self) -> float | None:
         return self.plan.diameter_px
 
-    def describe(self, *, requested: str | None = None) -> str:
-        """One line: "5120 particles, estimated particle diameter 31 px, 64 blocks of 2048 px (margin 128 px)"."""
+    def describe(self, *, requested: str | None = None, pixel_size: float | None = None) -> str:
+        """One line: "5120 particles, estimated particle diameter 31 px (228 nm), 64 blocks of 2048 px (margin 128 px)".
+
+        ``pixel_size`` (nm): the estimated diameter in nm too."""
         if self.skipped:
             return f"already complete ({plural(self.count, 'particle')}); not redone"
         parts = [plural(self.count, "particle")]
         if self.plan.diameter_estimated and self.plan.diameter_px is not None:
-            parts.append(f"estimated particle diameter {self.plan.diameter_px:.0f} px")
+            nm = self.plan.diameter_px * pixel_size if pixel_size else None
+            length = "" if nm is None else (f" ({nm / 1000:.3g} µm)" if nm >= 1000 else f" ({nm:.3g} nm)")
+            parts.append(f"estimated particle diameter {self.plan.diameter_px:.0f} px{length}")
             if self.plan.factor > 1.0:
                 parts.append(f"image enlarged {self.plan.factor:.2g} times for its small particles")
             elif self.plan.estimate_scale is not None:
