@@ -361,7 +361,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("measure", help="per-particle sizes (nm) and size distributions from label images",
                        description="Measure every particle of label images (nanogan segment's <stem>_labels.tif, or "
                                    "annotated masks): a CSV of one row per particle (area, equivalent-circle diameter, "
-                                   "Feret max/min, perimeter, circularity, aspect ratio, solidity, mean intensity, "
+                                   "Feret max/min, perimeter, circularity, aspect ratio, solidity, mean intensity (given --image; else empty), "
                                    "confidence where the labels have one) and <out stem>_summary.csv of D10/D50/D90 "
                                    "per file (and all files pooled). Lengths are in nm when the pixel size is known "
                                    "(the labels TIFF, --image or --pixel-size), else in px; the unit is in every "
