@@ -145,35 +145,34 @@ def test_an_estimate_three_times_too_large_is_corrected(monkeypatch, large_parti
     assert f1["checked"] > f1["kept"] + 0.1, f1
 
 
-def test_the_finer_pass_follows_the_scale_kept(monkeypatch, large_particles):
+@pytest.fixture
+def asked(monkeypatch):
+    """The factors the network is run at, in order (the real network runs)."""
+    factors = []
+    real = pipeline._labels_at
+
+    def counting(grey, segmenter, rows, bar, factor, *rest):
+        factors.append(factor)
+        return (yield from real(grey, segmenter, rows, bar, factor, *rest))
+    monkeypatch.setattr(pipeline, "_labels_at", counting)
+    return factors
+
+
+def test_the_finer_pass_follows_the_scale_kept(monkeypatch, large_particles, asked):
     from napari_nanogan.segmentation import load_segmenter, segment
     from napari_nanogan.segmentation.smallpass import small_pass_factor
 
     image, _ = large_particles
     monkeypatch.setattr(pipeline, "estimate_diameter", lambda *a, **k: 216.0)
-    asked = []
-    real = pipeline._labels_at
-
-    def counting(grey, segmenter, rows, bar, factor, *rest):
-        asked.append(factor)
-        return (yield from real(grey, segmenter, rows, bar, factor, *rest))
-    monkeypatch.setattr(pipeline, "_labels_at", counting)
     result = segment(image, load_segmenter("default"), diameter="auto", info_bar=None)
     assert result.estimate_scale == pytest.approx(1 / 8) and result.scale > 1 / 8
     assert asked[-1] == pytest.approx(small_pass_factor(result.scale))
 
 
-def test_a_given_diameter_is_not_second_guessed(monkeypatch, large_particles):
+def test_a_given_diameter_is_not_second_guessed(large_particles, asked):
     from napari_nanogan.segmentation import load_segmenter, segment
 
     image, _ = large_particles
-    asked = []
-    real = pipeline._labels_at
-
-    def counting(grey, segmenter, rows, bar, factor, *rest):
-        asked.append(factor)
-        return (yield from real(grey, segmenter, rows, bar, factor, *rest))
-    monkeypatch.setattr(pipeline, "_labels_at", counting)
     result = segment(image[:256, :256], load_segmenter("default"), diameter=150.0, info_bar=None, small_pass=False)
     assert asked == [pytest.approx(24 / 150)] and result.estimate_scale is None
 

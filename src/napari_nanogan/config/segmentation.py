@@ -66,7 +66,8 @@ SCALE_MOVES = 2
 #: level is a mark burnt into the figure (scale bar, letter, label box) and is dropped, unless
 #: the median particle has ``CLIPPING_SHARE`` or more of its pixels there (the detector's
 #: clipping). On the val images, each particle so dropped was a mark and none was annotated
-#: (at 0.35 one BAM particle with a clipped core would have gone): docs/benchmarks.md, "Not particles".
+#: (at 0.35 one BAM particle with a clipped core would have gone): docs/benchmarks.md, "Marks burnt
+#: into a figure".
 INK_SHARE = 0.5
 CLIPPING_SHARE = 0.05
 #: Tile side (px) of tiled segmentation, the CLI's and the panel's default.

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .. import config as _config
+from .confidence import drop_doubtful, particle_confidence
 
 
 def ink_particles(grey: np.ndarray, labels: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
@@ -46,8 +47,6 @@ def judge(grey: np.ndarray, labels: np.ndarray, foreground: np.ndarray, interior
           min_confidence: float, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     """(labels, confidence) of the particles found, as every path keeps them: the confidence of each
     (``network``'s confidence model), those under ``min_confidence`` dropped, and the marks (:func:`drop_ink`)."""
-    from .confidence import drop_doubtful, particle_confidence
-
     confidence = particle_confidence(labels, foreground, interior, network.confidence_model)
     if min_confidence > 0 and confidence.size:
         labels, confidence = drop_doubtful(labels, confidence, min_confidence)
