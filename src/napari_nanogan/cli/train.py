@@ -18,8 +18,7 @@ def cmd_train_pairs(args) -> int:
 
     init = "default" if args.init is None else (None if str(args.init).lower() == "none" else args.init)
     config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
-                                 distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style,
-                                 precision=args.precision)
+                                 precision=args.precision, **_augment_probs(args))
     out = Path(args.out)
     if out.is_dir():
         print(f"nanogan train --pairs: --out names the model file to write (MODEL.pt), and {out} is a folder",
@@ -43,9 +42,10 @@ def cmd_train(args) -> int:
     from ..training.ddp import process_group, world_from_env
 
     world = None if args.pairs else world_from_env()
-    if not all(0 <= p <= 1 for p in (args.distractors, args.invert, args.style)):
+    if not all(0 <= p <= 1 for p in _augment_probs(args).values()):
         if world is None or world.main:  # (one message under torchrun)
-            print("nanogan train: --distractors, --invert and --style are probabilities, within 0..1", file=sys.stderr)
+            print("nanogan train: --distractors, --invert, --style and --matrix are probabilities, within 0..1",
+                  file=sys.stderr)
         return 2
     if args.pairs:
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
@@ -56,6 +56,12 @@ def cmd_train(args) -> int:
         return 2
     with process_group(world):
         return _train(args, world)
+
+
+def _augment_probs(args) -> dict:
+    """The augmentation chances of ``nanogan train``'s flags, as TrainConfig's fields."""
+    return {"distractor_prob": args.distractors, "invert_prob": args.invert, "style_prob": args.style,
+            "matrix_prob": args.matrix}
 
 
 def _network_shape(args, say):
@@ -155,14 +161,12 @@ def _train(args, world) -> int:
     config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
-                         distractor_prob=args.distractors, invert_prob=args.invert, style_prob=args.style,
-                         precision=args.precision)
+                         precision=args.precision, **_augment_probs(args))
     provenance = {"data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
                   "command": command_line(), "at_model_scale": bool(args.at_model_scale)}
     if init_path is not None:
         provenance["init"] = {"model": str(args.init), "path": str(init_path)}
-    if domain_weights is not None:
-        provenance["domain_weights"] = domain_weights
+    provenance |= {"domain_weights": domain_weights} if domain_weights is not None else {}
     if args.synthetic:
         provenance["synthetic"] = {"folder": str(args.synthetic), "pairs": len(train["synthetic"]),
                                    "domain_weights": domain_weights}
@@ -179,7 +183,6 @@ def _train(args, world) -> int:
                                             provenance=provenance, init_from=init_path, should_stop=should_stop,
                                             domain_weights=domain_weights, world=world),
         config.steps, "train", report, quiet=not world.main)
-
 
 
 def loss_weights(spec: str | None, base):
@@ -204,7 +207,6 @@ def loss_weights(spec: str | None, base):
     return replace(base, **changes)
 
 
-
 def cmd_train_gan(args) -> int:
     from ..config import GanLossWeights, GanTrainConfig, GeneratorConfig, ModelKind, SegmenterConfig
     from ..data.datasets import load_samples, sample_from_arrays, shared_splits
@@ -216,8 +218,7 @@ def cmd_train_gan(args) -> int:
     if not one_process_only("train-gan"):
         return 2
     if args.invert_init_generator and not args.init_generator:
-        print("nanogan train-gan: --invert-init-generator needs --init-generator (the generator to invert)",
-              file=sys.stderr)
+        print("nanogan train-gan: --invert-init-generator needs --init-generator (what to invert)", file=sys.stderr)
         return 2
     bad = [f"{flag} must be {rule}, got {value}" for flag, value, ok, rule in (
         ("--substrate-weight", args.substrate_weight, args.substrate_weight >= 0, ">= 0"),
@@ -271,20 +272,17 @@ def cmd_train_gan(args) -> int:
         unpaired = [sample_from_arrays(p.stem, read_image(p)[0], None, domain="images", crop_info_bar=False)
                     for p in list_images([args.unpaired_images])]
     try:
-        weights = loss_weights(args.loss_weights, GanLossWeights(adv_texture=args.texture_weight,
-                                                                      adv_substrate=args.substrate_weight,
-                                                                      adv_particles=args.particle_weight))
+        weights = loss_weights(args.loss_weights, GanLossWeights(
+            adv_texture=args.texture_weight, adv_substrate=args.substrate_weight, adv_particles=args.particle_weight))
     except ValueError as exc:
         print(f"nanogan train-gan: --loss-weights: {exc}", file=sys.stderr)
         return 2
     print(f"train-gan: {len(paired)} annotated pairs" + (f", {len(unpaired)} unannotated images" if unpaired else ""), file=sys.stderr)
     config = GanTrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
-                            checkpoint_every=args.checkpoint_every, seed=args.seed,
-                            contact_weight=args.contact_weight, val_every=args.val_every,
-                            segmenter_patch_size=args.segmenter_patch_size,
+                            checkpoint_every=args.checkpoint_every, seed=args.seed, contact_weight=args.contact_weight,
+                            val_every=args.val_every, segmenter_patch_size=args.segmenter_patch_size,
                             critic_channels=args.critic_channels, lr_critic=args.lr_critic,
-                            critic_warmup=args.critic_warmup,
-                            weights=weights)
+                            critic_warmup=args.critic_warmup, weights=weights)
     provenance = {"data": source, "command": command_line()}
 
     def report(rec):
@@ -300,7 +298,6 @@ def cmd_train_gan(args) -> int:
                                            invert_init_generator=args.invert_init_generator,
                                            val=val, provenance=provenance, should_stop=should_stop),
         config.steps, "train-gan", report)
-
 
 
 def cmd_train_texture(args) -> int:
@@ -417,6 +414,9 @@ def add_commands(sub) -> None:
     p.add_argument("--style", type=float, default=0.0, metavar="P",
                    help="chance that a training patch is drawn in another microscope's look: edge brightening or fringes, "
                         "shading, uneven illumination, a grainy matrix (default 0; 0.5 did not help an unseen kind)")
+    p.add_argument("--matrix", type=float, default=0.0, metavar="P",
+                   help="chance that a training patch's background gets a polycrystalline matrix drawn on it (grains "
+                        "of the particles' scale, boundaries, lamellae), as background (default 0: none)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="training arithmetic: bf16 "
                    "autocast (weights stay fp32) or fp32; auto (default): bf16 on CPUs that run it natively, else fp32")
     p.set_defaults(func=cmd_train)

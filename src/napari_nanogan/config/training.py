@@ -28,9 +28,12 @@ class AugmentConfig(Config):
     #: Chance that a patch is given another microscope's look (``data.styles.restyle``: edge
     #: brightening or fringes, shading, uneven illumination, a grainy matrix), after any inversion.
     style_prob: float = 0.0
+    #: Chance that a patch's background gets a polycrystalline matrix drawn on it
+    #: (``data.styles.draw_matrix``: grains, boundaries and lamellae at the particles' scale).
+    matrix_prob: float = 0.0
 
     def __post_init__(self):
-        _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob")
+        _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob", "matrix_prob")
 
 
 def _check_probabilities(config, *names: str) -> None:
@@ -86,6 +89,10 @@ class TrainConfig(Config):
         Chance that a training patch is drawn in another imaging style (``data.styles``: edge
         brightening or Fresnel fringes, shading, uneven illumination, a grainy matrix), so
         the network meets the looks of microscopes its data lack. 0 (default): never.
+    matrix_prob : float
+        Chance that a training patch's background gets a polycrystalline matrix drawn on it
+        (``data.styles.draw_matrix``: grains of the particles' scale, etched or bright
+        boundaries, lamellae), which stays background in its targets. 0 (default): never.
     precision : str
         Arithmetic of the forward and backward passes: ``"fp32"``, ``"bf16"`` (autocast;
         weights, optimiser and loss stay fp32), or ``"auto"`` (default): bf16 on CPUs that
@@ -108,10 +115,11 @@ class TrainConfig(Config):
     distractor_prob: float = 0.0
     invert_prob: float = 0.0
     style_prob: float = 0.0
+    matrix_prob: float = 0.0
     precision: str = "auto"
 
     def __post_init__(self):
-        _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob")
+        _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob", "matrix_prob")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 

@@ -8,7 +8,8 @@ same robust normalisation inference uses. Polarity is flipped only on request
 particles on dark become dark on bright and the reverse, and the network must tell
 particles by their shape and outline, not by their brightness. Imaging styles (edge
 brightening or fringes, shading, uneven illumination, a grainy matrix;
-:mod:`napari_nanogan.data.styles`) are drawn on request too (``AugmentConfig.style_prob``).
+:mod:`napari_nanogan.data.styles`) are drawn on request too (``AugmentConfig.style_prob``), and so is
+a polycrystalline matrix on the background (``AugmentConfig.matrix_prob``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from scipy import ndimage as ndi
 from ..config import AugmentConfig
 from ..normalize import normalize
 from .datasets import Sample
-from .styles import restyle
+from .styles import draw_matrix, restyle
 
 
 def _resize(arr: np.ndarray, size: int) -> np.ndarray:
@@ -67,6 +68,8 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
         img = 1.0 - img  # mirrored about the middle of the normalised range: the polarity flips
     if config.style_prob > 0 and rng.random() < config.style_prob:
         img = restyle(img[0], tgt[0], rng)[None]
+    if config.matrix_prob > 0 and rng.random() < config.matrix_prob:
+        img = draw_matrix(img[0], tgt[0], rng)[None]
     img = _intensity(img[0], rng, config)[None]
     return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)
 

@@ -107,7 +107,8 @@ def train_segmenter(
     precision = training_precision(device, config.precision)  # (a bad $NANOGAN_PRECISION fails before any file)
     out_dir, last_path = run_folder(out_dir)
     augment = augment or AugmentConfig(scale_range=tuple(config.scale_range), distractor_prob=config.distractor_prob,
-                                       invert_prob=config.invert_prob, style_prob=config.style_prob)
+                                       invert_prob=config.invert_prob, style_prob=config.style_prob,
+                                       matrix_prob=config.matrix_prob)
     for pool in train.values():
         for sample in ([pool] if hasattr(pool, "draw") else pool):  # a list of samples, or a source of them
             sample.use_seed_depth(config.seed_depth if config.seed_depth > 0 else None)
