@@ -60,12 +60,12 @@ def _crafted_png(path, height, width):
 
 
 def _run(capsys, *argv):
-    """Exit code and the error lines of one ``nanogan`` run; no traceback ever reaches the user."""
+    """Exit code, the error lines and all that one ``nanogan`` run said; no traceback ever reaches the user."""
     rc = main([str(a) for a in argv])
     captured = capsys.readouterr()
     text = captured.err + captured.out
     assert "Traceback" not in text
-    return rc, [line for line in captured.err.splitlines() if line.startswith(("error:", "nanogan "))], captured.err
+    return rc, [line for line in captured.err.splitlines() if line.startswith(("error:", "nanogan "))], text
 
 
 def _one(lines, *words):

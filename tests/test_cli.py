@@ -58,7 +58,7 @@ def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, ca
     assert labels.max() > 0
     grey = picture[..., 0] == picture[..., 1]
     assert not grey[labels > 0].all() and grey[labels == 0].mean() > 0.99  # particles coloured, background grey
-    assert "a_overlay.png" in capsys.readouterr().err
+    assert "a_overlay.png" in capsys.readouterr().out
     # the overlays are no inputs: neither of a rerun into the same folder, nor of measure on it
     assert main(["segment", str(tmp_path / "with"), "--out", str(tmp_path / "with"), "--model", str(tiny_checkpoint),
                  "--overlay"]) == 2  # only earlier results there: no input images
@@ -119,11 +119,11 @@ def test_segment_takes_a_pixel_size_for_files_without_one(tmp_path, tiny_checkpo
     image, _ = sem_like
     Image.fromarray(image).save(tmp_path / "figure.png")  # a PNG says no pixel size
     rc = main(["segment", str(tmp_path / "figure.png"), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint)])
-    assert rc == 0 and "pixel size unknown" in capsys.readouterr().err
+    assert rc == 0 and "pixel size unknown" in capsys.readouterr().out
     assert labels_pixel_size_nm(tmp_path / "o" / "figure_labels.tif") is None
     rc = main(["segment", str(tmp_path / "figure.png"), "--out", str(tmp_path / "p"), "--model", str(tiny_checkpoint),
                "--pixel-size", "1.5"])
-    assert rc == 0 and "pixel size 1.5 nm (given)" in capsys.readouterr().err
+    assert rc == 0 and "pixel size 1.5 nm (given)" in capsys.readouterr().out
     assert labels_pixel_size_nm(tmp_path / "p" / "figure_labels.tif") == pytest.approx(1.5)
     rc = main(["segment", str(tmp_path / "figure.png"), "--out", str(tmp_path / "q"), "--model", str(tiny_checkpoint),
                "--diameter-nm", "30"])
@@ -195,11 +195,11 @@ def test_segment_names_the_model_auto_chose(tmp_path, sem_like, capsys):
     path = tmp_path / "tem.tif"
     tifffile.imwrite(path, 255 - image[:176])  # dark particles on a bright background, as in TEM
     assert main(["segment", str(path), "--out", str(tmp_path / "o")]) == 0
-    line = capsys.readouterr().err
+    line = capsys.readouterr().out
     assert "model default, pixel size unknown" in line
     assert "estimated particle diameter" in line  # the default estimates it, as the model can
     assert main(["segment", str(path), "--out", str(tmp_path / "p"), "--diameter", "0"]) == 0
-    assert "estimated" not in capsys.readouterr().err  # 0: the image's own scale
+    assert "estimated" not in capsys.readouterr().out  # 0: the image's own scale
     tiny = tmp_path / "tiny.tif"
     tifffile.imwrite(tiny, image[:20])
     assert main(["segment", str(tiny), "--out", str(tmp_path / "q")]) == 0  # too small to estimate: as it is
@@ -239,7 +239,7 @@ def test_segment_auto_diameter_reports_the_estimate(tmp_path, sized_tiny_checkpo
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, image)
     assert main(["segment", str(plain), "--out", str(tmp_path / "a"), "--diameter", "auto", "--model", str(sized)]) == 0
-    assert "estimated particle diameter 72 px" in capsys.readouterr().err
+    assert "estimated particle diameter 72 px" in capsys.readouterr().out
     assert tifffile.imread(tmp_path / "a" / "plain_labels.tif").shape == image.shape
 
 
@@ -674,6 +674,6 @@ def test_segment_adds_small_particles_beside_large_ones_unless_told_not_to(tmp_p
         out = tmp_path / ("plain" if not flag else "without")
         assert main(["segment", str(tmp_path / "powder.tif"), "--out", str(out), *flag]) == 0
         counts[bool(flag)] = int(tifffile.imread(out / "powder_labels.tif").max())
-        said = capsys.readouterr().err
+        said = capsys.readouterr().out
         assert ("from a finer pass" in said) != bool(flag) and "times smaller" in said
     assert counts[True] < 0.5 * counts[False] <= len(np.unique(truth))

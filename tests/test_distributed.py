@@ -74,13 +74,14 @@ def test_cli_segment_on_a_running_scheduler(cluster, images, tiny_checkpoint, tm
     (images / "broken.tif").unlink()
     rc = main(["segment", str(images), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--tile", "128",
                "--scheduler", local.scheduler_address])
-    err = capsys.readouterr().err
-    assert rc == 0, err
-    assert "3 files, 0 zarr images on 2 Dask workers" in err and "files: 3 done, 0 complete before (skipped), 0 failed" in err
+    said = capsys.readouterr()
+    assert rc == 0, said.err
+    assert "3 files, 0 zarr images on 2 Dask workers" in said.err  # what runs where: a note
+    assert "files: 3 done, 0 complete before (skipped), 0 failed" in said.out  # the result
     assert sorted(p.name for p in (tmp_path / "o").glob("*.tif")) == ["f0_labels.tif", "f1_labels.tif", "f2_labels.tif"]
     rc = main(["segment", str(images), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint),
                "--scheduler", local.scheduler_address])
-    assert rc == 0 and "0 done, 3 complete before (skipped)" in capsys.readouterr().err
+    assert rc == 0 and "0 done, 3 complete before (skipped)" in capsys.readouterr().out
 
 
 def test_zarr_image_block_by_block_on_the_cluster_equals_one_process(cluster, tiny_checkpoint, sem_like, tmp_path):
@@ -143,9 +144,9 @@ def test_measure_on_the_cluster_equals_one_process_and_takes_folders(cluster, im
     capsys.readouterr()
     files = sorted(str(p) for p in labels.glob("*.tif"))
     assert main(["measure", *files, "--out", str(tmp_path / "one.csv")]) == 1  # no torch: threads do not matter
-    one = capsys.readouterr().err
+    one = "".join(capsys.readouterr()[::-1])  # errors (stderr), then results (stdout)
     assert main(["measure", str(labels), "--out", str(tmp_path / "two.csv"), "--scheduler", local.scheduler_address]) == 1
-    two = capsys.readouterr().err
+    two = "".join(capsys.readouterr()[::-1])
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
     assert (tmp_path / "one_summary.csv").read_text() == (tmp_path / "two_summary.csv").read_text()
     lines = [line for line in one.splitlines() if line.startswith(("error", str(labels)))]

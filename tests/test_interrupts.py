@@ -96,11 +96,11 @@ def test_interrupted_export_keeps_complete_pairs_and_a_rerun_completes_it(tmp_pa
                                   *[f"{k}/{n}.tif" for k in ("images", "masks") for n in ("a_0", "a_1", "a_2", "b_0")]])
     restore()
     assert main(argv(out)) == 0  # the same command completes it
-    assert "wrote 2 pairs" in capsys.readouterr().err
+    assert "wrote 2 pairs" in capsys.readouterr().out
     _same_pairs(out, ref)
     assert not (out / JOURNAL).exists() and not list(out.rglob("*.tmp"))
     assert main(argv(out)) == 0  # and once complete, nothing is left to do
-    assert "nothing to write" in capsys.readouterr().err
+    assert "nothing to write" in capsys.readouterr().out
 
 
 def test_export_killed_hard_is_completed_by_the_same_command(tmp_path, export):
@@ -166,8 +166,8 @@ def test_export_reports_a_manifest_only_when_it_wrote_one(tmp_path, tiny_generat
     out = tmp_path / "out"
     assert main(["export", "--masks", str(tmp_path / "bad.tif"), "--out", str(out),
                  "--model", str(tiny_generator_checkpoint)]) == 1
-    err = capsys.readouterr().err
-    assert "wrote no pairs" in err and "manifest.json" not in err and not (out / "manifest.json").exists()
+    said = "".join(capsys.readouterr())
+    assert "wrote no pairs" in said and "manifest.json" not in said and not (out / "manifest.json").exists()
 
 
 def test_interrupted_segment_and_synthesize_batches_are_completed_by_a_rerun(tmp_path, tiny_checkpoint,

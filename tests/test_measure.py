@@ -185,12 +185,12 @@ def test_measure_cli_without_pixel_size_uses_pixels(tmp_path, capsys):
     assert main(["measure", str(tmp_path / "m.tif"), "--out", str(tmp_path / "o.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "o.csv")))
     assert len(rows) == 2 and "ecd_px" in rows[0]
-    assert "pixel size unknown" in capsys.readouterr().err
+    assert "pixel size unknown" in capsys.readouterr().out
     assert b"\r" not in (tmp_path / "o.csv").read_bytes() + (tmp_path / "o_summary.csv").read_bytes()
     # an --image without a pixel size either: the message does not ask for the --image given
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "m.png")
     assert main(["measure", str(tmp_path / "m.tif"), "--image", str(tmp_path / "m.png"), "--out", str(tmp_path / "i.csv")]) == 0
-    assert "the --image gives none either: pass --pixel-size" in capsys.readouterr().err
+    assert "the --image gives none either: pass --pixel-size" in capsys.readouterr().out
     # two images of unknown scale: their pixels are not pooled into an "all" row; in nm they are
     tifffile.imwrite(tmp_path / "n.tif", labels)
     assert main(["measure", str(tmp_path / "m.tif"), str(tmp_path / "n.tif"), "--out", str(tmp_path / "p.csv")]) == 0

@@ -10,11 +10,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import progress_bar
+from .common import print_result, progress_bar
 
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _line(bar, outcome) -> None:
+    """A task's line, said without breaking the bar: a result on stdout, a failure on stderr."""
+    bar.write(outcome.line, sys.stderr if outcome.status == "failed" else sys.stdout)
 
 
 def _cluster(args):
@@ -54,10 +59,10 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
                                    overwrite=args.overwrite, diameter=diameter, block=args.block, margin=args.margin,
                                    tile=args.tile, small_pass=not args.no_small_pass,
                                    scale_check=not args.no_scale_check)
-        result = drive(steps, progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
+        outcome = drive(steps, progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
     finally:
         bar.close()
-    _say(_zarr_line(path, result, segmenter.name, meta))
+    print_result(_zarr_line(path, outcome, segmenter.name, meta))
 
 
 def given_pixel_size(opened: tuple, args) -> tuple:
@@ -105,16 +110,16 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
                                      overwrite=args.overwrite, small_pass=not args.no_small_pass,
                                      scale_check=not args.no_scale_check,
                                      overlay=args.overlay,
-                                     torch_threads=threads, report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
+                                     torch_threads=threads, report=lambda o: (bar.update(1), _line(bar, o)))
             bar.close()
             line, failures = _tally(outcomes)
-            _say(f"files: {line}")
+            print_result(f"files: {line}")
         for path in stores:
             try:
                 plane, meta = given_pixel_size(open_zarr_image(path), args)
                 bar = progress_bar(1, path.name)
                 try:
-                    result = segment_zarr(client, plane, labels_target(args.out, path.stem), model=args.model,
+                    outcome = segment_zarr(client, plane, labels_target(args.out, path.stem), model=args.model,
                                           pixel_size_nm=meta["pixel_size_nm"], overwrite=args.overwrite,
                                           torch_threads=threads,
                                           progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)),
@@ -124,7 +129,7 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
                                           scale_check=not args.no_scale_check)
                 finally:
                     bar.close()
-                _say(_zarr_line(path, result, args.model, meta))
+                print_result(_zarr_line(path, outcome, args.model, meta))
             except Exception as exc:  # this image only; the run goes on
                 failures += 1
                 _say(failure_line(path, exc))
@@ -140,10 +145,10 @@ def synthesize_on_cluster(args, paths: list[Path]) -> int:
         bar = progress_bar(len(paths), "synthesize")
         outcomes = synthesize_files(client, paths, args.out, model=args.model, n=args.n, seed=args.seed,
                                     overwrite=args.overwrite, torch_threads=threads, pixel_size_nm=args.pixel_size,
-                                    report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
+                                    report=lambda o: (bar.update(1), _line(bar, o)))
         bar.close()
     line, failures = _tally(outcomes)
-    _say(f"masks: {line}")
+    print_result(f"masks: {line}")
     return 1 if failures else 0
 
 
@@ -158,12 +163,12 @@ def export_on_cluster(args, folder, recipes: dict, done: set[str], digest: str) 
         bar = progress_bar(len(recipes), "export")
         outcomes = export_files(client, recipes, folder.out, model=args.model, digest=digest, n=args.n,
                                 seed=args.seed, png=args.png, done=done, torch_threads=threads,
-                                report=lambda o: (bar.update(1), bar.write(o.line, sys.stderr)))
+                                report=lambda o: (bar.update(1), _line(bar, o)))
         bar.close()
         for entry in (e for o in outcomes if o.status != "failed" for e in (o.extra or [])):
             folder.record(entry)
     line, failures = _tally(outcomes)
-    _say(f"masks: {line}; {len(folder.entries)} pairs in {folder.manifest}")
+    print_result(f"masks: {line}; {len(folder.entries)} pairs in {folder.manifest}")
     return 1 if failures else 0
 
 

@@ -1,5 +1,5 @@
-"""What the commands share: progress bars on stderr, training drivers, one-line errors, checked
-arguments and output paths, and what SIGTERM and Ctrl-C do."""
+"""What the commands share: results on stdout, progress bars on stderr, training drivers, one-line
+errors, checked arguments and output paths, and what SIGTERM and Ctrl-C do."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ class Terminated(KeyboardInterrupt):
 #: Seconds between redraws of a progress bar on a stderr that is not a terminal (a log file, a pipe):
 #: a line every half minute, not ten a second.
 LOG_INTERVAL = 30.0
+
+
+def print_result(line: str) -> None:
+    """Print one of a command's results (a line per input, what it wrote) on stdout.
+
+    Progress, notes, warnings and errors go to stderr, so ``nanogan segment *.tif > log.txt``
+    keeps the results and the terminal still shows what went wrong.
+    """
+    print(line, flush=True)
 
 
 def progress_bar(total: int, desc: str):

@@ -6,7 +6,8 @@ import sys
 
 from ..config import PRESETS
 from ..models.registry import DEFAULT_GENERATOR, DEFAULT_SEGMENTER
-from .common import CommandError, command_line, first_line, load_model, one_process_only, out_file, progress_bar
+from .common import (CommandError, command_line, first_line, load_model, one_process_only, out_file, print_result,
+                     progress_bar)
 
 
 def cmd_finetune(args) -> int:
@@ -70,18 +71,18 @@ def cmd_finetune(args) -> int:
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
-    print(f"held-out rows, segmented as `nanogan segment` does: before ({args.base_segmenter}) {fmt(result.before)}; "
-          f"after {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)", file=sys.stderr)
+    print_result(f"held-out rows, segmented as `nanogan segment` does: before ({args.base_segmenter}) "
+                 f"{fmt(result.before)}; after {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)")
     if result.size_calibration is not None:
         sizes = result.size_calibration
         print(f"particle diameter estimates x {sizes['correction']:.2f}, calibrated on your annotations "
               f"(estimated {', '.join(f'{v:.0f}' for v in sizes['estimated_px'])} px; annotated "
               f"{', '.join(f'{v:.0f}' for v in sizes['annotated_px'])} px)", file=sys.stderr)
     if result.better:
-        print(f"wrote {result.path}; use it with --model {result.path}", file=sys.stderr)
+        print_result(f"wrote {result.path}; use it with --model {result.path}")
     else:
-        print(f"wrote {result.path}, but it is not better than {args.base_segmenter} on your held-out rows: keep "
-              f"segmenting with {args.base_segmenter} (or annotate more, or try a longer --preset)", file=sys.stderr)
+        print_result(f"wrote {result.path}, but it is not better than {args.base_segmenter} on your held-out rows: "
+                     f"keep segmenting with {args.base_segmenter} (or annotate more, or try a longer --preset)")
     return 0
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
 from .common import (CommandError, add_cluster_options, apply_threads, count_value, has_extra, input_error, list_inputs,
-                     load_model, out_file, out_folder, pixel_size_value, positive_value, progress_bar, tile_value, unique_targets)
+                     load_model, out_file, out_folder, pixel_size_value, positive_value, print_result, progress_bar,
+                     tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 #: ``--overlay``'s picture (``segmentation.files.overlay_path``): never a label image.
@@ -79,7 +80,7 @@ def cmd_segment(args) -> int:
             for w in caught:
                 if "napari_nanogan" not in w.filename:  # (another library's: as Python shows it)
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-            print(line, file=sys.stderr)
+            print_result(line)
         except Exception as exc:  # one line per failed input; the others are still segmented
             failures += 1
             input_error(path, exc, args)
@@ -282,7 +283,7 @@ def cmd_measure(args) -> int:
             " (pixel size unknown: lengths in pixels; " + ("the --image gives none either: pass --pixel-size)"
                                                            if source is not None else "pass --pixel-size, or --image "
                                                            "when the image file gives it)"))
-        print(f"{path}: {plural(len(table), 'particle')}, {summary['count']} whole, {d50}{unit_note}", file=sys.stderr)
+        print_result(f"{path}: {plural(len(table), 'particle')}, {summary['count']} whole, {d50}{unit_note}")
     if not tables:
         return 1
     write_table_csv(out, tables)
@@ -296,7 +297,7 @@ def cmd_measure(args) -> int:
         print("nanogan measure: no pooled 'all' row: the pixel size is unknown, and pixels of different images need "
               "not be the same size (give --pixel-size or --image for one in nm)", file=sys.stderr)
     write_summary_csv(summary_path, summaries)
-    print(f"wrote {out} and {summary_path}", file=sys.stderr)
+    print_result(f"wrote {out} and {summary_path}")
     return 1 if failures else 0
 
 

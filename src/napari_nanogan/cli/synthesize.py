@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
 from .common import (CommandError, add_cluster_options, apply_threads, count_value, first_line, input_error, list_inputs, load_model, out_folder,
-                     has_extra, pixel_size_value, progress_bar, seed_value, unique_targets)
+                     has_extra, pixel_size_value, print_result, progress_bar, seed_value, unique_targets)
 
 
 def _earlier_image(path: Path, stems: set[str]) -> bool:
@@ -64,7 +64,7 @@ def cmd_synthesize(args) -> int:
                 bar.update(1)
             bar.close()
             where = f"{path.stem}_0.tif" if args.n == 1 else f"{path.stem}_0..{args.n - 1}.tif"
-            print(f"{path}: {plural(args.n, 'image')} -> {out}/{where}", file=sys.stderr)
+            print_result(f"{path}: {plural(args.n, 'image')} -> {out}/{where}")
         except Exception as exc:  # one line per failed mask; the others are still synthesized
             failures += 1
             if bar is not None:
@@ -156,8 +156,7 @@ def cmd_export(args) -> int:
                 bar.close()
                 if folder.changed:
                     folder.flush()
-                print(f"{path}: {plural(args.n - kept, 'pair')}" + (f" ({kept} already complete)" if kept else ""),
-                      file=sys.stderr)
+                print_result(f"{path}: {plural(args.n - kept, 'pair')}" + (f" ({kept} already complete)" if kept else ""))
             except Exception as exc:  # one line per failed mask; the others are still exported
                 failures += 1
                 if bar is not None:
@@ -167,11 +166,11 @@ def cmd_export(args) -> int:
                 if bar is not None:
                     bar.close()
     if folder.flushes:
-        print(f"wrote {plural(folder.written, 'pair')} and {folder.manifest}", file=sys.stderr)
+        print_result(f"wrote {plural(folder.written, 'pair')} and {folder.manifest}")
     elif folder.manifest.exists() and not failures:
-        print(f"nothing to write: every pair is complete in {folder.manifest}", file=sys.stderr)
+        print_result(f"nothing to write: every pair is complete in {folder.manifest}")
     else:
-        print("wrote no pairs", file=sys.stderr)
+        print_result("wrote no pairs")
     return 1 if failures else 0
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, PRECISIONS, Norm, TextureRegion, Upsample
-from .common import command_line, drive_training, one_process_only, seed_value
+from .common import command_line, drive_training, one_process_only, print_result, seed_value
 
 
 def cmd_train_pairs(args) -> int:
@@ -33,7 +33,7 @@ def cmd_train_pairs(args) -> int:
         print(f"nanogan train --pairs: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     if code == 0 and out.is_file():
-        print(f"wrote {out}; use it with --model {out}", file=sys.stderr)
+        print_result(f"wrote {out}; use it with --model {out}")
     return code
 
 
@@ -357,8 +357,8 @@ def cmd_train_texture(args) -> int:
         return 2
     if code == 0 and (Path(args.out) / "texture.pt").exists():
         flag = "--particle-texture" if args.region == "particles" else "--texture"
-        print(f"wrote {Path(args.out) / 'texture.pt'}; embed it with "
-              f"`nanogan tune-generator --model G --out G2.pt {flag} {Path(args.out) / 'texture.pt'}`", file=sys.stderr)
+        print_result(f"wrote {Path(args.out) / 'texture.pt'}; embed it with "
+                     f"`nanogan tune-generator --model G --out G2.pt {flag} {Path(args.out) / 'texture.pt'}`")
     return code
 
 
