@@ -29,24 +29,19 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from napari_nanogan.data.distractors import draw_distractors
 from napari_nanogan.data.layouts import Particle, place
 from napari_nanogan.data.procedural import particle_labels, render_sem, sample_image
+from napari_nanogan.data.styles import grains as voronoi_grains
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation import load_segmenter, segment
 
 
 def grains(shape: tuple[int, int], rng: np.random.Generator, cell_area: float = 900.0) -> np.ndarray:
     """A zero-mean texture of grains (Voronoi cells of random grey, darker boundaries), as a polycrystalline matrix."""
-    cells = max(4, int(shape[0] * shape[1] / cell_area))
-    seeds = np.zeros(shape, np.int32)
-    seeds[rng.integers(0, shape[0], cells), rng.integers(0, shape[1], cells)] = np.arange(1, cells + 1)
-    _, (iy, ix) = ndi.distance_transform_edt(seeds == 0, return_indices=True)
-    grain = seeds[iy, ix]
-    level = rng.normal(0, 1, cells + 1)
-    edges = ndi.morphological_gradient(grain, size=2) > 0
+    grain, edges = voronoi_grains(shape, rng, cell_area)
+    level = rng.normal(0, 1, int(grain.max()) + 1)
     return (level[grain] - 1.5 * edges).astype(np.float32)
 
 
