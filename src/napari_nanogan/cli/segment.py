@@ -322,12 +322,11 @@ def add_commands(sub) -> None:
     p.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto",
-                      help="typical particle diameter in pixels; images of particles much larger than the model's "
-                           "training scale (about 24 px) are made smaller for the network, of particles under 12 px "
-                           "twice as large (an estimate too, unless the particles then found are not small; labels keep the "
-                           "image's size). "
-                           "'auto': estimated per image by the model's size model; 0: the image's own scale. "
-                           "Default: 'auto' for models with a size model (the shipped auto and default), else 0")
+                      help="typical particle diameter in pixels, or 'auto' (estimated per image by the model's size "
+                           "model), or 0 (no resizing). Default: 'auto' for models with a size model (the shipped auto "
+                           "and default), else 0. The network sees particles of about 24 px: an image of larger "
+                           "particles is made smaller for it, and one of particles under 12 px twice as large; the "
+                           "labels keep the image's size")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
     p.add_argument("--pixel-size", type=pixel_size_value, default=None, metavar="NM",
