@@ -30,6 +30,7 @@ from scipy import ndimage as ndi
 from ..normalize import intensity_range
 from .datasets import Sample
 from .distractors import draw_distractors
+from .styles import grains
 from .layouts import random_layout
 from .targets import SEED_DEPTH
 
@@ -78,13 +79,8 @@ def _background(shape, rng, *, fine: float) -> np.ndarray:
     if kind == "clouds":
         out += rng.uniform(0.02, 0.12) * smooth_field(shape, rng, rng.uniform(4, 30))
     elif kind == "grains":
-        cells = max(4, int(shape[0] * shape[1] / rng.uniform(400, 6000)))
-        seeds = np.zeros(shape, np.int32)
-        seeds[rng.integers(0, shape[0], cells), rng.integers(0, shape[1], cells)] = np.arange(1, cells + 1)
-        _, (iy, ix) = ndi.distance_transform_edt(seeds == 0, return_indices=True)
-        grain = seeds[iy, ix]
-        level = rng.normal(0, rng.uniform(0.03, 0.12), cells + 1).astype(np.float32)
-        edges = ndi.morphological_gradient(grain, size=2) > 0
+        grain, edges = grains(shape, rng, rng.uniform(400, 6000))
+        level = rng.normal(0, rng.uniform(0.03, 0.12), int(grain.max()) + 1).astype(np.float32)
         out += level[grain] - rng.uniform(0, 0.08) * edges
     return out.astype(np.float32)
 
