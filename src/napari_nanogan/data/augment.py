@@ -55,6 +55,8 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
     if ph > 0 or pw > 0:  # images smaller than the window: mirror image and targets alike, as inference pads
         img = np.pad(img, ((0, ph), (0, pw)), mode="symmetric")
         tgt = np.pad(tgt, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+    if config.matrix_prob > 0 and rng.random() < config.matrix_prob:  # (before the marks, which stay black or white)
+        img = draw_matrix(img, tgt[0], rng)
     if config.distractor_prob > 0 and rng.random() < config.distractor_prob:
         img, tgt = with_distractors(img, tgt, rng)
     stack = _resize(np.concatenate([img[None], tgt]), size)
@@ -68,8 +70,6 @@ def sample_patch(sample: Sample, size: int, rng: np.random.Generator, config: Au
         img = 1.0 - img  # mirrored about the middle of the normalised range: the polarity flips
     if config.style_prob > 0 and rng.random() < config.style_prob:
         img = restyle(img[0], tgt[0], rng)[None]
-    if config.matrix_prob > 0 and rng.random() < config.matrix_prob:
-        img = draw_matrix(img[0], tgt[0], rng)[None]
     img = _intensity(img[0], rng, config)[None]
     return img.astype(np.float32), np.clip(tgt, 0, 1).astype(np.float32)
 

@@ -131,15 +131,17 @@ def grains(shape: tuple, rng: np.random.Generator, cell_area: float) -> tuple[np
 
 
 def draw_matrix(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``img`` with a polycrystalline matrix drawn on its background (the particles' pixels kept).
+    """``img`` with a polycrystalline matrix drawn on its background.
 
     The structure a matrix or substrate shows at the particles' own scale, which is what a
     segmenter takes for particles: grains of 0.7-4 times the particles' median diameter,
     each of its own grey level, with etched (dark) or bright boundaries, and lamellae (as
-    in pearlite or martensite laths) in some of them. Grey levels spread by 0.08-0.3 of the
+    in pearlite or martensite laths) in some of them. Grain levels spread by 0.08-0.3 of the
     patch's particle-background contrast (standard deviation), so the particles stay the
     brightest or darkest things in the field, as they are in the micrographs this mimics
-    (carbides in steel, particles on a polycrystalline film).
+    (carbides in steel, particles on a polycrystalline film). Half the time the particles
+    get a finer texture of their own (grains of 0.15-0.5 of their diameter), so that
+    texture alone does not mark a region as matrix.
     """
     img = img.astype(np.float32, copy=True)
     fg = foreground > 0.5
@@ -159,4 +161,10 @@ def draw_matrix(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generato
         texture += np.where(striped[grain], rng.uniform(0.5, 1.5) * stripes, 0).astype(np.float32)
     texture += rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 2.0) * edges
     spread = abs(_contrast(img, fg)) * rng.uniform(0.08, 0.3)
-    return np.where(fg, img, img + spread * texture).astype(np.float32)
+    inside = np.zeros_like(texture)
+    if n and rng.random() < 0.5:  # polycrystalline or rough particles: texture is no sign of the matrix
+        small = max(diameter * rng.uniform(0.15, 0.5), 3.0)
+        grain, edges = grains(img.shape, rng, small * small)
+        inside = rng.normal(0, 1, int(grain.max()) + 1)[grain] + rng.uniform(0, 1.5) * edges
+        inside = (rng.uniform(0.5, 1.5) * (inside - inside[fg].mean())).astype(np.float32)  # their level kept
+    return np.where(fg, img + spread * inside, img + spread * texture).astype(np.float32)
