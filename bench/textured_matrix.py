@@ -6,9 +6,9 @@ Carbides in a steel, precipitates in an alloy, particles on a polycrystalline fi
 matrix around the particles has structure at the particles' own scale, and a segmenter
 that learned from flat or finely grainy substrates labels it. The shared data hold no such
 image (and their licence forbids showing one), so the matrix is staged: the package's
-procedural SEM particles (bright, ``data.procedural.render_sem``) of 10 or 20 px on three
-textures, each at three strengths (standard deviation 0.1, 0.2 and 0.35 of the particles'
-contrast to the matrix):
+procedural SEM particles (bright, ``data.procedural.render_sem``, the background lifted so
+that the texture is not clipped at black) of 10 or 20 px on three textures, each at three
+strengths (standard deviation 0.1, 0.2 and 0.35 of the particles' contrast to the matrix):
 
 - ``grains``: Voronoi grains of 20 px, each of its own grey level, with dark boundaries
   (``bench.failure_modes.grains``, as its ``grainy_matrix`` panel, stronger);
@@ -17,7 +17,12 @@ contrast to the matrix):
 - ``blobs``: band-pass noise of the particles' own size, smooth and round: no boundaries
   and no stripes, a texture unlike what ``nanogan train --matrix`` draws.
 
-Segmented as ``nanogan segment`` does (diameter estimated). Per texture and strength, over
+``grains`` and ``lamellae`` lie within what ``nanogan train --matrix`` draws (cells of
+0.7-4 particle diameters, stripes of 3-10 px): for a model trained with it, those rows are
+seen kinds and ``blobs`` the unseen one.
+
+Segmented as ``nanogan segment`` does (diameter estimated, where the model has a size
+model). Per texture and strength, over
 the seeds: instance F1 at IoU 0.5 (particles of 9 px of area or more) and false particles
 per image (segmented particles lying mostly on the matrix). Prints JSON.
 """
@@ -35,7 +40,7 @@ from bench.failure_modes import false_particles, grains
 from napari_nanogan.data.procedural import particle_labels, render_sem
 from napari_nanogan.data.styles import grains as voronoi_grains
 from napari_nanogan.metrics.segmentation import summarize
-from napari_nanogan.segmentation import load_segmenter, segment
+from napari_nanogan.segmentation import can_estimate_diameter, load_segmenter, segment
 
 TEXTURES = ("grains", "lamellae", "blobs")
 STRENGTHS = (0.1, 0.2, 0.35)
@@ -66,7 +71,7 @@ def texture(kind: str, shape: tuple[int, int], rng: np.random.Generator, diamete
 def stage(kind: str, strength: float, diameter: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 image, truth labels): bright particles on a matrix of ``kind`` at ``strength`` of their contrast."""
     labels = particle_labels(SHAPE, n_particles=int(80 * 20 / diameter), mean_diameter=diameter, seed=100 + seed)
-    image = render_sem(labels, seed=200 + seed).astype(np.float32)
+    image = 60 + 0.75 * render_sem(labels, seed=200 + seed).astype(np.float32)  # room below the matrix: no clipping
     contrast = float(np.median(image[labels > 0]) - np.median(image[labels == 0]))
     rng = np.random.default_rng(300 + seed)
     image += np.where(labels > 0, 0, strength * contrast * texture(kind, SHAPE, rng, diameter))
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     model = load_segmenter(args.model)
+    diameter_arg = "auto" if can_estimate_diameter(model) else None  # as `nanogan segment` does
     rows, pictures = {}, []
     for kind in TEXTURES:
         for strength in STRENGTHS:
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
             for diameter in DIAMETERS:
                 for seed in seeds:
                     image, truth = stage(kind, strength, diameter, seed)
-                    labels = segment(image, model, diameter="auto").labels
+                    labels = segment(image, model, diameter=diameter_arg).labels
                     pairs.append((truth, labels))
                     false.append(false_particles(labels, truth))
                     if args.figure and strength == 0.2 and diameter == DIAMETERS[0] and seed == seeds[0]:

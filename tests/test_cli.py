@@ -26,9 +26,10 @@ def test_segment_contract(tmp_path, tiny_checkpoint, sem_like, capsys):
     for stem in ("a", "b", "c16"):
         labels = tifffile.imread(out / f"{stem}_labels.tif")
         assert labels.shape == image.shape and labels.dtype in (np.uint16, np.uint32)
-    err = capsys.readouterr().err
-    assert "particles" in err
-    assert err.count("has no size model: images are segmented at their own scale") == 1  # said once, not per image
+    said = capsys.readouterr()
+    results = said.out.splitlines()  # one result line per input, on stdout
+    assert len(results) == 3 and all(" particles, " in line or " particle, " in line for line in results)
+    assert said.err.count("has no size model: images are segmented at their own scale") == 1  # said once, not per image
 
 
 def test_segment_names_the_file_a_warning_is_about_on_a_line_of_its_own(tmp_path, tiny_checkpoint, sem_like, capsys):
@@ -677,3 +678,17 @@ def test_segment_adds_small_particles_beside_large_ones_unless_told_not_to(tmp_p
         said = capsys.readouterr().out
         assert ("from a finer pass" in said) != bool(flag) and "times smaller" in said
     assert counts[True] < 0.5 * counts[False] <= len(np.unique(truth))
+
+
+def test_results_go_on_after_their_reader_stops():
+    import os
+
+    child = ("import sys\nfrom napari_nanogan.cli.common import print_result\n"
+             "for i in range(3):\n    print_result('x' * 100_000)\nprint('carried on', file=sys.stderr)\n")
+    read, write = os.pipe()
+    os.close(read)  # `nanogan segment ... | head -1` after head has exited
+    try:
+        proc = subprocess.run([sys.executable, "-c", child], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0 and "carried on" in proc.stderr and "Traceback" not in proc.stderr

@@ -19,7 +19,11 @@ def _say(line: str) -> None:
 
 def _line(bar, outcome) -> None:
     """A task's line, said without breaking the bar: a result on stdout, a failure on stderr."""
-    bar.write(outcome.line, sys.stderr if outcome.status == "failed" else sys.stdout)
+    if outcome.status == "failed":
+        bar.write(outcome.line, sys.stderr)
+    else:
+        with bar.external_write_mode():
+            print_result(outcome.line)
 
 
 def _cluster(args):

@@ -32,9 +32,14 @@ def print_result(line: str) -> None:
     """Print one of a command's results (a line per input, what it wrote) on stdout.
 
     Progress, notes, warnings and errors go to stderr, so ``nanogan segment *.tif > log.txt``
-    keeps the results and the terminal still shows what went wrong.
+    keeps the results and the terminal still shows what went wrong. A reader that stops early
+    (``| head``) does not stop the command: the rest of its results are dropped, its files
+    still written.
     """
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:  # (Python's recipe: stdout to devnull, so that the exit flush fails no more)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def progress_bar(total: int, desc: str):

@@ -75,9 +75,9 @@ def cmd_finetune(args) -> int:
                  f"{fmt(result.before)}; after {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)")
     if result.size_calibration is not None:
         sizes = result.size_calibration
-        print(f"particle diameter estimates x {sizes['correction']:.2f}, calibrated on your annotations "
-              f"(estimated {', '.join(f'{v:.0f}' for v in sizes['estimated_px'])} px; annotated "
-              f"{', '.join(f'{v:.0f}' for v in sizes['annotated_px'])} px)", file=sys.stderr)
+        print_result(f"particle diameter estimates x {sizes['correction']:.2f}, calibrated on your annotations "
+                     f"(estimated {', '.join(f'{v:.0f}' for v in sizes['estimated_px'])} px; annotated "
+                     f"{', '.join(f'{v:.0f}' for v in sizes['annotated_px'])} px)")
     if result.better:
         print_result(f"wrote {result.path}; use it with --model {result.path}")
     else:
