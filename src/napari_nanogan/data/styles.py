@@ -139,9 +139,10 @@ def draw_matrix(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generato
     in pearlite or martensite laths) in some of them. Grain levels spread by 0.08-0.3 of the
     patch's particle-background contrast (standard deviation), so the particles stay the
     brightest or darkest things in the field, as they are in the micrographs this mimics
-    (carbides in steel, particles on a polycrystalline film). Half the time the particles
-    get a finer texture of their own (grains of 0.15-0.5 of their diameter), so that
-    texture alone does not mark a region as matrix.
+    (carbides in steel, particles on a polycrystalline film). Three times in four the
+    particles get a finer texture of their own (grains of 0.05-0.5 of their diameter, at
+    least 2 px: rough or polycrystalline surfaces), so that texture alone does not mark a
+    region as matrix.
     """
     img = img.astype(np.float32, copy=True)
     fg = foreground > 0.5
@@ -162,8 +163,8 @@ def draw_matrix(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generato
     texture += rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 2.0) * edges
     spread = abs(_contrast(img, fg)) * rng.uniform(0.08, 0.3)
     inside = np.zeros_like(texture)
-    if n and rng.random() < 0.5:  # polycrystalline or rough particles: texture is no sign of the matrix
-        small = max(diameter * rng.uniform(0.15, 0.5), 3.0)
+    if n and rng.random() < 0.75:  # polycrystalline or rough particles: texture is no sign of the matrix
+        small = max(diameter * float(np.exp(rng.uniform(np.log(0.05), np.log(0.5)))), 2.0)
         grain, edges = grains(img.shape, rng, small * small)
         inside = rng.normal(0, 1, int(grain.max()) + 1)[grain] + rng.uniform(0, 1.5) * edges
         inside = (rng.uniform(0.5, 1.5) * (inside - inside[fg].mean())).astype(np.float32)  # their level kept
