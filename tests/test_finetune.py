@@ -228,9 +228,9 @@ def test_finetune_cli_says_how_the_diameter_was_calibrated(tmp_path, sized_tiny_
     rc = main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"),
                "--out", str(tmp_path / "m.pt"), "--base-segmenter", str(sized_tiny_checkpoint),
                "--base-generator", str(tiny_generator_checkpoint)])
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out  # a result, on stdout
     correction = load_checkpoint(tmp_path / "m.pt")["card"]["size_calibration"]["correction"]
-    assert rc == 0 and f"particle diameter estimates x {correction:.2f}, calibrated on your annotations" in err
+    assert rc == 0 and f"particle diameter estimates x {correction:.2f}, calibrated on your annotations" in out
 
 
 def _big_pairs():
