@@ -30,8 +30,8 @@ from scipy import ndimage as ndi
 from ..normalize import intensity_range
 from .datasets import Sample
 from .distractors import draw_distractors
-from .styles import grains
 from .layouts import random_layout
+from .styles import grains
 from .targets import SEED_DEPTH
 
 #: Imaging styles and how often each is drawn.

@@ -14,7 +14,9 @@ looks during training:
 - **texture**: band-pass noise over the field, within particles at a random 0-1.5 times
   its strength outside (a grainy substrate or matrix, polycrystalline particles).
 
-Each look is drawn independently, each with its own chance, by :func:`restyle`. The
+Each look is drawn independently, each with its own chance, by :func:`restyle`. Apart
+from them, :func:`draw_matrix` draws a polycrystalline matrix (grains, boundaries,
+lamellae at the particles' scale) on the background, for ``nanogan train --matrix``. The
 particle mask is an input: the looks follow the particles, as the physics does. Edges are
 those of the mask's connected regions: particles that touch without a gap share one
 outline, as the free edges of an agglomerate brighten in SEM and its contacts do not.
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+
+from ..measure import median_diameter
 
 
 def restyle(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -147,9 +151,7 @@ def draw_matrix(img: np.ndarray, foreground: np.ndarray, rng: np.random.Generato
     img = img.astype(np.float32, copy=True)
     fg = foreground > 0.5
     labels, n = ndi.label(fg)
-    diameter = 20.0
-    if n:
-        diameter = float(np.median(np.sqrt(4 / np.pi * np.bincount(labels.ravel())[1:])))
+    diameter = median_diameter(labels) if n else 20.0
     cell = max(diameter, 6.0) * rng.uniform(0.7, 4.0)
     grain, edges = grains(img.shape, rng, cell * cell)
     cells = int(grain.max()) + 1
