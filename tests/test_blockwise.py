@@ -249,6 +249,75 @@ def test_the_enlargement_check_follows_the_networks_particle_size(threshold_segm
         assert plan.factor == whole.scale == (1.0 if rejected else 2.0)
 
 
+def _seen_as(monkeypatch, confidence_at):
+    """segment()'s network passes, each particle's confidence replaced by ``confidence_at(factor)`` (None: none found)."""
+    from napari_nanogan.segmentation import pipeline
+
+    seen = pipeline._labels_at
+
+    def passes(grey, segmenter, rows, bar, factor, *rest):
+        labels, confidence, *maps = yield from seen(grey, segmenter, rows, bar, factor, *rest)
+        value = confidence_at(factor)
+        if value is None:
+            return (np.zeros_like(labels), confidence[:0], *maps)
+        return (labels, np.full_like(confidence, value), *maps)
+
+    monkeypatch.setattr(pipeline, "_labels_at", passes)
+
+
+@pytest.fixture(scope="module")
+def small_field():
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+
+    return render_sem(particle_labels((400, 400), n_particles=300, mean_diameter=7, seed=3), seed=4, info_bar_rows=0)
+
+
+def test_an_enlargement_that_finds_nothing_falls_back_to_the_images_own_scale(threshold_segmenter, small_field,
+                                                                              monkeypatch):
+    """Particles several times larger than their estimate vanish once enlarged (clean 27-px cubes estimated
+    at 10 px gave no label): segment() and the block plan then take the image's own scale where it finds
+    particles, and keep the estimate's scale where neither finds any."""
+    import dataclasses
+
+    from conftest import constant_size_model
+    from napari_nanogan.segmentation import segment
+
+    sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(7.0))
+    kw = dict(diameter="auto", scale_check=False)
+    assert segment(small_field, sized, info_bar=None, **kw).scale == 2.0  # found small: the enlargement holds
+    for blind_above in (1.0, 0.0):  # the network finds nothing when enlarged / at any scale
+        _seen_as(monkeypatch, lambda factor, above=blind_above: None if factor > above else 0.9)
+        whole = segment(small_field, sized, info_bar=None, **kw)
+        plan = plan_blockwise(small_field, sized, block=256, **kw)
+        if blind_above:
+            assert whole.scale == plan.factor == 1.0 and whole.enlargement_rejected and whole.count > 100
+            assert "not that small" in whole.describe()
+        else:
+            assert whole.scale == plan.factor == 2.0 and not whole.enlargement_rejected and whole.count == 0
+
+
+def test_the_scale_check_undoes_an_enlargement_the_network_is_far_less_sure_of(threshold_segmenter, small_field,
+                                                                               monkeypatch):
+    """An estimate far too small cuts particles into doubtful pieces: where the network is more than
+    ``SCALE_ENLARGE_MARGIN`` surer at the image's own scale, segment() and the block plan keep that scale."""
+    import dataclasses
+
+    from conftest import constant_size_model
+    from napari_nanogan.config import SCALE_ENLARGE_MARGIN
+    from napari_nanogan.segmentation import segment
+
+    sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(7.0))
+    for surer, kept in ((SCALE_ENLARGE_MARGIN + 0.02, 1.0), (SCALE_ENLARGE_MARGIN - 0.02, 2.0)):
+        _seen_as(monkeypatch, lambda factor, surer=surer: 0.5 + (surer if factor == 1.0 else 0.0))
+        whole = segment(small_field, sized, diameter="auto", info_bar=None)
+        plan = plan_blockwise(small_field, sized, diameter="auto", block=256)
+        assert whole.scale == plan.factor == kept and not whole.enlargement_rejected
+        assert whole.estimate_scale == plan.estimate_scale == (2.0 if kept == 1.0 else None)
+        if kept == 1.0:
+            assert "own scale, not enlarged 2 times as estimated" in whole.describe()
+        assert segment(small_field, sized, diameter="auto", info_bar=None, scale_check=False).scale == 2.0
+
+
 @requires_shipped
 def test_blocks_add_the_small_particles_beside_large_ones_as_the_whole_image_does():
     """Spheres of about 110 px with 10-28 px satellites, made about 6 times smaller: each block adds its finer pass's

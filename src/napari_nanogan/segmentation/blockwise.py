@@ -41,7 +41,7 @@ from .confidence import particle_confidence
 from .marks import judge
 from .scale import resize_factor, scale_postprocess
 from .smallpass import add_small_particles, small_pass_factor
-from .sizing import MIN_ESTIMATE_SIDE, enlargement_holds, estimate_diameter, estimate_factor
+from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, estimate_factor
 from .statistics import Statistics, record_statistics, statistics_crops
 from .tiles import MIN_SIDE, probability_steps
 
@@ -235,20 +235,18 @@ def plan_blockwise(
     lo, hi = intensity_range(array, rows)
     sizer = segmenter.sizer
     estimated = diameter == "auto"
-    sample = None
+    sample = estimate_scale = None
     if estimated or not hasattr(segmenter, "network"):
         sample = _centre_crop(array, rows, ESTIMATE_SAMPLE)
     if estimated:
         diameter = estimate_diameter(sample, segmenter) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
         factor = estimate_factor(diameter, sizer)
-        if factor > 1.0:  # as segment() does: keep the enlargement only if what it finds is small
-            from .pipeline import segment
-
-            trial = _centre_crop(sample, slice(None), ENLARGE_TRIAL)
-            found = segment(trial, segmenter, diameter=diameter, info_bar=None, tile=tile, overlap=overlap,
-                            postprocess=postprocess).labels
-            if not enlargement_holds(found, sizer.diameter_px):
-                factor = 1.0
+        if factor > 1.0:  # as segment() does, on a centre crop: the enlargement or the image's own scale
+            from .pipeline import check_enlargement
+            verdict = check_enlargement(_centre_crop(sample, slice(None), ENLARGE_TRIAL), segmenter, diameter,
+                                        scale_check=scale_check, tile=tile, overlap=overlap, postprocess=postprocess)
+            if verdict != "kept":
+                estimate_scale, factor = (factor if verdict == "checked" else None), 1.0
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     polarity_sample = None
@@ -262,7 +260,6 @@ def plan_blockwise(
         choices = [(named[id(n)], n, accept) for n, accept in segmenter.candidates(polarity_sample, slice(None), factor)]
     key, network, statistics = _choose(choices, array, polarity_sample if len(choices) > 1 else None, rows,
                                        (lo, hi), factor, tile)
-    estimate_scale = None
     if estimated and scale_check and factor < 1.0:  # as segment() does, on a centre crop, with the network chosen
         from .pipeline import surest_scale
         checked = surest_scale(np.asarray(_centre_crop(sample, slice(None), SCALE_TRIAL)), network, factor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Generator, Literal
 
@@ -58,7 +59,8 @@ class SegmentationResult:
         How much the image was resized for the network (1: its own scale; 2: twice as large).
     enlargement_rejected : bool
         An estimate under :func:`~napari_nanogan.segmentation.sizing.auto_enlarge_below`
-        enlarged the image, but the particles found were not small
+        enlarged the image, but the particles found were not small, or none were found where
+        the image's own scale finds some
         (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), so the labels are
         those of the image at its own scale.
     flat : bool
@@ -110,7 +112,7 @@ class SegmentationResult:
             elif self.scale < 1.0 and self.estimate_scale is None:
                 parts.append(f"image made {1 / self.scale:.2g} times smaller")
             elif self.enlargement_rejected:
-                parts.append("the particles found when enlarging the image were not that small: "
+                parts.append("the particles found when enlarging the image, if any, were not that small: "
                              "segmented at its own scale")
             elif (self.enlarge_below_px
                   and auto_enlarge_below(self.enlarge_below_px * _config.ENLARGE_BELOW) <= self.diameter_px
@@ -230,11 +232,15 @@ def segment_steps(
     labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor, tile,
                                                                      overlap, postprocess)
     rejected = estimated and factor > 1.0 and not enlargement_holds(labels, sizer.diameter_px)
-    if rejected:
-        factor = 1.0  # the particles found are not small: the estimate was wrong; the image's own scale suits them
-        labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor,
-                                                                         tile, overlap, postprocess)
     estimate_scale = None
+    if rejected or (estimated and scale_check and factor > 1.0):  # the image's own scale too
+        yield Progress(0, 1, "checking the scale: the image at its own scale")
+        own = yield from _labels_at(grey, segmenter, rows, bar, 1.0, tile, overlap, postprocess)
+        verdict = enlargement_verdict((labels, confidence), own[:2], sizer.diameter_px)
+        rejected = verdict == "rejected"
+        if verdict != "kept":
+            labels, confidence, fg, interior, network = own
+            estimate_scale, factor = (None if rejected else factor), 1.0
     if estimated and scale_check and factor < 1.0 and int(labels.max()):
         found, checked = yield from _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess,
                                                   (labels, confidence, fg, interior))
@@ -260,8 +266,38 @@ def segment_steps(
 def scale_checked(kept: float, estimate_scale: float) -> str:
     """What the status line says when the scale check kept ``kept`` rather than the estimate's ``estimate_scale``."""
     done = "image segmented at its own scale" if kept == 1.0 else f"image made {1 / kept:.2g} times smaller"
-    return (f"{done}, not {1 / estimate_scale:.2g} times smaller as estimated: "
-            "the network is surer of the particles there")
+    instead = (f"enlarged {estimate_scale:.2g} times" if estimate_scale > 1.0
+               else f"{1 / estimate_scale:.2g} times smaller")
+    return f"{done}, not {instead} as estimated: the network is surer of the particles there"
+
+
+def check_enlargement(grey: np.ndarray, segmenter, diameter: float, *, scale_check: bool = True, tile: int = TILE,
+                      overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> str:
+    """:func:`enlargement_verdict` for a grey specimen without info bar enlarged for an estimated ``diameter``,
+    as ``segment_steps`` reaches it: the block plan's check, on a centre crop."""
+    run = functools.partial(segment, grey, segmenter, info_bar=None, tile=tile, overlap=overlap, postprocess=postprocess)
+    found, model_px = run(diameter=diameter), segmenter.sizer.diameter_px
+    own = run(diameter=None) if scale_check or not enlargement_holds(found.labels, model_px) else None
+    return enlargement_verdict((found.labels, found.confidence), None if own is None else (own.labels, own.confidence),
+                               model_px)
+
+
+def enlargement_verdict(enlarged: tuple[np.ndarray, np.ndarray], own: tuple[np.ndarray, np.ndarray] | None,
+                        model_diameter_px: float | None = None) -> str:
+    """Whether an image enlarged for an *estimated* diameter keeps the enlargement.
+
+    ``enlarged`` and ``own``: (labels, per-particle confidence) found on the enlarged image
+    and on the image at its own scale (None: not segmented there). ``"rejected"``: the
+    particles found enlarged are not small, or there are none where the own scale finds
+    some (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`); ``"checked"``:
+    the network is more than ``config.SCALE_ENLARGE_MARGIN`` surer of the particles at the
+    image's own scale (the scale check); ``"kept"``: otherwise, and where neither finds any.
+    """
+    if not enlargement_holds(enlarged[0], model_diameter_px):
+        return "rejected" if own is not None and (int(enlarged[0].max()) or int(own[0].max())) else "kept"
+    if own is not None and _mean_confidence(own) - _mean_confidence(enlarged) > _config.SCALE_ENLARGE_MARGIN:
+        return "checked"
+    return "kept"
 
 
 def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE, overlap: int | None = None,

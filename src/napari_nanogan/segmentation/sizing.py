@@ -250,14 +250,17 @@ def enlargement_holds(labels: np.ndarray, model_diameter_px: float | None = None
     for a network of another ``model_diameter_px``); otherwise the estimate was wrong (a textured matrix
     can look like small particles), the network cut larger particles into pieces, and
     the image is segmented again at its own scale, which suits particles of 12-30 px.
-    No particle found: it holds (nothing to say otherwise).
+    No particle found: it does not hold either. Particles several times larger than the
+    estimate grow past what the network sees once enlarged, and vanish (a field of clean
+    27-px cubes estimated at 10 px, enlarged twice, gave none); the image's own scale is
+    tried, and what it finds is kept where it finds anything.
     """
     from .. import config as _config
     from ..measure import equivalent_diameters
 
     ratio = 1.0 if model_diameter_px is None else _model_ratio(model_diameter_px)
     found = equivalent_diameters(labels, min_area=9)
-    return not found.size or float(np.median(found)) < _config.AUTO_ENLARGE_KEEP_BELOW * ratio
+    return bool(found.size) and float(np.median(found)) < _config.AUTO_ENLARGE_KEEP_BELOW * ratio
 
 
 def shrink_threshold(segmenter) -> float:
