@@ -15,11 +15,12 @@ def test_seed_ranges_and_draws_are_reproducible():
 
 
 @requires_shipped
-def test_a_clean_field_of_cubes_is_found_where_its_estimate_is_far_too_small(capsys):
+def test_a_clean_field_of_cubes_is_found_where_its_estimate_is_far_too_small(capsys, tmp_path):
     """Seed 0: 65 bright 27-px cubes on a clean SEM field, estimated at about 10 px. Enlarged twice, the network
     found none of them; the image's own scale finds most (its scale check, and the fallback without it)."""
-    out = randomized_images.main(["--model", "default", "--seeds", "0"])
+    out = randomized_images.main(["--model", "default", "--seeds", "0", "--figure", str(tmp_path / "f.png")])
     assert capsys.readouterr().out.strip().startswith("{")
     (row,) = out["per_image"]
     assert row["family"] == "cubes" and row["estimate_px"] < 15 and row["scale"] == 1.0
     assert row["f1"] >= 0.3 and out["images"] == 1 and set(out["mean_f1_by"]) == {"style", "arrangement", "family"}
+    assert (tmp_path / "f.png").stat().st_size > 10_000  # the overlay figure
