@@ -110,7 +110,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--splits", default="val,test")
     ap.add_argument("--below", default="10,12", help="thresholds (px) of config.AUTO_ENLARGE_BELOW to compare")
     ap.add_argument("--keep-below", default="15,inf",
-                    help="values (px) of config.AUTO_ENLARGE_KEEP_BELOW to compare (inf: an enlargement is never undone)")
+                    help="values (px) of config.AUTO_ENLARGE_KEEP_BELOW to compare (inf: an enlargement is not undone for its particles' size)")
     ap.add_argument("--seed", type=int, default=0, help="draws the copies' sizes and noise")
     ap.add_argument("--copies", type=int, default=3, help="shrunk copies drawn per image (those too small are not made)")
     args = ap.parse_args(argv)

@@ -8,15 +8,15 @@ Each seed draws one 512 x 512 pair with :func:`napari_nanogan.data.randomized.ra
 mixed shapes; sparse, scattered, crowded, packed and satellite arrangements; median
 diameters of 8-80 px; noise, blur, drift, uneven illumination, JPEG; no marks). No
 shipped model is trained on these pairs, so they stand in for unfamiliar images: a check
-of breadth, not of any real data set. Each image is segmented as ``nanogan segment`` does
-(``diameter="auto"``), or with ``--annotated-diameter`` at its annotated median diameter.
+of breadth, not of any real data set. Each image is segmented with ``--model``, its diameter
+estimated, as ``nanogan segment --model default`` does (``nanogan segment``'s own default is
+``auto``), or with ``--annotated-diameter`` at its annotated median diameter.
 
-Reported: instance F1 at IoU 0.5 (particles of 9 px or more), pooled over the images and
+Reported: instance F1 at IoU 0.5 (particles of 9 px² or more), pooled over the images and
 the mean per image by style, arrangement and shape family; the diameter estimate's median
 |relative error| and share within 1.5 times; how many images were enlarged, shrunk, or
 kept at their own scale by the scale check. ``--figure``: eight of the images, from the
-worst F1 to the best, the drawn particles outlined in green and those found in magenta. Seeds ``0-80`` chose
-``config.SCALE_ENLARGE_MARGIN``; ``80-160`` were first scored after.
+worst F1 to the best, the drawn particles outlined in green and those found in magenta.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from napari_nanogan.data.randomized import random_pair
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation import load_segmenter, segment
+from napari_nanogan.training.loop import machine_description
 
 SHAPE = (512, 512)
 DIAMETERS = (8.0, 80.0)
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         "enlarged": sum(r["scale"] > 1 for r in rows), "shrunk": sum(r["scale"] < 1 for r in rows),
         "scale_checked": sum(r["scale_checked"] for r in rows),
         "per_image": rows,
+        "machine": machine_description(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
     }
     print(json.dumps(result))

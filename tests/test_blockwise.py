@@ -9,6 +9,7 @@ import torch
 
 from conftest import requires_shared, requires_shipped
 from napari_nanogan.metrics.segmentation import instance_scores
+from napari_nanogan.segmentation.pipeline import _labels_at as _LABELS_AT
 from napari_nanogan.segmentation.blockwise import (BlockResult, block_grid, plan_blockwise, relabel, segment_blockwise,
                                                    stitch)
 
@@ -164,8 +165,8 @@ def test_an_estimate_resizes_blocks_as_segment_resizes_the_whole_image(threshold
             from napari_nanogan.segmentation.zarrjob import ZarrResult
 
             assert "enlarged 2 times" in ZarrResult(path=Path("x"), count=1, plan=plan).describe()
-    assert "enlarged 2 times" in said[7.0] and "not that small" in said[8.0]
-    assert not any(w in said[20.0] + said[60.0] for w in ("enlarged", "not that small", "diameter given"))
+    assert "enlarged 2 times" in said[7.0] and "no particles that small" in said[8.0]
+    assert not any(w in said[20.0] + said[60.0] for w in ("enlarged", "that small", "diameter given"))
 
 
 def test_zarr_store_round_trip_resume_and_ome_metadata(threshold_segmenter, field, tmp_path):
@@ -253,7 +254,7 @@ def _seen_as(monkeypatch, confidence_at):
     """segment()'s network passes, each particle's confidence replaced by ``confidence_at(factor)`` (None: none found)."""
     from napari_nanogan.segmentation import pipeline
 
-    seen = pipeline._labels_at
+    seen = _LABELS_AT  # (the network's own passes, not an earlier stand-in)
 
     def passes(grey, segmenter, rows, bar, factor, *rest):
         labels, confidence, *maps = yield from seen(grey, segmenter, rows, bar, factor, *rest)
@@ -291,7 +292,7 @@ def test_an_enlargement_that_finds_nothing_falls_back_to_the_images_own_scale(th
         plan = plan_blockwise(small_field, sized, block=256, **kw)
         if blind_above:
             assert whole.scale == plan.factor == 1.0 and whole.enlargement_rejected and whole.count > 100
-            assert "not that small" in whole.describe()
+            assert "no particles that small" in whole.describe()
         else:
             assert whole.scale == plan.factor == 2.0 and not whole.enlargement_rejected and whole.count == 0
 

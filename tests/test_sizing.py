@@ -273,7 +273,8 @@ def test_a_small_estimate_enlarges_the_image_and_says_so(tiny_segmenter, sem_lik
     result = segment(image, sized, diameter="auto")
     specimen_rows = result.info_bar.start if result.info_bar is not None else image.shape[0]
     # 8 px: enlarged twice (at most), then the scale check's pass at the image's own scale
-    assert max(shape[0] for shape in network_input_shapes) >= 2 * specimen_rows - 2
+    rows_seen = {shape[0] for shape in network_input_shapes}
+    assert max(rows_seen) >= 2 * specimen_rows - 2 and rows_seen & {specimen_rows, image.shape[0]}
     assert result.scale == 2.0 and result.labels.shape == image.shape
     assert "estimated particle diameter 8 px" in result.describe() and "enlarged 2 times" in result.describe()
     assert "diameter given" not in result.describe()
@@ -318,3 +319,26 @@ def test_the_estimated_diameter_is_said_in_the_files_unit_and_in_micrometres_fro
     assert "estimated particle diameter 137 px (6.85 µm)" in result.describe(pixel_size=50.0)
     assert "137 px (685 nm)" in result.describe(pixel_size=5.0)
     assert "137 px," in result.describe() + "," and "(" not in result.describe()
+
+
+def test_the_enlargement_verdict_in_each_case():
+    """An enlargement is undone where its particles are not small or it finds none the own scale finds; with the
+    own scale seen by the same network, where that is more than SCALE_ENLARGE_MARGIN surer; else kept."""
+    from napari_nanogan.config import SCALE_ENLARGE_MARGIN
+    from napari_nanogan.segmentation.pipeline import enlargement_verdict
+
+    _, small = _discs(8.0, n=60)
+    _, large = _discs(22.0, n=12)
+    empty = np.zeros_like(small)
+
+    def found(labels, confidence):
+        return labels, np.full(int(labels.max()), confidence, np.float32)
+
+    sure = 0.6 + SCALE_ENLARGE_MARGIN
+    assert enlargement_verdict(found(small, 0.59), found(small, sure)) == "checked"
+    assert enlargement_verdict(found(small, 0.61), found(small, sure)) == "kept"
+    assert enlargement_verdict(found(small, 0.3), None) == "kept"  # the own scale not segmented: nothing to compare
+    assert enlargement_verdict(found(large, 0.9), found(large, 0.5)) == "rejected"  # not small, however sure
+    assert enlargement_verdict(found(empty, 0.0), found(large, 0.5)) == "rejected"
+    assert enlargement_verdict(found(empty, 0.0), found(empty, 0.0)) == "kept"  # none anywhere: as estimated
+    assert enlargement_verdict(found(large, 0.9), found(large, 0.5), 48.0) == "kept"  # small for a 48-px network

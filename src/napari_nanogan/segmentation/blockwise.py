@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 #: Side (px) of the centre crop the particle diameter is estimated on (and the ``auto`` network chosen on).
 ESTIMATE_SAMPLE = 4096
 #: Side (px) of the centre crop on which an enlargement for an estimate is checked
-#: (:func:`~napari_nanogan.segmentation.sizing.enlargement_holds`), as ``segment`` checks the whole image.
+#: (:func:`~napari_nanogan.segmentation.pipeline.enlargement_verdict`), as ``segment`` checks the whole image.
 ENLARGE_TRIAL = 1024
 #: Side (px) of the centre crop on which ``segment_steps``' ``scale_check`` runs.
 SCALE_TRIAL = 2048

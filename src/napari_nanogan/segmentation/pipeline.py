@@ -112,8 +112,7 @@ class SegmentationResult:
             elif self.scale < 1.0 and self.estimate_scale is None:
                 parts.append(f"image made {1 / self.scale:.2g} times smaller")
             elif self.enlargement_rejected:
-                parts.append("the particles found when enlarging the image, if any, were not that small: "
-                             "segmented at its own scale")
+                parts.append("enlarging the image found no particles that small: segmented at its own scale")
             elif (self.enlarge_below_px
                   and auto_enlarge_below(self.enlarge_below_px * _config.ENLARGE_BELOW) <= self.diameter_px
                   < self.enlarge_below_px):
@@ -193,8 +192,13 @@ def segment_steps(
         ``config.SCALE_MOVES`` steps) and keep the one whose particles the network is surer
         of: for a smaller scale a mean confidence ``config.SCALE_SHRINK_MARGIN`` higher, for
         a larger one at most ``config.SCALE_TOLERANCE`` lower (an image shrunk too far merges
-        neighbours into particles the network is just as sure of). Size estimates fail on kinds of image the
-        size model never saw. Default True.
+        neighbours into particles the network is just as sure of). Where it made the image
+        larger, segment it also at its own scale with the same network, and keep that where
+        the mean confidence there is more than ``config.SCALE_ENLARGE_MARGIN`` higher (an
+        estimate far too small cuts particles into doubtful pieces). Size estimates fail on
+        kinds of image the size model never saw. Default True. (An enlargement whose
+        particles are not small, or that finds none where the own scale finds some, is
+        undone either way: :func:`enlargement_verdict`.)
 
     Returns
     -------
@@ -234,8 +238,10 @@ def segment_steps(
     rejected = estimated and factor > 1.0 and not enlargement_holds(labels, sizer.diameter_px)
     estimate_scale = None
     if rejected or (estimated and scale_check and factor > 1.0):  # the image's own scale too
-        yield Progress(0, 1, "checking the scale: the image at its own scale")
-        own = yield from _labels_at(grey, segmenter, rows, bar, 1.0, tile, overlap, postprocess)
+        # (rejected: any network may suit the image at its own scale; checked: the same network's confidence)
+        yield Progress(0, 1, "segmenting the image at its own scale too")
+        own = yield from _labels_at(grey, segmenter if rejected else network, rows, bar, 1.0, tile, overlap,
+                                    postprocess)
         verdict = enlargement_verdict((labels, confidence), own[:2], sizer.diameter_px)
         rejected = verdict == "rejected"
         if verdict != "kept":
@@ -275,9 +281,14 @@ def check_enlargement(grey: np.ndarray, segmenter, diameter: float, *, scale_che
                       overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> str:
     """:func:`enlargement_verdict` for a grey specimen without info bar enlarged for an estimated ``diameter``,
     as ``segment_steps`` reaches it: the block plan's check, on a centre crop."""
-    run = functools.partial(segment, grey, segmenter, info_bar=None, tile=tile, overlap=overlap, postprocess=postprocess)
-    found, model_px = run(diameter=diameter), segmenter.sizer.diameter_px
-    own = run(diameter=None) if scale_check or not enlargement_holds(found.labels, model_px) else None
+    run = functools.partial(segment, grey, info_bar=None, tile=tile, overlap=overlap, postprocess=postprocess)
+    found, model_px = run(segmenter, diameter=diameter), segmenter.sizer.diameter_px
+    own = None
+    if not enlargement_holds(found.labels, model_px):
+        own = run(segmenter, diameter=None)
+    elif scale_check:  # the network the enlarged image was segmented with (``auto`` has two)
+        networks = [getattr(segmenter, key, None) for key in ("general", "bright")]
+        own = run(next((n for n in networks if n is not None and n.name == found.model), segmenter), diameter=None)
     return enlargement_verdict((found.labels, found.confidence), None if own is None else (own.labels, own.confidence),
                                model_px)
 
