@@ -64,10 +64,11 @@ SCALE_TOLERANCE = 0.01
 SCALE_MOVES = 2
 #: An image enlarged for an *estimated* diameter is also segmented at its own scale, which is
 #: kept where its particles' mean confidence is more than ``SCALE_ENLARGE_MARGIN`` above the
-#: enlarged image's: an estimate far too small (noisy or unfamiliar images, whose size features
-#: resemble those of small particles) cuts each particle into doubtful pieces. Real images of
-#: particles of 5-11 px, rightly enlarged, were at most 0.053 surer at their own scale (val
-#: copies); domain-randomised images of 20-38 px particles estimated at 10, 0.096-0.23
+#: enlarged image's (the same network): an estimate far too small (noisy or unfamiliar images,
+#: whose size features resemble those of small particles) cuts each particle into doubtful
+#: pieces. Real images of particles of 5-11 px, rightly enlarged, were at most 0.053 surer at
+#: their own scale (val copies); 6 of 11 domain-randomised images of 20-38 px particles
+#: estimated at about 10 px, 0.096-0.23; the other 5 at most 0.054, and they stay enlarged
 #: (docs/benchmarks.md, "Scale check").
 SCALE_ENLARGE_MARGIN = 0.08
 #: A particle with ``INK_SHARE`` or more of its pixels at the image's lowest or highest grey
