@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "scale": round(result.scale, 3), "scale_checked": result.estimate_scale is not None,
                      "f1": round(score["f1"], 4)})
     pooled = summarize(pairs, min_area=9)
-    by = {key: {name: round(float(np.mean(values)), 3) for name, values in sorted(groups.items())}
-          for key in ("style", "arrangement", "family")
-          for groups in [_group(rows, key)]}
+    by = {key: _mean_f1_by(rows, key) for key in ("style", "arrangement", "family")}
     ratios = np.array([r["estimate_px"] / r["diameter_px"] for r in rows if r["estimate_px"]])
     result = {
         "model": args.model, "seeds": args.seeds, "images": len(rows),
@@ -134,11 +132,12 @@ def figure(path: str, rows: list[dict], pictures: list[tuple], title: str, count
     fig.savefig(path, dpi=80)
 
 
-def _group(rows: list[dict], key: str) -> dict:
+def _mean_f1_by(rows: list[dict], key: str) -> dict:
+    """Mean F1 per image for each value of ``key`` (style, arrangement or family)."""
     groups = defaultdict(list)
     for row in rows:
         groups[row[key]].append(row["f1"])
-    return groups
+    return {name: round(float(np.mean(values)), 3) for name, values in sorted(groups.items())}
 
 
 if __name__ == "__main__":
