@@ -157,14 +157,15 @@ def test_an_estimate_resizes_blocks_as_segment_resizes_the_whole_image(threshold
         assert whole.scale == pytest.approx(factor)
         checked = plan_blockwise(image, sized, diameter="auto", block=256)  # its centre crop is the whole image
         assert checked.factor == pytest.approx(segment(image, sized, diameter="auto", info_bar=None).scale)
-        assert whole.enlargement_rejected == (estimate == 8.0)
+        assert whole.enlargement_rejected == plan.enlargement_rejected == (estimate == 8.0)
         said[estimate] = whole.describe()
-        if estimate == 7.0:  # a zarr job's summary says so too
+        if estimate in (7.0, 8.0):  # a zarr job's summary says so too
             from pathlib import Path
 
             from napari_nanogan.segmentation.zarrjob import ZarrResult
 
-            assert "enlarged 2 times" in ZarrResult(path=Path("x"), count=1, plan=plan).describe()
+            zarr_said = ZarrResult(path=Path("x"), count=1, plan=plan).describe()
+            assert ("enlarged 2 times" if estimate == 7.0 else "no particles that small") in zarr_said
     assert "enlarged 2 times" in said[7.0] and "no particles that small" in said[8.0]
     assert not any(w in said[20.0] + said[60.0] for w in ("enlarged", "that small", "diameter given"))
 
@@ -246,7 +247,7 @@ def test_the_enlargement_check_follows_the_networks_particle_size(threshold_segm
         sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(8.0), diameter_px=model_px)
         plan = plan_blockwise(field, sized, diameter="auto", block=256)
         whole = segment(field, sized, diameter="auto", info_bar=None)
-        assert whole.enlargement_rejected == rejected
+        assert whole.enlargement_rejected == plan.enlargement_rejected == rejected
         assert plan.factor == whole.scale == (1.0 if rejected else 2.0)
 
 
@@ -317,6 +318,42 @@ def test_the_scale_check_undoes_an_enlargement_the_network_is_far_less_sure_of(t
         if kept == 1.0:
             assert "own scale, not enlarged 2 times as estimated" in whole.describe()
         assert segment(small_field, sized, diameter="auto", info_bar=None, scale_check=False).scale == 2.0
+
+
+def test_the_scale_check_shrinks_an_image_kept_at_its_own_scale_only_where_the_network_is_unsure(
+        threshold_segmenter, small_field, monkeypatch):
+    """An estimate of 20-28 px for particles of 40-95 px leaves the image at its own scale, where they are cut into
+    pieces: where the network is unsure of its particles there (mean confidence under ``SCALE_OWN_BELOW``),
+    segment() and the block plan try 1.4 times smaller, and keep it where it is ``SCALE_OWN_MARGIN`` surer;
+    a sure image pays no extra pass."""
+    import dataclasses
+
+    from conftest import constant_size_model
+    from napari_nanogan.config import SCALE_OWN_BELOW, SCALE_OWN_MARGIN, SCALE_STEP
+    from napari_nanogan.segmentation import segment
+
+    sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(20.0))
+    unsure = SCALE_OWN_BELOW - 0.2
+    for own, surer, kept in ((unsure, SCALE_OWN_MARGIN + 0.02, 1 / SCALE_STEP),
+                             (unsure, SCALE_OWN_MARGIN - 0.02, 1.0),
+                             (SCALE_OWN_BELOW + 0.01, 0.1, 1.0)):  # sure: not tried, however surer it would be
+        factors = []
+
+        def confidence(factor, own=own, surer=surer, factors=factors):
+            factors.append(round(factor, 3))
+            return own if factor == 1.0 else own + surer  # (no surer still at half the size: one step)
+        _seen_as(monkeypatch, confidence)
+        whole = segment(small_field, sized, diameter="auto", info_bar=None, small_pass=False)
+        assert whole.scale == pytest.approx(kept) and whole.diameter_px == pytest.approx(20.0)
+        assert (0.707 in factors) == (own < SCALE_OWN_BELOW)
+        plan = plan_blockwise(small_field, sized, diameter="auto", block=256)
+        assert plan.factor == pytest.approx(kept)
+        if kept < 1.0:
+            assert whole.estimate_scale == plan.estimate_scale == 1.0
+            assert "image made 1.4 times smaller, not at its own scale as estimated" in whole.describe()
+        else:
+            assert whole.estimate_scale is None and plan.estimate_scale is None
+        assert segment(small_field, sized, diameter="auto", info_bar=None, scale_check=False).scale == 1.0
 
 
 @requires_shipped

@@ -71,6 +71,16 @@ SCALE_MOVES = 2
 #: estimated at about 10 px, 0.096-0.23; the other 5 at most 0.054, and they stay enlarged
 #: (docs/benchmarks.md, "Scale check").
 SCALE_ENLARGE_MARGIN = 0.08
+#: An image kept at its own scale for an *estimated* diameter (12-30 px), whose particles the
+#: network is unsure of (mean confidence under ``SCALE_OWN_BELOW``), is also segmented
+#: ``SCALE_STEP`` times smaller, which is kept where its mean confidence is more than
+#: ``SCALE_OWN_MARGIN`` higher (the search then goes on as for a shrunk image): an estimate
+#: of 20-28 px for particles of 40-95 px cuts them into pieces. Real images left at their own
+#: scale were at most 0.012 surer 1.4 times smaller (val) and the BAM training fields up to
+#: 0.072 (F1 0.84 -> 0.87); sure images (the BAM fields, mostly) pay no extra pass
+#: (docs/benchmarks.md, "Scale check").
+SCALE_OWN_BELOW = 0.83
+SCALE_OWN_MARGIN = 0.04
 #: A particle with ``INK_SHARE`` or more of its pixels at the image's lowest or highest grey
 #: level is a mark burnt into the figure (scale bar, letter, label box) and is dropped, unless
 #: the median particle has ``CLIPPING_SHARE`` or more of its pixels there (the detector's

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, PostprocessConfig
+from ..config import BLOCK, ENLARGE_BELOW, MARGIN_DIAMETERS, MIN_MARGIN, TILE, PostprocessConfig
 from ..io.infobar import InfoBar
 from ..normalize import intensity_range
 from ..progress import drive
@@ -43,6 +43,7 @@ from .scale import resize_factor, scale_postprocess
 from .smallpass import add_small_particles, small_pass_factor
 from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, estimate_factor
 from .statistics import Statistics, record_statistics, statistics_crops
+from .stitching import count_of, relabel, stitch
 from .tiles import MIN_SIDE, probability_steps
 
 if TYPE_CHECKING:
@@ -120,6 +121,10 @@ class BlockwisePlan:
     estimate_scale : float or None
         Where the scale check on a centre crop (``segment_steps``' ``scale_check``) kept
         another factor than the estimate's: the estimate's (``factor`` is the one kept).
+    enlargement_rejected : bool
+        An estimate enlarged the image, but the particles found on a centre crop were not
+        small, or none were where its own scale finds some: ``factor`` is 1
+        (``SegmentationResult.enlargement_rejected``).
     """
 
     shape: tuple[int, int]
@@ -138,6 +143,7 @@ class BlockwisePlan:
     info_bar: InfoBar | None = None
     fine_factor: float | None = None
     estimate_scale: float | None = None
+    enlargement_rejected: bool = False
     fine_statistics: Statistics | None = None
     fine_postprocess: PostprocessConfig | None = None
 
@@ -151,7 +157,7 @@ class BlockwisePlan:
     def fingerprint(self) -> str:
         """A digest of everything that decides the labels: equal plans give equal blocks (resume)."""
         plain = {k: v for k, v in self.__dict__.items()
-                 if k not in ("statistics", "fine_statistics", "estimate_scale")}  # (factor decides; not how it came)
+                 if k not in ("statistics", "fine_statistics", "estimate_scale", "enlargement_rejected")}  # (factor decides; not how it came)
         plain["postprocess"] = self.postprocess.to_dict()
         plain["fine_postprocess"] = None if self.fine_postprocess is None else self.fine_postprocess.to_dict()
         plain["info_bar"] = None if self.info_bar is None else self.info_bar.__dict__
@@ -236,17 +242,20 @@ def plan_blockwise(
     sizer = segmenter.sizer
     estimated = diameter == "auto"
     sample = estimate_scale = None
+    own_estimated = rejected = False  # an estimate that keeps the image's own scale; an enlargement undone
     if estimated or not hasattr(segmenter, "network"):
         sample = _centre_crop(array, rows, ESTIMATE_SAMPLE)
     if estimated:
         diameter = estimate_diameter(sample, segmenter) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
         factor = estimate_factor(diameter, sizer)
+        own_estimated = factor == 1.0 and (diameter or 0.0) >= sizer.diameter_px / ENLARGE_BELOW
         if factor > 1.0:  # as segment() does, on a centre crop: the enlargement or the image's own scale
             from .pipeline import check_enlargement
             verdict = check_enlargement(_centre_crop(sample, slice(None), ENLARGE_TRIAL), segmenter, diameter,
                                         scale_check=scale_check, tile=tile, overlap=overlap, postprocess=postprocess)
             if verdict != "kept":
                 estimate_scale, factor = (factor if verdict == "checked" else None), 1.0
+            rejected = verdict == "rejected"
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     polarity_sample = None
@@ -260,7 +269,7 @@ def plan_blockwise(
         choices = [(named[id(n)], n, accept) for n, accept in segmenter.candidates(polarity_sample, slice(None), factor)]
     key, network, statistics = _choose(choices, array, polarity_sample if len(choices) > 1 else None, rows,
                                        (lo, hi), factor, tile)
-    if estimated and scale_check and factor < 1.0:  # as segment() does, on a centre crop, with the network chosen
+    if estimated and scale_check and (factor < 1.0 or own_estimated):  # as segment() does, on a centre crop
         from .pipeline import surest_scale
         checked = surest_scale(np.asarray(_centre_crop(sample, slice(None), SCALE_TRIAL)), network, factor,
                                tile=tile, overlap=overlap, postprocess=postprocess)
@@ -289,7 +298,8 @@ def plan_blockwise(
                          diameter_estimated=estimated and diameter is not None, postprocess=config, block=int(block),
                          margin=margin, tile=int(tile), overlap=overlap, info_bar=info_bar,
                          fine_factor=None if fine is None else float(fine), fine_statistics=fine_statistics,
-                         fine_postprocess=fine_config, estimate_scale=estimate_scale)
+                         fine_postprocess=fine_config, estimate_scale=estimate_scale,
+                         enlargement_rejected=rejected)
 
 
 def _choose(choices, array, sample, rows, intensity, factor, tile):
@@ -409,68 +419,6 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
             mine = labels[own]
             same[side] = (mine > 0) & (mine == labels[facing])
     return local, BlockResult(block.index, len(present), edges, same)
-
-
-def stitch(results: list[BlockResult], grid: tuple[int, int]) -> tuple[dict, np.ndarray]:
-    """Offsets per block and the lookup table from global part numbers to particle labels.
-
-    Part ``k`` of block ``b`` is global part ``offsets[b] + k``; ``lut[part]`` is its
-    particle's label, 1..K numbered by each particle's first part (0 stays 0).
-    """
-    by_index = {r.index: r for r in results}
-    missing = [(r, c) for r in range(grid[0]) for c in range(grid[1]) if (r, c) not in by_index]
-    if missing:
-        raise ValueError(f"blocks {missing[:3]} have no result")
-    offsets, total = {}, 0
-    for r in range(grid[0]):
-        for c in range(grid[1]):
-            offsets[(r, c)] = total
-            total += by_index[(r, c)].count
-    parent = np.arange(total + 1, dtype=np.int64)
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = int(parent[x])
-        return x
-
-    for (r, c), first in by_index.items():
-        for side, other_index, other_side in (("right", (r, c + 1), "left"), ("bottom", (r + 1, c), "top")):
-            second = by_index.get(other_index)
-            if second is None or side not in first.same or other_side not in second.same:
-                continue
-            a, b = first.edges[side].astype(np.int64), second.edges[other_side].astype(np.int64)
-            votes = first.same[side].astype(np.int64) + second.same[other_side].astype(np.int64)
-            facing = (a > 0) & (b > 0)
-            if not facing.any():
-                continue
-            a, b, votes = a[facing] + offsets[(r, c)], b[facing] + offsets[other_index], votes[facing]
-            pairs, inverse, counts = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True, return_counts=True)
-            said = np.bincount(inverse.ravel(), weights=votes, minlength=len(pairs))
-            for (pa, pb), n, v in zip(pairs, counts, said):
-                if v >= n:  # at least half of the 2 n votes: one particle
-                    ra, rb = root(int(pa)), root(int(pb))
-                    if ra != rb:
-                        parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([root(i) for i in range(total + 1)], np.int64)
-    is_root = roots == np.arange(total + 1)
-    is_root[0] = False
-    numbers = np.zeros(total + 1, np.int64)
-    numbers[is_root] = np.arange(1, int(is_root.sum()) + 1)
-    return offsets, numbers[roots].astype(np.uint32)
-
-
-def relabel(local: np.ndarray, offset: int, lut: np.ndarray) -> np.ndarray:
-    """A block's core labels (1..count) as particle labels: ``lut[offset + k]``, 0 kept."""
-    local = np.asarray(local)
-    out = np.zeros(local.shape, np.uint32)
-    inside = local > 0
-    out[inside] = lut[local[inside].astype(np.int64) + offset]
-    return out
-
-
-def count_of(lut: np.ndarray) -> int:
-    return int(lut.max()) if lut.size else 0
 
 
 def segment_blockwise(array, segmenter, *, plan: BlockwisePlan | None = None, **options) -> np.ndarray:

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from .segmenter import AutoSegmenter, Segmenter
 
 
+#: What the status line says of an enlargement undone (``SegmentationResult.enlargement_rejected``).
+ENLARGEMENT_REJECTED = "enlarging the image found no particles that small: segmented at its own scale"
+
+
 def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -112,7 +116,7 @@ class SegmentationResult:
             elif self.scale < 1.0 and self.estimate_scale is None:
                 parts.append(f"image made {1 / self.scale:.2g} times smaller")
             elif self.enlargement_rejected:
-                parts.append("enlarging the image found no particles that small: segmented at its own scale")
+                parts.append(ENLARGEMENT_REJECTED)
             elif (self.enlarge_below_px
                   and auto_enlarge_below(self.enlarge_below_px * _config.ENLARGE_BELOW) <= self.diameter_px
                   < self.enlarge_below_px):
@@ -192,7 +196,11 @@ def segment_steps(
         ``config.SCALE_MOVES`` steps) and keep the one whose particles the network is surer
         of: for a smaller scale a mean confidence ``config.SCALE_SHRINK_MARGIN`` higher, for
         a larger one at most ``config.SCALE_TOLERANCE`` lower (an image shrunk too far merges
-        neighbours into particles the network is just as sure of). Where it made the image
+        neighbours into particles the network is just as sure of). Where it kept the image's
+        own scale and the network is unsure of its particles (mean confidence under
+        ``config.SCALE_OWN_BELOW``), try smaller scales the same way, the first needing
+        ``config.SCALE_OWN_MARGIN`` (an estimate too small for large particles cuts them into
+        pieces). Where it made the image
         larger, segment it also at its own scale with the same network, and keep that where
         the mean confidence there is more than ``config.SCALE_ENLARGE_MARGIN`` higher (an
         estimate far too small cuts particles into doubtful pieces). Size estimates fail on
@@ -233,6 +241,8 @@ def segment_steps(
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     factor = within_pixel_budget(factor, grey[rows].shape)
+    # an estimate that keeps the image's own scale, not one of small particles (the user is told to type it)
+    own_estimated = estimated and factor == 1.0 and (diameter or 0.0) >= sizer.diameter_px / _config.ENLARGE_BELOW
     labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor, tile,
                                                                      overlap, postprocess)
     rejected = estimated and factor > 1.0 and not enlargement_holds(labels, sizer.diameter_px)
@@ -247,7 +257,8 @@ def segment_steps(
         if verdict != "kept":
             labels, confidence, fg, interior, network = own
             estimate_scale, factor = (None if rejected else factor), 1.0
-    if estimated and scale_check and factor < 1.0 and int(labels.max()):
+    unsure = own_estimated and _mean_confidence((labels, confidence)) < _config.SCALE_OWN_BELOW
+    if estimated and scale_check and (factor < 1.0 or unsure) and int(labels.max()):
         found, checked = yield from _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess,
                                                   (labels, confidence, fg, interior))
         if checked != factor:
@@ -273,7 +284,7 @@ def scale_checked(kept: float, estimate_scale: float) -> str:
     """What the status line says when the scale check kept ``kept`` rather than the estimate's ``estimate_scale``."""
     done = "image segmented at its own scale" if kept == 1.0 else f"image made {1 / kept:.2g} times smaller"
     instead = (f"enlarged {estimate_scale:.2g} times" if estimate_scale > 1.0
-               else f"{1 / estimate_scale:.2g} times smaller")
+               else "at its own scale" if estimate_scale == 1.0 else f"{1 / estimate_scale:.2g} times smaller")
     return f"{done}, not {instead} as estimated: the network is surer of the particles there"
 
 
@@ -314,9 +325,10 @@ def enlargement_verdict(enlarged: tuple[np.ndarray, np.ndarray], own: tuple[np.n
 def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE, overlap: int | None = None,
                  postprocess: PostprocessConfig | None = None) -> float:
     """The scale check of ``segment_steps`` (``scale_check``) on a grey specimen without info bar: the factor
-    near ``factor`` whose particles ``network`` is surest of (``factor`` where it finds none)."""
+    near ``factor`` whose particles ``network`` is surest of (``factor`` where it finds none, and where
+    ``factor`` is 1, the estimate's own scale, and the network is sure of them)."""
     found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
-    if not int(found[0].max()):
+    if not int(found[0].max()) or factor == 1.0 and _mean_confidence(found) >= _config.SCALE_OWN_BELOW:
         return factor
     return drive(_surest_scale(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[1]
 
@@ -334,7 +346,8 @@ def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, 
     ``config.SCALE_TOLERANCE`` below the current one's, a smaller one only where it beats it
     by ``config.SCALE_SHRINK_MARGIN`` (and the other by more than ``config.SCALE_MARGIN``
     would): an image shrunk too far merges neighbours into particles the network is just as
-    sure of. Scales within 5 % of 1 are
+    sure of. From the image's own scale (``factor`` 1), the first step smaller needs
+    ``config.SCALE_OWN_MARGIN``. Scales within 5 % of 1 are
     the image's own (as :func:`~napari_nanogan.segmentation.scale.resize_factor` has it);
     scales at which the specimen would be under ``MIN_SIDE`` px are not tried.
     """
@@ -363,8 +376,9 @@ def _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess, 
         if not options:
             break
         sure = _mean_confidence(results[current])
-        gain = {d: _mean_confidence(results[step]) - sure
-                - (_config.SCALE_MARGIN if d > 0 else _config.SCALE_SHRINK_MARGIN) for d, step in options.items()}
+        shrink = _config.SCALE_OWN_MARGIN if scale(current) == 1.0 else _config.SCALE_SHRINK_MARGIN
+        gain = {d: _mean_confidence(results[step]) - sure - (_config.SCALE_MARGIN if d > 0 else shrink)
+                for d, step in options.items()}
         direction = max(gain, key=gain.get)
         if gain[direction] <= 0:  # none clearly surer: a larger scale about as sure as this one, or stay
             direction = 1

@@ -29,7 +29,7 @@ import numpy as np
 from ..io.atomic import atomic_path
 from ..io.omezarr import OmeZarrWriter, create_array, create_ome_zarr, need_zarr, partial_path, replace_folder
 from .blockwise import Block, BlockResult, BlockwisePlan, network_of, plan_blockwise, relabel, segment_block, stitch
-from .pipeline import plural, scale_checked
+from .pipeline import ENLARGEMENT_REJECTED, plural, scale_checked
 
 _BLOCKS = ".nanogan-blocks"  # the block results of a partial store
 _LOCAL = "local"  # each block's own numbering, before stitching
@@ -65,6 +65,8 @@ class ZarrResult:
             parts.append(f"estimated particle diameter {self.plan.diameter_px:.0f} px{length}")
             if self.plan.factor > 1.0:
                 parts.append(f"image enlarged {self.plan.factor:.2g} times for its small particles")
+            elif self.plan.enlargement_rejected:
+                parts.append(ENLARGEMENT_REJECTED)
             elif self.plan.estimate_scale is not None:
                 parts.append(scale_checked(self.plan.factor, self.plan.estimate_scale))
             elif self.plan.factor < 1.0:
