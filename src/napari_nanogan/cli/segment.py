@@ -338,7 +338,8 @@ def add_commands(sub) -> None:
                         "(it adds the small particles beside them, e.g. satellites on spheres; faster without)")
     p.add_argument("--no-scale-check", action="store_true",
                    help="keep the scale of the diameter estimate: by default an image made smaller for its estimate "
-                        "is also segmented at neighbouring scales, and one made larger also at its own scale, and the "
+                        "is also segmented at neighbouring scales, one made larger also at its own scale, and one "
+                        "left at its own scale whose particles the network is unsure of also 1.4 times smaller; the "
                         "scale whose particles the network is surer of is kept (estimates can be off on kinds of "
                         "image the size model never saw)")
     p.add_argument("--overwrite", action="store_true",
