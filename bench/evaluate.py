@@ -44,12 +44,7 @@ from napari_nanogan.io.masks import instance_labels, read_mask
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation.classical import otsu_watershed
-
-
-def inverted(image: np.ndarray) -> np.ndarray:
-    """``image`` with its grey levels mirrored within its own range, in its own dtype."""
-    wide = np.asarray(image).astype(np.float64)
-    return (wide.max() + wide.min() - wide).astype(np.asarray(image).dtype)
+from napari_nanogan.segmentation.polarity import inverted
 
 
 def truth_and_rows(key, image, mask):
@@ -152,6 +147,8 @@ def main():
     ap.add_argument("--invert", action="store_true", help="mirror each image's grey levels within its range")
     ap.add_argument("--no-scale-check", action="store_true",
                     help="segment(..., scale_check=False): keep the scale of each estimate")
+    ap.add_argument("--no-polarity-check", action="store_true",
+                    help="segment(..., polarity_check=False): keep each image's own grey levels")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--auto-diameter", action="store_true",
                       help='segment(diameter="auto"): the model\'s size model estimates each image\'s diameter')
@@ -168,7 +165,8 @@ def main():
     splits = shared_splits(args.data_root)
     result = {"model": args.model, "split": args.split, "data_root": args.data_root,
               "diameter_from_truth": args.diameter_from_truth, "auto_diameter": args.auto_diameter,
-              "inverted": args.invert, "scale_check": not args.no_scale_check}
+              "inverted": args.invert, "scale_check": not args.no_scale_check,
+              "polarity_check": not args.no_polarity_check}
     folders = {"bam": "bam_tio2_sem", "emps": "emps"}
     for key in args.datasets.split(","):
         triples = splits[key][args.split]
@@ -184,7 +182,7 @@ def main():
             t = time.perf_counter()
             diameter = None if args.diameter_from_truth is None else args.diameter_from_truth * median_diameter(truth)
             result_ = segment(image, seg, diameter="auto" if args.auto_diameter else diameter,
-                              scale_check=not args.no_scale_check)
+                              scale_check=not args.no_scale_check, polarity_check=not args.no_polarity_check)
             labels = result_.labels
             seconds.append(time.perf_counter() - t)
             estimates.append((result_.diameter_px if args.auto_diameter else None, median_diameter(truth)))

@@ -25,7 +25,8 @@ diameter instead of the estimate: how much of the gap is the size estimate's.
 particles made dark): does the held-out family fail for its polarity or for its look?
 ``--train-invert P`` trains with the polarity-flip augmentation (``nanogan train --invert``):
 each patch's grey levels mirrored with chance P, so the images kept teach both polarities.
-``--no-scale-check`` keeps the scale of each estimate (``segment(..., scale_check=False)``).
+``--no-scale-check`` keeps the scale of each estimate (``segment(..., scale_check=False)``);
+``--no-polarity-check`` each image's own grey levels (``segment(..., polarity_check=False)``).
 ``--train-style P`` draws patches in other imaging styles (``nanogan train --style``:
 edge brightening or fringes, shading, uneven illumination, a grainy matrix) with chance P.
 """
@@ -63,7 +64,7 @@ def inverted(sample):
     return dataclasses.replace(sample, image=mirrored(sample.image))
 
 
-def score(model, samples, diameter="auto", scale_check: bool = True) -> dict:
+def score(model, samples, diameter="auto", scale_check: bool = True, polarity_check: bool = True) -> dict:
     """Pooled scores of ``model`` on ``samples``; ``diameter="truth"``: each image's annotated median diameter."""
     from napari_nanogan.measure import median_diameter
 
@@ -72,7 +73,8 @@ def score(model, samples, diameter="auto", scale_check: bool = True) -> dict:
         return d if np.isfinite(d) else None
 
     pairs = [(s.labels, segment(s.image, model, info_bar=None,
-                                diameter=annotated(s) if diameter == "truth" else diameter, scale_check=scale_check).labels)
+                                diameter=annotated(s) if diameter == "truth" else diameter, scale_check=scale_check,
+                                polarity_check=polarity_check).labels)
              for s in samples]
     out = summarize(pairs)
     out.pop("per_image")
@@ -91,6 +93,8 @@ def main():
     ap.add_argument("--invert", action="store_true", help="score on the held-out images inverted")
     ap.add_argument("--no-scale-check", action="store_true",
                     help="segment(..., scale_check=False): keep the scale of each estimate")
+    ap.add_argument("--no-polarity-check", action="store_true",
+                    help="segment(..., polarity_check=False): keep each image's own grey levels")
     ap.add_argument("--fit-size", action="store_true",
                     help="estimate diameters with a size model fitted on the run's own training images (as `nanogan "
                          "fit-size` fits the shipped ones), not the coarse estimate")
@@ -157,10 +161,10 @@ def main():
         result["held_out_images"] = "inverted"
     for part, samples in held.items():
         diameter = "truth" if args.truth_diameter else "auto"
-        check = not args.no_scale_check
-        result[part] = {"images": len(samples), "held_out_model": score(model, samples, diameter, check),
-                        f"reference ({args.reference})": score(reference, samples, diameter, check)}
-    result["scale_check"] = not args.no_scale_check
+        checks = (not args.no_scale_check, not args.no_polarity_check)
+        result[part] = {"images": len(samples), "held_out_model": score(model, samples, diameter, *checks),
+                        f"reference ({args.reference})": score(reference, samples, diameter, *checks)}
+    result["scale_check"], result["polarity_check"] = not args.no_scale_check, not args.no_polarity_check
     result["diameter"] = "annotated median" if args.truth_diameter else (
         "size model of the training images" if args.fit_size else "estimated coarsely")
     if args.fit_size:  # on the images scored (inverted with --invert)

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default="default")
     ap.add_argument("--seeds", default="0-80", help="a range FIRST-END (END excluded), or one seed")
     ap.add_argument("--no-scale-check", action="store_true", help="segment(..., scale_check=False)")
+    ap.add_argument("--no-polarity-check", action="store_true", help="segment(..., polarity_check=False)")
     ap.add_argument("--annotated-diameter", action="store_true",
                     help="segment each image at its annotated median diameter, not the estimate")
     ap.add_argument("--figure", help="write eight of the images, worst to best F1, with both outlines (PNG)")
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         truth = median_diameter(labels)
         diameter = truth if args.annotated_diameter else "auto"
-        result = segment(image, model, diameter=diameter, info_bar=None, scale_check=not args.no_scale_check)
+        result = segment(image, model, diameter=diameter, info_bar=None, scale_check=not args.no_scale_check,
+                         polarity_check=not args.no_polarity_check)
         score = summarize([(labels, result.labels)], min_area=9)
         pairs.append((labels, result.labels))
         if args.figure:
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "estimate_px": None if result.diameter_px is None or not result.diameter_estimated
                      else round(result.diameter_px, 1),
                      "scale": round(result.scale, 3), "scale_checked": result.estimate_scale is not None,
+                     "inverted": result.inverted,
                      "f1": round(score["f1"], 4)})
     pooled = summarize(pairs, min_area=9)
     by = {key: _mean_f1_by(rows, key) for key in ("style", "arrangement", "family")}
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "model": args.model, "seeds": args.seeds, "images": len(rows),
         "diameter": "annotated median" if args.annotated_diameter else "estimated",
-        "scale_check": not args.no_scale_check,
+        "scale_check": not args.no_scale_check, "polarity_check": not args.no_polarity_check,
         "pooled": {k: round(pooled[k], 4) for k in ("precision", "recall", "f1", "dice")},
         "mean_f1_per_image": round(float(np.mean([r["f1"] for r in rows])), 4),
         "mean_f1_by": by,
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
             "median_abs_error": round(float(np.median(np.abs(ratios - 1))), 4),
             "within_1.5x": round(float(np.mean((ratios >= 1 / 1.5) & (ratios <= 1.5))), 4)},
         "enlarged": sum(r["scale"] > 1 for r in rows), "shrunk": sum(r["scale"] < 1 for r in rows),
-        "scale_checked": sum(r["scale_checked"] for r in rows),
+        "scale_checked": sum(r["scale_checked"] for r in rows), "inverted": sum(r["inverted"] for r in rows),
         "per_image": rows,
         "machine": machine_description(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),

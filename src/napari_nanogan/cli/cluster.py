@@ -62,7 +62,8 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
         steps = segment_zarr_steps(plane, segmenter, labels_target(args.out, path.stem), pixel_size_nm=meta["pixel_size_nm"],
                                    overwrite=args.overwrite, diameter=diameter, block=args.block, margin=args.margin,
                                    tile=args.tile, small_pass=not args.no_small_pass,
-                                   scale_check=not args.no_scale_check)
+                                   scale_check=not args.no_scale_check,
+                                   polarity_check=not args.no_polarity_check)
         outcome = drive(steps, progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
     finally:
         bar.close()
@@ -113,6 +114,7 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
                                      diameter_nm=args.diameter_nm, pixel_size_nm=args.pixel_size, tile=args.tile,
                                      overwrite=args.overwrite, small_pass=not args.no_small_pass,
                                      scale_check=not args.no_scale_check,
+                                     polarity_check=not args.no_polarity_check,
                                      overlay=args.overlay,
                                      torch_threads=threads, report=lambda o: (bar.update(1), _line(bar, o)))
             bar.close()
@@ -130,7 +132,8 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
                                           diameter=_zarr_diameter(path, meta, diameter, args.diameter_nm),
                                           block=args.block, margin=args.margin, tile=args.tile,
                                           small_pass=not args.no_small_pass,
-                                          scale_check=not args.no_scale_check)
+                                          scale_check=not args.no_scale_check,
+                                          polarity_check=not args.no_polarity_check)
                 finally:
                     bar.close()
                 print_result(_zarr_line(path, outcome, args.model, meta))

@@ -72,6 +72,7 @@ def cmd_segment(args) -> int:
                     _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
                                            pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
                                            small_pass=not args.no_small_pass, scale_check=not args.no_scale_check,
+                                           polarity_check=not args.no_polarity_check,
                                            progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
             finally:
                 bar.close()  # before any line, which would else share the bar's
@@ -342,6 +343,10 @@ def add_commands(sub) -> None:
                         "left at its own scale whose particles the network is unsure of also 1.4 times smaller; the "
                         "scale whose particles the network is surer of is kept (estimates can be off on kinds of "
                         "image the size model never saw)")
+    p.add_argument("--no-polarity-check", action="store_true",
+                   help="keep the image's own grey levels: by default, where the network is unsure of the particles "
+                        "it found, the image is also segmented with its grey levels inverted (bright particles made "
+                        "dark), and that is kept where the network is surer of them there")
     p.add_argument("--overwrite", action="store_true",
                    help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
                         "(default: a rerun skips them and finishes the rest)")

@@ -125,6 +125,9 @@ class BlockwisePlan:
         An estimate enlarged the image, but the particles found on a centre crop were not
         small, or none were where its own scale finds some: ``factor`` is 1
         (``SegmentationResult.enlargement_rejected``).
+    inverted : bool
+        The polarity check on a centre crop (``segment_steps``' ``polarity_check``) kept the
+        image with its grey levels inverted: every block is segmented so (``lo + hi - value``).
     """
 
     shape: tuple[int, int]
@@ -144,6 +147,7 @@ class BlockwisePlan:
     fine_factor: float | None = None
     estimate_scale: float | None = None
     enlargement_rejected: bool = False
+    inverted: bool = False
     fine_statistics: Statistics | None = None
     fine_postprocess: PostprocessConfig | None = None
 
@@ -166,6 +170,16 @@ class BlockwisePlan:
             digest.update(np.ascontiguousarray(mean, np.float32).tobytes())
             digest.update(np.ascontiguousarray(var, np.float32).tobytes())
         return digest.hexdigest()[:16]
+
+
+class Mirrored:
+    """An image's grey levels mirrored within ``total`` (``total - value``, float32), read lazily, crop by crop."""
+
+    def __init__(self, array, total: float):
+        self.array, self.total, self.shape, self.ndim = array, float(total), tuple(array.shape), len(array.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.float32(self.total) - np.asarray(self.array[key], np.float32)
 
 
 def network_of(segmenter: "Segmenter | AutoSegmenter", plan: BlockwisePlan) -> "Segmenter":
@@ -216,6 +230,7 @@ def plan_blockwise(
     postprocess: PostprocessConfig | None = None,
     small_pass: bool = True,
     scale_check: bool = True,
+    polarity_check: bool = True,
 ) -> BlockwisePlan:
     """Decide, once for the whole image, what every block uses.
 
@@ -277,6 +292,15 @@ def plan_blockwise(
             estimate_scale, factor = factor, checked
             statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
                                                                            network.config.multiple, factor))
+    inverted = False
+    if polarity_check and key != "bright":  # as segment() does, on a centre crop, at the scale kept
+        from .pipeline import check_polarity
+        inverted = check_polarity(_centre_crop(array, rows, SCALE_TRIAL), network, factor, tile=tile,
+                                  overlap=overlap, postprocess=postprocess)
+        if inverted:
+            array = Mirrored(array, lo + hi)
+            statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
+                                                                           network.config.multiple, factor))
     base = postprocess or network.postprocess
     config = scale_postprocess(base, 1.0 / factor) if factor != 1.0 else base
     fine = small_pass_factor(factor) if small_pass else None
@@ -299,7 +323,7 @@ def plan_blockwise(
                          margin=margin, tile=int(tile), overlap=overlap, info_bar=info_bar,
                          fine_factor=None if fine is None else float(fine), fine_statistics=fine_statistics,
                          fine_postprocess=fine_config, estimate_scale=estimate_scale,
-                         enlargement_rejected=rejected)
+                         enlargement_rejected=rejected, inverted=inverted)
 
 
 def _choose(choices, array, sample, rows, intensity, factor, tile):
@@ -382,7 +406,7 @@ class BlockResult:
 
 def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan) -> tuple[np.ndarray, BlockResult]:
     """Segment one block with its margin; its core's labels (uint32, 1..K in raster order) and what stitching needs."""
-    grey = np.asarray(array[block.padded])
+    grey = np.asarray((Mirrored(array, sum(plan.intensity)) if plan.inverted else array)[block.padded])
     if grey.ndim != 2:
         raise ValueError(f"block {block.name}: expected 2D grey values, got shape {grey.shape}")
     fg, interior = _block_probabilities(grey, block, network, plan, plan.statistics, plan.factor)

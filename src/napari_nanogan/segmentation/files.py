@@ -24,14 +24,16 @@ def overlay_path(out_dir: str | Path, image_path: str | Path) -> Path:
 def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: float | Literal["auto"] | None = None,
                  diameter_nm: float | None = None, pixel_size_nm: float | None = None, tile: int = TILE,
                  overlay: bool = False, progress: Callable[[int, int], None] | None = None,
-                 small_pass: bool = True, scale_check: bool = True) -> tuple[Path, str]:
+                 small_pass: bool = True, scale_check: bool = True,
+                 polarity_check: bool = True) -> tuple[Path, str]:
     """Read an image, segment it, write ``<out>/<stem>_labels.tif`` (and the labels' table); return it and a line.
 
     ``overlay``: also ``<out>/<stem>_overlay.png``, each particle outlined on the image, with a
     caption (count, model, info bar) and a scale bar where the pixel size is known (written
     after the labels, so its presence means they are complete).
 
-    ``small_pass``, ``scale_check``: as :func:`~napari_nanogan.segmentation.segment_steps` takes them.
+    ``small_pass``, ``scale_check``, ``polarity_check``: as :func:`~napari_nanogan.segmentation.segment_steps`
+    takes them.
     ``pixel_size_nm``: the pixel size (nm) to use instead of the file's own (figure crops
     and PNGs give none); it goes into the labels TIFF. ``diameter_nm`` (instead of
     ``diameter``) is converted with the pixel size; a file without one is an error. The
@@ -54,7 +56,7 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
                              "give --pixel-size, or use --diameter in pixels")
         diameter = diameter_nm / pixel
     result = segment(image, segmenter, tile=tile, diameter=diameter, progress=progress, small_pass=small_pass,
-                     scale_check=scale_check)
+                     scale_check=scale_check, polarity_check=polarity_check)
     target = labels_path(out_dir, path)
     for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
         remove_stale_temporaries(stale)

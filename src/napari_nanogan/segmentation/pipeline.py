@@ -15,6 +15,7 @@ from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
 from .marks import judge
+from .polarity import inverted as invert
 from .postprocess import instances_from_probabilities
 from .smallpass import add_small_particles, small_pass_factor
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 #: What the status line says of an enlargement undone (``SegmentationResult.enlargement_rejected``).
 ENLARGEMENT_REJECTED = "enlarging the image found no particles that small: segmented at its own scale"
+#: What the status line says of labels found with the grey levels inverted (``SegmentationResult.inverted``).
+INVERTED = "found with the image's grey levels inverted: the network is surer of the particles so"
 
 
 def plural(n: int, noun: str) -> str:
@@ -76,6 +79,9 @@ class SegmentationResult:
     estimate_scale : float or None
         Where the scale check (``segment_steps``' ``scale_check``) kept another scale than
         the estimate's: the estimate's (``scale`` is the one kept); else None.
+    inverted : bool
+        The labels are those found on the image with its grey levels inverted, which the
+        network was surer of (``segment_steps``' ``polarity_check``).
     """
 
     labels: np.ndarray
@@ -92,6 +98,7 @@ class SegmentationResult:
     flat: bool = False
     small_added: int = 0
     estimate_scale: float | None = None
+    inverted: bool = False
 
     @property
     def count(self) -> int:
@@ -124,6 +131,8 @@ class SegmentationResult:
                              "their diameter given, which enlarges the image")
             if self.estimate_scale is not None:
                 parts.append(scale_checked(self.scale, self.estimate_scale))
+        if self.inverted:
+            parts.append(INVERTED)
         if self.small_added:
             parts.append(f"{plural(self.small_added, 'small particle')} of these from a finer pass")
         if self.info_bar is not None:
@@ -144,6 +153,7 @@ def segment_steps(
     postprocess: PostprocessConfig | None = None,
     small_pass: bool = True,
     scale_check: bool = True,
+    polarity_check: bool = True,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment a 2D EM image into particles, as a generator.
 
@@ -207,6 +217,14 @@ def segment_steps(
         kinds of image the size model never saw. Default True. (An enlargement whose
         particles are not small, or that finds none where the own scale finds some, is
         undone either way: :func:`enlargement_verdict`.)
+    polarity_check : bool
+        Where the network is unsure of the particles it found at the scale kept (mean
+        confidence under ``config.POLARITY_UNSURE_BELOW``), segment the image with its grey
+        levels inverted too, with the same network at the same scale, and keep that where
+        the mean confidence is more than ``config.POLARITY_MARGIN`` higher (``inverted`` in
+        the result). The networks learned dark particles from more images than bright
+        ones. Not for ``auto``'s BAM specialist (``sem-tio2``), which only takes images it
+        agrees on. Default True.
 
     Returns
     -------
@@ -263,11 +281,19 @@ def segment_steps(
                                                   (labels, confidence, fg, interior))
         if checked != factor:
             (labels, confidence, fg, interior), estimate_scale, factor = found, factor, checked
+    seen, inverted = grey, False  # the grey levels the labels were found on
+    if polarity_check and int(labels.max()) and network is not getattr(segmenter, "bright", None) \
+            and _mean_confidence((labels, confidence)) < _config.POLARITY_UNSURE_BELOW:
+        yield Progress(0, 1, "segmenting the image with its grey levels inverted too")
+        mirrored = invert(grey)
+        flipped = yield from _labels_at(mirrored, network, rows, bar, factor, tile, overlap, postprocess)
+        if polarity_verdict((labels, confidence), flipped[:2]):
+            (labels, confidence, fg, interior), seen, inverted = flipped[:4], mirrored, True
     fine = small_pass_factor(factor) if small_pass else None
     first = int(labels.max())
     if fine is not None and first:  # (without a particle found, there is nothing to judge the small ones by)
-        small = yield from _labels_at(grey, network, rows, bar, fine, tile, overlap, postprocess)  # the same network
-        labels, confidence, fg, interior = add_small_particles(grey, labels, confidence, fg, interior, *small[:4],
+        small = yield from _labels_at(seen, network, rows, bar, fine, tile, overlap, postprocess)  # the same network
+        labels, confidence, fg, interior = add_small_particles(seen, labels, confidence, fg, interior, *small[:4],
                                                                rows=rows)
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
@@ -277,7 +303,7 @@ def segment_steps(
                               diameter_estimated=estimated and diameter is not None, model=network.name,
                               confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW,
                               scale=factor, enlargement_rejected=rejected, small_added=int(labels.max()) - first,
-                              estimate_scale=estimate_scale)
+                              estimate_scale=estimate_scale, inverted=inverted)
 
 
 def scale_checked(kept: float, estimate_scale: float) -> str:
@@ -331,6 +357,24 @@ def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile:
     if not int(found[0].max()) or factor == 1.0 and _mean_confidence(found) >= _config.SCALE_OWN_BELOW:
         return factor
     return drive(_surest_scale(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[1]
+
+
+def check_polarity(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE,
+                   overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> bool:
+    """The polarity check of ``segment_steps`` (``polarity_check``) on a grey specimen without info bar, resized by
+    ``factor`` for ``network``: whether its labels come from the image with its grey levels inverted."""
+    found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
+    if not int(found[0].max()) or _mean_confidence(found) >= _config.POLARITY_UNSURE_BELOW:
+        return False
+    flipped = drive(_labels_at(invert(grey), network, slice(None), None, factor, tile, overlap, postprocess))
+    return polarity_verdict(found[:2], flipped[:2])
+
+
+def polarity_verdict(found: tuple[np.ndarray, np.ndarray], flipped: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the (labels, per-particle confidence) found on the inverted image replace those found on the image
+    as it is: their mean confidence is more than ``config.POLARITY_MARGIN`` higher (``segment_steps``'
+    ``polarity_check``)."""
+    return bool(int(flipped[0].max())) and _mean_confidence(flipped) - _mean_confidence(found) > _config.POLARITY_MARGIN
 
 
 def _mean_confidence(found) -> float:
@@ -422,6 +466,7 @@ def segment(
     postprocess: PostprocessConfig | None = None,
     small_pass: bool = True,
     scale_check: bool = True,
+    polarity_check: bool = True,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SegmentationResult:
@@ -431,7 +476,8 @@ def segment(
     is polled at the same points and raises :class:`InterruptedError` when it returns True.
     """
     steps = segment_steps(image, segmenter, diameter=diameter, info_bar=info_bar, tile=tile, overlap=overlap,
-                          postprocess=postprocess, small_pass=small_pass, scale_check=scale_check)
+                          postprocess=postprocess, small_pass=small_pass, scale_check=scale_check,
+                          polarity_check=polarity_check)
     try:
         return drive(steps, progress=progress, should_stop=should_stop)
     except InterruptedError:

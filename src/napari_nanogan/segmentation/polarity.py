@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 POLARITY_CROP = 2048
 
 
+def inverted(image: np.ndarray) -> np.ndarray:
+    """``image`` with its grey levels mirrored within its own range (bright becomes dark), in its own dtype.
+
+    A network that normalises an image by its own grey levels (percentiles) sees exactly
+    the mirrored picture, whatever the range.
+    """
+    wide = np.asarray(image).astype(np.float64)
+    return (wide.max() + wide.min() - wide).astype(np.asarray(image).dtype)
+
+
 @dataclass(frozen=True)
 class PolarityPass:
     """One small pass of a segmenter over (a centre crop of) the specimen; see :func:`polarity_pass`."""

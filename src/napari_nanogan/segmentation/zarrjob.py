@@ -29,7 +29,7 @@ import numpy as np
 from ..io.atomic import atomic_path
 from ..io.omezarr import OmeZarrWriter, create_array, create_ome_zarr, need_zarr, partial_path, replace_folder
 from .blockwise import Block, BlockResult, BlockwisePlan, network_of, plan_blockwise, relabel, segment_block, stitch
-from .pipeline import ENLARGEMENT_REJECTED, plural, scale_checked
+from .pipeline import ENLARGEMENT_REJECTED, INVERTED, plural, scale_checked
 
 _BLOCKS = ".nanogan-blocks"  # the block results of a partial store
 _LOCAL = "local"  # each block's own numbering, before stitching
@@ -71,6 +71,8 @@ class ZarrResult:
                 parts.append(scale_checked(self.plan.factor, self.plan.estimate_scale))
             elif self.plan.factor < 1.0:
                 parts.append(f"image made {1 / self.plan.factor:.2g} times smaller")
+        if self.plan.inverted:
+            parts.append(INVERTED)
         if self.plan.fine_factor is not None:
             parts.append("a finer pass for small particles beside large ones")
         rows, cols = self.plan.grid

@@ -37,7 +37,8 @@ def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
     for i, s in enumerate(samples):
         # one pass's particles: the finer pass's additions have that pass's own maps and confidence; at the
         # estimate's scale, not one the confidence being refitted chose
-        result = segment(s.image, segmenter, info_bar=None, diameter=diameter, small_pass=False, scale_check=False)
+        result = segment(s.image, segmenter, info_bar=None, diameter=diameter, small_pass=False, scale_check=False,
+                         polarity_check=False)
         f = particle_features(result.labels, result.foreground, result.interior)
         feats.append(f)
         targets.append(matched(s.labels, result.labels))

@@ -51,7 +51,7 @@ def evaluate(network: AttentionUNet, samples: list[Sample], postprocess: Postpro
     segmenter = Segmenter.from_network(network, postprocess=postprocess, device=next(network.parameters()).device)
     by_domain: dict[str, list] = {}
     for s in samples:
-        labels = segment(s.image, segmenter, info_bar=None).labels
+        labels = segment(s.image, segmenter, info_bar=None, polarity_check=False).labels  # (the network as trained)
         by_domain.setdefault(s.domain, []).append((s.labels, labels))
     scores = {d: {k: v for k, v in summarize(p).items() if k != "per_image"} for d, p in by_domain.items()}
     scores["score"] = float(np.mean([(v["iou"] + v["f1"]) / 2 for v in scores.values()])) if by_domain else 0.0

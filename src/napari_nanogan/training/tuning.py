@@ -87,7 +87,7 @@ def tune_postprocess(segmenter: Segmenter, samples: list[Sample], grid: dict | N
     total = len(samples) + len(candidates)
     probs = []
     for s in samples:
-        probs.append((s.domain, s.labels, segment(s.image, segmenter, info_bar=None)))
+        probs.append((s.domain, s.labels, segment(s.image, segmenter, info_bar=None, polarity_check=False)))
         if progress is not None:
             progress(len(probs), total)
     truth_ecd: dict[str, list] = {}
