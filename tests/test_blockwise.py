@@ -410,11 +410,12 @@ def test_blocks_drop_doubtful_particles_and_marks_as_the_whole_image_does():
             assert whole.max() > 20 and _f1(whole, blocks) >= 0.95
 
 
-def test_the_polarity_check_keeps_the_inverted_image_where_the_network_is_surer_of_it(threshold_segmenter, field,
-                                                                                      monkeypatch):
+def test_the_polarity_check_keeps_the_inverted_image_where_the_network_finds_more_and_is_surer(
+        threshold_segmenter, field, monkeypatch):
     """Where the network is unsure of its particles (mean confidence under ``POLARITY_UNSURE_BELOW``), segment() and
-    the block plan also try the image with its grey levels inverted, and keep it where ``POLARITY_MARGIN`` surer;
-    blocks are then segmented inverted, as the whole image is. A sure image pays no inverted pass."""
+    the block plan also try the image with its grey levels inverted, and keep it where it finds ``POLARITY_MORE``
+    times as many particles, ``POLARITY_MARGIN`` surer; blocks are then segmented inverted, as the whole image
+    would be. A sure image pays no inverted pass."""
     from pathlib import Path
 
     from napari_nanogan.config import POLARITY_MARGIN, POLARITY_UNSURE_BELOW
@@ -422,21 +423,32 @@ def test_the_polarity_check_keeps_the_inverted_image_where_the_network_is_surer_
     from napari_nanogan.segmentation.zarrjob import ZarrResult
 
     bright = float(np.mean(field))
-    for own, surer, kept in ((0.6, POLARITY_MARGIN + 0.02, True), (0.6, POLARITY_MARGIN - 0.02, False),
-                             (POLARITY_UNSURE_BELOW + 0.01, 0.5, False)):
+    plans = {}
+    for own, surer, kept_share, kept in ((0.6, POLARITY_MARGIN + 0.02, 0.5, True),
+                                         (0.6, POLARITY_MARGIN - 0.02, 0.5, False),  # not sure enough
+                                         (0.6, POLARITY_MARGIN + 0.02, 0.9, False),  # not enough more particles
+                                         (POLARITY_UNSURE_BELOW + 0.01, 0.5, 0.5, False)):  # sure: not tried
         passes = []
 
-        def seen_as(grey, segmenter, rows, bar, factor, *rest, own=own, surer=surer, passes=passes):
-            labels, confidence, *maps = yield from _LABELS_AT(grey, segmenter, rows, bar, factor, *rest)
+        def seen_as(grey, segmenter, rows, bar, factor, *rest, own=own, surer=surer, share=kept_share, passes=passes):
+            """The same particles either way (those of ``field``); as it is, the network misses all but ``share``."""
             flipped = abs(float(np.mean(grey)) - bright) > 1.0  # (an inverted image's mean moves far)
             passes.append(flipped)
+            labels, confidence, *maps = yield from _LABELS_AT(field[: grey.shape[0], : grey.shape[1]], segmenter,
+                                                               rows, bar, factor, *rest)
+            if not flipped:
+                keep = int(labels.max() * share)
+                labels, confidence = np.where(labels <= keep, labels, 0), confidence[:keep]
             return (labels, np.full_like(confidence, own + (surer if flipped else 0.0)), *maps)
         monkeypatch.setattr(pipeline, "_labels_at", seen_as)
         whole = segment(field, threshold_segmenter, info_bar=None)
         assert whole.inverted == kept and any(passes) == (own < POLARITY_UNSURE_BELOW)
         assert (pipeline.INVERTED in whole.describe()) == kept
-        plan = plan_blockwise(field, threshold_segmenter, block=256)
-        assert plan.inverted == kept and (pipeline.INVERTED in ZarrResult(path=Path("x"), count=1, plan=plan).describe()) == kept
-        if kept:  # every block sees the image inverted, as the whole image was segmented
-            assert _f1(segment_blockwise(field, threshold_segmenter, plan=plan), whole.labels) > 0.95
+        plan = plans[kept] = plan_blockwise(field, threshold_segmenter, block=256)
+        assert plan.inverted == kept
+        assert (pipeline.INVERTED in ZarrResult(path=Path("x"), count=1, plan=plan).describe()) == kept
         assert not segment(field, threshold_segmenter, info_bar=None, polarity_check=False).inverted
+    monkeypatch.undo()  # the network's own passes: every block sees the image inverted, as the whole image would
+    mirrored = segment(pipeline.invert(field), threshold_segmenter, info_bar=None, polarity_check=False).labels
+    assert _f1(segment_blockwise(field, threshold_segmenter, plan=plans[True]), mirrored) > 0.95
+    assert plans[True].fingerprint() != plans[False].fingerprint()

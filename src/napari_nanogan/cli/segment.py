@@ -346,7 +346,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-polarity-check", action="store_true",
                    help="keep the image's own grey levels: by default, where the network is unsure of the particles "
                         "it found, the image is also segmented with its grey levels inverted (bright particles made "
-                        "dark), and that is kept where the network is surer of them there")
+                        "dark), and that is kept where it finds more particles, and is surer of them, there")
     p.add_argument("--overwrite", action="store_true",
                    help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
                         "(default: a rerun skips them and finishes the rest)")

@@ -83,13 +83,15 @@ SCALE_OWN_BELOW = 0.83
 SCALE_OWN_MARGIN = 0.04
 #: Where the network is unsure of the particles it found (mean confidence under
 #: ``POLARITY_UNSURE_BELOW``), the image is also segmented with its grey levels inverted (bright
-#: particles made dark, the reverse), at the same scale, and that is kept where the mean
-#: confidence is more than ``POLARITY_MARGIN`` higher: the training images hold more dark
-#: particles (bright-field TEM) than bright ones, and bright rods, small HAADF particles and
-#: SEM cubes the network misses it finds once inverted. Chosen on the EMPS val and training
-#: images and domain-randomised seeds 0-80 (docs/benchmarks.md, "Polarity check").
+#: particles made dark, the reverse), at the same scale, and that is kept where it finds at
+#: least ``POLARITY_MORE`` times as many particles with a mean confidence more than
+#: ``POLARITY_MARGIN`` higher: the training images hold more dark particles (bright-field TEM)
+#: than bright ones, and small bright HAADF rods and particles the network misses it finds once
+#: inverted. Inverted SEM agglomerates merge along their contact lines into fewer particles
+#: the network is as sure of, hence the count (docs/benchmarks.md, "Polarity check").
 POLARITY_UNSURE_BELOW = 0.9
 POLARITY_MARGIN = 0.03
+POLARITY_MORE = 1.2
 #: A particle with ``INK_SHARE`` or more of its pixels at the image's lowest or highest grey
 #: level is a mark burnt into the figure (scale bar, letter, label box) and is dropped, unless
 #: the median particle has ``CLIPPING_SHARE`` or more of its pixels there (the detector's

@@ -220,9 +220,10 @@ def segment_steps(
     polarity_check : bool
         Where the network is unsure of the particles it found at the scale kept (mean
         confidence under ``config.POLARITY_UNSURE_BELOW``), segment the image with its grey
-        levels inverted too, with the same network at the same scale, and keep that where
-        the mean confidence is more than ``config.POLARITY_MARGIN`` higher (``inverted`` in
-        the result). The networks learned dark particles from more images than bright
+        levels inverted too, with the same network at the same scale, and keep that where it
+        finds ``config.POLARITY_MORE`` times as many particles, of a mean confidence more than
+        ``config.POLARITY_MARGIN`` higher (:func:`polarity_verdict`; ``inverted`` in the
+        result). The networks learned dark particles from more images than bright
         ones. Not for ``auto``'s BAM specialist (``sem-tio2``), which only takes images it
         agrees on. Default True.
 
@@ -372,9 +373,11 @@ def check_polarity(grey: np.ndarray, network: "Segmenter", factor: float, *, til
 
 def polarity_verdict(found: tuple[np.ndarray, np.ndarray], flipped: tuple[np.ndarray, np.ndarray]) -> bool:
     """Whether the (labels, per-particle confidence) found on the inverted image replace those found on the image
-    as it is: their mean confidence is more than ``config.POLARITY_MARGIN`` higher (``segment_steps``'
-    ``polarity_check``)."""
-    return bool(int(flipped[0].max())) and _mean_confidence(flipped) - _mean_confidence(found) > _config.POLARITY_MARGIN
+    as it is: at least ``config.POLARITY_MORE`` times as many particles, of a mean confidence more than
+    ``config.POLARITY_MARGIN`` higher (``segment_steps``' ``polarity_check``). Touching particles an inversion
+    merges along their contact lines are as sure but fewer."""
+    more = int(flipped[0].max()) >= _config.POLARITY_MORE * int(found[0].max()) > 0
+    return more and _mean_confidence(flipped) - _mean_confidence(found) > _config.POLARITY_MARGIN
 
 
 def _mean_confidence(found) -> float:
