@@ -90,7 +90,7 @@ SCALE_OWN_MARGIN = 0.04
 #: inverted. Inverted SEM agglomerates merge along their contact lines into fewer particles
 #: the network is as sure of, hence the count (docs/benchmarks.md, "Polarity check").
 POLARITY_UNSURE_BELOW = 0.9
-POLARITY_MARGIN = 0.03
+POLARITY_MARGIN = 0.04
 POLARITY_MORE = 1.2
 #: A particle with ``INK_SHARE`` or more of its pixels at the image's lowest or highest grey
 #: level is a mark burnt into the figure (scale bar, letter, label box) and is dropped, unless
