@@ -680,6 +680,21 @@ def test_segment_adds_small_particles_beside_large_ones_unless_told_not_to(tmp_p
     assert counts[True] < 0.5 * counts[False] <= len(np.unique(truth))
 
 
+def test_segment_inverts_the_grey_levels_where_the_network_finds_more_there_unless_told_not_to(tmp_path, capsys):
+    from bench.randomized_images import draw
+
+    image, truth, _ = draw(42)  # 229 small bright rods on a HAADF ground: the network misses most as they are
+    tifffile.imwrite(tmp_path / "rods.tif", image)
+    counts = {}
+    for flag in ([], ["--no-polarity-check"]):
+        out = tmp_path / ("plain" if not flag else "without")
+        assert main(["segment", str(tmp_path / "rods.tif"), "--out", str(out), "--model", "default",
+                     "--diameter", "11", *flag]) == 0
+        counts[bool(flag)] = int(tifffile.imread(out / "rods_labels.tif").max())
+        assert ("grey levels inverted" in capsys.readouterr().out) != bool(flag)
+    assert counts[True] < 0.5 * counts[False] <= truth.max()
+
+
 def test_results_go_on_after_their_reader_stops():
     import os
 

@@ -31,6 +31,22 @@ def test_segment_widget_adds_labels_with_scale(widget, sem_like, qtbot, wait_don
     assert w.run_button.enabled and not w.cancel_button.enabled
 
 
+def test_segment_widget_says_when_the_particles_were_found_on_the_inverted_image(widget, sem_like, qtbot, wait_done,
+                                                                                 monkeypatch):
+    from napari_nanogan import config
+    from napari_nanogan.segmentation import pipeline
+
+    viewer, w = widget
+    monkeypatch.setattr(config, "POLARITY_UNSURE_BELOW", 2.0)  # always unsure, and the inverted image always wins
+    monkeypatch.setattr(pipeline, "polarity_verdict", lambda found, flipped: True)
+    w.image_layer.value = viewer.add_image(sem_like[0], name="sem")
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    assert viewer.layers["sem particles"].metadata["grey_levels_inverted"] is True
+    assert "grey levels inverted" in w.status.value
+
+
 def test_segment_widget_rejects_3d_layer_without_work(widget, monkeypatch):
     viewer, w = widget
     errors = []

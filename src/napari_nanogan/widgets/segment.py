@@ -213,6 +213,8 @@ class SegmentWidget(QWidget):
         bar = getattr(result, "info_bar", None) or getattr(getattr(result, "plan", None), "info_bar", None)
         if bar is not None:
             meta["info_bar_rows"] = (bar.start, bar.stop)
+        if getattr(result, "inverted", False) or getattr(getattr(result, "plan", None), "inverted", False):
+            meta["grey_levels_inverted"] = True  # the polarity check kept the particles found on the inverted image
         if result.model is not None and result.model != meta["model"]:
             meta["model_used"] = result.model  # what "auto" chose for this image
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
