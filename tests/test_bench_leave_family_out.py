@@ -23,7 +23,7 @@ def test_score_at_the_annotated_diameter_passes_each_images_own(monkeypatch):
 
     seen = []
 
-    def fake_segment(image, model, *, diameter, info_bar, scale_check=True):
+    def fake_segment(image, model, *, diameter, info_bar, scale_check=True, polarity_check=True):
         seen.append(diameter)
         labels = model if isinstance(model, np.ndarray) else np.zeros(image.shape, np.int32)
         return SegmentationResult(labels=labels, foreground=labels, interior=labels, info_bar=None)

@@ -115,8 +115,12 @@ def test_a_block_reads_only_its_region_and_the_plan_a_sample(threshold_segmenter
     reads = Reads(big)
     plan = plan_blockwise(reads, threshold_segmenter, block=512, margin=64)
     # a regular grid of at most ~2 M pixels for the grey levels (whatever the image's size), four crops for the
-    # statistics: never the whole image
-    assert max(reads.sizes) <= 2_100_000 and sum(reads.sizes) < big.size / 2
+    # statistics and a centre crop for the polarity check: never the whole image
+    from napari_nanogan.segmentation.blockwise import ENLARGE_TRIAL
+    from napari_nanogan.segmentation.statistics import STATISTICS_CROP
+
+    grid, *crops = reads.sizes
+    assert grid <= 2_100_000 and len(crops) == 5 and sum(crops) <= 4 * STATISTICS_CROP**2 + ENLARGE_TRIAL**2
     from napari_nanogan.segmentation.blockwise import network_of, segment_block
 
     reads.sizes.clear()

@@ -109,10 +109,11 @@ def test_progress_and_cancel(tiny_segmenter, rng, monkeypatch):
     monkeypatch.setattr(tiles, "WHOLE_IMAGE_PIXELS", 1000)  # tiles, not one pass, for this small image
     image = rng.integers(0, 255, (200, 200), dtype=np.uint8)
     seen = []
-    segment(image, tiny_segmenter, tile=64, overlap=8, progress=lambda d, t: seen.append((d, t)))
+    one_pass = dict(tile=64, overlap=8, polarity_check=False)  # (the check would segment the noise again, inverted)
+    segment(image, tiny_segmenter, progress=lambda d, t: seen.append((d, t)), **one_pass)
     from napari_nanogan.segmentation import segment_steps
 
-    steps, records = segment_steps(image, tiny_segmenter, tile=64, overlap=8), []
+    steps, records = segment_steps(image, tiny_segmenter, **one_pass), []
     with pytest.raises(StopIteration):
         while True:
             records.append(next(steps))

@@ -174,7 +174,8 @@ def test_a_given_diameter_is_not_second_guessed(large_particles, asked):
 
     image, _ = large_particles
     result = segment(image[:256, :256], load_segmenter("default"), diameter=150.0, info_bar=None, small_pass=False)
-    assert asked == [pytest.approx(24 / 150)] and result.estimate_scale is None
+    assert asked and all(a == pytest.approx(24 / 150) for a in asked)  # (the polarity check may add one: same scale)
+    assert result.estimate_scale is None
 
 
 def test_block_by_block_the_plan_checks_the_scale_on_a_centre_crop(monkeypatch, large_particles):

@@ -340,7 +340,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-scale-check", action="store_true",
                    help="keep the scale of the diameter estimate: by default an image made smaller for its estimate "
                         "is also segmented at neighbouring scales, one made larger also at its own scale, and one "
-                        "left at its own scale whose particles the network is unsure of also 1.4 times smaller; the "
+                        "left at its own scale whose particles the network is unsure of also at smaller scales; the "
                         "scale whose particles the network is surer of is kept (estimates can be off on kinds of "
                         "image the size model never saw)")
     p.add_argument("--no-polarity-check", action="store_true",

@@ -77,7 +77,7 @@ SCALE_ENLARGE_MARGIN = 0.08
 #: ``SCALE_OWN_MARGIN`` higher (the search then goes on as for a shrunk image): an estimate
 #: of 20-28 px for particles of 40-95 px cuts them into pieces. Real images left at their own
 #: scale were at most 0.012 surer 1.4 times smaller (val) and the BAM training fields up to
-#: 0.072 (F1 0.84 -> 0.87); sure images (the BAM fields, mostly) pay no extra pass
+#: 0.072 (F1 0.84 -> 0.90); sure images (the BAM fields, mostly) pay no extra pass
 #: (docs/benchmarks.md, "Scale check").
 SCALE_OWN_BELOW = 0.83
 SCALE_OWN_MARGIN = 0.04

@@ -6,15 +6,17 @@ into square blocks of ``block`` pixels. Each block is segmented with a margin of
 (its *core*). What depends on the whole image is decided once, before any block
 (:func:`plan_blockwise`), from a subsample of it: the grey levels that normalise it,
 the group-norm statistics (:mod:`~napari_nanogan.segmentation.statistics`), the
-particle diameter (and so the scale), and, for an ``auto`` segmenter, the network.
+particle diameter (and so the scale, with ``segment_steps``' scale check), for an
+``auto`` segmenter the network, and the polarity (``segment_steps``' polarity check).
 Every block gets the same, so blocks agree with each other and with the whole image.
 
-A particle crossing a block edge is labelled in both cores. :func:`stitch` joins its
+A particle crossing a block edge is labelled in both cores.
+:func:`~napari_nanogan.segmentation.stitching.stitch` joins its
 parts: along each seam, each of the two blocks says, for every pair of facing pixels,
 whether its own segmentation (which sees across the seam, thanks to the margin) puts
 them in one particle; parts whose facing pixels are said to be one particle by at least
 half of the votes are merged (union-find), parts of touching but distinct particles are
-not. :func:`relabel` then gives every part its particle's final label.
+not. :func:`~napari_nanogan.segmentation.stitching.relabel` then gives every part its particle's final label.
 
 Memory per block follows ``block + 2 * margin``, not the image. The steps are plain
 functions of small, picklable arguments, so a loop runs them in one process
@@ -43,7 +45,7 @@ from .scale import resize_factor, scale_postprocess
 from .smallpass import add_small_particles, small_pass_factor
 from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, estimate_factor
 from .statistics import Statistics, record_statistics, statistics_crops
-from .stitching import count_of, relabel, stitch
+from .stitching import relabel, stitch
 from .tiles import MIN_SIDE, probability_steps
 
 if TYPE_CHECKING:
@@ -54,7 +56,8 @@ ESTIMATE_SAMPLE = 4096
 #: Side (px) of the centre crop on which an enlargement for an estimate is checked
 #: (:func:`~napari_nanogan.segmentation.pipeline.enlargement_verdict`), as ``segment`` checks the whole image.
 ENLARGE_TRIAL = 1024
-#: Side (px) of the centre crop on which ``segment_steps``' ``scale_check`` runs.
+#: Side (px) of the centre crop on which ``segment_steps``' ``scale_check`` runs (and its ``polarity_check`` on an
+#: image made smaller; on others, on ``ENLARGE_TRIAL``).
 SCALE_TRIAL = 2048
 SIDES = ("top", "bottom", "left", "right")
 
@@ -125,9 +128,11 @@ class BlockwisePlan:
         An estimate enlarged the image, but the particles found on a centre crop were not
         small, or none were where its own scale finds some: ``factor`` is 1
         (``SegmentationResult.enlargement_rejected``).
-    inverted : bool
-        The polarity check on a centre crop (``segment_steps``' ``polarity_check``) kept the
-        image with its grey levels inverted: every block is segmented so (``lo + hi - value``).
+    mirror : float or None
+        Where the polarity check on a centre crop (``segment_steps``' ``polarity_check``) kept
+        the image with its grey levels inverted: every block is segmented as ``mirror - value``
+        (``mirror`` is the sum of the image's own intensity range; ``intensity`` is then the
+        inverted image's), as a whole image inverted would be.
     """
 
     shape: tuple[int, int]
@@ -147,9 +152,13 @@ class BlockwisePlan:
     fine_factor: float | None = None
     estimate_scale: float | None = None
     enlargement_rejected: bool = False
-    inverted: bool = False
+    mirror: float | None = None
     fine_statistics: Statistics | None = None
     fine_postprocess: PostprocessConfig | None = None
+
+    @property
+    def inverted(self) -> bool:
+        return self.mirror is not None
 
     def blocks(self) -> list[Block]:
         return block_grid(self.shape, self.block, self.margin)
@@ -174,6 +183,8 @@ class BlockwisePlan:
 
 class Mirrored:
     """An image's grey levels mirrored within ``total`` (``total - value``, float32), read lazily, crop by crop."""
+
+    dtype = np.dtype(np.float32)
 
     def __init__(self, array, total: float):
         self.array, self.total, self.shape, self.ndim = array, float(total), tuple(array.shape), len(array.shape)
@@ -292,13 +303,15 @@ def plan_blockwise(
             estimate_scale, factor = factor, checked
             statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
                                                                            network.config.multiple, factor))
-    inverted = False
+    mirror = None
     if polarity_check and key != "bright":  # as segment() does, on a centre crop, at the scale kept
         from .pipeline import check_polarity
-        inverted = check_polarity(_centre_crop(array, rows, SCALE_TRIAL), network, factor, tile=tile,
-                                  overlap=overlap, postprocess=postprocess)
-        if inverted:
-            array = Mirrored(array, lo + hi)
+        side = SCALE_TRIAL if factor < 1.0 else ENLARGE_TRIAL  # (from the estimate's sample where there is one)
+        crop = _centre_crop(array, rows, side) if sample is None else _centre_crop(sample, slice(None), side)
+        if check_polarity(crop, network, factor, tile=tile, overlap=overlap, postprocess=postprocess):
+            mirror = lo + hi  # the blocks' grey levels become mirror - value, normalised by their own range
+            array = Mirrored(array, mirror)
+            lo, hi = intensity_range(array, rows)
             statistics = record_statistics(network.network, _resized_crops(array, lo, hi, rows,
                                                                            network.config.multiple, factor))
     base = postprocess or network.postprocess
@@ -323,7 +336,7 @@ def plan_blockwise(
                          margin=margin, tile=int(tile), overlap=overlap, info_bar=info_bar,
                          fine_factor=None if fine is None else float(fine), fine_statistics=fine_statistics,
                          fine_postprocess=fine_config, estimate_scale=estimate_scale,
-                         enlargement_rejected=rejected, inverted=inverted)
+                         enlargement_rejected=rejected, mirror=mirror)
 
 
 def _choose(choices, array, sample, rows, intensity, factor, tile):
@@ -406,7 +419,7 @@ class BlockResult:
 
 def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan) -> tuple[np.ndarray, BlockResult]:
     """Segment one block with its margin; its core's labels (uint32, 1..K in raster order) and what stitching needs."""
-    grey = np.asarray((Mirrored(array, sum(plan.intensity)) if plan.inverted else array)[block.padded])
+    grey = np.asarray((array if plan.mirror is None else Mirrored(array, plan.mirror))[block.padded])
     if grey.ndim != 2:
         raise ValueError(f"block {block.name}: expected 2D grey values, got shape {grey.shape}")
     fg, interior = _block_probabilities(grey, block, network, plan, plan.statistics, plan.factor)
@@ -465,5 +478,5 @@ def segment_blockwise(array, segmenter, *, plan: BlockwisePlan | None = None, **
     return out
 
 
-__all__ = ["BLOCK", "Block", "BlockResult", "BlockwisePlan", "block_grid", "count_of", "network_of", "plan_blockwise",
+__all__ = ["BLOCK", "Block", "BlockResult", "BlockwisePlan", "block_grid", "network_of", "plan_blockwise",
            "relabel", "segment_block", "segment_blockwise", "stitch"]

@@ -319,7 +319,8 @@ def check_enlargement(grey: np.ndarray, segmenter, diameter: float, *, scale_che
                       overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> str:
     """:func:`enlargement_verdict` for a grey specimen without info bar enlarged for an estimated ``diameter``,
     as ``segment_steps`` reaches it: the block plan's check, on a centre crop."""
-    run = functools.partial(segment, grey, info_bar=None, tile=tile, overlap=overlap, postprocess=postprocess)
+    run = functools.partial(segment, grey, info_bar=None, tile=tile, overlap=overlap, postprocess=postprocess,
+                            polarity_check=False)  # (segment_steps judges enlargements on the image as it is)
     found, model_px = run(segmenter, diameter=diameter), segmenter.sizer.diameter_px
     own = None
     if not enlargement_holds(found.labels, model_px):

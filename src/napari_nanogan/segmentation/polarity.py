@@ -26,8 +26,7 @@ POLARITY_CROP = 2048
 def inverted(image: np.ndarray) -> np.ndarray:
     """``image`` with its grey levels mirrored within its own range (bright becomes dark), in its own dtype.
 
-    A network that normalises an image by its own grey levels (percentiles) sees exactly
-    the mirrored picture, whatever the range.
+    The networks then normalise it by its own percentiles, as any image.
     """
     wide = np.asarray(image).astype(np.float64)
     return (wide.max() + wide.min() - wide).astype(np.asarray(image).dtype)

@@ -74,8 +74,4 @@ def relabel(local: np.ndarray, offset: int, lut: np.ndarray) -> np.ndarray:
     return out
 
 
-def count_of(lut: np.ndarray) -> int:
-    return int(lut.max()) if lut.size else 0
-
-
-__all__ = ["count_of", "relabel", "stitch"]
+__all__ = ["relabel", "stitch"]

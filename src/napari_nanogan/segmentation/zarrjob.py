@@ -8,7 +8,7 @@ The steps of :mod:`~napari_nanogan.segmentation.blockwise` around a store on dis
 2. :func:`run_block` segments one block into ``local`` and keeps its
    :class:`~napari_nanogan.segmentation.blockwise.BlockResult` beside it; a block done
    before is read back, not redone.
-3. :func:`~napari_nanogan.segmentation.blockwise.stitch` joins the blocks' parts;
+3. :func:`~napari_nanogan.segmentation.stitching.stitch` joins the blocks' parts;
    :func:`run_relabel` writes each block's final labels (every pyramid level) from
    ``local``, so a repeated relabelling gives the same.
 4. :func:`finish_output` drops the working arrays and renames the store into place.
@@ -125,7 +125,8 @@ def prepare_output(out_path: str | Path, plan: BlockwisePlan, *, pixel_size_nm: 
                              labels=True, name=Path(out_path).stem, overwrite=True)
     create_array(writer.group, _LOCAL, plan.shape, (plan.block, plan.block), np.uint32)
     writer.attrs["nanogan"] = {"plan": fingerprint, "complete": False, "model": plan.model, "block": plan.block,
-                               "margin": plan.margin, "diameter_px": plan.diameter_px, "source": source}
+                               "margin": plan.margin, "diameter_px": plan.diameter_px, "source": source,
+                               "mirror": plan.mirror}
     (partial / _BLOCKS).mkdir(exist_ok=True)
     return partial
 
@@ -206,4 +207,4 @@ def _stored_plan(source, info: dict) -> BlockwisePlan:
     return BlockwisePlan(shape=shape, network="self", model=str(info.get("model")), intensity=(0.0, 1.0),
                          statistics=[], factor=1.0, diameter_px=info.get("diameter_px"), diameter_estimated=False,
                          postprocess=PostprocessConfig(), block=int(info.get("block", 2048)),
-                         margin=int(info.get("margin", 0)))
+                         margin=int(info.get("margin", 0)), mirror=info.get("mirror"))
