@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..config import BLOCK, ENLARGE_BELOW, MARGIN_DIAMETERS, MIN_MARGIN, TILE, PostprocessConfig
+from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, PostprocessConfig
 from ..io.infobar import InfoBar
 from ..normalize import intensity_range
 from ..progress import drive
@@ -43,7 +43,7 @@ from .confidence import particle_confidence
 from .marks import judge
 from .scale import resize_factor, scale_postprocess
 from .smallpass import add_small_particles, small_pass_factor
-from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, estimate_factor
+from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, estimate_factor, keeps_own_scale
 from .statistics import Statistics, record_statistics, statistics_crops
 from .stitching import relabel, stitch
 from .tiles import MIN_SIDE, probability_steps
@@ -274,7 +274,7 @@ def plan_blockwise(
     if estimated:
         diameter = estimate_diameter(sample, segmenter) if min(sample.shape) >= MIN_ESTIMATE_SIDE else None
         factor = estimate_factor(diameter, sizer)
-        own_estimated = factor == 1.0 and (diameter or 0.0) >= sizer.diameter_px / ENLARGE_BELOW
+        own_estimated = keeps_own_scale(diameter, factor, sizer.diameter_px)
         if factor > 1.0:  # as segment() does, on a centre crop: the enlargement or the image's own scale
             from .pipeline import check_enlargement
             verdict = check_enlargement(_centre_crop(sample, slice(None), ENLARGE_TRIAL), segmenter, diameter,

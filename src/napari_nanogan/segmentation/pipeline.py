@@ -19,7 +19,8 @@ from .polarity import inverted as invert
 from .postprocess import instances_from_probabilities
 from .smallpass import add_small_particles, small_pass_factor
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
-from .sizing import MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor
+from .sizing import (MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor,
+                     keeps_own_scale)
 from .tiles import MIN_SIDE, check_tiling, probability_steps, resized_probability_steps
 
 if TYPE_CHECKING:
@@ -260,8 +261,7 @@ def segment_steps(
     else:
         factor = resize_factor(diameter, sizer.diameter_px)
     factor = within_pixel_budget(factor, grey[rows].shape)
-    # an estimate that keeps the image's own scale, not one of small particles (the user is told to type it)
-    own_estimated = estimated and factor == 1.0 and (diameter or 0.0) >= sizer.diameter_px / _config.ENLARGE_BELOW
+    own_estimated = estimated and keeps_own_scale(diameter, factor, sizer.diameter_px)
     labels, confidence, fg, interior, network = yield from _labels_at(grey, segmenter, rows, bar, factor, tile,
                                                                      overlap, postprocess)
     rejected = estimated and factor > 1.0 and not enlargement_holds(labels, sizer.diameter_px)
@@ -276,20 +276,16 @@ def segment_steps(
         if verdict != "kept":
             labels, confidence, fg, interior, network = own
             estimate_scale, factor = (None if rejected else factor), 1.0
-    unsure = own_estimated and _mean_confidence((labels, confidence)) < _config.SCALE_OWN_BELOW
+    unsure = own_estimated and _unsure((labels, confidence), _config.SCALE_OWN_BELOW)
     if estimated and scale_check and (factor < 1.0 or unsure) and int(labels.max()):
         found, checked = yield from _surest_scale(grey, network, rows, bar, factor, tile, overlap, postprocess,
                                                   (labels, confidence, fg, interior))
         if checked != factor:
             (labels, confidence, fg, interior), estimate_scale, factor = found, factor, checked
     seen, inverted = grey, False  # the grey levels the labels were found on
-    if polarity_check and int(labels.max()) and network is not getattr(segmenter, "bright", None) \
-            and _mean_confidence((labels, confidence)) < _config.POLARITY_UNSURE_BELOW:
-        yield Progress(0, 1, "segmenting the image with its grey levels inverted too")
-        mirrored = invert(grey)
-        flipped = yield from _labels_at(mirrored, network, rows, bar, factor, tile, overlap, postprocess)
-        if polarity_verdict((labels, confidence), flipped[:2]):
-            (labels, confidence, fg, interior), seen, inverted = flipped[:4], mirrored, True
+    if polarity_check and network is not getattr(segmenter, "bright", None):
+        (labels, confidence, fg, interior), seen, inverted = yield from _surer_polarity(
+            grey, network, rows, bar, factor, tile, overlap, postprocess, (labels, confidence, fg, interior))
     fine = small_pass_factor(factor) if small_pass else None
     first = int(labels.max())
     if fine is not None and first:  # (without a particle found, there is nothing to judge the small ones by)
@@ -356,7 +352,7 @@ def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile:
     near ``factor`` whose particles ``network`` is surest of (``factor`` where it finds none, and where
     ``factor`` is 1, the estimate's own scale, and the network is sure of them)."""
     found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
-    if not int(found[0].max()) or factor == 1.0 and _mean_confidence(found) >= _config.SCALE_OWN_BELOW:
+    if not int(found[0].max()) or factor == 1.0 and not _unsure(found, _config.SCALE_OWN_BELOW):
         return factor
     return drive(_surest_scale(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[1]
 
@@ -366,10 +362,7 @@ def check_polarity(grey: np.ndarray, network: "Segmenter", factor: float, *, til
     """The polarity check of ``segment_steps`` (``polarity_check``) on a grey specimen without info bar, resized by
     ``factor`` for ``network``: whether its labels come from the image with its grey levels inverted."""
     found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
-    if not int(found[0].max()) or _mean_confidence(found) >= _config.POLARITY_UNSURE_BELOW:
-        return False
-    flipped = drive(_labels_at(invert(grey), network, slice(None), None, factor, tile, overlap, postprocess))
-    return polarity_verdict(found[:2], flipped[:2])
+    return drive(_surer_polarity(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[2]
 
 
 def polarity_verdict(found: tuple[np.ndarray, np.ndarray], flipped: tuple[np.ndarray, np.ndarray]) -> bool:
@@ -379,6 +372,25 @@ def polarity_verdict(found: tuple[np.ndarray, np.ndarray], flipped: tuple[np.nda
     merges along their contact lines are as sure but fewer."""
     more = int(flipped[0].max()) >= _config.POLARITY_MORE * int(found[0].max()) > 0
     return more and _mean_confidence(flipped) - _mean_confidence(found) > _config.POLARITY_MARGIN
+
+
+def _surer_polarity(grey, network, rows, bar, factor, tile, overlap, postprocess, found):
+    """((labels, confidence, foreground, interior), their grey levels, whether inverted): ``found``, or where
+    ``network`` is unsure of it (``segment_steps``' ``polarity_check``), the inverted image's if :func:`polarity_verdict`
+    takes them."""
+    if not _unsure(found[:2], _config.POLARITY_UNSURE_BELOW):
+        return found, grey, False
+    yield Progress(0, 1, "segmenting the image with its grey levels inverted too")
+    mirrored = invert(grey)
+    flipped = yield from _labels_at(mirrored, network, rows, bar, factor, tile, overlap, postprocess)
+    if polarity_verdict(found[:2], flipped[:2]):
+        return flipped[:4], mirrored, True
+    return found, grey, False
+
+
+def _unsure(found, below: float) -> bool:
+    """Whether (labels, confidence, ...) hold particles whose mean confidence is under ``below``."""
+    return bool(int(found[0].max())) and _mean_confidence(found) < below
 
 
 def _mean_confidence(found) -> float:

@@ -227,6 +227,15 @@ def estimate_factor(diameter: float | None, sizer) -> float:
     return 1.0
 
 
+def keeps_own_scale(diameter: float | None, factor: float, model_diameter_px: float) -> bool:
+    """Whether an *estimated* ``diameter`` (px) left the image at its own scale (``factor`` 1), as one of particles
+    the network sees at that scale: not one of small particles left there (``ENLARGE_BELOW``), whose user is told
+    to give the diameter. Where the network is unsure of them, the scale check tries smaller scales."""
+    from ..config import ENLARGE_BELOW
+
+    return factor == 1.0 and diameter is not None and diameter >= model_diameter_px / ENLARGE_BELOW
+
+
 def _model_ratio(model_diameter_px: float) -> float:
     from ..config import MODEL_DIAMETER_PX
 
