@@ -423,7 +423,7 @@ def test_the_polarity_check_keeps_the_inverted_image_where_the_network_finds_mor
     from pathlib import Path
 
     from napari_nanogan.config import POLARITY_MARGIN, POLARITY_UNSURE_BELOW
-    from napari_nanogan.segmentation import pipeline, segment
+    from napari_nanogan.segmentation import pipeline, segment, wording
     from napari_nanogan.segmentation.zarrjob import ZarrResult
 
     bright = float(np.mean(field))
@@ -447,10 +447,10 @@ def test_the_polarity_check_keeps_the_inverted_image_where_the_network_finds_mor
         monkeypatch.setattr(pipeline, "_labels_at", seen_as)
         whole = segment(field, threshold_segmenter, info_bar=None)
         assert whole.inverted == kept and any(passes) == (own < POLARITY_UNSURE_BELOW)
-        assert (pipeline.INVERTED in whole.describe()) == kept
+        assert (wording.INVERTED in whole.describe()) == kept
         plan = plans[kept] = plan_blockwise(field, threshold_segmenter, block=256)
         assert plan.inverted == kept
-        assert (pipeline.INVERTED in ZarrResult(path=Path("x"), count=1, plan=plan).describe()) == kept
+        assert (wording.INVERTED in ZarrResult(path=Path("x"), count=1, plan=plan).describe()) == kept
         assert not segment(field, threshold_segmenter, info_bar=None, polarity_check=False).inverted
     monkeypatch.undo()  # the network's own passes: every block sees the image inverted, as the whole image would
     mirrored = segment(pipeline.invert(field), threshold_segmenter, info_bar=None, polarity_check=False).labels

@@ -22,7 +22,7 @@ def cmd_synthesize(args) -> int:
     from ..io.atomic import atomic_path, remove_stale_temporaries
     from ..io.images import mask_pixel_size_nm, resolution_tags
     from ..io.masks import read_mask
-    from ..segmentation.pipeline import plural
+    from ..segmentation.wording import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 
     cluster = bool(args.scheduler or args.workers)
@@ -35,7 +35,7 @@ def cmd_synthesize(args) -> int:
     if skipped:
         print(f"note: left out {skipped} earlier result(s) (<mask>_<k>.tif) found in {out}", file=sys.stderr)
     if not paths:
-        print("nanogan synthesize: no mask files found", file=sys.stderr)
+        print(f"nanogan synthesize: no mask files found in {', '.join(map(str, args.masks))}", file=sys.stderr)
         return 2
     paths, refused = unique_targets(paths, lambda p: f"{p.stem}_0.tif")
     generator = load_model(load_generator, args.model)
@@ -95,7 +95,7 @@ def cmd_export(args) -> int:
     from ..io.masks import check_mask, read_mask
     from ..io.pairs import ExportFolder, file_sha256
     from ..models.registry import resolve_model
-    from ..segmentation.pipeline import plural
+    from ..segmentation.wording import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthetic_pairs
 
     cluster = bool(args.scheduler or args.workers)
@@ -106,7 +106,7 @@ def cmd_export(args) -> int:
     out = out_folder(args.out)
     paths, _ = list_inputs(args.masks)
     if not paths:
-        print("nanogan export: no mask files found", file=sys.stderr)
+        print(f"nanogan export: no mask files found in {', '.join(map(str, args.masks))}", file=sys.stderr)
         return 2
     paths, refused = unique_targets(paths, lambda p: f"{p.stem}_0")
     failures = len(refused)

@@ -22,19 +22,10 @@ from .scale import resize_factor, scale_postprocess, within_pixel_budget
 from .sizing import (MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor,
                      keeps_own_scale)
 from .tiles import MIN_SIDE, check_tiling, probability_steps, resized_probability_steps
+from .wording import ENLARGEMENT_REJECTED, INVERTED, plural, scale_checked
 
 if TYPE_CHECKING:
     from .segmenter import AutoSegmenter, Segmenter
-
-
-#: What the status line says of an enlargement undone (``SegmentationResult.enlargement_rejected``).
-ENLARGEMENT_REJECTED = "enlarging the image found no particles that small: segmented at its own scale"
-#: What the status line says of labels found with the grey levels inverted (``SegmentationResult.inverted``).
-INVERTED = "found with the image's grey levels inverted: the network is surer of the particles so"
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 @dataclass(frozen=True)
@@ -303,14 +294,6 @@ def segment_steps(
                               estimate_scale=estimate_scale, inverted=inverted)
 
 
-def scale_checked(kept: float, estimate_scale: float) -> str:
-    """What the status line says when the scale check kept ``kept`` rather than the estimate's ``estimate_scale``."""
-    done = "image segmented at its own scale" if kept == 1.0 else f"image made {1 / kept:.2g} times smaller"
-    instead = (f"enlarged {estimate_scale:.2g} times" if estimate_scale > 1.0
-               else "at its own scale" if estimate_scale == 1.0 else f"{1 / estimate_scale:.2g} times smaller")
-    return f"{done}, not {instead} as estimated: the network is surer of the particles there"
-
-
 def check_enlargement(grey: np.ndarray, segmenter, diameter: float, *, scale_check: bool = True, tile: int = TILE,
                       overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> str:
     """:func:`enlargement_verdict` for a grey specimen without info bar enlarged for an estimated ``diameter``,
@@ -351,18 +334,25 @@ def surest_scale(grey: np.ndarray, network: "Segmenter", factor: float, *, tile:
     """The scale check of ``segment_steps`` (``scale_check``) on a grey specimen without info bar: the factor
     near ``factor`` whose particles ``network`` is surest of (``factor`` where it finds none, and where
     ``factor`` is 1, the estimate's own scale, and the network is sure of them)."""
-    found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
+    found = labels_at(grey, network, factor, tile=tile, overlap=overlap, postprocess=postprocess)
     if not int(found[0].max()) or factor == 1.0 and not _unsure(found, _config.SCALE_OWN_BELOW):
         return factor
-    return drive(_surest_scale(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[1]
+    return drive(_surest_scale(grey, network, slice(None), None, factor, tile, overlap, postprocess, found))[1]
 
 
 def check_polarity(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE,
                    overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> bool:
     """The polarity check of ``segment_steps`` (``polarity_check``) on a grey specimen without info bar, resized by
     ``factor`` for ``network``: whether its labels come from the image with its grey levels inverted."""
-    found = drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))
-    return drive(_surer_polarity(grey, network, slice(None), None, factor, tile, overlap, postprocess, found[:4]))[2]
+    found = labels_at(grey, network, factor, tile=tile, overlap=overlap, postprocess=postprocess)
+    return drive(_surer_polarity(grey, network, slice(None), None, factor, tile, overlap, postprocess, found))[2]
+
+
+def labels_at(grey: np.ndarray, network: "Segmenter", factor: float, *, tile: int = TILE, overlap: int | None = None,
+              postprocess: PostprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, confidence, foreground, interior) of one pass of ``network`` over a grey specimen without info bar
+    resized by ``factor``, without ``segment_steps``' checks: what the checks compare (``bench.scale_study``)."""
+    return drive(_labels_at(grey, network, slice(None), None, factor, tile, overlap, postprocess))[:4]
 
 
 def polarity_verdict(found: tuple[np.ndarray, np.ndarray], flipped: tuple[np.ndarray, np.ndarray]) -> bool:

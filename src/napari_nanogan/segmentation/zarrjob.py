@@ -29,7 +29,7 @@ import numpy as np
 from ..io.atomic import atomic_path
 from ..io.omezarr import OmeZarrWriter, create_array, create_ome_zarr, need_zarr, partial_path, replace_folder
 from .blockwise import Block, BlockResult, BlockwisePlan, network_of, plan_blockwise, relabel, segment_block, stitch
-from .pipeline import ENLARGEMENT_REJECTED, INVERTED, plural, scale_checked
+from .wording import ENLARGEMENT_REJECTED, INVERTED, plural, scale_checked
 
 _BLOCKS = ".nanogan-blocks"  # the block results of a partial store
 _LOCAL = "local"  # each block's own numbering, before stitching
