@@ -84,8 +84,8 @@ def test_wide_range_and_nan_images_in_one_batch(tmp_path, tiny_checkpoint, capsy
     tifffile.imwrite(tmp_path / "nan.tif", nan)
     tifffile.imwrite(tmp_path / "good.tif", _image(1))
     out = tmp_path / "out"
-    rc, errors, _ = _run(capsys, "segment", tmp_path, "--out", out, "--model", tiny_checkpoint)
-    assert rc == 1
+    rc, errors, said = _run(capsys, "segment", tmp_path, "--out", out, "--model", tiny_checkpoint)
+    assert rc == 1 and "3 of 4 images segmented, 1 failed" in said  # the tally after the batch
     line = _one(errors, "nan.tif", "NaN")
     assert line.count("nan.tif") == 1
     assert len(errors) == 1
@@ -271,6 +271,8 @@ def test_finetune_refuses_before_training(tmp_path, tiny_checkpoint, capsys, mon
     (["synthesize", "m.tif", "--out", "o", "--seed", "-1"], "--seed"),
     (["export", "--masks", "m.tif", "--out", "o", "--seed", str(2**64)], "--seed"),
     (["segment", "a.tif", "--out", "o", "--diameter-nm", "-5"], "--diameter-nm"),
+    (["segment", "a.tif", "--out", "o", "--diameter", "-5"], "--diameter"),
+    (["segment", "a.tif", "--out", "o", "--diameter", "inf"], "--diameter"),
     (["segment", "a.tif", "--out", "o", "--tile", "0"], "--tile"),
 ])
 def test_numbers_are_checked_and_name_their_flag(tmp_path, capsys, argv, flag):

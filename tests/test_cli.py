@@ -222,8 +222,9 @@ def test_segment_diameter_options(tmp_path, tiny_checkpoint, sem_like, capsys):
     capsys.readouterr()
     assert main(["segment", str(plain), "--out", str(tmp_path / "c"), "--diameter-nm", "300", *model]) == 1
     assert "--diameter-nm needs the pixel size" in capsys.readouterr().err
-    assert main(["segment", str(plain), "--out", str(tmp_path / "d"), "--diameter", "-5", *model]) == 1
-    assert "positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # refused before any image is read
+        main(["segment", str(plain), "--out", str(tmp_path / "d"), "--diameter", "-5", *model])
+    assert "positive" in capsys.readouterr().err and not (tmp_path / "d").exists()
     with pytest.raises(SystemExit):
         main(["segment", str(plain), "--out", str(tmp_path / "e"), "--diameter", "5", "--diameter-nm", "5", *model])
     with pytest.raises(SystemExit):

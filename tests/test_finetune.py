@@ -349,3 +349,50 @@ def test_finishing_a_fine_tuned_bundle_keeps_its_segmenter_and_card(tmp_path):
     assert tuned["card"]["amended"][0]["changed"] == ["postprocess"]  # textures kept as they were are not listed
     assert tuned["generator"]["postprocess"]["noise_residual"] == 0.02
     assert load_checkpoint(tmp_path / "tuned.pt", kind="segmenter")["config"] == seg["config"]
+
+
+def test_finetune_cli_ctrl_c_stops_and_keeps_the_model_trained_so_far(tmp_path, tiny_checkpoint,
+                                                                       tiny_generator_checkpoint, sem_like,
+                                                                       monkeypatch, capsys):
+    """A first Ctrl-C (SIGINT) stops as SIGTERM does: the model trained so far is judged and written, and Ctrl-C
+    works as before once the command is over."""
+    import signal
+
+    from napari_nanogan.cli import main
+
+    monkeypatch.setitem(ft.PRESETS, "quick", Preset(50, 0, "test", patch_size=32, batch_size=2))
+    image, labels = sem_like
+    tifffile.imwrite(tmp_path / "a.tif", image[: labels.shape[0]])
+    tifffile.imwrite(tmp_path / "a_mask.tif", (labels > 0).astype(np.uint8) * 255)
+    loop = ft.finetune
+
+    def finetune_with_ctrl_c(*args, **kwargs):
+        return (yield from _forward(loop(*args, **kwargs), at_step=3))
+
+    monkeypatch.setattr(ft, "finetune", finetune_with_ctrl_c)
+    out = tmp_path / "model.pt"
+    before = signal.getsignal(signal.SIGINT)
+    rc = main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"),
+               "--out", str(out), "--base-segmenter", str(tiny_checkpoint),
+               "--base-generator", str(tiny_generator_checkpoint)])
+    err = capsys.readouterr().err
+    assert rc == 0 and out.is_file() and load_checkpoint(out)["kind"] == "bundle"
+    assert "stopping: the model trained so far" in err and "stopped as asked after" in err
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def _forward(loop, *, at_step):
+    """``loop``'s records, with a Ctrl-C (SIGINT) raised once the segmenter's step ``at_step`` is done."""
+    import signal
+
+    try:
+        while True:
+            try:
+                record = next(loop)
+            except StopIteration as done:
+                return done.value
+            if record.step == at_step and record.losses:
+                signal.raise_signal(signal.SIGINT)
+            yield record
+    finally:
+        loop.close()

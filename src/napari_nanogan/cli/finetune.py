@@ -37,7 +37,16 @@ def cmd_finetune(args) -> int:
         print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
         return 2
     stop = {"now": False}
+
+    def interrupt(*_):  # Ctrl-C: stop as SIGTERM does, keeping what was trained; a second one aborts
+        if stop["now"]:
+            raise KeyboardInterrupt
+        stop["now"] = True
+        print("\nstopping: the model trained so far is checked and written after this step "
+              "(Ctrl-C again to abort, writing nothing)", file=sys.stderr)
+
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    previous_sigint = signal.signal(signal.SIGINT, interrupt)
     recipe = PRESETS[args.preset]
     print(f"fine-tuning {args.base_segmenter} on {len(pairs)} images, preset {args.preset}: {recipe.description}",
           file=sys.stderr)
@@ -66,10 +75,14 @@ def cmd_finetune(args) -> int:
         print("\ninterrupted; nothing was written", file=sys.stderr)
         return 130
     finally:
+        signal.signal(signal.SIGINT, previous_sigint)
         bar.close()
         loop.close()  # its temporary run folder goes with it
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if result.stopped:
+        print(f"stopped as asked after {result.steps} training steps: the model trained so far is judged and "
+              "written below", file=sys.stderr)
     fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
     print_result(f"held-out rows, segmented as `nanogan segment` does: before ({args.base_segmenter}) "
                  f"{fmt(result.before)}; after {fmt(result.after)} ({result.steps} steps, {result.seconds:.0f} s)")
@@ -87,7 +100,13 @@ def cmd_finetune(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("finetune", help="fine-tune the model you segment with on your annotated images")
+    p = sub.add_parser(
+        "finetune", help="fine-tune the model you segment with on your annotated images",
+        description="Fine-tune the segmenter (and, with --preset standard, the cycle-GAN generator) on your annotated "
+                    "images: the bottom rows of each image are held out, segmented before and after as `nanogan "
+                    "segment` does, and the result says whether the fine-tuned model is better there. Writes one "
+                    "model file usable as --model everywhere. Ctrl-C or SIGTERM stops early and still writes the "
+                    "model trained so far (a second Ctrl-C aborts, writing nothing).")
     p.add_argument("--images", nargs="+", required=True, metavar="IMG", help="your images")
     p.add_argument("--masks", nargs="+", required=True, metavar="MASK", help="their masks, in the same order as --images")
     p.add_argument("--out", required=True, metavar="MODEL_PATH", help="the fine-tuned model (usable as --model)")

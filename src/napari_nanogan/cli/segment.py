@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -40,7 +41,7 @@ def cmd_segment(args) -> int:
         print(f"note: left out {skipped} earlier result(s) (*_labels.tif, *_overlay.png) found in {out}",
               file=sys.stderr)
     if not paths:
-        print("nanogan segment: no input images found", file=sys.stderr)
+        print(f"nanogan segment: no input images found in {', '.join(map(str, args.inputs))}", file=sys.stderr)
         return 2
     paths, refused = unique_targets(paths, lambda p: f"{p.stem}_labels.tif")
     segmenter = load_model(load_segmenter, args.model)
@@ -85,6 +86,9 @@ def cmd_segment(args) -> int:
         except Exception as exc:  # one line per failed input; the others are still segmented
             failures += 1
             input_error(path, exc, args)
+    if failures:  # the tally, after the lines of a long batch
+        total = len(paths) + len(refused)
+        print(f"{total - failures} of {total} images segmented, {failures} failed (above)", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -93,9 +97,13 @@ def diameter_value(text: str):
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return float(text)  # the sign is checked per image, with the other inputs still processed
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', not {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, 'auto', or 0 (no resizing), "
+                                         f"not {text!r}")
+    return value
 
 
 
@@ -116,7 +124,7 @@ def cmd_demo(args) -> int:
     from ..models.registry import DEFAULT_GENERATOR, available_models
     from ..overlay import captioned, overlay, overlay_caption
     from ..segmentation import can_estimate_diameter, load_segmenter, segment
-    from ..segmentation.pipeline import plural
+    from ..segmentation.wording import plural
 
     if args.generator is None and DEFAULT_GENERATOR in available_models(ModelKind.GENERATOR):
         args.generator = DEFAULT_GENERATOR
@@ -227,7 +235,7 @@ def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
     from ..measure import measure_file, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
-    from ..segmentation.pipeline import plural
+    from ..segmentation.wording import plural
 
     if (args.scheduler or args.workers) and not has_extra("measure"):
         return 2

@@ -34,8 +34,9 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     reason = grey_image_reason(mask)
     if reason is not None:
         raise ImageReadError(
-            f"{path}: this looks like a grey image, not a mask: {reason}, where each particle's label covers one "
-            "region. Pass the labels `nanogan segment` writes (<stem>_labels.tif), or a binary or instance-label mask")
+            f"{path}: this looks like a grey image, not a mask: {reason}, whereas in a mask each particle's label is "
+            "one connected region. Pass the labels `nanogan segment` writes (<stem>_labels.tif), or a binary or "
+            "instance-label mask")
     return mask
 
 
@@ -110,10 +111,10 @@ def grey_image_reason(mask: np.ndarray) -> str | None:
         return None
     per_value = float(pieces_per_label.mean())
     if per_value >= GREY_REGIONS_PER_VALUE:
-        return f"its {n} values lie in {per_value:.1f} separate regions each, on average"
+        return f"each of its {n} values appears in {per_value:.0f} separate specks on average"
     share = float((pieces_per_label > 1).mean())
     if share >= GREY_SCATTERED_SHARE:
-        return f"{share:.0%} of its {n} values are scattered over separate pieces"
+        return f"{share:.0%} of its {n} values appear in several separate specks"
     return None
 
 

@@ -210,7 +210,8 @@ class ExportFolder:
         if conflicts:
             more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
             raise FileExistsError(f"not overwriting existing files: {', '.join(conflicts[:3])}{more} "
-                                  "(choose another folder, or overwrite them)")
+                                  "(choose another folder, or overwrite them: `--overwrite`, or the panel's "
+                                  "\"overwrite existing files\")")
         self.journal["names"] |= names
         for stem, n in series.items():
             self.journal["series"][stem] = max(n, self.journal["series"].get(stem, 0))
