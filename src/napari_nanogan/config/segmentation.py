@@ -24,9 +24,9 @@ MAX_ENLARGE = 2.0
 #: An *estimated* diameter under this (px, for a network of ``MODEL_DIAMETER_PX``; in proportion
 #: for one made to see other sizes) enlarges the image as a given one would; 0: an estimate never
 #: enlarges. ``python -m bench.auto_enlarge`` makes the small-particle images
-#: that the data lack (val and test images shrunk to particles of 5-11 px): pooled F1 0.44 /
-#: 0.38 (val / test) at their own scale, 0.75 / 0.68 enlarged for the estimate, 0.75 / 0.78
-#: for the annotated diameter. The cost, on the 94 val and test images as they are: one of
+#: that the data lack (val and test images shrunk to particles of 5-11 px): pooled F1 0.39 /
+#: 0.39 (val / test) at their own scale, 0.63 / 0.71 enlarged for the estimate, 0.69 / 0.73
+#: for the annotated diameter (docs/benchmarks.md, "Particle diameter estimate"). The cost, on the 94 val and test images as they are: one of
 #: 56-px particles estimated 9.6 px (F1 0.12 at any estimated scale) is cut into 94 pieces,
 #: while the two of 9.9 and 9.5 px go from F1 0 to 0.62 and 0.40.
 AUTO_ENLARGE_BELOW = 12.0
