@@ -2,11 +2,13 @@
 
     python -m bench.scale_study [--model default] [--images randomized:0-80,emps:val,bam:train]
                                 [--around kept|annotated] [--steps=-1,1] [--invert] [--more 1.2] [--margin 0.04]
+                                [--no-scale-check] [--no-polarity-check]
 
 The study behind ``segment()``'s scale and polarity checks and their thresholds
 (``config.SCALE_*``, ``config.POLARITY_*``), and behind rules measured and not adopted.
 Each image is segmented as ``nanogan segment --model MODEL`` does (diameter estimated, every
-check on), then once per pass with the same network and none of the checks
+check on unless ``--no-scale-check`` or ``--no-polarity-check``: the path a rule was set
+against), then once per pass with the same network and none of the checks
 (:func:`~napari_nanogan.segmentation.pipeline.labels_at`): at ``config.SCALE_STEP ** k``
 times the scale kept (``--around kept``) or the annotated median diameter's scale
 (``--around annotated``) for each k of ``--steps`` (within 1/8 and 2 times the image's
@@ -75,9 +77,10 @@ def network_of(segmenter, name: str):
     return next((n for n in networks if n is not None and n.name == name), segmenter)
 
 
-def study(segmenter, name, image, truth, rows, min_area, *, around: str, steps: list[int], invert: bool) -> dict:
+def study(segmenter, name, image, truth, rows, min_area, *, around: str, steps: list[int], invert: bool,
+          checks: dict) -> dict:
     """One image's row: the shipped path's scores, then each pass's."""
-    result = segment(image, segmenter, diameter="auto", info_bar=None if rows is None else "auto")
+    result = segment(image, segmenter, diameter="auto", info_bar=None if rows is None else "auto", **checks)
     rows = slice(None) if rows is None else rows  # (the rows the truth covers)
     bar = result.info_bar
     specimen = slice(0, bar.start) if bar is not None else slice(None)
@@ -140,16 +143,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", default="-1,1", help="comma-separated whole steps of config.SCALE_STEP (0: the base "
                                                      "scale itself, one pass without any check)")
     ap.add_argument("--invert", action="store_true", help="also a pass at the scale kept with the grey levels inverted")
+    ap.add_argument("--no-scale-check", action="store_true", help="the base path without the scale check")
+    ap.add_argument("--no-polarity-check", action="store_true", help="the base path without the polarity check")
     ap.add_argument("--more", type=float, default=1.2, help="the summary's rule: at least this many times the particles")
     ap.add_argument("--margin", type=float, default=0.04, help="the summary's rule: a mean confidence this much higher")
     args = ap.parse_args(argv)
     segmenter = load_segmenter(args.model)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
-    rows = [study(segmenter, *entry, around=args.around, steps=steps, invert=args.invert)
+    checks = {"scale_check": not args.no_scale_check, "polarity_check": not args.no_polarity_check}
+    rows = [study(segmenter, *entry, around=args.around, steps=steps, invert=args.invert, checks=checks)
             for spec in args.images.split(",") for entry in images(spec.strip(), args.data_root)]
     best = [max([r["shipped"]["f1"]] + [p["f1"] for p in r["passes"].values()]) for r in rows]
     result = {
         "model": args.model, "images": args.images, "count": len(rows), "around": args.around, "steps": steps,
+        **checks,
         "rule": {"more": args.more, "margin": args.margin},
         "mean_f1_shipped": round(float(np.mean([r["shipped"]["f1"] for r in rows])), 4) if rows else None,
         "mean_f1_best_pass": round(float(np.mean(best)), 4) if rows else None,
