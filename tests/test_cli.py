@@ -708,3 +708,29 @@ def test_results_go_on_after_their_reader_stops():
     finally:
         os.close(write)
     assert proc.returncode == 0 and "carried on" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_training_progress_into_a_log_is_not_redrawn_every_step(capsys, monkeypatch):
+    """`nanogan train`'s bar, with its loss and seconds per step, follows the log interval too."""
+    from napari_nanogan.cli import common
+    from napari_nanogan.training.loop import TrainProgress
+
+    def loop(should_stop):
+        for step in range(1, 41):
+            yield TrainProgress(step=step, total=40, losses={"total": 0.5}, seconds_per_step=0.01)
+
+    assert common.drive_training(loop, 40, "train", lambda rec: None) == 0
+    err = capsys.readouterr().err
+    assert "/40 [" not in err  # 40 quick steps: under the half-minute delay, no bar in the log at all
+    monkeypatch.setattr(common, "LOG_INTERVAL", 0.05)
+
+    def slow_loop(should_stop):
+        import time
+
+        for step in range(1, 41):
+            time.sleep(0.01)
+            yield TrainProgress(step=step, total=40, losses={"total": 0.5}, seconds_per_step=0.01)
+
+    assert common.drive_training(slow_loop, 40, "train", lambda rec: None) == 0
+    err = capsys.readouterr().err
+    assert 1 <= err.count("/40 [") <= 15 and "40/40 [" in err and "s/step=0.01" in err

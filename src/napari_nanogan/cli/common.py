@@ -339,12 +339,14 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     bar = progress_bar(total, desc)
     try:
         for rec in make_loop(lambda: stop["now"]):
-            bar.n = rec.step
+            # (the postfix waits for the bar's own redraw: into a log, once per LOG_INTERVAL, not per step)
             if "total" in rec.losses:  # the stop record trains nothing: keep the last step's loss shown
-                bar.set_postfix(loss=f"{rec.losses['total']:.3f}", s_step=f"{rec.seconds_per_step:.2f}")
+                bar.set_postfix({"loss": f"{rec.losses['total']:.3f}", "s/step": f"{rec.seconds_per_step:.2f}"},
+                                refresh=False)
             elif rec.losses:  # train-gan --critic-warmup: only the critics learn, their loss is what moves
-                bar.set_postfix(critics=f"{sum(rec.losses.values()) / len(rec.losses):.3f}",
-                                s_step=f"{rec.seconds_per_step:.2f}")
+                bar.set_postfix({"critics": f"{sum(rec.losses.values()) / len(rec.losses):.3f}",
+                                 "s/step": f"{rec.seconds_per_step:.2f}"}, refresh=False)
+            bar.update(rec.step - bar.n)
             report(rec)
             if rec.stopped:
                 print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)

@@ -67,10 +67,9 @@ def cmd_finetune(args) -> int:
             if rec.stage != stage:
                 stage = rec.stage
                 bar.set_description(f"finetune: {stage}")
-            bar.n = rec.step
-            if rec.seconds_per_step:
-                bar.set_postfix(s_step=f"{rec.seconds_per_step:.2f}")
-            bar.refresh()
+            if rec.seconds_per_step:  # (drawn with the bar: into a log, once per LOG_INTERVAL, not per step)
+                bar.set_postfix({"s/step": f"{rec.seconds_per_step:.2f}"}, refresh=False)
+            bar.update(rec.step - bar.n)
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written", file=sys.stderr)
         return 130
