@@ -390,7 +390,9 @@ def test_synthesize_keeps_the_masks_pixel_size_and_notes_an_empty_mask(tmp_path,
     model = ["--model", str(tiny_generator_checkpoint)]
     assert main(["synthesize", str(tmp_path / "a_labels.tif"), str(tmp_path / "empty.tif"), "--out",
                  str(tmp_path / "o"), *model]) == 0
-    assert "empty.tif has no particles: its images are substrate only" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "empty.tif has no particles: its images are substrate only" in said.err
+    assert "a_labels_0.tif, pixel size 7.344 nm" in said.out and "empty_0.tif, pixel size unknown" in said.out
     assert labels_pixel_size_nm(tmp_path / "o" / "a_labels_0.tif") == pytest.approx(7.344, rel=1e-5)
     assert labels_pixel_size_nm(tmp_path / "o" / "empty_0.tif") is None
     assert main(["synthesize", str(tmp_path / "empty.tif"), "--out", str(tmp_path / "p"), "--pixel-size", "2",

@@ -53,7 +53,8 @@ def cmd_synthesize(args) -> int:
             mask_maps(mask)  # size and labels checked before any image is drawn
             if not mask.any():
                 print(f"note: {path} has no particles: its images are substrate only", file=sys.stderr)
-            tags = resolution_tags(mask_pixel_size_nm(path, args.pixel_size))
+            pixel_nm = mask_pixel_size_nm(path, args.pixel_size)
+            tags = resolution_tags(pixel_nm)
             bar = progress_bar(args.n, path.name)
             for k in range(args.n):
                 image = synthesize(mask, generator, seed=synthesis_seed(args.seed, k))
@@ -64,7 +65,8 @@ def cmd_synthesize(args) -> int:
                 bar.update(1)
             bar.close()
             where = f"{path.stem}_0.tif" if args.n == 1 else f"{path.stem}_0..{args.n - 1}.tif"
-            print_result(f"{path}: {plural(args.n, 'image')} -> {out}/{where}")
+            unit = f", pixel size {pixel_nm:g} nm" if pixel_nm else ", pixel size unknown (--pixel-size gives it)"
+            print_result(f"{path}: {plural(args.n, 'image')} -> {out}/{where}{unit}")
         except Exception as exc:  # one line per failed mask; the others are still synthesized
             failures += 1
             if bar is not None:
