@@ -2,7 +2,7 @@
 
     python -m bench.scale_study [--model default] [--images randomized:0-80,emps:val,bam:train]
                                 [--around kept|annotated] [--steps=-1,1] [--invert] [--more 1.2] [--margin 0.04]
-                                [--no-scale-check] [--no-polarity-check]
+                                [--no-scale-check] [--no-polarity-check] [--own-scale-only]
 
 The study behind ``segment()``'s scale and polarity checks and their thresholds
 (``config.SCALE_*``, ``config.POLARITY_*``), and behind rules measured and not adopted.
@@ -13,17 +13,22 @@ against), then once per pass with the same network and none of the checks
 times the scale kept (``--around kept``) or the annotated median diameter's scale
 (``--around annotated``) for each k of ``--steps`` (within 1/8 and 2 times the image's
 size), and with ``--invert`` at the scale kept with its grey levels inverted. Per image
-and pass: instance F1 at IoU 0.5, the particle count and the mean confidence.
+and pass: instance F1 at IoU 0.5, the particle count and the mean confidence. The passes
+see the grey levels the shipped labels came from (inverted where the polarity check kept
+the image inverted; ``--invert`` then gives the image as it is).
 
 The summary judges one kind of rule per pass: "take the pass where it finds at least
-``--more`` times as many particles, of a mean confidence at least ``--margin`` higher".
+``--more`` times as many particles, of a mean confidence at least ``--margin`` higher"
+(rounded to 4 places, on every image: the checks in ``segment()`` also ask for the network
+to be unsure first, and for a margin strictly exceeded).
 Per pass: the images the rule would switch, their F1 gained in sum, those that lose,
 and the mean F1 per image of the shipped path, of the pass, and of the best of all
 passes for each image (what a perfect rule would reach).
 
 Images: ``randomized:FIRST-END`` (``bench.randomized_images``' seeds; particles of 9 px²
 or more count), ``emps:SPLIT`` and ``bam:SPLIT`` (``../shared/data``, split by paper and by
-field; the info bar excluded; particles of 16 px or more count, as ``bench.evaluate``).
+field; the info bar excluded; particles of 16 px² or more count, as ``bench.evaluate``).
+Images without an annotated particle are left out.
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ def images(spec: str, data_root: Path):
     for stem, image_path, mask_path in shared_splits(data_root)[kind][which]:
         image, _ = read_image(image_path)
         truth, rows = truth_and_rows(kind, image, read_mask(mask_path))
-        yield f"{kind}/{stem}", image, truth, rows, 16
+        if truth.max():
+            yield f"{kind}/{stem}", image, truth, rows, 16
 
 
 def network_of(segmenter, name: str):
@@ -78,13 +84,16 @@ def network_of(segmenter, name: str):
 
 
 def study(segmenter, name, image, truth, rows, min_area, *, around: str, steps: list[int], invert: bool,
-          checks: dict) -> dict:
-    """One image's row: the shipped path's scores, then each pass's."""
+          checks: dict, own_scale_only: bool = False) -> dict | None:
+    """One image's row: the shipped path's scores, then each pass's (None: not at its own scale, and only those
+    were asked for)."""
     result = segment(image, segmenter, diameter="auto", info_bar=None if rows is None else "auto", **checks)
+    if own_scale_only and result.scale != 1.0:
+        return None
     rows = slice(None) if rows is None else rows  # (the rows the truth covers)
-    bar = result.info_bar
-    specimen = slice(0, bar.start) if bar is not None else slice(None)
+    specimen = result.info_bar.specimen_rows if result.info_bar is not None else slice(None)
     grey = as_grey(image)
+    seen = inverted(grey[specimen]) if result.inverted else grey[specimen]  # the grey levels the labels came from
 
     def scored(labels, confidence):
         full = np.zeros(grey.shape, labels.dtype)
@@ -100,10 +109,9 @@ def study(segmenter, name, image, truth, rows, min_area, *, around: str, steps: 
     passes = {}
     for k in steps:
         factor = float(np.clip(base * SCALE_STEP**k, MIN_RESIZE, MAX_ENLARGE))
-        passes[f"{k:+d}"] = {"scale": round(factor, 4), **scored(*labels_at(grey[specimen], network, factor)[:2])}
-    if invert:
-        passes["inverted"] = {"scale": row["scale"],
-                              **scored(*labels_at(inverted(grey[specimen]), network, result.scale)[:2])}
+        passes[f"{k:+d}"] = {"scale": round(factor, 4), **scored(*labels_at(seen, network, factor)[:2])}
+    if invert:  # the other polarity: the image inverted, or as it is where the kept labels came from it inverted
+        passes["inverted"] = {"scale": row["scale"], **scored(*labels_at(inverted(seen), network, result.scale)[:2])}
     row["passes"] = passes
     return row
 
@@ -145,25 +153,30 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--invert", action="store_true", help="also a pass at the scale kept with the grey levels inverted")
     ap.add_argument("--no-scale-check", action="store_true", help="the base path without the scale check")
     ap.add_argument("--no-polarity-check", action="store_true", help="the base path without the polarity check")
+    ap.add_argument("--own-scale-only", action="store_true",
+                    help="study only the images the base path leaves at their own scale")
     ap.add_argument("--more", type=float, default=1.2, help="the summary's rule: at least this many times the particles")
     ap.add_argument("--margin", type=float, default=0.04, help="the summary's rule: a mean confidence this much higher")
     args = ap.parse_args(argv)
     segmenter = load_segmenter(args.model)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     checks = {"scale_check": not args.no_scale_check, "polarity_check": not args.no_polarity_check}
-    rows = [study(segmenter, *entry, around=args.around, steps=steps, invert=args.invert, checks=checks)
+    rows = [study(segmenter, *entry, around=args.around, steps=steps, invert=args.invert, checks=checks,
+                  own_scale_only=args.own_scale_only)
             for spec in args.images.split(",") for entry in images(spec.strip(), args.data_root)]
+    rows = [row for row in rows if row is not None]
     best = [max([r["shipped"]["f1"]] + [p["f1"] for p in r["passes"].values()]) for r in rows]
     result = {
         "model": args.model, "images": args.images, "count": len(rows), "around": args.around, "steps": steps,
-        **checks,
+        **checks, "own_scale_only": args.own_scale_only,
         "rule": {"more": args.more, "margin": args.margin},
         "mean_f1_shipped": round(float(np.mean([r["shipped"]["f1"] for r in rows])), 4) if rows else None,
         "mean_f1_best_pass": round(float(np.mean(best)), 4) if rows else None,
         "passes": rule_summary(rows, more=args.more, margin=args.margin),
         "per_image": rows,
         "machine": machine_description(),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                 text=True).stdout.strip(),
     }
     print(json.dumps(result))
     return result

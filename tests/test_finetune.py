@@ -366,23 +366,32 @@ def test_finetune_cli_ctrl_c_stops_and_keeps_the_model_trained_so_far(tmp_path, 
     tifffile.imwrite(tmp_path / "a_mask.tif", (labels > 0).astype(np.uint8) * 255)
     loop = ft.finetune
 
+    presses = {"at": (3,)}
+
     def finetune_with_ctrl_c(*args, **kwargs):
-        return (yield from _forward(loop(*args, **kwargs), at_step=3))
+        return (yield from _forward(loop(*args, **kwargs), at_steps=presses["at"]))
 
     monkeypatch.setattr(ft, "finetune", finetune_with_ctrl_c)
     out = tmp_path / "model.pt"
     before = signal.getsignal(signal.SIGINT)
-    rc = main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"),
-               "--out", str(out), "--base-segmenter", str(tiny_checkpoint),
-               "--base-generator", str(tiny_generator_checkpoint)])
+    argv = ["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"),
+            "--out", str(out), "--base-segmenter", str(tiny_checkpoint), "--base-generator", str(tiny_generator_checkpoint)]
+    rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 0 and out.is_file() and load_checkpoint(out)["kind"] == "bundle"
-    assert "stopping: the model trained so far" in err and "stopped as asked after" in err
+    assert "stopping: the model trained so far" in err
+    steps = int(err.split("stopped as asked after ")[1].split()[0])
+    assert 3 <= steps < 50  # stopped early, not after all 50 planned steps
     assert signal.getsignal(signal.SIGINT) is before
+    presses["at"] = (3, 3)  # Ctrl-C twice: abort, writing nothing
+    out.unlink()
+    assert main(argv) == 130 and not out.exists()
+    assert "nothing was written" in capsys.readouterr().err and signal.getsignal(signal.SIGINT) is before
 
 
-def _forward(loop, *, at_step):
-    """``loop``'s records, with a Ctrl-C (SIGINT) raised once the segmenter's step ``at_step`` is done."""
+def _forward(loop, *, at_steps):
+    """``loop``'s records, with a Ctrl-C (SIGINT) raised after the segmenter's steps ``at_steps`` (a step named
+    twice: two presses)."""
     import signal
 
     try:
@@ -391,8 +400,9 @@ def _forward(loop, *, at_step):
                 record = next(loop)
             except StopIteration as done:
                 return done.value
-            if record.step == at_step and record.losses:
-                signal.raise_signal(signal.SIGINT)
+            if record.losses:
+                for _ in range(at_steps.count(record.step)):
+                    signal.raise_signal(signal.SIGINT)
             yield record
     finally:
         loop.close()

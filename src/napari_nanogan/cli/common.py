@@ -326,9 +326,11 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     ``quiet``: no bar and no reports (the other processes of a data-parallel run).
     """
     import signal
+    import threading
 
     stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    if threading.current_thread() is threading.main_thread():  # (only the main thread may set a handler)
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     if quiet:
         try:
             for _ in make_loop(lambda: stop["now"]):
@@ -346,7 +348,8 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
             elif rec.losses:  # train-gan --critic-warmup: only the critics learn, their loss is what moves
                 bar.set_postfix({"critics": f"{sum(rec.losses.values()) / len(rec.losses):.3f}",
                                  "s/step": f"{rec.seconds_per_step:.2f}"}, refresh=False)
-            bar.update(rec.step - bar.n)
+            bar.n = rec.step  # (a resumed run starts past 0)
+            bar.update(0)  # redraws when the bar's interval has passed
             report(rec)
             if rec.stopped:
                 print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)

@@ -13,6 +13,7 @@ from .common import (CommandError, command_line, first_line, load_model, one_pro
 def cmd_finetune(args) -> int:
     """Fine-tune on the user's annotated pairs; writes a bundle usable as --model, and says whether it is better."""
     import signal
+    import threading
 
     from ..config import ModelKind
     from ..data.datasets import load_sample
@@ -36,17 +37,14 @@ def cmd_finetune(args) -> int:
     except (ValueError, OSError) as exc:
         print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
         return 2
-    stop = {"now": False}
+    stop = {"now": False, "said": False}
 
     def interrupt(*_):  # Ctrl-C: stop as SIGTERM does, keeping what was trained; a second one aborts
         if stop["now"]:
             raise KeyboardInterrupt
-        stop["now"] = True
-        print("\nstopping: the model trained so far is checked and written after this step "
-              "(Ctrl-C again to abort, writing nothing)", file=sys.stderr)
+        stop["now"] = True  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
 
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    previous_sigint = signal.signal(signal.SIGINT, interrupt)
+    main_thread = threading.current_thread() is threading.main_thread()  # (signals are the main thread's)
     recipe = PRESETS[args.preset]
     print(f"fine-tuning {args.base_segmenter} on {len(pairs)} images, preset {args.preset}: {recipe.description}",
           file=sys.stderr)
@@ -54,8 +52,11 @@ def cmd_finetune(args) -> int:
                     base_generator=args.base_generator, should_stop=lambda: stop["now"],
                     provenance={"command": command_line()})
     bar = progress_bar(recipe.segmenter_steps + (recipe.gan_steps or 0), "finetune")
-    stage = None
+    stage, handlers = None, {}
     try:
+        if main_thread:
+            handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)),
+                        signal.SIGINT: signal.signal(signal.SIGINT, interrupt)}
         while True:
             try:
                 rec = next(loop)
@@ -64,17 +65,23 @@ def cmd_finetune(args) -> int:
                 break
             except (ValueError, LookupError, OSError) as exc:  # the library's checks: one line, no traceback
                 raise CommandError(first_line(exc)) from None
+            if stop["now"] and not stop["said"]:
+                stop["said"] = True
+                bar.write("stopping: the model trained so far is checked and written after this step "
+                          "(Ctrl-C again to abort, writing nothing)", file=sys.stderr)
             if rec.stage != stage:
                 stage = rec.stage
-                bar.set_description(f"finetune: {stage}")
+                bar.set_description(f"finetune: {stage}", refresh=False)
             if rec.seconds_per_step:  # (drawn with the bar: into a log, once per LOG_INTERVAL, not per step)
                 bar.set_postfix({"s/step": f"{rec.seconds_per_step:.2f}"}, refresh=False)
-            bar.update(rec.step - bar.n)
+            bar.n = rec.step  # (a stage may number its steps anew)
+            bar.update(0)  # redraws when the bar's interval has passed
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, previous_sigint)
+        for signum, previous in handlers.items():
+            signal.signal(signum, previous)
         bar.close()
         loop.close()  # its temporary run folder goes with it
     for w in result.warnings:
