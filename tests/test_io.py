@@ -162,3 +162,15 @@ def test_an_overlay_caption_and_scale_bar_sit_below_the_picture():
     # the scale bar: 300 px x 7.344 nm / 5 -> 200 nm, 27 px of black; text strokes are short
     assert 26 <= longest_black_run(scaled[120:]) <= 28
     assert longest_black_run(plain[120:]) < 15
+
+
+def test_caption_words_stay_apart_at_the_smallest_font():
+    """On a narrow overlay (11-px font) the bundled font's space is as narrow as the gaps between letters
+    ("4particles"); the caption keeps its words a third of the font size apart."""
+    from napari_nanogan.overlay import captioned
+
+    out = captioned(np.full((50, 680, 3), 100, np.uint8), "4 particles")
+    ink = np.flatnonzero((out[50:, :, 0] < 128).any(0))
+    runs = np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1)  # glyphs, left to right: "4", "p", "a", ...
+    gaps = [b[0] - a[-1] - 1 for a, b in zip(runs, runs[1:])]
+    assert gaps[0] > max(gaps[1:]), gaps  # the space after "4" is wider than any gap inside "particles"

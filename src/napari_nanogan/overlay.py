@@ -69,19 +69,30 @@ def captioned(picture: np.ndarray, text: str, *, pixel_size_nm: float | None = N
     pad = size // 2
     right = w - pad
     top = h + (strip - size) // 2  # the text's top
+    gap = max(draw.textlength(" ", font=font), size / 3)  # (the bundled font's space nearly vanishes at small sizes)
+
+    def width(line: str) -> float:
+        words = line.split(" ")
+        return sum(draw.textlength(word, font=font) for word in words) + gap * (len(words) - 1)
+
+    def write(x: float, line: str) -> None:
+        for word in line.split(" "):
+            draw.text((x, top), word, fill=(0, 0, 0), font=font)
+            x += draw.textlength(word, font=font) + gap
+
     if pixel_size_nm:
         nm = nice_length(w * pixel_size_nm / 5)
         length = round(nm / pixel_size_nm)
         label = f"{nm:g} nm"  # in nm always: the bundled font has no µ
-        label_width = draw.textlength(label, font=font)
+        label_width = width(label)
         y = h + strip // 2
         x1 = right - label_width - pad
         draw.rectangle([x1 - length, y - max(2, size // 6), x1, y + max(2, size // 6)], fill=(0, 0, 0))
-        draw.text((right - label_width, top), label, fill=(0, 0, 0), font=font)
+        write(right - label_width, label)
         right = x1 - length - 2 * pad
-    while text and draw.textlength(text, font=font) > right - pad:  # shorten what does not fit
+    while text and width(text) > right - pad:  # shorten what does not fit
         text = text[:-4].rstrip() + "..." if len(text) > 4 else ""  # ASCII: Pillow's bitmap font has no "…"
-    draw.text((pad, top), text, fill=(0, 0, 0), font=font)
+    write(pad, text)
     return np.asarray(canvas)
 
 
