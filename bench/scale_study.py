@@ -45,7 +45,7 @@ from napari_nanogan.io.images import as_grey
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation import load_segmenter, segment
-from napari_nanogan.segmentation.pipeline import labels_at
+from napari_nanogan.segmentation.pipeline import labels_at, network_of
 from napari_nanogan.segmentation.polarity import inverted
 from napari_nanogan.training.loop import machine_description
 
@@ -75,12 +75,6 @@ def images(spec: str, data_root: Path):
         truth, rows = truth_and_rows(kind, image, read_mask(mask_path))
         if truth.max():
             yield f"{kind}/{stem}", image, truth, rows, 16
-
-
-def network_of(segmenter, name: str):
-    """The network of ``segmenter`` (one of an ``auto`` segmenter's two) that made a result."""
-    networks = [getattr(segmenter, key, None) for key in ("general", "bright")]
-    return next((n for n in networks if n is not None and n.name == name), segmenter)
 
 
 def study(segmenter, name, image, truth, rows, min_area, *, around: str, steps: list[int], invert: bool,

@@ -305,10 +305,16 @@ def check_enlargement(grey: np.ndarray, segmenter, diameter: float, *, scale_che
     if not enlargement_holds(found.labels, model_px):
         own = run(segmenter, diameter=None)
     elif scale_check:  # the network the enlarged image was segmented with (``auto`` has two)
-        networks = [getattr(segmenter, key, None) for key in ("general", "bright")]
-        own = run(next((n for n in networks if n is not None and n.name == found.model), segmenter), diameter=None)
+        own = run(network_of(segmenter, found.model), diameter=None)
     return enlargement_verdict((found.labels, found.confidence), None if own is None else (own.labels, own.confidence),
                                model_px)
+
+
+def network_of(segmenter: "Segmenter | AutoSegmenter", name: str | None) -> "Segmenter":
+    """The network of ``segmenter`` that made a result (``SegmentationResult.model``): one of an ``auto``
+    segmenter's two, else ``segmenter`` itself."""
+    networks = [getattr(segmenter, key, None) for key in ("general", "bright")]
+    return next((n for n in networks if n is not None and n.name == name), segmenter)
 
 
 def enlargement_verdict(enlarged: tuple[np.ndarray, np.ndarray], own: tuple[np.ndarray, np.ndarray] | None,
