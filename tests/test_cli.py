@@ -68,7 +68,13 @@ def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, ca
     assert "left out 1 overlay picture(s)" in capsys.readouterr().err
     import csv
 
-    assert {r["image"] for r in csv.DictReader(open(tmp_path / "sizes.csv"))} == {"a_labels.tif"}
+    rows = list(csv.DictReader(open(tmp_path / "sizes.csv")))
+    assert {r["image"] for r in rows} == {"a_labels.tif"} and "source_image" not in rows[0]
+    # with --image, the image measured beside the labels is named in its own column
+    assert main(["measure", str(tmp_path / "with" / "a_labels.tif"), "--image", str(tmp_path / "a.tif"),
+                 "--out", str(tmp_path / "sizes2.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "sizes2.csv")))
+    assert {(r["image"], r["source_image"]) for r in rows} == {("a_labels.tif", "a.tif")}
 
 
 def test_a_misspelt_option_shows_the_commands_usage(capsys):
@@ -565,9 +571,13 @@ def test_training_progress_shows_no_nan_loss_when_stopped(capsys):
         yield TrainProgress(1, 3, losses={"total": 0.5}, seconds_per_step=1.0)
         yield TrainProgress(2, 3, seconds_per_step=1.0, checkpoint="last.pt", stopped=True)
 
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
     assert drive_training(loop, 3, "train", lambda rec: None) == 0
     err = capsys.readouterr().err
     assert "stopped at step 2; checkpoint last.pt" in err and "nan" not in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's SIGTERM handler is back
 
 
 def test_every_command_prints_its_help():

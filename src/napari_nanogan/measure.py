@@ -238,7 +238,8 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
     and the label TIFF's own. Without it, a label TIFF written by ``nanogan segment``
     gives its own info bar row. The confidence table beside the labels (``<stem>.csv``) is
-    kept. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
+    kept. Its ``image`` column names the labels file, ``source_image`` (given ``image_path``) the
+    image. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
     file that cannot be measured (a grey image given as labels among them).
     """
     from .io.images import labels_info_bar_start, labels_pixel_size_nm, read_image, read_label_table
@@ -259,8 +260,11 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
             pixel = labels_pixel_size_nm(path)
         if image_path is None:
             bar_start = labels_info_bar_start(path)
-    return measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
-                             confidence=read_label_table(path), min_area=min_area)
+    table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
+                              confidence=read_label_table(path), min_area=min_area)
+    if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
+        table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
+    return table
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:

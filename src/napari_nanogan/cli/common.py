@@ -329,8 +329,17 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     import threading
 
     stop = {"now": False}
+    previous = None
     if threading.current_thread() is threading.main_thread():  # (only the main thread may set a handler)
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        return _drive(make_loop, total, desc, report, stop, quiet)
+    finally:
+        if previous is not None:  # (the caller's handler back: a library user's process keeps its own)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) -> int:
     if quiet:
         try:
             for _ in make_loop(lambda: stop["now"]):
