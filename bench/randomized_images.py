@@ -13,7 +13,8 @@ estimated, as ``nanogan segment --model default`` does (``nanogan segment``'s ow
 ``auto``), or with ``--annotated-diameter`` at its annotated median diameter.
 
 Reported: instance F1 at IoU 0.5 (particles of 9 px² or more), pooled over the images and
-the mean per image by style, arrangement and shape family; the diameter estimate's median
+the mean per image by style, arrangement and shape family; how well the per-particle confidence
+predicts that a particle is real (calibration error, AUC); the diameter estimate's median
 |relative error| and share within 1.5 times; how many images were enlarged, shrunk, or
 kept at their own scale by the scale check. ``--figure``: eight of the images, from the
 worst F1 to the best, the drawn particles outlined in green and those found in magenta.
@@ -33,6 +34,7 @@ from napari_nanogan.data.randomized import random_pair
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation import load_segmenter, segment
+from napari_nanogan.training.confidence import matched, reliability
 from napari_nanogan.training.loop import machine_description
 
 SHAPE = (512, 512)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--figure", help="write eight of the images, worst to best F1, with both outlines (PNG)")
     args = ap.parse_args(argv)
     model = load_segmenter(args.model)
-    rows, pairs, pictures = [], [], []
+    rows, pairs, pictures, confidence = [], [], [], ([], [])
     for seed in seed_range(args.seeds):
         image, labels, info = draw(seed)
         if not labels.max():
@@ -72,6 +74,11 @@ def main(argv: list[str] | None = None) -> dict:
                          polarity_check=not args.no_polarity_check)
         score = summarize([(labels, result.labels)], min_area=9)
         pairs.append((labels, result.labels))
+        if result.confidence is not None and result.count:
+            present = np.unique(result.labels)
+            present = present[present > 0]
+            confidence[0].append(result.confidence[present - 1])
+            confidence[1].append(matched(labels, result.labels)[present - 1])
         if args.figure:
             pictures.append((image, labels, result.labels))
         rows.append({"seed": seed, "style": info["style"], "arrangement": info["arrangement"],
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         "estimate": None if not ratios.size else {
             "median_abs_error": round(float(np.median(np.abs(ratios - 1))), 4),
             "within_1.5x": round(float(np.mean((ratios >= 1 / 1.5) & (ratios <= 1.5))), 4)},
+        "confidence": _confidence(*confidence),
         "enlarged": sum(r["scale"] > 1 for r in rows), "shrunk": sum(r["scale"] < 1 for r in rows),
         "scale_checked": sum(r["scale_checked"] for r in rows), "inverted": sum(r["inverted"] for r in rows),
         "per_image": rows,
@@ -133,6 +141,20 @@ def figure(path: str, rows: list[dict], pictures: list[tuple], title: str, count
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
+
+
+def _confidence(values: list[np.ndarray], real: list[np.ndarray]) -> dict | None:
+    """Is the per-particle confidence a probability on unfamiliar images? Its reliability (expected calibration
+    error, Brier score, AUC) against "matches a drawn particle at IoU 0.5", and the share real above 0.5 and 0.8."""
+    if not values:
+        return None
+    p, y = np.concatenate(values), np.concatenate(real)
+    out = reliability(p, y)
+    for level in (0.5, 0.8):
+        above = p >= level
+        out[f"real_share_at_or_above_{level}"] = round(float(y[above].mean()), 4) if above.any() else None
+        out[f"particles_at_or_above_{level}"] = int(above.sum())
+    return out
 
 
 def _mean_f1_by(rows: list[dict], key: str) -> dict:

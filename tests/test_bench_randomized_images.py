@@ -27,6 +27,9 @@ def test_a_clean_field_of_cubes_is_found_where_its_estimate_is_far_too_small(cap
     plain = randomized_images.main(["--model", "default", "--seeds", "0", "--no-scale-check"])["per_image"][0]
     assert plain["scale"] == 1.0 and plain["f1"] == row["f1"]  # the same without the scale check
     assert (tmp_path / "f.png").stat().st_size > 10_000  # the overlay figure
+    trust = out["confidence"]  # each particle found, scored against the drawn ones
+    assert trust["particles"] > 0 and 0 < trust["matched_share"] <= 1 and 0 <= trust["ece"] <= 1
+    assert trust["particles_at_or_above_0.8"] <= trust["particles_at_or_above_0.5"] <= trust["particles"]
 
 
 @requires_shipped
