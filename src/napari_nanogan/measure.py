@@ -20,6 +20,9 @@ loses it. Definitions:
   the microscope's data bar; such particles are left out of the summary by default.
 - ``confidence`` (when the segmentation gives it): the probability that the particle is
   real (:mod:`napari_nanogan.segmentation.confidence`); drop doubtful ones by it.
+
+:func:`size_figure` draws a distribution as a figure to publish; :func:`write_size_plot`
+writes it (PNG, SVG or PDF).
 """
 
 from __future__ import annotations
@@ -341,3 +344,91 @@ def _fmt(v):
     if isinstance(v, (float, np.floating)):
         return "" if np.isnan(v) else f"{float(v):.6g}"
     return v
+
+
+# The size distribution as a figure to publish: the "Measure particles" panel's "Save plot" and
+# `nanogan measure --plot`.
+
+PLOT_NAMES = {"ecd": "equivalent-circle diameter", "feret_max": "Feret diameter, max", "feret_min": "Feret diameter, min",
+         "perimeter": "perimeter", "area": "area", "circularity": "circularity", "aspect_ratio": "aspect ratio",
+         "solidity": "solidity"}
+PLOT_LENGTHS = ("ecd", "feret_max", "feret_min")  # the sizes whose percentiles are called D10 / D50 / D90
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def bin_edges(values: np.ndarray) -> np.ndarray:
+    """Histogram bins by the Freedman-Diaconis rule, kept between 5 and 60 bins."""
+    edges = np.histogram_bin_edges(values, bins="fd")
+    if not 6 <= len(edges) <= 61:
+        edges = np.histogram_bin_edges(values, bins=int(np.clip(len(edges) - 1, 5, 60)))
+    return edges
+
+
+def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool = False, title: str | None = None,
+                figure=None):
+    """The number-weighted distribution of one ``column`` of ``table``'s particles (a key of ``PLOT_NAMES``).
+
+    Bars: particles per bin (left axis); line: the cumulative share (right axis, %); vertical
+    lines at the 10th, 50th and 90th percentiles (D10, D50 and D90 for the diameters, as in
+    the summary CSV; P10 ... for the rest); n, mean and SD under the title. Particles cut by
+    the border or the info bar are left out unless ``include_cut``. Returns the figure (a new
+    one unless ``figure`` is given); raises ``ValueError`` with no particle to plot.
+    """
+    if column not in PLOT_NAMES:
+        raise ValueError(f"column must be one of {', '.join(PLOT_NAMES)}, got {column!r}")
+    key, unit = _plot_column(table, column)
+    keep = np.ones(len(table), bool) if include_cut else table.included()
+    values = np.sort(np.asarray(table.columns[key], float)[keep])
+    if not values.size:
+        raise ValueError("no particles to size" + (" (all are cut by the border or the info bar)"
+                                                   if len(table) and not include_cut else ""))
+    if figure is None:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(5.5, 3.8), dpi=100)
+    figure.clear()
+    ax = figure.add_subplot(111)
+    ax.hist(values, bins=bin_edges(values), color="#4a7fb5", edgecolor="white", linewidth=0.5)
+    ax.set_xlabel(PLOT_NAMES[column] + (f" ({unit})" if unit else ""))
+    ax.set_ylabel("particles")
+    share = ax.twinx()
+    share.plot(values, 100 * np.arange(1, values.size + 1) / values.size, color="#333333", linewidth=1.2,
+               drawstyle="steps-post")
+    share.set_ylim(0, 100)
+    share.set_ylabel("cumulative (%)")
+    if values.size > 1:
+        letter = "D" if column in PLOT_LENGTHS else "P"
+        for q, style in zip((10, 50, 90), (":", "-", "--")):
+            v = float(np.percentile(values, q))
+            ax.axvline(v, color="#c0392b", linestyle=style, linewidth=1.2, label=f"{letter}{q} {v:.3g} {unit}".rstrip())
+        share.legend(*ax.get_legend_handles_labels(), loc="center right", fontsize=8, framealpha=0.9)
+    cut = int(len(table) - keep.sum())
+    sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    stats = f"n = {values.size}" + (f" ({cut} cut, left out)" if cut else "") + \
+        f", mean {values.mean():.3g} ± {sd:.2g} {unit} (SD)".replace("  (SD)", " (SD)")
+    ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def _plot_column(table: Measurements, column: str) -> tuple[str, str]:
+    """The table's key of ``column`` and its unit ("" for ratios)."""
+    if column == "area":
+        return f"area_{table.unit}2", f"{table.unit}²"
+    if column in PLOT_LENGTHS or column == "perimeter":
+        return f"{column}_{table.unit}", table.unit
+    return column, ""
+
+
+def write_size_plot(path: str | os.PathLike, table: Measurements, *, column: str = "ecd", include_cut: bool = False,
+                    title: str | None = None, dpi: int = 200) -> Path:
+    """:func:`size_figure` written to ``path`` (.png, .svg or .pdf), atomically."""
+    from .io.atomic import atomic_path
+
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise ValueError(f"{path.name}: a plot is written as {', '.join(PLOT_FORMATS)}")
+    figure = size_figure(table, column=column, include_cut=include_cut, title=title)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=path.suffix.lower()[1:], dpi=dpi)
+    return path

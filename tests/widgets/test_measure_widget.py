@@ -135,6 +135,24 @@ def test_export_dialog_adds_the_csv_suffix_to_a_bare_name(viewer_widget, wait_do
     assert not (tmp_path / "sizes").exists()
 
 
+def test_save_plot_writes_the_histogram_shown_as_a_figure(viewer_widget, wait_done, tmp_path, monkeypatch):
+    from PIL import Image
+
+    viewer, w = viewer_widget
+    assert not w.plot_button.enabled  # nothing measured yet
+    w.labels_layer.value = viewer.add_labels(_labels(), name="p", scale=(5.0, 5.0), metadata={"pixel_size_nm": 5.0})
+    w.run()
+    wait_done(w)
+    assert w.plot_button.enabled
+    monkeypatch.setattr("napari_nanogan.widgets.measure.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "sizes"), ""))
+    w._plot_dialog()  # a bare name gets .png
+    assert Image.open(tmp_path / "sizes.png").size[0] > 800
+    w.measure.value = "feret_max"
+    figure = w.save_plot(tmp_path / "feret.svg")
+    assert "Feret diameter, max (nm)" in figure.read_text()
+
+
 def test_a_small_pixel_size_is_used_exactly_not_as_the_field_rounds_it(viewer_widget, wait_done):
     viewer, w = viewer_widget
     layer = viewer.add_labels(_labels(), name="hrtem", scale=(0.01234, 0.01234), metadata={"pixel_size_nm": 0.01234})

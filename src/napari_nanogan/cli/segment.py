@@ -217,7 +217,7 @@ def cmd_demo(args) -> int:
         written += ["synthetic.tif", "synthetic_mask.tif", "synthetic_overlay.png"]
     program = sys.argv[0] if Path(sys.argv[0]).name == "nanogan" else "nanogan"  # as run: .venv/bin/nanogan
     lines.append(f"wrote to {out}/: {', '.join(written)} (the labels' table: label, confidence; "
-                 f"`{program} measure {out / 'sample_labels.tif'} --out {out / 'sample_sizes.csv'}` gives the sizes), "
+                 f"`{program} measure {out / 'sample_labels.tif'} --out {out / 'sample_sizes.csv'} --plot` gives the sizes and their histogram), "
                  "summary.json, summary.txt")
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
@@ -307,7 +307,27 @@ def cmd_measure(args) -> int:
               "not be the same size (give --pixel-size or --image for one in nm)", file=sys.stderr)
     write_summary_csv(summary_path, summaries)
     print_result(f"wrote {out} and {summary_path}")
+    if args.plot:
+        write_plots(out, [(Path(p).name, t) for (p, _), t in zip(summaries, tables)], pooled=summaries[-1][0] == "all")
     return 1 if failures else 0
+
+
+def write_plots(out: Path, tables: list[tuple[str, object]], *, pooled: bool) -> None:
+    """``measure --plot``: the ECD distribution as <out stem>_histogram.png, of all files where they pool (one unit, nm),
+    else one per file (<out stem>_<labels stem>_histogram.png)."""
+    from ..measure import stack_tables
+    from ..measure import write_size_plot
+
+    if pooled or len(tables) == 1:
+        title = tables[0][0] if len(tables) == 1 else f"{len(tables)} files pooled"
+        jobs = [(out.with_name(out.stem + "_histogram.png"), stack_tables([t for _, t in tables]), title)]
+    else:
+        jobs = [(out.with_name(f"{out.stem}_{Path(name).stem}_histogram.png"), t, name) for name, t in tables]
+    for path, table, title in jobs:
+        try:
+            print_result(f"wrote {write_size_plot(path, table, title=title)}")
+        except ValueError as exc:  # no whole particle to size: the CSVs say so already
+            print(f"note: no plot for {title}: {exc}", file=sys.stderr)
 
 
 
@@ -393,5 +413,9 @@ def add_commands(sub) -> None:
                    help="leave out particles of fewer pixels (default 1: all). nanogan segment's shipped models drop "
                         "particles under 16 px: give 16 to measure annotated masks the same way")
     p.add_argument("--out", required=True, help="CSV of particles; the summary goes to <out stem>_summary.csv")
+    p.add_argument("--plot", action="store_true",
+                   help="also <out stem>_histogram.png: histogram and cumulative curve of the equivalent-circle diameter "
+                        "with D10/D50/D90, of all files pooled where the summary pools them (lengths in nm), else one "
+                        "per file (<out stem>_<labels stem>_histogram.png)")
     add_cluster_options(p, overwrite=False, threads=False)
     p.set_defaults(func=cmd_measure)

@@ -68,9 +68,11 @@ class MeasureWidget(QWidget):
         self.include_cut = CheckBox(label="include particles cut by border / info bar", value=False)
         self.run_button = PushButton(text="Measure")
         self.export_button = PushButton(text="Export CSV ...", enabled=False)
+        self.plot_button = PushButton(text="Save plot ...", enabled=False)
         self.summary = wrapping_label("")
         self.controls = Container(widgets=[self.labels_layer, self.image_layer, self.pixel_size, self.measure,
-                                           self.include_cut, self.run_button, self.export_button, self.summary])
+                                           self.include_cut, self.run_button, self.export_button, self.plot_button,
+                                           self.summary])
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
@@ -89,6 +91,7 @@ class MeasureWidget(QWidget):
                        cancel_button=self.cancel_button)
         self.run_button.changed.connect(self.run)
         self.export_button.changed.connect(self._export_dialog)
+        self.plot_button.changed.connect(self._plot_dialog)
         self.measure.changed.connect(self._plot)
         self.include_cut.changed.connect(self._plot)
         self._own_pixel, self._filled_for = 0.0, None  # the layers' own pixel size, and the labels it is of
@@ -163,6 +166,7 @@ class MeasureWidget(QWidget):
         features.update({k: v for k, v in table.columns.items() if k != "image"})
         self._layer.features = pd.DataFrame(features)
         self.export_button.enabled = True
+        self.plot_button.enabled = True
         if not self._pixel:
             show_info("Measure particles: pixel size unknown, lengths are in pixels. Enter it above to get nm.")
         self._plot()
@@ -213,6 +217,27 @@ class MeasureWidget(QWidget):
         name = str(self.table.columns["image"][0]) if len(self.table) else ""
         write_summary_csv(path.with_name(path.stem + "_summary.csv"),
                           [(name, summarize_sizes(self.table, column=m)) for m in ("ecd", "feret_max", "feret_min")])
+
+    def save_plot(self, path) -> Path:
+        """The histogram shown, as a figure to publish (white ground, print resolution): PNG, SVG or PDF by suffix."""
+        from ..measure import write_size_plot
+
+        if self.table is None:
+            raise ValueError("nothing measured yet")
+        title = str(self.table.columns["image"][0]) if len(self.table) else None
+        return write_size_plot(path, self.table, column=self.measure.value, include_cut=self.include_cut.value,
+                               title=title)
+
+    def _plot_dialog(self, *_):
+        path, _ = QFileDialog.getSaveFileName(self, "Save the size distribution plot", f"{self.measure.value}.png",
+                                              "Figures (*.png *.svg *.pdf)")
+        if path and Path(path).suffix.lower() not in (".png", ".svg", ".pdf"):
+            path += ".png"
+        if path:
+            try:
+                show_info(f"Measure particles: wrote {self.save_plot(path)}")
+            except (OSError, ValueError) as exc:
+                show_error(f"Measure particles: {exc}")
 
     def _export_dialog(self, *_):
         path, _ = QFileDialog.getSaveFileName(self, "Export particle table", "particles.csv", "CSV (*.csv)")

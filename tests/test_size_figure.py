@@ -1,0 +1,75 @@
+"""The size distribution figure (measure.size_figure): what it draws is the table's, and where the CLI writes it."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_nanogan.cli import main
+from napari_nanogan.measure import measure_particles, summarize_sizes
+from napari_nanogan.measure import bin_edges, size_figure, write_size_plot
+
+
+def discs(radii, shape=(200, 400), border=False):
+    labels = np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for i, r in enumerate(radii):
+        cy, cx = (r if border and i == 0 else 50 + 100 * (i // 4)), 50 + 100 * (i % 4)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = i + 1
+    return labels
+
+
+def test_the_figure_shows_the_table_s_whole_particles_and_its_d_values():
+    table = measure_particles(discs([5, 10, 15, 20, 25, 30, 35], border=True), pixel_size_nm=2.0)
+    fig = size_figure(table, title="x")
+    ax, share = fig.axes
+    counts = [p.get_height() for p in ax.patches]
+    assert sum(counts) == 6  # the disc cut by the border is left out, as in the summary
+    s = summarize_sizes(table)
+    lines = {line.get_label().split()[0]: line.get_xdata()[0] for line in ax.lines}
+    assert lines == pytest.approx({"D10": s["D10"], "D50": s["D50"], "D90": s["D90"]})
+    assert ax.get_xlabel() == "equivalent-circle diameter (nm)" and share.get_ylim() == (0, 100)
+    curve = share.lines[0].get_ydata()
+    assert curve[-1] == pytest.approx(100) and np.all(np.diff(curve) >= 0)
+    assert "x\nn = 6 (1 cut, left out), mean" in ax.get_title()
+    assert sum(p.get_height() for p in size_figure(table, include_cut=True).axes[0].patches) == 7
+    ratio = size_figure(table, column="circularity").axes[0]  # a ratio: no unit, percentiles called P10 ...
+    assert ratio.get_xlabel() == "circularity" and [line.get_label()[:3] for line in ratio.lines] == ["P10", "P50", "P90"]
+    assert size_figure(table, column="area").axes[0].get_xlabel() == "area (nm²)"
+
+
+def test_nothing_to_size_and_unknown_formats_are_refused(tmp_path):
+    cut_only = measure_particles(discs([20], border=True))
+    with pytest.raises(ValueError, match="all are cut"):
+        size_figure(cut_only)
+    with pytest.raises(ValueError, match="column must be"):
+        size_figure(measure_particles(discs([5, 9])), column="volume")
+    with pytest.raises(ValueError, match=r"\.png, \.svg, \.pdf"):
+        write_size_plot(tmp_path / "p.jpg", measure_particles(discs([5, 9])))
+    assert not list(tmp_path.iterdir())
+
+
+def test_bins_stay_between_5_and_60():
+    rng = np.random.default_rng(0)
+    for values in (np.array([3.0, 3.1, 3.2]), rng.lognormal(3, 0.3, 20), rng.lognormal(3, 0.3, 200_000)):
+        assert 5 <= len(bin_edges(values)) - 1 <= 60
+
+
+def test_measure_plot_pools_files_in_nm_and_plots_pixels_per_file(tmp_path, capsys):
+    from PIL import Image
+
+    from napari_nanogan.io.images import write_labels
+
+    write_labels(tmp_path / "a_labels.tif", discs([6, 9, 12]), pixel_size_nm=2.0)
+    write_labels(tmp_path / "b_labels.tif", discs([7, 10, 14]), pixel_size_nm=2.0)
+    assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "b_labels.tif"), "--out",
+                 str(tmp_path / "m.csv"), "--plot"]) == 0
+    picture = np.asarray(Image.open(tmp_path / "m_histogram.png"))
+    assert picture.shape[0] > 500 and picture.std() > 10  # a drawn figure, at print resolution
+    assert "m_histogram.png" in capsys.readouterr().out
+    tifffile.imwrite(tmp_path / "c_labels.tif", discs([5, 8]).astype(np.uint16))  # no pixel size: px, not pooled
+    assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "c_labels.tif"), "--out",
+                 str(tmp_path / "n.csv"), "--plot"]) == 0
+    assert (tmp_path / "n_a_labels_histogram.png").exists() and (tmp_path / "n_c_labels_histogram.png").exists()
+    assert not (tmp_path / "n_histogram.png").exists()
+    assert main(["measure", str(tmp_path / "a_labels.tif"), "--out", str(tmp_path / "o.csv")]) == 0
+    assert not (tmp_path / "o_histogram.png").exists()  # only asked for
