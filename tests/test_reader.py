@@ -42,6 +42,7 @@ def test_a_label_image_of_nanogan_segment_opens_as_labels_with_its_confidence(tm
     assert kwargs["scale"] == pytest.approx((7.344, 7.344))
     assert list(kwargs["features"]["index"]) == [1, 2]
     np.testing.assert_allclose(kwargs["features"]["confidence"], [0.9, 0.4])
+    assert kwargs["metadata"]["source_layer"] == "field"  # the panels pair it with the layer of field.tif
     # an ordinary image whose name does not say labels stays an image
     tifffile.imwrite(tmp_path / "field.tif", labels)
     assert get_reader(str(tmp_path / "field.tif"))(str(tmp_path / "field.tif"))[0][2] == "image"
@@ -107,6 +108,7 @@ def test_a_mask_without_a_pixel_size_takes_its_images(tmp_path):
     [(_, kwargs, kind)] = read_em_image(tmp_path / "masks" / "f1_m.tif")
     assert kind == "labels" and kwargs["scale"] == pytest.approx((7.344, 7.344)) and kwargs["units"] == ("nm", "nm")
     assert "of its image f1.tif" in kwargs["metadata"]["pixel_size_source"]
+    assert kwargs["metadata"]["source_layer"] == "f1"  # two fields of one size: each mask is paired with its own
     [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "f2_m.tif")
     assert "scale" not in kwargs
 

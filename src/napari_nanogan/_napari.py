@@ -75,17 +75,23 @@ def is_label_image(path, data) -> bool:
     return _named_as_mask(path) and data.min() >= 0 and grey_image_reason(data) is None
 
 
+def image_stem(path) -> str:
+    """The file stem of the image a label file belongs to: its own less a last word of :data:`MASK_WORDS`
+    (``_m``, ``_mask``, ``nanogan segment``'s ``_labels`` ...); napari names the image's layer so."""
+    import re
+
+    return re.sub(rf"[-_. ]+(?:{'|'.join(MASK_WORDS)})$", "", Path(path).stem, flags=re.IGNORECASE)
+
+
 def _pixel_size_of_its_image(path) -> dict:
     """The pixel size of the image a mask annotates, for a mask file that gives none: the file of
     the mask's stem (less its last word when one of :data:`MASK_WORDS`: ``_m``, ``_mask`` ...)
     in an ``images`` folder beside the mask's folder, or in the mask's own folder. Empty when
     there is none."""
-    import re
-
     from .io.images import file_pixel_size
 
     path = Path(path)
-    stem = re.sub(rf"[-_. ]+(?:{'|'.join(MASK_WORDS)})$", "", path.stem, flags=re.IGNORECASE)
+    stem = image_stem(path)
     for folder in (path.parent.parent / "images", path.parent):
         for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
             if candidate.stem == stem and candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
@@ -123,6 +129,9 @@ def read_labels(path, labels, meta: dict):
     from .io.images import read_label_table
 
     kwargs = _layer_kwargs(Path(path).stem, meta, None)
+    stem = image_stem(path)
+    if stem != Path(path).stem:  # the panels pair the labels with their image's layer when it is open
+        kwargs["metadata"].setdefault("source_layer", stem)
     confidence = read_label_table(path)
     if confidence is not None:
         kwargs["features"] = {"index": np.arange(1, len(confidence) + 1), "confidence": confidence}

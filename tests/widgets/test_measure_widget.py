@@ -180,9 +180,12 @@ def test_the_pickers_start_on_the_newest_labels_and_the_image_they_were_made_fro
     assert w.labels_layer.value is particles and w.image_layer.value is sem  # the image they were segmented from
     assert w.pixel_size.value == pytest.approx(5.0)  # and its pixel size
     plain = viewer.add_labels(np.zeros((50, 60), np.int32), name="plain")
-    assert w.labels_layer.value is particles  # a layer shown is not replaced by a newer one
-    w.labels_layer.value = plain
+    assert w.labels_layer.value is plain  # nothing chosen: the labels just added (a user measures what they made)
     assert w.image_layer.value is small  # labels of no named image: an image of their size
+    w.labels_layer.value = particles  # chosen: kept, whatever is added
+    viewer.add_labels(np.zeros((50, 60), np.int32), name="newer")
+    assert w.labels_layer.value is particles
+    w.labels_layer.value = plain
     w.image_layer.value = None  # "no image", chosen: kept
     viewer.add_image(np.zeros((50, 60), np.uint8), name="another small")
     assert w.image_layer.value is None

@@ -215,6 +215,10 @@ def test_the_image_picker_starts_on_the_newest_2d_image_and_keeps_the_users_choi
     w = SegmentWidget(viewer)
     viewer.window.add_dock_widget(w)
     assert w.image_layer.value is newest
+    opened = viewer.add_image(np.zeros((32, 32), np.uint8), name="opened")  # nothing chosen: the image just opened
+    assert w.image_layer.value is opened
+    viewer.add_labels(np.zeros((32, 32), np.int32), name="opened particles")  # no image: the picker stays
+    assert w.image_layer.value is opened
     w.image_layer.value = first  # the user's choice stays, whatever is added
     later = viewer.add_image(np.zeros((32, 32), np.uint8), name="later")
     assert w.image_layer.value is first

@@ -34,10 +34,11 @@ class LayerChoice:
     the user has chosen none.
 
     A picker nobody has chosen in shows the top-most layer that ``fits`` (the most recently added,
-    unless the layers were reordered): when the panel opens, when the layer it showed leaves the
-    viewer, and when it is empty, or shows a layer that no longer fits, and :meth:`refresh` is
-    called (on every layer added or removed; a panel calls it too when what fits changes). A layer
-    the user chose stays chosen; so does "nothing" chosen in an optional picker.
+    unless the layers were reordered): when the panel opens, when a layer is added (the image just
+    opened, the labels just segmented: what a user goes on to work on), when the layer it showed
+    leaves the viewer, and when it is empty, or shows a layer that no longer fits, and
+    :meth:`refresh` is called (a panel calls it when what fits changes). A layer the user chose
+    stays chosen, whatever is added; so does "nothing" chosen in an optional picker.
     """
 
     def __init__(self, viewer, picker, fits: Callable[[object], bool] | None = None):
@@ -46,8 +47,8 @@ class LayerChoice:
         self.user_chose = False
         self._updating = False
         picker.changed.connect(self._changed)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(self.refresh)
+        viewer.layers.events.inserted.connect(lambda *_: self.refresh(fresh=True))
+        viewer.layers.events.removed.connect(self.refresh)
         self.refresh(fresh=True)
 
     def _changed(self, *_):
