@@ -12,8 +12,13 @@ def wrapping_label(value: str = "") -> Label:
     "229 particles; info bar rows 712-767 excluded; estimated particle diameter ..."
     took 60 % of a 1600-px window from the image canvas.
     """
+    from qtpy.QtWidgets import QSizePolicy
+
     label = Label(value=value)
     label.native.setWordWrap(True)
+    # Qt asks of a wrapping label a minimum width that grows with its text (to keep it from getting tall): a
+    # long result made the panel wider than its dock, cut off at the right. Its width is the panel's to give.
+    label.native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
     return label
 
 
