@@ -376,7 +376,7 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
     """
     if column not in PLOT_NAMES:
         raise ValueError(f"column must be one of {', '.join(PLOT_NAMES)}, got {column!r}")
-    key, unit = _plot_column(table, column)
+    key, unit = column_and_unit(table, column)
     keep = np.ones(len(table), bool) if include_cut else table.included()
     values = np.sort(np.asarray(table.columns[key], float)[keep])
     if not values.size:
@@ -411,8 +411,8 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
     return figure
 
 
-def _plot_column(table: Measurements, column: str) -> tuple[str, str]:
-    """The table's key of ``column`` and its unit ("" for ratios)."""
+def column_and_unit(table: Measurements, column: str) -> tuple[str, str]:
+    """The table's key of the measure ``column`` (``ecd``, ``area`` ...) and its unit ("" for ratios)."""
     if column == "area":
         return f"area_{table.unit}2", f"{table.unit}²"
     if column in PLOT_LENGTHS or column == "perimeter":

@@ -35,7 +35,9 @@ def test_measure_widget_features_histogram_export(viewer_widget, tmp_path, wait_
     assert "D50" in w.summary.value and "nm" in w.summary.value and "1 cut" in w.summary.value
     assert len(w.figure.axes) == 1 and len(w.figure.axes[0].patches) > 0
     w.measure.value = "circularity"
-    assert "median" in w.summary.value
+    assert "median" in w.summary.value and w.summary.value[-1].isdigit()  # a ratio: no unit
+    w.measure.value = "area"
+    assert w.summary.value.endswith("nm²")  # the others say theirs
     w.export(tmp_path / "t.csv")
     rows = list(csv.DictReader(open(tmp_path / "t.csv")))
     assert len(rows) == 3 and rows[2]["touches_border"] == "true"

@@ -121,6 +121,8 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert labels.data.shape == image.shape
     assert labels.metadata["particle_diameter_px"] == pytest.approx(96.0, rel=1e-3)
     assert seen and seen[0][1] == round(image.shape[1] / 4)  # the network saw a 4x smaller image
+    assert "particle diameter 96 px (705 nm) as given" in w.status.value  # the status says the diameter used
+    assert "model " in w.status.value  # and names the model chosen
 
 
 def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_tiny_checkpoint, wait_done):
@@ -157,7 +159,8 @@ def test_segment_widget_model_without_size_model_segments_at_own_scale_and_says_
     wait_done(w)
     qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
     assert not errors
-    assert "no diameter estimate (a model without a size model" in w.status.value
+    model = w.model.value
+    assert f"own scale: no diameter estimate ({model} has no size model)" in w.status.value
     assert "particle_diameter_px" not in viewer.layers["sem particles"].metadata
     assert network_input_shapes[-1][1] >= image.shape[1]  # not resized
 

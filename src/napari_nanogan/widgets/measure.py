@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
-from ..measure import Measurements, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+from ..measure import Measurements, column_and_unit, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
 from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._pickers import LayerChoice, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
@@ -204,7 +204,9 @@ class MeasureWidget(QWidget):
             else:
                 self.summary.value = "n = 0: no particles to size"
         else:
-            self.summary.value = f"n = {values.size}   median {np.median(values):.4g}" if values.size else "no particles"
+            unit = column_and_unit(self.table, self.measure.value)[1]
+            self.summary.value = (f"n = {values.size}   median {np.median(values):.4g} {unit}".rstrip()
+                                  if values.size else "no particles")
         ax.set_title(self.table.columns["image"][0] if len(self.table) else "", fontsize=9)
         self.canvas.draw_idle()
 

@@ -21,13 +21,17 @@ if TYPE_CHECKING:
     import napari
 
 
-def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, out=None, small_pass=True):
-    """Runs in the worker thread: load the model, then segment tile by tile (block by block into ``out``)."""
+def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, out=None, small_pass=True,
+                 noted: dict | None = None):
+    """Runs in the worker thread: load the model, then segment tile by tile (block by block into ``out``).
+    ``noted["no_size_model"]``: set where the model cannot estimate the diameter asked for."""
     from ..segmentation import can_estimate_diameter, load_segmenter, segment_steps
 
     segmenter = load_segmenter(model)
     if diameter == "auto" and not can_estimate_diameter(segmenter):
         diameter = None  # this model cannot estimate: the image's own scale (the panel says so)
+        if noted is not None:
+            noted["no_size_model"] = True
     if out is not None:  # a lazy (zarr, dask) image: never loaded whole
         from ..segmentation.zarrjob import segment_zarr_steps
 
@@ -168,7 +172,7 @@ class SegmentWidget(QWidget):
         info_bar = None
         if self.exclude_bar.value:
             info_bar = info_bar_from_shapes(self.viewer, layer, image.shape[0]) or "auto"
-        self._out = None
+        self._out, self._noted = None, {}
         if is_lazy(image):  # labels go to an OME-Zarr store, block by block; the layer reads it lazily
             import tempfile
 
@@ -176,6 +180,7 @@ class SegmentWidget(QWidget):
             self._out = folder / f"{safe_name(layer.name)}_labels.zarr"
         self.job.start(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
                        self._run_settings["particle_diameter_px"], self._out, self._run_settings["small_pass"],
+                       self._noted,
                        describe=_describe,
                        on_result=self._on_result, busy=f"loading {self._run_settings['model']} ...")
 
@@ -203,11 +208,18 @@ class SegmentWidget(QWidget):
         scale = tuple(layer.scale[-ndim:])
         translate = tuple(layer.translate[-ndim:])
         meta = {"source_layer": layer.name, **{k: v for k, v in self._run_settings.items() if v is not None}}
-        note = ""
-        if self._run_settings["particle_diameter_px"] == "auto" and result.diameter_px is None:
+        note, typed = "", self._run_settings["particle_diameter_px"]
+        if typed == "auto" and result.diameter_px is None:
             meta.pop("particle_diameter_px")
-            note = ", no diameter estimate (a model without a size model, or an image under 32 px): its own scale"
-        elif self._run_settings["particle_diameter_px"] == "auto":
+            why = (f"{meta['model']} has no size model" if self._noted.get("no_size_model")
+                   else "an image under 32 px" if min(layer.data.shape[-2:]) < 32 else "too few particles to measure")
+            note = (f", segmented at the image's own scale: no diameter estimate ({why}); where the particles are far "
+                    "from about 24 px across, give their diameter")
+        elif typed not in ("auto", None):
+            given = abs(float(layer.scale[-1])) * typed
+            unit = layer_unit(layer)
+            note = f", particle diameter {typed:.3g} px" + (f" ({given:.3g} {unit})" if unit != "px" else "") + " as given"
+        if typed == "auto" and result.diameter_px is not None:
             meta["particle_diameter_px"] = result.diameter_px
             meta["particle_diameter_estimated"] = True
         bar = getattr(result, "info_bar", None) or getattr(getattr(result, "plan", None), "info_bar", None)
@@ -238,6 +250,8 @@ class SegmentWidget(QWidget):
         unit = layer_unit(layer)
         text = result.describe(requested=meta["model"], unit=unit,
                                pixel_size=abs(float(layer.scale[-1])) if unit != "px" else None)
+        if meta["model"] != "auto":  # auto names the model it chose (describe); a model the user chose is named too
+            note += f", model {meta['model']}"
         self.status.value = text + note
         show_info(f"Segment particles: {layer.name}: {text}{note}")
 
