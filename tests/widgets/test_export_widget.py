@@ -60,6 +60,7 @@ def test_existing_files_refused_before_any_work(setup, qtbot, monkeypatch, wait_
     w.worker = None
     w.run()
     assert w.worker is None and errors and "exist already" in errors[-1]
+    assert w.status.value.startswith("not started:") and "exist already" in w.status.value  # not the last "done"
     assert not (out / "images" / "my_labels_1.tif").exists()  # nothing written
     assert (out / "images" / "my_labels_0.tif").stat().st_mtime_ns == before
     w.overwrite.value = True

@@ -63,6 +63,13 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_do
     wait_done(w)
     qtbot.waitUntil(lambda: "synthetic painted #0" in viewer.layers, timeout=10_000)
     assert viewer.layers["synthetic painted #0"].data.shape == (48, 48)
+    assert w.status.value == "1 image from painted"
+    viewer.add_labels(np.zeros((48, 48), np.int32), name="blank")  # nothing painted yet: said, not refused
+    w.labels_layer.value = viewer.layers["blank"]
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "synthetic blank #0" in viewer.layers, timeout=10_000)
+    assert "holds no particle" in w.status.value
 
 
 def test_fit_designer_to_layer(widget):

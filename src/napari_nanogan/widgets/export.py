@@ -139,34 +139,39 @@ class ExportWidget(QWidget):
             masks.append((name, labels, layer_pixel_size_nm(layer)))
         return masks
 
+    def _refuse(self, message: str) -> None:
+        """A run refused before it starts: said in the status line too (it still showed the last run's result)."""
+        self.status.value = f"not started: {message}"
+        show_error(f"Export: {message}")
+
     def run(self):
         from napari.qt.threading import create_worker
 
         text = str(self.out_dir.line_edit.value).strip()
         if not text or not Path(text).expanduser().is_absolute():  # "." would mean napari's working folder
-            show_error("Export: choose a folder to write to (Choose directory... or a full path).")
+            self._refuse("choose a folder to write to (Choose directory... or a full path).")
             return
         folder = Path(text).expanduser()
         try:
             annotated = plan_annotated(self.picker.pairs)
             masks = self._masks()
         except ValueError as exc:
-            show_error(f"Export: {exc}")
+            self._refuse(f"{exc}")
             return
         n = int(self.n.value)
         if not annotated and not (masks and n):
-            show_error("Export: add an annotated pair, or choose masks to synthesize from (and N > 0).")
+            self._refuse("add an annotated pair, or choose masks to synthesize from (and N > 0).")
             return
         from ..io.pairs import existing_files
 
         names = planned_names(annotated, masks, n)
         if len(set(names)) != len(names):
-            show_error("Export: two pairs would get the same file name; rename the layers.")
+            self._refuse("two pairs would get the same file name; rename the layers.")
             return
         existing = [] if self.overwrite.value else existing_files(names, folder, png=bool(self.png.value))
         if existing:
-            show_error(f"Export: {len(existing)} files exist already, e.g. {existing[0]}; choose another folder "
-                       "or tick 'overwrite'.")
+            self._refuse(f"{len(existing)} files exist already, e.g. {existing[0]}; choose another folder "
+                         "or tick 'overwrite'.")
             return
         total = len(names)
         self.worker = create_worker(_export_job, annotated, masks, n, int(self.seed.value), self.model.value, folder,

@@ -223,6 +223,7 @@ class FinetuneWidget(QWidget):
         for key in keys or [k for k in ("total",) if k in self.history]:
             ax.plot(self.history[key], label=key.replace("_", " "), linewidth=1)
         ax.set_xlabel("step")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # steps, not 0.5, 1.5 ... early on
         ax.set_ylabel("loss")
         if ax.lines:
             colours = theme_colours(self.viewer)

@@ -216,6 +216,9 @@ class SynthesizeWidget(QWidget):
         self._made = k
 
     def _done(self):
-        name = self._job_mask[2]
-        self.status.value = f"{self._made} images from {name}"
-        show_info(f"Synthesize: {self._made} images from {name}")
+        labels, _, name = self._job_mask
+        empty = "" if labels.max() else " (the mask holds no particle: bare substrate only)"
+        from ..segmentation.wording import plural
+
+        self.status.value = f"{plural(self._made, 'image')} from {name}{empty}"
+        show_info(f"Synthesize: {self.status.value}")
