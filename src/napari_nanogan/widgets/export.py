@@ -37,6 +37,9 @@ def plan_annotated(pairs) -> list:
         raw = np.asarray(image_layer.data)
         image = as_export_image(raw)
         extra = {} if image.dtype == raw.dtype else {"converted_from": str(raw.dtype)}
+        bar = (image_layer.metadata or {}).get("info_bar_rows")
+        if bar:  # the microscope's data bar is in the image: rows a trainer may want to crop
+            extra["info_bar_rows"] = [int(bar[0]), int(bar[1])]
         try:
             labels = check_mask(np.asarray(labels_layer.data))
         except ValueError as exc:
