@@ -248,3 +248,24 @@ def test_the_small_particle_pass_follows_its_checkbox(widget, monkeypatch, qtbot
         assert viewer.layers["noise particles"].metadata["small_pass"] is ticked
         viewer.layers.remove("noise particles")
     assert seen == [True, False]
+
+
+def test_the_diameter_is_taken_from_lines_drawn_across_particles(widget, monkeypatch):
+    """An unfamiliar image's scale, given by drawing: the median of the lines (and ellipses) on a Shapes layer,
+    in the image's units; the info bar's rectangle never counts."""
+    viewer, w = widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.segment.show_error", errors.append)
+    layer = viewer.add_image(np.zeros((200, 300), np.uint8), name="sem", scale=(2.0, 2.0), units=("nm", "nm"))
+    w.image_layer.value = layer
+    assert w.diameter_from_lines() is None and "draw a line" in errors[-1] and w.auto_diameter.value
+    # drawn in world coordinates (nm) on a layer of scale 1: lines of 40, 50 and 90 nm, an ellipse of 40 x 60 nm
+    lines = [np.array([[10, 10], [10, 50]]), np.array([[30, 10], [60, 50]]), np.array([[80, 0], [80, 90]])]
+    drawn = viewer.add_shapes(lines, shape_type="line", name="typical")
+    drawn.add_ellipses(np.array([[100, 100], [100, 160], [140, 160], [140, 100]]))
+    viewer.add_shapes(np.array([[[180, 0], [180, 600], [200, 600], [200, 0]]]), shape_type="rectangle",
+                      name="sem info bar")  # newer and selected, no line: passed over
+    assert w.diameter_from_lines() == pytest.approx(50.0)  # median of 40, 50, 90 and 50
+    assert not w.auto_diameter.value and w.diameter.value == pytest.approx(50.0)
+    assert w.diameter_px(layer) == pytest.approx(25.0)  # 50 nm at 2 nm/px
+    assert "median of 4 shapes drawn on 'typical'" in w.status.value and "50 nm" in w.status.value

@@ -87,6 +87,32 @@ def info_bar_from_shapes(viewer, image_layer, height: int):
     return InfoBar(start, stop, "top" if start == 0 and stop < height else "bottom")
 
 
+def drawn_diameter(viewer) -> tuple[float, int, str]:
+    """The median length of the lines (and mean axis of the ellipses) drawn on a Shapes layer, in world units
+    (the image layer's: nm for a calibrated image), with how many shapes gave it and the layer's name.
+
+    The selected Shapes layer if it holds lines or ellipses, else the newest one that does (the info-bar
+    outline, a rectangle, never counts). Raises ``ValueError`` with what to draw where there is none.
+    """
+    from napari.layers import Shapes
+
+    active = viewer.layers.selection.active
+    layers = [layer for layer in reversed(viewer.layers) if isinstance(layer, Shapes)]
+    layers.sort(key=lambda layer: layer is not active)  # the selected one first (a stable sort: then the newest)
+    for layer in layers:
+        lengths = []
+        for vertices, kind in zip(layer.data, layer.shape_type):
+            world = np.asarray(vertices)[:, -2:] * np.asarray(layer.scale[-2:])  # lengths: the translate cancels
+            if kind == "line" or (kind == "path" and len(world) == 2):
+                lengths.append(float(np.linalg.norm(world[1] - world[0])))
+            elif kind == "ellipse":  # its bounding box's corners: the mean of the two axes
+                lengths.append(float(np.linalg.norm(world[1] - world[0]) + np.linalg.norm(world[2] - world[1])) / 2)
+        if lengths:
+            return float(np.median(lengths)), len(lengths), layer.name
+    raise ValueError("draw a line across a typical particle first: a new Shapes layer (the layer list's "
+                     "shapes button), its line tool, one or more particles; then press this button again")
+
+
 class SegmentWidget(QWidget):
     """Choose an Image layer and a model; get a Labels layer with one label per particle."""
 
@@ -117,6 +143,12 @@ class SegmentWidget(QWidget):
                                               "without a size model segment at the image's own scale.")
         self.auto_diameter.changed.connect(lambda value: setattr(self.diameter, "enabled", not value))
         self.diameter.enabled = not self.auto_diameter.value
+        self.from_lines = PushButton(text="Diameter from drawn lines",
+                                     tooltip="Draw a line across one or a few typical particles on a Shapes layer "
+                                             "(line or ellipse tool); their median length becomes the particle "
+                                             "diameter (the estimate off). The surest way to give an unfamiliar "
+                                             "image its scale.")
+        self.from_lines.changed.connect(self.diameter_from_lines)
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.small_pass = CheckBox(label="find small particles beside large ones", value=True,
                                    tooltip="Where the image is made at least twice smaller for its large particles, "
@@ -126,7 +158,7 @@ class SegmentWidget(QWidget):
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = wrapping_label("")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.tile, self.exclude_bar, self.small_pass, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.from_lines, self.tile, self.exclude_bar, self.small_pass, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -146,6 +178,21 @@ class SegmentWidget(QWidget):
     def _update_diameter_unit(self, *_):
         layer = self.image_layer.value
         self.diameter.label = f"particle diameter ({layer_unit(layer) if layer is not None else 'px'}, 0 = off)"
+
+    def diameter_from_lines(self, *_) -> float | None:
+        """Set the diameter field to the median length of the drawn lines (:func:`drawn_diameter`)."""
+        try:
+            length, count, name = drawn_diameter(self.viewer)
+        except ValueError as exc:
+            show_error(f"Segment particles: {exc}")
+            return None
+        layer = self.image_layer.value
+        unit = layer_unit(layer) if layer is not None else "px"
+        self.auto_diameter.value = False
+        self.diameter.value = round(length, 2)
+        self.status.value = (f"particle diameter {length:.3g} {unit}: the median of {count} "
+                             f"{'shape' if count == 1 else 'shapes'} drawn on {name!r}")
+        return length
 
     def diameter_px(self, layer) -> float | str | None:
         """The diameter field in pixels of ``layer`` (it is entered in the layer's units), None when 0, or "auto"."""
