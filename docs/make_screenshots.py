@@ -143,6 +143,7 @@ def large_particles(viewer, model):
     for k, (diameter, auto, name) in enumerate(runs):
         seg.diameter.value = round(diameter, 1)
         seg.auto_diameter.value = auto
+        seg.image_layer.value = layer  # (the picker moves to each copy as it is added)
         seg.run()
         wait_for(lambda: seg.run_button.enabled)
         labels = viewer.layers["large particles particles"]
