@@ -421,3 +421,31 @@ def test_segment_file_stores_the_detected_info_bar_in_the_labels(tmp_path, tiny_
     bar = detect_info_bar(image)
     assert bar is not None and bar.side == "bottom"
     assert labels_info_bar_start(target) == bar.start
+
+
+def test_measure_leaves_out_doubtful_particles_when_asked(tmp_path, capsys):
+    """--min-confidence drops particles the segmentation was unsure of from the table and the summary; files
+    without a confidence keep all theirs, and say so."""
+    from napari_nanogan.io.images import write_labels
+    from napari_nanogan.measure import drop_doubtful, measure_particles
+
+    labels = np.zeros((60, 80), np.uint16)
+    labels[5:15, 5:15], labels[20:40, 20:40], labels[45:55, 60:70] = 1, 2, 3
+    write_labels(tmp_path / "a_labels.tif", labels, pixel_size_nm=2.0, confidence=np.array([0.9, 0.3, 0.85]))
+    tifffile.imwrite(tmp_path / "mask.tif", labels)  # an annotation: no confidence
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "mask.tif"), "--pixel-size", "2",
+                 "--min-confidence", "0.8", "--out", str(out)]) == 0
+    io = capsys.readouterr()
+    assert "1 under confidence 0.8 left out" in io.out and "mask.tif has no confidence" in io.err
+    rows = list(csv.DictReader(open(out)))
+    assert [(r["image"], r["label"]) for r in rows] == [("a_labels.tif", "1"), ("a_labels.tif", "3"),
+                                                          ("mask.tif", "1"), ("mask.tif", "2"), ("mask.tif", "3")]
+    summary = {r["image"]: r for r in csv.DictReader(open(tmp_path / "m_summary.csv"))}
+    assert summary["a_labels.tif"]["count"] == "2" and summary["mask.tif"]["count"] == "3"
+    table = measure_particles(labels, confidence=np.array([0.9, np.nan, 0.1]))
+    kept, dropped = drop_doubtful(table, 0.5)
+    assert list(kept.columns["label"]) == [1, 2] and dropped == 1  # no confidence (NaN): kept
+    assert drop_doubtful(table, 0.0) == (table, 0)
+    with pytest.raises(SystemExit):
+        main(["measure", str(tmp_path / "mask.tif"), "--min-confidence", "80", "--out", str(out)])

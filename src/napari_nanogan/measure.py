@@ -316,6 +316,20 @@ def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path
     return path
 
 
+def drop_doubtful(table: Measurements, min_confidence: float) -> tuple[Measurements, int]:
+    """``table`` without the particles whose ``confidence`` is under ``min_confidence``, and how many those are.
+
+    The confidence is the probability that a particle is real (:mod:`napari_nanogan.segmentation.confidence`).
+    Particles without one (an annotated mask, a model without a confidence model) are all kept.
+    """
+    if not min_confidence or "confidence" not in table.columns:
+        return table, 0
+    confidence = np.asarray(table.columns["confidence"], float)
+    keep = ~(confidence < min_confidence)  # (NaN: no confidence, kept)
+    return Measurements({k: v[keep] for k, v in table.columns.items()}, table.unit, table.pixel_size_nm), \
+        int((~keep).sum())
+
+
 def stack_tables(tables: list[Measurements]) -> Measurements:
     """The particles of several tables (one unit) as one table, with the columns they all have."""
     keys = [k for k in tables[0].columns if all(k in t.columns for t in tables)]

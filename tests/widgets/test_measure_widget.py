@@ -197,3 +197,21 @@ def test_the_pickers_start_on_the_newest_labels_and_the_image_they_were_made_fro
     assert fresh.labels_layer.value is unnamed and fresh.image_layer.value is None and fresh.pixel_size.value == 0
     viewer.layers.remove("same size")  # one image of their size left: that one
     assert MeasureWidget(viewer).image_layer.value is sem
+
+
+def test_doubtful_particles_are_left_out_of_the_distribution_when_asked(viewer_widget, wait_done, tmp_path):
+    """A confidence per particle (as Segment gives it): 'min confidence' leaves the doubtful ones out of the
+    summary, the CSV and the plot, while the layer's features keep every particle."""
+    viewer, w = viewer_widget
+    labels = np.zeros((100, 120), np.int32)
+    labels[10:20, 10:30], labels[40:60, 40:60], labels[70:90, 70:90] = 1, 2, 3
+    layer = viewer.add_labels(labels, name="p", features={"index": [1, 2, 3], "confidence": [0.95, 0.2, 0.9]})
+    w.labels_layer.value = layer
+    w.run()
+    wait_done(w)
+    assert w.summary.value.startswith("n = 3 (0 cut, excluded)")
+    w.min_confidence.value = 0.5
+    assert w.summary.value.startswith("n = 2 (0 cut, excluded, 1 doubtful left out)")
+    assert len(layer.features) == 3  # the layer still describes every particle
+    w.export(tmp_path / "t.csv")
+    assert [r["label"] for r in csv.DictReader(open(tmp_path / "t.csv"))] == ["1", "3"]

@@ -153,6 +153,17 @@ def positive_value(text: str) -> float:
     return value
 
 
+def probability_value(text: str) -> float:
+    """A number from 0 to 1 (``--min-confidence``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
 #: Seeds are whole numbers 0 .. SEED_MAX (each image's seed, ``seed * 100003 + k``, stays in 64 bits).
 SEED_MAX = 2**40
 
