@@ -73,3 +73,20 @@ def test_measure_plot_pools_files_in_nm_and_plots_pixels_per_file(tmp_path, caps
     assert not (tmp_path / "n_histogram.png").exists()
     assert main(["measure", str(tmp_path / "a_labels.tif"), "--out", str(tmp_path / "o.csv")]) == 0
     assert not (tmp_path / "o_histogram.png").exists()  # only asked for
+
+
+def test_measure_plot_reruns_into_its_folder_and_keeps_same_named_files_apart(tmp_path, capsys):
+    """The histogram written beside the labels is no input of the next run; files of one name in two folders get
+    a plot each."""
+    from napari_nanogan.io.images import write_labels
+
+    write_labels(tmp_path / "a_labels.tif", discs([6, 9, 12]), pixel_size_nm=2.0)
+    for _ in range(2):
+        assert main(["measure", str(tmp_path), "--out", str(tmp_path / "m.csv"), "--plot"]) == 0
+    assert "left out 1 histogram(s)" in capsys.readouterr().err
+    assert {row.split(",")[0] for row in (tmp_path / "m.csv").read_text().splitlines()[1:]} == {"a_labels.tif"}
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        tifffile.imwrite(tmp_path / folder / "f_labels.tif", discs([5, 8]).astype(np.uint16))  # pixels: per file
+    assert main(["measure", str(tmp_path / "x"), str(tmp_path / "y"), "--out", str(tmp_path / "n.csv"), "--plot"]) == 0
+    assert (tmp_path / "n_f_labels_histogram.png").exists() and (tmp_path / "n_f_labels_2_histogram.png").exists()

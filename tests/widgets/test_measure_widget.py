@@ -215,3 +215,18 @@ def test_doubtful_particles_are_left_out_of_the_distribution_when_asked(viewer_w
     assert len(layer.features) == 3  # the layer still describes every particle
     w.export(tmp_path / "t.csv")
     assert [r["label"] for r in csv.DictReader(open(tmp_path / "t.csv"))] == ["1", "3"]
+
+
+def test_labels_that_name_their_image_take_it_over_an_image_chosen_before(viewer_widget):
+    """An image chosen, then labels segmented from another open image arrive: the image picker goes to theirs,
+    so intensities (and the pixel size) never come from the wrong image of the same size."""
+    viewer, w = viewer_widget
+    x = viewer.add_image(np.zeros((100, 120), np.uint8), name="x", scale=(2.0, 2.0), units=("nm", "nm"))
+    y = viewer.add_image(np.zeros((100, 120), np.uint8), name="y", scale=(5.0, 5.0), units=("nm", "nm"))
+    viewer.add_labels(_labels(), name="x particles", metadata={"source_layer": "x"})
+    w.image_layer.value = y  # the user's choice (a wrong one for these labels)
+    w.image_layer.value = x
+    assert w.image_layer.value is x
+    viewer.add_labels(_labels(), name="y particles", metadata={"source_layer": "y"})
+    assert w.labels_layer.value.name == "y particles" and w.image_layer.value is y
+    assert w.pixel_size.value == pytest.approx(5.0)

@@ -222,6 +222,14 @@ def test_the_image_picker_starts_on_the_newest_2d_image_and_keeps_the_users_choi
     assert w.image_layer.value is opened
     viewer.add_labels(np.zeros((32, 32), np.int32), name="opened particles")  # no image: the picker stays
     assert w.image_layer.value is opened
+    w.image_layer.native.activated.emit(w.image_layer.native.currentIndex())  # choosing the layer shown: a choice
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="after the choice")
+    assert w.image_layer.value is opened
+    w.image_choice.forget_choice()  # following the newest again
+    assert w.image_layer.value.name == "after the choice"
+    synthetic = viewer.add_image(np.zeros((32, 32), np.uint8), name="synthetic", metadata={"generator": "default"})
+    assert w.image_layer.value.name == "after the choice"  # a panel's output (Synthesize) is offered, not shown
+    assert synthetic in w.image_layer.choices
     w.image_layer.value = first  # the user's choice stays, whatever is added
     later = viewer.add_image(np.zeros((32, 32), np.uint8), name="later")
     assert w.image_layer.value is first

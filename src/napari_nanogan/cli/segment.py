@@ -20,6 +20,8 @@ _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 OVERLAY_SUFFIX = "_overlay.png"
 #: What ``nanogan segment`` writes per input: never an input of ``segment`` found in a folder.
 RESULT_SUFFIXES = ("_labels.tif", "_labels.zarr", OVERLAY_SUFFIX)
+#: ``measure --plot``'s figures: never label images either.
+HISTOGRAM_SUFFIX = "_histogram.png"
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM) where it agrees with {_GENERAL}, else {_GENERAL}"
 
 
@@ -250,10 +252,11 @@ def cmd_measure(args) -> int:
         print(f"nanogan measure: no label images found in {', '.join(map(str, args.labels))}", file=sys.stderr)
         return 2
     named = {Path(p) for p in args.labels}
-    overlays = [p for p in paths if p.name.endswith(OVERLAY_SUFFIX) and p not in named]
-    if overlays:  # `nanogan segment --overlay`'s pictures lie beside the labels: no label images
-        paths = [p for p in paths if p not in overlays]
-        print(f"note: left out {len(overlays)} overlay picture(s) (*_overlay.png)", file=sys.stderr)
+    for suffix, what in ((OVERLAY_SUFFIX, "overlay picture"), (HISTOGRAM_SUFFIX, "histogram")):
+        pictures = [p for p in paths if p.name.endswith(suffix) and p not in named]
+        if pictures:  # `segment --overlay`'s and `measure --plot`'s pictures lie beside the labels: no label images
+            paths = [p for p in paths if p not in pictures]
+            print(f"note: left out {len(pictures)} {what}(s) (*{suffix})", file=sys.stderr)
     if images and len(images) not in (1, len(paths)):
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
@@ -325,9 +328,17 @@ def write_plots(out: Path, tables: list[tuple[str, object]], *, pooled: bool) ->
 
     if pooled or len(tables) == 1:
         title = tables[0][0] if len(tables) == 1 else f"{len(tables)} files pooled"
-        jobs = [(out.with_name(out.stem + "_histogram.png"), stack_tables([t for _, t in tables]), title)]
+        jobs = [(out.with_name(out.stem + HISTOGRAM_SUFFIX), stack_tables([t for _, t in tables]), title)]
     else:
-        jobs = [(out.with_name(f"{out.stem}_{Path(name).stem}_histogram.png"), t, name) for name, t in tables]
+        jobs, taken = [], set()
+        for name, table in tables:
+            stem = f"{out.stem}_{Path(name).stem}"
+            path, k = out.with_name(stem + HISTOGRAM_SUFFIX), 1
+            while path in taken:  # (one stem in two folders: a second plot, not the first overwritten)
+                k += 1
+                path = out.with_name(f"{stem}_{k}{HISTOGRAM_SUFFIX}")
+            taken.add(path)
+            jobs.append((path, table, name))
     for path, table, title in jobs:
         try:
             print_result(f"wrote {write_size_plot(path, table, title=title)}")

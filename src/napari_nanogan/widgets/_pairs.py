@@ -9,7 +9,7 @@ import numpy as np
 from magicgui.widgets import Container, PushButton, create_widget
 from qtpy.QtWidgets import QListWidget, QVBoxLayout, QWidget
 
-from ._pickers import LayerChoice, is_2d, is_image_of
+from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
 
 
 def check_pair(image_layer, labels_layer) -> None:
@@ -63,7 +63,7 @@ class PairPicker(QWidget):
         # the choices kept current; until the user chooses, the newest 2D labels and their image
         self.labels_choice = LayerChoice(viewer, self.labels_layer, fits=is_2d)
         self.image_choice = LayerChoice(viewer, self.image_layer, fits=self._image_fits)
-        self.labels_layer.changed.connect(self.image_choice.refresh)
+        image_follows_labels(viewer, self.labels_layer, self.image_choice)
         viewer.layers.events.removed.connect(self._forget_removed)
 
     def _image_fits(self, image) -> bool:

@@ -35,7 +35,8 @@ class LayerChoice:
 
     A picker nobody has chosen in shows the top-most layer that ``fits`` (the most recently added,
     unless the layers were reordered): when the panel opens, when a layer is added (the image just
-    opened, the labels just segmented: what a user goes on to work on), when the layer it showed
+    opened, the labels just segmented: what a user goes on to work on; not a synthetic image or mask
+    a panel made), when the layer it showed
     leaves the viewer, and when it is empty, or shows a layer that no longer fits, and
     :meth:`refresh` is called (a panel calls it when what fits changes). A layer the user chose
     stays chosen, whatever is added; so does "nothing" chosen in an optional picker.
@@ -47,9 +48,25 @@ class LayerChoice:
         self.user_chose = False
         self._updating = False
         picker.changed.connect(self._changed)
-        viewer.layers.events.inserted.connect(lambda *_: self.refresh(fresh=True))
+        # a choice of the layer already shown is a choice too (Qt's "activated": every choice the user makes)
+        picker.native.activated.connect(self._chosen)
+        viewer.layers.events.inserted.connect(self._inserted)
         viewer.layers.events.removed.connect(self.refresh)
         self.refresh(fresh=True)
+
+    def _chosen(self, *_):
+        self.user_chose = True
+
+    def forget_choice(self) -> None:
+        """Follow the newest fitting layer again, as if the user had chosen none."""
+        self.user_chose = False
+        self.refresh(fresh=True)
+
+    def _inserted(self, event):
+        """A layer added: shown where it fits and nobody has chosen; a panel's own output (a synthetic image or
+        its mask, ``metadata["generator"]``) is offered, not shown: it is no layer the user opened or made."""
+        made = "generator" in (getattr(getattr(event, "value", None), "metadata", None) or {})
+        self.refresh(fresh=not made)
 
     def _changed(self, *_):
         if not self._updating:
@@ -76,3 +93,19 @@ class LayerChoice:
                 self.picker.value = None
         finally:
             self._updating = False
+
+
+def image_follows_labels(viewer, labels_picker, image_choice: "LayerChoice") -> None:
+    """Keep an image picker on the image of the labels chosen: when the labels change to ones that name another
+    open layer as their source (segmented from it, or a mask of its file), the image the user chose before is
+    dropped for that one, so that no pair is made, nor intensities read, from the wrong image."""
+
+    def changed(*_):
+        labels, image = labels_picker.value, image_choice.picker.value
+        source = (getattr(labels, "metadata", None) or {}).get("source_layer")
+        if source and source in viewer.layers and (image is None or image.name != source):
+            image_choice.forget_choice()
+        else:
+            image_choice.refresh()
+
+    labels_picker.changed.connect(changed)

@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from ..measure import Measurements, column_and_unit, drop_doubtful, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
 from ._labels import exact_value, scrolling_layout, wrapping_label
-from ._pickers import LayerChoice, is_2d, is_image_of
+from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
 from ._run import Job
 
@@ -106,7 +106,7 @@ class MeasureWidget(QWidget):
         # the choices kept current; until the user chooses, the newest 2D labels and the image they were made from
         self.labels_choice = LayerChoice(self.viewer, self.labels_layer, fits=is_2d)
         self.image_choice = LayerChoice(self.viewer, self.image_layer, fits=self._image_fits)
-        self.labels_layer.changed.connect(self.image_choice.refresh)
+        image_follows_labels(self.viewer, self.labels_layer, self.image_choice)
         self._layers_chosen()
 
     def _image_fits(self, image) -> bool:
