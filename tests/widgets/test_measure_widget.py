@@ -215,6 +215,10 @@ def test_doubtful_particles_are_left_out_of_the_distribution_when_asked(viewer_w
     assert len(layer.features) == 3  # the layer still describes every particle
     w.export(tmp_path / "t.csv")
     assert [r["label"] for r in csv.DictReader(open(tmp_path / "t.csv"))] == ["1", "3"]
+    w.labels_layer.value = viewer.add_labels(labels, name="annotation")  # no confidence: all kept, and said
+    w.run()
+    wait_done(w)
+    assert w.summary.value.startswith("n = 3 (0 cut, excluded, no confidence per particle: all kept)")
 
 
 def test_labels_that_name_their_image_take_it_over_an_image_chosen_before(viewer_widget):

@@ -122,7 +122,7 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert labels.metadata["particle_diameter_px"] == pytest.approx(96.0, rel=1e-3)
     assert seen and seen[0][1] == round(image.shape[1] / 4)  # the network saw a 4x smaller image
     assert "particle diameter 96 px (705 nm) as given" in w.status.value  # the status says the diameter used
-    assert "model " in w.status.value  # and names the model chosen
+    assert w.status.value.endswith(f"model {w.model.value}")  # and names the model chosen
 
 
 def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_tiny_checkpoint, wait_done):
@@ -161,6 +161,7 @@ def test_segment_widget_model_without_size_model_segments_at_own_scale_and_says_
     assert not errors
     model = w.model.value
     assert f"own scale: no diameter estimate ({model} has no size model)" in w.status.value
+    assert w.status.value.endswith(f"model {model}")
     assert "particle_diameter_px" not in viewer.layers["sem particles"].metadata
     assert network_input_shapes[-1][1] >= image.shape[1]  # not resized
 
@@ -277,3 +278,13 @@ def test_the_diameter_is_taken_from_lines_drawn_across_particles(widget, monkeyp
     assert not w.auto_diameter.value and w.diameter.value == pytest.approx(50.0)
     assert w.diameter_px(layer) == pytest.approx(25.0)  # 50 nm at 2 nm/px
     assert "median of 4 shapes drawn on 'typical'" in w.status.value and "50 nm" in w.status.value
+    # a Shapes layer of its own scale (as napari's "new shapes" button makes it for a scaled image): world lengths
+    scaled = viewer.add_shapes([np.array([[0, 0], [0, 10]])], shape_type="line", name="scaled", scale=(2.0, 2.0))
+    assert w.diameter_from_lines() == pytest.approx(20.0)
+    # a tiny drawn length is used exactly, though the field shows it rounded
+    scaled.data = [np.array([[0, 0], [0, 0.00617]])]
+    assert w.diameter_from_lines() == pytest.approx(0.01234) and w.diameter.value == pytest.approx(0.01)
+    assert w.diameter_px(layer) == pytest.approx(0.00617)
+    # another image in other units: the diameter given means nothing there; estimated again, said so
+    w.image_layer.value = viewer.add_image(np.zeros((200, 300), np.uint8), name="plain")
+    assert w.auto_diameter.value and w.diameter.value == 0 and "estimated again" in w.status.value

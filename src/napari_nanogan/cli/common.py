@@ -340,14 +340,13 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     import threading
 
     stop = {"now": False}
-    previous = None
-    if threading.current_thread() is threading.main_thread():  # (only the main thread may set a handler)
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    main = threading.current_thread() is threading.main_thread()  # (only the main thread may set a handler)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)) if main else None
     try:
         return _drive(make_loop, total, desc, report, stop, quiet)
     finally:
-        if previous is not None:  # (the caller's handler back: a library user's process keeps its own)
-            signal.signal(signal.SIGTERM, previous)
+        if main:  # the caller's handler back (None: one set outside Python, which cannot be restored: the default)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) -> int:

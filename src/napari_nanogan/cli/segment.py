@@ -288,7 +288,7 @@ def cmd_measure(args) -> int:
             input_error(path, table, args)
             continue
         table, dropped = drop_doubtful(table, args.min_confidence)
-        if args.min_confidence and "confidence" not in table.columns:
+        if args.min_confidence and not any(math.isfinite(c) for c in table.columns.get("confidence", ())):
             print(f"note: {path.name} has no confidence per particle (no <stem>_labels.csv beside it): all its "
                   "particles kept", file=sys.stderr)
         tables.append(table)

@@ -38,8 +38,8 @@ def plan_annotated(pairs) -> list:
         image = as_export_image(raw)
         extra = {} if image.dtype == raw.dtype else {"converted_from": str(raw.dtype)}
         bar = (image_layer.metadata or {}).get("info_bar_rows")
-        if bar:  # the microscope's data bar is in the image: rows a trainer may want to crop
-            extra["info_bar_rows"] = [int(bar[0]), int(bar[1])]
+        if bar:  # the microscope's data bar is in the image: rows a trainer may want to crop (first and last, as
+            extra["info_bar_rows"] = [int(bar[0]), int(bar[1]) - 1]  # the status line and the demo's summary say them)
         try:
             labels = check_mask(np.asarray(labels_layer.data))
         except ValueError as exc:

@@ -210,6 +210,8 @@ class MeasureWidget(QWidget):
                 cut = int((~table.included()).sum())
                 how = "included" if self.include_cut.value else "excluded"
                 left = f", {doubtful} doubtful left out" if doubtful else ""
+                if self.min_confidence.value and not np.isfinite(table.columns.get("confidence", [np.nan])).any():
+                    left = ", no confidence per particle: all kept"
                 self.summary.value = (f"n = {s['count']} ({cut} cut, {how}{left})   mean {s['mean']:.4g} ± {s['sd']:.3g} {s['unit']}\n"
                                       f"D10 / D50 / D90 = {s['D10']:.4g} / {s['D50']:.4g} / {s['D90']:.4g} {s['unit']}"
                                       + (f"\nbelow 100 nm: {100 * s['fraction_below_100nm']:.1f} %" if s["unit"] == "nm" else ""))

@@ -102,7 +102,7 @@ def drawn_diameter(viewer) -> tuple[float, int, str]:
     for layer in layers:
         lengths = []
         for vertices, kind in zip(layer.data, layer.shape_type):
-            world = np.asarray(vertices)[:, -2:] * np.asarray(layer.scale[-2:])  # lengths: the translate cancels
+            world = np.array([layer.data_to_world(v) for v in vertices])[:, -2:]  # scale, rotation, shear, affine
             if kind == "line" or (kind == "path" and len(world) == 2):
                 lengths.append(float(np.linalg.norm(world[1] - world[0])))
             elif kind == "ellipse":  # its bounding box's corners: the mean of the two axes
@@ -169,6 +169,7 @@ class SegmentWidget(QWidget):
         self.job = Job("Segment particles", progress=self.progress, status=self.status, run_button=self.run_button,
                        cancel_button=self.cancel_button)
         self._out = None  # the labels store of a lazy layer's run
+        self._drawn, self._diameter_unit = 0.0, "px"  # the diameter drawn (exact); the unit the field is in
         self.run_button.changed.connect(self.run)
         self.image_layer.changed.connect(self._update_diameter_unit)
         # the choices kept current, the newest single image chosen until the user chooses
@@ -177,7 +178,15 @@ class SegmentWidget(QWidget):
 
     def _update_diameter_unit(self, *_):
         layer = self.image_layer.value
-        self.diameter.label = f"particle diameter ({layer_unit(layer) if layer is not None else 'px'}, 0 = off)"
+        unit = layer_unit(layer) if layer is not None else "px"
+        if unit != self._diameter_unit and self.diameter.value and not self.auto_diameter.value:
+            # a diameter typed in nm means nothing in px (and back): estimated again, said so
+            self.diameter.value, self._drawn = 0.0, 0.0
+            self.auto_diameter.value = True
+            self.status.value = (f"the diameter given was in {self._diameter_unit}, this image is in {unit}: the "
+                                 f"diameter is estimated again (or give it in {unit})")
+        self._diameter_unit = unit
+        self.diameter.label = f"particle diameter ({unit}, 0 = off)"
 
     def diameter_from_lines(self, *_) -> float | None:
         """Set the diameter field to the median length of the drawn lines (:func:`drawn_diameter`)."""
@@ -190,6 +199,7 @@ class SegmentWidget(QWidget):
         unit = layer_unit(layer) if layer is not None else "px"
         self.auto_diameter.value = False
         self.diameter.value = round(length, 2)
+        self._drawn = length  # used exactly while the field shows it rounded (0.0123 µm shows 0.01)
         self.status.value = (f"particle diameter {length:.3g} {unit}: the median of {count} "
                              f"{'shape' if count == 1 else 'shapes'} drawn on {name!r}")
         return length
@@ -198,7 +208,8 @@ class SegmentWidget(QWidget):
         """The diameter field in pixels of ``layer`` (it is entered in the layer's units), None when 0, or "auto"."""
         if self.auto_diameter.value:
             return "auto"
-        value = float(self.diameter.value)
+        shown = float(self.diameter.value)
+        value = self._drawn if self._drawn and round(self._drawn, 2) == round(shown, 2) else shown  # (drawn: exact)
         return value / abs(float(layer.scale[-1])) if value > 0 else None
 
     def run(self):
@@ -259,7 +270,7 @@ class SegmentWidget(QWidget):
         if typed == "auto" and result.diameter_px is None:
             meta.pop("particle_diameter_px")
             why = (f"{meta['model']} has no size model" if self._noted.get("no_size_model")
-                   else "an image under 32 px" if min(layer.data.shape[-2:]) < 32 else "too few particles to measure")
+                   else "the image is too small, or shows too few particles, to measure them")
             note = (f", segmented at the image's own scale: no diameter estimate ({why}); where the particles are far "
                     "from about 24 px across, give their diameter")
         elif typed not in ("auto", None):
@@ -269,6 +280,8 @@ class SegmentWidget(QWidget):
         if typed == "auto" and result.diameter_px is not None:
             meta["particle_diameter_px"] = result.diameter_px
             meta["particle_diameter_estimated"] = True
+        if meta["model"] != "auto":  # auto names the model it chose (describe); a model the user chose is named too
+            note += f", model {meta['model']}"
         bar = getattr(result, "info_bar", None) or getattr(getattr(result, "plan", None), "info_bar", None)
         if bar is not None:
             meta["info_bar_rows"] = (bar.start, bar.stop)
@@ -289,7 +302,7 @@ class SegmentWidget(QWidget):
             meta["labels_store"] = str(result.path)
             self.labels_layer = self.viewer.add_labels(levels if len(levels) > 1 else levels[0],
                                                        multiscale=len(levels) > 1, **kwargs)
-            text = f"{result.describe(requested=meta['model'])}; labels in {result.path}"
+            text = f"{result.describe(requested=meta['model'])}{note}; labels in {result.path}"
             self.status.value = text
             show_info(f"Segment particles: {layer.name}: {text}")
             return
@@ -297,8 +310,6 @@ class SegmentWidget(QWidget):
         unit = layer_unit(layer)
         text = result.describe(requested=meta["model"], unit=unit,
                                pixel_size=abs(float(layer.scale[-1])) if unit != "px" else None)
-        if meta["model"] != "auto":  # auto names the model it chose (describe); a model the user chose is named too
-            note += f", model {meta['model']}"
         self.status.value = text + note
         show_info(f"Segment particles: {layer.name}: {text}{note}")
 
