@@ -449,3 +449,21 @@ def test_measure_leaves_out_doubtful_particles_when_asked(tmp_path, capsys):
     assert drop_doubtful(table, 0.0) == (table, 0)
     with pytest.raises(SystemExit):
         main(["measure", str(tmp_path / "mask.tif"), "--min-confidence", "80", "--out", str(out)])
+
+
+def test_a_mask_is_measured_at_the_pixel_size_of_the_image_of_its_name(tmp_path, capsys):
+    """masks/<stem>_m.tif beside images/<stem>.tif (the shared data's and nanogan export's layout): the CLI takes
+    the image's pixel size, as napari's reader does, so one mask measures in the same unit in both."""
+    labels = np.zeros((40, 40), np.uint8)
+    labels[5:15, 5:15] = 255
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "f1.tif", np.zeros((40, 40), np.uint8),
+                     resolution=(1e7 / 7.344, 1e7 / 7.344), resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "masks" / "f1_m.tif", labels)
+    tifffile.imwrite(tmp_path / "masks" / "f2_m.tif", labels)  # no image of its name: pixels
+    out = tmp_path / "s.csv"
+    assert main(["measure", str(tmp_path / "masks" / "f1_m.tif"), "--out", str(out)]) == 0
+    assert float(next(csv.DictReader(open(out)))["area_nm2"]) == pytest.approx(100 * 7.344**2, rel=1e-4)
+    assert main(["measure", str(tmp_path / "masks" / "f2_m.tif"), "--out", str(out)]) == 0
+    assert "area_px2" in next(csv.DictReader(open(out)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io.images import IMAGE_SUFFIXES, ImageReadError, read_image
+from .io.masks import MASK_WORDS, image_stem, pixel_size_of_its_image
 from .io.infobar import detect_info_bar
 
 #: The file patterns this plugin reads (napari-nanogan.get_reader in napari.yaml).
@@ -46,8 +47,7 @@ def info_bar_shapes(name: str, shape, bar, kwargs: dict):
 #: ``*_m``, ``*_mask``, ``*_gt``, ``*_seg``, ``*_label(s)``, ``mask_*`` ... name, or a folder of
 #: these names (the layouts of the shared data sets and of ``nanogan export``) ...
 MASK_FOLDERS = ("masks", "mask", "labels", "annotations", "gt", "ground_truth")
-#: ... or a name whose last (or first) word is one of these.
-MASK_WORDS = ("m", "mask", "masks", "gt", "seg", "label", "labels", "annotation", "annotations")
+#: ... or a name whose last (or first) word is one of these (:data:`napari_nanogan.io.masks.MASK_WORDS`).
 
 
 def _named_as_mask(path) -> bool:
@@ -75,32 +75,6 @@ def is_label_image(path, data) -> bool:
     return _named_as_mask(path) and data.min() >= 0 and grey_image_reason(data) is None
 
 
-def image_stem(path) -> str:
-    """The file stem of the image a label file belongs to: its own less a last word of :data:`MASK_WORDS`
-    (``_m``, ``_mask``, ``nanogan segment``'s ``_labels`` ...); napari names the image's layer so."""
-    import re
-
-    return re.sub(rf"[-_. ]+(?:{'|'.join(MASK_WORDS)})$", "", Path(path).stem, flags=re.IGNORECASE)
-
-
-def _pixel_size_of_its_image(path) -> dict:
-    """The pixel size of the image a mask annotates, for a mask file that gives none: the file of
-    the mask's stem (less its last word when one of :data:`MASK_WORDS`: ``_m``, ``_mask`` ...)
-    in an ``images`` folder beside the mask's folder, or in the mask's own folder. Empty when
-    there is none."""
-    from .io.images import file_pixel_size
-
-    path = Path(path)
-    stem = image_stem(path)
-    for folder in (path.parent.parent / "images", path.parent):
-        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if candidate.stem == stem and candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
-                found = file_pixel_size(candidate)
-                if found:
-                    return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
-    return {}
-
-
 def read_em_image(path):
     """LayerData for one file: an SEM/TEM image (pixel size as ``scale`` in nm, info bar outlined),
     or a label image (a Labels layer: of ``nanogan segment``, with its particles' confidence as
@@ -110,7 +84,7 @@ def read_em_image(path):
         from .io.masks import instance_labels
 
         if not meta.get("pixel_size_nm"):
-            meta = {**meta, **_pixel_size_of_its_image(path)}
+            meta = {**meta, **pixel_size_of_its_image(path)}
         # a binary mask (0/255) becomes its 4-connected particles, as every command reads it
         binary = ((image == 0) | (image == image.max(initial=0))).all()  # linear: no sort of a large image
         return [read_labels(path, instance_labels(image) if binary else image, meta)]

@@ -239,7 +239,9 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
 
     With ``image_path``, the source image gives intensities, the info bar (particles
     reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
-    and the label TIFF's own. Without it, a label TIFF written by ``nanogan segment``
+    and the label TIFF's own. Without either, nor a pixel size in the label TIFF, the image
+    of the mask's name gives it (``images/<stem>.tif`` beside ``masks/<stem>_m.tif``:
+    :func:`~napari_nanogan.io.masks.pixel_size_of_its_image`). Without it, a label TIFF written by ``nanogan segment``
     gives its own info bar row. The confidence table beside the labels (``<stem>.csv``) is
     kept. Its ``image`` column names the labels file, ``source_image`` (given ``image_path``) the
     image. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
@@ -247,7 +249,7 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     """
     from .io.images import labels_info_bar_start, labels_pixel_size_nm, read_image, read_label_table
     from .io.infobar import bottom_bar_start, detect_info_bar
-    from .io.masks import check_mask, read_mask
+    from .io.masks import check_mask, pixel_size_of_its_image, read_mask
 
     path = Path(path)
     labels = check_mask(read_mask(path))
@@ -263,6 +265,8 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
             pixel = labels_pixel_size_nm(path)
         if image_path is None:
             bar_start = labels_info_bar_start(path)
+    if pixel is None and image_path is None:  # a mask whose image lies beside it by name, as napari's reader pairs them
+        pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
     table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
                               confidence=read_label_table(path), min_area=min_area)
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it

@@ -159,8 +159,11 @@ def test_bad_layer_choices_rejected_before_work(setup, monkeypatch):
     viewer.add_labels(np.ones((64, 64), np.int32), name="small")
     viewer.add_image(np.zeros((128, 128, 3), np.uint8), name="rgb", rgb=True)
     viewer.add_image(np.zeros((2, 128, 128), np.uint8), name="stack")
+    # a mask named for another field (its image not open), of the same size as "img": not a pair
+    viewer.add_labels(np.asarray(viewer.layers["ann"].data), name="other_m", metadata={"source_layer": "other"})
     for image, labels, match in (("img", "empty", "empty"), ("img", "small", "differ in shape"),
-                                 ("rgb", "ann", "RGB"), ("stack", "ann", "dimensions")):
+                                 ("rgb", "ann", "RGB"), ("stack", "ann", "dimensions"),
+                                 ("img", "other_m", "belongs to the image 'other'")):
         w.image_layer.value, w.labels_layer.value = viewer.layers[image], viewer.layers[labels]
         w.add_pair()
         assert match in errors[-1]

@@ -231,6 +231,7 @@ def test_the_image_picker_starts_on_the_newest_2d_image_and_keeps_the_users_choi
     synthetic = viewer.add_image(np.zeros((32, 32), np.uint8), name="synthetic", metadata={"generator": "default"})
     assert w.image_layer.value.name == "after the choice"  # a panel's output (Synthesize) is offered, not shown
     assert synthetic in w.image_layer.choices
+    assert SegmentWidget(viewer).image_layer.value.name == "after the choice"  # by a panel opened after it too
     w.image_layer.value = first  # the user's choice stays, whatever is added
     later = viewer.add_image(np.zeros((32, 32), np.uint8), name="later")
     assert w.image_layer.value is first
@@ -285,6 +286,11 @@ def test_the_diameter_is_taken_from_lines_drawn_across_particles(widget, monkeyp
     scaled.data = [np.array([[0, 0], [0, 0.00617]])]
     assert w.diameter_from_lines() == pytest.approx(0.01234) and w.diameter.value == pytest.approx(0.01)
     assert w.diameter_px(layer) == pytest.approx(0.00617)
-    # another image in other units: the diameter given means nothing there; estimated again, said so
-    w.image_layer.value = viewer.add_image(np.zeros((200, 300), np.uint8), name="plain")
+    # the image a diameter was drawn on stays chosen: one opened after does not take its place
+    plain = viewer.add_image(np.zeros((200, 300), np.uint8), name="plain")
+    assert w.image_layer.value is layer and not w.auto_diameter.value
+    # another image in other units, chosen: the diameter given means nothing there; estimated again, said so
+    w.image_layer.value = plain
     assert w.auto_diameter.value and w.diameter.value == 0 and "estimated again" in w.status.value
+    w.image_layer.value = layer
+    assert "estimated again" not in w.status.value  # said of the other image: gone with it

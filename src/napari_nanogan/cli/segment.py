@@ -316,11 +316,13 @@ def cmd_measure(args) -> int:
     write_summary_csv(summary_path, summaries)
     print_result(f"wrote {out} and {summary_path}")
     if args.plot:
-        write_plots(out, [(Path(p).name, t) for (p, _), t in zip(summaries, tables)], pooled=summaries[-1][0] == "all")
+        doubtful = f": particles under confidence {args.min_confidence:g} left out" if args.min_confidence else ""
+        write_plots(out, [(Path(p).name, t) for (p, _), t in zip(summaries, tables)], pooled=summaries[-1][0] == "all",
+                    note=doubtful)
     return 1 if failures else 0
 
 
-def write_plots(out: Path, tables: list[tuple[str, object]], *, pooled: bool) -> None:
+def write_plots(out: Path, tables: list[tuple[str, object]], *, pooled: bool, note: str = "") -> None:
     """``measure --plot``: the ECD distribution as <out stem>_histogram.png, of all files where they pool (one unit, nm),
     else one per file (<out stem>_<labels stem>_histogram.png)."""
     from ..measure import stack_tables
@@ -341,7 +343,7 @@ def write_plots(out: Path, tables: list[tuple[str, object]], *, pooled: bool) ->
             jobs.append((path, table, name))
     for path, table, title in jobs:
         try:
-            print_result(f"wrote {write_size_plot(path, table, title=title)}")
+            print_result(f"wrote {write_size_plot(path, table, title=title + note)}")
         except ValueError as exc:  # no whole particle to size: the CSVs say so already
             print(f"note: no plot for {title}: {exc}", file=sys.stderr)
 
@@ -416,7 +418,8 @@ def add_commands(sub) -> None:
                                    "confidence where the labels have one; the image column names the LABELS file, source_image the --image) "
                                    "and <out stem>_summary.csv of D10/D50/D90 "
                                    "per file (and all files pooled). Lengths are in nm when the pixel size is known "
-                                   "(the labels TIFF, --image or --pixel-size), else in px; the unit is in every "
+                                   "(the labels TIFF, --image, --pixel-size, or the image of a mask's name: "
+                                   "images/<stem>.tif beside masks/<stem>_m.tif), else in px; the unit is in every "
                                    "column name. Particles cut by the image edge or the info bar are flagged and left "
                                    "out of the summary.")
     p.add_argument("labels", nargs="+", metavar="LABELS",

@@ -272,3 +272,33 @@ def check_mask(mask: np.ndarray) -> np.ndarray:
     :func:`mask_values`, then :func:`instance_labels`.
     """
     return instance_labels(mask_values(mask))
+
+
+#: A label file's name less its last word, when one of these, is its image's (``field_m.tif`` of ``field.tif``).
+MASK_WORDS = ("m", "mask", "masks", "gt", "seg", "label", "labels", "annotation", "annotations")
+
+
+def image_stem(path) -> str:
+    """The file stem of the image a label file belongs to: its own less a last word of :data:`MASK_WORDS`
+    (``_m``, ``_mask``, ``nanogan segment``'s ``_labels`` ...); napari names the image's layer so."""
+    import re
+
+    return re.sub(rf"[-_. ]+(?:{'|'.join(MASK_WORDS)})$", "", Path(path).stem, flags=re.IGNORECASE)
+
+
+def pixel_size_of_its_image(path) -> dict:
+    """The pixel size of the image a mask annotates, for a mask file that gives none: the file of
+    the mask's :func:`image_stem` in an ``images`` folder beside the mask's folder (the shared data
+    sets' and ``nanogan export``'s layout), or in the mask's own folder. ``{"pixel_size_nm",
+    "pixel_size_source"}``, empty when there is none."""
+    from .images import IMAGE_SUFFIXES, file_pixel_size
+
+    path = Path(path)
+    stem = image_stem(path)
+    for folder in (path.parent.parent / "images", path.parent):
+        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if candidate.stem == stem and candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
+                found = file_pixel_size(candidate)
+                if found:
+                    return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
+    return {}

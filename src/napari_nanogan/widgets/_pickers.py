@@ -65,8 +65,7 @@ class LayerChoice:
     def _inserted(self, event):
         """A layer added: shown where it fits and nobody has chosen; a panel's own output (a synthetic image or
         its mask, ``metadata["generator"]``) is offered, not shown: it is no layer the user opened or made."""
-        made = "generator" in (getattr(getattr(event, "value", None), "metadata", None) or {})
-        self.refresh(fresh=not made)
+        self.refresh(fresh=not _made_by_a_panel(getattr(event, "value", None)))
 
     def _changed(self, *_):
         if not self._updating:
@@ -87,12 +86,18 @@ class LayerChoice:
             if self.user_chose or not (fresh or value is None or not self.fits(value)):
                 return
             fitting = self._fitting()
-            if fitting:
-                self.picker.value = fitting[-1]
+            opened = [layer for layer in fitting if not _made_by_a_panel(layer)]
+            if fitting:  # the top-most; one the user opened or made before a panel's synthetic output
+                self.picker.value = (opened or fitting)[-1]
             elif value is not None and None in self.picker.choices:  # an optional picker: nothing, not a misfit
                 self.picker.value = None
         finally:
             self._updating = False
+
+
+def _made_by_a_panel(layer) -> bool:
+    """A synthetic image or its mask (Synthesize records its generator in their metadata)."""
+    return "generator" in (getattr(layer, "metadata", None) or {})
 
 
 def image_follows_labels(viewer, labels_picker, image_choice: "LayerChoice") -> None:

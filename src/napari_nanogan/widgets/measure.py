@@ -241,8 +241,11 @@ class MeasureWidget(QWidget):
 
         if self.table is None:
             raise ValueError("nothing measured yet")
+        table, doubtful = self.shown()
         title = str(self.table.columns["image"][0]) if len(self.table) else None
-        return write_size_plot(path, self.shown()[0], column=self.measure.value, include_cut=self.include_cut.value,
+        if doubtful:
+            title = f"{title}: {doubtful} particles under confidence {self.min_confidence.value:g} left out"
+        return write_size_plot(path, table, column=self.measure.value, include_cut=self.include_cut.value,
                                title=title)
 
     def _plot_dialog(self, *_):

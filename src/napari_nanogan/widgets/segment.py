@@ -87,6 +87,9 @@ def info_bar_from_shapes(viewer, image_layer, height: int):
     return InfoBar(start, stop, "top" if start == 0 and stop < height else "bottom")
 
 
+UNIT_CHANGED = "the diameter given was in"
+
+
 def drawn_diameter(viewer) -> tuple[float, int, str]:
     """The median length of the lines (and mean axis of the ellipses) drawn on a Shapes layer, in world units
     (the image layer's: nm for a calibrated image), with how many shapes gave it and the layer's name.
@@ -179,12 +182,14 @@ class SegmentWidget(QWidget):
     def _update_diameter_unit(self, *_):
         layer = self.image_layer.value
         unit = layer_unit(layer) if layer is not None else "px"
+        if self.status.value.startswith(UNIT_CHANGED):  # (said of the image chosen before)
+            self.status.value = ""
         if unit != self._diameter_unit and self.diameter.value and not self.auto_diameter.value:
             # a diameter typed in nm means nothing in px (and back): estimated again, said so
             self.diameter.value, self._drawn = 0.0, 0.0
             self.auto_diameter.value = True
-            self.status.value = (f"the diameter given was in {self._diameter_unit}, this image is in {unit}: the "
-                                 f"diameter is estimated again (or give it in {unit})")
+            self.status.value = (f"{UNIT_CHANGED} {self._diameter_unit}, this image is in {unit}: the diameter is "
+                                 f"estimated again (or give it in {unit})")
         self._diameter_unit = unit
         self.diameter.label = f"particle diameter ({unit}, 0 = off)"
 
@@ -200,6 +205,8 @@ class SegmentWidget(QWidget):
         self.auto_diameter.value = False
         self.diameter.value = round(length, 2)
         self._drawn = length  # used exactly while the field shows it rounded (0.0123 µm shows 0.01)
+        if layer is not None:  # a diameter drawn on this image: the image is chosen (a newly opened one does not
+            self.image_choice.user_chose = True  # take its place, and the diameter with it)
         self.status.value = (f"particle diameter {length:.3g} {unit}: the median of {count} "
                              f"{'shape' if count == 1 else 'shapes'} drawn on {name!r}")
         return length
