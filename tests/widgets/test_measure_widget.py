@@ -234,3 +234,15 @@ def test_labels_that_name_their_image_take_it_over_an_image_chosen_before(viewer
     viewer.add_labels(_labels(), name="y particles", metadata={"source_layer": "y"})
     assert w.labels_layer.value.name == "y particles" and w.image_layer.value is y
     assert w.pixel_size.value == pytest.approx(5.0)
+
+
+def test_results_of_an_earlier_layer_say_so_when_another_is_chosen(viewer_widget, wait_done):
+    viewer, w = viewer_widget
+    first = viewer.add_labels(_labels(), name="first")
+    w.run()
+    wait_done(w)
+    assert w.summary.value.startswith("n = ")
+    viewer.add_labels(_labels(), name="second")  # the picker moves to it: the table shown is still first's
+    assert w.summary.value.startswith("of 'first' (press Measure for 'second'):")
+    w.labels_layer.value = first
+    assert w.summary.value.startswith("n = ")

@@ -100,6 +100,7 @@ class MeasureWidget(QWidget):
         self.measure.changed.connect(self._plot)
         self.include_cut.changed.connect(self._plot)
         self.min_confidence.changed.connect(self._plot)
+        self.labels_layer.changed.connect(self._plot)  # (says when the results shown are of another layer)
         self._own_pixel, self._filled_for = 0.0, None  # the layers' own pixel size, and the labels it is of
         self.labels_layer.changed.connect(self._layers_chosen)
         self.image_layer.changed.connect(self._layers_chosen)
@@ -221,6 +222,9 @@ class MeasureWidget(QWidget):
             unit = column_and_unit(table, self.measure.value)[1]
             self.summary.value = (f"n = {values.size}   median {np.median(values):.4g} {unit}".rstrip()
                                   if values.size else "no particles")
+        measured, chosen = getattr(self, "_layer", None), self.labels_layer.value
+        if measured is not None and chosen is not None and chosen is not measured:  # the results are of another layer
+            self.summary.value = f"of {measured.name!r} (press Measure for {chosen.name!r}):\n{self.summary.value}"
         ax.set_title(self.table.columns["image"][0] if len(self.table) else "", fontsize=9)
         self.canvas.draw_idle()
 
