@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io.images import IMAGE_SUFFIXES, ImageReadError, read_image
-from .io.masks import MASK_WORDS, image_stem, pixel_size_of_its_image
 from .io.infobar import detect_info_bar
 
 #: The file patterns this plugin reads (napari-nanogan.get_reader in napari.yaml).
@@ -45,13 +44,15 @@ def info_bar_shapes(name: str, shape, bar, kwargs: dict):
 
 #: A file whose name or folder says so is read as a mask when its pixels look like one: a
 #: ``*_m``, ``*_mask``, ``*_gt``, ``*_seg``, ``*_label(s)``, ``mask_*`` ... name, or a folder of
-#: these names (the layouts of the shared data sets and of ``nanogan export``) ...
+#: these names (the layouts of the shared data sets and of ``nanogan export``), or a name whose
+#: last (or first) word is one of :data:`~napari_nanogan.io.masks.MASK_WORDS`.
 MASK_FOLDERS = ("masks", "mask", "labels", "annotations", "gt", "ground_truth")
-#: ... or a name whose last (or first) word is one of these (:data:`napari_nanogan.io.masks.MASK_WORDS`).
 
 
 def _named_as_mask(path) -> bool:
     import re
+
+    from .io.masks import MASK_WORDS
 
     path = Path(path)
     words = [w for w in re.split(r"[^a-z0-9]+", path.stem.lower()) if w]
@@ -81,7 +82,7 @@ def read_em_image(path):
     features, or an annotated mask, :func:`is_label_image`)."""
     image, meta = read_image(path)
     if is_label_image(path, image):
-        from .io.masks import instance_labels
+        from .io.masks import instance_labels, pixel_size_of_its_image
 
         if not meta.get("pixel_size_nm"):
             meta = {**meta, **pixel_size_of_its_image(path)}
@@ -101,6 +102,7 @@ def read_labels(path, labels, meta: dict):
     import numpy as np
 
     from .io.images import read_label_table
+    from .io.masks import image_stem
 
     kwargs = _layer_kwargs(Path(path).stem, meta, None)
     stem = image_stem(path)

@@ -320,6 +320,11 @@ def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path
     return path
 
 
+def has_confidence(table: Measurements) -> bool:
+    """Whether any particle of ``table`` has a confidence (annotated masks and some models give none)."""
+    return bool(np.isfinite(np.asarray(table.columns.get("confidence", ()), float)).any())
+
+
 def drop_doubtful(table: Measurements, min_confidence: float) -> tuple[Measurements, int]:
     """``table`` without the particles whose ``confidence`` is under ``min_confidence``, and how many those are.
 

@@ -236,7 +236,8 @@ def cmd_demo(args) -> int:
 def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
-    from ..measure import drop_doubtful, measure_file, stack_tables, summarize_sizes, write_summary_csv, write_table_csv
+    from ..measure import (drop_doubtful, has_confidence, measure_file, stack_tables, summarize_sizes, write_summary_csv,
+                           write_table_csv)
     from ..segmentation.wording import plural
 
     if (args.scheduler or args.workers) and not has_extra("measure"):
@@ -288,7 +289,7 @@ def cmd_measure(args) -> int:
             input_error(path, table, args)
             continue
         table, dropped = drop_doubtful(table, args.min_confidence)
-        if args.min_confidence and not any(math.isfinite(c) for c in table.columns.get("confidence", ())):
+        if args.min_confidence and not has_confidence(table):
             print(f"note: {path.name} has no confidence per particle (no <stem>_labels.csv beside it): all its "
                   "particles kept", file=sys.stderr)
         tables.append(table)

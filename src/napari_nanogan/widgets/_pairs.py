@@ -29,8 +29,8 @@ def check_pair(image_layer, labels_layer) -> None:
     source = (labels_layer.metadata or {}).get("source_layer")
     if source and source != image_layer.name:  # segmented from, or named for, another image: a pair of two fields
         raise ValueError(f"{labels_layer.name!r} belongs to the image {source!r} (it was segmented from it, or is "
-                         f"named for its file), not to {image_layer.name!r}: choose or open {source!r} (renamed? give it that name "
-                         "back)")
+                         f"named for its file), not to {image_layer.name!r}: choose or open {source!r} (renamed? "
+                         "give it that name back)")
 
 
 def samples_from_pairs(pairs, *, crop_info_bar: bool = True):

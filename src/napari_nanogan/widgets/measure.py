@@ -10,7 +10,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
-from ..measure import Measurements, column_and_unit, drop_doubtful, measure_particles, summarize_sizes, write_summary_csv, write_table_csv
+from ..measure import (Measurements, column_and_unit, drop_doubtful, has_confidence, measure_particles, summarize_sizes,
+                       write_summary_csv, write_table_csv)
 from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
@@ -179,12 +180,7 @@ class MeasureWidget(QWidget):
         self._plot()
 
     def _column(self) -> str:
-        name = self.measure.value
-        if name == "area":
-            return f"area_{self.table.unit}2"
-        if name in ("ecd", "feret_max", "feret_min", "perimeter"):
-            return f"{name}_{self.table.unit}"
-        return name
+        return column_and_unit(self.table, self.measure.value)[0]
 
     def shown(self) -> tuple[Measurements, int]:
         """The measured table less its particles under *min confidence*, and how many those are."""
@@ -211,7 +207,7 @@ class MeasureWidget(QWidget):
                 cut = int((~table.included()).sum())
                 how = "included" if self.include_cut.value else "excluded"
                 left = f", {doubtful} doubtful left out" if doubtful else ""
-                if self.min_confidence.value and not np.isfinite(table.columns.get("confidence", [np.nan])).any():
+                if self.min_confidence.value and not has_confidence(table):
                     left = ", no confidence per particle: all kept"
                 self.summary.value = (f"n = {s['count']} ({cut} cut, {how}{left})   mean {s['mean']:.4g} ± {s['sd']:.3g} {s['unit']}\n"
                                       f"D10 / D50 / D90 = {s['D10']:.4g} / {s['D50']:.4g} / {s['D90']:.4g} {s['unit']}"

@@ -216,9 +216,9 @@ class SynthesizeWidget(QWidget):
         self._made = k
 
     def _done(self):
-        labels, _, name = self._job_mask
-        empty = "" if labels.max() else " (the mask holds no particle: bare substrate only)"
         from ..segmentation.wording import plural
 
+        labels, _, name = self._job_mask
+        empty = "" if labels.max() else " (the mask holds no particle: bare substrate only)"
         self.status.value = f"{plural(self._made, 'image')} from {name}{empty}"
         show_info(f"Synthesize: {self.status.value}")
