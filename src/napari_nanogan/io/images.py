@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .metadata import pixel_size_from_sidecar, pixel_size_from_tiff
+from .metadata import pixel_size_from_axes, pixel_size_from_sidecar, pixel_size_from_tiff
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+#: Gatan DigitalMicrograph images, read through RosettaSciIO (the HyperSpy project's reader).
+GATAN_SUFFIXES = (".dm3", ".dm4")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", *GATAN_SUFFIXES)
 # ITU-R BT.601 luma weights: the usual explicit RGB -> grey conversion.
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -99,7 +101,7 @@ _PIL_ITEMSIZE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
 def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.ndarray, tuple | None]:
-    """The pixel array a TIFF, PNG, JPEG or BMP file holds, with the TIFF's pixel size (or None).
+    """The pixel array a TIFF, PNG, JPEG, BMP or DigitalMicrograph file holds, with its pixel size (or None).
 
     The declared size is checked against :func:`max_pixels` before decoding; any failure is
     an :class:`ImageReadError` naming the file.
@@ -108,7 +110,9 @@ def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.n
     check_readable_file(path)
     found = None
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        if path.suffix.lower() in GATAN_SUFFIXES:
+            data, found = _read_gatan(path)
+        elif path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
@@ -142,6 +146,50 @@ def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.n
     except Exception as exc:
         raise ImageReadError(f"{path}: cannot read as {what} ({type(exc).__name__}: {first_line(exc)})") from None
     return data, found
+
+
+def _gatan_signals(path: Path, *, lazy: bool) -> list[dict]:
+    """RosettaSciIO's signals of a DigitalMicrograph file (thumbnails left out), pixels memory-mapped when ``lazy``."""
+    try:
+        from rsciio.digitalmicrograph import file_reader
+    except ImportError:
+        raise ImageReadError(f"{path}: reading Gatan DigitalMicrograph files needs RosettaSciIO, which napari-nanogan "
+                             "installs; reinstall it (pip install rosettasciio), or save the image as TIFF from "
+                             "DigitalMicrograph") from None
+    try:
+        return file_reader(str(path), lazy=lazy)
+    except ValueError as exc:
+        if lazy and "RGBA" in str(exc):  # colour images are never memory-mapped: read them whole
+            return []
+        raise
+
+
+def _read_gatan(path: Path) -> tuple[np.ndarray, tuple | None]:
+    """The first image of a ``.dm3`` / ``.dm4`` file and its pixel size, its size checked before decoding.
+
+    Images come memory-mapped, so the check costs no pixel read. A colour (RGBA) image
+    cannot be mapped: it is four bytes per pixel, uncompressed, so its file size bounds it.
+    """
+    signals = _gatan_signals(path, lazy=True)
+    if not signals:
+        check_declared_size(path, (path.stat().st_size // 4, 1, 4), 1)
+        signals = _gatan_signals(path, lazy=False)
+    if not signals:
+        raise ImageReadError(f"{path}: the DigitalMicrograph file holds no image")
+    images = [s for s in signals if sum(not a.get("navigate", False) for a in s["axes"]) == 2]
+    signal = (images or signals)[0]
+    data = signal["data"]
+    if data.dtype.names:  # RGBA as a structured array
+        check_declared_size(path, (*data.shape, 4), 1)
+        data = np.asarray(data)
+        data = np.stack([data[c] for c in ("R", "G", "B")], axis=-1)
+    else:
+        check_declared_size(path, data.shape, data.dtype.itemsize)
+        data = np.asarray(data)
+    if np.iscomplexobj(data):
+        raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of "
+                             "particles; save its amplitude or the real-space image from DigitalMicrograph")
+    return data, pixel_size_from_axes(signal["axes"])
 
 
 def first_line(exc: BaseException) -> str:
@@ -230,6 +278,12 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, str] | None:
             with tifffile.TiffFile(path) as tif:
                 found = pixel_size_from_tiff(tif)
         except Exception:  # not a readable TIFF: no pixel size from it
+            found = None
+    elif path.suffix.lower() in GATAN_SUFFIXES:
+        try:
+            signals = _gatan_signals(path, lazy=True)  # a colour image gives none: its pixels are not read here
+            found = pixel_size_from_axes(signals[0]["axes"]) if signals else None
+        except Exception:  # not a readable DM file: no pixel size from it
             found = None
     return found or pixel_size_from_sidecar(path)
 

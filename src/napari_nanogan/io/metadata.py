@@ -12,6 +12,9 @@ Sources, in the order tried:
 7. Sidecar text files next to the image (same stem, ``.txt``):
    Hitachi (``PixelSize=`` in nm) and JEOL (``$$SM_MICRON_BAR`` pixels for
    ``$$SM_MICRON_MARKER`` length).
+8. Gatan DigitalMicrograph (``.dm3``, ``.dm4``): the image's x calibration (scale and
+   unit), as RosettaSciIO reads it (:func:`pixel_size_from_axes`). A reciprocal unit
+   (``1/nm``: a diffraction pattern or an FFT) is no pixel size.
 
 Every conversion to nm is exact (powers of ten); the source is reported with the value.
 """
@@ -141,6 +144,34 @@ def pixel_size_from_tiff(tif) -> tuple[float, str] | None:
         if found is not None and _usable(found[0]):
             return found
     return None
+
+
+def pixel_size_from_axes(axes, software: str = "Gatan DigitalMicrograph") -> tuple[float, str] | None:
+    """(pixel size in nm, where it came from) from a RosettaSciIO signal's axes, or None.
+
+    The last axis not navigated is the image's x; its ``scale`` in its ``units`` is the
+    pixel size. None for an uncalibrated axis (no unit, or ``pixels``), a reciprocal unit
+    (``1/nm``, ``nm^-1``: diffraction or an FFT, where a pixel is no length) and any unit
+    that is no length.
+    """
+    signal = [a for a in axes if not a.get("navigate", False)]
+    if not signal:
+        return None
+    x = signal[-1]
+    unit = str(x.get("units") or "").strip()
+    try:
+        scale = float(x.get("scale", 0.0))
+    except (TypeError, ValueError):
+        return None
+    if not unit or "/" in unit or "-1" in unit:
+        if unit:
+            logger.info("x calibration in %s: reciprocal space, no pixel size", unit)
+        return None
+    try:
+        value = to_nm(scale, unit)
+    except ValueError:
+        return None
+    return (value, f"{software} (x calibration {scale:g} {unit})") if _usable(value) else None
 
 
 def pixel_size_from_sidecar(path) -> tuple[float, str] | None:

@@ -1,0 +1,108 @@
+"""Gatan DigitalMicrograph images (.dm3, .dm4): read with their pixel size, refused clearly when they are no image."""
+
+import numpy as np
+import pytest
+import tifffile
+from dm_files import write_dm
+
+from napari_nanogan._napari import get_reader
+from napari_nanogan.cli import main
+from napari_nanogan.io.images import (
+    ImageReadError,
+    ImageTooLargeError,
+    as_grey,
+    file_pixel_size,
+    labels_pixel_size_nm,
+    list_images,
+    read_image,
+)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "int16", "uint8"])
+def test_a_dm_image_reads_as_stored_with_its_pixel_size(tmp_path, version, dtype):
+    rng = np.random.default_rng(version)
+    image = (rng.random((48, 64)) * 200).astype(dtype)
+    path = write_dm(tmp_path / f"field.dm{version}", image, version=version, scale=0.25, units="µm")
+    grey, meta = read_image(path)
+    assert grey.dtype == image.dtype and np.array_equal(grey, image)
+    assert meta["pixel_size_nm"] == pytest.approx(250.0)
+    assert "DigitalMicrograph" in meta["pixel_size_source"] and "0.25 µm" in meta["pixel_size_source"]
+    assert file_pixel_size(path)[0] == pytest.approx(250.0)
+
+
+@pytest.mark.parametrize(("scale", "units", "expected"), [
+    (0.7344, "nm", 0.7344), (2.0, "Å", 0.2), (0.01, "um", 10.0),
+    (0.05, "1/nm", None),  # a diffraction pattern: reciprocal space, no pixel size
+    (1.0, "", None),  # uncalibrated
+])
+def test_the_calibration_becomes_a_pixel_size_only_in_real_space(tmp_path, scale, units, expected):
+    path = write_dm(tmp_path / "a.dm4", np.zeros((16, 16), np.uint16), scale=scale, units=units)
+    found = read_image(path)[1]["pixel_size_nm"]
+    assert found == (pytest.approx(expected) if expected else None)
+
+
+def test_a_colour_dm_image_becomes_grey_as_a_colour_tiff_does(tmp_path):
+    rgb = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+    grey, meta = read_image(write_dm(tmp_path / "rgb.dm3", rgb, version=3, rgb=True))
+    assert np.allclose(grey, as_grey(rgb)) and meta["pixel_size_nm"] == pytest.approx(0.5)
+
+
+def test_what_is_no_2d_image_is_refused_naming_the_file(tmp_path):
+    stack = write_dm(tmp_path / "series.dm4", np.zeros((3, 20, 30), np.uint16))
+    with pytest.raises(ImageReadError, match=r"series\.dm4.*stack"):
+        read_image(stack)
+    fft = write_dm(tmp_path / "fft.dm4", np.zeros((16, 16), np.complex64), units="1/nm")
+    with pytest.raises(ImageReadError, match=r"fft\.dm4.*complex"):
+        read_image(fft)
+    good = write_dm(tmp_path / "cut.dm3", np.zeros((64, 64), np.uint16), version=3)
+    (tmp_path / "cut.dm3").write_bytes(good.read_bytes()[:300])  # an interrupted copy
+    with pytest.raises(ImageReadError, match=r"cut\.dm3: cannot read"):
+        read_image(tmp_path / "cut.dm3")
+    (tmp_path / "notes.dm4").write_text("not a DigitalMicrograph file")
+    with pytest.raises(ImageReadError, match=r"notes\.dm4: cannot read"):
+        read_image(tmp_path / "notes.dm4")
+    assert file_pixel_size(tmp_path / "notes.dm4") is None
+
+
+def test_a_dm_image_over_the_pixel_limit_is_refused_before_its_pixels_are_read(tmp_path, monkeypatch):
+    path = write_dm(tmp_path / "big.dm4", np.zeros((100, 120), np.uint16))
+    monkeypatch.setenv("NANOGAN_MAX_PIXELS", "10000")
+    with pytest.raises(ImageTooLargeError, match="100 x 120"):
+        read_image(path)
+    rgb = write_dm(tmp_path / "big_rgb.dm4", np.zeros((100, 120, 3), np.uint8), rgb=True)
+    with pytest.raises(ImageTooLargeError):
+        read_image(rgb)
+
+
+def test_napari_opens_a_dm_file_at_its_pixel_size(tmp_path, sem_like):
+    image, _ = sem_like
+    path = write_dm(tmp_path / "field.dm4", image.astype(np.uint16), scale=7.344, units="nm")
+    assert get_reader(str(tmp_path / "field.DM4")) is not None
+    layers = get_reader(str(path))(str(path))
+    data, kwargs, kind = layers[0]
+    assert kind == "image" and np.array_equal(data, image)
+    assert kwargs["scale"] == pytest.approx((7.344, 7.344)) and kwargs["units"] == ("nm", "nm")
+
+
+def test_segment_reads_a_dm_file_as_it_reads_the_same_image_in_a_tiff(tmp_path, tiny_checkpoint, sem_like):
+    image, _ = sem_like
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_dm(folder / "field.dm3", image, version=3, scale=7.344, units="nm")
+    tifffile.imwrite(tmp_path / "same.tif", image, resolution=(1e7 / 7.344, 1e7 / 7.344), resolutionunit="CENTIMETER")
+    assert list_images([folder]) == [folder / "field.dm3"]
+    for source, out in ((folder, "dm"), (tmp_path / "same.tif", "tif")):
+        assert main(["segment", str(source), "--out", str(tmp_path / out), "--model", str(tiny_checkpoint)]) == 0
+    dm_labels = tifffile.imread(tmp_path / "dm" / "field_labels.tif")
+    assert np.array_equal(dm_labels, tifffile.imread(tmp_path / "tif" / "same_labels.tif"))
+    assert labels_pixel_size_nm(tmp_path / "dm" / "field_labels.tif") == pytest.approx(7.344, rel=1e-5)
+
+
+def test_a_mask_beside_a_dm_image_takes_its_pixel_size(tmp_path):
+    from napari_nanogan.io.masks import pixel_size_of_its_image
+
+    write_dm(tmp_path / "field.dm4", np.zeros((32, 32), np.uint16), scale=0.002, units="µm")
+    mask = tmp_path / "field_m.tif"
+    tifffile.imwrite(mask, np.zeros((32, 32), np.uint8))
+    assert pixel_size_of_its_image(mask)["pixel_size_nm"] == pytest.approx(2.0)
