@@ -153,6 +153,7 @@ def test_save_plot_writes_the_histogram_shown_as_a_figure(viewer_widget, wait_do
     w.measure.value = "feret_max"
     figure = w.save_plot(tmp_path / "feret.svg")
     assert "Feret diameter, max (nm)" in figure.read_text()
+    assert w.figure.axes[0].get_xlabel() == "Feret diameter, max (nm)"  # the panel's plot names it alike
 
 
 def test_a_small_pixel_size_is_used_exactly_not_as_the_field_rounds_it(viewer_widget, wait_done):

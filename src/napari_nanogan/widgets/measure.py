@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
-from ..measure import (Measurements, column_and_unit, drop_doubtful, has_confidence, measure_particles, summarize_sizes,
+from ..measure import (PLOT_NAMES, Measurements, bin_edges, column_and_unit, drop_doubtful, has_confidence, measure_particles, summarize_sizes,
                        write_summary_csv, write_table_csv)
 from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
@@ -195,9 +195,10 @@ class MeasureWidget(QWidget):
         values = table.columns[col][keep]
         ax = themed_axes(self.figure, self.viewer)
         accent = theme_colours(self.viewer)["accent"]
-        if values.size:
-            ax.hist(values, bins=min(40, max(5, values.size // 5)), color=accent, edgecolor=accent, alpha=0.85)
-        ax.set_xlabel(col.replace("_", " ").replace(" nm2", " (nm²)").replace(" nm", " (nm)").replace(" px2", " (px²)").replace(" px", " (px)"))
+        if values.size:  # the bins and axis name of the figure Save plot writes
+            ax.hist(values, bins=bin_edges(values), color=accent, edgecolor=accent, alpha=0.85)
+        unit = column_and_unit(table, self.measure.value)[1]
+        ax.set_xlabel(PLOT_NAMES[self.measure.value] + (f" ({unit})" if unit else ""))
         ax.set_ylabel("particles")
         if self.measure.value in ("ecd", "feret_max", "feret_min"):
             s = summarize_sizes(table, column=self.measure.value, include_cut=self.include_cut.value)
