@@ -1,7 +1,7 @@
 """npe2 reader and sample-data contributions (numpy only: no torch, no Qt).
 
 The reader opens SEM/TEM images (TIFF, PNG, JPEG, BMP, Gatan DigitalMicrograph .dm3 and
-.dm4) with their pixel size as the layer scale (nm) and the microscope's info bar
+.dm4, Velox .emd) with their pixel size as the layer scale (nm) and the microscope's info bar
 outlined, and label images written by ``nanogan segment`` (``*_labels.tif``) as Labels
 layers at their pixel size, with the per-particle confidence from their table as features.
 Annotated masks (a mask's name or folder, and pixels that are a mask) open as Labels layers
@@ -16,7 +16,7 @@ from .io.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from .io.infobar import detect_info_bar
 
 #: The file patterns this plugin reads (napari-nanogan.get_reader in napari.yaml).
-READER_PATTERNS = ("*.tif", "*.tiff", "*.png", "*.jpg", "*.jpeg", "*.bmp", "*.dm3", "*.dm4")
+READER_PATTERNS = ("*.tif", "*.tiff", "*.png", "*.jpg", "*.jpeg", "*.bmp", "*.dm3", "*.dm4", "*.emd")
 PLUGIN = "napari-nanogan"
 
 

@@ -226,7 +226,7 @@ def cmd_demo(args) -> int:
     from .._napari import prefer_this_reader
 
     if prefer_this_reader():  # `napari nanogan-demo/sample.tif` then opens with the pixel size and info bar
-        lines.append("napari now opens .tif, .png, .jpg, .bmp, .dm3 and .dm4 files with napari-nanogan's reader (pixel size in nm, "
+        lines.append("napari now opens .tif, .png, .jpg, .bmp, .dm3, .dm4 and .emd files with napari-nanogan's reader (pixel size in nm, "
                      "info bar outlined); change it in napari's Preferences > Plugins")
     print("\n".join(lines))
     return 0

@@ -2,106 +2,38 @@
 
 from __future__ import annotations
 
-import errno
-import math
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
 
+from . import vendor
 from .atomic import atomic_path
-from .metadata import pixel_size_from_axes, pixel_size_from_sidecar, pixel_size_from_tiff
+from .limits import (  # noqa: F401  (the limits are part of this module's face)
+    BYTES_PER_PIXEL,
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    ImageReadError,
+    ImageTooLargeError,
+    check_declared_size,
+    check_readable_file,
+    first_line,
+    max_pixels,
+)
+from .metadata import pixel_size_from_sidecar, pixel_size_from_tiff
 
-#: Gatan DigitalMicrograph images, read through RosettaSciIO (the HyperSpy project's reader).
-GATAN_SUFFIXES = (".dm3", ".dm4")
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", *GATAN_SUFFIXES)
+#: Microscope software's own formats (Gatan .dm3 / .dm4, Velox .emd), read through RosettaSciIO.
+VENDOR_SUFFIXES = vendor.SUFFIXES
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", *VENDOR_SUFFIXES)
 # ITU-R BT.601 luma weights: the usual explicit RGB -> grey conversion.
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-class ImageReadError(ValueError):
-    """An input file cannot be read, or holds something that is not a 2D image."""
-
-
-class ImageTooLargeError(ImageReadError):
-    """A file declares more pixels than :func:`max_pixels` allows (refused before decoding)."""
-
-
-#: Environment variable raising (or lowering) the pixel limit, in pixels (height x width).
-MAX_PIXELS_ENV = "NANOGAN_MAX_PIXELS"
-#: The default limit: 100 megapixels, room for the 8192 x 8192 images the product supports.
-DEFAULT_MAX_PIXELS = 100_000_000
-#: Decoded data may take at most this many bytes per pixel of the limit (8: one float64 value).
-BYTES_PER_PIXEL = 8
-
-
-def max_pixels() -> int:
-    """The pixel limit of every image and mask read: ``$NANOGAN_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`.
-
-    Read at each call (not at import), so a script may change it between reads.
-    """
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
-    if not text:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except (ValueError, OverflowError):
-        value = 0
-    if value < 1:
-        raise ImageReadError(f"${MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a whole number of pixels, "
-                             f"e.g. {2 * DEFAULT_MAX_PIXELS}")
-    return value
-
-
-def check_declared_size(path, shape, itemsize: int = 1) -> None:
-    """Refuse a file whose declared size exceeds the limit, before any pixel is decoded.
-
-    ``shape`` is the array the file says it holds (a trailing axis of 3 or 4 is colour
-    samples, not pixels); ``itemsize`` the bytes per sample.
-    """
-    shape = tuple(int(v) for v in shape)
-    samples = shape[-1] if len(shape) >= 3 and shape[-1] in (3, 4) else 1
-    pixels = math.prod(shape) // samples
-    limit = max_pixels()
-    size = " x ".join(map(str, shape[:-1] if samples > 1 else shape))
-    advice = (f"raise the limit with the environment variable {MAX_PIXELS_ENV} (e.g. {MAX_PIXELS_ENV}="
-              f"{max(2 * limit, pixels)}) if this machine has the memory, or store it as zarr / OME-Zarr: "
-              "`nanogan segment montage.zarr` segments it block by block")
-    if pixels > limit:
-        raise ImageTooLargeError(f"{path}: declares {size} = {pixels / 1e6:.1f} megapixels, over the limit of "
-                                 f"{limit / 1e6:.1f} megapixels (refused before decoding); {advice}")
-    nbytes = math.prod(shape) * int(itemsize)
-    if nbytes > BYTES_PER_PIXEL * limit:
-        raise ImageTooLargeError(f"{path}: declares {size} with {samples} x {itemsize}-byte samples = "
-                                 f"{nbytes / 2**20:.0f} MiB decoded, over the limit of "
-                                 f"{BYTES_PER_PIXEL * limit / 2**20:.0f} MiB (refused before decoding); {advice}")
-
-
-def check_readable_file(path: Path) -> None:
-    """A clear :class:`ImageReadError` for what is not a readable regular file (missing, folder, link loop)."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        what = "a broken symbolic link" if path.is_symlink() else "no such file"
-        raise ImageReadError(f"{path}: {what}") from None
-    except OSError as exc:  # ELOOP, EACCES, ENAMETOOLONG ...
-        reason = "a symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or type(exc).__name__).lower()
-        raise ImageReadError(f"{path}: {reason}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageReadError(f"{path}: is a folder, not an image file (give the folder itself as an input to read "
-                             "the images in it)")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageReadError(f"{path}: not a regular file")
-    if info.st_size == 0:
-        raise ImageReadError(f"{path}: the file is empty (0 bytes): an interrupted copy or download?")
 
 
 _PIL_ITEMSIZE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
 def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.ndarray, tuple | None]:
-    """The pixel array a TIFF, PNG, JPEG, BMP or DigitalMicrograph file holds, with its pixel size (or None).
+    """The pixel array a TIFF, PNG, JPEG, BMP, DigitalMicrograph or EMD file holds, with its pixel size (or None).
 
     The declared size is checked against :func:`max_pixels` before decoding; any failure is
     an :class:`ImageReadError` naming the file.
@@ -110,8 +42,8 @@ def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.n
     check_readable_file(path)
     found = None
     try:
-        if path.suffix.lower() in GATAN_SUFFIXES:
-            data, found = _read_gatan(path)
+        if path.suffix.lower() in VENDOR_SUFFIXES:
+            data, found = vendor.read(path)
         elif path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -146,56 +78,6 @@ def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.n
     except Exception as exc:
         raise ImageReadError(f"{path}: cannot read as {what} ({type(exc).__name__}: {first_line(exc)})") from None
     return data, found
-
-
-def _gatan_signals(path: Path, *, lazy: bool) -> list[dict]:
-    """RosettaSciIO's signals of a DigitalMicrograph file (thumbnails left out), pixels memory-mapped when ``lazy``."""
-    try:
-        from rsciio.digitalmicrograph import file_reader
-    except ImportError:
-        raise ImageReadError(f"{path}: reading Gatan DigitalMicrograph files needs RosettaSciIO, which napari-nanogan "
-                             "installs; reinstall it (pip install rosettasciio), or save the image as TIFF from "
-                             "DigitalMicrograph") from None
-    try:
-        return file_reader(str(path), lazy=lazy)
-    except ValueError as exc:
-        if lazy and "RGBA" in str(exc):  # colour images are never memory-mapped: read them whole
-            return []
-        raise
-
-
-def _read_gatan(path: Path) -> tuple[np.ndarray, tuple | None]:
-    """The first image of a ``.dm3`` / ``.dm4`` file and its pixel size, its size checked before decoding.
-
-    Images come memory-mapped, so the check costs no pixel read. A colour (RGBA) image
-    cannot be mapped: it is four bytes per pixel, uncompressed, so its file size bounds it.
-    """
-    signals = _gatan_signals(path, lazy=True)
-    if not signals:
-        check_declared_size(path, (path.stat().st_size // 4, 1, 4), 1)
-        signals = _gatan_signals(path, lazy=False)
-    if not signals:
-        raise ImageReadError(f"{path}: the DigitalMicrograph file holds no image")
-    images = [s for s in signals if sum(not a.get("navigate", False) for a in s["axes"]) == 2]
-    signal = (images or signals)[0]
-    data = signal["data"]
-    if data.dtype.names:  # RGBA as a structured array
-        check_declared_size(path, (*data.shape, 4), 1)
-        data = np.asarray(data)
-        data = np.stack([data[c] for c in ("R", "G", "B")], axis=-1)
-    else:
-        check_declared_size(path, data.shape, data.dtype.itemsize)
-        data = np.asarray(data)
-    if np.iscomplexobj(data):
-        raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of "
-                             "particles; save its amplitude or the real-space image from DigitalMicrograph")
-    return data, pixel_size_from_axes(signal["axes"])
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one line: its message's first line, or its type's name."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def as_grey(image: np.ndarray) -> np.ndarray:
@@ -279,12 +161,8 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, str] | None:
                 found = pixel_size_from_tiff(tif)
         except Exception:  # not a readable TIFF: no pixel size from it
             found = None
-    elif path.suffix.lower() in GATAN_SUFFIXES:
-        try:
-            signals = _gatan_signals(path, lazy=True)  # a colour image gives none: its pixels are not read here
-            found = pixel_size_from_axes(signals[0]["axes"]) if signals else None
-        except Exception:  # not a readable DM file: no pixel size from it
-            found = None
+    elif path.suffix.lower() in VENDOR_SUFFIXES:
+        found = vendor.pixel_size(path)
     return found or pixel_size_from_sidecar(path)
 
 

@@ -12,8 +12,9 @@ Sources, in the order tried:
 7. Sidecar text files next to the image (same stem, ``.txt``):
    Hitachi (``PixelSize=`` in nm) and JEOL (``$$SM_MICRON_BAR`` pixels for
    ``$$SM_MICRON_MARKER`` length).
-8. Gatan DigitalMicrograph (``.dm3``, ``.dm4``): the image's x calibration (scale and
-   unit), as RosettaSciIO reads it (:func:`pixel_size_from_axes`). A reciprocal unit
+8. Gatan DigitalMicrograph (``.dm3``, ``.dm4``) and EMD (``.emd``: Velox, Berkeley): the
+   image's x calibration (scale and unit), as RosettaSciIO reads it
+   (:func:`pixel_size_from_axes`, :mod:`napari_nanogan.io.vendor`). A reciprocal unit
    (``1/nm``: a diffraction pattern or an FFT) is no pixel size.
 
 Every conversion to nm is exact (powers of ten); the source is reported with the value.
@@ -146,7 +147,7 @@ def pixel_size_from_tiff(tif) -> tuple[float, str] | None:
     return None
 
 
-def pixel_size_from_axes(axes, software: str = "Gatan DigitalMicrograph") -> tuple[float, str] | None:
+def pixel_size_from_axes(axes, software: str) -> tuple[float, str] | None:
     """(pixel size in nm, where it came from) from a RosettaSciIO signal's axes, or None.
 
     The last axis not navigated is the image's x; its ``scale`` in its ``units`` is the

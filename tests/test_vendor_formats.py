@@ -1,9 +1,11 @@
-"""Gatan DigitalMicrograph images (.dm3, .dm4): read with their pixel size, refused clearly when they are no image."""
+"""Microscope software's formats: Gatan DigitalMicrograph (.dm3, .dm4) and EMD (.emd: Velox, Berkeley) images
+read with their pixel size, and refused clearly when they hold no image."""
 
 import numpy as np
 import pytest
 import tifffile
 from dm_files import write_dm
+from emd_files import write_velox
 
 from napari_nanogan._napari import get_reader
 from napari_nanogan.cli import main
@@ -106,3 +108,41 @@ def test_a_mask_beside_a_dm_image_takes_its_pixel_size(tmp_path):
     mask = tmp_path / "field_m.tif"
     tifffile.imwrite(mask, np.zeros((32, 32), np.uint8))
     assert pixel_size_of_its_image(mask)["pixel_size_nm"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "uint8"])
+def test_a_velox_image_reads_as_stored_with_its_pixel_size(tmp_path, dtype):
+    image = (np.random.default_rng(1).random((48, 64)) * 200).astype(dtype)
+    path = write_velox(tmp_path / "haadf.emd", image, pixel_size_m=2.5e-10)
+    grey, meta = read_image(path)
+    assert grey.dtype == image.dtype and np.array_equal(grey, image)
+    assert meta["pixel_size_nm"] == pytest.approx(0.25) and "Velox" in meta["pixel_size_source"]
+    assert file_pixel_size(path)[0] == pytest.approx(0.25)
+    assert read_image(write_velox(tmp_path / "plain.emd", image, pixel_size_m=None))[1]["pixel_size_nm"] is None
+    layers = get_reader(str(path))(str(path))
+    assert layers[0][1]["scale"] == pytest.approx((0.25, 0.25))
+
+
+def test_a_berkeley_emd_image_reads_with_its_pixel_size(tmp_path):
+    from rsciio.emd import file_writer
+
+    image = (np.arange(40 * 60).reshape(40, 60) % 251).astype(np.uint16)
+    axes = [{"name": n, "size": k, "scale": 0.5, "offset": 0.0, "units": "nm", "navigate": False}
+            for n, k in (("y", 40), ("x", 60))]
+    file_writer(str(tmp_path / "ncem.emd"), {"data": image, "axes": axes, "metadata": {"General": {"title": "t"}, "Signal": {}},
+                                             "original_metadata": {}})
+    grey, meta = read_image(tmp_path / "ncem.emd")
+    assert np.array_equal(grey, image) and meta["pixel_size_nm"] == pytest.approx(0.5)
+
+
+def test_an_emd_series_or_a_broken_one_is_refused_naming_the_file(tmp_path, monkeypatch):
+    image = np.zeros((32, 48), np.uint16)
+    with pytest.raises(ImageReadError, match=r"series\.emd.*stack"):
+        read_image(write_velox(tmp_path / "series.emd", image, frames=3))
+    (tmp_path / "cut.emd").write_bytes(write_velox(tmp_path / "whole.emd", image).read_bytes()[:500])
+    with pytest.raises(ImageReadError, match=r"cut\.emd: cannot read"):
+        read_image(tmp_path / "cut.emd")
+    assert file_pixel_size(tmp_path / "cut.emd") is None
+    monkeypatch.setenv("NANOGAN_MAX_PIXELS", "1000")
+    with pytest.raises(ImageTooLargeError, match="32 x 48"):
+        read_image(tmp_path / "whole.emd")
