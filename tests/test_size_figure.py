@@ -6,7 +6,7 @@ import tifffile
 
 from napari_nanogan.cli import main
 from napari_nanogan.measure import measure_particles, summarize_sizes
-from napari_nanogan.measure import bin_edges, size_figure, write_size_plot
+from napari_nanogan.measure import bin_edges, lognormal_fit, size_figure, write_size_plot
 
 
 def discs(radii, shape=(200, 400), border=False):
@@ -25,8 +25,10 @@ def test_the_figure_shows_the_table_s_whole_particles_and_its_d_values():
     counts = [p.get_height() for p in ax.patches]
     assert sum(counts) == 6  # the disc cut by the border is left out, as in the summary
     s = summarize_sizes(table)
-    lines = {line.get_label().split()[0]: line.get_xdata()[0] for line in ax.lines}
+    lines = {line.get_label().split()[0]: line.get_xdata()[0] for line in ax.lines if line.get_label()[0] == "D"}
     assert lines == pytest.approx({"D10": s["D10"], "D50": s["D50"], "D90": s["D90"]})
+    fit, = (line for line in ax.lines if line.get_label().startswith("log-normal"))
+    assert f"{s['geometric_mean']:.3g} nm, σg {s['geometric_sd']:.2f}" in fit.get_label()
     assert ax.get_xlabel() == "equivalent-circle diameter (nm)" and share.get_ylim() == (0, 100)
     curve = share.lines[0].get_ydata()
     assert curve[-1] == pytest.approx(100) and np.all(np.diff(curve) >= 0)
@@ -90,3 +92,18 @@ def test_measure_plot_reruns_into_its_folder_and_keeps_same_named_files_apart(tm
         tifffile.imwrite(tmp_path / folder / "f_labels.tif", discs([5, 8]).astype(np.uint16))  # pixels: per file
     assert main(["measure", str(tmp_path / "x"), str(tmp_path / "y"), "--out", str(tmp_path / "n.csv"), "--plot"]) == 0
     assert (tmp_path / "n_f_labels_histogram.png").exists() and (tmp_path / "n_f_labels_2_histogram.png").exists()
+
+
+def test_the_log_normal_fit_finds_the_distribution_the_sizes_come_from():
+    rng = np.random.default_rng(0)
+    sizes = rng.lognormal(np.log(40.0), np.log(1.3), 2000)
+    median, spread = lognormal_fit(sizes)
+    assert median == pytest.approx(40.0, rel=0.02) and spread == pytest.approx(1.3, rel=0.03)
+    assert lognormal_fit([10.0, 20.0]) is None and lognormal_fit([0.0, -1.0, 5.0, 6.0]) is None
+    # the curve drawn is the fit's expected count per bin: its area is about the particles' number
+    table = measure_particles(discs([8, 9, 10, 11, 12, 13, 14, 16]), pixel_size_nm=1.0)
+    ax = size_figure(table).axes[0]
+    fit, = (line for line in ax.lines if line.get_label().startswith("log-normal"))
+    width = ax.patches[0].get_width()
+    assert np.trapezoid(fit.get_ydata(), fit.get_xdata()) / width == pytest.approx(8, rel=0.25)
+    assert not any(line.get_label().startswith("log-normal") for line in size_figure(table, column="solidity").axes[0].lines)

@@ -282,8 +282,16 @@ def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndar
     return np.interp(np.asarray(qs) / 100.0, cum, v)
 
 
+def lognormal_fit(values) -> tuple[float, float] | None:
+    """The log-normal distribution of sizes fitted to the particles (not to a histogram's bins):
+    (geometric mean, geometric SD) = exp of the mean and SD of ln d; None under 3 positive sizes."""
+    logs = np.log(np.asarray(values, float)[np.asarray(values, float) > 0])
+    return (float(np.exp(logs.mean())), float(np.exp(logs.std(ddof=1)))) if logs.size >= 3 else None
+
+
 def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bool = False) -> dict:
-    """Count, mean, SD and D10/D50/D90 (number- and volume-weighted) of one length column."""
+    """Count, mean, SD, D10/D50/D90 (number- and volume-weighted) and the log-normal fit
+    (:func:`lognormal_fit`: ``geometric_mean``, ``geometric_sd``) of one length column."""
     key = f"{column}_{table.unit}"
     mask = np.ones(len(table), bool) if include_cut else table.included()
     d = table.columns[key][mask]
@@ -295,6 +303,8 @@ def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bo
         out[f"D{q}"] = float(v)
     for q, v in zip((10, 50, 90), weighted_percentiles(d, d**3, [10, 50, 90])):
         out[f"D{q}_volume"] = float(v)
+    if fit := lognormal_fit(d):
+        out["geometric_mean"], out["geometric_sd"] = fit
     if table.unit == "nm":
         out["fraction_below_100nm"] = float((d < 100).mean())
     return out
@@ -350,7 +360,7 @@ def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]
     from .io.atomic import atomic_path
 
     keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
-            "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm"]
+            "D10_volume", "D50_volume", "D90_volume", "geometric_mean", "geometric_sd", "fraction_below_100nm"]
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
@@ -393,7 +403,8 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
 
     Bars: particles per bin (left axis); line: the cumulative share (right axis, %); vertical
     lines at the 10th, 50th and 90th percentiles (D10, D50 and D90 for the diameters, as in
-    the summary CSV; P10 ... for the rest); n, mean and SD under the title. Particles cut by
+    the summary CSV; P10 ... for the rest); for the diameters, the fitted log-normal
+    (:func:`lognormal_fit`) as a curve of expected particles per bin; n, mean and SD under the title. Particles cut by
     the border or the info bar are left out unless ``include_cut``. Returns the figure (a new
     one unless ``figure`` is given); raises ``ValueError`` with no particle to plot.
     """
@@ -411,7 +422,14 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
         figure = Figure(figsize=(5.5, 3.8), dpi=100)
     figure.clear()
     ax = figure.add_subplot(111)
-    ax.hist(values, bins=bin_edges(values), color="#4a7fb5", edgecolor="white", linewidth=0.5)
+    edges = bin_edges(values)
+    ax.hist(values, bins=edges, color="#4a7fb5", edgecolor="white", linewidth=0.5)
+    if column in PLOT_LENGTHS and (fit := lognormal_fit(values)) and fit[1] > 1:
+        x = np.linspace(max(edges[0], 1e-9), edges[-1], 200)
+        mu, s = np.log(fit[0]), np.log(fit[1])
+        expected = values.size * (edges[1] - edges[0]) * np.exp(-((np.log(x) - mu) ** 2) / (2 * s * s)) / (x * s * np.sqrt(2 * np.pi))
+        ax.plot(x, expected, color="#e67e22", linewidth=1.5,
+                label=f"log-normal: {fit[0]:.3g} {unit}, σg {fit[1]:.2f}".replace(" ,", ","))
     ax.set_xlabel(PLOT_NAMES[column] + (f" ({unit})" if unit else ""))
     ax.set_ylabel("particles")
     share = ax.twinx()

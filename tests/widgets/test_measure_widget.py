@@ -33,6 +33,10 @@ def test_measure_widget_features_histogram_export(viewer_widget, tmp_path, wait_
     assert list(layer.features["label"]) == [1, 2, 3]
     assert layer.features["ecd_nm"][1] == pytest.approx(np.sqrt(4 * 400 / np.pi) * 5)
     assert "D50" in w.summary.value and "nm" in w.summary.value and "1 cut" in w.summary.value
+    assert "log-normal" not in w.summary.value  # 2 whole particles: too few to fit
+    w.include_cut.value = True
+    assert "log-normal fit:" in w.summary.value and "σg" in w.summary.value
+    w.include_cut.value = False
     assert len(w.figure.axes) == 1 and len(w.figure.axes[0].patches) > 0
     w.measure.value = "circularity"
     assert "median" in w.summary.value and w.summary.value[-1].isdigit()  # a ratio: no unit

@@ -417,7 +417,7 @@ def add_commands(sub) -> None:
                                    "annotated masks): a CSV of one row per particle (area, equivalent-circle diameter, "
                                    "Feret max/min, perimeter, circularity, aspect ratio, solidity, mean intensity (given --image; else empty), "
                                    "confidence where the labels have one; the image column names the LABELS file, source_image the --image) "
-                                   "and <out stem>_summary.csv of D10/D50/D90 "
+                                   "and <out stem>_summary.csv of D10/D50/D90 and the fitted log-normal (geometric mean and SD) "
                                    "per file (and all files pooled). Lengths are in nm when the pixel size is known "
                                    "(the labels TIFF, --image, --pixel-size, or the image of a mask's name: "
                                    "images/<stem>.tif beside masks/<stem>_m.tif), else in px; the unit is in every "

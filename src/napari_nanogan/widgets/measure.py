@@ -212,6 +212,8 @@ class MeasureWidget(QWidget):
                     left = ", no confidence per particle: all kept"
                 self.summary.value = (f"n = {s['count']} ({cut} cut, {how}{left})   mean {s['mean']:.4g} ± {s['sd']:.3g} {s['unit']}\n"
                                       f"D10 / D50 / D90 = {s['D10']:.4g} / {s['D50']:.4g} / {s['D90']:.4g} {s['unit']}"
+                                      + (f"\nlog-normal fit: {s['geometric_mean']:.4g} {s['unit']}, σg {s['geometric_sd']:.3g}"
+                                         if "geometric_mean" in s else "")
                                       + (f"\nbelow 100 nm: {100 * s['fraction_below_100nm']:.1f} %" if s["unit"] == "nm" else ""))
             else:
                 self.summary.value = "n = 0: no particles to size"
