@@ -68,7 +68,8 @@ def _tag(name: str, value, version: int) -> bytes:
     return b"\x15" + head + size + body
 
 
-def _image_group(data: np.ndarray, scale: float, units: str, kind: int | None, name: str) -> dict:
+def _image_group(data: np.ndarray, scale: float, units: str, kind: int | None, name: str,
+                 scale_y: float | None = None) -> dict:
     height, width = data.shape[:2]
     if kind == RGBA:
         rgba = np.zeros((height, width, 4), np.uint8)
@@ -83,12 +84,15 @@ def _image_group(data: np.ndarray, scale: float, units: str, kind: int | None, n
     if data.ndim == 3 and kind != RGBA:  # a stack: DM orders the dimensions x, y, z
         dims = [data.shape[2], data.shape[1], data.shape[0]]
         values = array(np.ascontiguousarray(data))
-    calibration = {"Origin": simple(FLOAT, 0.0), "Scale": simple(FLOAT, scale), "Units": text(units)}
+    def calibration(step):
+        return {"Origin": simple(FLOAT, 0.0), "Scale": simple(FLOAT, step), "Units": text(units)}
+
+    steps = [scale, scale if scale_y is None else scale_y] + [scale] * (len(dims) - 2)  # x first, as DM orders them
     return {
         "ImageData": {
             "Calibrations": {
                 "Brightness": {"Origin": simple(FLOAT, 0.0), "Scale": simple(FLOAT, 1.0), "Units": text("")},
-                "Dimension": [dict(calibration) for _ in dims],
+                "Dimension": [calibration(step) for step in steps],
                 "DisplayCalibratedUnits": simple(BOOL, True),
             },
             "Data": values,
@@ -104,20 +108,23 @@ def _image_group(data: np.ndarray, scale: float, units: str, kind: int | None, n
 
 
 def write_dm(path, data: np.ndarray, *, version: int = 4, scale: float = 0.5, units: str = "nm",
-             rgb: bool = False, thumbnail: bool = True, name: str = "image") -> Path:
+             rgb: bool = False, thumbnail: bool = True, name: str = "image", scale_y: float | None = None,
+             list_thumbnail: bool = True) -> Path:
     """Write ``data`` (M x N, M x N x 3 with ``rgb``, or a K x M x N stack) as a DM file.
 
     ``scale`` and ``units`` calibrate every dimension, as GMS does for a real-space image
-    (``"1/nm"`` for a diffraction pattern; ``""`` and 1.0 for an uncalibrated one).
+    (``"1/nm"`` for a diffraction pattern; ``""`` and 1.0 for an uncalibrated one);
+    ``scale_y`` gives y its own. ``list_thumbnail=False`` writes the thumbnail without the
+    ``Thumbnails`` list that names it one, as some other software does.
     """
     path = Path(path)
     data = np.asarray(data)
     images = []
     if thumbnail:
-        images.append(_image_group(np.zeros((8, 8), np.uint8), 1.0, "", None, "thumbnail"))
-    images.append(_image_group(data, scale, units, RGBA if rgb else None, name))
+        images.append(_image_group(np.zeros((8, 8, 3), np.uint8), 1.0, "", RGBA, "thumbnail"))  # GMS: colour
+    images.append(_image_group(data, scale, units, RGBA if rgb else None, name, scale_y))
     root = {"ImageList": images}
-    if thumbnail:
+    if thumbnail and list_thumbnail:
         root["Thumbnails"] = [{"ImageIndex": simple(LONG, 0)}]
     tags = b"\x00\x01" + struct.pack(_length(version), len(root))
     tags += b"".join(_tag(k, v, version) for k, v in root.items())

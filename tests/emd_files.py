@@ -20,16 +20,26 @@ def _json_column(value: dict) -> np.ndarray:
 
 
 def write_velox(path, data: np.ndarray, *, pixel_size_m: float | None = 1e-9, unit: str = "m",
-                detector: str = "HAADF", frames: int = 1) -> Path:
-    """Write ``data`` (M x N, or M x N x 3 as Velox's colour is not: grey only) as a Velox image.
+                detector: str = "HAADF", frames: int = 1, chunked: bool = True, also: dict | None = None) -> Path:
+    """Write ``data`` (M x N) as a Velox image.
 
     ``frames`` > 1 stores that many copies along the frame axis (a series);
-    ``pixel_size_m=None`` leaves the calibration out.
+    ``pixel_size_m=None`` leaves the calibration out; ``also``: {detector name: image} of
+    more detectors' images in the same file (each its own ``Data/Image/<id>`` group).
     """
     import h5py
 
     path = Path(path)
-    data = np.asarray(data)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("Version", data=np.array([json.dumps({"format": "Velox", "version": "11"}).encode()]))
+        images = {detector: data, **(also or {})}
+        for k, (name, image) in enumerate(images.items()):
+            _image(f, f"{k:02d}3a1b5e7d2f4a6c9e0b1d3f5a7c9e1b", np.asarray(image), pixel_size_m, unit, name, frames,
+                   chunked)
+    return path
+
+
+def _image(f, key, data, pixel_size_m, unit, detector, frames, chunked):
     binary = {"DetectorIndex": "0", "ImageSize": {"width": str(data.shape[1]), "height": str(data.shape[0])},
               "Offset": {"x": "0", "y": "0"}}
     if pixel_size_m is not None:
@@ -45,9 +55,6 @@ def write_velox(path, data: np.ndarray, *, pixel_size_m: float | None = 1e-9, un
         "CustomProperties": {},
     }
     stack = np.repeat(data[:, :, np.newaxis], frames, axis=2)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("Version", data=np.array([json.dumps({"format": "Velox", "version": "11"}).encode()]))
-        group = f.create_group("Data/Image/8c3a1b5e7d2f4a6c9e0b1d3f5a7c9e1b")
-        group.create_dataset("Data", data=stack, chunks=(*data.shape, 1))
-        group.create_dataset("Metadata", data=_json_column(metadata))
-    return path
+    group = f.create_group(f"Data/Image/{key}")
+    group.create_dataset("Data", data=stack, chunks=(*data.shape, 1) if chunked else None)
+    group.create_dataset("Metadata", data=_json_column(metadata))

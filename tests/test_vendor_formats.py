@@ -33,6 +33,15 @@ def test_a_dm_image_reads_as_stored_with_its_pixel_size(tmp_path, version, dtype
     assert file_pixel_size(path)[0] == pytest.approx(250.0)
 
 
+def test_the_pixel_size_is_x_s_and_the_image_not_a_thumbnail_listed_or_not(tmp_path):
+    image = np.arange(48 * 64, dtype=np.uint16).reshape(48, 64)
+    for listed in (True, False):
+        path = write_dm(tmp_path / f"listed{listed}.dm4", image, scale=0.25, scale_y=0.5, list_thumbnail=listed)
+        grey, meta = read_image(path)
+        assert np.array_equal(grey, image) and meta["pixel_size_nm"] == pytest.approx(0.25)
+        assert file_pixel_size(path)[0] == pytest.approx(0.25)
+
+
 @pytest.mark.parametrize(("scale", "units", "expected"), [
     (0.7344, "nm", 0.7344), (2.0, "Å", 0.2), (0.01, "um", 10.0),
     (0.05, "1/nm", None),  # a diffraction pattern: reciprocal space, no pixel size
@@ -46,13 +55,15 @@ def test_the_calibration_becomes_a_pixel_size_only_in_real_space(tmp_path, scale
 
 def test_a_colour_dm_image_becomes_grey_as_a_colour_tiff_does(tmp_path):
     rgb = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
-    grey, meta = read_image(write_dm(tmp_path / "rgb.dm3", rgb, version=3, rgb=True))
+    path = write_dm(tmp_path / "rgb.dm3", rgb, version=3, rgb=True)
+    grey, meta = read_image(path)
     assert np.allclose(grey, as_grey(rgb)) and meta["pixel_size_nm"] == pytest.approx(0.5)
+    assert file_pixel_size(path)[0] == pytest.approx(0.5)
 
 
 def test_what_is_no_2d_image_is_refused_naming_the_file(tmp_path):
     stack = write_dm(tmp_path / "series.dm4", np.zeros((3, 20, 30), np.uint16))
-    with pytest.raises(ImageReadError, match=r"series\.dm4.*stack"):
+    with pytest.raises(ImageReadError, match=r"series\.dm4: holds a stack or series of 3 images of 20 x 30"):
         read_image(stack)
     fft = write_dm(tmp_path / "fft.dm4", np.zeros((16, 16), np.complex64), units="1/nm")
     with pytest.raises(ImageReadError, match=r"fft\.dm4.*complex"):
@@ -116,11 +127,27 @@ def test_a_velox_image_reads_as_stored_with_its_pixel_size(tmp_path, dtype):
     path = write_velox(tmp_path / "haadf.emd", image, pixel_size_m=2.5e-10)
     grey, meta = read_image(path)
     assert grey.dtype == image.dtype and np.array_equal(grey, image)
-    assert meta["pixel_size_nm"] == pytest.approx(0.25) and "Velox" in meta["pixel_size_source"]
+    assert meta["pixel_size_nm"] == pytest.approx(0.25) and "Velox HAADF" in meta["pixel_size_source"]
     assert file_pixel_size(path)[0] == pytest.approx(0.25)
     assert read_image(write_velox(tmp_path / "plain.emd", image, pixel_size_m=None))[1]["pixel_size_nm"] is None
     layers = get_reader(str(path))(str(path))
     assert layers[0][1]["scale"] == pytest.approx((0.25, 0.25))
+
+
+def test_of_several_velox_detectors_the_haadf_image_is_read_and_the_file_closed(tmp_path):
+    import os
+
+    bf, haadf, eds = (np.full((32, 48), v, np.uint16) for v in (1, 2, 3))
+    # the BF image comes first in the file; an EDS element map beside them
+    path = write_velox(tmp_path / "stem.emd", bf, detector="BF", also={"HAADF": haadf, "SuperXG21": eds},
+                       chunked=False)
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    grey, meta = read_image(path)
+    assert np.array_equal(grey, haadf) and "Velox HAADF; 2 other images in the file" in meta["pixel_size_source"]
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == fds  # nothing left open
+    path.rename(tmp_path / "moved.emd")
+    assert np.array_equal(read_image(write_velox(tmp_path / "bf.emd", bf, detector="BF"))[0], bf)
 
 
 def test_a_berkeley_emd_image_reads_with_its_pixel_size(tmp_path):
@@ -133,11 +160,12 @@ def test_a_berkeley_emd_image_reads_with_its_pixel_size(tmp_path):
                                              "original_metadata": {}})
     grey, meta = read_image(tmp_path / "ncem.emd")
     assert np.array_equal(grey, image) and meta["pixel_size_nm"] == pytest.approx(0.5)
+    assert meta["pixel_size_source"].startswith("EMD (Berkeley)")
 
 
 def test_an_emd_series_or_a_broken_one_is_refused_naming_the_file(tmp_path, monkeypatch):
     image = np.zeros((32, 48), np.uint16)
-    with pytest.raises(ImageReadError, match=r"series\.emd.*stack"):
+    with pytest.raises(ImageReadError, match=r"series\.emd: holds a stack or series of 3 images"):
         read_image(write_velox(tmp_path / "series.emd", image, frames=3))
     (tmp_path / "cut.emd").write_bytes(write_velox(tmp_path / "whole.emd", image).read_bytes()[:500])
     with pytest.raises(ImageReadError, match=r"cut\.emd: cannot read"):

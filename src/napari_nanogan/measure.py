@@ -289,6 +289,18 @@ def lognormal_fit(values) -> tuple[float, float] | None:
     return (float(np.exp(logs.mean())), float(np.exp(logs.std(ddof=1)))) if logs.size >= 3 else None
 
 
+def lognormal_curve(values, edges) -> tuple[np.ndarray, np.ndarray, tuple[float, float]] | None:
+    """(x, expected particles per bin of ``edges`` (uniform), the fit) of :func:`lognormal_fit`, to draw over a
+    histogram; None without a fit or with all sizes equal."""
+    fit = lognormal_fit(values)
+    if fit is None or fit[1] <= 1:
+        return None
+    x = np.linspace(max(edges[0], 1e-9 * edges[-1]), edges[-1], 200)
+    mu, s = np.log(fit[0]), np.log(fit[1])
+    density = np.exp(-((np.log(x) - mu) ** 2) / (2 * s * s)) / (x * s * np.sqrt(2 * np.pi))
+    return x, np.size(values) * (edges[1] - edges[0]) * density, fit
+
+
 def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bool = False) -> dict:
     """Count, mean, SD, D10/D50/D90 (number- and volume-weighted) and the log-normal fit
     (:func:`lognormal_fit`: ``geometric_mean``, ``geometric_sd``) of one length column."""
@@ -360,7 +372,7 @@ def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]
     from .io.atomic import atomic_path
 
     keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
-            "D10_volume", "D50_volume", "D90_volume", "geometric_mean", "geometric_sd", "fraction_below_100nm"]
+            "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm", "geometric_mean", "geometric_sd"]
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
@@ -424,12 +436,9 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
     ax = figure.add_subplot(111)
     edges = bin_edges(values)
     ax.hist(values, bins=edges, color="#4a7fb5", edgecolor="white", linewidth=0.5)
-    if column in PLOT_LENGTHS and (fit := lognormal_fit(values)) and fit[1] > 1:
-        x = np.linspace(max(edges[0], 1e-9), edges[-1], 200)
-        mu, s = np.log(fit[0]), np.log(fit[1])
-        expected = values.size * (edges[1] - edges[0]) * np.exp(-((np.log(x) - mu) ** 2) / (2 * s * s)) / (x * s * np.sqrt(2 * np.pi))
-        ax.plot(x, expected, color="#e67e22", linewidth=1.5,
-                label=f"log-normal: {fit[0]:.3g} {unit}, σg {fit[1]:.2f}".replace(" ,", ","))
+    if column in PLOT_LENGTHS and (curve := lognormal_curve(values, edges)):
+        ax.plot(*curve[:2], color="#e67e22", linewidth=1.5,
+                label=f"log-normal: {curve[2][0]:.3g} {unit}, σg {curve[2][1]:.2f}".replace(" ,", ","))
     ax.set_xlabel(PLOT_NAMES[column] + (f" ({unit})" if unit else ""))
     ax.set_ylabel("particles")
     share = ax.twinx()

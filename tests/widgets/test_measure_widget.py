@@ -36,6 +36,7 @@ def test_measure_widget_features_histogram_export(viewer_widget, tmp_path, wait_
     assert "log-normal" not in w.summary.value  # 2 whole particles: too few to fit
     w.include_cut.value = True
     assert "log-normal fit:" in w.summary.value and "σg" in w.summary.value
+    assert len(w.figure.axes[0].lines) == 4  # D10, D50, D90 and the fitted curve
     w.include_cut.value = False
     assert len(w.figure.axes) == 1 and len(w.figure.axes[0].patches) > 0
     w.measure.value = "circularity"

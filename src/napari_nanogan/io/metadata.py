@@ -161,7 +161,7 @@ def pixel_size_from_axes(axes, software: str) -> tuple[float, str] | None:
     x = signal[-1]
     unit = str(x.get("units") or "").strip()
     try:
-        scale = float(x.get("scale", 0.0))
+        scale = abs(float(x.get("scale", 0.0)))  # (a mirrored axis has a negative step)
     except (TypeError, ValueError):
         return None
     if not unit or "/" in unit or "-1" in unit:

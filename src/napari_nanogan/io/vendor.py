@@ -1,86 +1,189 @@
-"""Images in microscope software's own formats, read through RosettaSciIO (the HyperSpy project's readers).
+"""Images in microscope software's own formats.
 
-- Gatan DigitalMicrograph (``.dm3``, ``.dm4``): the format of most TEM cameras.
-- EMD (``.emd``, HDF5): Thermo Fisher Velox, and the Berkeley (NCEM) variant.
+- Gatan DigitalMicrograph (``.dm3``, ``.dm4``: the format of most TEM cameras), read
+  through RosettaSciIO (the HyperSpy project's readers), its pixels memory-mapped.
+- Thermo Fisher Velox EMD (``.emd``, HDF5), read here with h5py: a Velox file holds one
+  image per detector (HAADF, DF, BF, a camera), often beside EDS spectra and element maps.
+  The image of the imaging detector first in :data:`DETECTOR_ORDER` is read (else the
+  largest), and the pixel-size source names it and how many others the file holds.
+- Berkeley EMD (``.emd`` of other software), through RosettaSciIO.
 
-The first 2D image of a file is read, with the pixel size of its x calibration
-(:func:`~napari_nanogan.io.metadata.pixel_size_from_axes`: none in reciprocal units). Pixels
-are mapped lazily first, so the size is checked against the pixel limit before any is
-read. Colour becomes grey as for other files (by the caller); stacks and series (more
-than one frame) and complex data (an FFT, a reconstructed wave) are refused, by name.
+One 2D image per file, with the pixel size of its x calibration (none in reciprocal units:
+:func:`~napari_nanogan.io.metadata.pixel_size_from_axes`). Sizes are checked against the
+pixel limit before any pixel is read; stacks and series (more than one frame) and complex
+data (an FFT, a reconstructed wave) are refused by name; colour comes as M x N x 3 for the
+caller to make grey. Every file is closed when the call returns.
 """
 
 from __future__ import annotations
 
-import importlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from .limits import ImageReadError, check_declared_size
-from .metadata import pixel_size_from_axes
+from .metadata import pixel_size_from_axes, to_nm
 
-#: suffix -> (RosettaSciIO plugin, the software's name in messages and pixel-size sources)
-FORMATS = {".dm3": ("digitalmicrograph", "Gatan DigitalMicrograph"),
-           ".dm4": ("digitalmicrograph", "Gatan DigitalMicrograph"),
-           ".emd": ("emd", "EMD (Velox)")}
-SUFFIXES = tuple(FORMATS)
-
-
-def signals(path: Path, *, lazy: bool) -> list[dict]:
-    """RosettaSciIO's signals of a file (thumbnails and spectra left out), pixels mapped, not read, when ``lazy``.
-
-    A DigitalMicrograph colour image cannot be mapped: ``[]`` then, where ``lazy``.
-    """
-    plugin, software = FORMATS[path.suffix.lower()]
-    try:
-        reader = importlib.import_module(f"rsciio.{plugin}").file_reader
-        if plugin == "emd":
-            import h5py  # noqa: F401  (RosettaSciIO's EMD reader needs it, and says so less clearly)
-    except ImportError as exc:
-        raise ImageReadError(f"{path}: reading {software} files needs {exc.name or 'RosettaSciIO'}, which "
-                             "napari-nanogan installs; reinstall it (pip install rosettasciio h5py), or export the "
-                             "image as TIFF") from None
-    kwargs = {"select_type": "images"} if plugin == "emd" else {}
-    try:
-        return reader(str(path), lazy=lazy, **kwargs)
-    except ValueError as exc:
-        if lazy and "RGBA" in str(exc):
-            return []
-        raise
+SUFFIXES = (".dm3", ".dm4", ".emd")
+#: Velox detectors, the first found read: particle contrast from the imaging detectors, never an element map.
+DETECTOR_ORDER = ("HAADF", "ADF", "DF4", "DF2", "DF", "BF", "CETA", "CAMERA")
+_GATAN = "Gatan DigitalMicrograph"
 
 
 def read(path: Path) -> tuple[np.ndarray, tuple[float, str] | None]:
-    """The first image of the file (colour as M x N x 3) and (pixel size in nm, its source) or None."""
-    software = FORMATS[path.suffix.lower()][1]
-    found = signals(path, lazy=True)
-    if not found:  # a colour DM image: four bytes a pixel, uncompressed, so the file's size bounds it
-        check_declared_size(path, (path.stat().st_size // 4, 1, 4), 1)
-        found = signals(path, lazy=False)
-    if not found:
-        raise ImageReadError(f"{path}: the {software} file holds no image")
-    images = [s for s in found if sum(not a.get("navigate", False) for a in s["axes"]) == 2]
-    signal = (images or found)[0]
+    """The file's image (colour as M x N x 3) and (pixel size in nm, its source) or None."""
+    if path.suffix.lower() == ".emd":
+        return _read_emd(path, pixels=True)
+    signal = _gatan_image(path)
     data = signal["data"]
     if data.dtype.names:  # RGBA as a structured array
-        check_declared_size(path, (*data.shape, 4), 1)
         data = np.asarray(data)
         data = np.stack([data[c] for c in ("R", "G", "B")], axis=-1)
     else:
-        check_declared_size(path, data.shape, data.dtype.itemsize)
         data = np.asarray(data)
     if np.iscomplexobj(data):
         raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of "
-                             f"particles; export its amplitude or the real-space image from {software}")
-    return data, pixel_size_from_axes(signal["axes"], software)
+                             f"particles; export its amplitude or the real-space image from {_GATAN}")
+    return data, pixel_size_from_axes(signal["axes"], _GATAN)
 
 
 def pixel_size(path: Path) -> tuple[float, str] | None:
-    """(pixel size in nm, its source) of the file's first image, without reading its pixels; None if unknown
-    or the file is unreadable (a DigitalMicrograph colour image gives none: its pixels cannot be mapped)."""
+    """(pixel size in nm, its source) of the image :func:`read` reads, without reading its pixels (a colour DM
+    image is read: its pixels cannot be mapped); None where unknown or the file is unreadable."""
     try:
-        found = signals(path, lazy=True)
-        images = [s for s in found if sum(not a.get("navigate", False) for a in s["axes"]) == 2]
-        return pixel_size_from_axes((images or found)[0]["axes"], FORMATS[path.suffix.lower()][1]) if found else None
+        if path.suffix.lower() == ".emd":
+            return _read_emd(path, pixels=False)[1]
+        return pixel_size_from_axes(_gatan_image(path)["axes"], _GATAN)
     except Exception:
         return None
+
+
+def _stack_error(path: Path, shape) -> ImageReadError:
+    return ImageReadError(f"{path}: holds a stack or series of {shape[0]} images of {shape[1]} x {shape[2]}, not one "
+                          "2D image; export the frame or the sum you want as an image of its own")
+
+
+def _rsciio(plugin: str, path: Path, **kwargs) -> list[dict]:
+    import importlib
+
+    try:
+        reader = importlib.import_module(f"rsciio.{plugin}").file_reader
+    except ImportError:
+        raise ImageReadError(f"{path}: reading this format needs RosettaSciIO, which napari-nanogan installs; "
+                             "reinstall it (pip install rosettasciio), or export the image as TIFF") from None
+    return reader(str(path), **kwargs)
+
+
+def _gatan_image(path: Path) -> dict:
+    """The DM file's image (RosettaSciIO's signal; pixels mapped, not read, unless colour), its size checked.
+
+    Of several 2D images (GMS lists its thumbnail apart; other writers may not) the largest
+    grey one. A colour image cannot be mapped: four bytes a pixel, uncompressed, so the
+    file's size bounds it before it is read whole.
+    """
+    try:
+        signals = _rsciio("digitalmicrograph", path, lazy=True)
+    except ValueError as exc:
+        if "RGBA" not in str(exc):
+            raise
+        check_declared_size(path, (path.stat().st_size // 4, 1, 4), 1)
+        signals = _rsciio("digitalmicrograph", path, lazy=False)
+    if not signals:
+        raise ImageReadError(f"{path}: the {_GATAN} file holds no image")
+    images = [s for s in signals if sum(not a.get("navigate", False) for a in s["axes"]) == 2] or signals
+    signal = max(images, key=lambda s: (not s["data"].dtype.names, int(np.prod(s["data"].shape))))
+    shape = signal["data"].shape
+    if len(shape) == 3 and not signal["data"].dtype.names:
+        raise _stack_error(path, shape)
+    if signal["data"].dtype.names:
+        check_declared_size(path, (*shape, 4), 1)
+    else:
+        check_declared_size(path, shape, signal["data"].dtype.itemsize)
+    return signal
+
+
+def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None]:
+    try:
+        import h5py
+    except ImportError:
+        raise ImageReadError(f"{path}: reading EMD files needs h5py, which napari-nanogan installs; reinstall it "
+                             "(pip install h5py), or export the image as TIFF") from None
+    with h5py.File(path, "r") as f:
+        version = _velox_version(f)
+        if version is None:
+            return _read_berkeley(path, f, pixels=pixels)
+        found = []
+        for key, group in (f.get("Data/Image") or {}).items():
+            if isinstance(group, h5py.Group) and "Data" in group and "Metadata" in group:
+                found.append((key, group, _json_column(group["Metadata"])))
+        if not found:
+            raise ImageReadError(f"{path}: the Velox file holds no image (spectra only?)")
+        key, group, meta = min(found, key=lambda item: _detector_rank(item[2], item[1]["Data"].shape))
+        detector = _detector_name(meta) or "image"
+        others = f"; {len(found) - 1} other image{'s' * (len(found) > 2)} in the file" if len(found) > 1 else ""
+        source = f"Velox {detector}{others}"
+        dataset = group["Data"]
+        height, width, frames = dataset.shape
+        if frames > 1:
+            raise _stack_error(path, (frames, height, width))
+        if dataset.dtype.names:
+            raise ImageReadError(f"{path}: the Velox {detector} image holds complex values (an FFT or DPC?), not an "
+                                 "image of particles; export its real-space image from Velox")
+        check_declared_size(path, (height, width), dataset.dtype.itemsize)
+        data = dataset[:, :, 0] if pixels else None
+    return data, _velox_pixel_size(meta, source)
+
+
+def _velox_version(f) -> str | None:
+    try:
+        info = json.loads(bytes(f["Version"][0]).decode("utf-8"))
+    except Exception:
+        return None
+    return str(info.get("version", "")) if info.get("format") in ("Velox", "DevelopersKit") else None
+
+
+def _json_column(dataset) -> dict:
+    try:
+        return json.loads(np.asarray(dataset[:, 0]).tobytes().decode("utf-8").rstrip("\x00"))
+    except Exception:
+        return {}
+
+
+def _detector_name(meta: dict) -> str | None:
+    index = (meta.get("BinaryResult") or {}).get("DetectorIndex")
+    detector = (meta.get("Detectors") or {}).get(f"Detector-{index}") or {}
+    return detector.get("DetectorName")
+
+
+def _detector_rank(meta: dict, shape) -> tuple[int, int]:
+    name = (_detector_name(meta) or "").upper().replace("-", "")
+    rank = next((k for k, key in enumerate(DETECTOR_ORDER) if key in name), len(DETECTOR_ORDER))
+    return rank, -int(shape[0]) * int(shape[1])
+
+
+def _velox_pixel_size(meta: dict, source: str) -> tuple[float, str] | None:
+    binary = meta.get("BinaryResult") or {}
+    try:
+        value = to_nm(abs(float((binary.get("PixelSize") or {})["width"])), binary.get("PixelUnitX") or "")
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (value, f"{source} (PixelSize)") if np.isfinite(value) and value > 0 else None
+
+
+def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None]:
+    """A Berkeley EMD file: its largest data set's size checked here, then read (and closed) by RosettaSciIO."""
+    sizes = []
+    f.visititems(lambda name, item: sizes.append(item) if getattr(item, "ndim", 0) >= 2 and name.endswith("data")
+                 else None)
+    if not sizes:
+        raise ImageReadError(f"{path}: not an EMD file of images (neither Velox nor Berkeley data sets)")
+    largest = max(sizes, key=lambda d: d.size)
+    if largest.ndim == 3:
+        raise _stack_error(path, largest.shape)
+    check_declared_size(path, largest.shape, largest.dtype.itemsize)
+    signal = _rsciio("emd", path, lazy=False)[0]
+    data = np.asarray(signal["data"]) if pixels else None
+    if data is not None and np.iscomplexobj(data):
+        raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of particles")
+    return data, pixel_size_from_axes(signal["axes"], "EMD (Berkeley)")

@@ -10,8 +10,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
-from ..measure import (PLOT_NAMES, Measurements, bin_edges, column_and_unit, drop_doubtful, has_confidence, measure_particles, summarize_sizes,
-                       write_summary_csv, write_table_csv)
+from ..measure import (PLOT_LENGTHS, PLOT_NAMES, Measurements, bin_edges, column_and_unit, drop_doubtful,
+                       has_confidence, lognormal_curve, measure_particles, summarize_sizes, write_summary_csv,
+                       write_table_csv)
 from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
@@ -195,8 +196,11 @@ class MeasureWidget(QWidget):
         values = table.columns[col][keep]
         ax = themed_axes(self.figure, self.viewer)
         accent = theme_colours(self.viewer)["accent"]
-        if values.size:  # the bins and axis name of the figure Save plot writes
-            ax.hist(values, bins=bin_edges(values), color=accent, edgecolor=accent, alpha=0.85)
+        if values.size:  # the bins, fit and axis name of the figure Save plot writes
+            edges = bin_edges(values)
+            ax.hist(values, bins=edges, color=accent, edgecolor=accent, alpha=0.85)
+            if self.measure.value in PLOT_LENGTHS and (curve := lognormal_curve(values, edges)):
+                ax.plot(*curve[:2], color="#e67e22", linewidth=1.5)
         unit = column_and_unit(table, self.measure.value)[1]
         ax.set_xlabel(PLOT_NAMES[self.measure.value] + (f" ({unit})" if unit else ""))
         ax.set_ylabel("particles")
