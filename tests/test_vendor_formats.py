@@ -143,7 +143,8 @@ def test_of_several_velox_detectors_the_haadf_image_is_read_and_the_file_closed(
                        chunked=False)
     fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     grey, meta = read_image(path)
-    assert np.array_equal(grey, haadf) and "Velox HAADF; 2 other images in the file" in meta["pixel_size_source"]
+    assert np.array_equal(grey, haadf) and meta["image_read"] == "the HAADF image of 3"
+    assert meta["pixel_size_source"].startswith("Velox HAADF")
     if fds is not None:
         assert len(os.listdir("/proc/self/fd")) == fds  # nothing left open
     path.rename(tmp_path / "moved.emd")
@@ -174,3 +175,11 @@ def test_an_emd_series_or_a_broken_one_is_refused_naming_the_file(tmp_path, monk
     monkeypatch.setenv("NANOGAN_MAX_PIXELS", "1000")
     with pytest.raises(ImageTooLargeError, match="32 x 48"):
         read_image(tmp_path / "whole.emd")
+
+
+def test_segment_says_which_image_of_a_velox_file_it_segmented(tmp_path, tiny_checkpoint, sem_like, capsys):
+    image, _ = sem_like
+    path = write_velox(tmp_path / "stem.emd", image, detector="DF4", also={"BF": 255 - image}, pixel_size_m=7.344e-9)
+    assert main(["segment", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_checkpoint)]) == 0
+    assert "stem.emd (the DF4 image of 2): " in capsys.readouterr().out
+    assert labels_pixel_size_nm(tmp_path / "out" / "stem_labels.tif") == pytest.approx(7.344, rel=1e-5)

@@ -32,18 +32,22 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 _PIL_ITEMSIZE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
-def read_array(path: str | os.PathLike, *, what: str = "an image") -> tuple[np.ndarray, tuple | None]:
+def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict | None = None
+               ) -> tuple[np.ndarray, tuple | None]:
     """The pixel array a TIFF, PNG, JPEG, BMP, DigitalMicrograph or EMD file holds, with its pixel size (or None).
 
     The declared size is checked against :func:`max_pixels` before decoding; any failure is
-    an :class:`ImageReadError` naming the file.
+    an :class:`ImageReadError` naming the file. ``notes`` (a dict) gets ``image_read``: which
+    of a file's several images was read (a Velox file's detectors), where that is a choice.
     """
     path = Path(path)
     check_readable_file(path)
     found = None
     try:
         if path.suffix.lower() in VENDOR_SUFFIXES:
-            data, found = vendor.read(path)
+            data, found, which = vendor.read(path)
+            if which and notes is not None:
+                notes["image_read"] = which
         elif path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -134,10 +138,12 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         converted to grey explicitly).
     meta : dict
         ``pixel_size_nm`` (float or None), ``pixel_size_source`` (where it was read,
-        see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``.
+        see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``, and
+        ``image_read`` where the file holds several images (which one was read).
     """
     path = Path(path)
-    data, found = read_array(path)
+    notes: dict = {}
+    data, found = read_array(path, notes=notes)
     found = found or pixel_size_from_sidecar(path)
     original_shape = tuple(data.shape)
     try:
@@ -145,7 +151,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     except ImageReadError as exc:
         raise ImageReadError(f"{path}: {exc}") from None
     meta = {"pixel_size_nm": found[0] if found else None, "pixel_size_source": found[1] if found else None,
-            "source": str(path), "original_shape": original_shape}
+            "source": str(path), "original_shape": original_shape, **notes}
     return grey, meta
 
 

@@ -5,7 +5,7 @@
 - Thermo Fisher Velox EMD (``.emd``, HDF5), read here with h5py: a Velox file holds one
   image per detector (HAADF, DF, BF, a camera), often beside EDS spectra and element maps.
   The image of the imaging detector first in :data:`DETECTOR_ORDER` is read (else the
-  largest), and the pixel-size source names it and how many others the file holds.
+  largest); :func:`read` says which, of how many.
 - Berkeley EMD (``.emd`` of other software), through RosettaSciIO.
 
 One 2D image per file, with the pixel size of its x calibration (none in reciprocal units:
@@ -31,8 +31,9 @@ DETECTOR_ORDER = ("HAADF", "ADF", "DF4", "DF2", "DF", "BF", "CETA", "CAMERA")
 _GATAN = "Gatan DigitalMicrograph"
 
 
-def read(path: Path) -> tuple[np.ndarray, tuple[float, str] | None]:
-    """The file's image (colour as M x N x 3) and (pixel size in nm, its source) or None."""
+def read(path: Path) -> tuple[np.ndarray, tuple[float, str] | None, str | None]:
+    """The file's image (colour as M x N x 3), (pixel size in nm, its source) or None, and which
+    image was read where the file holds several (``"the HAADF image of 3"``), else None."""
     if path.suffix.lower() == ".emd":
         return _read_emd(path, pixels=True)
     signal = _gatan_image(path)
@@ -45,7 +46,7 @@ def read(path: Path) -> tuple[np.ndarray, tuple[float, str] | None]:
     if np.iscomplexobj(data):
         raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of "
                              f"particles; export its amplitude or the real-space image from {_GATAN}")
-    return data, pixel_size_from_axes(signal["axes"], _GATAN)
+    return data, pixel_size_from_axes(signal["axes"], _GATAN), None
 
 
 def pixel_size(path: Path) -> tuple[float, str] | None:
@@ -103,7 +104,7 @@ def _gatan_image(path: Path) -> dict:
     return signal
 
 
-def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None]:
+def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None, str | None]:
     try:
         import h5py
     except ImportError:
@@ -121,8 +122,8 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
             raise ImageReadError(f"{path}: the Velox file holds no image (spectra only?)")
         key, group, meta = min(found, key=lambda item: _detector_rank(item[2], item[1]["Data"].shape))
         detector = _detector_name(meta) or "image"
-        others = f"; {len(found) - 1} other image{'s' * (len(found) > 2)} in the file" if len(found) > 1 else ""
-        source = f"Velox {detector}{others}"
+        which = f"the {detector} image of {len(found)}" if len(found) > 1 else None
+        source = f"Velox {detector}"
         dataset = group["Data"]
         height, width, frames = dataset.shape
         if frames > 1:
@@ -132,7 +133,7 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
                                  "image of particles; export its real-space image from Velox")
         check_declared_size(path, (height, width), dataset.dtype.itemsize)
         data = dataset[:, :, 0] if pixels else None
-    return data, _velox_pixel_size(meta, source)
+    return data, _velox_pixel_size(meta, source), which
 
 
 def _velox_version(f) -> str | None:
@@ -171,7 +172,7 @@ def _velox_pixel_size(meta: dict, source: str) -> tuple[float, str] | None:
     return (value, f"{source} (PixelSize)") if np.isfinite(value) and value > 0 else None
 
 
-def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None]:
+def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None, None]:
     """A Berkeley EMD file: its largest data set's size checked here, then read (and closed) by RosettaSciIO."""
     sizes = []
     f.visititems(lambda name, item: sizes.append(item) if getattr(item, "ndim", 0) >= 2 and name.endswith("data")
@@ -186,4 +187,4 @@ def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, t
     data = np.asarray(signal["data"]) if pixels else None
     if data is not None and np.iscomplexobj(data):
         raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of particles")
-    return data, pixel_size_from_axes(signal["axes"], "EMD (Berkeley)")
+    return data, pixel_size_from_axes(signal["axes"], "EMD (Berkeley)"), None

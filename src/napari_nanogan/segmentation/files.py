@@ -64,7 +64,8 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
                           info_bar_start=bottom_bar_start(result.info_bar))
     unit = (f", pixel size {pixel:g} nm" + (" (given)" if pixel_size_nm else "")) if pixel else \
         ", pixel size unknown (sizes in px; --pixel-size gives it)"
-    line = f"{path}: {result.describe(requested=segmenter.name, pixel_size=pixel)}{unit} -> {target}"
+    which = f" ({meta['image_read']})" if meta.get("image_read") else ""
+    line = f"{path}{which}: {result.describe(requested=segmenter.name, pixel_size=pixel)}{unit} -> {target}"
     if overlay:
         from PIL import Image
 
