@@ -120,19 +120,20 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
                 found.append((key, group, _json_column(group["Metadata"])))
         if not found:
             raise ImageReadError(f"{path}: the Velox file holds no image (spectra only?)")
-        key, group, meta = min(found, key=lambda item: _detector_rank(item[2], item[1]["Data"].shape))
+        real = [item for item in found if not item[1]["Data"].dtype.names]  # not an FFT or DPC (complex)
+        key, group, meta = min(real or found, key=lambda item: _detector_rank(item[2], item[1]["Data"].shape))
         detector = _detector_name(meta) or "image"
         which = f"the {detector} image of {len(found)}" if len(found) > 1 else None
         source = f"Velox {detector}"
         dataset = group["Data"]
-        height, width, frames = dataset.shape
+        height, width, frames = (*dataset.shape, 1)[:3]
         if frames > 1:
             raise _stack_error(path, (frames, height, width))
         if dataset.dtype.names:
             raise ImageReadError(f"{path}: the Velox {detector} image holds complex values (an FFT or DPC?), not an "
                                  "image of particles; export its real-space image from Velox")
         check_declared_size(path, (height, width), dataset.dtype.itemsize)
-        data = dataset[:, :, 0] if pixels else None
+        data = (dataset[:, :, 0] if dataset.ndim == 3 else dataset[()]) if pixels else None
     return data, _velox_pixel_size(meta, source), which
 
 
