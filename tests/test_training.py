@@ -503,3 +503,15 @@ def test_tune_with_sizes_survives_a_domain_without_whole_particles(tiny_segmente
     assert "edge_d50_error" not in info["val"] and "sem_d50_error" in info["val"]
     with pytest.raises(ValueError, match="whole percentiles"):
         tune_postprocess(tiny_segmenter, [edge], grid, size_quantiles=(2.5,))
+
+
+def test_randomized_pairs_at_the_model_s_scale_have_the_sizes_images_have_at_inference():
+    from napari_nanogan.config import MAX_ENLARGE, MODEL_DIAMETER_PX
+    from napari_nanogan.data.randomized import RandomizedSource
+    from napari_nanogan.measure import median_diameter
+
+    source = RandomizedSource.at_model_scale()
+    assert source.min_diameter == MODEL_DIAMETER_PX / 3 < MODEL_DIAMETER_PX / MAX_ENLARGE < source.max_diameter
+    rng = np.random.default_rng(0)
+    medians = [median_diameter(source.draw(rng, 192).labels) for _ in range(6)]
+    assert all(5 < m < 36 for m in medians if np.isfinite(m)) and sum(np.isfinite(medians)) >= 3

@@ -140,9 +140,10 @@ def _train(args, world) -> int:
     if args.randomized:
         from ..data.randomized import RandomizedSource
 
-        train["randomized"] = RandomizedSource()
+        train["randomized"] = source = RandomizedSource.at_model_scale() if args.at_model_scale else RandomizedSource()
         shares["randomized"] = args.randomized
-        say(f"randomized: domain-randomised pairs drawn fresh, {args.randomized:.0%} of the patches")
+        say(f"randomized: domain-randomised pairs drawn fresh, {args.randomized:.0%} of the patches, median "
+            f"particle diameters {source.min_diameter:.0f}-{source.max_diameter:.0f} px")
     if sum(shares.values()) >= 1 or not all(0 < v < 1 for v in shares.values()):
         say("nanogan train: --synthetic-share and --randomized must be in (0, 1) and leave a share for the real "
             "images")
@@ -399,10 +400,9 @@ def add_commands(sub) -> None:
     p.add_argument("--synthetic-share", type=float, default=0.25,
                    help="share of the training patches drawn from --synthetic (default 0.25)")
     p.add_argument("--randomized", type=float, default=0.0, metavar="SHARE",
-                   help="also train on domain-randomised pairs (SEM, TEM and STEM styles, shapes, sizes 4-90 px, "
-                        "artefacts, text and scale bars as background), drawn fresh: this share of the patches "
-                        "(default 0: none; at 0.5 they lowered both in-domain and unseen-family scores, "
-                        "docs/benchmarks.md)")
+                   help="also train on domain-randomised pairs (SEM, TEM and STEM styles, shapes, median sizes "
+                        "4-90 px, or 8-26 px with --at-model-scale, artefacts, text and scale bars as background), "
+                        "drawn fresh: this share of the patches (default 0: none; docs/benchmarks.md)")
     p.add_argument("--scale-range", default="0.75,1.33", metavar="LOW,HIGH",
                    help="isotropic scale jitter of the training patches (default 0.75,1.33)")
     p.add_argument("--distractors", type=float, default=0.0, metavar="P",

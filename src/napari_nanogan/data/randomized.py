@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..config import MODEL_DIAMETER_PX
 from ..normalize import intensity_range
 from .datasets import Sample
 from .distractors import draw_distractors
@@ -226,6 +227,13 @@ class RandomizedSource:
                                        max_diameter=self.max_diameter, distractor_prob=self.distractor_prob)
         low, high = intensity_range(image)
         return Sample("randomized", image, labels, low, high, "randomized", self.seed_depth)
+
+    @classmethod
+    def at_model_scale(cls) -> RandomizedSource:
+        """Pairs of images at the model's scale, as at inference (``nanogan train --at-model-scale``): larger
+        particles shrunk to its 24 px, smaller ones enlarged at most twice (``config.MAX_ENLARGE``), so
+        medians of 8-26 px."""
+        return cls(min_diameter=MODEL_DIAMETER_PX / 3, max_diameter=1.1 * MODEL_DIAMETER_PX)
 
     def use_seed_depth(self, seed_depth: float | None) -> None:
         self.seed_depth = seed_depth
