@@ -27,8 +27,9 @@ particles made dark): does the held-out family fail for its polarity or for its 
 each patch's grey levels mirrored with chance P, so the images kept teach both polarities.
 ``--no-scale-check`` keeps the scale of each estimate (``segment(..., scale_check=False)``);
 ``--no-polarity-check`` each image's own grey levels (``segment(..., polarity_check=False)``).
-``--randomized-sizes model`` draws the randomised pairs at the model's scale (median
-diameters 8-26 px, as ``nanogan train --randomized --at-model-scale`` does), not 4-90 px.
+``--randomized-sizes model`` draws the randomised pairs at the sizes of images resized for an
+estimate (median diameters 8-26 px), ``train`` as ``nanogan train --randomized
+--at-model-scale`` does (8-72 px), the default ``wide`` at 4-90 px.
 ``--train-style P`` draws patches in other imaging styles (``nanogan train --style``:
 edge brightening or fringes, shading, uneven illumination, a grainy matrix) with chance P.
 """
@@ -104,10 +105,10 @@ def main():
                     help="segment each held-out image at its annotated median particle diameter, not the estimate")
     ap.add_argument("--train-invert", type=float, default=0.0, metavar="P",
                     help="mirror each training patch's grey levels with this chance (default 0)")
-    ap.add_argument("--randomized-sizes", choices=("wide", "model"), default="wide",
+    ap.add_argument("--randomized-sizes", choices=("wide", "model", "train"), default="wide",
                     help="the randomised pairs' median particle diameters: 4-90 px (wide, the default, as the "
-                         "earlier runs drew them) or at the model's scale, 8-26 px, as images are at inference "
-                         "(model: `nanogan train --randomized --at-model-scale`)")
+                         "earlier runs drew them), 8-26 px (model: those of images resized for an estimate) or "
+                         "8-72 px (train: as `nanogan train --randomized --at-model-scale` draws them)")
     ap.add_argument("--train-style", type=float, default=0.0, metavar="P",
                     help="draw each training patch in another imaging style with this chance (default 0)")
     args = ap.parse_args()
@@ -128,7 +129,8 @@ def main():
         train["bam"] = [at_model_scale(s) for s in bam["train"]]
     val = [at_model_scale(s) for s in keep["val"]] + ([at_model_scale(s) for s in bam["val"]] if "bam" in train else [])
     real = list(train)
-    train["randomized"] = RandomizedSource.at_model_scale() if args.randomized_sizes == "model" else RandomizedSource()
+    train["randomized"] = {"wide": RandomizedSource(), "model": RandomizedSource.at_model_scale(1.1),
+                           "train": RandomizedSource.at_model_scale()}[args.randomized_sizes]
     weights = {k: (1 - args.randomized) / len(real) for k in real} | {"randomized": args.randomized}
     out = Path(args.out)
     if not args.evaluate_only:

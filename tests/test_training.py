@@ -510,8 +510,9 @@ def test_randomized_pairs_at_the_model_s_scale_have_the_sizes_images_have_at_inf
     from napari_nanogan.data.randomized import RandomizedSource
     from napari_nanogan.measure import median_diameter
 
-    source = RandomizedSource.at_model_scale()
+    source = RandomizedSource.at_model_scale(1.1)  # the sizes of images resized for an estimate
     assert source.min_diameter == MODEL_DIAMETER_PX / 3 < MODEL_DIAMETER_PX / MAX_ENLARGE < source.max_diameter
     rng = np.random.default_rng(0)
     medians = [median_diameter(source.draw(rng, 192).labels) for _ in range(6)]
     assert all(5 < m < 36 for m in medians if np.isfinite(m)) and sum(np.isfinite(medians)) >= 3
+    assert RandomizedSource.at_model_scale().max_diameter == 3 * MODEL_DIAMETER_PX  # own-scale sizes too

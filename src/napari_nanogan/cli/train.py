@@ -401,7 +401,7 @@ def add_commands(sub) -> None:
                    help="share of the training patches drawn from --synthetic (default 0.25)")
     p.add_argument("--randomized", type=float, default=0.0, metavar="SHARE",
                    help="also train on domain-randomised pairs (SEM, TEM and STEM styles, shapes, median sizes "
-                        "4-90 px, or 8-26 px with --at-model-scale, artefacts, text and scale bars as background), "
+                        "4-90 px, or 8-72 px with --at-model-scale, artefacts, text and scale bars as background), "
                         "drawn fresh: this share of the patches (default 0: none; docs/benchmarks.md)")
     p.add_argument("--scale-range", default="0.75,1.33", metavar="LOW,HIGH",
                    help="isotropic scale jitter of the training patches (default 0.75,1.33)")

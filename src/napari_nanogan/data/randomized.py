@@ -229,11 +229,13 @@ class RandomizedSource:
         return Sample("randomized", image, labels, low, high, "randomized", self.seed_depth)
 
     @classmethod
-    def at_model_scale(cls) -> RandomizedSource:
-        """Pairs of images at the model's scale, as at inference (``nanogan train --at-model-scale``): larger
-        particles shrunk to its 24 px, smaller ones enlarged at most twice (``config.MAX_ENLARGE``), so
-        medians of 8-26 px."""
-        return cls(min_diameter=MODEL_DIAMETER_PX / 3, max_diameter=1.1 * MODEL_DIAMETER_PX)
+    def at_model_scale(cls, largest: float = 3.0) -> RandomizedSource:
+        """Pairs for a network trained at the model's scale (``nanogan train --at-model-scale``): medians from
+        8 px (images enlarged at most twice, ``config.MAX_ENLARGE``, for the model's 24 px) to ``largest`` times
+        the model's diameter. With ``largest`` 1.1, only the sizes of images resized for an estimate (8-26 px);
+        the default 3 adds those of images segmented at their own scale, whose particles can be larger
+        (``segment(..., diameter=None)``): at 8-26 px a fine-tune lost a tenth of its foreground Dice there."""
+        return cls(min_diameter=MODEL_DIAMETER_PX / 3, max_diameter=largest * MODEL_DIAMETER_PX)
 
     def use_seed_depth(self, seed_depth: float | None) -> None:
         self.seed_depth = seed_depth
