@@ -285,7 +285,8 @@ def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndar
 def lognormal_fit(values) -> tuple[float, float] | None:
     """The log-normal distribution of sizes fitted to the particles (not to a histogram's bins):
     (geometric mean, geometric SD) = exp of the mean and SD of ln d; None under 3 positive sizes."""
-    logs = np.log(np.asarray(values, float)[np.asarray(values, float) > 0])
+    values = np.asarray(values, float)
+    logs = np.log(values[values > 0])
     return (float(np.exp(logs.mean())), float(np.exp(logs.std(ddof=1)))) if logs.size >= 3 else None
 
 

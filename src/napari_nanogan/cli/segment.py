@@ -223,11 +223,11 @@ def cmd_demo(args) -> int:
                  "summary.json, summary.txt")
     with atomic_path(out / "summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    from .._napari import prefer_this_reader
+    from .._napari import READER_PATTERNS, prefer_this_reader
 
     if prefer_this_reader():  # `napari nanogan-demo/sample.tif` then opens with the pixel size and info bar
-        lines.append("napari now opens .tif, .png, .jpg, .bmp, .dm3, .dm4 and .emd files with napari-nanogan's reader (pixel size in nm, "
-                     "info bar outlined); change it in napari's Preferences > Plugins")
+        lines.append(f"napari now opens {', '.join(p[1:] for p in READER_PATTERNS)} files with napari-nanogan's "
+                     "reader (pixel size in nm, info bar outlined); change it in napari's Preferences > Plugins")
     print("\n".join(lines))
     return 0
 

@@ -22,7 +22,7 @@ from .limits import (  # noqa: F401  (the limits are part of this module's face)
 )
 from .metadata import pixel_size_from_sidecar, pixel_size_from_tiff
 
-#: Microscope software's own formats (Gatan .dm3 / .dm4, Velox .emd), read through RosettaSciIO.
+#: Microscope software's own formats (Gatan .dm3 / .dm4, EMD .emd), read by :mod:`napari_nanogan.io.vendor`.
 VENDOR_SUFFIXES = vendor.SUFFIXES
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", *VENDOR_SUFFIXES)
 # ITU-R BT.601 luma weights: the usual explicit RGB -> grey conversion.

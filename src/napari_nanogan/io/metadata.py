@@ -13,8 +13,8 @@ Sources, in the order tried:
    Hitachi (``PixelSize=`` in nm) and JEOL (``$$SM_MICRON_BAR`` pixels for
    ``$$SM_MICRON_MARKER`` length).
 8. Gatan DigitalMicrograph (``.dm3``, ``.dm4``) and EMD (``.emd``: Velox, Berkeley): the
-   image's x calibration (scale and unit), as RosettaSciIO reads it
-   (:func:`pixel_size_from_axes`, :mod:`napari_nanogan.io.vendor`). A reciprocal unit
+   image's x calibration (scale and unit; :func:`pixel_size_from_axes`, from the axes
+   RosettaSciIO reads or Velox's ``BinaryResult``, :mod:`napari_nanogan.io.vendor`). A reciprocal unit
    (``1/nm``: a diffraction pattern or an FFT) is no pixel size.
 
 Every conversion to nm is exact (powers of ten); the source is reported with the value.

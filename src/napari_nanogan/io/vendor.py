@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .limits import ImageReadError, check_declared_size
-from .metadata import pixel_size_from_axes, to_nm
+from .metadata import pixel_size_from_axes
 
 SUFFIXES = (".dm3", ".dm4", ".emd")
 #: Velox detectors, the first found read: particle contrast from the imaging detectors, never an element map.
@@ -37,12 +37,9 @@ def read(path: Path) -> tuple[np.ndarray, tuple[float, str] | None, str | None]:
     if path.suffix.lower() == ".emd":
         return _read_emd(path, pixels=True)
     signal = _gatan_image(path)
-    data = signal["data"]
+    data = np.asarray(signal["data"])
     if data.dtype.names:  # RGBA as a structured array
-        data = np.asarray(data)
         data = np.stack([data[c] for c in ("R", "G", "B")], axis=-1)
-    else:
-        data = np.asarray(data)
     if np.iscomplexobj(data):
         raise ImageReadError(f"{path}: holds complex values (an FFT or a reconstructed wave?), not an image of "
                              f"particles; export its amplitude or the real-space image from {_GATAN}")
@@ -111,17 +108,14 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
         raise ImageReadError(f"{path}: reading EMD files needs h5py, which napari-nanogan installs; reinstall it "
                              "(pip install h5py), or export the image as TIFF") from None
     with h5py.File(path, "r") as f:
-        version = _velox_version(f)
-        if version is None:
+        if not _is_velox(f):
             return _read_berkeley(path, f, pixels=pixels)
-        found = []
-        for key, group in (f.get("Data/Image") or {}).items():
-            if isinstance(group, h5py.Group) and "Data" in group and "Metadata" in group:
-                found.append((key, group, _json_column(group["Metadata"])))
+        found = [(group, _json_column(group["Metadata"])) for group in (f.get("Data/Image") or {}).values()
+                 if isinstance(group, h5py.Group) and "Data" in group and "Metadata" in group]
         if not found:
             raise ImageReadError(f"{path}: the Velox file holds no image (spectra only?)")
-        real = [item for item in found if not item[1]["Data"].dtype.names]  # not an FFT or DPC (complex)
-        key, group, meta = min(real or found, key=lambda item: _detector_rank(item[2], item[1]["Data"].shape))
+        real = [item for item in found if not item[0]["Data"].dtype.names]  # not an FFT or DPC (complex)
+        group, meta = min(real or found, key=lambda item: _detector_rank(item[1], item[0]["Data"].shape))
         detector = _detector_name(meta) or "image"
         which = f"the {detector} image of {len(found)}" if len(found) > 1 else None
         source = f"Velox {detector}"
@@ -137,12 +131,11 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
     return data, _velox_pixel_size(meta, source), which
 
 
-def _velox_version(f) -> str | None:
+def _is_velox(f) -> bool:
     try:
-        info = json.loads(bytes(f["Version"][0]).decode("utf-8"))
+        return json.loads(bytes(f["Version"][0]).decode("utf-8")).get("format") in ("Velox", "DevelopersKit")
     except Exception:
-        return None
-    return str(info.get("version", "")) if info.get("format") in ("Velox", "DevelopersKit") else None
+        return False
 
 
 def _json_column(dataset) -> dict:
@@ -165,12 +158,10 @@ def _detector_rank(meta: dict, shape) -> tuple[int, int]:
 
 
 def _velox_pixel_size(meta: dict, source: str) -> tuple[float, str] | None:
+    """The x pixel size Velox records (``BinaryResult``: ``PixelSize`` width in ``PixelUnitX``), as an axis."""
     binary = meta.get("BinaryResult") or {}
-    try:
-        value = to_nm(abs(float((binary.get("PixelSize") or {})["width"])), binary.get("PixelUnitX") or "")
-    except (KeyError, TypeError, ValueError):
-        return None
-    return (value, f"{source} (PixelSize)") if np.isfinite(value) and value > 0 else None
+    width = (binary.get("PixelSize") or {}).get("width")
+    return pixel_size_from_axes([{"scale": width, "units": binary.get("PixelUnitX")}], source) if width else None
 
 
 def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None, None]:
