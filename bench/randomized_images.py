@@ -1,7 +1,7 @@
 """Images of microscopes and particles the models never saw, drawn by the domain-randomised renderer; prints JSON.
 
     python -m bench.randomized_images [--model default] [--seeds 0-80] [--no-scale-check] [--annotated-diameter]
-                                      [--figure docs/images/randomized_images.png]
+                                      [--figure docs/images/randomized_images.png] [--baseline]
 
 Each seed draws one 512 x 512 pair with :func:`napari_nanogan.data.randomized.random_pair`
 (SEM, bright-field TEM or HAADF styles; round, rod, cube, triangle, hexagon, polygon and
@@ -18,6 +18,9 @@ predicts that a particle is real (calibration error, AUC); the diameter estimate
 |relative error| and share within 1.5 times; how many images were enlarged, shrunk, or
 kept at their own scale by the scale check. ``--figure``: eight of the images, from the
 worst F1 to the best, the drawn particles outlined in green and those found in magenta.
+``--baseline``: per style (SEM, bright-field TEM, HAADF: the "sources"), the pooled F1 of the
+segmenter and of the classical Otsu + watershed tuned on that style's images themselves
+(``bench.classical``: the best the baseline could be tuned to), and the segmenter's margin.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.classical import tuned_classical
 from napari_nanogan.data.randomized import random_pair
 from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
@@ -61,9 +65,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--annotated-diameter", action="store_true",
                     help="segment each image at its annotated median diameter, not the estimate")
     ap.add_argument("--figure", help="write eight of the images, worst to best F1, with both outlines (PNG)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also score Otsu + watershed, tuned per style on the images scored, and the margin over it")
     args = ap.parse_args(argv)
     model = load_segmenter(args.model)
-    rows, pairs, pictures, confidence = [], [], [], ([], [])
+    rows, pairs, pictures, confidence, images = [], [], [], ([], []), []
     for seed in seed_range(args.seeds):
         image, labels, info = draw(seed)
         if not labels.max():
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
             confidence[1].append(matched(labels, result.labels)[present - 1])
         if args.figure:
             pictures.append((image, labels, result.labels))
+        if args.baseline:
+            images.append(image)
         rows.append({"seed": seed, "style": info["style"], "arrangement": info["arrangement"],
                      "family": info["family"], "diameter_px": round(truth, 1),
                      "estimate_px": None if result.diameter_px is None or not result.diameter_estimated
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
         "confidence": _confidence(*confidence),
         "enlarged": sum(r["scale"] > 1 for r in rows), "shrunk": sum(r["scale"] < 1 for r in rows),
         "scale_checked": sum(r["scale_checked"] for r in rows), "inverted": sum(r["inverted"] for r in rows),
+        "by_style_vs_baseline": _versus_baseline(rows, pairs, images) if args.baseline else None,
         "per_image": rows,
         "machine": machine_description(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
@@ -154,6 +163,22 @@ def _confidence(values: list[np.ndarray], real: list[np.ndarray]) -> dict | None
         above = p >= level
         out[f"real_share_at_or_above_{level}"] = round(float(y[above].mean()), 4) if above.any() else None
         out[f"particles_at_or_above_{level}"] = int(above.sum())
+    return out
+
+
+def _versus_baseline(rows: list[dict], pairs: list[tuple], images: list[np.ndarray]) -> dict:
+    """Per style and pooled over all: the segmenter's pooled F1, the tuned classical baseline's, and the margin."""
+    out, base_pairs = {}, []
+    for style in sorted({r["style"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["style"] == style]
+        base = tuned_classical([images[i] for i in idx], [pairs[i][0] for i in idx])
+        base_pairs += [(pairs[i][0], lab) for i, lab in zip(idx, base["labels"])]
+        f1 = round(float(summarize([pairs[i] for i in idx], min_area=9)["f1"]), 4)
+        out[style] = {"images": len(idx), "f1": f1, "baseline_f1": base["f1"], "baseline_config": base["config"],
+                      "margin": round(f1 - base["f1"], 4)}
+    f1 = round(float(summarize(pairs, min_area=9)["f1"]), 4)
+    base_f1 = round(float(summarize(base_pairs, min_area=9)["f1"]), 4)
+    out["pooled"] = {"images": len(pairs), "f1": f1, "baseline_f1": base_f1, "margin": round(f1 - base_f1, 4)}
     return out
 
 

@@ -1,6 +1,6 @@
 """Particles on a textured matrix: how many false particles the segmenter finds in the texture.
 
-    python -m bench.textured_matrix [--model auto] [--seeds 0,1,2] [--figure PATH]
+    python -m bench.textured_matrix [--model auto] [--seeds 0,1,2] [--figure PATH] [--baseline]
 
 Carbides in a steel, precipitates in an alloy, particles on a polycrystalline film: the
 matrix around the particles has structure at the particles' own scale, and a segmenter
@@ -24,7 +24,9 @@ seen kinds and ``blobs`` the unseen one.
 Segmented as ``nanogan segment`` does (diameter estimated, where the model has a size
 model). Per texture and strength, over
 the seeds: instance F1 at IoU 0.5 (particles of 9 px of area or more) and false particles
-per image (segmented particles lying mostly on the matrix). Prints JSON.
+per image (segmented particles lying mostly on the matrix). ``--baseline`` adds the classical
+Otsu + watershed, tuned per texture and strength on the images it is scored on
+(``bench.classical``), and the segmenter's F1 margin over it. Prints JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import subprocess
 import numpy as np
 from scipy import ndimage as ndi
 
+from bench.classical import tuned_classical
 from bench.failure_modes import false_particles, grains
 from napari_nanogan.data.procedural import particle_labels, render_sem
 from napari_nanogan.data.styles import grains as voronoi_grains
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds: one image per seed, texture, "
                     "strength and particle size")
     ap.add_argument("--figure", default=None, help="write one overlay per texture at strength 0.2 here (PNG)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also score Otsu + watershed, tuned per texture and strength on the images scored")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     model = load_segmenter(args.model)
@@ -91,12 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
     rows, pictures = {}, []
     for kind in TEXTURES:
         for strength in STRENGTHS:
-            pairs, false = [], []
+            pairs, false, images = [], [], []
             for diameter in DIAMETERS:
                 for seed in seeds:
                     image, truth = stage(kind, strength, diameter, seed)
                     labels = segment(image, model, diameter=diameter_arg).labels
                     pairs.append((truth, labels))
+                    images.append(image)
                     false.append(false_particles(labels, truth))
                     if args.figure and strength == 0.2 and diameter == DIAMETERS[0] and seed == seeds[0]:
                         pictures.append((kind, image, labels, false[-1]))
@@ -104,9 +110,18 @@ def main(argv: list[str] | None = None) -> dict:
             rows[f"{kind}@{strength}"] = {"f1": round(scores["f1"], 3), "precision": round(scores["precision"], 3),
                                           "recall": round(scores["recall"], 3),
                                           "false_per_image": round(float(np.mean(false)), 1), "images": len(pairs)}
+            if args.baseline:
+                base = tuned_classical(images, [t for t, _ in pairs])
+                rows[f"{kind}@{strength}"]["baseline"] = {
+                    "f1": base["f1"], "config": base["config"],
+                    "false_per_image": round(float(np.mean([false_particles(lab, t) for lab, (t, _) in
+                                                            zip(base["labels"], pairs)])), 1)}
+                rows[f"{kind}@{strength}"]["f1_margin"] = round(scores["f1"] - base["f1"], 3)
     f1 = [r["f1"] for r in rows.values()]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     out = {"model": args.model, "seeds": seeds, "rows": rows, "mean_f1": round(float(np.mean(f1)), 3),
+           **({"baseline_mean_f1": round(float(np.mean([r["baseline"]["f1"] for r in rows.values()])), 3),
+               "min_f1_margin": min(r["f1_margin"] for r in rows.values())} if args.baseline else {}),
            "mean_false_per_image": round(float(np.mean([r["false_per_image"] for r in rows.values()])), 1),
            "commit": commit}
     print(json.dumps(out))

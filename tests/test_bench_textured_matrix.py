@@ -25,8 +25,10 @@ def test_the_textures_and_the_stage_leave_the_particles_as_drawn():
 def test_one_row_per_texture_and_strength(monkeypatch, capsys):
     monkeypatch.setattr(textured_matrix, "STRENGTHS", (0.35,))
     monkeypatch.setattr(textured_matrix, "DIAMETERS", (20.0,))
-    out = textured_matrix.main(["--model", "default", "--seeds", "0"])
+    out = textured_matrix.main(["--model", "default", "--seeds", "0", "--baseline"])
     assert capsys.readouterr().out.strip().startswith("{")
     assert set(out["rows"]) == {f"{k}@0.35" for k in textured_matrix.TEXTURES}
     for row in out["rows"].values():
         assert row["images"] == 1 and 0 <= row["f1"] <= 1 and row["false_per_image"] >= 0
+        assert 0 <= row["baseline"]["f1"] <= 1 and row["f1_margin"] == round(row["f1"] - row["baseline"]["f1"], 3)
+    assert out["min_f1_margin"] == min(r["f1_margin"] for r in out["rows"].values())

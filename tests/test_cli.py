@@ -167,6 +167,7 @@ def test_demo_with_given_model(tmp_path, tiny_checkpoint, tiny_generator_checkpo
     picture = np.asarray(Image.open(tmp_path / "sample_overlay.png"))
     assert picture.shape[0] > 768 and picture.shape[1:] == (1024, 3)  # the image, then its caption
     assert summary["synthesis"]["particles_in_mask"] > 50
+    assert summary["synthesis"]["segmenter"] == summary["model"]  # which model segmented the synthetic image
     assert tifffile.imread(tmp_path / "synthetic.tif").shape == (712, 1024)
     out = capsys.readouterr().out
     assert "synthesized an SEM image" in out

@@ -43,7 +43,7 @@ def cmd_segment(args) -> int:
         print(f"note: left out {skipped} earlier result(s) (*_labels.tif, *_overlay.png) found in {out}",
               file=sys.stderr)
     if not paths:
-        print(f"nanogan segment: no input images found in {', '.join(map(str, args.inputs))}", file=sys.stderr)
+        print(f"error: no input images found in {', '.join(map(str, args.inputs))}", file=sys.stderr)
         return 2
     paths, refused = unique_targets(paths, lambda p: f"{p.stem}_labels.tif")
     segmenter = load_model(load_segmenter, args.model)
@@ -109,6 +109,11 @@ def diameter_value(text: str):
 
 
 
+def model_used(segmenter, result) -> str:
+    """The model's name, and the network it chose where it chooses per image ("auto: default")."""
+    return segmenter.name if result.model == segmenter.name else f"{segmenter.name}: {result.model}"
+
+
 def cmd_demo(args) -> int:
     """The main job on shipped defaults, offline: segment the package's own sample image, and
     synthesize an SEM image from a designed mask and segment it back (when a generator is shipped)."""
@@ -158,7 +163,7 @@ def cmd_demo(args) -> int:
     sizes = summarize_sizes(measure_particles(labels, pixel_size_nm=SAMPLE_PIXEL_SIZE_NM, info_bar_start=bar_start))
     summary = {
         "image": "sample.tif (procedural TiO2-like SEM, made by napari-nanogan)",
-        "model": segmenter.name if result.model == segmenter.name else f"{segmenter.name}: {result.model}",
+        "model": model_used(segmenter, result),
         "particles": int(labels.max()),
         "true_particles": int(truth.max()),
         "pixel_size_nm": SAMPLE_PIXEL_SIZE_NM,
@@ -196,11 +201,11 @@ def cmd_demo(args) -> int:
             Image.fromarray(captioned(overlay(synthetic, synthetic_labels), caption,
                                       pixel_size_nm=design.pixel_size_nm)).save(tmp, format="PNG")
         dice = foreground_scores(mask, synthetic_labels)[0]
-        summary["synthesis"] = {"generator": generator.name, "mask": "designed (MaskDesign(seed=7))",
+        summary["synthesis"] = {"generator": generator.name, "segmenter": model_used(segmenter, back), "mask": "designed (MaskDesign(seed=7))",
                                 "particles_in_mask": int(mask.max()), "particles_segmented": int(synthetic_labels.max()),
                                 "dice_segment_vs_mask": round(dice, 4), "seconds_synthesize": round(t_syn, 3)}
         synth_line = (f"synthesized an SEM image from a designed mask ({int(mask.max())} particles) in {t_syn:.2f} s; "
-                      f"segmenting it back gives Dice {dice:.3f} against the mask")
+                      f"segmenting it back ({model_used(segmenter, back)}) gives Dice {dice:.3f} against the mask")
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     lines = [
@@ -369,7 +374,7 @@ def add_commands(sub) -> None:
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
     p.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto",
+    size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto|0",
                       help="typical particle diameter in pixels, or 'auto' (estimated per image by the model's size "
                            "model), or 0 (no resizing). Default: 'auto' for models with a size model (the shipped auto "
                            "and default), else 0. The network sees particles of about 24 px: an image of larger "
@@ -405,7 +410,8 @@ def add_commands(sub) -> None:
                         f"particle (default {MARGIN_DIAMETERS} particle diameters, at least {MIN_MARGIN})")
     p.set_defaults(func=cmd_segment)
 
-    p = sub.add_parser("demo", help="segment the package's own sample image (offline, shipped defaults)")
+    p = sub.add_parser("demo", help="segment the package's own sample image, then synthesize an image and segment it back (offline, "
+                            "shipped defaults)")
     p.add_argument("--out", default="nanogan-demo", help="output folder (default ./nanogan-demo)")
     p.add_argument("--model", default=DEFAULT_SEGMENTER,
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")

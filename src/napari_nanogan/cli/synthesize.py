@@ -177,7 +177,7 @@ def cmd_export(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("synthesize", help="realistic SEM images from particle masks (Style U-Net generator)",
+    p = sub.add_parser("synthesize", help="realistic SEM or bright-field TEM images from particle masks (Style U-Net generator)",
                        description="Realistic EM images from particle masks. Per mask, <out>/<mask stem>_<k>.tif for "
                                    "k < --n: one image per style, each drawn from the same mask (its particles where "
                                    "the mask's labels are), 8-bit grey, the pixel size of the mask's labels TIFF or "
