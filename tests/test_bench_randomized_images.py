@@ -18,12 +18,17 @@ def test_seed_ranges_and_draws_are_reproducible():
 def test_a_clean_field_of_cubes_is_found_where_its_estimate_is_far_too_small(capsys, tmp_path):
     """Seed 0: 65 bright 27-px cubes on a clean SEM field, estimated at about 10 px. Enlarged twice, the network
     finds none of them; the image's own scale is then taken, with or without the scale check."""
-    out = randomized_images.main(["--model", "default", "--seeds", "0", "--figure", str(tmp_path / "f.png")])
+    out = randomized_images.main(["--model", "default", "--seeds", "0", "--figure", str(tmp_path / "f.png"),
+                                  "--baseline"])
     assert capsys.readouterr().out.strip().startswith("{")
     (row,) = out["per_image"]
     assert row["family"] == "cubes" and row["estimate_px"] < 15 and row["scale"] == 1.0
     assert not row["scale_checked"]  # undone because the enlargement found nothing, not for its confidence
     assert row["f1"] >= 0.3 and out["images"] == 1 and set(out["mean_f1_by"]) == {"style", "arrangement", "family"}
+    versus = out["by_style_vs_baseline"]  # one SEM image: its style's row and the pooled row agree
+    assert set(versus) == {"sem", "pooled"} and versus["sem"]["f1"] == versus["pooled"]["f1"] == round(row["f1"], 4)
+    assert versus["sem"]["baseline_f1"] == versus["pooled"]["baseline_f1"]
+    assert abs(versus["sem"]["margin"] - (versus["sem"]["f1"] - versus["sem"]["baseline_f1"])) < 1e-4
     plain = randomized_images.main(["--model", "default", "--seeds", "0", "--no-scale-check"])["per_image"][0]
     assert plain["scale"] == 1.0 and plain["f1"] == row["f1"]  # the same without the scale check
     assert (tmp_path / "f.png").stat().st_size > 10_000  # the overlay figure
