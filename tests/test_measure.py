@@ -467,3 +467,20 @@ def test_a_mask_is_measured_at_the_pixel_size_of_the_image_of_its_name(tmp_path,
     assert float(next(csv.DictReader(open(out)))["area_nm2"]) == pytest.approx(100 * 7.344**2, rel=1e-4)
     assert main(["measure", str(tmp_path / "masks" / "f2_m.tif"), "--out", str(out)]) == 0
     assert "area_px2" in next(csv.DictReader(open(out)))
+
+
+def test_label_numbers_far_above_the_particle_count_are_measured_and_reported_as_given():
+    """Hashed or 64-bit IDs (2**40): measured without a table of 2**40 entries, each row under its own number."""
+    labels = np.zeros((50, 50), np.int64)
+    labels[5:15, 5:15] = 2**40
+    labels[20:30, 20:34] = 3 * 2**31
+    table = measure_particles(labels)
+    assert list(table.columns["label"]) == [3 * 2**31, 2**40]
+    assert list(table.columns["area_px2"]) == [140.0, 100.0]
+
+
+def test_negative_labels_are_refused_not_dropped():
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 2:6], labels[10:14, 10:14] = 1, -2
+    with pytest.raises(ValueError, match="negative"):
+        measure_particles(labels)

@@ -191,7 +191,17 @@ def measure_particles(
     rows: dict[str, list] = {k: [] for k in ("label", "area", "ecd", "feret_max", "feret_min", "perimeter", "circularity",
                                               "aspect_ratio", "solidity", "mean_intensity", "centroid_y", "centroid_x",
                                               "touches_border", "touches_info_bar")}
-    props = regionprops(labels.astype(np.int64), intensity_image=None if image is None else np.asarray(image, float))
+    if labels.size and not np.issubdtype(labels.dtype, np.bool_) and labels.min() < 0:
+        raise ValueError(f"labels hold negative values (down to {labels.min()}); a label image numbers its particles "
+                         "1, 2, 3, ... on a background of 0")
+    labels = labels.astype(np.int64)
+    original = None  # label numbers far above the particle count (hashed IDs): measured as 1..n, reported as given
+    if labels.size and labels.max() > labels.size:
+        from skimage.segmentation import relabel_sequential
+
+        labels, _, inverse = relabel_sequential(labels)
+        original = np.asarray(inverse.out_values)
+    props = regionprops(labels, intensity_image=None if image is None else np.asarray(image, float))
     for p in props:
         if p.area < min_area:
             continue
@@ -201,7 +211,7 @@ def measure_particles(
         fmax, fmin = _feret(centres)
         per = float(p.perimeter_crofton)
         area = float(p.area)
-        rows["label"].append(p.label)
+        rows["label"].append(p.label if original is None else int(original[p.label]))
         rows["area"].append(area * scale**2)
         rows["ecd"].append(math.sqrt(4 * area / math.pi) * scale)
         rows["feret_max"].append(fmax * scale)

@@ -25,7 +25,7 @@ def intensity_range(image: np.ndarray, rows: slice = slice(None)) -> tuple[float
     step = max(1, int(np.ceil(np.sqrt(size / _MAX_SAMPLES))))
     sample = np.asarray(image[start:stop:step, ::step]).astype(np.float32)
     if not np.isfinite(sample).all():
-        raise ValueError("the image contains NaN or infinite values; replace them before segmenting")
+        raise ValueError("the image contains NaN or infinite values; replace them with grey levels first")
     lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])
     if hi <= lo:  # (nearly) constant image
         lo, hi = float(sample.min()), float(sample.max())

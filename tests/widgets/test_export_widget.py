@@ -112,6 +112,47 @@ def test_bad_choices_get_clear_messages(setup, monkeypatch):
     assert not out.exists() and w.worker is None
 
 
+def test_a_folder_that_cannot_be_written_is_refused_before_any_work(setup, monkeypatch, tmp_path):
+    viewer, w, out = setup
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.export.show_error", errors.append)
+    w.synthetic_masks.value = ["my labels"]
+    (tmp_path / "a_file").write_text("x")
+    w.out_dir.value = tmp_path / "a_file"
+    w.run()
+    assert "is a file, not a folder" in errors[-1] and w.worker is None and w.status.value.startswith("not started")
+    w.out_dir.value = out
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # as on a read-only disk
+    w.run()
+    assert "cannot be written to" in errors[-1] and w.worker is None and not out.exists()
+
+
+def test_a_write_that_fails_mid_run_is_a_failure_not_a_cancel(setup, monkeypatch, wait_done):
+    import errno
+
+    from napari_nanogan.io import pairs
+
+    viewer, w, out = setup
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.export.show_error", errors.append)
+    real, calls = pairs.export_pairs, []
+
+    def disk_full_at_the_second(batch, folder, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "images" / f"{batch[0].name}.tif"))
+        return real(batch, folder, **kwargs)
+
+    monkeypatch.setattr(pairs, "export_pairs", disk_full_at_the_second)
+    w.synthetic_masks.value = ["my labels"]
+    w.n.value = 3
+    w.run()
+    wait_done(w)
+    assert w.status.value.startswith("failed after 1 of 3 pairs") and "No space left on device" in w.status.value
+    assert "my_labels_1.tif" in errors[-1] and str(out) in errors[-1]
+    assert [p["name"] for p in json.loads((out / "manifest.json").read_text())["pairs"]] == ["my_labels_0"]
+
+
 def test_a_cancel_after_the_last_pair_is_reported_as_done(setup):
     """Cancel pressed while the last pair was written: every pair was there, yet the panel said "stopped"."""
     _, w, _ = setup

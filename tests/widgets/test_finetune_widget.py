@@ -159,10 +159,13 @@ def test_bad_layer_choices_rejected_before_work(setup, monkeypatch):
     viewer.add_labels(np.ones((64, 64), np.int32), name="small")
     viewer.add_image(np.zeros((128, 128, 3), np.uint8), name="rgb", rgb=True)
     viewer.add_image(np.zeros((2, 128, 128), np.uint8), name="stack")
+    holes = np.asarray(viewer.layers["img"].data, np.float32)
+    holes[5:9] = np.nan
+    viewer.add_image(holes, name="nan")
     # a mask named for another field (its image not open), of the same size as "img": not a pair
     viewer.add_labels(np.asarray(viewer.layers["ann"].data), name="other_m", metadata={"source_layer": "other"})
     for image, labels, match in (("img", "empty", "empty"), ("img", "small", "differ in shape"),
-                                 ("rgb", "ann", "RGB"), ("stack", "ann", "dimensions"),
+                                 ("rgb", "ann", "RGB"), ("stack", "ann", "dimensions"), ("nan", "ann", "NaN"),
                                  ("img", "other_m", "belongs to the image 'other'")):
         w.image_layer.value, w.labels_layer.value = viewer.layers[image], viewer.layers[labels]
         w.add_pair()
@@ -170,3 +173,25 @@ def test_bad_layer_choices_rejected_before_work(setup, monkeypatch):
     assert w.pair_list.count() == 0
     w.run()
     assert "add at least one" in errors[-1] and w.job.worker is None
+    assert w.status.value == "not started: add at least one (image, labels) pair you annotated."
+
+
+def test_a_pair_whose_particles_all_lie_in_the_info_bar_is_refused_by_name(setup, monkeypatch):
+    """Labels painted only over the microscope's info bar: training crops the bar away, and says so."""
+    from napari_nanogan.data.procedural import render_sem
+    from napari_nanogan.io.infobar import detect_info_bar
+
+    viewer, w, _ = setup
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.finetune.show_error", errors.append)
+    labels = particle_labels((200, 240), n_particles=25, mean_diameter=18, seed=3)
+    image = render_sem(labels, seed=4, info_bar_rows=24)
+    assert detect_info_bar(image) is not None
+    painted = np.zeros(image.shape, np.int32)  # the bar's 24 rows are added below the specimen's 200
+    painted[205:220, 100:130] = 1  # over the bar only
+    viewer.add_image(image, name="barred")
+    viewer.add_labels(painted, name="barred_m")
+    w.image_layer.value, w.labels_layer.value = viewer.layers["barred"], viewer.layers["barred_m"]
+    assert w.add_pair(), errors
+    w.run()
+    assert "info bar" in errors[-1] and "barred" in errors[-1] and w.job.worker is None

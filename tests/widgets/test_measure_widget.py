@@ -3,7 +3,8 @@ import csv
 import numpy as np
 import pytest
 
-from napari_nanogan.widgets.measure import MeasureWidget, layer_pixel_size_nm
+from napari_nanogan.widgets._layers import layer_pixel_size_nm, layer_scale_problem
+from napari_nanogan.widgets.measure import MeasureWidget
 
 
 @pytest.fixture
@@ -67,6 +68,27 @@ def test_layer_pixel_size_from_units(make_napari_viewer):
     layer = viewer.add_image(np.zeros((4, 4)), scale=(7.344, 7.344), units=("nm", "nm"))
     assert layer_pixel_size_nm(layer) == pytest.approx(7.344)
     assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)))) is None
+    # any length unit napari knows, converted; 1 nm per pixel is a pixel size too
+    assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)), scale=(0.0025, 0.0025), units=("um", "um"))) \
+        == pytest.approx(2.5)
+    assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)), scale=(1.0, 1.0), units=("nm", "nm"))) == 1.0
+    assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)), scale=(3.0, 3.0), units=("angstrom",) * 2)) \
+        == pytest.approx(0.3)
+    assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)), scale=(2.0, 2.0))) is None  # no unit: no length
+    assert layer_pixel_size_nm(viewer.add_image(np.zeros((4, 4)), scale=(2.0, 2.0), units=("second",) * 2)) is None
+    oblong = viewer.add_image(np.zeros((4, 4)), scale=(2.5, 5.0), units=("nm", "nm"), name="oblong")
+    assert layer_pixel_size_nm(oblong) is None and "not square" in layer_scale_problem(oblong)
+    assert layer_scale_problem(layer) is None
+
+
+def test_a_labels_layer_in_micrometres_is_measured_in_nm(viewer_widget, wait_done):
+    viewer, w = viewer_widget
+    layer = viewer.add_labels(_labels(), name="um", scale=(0.002, 0.002), units=("um", "um"))
+    w.labels_layer.value = layer
+    assert w.pixel_size.value == pytest.approx(2.0)  # the field shows the layer's own pixel size
+    w.run()
+    wait_done(w)
+    assert layer.features["ecd_nm"][0] == pytest.approx(np.sqrt(4 * 200 / np.pi) * 2)
 
 
 def test_hovering_a_particle_shows_its_own_row(viewer_widget, wait_done, tmp_path):

@@ -31,6 +31,22 @@ def test_segment_widget_adds_labels_with_scale(widget, sem_like, qtbot, wait_don
     assert w.run_button.enabled and not w.cancel_button.enabled
 
 
+def test_labels_lie_over_a_rotated_image_in_micrometres_and_know_its_pixel_size(widget, sem_like, qtbot, wait_done):
+    viewer, w = widget
+    layer = viewer.add_image(sem_like[0], name="um", scale=(0.005, 0.005), units=("um", "um"), rotate=30)
+    w.image_layer.value = layer
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "um particles" in viewer.layers, timeout=10_000)
+    labels = viewer.layers["um particles"]
+    np.testing.assert_allclose(labels.affine.affine_matrix, layer.affine.affine_matrix)
+    np.testing.assert_allclose(labels.rotate, layer.rotate)
+    corner = (100.0, 50.0)  # one pixel of each lies at the same place in the world
+    np.testing.assert_allclose(labels.data_to_world(corner), layer.data_to_world(corner))
+    assert labels.metadata["pixel_size_nm"] == pytest.approx(5.0)
+    assert [str(u) for u in labels.units] == [str(u) for u in layer.units]
+
+
 def test_segment_widget_says_when_the_particles_were_found_on_the_inverted_image(widget, sem_like, qtbot, wait_done,
                                                                                  monkeypatch):
     from napari_nanogan import config
@@ -55,6 +71,7 @@ def test_segment_widget_rejects_3d_layer_without_work(widget, monkeypatch):
     w.image_layer.value = layer
     w.run()
     assert w.job.worker is None and errors and "3 dimensions" in errors[0]
+    assert w.status.value.startswith("not started:") and "3 dimensions" in w.status.value  # not a last result
 
 
 def test_segment_widget_no_layer(widget, monkeypatch):

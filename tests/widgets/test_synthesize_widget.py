@@ -53,7 +53,7 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_do
     viewer.add_labels(np.zeros((2, 40, 40), np.int32), name="3d")
     w.labels_layer.value = viewer.layers["3d"]
     w.run()
-    assert "3D" in errors[-1]
+    assert "3D" in errors[-1] and w.status.value.startswith("not started:") and "3D" in w.status.value
     painted = np.zeros((48, 48), np.int32)
     painted[10:20, 10:20] = 1
     viewer.add_labels(painted, name="painted")

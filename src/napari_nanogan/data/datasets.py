@@ -72,8 +72,15 @@ def sample_from_arrays(name: str, image: np.ndarray, mask: np.ndarray | None, *,
         raise ValueError(f"{name}: mask shape {mask.shape} differs from image shape {image.shape}")
     bar = detect_info_bar(image) if crop_info_bar else None
     rows = bar.specimen_rows if bar is not None else slice(None)
+    annotated = bool(labels.max())
     image, labels = image[rows], labels[rows]
-    low, high = intensity_range(image)
+    if annotated and not labels.max():
+        raise ValueError(f"{name}: every annotated particle lies in the info bar (rows {bar.start}-{bar.stop - 1}), "
+                         "which is left out of training; annotate particles of the specimen")
+    try:
+        low, high = intensity_range(image)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     return Sample(name, image, labels, low, high, domain)
 
 

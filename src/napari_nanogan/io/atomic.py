@@ -23,8 +23,11 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists; not overwriting it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # the file the user asked for, not the temporary's name: "Read-only file system: 'out.csv'"
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 UNIT_TO_NM = {
     "m": 1e9, "mm": 1e6, "cm": 1e7, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "microns": 1e3,
     "micrometer": 1e3, "micrometre": 1e3, "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "pm": 1e-3, "a": 0.1, "å": 0.1,
+    "meter": 1e9, "metre": 1e9, "millimeter": 1e6, "millimetre": 1e6, "centimeter": 1e7, "centimetre": 1e7,
+    "picometer": 1e-3, "picometre": 1e-3, "angstrom": 0.1, "ångström": 0.1,
 }
 
 

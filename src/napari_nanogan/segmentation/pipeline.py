@@ -228,7 +228,7 @@ def segment_steps(
     if min(grey.shape) < MIN_SIDE:
         raise ValueError(f"image of shape {grey.shape} is too small to segment (each side needs {MIN_SIDE}+ pixels)")
     if np.issubdtype(grey.dtype, np.floating) and not np.isfinite(grey).all():
-        raise ValueError("the image contains NaN or infinite values; replace them before segmenting")
+        raise ValueError("the image contains NaN or infinite values; replace them with grey levels first")
     if isinstance(info_bar, str) and info_bar != "auto" or isinstance(info_bar, bool):
         raise ValueError(f'info_bar must be an InfoBar, "auto" or None, not {info_bar!r}')
     bar = detect_info_bar(grey) if info_bar == "auto" else info_bar

@@ -24,6 +24,8 @@ def check_pair(image_layer, labels_layer) -> None:
         raise ValueError(f"{labels_layer.name!r} has {labels.ndim} dimensions; use 2D masks")
     if image.shape != labels.shape:
         raise ValueError(f"{image_layer.name!r} {image.shape} and {labels_layer.name!r} {labels.shape} differ in shape")
+    if np.issubdtype(image.dtype, np.inexact) and not np.isfinite(image).all():
+        raise ValueError(f"{image_layer.name!r} holds NaN or infinite values; replace them with grey levels first")
     if labels.max() == 0:
         raise ValueError(f"{labels_layer.name!r} is empty: paint some particles first")
     source = (labels_layer.metadata or {}).get("source_layer")

@@ -92,6 +92,12 @@ class Job:
         self.progress.setRange(0, 0)  # busy until the first record says how far
         worker.start()
 
+    def refused(self, message: str) -> str:
+        """A run refused before it starts: the status line says so instead of the last run's result; returns
+        the notification's text ("<panel>: <message>")."""
+        self.status.value = f"not started: {message}"
+        return f"{self.panel}: {message}"
+
     def cancel(self) -> None:
         """Ask the job to stop: at its next yield, or, for a job that polls ``should_stop``, when it has saved."""
         if self.worker is None:

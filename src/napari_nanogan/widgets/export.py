@@ -29,7 +29,7 @@ def plan_annotated(pairs) -> list:
     """Export pairs from (Image layer, Labels layer) tuples, checked and converted."""
     from ..io.masks import check_mask
     from ..io.pairs import Pair, as_export_image, safe_name
-    from .measure import layer_pixel_size_nm
+    from ._layers import layer_pixel_size_nm
 
     out = []
     for image_layer, labels_layer in pairs:
@@ -86,6 +86,18 @@ def _export_job(annotated: list, masks: list, n: int, seed: int, model: str, out
     return manifest
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why pairs cannot be written to ``folder`` (a file there, no write permission), or None."""
+    import os
+
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder; choose a folder."
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written to (read-only, or no permission); choose another folder."
+    return None
+
+
 class ExportWidget(QWidget):
     """Write image-mask pairs (annotated layers and/or synthetic ones) for training elsewhere."""
 
@@ -117,6 +129,7 @@ class ExportWidget(QWidget):
         layout.addStretch(1)
         self.worker = None
         self.manifest = None
+        self._failed, self._folder = False, None
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -127,7 +140,7 @@ class ExportWidget(QWidget):
 
     def _masks(self) -> list:
         from ..io.masks import check_mask
-        from .measure import layer_pixel_size_nm
+        from ._layers import layer_pixel_size_nm
 
         masks = []
         for name in self.synthetic_masks.value:
@@ -155,6 +168,10 @@ class ExportWidget(QWidget):
             self._refuse("choose a folder to write to (Choose directory... or a full path).")
             return
         folder = Path(text).expanduser()
+        problem = unwritable(folder)
+        if problem:
+            self._refuse(problem)
+            return
         try:
             annotated = plan_annotated(self.picker.pairs)
             masks = self._masks()
@@ -179,7 +196,8 @@ class ExportWidget(QWidget):
         total = len(names)
         self.worker = create_worker(_export_job, annotated, masks, n, int(self.seed.value), self.model.value, folder,
                                     bool(self.png.value), bool(self.overwrite.value), _start_thread=False,
-                                    _connect={"errored": lambda exc: show_error(f"Export: {exc}")})
+                                    _connect={"errored": self._on_error})
+        self._failed, self._folder = False, folder
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_result)
         self.worker.finished.connect(self._on_finished)
@@ -203,8 +221,18 @@ class ExportWidget(QWidget):
         self.status.value = f"done: {self.progress.value()} pairs, manifest {manifest}"
         show_info(f"Export: {self.progress.value()} pairs written; manifest {manifest}")
 
+    def _on_error(self, exc):
+        """A write that failed (disk full, folder made read-only mid-run): said as a failure, not as a Cancel."""
+        self._failed = True
+        why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
+        done, total = self.progress.value(), self.progress.maximum()
+        self.status.value = f"failed after {done} of {total} pairs (each written completely): {why}"
+        show_error(f"Export to {self._folder} failed: {why}")
+
     def _on_finished(self):
         self.run_button.enabled, self.cancel_button.enabled = True, False
+        if self._failed:
+            return
         if not self.status.value.startswith("done"):
             done, total = self.progress.value(), self.progress.maximum()
             self.status.value = (f"done: all {total} pairs written (Cancel came after the last)" if done == total else

@@ -169,27 +169,31 @@ class FinetuneWidget(QWidget):
         from ..models.registry import check_name, user_model_path
 
         if not self.pairs:
-            show_error("Fine-tune: add at least one (image, labels) pair you annotated.")
+            show_error(self.job.refused("add at least one (image, labels) pair you annotated."))
             return
         try:
             for image, labels in self.pairs:
                 check_pair(image, labels)
             path = user_model_path(check_name(self.name.value))
         except ValueError as exc:
-            show_error(f"Fine-tune: {exc}")
+            show_error(self.job.refused(str(exc)))
             return
         if path.exists():
-            show_error(f"Fine-tune: a model named {self.name.value!r} exists; choose another name or delete it.")
+            show_error(self.job.refused(f"a model named {self.name.value!r} exists; choose another name or delete it."))
             return
         from ..data.datasets import sample_from_arrays
         from ..training.finetune import finetune
 
-        pairs = samples_from_pairs(self.pairs)
-        unannotated = []
-        for name in self.unannotated.value:
-            data = np.asarray(self.viewer.layers[name].data)
-            if data.ndim == 2:
-                unannotated.append(sample_from_arrays(name, data, None, domain="images", crop_info_bar=False))
+        try:
+            pairs = samples_from_pairs(self.pairs)
+            unannotated = []
+            for name in self.unannotated.value:
+                data = np.asarray(self.viewer.layers[name].data)
+                if data.ndim == 2:
+                    unannotated.append(sample_from_arrays(name, data, None, domain="images", crop_info_bar=False))
+        except ValueError as exc:
+            show_error(self.job.refused(str(exc)))
+            return
         self.history = {}
         self.result.value = ""
         self.job.start(finetune, pairs, out_path=path, preset=self.preset.value, base_segmenter=self.base.value,

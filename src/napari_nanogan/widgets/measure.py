@@ -14,6 +14,7 @@ from ..measure import (PLOT_LENGTHS, PLOT_NAMES, Measurements, bin_edges, column
                        has_confidence, lognormal_curve, measure_particles, summarize_sizes, write_summary_csv,
                        write_table_csv)
 from ._labels import exact_value, scrolling_layout, wrapping_label
+from ._layers import layer_pixel_size_nm, layer_scale_problem
 from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
 from ._plots import theme_colours, themed_axes
 from ._run import Job
@@ -22,18 +23,6 @@ if TYPE_CHECKING:
     import napari
 
 MEASURES = ("ecd", "feret_max", "feret_min", "area", "perimeter", "circularity", "aspect_ratio", "solidity")
-
-
-def layer_pixel_size_nm(layer) -> float | None:
-    """Pixel size in nm of a napari layer: its metadata, else its scale when its units are nm."""
-    meta = getattr(layer, "metadata", {}) or {}
-    if meta.get("pixel_size_nm"):
-        return float(meta["pixel_size_nm"])
-    units = getattr(layer, "units", None)
-    scale = tuple(layer.scale[-2:])
-    if units is not None and all(str(u) in ("nm", "nanometer") for u in tuple(units)[-2:]) and scale[0] == scale[1] != 1:
-        return float(scale[0])
-    return None
 
 
 def layer_confidence(layer) -> np.ndarray | None:
@@ -161,6 +150,8 @@ class MeasureWidget(QWidget):
         pixel = self._pixel_size_nm() or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
         self._layer, self._pixel = layer, pixel
+        self._scale_problem = None if pixel else (layer_scale_problem(layer)
+                                                  or (image_layer is not None and layer_scale_problem(image_layer)) or None)
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
                        info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name,
                        confidence=layer_confidence(layer), describe=lambda record: None, on_result=self._on_result,
@@ -177,7 +168,8 @@ class MeasureWidget(QWidget):
         self.export_button.enabled = True
         self.plot_button.enabled = True
         if not self._pixel:
-            show_info("Measure particles: pixel size unknown, lengths are in pixels. Enter it above to get nm.")
+            why = f" ({self._scale_problem})" if self._scale_problem else ""
+            show_info(f"Measure particles: pixel size unknown{why}, lengths are in pixels. Enter it above to get nm.")
         self._plot()
 
     def _column(self) -> str:

@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QProgressBar, QWidget
 from ..config import TILE
 from ..io.pairs import safe_name
 from ._labels import scrolling_layout, wrapping_label
-from ._layers import add_labels_in_two_turns
+from ._layers import add_labels_in_two_turns, layer_pixel_size_nm
 from ._pickers import LayerChoice, is_2d
 from ._run import Job
 
@@ -223,12 +223,12 @@ class SegmentWidget(QWidget):
         """Start segmenting the chosen layer in a worker thread."""
         layer = self.image_layer.value
         if layer is None:
-            show_error("Segment particles: open an image first (File > Open, or File > Open Sample).")
+            show_error(self.job.refused("open an image first (File > Open, or File > Open Sample)."))
             return
         try:
             image = self._image_data(layer)
         except ValueError as exc:
-            show_error(f"Segment particles: {exc}")
+            show_error(self.job.refused(str(exc)))
             return
         self._layer = layer
         # what this run uses, recorded now: the fields may change while it runs
@@ -296,7 +296,12 @@ class SegmentWidget(QWidget):
             meta["grey_levels_inverted"] = True  # the polarity check kept the particles found on the inverted image
         if result.model is not None and result.model != meta["model"]:
             meta["model_used"] = result.model  # what "auto" chose for this image
+        pixel = layer_pixel_size_nm(layer)
+        if pixel:
+            meta["pixel_size_nm"] = pixel  # for Measure, Export and Synthesize, whatever the layer's unit
         kwargs = {"name": f"{layer.name} particles", "scale": scale, "translate": translate, "metadata": meta}
+        if layer.ndim == 2:  # the labels lie over the image however it is placed: rotation, shear, affine too
+            kwargs.update(rotate=layer.rotate, shear=layer.shear, affine=layer.affine.affine_matrix)
         units = getattr(layer, "units", None)
         if units is not None:
             kwargs["units"] = tuple(units[-ndim:])

@@ -143,7 +143,7 @@ class SynthesizeWidget(QWidget):
                           overlap=float(self.overlap.value), seed=int(self.seed.value))
 
     def fit_to_layer(self, *_):
-        from .measure import layer_pixel_size_nm
+        from ._layers import layer_pixel_size_nm
 
         layer = self.fit_layer.value
         if layer is None:
@@ -162,7 +162,7 @@ class SynthesizeWidget(QWidget):
 
     def _mask(self) -> tuple[np.ndarray, float | None, str]:
         from ..io.masks import read_mask
-        from .measure import layer_pixel_size_nm
+        from ._layers import layer_pixel_size_nm
 
         src = self.source.value
         if src == "Labels layer":
@@ -187,7 +187,7 @@ class SynthesizeWidget(QWidget):
         try:
             mask, pixel, name = self._mask()
         except (ValueError, OSError) as exc:
-            show_error(f"Synthesize: {exc}")
+            show_error(self.job.refused(str(exc)))
             return
         from ..io.masks import instance_labels
 
