@@ -183,3 +183,28 @@ def test_segment_says_which_image_of_a_velox_file_it_segmented(tmp_path, tiny_ch
     assert main(["segment", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_checkpoint)]) == 0
     assert "stem.emd (the DF4 image of 2): " in capsys.readouterr().out
     assert labels_pixel_size_nm(tmp_path / "out" / "stem_labels.tif") == pytest.approx(7.344, rel=1e-5)
+
+
+def test_napari_opens_a_dm_or_velox_stack_whole_that_the_commands_refuse(tmp_path, monkeypatch):
+    """A TEM series (an in-situ movie, a tilt or focal series) is viewed in napari frame by frame at its pixel
+    size; segmenting takes one 2D image, so `nanogan segment` refuses it by name, as before."""
+    from napari_nanogan.io.vendor import StackError
+
+    frames = np.stack([np.full((20, 30), 10 * k, np.uint16) for k in range(3)])
+    frames[:, 5:9, 7:12] += 1000
+    dm = write_dm(tmp_path / "series.dm4", frames)
+    image = (np.arange(32 * 48).reshape(32, 48) % 251).astype(np.uint16)
+    velox = write_velox(tmp_path / "series.emd", image, frames=3)
+    for path, expected, shape in ((dm, frames, (3, 20, 30)), (velox, np.repeat(image[None], 3, axis=0), (3, 32, 48))):
+        with pytest.raises(StackError) as refused:
+            read_image(path)
+        assert (refused.value.frames, refused.value.height, refused.value.width) == shape
+        assert "napari opens the whole stack" in str(refused.value)
+        (data, kwargs, kind), = get_reader(str(path))(str(path))
+        assert kind == "image" and data.shape == shape and np.array_equal(data, expected)
+        assert kwargs["scale"][0] == 1.0 and kwargs["scale"][1] == kwargs["scale"][2] == kwargs["metadata"]["pixel_size_nm"]
+        assert kwargs["metadata"]["frames"] == 3 and kwargs["units"][1:] == ("nm", "nm")
+    assert get_reader(str(dm))(str(dm))[0][1]["scale"][-1] == pytest.approx(0.5)
+    monkeypatch.setenv("NANOGAN_MAX_PIXELS", "1500")  # each frame fits; the whole stack (1800 px) does not
+    with pytest.raises(ImageReadError, match="megapixels"):
+        get_reader(str(dm))(str(dm))

@@ -80,8 +80,14 @@ def is_label_image(path, data) -> bool:
 def read_em_image(path):
     """LayerData for one file: an SEM/TEM image (pixel size as ``scale`` in nm, info bar outlined),
     or a label image (a Labels layer: of ``nanogan segment``, with its particles' confidence as
-    features, or an annotated mask, :func:`is_label_image`)."""
-    image, meta = read_image(path)
+    features, or an annotated mask, :func:`is_label_image`). A DigitalMicrograph or EMD stack or
+    series opens whole, to look through (:func:`read_em_stack`)."""
+    from .io.vendor import StackError
+
+    try:
+        image, meta = read_image(path)
+    except StackError:
+        return [read_em_stack(path)]
     if is_label_image(path, image):
         from .io.masks import instance_labels, pixel_size_of_its_image
 
@@ -96,6 +102,21 @@ def read_em_image(path):
     if bar is not None:
         layers.append(info_bar_shapes(kwargs["name"], image.shape, bar, kwargs))
     return layers
+
+
+def read_em_stack(path):
+    """LayerData of every frame of a DM or EMD stack or series (frames x height x width; the panels take a
+    2D image: Layers > Split Stack gives one layer per frame), at the file's pixel size."""
+    from .io.vendor import read_frames
+
+    frames, found, which = read_frames(Path(path))
+    meta = {"pixel_size_nm": found[0] if found else None, "pixel_size_source": found[1] if found else None,
+            "frames": int(frames.shape[0]), **({"image_read": which} if which else {})}
+    kwargs: dict = {"name": Path(path).stem, "metadata": meta}
+    if found:
+        kwargs["scale"] = (1.0, found[0], found[0])
+        kwargs["units"] = ("pixel", "nm", "nm")
+    return (frames, kwargs, "image")
 
 
 def read_labels(path, labels, meta: dict):

@@ -8,11 +8,12 @@
   largest); :func:`read` says which, of how many.
 - Berkeley EMD (``.emd`` of other software), through RosettaSciIO.
 
-One 2D image per file, with the pixel size of its x calibration (none in reciprocal units:
-:func:`~napari_nanogan.io.metadata.pixel_size_from_axes`). Sizes are checked against the
-pixel limit before any pixel is read; stacks and series (more than one frame) and complex
-data (an FFT, a reconstructed wave) are refused by name; colour comes as M x N x 3 for the
-caller to make grey. Every file is closed when the call returns.
+One 2D image per file (:func:`read`), with the pixel size of its x calibration (none in
+reciprocal units: :func:`~napari_nanogan.io.metadata.pixel_size_from_axes`). Sizes are
+checked against the pixel limit before any pixel is read; stacks and series (more than one
+frame) are refused by name (:class:`StackError`), and complex data (an FFT, a reconstructed
+wave) too; colour comes as M x N x 3 for the caller to make grey. :func:`read_frames` reads
+a stack or series whole, for viewing (napari). Every file is closed when the call returns.
 """
 
 from __future__ import annotations
@@ -31,12 +32,32 @@ DETECTOR_ORDER = ("HAADF", "ADF", "DF4", "DF2", "DF", "BF", "CETA", "CAMERA")
 _GATAN = "Gatan DigitalMicrograph"
 
 
+class StackError(ImageReadError):
+    """The file holds a stack or series of ``frames`` images of ``height`` x ``width``, not one image."""
+
+    def __init__(self, path: Path, shape):
+        self.frames, self.height, self.width = (int(v) for v in shape)
+        super().__init__(f"{path}: holds a stack or series of {self.frames} images of {self.height} x {self.width}, "
+                         "not one 2D image; export the frame or the sum you want as an image of its own (napari "
+                         "opens the whole stack to look through)")
+
+
 def read(path: Path) -> tuple[np.ndarray, tuple[float, str] | None, str | None]:
     """The file's image (colour as M x N x 3), (pixel size in nm, its source) or None, and which
     image was read where the file holds several (``"the HAADF image of 3"``), else None."""
+    return _read(path, frames=False)
+
+
+def read_frames(path: Path) -> tuple[np.ndarray, tuple[float, str] | None, str | None]:
+    """As :func:`read`, but a stack or series comes whole, as frames x height x width (its size, all
+    frames, checked against the pixel limit first); a single image comes as it is."""
+    return _read(path, frames=True)
+
+
+def _read(path: Path, *, frames: bool) -> tuple[np.ndarray, tuple[float, str] | None, str | None]:
     if path.suffix.lower() == ".emd":
-        return _read_emd(path, pixels=True)
-    signal = _gatan_image(path)
+        return _read_emd(path, pixels=True, frames=frames)
+    signal = _gatan_image(path, frames=frames)
     data = np.asarray(signal["data"])
     if data.dtype.names:  # RGBA as a structured array
         data = np.stack([data[c] for c in ("R", "G", "B")], axis=-1)
@@ -57,11 +78,6 @@ def pixel_size(path: Path) -> tuple[float, str] | None:
         return None
 
 
-def _stack_error(path: Path, shape) -> ImageReadError:
-    return ImageReadError(f"{path}: holds a stack or series of {shape[0]} images of {shape[1]} x {shape[2]}, not one "
-                          "2D image; export the frame or the sum you want as an image of its own")
-
-
 def _rsciio(plugin: str, path: Path, **kwargs) -> list[dict]:
     import importlib
 
@@ -73,7 +89,7 @@ def _rsciio(plugin: str, path: Path, **kwargs) -> list[dict]:
     return reader(str(path), **kwargs)
 
 
-def _gatan_image(path: Path) -> dict:
+def _gatan_image(path: Path, *, frames: bool = False) -> dict:
     """The DM file's image (RosettaSciIO's signal; pixels mapped, not read, unless colour), its size checked.
 
     Of several 2D images (GMS lists its thumbnail apart; other writers may not) the largest
@@ -92,8 +108,8 @@ def _gatan_image(path: Path) -> dict:
     images = [s for s in signals if sum(not a.get("navigate", False) for a in s["axes"]) == 2] or signals
     signal = max(images, key=lambda s: (not s["data"].dtype.names, int(np.prod(s["data"].shape))))
     shape = signal["data"].shape
-    if len(shape) == 3 and not signal["data"].dtype.names:
-        raise _stack_error(path, shape)
+    if len(shape) == 3 and not signal["data"].dtype.names and not frames:
+        raise StackError(path, shape)
     if signal["data"].dtype.names:
         check_declared_size(path, (*shape, 4), 1)
     else:
@@ -101,7 +117,8 @@ def _gatan_image(path: Path) -> dict:
     return signal
 
 
-def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None, str | None]:
+def _read_emd(path: Path, *, pixels: bool, frames: bool = False
+              ) -> tuple[np.ndarray | None, tuple[float, str] | None, str | None]:
     try:
         import h5py
     except ImportError:
@@ -109,7 +126,7 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
                              "(pip install h5py), or export the image as TIFF") from None
     with h5py.File(path, "r") as f:
         if not _is_velox(f):
-            return _read_berkeley(path, f, pixels=pixels)
+            return _read_berkeley(path, f, pixels=pixels, frames=frames)
         found = [(group, _json_column(group["Metadata"])) for group in (f.get("Data/Image") or {}).values()
                  if isinstance(group, h5py.Group) and "Data" in group and "Metadata" in group]
         if not found:
@@ -120,14 +137,17 @@ def _read_emd(path: Path, *, pixels: bool) -> tuple[np.ndarray | None, tuple[flo
         which = f"the {detector} image of {len(found)}" if len(found) > 1 else None
         source = f"Velox {detector}"
         dataset = group["Data"]
-        height, width, frames = (*dataset.shape, 1)[:3]
-        if frames > 1:
-            raise _stack_error(path, (frames, height, width))
+        height, width, count = (*dataset.shape, 1)[:3]
+        if count > 1 and not frames:
+            raise StackError(path, (count, height, width))
         if dataset.dtype.names:
             raise ImageReadError(f"{path}: the Velox {detector} image holds complex values (an FFT or DPC?), not an "
                                  "image of particles; export its real-space image from Velox")
-        check_declared_size(path, (height, width), dataset.dtype.itemsize)
-        data = (dataset[:, :, 0] if dataset.ndim == 3 else dataset[()]) if pixels else None
+        check_declared_size(path, (count, height, width) if count > 1 else (height, width), dataset.dtype.itemsize)
+        data = None
+        if pixels:  # Velox stores frames last: height x width x frames
+            data = np.moveaxis(dataset[()], -1, 0) if count > 1 else (dataset[:, :, 0] if dataset.ndim == 3
+                                                                        else dataset[()])
     return data, _velox_pixel_size(meta, source), which
 
 
@@ -164,7 +184,8 @@ def _velox_pixel_size(meta: dict, source: str) -> tuple[float, str] | None:
     return pixel_size_from_axes([{"scale": width, "units": binary.get("PixelUnitX")}], source) if width else None
 
 
-def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None, None]:
+def _read_berkeley(path: Path, f, *, pixels: bool, frames: bool = False
+                   ) -> tuple[np.ndarray | None, tuple[float, str] | None, None]:
     """A Berkeley EMD file: its largest data set's size checked here, then read (and closed) by RosettaSciIO."""
     sizes = []
     f.visititems(lambda name, item: sizes.append(item) if getattr(item, "ndim", 0) >= 2 and name.endswith("data")
@@ -172,8 +193,8 @@ def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, t
     if not sizes:
         raise ImageReadError(f"{path}: not an EMD file of images (neither Velox nor Berkeley data sets)")
     largest = max(sizes, key=lambda d: d.size)
-    if largest.ndim == 3:
-        raise _stack_error(path, largest.shape)
+    if largest.ndim == 3 and not frames:
+        raise StackError(path, largest.shape)
     check_declared_size(path, largest.shape, largest.dtype.itemsize)
     signal = _rsciio("emd", path, lazy=False)[0]
     data = np.asarray(signal["data"]) if pixels else None
