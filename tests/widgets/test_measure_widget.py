@@ -274,3 +274,21 @@ def test_results_of_an_earlier_layer_say_so_when_another_is_chosen(viewer_widget
     assert w.summary.value.startswith("of 'first' (press Measure for 'second'):")
     w.labels_layer.value = first
     assert w.summary.value.startswith("n = ")
+
+
+def test_an_error_without_words_is_still_explained(viewer_widget, monkeypatch, wait_done):
+    """A worker that dies of MemoryError (whose message is empty) said only "Measure particles: "."""
+    viewer, w = viewer_widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets._run.show_error", errors.append)
+
+    def out_of_memory(labels, **options):
+        yield 0, 1
+        raise MemoryError()
+
+    monkeypatch.setattr("napari_nanogan.widgets.measure._measure_job", out_of_memory)
+    w.labels_layer.value = viewer.add_labels(_labels(), name="p")
+    w.run()
+    wait_done(w)
+    assert errors == ["Measure particles: not enough memory for this image on this machine"]
+    assert w.summary.value == "failed"

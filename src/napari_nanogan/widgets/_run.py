@@ -109,7 +109,9 @@ class Job:
 
     def _on_error(self, exc) -> None:
         self.status.value = "failed"
-        show_error(f"{self.panel}: {exc}")
+        what = str(exc) or {MemoryError: "not enough memory for this image on this machine"}.get(type(exc),
+                                                                                              type(exc).__name__)
+        show_error(f"{self.panel}: {what}")
 
     def _on_finished(self) -> None:
         self.worker = None
