@@ -20,7 +20,7 @@ kept at their own scale by the scale check. ``--figure``: eight of the images, f
 worst F1 to the best, the drawn particles outlined in green and those found in magenta.
 ``--baseline``: per style (SEM, bright-field TEM, HAADF: the "sources"), the pooled F1 of the
 segmenter and of the classical Otsu + watershed tuned on that style's images themselves
-(``bench.classical``: the best the baseline could be tuned to), and the segmenter's margin.
+(the best of ``bench.classical``'s grid on them), and the segmenter's margin.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ def _json_column(value: dict) -> np.ndarray:
 
 def write_velox(path, data: np.ndarray, *, pixel_size_m: float | None = 1e-9, unit: str = "m",
                 detector: str = "HAADF", frames: int = 1, chunked: bool = True, also: dict | None = None) -> Path:
-    """Write ``data`` (M x N) as a Velox image.
+    """Write ``data`` (M x N) as a Velox image, or ``data`` of frames x M x N as a series of those frames.
 
-    ``frames`` > 1 stores that many copies along the frame axis (a series);
+    ``frames`` > 1 stores that many copies of an M x N ``data`` along the frame axis (a series);
     ``pixel_size_m=None`` leaves the calibration out; ``also``: {detector name: image} of
     more detectors' images in the same file (each its own ``Data/Image/<id>`` group).
     """
@@ -40,6 +40,8 @@ def write_velox(path, data: np.ndarray, *, pixel_size_m: float | None = 1e-9, un
 
 
 def _image(f, key, data, pixel_size_m, unit, detector, frames, chunked):
+    series = data if data.ndim == 3 else None  # frames x height x width, each its own
+    data = data[0] if series is not None else data
     binary = {"DetectorIndex": "0", "ImageSize": {"width": str(data.shape[1]), "height": str(data.shape[0])},
               "Offset": {"x": "0", "y": "0"}}
     if pixel_size_m is not None:
@@ -54,7 +56,7 @@ def _image(f, key, data, pixel_size_m, unit, detector, frames, chunked):
         "Scan": {"FrameTime": "2.5"},
         "CustomProperties": {},
     }
-    stack = np.repeat(data[:, :, np.newaxis], frames, axis=2)
+    stack = np.moveaxis(series, 0, -1) if series is not None else np.repeat(data[:, :, np.newaxis], frames, axis=2)
     group = f.create_group(f"Data/Image/{key}")
     group.create_dataset("Data", data=stack, chunks=(*data.shape, 1) if chunked else None)
     group.create_dataset("Metadata", data=_json_column(metadata))

@@ -477,6 +477,11 @@ def test_label_numbers_far_above_the_particle_count_are_measured_and_reported_as
     table = measure_particles(labels)
     assert list(table.columns["label"]) == [3 * 2**31, 2**40]
     assert list(table.columns["area_px2"]) == [140.0, 100.0]
+    full = np.full((40, 40), 7, np.uint64)  # no background anywhere, and an ID beyond int64
+    full[:, 20:30], full[:, 30:] = 9, 2**63 + 5
+    table = measure_particles(full)
+    assert [int(v) for v in table.columns["label"]] == [7, 9, 2**63 + 5]
+    assert list(table.columns["area_px2"]) == [800.0, 400.0, 400.0]
 
 
 def test_negative_labels_are_refused_not_dropped():

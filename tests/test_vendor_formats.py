@@ -193,9 +193,9 @@ def test_napari_opens_a_dm_or_velox_stack_whole_that_the_commands_refuse(tmp_pat
     frames = np.stack([np.full((20, 30), 10 * k, np.uint16) for k in range(3)])
     frames[:, 5:9, 7:12] += 1000
     dm = write_dm(tmp_path / "series.dm4", frames)
-    image = (np.arange(32 * 48).reshape(32, 48) % 251).astype(np.uint16)
-    velox = write_velox(tmp_path / "series.emd", image, frames=3)
-    for path, expected, shape in ((dm, frames, (3, 20, 30)), (velox, np.repeat(image[None], 3, axis=0), (3, 32, 48))):
+    series = np.stack([(np.arange(32 * 48).reshape(32, 48) * (k + 1) % 251) for k in range(3)]).astype(np.uint16)
+    velox = write_velox(tmp_path / "series.emd", series)
+    for path, expected, shape in ((dm, frames, (3, 20, 30)), (velox, series, (3, 32, 48))):
         with pytest.raises(StackError) as refused:
             read_image(path)
         assert (refused.value.frames, refused.value.height, refused.value.width) == shape

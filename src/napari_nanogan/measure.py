@@ -194,13 +194,13 @@ def measure_particles(
     if labels.size and not np.issubdtype(labels.dtype, np.bool_) and labels.min() < 0:
         raise ValueError(f"labels hold negative values (down to {labels.min()}); a label image numbers its particles "
                          "1, 2, 3, ... on a background of 0")
-    labels = labels.astype(np.int64)
     original = None  # label numbers far above the particle count (hashed IDs): measured as 1..n, reported as given
     if labels.size and labels.max() > labels.size:
         from skimage.segmentation import relabel_sequential
 
         labels, _, inverse = relabel_sequential(labels)
-        original = np.asarray(inverse.out_values)
+        original = dict(zip(inverse.in_values.tolist(), inverse.out_values.tolist()))  # new label -> the file's
+    labels = labels.astype(np.int64)
     props = regionprops(labels, intensity_image=None if image is None else np.asarray(image, float))
     for p in props:
         if p.area < min_area:
@@ -211,7 +211,7 @@ def measure_particles(
         fmax, fmin = _feret(centres)
         per = float(p.perimeter_crofton)
         area = float(p.area)
-        rows["label"].append(p.label if original is None else int(original[p.label]))
+        rows["label"].append(p.label if original is None else original[p.label])
         rows["area"].append(area * scale**2)
         rows["ecd"].append(math.sqrt(4 * area / math.pi) * scale)
         rows["feret_max"].append(fmax * scale)
@@ -227,7 +227,8 @@ def measure_particles(
         rows["touches_info_bar"].append(info_bar_start is not None and y1 >= info_bar_start)
     columns = {"image": np.array([name] * len(rows["label"]), dtype=object)}
     for key, values in rows.items():
-        dtype = bool if key.startswith("touches") else (np.int64 if key == "label" else float)
+        dtype = bool if key.startswith("touches") else (float if key != "label" else
+                                                        np.uint64 if max(values, default=0) > 2**63 - 1 else np.int64)
         out_key = key
         if key == "area":
             out_key = f"area_{unit}2"

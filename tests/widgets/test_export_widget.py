@@ -121,6 +121,9 @@ def test_a_folder_that_cannot_be_written_is_refused_before_any_work(setup, monke
     w.out_dir.value = tmp_path / "a_file"
     w.run()
     assert "is a file, not a folder" in errors[-1] and w.worker is None and w.status.value.startswith("not started")
+    w.out_dir.value = tmp_path / "a_file" / "pairs"
+    w.run()
+    assert "a_file is a file, so" in errors[-1] and w.worker is None
     w.out_dir.value = out
     monkeypatch.setattr("os.access", lambda path, mode: False)  # as on a read-only disk
     w.run()

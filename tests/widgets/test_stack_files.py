@@ -1,4 +1,4 @@
-"""A microscope's stack or series file in napari: opened whole, looked through, one frame segmented."""
+"""A microscope's stack or series file in napari: opened whole, looked through, split into frames to segment."""
 
 import numpy as np
 from dm_files import write_dm
@@ -21,3 +21,6 @@ def test_a_dm_series_opens_as_one_layer_and_its_split_frames_keep_the_pixel_size
     single = stack_to_images(layer, axis=0)  # Layers > Split Stack
     assert len(single) == 3 and single[1].data.shape == (64, 80)
     assert layer_pixel_size_nm(single[1]) == 0.25  # each frame is measured and segmented in nm
+    from napari_nanogan.widgets.segment import layer_unit
+
+    assert layer_unit(single[1]) == "nm"  # its scale is 0.25 nm a pixel, though Split Stack drops the unit

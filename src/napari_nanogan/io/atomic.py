@@ -27,7 +27,9 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # the file the user asked for, not the temporary's name: "Read-only file system: 'out.csv'"
-        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, f"{exc.strerror} (writing into {path.parent})", str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -193,7 +193,7 @@ def _read_berkeley(path: Path, f, *, pixels: bool, frames: bool = False
     if not sizes:
         raise ImageReadError(f"{path}: not an EMD file of images (neither Velox nor Berkeley data sets)")
     largest = max(sizes, key=lambda d: d.size)
-    if largest.ndim == 3 and not frames:
+    if largest.ndim == 3:  # frames, or a spectrum image (EELS, EDS): not opened as frames
         raise StackError(path, largest.shape)
     check_declared_size(path, largest.shape, largest.dtype.itemsize)
     signal = _rsciio("emd", path, lazy=False)[0]

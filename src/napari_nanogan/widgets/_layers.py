@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: Relative difference under which a layer's y and x scales count as one square pixel.
@@ -9,50 +11,59 @@ SQUARE_PIXEL_TOLERANCE = 1e-6
 
 
 def layer_pixel_size_nm(layer) -> float | None:
-    """Pixel size in nm of a napari layer: its metadata's ``pixel_size_nm``, else its scale when its
-    units are lengths (nm, µm, Å, ...: napari's units, converted exactly) and its pixels square.
+    """Pixel size in nm of a napari layer: its scale where its units are a length (any length unit
+    napari's pint knows, converted to nm) and its pixels square; else the ``pixel_size_nm`` its
+    metadata holds (the plugin's reader records it; napari's *Split Stack* keeps it there).
 
-    None where it says no length: napari's default unit ("pixel"), or unequal y and x scales
+    The scale comes first: it is what the user sees and may have corrected. None where neither says
+    a length: napari's default unit ("pixel") without metadata, or unequal y and x scales
     (:func:`layer_scale_problem` says why).
     """
-    meta = getattr(layer, "metadata", {}) or {}
-    if meta.get("pixel_size_nm"):
-        return float(meta["pixel_size_nm"])
     per_nm = _nm_per_unit(layer)
-    if per_nm is None:
+    if per_nm is not None:
+        sy, sx = (abs(float(v)) for v in tuple(layer.scale)[-2:])
+        return sx * per_nm if _square(sy, sx) else None
+    value = (getattr(layer, "metadata", {}) or {}).get("pixel_size_nm")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
         return None
-    sy, sx = (abs(float(v)) for v in tuple(layer.scale)[-2:])
-    if sx <= 0 or abs(sy - sx) > SQUARE_PIXEL_TOLERANCE * sx:
-        return None
-    return sx * per_nm
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def layer_scale_problem(layer) -> str | None:
     """Why a layer calibrated in a length unit gives no pixel size (its pixels are not square), or None."""
-    if getattr(layer, "metadata", {}).get("pixel_size_nm") or _nm_per_unit(layer) is None:
+    if _nm_per_unit(layer) is None:
         return None
     sy, sx = (abs(float(v)) for v in tuple(layer.scale)[-2:])
-    if sx <= 0 or abs(sy - sx) > SQUARE_PIXEL_TOLERANCE * sx:
-        return f"layer {layer.name!r} has pixels of {sy:g} x {sx:g} {_unit_names(layer)[-1]} (y x): not square"
+    if not _square(sy, sx):
+        return f"layer {layer.name!r} has pixels of {sy:g} x {sx:g} {_units(layer)[-1]} (y x): not square"
     return None
 
 
-def _unit_names(layer) -> tuple[str, ...]:
+def _square(sy: float, sx: float) -> bool:
+    return sx > 0 and abs(sy - sx) <= SQUARE_PIXEL_TOLERANCE * sx
+
+
+def _units(layer) -> tuple:
     units = getattr(layer, "units", None)
-    return tuple(str(u) for u in tuple(units)[-2:]) if units is not None else ("pixel", "pixel")
+    return tuple(units)[-2:] if units is not None else ("pixel", "pixel")
 
 
 def _nm_per_unit(layer) -> float | None:
     """nm per unit of the layer's y and x axes, where both are the same length unit; else None."""
     from ..io.metadata import to_nm
 
-    y, x = _unit_names(layer)
-    if y != x:
+    y, x = _units(layer)
+    if str(y) != str(x):
         return None
     try:
-        return to_nm(1.0, x)
-    except ValueError:  # "pixel", or a unit that is not a length
+        return to_nm(1.0, str(x))  # the usual units, exactly (a power of ten)
+    except ValueError:
+        pass
+    if str(getattr(x, "dimensionality", "")) != "[length]":  # "pixel", time, or a unit pint does not know
         return None
+    return float(x._REGISTRY.Quantity(1.0, x).to("nanometer").magnitude)  # any other length (pint)
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

@@ -19,6 +19,13 @@ from typing import Any, Callable
 from napari.utils.notifications import show_error
 
 
+def error_text(exc: BaseException) -> str:
+    """What went wrong, in words, for an exception whose message may be empty (MemoryError)."""
+    if isinstance(exc, MemoryError):
+        return str(exc) or "not enough memory for this image on this machine"
+    return str(exc) or type(exc).__name__
+
+
 class Job:
     """Runs one generator job at a time for a panel, and keeps its controls in step."""
 
@@ -109,9 +116,7 @@ class Job:
 
     def _on_error(self, exc) -> None:
         self.status.value = "failed"
-        what = str(exc) or {MemoryError: "not enough memory for this image on this machine"}.get(type(exc),
-                                                                                              type(exc).__name__)
-        show_error(f"{self.panel}: {what}")
+        show_error(f"{self.panel}: {error_text(exc)}")
 
     def _on_finished(self) -> None:
         self.worker = None

@@ -93,6 +93,8 @@ def unwritable(folder: Path) -> str | None:
     if folder.exists() and not folder.is_dir():
         return f"{folder} is a file, not a folder; choose a folder."
     existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, so {folder} cannot be made; choose a folder."
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} cannot be written to (read-only, or no permission); choose another folder."
     return None
@@ -224,7 +226,10 @@ class ExportWidget(QWidget):
     def _on_error(self, exc):
         """A write that failed (disk full, folder made read-only mid-run): said as a failure, not as a Cancel."""
         self._failed = True
-        why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
+        from ._run import error_text
+
+        why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename \
+            else error_text(exc)
         done, total = self.progress.value(), self.progress.maximum()
         self.status.value = f"failed after {done} of {total} pairs (each written completely): {why}"
         show_error(f"Export to {self._folder} failed: {why}")

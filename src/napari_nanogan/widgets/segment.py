@@ -66,8 +66,12 @@ def layer_unit(layer) -> str:
     """The unit of the layer's x axis as the user sees it ("nm", or "px" for an unscaled layer)."""
     units = getattr(layer, "units", None)
     unit = str(units[-1]) if units is not None else "pixel"
-    if unit == "pixel" and float(layer.scale[-1]) == 1.0:
-        return "px"
+    if unit == "pixel":
+        scale, pixel = abs(float(layer.scale[-1])), layer_pixel_size_nm(layer)
+        if pixel and abs(scale - pixel) <= 1e-6 * pixel:  # a scale in nm that lost its unit (napari's Split Stack)
+            return "nm"
+        if scale == 1.0:
+            return "px"
     return {"nanometer": "nm", "micrometer": "µm", "pixel": "px"}.get(unit, unit)
 
 
