@@ -29,13 +29,13 @@ def tuned_classical(images: list[np.ndarray], truths: list[np.ndarray], *, min_a
     Returns {"config": the chosen ClassicalConfig as a dict, "f1", "precision", "recall", "dice":
     its pooled scores, "labels": its labels per image}.
     """
-    best = None
+    best = None  # (raw F1, config, labels, scores)
     for sigma, polarity, distance in itertools.product(*GRID.values()):
         config = ClassicalConfig(sigma=sigma, polarity=polarity, min_distance=distance)
         labels = [otsu_watershed(image, config) for image in images]
         scores = summarize(list(zip(truths, labels)), min_area=min_area)
-        if best is None or scores["f1"] > best["raw_f1"]:
-            best = {"config": config.to_dict(), "labels": labels, "raw_f1": float(scores["f1"]),
-                    **{k: round(float(scores[k]), 4) for k in ("f1", "precision", "recall", "dice")}}
-    best.pop("raw_f1")
-    return best
+        if best is None or scores["f1"] > best[0]:
+            best = (scores["f1"], config, labels, scores)
+    _, config, labels, scores = best
+    return {"config": config.to_dict(), "labels": labels,
+            **{k: round(float(scores[k]), 4) for k in ("f1", "precision", "recall", "dice")}}

@@ -201,11 +201,12 @@ def cmd_demo(args) -> int:
             Image.fromarray(captioned(overlay(synthetic, synthetic_labels), caption,
                                       pixel_size_nm=design.pixel_size_nm)).save(tmp, format="PNG")
         dice = foreground_scores(mask, synthetic_labels)[0]
-        summary["synthesis"] = {"generator": generator.name, "segmenter": model_used(segmenter, back), "mask": "designed (MaskDesign(seed=7))",
+        back_model = model_used(segmenter, back)
+        summary["synthesis"] = {"generator": generator.name, "segmenter": back_model, "mask": "designed (MaskDesign(seed=7))",
                                 "particles_in_mask": int(mask.max()), "particles_segmented": int(synthetic_labels.max()),
                                 "dice_segment_vs_mask": round(dice, 4), "seconds_synthesize": round(t_syn, 3)}
         synth_line = (f"synthesized an SEM image from a designed mask ({int(mask.max())} particles) in {t_syn:.2f} s; "
-                      f"segmenting it back ({model_used(segmenter, back)}) gives Dice {dice:.3f} against the mask")
+                      f"segmenting it back ({back_model}) gives Dice {dice:.3f} against the mask")
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     lines = [

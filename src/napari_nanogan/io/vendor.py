@@ -126,7 +126,7 @@ def _read_emd(path: Path, *, pixels: bool, frames: bool = False
                              "(pip install h5py), or export the image as TIFF") from None
     with h5py.File(path, "r") as f:
         if not _is_velox(f):
-            return _read_berkeley(path, f, pixels=pixels, frames=frames)
+            return _read_berkeley(path, f, pixels=pixels)
         found = [(group, _json_column(group["Metadata"])) for group in (f.get("Data/Image") or {}).values()
                  if isinstance(group, h5py.Group) and "Data" in group and "Metadata" in group]
         if not found:
@@ -184,8 +184,7 @@ def _velox_pixel_size(meta: dict, source: str) -> tuple[float, str] | None:
     return pixel_size_from_axes([{"scale": width, "units": binary.get("PixelUnitX")}], source) if width else None
 
 
-def _read_berkeley(path: Path, f, *, pixels: bool, frames: bool = False
-                   ) -> tuple[np.ndarray | None, tuple[float, str] | None, None]:
+def _read_berkeley(path: Path, f, *, pixels: bool) -> tuple[np.ndarray | None, tuple[float, str] | None, None]:
     """A Berkeley EMD file: its largest data set's size checked here, then read (and closed) by RosettaSciIO."""
     sizes = []
     f.visititems(lambda name, item: sizes.append(item) if getattr(item, "ndim", 0) >= 2 and name.endswith("data")

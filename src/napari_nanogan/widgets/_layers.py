@@ -21,7 +21,7 @@ def layer_pixel_size_nm(layer) -> float | None:
     """
     per_nm = _nm_per_unit(layer)
     if per_nm is not None:
-        sy, sx = (abs(float(v)) for v in tuple(layer.scale)[-2:])
+        sy, sx = _scale_yx(layer)
         return sx * per_nm if _square(sy, sx) else None
     value = (getattr(layer, "metadata", {}) or {}).get("pixel_size_nm")
     try:
@@ -35,10 +35,14 @@ def layer_scale_problem(layer) -> str | None:
     """Why a layer calibrated in a length unit gives no pixel size (its pixels are not square), or None."""
     if _nm_per_unit(layer) is None:
         return None
-    sy, sx = (abs(float(v)) for v in tuple(layer.scale)[-2:])
+    sy, sx = _scale_yx(layer)
     if not _square(sy, sx):
         return f"layer {layer.name!r} has pixels of {sy:g} x {sx:g} {_units(layer)[-1]} (y x): not square"
     return None
+
+
+def _scale_yx(layer) -> tuple[float, float]:
+    return tuple(abs(float(v)) for v in tuple(layer.scale)[-2:])
 
 
 def _square(sy: float, sx: float) -> bool:
