@@ -292,3 +292,18 @@ def test_an_error_without_words_is_still_explained(viewer_widget, monkeypatch, w
     wait_done(w)
     assert errors == ["Measure particles: not enough memory for this image on this machine"]
     assert w.summary.value == "failed"
+
+
+def test_a_refused_measure_says_so_instead_of_the_last_result(viewer_widget, wait_done, monkeypatch):
+    viewer, w = viewer_widget
+    errors = []
+    monkeypatch.setattr("napari_nanogan.widgets.measure.show_error", errors.append)
+    w.labels_layer.value = viewer.add_labels(_labels(), name="p")
+    w.run()
+    wait_done(w)
+    assert w.summary.value.startswith("n = ")
+    w.image_layer.value = viewer.add_image(np.zeros((50, 60), np.uint8), name="other")
+    w.run()
+    assert errors == ["Measure particles: image 'other' is 50 x 60 pixels, labels 100 x 120; "
+                      "choose the image they were made from."]
+    assert w.summary.value.startswith("not started: image 'other'") and w.job.worker is None
