@@ -108,7 +108,7 @@ def read_em_image(path):
 
 def read_em_stack(path):
     """LayerData of every frame of a DM or EMD stack or series (frames x height x width; the panels take a
-    2D image: Layers > Split Stack gives one layer per frame), at the file's pixel size."""
+    2D image: the layer list's *Split Stack* gives one layer per frame), at the file's pixel size."""
     from .io.vendor import read_frames
 
     frames, found, which = read_frames(Path(path))

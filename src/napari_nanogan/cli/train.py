@@ -450,7 +450,7 @@ def add_commands(sub) -> None:
                    help="with --data-root: score the segmenter on the --dataset validation split every N steps "
                         "and keep the best as segmenter_best.pt (0: never)")
     p.add_argument("--loss-weights", default=None, metavar="NAME=W,...",
-                   help="override loss weights (training.cyclegan.GanLossWeights), e.g. "
+                   help="override loss weights (config.training.GanLossWeights), e.g. "
                         "cycle_image=0.5,supervised_image=0.5")
     p.add_argument("--texture-weight", type=float, default=0.0,
                    help="weight of the texture critic, which sees only the images' high-pass residual "

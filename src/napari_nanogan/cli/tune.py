@@ -341,8 +341,8 @@ def add_commands(sub) -> None:
                         "particles ('none' removes one; default: keep what the checkpoint has)")
     p.add_argument("--texture-margin", type=int, default=None, metavar="PX",
                    help="lay the texture up to this many pixels from the particles (default: the texture's own, "
-                        "3 as trained; the shipped generator uses 1: BAM FID 77.5 at 3, 71.4 at 1, 68.1 at 0, where "
-                        "the segmented synthetic particles shrink by 10 %%)")
+                        "3 as trained; the shipped generator uses 1: measured with its substrate texture alone, BAM FID "
+                        "77.5 at 3, 71.4 at 1, 68.1 at 0, where the segmented synthetic particles shrink by 10 %%)")
     p.set_defaults(func=cmd_tune_generator)
 
     p = sub.add_parser("fit-size", help="fit the size model behind --diameter auto on the training split")

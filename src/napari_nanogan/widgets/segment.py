@@ -144,7 +144,7 @@ class SegmentWidget(QWidget):
                                              "image's own scale.")
         self.auto_diameter = CheckBox(label="estimate particle diameter", value=True,
                                       tooltip="Let the model's size model estimate the typical particle diameter of "
-                                              "the image (rough: within 1.5 times on 84 % of the EMPS test images); "
+                                              "the image (rough: within 1.5 times on 85 % of the EMPS test images); "
                                               "the image is made smaller only for clearly large particles, and larger "
                                               "for particles under 12 px. Models "
                                               "without a size model segment at the image's own scale.")
