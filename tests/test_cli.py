@@ -332,6 +332,38 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
                  "--synthetic-share", "1"]) == 2
 
 
+def test_train_own_scale_adds_the_large_particle_images_unshrunk(tmp_path, capsys, monkeypatch):
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan.measure import median_diameter
+
+    def labels(i):  # every other image of 40-px particles, the rest of 10-px ones
+        big = i % 2 == 0
+        return particle_labels((240, 240), n_particles=6 if big else 30, mean_diameter=40 if big else 10, seed=i)
+
+    _fake_emps(tmp_path / "data", labels)
+    seen = {}
+
+    def fake_train(train, val, **kwargs):
+        seen.update(train=train, **kwargs)
+        return iter(())
+
+    monkeypatch.setattr("napari_nanogan.training.segmenter.train_segmenter", fake_train)
+    common = ["train", "--data-root", str(tmp_path / "data"), "--datasets", "emps", "--steps", "1",
+              "--out", str(tmp_path / "run"), "--at-model-scale", "--own-scale", "30"]
+    assert main(common) == 0
+    own, emps = seen["train"]["own_scale"], {s.name: s for s in seen["train"]["emps"]}
+    assert own and len(own) < len(emps)
+    assert all(median_diameter(s.labels) >= 30 and s.labels.shape == (240, 240) for s in own)  # at their own scale
+    assert all(emps[s.name].labels.shape[0] < 240 for s in own)  # and shrunk among the real images, as before
+    assert seen["domain_weights"] == {"emps": 0.85, "own_scale": 0.15}
+    assert seen["provenance"]["own_scale"]["images"] == [s.name for s in own]
+    assert f"own scale: {len(own)} training images" in capsys.readouterr().err
+    assert main([*common[:-3], "--own-scale", "30"]) == 2  # unshrunk beside what? --at-model-scale is needed
+    assert "give both" in capsys.readouterr().err
+    assert main([*common[:-1], "500"]) == 2
+    assert "no training image has particles of 500 px" in capsys.readouterr().err
+
+
 def test_train_starts_from_a_named_or_saved_model_and_takes_its_shape(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     from napari_nanogan.data.procedural import particle_labels
     from napari_nanogan.models import registry

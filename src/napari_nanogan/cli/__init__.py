@@ -16,7 +16,7 @@ import contextlib
 import logging
 import sys
 
-from . import finetune, segment, synthesize, train, tune
+from . import finetune, segment, synthesize, texture, train, tune
 from .common import (CommandError, Terminated, first_line, one_line_warnings, sigterm_interrupts,
                      unused_out_folders_removed)
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for family in (segment, synthesize, train, finetune, tune):
+    for family in (segment, synthesize, train, texture, finetune, tune):
         family.add_commands(sub)
     return parser
 

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import GENERATOR_DATASETS, PRECISIONS, Norm, TextureRegion, Upsample
+from ..config import GENERATOR_DATASETS, PRECISIONS, Norm
 from .common import command_line, drive_training, one_process_only, print_result, seed_value
 
 
@@ -137,6 +137,20 @@ def _train(args, world) -> int:
         shares["synthetic"] = args.synthetic_share
         say(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
             f"{args.synthetic_share:.0%} of the patches")
+    if args.own_scale:
+        if not args.at_model_scale:
+            say("nanogan train: --own-scale adds images unshrunk beside those shrunk by --at-model-scale; give both")
+            return 2
+        from ..measure import median_diameter
+
+        train["own_scale"] = [t for k in wanted for t in train[k]
+                              if t.labels.any() and median_diameter(t.labels) >= args.own_scale]
+        if not train["own_scale"]:
+            say(f"nanogan train: no training image has particles of {args.own_scale:g} px or more (--own-scale)")
+            return 2
+        shares["own_scale"] = args.own_scale_share
+        say(f"own scale: {len(train['own_scale'])} training images of particles of {args.own_scale:g} px and over, "
+            f"also at their own scale, {args.own_scale_share:.0%} of the patches")
     if args.randomized:
         from ..data.randomized import RandomizedSource
 
@@ -145,8 +159,8 @@ def _train(args, world) -> int:
         say(f"randomized: domain-randomised pairs drawn fresh, {args.randomized:.0%} of the patches, median "
             f"particle diameters {source.min_diameter:.0f}-{source.max_diameter:.0f} px")
     if sum(shares.values()) >= 1 or not all(0 < v < 1 for v in shares.values()):
-        say("nanogan train: --synthetic-share and --randomized must be in (0, 1) and leave a share for the real "
-            "images")
+        say("nanogan train: --synthetic-share, --own-scale-share and --randomized must be in (0, 1) and leave a "
+            "share for the real images")
         return 2
     domain_weights = {k: (1 - sum(shares.values())) / len(real) for k in real} | shares if shares else None
     if args.at_model_scale:  # the shared data sets only; --synthetic pairs are used as exported
@@ -168,6 +182,8 @@ def _train(args, world) -> int:
     if init_path is not None:
         provenance["init"] = {"model": str(args.init), "path": str(init_path)}
     provenance |= {"domain_weights": domain_weights} if domain_weights is not None else {}
+    if args.own_scale:
+        provenance["own_scale"] = {"min_diameter_px": args.own_scale, "images": [t.name for t in train["own_scale"]]}
     if args.synthetic:
         provenance["synthetic"] = {"folder": str(args.synthetic), "pairs": len(train["synthetic"]),
                                    "domain_weights": domain_weights}
@@ -301,68 +317,6 @@ def cmd_train_gan(args) -> int:
         config.steps, "train-gan", report)
 
 
-def cmd_train_texture(args) -> int:
-    """Train the substrate texture network on the real substrate of annotated images."""
-    from ..config import TEXTURE_DEFAULTS, TextureConfig, TextureRegion, TextureTrainConfig
-    from ..training.texture import train_texture
-
-    try:
-        particles = args.region == TextureRegion.PARTICLES
-        defaults = TEXTURE_DEFAULTS[args.region]
-        config = TextureTrainConfig(steps=args.steps if args.steps is not None else defaults["steps"],
-                                    batch_size=args.batch_size, patch_size=args.patch_size or defaults["patch_size"],
-                                    checkpoint_every=args.checkpoint_every, seed=args.seed,
-                                    min_fraction=defaults["min_fraction"])
-        widths = tuple(int(v) for v in args.widths.split(","))
-        region = {"region": "particles", "margin": 0, "blend": 0.0, "cond_channels": 0 if args.unconditional else 2} \
-            if particles else {}
-        texture_config = TextureConfig(sigma=args.sigma or defaults["sigma"], upsample=args.upsample,
-                                       widths=widths, **region)
-    except ValueError as exc:
-        print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    if args.images and args.masks:
-        from ..data.datasets import load_samples
-        from ..io.pairs import pair_folders
-
-        triples = pair_folders(args.images, args.masks)
-        if not triples:
-            print("nanogan train-texture: no image/mask pairs found (mask stems must equal or start with the image stem)",
-                  file=sys.stderr)
-            return 2
-        samples = load_samples(triples, domain="paired")
-        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
-    else:
-        from ..training.data import generator_samples
-
-        _, folder, description = GENERATOR_DATASETS[args.dataset]
-        samples = generator_samples(args.data_root, args.dataset)
-        if samples is None:
-            print(f"nanogan train-texture: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
-            return 2
-        source = {f"{args.dataset}_train": [s.name for s in samples], "selection": description}
-    provenance = {"data": source, "command": command_line()}
-
-    def report(rec):
-        if rec.step % 500 == 0 and rec.losses:
-            print("\nstep %d: %s" % (rec.step, {k: round(v, 3) for k, v in rec.losses.items()}), file=sys.stderr, flush=True)
-
-    try:
-        code = drive_training(
-            lambda should_stop: train_texture([s.image for s in samples], [s.labels for s in samples], out_dir=args.out,
-                                              config=config, texture_config=texture_config, provenance=provenance,
-                                              should_stop=should_stop),
-            config.steps, "train-texture", report)
-    except ValueError as exc:
-        print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    if code == 0 and (Path(args.out) / "texture.pt").exists():
-        flag = "--particle-texture" if args.region == "particles" else "--texture"
-        print_result(f"wrote {Path(args.out) / 'texture.pt'}; embed it with "
-                     f"`nanogan tune-generator --model G --out G2.pt {flag} {Path(args.out) / 'texture.pt'}`")
-    return code
-
-
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train the segmenter: on the shared data sets, or on folders of pairs (--pairs)")
     p.add_argument("--pairs", nargs="+", default=None, metavar="DIR",
@@ -399,6 +353,12 @@ def add_commands(sub) -> None:
                    help="also train on the synthetic pairs of this `nanogan export` folder")
     p.add_argument("--synthetic-share", type=float, default=0.25,
                    help="share of the training patches drawn from --synthetic (default 0.25)")
+    p.add_argument("--own-scale", type=float, default=None, metavar="PX",
+                   help="with --at-model-scale: also train on the training images whose annotated median particle "
+                        "diameter is PX or more at their own scale, unshrunk, so that the network also segments "
+                        "large particles without a diameter (`segment(..., diameter=None)`)")
+    p.add_argument("--own-scale-share", type=float, default=0.15,
+                   help="share of the training patches drawn from --own-scale's images (default 0.15)")
     p.add_argument("--randomized", type=float, default=0.0, metavar="SHARE",
                    help="also train on domain-randomised pairs (SEM, TEM and STEM styles, shapes, median sizes "
                         "4-90 px, or 8-72 px with --at-model-scale, artefacts, text and scale bars as background), "
@@ -468,33 +428,3 @@ def add_commands(sub) -> None:
                    help="train only the critics for the first N steps (counted in --steps), so that a run "
                         "continued from trained weights starts with critics that already see the difference")
     p.set_defaults(func=cmd_train_gan)
-
-    p = sub.add_parser("train-texture", help="learn the real substrate's texture, for tune-generator --texture")
-    p.add_argument("--out", required=True, help="run folder (last.pt, texture.pt); resumes if it has last.pt")
-    p.add_argument("--images", default=None, help="folder of images (with --masks; default: the --dataset training split)")
-    p.add_argument("--masks", default=None, help="folder of their particle masks")
-    p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
-    p.add_argument("--dataset", default="bam", choices=list(GENERATOR_DATASETS),
-                   help="without --images/--masks: the training split the texture learns from")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps (default: the shipped textures'. Substrate 24000, about 1.6 h on 2 CPU "
-                        "cores; the shipped generator measured FID 53.5 with 14000 of them, 45.6 with 24000. "
-                        "Particles 6000, about 8 min)")
-    p.add_argument("--batch-size", type=int, default=8, help="patches per step")
-    p.add_argument("--region", default="substrate", choices=TextureRegion.values(),
-                   help="learn the substrate's texture (default) or the particles' fine detail; a particle texture "
-                        "is embedded with `tune-generator --particle-texture`")
-    p.add_argument("--patch-size", type=int, default=None, help="default 96 (substrate), 48 (particles)")
-    p.add_argument("--sigma", type=float, default=None,
-                   help="high-pass scale (px): finer detail is texture (default 16 for the substrate, the shipped "
-                        "texture's, 6 measured worse; 2 for the particles)")
-    p.add_argument("--unconditional", action="store_true",
-                   help="particles: a texture that sees noise only, not the particles' mask and depth")
-    p.add_argument("--upsample", default="bilinear", choices=Upsample.values(),
-                   help="upsampling between the texture network's resolutions (default bilinear)")
-    p.add_argument("--widths", default="32,24,16,12",
-                   help="the texture network's channels at 1/8, 1/4, 1/2 and full resolution (default 32,24,16,12, the "
-                        "shipped textures'; 64,48,32,24 synthesized 1.1-1.2 times slower, with FID 53.4 against 45.6)")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (last.pt)")
-    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (reproducible runs)")
-    p.set_defaults(func=cmd_train_texture)
