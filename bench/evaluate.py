@@ -135,7 +135,7 @@ def reference_scores(key, data_dir, pred_dir, stems):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.evaluate")
     ap.add_argument("--model", default="default")
     ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -155,7 +155,7 @@ def main():
     size.add_argument("--diameter-from-truth", type=float, default=None, metavar="FACTOR",
                       help="pass segment(diameter=FACTOR x the annotated median equivalent-circle diameter), "
                            "as a user who knows the rough particle size would (1 = exact, 1.3 = 30 %% too large)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.invert and args.baseline:
         ap.error("--invert with --baseline would tune the baseline on images of the other polarity")
 
@@ -237,6 +237,7 @@ def main():
         print(f"{key}: {json.dumps(entry)}", file=sys.stderr)
     result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
