@@ -14,23 +14,41 @@ The panel, every part of it on validation images or on images the package draws:
 - ``randomized``: domain-randomised images, seeds 0-80 (``bench.randomized_images``): pooled F1;
 - ``textured_matrix``: particles on a textured matrix (``bench.textured_matrix``, seeds
   0,1,2): mean F1 of its rows;
-- ``satellites``: ``bench.failure_modes``' spheres with satellites: particles found of 34, F1.
+- ``satellites``: ``bench.failure_modes``' spheres with satellites: particles found (matched at IoU
+  0.5) of 34, false particles, F1.
 
 ``--test`` adds the own-scale EMPS test Dice and F1: score it once a candidate is chosen,
-never to choose one. About 5 minutes on 2 CPU cores (7 with ``--test``). One JSON object.
+never to choose one. The candidate needs a size model (``nanogan fit-size``; the panel estimates
+diameters) and must not borrow one from ``default`` (a ``nanogan finetune`` model does: score the
+model it was tuned into instead). About 5 minutes on 2 CPU cores (7 with ``--test``). One JSON
+object, with the checkpoint's sha256 and training command.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-SHIPPED = "segmenter_default.pt"
+
+def _refusal(path: Path) -> str | None:
+    """Why ``path`` cannot stand in for ``default`` on the panel, or None."""
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    if not path.is_file():
+        return f"no such checkpoint: {path}"
+    data = load_checkpoint(path, kind="segmenter")
+    if data.get("size_reference") == "default":
+        return f"{path} estimates diameters with default's size model, which it would replace: score its base model"
+    if not data.get("size_model"):
+        return f"{path} has no size model: run `nanogan fit-size` (and tune, fit-confidence) on it first"
+    return None
 
 
 @contextlib.contextmanager
@@ -41,9 +59,11 @@ def standing_in(checkpoint: str | None):
     original = registry.shipped_path
     if checkpoint is not None:
         path = Path(checkpoint).resolve()
-        if not path.is_file():
-            raise SystemExit(f"python -m bench.candidate: no such checkpoint: {checkpoint}")
-        registry.shipped_path = lambda filename: path if filename == SHIPPED else original(filename)
+        why = _refusal(path)
+        if why:
+            raise SystemExit(f"python -m bench.candidate: {why}")
+        shipped = registry.SHIPPED_SEGMENTERS["default"]
+        registry.shipped_path = lambda filename: path if filename == shipped else original(filename)
     try:
         yield
     finally:
@@ -63,7 +83,8 @@ def _pick(scores: dict, *names: str) -> dict:
 def panel(data_root: str, test: bool = False) -> dict:
     from bench import evaluate, failure_modes, randomized_images, textured_matrix
 
-    root = ["--data-root", data_root]
+    scratch = tempfile.TemporaryDirectory()  # bench.evaluate's label images
+    root = ["--data-root", data_root, "--save-dir", scratch.name]
     own = _quiet(evaluate.main, ["--model", "default", "--datasets", "emps", "--split", "val", *root])
     auto = _quiet(evaluate.main, ["--model", "auto", "--auto-diameter", "--split", "val", *root])
     out = {"own_scale": {"emps_val": _pick(own["emps"]["model"], "dice", "f1")},
@@ -74,11 +95,24 @@ def panel(data_root: str, test: bool = False) -> dict:
     matrix = _quiet(textured_matrix.main, ["--model", "default", "--seeds", "0,1,2"])
     out["textured_matrix"] = {"mean_f1": matrix["mean_f1"], "mean_false_per_image": matrix["mean_false_per_image"]}
     sat = _quiet(failure_modes.main, ["--model", "auto"])["panels"]["satellites"]
-    out["satellites"] = {"particles": sat["particles"], "found": sat["segmented"], "f1": sat["f1"]}
+    out["satellites"] = {"particles": sat["particles"], "found": round(sat["recall"] * sat["particles"]),
+                         "false_particles": sat["false_particles"], "f1": sat["f1"]}
     if test:
         own_test = _quiet(evaluate.main, ["--model", "default", "--datasets", "emps", "--split", "test", *root])
         out["own_scale"]["emps_test"] = _pick(own_test["emps"]["model"], "dice", "f1")
+    scratch.cleanup()
     return out
+
+
+def identity(checkpoint: str | None) -> dict:
+    """The file scored: its path, sha256 and the command that trained it (where its provenance says)."""
+    from napari_nanogan.models import registry
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    path = Path(checkpoint) if checkpoint else registry.shipped_path(registry.SHIPPED_SEGMENTERS["default"])
+    provenance = load_checkpoint(path, kind="segmenter").get("provenance") or {}
+    return {"segmenter": str(checkpoint) if checkpoint else "default (shipped)",
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "command": provenance.get("command")}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -88,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--test", action="store_true", help="also the own-scale EMPS test scores (never to choose)")
     args = ap.parse_args(argv)
     with standing_in(args.segmenter):
-        result = {"segmenter": args.segmenter or "default (shipped)", **panel(args.data_root, args.test)}
+        result = {**identity(args.segmenter), **panel(args.data_root, args.test)}
     result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(json.dumps(result))
     return result

@@ -349,19 +349,29 @@ def test_train_own_scale_adds_the_large_particle_images_unshrunk(tmp_path, capsy
 
     monkeypatch.setattr("napari_nanogan.training.segmenter.train_segmenter", fake_train)
     common = ["train", "--data-root", str(tmp_path / "data"), "--datasets", "emps", "--steps", "1",
-              "--out", str(tmp_path / "run"), "--at-model-scale", "--own-scale", "30"]
-    assert main(common) == 0
+              "--out", str(tmp_path / "run"), "--at-model-scale"]
+    assert main([*common, "--own-scale", "30"]) == 0
     own, emps = seen["train"]["own_scale"], {s.name: s for s in seen["train"]["emps"]}
-    assert own and len(own) < len(emps)
+    large = {name for name in emps if median_diameter(labels(int(name[3:]))) >= 30}  # of the training split, as drawn
+    assert large and len(large) < len(emps) and {s.name for s in own} == large
     assert all(median_diameter(s.labels) >= 30 and s.labels.shape == (240, 240) for s in own)  # at their own scale
     assert all(emps[s.name].labels.shape[0] < 240 for s in own)  # and shrunk among the real images, as before
     assert seen["domain_weights"] == {"emps": 0.85, "own_scale": 0.15}
-    assert seen["provenance"]["own_scale"]["images"] == [s.name for s in own]
+    assert seen["provenance"]["own_scale"]["share"] == 0.15
     assert f"own scale: {len(own)} training images" in capsys.readouterr().err
-    assert main([*common[:-3], "--own-scale", "30"]) == 2  # unshrunk beside what? --at-model-scale is needed
-    assert "give both" in capsys.readouterr().err
-    assert main([*common[:-1], "500"]) == 2
-    assert "no training image has particles of 500 px" in capsys.readouterr().err
+    assert main([*common, "--own-scale", "30", "--own-scale-share", "0.3"]) == 0
+    assert seen["domain_weights"] == {"emps": 0.7, "own_scale": 0.3}
+    refused = {"give both": [c for c in common if c != "--at-model-scale"] + ["--own-scale", "30"],
+               "no training image has particles of 500 px": [*common, "--own-scale", "500"],
+               "above 0 px": [*common, "--own-scale", "0"],
+               "between 0 and 1": [*common, "--own-scale", "30", "--own-scale-share", "1"]}
+    refused["give both "] = [*common, "--own-scale-share", "0.2"]  # a share without --own-scale
+    for words, argv in refused.items():
+        assert main(argv) == 2, words
+        assert words.strip() in capsys.readouterr().err
+    # pairs folders are used as they are: nothing to add at another scale
+    assert main(["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "p.pt"), "--own-scale", "30"]) == 2
+    assert "not --pairs" in capsys.readouterr().err
 
 
 def test_train_starts_from_a_named_or_saved_model_and_takes_its_shape(tmp_path, tiny_checkpoint, capsys, monkeypatch):

@@ -20,14 +20,15 @@ READER_PATTERNS = ("*.tif", "*.tiff", "*.png", "*.jpg", "*.jpeg", "*.bmp", "*.dm
 PLUGIN = "napari-nanogan"
 
 
-def _layer_kwargs(name: str, meta: dict, info_bar, frames: bool = False) -> dict:
-    """A layer's name, metadata and, where the pixel size is known, scale and units in nm (a leading
-    axis of ``frames`` counts in frames)."""
+def _layer_kwargs(name: str, meta: dict, info_bar, stack: bool = False) -> dict:
+    """A layer's name, metadata and, where the pixel size is known, scale and units in nm; ``stack``: a
+    leading frame axis, at scale 1 (unit "pixel", napari's for an axis that is not a length)."""
     kwargs: dict = {"name": name, "metadata": dict(meta)}
     pixel = meta.get("pixel_size_nm")
     if pixel:
-        kwargs["scale"] = (1.0,) * frames + (pixel, pixel)
-        kwargs["units"] = ("pixel",) * frames + ("nm", "nm")
+        frame = ((1.0,), ("pixel",)) if stack else ((), ())
+        kwargs["scale"] = frame[0] + (pixel, pixel)
+        kwargs["units"] = frame[1] + ("nm", "nm")
     if info_bar is not None:
         kwargs["metadata"]["info_bar_rows"] = (info_bar.start, info_bar.stop)
     return kwargs
@@ -114,7 +115,7 @@ def read_em_stack(path):
     frames, found, which = read_frames(Path(path))
     meta = {"pixel_size_nm": found[0] if found else None, "pixel_size_source": found[1] if found else None,
             "frames": int(frames.shape[0]), **({"image_read": which} if which else {})}
-    return (frames, _layer_kwargs(Path(path).stem, meta, None, frames=True), "image")
+    return (frames, _layer_kwargs(Path(path).stem, meta, None, stack=True), "image")
 
 
 def read_labels(path, labels, meta: dict):

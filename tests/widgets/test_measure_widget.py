@@ -294,16 +294,24 @@ def test_an_error_without_words_is_still_explained(viewer_widget, monkeypatch, w
     assert w.summary.value == "failed"
 
 
-def test_a_refused_measure_says_so_instead_of_the_last_result(viewer_widget, wait_done, monkeypatch):
+@pytest.mark.parametrize("case", ["image of another size", "3D labels", "no labels layer"])
+def test_a_refused_measure_says_so_instead_of_the_last_result(viewer_widget, wait_done, monkeypatch, case):
     viewer, w = viewer_widget
     errors = []
     monkeypatch.setattr("napari_nanogan.widgets.measure.show_error", errors.append)
-    w.labels_layer.value = viewer.add_labels(_labels(), name="p")
+    w.labels_layer.value = layer = viewer.add_labels(_labels(), name="p")
     w.run()
     wait_done(w)
     assert w.summary.value.startswith("n = ")
-    w.image_layer.value = viewer.add_image(np.zeros((50, 60), np.uint8), name="other")
+    if case == "image of another size":
+        w.image_layer.value = viewer.add_image(np.zeros((50, 60), np.uint8), name="other")
+        said = "image 'other' is 50 x 60 pixels, labels 100 x 120; choose the image they were made from."
+    elif case == "3D labels":
+        w.labels_layer.value = viewer.add_labels(np.zeros((2, 100, 120), np.int32), name="stack")
+        said = "'stack' has 3 dimensions; measure a 2D label image."
+    else:
+        viewer.layers.remove(layer)
+        said = "choose a Labels layer (segment an image first)."
     w.run()
-    assert errors == ["Measure particles: image 'other' is 50 x 60 pixels, labels 100 x 120; "
-                      "choose the image they were made from."]
-    assert w.summary.value.startswith("not started: image 'other'") and w.job.worker is None
+    assert errors == [f"Measure particles: {said}"]
+    assert w.summary.value == f"not started: {said}" and w.job.worker is None

@@ -10,8 +10,9 @@ from .common import command_line, drive_training, print_result, seed_value
 
 
 def cmd_train_texture(args) -> int:
-    """Train the substrate texture network on the real substrate of annotated images."""
-    from ..config import TEXTURE_DEFAULTS, TextureConfig, TextureRegion, TextureTrainConfig
+    """Train the texture network on the real substrate (or, ``--region particles``, the particles) of annotated
+    images."""
+    from ..config import TEXTURE_DEFAULTS, TextureConfig, TextureTrainConfig
     from ..training.texture import train_texture
 
     try:

@@ -1,4 +1,4 @@
-"""``nanogan train``, ``train-gan``, ``train-texture`` and ``finetune``: the training commands."""
+"""``nanogan train`` and ``train-gan``: the training commands of the segmenter and the cycle GAN."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def cmd_train(args) -> int:
         if world is None or world.main:  # (one message under torchrun)
             print("nanogan train: --distractors, --invert, --style and --matrix are probabilities, within 0..1",
                   file=sys.stderr)
+        return 2
+    if args.pairs and (args.own_scale is not None or args.own_scale_share is not None):
+        print("nanogan train: --own-scale is for the shared data sets (with --at-model-scale), not --pairs",
+              file=sys.stderr)
         return 2
     if args.pairs:
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
@@ -137,20 +141,10 @@ def _train(args, world) -> int:
         shares["synthetic"] = args.synthetic_share
         say(f"synthetic: {len(train['synthetic'])} pairs from {args.synthetic}, "
             f"{args.synthetic_share:.0%} of the patches")
-    if args.own_scale:
-        if not args.at_model_scale:
-            say("nanogan train: --own-scale adds images unshrunk beside those shrunk by --at-model-scale; give both")
-            return 2
-        from ..measure import median_diameter
-
-        train["own_scale"] = [t for k in wanted for t in train[k]
-                              if t.labels.any() and median_diameter(t.labels) >= args.own_scale]
-        if not train["own_scale"]:
-            say(f"nanogan train: no training image has particles of {args.own_scale:g} px or more (--own-scale)")
-            return 2
-        shares["own_scale"] = args.own_scale_share
-        say(f"own scale: {len(train['own_scale'])} training images of particles of {args.own_scale:g} px and over, "
-            f"also at their own scale, {args.own_scale_share:.0%} of the patches")
+    if args.own_scale is not None or args.own_scale_share is not None:
+        code = _own_scale(args, train, wanted, shares, say)
+        if code:
+            return code
     if args.randomized:
         from ..data.randomized import RandomizedSource
 
@@ -182,8 +176,9 @@ def _train(args, world) -> int:
     if init_path is not None:
         provenance["init"] = {"model": str(args.init), "path": str(init_path)}
     provenance |= {"domain_weights": domain_weights} if domain_weights is not None else {}
-    if args.own_scale:
-        provenance["own_scale"] = {"min_diameter_px": args.own_scale, "images": [t.name for t in train["own_scale"]]}
+    if "own_scale" in train:
+        provenance["own_scale"] = {"min_diameter_px": args.own_scale, "share": shares["own_scale"],
+                                   "images": [f"{t.domain}/{t.name}" for t in train["own_scale"]]}
     if args.synthetic:
         provenance["synthetic"] = {"folder": str(args.synthetic), "pairs": len(train["synthetic"]),
                                    "domain_weights": domain_weights}
@@ -200,6 +195,31 @@ def _train(args, world) -> int:
                                             provenance=provenance, init_from=init_path, should_stop=should_stop,
                                             domain_weights=domain_weights, world=world),
         config.steps, "train", report, quiet=not world.main)
+
+
+def _own_scale(args, train: dict, wanted: list[str], shares: dict, say) -> int:
+    """``--own-scale``: the training images of particles of PX px and over that ``--at-model-scale`` shrinks, also
+    as they are (domain ``own_scale``); returns an exit code, 0 when they were added."""
+    from ..measure import median_diameter
+    from ..training.data import model_scale_factor
+
+    share = 0.15 if args.own_scale_share is None else args.own_scale_share
+    if args.own_scale is None or not args.at_model_scale:
+        say("nanogan train: --own-scale PX adds images unshrunk beside those --at-model-scale shrinks; give both")
+        return 2
+    if not args.own_scale > 0 or not 0 < share < 1:
+        say("nanogan train: --own-scale must be a diameter above 0 px and --own-scale-share between 0 and 1")
+        return 2
+    train["own_scale"] = [t for k in wanted for t in train[k]  # (no particles: NaN, never selected)
+                          if median_diameter(t.labels) >= args.own_scale and model_scale_factor(t.labels) < 1]
+    if not train["own_scale"]:
+        say(f"nanogan train: no training image has particles of {args.own_scale:g} px or more that --at-model-scale "
+            "shrinks (--own-scale)")
+        return 2
+    shares["own_scale"] = share
+    say(f"own scale: {len(train['own_scale'])} training images of particles of {args.own_scale:g} px and over, "
+        f"also at their own scale, {share:.0%} of the patches (validation stays at the model's scale)")
+    return 0
 
 
 def loss_weights(spec: str | None, base):
@@ -354,10 +374,11 @@ def add_commands(sub) -> None:
     p.add_argument("--synthetic-share", type=float, default=0.25,
                    help="share of the training patches drawn from --synthetic (default 0.25)")
     p.add_argument("--own-scale", type=float, default=None, metavar="PX",
-                   help="with --at-model-scale: also train on the training images whose annotated median particle "
-                        "diameter is PX or more at their own scale, unshrunk, so that the network also segments "
-                        "large particles without a diameter (`segment(..., diameter=None)`)")
-    p.add_argument("--own-scale-share", type=float, default=0.15,
+                   help="with --at-model-scale: the training images whose annotated median particle diameter is PX "
+                        "or more are also drawn unshrunk, at their own scale, so that the network also segments "
+                        "large particles without a diameter (`segment(..., diameter=None)`); validation, which "
+                        "chooses best.pt, stays at the model's scale. They are held in memory at full size")
+    p.add_argument("--own-scale-share", type=float, default=None, metavar="SHARE",
                    help="share of the training patches drawn from --own-scale's images (default 0.15)")
     p.add_argument("--randomized", type=float, default=0.0, metavar="SHARE",
                    help="also train on domain-randomised pairs (SEM, TEM and STEM styles, shapes, median sizes "

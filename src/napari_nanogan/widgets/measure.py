@@ -142,10 +142,12 @@ class MeasureWidget(QWidget):
             if image.ndim == 3 and image.shape[-1] in (3, 4):
                 image = as_grey(image)  # an RGB(A) picture: its grey levels give the intensities
             if image.shape != labels.shape:
-                show_error(self.job.refused(
-                    f"image {image_layer.name!r} is {image.shape[0]} x {image.shape[1]} pixels, labels "
-                    f"{labels.shape[0]} x {labels.shape[1]}; choose the image they were made from." if image.ndim == 2
-                    else f"image {image_layer.name!r} has shape {image.shape}; choose a 2D image."))
+                if image.ndim == 2:
+                    why = (f"image {image_layer.name!r} is {image.shape[0]} x {image.shape[1]} pixels, labels "
+                           f"{labels.shape[0]} x {labels.shape[1]}; choose the image they were made from.")
+                else:
+                    why = f"image {image_layer.name!r} has shape {image.shape}; choose a 2D image."
+                show_error(self.job.refused(why))
                 return
         pixel = self._pixel_size_nm() or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
