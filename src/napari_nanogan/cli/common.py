@@ -429,3 +429,30 @@ def one_process_only(command: str) -> bool:
         print(f"nanogan {command}: trains in one process; run it without torchrun (or --nproc_per_node 1). "
               "Data-parallel training: nanogan train", file=sys.stderr)
     return False
+
+
+def annotated_samples(args, command: str):
+    """The annotated images a generator or texture learns from, with their source for the provenance: the
+    ``--images``/``--masks`` folders, or else the ``--dataset`` training split under ``--data-root``. None
+    (the reason printed) when there are none."""
+    from ..config import GENERATOR_DATASETS
+
+    if args.images and args.masks:
+        from ..data.datasets import load_samples
+        from ..io.pairs import pair_folders
+
+        triples = pair_folders(args.images, args.masks)
+        if not triples:
+            print(f"nanogan {command}: no image/mask pairs found (mask stems must equal or start with the image stem)",
+                  file=sys.stderr)
+            return None
+        return (load_samples(triples, domain="paired"),
+                {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]})
+    from ..training.data import generator_samples
+
+    _, folder, description = GENERATOR_DATASETS[args.dataset]
+    samples = generator_samples(args.data_root, args.dataset)
+    if samples is None:
+        print(f"nanogan {command}: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
+        return None
+    return samples, {f"{args.dataset}_train": [s.name for s in samples], "selection": description}

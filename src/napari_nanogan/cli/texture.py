@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, TextureRegion, Upsample
-from .common import command_line, drive_training, print_result, seed_value
+from .common import annotated_samples, command_line, drive_training, print_result, seed_value
 
 
 def cmd_train_texture(args) -> int:
@@ -30,26 +30,10 @@ def cmd_train_texture(args) -> int:
     except ValueError as exc:
         print(f"nanogan train-texture: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    if args.images and args.masks:
-        from ..data.datasets import load_samples
-        from ..io.pairs import pair_folders
-
-        triples = pair_folders(args.images, args.masks)
-        if not triples:
-            print("nanogan train-texture: no image/mask pairs found (mask stems must equal or start with the image stem)",
-                  file=sys.stderr)
-            return 2
-        samples = load_samples(triples, domain="paired")
-        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
-    else:
-        from ..training.data import generator_samples
-
-        _, folder, description = GENERATOR_DATASETS[args.dataset]
-        samples = generator_samples(args.data_root, args.dataset)
-        if samples is None:
-            print(f"nanogan train-texture: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
-            return 2
-        source = {f"{args.dataset}_train": [s.name for s in samples], "selection": description}
+    found = annotated_samples(args, "train-texture")
+    if found is None:
+        return 2
+    samples, source = found
     provenance = {"data": source, "command": command_line()}
 
     def report(rec):

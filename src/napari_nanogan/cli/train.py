@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, PRECISIONS, Norm
-from .common import command_line, drive_training, one_process_only, print_result, seed_value
+from .common import annotated_samples, command_line, drive_training, one_process_only, print_result, seed_value
 
 
 def cmd_train_pairs(args) -> int:
@@ -246,8 +246,7 @@ def loss_weights(spec: str | None, base):
 
 def cmd_train_gan(args) -> int:
     from ..config import GanLossWeights, GanTrainConfig, GeneratorConfig, ModelKind, SegmenterConfig
-    from ..data.datasets import load_samples, sample_from_arrays, shared_splits
-    from ..io.pairs import pair_folders
+    from ..data.datasets import sample_from_arrays, shared_splits
     from ..models.registry import ModelNotFoundError, resolve_model
     from ..training.cyclegan import train_cyclegan
     from ..training.data import generator_samples
@@ -278,25 +277,15 @@ def cmd_train_gan(args) -> int:
         print(f"nanogan train-gan: {exc}", file=sys.stderr)
         return 2
     val = None
-    if args.images and args.masks:
-        triples = pair_folders(args.images, args.masks)
-        source = {"images": args.images, "masks": args.masks, "pairs": [t[0] for t in triples]}
-        if not triples:
-            print("nanogan train-gan: no image/mask pairs found (mask stems must equal or start with the image stem)",
-                  file=sys.stderr)
-            return 2
-        paired = load_samples(triples, domain="paired")
-    else:
-        key, folder, description = GENERATOR_DATASETS[args.dataset]
-        paired = generator_samples(args.data_root, args.dataset)
-        if paired is None:
-            print(f"nanogan train-gan: give --images and --masks, or a --data-root with {folder}/", file=sys.stderr)
-            return 2
+    found = annotated_samples(args, "train-gan")
+    if found is None:
+        return 2
+    paired, source = found
+    if not (args.images and args.masks):  # the shared data set's split: its validation and held-out images
         if args.val_every > 0:
             val = generator_samples(args.data_root, args.dataset, split="val")
-        held_out = shared_splits(args.data_root)[key]
-        source = {f"{args.dataset}_train": [s.name for s in paired], "selection": description,
-                  "held_out": {k: [t[0] for t in v] for k, v in held_out.items() if k != "train"}}
+        held_out = shared_splits(args.data_root)[GENERATOR_DATASETS[args.dataset][0]]
+        source["held_out"] = {k: [t[0] for t in v] for k, v in held_out.items() if k != "train"}
     segmenter_config = SegmenterConfig()
     if args.init_segmenter:
         from ..models.checkpoint import load_checkpoint
