@@ -456,3 +456,14 @@ def test_the_polarity_check_keeps_the_inverted_image_where_the_network_finds_mor
     mirrored = segment(pipeline.invert(field), threshold_segmenter, info_bar=None, polarity_check=False).labels
     assert _f1(segment_blockwise(field, threshold_segmenter, plan=plans[True]), mirrored) > 0.95
     assert plans[True].fingerprint() != plans[False].fingerprint()
+
+
+def test_a_top_info_bar_is_left_out_block_by_block_as_a_bottom_one(threshold_segmenter, field):
+    from napari_nanogan.io.infobar import InfoBar
+
+    h = field.shape[0]
+    top = segment_blockwise(field, threshold_segmenter, info_bar=InfoBar(0, 40, "top"), block=128)
+    bottom = segment_blockwise(np.ascontiguousarray(field[::-1]), threshold_segmenter,
+                               info_bar=InfoBar(h - 40, h, "bottom"), block=128)
+    assert top[:40].max() == 0 and top[40:].max() > 30
+    assert _f1(top, bottom[::-1]) >= 0.99

@@ -174,3 +174,34 @@ def test_caption_words_stay_apart_at_the_smallest_font():
     runs = np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1)  # glyphs, left to right: "4", "p", "a", ...
     gaps = [b[0] - a[-1] - 1 for a, b in zip(runs, runs[1:])]
     assert gaps[0] > max(gaps[1:]), gaps  # the space after "4" is wider than any gap inside "particles"
+
+
+def test_grey_with_alpha_png_reads_as_grey_and_as_a_mask(tmp_path):
+    grey = np.zeros((40, 40, 2), np.uint8)
+    grey[..., 0] = np.arange(40)[None] * 5
+    grey[..., 1] = 255
+    Image.fromarray(grey, "LA").save(tmp_path / "la.png")
+    image, _ = read_image(tmp_path / "la.png")
+    assert image.shape == (40, 40) and np.array_equal(image, grey[..., 0])
+    mask = np.zeros((40, 40, 2), np.uint8)
+    mask[10:20, 10:20, 0] = 255
+    mask[..., 1] = 255
+    mask[30:, :, 1] = 0  # transparent: background
+    mask[30:, :, 0] = 255
+    Image.fromarray(mask, "LA").save(tmp_path / "la_m.png")
+    from napari_nanogan.io.masks import check_mask
+
+    assert np.array_equal(check_mask(read_mask(tmp_path / "la_m.png")) > 0, mask[..., 0] * (mask[..., 1] > 0) > 0)
+
+
+def test_pair_folders_gives_a_mask_to_the_image_of_the_longest_stem_it_fits(tmp_path):
+    from napari_nanogan.io.pairs import pair_folders
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for stem in ("field", "field_2", "other"):
+        tifffile.imwrite(tmp_path / "images" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
+    for stem in ("field_2_m", "other", "other_mask"):
+        tifffile.imwrite(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
+    pairs = {stem: mask.name for stem, _, mask in pair_folders(tmp_path / "images", tmp_path / "masks")}
+    assert pairs == {"field_2": "field_2_m.tif", "other": "other.tif"}  # "field" has no mask of its own

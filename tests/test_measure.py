@@ -489,3 +489,72 @@ def test_negative_labels_are_refused_not_dropped():
     labels[2:6, 2:6], labels[10:14, 10:14] = 1, -2
     with pytest.raises(ValueError, match="negative"):
         measure_particles(labels)
+
+
+def test_a_top_info_bar_is_kept_with_the_labels_and_flags_what_it_cuts(tmp_path):
+    from napari_nanogan.io.images import labels_info_bar_rows, write_labels
+    from napari_nanogan.measure import measure_file, measure_particles
+
+    labels = np.zeros((80, 60), np.uint16)
+    labels[20:30, 5:15] = 1  # its first row is the first specimen row under a top bar of rows 0-19
+    labels[40:50, 20:30] = 2
+    table = measure_particles(labels, info_bar_end=20)
+    assert list(table.columns["touches_info_bar"]) == [True, False]
+    assert list(measure_particles(labels, info_bar_end=19).columns["touches_info_bar"]) == [False, False]  # a row apart
+    assert list(measure_particles(labels, info_bar_end=19, info_bar_start=50).columns["touches_info_bar"]) == [False, True]
+    write_labels(tmp_path / "top_labels.tif", labels, info_bar_end=20)
+    assert labels_info_bar_rows(tmp_path / "top_labels.tif") == (None, 20)
+    assert list(measure_file(tmp_path / "top_labels.tif").columns["touches_info_bar"]) == [True, False]
+    image = np.full((80, 60), 90, np.uint8)  # with the image, its own (top) bar is found and used
+    image[:20] = 0
+    image[5:12, 5:50:4] = 255
+    rng = np.random.default_rng(0)
+    image[20:] = rng.integers(60, 200, (60, 60))
+    tifffile.imwrite(tmp_path / "top.tif", image)
+    write_labels(tmp_path / "plain_labels.tif", labels)
+    from_image = measure_file(tmp_path / "plain_labels.tif", image_path=tmp_path / "top.tif")
+    assert list(from_image.columns["touches_info_bar"]) == [True, False]
+
+
+def test_labels_written_without_confidence_leave_no_earlier_table(tmp_path):
+    from napari_nanogan.io.images import read_label_table, write_labels
+    from napari_nanogan.measure import measure_file
+
+    a = np.zeros((40, 40), np.uint16)
+    a[5:10, 5:10], a[20:30, 20:30] = 1, 2
+    write_labels(tmp_path / "x_labels.tif", a, confidence=np.array([0.9, 0.1]))
+    assert read_label_table(tmp_path / "x_labels.tif") is not None
+    b = np.zeros((40, 40), np.uint16)
+    b[1:4, 1:4], b[30:35, 5:10] = 1, 2
+    write_labels(tmp_path / "x_labels.tif", b)
+    assert read_label_table(tmp_path / "x_labels.tif") is None
+    assert "confidence" not in measure_file(tmp_path / "x_labels.tif").columns
+
+
+def test_a_label_file_keeps_its_own_numbers(tmp_path):
+    from napari_nanogan.io.images import write_labels
+    from napari_nanogan.measure import measure_file
+
+    labels = np.zeros((60, 60), np.uint32)
+    labels[5:10, 5:10], labels[20:30, 20:30], labels[40:50, 40:50] = 7, 9, 40000  # 40000 > 3600 pixels
+    write_labels(tmp_path / "n_labels.tif", labels)
+    assert list(measure_file(tmp_path / "n_labels.tif").columns["label"]) == [7, 9, 40000]
+    binary = (labels > 0).astype(np.uint8) * 255  # a binary mask: its connected parts, numbered
+    tifffile.imwrite(tmp_path / "b_m.tif", binary)
+    assert list(measure_file(tmp_path / "b_m.tif").columns["label"]) == [1, 2, 3]
+
+
+def test_grey_labels_as_rgb_with_few_particles_are_not_taken_for_a_binary_mask(tmp_path):
+    from napari_nanogan.io.masks import read_mask
+
+    labels = np.zeros((100, 100), np.uint8)  # 3 % foreground: 97 % of pixels are 0
+    labels[10:20, 10:20], labels[10:20, 20:30], labels[60:70, 60:70] = 1, 2, 3  # 1 and 2 touch
+    Image.fromarray(np.repeat(labels[..., None], 3, -1)).save(tmp_path / "few_rgb.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "few_rgb.png"), labels)
+
+
+def test_solidity_of_a_label_in_pieces_on_one_line_counts_the_gap():
+    labels = np.zeros((10, 10), np.int32)
+    labels[2, 2] = labels[2, 4] = 1  # two pixels of one label, one pixel apart: 2 of the 3 on the line
+    labels[5, 1:3] = 2
+    np.testing.assert_allclose(measure_particles(labels).columns["solidity"], [2 / 3, 1.0])

@@ -126,3 +126,16 @@ def test_a_mask_takes_the_pixel_size_of_its_own_image_not_a_glob_match(tmp_path)
     tifffile.imwrite(tmp_path / "masks" / "s[12]_m.tif", mask)
     [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "s[12]_m.tif")
     assert kwargs["scale"] == pytest.approx((9.0, 9.0))
+
+
+def test_a_label_image_opens_with_the_info_bar_it_records(tmp_path):
+    """So that Measure flags the particles the bar cuts on a reopened labels file without its image."""
+    from napari_nanogan.io.images import write_labels
+
+    labels = np.zeros((60, 50), np.uint16)
+    labels[5:15, 5:15] = 1
+    for name, rows, bar in (("bottom_labels.tif", {"info_bar_start": 50}, (50, 60)),
+                            ("top_labels.tif", {"info_bar_end": 12}, (0, 12)), ("none_labels.tif", {}, None)):
+        path = write_labels(tmp_path / name, labels, **rows)
+        (_, kwargs, kind), = get_reader(str(path))(str(path))
+        assert kind == "labels" and kwargs["metadata"].get("info_bar_rows") == bar

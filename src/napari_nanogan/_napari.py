@@ -119,13 +119,22 @@ def read_em_stack(path):
 
 
 def read_labels(path, labels, meta: dict):
-    """LayerData of a label image, with ``index`` and ``confidence`` features from its table when there is one."""
+    """LayerData of a label image, with ``index`` and ``confidence`` features from its table when there is one,
+    and the info bar a label TIFF of ``nanogan segment`` records (so that Measure flags the particles it cuts)."""
     import numpy as np
 
-    from .io.images import read_label_table
+    from .io.images import labels_info_bar_rows, read_label_table
+    from .io.infobar import InfoBar
     from .io.masks import image_stem
 
-    kwargs = _layer_kwargs(Path(path).stem, meta, None)
+    bar = None
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
+        start, end = labels_info_bar_rows(path)
+        if start is not None and 0 < start < labels.shape[0]:
+            bar = InfoBar(start, labels.shape[0], "bottom")
+        elif end is not None and 0 < end < labels.shape[0]:
+            bar = InfoBar(0, end, "top")
+    kwargs = _layer_kwargs(Path(path).stem, meta, bar)
     stem = image_stem(path)
     if stem != Path(path).stem:  # the panels pair the labels with their image's layer when it is open
         kwargs["metadata"].setdefault("source_layer", stem)

@@ -57,9 +57,8 @@ class Measurements:
 def equivalent_diameters(labels: np.ndarray, *, min_area: int = 1, whole_only: bool = False) -> np.ndarray:
     """Equivalent-circle diameters (px) of the particles of an instance label image, fast.
 
-    Particles under ``min_area`` px are skipped; ``whole_only`` also skips those cut by
-    the image border (as published size distributions count them). The full
-    per-particle table, in nm, is :func:`measure_particles`.
+    Particles under ``min_area`` px are skipped; ``whole_only`` also skips those cut by the image border
+    (as published size distributions count them). The full table, in nm, is :func:`measure_particles`.
     """
     labels = np.asarray(labels)
     areas = np.bincount(labels.ravel()).astype(float)
@@ -90,10 +89,9 @@ def row_extremes(coords: np.ndarray) -> np.ndarray:
 def convex_hull(points) -> list[tuple]:
     """Vertices of the convex hull of 2D points sorted by (y, x), counter-clockwise, collinear points dropped.
 
-    Andrew's monotone chain in plain Python: a particle's hull has a few dozen
-    points, where a call into qhull costs more, and plain Python keeps a worker
-    thread from queueing for the interpreter lock at every particle (a Qt event
-    loop takes the lock each time a C call lets it go).
+    Andrew's monotone chain in plain Python: a particle's hull has a few dozen points, where a call into
+    qhull costs more, and plain Python keeps a worker thread from queueing for the interpreter lock at
+    every particle (a Qt event loop takes the lock each time a C call lets it go).
     """
     points = [tuple(p) for p in points]
     if len(points) < 3:
@@ -141,8 +139,8 @@ def convex_pixel_count(coords: np.ndarray) -> int:
 
 def _pixels_in_hull(centres: list[tuple], n_pixels: int) -> int:
     hull = np.asarray(centres, np.int64)
-    if len(hull) < 3:
-        return n_pixels  # on one line: its own pixels
+    if len(hull) < 3:  # on one line: the lattice points from end to end (its own pixels, and any gaps)
+        return int(np.gcd(*np.abs(hull[-1] - hull[0]))) + 1 if len(hull) == 2 else n_pixels
     ahead = np.roll(hull, -1, axis=0)
     twice_area = abs(int((hull[:, 0] * ahead[:, 1] - ahead[:, 0] * hull[:, 1]).sum()))
     boundary = int(np.gcd(np.abs(ahead - hull)[:, 0], np.abs(ahead - hull)[:, 1]).sum())
@@ -158,6 +156,7 @@ def measure_particles(
     name: str = "",
     confidence: np.ndarray | None = None,
     min_area: int = 1,
+    info_bar_end: int | None = None,
 ) -> Measurements:
     """Measure every particle of an instance label image.
 
@@ -171,6 +170,8 @@ def measure_particles(
         Pixel side in nm; lengths are in pixels when None.
     info_bar_start : int, optional
         First row of a bottom info bar: particles reaching the row above are flagged.
+    info_bar_end : int, optional
+        One past the last row of a top info bar: particles reaching that row are flagged.
     confidence : ndarray, optional
         Per label (``confidence[k - 1]`` for label ``k``, from the segmentation): a
         ``confidence`` column, the probability that the particle is real.
@@ -224,7 +225,8 @@ def measure_particles(
         rows["centroid_y"].append(p.centroid[0] * scale)
         rows["centroid_x"].append(p.centroid[1] * scale)
         rows["touches_border"].append(y0 == 0 or x0 == 0 or y1 == h or x1 == w)
-        rows["touches_info_bar"].append(info_bar_start is not None and y1 >= info_bar_start)
+        rows["touches_info_bar"].append(info_bar_start is not None and y1 >= info_bar_start
+                                        or info_bar_end is not None and y0 <= info_bar_end)
     columns = {"image": np.array([name] * len(rows["label"]), dtype=object)}
     for key, values in rows.items():
         dtype = bool if key.startswith("touches") else (float if key != "label" else
@@ -258,28 +260,30 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     image. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
     file that cannot be measured (a grey image given as labels among them).
     """
-    from .io.images import labels_info_bar_start, labels_pixel_size_nm, read_image, read_label_table
-    from .io.infobar import bottom_bar_start, detect_info_bar
-    from .io.masks import check_mask, pixel_size_of_its_image, read_mask
+    from .io.images import labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
+    from .io.infobar import bottom_bar_start, detect_info_bar, top_bar_end
+    from .io.masks import instance_labels, mask_values, pixel_size_of_its_image, read_mask
 
     path = Path(path)
-    labels = check_mask(read_mask(path))
-    image, bar_start, pixel = None, None, pixel_size_nm
+    labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
+    if len(np.unique(labels)) <= 2:  # a binary mask: its connected parts are the particles
+        labels = instance_labels(labels)
+    image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
     if image_path is not None:
         image, meta = read_image(image_path)
         if image.shape != labels.shape:
             raise ValueError(f"image {image_path} has shape {image.shape}, labels {labels.shape}")
-        bar_start = bottom_bar_start(detect_info_bar(image))
+        bar_start, bar_end = bottom_bar_start(bar := detect_info_bar(image)), top_bar_end(bar)
         pixel = pixel or meta["pixel_size_nm"]
     if path.suffix.lower() in (".tif", ".tiff"):
         if pixel is None:
             pixel = labels_pixel_size_nm(path)
         if image_path is None:
-            bar_start = labels_info_bar_start(path)
+            bar_start, bar_end = labels_info_bar_rows(path)
     if pixel is None and image_path is None:  # a mask whose image lies beside it by name, as napari's reader pairs them
         pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
     table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
-                              confidence=read_label_table(path), min_area=min_area)
+                              confidence=read_label_table(path), min_area=min_area, info_bar_end=bar_end)
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
         table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
     return table

@@ -315,3 +315,31 @@ def test_a_refused_measure_says_so_instead_of_the_last_result(viewer_widget, wai
     w.run()
     assert errors == [f"Measure particles: {said}"]
     assert w.summary.value == f"not started: {said}" and w.job.worker is None
+
+
+def test_a_multiscale_labels_layer_is_measured_at_full_resolution(viewer_widget, wait_done):
+    """napari's np.asarray of a multiscale layer is its coarsest level: Measure reads level 0, at the layer's
+    pixel size (a 200-px disc at 2 nm/px is 400 nm across, not a quarter of it)."""
+    viewer, w = viewer_widget
+    yy, xx = np.mgrid[:512, :512]
+    full = ((yy - 256) ** 2 + (xx - 256) ** 2 <= 100**2).astype(np.int32)
+    levels = [full, full[::2, ::2], full[::4, ::4]]
+    layer = viewer.add_labels(levels, multiscale=True, name="pyramid", scale=(2.0, 2.0), units=("nm", "nm"))
+    w.labels_layer.value = layer
+    w.image_layer.value = None
+    w.run()
+    wait_done(w)
+    assert w.table.columns["ecd_nm"][0] == pytest.approx(400, rel=0.01)
+
+
+def test_a_top_info_bar_flags_the_particles_it_cuts(viewer_widget, wait_done):
+    viewer, w = viewer_widget
+    labels = np.zeros((100, 120), np.int32)
+    labels[20:30, 40:60] = 1  # reaches row 20, the first specimen row under a bar of rows 0-19
+    labels[50:60, 40:60] = 2
+    layer = viewer.add_labels(labels, name="particles", metadata={"info_bar_rows": (0, 20)})
+    w.labels_layer.value = layer
+    w.image_layer.value = None
+    w.run()
+    wait_done(w)
+    assert list(w.table.columns["touches_info_bar"]) == [True, False]

@@ -73,6 +73,8 @@ def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict |
                 bands = len(im.getbands())
                 check_declared_size(path, (height, width, bands) if bands > 1 else (height, width),
                                     _PIL_ITEMSIZE.get(im.mode, 1))
+                if im.mode in ("LA", "La", "PA"):  # grey or palette with alpha: as RGBA, which the readers take
+                    im = im.convert("RGBA")
                 data = np.asarray(im)
     except ImageReadError:
         raise
@@ -189,18 +191,20 @@ def mask_pixel_size_nm(path: str | os.PathLike, given: float | None = None) -> f
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None,
-                 confidence: np.ndarray | None = None, info_bar_start: int | None = None) -> Path:
+                 confidence: np.ndarray | None = None, info_bar_start: int | None = None,
+                 info_bar_end: int | None = None) -> Path:
     """Write an instance label image as a TIFF, atomically; pixel size into the resolution tags.
 
-    The resolution is written in pixels per centimetre (TIFF unit 3) plus an ImageJ
-    ``unit='nm'`` spacing, so both generic TIFF readers and ImageJ/Fiji see it. With
+    The resolution is written in pixels per centimetre (TIFF unit 3), which generic TIFF
+    readers, napari-nanogan and ImageJ/Fiji (which shows it in cm) read. With
     ``confidence`` (one value per label 1..K), the labels' table ``<stem>.csv`` is written
     beside it (columns ``label``, ``confidence``; :func:`read_label_table`): an earlier label
     image of that name goes first, then the table, then the TIFF, so a labels TIFF on disk
-    always has its own table complete beside it, never another image's. ``info_bar_start``:
+    always has its own table complete beside it, never another image's (without ``confidence``,
+    an earlier table of that name is removed). ``info_bar_start``:
     the first row of the source image's bottom info bar, kept in the TIFF's description
-    (:func:`labels_info_bar_start`), so that ``nanogan measure`` flags the particles it cuts
-    without the source image.
+    (:func:`labels_info_bar_rows`), so that ``nanogan measure`` flags the particles it cuts
+    without the source image; ``info_bar_end``: one past the last row of a top info bar, likewise.
     """
     import tifffile
 
@@ -208,10 +212,13 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     labels = np.asarray(labels)
     dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
     kwargs = resolution_tags(pixel_size_nm)
-    if info_bar_start is not None:
-        kwargs["metadata"] = {"info_bar_start": int(info_bar_start)}
-    if confidence is not None:
+    bar = {key: int(row) for key, row in (("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end))
+           if row is not None}
+    if bar:
+        kwargs["metadata"] = bar
+    if confidence is not None:  # an earlier label image of this name goes first, then its table
         path.unlink(missing_ok=True)
+    path.with_suffix(".csv").unlink(missing_ok=True)  # without a new table: no earlier image's either
     if confidence is not None:
         with atomic_path(path.with_suffix(".csv")) as tmp:
             rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
@@ -250,8 +257,9 @@ def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:
     return found[0] if found else None
 
 
-def labels_info_bar_start(path: str | os.PathLike) -> int | None:
-    """The first info-bar row a label TIFF carries (:func:`write_labels`), or None."""
+def labels_info_bar_rows(path: str | os.PathLike) -> tuple[int | None, int | None]:
+    """The info bar a label TIFF carries (:func:`write_labels`): (first row of a bottom bar, one past the
+    last row of a top bar), each None where it has none."""
     import tifffile
 
     try:
@@ -259,8 +267,17 @@ def labels_info_bar_start(path: str | os.PathLike) -> int | None:
             meta = tif.shaped_metadata or ({},)
     except Exception as exc:
         raise ImageReadError(f"{path}: cannot read as a TIFF ({type(exc).__name__}: {first_line(exc)})") from None
-    start = meta[0].get("info_bar_start")
-    return int(start) if isinstance(start, int) and start >= 0 else None
+
+    def row(key: str) -> int | None:
+        value = meta[0].get(key)
+        return int(value) if isinstance(value, int) and value >= 0 else None
+
+    return row("info_bar_start"), row("info_bar_end")
+
+
+def labels_info_bar_start(path: str | os.PathLike) -> int | None:
+    """The first row of the bottom info bar a label TIFF carries (:func:`write_labels`), or None."""
+    return labels_info_bar_rows(path)[0]
 
 
 def list_images(paths, *, zarr: bool = False) -> list[Path]:

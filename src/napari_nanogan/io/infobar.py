@@ -32,6 +32,12 @@ def bottom_bar_start(bar: InfoBar | None) -> int | None:
     return bar.start if bar is not None and bar.side == "bottom" else None
 
 
+def top_bar_end(bar: InfoBar | None) -> int | None:
+    """One past the last row of a top info bar, or None (no bar, or a bar at the bottom): the first specimen
+    row, what measurements flag particles against (``measure_particles(info_bar_end=...)``) and label TIFFs keep."""
+    return bar.stop if bar is not None and bar.side == "top" else None
+
+
 #: Integer images spanning at most this many grey values are counted with one histogram per
 #: row; wider ranges (32/64-bit data) are counted by sorting each row, which needs no memory
 #: beyond the row itself, whatever the values.

@@ -172,7 +172,9 @@ def _from_rgb(rgb: np.ndarray) -> np.ndarray:
     """
     if (rgb == rgb[..., :1]).all():
         grey = rgb[..., 0]
-        if ((grey == 0) | (grey == grey.max(initial=0))).mean() >= BINARY_RGB_SHARE:  # binary, maybe anti-aliased
+        between = (grey != 0) & (grey != grey.max(initial=0))  # anti-aliased edges, or labels of their own
+        if ((~between).mean() >= BINARY_RGB_SHARE  # binary, maybe anti-aliased: no grey level between fills a region
+                and not (between & _solid(grey)).any()):
             return grey > 0
         return grey
     codes = _colour_codes(rgb)

@@ -387,13 +387,24 @@ def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:
 
 
 def pair_folders(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
-    """(stem, image, mask) from two folders: the mask's stem is the image's, or the image's + ``_...``."""
+    """(stem, image, mask) from two folders: the mask's stem is the image's, or the image's + ``_...``.
+
+    A mask belongs to the image of the longest stem it fits (``a_2_mask`` is ``a_2``'s, not
+    ``a``'s); an image with several masks takes the one of the shortest stem.
+    """
     from .images import list_images
 
-    masks = list_images([masks_dir])
+    images = list_images([images_dir])
+    stems = {img.stem for img in images}
+
+    def owner(mask: Path) -> str | None:
+        fits = [s for s in stems if mask.stem == s or mask.stem.startswith(s + "_")]
+        return max(fits, key=len) if fits else None
+
+    owners = {m: owner(m) for m in list_images([masks_dir])}
     pairs = []
-    for img in list_images([images_dir]):
-        match = [m for m in masks if m.stem == img.stem or m.stem.startswith(img.stem + "_")]
+    for img in images:
+        match = [m for m, stem in owners.items() if stem == img.stem]
         if match:
-            pairs.append((img.stem, img, sorted(match, key=lambda m: len(m.stem))[0]))
+            pairs.append((img.stem, img, sorted(match, key=lambda m: (len(m.stem), m.name))[0]))
     return pairs

@@ -374,6 +374,14 @@ def _bar_rows(block: Block, plan: BlockwisePlan) -> slice:
     return slice(max(plan.info_bar.start - y0, 0), max(plan.info_bar.stop - y0, 0))
 
 
+def _specimen_rows(block: Block, plan: BlockwisePlan, height: int) -> slice:
+    """The rows of a padded block (``height`` rows) that are not the info bar: above a bottom bar, below a top one."""
+    bar = _bar_rows(block, plan)
+    if not (bar.start < bar.stop and bar.start < height):
+        return slice(None)
+    return slice(bar.stop, None) if plan.info_bar.side == "top" else slice(0, bar.start)
+
+
 def _block_probabilities(grey, block: Block, network, plan: BlockwisePlan, statistics, factor: float):
     """A padded block's foreground and interior probabilities at ``factor``, 0 on the info bar's rows."""
     fg, interior = _probabilities(grey, network, plan.intensity, statistics, factor, plan.tile, plan.overlap)
@@ -424,8 +432,7 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
         raise ValueError(f"block {block.name}: expected 2D grey values, got shape {grey.shape}")
     fg, interior = _block_probabilities(grey, block, network, plan, plan.statistics, plan.factor)
     labels = instances_from_probabilities(fg, interior, plan.postprocess)
-    bar = _bar_rows(block, plan)  # at the bottom: the specimen is above it
-    specimen = slice(0, bar.start) if bar.start < bar.stop and bar.start < grey.shape[0] else slice(None)
+    specimen = _specimen_rows(block, plan, grey.shape[0])
     labels, confidence = judge(grey, labels, fg, interior, network, plan.postprocess.min_confidence, specimen)
     if plan.fine_factor is not None and labels.max() > 0:
         fine_fg, fine_interior = _block_probabilities(grey, block, network, plan, plan.fine_statistics,

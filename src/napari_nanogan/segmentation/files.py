@@ -44,7 +44,7 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     """
     from ..io.atomic import remove_stale_temporaries
     from ..io.images import read_image, write_labels
-    from ..io.infobar import bottom_bar_start
+    from ..io.infobar import bottom_bar_start, top_bar_end
     from .pipeline import segment
 
     path = Path(path)
@@ -61,7 +61,7 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
         remove_stale_temporaries(stale)
     target = write_labels(target, result.labels, pixel_size_nm=pixel, confidence=result.confidence,
-                          info_bar_start=bottom_bar_start(result.info_bar))
+                          info_bar_start=bottom_bar_start(result.info_bar), info_bar_end=top_bar_end(result.info_bar))
     unit = (f", pixel size {pixel:g} nm" + (" (given)" if pixel_size_nm else "")) if pixel else \
         ", pixel size unknown (sizes in px; --pixel-size gives it)"
     which = f" ({meta['image_read']})" if meta.get("image_read") else ""

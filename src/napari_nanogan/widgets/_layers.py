@@ -10,6 +10,22 @@ import numpy as np
 SQUARE_PIXEL_TOLERANCE = 1e-6
 
 
+def layer_data(layer) -> np.ndarray:
+    """A layer's pixels, read whole: of a multiscale layer its full-resolution level (``np.asarray(layer.data)``
+    gives its coarsest, napari's view of it). A ``ValueError`` says so for one over the pixel limit the
+    panels read whole (:func:`~napari_nanogan.io.limits.max_pixels`)."""
+    from ..io.limits import MAX_PIXELS_ENV, max_pixels
+
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    shape = tuple(int(n) for n in data.shape)
+    pixels = math.prod(shape[:2] if len(shape) == 3 and shape[-1] in (3, 4) else shape)
+    if pixels > max_pixels():
+        raise ValueError(f"{layer.name!r} is {' x '.join(map(str, shape))} pixels, more than the "
+                         f"{max_pixels() / 1e6:.0f} megapixels the panels read whole (${MAX_PIXELS_ENV} raises it, "
+                         "where this machine has the memory)")
+    return np.asarray(data)
+
+
 def layer_pixel_size_nm(layer) -> float | None:
     """Pixel size in nm of a napari layer: its scale where its units are a length (any length unit
     napari's pint knows, converted to nm) and its pixels square; else the ``pixel_size_nm`` its

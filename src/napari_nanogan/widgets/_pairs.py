@@ -14,8 +14,10 @@ from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
 
 def check_pair(image_layer, labels_layer) -> None:
     """Raise ValueError with a clear message when a pair cannot be used."""
-    image = np.asarray(image_layer.data)
-    labels = np.asarray(labels_layer.data)
+    from ._layers import layer_data
+
+    image = layer_data(image_layer)
+    labels = layer_data(labels_layer)
     if image_layer.rgb:
         raise ValueError(f"{image_layer.name!r} is RGB: convert it to grey first (Image > Convert, or open the grey original)")
     if image.ndim != 2:
@@ -38,8 +40,9 @@ def check_pair(image_layer, labels_layer) -> None:
 def samples_from_pairs(pairs, *, crop_info_bar: bool = True):
     """Training samples (info bar cropped when found) from (Image layer, Labels layer) pairs."""
     from ..data.datasets import sample_from_arrays
+    from ._layers import layer_data
 
-    return [sample_from_arrays(image_layer.name, np.asarray(image_layer.data), np.asarray(labels_layer.data),
+    return [sample_from_arrays(image_layer.name, layer_data(image_layer), layer_data(labels_layer),
                                domain="user", crop_info_bar=crop_info_bar) for image_layer, labels_layer in pairs]
 
 

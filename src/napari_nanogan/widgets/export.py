@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, Select, SpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QWidget
@@ -29,19 +28,19 @@ def plan_annotated(pairs) -> list:
     """Export pairs from (Image layer, Labels layer) tuples, checked and converted."""
     from ..io.masks import check_mask
     from ..io.pairs import Pair, as_export_image, safe_name
-    from ._layers import layer_pixel_size_nm
+    from ._layers import layer_data, layer_pixel_size_nm
 
     out = []
     for image_layer, labels_layer in pairs:
         check_pair(image_layer, labels_layer)
-        raw = np.asarray(image_layer.data)
+        raw = layer_data(image_layer)
         image = as_export_image(raw)
         extra = {} if image.dtype == raw.dtype else {"converted_from": str(raw.dtype)}
         bar = (image_layer.metadata or {}).get("info_bar_rows")
         if bar:  # the microscope's data bar is in the image: rows a trainer may want to crop (first and last, as
             extra["info_bar_rows"] = [int(bar[0]), int(bar[1]) - 1]  # the status line and the demo's summary say them)
         try:
-            labels = check_mask(np.asarray(labels_layer.data))
+            labels = check_mask(layer_data(labels_layer))
         except ValueError as exc:
             raise ValueError(f"{labels_layer.name!r}: {exc}") from None
         out.append(Pair(safe_name(image_layer.name), image, labels,
@@ -142,12 +141,12 @@ class ExportWidget(QWidget):
 
     def _masks(self) -> list:
         from ..io.masks import check_mask
-        from ._layers import layer_pixel_size_nm
+        from ._layers import layer_data, layer_pixel_size_nm
 
         masks = []
         for name in self.synthetic_masks.value:
             layer = self.viewer.layers[name]
-            data = np.asarray(layer.data)
+            data = layer_data(layer)
             if data.ndim != 2:
                 raise ValueError(f"the Labels layer {name!r} is {data.ndim}D; synthesize from 2D masks")
             try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, Select
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QMessageBox, QProgressBar, QWidget
@@ -183,12 +182,13 @@ class FinetuneWidget(QWidget):
             return
         from ..data.datasets import sample_from_arrays
         from ..training.finetune import finetune
+        from ._layers import layer_data
 
         try:
             pairs = samples_from_pairs(self.pairs)
             unannotated = []
             for name in self.unannotated.value:
-                data = np.asarray(self.viewer.layers[name].data)
+                data = layer_data(self.viewer.layers[name])
                 if data.ndim == 2:
                     unannotated.append(sample_from_arrays(name, data, None, domain="images", crop_info_bar=False))
         except ValueError as exc:

@@ -129,7 +129,13 @@ class MeasureWidget(QWidget):
         if layer is None:
             show_error(self.job.refused("choose a Labels layer (segment an image first)."))
             return
-        labels = np.asarray(layer.data)
+        from ._layers import layer_data
+
+        try:
+            labels = layer_data(layer)
+        except ValueError as exc:
+            show_error(self.job.refused(f"{exc}."))
+            return
         if labels.ndim != 2:
             show_error(self.job.refused(f"{layer.name!r} has {labels.ndim} dimensions; measure a 2D label image."))
             return
@@ -138,7 +144,11 @@ class MeasureWidget(QWidget):
         if image_layer is not None:
             from ..io.images import as_grey
 
-            image = np.asarray(image_layer.data)
+            try:
+                image = layer_data(image_layer)
+            except ValueError as exc:
+                show_error(self.job.refused(f"{exc}."))
+                return
             if image.ndim == 3 and image.shape[-1] in (3, 4):
                 image = as_grey(image)  # an RGB(A) picture: its grey levels give the intensities
             if image.shape != labels.shape:
@@ -155,7 +165,8 @@ class MeasureWidget(QWidget):
         self._scale_problem = None if pixel else (layer_scale_problem(layer)
                                                   or (image_layer is not None and layer_scale_problem(image_layer)) or None)
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
-                       info_bar_start=bar[0] if bar and bar[0] > 0 else None, name=layer.name,
+                       info_bar_start=bar[0] if bar and bar[0] > 0 else None,  # a bottom bar; a top one starts at 0
+                       info_bar_end=bar[1] if bar and bar[0] == 0 and bar[1] > 0 else None, name=layer.name,
                        confidence=layer_confidence(layer), describe=lambda record: None, on_result=self._on_result,
                        busy=f"measuring {layer.name} ...")
 

@@ -143,7 +143,7 @@ class SynthesizeWidget(QWidget):
                           overlap=float(self.overlap.value), seed=int(self.seed.value))
 
     def fit_to_layer(self, *_):
-        from ._layers import layer_pixel_size_nm
+        from ._layers import layer_data, layer_pixel_size_nm
 
         layer = self.fit_layer.value
         if layer is None:
@@ -151,7 +151,7 @@ class SynthesizeWidget(QWidget):
             return
         pixel = layer_pixel_size_nm(layer) or float(self.pixel_size.value)
         try:
-            d = fit_design(np.asarray(layer.data), pixel)
+            d = fit_design(layer_data(layer), pixel)
         except ValueError as exc:
             show_error(f"Synthesize: {exc}")
             return
@@ -162,14 +162,14 @@ class SynthesizeWidget(QWidget):
 
     def _mask(self) -> tuple[np.ndarray, float | None, str]:
         from ..io.masks import read_mask
-        from ._layers import layer_pixel_size_nm
+        from ._layers import layer_data, layer_pixel_size_nm
 
         src = self.source.value
         if src == "Labels layer":
             layer = self.labels_layer.value
             if layer is None:
                 raise ValueError("choose a Labels layer (paint one with napari's brush, or segment an image)")
-            data = np.asarray(layer.data)
+            data = layer_data(layer)
             if data.ndim != 2:
                 raise ValueError(f"the Labels layer {layer.name!r} is {data.ndim}D; synthesize from a 2D mask")
             return data, layer_pixel_size_nm(layer), layer.name
