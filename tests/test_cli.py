@@ -668,10 +668,13 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
         lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=10 + i)
         Image.fromarray(render_sem(lab, seed=10 + i)).save(plain / "images" / f"f{i}.png")
         Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(plain / "masks" / f"f{i}.png")
+    Image.fromarray(render_sem(lab, seed=3)).save(plain / "images" / "orphan.png")  # no mask: left out, and said
     out = tmp_path / "mine.pt"
     args = ["train", "--pairs", str(tmp_path / "synthetic"), str(plain), "--out", str(out), "--steps", "2",
             "--init", str(tiny_checkpoint), "--batch-size", "2", "--invert", "0.5", "--precision", "fp32"]
     assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"{plain}: 2 pairs (1 image without a partner, left out)" in err and "synthetic: 3 pairs" in err
     data = load_checkpoint(out, kind="segmenter")
     assert data["provenance"]["pairs"] == {"synthetic": 3, "real": 2}
     assert data["provenance"]["train_config"]["invert_prob"] == 0.5
@@ -791,3 +794,66 @@ def test_training_progress_into_a_log_is_not_redrawn_every_step(capsys, monkeypa
     redraws = (time.perf_counter() - start) / 0.05 + 2  # at most one per interval, and the final state
     err = capsys.readouterr().err
     assert 1 <= err.count("/40 [") <= min(redraws, 39) and "40/40 [" in err and "s/step=0.01" in err
+
+
+def test_train_pairs_applies_the_schedule_flags_given_and_refuses_bad_ones(tmp_path, monkeypatch, capsys):
+    """--batch-size, --patch-size, --lr, --checkpoint-every and --contact-weight reach the --pairs recipe (they were
+    dropped without a word); the recipe keeps its own values for those not given; bad values name their flag."""
+    import napari_nanogan.training.pairs as pairs
+
+    seen = []
+
+    def fake(folders, out, *, config, **kwargs):
+        seen.append(config)
+        yield from ()
+
+    monkeypatch.setattr(pairs, "train_on_pairs", fake)
+    base = ["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "m.pt")]
+    assert main(base) == 0 and seen[-1] == pairs.PAIRS_RECIPE
+    assert main([*base, "--batch-size", "2", "--patch-size", "128", "--lr", "1e-4", "--checkpoint-every", "5",
+                 "--contact-weight", "0", "--steps", "30"]) == 0
+    got = seen[-1]
+    assert (got.batch_size, got.patch_size, got.lr, got.checkpoint_every, got.contact_weight, got.steps) == (
+        2, 128, 1e-4, 5, 0.0, 30)
+    assert got.warmup_steps == pairs.PAIRS_RECIPE.warmup_steps
+    capsys.readouterr()
+    for flag, value in (("--steps", "0"), ("--steps", "-5"), ("--lr", "nan"), ("--patch-size", "8"),
+                        ("--batch-size", "0"), ("--checkpoint-every", "0"), ("--val-every", "5")):
+        assert main([*base, flag, value]) == 2, flag
+        assert flag in capsys.readouterr().err
+    assert len(seen) == 2  # nothing refused was started
+    (tmp_path / "notes.pt").write_text("my notes")  # an unrelated file at --out is never replaced
+    assert main(["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "notes.pt")]) == 2
+    assert "not a napari-nanogan model" in capsys.readouterr().err
+    assert (tmp_path / "notes.pt").read_text() == "my notes" and len(seen) == 2
+
+
+def test_shared_data_training_names_a_bad_schedule_flag(tmp_path, capsys):
+    assert main(["train", "--data-root", str(tmp_path), "--out", str(tmp_path / "r"), "--lr", "-1"]) == 2
+    assert "--lr must be a finite number of at least 0" in capsys.readouterr().err
+
+
+def test_a_first_ctrl_c_stops_training_after_the_step_and_keeps_last_pt(tmp_path):
+    """Ctrl-C stops as SIGTERM does (the loop writes last.pt; exit 130); a second one aborts at once."""
+    import signal
+
+    from napari_nanogan.cli.common import drive_training
+    from napari_nanogan.training.loop import TrainProgress
+
+    def loop(should_stop, presses):
+        for step in range(1, 50):
+            if should_stop():
+                (tmp_path / "last.pt").write_text(str(step))
+                yield TrainProgress(step, 50, checkpoint=str(tmp_path / "last.pt"), stopped=True)
+                return
+            yield TrainProgress(step, 50, losses={"total": 1.0})
+            if step == 3:
+                for _ in range(presses):
+                    signal.raise_signal(signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    assert drive_training(lambda stop: loop(stop, 1), 50, "t", lambda rec: None) == 130
+    assert (tmp_path / "last.pt").read_text() == "4" and signal.getsignal(signal.SIGINT) is before
+    (tmp_path / "last.pt").unlink()
+    assert drive_training(lambda stop: loop(stop, 2), 50, "t", lambda rec: None) == 130
+    assert not (tmp_path / "last.pt").exists() and signal.getsignal(signal.SIGINT) is before

@@ -84,6 +84,10 @@ def test_overwrite_replaces_manifest_entries_and_a_bad_manifest_stops_before_any
     (Pair("x", np.zeros((5, 5), np.float32), np.zeros((5, 5), np.int32)), "uint8 or uint16"),
     (Pair("x", np.zeros((5, 5, 3), np.uint8), np.zeros((5, 5), np.int32)), "2D"),
     (Pair("../x", np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.int32)), "invalid pair name"),
+    (Pair("x", np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.int32), pixel_size_nm=-2), "pixel size"),
+    (Pair("x", np.zeros((5, 5), np.uint8), np.zeros((5, 5), np.int32), pixel_size_nm=1e-30), "pixel size"),
+    (Pair("x", np.zeros((5, 5), np.uint8), np.full((5, 5), -1, np.int32)), "0 \\(background\\) or positive"),
+    (Pair("x", np.zeros((5, 5), np.uint8), np.full((5, 5), 70000, np.int32)), "renumber"),
 ])
 def test_bad_pairs(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):

@@ -1,3 +1,6 @@
+import errno
+import re
+
 import numpy as np
 import pytest
 import tifffile
@@ -51,13 +54,26 @@ def test_read_image_kinds(tmp_path):
     assert img.shape == (48, 64)
 
 
-def test_read_image_palette_tiff_gives_indices(tmp_path):
+def test_a_palette_image_reads_as_its_colours_and_a_palette_mask_as_its_indices(tmp_path):
     idx = (np.arange(32 * 32) % 200).astype(np.uint8).reshape(32, 32)
-    cmap = np.zeros((3, 256), np.uint16)
-    cmap[0] = np.arange(256)[::-1] * 257  # a palette that is NOT the identity
+    cmap = np.repeat((np.arange(256)[::-1] * 257)[None], 3, 0).astype(np.uint16)  # a grey palette, inverted
     tifffile.imwrite(tmp_path / "pal.tif", idx, photometric="palette", colormap=cmap)
     img, _ = read_image(tmp_path / "pal.tif")
-    assert np.array_equal(img, idx)
+    assert img.dtype == np.uint8 and np.array_equal(img, 255 - idx)  # what a viewer shows
+    red = cmap.copy()
+    red[1:] = 0  # a colour palette: grey by luma
+    tifffile.imwrite(tmp_path / "red.tif", idx, photometric="palette", colormap=red)
+    assert np.allclose(read_image(tmp_path / "red.tif")[0], 0.299 * (255 - idx), atol=0.01)
+    png = Image.fromarray(idx).convert("P", palette=Image.ADAPTIVE, colors=16)  # indices in no grey order
+    png.save(tmp_path / "pal.png")
+    shown = np.asarray(png.convert("L"), float)
+    assert np.corrcoef(read_image(tmp_path / "pal.png")[0].ravel(), shown.ravel())[0, 1] > 0.999
+    labels = np.zeros((32, 32), np.uint8)  # an annotation tool's palette mask: the indices are the labels
+    labels[2:10, 2:10], labels[12:20, 12:20] = 1, 2
+    mask = Image.fromarray(labels, "P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    mask.save(tmp_path / "pal_m.png")
+    assert np.array_equal(read_mask(tmp_path / "pal_m.png"), labels)
 
 
 def test_read_image_bad_files(tmp_path):
@@ -205,3 +221,32 @@ def test_pair_folders_gives_a_mask_to_the_image_of_the_longest_stem_it_fits(tmp_
         tifffile.imwrite(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
     pairs = {stem: mask.name for stem, _, mask in pair_folders(tmp_path / "images", tmp_path / "masks")}
     assert pairs == {"field_2": "field_2_m.tif", "other": "other.tif"}  # "field" has no mask of its own
+
+
+def test_write_labels_refuses_what_it_cannot_store_and_leaves_no_table_without_its_labels(tmp_path, monkeypatch):
+    labels = np.zeros((20, 20), np.int64)
+    labels[2:5, 2:5], labels[10:15, 10:15] = 1, 2
+    for kwargs, words in ((dict(labels=labels * 2**32), "2**32"), (dict(labels=-labels), "0 (background)"),
+                          (dict(labels=labels, confidence=[0.5]), "one per label"),
+                          (dict(labels=labels, pixel_size_nm=float("nan")), "pixel size"),
+                          (dict(labels=labels.astype(float)), "integer")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            write_labels(tmp_path / "a_labels.tif", **kwargs)
+    assert not list(tmp_path.iterdir())
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", full_disk)
+    with pytest.raises(OSError, match="cannot write .*a_labels.tif: No space left"):
+        write_labels(tmp_path / "a_labels.tif", labels, confidence=[0.9, 0.8])
+    assert not list(tmp_path.iterdir())  # the table written first is gone with its labels
+
+
+def test_non_square_pixels_give_no_pixel_size(tmp_path, caplog):
+    image = np.zeros((50, 50), np.uint8)
+    tifffile.imwrite(tmp_path / "ns.tif", image, imagej=True, resolution=(0.2, 0.1), metadata={"unit": "nm"})
+    tifffile.imwrite(tmp_path / "sq.tif", image, imagej=True, resolution=(0.2, 0.2), metadata={"unit": "nm"})
+    assert read_image(tmp_path / "ns.tif")[1]["pixel_size_nm"] is None
+    assert "not square" in caplog.text
+    assert read_image(tmp_path / "sq.tif")[1]["pixel_size_nm"] == pytest.approx(5.0)

@@ -558,3 +558,14 @@ def test_solidity_of_a_label_in_pieces_on_one_line_counts_the_gap():
     labels[2, 2] = labels[2, 4] = 1  # two pixels of one label, one pixel apart: 2 of the 3 on the line
     labels[5, 1:3] = 2
     np.testing.assert_allclose(measure_particles(labels).columns["solidity"], [2 / 3, 1.0])
+
+
+def test_measure_particles_refuses_a_bad_pixel_size_and_fractional_labels():
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 2:6] = 1
+    for bad in (-3.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="pixel size"):
+            measure_particles(labels, pixel_size_nm=bad)
+    with pytest.raises(ValueError, match="whole numbers"):
+        measure_particles(labels + 0.5)
+    assert list(measure_particles(labels.astype(float)).columns["label"]) == [1]

@@ -162,10 +162,8 @@ def measure_particles(
 
     Parameters
     ----------
-    labels : ndarray of shape (M, N)
-        Instance labels (0 = background).
-    image : ndarray of shape (M, N), optional
-        Grey image for ``mean_intensity``.
+    labels, image : ndarray of shape (M, N)
+        Instance labels (0 = background); the grey image for ``mean_intensity`` (optional).
     pixel_size_nm : float, optional
         Pixel side in nm; lengths are in pixels when None.
     info_bar_start : int, optional
@@ -173,19 +171,21 @@ def measure_particles(
     info_bar_end : int, optional
         One past the last row of a top info bar: particles reaching that row are flagged.
     confidence : ndarray, optional
-        Per label (``confidence[k - 1]`` for label ``k``, from the segmentation): a
-        ``confidence`` column, the probability that the particle is real.
+        Per label (``confidence[k - 1]`` for label ``k``): the probability that the particle is real.
     min_area : int
-        Particles of fewer pixels are left out of the table (``nanogan segment``'s
-        shipped models drop particles under 16 px; annotations often hold specks of 1-2 px).
+        Particles of fewer pixels are left out (``nanogan segment`` drops those under 16 px;
+        annotations often hold specks of 1-2 px).
     """
     from skimage.measure import regionprops
 
     labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be 2D, got shape {labels.shape}")
-    if image is not None and np.asarray(image).shape != labels.shape:
-        raise ValueError(f"image shape {np.asarray(image).shape} differs from labels shape {labels.shape}")
+    shape = None if image is None else np.asarray(image).shape
+    if labels.ndim != 2 or shape not in (None, labels.shape):
+        raise ValueError(f"labels must be 2D, and the image of their shape: labels {labels.shape}, image {shape}")
+    if pixel_size_nm is not None and not (math.isfinite(pixel_size_nm) and pixel_size_nm >= 0):
+        raise ValueError(f"the pixel size must be a positive number of nm (or None: lengths in px), not {pixel_size_nm}")
+    if np.issubdtype(labels.dtype, np.floating) and not np.array_equal(labels, np.round(labels)):
+        raise ValueError("labels must be whole numbers (0 = background, 1, 2, 3, ... one per particle)")
     scale = pixel_size_nm if pixel_size_nm else 1.0
     unit = "nm" if pixel_size_nm else "px"
     h, w = labels.shape

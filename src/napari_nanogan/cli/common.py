@@ -262,11 +262,20 @@ def out_folder(path, flag: str = "--out") -> Path:
     return folder
 
 
-def out_file(path, flag: str = "--out", what: str = "file") -> Path:
-    """An output file's path, checked before any work: not a folder, its folder writable (made if missing)."""
+def out_file(path, flag: str = "--out", what: str = "file", model: bool = False) -> Path:
+    """An output file's path, checked before any work: not a folder, its folder writable (made if missing);
+    ``model``: a file already there must be a model (a checkpoint of this package), never replaced otherwise."""
     target = Path(path).expanduser()
     if target.is_dir():
         raise CommandError(f"{flag} {target}: is a folder; give the path of a {what}")
+    if model and target.exists():
+        from ..models.checkpoint import CheckpointError, load_checkpoint
+
+        try:
+            load_checkpoint(target)
+        except (CheckpointError, OSError, ValueError):
+            raise CommandError(f"{flag} {target}: a file that is not a napari-nanogan model is there; "
+                               "give another name, or move it away") from None
     out_folder(target.parent if str(target.parent) else ".", flag)
     return target
 
@@ -332,21 +341,32 @@ def load_model(loader, name, flag: str = "--model"):
 def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = False) -> int:
     """Run a training loop (a generator of TrainProgress) with a progress bar on stderr.
 
-    ``make_loop(should_stop)`` builds the loop; SIGTERM asks it to stop after the
-    current step (it writes last.pt); ``report(record)`` prints what a step has to say.
-    ``quiet``: no bar and no reports (the other processes of a data-parallel run).
+    ``make_loop(should_stop)`` builds the loop; SIGTERM, and a first Ctrl-C (SIGINT), ask it to
+    stop after the current step (it writes last.pt; exit status 0, 130 after a Ctrl-C); a second
+    Ctrl-C aborts at once. ``report(record)`` prints what a step has to say. ``quiet``: no bar
+    and no reports (the other processes of a data-parallel run).
     """
     import signal
     import threading
 
-    stop = {"now": False}
+    stop = {"now": False, "ctrl_c": False}
+
+    def interrupt(*_):  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
+        if stop["ctrl_c"]:
+            raise KeyboardInterrupt
+        stop.update(now=True, ctrl_c=True)
+
     main = threading.current_thread() is threading.main_thread()  # (only the main thread may set a handler)
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)) if main else None
+    previous = {}
+    if main:
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)),
+                    signal.SIGINT: signal.signal(signal.SIGINT, interrupt)}
     try:
-        return _drive(make_loop, total, desc, report, stop, quiet)
+        code = _drive(make_loop, total, desc, report, stop, quiet)
+        return 130 if code == 0 and stop["ctrl_c"] else code
     finally:
-        if main:  # the caller's handler back (None: one set outside Python, which cannot be restored: the default)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for number, handler in previous.items():  # the caller's handlers back (None: one set outside Python)
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) -> int:
@@ -358,8 +378,12 @@ def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) ->
             return 130
         return 0
     bar = progress_bar(total, desc)
+    said = False
     try:
         for rec in make_loop(lambda: stop["now"]):
+            if stop["ctrl_c"] and not said:
+                said = True
+                bar.write("stopping after this step, writing last.pt (Ctrl-C again to abort)", file=sys.stderr)
             # (the postfix waits for the bar's own redraw: into a log, once per LOG_INTERVAL, not per step)
             if "total" in rec.losses:  # the stop record trains nothing: keep the last step's loss shown
                 bar.set_postfix({"loss": f"{rec.losses['total']:.3f}", "s/step": f"{rec.seconds_per_step:.2f}"},
@@ -373,7 +397,8 @@ def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) ->
             if rec.stopped:
                 print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
     except KeyboardInterrupt:
-        print("\ninterrupted; resume with the same command (last.pt is kept)", file=sys.stderr)
+        print("\ninterrupted; the same command resumes from the last checkpoint written (last.pt), if any",
+              file=sys.stderr)
         return 130
     finally:
         bar.close()

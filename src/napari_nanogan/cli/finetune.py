@@ -26,7 +26,7 @@ def cmd_finetune(args) -> int:
         print(f"nanogan finetune: {len(args.images)} image(s) but {len(args.masks)} mask(s); give them in matching order",
               file=sys.stderr)
         return 2
-    out = out_file(args.out, what="model file (e.g. my-model.pt)")  # before any training, not after
+    out = out_file(args.out, what="model file (e.g. my-model.pt)", model=True)  # before any training, not after
     if args.base_segmenter not in ("auto",):
         load_model(lambda name: resolve_model(name, kind=ModelKind.SEGMENTER), args.base_segmenter, "--base-segmenter")
     if args.base_generator != DEFAULT_GENERATOR:  # named on purpose: a wrong name is an error, not "without one"

@@ -7,23 +7,36 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, PRECISIONS, Norm
-from .common import annotated_samples, command_line, drive_training, one_process_only, print_result, seed_value
+from .common import (CommandError, annotated_samples, command_line, drive_training, one_process_only, out_file,
+                     print_result, seed_value)
 
 
 def cmd_train_pairs(args) -> int:
     """``nanogan train --pairs DIR ... --out MODEL.pt``: a segmenter from folders of image-mask pairs."""
     import dataclasses
 
-    from ..training.pairs import PAIRS_RECIPE, train_on_pairs
+    from ..training.pairs import PAIRS_RECIPE, folder_summary, train_on_pairs
 
     init = "default" if args.init is None else (None if str(args.init).lower() == "none" else args.init)
-    config = dataclasses.replace(PAIRS_RECIPE, steps=args.steps or PAIRS_RECIPE.steps, seed=args.seed,
-                                 precision=args.precision, **_augment_probs(args))
-    out = Path(args.out)
-    if out.is_dir():
-        print(f"nanogan train --pairs: --out names the model file to write (MODEL.pt), and {out} is a folder",
-              file=sys.stderr)
+    if args.val_every is not None:
+        print("nanogan train --pairs: the recipe keeps its last step and validates nothing; --val-every does not "
+              "apply", file=sys.stderr)
         return 2
+    given = {field: value for field, value in _schedule(args).items() if value is not None}
+    try:
+        config = dataclasses.replace(PAIRS_RECIPE, **given, seed=args.seed, precision=args.precision,
+                                     **_augment_probs(args))
+    except ValueError as exc:
+        print(f"nanogan train --pairs: {_flag_error(exc)}", file=sys.stderr)
+        return 2
+    try:
+        out = out_file(args.out, what="model file to write (MODEL.pt)", model=True)
+    except CommandError as exc:
+        print(f"nanogan train --pairs: {exc}", file=sys.stderr)
+        return 2
+    for folder in args.pairs:
+        if Path(folder).is_dir():
+            print(folder_summary(folder), file=sys.stderr)
     try:
         code = drive_training(lambda should_stop: train_on_pairs(args.pairs, out, config=config, init=init,
                                                                  should_stop=should_stop,
@@ -47,19 +60,43 @@ def cmd_train(args) -> int:
             print("nanogan train: --distractors, --invert, --style and --matrix are probabilities, within 0..1",
                   file=sys.stderr)
         return 2
+    from ..config import TrainConfig
+
+    try:  # the schedule flags, checked before any data is read
+        TrainConfig(**{field: value for field, value in _schedule(args).items() if value is not None})
+    except ValueError as exc:
+        if world is None or world.main:
+            print(f"nanogan train: {_flag_error(exc)}", file=sys.stderr)
+        return 2
     if args.pairs and (args.own_scale is not None or args.own_scale_share is not None):
         print("nanogan train: --own-scale is for the shared data sets (with --at-model-scale), not --pairs",
               file=sys.stderr)
         return 2
     if args.pairs:
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
-    if args.batch_size % world.size:
+    if (args.batch_size or 4) % world.size:  # (TrainConfig's default batch)
         if world.main:
-            print(f"nanogan train: --batch-size (the global batch) {args.batch_size} must be a multiple of the "
+            print(f"nanogan train: --batch-size (the global batch) {args.batch_size or 4} must be a multiple of the "
                   f"{world.size} processes", file=sys.stderr)
         return 2
     with process_group(world):
         return _train(args, world)
+
+
+def _schedule(args) -> dict:
+    """The schedule flags of ``nanogan train`` as TrainConfig's fields; None where not given (the recipe's)."""
+    return {"steps": args.steps, "batch_size": args.batch_size, "patch_size": args.patch_size, "lr": args.lr,
+            "val_every": args.val_every, "checkpoint_every": args.checkpoint_every,
+            "contact_weight": args.contact_weight}
+
+
+def _flag_error(exc: ValueError) -> str:
+    """A TrainConfig check's message in the words of the flag (``steps`` -> ``--steps``)."""
+    field, _, rest = str(exc).partition(" ")
+    return f"--{field.replace('_', '-')} {rest}" if field in {*_FLAGS, "steps"} else str(exc)
+
+
+_FLAGS = ("batch_size", "patch_size", "lr", "val_every", "checkpoint_every", "contact_weight")
 
 
 def _augment_probs(args) -> dict:
@@ -167,10 +204,13 @@ def _train(args, world) -> int:
     except ValueError:
         say(f"nanogan train: --scale-range must be LOW,HIGH with 0 < LOW <= HIGH, not {args.scale_range!r}")
         return 2
-    config = TrainConfig(steps=args.steps or 3000, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-                         val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         contact_weight=args.contact_weight, seed_depth=args.seed_depth, scale_range=scale_range,
-                         precision=args.precision, **_augment_probs(args))
+    given = {field: value for field, value in _schedule(args).items() if value is not None}
+    try:
+        config = TrainConfig(**given, seed=args.seed, seed_depth=args.seed_depth, scale_range=scale_range,
+                             precision=args.precision, **_augment_probs(args))
+    except ValueError as exc:
+        say(f"nanogan train: {_flag_error(exc)}")
+        return 2
     provenance = {"data": {k: {p: [t[0] for t in v] for p, v in splits[k].items()} for k in wanted},
                   "command": command_line(), "at_model_scale": bool(args.at_model_scale)}
     if init_path is not None:
@@ -340,17 +380,19 @@ def add_commands(sub) -> None:
                         "normalisation, so --depth, --base-channels and --norm do not apply; with --pairs default "
                         "`default`, and its post-processing and size model are kept; `none` for random weights)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 3000; with --pairs 1200)")
-    p.add_argument("--batch-size", type=int, default=4, help="patches per step")
-    p.add_argument("--patch-size", type=int, default=256, help="patch side in pixels")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine decay)")
-    p.add_argument("--val-every", type=int, default=250, help="steps between validations (the best is kept as best.pt)")
-    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (last.pt)")
+    p.add_argument("--batch-size", type=int, default=None, help="patches per step (default 4)")
+    p.add_argument("--patch-size", type=int, default=None, help="patch side in pixels (default 256)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (AdamW, cosine decay; default 1e-3, with --pairs 3e-4)")
+    p.add_argument("--val-every", type=int, default=None,
+                   help="steps between validations (the best is kept as best.pt; default 250; --pairs: no validation)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (last.pt; default 100)")
     p.add_argument("--base-channels", type=int, default=16, help="network width at full resolution (doubles per level)")
     p.add_argument("--depth", type=int, default=4, help="network resolution levels")
     p.add_argument("--norm", default="group", choices=Norm.values(), help="normalisation layers (default group)")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (reproducible runs)")
-    p.add_argument("--contact-weight", type=float, default=0.0,
-                   help="extra loss weight where touching particles meet (0: none; e.g. 5)")
+    p.add_argument("--contact-weight", type=float, default=None,
+                   help="extra loss weight where touching particles meet (default 0: none; with --pairs 5)")
     p.add_argument("--at-model-scale", action="store_true",
                    help="shrink each image whose annotated median particle diameter exceeds the model's "
                         "(24 px) to it, as `segment(..., diameter=D)` does at inference (training and "

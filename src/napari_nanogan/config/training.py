@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from .base import Config
@@ -120,6 +121,14 @@ class TrainConfig(Config):
 
     def __post_init__(self):
         _check_probabilities(self, "distractor_prob", "invert_prob", "style_prob", "matrix_prob")
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.patch_size < 32 or self.patch_size % 16:
+            raise ValueError(f"patch_size must be a multiple of 16 px, at least 32, not {self.patch_size}")
+        for name in ("lr", "contact_weight", "weight_decay"):  # (lr 0: the weights stay as they start)
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number of at least 0, not {getattr(self, name)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 

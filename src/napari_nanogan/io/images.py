@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -32,13 +33,15 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 _PIL_ITEMSIZE = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
-def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict | None = None
-               ) -> tuple[np.ndarray, tuple | None]:
+def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict | None = None,
+               palette: bool = False) -> tuple[np.ndarray, tuple | None]:
     """The pixel array a TIFF, PNG, JPEG, BMP, DigitalMicrograph or EMD file holds, with its pixel size (or None).
 
     The declared size is checked against :func:`max_pixels` before decoding; any failure is
     an :class:`ImageReadError` naming the file. ``notes`` (a dict) gets ``image_read``: which
     of a file's several images was read (a Velox file's detectors), where that is a choice.
+    ``palette``: a palette (indexed-colour) TIFF or PNG gives its colours, as a viewer shows it
+    (an RGB array, or grey where the palette is grey); else its indices (a mask's labels).
     """
     path = Path(path)
     check_readable_file(path)
@@ -56,6 +59,9 @@ def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict |
                 check_declared_size(path, series.shape, series.dtype.itemsize)
                 data = tif.asarray()
                 found = pixel_size_from_tiff(tif)
+                page = tif.pages[0]
+                if palette and page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+                    data = _palette_colours(data, page.colormap)
         else:
             import warnings
 
@@ -73,8 +79,10 @@ def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict |
                 bands = len(im.getbands())
                 check_declared_size(path, (height, width, bands) if bands > 1 else (height, width),
                                     _PIL_ITEMSIZE.get(im.mode, 1))
-                if im.mode in ("LA", "La", "PA"):  # grey or palette with alpha: as RGBA, which the readers take
+                if im.mode in ("LA", "La", "PA"):  # with alpha: as RGBA, which the readers take
                     im = im.convert("RGBA")
+                elif palette and im.mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 data = np.asarray(im)
     except ImageReadError:
         raise
@@ -82,7 +90,8 @@ def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict |
         raise ImageReadError(f"{path}: not enough memory to decode it; lower ${MAX_PIXELS_ENV} so that such files are "
                              "refused before decoding, or use a machine with more memory") from None
     except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read as {what} ({type(exc).__name__}: {first_line(exc)})") from None
+        raise ImageReadError(f"{path}: cannot read as {what}: the file is damaged, cut short or of another kind "
+                             f"({type(exc).__name__}: {first_line(exc)})") from None
     return data, found
 
 
@@ -121,6 +130,16 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def _palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
+    """The colours of a palette TIFF's indices: (3, n) 16-bit colormap; 8-bit where it holds 8-bit values
+    (multiples of 257), one channel where it is grey."""
+    colormap = np.asarray(colormap)
+    if colormap.max(initial=0) <= 0xFFFF and not (colormap % 257).any():
+        colormap = (colormap // 257).astype(np.uint8)
+    table = colormap[0] if (colormap == colormap[:1]).all() else colormap.T
+    return table[np.minimum(indices, colormap.shape[1] - 1)]
+
+
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """BT.601 grey (float32) of an RGB array, a block of rows at a time (float64 sums, little memory)."""
     out = np.empty(rgb.shape[:2], np.float32)
@@ -136,8 +155,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     Returns
     -------
     image : ndarray of shape (M, N)
-        Grey values as stored (palette TIFFs give their index values, RGB is
-        converted to grey explicitly).
+        Grey values as stored (a palette image gives its colours, as a viewer shows
+        it; RGB is converted to grey explicitly).
     meta : dict
         ``pixel_size_nm`` (float or None), ``pixel_size_source`` (where it was read,
         see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``, and
@@ -145,7 +164,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """
     path = Path(path)
     notes: dict = {}
-    data, found = read_array(path, notes=notes)
+    data, found = read_array(path, notes=notes, palette=True)
     found = found or pixel_size_from_sidecar(path)
     original_shape = tuple(data.shape)
     try:
@@ -175,9 +194,11 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, str] | None:
 
 
 def resolution_tags(pixel_size_nm: float | None) -> dict:
-    """``tifffile.imwrite`` arguments that record a pixel size (pixels per centimetre); none for None."""
+    """``tifffile.imwrite`` arguments that record a pixel size (pixels per centimetre); none for None (or 0)."""
     if not pixel_size_nm:
         return {}
+    if not (math.isfinite(pixel_size_nm) and 1e-6 <= pixel_size_nm <= 1e9):
+        raise ValueError(f"the pixel size must be a positive number of nm (1e-6 to 1e9), not {pixel_size_nm}")
     per_cm = 1e7 / pixel_size_nm
     return dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
 
@@ -210,6 +231,12 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
 
     path = Path(path)
     labels = np.asarray(labels)
+    if labels.ndim != 2 or not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise ValueError(f"labels must be a 2D integer array, not {labels.ndim}D {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= 2**32):
+        raise ValueError(f"labels must be 0 (background) to 2**32 - 1, not {labels.min()} to {labels.max()}")
+    if confidence is not None and len(confidence) != int(labels.max(initial=0)):
+        raise ValueError(f"confidence has {len(confidence)} values for labels 1..{labels.max(initial=0)}: one per label")
     dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
     kwargs = resolution_tags(pixel_size_nm)
     bar = {key: int(row) for key, row in (("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end))
@@ -219,12 +246,18 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     if confidence is not None:  # an earlier label image of this name goes first, then its table
         path.unlink(missing_ok=True)
     path.with_suffix(".csv").unlink(missing_ok=True)  # without a new table: no earlier image's either
-    if confidence is not None:
-        with atomic_path(path.with_suffix(".csv")) as tmp:
-            rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
-            tmp.write_text("\n".join(["label,confidence", *rows]) + "\n")
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
+    try:
+        if confidence is not None:
+            with atomic_path(path.with_suffix(".csv")) as tmp:
+                rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
+                tmp.write_text("\n".join(["label,confidence", *rows]) + "\n")
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
+    except BaseException as exc:  # (a full disk, an interrupt): no table is left without its labels
+        path.with_suffix(".csv").unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+        raise
     return path
 
 

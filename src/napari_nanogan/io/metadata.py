@@ -97,6 +97,13 @@ def _resolution(tif):
     per_unit = num / den if den else 0.0
     if per_unit <= 0:
         return None
+    if (y_res := page.tags.get("YResolution")) is not None and y_res.value[1]:
+        per_unit_y = y_res.value[0] / y_res.value[1]
+        if abs(per_unit_y - per_unit) > 1e-6 * per_unit:  # one pixel size would be wrong along one axis
+            logger.warning("%s: pixels of %.6g x %.6g (x, y; resolution tags) are not square; the pixel size is not "
+                           "used (lengths in px); give it with --pixel-size once the image is resampled square",
+                           tif.filehandle.path, 1 / per_unit, 1 / per_unit_y)
+            return None
     ij = getattr(tif, "imagej_metadata", None) or {}
     if ij.get("unit"):
         try:

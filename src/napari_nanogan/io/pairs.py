@@ -106,8 +106,15 @@ def _check(pair: Pair) -> None:
         raise ValueError(f"{pair.name}: image {pair.image.shape} and mask {pair.labels.shape} differ in shape")
     if pair.image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{pair.name}: images are exported as uint8 or uint16, not {pair.image.dtype}")
-    if pair.labels.max(initial=0) >= 2**16 or pair.labels.min(initial=0) < 0:
-        raise ValueError(f"{pair.name}: labels must fit uint16")
+    if pair.labels.min(initial=0) < 0:
+        raise ValueError(f"{pair.name}: labels must be 0 (background) or positive, not down to {pair.labels.min()}")
+    if pair.labels.max(initial=0) >= 2**16:
+        raise ValueError(f"{pair.name}: labels must fit uint16 (up to 65535 particles); this mask numbers them up "
+                         f"to {pair.labels.max()}: renumber them 1..K, or split the mask into tiles")
+    try:
+        resolution_tags(pair.pixel_size_nm)  # what the TIFF will record: checked before anything is written
+    except ValueError as exc:
+        raise ValueError(f"{pair.name}: {exc}") from None
     if any(c in pair.name for c in "/\\") or pair.name in ("", ".", ".."):
         raise ValueError(f"invalid pair name {pair.name!r}")
 

@@ -56,8 +56,10 @@ def synthesize(mask: np.ndarray, generator: Generator, *, seed: int = 0, raw: bo
     The same (mask, seed, generator) gives the same image at the same precision
     (``generator.precision``: bf16 on CPUs with native bf16 kernels, else fp32; the two
     differ by a grey level or so, ``$NANOGAN_PRECISION`` fixes it); different seeds give
-    different styles (latent) and textures (noise maps). Empty and all-foreground
-    masks are valid (a bare substrate, a field of particles). ``raw=True``
+    different styles (latent) and textures (noise maps). Empty and all-foreground masks
+    are valid; an empty one gives a bare substrate, an all-foreground one an image as dark
+    as substrate in some styles (the shipped generators never saw a field without
+    substrate: docs/model-card-generator.md, "Limitations"). ``raw=True``
     returns the network's output without the generator's finishing (blur, calibration,
     particle contrast, noise) and without its learned textures.
     """

@@ -28,6 +28,27 @@ PAIRS_RECIPE = TrainConfig(steps=1200, batch_size=4, patch_size=256, lr=3e-4, wa
                            checkpoint_every=100, contact_weight=5.0)
 
 
+def folder_summary(folder) -> str:
+    """What ``--pairs`` takes from a folder, in words: its pairs, and the images or masks without a partner."""
+    from ..io.images import list_images
+    from ..io.pairs import export_folder_pairs
+    from ..segmentation.wording import plural
+
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file():
+        try:
+            return f"{folder}: {len(export_folder_pairs(folder))} pairs (export manifest)"
+        except ValueError as exc:
+            return str(exc)
+    if not (folder / "images").is_dir():
+        return f"{folder}: no images/ folder"
+    triples = pair_folders(folder / "images", folder / "masks")
+    left = [len(list_images([folder / sub])) - len(triples) if (folder / sub).is_dir() else 0
+            for sub in ("images", "masks")]
+    extra = [f"{plural(n, what)} without a partner, left out" for n, what in zip(left, ("image", "mask")) if n > 0]
+    return f"{folder}: {plural(len(triples), 'pair')}" + (f" ({'; '.join(extra)})" if extra else "")
+
+
 def load_pair_folder(folder, *, domain: str | None = None) -> list[Sample]:
     """The pairs of one folder as samples."""
     folder = Path(folder)
