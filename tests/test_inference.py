@@ -61,6 +61,13 @@ def test_input_dtypes(tiny_segmenter, sem_like, dtype):
     assert res.labels.shape == image.shape and res.labels.dtype == np.uint32
 
 
+def test_float64_values_beyond_float32_segment_as_their_scaled_image(tiny_segmenter, sem_like):
+    """Finite float64 values over 3.4e38 were taken for infinite (the normalisation ran in float32)."""
+    image = sem_like[0].astype(np.float64)
+    plain = segment(image, tiny_segmenter, tile=128).labels
+    assert np.array_equal(segment(image * 1e300, tiny_segmenter, tile=128).labels, plain)
+
+
 def test_rgb_input_equals_grey(tiny_segmenter, sem_like):
     image, _ = sem_like
     grey = segment(image, tiny_segmenter, tile=128).labels
