@@ -114,6 +114,9 @@ def test_finetune_without_generator_and_bad_input(tmp_path, tiny_checkpoint, fas
     empty.labels = np.zeros_like(empty.labels)
     with pytest.raises(ValueError, match="empty"):
         next(ft.finetune([empty], out_path=tmp_path / "e.pt", base_segmenter=str(tiny_checkpoint)))
+    empty.labels = np.ones_like(empty.labels)  # no background at all: an inverted mask, most likely
+    with pytest.raises(ValueError, match="no background; is it inverted"):
+        next(ft.finetune([empty], out_path=tmp_path / "e.pt", base_segmenter=str(tiny_checkpoint)))
     with pytest.raises(ValueError, match="unknown preset"):
         next(ft.finetune(_samples(1), out_path=tmp_path / "e.pt", preset="forever"))
 

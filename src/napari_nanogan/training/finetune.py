@@ -82,12 +82,16 @@ def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[
 
 
 def check_pairs(pairs: list[Sample], val_fraction: float = 0.25) -> None:
-    """A ``ValueError`` naming the first pair that cannot be fine-tuned on (none, an empty mask, too few rows)."""
+    """A ``ValueError`` naming the first pair that cannot be fine-tuned on (none, a mask empty or without any
+    background, too few rows)."""
     if not pairs:
         raise ValueError("no annotated images to fine-tune on")
     for s in pairs:
         if s.labels.max() == 0:
             raise ValueError(f"{s.name}: the mask is empty; annotate some particles first")
+        if s.labels.min() > 0:
+            raise ValueError(f"{s.name}: the mask is particle everywhere, with no background; is it inverted "
+                             "(particles 0, background 1)?")
     split_rows(pairs, val_fraction)
 
 
