@@ -68,6 +68,12 @@ def test_a_palette_image_reads_as_its_colours_and_a_palette_mask_as_its_indices(
     png.save(tmp_path / "pal.png")
     shown = np.asarray(png.convert("L"), float)
     assert np.corrcoef(read_image(tmp_path / "pal.png")[0].ravel(), shown.ravel())[0, 1] > 0.999
+    overlay = np.repeat((np.arange(256) * 257)[None], 3, 0).astype(np.uint16)  # a microscope's grey palette with
+    overlay[:, 243] = 65535  # a few overlay entries (as BAM's files): the indices are the grey levels measured
+    overlay[1:, 9] = 0
+    grey = (np.arange(32 * 32) % 256).astype(np.uint8).reshape(32, 32)
+    tifffile.imwrite(tmp_path / "sem.tif", grey, photometric="palette", colormap=overlay)
+    assert np.array_equal(read_image(tmp_path / "sem.tif")[0], grey)
     labels = np.zeros((32, 32), np.uint8)  # an annotation tool's palette mask: the indices are the labels
     labels[2:10, 2:10], labels[12:20, 12:20] = 1, 2
     mask = Image.fromarray(labels, "P")

@@ -81,9 +81,10 @@ def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict |
                                     _PIL_ITEMSIZE.get(im.mode, 1))
                 if im.mode in ("LA", "La", "PA"):  # with alpha: as RGBA, which the readers take
                     im = im.convert("RGBA")
-                elif palette and im.mode == "P":
-                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 data = np.asarray(im)
+                if palette and im.mode == "P" and im.getpalette():
+                    table = np.asarray(im.getpalette(), np.uint16).reshape(-1, 3) * 257  # (as a TIFF's colormap)
+                    data = _palette_colours(data, table.T)
     except ImageReadError:
         raise
     except MemoryError:
@@ -131,13 +132,24 @@ def as_grey(image: np.ndarray) -> np.ndarray:
 
 
 def _palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
-    """The colours of a palette TIFF's indices: (3, n) 16-bit colormap; 8-bit where it holds 8-bit values
-    (multiples of 257), one channel where it is grey."""
+    """What a palette image shows: the colours of its ``indices`` in a (3, n) 16-bit ``colormap`` (8-bit where
+    it holds 8-bit values, multiples of 257; one channel where it is grey).
+
+    A grey palette that maps nine pixels in ten or more to their own index (a microscope's 8-bit image whose
+    palette holds a few overlay colours, as the BAM SEM files do) keeps its indices: they are the grey
+    levels the microscope measured.
+    """
     colormap = np.asarray(colormap)
     if colormap.max(initial=0) <= 0xFFFF and not (colormap % 257).any():
         colormap = (colormap // 257).astype(np.uint8)
+    n = colormap.shape[1]
+    indices = np.minimum(indices, n - 1)
+    own = (colormap.astype(np.int64) == np.arange(n)).all(0)  # the entries that show their own index as grey
+    step = max(1, int(np.sqrt(indices.size / 1e6)))
+    if colormap.dtype == np.uint8 and own[indices[::step, ::step]].mean() >= 0.9:
+        return indices
     table = colormap[0] if (colormap == colormap[:1]).all() else colormap.T
-    return table[np.minimum(indices, colormap.shape[1] - 1)]
+    return table[indices]
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -156,7 +168,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     -------
     image : ndarray of shape (M, N)
         Grey values as stored (a palette image gives its colours, as a viewer shows
-        it; RGB is converted to grey explicitly).
+        it, but a grey palette with a few overlay colours its indices: :func:`_palette_colours`;
+        RGB is converted to grey explicitly).
     meta : dict
         ``pixel_size_nm`` (float or None), ``pixel_size_source`` (where it was read,
         see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``, and
