@@ -467,3 +467,9 @@ def test_a_top_info_bar_is_left_out_block_by_block_as_a_bottom_one(threshold_seg
                                info_bar=InfoBar(h - 40, h, "bottom"), block=128)
     assert top[:40].max() == 0 and top[40:].max() > 30
     assert _f1(top, bottom[::-1]) >= 0.99
+    marked = field.copy()  # a burnt-in mark just under the bar, in the blocks that hold bar rows: dropped as ink
+    marked[44:68, 34:206] = int(np.percentile(field, 10))  # (on clear ground, not joined to a particle)
+    marked[50:62, 40:200] = 255
+    labels = segment_blockwise(marked, threshold_segmenter, info_bar=InfoBar(0, 40, "top"), block=128)
+    found = np.unique(labels[50:62, 40:200])
+    assert not [k for k in found[found > 0] if (marked[labels == k] == 255).mean() >= 0.5]

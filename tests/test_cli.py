@@ -857,3 +857,26 @@ def test_a_first_ctrl_c_stops_training_after_the_step_and_keeps_last_pt(tmp_path
     (tmp_path / "last.pt").unlink()
     assert drive_training(lambda stop: loop(stop, 2), 50, "t", lambda rec: None) == 130
     assert not (tmp_path / "last.pt").exists() and signal.getsignal(signal.SIGINT) is before
+
+
+def test_training_leaves_an_ignored_ctrl_c_ignored():
+    """A background job of a non-interactive shell ignores SIGINT: its training must not stop at the shell's."""
+    import signal
+
+    from napari_nanogan.cli.common import drive_training
+    from napari_nanogan.training.loop import TrainProgress
+
+    def loop(should_stop):
+        for step in range(1, 6):
+            if should_stop():
+                yield TrainProgress(step, 5, stopped=True, checkpoint="last.pt")
+                return
+            yield TrainProgress(step, 5, losses={"total": 1.0})
+            signal.raise_signal(signal.SIGINT)
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert drive_training(loop, 5, "t", lambda rec: None) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -64,8 +64,9 @@ def test_input_dtypes(tiny_segmenter, sem_like, dtype):
 def test_float64_values_beyond_float32_segment_as_their_scaled_image(tiny_segmenter, sem_like):
     """Finite float64 values over 3.4e38 were taken for infinite (the normalisation ran in float32)."""
     image = sem_like[0].astype(np.float64)
-    plain = segment(image, tiny_segmenter, tile=128).labels
-    assert np.array_equal(segment(image * 1e300, tiny_segmenter, tile=128).labels, plain)
+    for diameter in (None, 48, 9):  # the image's own scale, shrunk, enlarged
+        plain = segment(image, tiny_segmenter, tile=128, diameter=diameter).labels
+        assert np.array_equal(segment(image * 1e300, tiny_segmenter, tile=128, diameter=diameter).labels, plain)
 
 
 def test_rgb_input_equals_grey(tiny_segmenter, sem_like):

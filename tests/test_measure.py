@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from conftest import DATA, requires_shared
 from napari_nanogan.cli import main
@@ -569,3 +569,28 @@ def test_measure_particles_refuses_a_bad_pixel_size_and_fractional_labels():
     with pytest.raises(ValueError, match="whole numbers"):
         measure_particles(labels + 0.5)
     assert list(measure_particles(labels.astype(float)).columns["label"]) == [1]
+
+
+def test_a_label_file_of_one_particle_keeps_its_number_and_confidence(tmp_path):
+    from napari_nanogan.io.images import write_labels
+    from napari_nanogan.measure import measure_file
+
+    labels = np.zeros((30, 30), np.uint16)
+    labels[5:10, 5:10] = 7
+    labels[10:14, 10:14] = 7  # touching the first part at a corner only: still one particle, as numbered
+    write_labels(tmp_path / "one_labels.tif", labels, confidence=[0.1] * 6 + [0.95])
+    table = measure_file(tmp_path / "one_labels.tif")
+    assert list(table.columns["label"]) == [7]
+    np.testing.assert_allclose(table.columns["confidence"], [0.95], rtol=1e-6)
+
+
+def test_an_anti_aliased_binary_mask_zoomed_and_saved_as_rgb_stays_binary(tmp_path):
+    from napari_nanogan.io.masks import read_mask
+
+    big = Image.new("L", (800, 800), 0)
+    draw = ImageDraw.Draw(big)
+    for cx, cy, r in ((200, 200, 120), (550, 300, 150), (300, 600, 100)):
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+    zoomed = big.resize((100, 100), Image.LANCZOS).resize((300, 300), Image.NEAREST)  # edges: 3 x 3 grey blocks
+    zoomed.convert("RGB").save(tmp_path / "zoomed_rgb.png")
+    assert set(np.unique(read_mask(tmp_path / "zoomed_rgb.png"))) == {0, 1}

@@ -139,3 +139,17 @@ def test_a_label_image_opens_with_the_info_bar_it_records(tmp_path):
         path = write_labels(tmp_path / name, labels, **rows)
         (_, kwargs, kind), = get_reader(str(path))(str(path))
         assert kind == "labels" and kwargs["metadata"].get("info_bar_rows") == bar
+
+
+def test_a_palette_mask_opens_as_labels_whatever_its_colours(tmp_path):
+    """A colour palette is applied to images only: a mask's palette indices are its labels."""
+    from PIL import Image
+
+    labels = np.zeros((40, 40), np.uint8)
+    labels[:30, :20], labels[:30, 20:], labels[30:, :] = 1, 2, 3  # dense: no background to speak of
+    labels[35:, 35:] = 0
+    mask = Image.fromarray(labels, "P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+    mask.save(tmp_path / "field_mask.png")
+    (data, _, kind), = get_reader(str(tmp_path / "field_mask.png"))(str(tmp_path / "field_mask.png"))
+    assert kind == "labels" and set(np.unique(data)) == {0, 1, 2, 3}

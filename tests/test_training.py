@@ -516,3 +516,22 @@ def test_randomized_pairs_at_the_model_s_scale_have_the_sizes_images_have_at_inf
     medians = [median_diameter(source.draw(rng, 192).labels) for _ in range(6)]
     assert all(5 < m < 36 for m in medians if np.isfinite(m)) and sum(np.isfinite(medians)) >= 3
     assert RandomizedSource.at_model_scale().max_diameter == 3 * MODEL_DIAMETER_PX  # own-scale sizes too
+
+
+def test_a_patch_size_needs_only_the_networks_multiple(tmp_path):
+    """40 px suits a depth-4 network (a multiple of 8); a size the network cannot halve to its bottom is named."""
+    from napari_nanogan.config import SegmenterConfig, TrainConfig
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.data.datasets import sample_from_arrays
+    from napari_nanogan.training.segmenter import train_segmenter
+
+    labels = particle_labels((96, 96), n_particles=8, mean_diameter=12, seed=0)
+    train = {"a": [sample_from_arrays("a", render_sem(labels, seed=0), labels)]}
+    small = SegmenterConfig(base_channels=4, depth=4)
+    config = TrainConfig(steps=1, batch_size=1, patch_size=40, val_every=10, checkpoint_every=10)
+    assert list(train_segmenter(train, [], out_dir=tmp_path / "ok", config=config, model_config=small))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        next(train_segmenter(train, [], out_dir=tmp_path / "no", config=config,
+                             model_config=SegmenterConfig(base_channels=4, depth=5)))
+    with pytest.raises(ValueError, match="at least 32"):
+        TrainConfig(patch_size=24)

@@ -87,8 +87,9 @@ def read_em_image(path):
     series opens whole, to look through (:func:`read_em_stack`)."""
     from .io.vendor import StackError
 
+    named = Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff")) or _named_as_mask(path)
     try:
-        image, meta = read_image(path)
+        image, meta = read_image(path, palette=not named)  # (a palette mask's indices are its labels)
     except StackError:
         return [read_em_stack(path)]
     if is_label_image(path, image):

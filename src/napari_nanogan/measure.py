@@ -266,7 +266,7 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
 
     path = Path(path)
     labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
-    if len(np.unique(labels)) <= 2:  # a binary mask: its connected parts are the particles
+    if len(np.unique(labels)) <= 2 and read_label_table(path) is None:  # a binary mask: its parts are particles
         labels = instance_labels(labels)
     image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
     if image_path is not None:

@@ -359,8 +359,9 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     main = threading.current_thread() is threading.main_thread()  # (only the main thread may set a handler)
     previous = {}
     if main:
-        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)),
-                    signal.SIGINT: signal.signal(signal.SIGINT, interrupt)}
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))}
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # (a background job's, ignored: left so)
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     try:
         code = _drive(make_loop, total, desc, report, stop, quiet)
         return 130 if code == 0 and stop["ctrl_c"] else code

@@ -124,8 +124,8 @@ class TrainConfig(Config):
         for name in ("steps", "batch_size", "val_every", "checkpoint_every"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.patch_size < 32 or self.patch_size % 16:
-            raise ValueError(f"patch_size must be a multiple of 16 px, at least 32, not {self.patch_size}")
+        if self.patch_size < 32:  # (a multiple of the network's: train_segmenter checks it)
+            raise ValueError(f"patch_size must be at least 32 px, not {self.patch_size}")
         for name in ("lr", "contact_weight", "weight_decay"):  # (lr 0: the weights stay as they start)
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a finite number of at least 0, not {getattr(self, name)}")

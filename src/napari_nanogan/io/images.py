@@ -91,8 +91,8 @@ def read_array(path: str | os.PathLike, *, what: str = "an image", notes: dict |
         raise ImageReadError(f"{path}: not enough memory to decode it; lower ${MAX_PIXELS_ENV} so that such files are "
                              "refused before decoding, or use a machine with more memory") from None
     except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read as {what}: the file is damaged, cut short or of another kind "
-                             f"({type(exc).__name__}: {first_line(exc)})") from None
+        raise ImageReadError(f"{path}: cannot read as {what}: the file may be damaged, cut short, or stored in a way "
+                             f"this reader does not support ({type(exc).__name__}: {first_line(exc)})") from None
     return data, found
 
 
@@ -161,7 +161,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+def read_image(path: str | os.PathLike, *, palette: bool = True) -> tuple[np.ndarray, dict]:
     """Read a 2D EM image and what the file says about it.
 
     Returns
@@ -169,7 +169,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     image : ndarray of shape (M, N)
         Grey values as stored (a palette image gives its colours, as a viewer shows
         it, but a grey palette with a few overlay colours its indices: :func:`_palette_colours`;
-        RGB is converted to grey explicitly).
+        RGB is converted to grey explicitly). ``palette=False``: a palette file's indices (a label
+        image's labels).
     meta : dict
         ``pixel_size_nm`` (float or None), ``pixel_size_source`` (where it was read,
         see :mod:`napari_nanogan.io.metadata`), ``source`` (str), ``original_shape``, and
@@ -177,7 +178,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """
     path = Path(path)
     notes: dict = {}
-    data, found = read_array(path, notes=notes, palette=True)
+    data, found = read_array(path, notes=notes, palette=palette)
     found = found or pixel_size_from_sidecar(path)
     original_shape = tuple(data.shape)
     try:

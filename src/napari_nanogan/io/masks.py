@@ -153,6 +153,23 @@ def _solid(codes: np.ndarray) -> np.ndarray:
     return (ndi.minimum_filter(codes, 3) == codes) & (ndi.maximum_filter(codes, 3) == codes)
 
 
+def _binary_grey(grey: np.ndarray) -> bool:
+    """Whether grey levels stored as RGB are a binary mask, maybe anti-aliased: black and one level on nine
+    pixels in ten, every patch of the levels between them lying between the two (an edge, even a zoomed one),
+    where grey labels have patches (particles) that touch black or each other but not the top level's."""
+    top = grey.max(initial=0)
+    between = (grey != 0) & (grey != top)
+    if (~between).mean() < BINARY_RGB_SHARE:
+        return False
+    if not between.any():
+        return True
+    patches, n = ndi.label(between, structure=np.ones((3, 3), bool))
+    index = np.arange(1, n + 1)
+    near_black = ndi.maximum(ndi.binary_dilation(grey == 0, np.ones((3, 3), bool)), patches, index)
+    near_top = ndi.maximum(ndi.binary_dilation(grey == top, np.ones((3, 3), bool)), patches, index)
+    return bool(np.all(near_black) and np.all(near_top))
+
+
 def _from_rgb(rgb: np.ndarray) -> np.ndarray:
     """A 2D mask from an RGB one.
 
@@ -172,9 +189,7 @@ def _from_rgb(rgb: np.ndarray) -> np.ndarray:
     """
     if (rgb == rgb[..., :1]).all():
         grey = rgb[..., 0]
-        between = (grey != 0) & (grey != grey.max(initial=0))  # anti-aliased edges, or labels of their own
-        if ((~between).mean() >= BINARY_RGB_SHARE  # binary, maybe anti-aliased: no grey level between fills a region
-                and not (between & _solid(grey)).any()):
+        if _binary_grey(grey):
             return grey > 0
         return grey
     codes = _colour_codes(rgb)

@@ -118,8 +118,8 @@ def _resolution(tif):
 
 
 def _usable(value: float) -> bool:
-    """A pixel size to trust: a positive, finite length."""
-    return math.isfinite(value) and value > 0
+    """A pixel size to trust: a finite length from 1e-6 to 1e9 nm (what label TIFFs can record)."""
+    return math.isfinite(value) and 1e-6 <= value <= 1e9
 
 
 def _sidecar(path: Path):

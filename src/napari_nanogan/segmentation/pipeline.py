@@ -229,6 +229,8 @@ def segment_steps(
         raise ValueError(f"image of shape {grey.shape} is too small to segment (each side needs {MIN_SIDE}+ pixels)")
     if np.issubdtype(grey.dtype, np.floating) and not np.isfinite(grey).all():
         raise ValueError("the image contains NaN or infinite values; replace them with grey levels first")
+    if grey.dtype == np.float64 and (span := float(np.abs(grey).max(initial=0))) > 1e30:  # past float32's reach
+        grey = grey * (1e6 / span)  # (grey levels are normalised by percentiles: their scale does not matter)
     if isinstance(info_bar, str) and info_bar != "auto" or isinstance(info_bar, bool):
         raise ValueError(f'info_bar must be an InfoBar, "auto" or None, not {info_bar!r}')
     bar = detect_info_bar(grey) if info_bar == "auto" else info_bar

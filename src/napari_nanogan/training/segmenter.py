@@ -100,6 +100,9 @@ def train_segmenter(
     """
     if not train or not any(train.values()):
         raise ValueError("no training samples")
+    if config.patch_size % model_config.multiple:
+        raise ValueError(f"patch_size {config.patch_size} must be a multiple of {model_config.multiple} for a network "
+                         f"of depth {model_config.depth}")
     share = world.share(config.batch_size)
     if world.distributed:
         device = world.device()

@@ -188,9 +188,10 @@ class FinetuneWidget(QWidget):
             pairs = samples_from_pairs(self.pairs)
             unannotated = []
             for name in self.unannotated.value:
-                data = layer_data(self.viewer.layers[name])
-                if data.ndim == 2:
-                    unannotated.append(sample_from_arrays(name, data, None, domain="images", crop_info_bar=False))
+                layer = self.viewer.layers[name]
+                if layer.ndim == 2 and not getattr(layer, "rgb", False):
+                    unannotated.append(sample_from_arrays(name, layer_data(layer), None, domain="images",
+                                                          crop_info_bar=False))
         except ValueError as exc:
             show_error(self.job.refused(str(exc)))
             return
