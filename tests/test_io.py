@@ -256,3 +256,12 @@ def test_non_square_pixels_give_no_pixel_size(tmp_path, caplog):
     assert read_image(tmp_path / "ns.tif")[1]["pixel_size_nm"] is None
     assert "not square" in caplog.text
     assert read_image(tmp_path / "sq.tif")[1]["pixel_size_nm"] == pytest.approx(5.0)
+
+
+def test_two_labels_without_background_are_two_particles():
+    from napari_nanogan.io.masks import check_mask
+
+    mask = np.ones((16, 16), np.uint8)
+    mask[:, 8:] = 2
+    assert set(np.unique(check_mask(mask))) == {1, 2}
+    assert set(np.unique(check_mask(np.full((16, 16), 255, np.uint8)))) == {1}  # one value: binary, all particle

@@ -141,7 +141,10 @@ def read_labels(path, labels, meta: dict):
         kwargs["metadata"].setdefault("source_layer", stem)
     confidence = read_label_table(path)
     if confidence is not None:
+        from .io.masks import label_areas
+
         kwargs["features"] = {"index": np.arange(1, len(confidence) + 1), "confidence": confidence}
+        kwargs["metadata"]["label_areas"] = label_areas(labels, len(confidence))  # (Measure: repainted ones have none)
     return (np.asarray(labels), kwargs, "labels")
 
 

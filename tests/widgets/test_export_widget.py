@@ -187,3 +187,15 @@ def test_the_pair_pickers_start_on_the_newest_labels_and_their_image_never_a_gue
     # labels segmented from an image (their source_layer) are paired with it
     viewer.add_labels(np.zeros((64, 80), np.int32), name="twin particles", metadata={"source_layer": "twin"})
     assert ExportWidget(viewer).picker.image_layer.value is twin
+
+
+def test_export_refuses_a_mask_of_more_particles_than_a_mask_holds_before_any_work(make_napari_viewer, tmp_path):
+    from napari_nanogan.widgets.export import plan_annotated
+
+    viewer = make_napari_viewer()
+    labels = np.zeros((400, 400), np.int32)
+    labels.reshape(-1)[::2][:70000] = np.arange(1, 70001)
+    image = viewer.add_image(np.zeros((400, 400), np.uint8), name="field")
+    many = viewer.add_labels(labels, name="field labels")
+    with pytest.raises(ValueError, match="70000 particles, more than a mask holds"):
+        plan_annotated([(image, many)])

@@ -343,3 +343,30 @@ def test_a_top_info_bar_flags_the_particles_it_cuts(viewer_widget, wait_done):
     w.run()
     wait_done(w)
     assert list(w.table.columns["touches_info_bar"]) == [True, False]
+
+
+def test_a_particle_painted_under_a_deleted_ones_number_gets_no_confidence(viewer_widget, wait_done):
+    """The confidence belongs to the particle the segmentation scored: one erased and painted anew under its
+    number (napari's next-label key gives it back) has none; untouched ones keep theirs."""
+    viewer, w = viewer_widget
+    labels = _labels()
+    from napari_nanogan.io.masks import label_areas
+
+    layer = viewer.add_labels(labels, name="particles", features={"index": [1, 2, 3], "confidence": [0.9, 0.8, 0.95]},
+                              metadata={"label_areas": label_areas(labels, 3)})
+    repainted = layer.data.copy()
+    repainted[repainted == 3] = 0
+    repainted[85:95, 90:100] = 3  # a new particle, drawn by hand under number 3
+    layer.data = repainted
+    w.labels_layer.value = layer
+    w.image_layer.value = None
+    w.run()
+    wait_done(w)
+    np.testing.assert_allclose(w.table.columns["confidence"], [0.9, 0.8, np.nan], rtol=1e-6)
+
+
+def test_segmentation_labels_leave_room_for_particles_painted_by_hand():
+    from napari_nanogan.widgets._layers import compact_labels
+
+    assert compact_labels(np.arange(20, dtype=np.int64).reshape(4, 5)).dtype == np.uint16
+    assert compact_labels(np.array([[0, 70000]])).dtype == np.uint32

@@ -311,3 +311,29 @@ def test_the_diameter_is_taken_from_lines_drawn_across_particles(widget, monkeyp
     assert w.auto_diameter.value and w.diameter.value == 0 and "estimated again" in w.status.value
     w.image_layer.value = layer
     assert "estimated again" not in w.status.value  # said of the other image: gone with it
+
+
+def test_a_second_run_call_during_a_run_starts_nothing_and_a_cancelled_lazy_run_leaves_no_store(
+        widget, sem_like, qtbot, wait_done):
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("zarr")
+    viewer, w = widget
+    layer = viewer.add_image(sem_like[0], name="sem")
+    w.image_layer.value = layer
+    w.run()
+    first = w.job.worker
+    w.run()  # (the button is disabled; a script's second call must not start a second worker)
+    assert w.job.worker is first
+    wait_done(w)
+    qtbot.waitUntil(lambda: "sem particles" in viewer.layers, timeout=10_000)
+    assert "sem particles [1]" not in viewer.layers
+    big = viewer.add_image(da.from_array(np.tile(sem_like[0][:176], (8, 8)), chunks=256), name="lazy")
+    w.image_layer.value = big
+    w.auto_diameter.value = False
+    w.tile.value = 64
+    w.run()
+    store = w._out
+    assert store.parent.is_dir()  # its own folder, made for this run
+    w.cancel()
+    wait_done(w, timeout=60_000)
+    assert w.status.value.startswith("cancelled") and not store.parent.exists()

@@ -265,7 +265,7 @@ def mask_values(mask: np.ndarray) -> np.ndarray:
 def instance_labels(mask: np.ndarray) -> np.ndarray:
     """Instance labels (int32) from a mask: label images are kept, binary masks split into 4-connected parts.
 
-    A mask with at most two distinct values is binary; its 4-connected foreground
+    A mask of one value, or of 0 and one other, is binary; its 4-connected foreground
     components are the particles (touching particles annotated with 1-px gaps come apart).
     Labels larger than the mask's pixel count (so sparse that per-label tables would dwarf
     the mask) are renumbered 1..K in their order.
@@ -274,7 +274,7 @@ def instance_labels(mask: np.ndarray) -> np.ndarray:
     if mask.ndim != 2:
         raise ValueError(f"expected a 2D mask, got shape {mask.shape}")
     values = np.unique(mask)
-    if len(values) <= 2:
+    if len(values) == 1 or len(values) == 2 and values[0] == 0:  # (two labels and no background: labels)
         return ndi.label(mask > 0, structure=_FOUR)[0].astype(np.int32)
     if values[-1] > mask.size:
         labels = values[values > 0]
@@ -319,3 +319,15 @@ def pixel_size_of_its_image(path) -> dict:
                 if found:
                     return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
     return {}
+
+
+def label_areas(labels: np.ndarray, count: int) -> list[list[int]]:
+    """Each label 1..``count``'s pixel count and the sum of its pixels' flat indices (labels above ``count``
+    ignored): kept with a segmentation's confidence, so that a particle repainted since (erased and drawn
+    anew under its number, moved or edited) is known not to be the one scored."""
+    values = np.asarray(labels).ravel()
+    where = np.flatnonzero((values > 0) & (values <= count))
+    chosen = values[where].astype(np.int64)
+    areas = np.bincount(chosen, minlength=count + 1)[1 : count + 1]
+    places = np.bincount(chosen, weights=where.astype(np.float64), minlength=count + 1)[1 : count + 1]
+    return np.stack([areas, places.astype(np.int64)], 1).tolist()

@@ -99,7 +99,8 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def _check(pair: Pair) -> None:
+def check_exportable(pair: Pair) -> None:
+    """A ``ValueError`` naming the pair when it cannot be exported (shape, types, labels, name, pixel size)."""
     if pair.image.ndim != 2 or pair.labels.ndim != 2:
         raise ValueError(f"{pair.name}: image and mask must be 2D")
     if pair.image.shape != pair.labels.shape:
@@ -108,9 +109,11 @@ def _check(pair: Pair) -> None:
         raise ValueError(f"{pair.name}: images are exported as uint8 or uint16, not {pair.image.dtype}")
     if pair.labels.min(initial=0) < 0:
         raise ValueError(f"{pair.name}: labels must be 0 (background) or positive, not down to {pair.labels.min()}")
-    if pair.labels.max(initial=0) >= 2**16:
-        raise ValueError(f"{pair.name}: labels must fit uint16 (up to 65535 particles); this mask numbers them up "
-                         f"to {pair.labels.max()}: renumber them 1..K, or split the mask into tiles")
+    if pair.labels.max(initial=0) >= 2**16:  # masks are written as uint16
+        count = len(np.unique(pair.labels)) - 1
+        raise ValueError(f"{pair.name}: {count} particles, more than a mask holds (65535): split the image into tiles"
+                         if count >= 2**16 else f"{pair.name}: labels numbered up to {pair.labels.max()}, past what a "
+                         f"mask holds (65535): renumber them 1..{count}")
     try:
         resolution_tags(pair.pixel_size_nm)  # what the TIFF will record: checked before anything is written
     except ValueError as exc:
@@ -230,7 +233,7 @@ class ExportFolder:
     # ------------------------------------------------------------------ writing
     def write(self, pair: Pair) -> None:
         """Write one pair's files (each atomically); on any failure none of its files is left."""
-        _check(pair)
+        check_exportable(pair)
         if not self._in(pair.name, self.journal["names"], self.journal["series"]):
             raise ValueError(f"{pair.name}: not in the export's plan")
         self.entries.pop(pair.name, None)  # replaced below once complete; never listed while incomplete
@@ -288,7 +291,7 @@ def export_pairs(pairs: Iterable[Pair], out_dir, *, png: bool = False, overwrite
     """
     pairs = list(pairs)
     for pair in pairs:
-        _check(pair)
+        check_exportable(pair)
     names = [p.name for p in pairs]
     if len(set(names)) != len(names):
         raise ValueError("two pairs have the same name")
@@ -309,7 +312,7 @@ def write_pair(pair: Pair, out_dir, *, png: bool = False, overwrite: bool = Fals
     import tifffile
 
     out_dir = Path(out_dir)
-    _check(pair)
+    check_exportable(pair)
     targets = target_paths(out_dir, pair.name, png=png)
     if not overwrite:
         existing = [str(p) for p in targets.values() if p.exists()]

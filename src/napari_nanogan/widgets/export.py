@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def plan_annotated(pairs) -> list:
     """Export pairs from (Image layer, Labels layer) tuples, checked and converted."""
     from ..io.masks import check_mask
-    from ..io.pairs import Pair, as_export_image, safe_name
+    from ..io.pairs import Pair, as_export_image, check_exportable, safe_name
     from ._layers import layer_data, layer_pixel_size_nm
 
     out = []
@@ -46,6 +46,7 @@ def plan_annotated(pairs) -> list:
         out.append(Pair(safe_name(image_layer.name), image, labels,
                         source=f"annotated: {image_layer.name} / {labels_layer.name}",
                         pixel_size_nm=layer_pixel_size_nm(image_layer) or layer_pixel_size_nm(labels_layer), extra=extra))
+        check_exportable(out[-1])  # before any work: not after the pairs before it were written
     return out
 
 
@@ -153,6 +154,9 @@ class ExportWidget(QWidget):
                 labels = check_mask(data)
             except ValueError as exc:
                 raise ValueError(f"the Labels layer {name!r}: {exc}") from None
+            if labels.max(initial=0) >= 2**16:  # (its pairs' masks are written as uint16)
+                raise ValueError(f"the Labels layer {name!r} holds {labels.max()} particles, more than an exported "
+                                 "mask holds (65535): synthesize from tiles of it")
             masks.append((name, labels, layer_pixel_size_nm(layer)))
         return masks
 
@@ -162,6 +166,8 @@ class ExportWidget(QWidget):
         show_error(f"Export: {message}")
 
     def run(self):
+        if getattr(self, "worker", None) is not None:  # (Run is disabled meanwhile; a second call is not a second run)
+            return
         from napari.qt.threading import create_worker
 
         text = str(self.out_dir.line_edit.value).strip()
@@ -234,6 +240,7 @@ class ExportWidget(QWidget):
         show_error(f"Export to {self._folder} failed: {why}")
 
     def _on_finished(self):
+        self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
         if self._failed:
             return

@@ -165,6 +165,8 @@ class FinetuneWidget(QWidget):
         show_info(f"Fine-tune: exported {name!r} to {dest}")
 
     def run(self):
+        if self.job.running:  # (the Run button is disabled meanwhile; a second call is not a second run)
+            return
         from ..models.registry import check_name, user_model_path
 
         if not self.pairs:

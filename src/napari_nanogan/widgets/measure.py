@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 MEASURES = ("ecd", "feret_max", "feret_min", "area", "perimeter", "circularity", "aspect_ratio", "solidity")
 
 
-def layer_confidence(layer) -> np.ndarray | None:
-    """The per-label confidence a segmentation left in a Labels layer's features (index k - 1 for label k), or None."""
+def layer_confidence(layer, labels: np.ndarray | None = None) -> np.ndarray | None:
+    """The per-label confidence a segmentation left in a Labels layer's features (index k - 1 for label k), or None.
+
+    With the layer's ``labels`` now: a label whose pixels differ from those the segmentation scored
+    (``metadata["label_areas"]``: erased and painted anew under its number, moved or edited) has none (NaN).
+    """
     features = getattr(layer, "features", None)
     if features is None or "confidence" not in features or "index" not in features or not len(features):
         return None
@@ -34,6 +38,12 @@ def layer_confidence(layer) -> np.ndarray | None:
     out = np.full(max(int(index.max()), 0), np.nan, np.float32)
     keep = index > 0
     out[index[keep] - 1] = np.asarray(features["confidence"], float)[keep]
+    scored = (getattr(layer, "metadata", None) or {}).get("label_areas")
+    if labels is not None and scored is not None:
+        from ..io.masks import label_areas
+
+        n = min(len(out), len(scored))
+        out[:n][(np.asarray(label_areas(labels, n)) != np.asarray(scored[:n])).any(1)] = np.nan
     return out
 
 
@@ -125,6 +135,8 @@ class MeasureWidget(QWidget):
 
     def run(self):
         """Measure the chosen Labels layer in a worker thread; features, plot and summary follow."""
+        if self.job.running:  # (the Run button is disabled meanwhile; a second call is not a second run)
+            return
         layer = self.labels_layer.value
         if layer is None:
             show_error(self.job.refused("choose a Labels layer (segment an image first)."))
@@ -149,7 +161,7 @@ class MeasureWidget(QWidget):
             except ValueError as exc:
                 show_error(self.job.refused(f"{exc}."))
                 return
-            if image.ndim == 3 and image.shape[-1] in (3, 4):
+            if getattr(image_layer, "rgb", False):
                 image = as_grey(image)  # an RGB(A) picture: its grey levels give the intensities
             if image.shape != labels.shape:
                 if image.ndim == 2:
@@ -167,7 +179,7 @@ class MeasureWidget(QWidget):
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
                        info_bar_start=bar[0] if bar and bar[0] > 0 else None,  # a bottom bar; a top one starts at 0
                        info_bar_end=bar[1] if bar and bar[0] == 0 and bar[1] > 0 else None, name=layer.name,
-                       confidence=layer_confidence(layer), describe=lambda record: None, on_result=self._on_result,
+                       confidence=layer_confidence(layer, labels), describe=lambda record: None, on_result=self._on_result,
                        busy=f"measuring {layer.name} ...")
 
     def _on_result(self, table):

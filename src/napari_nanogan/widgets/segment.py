@@ -11,6 +11,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QWidget
 
 from ..config import TILE
+from ..io.masks import label_areas
 from ..io.pairs import safe_name
 from ._labels import scrolling_layout, wrapping_label
 from ._layers import add_labels_in_two_turns, layer_pixel_size_nm
@@ -225,6 +226,8 @@ class SegmentWidget(QWidget):
 
     def run(self):
         """Start segmenting the chosen layer in a worker thread."""
+        if self.job.running:  # (the Run button is disabled meanwhile; a second call is not a second run)
+            return
         layer = self.image_layer.value
         if layer is None:
             show_error(self.job.refused("open an image first (File > Open, or File > Open Sample)."))
@@ -250,8 +253,16 @@ class SegmentWidget(QWidget):
         self.job.start(_segment_job, image, self._run_settings["model"], int(self.tile.value), info_bar,
                        self._run_settings["particle_diameter_px"], self._out, self._run_settings["small_pass"],
                        self._noted,
-                       describe=_describe,
+                       describe=_describe, on_cancelled=self._discard_store,
                        on_result=self._on_result, busy=f"loading {self._run_settings['model']} ...")
+
+    def _discard_store(self) -> str:
+        """A cancelled lazy run's labels store, half written, is removed (each run has its own folder)."""
+        if self._out is not None:
+            import shutil
+
+            shutil.rmtree(self._out.parent, ignore_errors=True)
+        return ""
 
     def cancel(self):
         self.job.cancel()
@@ -311,6 +322,8 @@ class SegmentWidget(QWidget):
             kwargs["units"] = tuple(units[-ndim:])
         if getattr(result, "confidence", None) is not None:  # per particle, hoverable; Measure keeps it in its table
             kwargs["features"] = {"index": np.arange(1, result.count + 1), "confidence": result.confidence}
+            if self._out is None:  # what each confidence was given for: a particle repainted later has none
+                meta["label_areas"] = label_areas(result.labels, result.count)
         if self._out is not None:  # block by block: the labels stay on disk, read as napari shows them
             from ..io.omezarr import zarr_levels
 

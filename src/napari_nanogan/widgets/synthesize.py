@@ -184,6 +184,8 @@ class SynthesizeWidget(QWidget):
         return design_mask(design), design.pixel_size_nm, f"designed (seed {design.seed})"
 
     def run(self):
+        if self.job.running:  # (the Run button is disabled meanwhile; a second call is not a second run)
+            return
         try:
             mask, pixel, name = self._mask()
         except (ValueError, OSError) as exc:
