@@ -199,3 +199,16 @@ def test_export_refuses_a_mask_of_more_particles_than_a_mask_holds_before_any_wo
     many = viewer.add_labels(labels, name="field labels")
     with pytest.raises(ValueError, match="70000 particles, more than a mask holds"):
         plan_annotated([(image, many)])
+
+
+def test_two_pairs_of_one_file_name_are_refused_by_their_layers_names(setup):
+    viewer, w, out = setup
+    labels = viewer.layers["my labels"].data
+    viewer.add_image(render_sem(labels, seed=1), name="my_image")  # "my image" and "my_image": one file name
+    viewer.add_labels(labels.copy(), name="other labels")
+    for image, mask in (("my image", "my labels"), ("my_image", "other labels")):
+        w.picker.image_layer.value, w.picker.labels_layer.value = viewer.layers[image], viewer.layers[mask]
+        assert w.picker.add_pair()
+    w.run()
+    assert "'my image / my labels' and 'my_image / other labels' would both be written as 'my_image'" in w.status.value
+    assert w.status.value.startswith("not started:") and not out.exists()

@@ -133,10 +133,11 @@ def test_measure_widget_says_what_it_found_for_empty_labels_and_cut_particles(vi
     w.run()
     wait_done(w)
     assert w.summary.value == "n = 0: no particles to size"
+    assert w.export_button.enabled and not w.plot_button.enabled  # an empty table exports; no histogram to save
     w.labels_layer.value = viewer.add_labels(_labels(), name="p")
     w.run()
     wait_done(w)
-    assert "n = 2 (1 cut, excluded)" in w.summary.value
+    assert "n = 2 (1 cut, excluded)" in w.summary.value and w.plot_button.enabled
     w.include_cut.value = True
     assert "n = 3 (1 cut, included)" in w.summary.value
 

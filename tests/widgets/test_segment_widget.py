@@ -72,6 +72,9 @@ def test_segment_widget_rejects_3d_layer_without_work(widget, monkeypatch):
     w.run()
     assert w.job.worker is None and errors and "3 dimensions" in errors[0]
     assert w.status.value.startswith("not started:") and "3 dimensions" in w.status.value  # not a last result
+    w.image_layer.value = viewer.add_image(np.zeros((3, 200), np.uint8), name="sliver")
+    w.run()
+    assert w.job.worker is None and w.status.value.startswith("not started:") and "8+ pixels" in w.status.value
 
 
 def test_segment_widget_no_layer(widget, monkeypatch):

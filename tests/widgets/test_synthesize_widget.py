@@ -54,6 +54,12 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_do
     w.labels_layer.value = viewer.layers["3d"]
     w.run()
     assert "3D" in errors[-1] and w.status.value.startswith("not started:") and "3D" in w.status.value
+    negative = np.zeros((48, 48), np.int32)
+    negative[5:9, 5:9] = -3
+    viewer.add_labels(negative, name="signed")
+    w.labels_layer.value = viewer.layers["signed"]
+    w.run()
+    assert w.job.worker is None and w.status.value.startswith("not started: signed:") and "negative" in errors[-1]
     painted = np.zeros((48, 48), np.int32)
     painted[10:20, 10:20] = 1
     viewer.add_labels(painted, name="painted")

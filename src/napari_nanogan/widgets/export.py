@@ -193,7 +193,11 @@ class ExportWidget(QWidget):
 
         names = planned_names(annotated, masks, n)
         if len(set(names)) != len(names):
-            self._refuse("two pairs would get the same file name; rename the layers.")
+            sources = [p.source.removeprefix("annotated: ") for p in annotated] + [
+                f"mask {name}" for name, _, _ in masks for _ in range(n)]
+            twice = next(name for name in names if names.count(name) > 1)
+            which = " and ".join(repr(s) for s, name in zip(sources, names) if name == twice)
+            self._refuse(f"{which} would both be written as {twice!r}; rename a layer (or export one of them).")
             return
         existing = [] if self.overwrite.value else existing_files(names, folder, png=bool(self.png.value))
         if existing:

@@ -191,7 +191,7 @@ class MeasureWidget(QWidget):
         features.update({k: v for k, v in table.columns.items() if k != "image"})
         self._layer.features = pd.DataFrame(features)
         self.export_button.enabled = True
-        self.plot_button.enabled = True
+        self.plot_button.enabled = len(table) > 0  # (no particles: no histogram to save)
         if not self._pixel:
             why = f" ({self._scale_problem})" if self._scale_problem else ""
             show_info(f"Measure particles: pixel size unknown{why}, lengths are in pixels. Enter it above to get nm.")

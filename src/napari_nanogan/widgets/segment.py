@@ -237,6 +237,12 @@ class SegmentWidget(QWidget):
         except ValueError as exc:
             show_error(self.job.refused(str(exc)))
             return
+        from ..segmentation.tiles import MIN_SIDE
+
+        if min(image.shape[:2]) < MIN_SIDE:
+            show_error(self.job.refused(f"{layer.name!r} is {image.shape[0]} x {image.shape[1]} pixels; each side needs "
+                                        f"{MIN_SIDE}+ pixels to segment."))
+            return
         self._layer = layer
         # what this run uses, recorded now: the fields may change while it runs
         self._run_settings = {"model": self.model.value, "particle_diameter_px": self.diameter_px(layer),

@@ -186,14 +186,18 @@ class SynthesizeWidget(QWidget):
     def run(self):
         if self.job.running:  # (the Run button is disabled meanwhile; a second call is not a second run)
             return
+        from ..io.masks import check_mask
+
         try:
             mask, pixel, name = self._mask()
+            try:
+                labels = check_mask(mask)  # (negative, fractional ... refused before any work)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         except (ValueError, OSError) as exc:
             show_error(self.job.refused(str(exc)))
             return
-        from ..io.masks import instance_labels
-
-        self._job_mask, self._made = (compact_labels(instance_labels(mask)), pixel, name), 0
+        self._job_mask, self._made = (compact_labels(labels), pixel, name), 0
         self._meta = {"pixel_size_nm": pixel, "generator": self.model.value, "seed": int(self.seed.value), "mask": name}
         self.job.start(_synthesize_job, mask, self.model.value, int(self.n.value), int(self.seed.value),
                        describe=lambda r: (r[0], r[1], f"image {r[0]} / {r[1]}"), on_record=self._add_image,
