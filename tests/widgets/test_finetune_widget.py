@@ -195,3 +195,14 @@ def test_a_pair_whose_particles_all_lie_in_the_info_bar_is_refused_by_name(setup
     assert w.add_pair(), errors
     w.run()
     assert "info bar" in errors[-1] and "barred" in errors[-1] and w.job.worker is None
+
+
+def test_a_model_better_before_any_training_step_says_where_its_gain_came_from(setup, tmp_path):
+    from napari_nanogan.training.finetune import FinetuneResult
+
+    viewer, w, _ = setup
+    scores = ({"iou": 0.80, "f1": 0.50}, {"iou": 0.81, "f1": 0.55})
+    w._on_result(FinetuneResult(tmp_path / "m.pt", *scores, steps=0, seconds=30.0, better=True, stopped=True))
+    assert "retuned post-processing alone (no training step ran)" in w.result.value
+    w._on_result(FinetuneResult(tmp_path / "m.pt", *scores, steps=40, seconds=60.0, better=True))
+    assert "better than the starting model" in w.result.value
