@@ -75,9 +75,14 @@ def is_label_image(path, data) -> bool:
     data = np.asarray(data)
     if data.ndim != 2 or not np.issubdtype(data.dtype, np.integer):
         return False
-    if Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff")):
+    if _named_as_labels_of_segment(path):
         return True
     return _named_as_mask(path) and data.min() >= 0 and grey_image_reason(data) is None
+
+
+def _named_as_labels_of_segment(path) -> bool:
+    """``<stem>_labels.tif``, as ``nanogan segment`` names what it writes."""
+    return Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff"))
 
 
 def read_em_image(path):
@@ -87,7 +92,7 @@ def read_em_image(path):
     series opens whole, to look through (:func:`read_em_stack`)."""
     from .io.vendor import StackError
 
-    named = Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff")) or _named_as_mask(path)
+    named = _named_as_labels_of_segment(path) or _named_as_mask(path)
     try:
         image, meta = read_image(path, palette=not named)  # (a palette mask's indices are its labels)
     except StackError:

@@ -23,8 +23,7 @@ def intensity_range(image: np.ndarray, rows: slice = slice(None)) -> tuple[float
     if size == 0:
         raise ValueError("no specimen pixels to normalise")
     step = max(1, int(np.ceil(np.sqrt(size / _MAX_SAMPLES))))
-    sample = np.asarray(image[start:stop:step, ::step])
-    sample = sample.astype(np.float64 if sample.dtype == np.float64 else np.float32)  # (float32 overflows at 3e38)
+    sample = np.asarray(image[start:stop:step, ::step]).astype(np.float32)
     if not np.isfinite(sample).all():
         raise ValueError("the image contains NaN or infinite values; replace them with grey levels first")
     lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])
@@ -37,8 +36,5 @@ def intensity_range(image: np.ndarray, rows: slice = slice(None)) -> tuple[float
 
 def normalize(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map ``low``/``high`` to 0/1 as float32 (values outside are kept, clipped to [-1, 2])."""
-    image = np.asarray(image)
-    if image.dtype == np.float64 and max(abs(low), abs(high)) > 1e30:  # beyond float32's range: map in float64
-        return np.clip((image - low) / (high - low), -1.0, 2.0).astype(np.float32)
-    out = (image.astype(np.float32) - np.float32(low)) / np.float32(high - low)
+    out = (np.asarray(image, np.float32) - np.float32(low)) / np.float32(high - low)
     return np.clip(out, -1.0, 2.0, out=out)

@@ -22,9 +22,8 @@ def cmd_train_pairs(args) -> int:
         print("nanogan train --pairs: the recipe keeps its last step and validates nothing; --val-every does not "
               "apply", file=sys.stderr)
         return 2
-    given = {field: value for field, value in _schedule(args).items() if value is not None}
     try:
-        config = dataclasses.replace(PAIRS_RECIPE, **given, seed=args.seed, precision=args.precision,
+        config = dataclasses.replace(PAIRS_RECIPE, **_schedule(args), seed=args.seed, precision=args.precision,
                                      **_augment_probs(args))
     except ValueError as exc:
         print(f"nanogan train --pairs: {_flag_error(exc)}", file=sys.stderr)
@@ -63,7 +62,7 @@ def cmd_train(args) -> int:
     from ..config import TrainConfig
 
     try:  # the schedule flags, checked before any data is read
-        TrainConfig(**{field: value for field, value in _schedule(args).items() if value is not None})
+        TrainConfig(**_schedule(args))
     except ValueError as exc:
         if world is None or world.main:
             print(f"nanogan train: {_flag_error(exc)}", file=sys.stderr)
@@ -74,9 +73,10 @@ def cmd_train(args) -> int:
         return 2
     if args.pairs:
         return cmd_train_pairs(args) if one_process_only("train --pairs") else 2
-    if (args.batch_size or 4) % world.size:  # (TrainConfig's default batch)
+    batch = args.batch_size or TrainConfig.batch_size  # (the flag, or TrainConfig's default)
+    if batch % world.size:
         if world.main:
-            print(f"nanogan train: --batch-size (the global batch) {args.batch_size or 4} must be a multiple of the "
+            print(f"nanogan train: --batch-size (the global batch) {batch} must be a multiple of the "
                   f"{world.size} processes", file=sys.stderr)
         return 2
     with process_group(world):
@@ -84,10 +84,11 @@ def cmd_train(args) -> int:
 
 
 def _schedule(args) -> dict:
-    """The schedule flags of ``nanogan train`` as TrainConfig's fields; None where not given (the recipe's)."""
-    return {"steps": args.steps, "batch_size": args.batch_size, "patch_size": args.patch_size, "lr": args.lr,
-            "val_every": args.val_every, "checkpoint_every": args.checkpoint_every,
-            "contact_weight": args.contact_weight}
+    """The schedule flags of ``nanogan train`` given, as TrainConfig's fields (those not given: the recipe's)."""
+    flags = {"steps": args.steps, "batch_size": args.batch_size, "patch_size": args.patch_size, "lr": args.lr,
+             "val_every": args.val_every, "checkpoint_every": args.checkpoint_every,
+             "contact_weight": args.contact_weight}
+    return {field: value for field, value in flags.items() if value is not None}
 
 
 def _flag_error(exc: ValueError) -> str:
@@ -204,9 +205,8 @@ def _train(args, world) -> int:
     except ValueError:
         say(f"nanogan train: --scale-range must be LOW,HIGH with 0 < LOW <= HIGH, not {args.scale_range!r}")
         return 2
-    given = {field: value for field, value in _schedule(args).items() if value is not None}
     try:
-        config = TrainConfig(**given, seed=args.seed, seed_depth=args.seed_depth, scale_range=scale_range,
+        config = TrainConfig(**_schedule(args), seed=args.seed, seed_depth=args.seed_depth, scale_range=scale_range,
                              precision=args.precision, **_augment_probs(args))
     except ValueError as exc:
         say(f"nanogan train: {_flag_error(exc)}")

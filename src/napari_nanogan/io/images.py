@@ -21,7 +21,7 @@ from .limits import (  # noqa: F401  (the limits are part of this module's face)
     first_line,
     max_pixels,
 )
-from .metadata import pixel_size_from_sidecar, pixel_size_from_tiff
+from .metadata import PIXEL_SIZE_RANGE_NM, pixel_size_from_sidecar, pixel_size_from_tiff
 
 #: Microscope software's own formats (Gatan .dm3 / .dm4, EMD .emd), read by :mod:`napari_nanogan.io.vendor`.
 VENDOR_SUFFIXES = vendor.SUFFIXES
@@ -143,13 +143,12 @@ def _palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
     if colormap.max(initial=0) <= 0xFFFF and not (colormap % 257).any():
         colormap = (colormap // 257).astype(np.uint8)
     n = colormap.shape[1]
-    indices = np.minimum(indices, n - 1)
     own = (colormap.astype(np.int64) == np.arange(n)).all(0)  # the entries that show their own index as grey
     step = max(1, int(np.sqrt(indices.size / 1e6)))
-    if colormap.dtype == np.uint8 and own[indices[::step, ::step]].mean() >= 0.9:
+    if colormap.dtype == np.uint8 and own[np.minimum(indices[::step, ::step], n - 1)].mean() >= 0.9:
         return indices
     table = colormap[0] if (colormap == colormap[:1]).all() else colormap.T
-    return table[indices]
+    return table[np.minimum(indices, n - 1)]
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -211,8 +210,9 @@ def resolution_tags(pixel_size_nm: float | None) -> dict:
     """``tifffile.imwrite`` arguments that record a pixel size (pixels per centimetre); none for None (or 0)."""
     if not pixel_size_nm:
         return {}
-    if not (math.isfinite(pixel_size_nm) and 1e-6 <= pixel_size_nm <= 1e9):
-        raise ValueError(f"the pixel size must be a positive number of nm (1e-6 to 1e9), not {pixel_size_nm}")
+    low, high = PIXEL_SIZE_RANGE_NM
+    if not (math.isfinite(pixel_size_nm) and low <= pixel_size_nm <= high):
+        raise ValueError(f"the pixel size must be a positive number of nm ({low:g} to {high:g}), not {pixel_size_nm}")
     per_cm = 1e7 / pixel_size_nm
     return dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
 
@@ -247,11 +247,12 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     labels = np.asarray(labels)
     if labels.ndim != 2 or not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise ValueError(f"labels must be a 2D integer array, not {labels.ndim}D {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= 2**32):
-        raise ValueError(f"labels must be 0 (background) to 2**32 - 1, not {labels.min()} to {labels.max()}")
-    if confidence is not None and len(confidence) != int(labels.max(initial=0)):
-        raise ValueError(f"confidence has {len(confidence)} values for labels 1..{labels.max(initial=0)}: one per label")
-    dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
+    low, top = int(labels.min(initial=0)), int(labels.max(initial=0))
+    if low < 0 or top >= 2**32:
+        raise ValueError(f"labels must be 0 (background) to 2**32 - 1, not {low} to {top}")
+    if confidence is not None and len(confidence) != top:
+        raise ValueError(f"confidence has {len(confidence)} values for labels 1..{top}: one per label")
+    dtype = np.uint16 if top < 2**16 else np.uint32
     kwargs = resolution_tags(pixel_size_nm)
     bar = {key: int(row) for key, row in (("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end))
            if row is not None}

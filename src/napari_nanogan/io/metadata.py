@@ -117,9 +117,13 @@ def _resolution(tif):
     return None
 
 
+#: The pixel sizes (nm) taken from files and written into TIFFs: a finite length in this range.
+PIXEL_SIZE_RANGE_NM = (1e-6, 1e9)
+
+
 def _usable(value: float) -> bool:
-    """A pixel size to trust: a finite length from 1e-6 to 1e9 nm (what label TIFFs can record)."""
-    return math.isfinite(value) and 1e-6 <= value <= 1e9
+    """A pixel size to trust: a finite length within :data:`PIXEL_SIZE_RANGE_NM` (what label TIFFs can record)."""
+    return math.isfinite(value) and PIXEL_SIZE_RANGE_NM[0] <= value <= PIXEL_SIZE_RANGE_NM[1]
 
 
 def _sidecar(path: Path):

@@ -166,7 +166,7 @@ class ExportWidget(QWidget):
         show_error(f"Export: {message}")
 
     def run(self):
-        if getattr(self, "worker", None) is not None:  # (Run is disabled meanwhile; a second call is not a second run)
+        if self.worker is not None:  # (Run is disabled meanwhile; a second call is not a second run)
             return
         from napari.qt.threading import create_worker
 

@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 MEASURES = ("ecd", "feret_max", "feret_min", "area", "perimeter", "circularity", "aspect_ratio", "solidity")
 
 
-def layer_confidence(layer, labels: np.ndarray | None = None) -> np.ndarray | None:
-    """The per-label confidence a segmentation left in a Labels layer's features (index k - 1 for label k), or None.
-
-    With the layer's ``labels`` now: a label whose pixels differ from those the segmentation scored
-    (``metadata["label_areas"]``: erased and painted anew under its number, moved or edited) has none (NaN).
-    """
+def layer_confidence(layer) -> np.ndarray | None:
+    """The per-label confidence a segmentation left in a Labels layer's features (index k - 1 for label k), or None."""
     features = getattr(layer, "features", None)
     if features is None or "confidence" not in features or "index" not in features or not len(features):
         return None
@@ -38,19 +34,27 @@ def layer_confidence(layer, labels: np.ndarray | None = None) -> np.ndarray | No
     out = np.full(max(int(index.max()), 0), np.nan, np.float32)
     keep = index > 0
     out[index[keep] - 1] = np.asarray(features["confidence"], float)[keep]
-    scored = (getattr(layer, "metadata", None) or {}).get("label_areas")
-    if labels is not None and scored is not None:
-        from ..io.masks import label_areas
-
-        n = min(len(out), len(scored))
-        out[:n][(np.asarray(label_areas(labels, n)) != np.asarray(scored[:n])).any(1)] = np.nan
     return out
 
 
-def _measure_job(labels, **options):
-    """Worker thread: the particle table (a generator, as every panel job)."""
+def still_scored(confidence: np.ndarray | None, labels: np.ndarray, scored: list | None) -> np.ndarray | None:
+    """``confidence`` less that of the labels whose pixels differ from those the segmentation scored
+    (``scored``: the layer's ``metadata["label_areas"]``; a particle erased and painted anew under its
+    number, moved or edited has none: NaN)."""
+    if confidence is None or scored is None:
+        return confidence
+    from ..io.masks import label_areas
+
+    out = np.array(confidence, np.float32)
+    n = min(len(out), len(scored))
+    out[:n][(np.asarray(label_areas(labels, n)) != np.asarray(scored[:n])).any(1)] = np.nan
+    return out
+
+
+def _measure_job(labels, *, confidence=None, scored=None, **options):
+    """Worker thread: the particle table (a generator, as every panel job); ``scored``: :func:`still_scored`."""
     yield 0, 1
-    return measure_particles(labels, **options)
+    return measure_particles(labels, confidence=still_scored(confidence, labels, scored), **options)
 
 
 class MeasureWidget(QWidget):
@@ -179,7 +183,8 @@ class MeasureWidget(QWidget):
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
                        info_bar_start=bar[0] if bar and bar[0] > 0 else None,  # a bottom bar; a top one starts at 0
                        info_bar_end=bar[1] if bar and bar[0] == 0 and bar[1] > 0 else None, name=layer.name,
-                       confidence=layer_confidence(layer, labels), describe=lambda record: None, on_result=self._on_result,
+                       confidence=layer_confidence(layer), scored=(layer.metadata or {}).get("label_areas"),
+                       describe=lambda record: None, on_result=self._on_result,
                        busy=f"measuring {layer.name} ...")
 
     def _on_result(self, table):

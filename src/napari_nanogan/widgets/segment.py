@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=None, out=None, small_pass=True,
                  noted: dict | None = None):
     """Runs in the worker thread: load the model, then segment tile by tile (block by block into ``out``).
-    ``noted["no_size_model"]``: set where the model cannot estimate the diameter asked for."""
+    ``noted["no_size_model"]``: set where the model cannot estimate the diameter asked for;
+    ``noted["label_areas"]``: what each confidence was given for (:func:`~napari_nanogan.io.masks.label_areas`)."""
     from ..segmentation import can_estimate_diameter, load_segmenter, segment_steps
 
     segmenter = load_segmenter(model)
@@ -39,8 +40,11 @@ def _segment_job(image: np.ndarray, model: str, tile: int, info_bar, diameter=No
         bar = info_bar if not isinstance(info_bar, str) else None  # detecting one would read the whole image
         return (yield from segment_zarr_steps(image, segmenter, out, tile=tile, info_bar=bar, diameter=diameter,
                                               small_pass=small_pass))
-    return (yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter,
-                                     small_pass=small_pass))
+    result = yield from segment_steps(image, segmenter, tile=tile, info_bar=info_bar, diameter=diameter,
+                                      small_pass=small_pass)
+    if noted is not None and result.confidence is not None:  # (here, not on the GUI thread)
+        noted["label_areas"] = label_areas(result.labels, result.count)
+    return result
 
 
 def _describe(record) -> tuple[int, int, str]:
@@ -328,8 +332,8 @@ class SegmentWidget(QWidget):
             kwargs["units"] = tuple(units[-ndim:])
         if getattr(result, "confidence", None) is not None:  # per particle, hoverable; Measure keeps it in its table
             kwargs["features"] = {"index": np.arange(1, result.count + 1), "confidence": result.confidence}
-            if self._out is None:  # what each confidence was given for: a particle repainted later has none
-                meta["label_areas"] = label_areas(result.labels, result.count)
+            if "label_areas" in self._noted:  # what each confidence was given for: a particle repainted later has none
+                meta["label_areas"] = self._noted["label_areas"]
         if self._out is not None:  # block by block: the labels stay on disk, read as napari shows them
             from ..io.omezarr import zarr_levels
 
