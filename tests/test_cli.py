@@ -112,6 +112,20 @@ def test_segment_bad_inputs_reported_and_others_processed(tmp_path, tiny_checkpo
     assert any("corrupt.tif" in e for e in errors) and any("stack.tif" in e and "2D" in e for e in errors)
 
 
+def test_a_bad_pixel_limit_is_refused_once_before_any_input(tmp_path, tiny_checkpoint, sem_like, capsys, monkeypatch):
+    image, _ = sem_like
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(tmp_path / name, image)
+    monkeypatch.setenv("NANOGAN_MAX_PIXELS", "abc")
+    out = tmp_path / "out"
+    rc = main(["segment", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--out", str(out),
+               "--model", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("NANOGAN_MAX_PIXELS") == 1 and "'abc'" in err and "a.tif" not in err
+    assert not out.exists()
+
+
 def test_segment_records_pixel_size(tmp_path, tiny_checkpoint, sem_like):
     image, _ = sem_like
     with tifffile.TiffWriter(tmp_path / "zeiss.tif") as tw:
@@ -686,6 +700,30 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     assert main(["train", "--pairs", str(tmp_path / "nothing"), "--out", str(tmp_path / "n.pt"), "--steps", "1"]) == 2
     assert "not a folder of pairs" in capsys.readouterr().err
     assert main(["train", "--pairs", str(plain), "--out", str(tmp_path), "--steps", "1"]) == 2
+
+
+def test_train_on_pairs_leaves_out_a_pair_it_cannot_read_and_says_which(tmp_path, tiny_checkpoint, capsys):
+    from napari_nanogan.data.procedural import particle_labels, render_sem
+    from napari_nanogan.models.checkpoint import load_checkpoint
+
+    plain = tmp_path / "real"
+    (plain / "images").mkdir(parents=True)
+    (plain / "masks").mkdir()
+    for i in range(3):
+        lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=10 + i)
+        Image.fromarray(render_sem(lab, seed=10 + i)).save(plain / "images" / f"f{i}.png")
+        Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(plain / "masks" / f"f{i}.png")
+    (plain / "images" / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "mine.pt"
+    assert main(["train", "--pairs", str(plain), "--out", str(out), "--steps", "1", "--init", str(tiny_checkpoint),
+                 "--batch-size", "2", "--precision", "fp32"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "pair left out" in line]
+    assert len(warned) == 1 and str(plain / "images" / "f1.png") in warned[0]
+    assert load_checkpoint(out, kind="segmenter")["provenance"]["pairs"] == {"real": 2}
+    for i in (0, 2):
+        (plain / "images" / f"f{i}.png").write_bytes(b"not an image")
+    assert main(["train", "--pairs", str(plain), "--out", str(tmp_path / "n.pt"), "--steps", "1"]) == 2
+    assert "none of its 3 pairs can be read" in capsys.readouterr().err
 
 
 def test_every_option_of_every_command_says_what_it_does():

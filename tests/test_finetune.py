@@ -137,6 +137,24 @@ def test_finetune_cli_contract(tmp_path, tiny_checkpoint, tiny_generator_checkpo
     assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", "x.tif", "y.tif", "--out", str(out)]) == 2
 
 
+def test_finetune_cli_names_the_files_of_a_pair_it_refuses(tmp_path, tiny_checkpoint, sem_like, capsys):
+    from napari_nanogan.cli import main
+
+    image, labels = sem_like
+    for folder in ("a", "b"):  # one stem in two folders: the stem alone would not say which
+        (tmp_path / folder).mkdir()
+        tifffile.imwrite(tmp_path / folder / "field.tif", image[: labels.shape[0]])
+    tifffile.imwrite(tmp_path / "a" / "mask.tif", (labels > 0).astype(np.uint8) * 255)
+    tifffile.imwrite(tmp_path / "b" / "mask.tif", np.zeros(labels.shape, np.uint8))
+    rc = main(["finetune", "--images", str(tmp_path / "a" / "field.tif"), str(tmp_path / "b" / "field.tif"),
+               "--masks", str(tmp_path / "a" / "mask.tif"), str(tmp_path / "b" / "mask.tif"),
+               "--out", str(tmp_path / "m.pt"), "--base-segmenter", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{tmp_path / 'b' / 'field.tif'} (mask {tmp_path / 'b' / 'mask.tif'}): the mask is empty" in err
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp_path, sized_tiny_checkpoint,
                                                                             fast_preset, monkeypatch):
     # 48-px particles: the user's images are segmented with a diameter, i.e. 2 times smaller, so

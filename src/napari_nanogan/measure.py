@@ -1,8 +1,7 @@
 """Per-particle measurements in physical units and size-distribution summaries.
 
-Every length is in nm when the pixel size is known and in pixels otherwise; the
-unit is part of every column name (``ecd_nm`` or ``ecd_px``), so a table never
-loses it. Definitions:
+Every length is in nm when the pixel size is known and in pixels otherwise; the unit is
+part of every column name (``ecd_nm`` or ``ecd_px``), so a table never loses it. Definitions:
 
 - ``area``: pixel count times the pixel area.
 - ``ecd``: equivalent-circle diameter, ``sqrt(4 area / pi)``.
@@ -266,7 +265,8 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
 
     path = Path(path)
     labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
-    if len(np.unique(labels)) <= 2 and read_label_table(path) is None:  # a binary mask: its parts are particles
+    confidence = read_label_table(path)
+    if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
         labels = instance_labels(labels)
     image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
     if image_path is not None:
@@ -283,7 +283,7 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     if pixel is None and image_path is None:  # a mask whose image lies beside it by name, as napari's reader pairs them
         pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
     table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
-                              confidence=read_label_table(path), min_area=min_area, info_bar_end=bar_end)
+                              confidence=confidence, min_area=min_area, info_bar_end=bar_end)
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
         table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
     return table

@@ -145,6 +145,17 @@ def test_segment_widget_diameter_in_layer_units(widget, sem_like, qtbot, network
     assert w.status.value.endswith(f"model {w.model.value}")  # and names the model chosen
 
 
+def test_segment_widget_diameter_on_pixels_that_are_not_square(widget, sem_like):
+    """A diameter typed in nm on 4 x 1 nm pixels is the equal-area one: 2 nm a pixel, not the x side's 1."""
+    viewer, w = widget
+    image, _ = sem_like
+    layer = viewer.add_image(image, name="oblong", scale=(4.0, 1.0), units=("nm", "nm"))
+    w.image_layer.value = layer
+    w.auto_diameter.value = False
+    w.diameter.value = 60.0
+    assert w.diameter_px(layer) == pytest.approx(30.0)
+
+
 def test_segment_widget_estimates_the_diameter(widget, sem_like, qtbot, sized_tiny_checkpoint, wait_done):
     viewer, w = widget
     image, _ = sem_like

@@ -70,6 +70,14 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_do
     qtbot.waitUntil(lambda: "synthetic painted #0" in viewer.layers, timeout=10_000)
     assert viewer.layers["synthetic painted #0"].data.shape == (48, 48)
     assert w.status.value == "1 image from painted"
+    viewer.add_labels(painted, name="oblong", scale=(4.0, 2.0), units=("nm", "nm"))  # no one pixel size in nm:
+    w.labels_layer.value = viewer.layers["oblong"]  # the images keep the layer's own scale, on top of it
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "synthetic oblong #0" in viewer.layers, timeout=10_000)
+    for name in ("synthetic oblong #0", "synthetic oblong mask"):
+        assert tuple(viewer.layers[name].scale) == pytest.approx((4.0, 2.0)), name
+        assert [str(u) for u in viewer.layers[name].units] == ["nanometer", "nanometer"], name
     viewer.add_labels(np.zeros((48, 48), np.int32), name="blank")  # nothing painted yet: said, not refused
     w.labels_layer.value = viewer.layers["blank"]
     w.run()

@@ -44,6 +44,13 @@ def _user_errors() -> tuple:
             IsADirectoryError, FileNotFoundError)
 
 
+def _check_environment() -> None:
+    """Refuse a bad setting once, before any input, rather than once per file."""
+    from ..io.limits import max_pixels
+
+    max_pixels()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -59,6 +66,7 @@ def main(argv=None) -> int:
         logging.getLogger("tifffile").setLevel(logging.ERROR)
     name = f"nanogan {args.command}"
     try:
+        _check_environment()
         with (sigterm_interrupts(), unused_out_folders_removed(),
               contextlib.nullcontext() if args.debug else one_line_warnings()):
             return args.func(args)

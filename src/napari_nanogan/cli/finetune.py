@@ -32,8 +32,14 @@ def cmd_finetune(args) -> int:
     if args.base_generator != DEFAULT_GENERATOR:  # named on purpose: a wrong name is an error, not "without one"
         load_model(lambda name: resolve_model(name, kind=ModelKind.GENERATOR), args.base_generator, "--base-generator")
     try:
-        pairs = [load_sample(i, m, domain="user") for i, m in zip(args.images, args.masks)]
-        check_pairs(pairs)
+        pairs = []
+        for image, mask in zip(args.images, args.masks):
+            pairs.append(load_sample(image, mask, domain="user"))
+            try:
+                check_pairs(pairs[-1:])
+            except ValueError as exc:  # named by the files given, not by the stem the library knows
+                reason = first_line(exc).removeprefix(f"{pairs[-1].name}: ")
+                raise ValueError(f"{image} (mask {mask}): {reason}") from None
     except (ValueError, OSError) as exc:
         print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import ModelKind, SegmenterConfig, TrainConfig
-from ..data.datasets import Sample, load_export_folder, load_samples
+from ..data.datasets import Sample, load_sample
 from ..io.pairs import pair_folders
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.registry import resolve_model
@@ -50,18 +50,34 @@ def folder_summary(folder) -> str:
 
 
 def load_pair_folder(folder, *, domain: str | None = None) -> list[Sample]:
-    """The pairs of one folder as samples."""
+    """The pairs of one folder as samples; a pair that cannot be read is left out with a warning naming it."""
+    import warnings
+
+    from ..io.pairs import export_folder_pairs
+
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a folder of pairs")
     domain = domain or folder.name
-    if (folder / "manifest.json").is_file():
-        return load_export_folder(folder, domain=domain)
-    triples = pair_folders(folder / "images", folder / "masks") if (folder / "images").is_dir() else []
+    exported = (folder / "manifest.json").is_file()
+    if exported:
+        triples = export_folder_pairs(folder)
+    else:
+        triples = pair_folders(folder / "images", folder / "masks") if (folder / "images").is_dir() else []
     if not triples:
         raise ValueError(f"{folder}: no pairs (expected a `nanogan export` folder, or images/ and masks/ whose "
                          "files share stems)")
-    return load_samples(triples, domain=domain)  # (a microscope's info bar, if any, is cropped)
+    samples, unread = [], []
+    for _, image, mask in triples:
+        try:  # (a microscope's info bar, if any, is cropped; exported images have none)
+            samples.append(load_sample(image, mask, domain=domain, crop_info_bar=not exported))
+        except (ValueError, OSError) as exc:
+            unread.append(str(exc).splitlines()[0] if str(exc) else f"{image}: {type(exc).__name__}")
+    if not samples:
+        raise ValueError(f"{folder}: none of its {len(triples)} pairs can be read ({unread[0]})")
+    for reason in unread:
+        warnings.warn(f"pair left out: {reason}", stacklevel=2)
+    return samples
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,14 @@ def layer_scale_problem(layer) -> str | None:
     return None
 
 
+def length_per_pixel(layer) -> float:
+    """The layer's length (in its own units) of one pixel's side: for pixels that are not square, the side of
+    the square of equal area, so that a circle's diameter typed in the layer's units is its equal-area diameter
+    in pixels."""
+    sy, sx = _scale_yx(layer)
+    return sx if _square(sy, sx) else math.sqrt(sy * sx)
+
+
 def _scale_yx(layer) -> tuple[float, float]:
     return tuple(abs(float(v)) for v in tuple(layer.scale)[-2:])
 

@@ -14,7 +14,7 @@ from ..config import TILE
 from ..io.masks import label_areas
 from ..io.pairs import safe_name
 from ._labels import scrolling_layout, wrapping_label
-from ._layers import add_labels_in_two_turns, layer_pixel_size_nm
+from ._layers import add_labels_in_two_turns, layer_pixel_size_nm, length_per_pixel
 from ._pickers import LayerChoice, is_2d
 from ._run import Job
 
@@ -226,7 +226,7 @@ class SegmentWidget(QWidget):
             return "auto"
         shown = float(self.diameter.value)
         value = self._drawn if self._drawn and round(self._drawn, 2) == round(shown, 2) else shown  # (drawn: exact)
-        return value / abs(float(layer.scale[-1])) if value > 0 else None
+        return value / length_per_pixel(layer) if value > 0 else None
 
     def run(self):
         """Start segmenting the chosen layer in a worker thread."""
@@ -306,7 +306,7 @@ class SegmentWidget(QWidget):
             note = (f", segmented at the image's own scale: no diameter estimate ({why}); where the particles are far "
                     "from about 24 px across, give their diameter")
         elif typed not in ("auto", None):
-            given = abs(float(layer.scale[-1])) * typed
+            given = length_per_pixel(layer) * typed
             unit = layer_unit(layer)
             note = f", particle diameter {typed:.3g} px" + (f" ({given:.3g} {unit})" if unit != "px" else "") + " as given"
         if typed == "auto" and result.diameter_px is not None:
@@ -348,7 +348,7 @@ class SegmentWidget(QWidget):
         self.labels_layer = add_labels_in_two_turns(self.viewer, result.labels, **kwargs)
         unit = layer_unit(layer)
         text = result.describe(requested=meta["model"], unit=unit,
-                               pixel_size=abs(float(layer.scale[-1])) if unit != "px" else None)
+                               pixel_size=length_per_pixel(layer) if unit != "px" else None)
         self.status.value = text + note
         show_info(f"Segment particles: {layer.name}: {text}{note}")
 

@@ -39,6 +39,7 @@ class SynthesizeWidget(QWidget):
 
     def __init__(self, napari_viewer: "napari.viewer.Viewer"):
         super().__init__()
+        self._geometry = {}
         from ..models.registry import available_models, on_models_changed
 
         self.viewer = napari_viewer
@@ -164,6 +165,7 @@ class SynthesizeWidget(QWidget):
         from ..io.masks import read_mask
         from ._layers import layer_data, layer_pixel_size_nm
 
+        self._geometry = {}  # a Labels layer's own scale and units, where they give no pixel size in nm
         src = self.source.value
         if src == "Labels layer":
             layer = self.labels_layer.value
@@ -172,7 +174,10 @@ class SynthesizeWidget(QWidget):
             data = layer_data(layer)
             if data.ndim != 2:
                 raise ValueError(f"the Labels layer {layer.name!r} is {data.ndim}D; synthesize from a 2D mask")
-            return data, layer_pixel_size_nm(layer), layer.name
+            pixel = layer_pixel_size_nm(layer)
+            if pixel is None and tuple(layer.scale[-2:]) != (1.0, 1.0):  # (pixels not square, or not a length):
+                self._geometry = {"scale": tuple(layer.scale[-2:]), "units": tuple(layer.units[-2:])}  # kept as is
+            return data, pixel, layer.name
         if src == "mask file":
             path = self.mask_file.value
             if not path or not path.is_file():
@@ -209,7 +214,7 @@ class SynthesizeWidget(QWidget):
 
     def _layer_kwargs(self) -> dict:
         _, pixel, _ = self._job_mask
-        return {"scale": (pixel, pixel), "units": ("nm", "nm")} if pixel else {}
+        return {"scale": (pixel, pixel), "units": ("nm", "nm")} if pixel else dict(self._geometry)
 
     def _add_image(self, record):
         """Each image joins the viewer as it is made (so Cancel keeps them), the mask with the first."""
