@@ -897,6 +897,29 @@ def test_a_first_ctrl_c_stops_training_after_the_step_and_keeps_last_pt(tmp_path
     assert not (tmp_path / "last.pt").exists() and signal.getsignal(signal.SIGINT) is before
 
 
+def test_sigterm_stops_training_after_the_step_keeps_last_pt_and_says_it_did_not_finish(tmp_path):
+    """A preempted run (SIGTERM) writes last.pt and exits 143, as every unfinished command does: a batch
+    script must not take it for a finished one (it exited 0)."""
+    import signal
+
+    from napari_nanogan.cli.common import drive_training
+    from napari_nanogan.training.loop import TrainProgress
+
+    def loop(should_stop):
+        for step in range(1, 50):
+            if should_stop():
+                (tmp_path / "last.pt").write_text(str(step))
+                yield TrainProgress(step, 50, checkpoint=str(tmp_path / "last.pt"), stopped=True)
+                return
+            yield TrainProgress(step, 50, losses={"total": 1.0})
+            if step == 3:
+                signal.raise_signal(signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert drive_training(loop, 50, "t", lambda rec: None) == 143
+    assert (tmp_path / "last.pt").read_text() == "4" and signal.getsignal(signal.SIGTERM) is before
+
+
 def test_training_leaves_an_ignored_ctrl_c_ignored():
     """A background job of a non-interactive shell ignores SIGINT: its training must not stop at the shell's."""
     import signal

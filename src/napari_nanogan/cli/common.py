@@ -342,14 +342,14 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     """Run a training loop (a generator of TrainProgress) with a progress bar on stderr.
 
     ``make_loop(should_stop)`` builds the loop; SIGTERM, and a first Ctrl-C (SIGINT), ask it to
-    stop after the current step (it writes last.pt; exit status 0, 130 after a Ctrl-C); a second
-    Ctrl-C aborts at once. ``report(record)`` prints what a step has to say. ``quiet``: no bar
+    stop after the current step (it writes last.pt; exit status 143, or 130 after a Ctrl-C, as for
+    any unfinished command: the same command resumes); a second Ctrl-C aborts at once. ``report(record)`` prints what a step has to say. ``quiet``: no bar
     and no reports (the other processes of a data-parallel run).
     """
     import signal
     import threading
 
-    stop = {"now": False, "ctrl_c": False}
+    stop = {"now": False, "ctrl_c": False, "sigterm": False}
 
     def interrupt(*_):  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
         if stop["ctrl_c"]:
@@ -359,12 +359,14 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
     main = threading.current_thread() is threading.main_thread()  # (only the main thread may set a handler)
     previous = {}
     if main:
-        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))}
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True, sigterm=True))}
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # (a background job's, ignored: left so)
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     try:
         code = _drive(make_loop, total, desc, report, stop, quiet)
-        return 130 if code == 0 and stop["ctrl_c"] else code
+        if code == 0 and (stop["ctrl_c"] or stop["sigterm"]):
+            return 130 if stop["ctrl_c"] else 143
+        return code
     finally:
         for number, handler in previous.items():  # the caller's handlers back (None: one set outside Python)
             signal.signal(number, signal.SIG_DFL if handler is None else handler)

@@ -288,7 +288,7 @@ class SegmentWidget(QWidget):
         if data.ndim != 2:
             raise ValueError(
                 f"layer {layer.name!r} has {data.ndim} dimensions {data.shape}; segment a single 2D image "
-                "(for a stack, take one plane with Layers > Split or slice it first)"
+                "(for a stack, right-click the layer, Split Stack, or slice it first)"
             )
         return data
 
