@@ -153,3 +153,50 @@ def test_a_palette_mask_opens_as_labels_whatever_its_colours(tmp_path):
     mask.save(tmp_path / "field_mask.png")
     (data, _, kind), = get_reader(str(tmp_path / "field_mask.png"))(str(tmp_path / "field_mask.png"))
     assert kind == "labels" and set(np.unique(data)) == {0, 1, 2, 3}
+
+
+def _labels_layer(**kwargs):
+    from napari.layers import Labels
+
+    labels = np.zeros((64, 80), np.uint16)
+    labels[5:15, 5:15], labels[30:40, 30:50], labels[20:26, 60:70] = 1, 2, 3
+    return Labels(labels, name="field particles", **kwargs)
+
+
+def test_a_labels_layer_saved_with_the_writer_opens_again_as_it_was(tmp_path):
+    """napari's Save Layer with this plugin's writer: the label TIFF of `nanogan segment` (pixel size, info
+    bar, confidence table), opened again as Labels whatever the name given."""
+    from npe2 import PluginManager, write
+
+    PluginManager.instance().discover()
+    layer = _labels_layer(scale=(2.5, 2.5), units=("nm", "nm"), metadata={"info_bar_rows": (56, 64)},
+                          features={"index": [1, 2, 3], "confidence": [0.9, 0.4, 0.7]})
+    written = write(tmp_path / "corrected.tif", [layer], plugin_name="napari-nanogan")
+    assert written == [str(tmp_path / "corrected.tif"), str(tmp_path / "corrected.csv")]
+    data, kwargs, kind = get_reader(written[0])(written[0])[0]
+    assert kind == "labels" and np.array_equal(data, layer.data)
+    assert kwargs["scale"] == (2.5, 2.5) and kwargs["metadata"]["info_bar_rows"] == (56, 64)
+    assert np.allclose(kwargs["features"]["confidence"], [0.9, 0.4, 0.7])
+
+
+def test_the_writer_drops_the_confidence_of_repainted_particles_and_refuses_what_is_not_2d(tmp_path):
+    from napari_nanogan._napari import write_labels_layer
+    from napari_nanogan.io.images import labels_pixel_size_nm, read_label_table
+    from napari_nanogan.io.masks import label_areas
+
+    layer = _labels_layer(scale=(0.004, 0.004), units=("µm", "µm"),
+                          features={"index": [1, 2, 3], "confidence": [0.9, 0.4, 0.7]})
+    layer.metadata["label_areas"] = label_areas(layer.data, 3)
+    layer.data[40:44, 5:9] = 2  # particle 2 extended by hand: no longer the one scored
+    data, meta, _ = layer.as_layer_data_tuple()
+    path = write_labels_layer(str(tmp_path / "edited.tif"), data, meta)[0]
+    assert labels_pixel_size_nm(path) == pytest.approx(4.0)
+    table = read_label_table(path)
+    assert table[0] == pytest.approx(0.9) and np.isnan(table[1]) and table[2] == pytest.approx(0.7)
+    plain = _labels_layer()  # painted by hand: no pixel size, no table
+    data, meta, _ = plain.as_layer_data_tuple()
+    assert write_labels_layer(str(tmp_path / "painted.tif"), data, meta) == [str(tmp_path / "painted.tif")]
+    assert labels_pixel_size_nm(tmp_path / "painted.tif") is None and read_label_table(tmp_path / "painted.tif") is None
+    with pytest.raises(ValueError, match="3D.*Split Stack"):
+        write_labels_layer(str(tmp_path / "stack.tif"), np.zeros((2, 8, 8), np.uint8), {"name": "stack"})
+    assert not (tmp_path / "stack.tif").exists()

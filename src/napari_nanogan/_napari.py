@@ -5,15 +5,89 @@ The reader opens SEM/TEM images (TIFF, PNG, JPEG, BMP, Gatan DigitalMicrograph .
 outlined, and label images written by ``nanogan segment`` (``*_labels.tif``) as Labels
 layers at their pixel size, with the per-particle confidence from their table as features.
 Annotated masks (a mask's name or folder, and pixels that are a mask) open as Labels layers
-too.
+too. The writer saves a Labels layer as such a label TIFF (pixel size, info bar, confidence table),
+and a layer's pixel size in nm is read here for the writer and the panels alike.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .io.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from .io.infobar import detect_info_bar
+
+#: Relative difference under which a layer's y and x scales count as one square pixel.
+SQUARE_PIXEL_TOLERANCE = 1e-6
+
+
+def layer_pixel_size_nm(layer) -> float | None:
+    """Pixel size in nm of a napari layer: its scale where its units are a length (any length unit
+    napari's pint knows, converted to nm) and its pixels square; else the ``pixel_size_nm`` its
+    metadata holds (the plugin's reader records it; napari's *Split Stack* keeps it there).
+
+    The scale comes first: it is what the user sees and may have corrected. None where neither says
+    a length: napari's default unit ("pixel") without metadata, or unequal y and x scales
+    (:func:`layer_scale_problem` says why).
+    """
+    per_nm = _nm_per_unit(layer)
+    if per_nm is not None:
+        sy, sx = _scale_yx(layer)
+        return sx * per_nm if _square(sy, sx) else None
+    value = (getattr(layer, "metadata", {}) or {}).get("pixel_size_nm")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def layer_scale_problem(layer) -> str | None:
+    """Why a layer calibrated in a length unit gives no pixel size (its pixels are not square), or None."""
+    if _nm_per_unit(layer) is None:
+        return None
+    sy, sx = _scale_yx(layer)
+    if not _square(sy, sx):
+        return f"layer {layer.name!r} has pixels of {sy:g} x {sx:g} {_units(layer)[-1]} (y x): not square"
+    return None
+
+
+def length_per_pixel(layer) -> float:
+    """The layer's length (in its own units) of one pixel's side: for pixels that are not square, the side of
+    the square of equal area, so that a circle's diameter typed in the layer's units is its equal-area diameter
+    in pixels."""
+    sy, sx = _scale_yx(layer)
+    return sx if _square(sy, sx) else math.sqrt(sy * sx)
+
+
+def _scale_yx(layer) -> tuple[float, float]:
+    return tuple(abs(float(v)) for v in tuple(layer.scale)[-2:])
+
+
+def _square(sy: float, sx: float) -> bool:
+    return sx > 0 and abs(sy - sx) <= SQUARE_PIXEL_TOLERANCE * sx
+
+
+def _units(layer) -> tuple:
+    units = getattr(layer, "units", None)
+    return tuple(units)[-2:] if units is not None else ("pixel", "pixel")
+
+
+def _nm_per_unit(layer) -> float | None:
+    """nm per unit of the layer's y and x axes, where both are the same length unit; else None."""
+    from .io.metadata import to_nm
+
+    y, x = _units(layer)
+    if str(y) != str(x):
+        return None
+    try:
+        return to_nm(1.0, str(x))  # the usual units, exactly (a power of ten)
+    except ValueError:
+        pass
+    if str(getattr(x, "dimensionality", "")) != "[length]":  # "pixel", time, or a unit pint does not know
+        return None
+    return float(x._REGISTRY.Quantity(1.0, x).to("nanometer").magnitude)  # any other length (pint)
+
 
 #: The file patterns this plugin reads (napari-nanogan.get_reader in napari.yaml).
 READER_PATTERNS = ("*.tif", "*.tiff", "*.png", "*.jpg", "*.jpeg", "*.bmp", "*.dm3", "*.dm4", "*.emd")
@@ -81,8 +155,12 @@ def is_label_image(path, data) -> bool:
 
 
 def _named_as_labels_of_segment(path) -> bool:
-    """``<stem>_labels.tif``, as ``nanogan segment`` names what it writes."""
-    return Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff"))
+    """``<stem>_labels.tif``, as ``nanogan segment`` names what it writes, or a TIFF that says it holds labels
+    (:func:`~napari_nanogan.io.images.write_labels` marks them: napari's *Save Layer* names them as the user
+    likes)."""
+    from .io.images import is_labels_tiff
+
+    return Path(path).name.lower().endswith(("_labels.tif", "_labels.tiff")) or is_labels_tiff(path)
 
 
 def read_em_image(path):
@@ -205,4 +283,44 @@ def sample_sem():
     return layers
 
 
-__all__ = ["get_reader", "read_em_image", "sample_sem", "prefer_this_reader", "ImageReadError"]
+def write_labels_layer(path: str, data, meta: dict) -> list[str]:
+    """npe2 writer (napari's *File > Save Selected Layer(s)* for one Labels layer, or ``layer.save``): the label
+    TIFF ``nanogan segment`` writes, which the reader, ``nanogan measure`` and the panels read back.
+
+    The layer's pixel size (:func:`layer_pixel_size_nm`) goes into the resolution tags and the info bar it
+    records (``metadata["info_bar_rows"]``) into the description; its ``confidence`` features, where the
+    segmentation gave them, into the table beside it (``<stem>.csv``), NaN for particles repainted since
+    (:func:`~napari_nanogan.io.masks.still_scored`). Returns the files written.
+    """
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from .io.images import write_labels
+    from .io.masks import still_scored
+
+    name = meta.get("name", "labels")
+    labels = np.asarray(data[0] if meta.get("multiscale") else data)
+    if labels.ndim != 2:
+        raise ValueError(f"{name!r} is {labels.ndim}D ({' x '.join(map(str, labels.shape))}): a label TIFF holds "
+                         "one 2D image; save a plane of it (right-click the layer, Split Stack)")
+    metadata = dict(meta.get("metadata") or {})
+    layer = SimpleNamespace(scale=meta.get("scale", (1.0, 1.0)), units=meta.get("units"), metadata=metadata, name=name)
+    confidence, top = None, int(labels.max(initial=0))
+    features = meta.get("features")
+    if features is not None and top > 0 and {"index", "confidence"} <= set(getattr(features, "columns", ())):
+        confidence = np.full(top, np.nan, np.float32)
+        index = np.asarray(features["index"], np.int64)
+        inside = (index >= 1) & (index <= top)
+        confidence[index[inside] - 1] = np.asarray(features["confidence"], np.float32)[inside]
+        confidence = still_scored(confidence, labels, metadata.get("label_areas"))
+        if np.isnan(confidence).all():
+            confidence = None
+    bar = metadata.get("info_bar_rows")
+    written = write_labels(path, labels, pixel_size_nm=layer_pixel_size_nm(layer), confidence=confidence,
+                           info_bar_start=bar[0] if bar and bar[0] > 0 else None,
+                           info_bar_end=bar[1] if bar and bar[0] == 0 and bar[1] > 0 else None)
+    return [str(written)] + ([str(written.with_suffix(".csv"))] if confidence is not None else [])
+
+
+__all__ = ["get_reader", "read_em_image", "sample_sem", "prefer_this_reader", "write_labels_layer", "ImageReadError"]

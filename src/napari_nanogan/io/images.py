@@ -225,6 +225,10 @@ def mask_pixel_size_nm(path: str | os.PathLike, given: float | None = None) -> f
     return labels_pixel_size_nm(path) if Path(path).suffix.lower() in (".tif", ".tiff") else None
 
 
+#: What a label TIFF of :func:`write_labels` says it holds (its description's ``content``).
+LABELS_CONTENT = "instance labels (napari-nanogan)"
+
+
 def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: float | None = None,
                  confidence: np.ndarray | None = None, info_bar_start: int | None = None,
                  info_bar_end: int | None = None) -> Path:
@@ -239,7 +243,9 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     an earlier table of that name is removed). ``info_bar_start``:
     the first row of the source image's bottom info bar, kept in the TIFF's description
     (:func:`labels_info_bar_rows`), so that ``nanogan measure`` flags the particles it cuts
-    without the source image; ``info_bar_end``: one past the last row of a top info bar, likewise.
+    without the source image; ``info_bar_end``: one past the last row of a top info bar, likewise. The
+    description also says the TIFF holds labels (:func:`is_labels_tiff`), so that napari's reader opens it as a
+    Labels layer whatever its name.
     """
     import tifffile
 
@@ -254,10 +260,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
         raise ValueError(f"confidence has {len(confidence)} values for labels 1..{top}: one per label")
     dtype = np.uint16 if top < 2**16 else np.uint32
     kwargs = resolution_tags(pixel_size_nm)
-    bar = {key: int(row) for key, row in (("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end))
-           if row is not None}
-    if bar:
-        kwargs["metadata"] = bar
+    kwargs["metadata"] = {"content": LABELS_CONTENT, **{key: int(row) for key, row in (
+        ("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end)) if row is not None}}
     if confidence is not None:  # an earlier label image of this name goes first, then its table
         path.unlink(missing_ok=True)
     path.with_suffix(".csv").unlink(missing_ok=True)  # without a new table: no earlier image's either
@@ -274,6 +278,21 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
             raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
         raise
     return path
+
+
+def is_labels_tiff(path: str | os.PathLike) -> bool:
+    """Whether a TIFF says it holds instance labels (:func:`write_labels` marks those it writes, whatever
+    their name); False for any other file, or one that cannot be read."""
+    import tifffile
+
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.shaped_metadata or ({},)
+    except Exception:
+        return False
+    return meta[0].get("content") == LABELS_CONTENT
 
 
 def read_label_table(path: str | os.PathLike) -> np.ndarray | None:

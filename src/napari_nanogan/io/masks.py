@@ -331,3 +331,15 @@ def label_areas(labels: np.ndarray, count: int) -> list[list[int]]:
     areas = np.bincount(chosen, minlength=count + 1)[1 : count + 1]
     places = np.bincount(chosen, weights=where.astype(np.float64), minlength=count + 1)[1 : count + 1]
     return np.stack([areas, places.astype(np.int64)], 1).tolist()
+
+
+def still_scored(confidence: np.ndarray | None, labels: np.ndarray, scored: list | None) -> np.ndarray | None:
+    """``confidence`` less that of the labels whose pixels differ from those the segmentation scored
+    (``scored``: the layer's ``metadata["label_areas"]``; a particle erased and painted anew under its
+    number, moved or edited has none: NaN)."""
+    if confidence is None or scored is None:
+        return confidence
+    out = np.array(confidence, np.float32)
+    n = min(len(out), len(scored))
+    out[:n][(np.asarray(label_areas(labels, n)) != np.asarray(scored[:n])).any(1)] = np.nan
+    return out

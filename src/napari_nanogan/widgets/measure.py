@@ -10,6 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
+from ..io.masks import still_scored
 from ..measure import (PLOT_LENGTHS, PLOT_NAMES, Measurements, bin_edges, column_and_unit, drop_doubtful,
                        has_confidence, lognormal_curve, measure_particles, summarize_sizes, write_summary_csv,
                        write_table_csv)
@@ -37,22 +38,8 @@ def layer_confidence(layer) -> np.ndarray | None:
     return out
 
 
-def still_scored(confidence: np.ndarray | None, labels: np.ndarray, scored: list | None) -> np.ndarray | None:
-    """``confidence`` less that of the labels whose pixels differ from those the segmentation scored
-    (``scored``: the layer's ``metadata["label_areas"]``; a particle erased and painted anew under its
-    number, moved or edited has none: NaN)."""
-    if confidence is None or scored is None:
-        return confidence
-    from ..io.masks import label_areas
-
-    out = np.array(confidence, np.float32)
-    n = min(len(out), len(scored))
-    out[:n][(np.asarray(label_areas(labels, n)) != np.asarray(scored[:n])).any(1)] = np.nan
-    return out
-
-
 def _measure_job(labels, *, confidence=None, scored=None, **options):
-    """Worker thread: the particle table (a generator, as every panel job); ``scored``: :func:`still_scored`."""
+    """Worker thread: the particle table (a generator, as every panel job); ``scored``: :func:`~napari_nanogan.io.masks.still_scored`."""
     yield 0, 1
     return measure_particles(labels, confidence=still_scored(confidence, labels, scored), **options)
 
