@@ -235,7 +235,7 @@ class RandomizedSource:
         the model's diameter. With ``largest`` 1.1, only the sizes of images resized for an estimate (8-26 px);
         the default 3 adds those of images segmented at their own scale, whose particles can be larger
         (``segment(..., diameter=None)``). Fine-tunes of ``default`` with either lost a tenth of their
-        own-scale foreground Dice on the EMPS test images (docs/benchmarks.md, "Measured and not adopted")."""
+        own-scale foreground Dice on the EMPS test images (docs/alternatives.md)."""
         return cls(min_diameter=MODEL_DIAMETER_PX / 3, max_diameter=largest * MODEL_DIAMETER_PX)
 
     def use_seed_depth(self, seed_depth: float | None) -> None:
