@@ -351,3 +351,33 @@ def test_a_second_run_call_during_a_run_starts_nothing_and_a_cancelled_lazy_run_
     w.cancel()
     wait_done(w, timeout=60_000)
     assert w.status.value.startswith("cancelled") and not store.parent.exists()
+
+
+def test_pixel_size_from_the_scale_bar_found_or_drawn(widget):
+    """A PNG-like image without a pixel size gets one from its scale bar and the length typed; the bar found
+    is outlined to check, and a line moved onto the bar (or drawn) is taken instead."""
+    from napari_nanogan.widgets._layers import layer_pixel_size_nm
+
+    viewer, w = widget
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(110, 6, (200, 300)), 1, 254).astype(np.uint8)
+    image[170:174, 180:260] = 255  # a white bar of 80 px
+    image[0, 0] = 0
+    layer = viewer.add_image(image, name="figure")
+    w.image_layer.value = layer
+    assert w.diameter.label.startswith("particle diameter (px")
+    w.scale_bar.value = "0.4 um"
+    assert w.pixel_size_from_scale_bar() == pytest.approx(5.0)
+    assert tuple(layer.scale) == pytest.approx((5.0, 5.0)) and [str(u) for u in layer.units] == ["nanometer"] * 2
+    assert w.diameter.label.startswith("particle diameter (nm") and "80 px = 400 nm" in w.status.value
+    line = viewer.layers["figure scale bar"]
+    assert np.allclose(line.data[0], [[171.5, 179.5], [171.5, 259.5]])
+    line.data = [np.array([[171.5, 179.5], [171.5, 219.5]])]  # the user's own line, half as long
+    assert w.pixel_size_from_scale_bar() == pytest.approx(10.0)
+    assert "the line on 'figure scale bar'" in w.status.value
+    blank = viewer.add_image(np.full((60, 60), 90, np.uint8), name="blank")
+    w.image_layer.value = blank
+    assert w.pixel_size_from_scale_bar() is None and "no scale bar found" in w.status.value
+    assert layer_pixel_size_nm(blank) is None
+    w.scale_bar.value = "lots"
+    assert w.pixel_size_from_scale_bar() is None and "'lots'" in w.status.value

@@ -71,8 +71,12 @@ def segment_zarr_here(args, path: Path, segmenter, diameter, desc: str) -> None:
 
 
 def given_pixel_size(opened: tuple, args) -> tuple:
-    """``(plane, meta)`` of an opened zarr image, the pixel size replaced by ``--pixel-size`` where given."""
+    """``(plane, meta)`` of an opened zarr image, the pixel size replaced by ``--pixel-size`` where given
+    (``--scale-bar`` is refused: a montage larger than memory is not searched for one)."""
     plane, meta = opened
+    if getattr(args, "scale_bar", None) is not None:
+        raise ValueError("--scale-bar is for image files, not zarr images (give --pixel-size, or store the pixel "
+                         "size in the OME-Zarr's scale)")
     return plane, ({**meta, "pixel_size_nm": args.pixel_size} if args.pixel_size else meta)
 
 
@@ -111,7 +115,8 @@ def segment_on_cluster(args, paths: list[Path], diameter) -> int:
         if files:
             bar = progress_bar(len(files), "segment")
             outcomes = segment_files(client, files, args.out, model=args.model, diameter=diameter,
-                                     diameter_nm=args.diameter_nm, pixel_size_nm=args.pixel_size, tile=args.tile,
+                                     diameter_nm=args.diameter_nm, pixel_size_nm=args.pixel_size,
+                                     scale_bar_nm=args.scale_bar, tile=args.tile,
                                      overwrite=args.overwrite, small_pass=not args.no_small_pass,
                                      scale_check=not args.no_scale_check,
                                      polarity_check=not args.no_polarity_check,

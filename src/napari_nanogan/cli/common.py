@@ -172,6 +172,16 @@ SEED_MAX = 2**40
 PLAUSIBLE_PIXEL_NM = (0.01, 100_000.0)
 
 
+def scale_bar_value(text: str) -> float:
+    """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm)."""
+    from ..io.scalebar import parse_length_nm
+
+    try:
+        return parse_length_nm(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def pixel_size_value(text: str) -> float:
     """A pixel size in nm (``--pixel-size``): a finite number > 0; one outside
     ``PLAUSIBLE_PIXEL_NM`` is taken, with a warning that names the likely unit slip."""

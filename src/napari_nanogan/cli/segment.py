@@ -13,7 +13,7 @@ from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
 from .common import (CommandError, add_cluster_options, apply_threads, count_value, has_extra, input_error, list_inputs,
                      load_model, out_file, out_folder, pixel_size_value, positive_value, print_result, probability_value,
-                     progress_bar, tile_value, unique_targets)
+                     progress_bar, scale_bar_value, tile_value, unique_targets)
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 #: ``--overlay``'s picture (``segmentation.files.overlay_path``): never a label image.
@@ -73,7 +73,8 @@ def cmd_segment(args) -> int:
                 with warnings.catch_warnings(record=True) as caught:  # said after the bar, with the file's name
                     warnings.simplefilter("always")
                     _, line = segment_file(path, out, segmenter, diameter=diameter, diameter_nm=args.diameter_nm,
-                                           pixel_size_nm=args.pixel_size, tile=args.tile, overlay=args.overlay,
+                                           pixel_size_nm=args.pixel_size, scale_bar_nm=args.scale_bar,
+                                           tile=args.tile, overlay=args.overlay,
                                            small_pass=not args.no_small_pass, scale_check=not args.no_scale_check,
                                            polarity_check=not args.no_polarity_check,
                                            progress=lambda d, t: (setattr(bar, "total", t), bar.update(d - bar.n)))
@@ -383,9 +384,16 @@ def add_commands(sub) -> None:
                            "labels keep the image's size")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
-    p.add_argument("--pixel-size", type=pixel_size_value, default=None, metavar="NM",
-                   help="pixel size in nm for every input, instead of the files' own (PNG and figure crops give "
-                        "none): written into the labels, so nanogan measure reports nm; --diameter-nm uses it")
+    calibration = p.add_mutually_exclusive_group()
+    calibration.add_argument("--pixel-size", type=pixel_size_value, default=None, metavar="NM",
+                             help="pixel size in nm for every input, instead of the files' own (PNG and figure crops "
+                                  "give none): written into the labels, so nanogan measure reports nm; --diameter-nm "
+                                  "uses it")
+    calibration.add_argument("--scale-bar", type=scale_bar_value, default=None, metavar="LENGTH",
+                             help="the length of the scale bar burnt into each input (e.g. '200nm', '0.5um'): the "
+                                  "bar is found (a solid white or black horizontal bar, end ticks allowed; its length "
+                                  "is not read from the image) and gives each input's pixel size, instead of the "
+                                  "file's own; an input without one is an error. The result line says which bar")
     add_cluster_options(p, overwrite=False)
     p.add_argument("--no-small-pass", action="store_true",
                    help="no second, finer pass over images made at least twice smaller for their large particles "

@@ -40,14 +40,14 @@ class Outcome:
 
 def _segment_task(path: str, out_dir: str, plugin: str, diameter, diameter_nm, tile: int, overwrite: bool,
                   overlay: bool = False, pixel_size_nm: float | None = None, small_pass: bool = True,
-                  scale_check: bool = True, polarity_check: bool = True) -> Outcome:
+                  scale_check: bool = True, polarity_check: bool = True, scale_bar_nm: float | None = None) -> Outcome:
     target = labels_path(out_dir, path)
     if not overwrite and target.is_file():
         return Outcome(path, "skipped", f"{path}: {target} is complete; skipped")
     try:
         _, line = segment_file(path, out_dir, worker_model(plugin), diameter=diameter, diameter_nm=diameter_nm,
-                               pixel_size_nm=pixel_size_nm, tile=tile, overlay=overlay, small_pass=small_pass,
-                               scale_check=scale_check, polarity_check=polarity_check)
+                               pixel_size_nm=pixel_size_nm, scale_bar_nm=scale_bar_nm, tile=tile, overlay=overlay,
+                               small_pass=small_pass, scale_check=scale_check, polarity_check=polarity_check)
     except _INPUT_ERRORS as exc:
         return Outcome(path, "failed", failure_line(path, exc))
     return Outcome(path, "done", line)
@@ -73,11 +73,13 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
                   diameter_nm: float | None = None, pixel_size_nm: float | None = None, tile: int = 512,
                   overwrite: bool = False, overlay: bool = False, torch_threads: int | None = None,
                   report: Callable[[Outcome], None] | None = None, small_pass: bool = True,
-                  scale_check: bool = True, polarity_check: bool = True) -> list[Outcome]:
+                  scale_check: bool = True, polarity_check: bool = True,
+                  scale_bar_nm: float | None = None) -> list[Outcome]:
     """Segment image files on the cluster of ``client``: ``<out>/<stem>_labels.tif`` each, as ``nanogan segment`` writes.
 
     ``diameter``: "auto", pixels or None (as :func:`~napari_nanogan.segmentation.files.segment_file`
-    takes it, and ``small_pass``, ``scale_check``, ``polarity_check``); ``pixel_size_nm`` replaces the files' own. Outputs already complete are
+    takes it, and ``small_pass``, ``scale_check``, ``polarity_check``); ``pixel_size_nm`` replaces the files' own, and so does the length of
+    each image's scale bar, ``scale_bar_nm``. Outputs already complete are
     skipped unless ``overwrite``. ``report`` is called with each :class:`Outcome` as it comes.
     """
     plugin = ModelPlugin("segmenter", model, torch_threads)
@@ -86,7 +88,7 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(p).resolve() for p in paths]
     futures = {client.submit(_segment_task, str(p), str(out_dir), plugin.name, diameter, diameter_nm, tile, overwrite,
-                             overlay, pixel_size_nm, small_pass, scale_check, polarity_check, key=f"nanogan-segment-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
+                             overlay, pixel_size_nm, small_pass, scale_check, polarity_check, scale_bar_nm, key=f"nanogan-segment-{k}-{p.name}", pure=False): p for k, p in enumerate(paths)}
     return collect(client, futures, report)
 
 

@@ -22,7 +22,8 @@ def overlay_path(out_dir: str | Path, image_path: str | Path) -> Path:
 
 
 def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: float | Literal["auto"] | None = None,
-                 diameter_nm: float | None = None, pixel_size_nm: float | None = None, tile: int = TILE,
+                 diameter_nm: float | None = None, pixel_size_nm: float | None = None,
+                 scale_bar_nm: float | None = None, tile: int = TILE,
                  overlay: bool = False, progress: Callable[[int, int], None] | None = None,
                  small_pass: bool = True, scale_check: bool = True,
                  polarity_check: bool = True) -> tuple[Path, str]:
@@ -35,7 +36,9 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     ``small_pass``, ``scale_check``, ``polarity_check``: as :func:`~napari_nanogan.segmentation.segment_steps`
     takes them.
     ``pixel_size_nm``: the pixel size (nm) to use instead of the file's own (figure crops
-    and PNGs give none); it goes into the labels TIFF. ``diameter_nm`` (instead of
+    and PNGs give none); it goes into the labels TIFF. ``scale_bar_nm``: instead, the length of
+    the scale bar burnt into the image, whose length in pixels gives the pixel size
+    (:func:`~napari_nanogan.io.scalebar.pixel_size_from_scale_bar`; an image without one is an error). ``diameter_nm`` (instead of
     ``diameter``) is converted with the pixel size; a file without one is an error. The
     labels are written atomically, table first, so a labels TIFF on disk means both are
     complete. Raises
@@ -48,8 +51,21 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     from .pipeline import segment
 
     path = Path(path)
+    if pixel_size_nm is not None and scale_bar_nm is not None:
+        raise ValueError("give the pixel size or the scale bar's length, not both")
     image, meta = read_image(path)
-    pixel = pixel_size_nm or meta["pixel_size_nm"]
+    pixel, source = pixel_size_nm or meta["pixel_size_nm"], " (given)" if pixel_size_nm else ""
+    if scale_bar_nm is not None:
+        from ..io.scalebar import pixel_size_from_scale_bar
+
+        try:
+            pixel, bar = pixel_size_from_scale_bar(image, scale_bar_nm)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        source = (f" (a scale bar of {bar.length_px:g} px = {scale_bar_nm:g} nm, rows {bar.top}-{bar.bottom - 1}, "
+                  f"columns {bar.start:g}-{bar.stop:g})")
+    if source and meta["pixel_size_nm"] and abs(pixel - meta["pixel_size_nm"]) > 0.01 * meta["pixel_size_nm"]:
+        source += f", not the file's {meta['pixel_size_nm']:g} nm"
     if diameter_nm is not None:
         if not pixel:
             raise ValueError(f"{path}: --diameter-nm needs the pixel size, and this file does not give it; "
@@ -62,7 +78,7 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
         remove_stale_temporaries(stale)
     target = write_labels(target, result.labels, pixel_size_nm=pixel, confidence=result.confidence,
                           info_bar_start=bottom_bar_start(result.info_bar), info_bar_end=top_bar_end(result.info_bar))
-    unit = (f", pixel size {pixel:g} nm" + (" (given)" if pixel_size_nm else "")) if pixel else \
+    unit = f", pixel size {pixel:.4g} nm{source}" if pixel else \
         ", pixel size unknown (sizes in px; --pixel-size gives it)"
     which = f" ({meta['image_read']})" if meta.get("image_read") else ""
     line = f"{path}{which}: {result.describe(requested=segmenter.name, pixel_size=pixel)}{unit} -> {target}"

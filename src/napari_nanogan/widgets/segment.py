@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox, create_widget
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox, create_widget
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QProgressBar, QWidget
 
@@ -125,6 +125,45 @@ def drawn_diameter(viewer) -> tuple[float, int, str]:
                      "shapes button), its line tool, one or more particles; then press this button again")
 
 
+def calibrate_from_scale_bar(viewer, layer, length_nm: float) -> str:
+    """Set an image layer's pixel size (scale and units in nm) from its scale bar of ``length_nm``; say how.
+
+    The line of a Shapes layer "<image> scale bar" (one the user drew or moved) gives the bar's length
+    in the image's pixels; without one the bar is found (:func:`~napari_nanogan.io.scalebar.find_scale_bar`)
+    and that layer added with a line along it, to check. Raises ``ValueError`` where neither gives a length.
+    """
+    from ..io.scalebar import find_scale_bar
+    from ._layers import layer_data
+
+    name = f"{layer.name} scale bar"
+    if name in viewer.layers and len(viewer.layers[name].data):
+        shapes = viewer.layers[name]
+        ends = np.array([layer.world_to_data(shapes.data_to_world(v)) for v in shapes.data[0][[0, -1]]])[:, -2:]
+        length_px, how = float(np.linalg.norm(ends[1] - ends[0])), f"the line on {name!r}"
+        if length_px < 1:
+            raise ValueError(f"the line on {name!r} is under a pixel long: draw it along the scale bar")
+    else:
+        data = layer_data(layer)
+        if data.ndim != 2 and not (data.ndim == 3 and layer.rgb):
+            raise ValueError(f"{layer.name!r} is {data.ndim}D: find the scale bar on one 2D image")
+        bar = find_scale_bar(data)
+        if bar is None:
+            raise ValueError("no scale bar found (a solid white or black horizontal bar): draw a line along it on a "
+                             f"Shapes layer named {name!r} (the line tool), then press the button again")
+        y = (bar.top + bar.bottom - 1) / 2
+        line = np.array([[y, bar.start - 0.5], [y, bar.stop - 0.5]])  # (pixel centres at whole numbers)
+        viewer.add_shapes([line], shape_type="line", name=name, edge_color="cyan", edge_width=2,
+                          scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]))
+        length_px, how = bar.length_px, f"found, outlined on {name!r}: check it lies on the bar"
+    pixel = float(length_nm) / length_px
+    layer.scale = (*tuple(layer.scale)[:-2], pixel, pixel)
+    layer.units = (*tuple(layer.units)[:-2], "nm", "nm")
+    layer.metadata["pixel_size_nm"] = pixel
+    layer.metadata["pixel_size_source"] = f"scale bar of {length_px:.4g} px = {length_nm:g} nm"
+    viewer.layers[name].scale = (pixel, pixel)  # (the line stays on the bar)
+    return f"pixel size {pixel:.4g} nm: a scale bar of {length_px:.4g} px = {length_nm:g} nm ({how})"
+
+
 class SegmentWidget(QWidget):
     """Choose an Image layer and a model; get a Labels layer with one label per particle."""
 
@@ -161,6 +200,14 @@ class SegmentWidget(QWidget):
                                              "diameter (the estimate off). The surest way to give an unfamiliar "
                                              "image its scale.")
         self.from_lines.changed.connect(self.diameter_from_lines)
+        self.scale_bar = LineEdit(label="scale bar length", value="",
+                                  tooltip="For an image that does not say its pixel size (a PNG, a figure): the length "
+                                          "written beside its scale bar, e.g. 200 nm or 0.5 um. The button finds the "
+                                          "bar, outlines it on a Shapes layer '<image> scale bar' and sets the "
+                                          "image's pixel size; move that line onto the bar (or draw it there) and "
+                                          "press again where the bar was not found or is wrong.")
+        self.from_scale_bar = PushButton(text="Pixel size from scale bar")
+        self.from_scale_bar.changed.connect(self.pixel_size_from_scale_bar)
         self.exclude_bar = CheckBox(label="exclude info bar (auto, or the edited '<image> info bar' shape)", value=True)
         self.small_pass = CheckBox(label="find small particles beside large ones", value=True,
                                    tooltip="Where the image is made at least twice smaller for its large particles, "
@@ -170,7 +217,7 @@ class SegmentWidget(QWidget):
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = wrapping_label("")
-        self.controls = Container(widgets=[self.image_layer, self.model, self.diameter, self.auto_diameter, self.from_lines, self.tile, self.exclude_bar, self.small_pass, self.run_button, self.cancel_button, self.status])
+        self.controls = Container(widgets=[self.image_layer, self.model, self.scale_bar, self.from_scale_bar, self.diameter, self.auto_diameter, self.from_lines, self.tile, self.exclude_bar, self.small_pass, self.run_button, self.cancel_button, self.status])
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -201,6 +248,24 @@ class SegmentWidget(QWidget):
                                  f"estimated again (or give it in {unit})")
         self._diameter_unit = unit
         self.diameter.label = f"particle diameter ({unit}, 0 = off)"
+
+    def pixel_size_from_scale_bar(self, *_) -> float | None:
+        """Set the chosen image's pixel size from its scale bar and the length typed (:func:`calibrate_from_scale_bar`)."""
+        from ..io.scalebar import parse_length_nm
+
+        layer = self.image_layer.value
+        try:
+            if layer is None:
+                raise ValueError("choose an image first")
+            text = calibrate_from_scale_bar(self.viewer, layer, parse_length_nm(self.scale_bar.value))
+        except ValueError as exc:
+            self.status.value = f"no pixel size set: {exc}"
+            show_error(f"Segment particles: {exc}")
+            return None
+        self._update_diameter_unit()
+        self.status.value = text
+        show_info(f"Segment particles: {layer.name}: {text}")
+        return layer_pixel_size_nm(layer)
 
     def diameter_from_lines(self, *_) -> float | None:
         """Set the diameter field to the median length of the drawn lines (:func:`drawn_diameter`)."""
