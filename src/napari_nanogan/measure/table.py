@@ -245,50 +245,6 @@ def measure_particles(
     return Measurements(columns, unit, pixel_size_nm)
 
 
-def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | None = None,
-                 pixel_size_nm: float | None = None, min_area: int = 1) -> Measurements:
-    """The particle table of one label (or mask) file, as ``nanogan measure`` makes it.
-
-    With ``image_path``, the source image gives intensities, the info bar (particles
-    reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
-    and the label TIFF's own. Without either, nor a pixel size in the label TIFF, the image
-    of the mask's name gives it (``images/<stem>.tif`` beside ``masks/<stem>_m.tif``:
-    :func:`~napari_nanogan.io.masks.pixel_size_of_its_image`). Without it, a label TIFF written by ``nanogan segment``
-    gives its own info bar row. The confidence table beside the labels (``<stem>.csv``) is
-    kept. Its ``image`` column names the labels file, ``source_image`` (given ``image_path``) the
-    image. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
-    file that cannot be measured (a grey image given as labels among them).
-    """
-    from .io.images import labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
-    from .io.infobar import bottom_bar_start, detect_info_bar, top_bar_end
-    from .io.masks import instance_labels, mask_values, pixel_size_of_its_image, read_mask
-
-    path = Path(path)
-    labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
-    confidence = read_label_table(path)
-    if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
-        labels = instance_labels(labels)
-    image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
-    if image_path is not None:
-        image, meta = read_image(image_path)
-        if image.shape != labels.shape:
-            raise ValueError(f"image {image_path} has shape {image.shape}, labels {labels.shape}")
-        bar_start, bar_end = bottom_bar_start(bar := detect_info_bar(image)), top_bar_end(bar)
-        pixel = pixel or meta["pixel_size_nm"]
-    if path.suffix.lower() in (".tif", ".tiff"):
-        if pixel is None:
-            pixel = labels_pixel_size_nm(path)
-        if image_path is None:
-            bar_start, bar_end = labels_info_bar_rows(path)
-    if pixel is None and image_path is None:  # a mask whose image lies beside it by name, as napari's reader pairs them
-        pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
-    table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
-                              confidence=confidence, min_area=min_area, info_bar_end=bar_end)
-    if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
-        table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
-    return table
-
-
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
     """Percentiles of a weighted distribution (midpoint interpolation of the cumulative weight)."""
     order = np.argsort(values)
@@ -344,7 +300,7 @@ def write_table_csv(path: str | os.PathLike, tables: list[Measurements]) -> Path
     A column some tables lack (``confidence``; the lengths of another unit, ``ecd_nm``
     against ``ecd_px``) is left empty in their rows.
     """
-    from .io.atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     path = Path(path)
     keys = list(dict.fromkeys(k for t in tables for k in t.columns)) if tables else ["image", "label"]
@@ -385,7 +341,7 @@ def stack_tables(tables: list[Measurements]) -> Measurements:
 
 
 def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]) -> Path:
-    from .io.atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
             "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm", "geometric_mean", "geometric_sd"]
@@ -489,7 +445,7 @@ def column_and_unit(table: Measurements, column: str) -> tuple[str, str]:
 def write_size_plot(path: str | os.PathLike, table: Measurements, *, column: str = "ecd", include_cut: bool = False,
                     title: str | None = None, dpi: int = 200) -> Path:
     """:func:`size_figure` written to ``path`` (.png, .svg or .pdf), atomically."""
-    from .io.atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     path = Path(path)
     if path.suffix.lower() not in PLOT_FORMATS:
@@ -498,3 +454,4 @@ def write_size_plot(path: str | os.PathLike, table: Measurements, *, column: str
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=path.suffix.lower()[1:], dpi=dpi)
     return path
+

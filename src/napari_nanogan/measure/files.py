@@ -1,0 +1,54 @@
+"""One label (or mask) file's particle table, as ``nanogan measure`` makes it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .table import Measurements, measure_particles
+
+
+def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | None = None,
+                 pixel_size_nm: float | None = None, min_area: int = 1) -> Measurements:
+    """The particle table of one label (or mask) file, as ``nanogan measure`` makes it.
+
+    With ``image_path``, the source image gives intensities, the info bar (particles
+    reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
+    and the label TIFF's own. Without either, nor a pixel size in the label TIFF, the image
+    of the mask's name gives it (``images/<stem>.tif`` beside ``masks/<stem>_m.tif``:
+    :func:`~napari_nanogan.io.masks.pixel_size_of_its_image`). Without it, a label TIFF written by ``nanogan segment``
+    gives its own info bar row. The confidence table beside the labels (``<stem>.csv``) is
+    kept. Its ``image`` column names the labels file, ``source_image`` (given ``image_path``) the
+    image. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
+    file that cannot be measured (a grey image given as labels among them).
+    """
+    from ..io.images import labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
+    from ..io.infobar import bottom_bar_start, detect_info_bar, top_bar_end
+    from ..io.masks import instance_labels, mask_values, pixel_size_of_its_image, read_mask
+
+    path = Path(path)
+    labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
+    confidence = read_label_table(path)
+    if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
+        labels = instance_labels(labels)
+    image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
+    if image_path is not None:
+        image, meta = read_image(image_path)
+        if image.shape != labels.shape:
+            raise ValueError(f"image {image_path} has shape {image.shape}, labels {labels.shape}")
+        bar_start, bar_end = bottom_bar_start(bar := detect_info_bar(image)), top_bar_end(bar)
+        pixel = pixel or meta["pixel_size_nm"]
+    if path.suffix.lower() in (".tif", ".tiff"):
+        if pixel is None:
+            pixel = labels_pixel_size_nm(path)
+        if image_path is None:
+            bar_start, bar_end = labels_info_bar_rows(path)
+    if pixel is None and image_path is None:  # a mask whose image lies beside it by name, as napari's reader pairs them
+        pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
+    table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
+                              confidence=confidence, min_area=min_area, info_bar_end=bar_end)
+    if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
+        table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
+    return table
