@@ -594,3 +594,44 @@ def test_an_anti_aliased_binary_mask_zoomed_and_saved_as_rgb_stays_binary(tmp_pa
     zoomed = big.resize((100, 100), Image.LANCZOS).resize((300, 300), Image.NEAREST)  # edges: 3 x 3 grey blocks
     zoomed.convert("RGB").save(tmp_path / "zoomed_rgb.png")
     assert set(np.unique(read_mask(tmp_path / "zoomed_rgb.png"))) == {0, 1}
+
+
+def test_a_mask_is_measured_with_the_image_of_its_name(tmp_path, sem_like):
+    """``masks/field_m.tif`` without --image: its image ``images/field.tif`` gives the info bar (particles it cuts
+    flagged), the intensities and the pixel size, as --image would; before, the pixel size alone."""
+    from napari_nanogan.measure import measure_file
+
+    image, labels = sem_like  # the image has a 24-row info bar below the specimen rows the labels cover
+    mask = np.zeros(image.shape, np.uint8)
+    mask[: labels.shape[0]] = (labels > 0) * 255
+    mask[labels.shape[0] - 6 : labels.shape[0] + 3, 100:112] = 255  # an annotation spilling into the bar
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "field.tif", image, resolution=(1e7 / 4.0, 1e7 / 4.0),
+                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "masks" / "field_m.tif", mask)
+    alone = measure_file(tmp_path / "masks" / "field_m.tif")
+    given = measure_file(tmp_path / "masks" / "field_m.tif", image_path=tmp_path / "images" / "field.tif")
+    assert alone.pixel_size_nm == pytest.approx(4.0) and alone.columns["touches_info_bar"].sum() >= 1
+    for column in ("touches_info_bar", "mean_intensity", "ecd_nm", "source_image"):
+        assert list(alone.columns[column]) == list(given.columns[column]), column
+    tifffile.imwrite(tmp_path / "images" / "field.tif", image[:100])  # an image of another shape: not its image
+    other = measure_file(tmp_path / "masks" / "field_m.tif")
+    assert "source_image" not in other.columns and not other.columns["touches_info_bar"].any()
+
+
+def test_the_summary_says_the_pixel_size_each_row_was_measured_with(tmp_path):
+    import csv
+
+    from napari_nanogan.cli import main
+    from napari_nanogan.io.images import write_labels
+
+    labels = np.zeros((60, 60), np.uint16)
+    labels[5:15, 5:15], labels[30:44, 30:44], labels[20:26, 40:50] = 1, 2, 3
+    write_labels(tmp_path / "a_labels.tif", labels, pixel_size_nm=2.0)
+    write_labels(tmp_path / "b_labels.tif", labels, pixel_size_nm=5.0)
+    assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "b_labels.tif"),
+                 "--out", str(tmp_path / "sizes.csv")]) == 0
+    rows = {r["image"]: r for r in csv.DictReader(open(tmp_path / "sizes_summary.csv"))}
+    assert float(rows["a_labels.tif"]["pixel_size_nm"]) == 2.0 and float(rows["b_labels.tif"]["pixel_size_nm"]) == 5.0
+    assert rows["all"]["pixel_size_nm"] == ""  # two pixel sizes pooled: no one of them

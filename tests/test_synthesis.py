@@ -400,6 +400,29 @@ def test_synthesize_keeps_the_masks_pixel_size_and_notes_an_empty_mask(tmp_path,
     assert labels_pixel_size_nm(tmp_path / "p" / "empty_0.tif") == pytest.approx(2.0)
 
 
+def test_synthesize_and_export_take_a_masks_pixel_size_from_the_image_of_its_name(tmp_path, tiny_generator_checkpoint):
+    """``masks/f_m.tif`` (a plain annotation, no pixel size of its own) beside ``images/f.tif`` (7.344 nm): the
+    images drawn from it and the exported pairs get 7.344 nm, as `nanogan measure` reads the mask; they had none."""
+    import json
+
+    from napari_nanogan.cli import main
+    from napari_nanogan.io.images import labels_pixel_size_nm
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    mask = particle_labels((64, 80), n_particles=8, mean_diameter=12, seed=3)
+    tifffile.imwrite(tmp_path / "masks" / "f_m.tif", ((mask > 0) * 255).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "images" / "f.tif", np.zeros((64, 80), np.uint8), resolution=(1e7 / 7.344, 1e7 / 7.344),
+                     resolutionunit="CENTIMETER")
+    model = ["--model", str(tiny_generator_checkpoint)]
+    assert main(["synthesize", str(tmp_path / "masks" / "f_m.tif"), "--out", str(tmp_path / "o"), *model]) == 0
+    assert labels_pixel_size_nm(tmp_path / "o" / "f_m_0.tif") == pytest.approx(7.344, rel=1e-5)
+    assert main(["export", "--masks", str(tmp_path / "masks" / "f_m.tif"), "--out", str(tmp_path / "pairs"),
+                 "--n", "1", *model]) == 0
+    entry = json.loads((tmp_path / "pairs" / "manifest.json").read_text())["pairs"][0]
+    assert entry["pixel_size_nm"] == pytest.approx(7.344, rel=1e-5)
+
+
 def test_ema_warms_up_and_follows_the_trained_generator(tmp_path):
     """The sampled (EMA) generator must not stay near its random initialisation in short runs."""
     from napari_nanogan.training.cyclegan import CycleGAN, ema_decay_at

@@ -20,7 +20,8 @@ def cmd_synthesize(args) -> int:
     import tifffile
 
     from ..io.atomic import atomic_path, remove_stale_temporaries
-    from ..io.images import mask_pixel_size_nm, resolution_tags
+    from ..io.images import resolution_tags
+    from ..io.masks import mask_pixel_size_nm
     from ..io.masks import read_mask
     from ..segmentation.wording import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
@@ -81,7 +82,7 @@ def cmd_synthesize(args) -> int:
 
 def _mask_recipe(path: Path, args, digest: str) -> dict:
     """What the manifest says about every pair of this mask (with its seed: what makes a pair)."""
-    from ..io.images import mask_pixel_size_nm
+    from ..io.masks import mask_pixel_size_nm
     from ..io.pairs import file_sha256
 
     pixel = mask_pixel_size_nm(path, args.pixel_size)

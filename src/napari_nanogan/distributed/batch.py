@@ -97,7 +97,8 @@ def _synthesize_task(path: str, out_dir: str, plugin: str, n: int, seed: int, ov
     import tifffile
 
     from ..io.atomic import atomic_path
-    from ..io.images import mask_pixel_size_nm, resolution_tags
+    from ..io.images import resolution_tags
+    from ..io.masks import mask_pixel_size_nm
     from ..io.masks import read_mask
     from ..synthesis import synthesis_seed, synthesize
 

@@ -217,14 +217,6 @@ def resolution_tags(pixel_size_nm: float | None) -> dict:
     return dict(resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
 
 
-def mask_pixel_size_nm(path: str | os.PathLike, given: float | None = None) -> float | None:
-    """The pixel size for images drawn from the mask file ``path``: ``given``, else the one a
-    labels TIFF records (:func:`labels_pixel_size_nm`), else None."""
-    if given:
-        return given
-    return labels_pixel_size_nm(path) if Path(path).suffix.lower() in (".tif", ".tiff") else None
-
-
 #: What a label TIFF of :func:`write_labels` says it holds (its description's ``content``).
 LABELS_CONTENT = "instance labels (napari-nanogan)"
 

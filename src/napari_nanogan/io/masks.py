@@ -308,17 +308,42 @@ def pixel_size_of_its_image(path) -> dict:
     the mask's :func:`image_stem` in an ``images`` folder beside the mask's folder (the shared data
     sets' and ``nanogan export``'s layout), or in the mask's own folder. ``{"pixel_size_nm",
     "pixel_size_source"}``, empty when there is none."""
-    from .images import IMAGE_SUFFIXES, file_pixel_size
+    from .images import file_pixel_size
+
+    for candidate in _its_images(path):
+        found = file_pixel_size(candidate)
+        if found:
+            return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
+    return {}
+
+
+def mask_pixel_size_nm(path, given: float | None = None) -> float | None:
+    """The pixel size for images drawn from the mask file ``path``: ``given``, else the one a labels TIFF
+    records (:func:`~napari_nanogan.io.images.labels_pixel_size_nm`), else its image's
+    (:func:`pixel_size_of_its_image`, as ``nanogan measure`` takes it), else None."""
+    from .images import labels_pixel_size_nm
+
+    if given:
+        return given
+    own = labels_pixel_size_nm(path) if Path(path).suffix.lower() in (".tif", ".tiff") else None
+    return own or pixel_size_of_its_image(path).get("pixel_size_nm")
+
+
+def its_image(path) -> Path | None:
+    """The image file a mask or label file annotates, found by name as :func:`pixel_size_of_its_image` finds
+    it (the first of its stem), or None."""
+    return next(_its_images(path), None)
+
+
+def _its_images(path):
+    from .images import IMAGE_SUFFIXES
 
     path = Path(path)
     stem = image_stem(path)
     for folder in (path.parent.parent / "images", path.parent):
         for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
             if candidate.stem == stem and candidate != path and candidate.suffix.lower() in IMAGE_SUFFIXES:
-                found = file_pixel_size(candidate)
-                if found:
-                    return {"pixel_size_nm": found[0], "pixel_size_source": f"{found[1]}, of its image {candidate.name}"}
-    return {}
+                yield candidate
 
 
 def label_areas(labels: np.ndarray, count: int) -> list[list[int]]:

@@ -16,17 +16,17 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
 
     With ``image_path``, the source image gives intensities, the info bar (particles
     reaching it flagged) and the pixel size; ``pixel_size_nm`` overrides both the image's
-    and the label TIFF's own. Without either, nor a pixel size in the label TIFF, the image
-    of the mask's name gives it (``images/<stem>.tif`` beside ``masks/<stem>_m.tif``:
-    :func:`~napari_nanogan.io.masks.pixel_size_of_its_image`). Without it, a label TIFF written by ``nanogan segment``
-    gives its own info bar row. The confidence table beside the labels (``<stem>.csv``) is
-    kept. Its ``image`` column names the labels file, ``source_image`` (given ``image_path``) the
-    image. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
+    and the label TIFF's own. Without ``image_path``, the image of the file's name, where there is
+    one of its shape (``images/<stem>.tif`` beside ``masks/<stem>_m.tif``, as napari's reader pairs
+    them: :func:`~napari_nanogan.io.masks.its_image`), gives the intensities, and the info bar and
+    pixel size where the label file records none (a label TIFF of ``nanogan segment`` records both).
+    The confidence table beside the labels (``<stem>.csv``) is kept. Its ``image`` column names the
+    labels file, ``source_image`` the image measured with it, if any. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
     file that cannot be measured (a grey image given as labels among them).
     """
     from ..io.images import labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
     from ..io.infobar import bottom_bar_start, detect_info_bar, top_bar_end
-    from ..io.masks import instance_labels, mask_values, pixel_size_of_its_image, read_mask
+    from ..io.masks import instance_labels, its_image, mask_values, pixel_size_of_its_image, read_mask
 
     path = Path(path)
     labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
@@ -34,21 +34,38 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
         labels = instance_labels(labels)
     image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
-    if image_path is not None:
+    given = image_path is not None
+    if given:
         image, meta = read_image(image_path)
         if image.shape != labels.shape:
             raise ValueError(f"image {image_path} has shape {image.shape}, labels {labels.shape}")
+    else:  # a mask whose image lies beside it by name, as napari's reader pairs them
+        image_path, image, meta = _read_if_shaped(its_image(path), labels.shape)
+    if image is not None:
         bar_start, bar_end = bottom_bar_start(bar := detect_info_bar(image)), top_bar_end(bar)
-        pixel = pixel or meta["pixel_size_nm"]
-    if path.suffix.lower() in (".tif", ".tiff"):
-        if pixel is None:
-            pixel = labels_pixel_size_nm(path)
-        if image_path is None:
-            bar_start, bar_end = labels_info_bar_rows(path)
-    if pixel is None and image_path is None:  # a mask whose image lies beside it by name, as napari's reader pairs them
-        pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
+    tiff = path.suffix.lower() in (".tif", ".tiff")
+    if tiff and not given and (recorded := labels_info_bar_rows(path)) != (None, None):
+        bar_start, bar_end = recorded  # the rows segmentation excluded, not detected anew
+    if given:  # the given image's pixel size first; else the label file's own, then its image's
+        pixel = pixel or meta["pixel_size_nm"] or (labels_pixel_size_nm(path) if tiff else None)
+    else:
+        pixel = (pixel or (labels_pixel_size_nm(path) if tiff else None)
+                 or (meta["pixel_size_nm"] if image is not None else None)
+                 or pixel_size_of_its_image(path).get("pixel_size_nm"))
     table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
                               confidence=confidence, min_area=min_area, info_bar_end=bar_end)
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
         table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
     return table
+
+
+def _read_if_shaped(path, shape) -> tuple:
+    """``(path, image, meta)`` where ``path`` is an image of ``shape`` that can be read, else Nones (the mask is
+    then measured without it)."""
+    from ..io.images import read_image
+
+    try:
+        image, meta = read_image(path) if path is not None else (None, None)
+    except (ValueError, OSError):
+        return None, None, None
+    return (path, image, meta) if image is not None and image.shape == tuple(shape) else (None, None, None)

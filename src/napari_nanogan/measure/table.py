@@ -275,11 +275,13 @@ def lognormal_curve(values, edges) -> tuple[np.ndarray, np.ndarray, tuple[float,
 
 def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bool = False) -> dict:
     """Count, mean, SD, D10/D50/D90 (number- and volume-weighted) and the log-normal fit
-    (:func:`lognormal_fit`: ``geometric_mean``, ``geometric_sd``) of one length column."""
+    (:func:`lognormal_fit`: ``geometric_mean``, ``geometric_sd``) of one length column, with the pixel size
+    the lengths were converted with (``pixel_size_nm``; None in pixels, or for tables of several)."""
     key = f"{column}_{table.unit}"
     mask = np.ones(len(table), bool) if include_cut else table.included()
     d = table.columns[key][mask]
-    out = {"measure": key, "unit": table.unit, "count": int(d.size), "excluded_cut": int((~mask).sum())}
+    out = {"measure": key, "unit": table.unit, "count": int(d.size), "excluded_cut": int((~mask).sum()),
+           "pixel_size_nm": table.pixel_size_nm}
     if d.size == 0:
         return out
     out.update(mean=float(d.mean()), sd=float(d.std(ddof=1)) if d.size > 1 else 0.0)
@@ -334,17 +336,20 @@ def drop_doubtful(table: Measurements, min_confidence: float) -> tuple[Measureme
 
 
 def stack_tables(tables: list[Measurements]) -> Measurements:
-    """The particles of several tables (one unit) as one table, with the columns they all have."""
+    """The particles of several tables (one unit) as one table, with the columns they all have (and their
+    pixel size where they share one)."""
     keys = [k for k in tables[0].columns if all(k in t.columns for t in tables)]
+    pixels = {t.pixel_size_nm for t in tables}
     return Measurements({k: np.concatenate([t.columns[k] for t in tables]) for k in keys}, tables[0].unit,
-                        tables[0].pixel_size_nm)
+                        pixels.pop() if len(pixels) == 1 else None)
 
 
 def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]) -> Path:
     from ..io.atomic import atomic_path
 
     keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
-            "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm", "geometric_mean", "geometric_sd"]
+            "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm", "geometric_mean", "geometric_sd",
+            "pixel_size_nm"]
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:

@@ -120,7 +120,8 @@ class SynthesizeWidget(QWidget):
     def _mask_file_chosen(self, *_):
         """Show the chosen mask file's own pixel size, 0 for a file without one: a value typed for another
         file is not used for this one unseen. The field shows it rounded; :meth:`run` uses it exactly."""
-        from ..io.images import ImageReadError, mask_pixel_size_nm
+        from ..io.images import ImageReadError
+        from ..io.masks import mask_pixel_size_nm
 
         path, own = self.mask_file.value, None
         if path and path.is_file():
