@@ -265,3 +265,22 @@ def test_two_labels_without_background_are_two_particles():
     mask[:, 8:] = 2
     assert set(np.unique(check_mask(mask))) == {1, 2}
     assert set(np.unique(check_mask(np.full((16, 16), 255, np.uint8)))) == {1}  # one value: binary, all particle
+
+
+def test_labels_written_beside_a_users_csv_of_their_name_leave_it_alone(tmp_path):
+    """napari's writer lets the user name the labels: a `results.csv` of theirs beside `results.tif` is neither
+    removed nor taken for the labels' table, and a table that would replace it is refused."""
+    from napari_nanogan.io.images import read_label_table, write_labels
+
+    labels = np.zeros((20, 20), np.uint16)
+    labels[2:8, 2:8], labels[10:16, 10:16] = 1, 2
+    mine = tmp_path / "results.csv"
+    mine.write_text("sample,confidence\nA,high\n")
+    write_labels(tmp_path / "results.tif", labels)
+    assert mine.read_text() == "sample,confidence\nA,high\n" and read_label_table(tmp_path / "results.tif") is None
+    with pytest.raises(FileExistsError, match="not a label table"):
+        write_labels(tmp_path / "results.tif", labels, confidence=np.array([0.9, 0.5]))
+    assert mine.read_text() == "sample,confidence\nA,high\n" and (tmp_path / "results.tif").is_file()
+    write_labels(tmp_path / "ours.tif", labels, confidence=np.array([0.9, 0.5]))
+    write_labels(tmp_path / "ours.tif", labels)  # rewritten without confidence: its own old table goes
+    assert not (tmp_path / "ours.csv").exists()

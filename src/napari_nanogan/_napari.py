@@ -284,8 +284,9 @@ def sample_sem():
 
 
 def write_labels_layer(path: str, data, meta: dict) -> list[str]:
-    """npe2 writer (napari's *File > Save Selected Layer(s)* for one Labels layer, or ``layer.save``): the label
-    TIFF ``nanogan segment`` writes, which the reader, ``nanogan measure`` and the panels read back.
+    """npe2 writer (napari's *File > Save Selected Layer(s)* for one Labels layer with this plugin's file type
+    chosen, or ``layer.save(path, plugin="napari-nanogan")``: napari's own writer is its default for .tif):
+    the label TIFF ``nanogan segment`` writes, which the reader, ``nanogan measure`` and the panels read back.
 
     The layer's pixel size (:func:`layer_pixel_size_nm`) goes into the resolution tags and the info bar it
     records (``metadata["info_bar_rows"]``) into the description; its ``confidence`` features, where the

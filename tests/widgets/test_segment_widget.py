@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_nanogan.widgets.segment import SegmentWidget
+from napari_nanogan.widgets.segment import SegmentWidget, drawn_diameter
 
 
 @pytest.fixture
@@ -353,6 +353,25 @@ def test_a_second_run_call_during_a_run_starts_nothing_and_a_cancelled_lazy_run_
     assert w.status.value.startswith("cancelled") and not store.parent.exists()
 
 
+def test_calibrating_from_the_scale_bar_moves_the_info_bar_outline_with_the_image(widget, sem_like, tmp_path):
+    """The reader's info-bar rectangle takes the image's new scale: segmentation still excludes the bar's rows."""
+    from PIL import Image
+
+    from napari_nanogan.widgets.segment import info_bar_from_shapes
+
+    viewer, w = widget
+    image = sem_like[0]  # its data bar holds a scale bar of 30 px
+    Image.fromarray(image).save(tmp_path / "field.png")
+    viewer.open(str(tmp_path / "field.png"), plugin="napari-nanogan")
+    layer = viewer.layers["field"]
+    before = info_bar_from_shapes(viewer, layer, image.shape[0])
+    w.image_layer.value = layer
+    w.scale_bar.value = "300 nm"
+    assert w.pixel_size_from_scale_bar() == pytest.approx(10.0)
+    after = info_bar_from_shapes(viewer, layer, image.shape[0])
+    assert before is not None and (after.start, after.stop) == (before.start, before.stop)
+
+
 def test_pixel_size_from_the_scale_bar_found_or_drawn(widget):
     """A PNG-like image without a pixel size gets one from its scale bar and the length typed; the bar found
     is outlined to check, and a line moved onto the bar (or drawn) is taken instead."""
@@ -372,9 +391,15 @@ def test_pixel_size_from_the_scale_bar_found_or_drawn(widget):
     assert w.diameter.label.startswith("particle diameter (nm") and "80 px = 400 nm" in w.status.value
     line = viewer.layers["figure scale bar"]
     assert np.allclose(line.data[0], [[171.5, 179.5], [171.5, 259.5]])
-    line.data = [np.array([[171.5, 179.5], [171.5, 219.5]])]  # the user's own line, half as long
+    line.add_lines(np.array([[171.5, 179.5], [171.5, 219.5]]))  # a line the user drew there: the newest counts
     assert w.pixel_size_from_scale_bar() == pytest.approx(10.0)
     assert "the line on 'figure scale bar'" in w.status.value
+    assert tuple(line.scale) == pytest.approx((10.0, 10.0))  # the line stays on the bar
+    line.data = []  # deleted: found again, on the same layer
+    assert w.pixel_size_from_scale_bar() == pytest.approx(5.0) and len(line.data) == 1
+    assert [lay.name for lay in viewer.layers].count("figure scale bar") == 1
+    with pytest.raises(ValueError, match="draw a line across a typical particle"):
+        drawn_diameter(viewer)  # the scale bar's line is no particle
     blank = viewer.add_image(np.full((60, 60), 90, np.uint8), name="blank")
     w.image_layer.value = blank
     assert w.pixel_size_from_scale_bar() is None and "no scale bar found" in w.status.value

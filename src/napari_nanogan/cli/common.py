@@ -374,7 +374,7 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     try:
         code = _drive(make_loop, total, desc, report, stop, quiet)
-        if code == 0 and (stop["ctrl_c"] or stop["sigterm"]):
+        if code == 0 and stop.get("stopped") and (stop["ctrl_c"] or stop["sigterm"]):  # (not one after the end)
             return 130 if stop["ctrl_c"] else 143
         return code
     finally:
@@ -385,8 +385,8 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
 def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) -> int:
     if quiet:
         try:
-            for _ in make_loop(lambda: stop["now"]):
-                pass
+            for rec in make_loop(lambda: stop["now"]):
+                stop["stopped"] = stop.get("stopped") or rec.stopped
         except KeyboardInterrupt:
             return 130
         return 0
@@ -408,6 +408,7 @@ def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) ->
             bar.update(0)  # redraws when the bar's interval has passed
             report(rec)
             if rec.stopped:
+                stop["stopped"] = True
                 print(f"\nstopped at step {rec.step}; checkpoint {rec.checkpoint}", file=sys.stderr)
     except KeyboardInterrupt:
         print("\ninterrupted; the same command resumes from the last checkpoint written (last.pt), if any",

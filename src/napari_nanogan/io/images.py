@@ -254,9 +254,15 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     kwargs = resolution_tags(pixel_size_nm)
     kwargs["metadata"] = {"content": LABELS_CONTENT, **{key: int(row) for key, row in (
         ("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end)) if row is not None}}
-    if confidence is not None:  # an earlier label image of this name goes first, then its table
-        path.unlink(missing_ok=True)
-    path.with_suffix(".csv").unlink(missing_ok=True)  # without a new table: no earlier image's either
+    table = path.with_suffix(".csv")
+    if table.exists() and not _is_label_table(table):  # the user's own file of that name: never replaced
+        if confidence is not None:
+            raise FileExistsError(f"{table} is not a label table, and the confidence table of {path.name} would "
+                                  "replace it: choose another name for the labels")
+    else:
+        if confidence is not None:  # an earlier label image of this name goes first, then its table
+            path.unlink(missing_ok=True)
+        table.unlink(missing_ok=True)  # without a new table: no earlier image's either
     try:
         if confidence is not None:
             with atomic_path(path.with_suffix(".csv")) as tmp:
@@ -265,11 +271,21 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
         with atomic_path(path) as tmp:
             tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
     except BaseException as exc:  # (a full disk, an interrupt): no table is left without its labels
-        path.with_suffix(".csv").unlink(missing_ok=True)
+        if confidence is not None:
+            table.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno is not None:
             raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
         raise
     return path
+
+
+def _is_label_table(path: Path) -> bool:
+    """Whether a CSV is a labels' confidence table (:func:`write_labels`'s), by its header."""
+    try:
+        with open(path, newline="") as fh:
+            return fh.readline().strip().lower().startswith("label,confidence")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def is_labels_tiff(path: str | os.PathLike) -> bool:
@@ -292,7 +308,7 @@ def read_label_table(path: str | os.PathLike) -> np.ndarray | None:
     import csv
 
     table = Path(path).with_suffix(".csv")
-    if not table.is_file():
+    if not table.is_file() or not _is_label_table(table):  # (another CSV of that name is not the labels')
         return None
     with open(table, newline="") as fh:
         rows = [(int(r["label"]), float(r["confidence"])) for r in csv.DictReader(fh) if r.get("confidence")]

@@ -374,11 +374,13 @@ def _write_manifest_files(out_dir: Path, entries: list[dict]) -> None:
             writer.writerows(entries)
 
 
-def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:
+def export_folder_pairs(folder, *, missing_ok: bool = False) -> list[tuple[str, Path, Path]]:
     """(name, image, mask) of a ``nanogan export`` folder (``images/``, ``masks/``, ``manifest.json``).
 
     The manifest lists the pairs; without one, every ``images/<name>.tif`` with a
-    ``masks/<name>.tif`` is a pair. Raises ``ValueError`` for a folder with no pairs.
+    ``masks/<name>.tif`` is a pair. Raises ``ValueError`` for a folder with no pairs, and for
+    files the manifest lists that are missing unless ``missing_ok`` (their pairs are then listed
+    all the same: reading them fails, for the caller to say).
     """
     folder = Path(folder)
     manifest = folder / "manifest.json"
@@ -391,7 +393,7 @@ def export_folder_pairs(folder) -> list[tuple[str, Path, Path]]:
     if not triples:
         raise ValueError(f"{folder}: no image-mask pairs (expected a `nanogan export` folder with images/ and masks/)")
     missing = [str(p) for t in triples for p in t[1:] if not p.exists()]
-    if missing:
+    if missing and not missing_ok:
         raise ValueError(f"{folder}: files listed in manifest.json are missing: {', '.join(missing[:3])}")
     return triples
 

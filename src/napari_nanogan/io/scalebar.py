@@ -63,7 +63,9 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     grey = np.asarray(as_grey(image), np.float32)
     if grey.ndim != 2:
         raise ValueError(f"expected a 2D image, got shape {grey.shape}")
-    low, high = float(grey.min(initial=0)), float(grey.max(initial=0))
+    if grey.size == 0 or not np.isfinite(grey).all():
+        return None
+    low, high = float(grey.min()), float(grey.max())
     if high <= low:
         return None
     tolerance = LEVEL_TOLERANCE * (high - low)
@@ -145,8 +147,20 @@ def _joined(bar: ScaleBar, at_level: np.ndarray) -> ScaleBar:
     if len(halves) != 1:  # none, or a row of bars: this one alone
         return bar
     a, b = halves[0]
-    return ScaleBar(bar.top, bar.bottom, float(a), bar.stop, bar.level) if b <= mine[0] else \
-        ScaleBar(bar.top, bar.bottom, bar.start, float(b), bar.level)
+    zone = max(4, round(TICK_ZONE * (b - a)))
+    if b <= mine[0]:  # the other half on the left: its outer end is its left end (or tick)
+        return ScaleBar(bar.top, bar.bottom, _tick_centre(at_level, bar, a, a + zone, default=float(a)), bar.stop,
+                        bar.level)
+    return ScaleBar(bar.top, bar.bottom, bar.start, _tick_centre(at_level, bar, b - zone, b, default=float(b)),
+                    bar.level)
+
+
+def _tick_centre(at_level: np.ndarray, bar: ScaleBar, lo: int, hi: int, *, default: float) -> float:
+    """The centre (pixel edges) of a tick in columns ``lo:hi``: the columns at the level just above or below the
+    bar's rows; ``default`` without one."""
+    rows = [r for r in (bar.top - 1, bar.bottom) if 0 <= r < at_level.shape[0]]
+    cols = np.flatnonzero(at_level[rows, lo:hi].any(0)) if rows else np.zeros(0, int)
+    return float(lo + cols.mean()) + 0.5 if cols.size else default
 
 
 def _stands_out(grey: np.ndarray, bar: ScaleBar, extreme: float, span: float) -> bool:
@@ -188,6 +202,6 @@ def parse_length_nm(text: str) -> float:
         nm = to_nm(value, unit)
     except ValueError:
         raise ValueError(f"{text!r}: unknown unit {unit!r} (use nm, um, µm, Å or pm)") from None
-    if not nm > 0:
-        raise ValueError(f"{text!r}: a scale bar's length must be more than 0")
+    if not (np.isfinite(nm) and nm > 0):
+        raise ValueError(f"{text!r}: a scale bar's length must be a finite length more than 0")
     return nm

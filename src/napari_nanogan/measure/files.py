@@ -19,12 +19,14 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     and the label TIFF's own. Without ``image_path``, the image of the file's name, where there is
     one of its shape (``images/<stem>.tif`` beside ``masks/<stem>_m.tif``, as napari's reader pairs
     them: :func:`~napari_nanogan.io.masks.its_image`), gives the intensities, and the info bar and
-    pixel size where the label file records none (a label TIFF of ``nanogan segment`` records both).
+    pixel size where the label file records none. A label TIFF of ``nanogan segment`` (or napari's
+    writer) records both, and they come first: the pixel size it was segmented with, given or from a
+    scale bar, even beside ``image_path``; the info bar it excluded, or none.
     The confidence table beside the labels (``<stem>.csv``) is kept. Its ``image`` column names the
     labels file, ``source_image`` the image measured with it, if any. Particles under ``min_area`` px are left out. Raises ``ValueError`` or ``OSError`` for a
     file that cannot be measured (a grey image given as labels among them).
     """
-    from ..io.images import labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
+    from ..io.images import is_labels_tiff, labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
     from ..io.infobar import bottom_bar_start, detect_info_bar, top_bar_end
     from ..io.masks import instance_labels, its_image, mask_values, pixel_size_of_its_image, read_mask
 
@@ -44,14 +46,15 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     if image is not None:
         bar_start, bar_end = bottom_bar_start(bar := detect_info_bar(image)), top_bar_end(bar)
     tiff = path.suffix.lower() in (".tif", ".tiff")
-    if tiff and not given and (recorded := labels_info_bar_rows(path)) != (None, None):
-        bar_start, bar_end = recorded  # the rows segmentation excluded, not detected anew
-    if given:  # the given image's pixel size first; else the label file's own, then its image's
-        pixel = pixel or meta["pixel_size_nm"] or (labels_pixel_size_nm(path) if tiff else None)
-    else:
-        pixel = (pixel or (labels_pixel_size_nm(path) if tiff else None)
-                 or (meta["pixel_size_nm"] if image is not None else None)
-                 or pixel_size_of_its_image(path).get("pixel_size_nm"))
+    ours = tiff and is_labels_tiff(path)  # a label TIFF of segmentation (or napari's writer) records its bar
+    if not given and (ours or (tiff and labels_info_bar_rows(path) != (None, None))):
+        bar_start, bar_end = labels_info_bar_rows(path)  # the rows segmentation excluded (none: none), not detected
+    own = labels_pixel_size_nm(path) if tiff else None
+    of_image = meta["pixel_size_nm"] if image is not None else None
+    # the pixel size the labels were made with first (ours record it), then the image's, then any image of its name
+    pixel = pixel or (own if ours or not given else None) or of_image or own
+    if pixel is None and not given:
+        pixel = pixel_size_of_its_image(path).get("pixel_size_nm")
     table = measure_particles(labels, image=image, pixel_size_nm=pixel, info_bar_start=bar_start, name=path.name,
                               confidence=confidence, min_area=min_area, info_bar_end=bar_end)
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it

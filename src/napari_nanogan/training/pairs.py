@@ -61,7 +61,7 @@ def load_pair_folder(folder, *, domain: str | None = None) -> list[Sample]:
     domain = domain or folder.name
     exported = (folder / "manifest.json").is_file()
     if exported:
-        triples = export_folder_pairs(folder)
+        triples = export_folder_pairs(folder, missing_ok=True)  # (a missing file: its pair left out, below)
     else:
         triples = pair_folders(folder / "images", folder / "masks") if (folder / "images").is_dir() else []
     if not triples:

@@ -99,6 +99,10 @@ def info_bar_from_shapes(viewer, image_layer, height: int):
 UNIT_CHANGED = "the diameter given was in"
 
 
+#: What a Shapes layer of the scale bar holds in its metadata (:func:`drawn_diameter` leaves it out).
+SCALE_BAR_LAYER = "scale bar"
+
+
 def drawn_diameter(viewer) -> tuple[float, int, str]:
     """The median length of the lines (and mean axis of the ellipses) drawn on a Shapes layer, in world units
     (the image layer's: nm for a calibrated image), with how many shapes gave it and the layer's name.
@@ -112,6 +116,8 @@ def drawn_diameter(viewer) -> tuple[float, int, str]:
     layers = [layer for layer in reversed(viewer.layers) if isinstance(layer, Shapes)]
     layers.sort(key=lambda layer: layer is not active)  # the selected one first (a stable sort: then the newest)
     for layer in layers:
+        if layer.metadata.get(SCALE_BAR_LAYER):  # the scale bar's line is no particle
+            continue
         lengths = []
         for vertices, kind in zip(layer.data, layer.shape_type):
             world = np.array([layer.data_to_world(v) for v in vertices])[:, -2:]  # scale, rotation, shear, affine
@@ -128,18 +134,23 @@ def drawn_diameter(viewer) -> tuple[float, int, str]:
 def calibrate_from_scale_bar(viewer, layer, length_nm: float) -> str:
     """Set an image layer's pixel size (scale and units in nm) from its scale bar of ``length_nm``; say how.
 
-    The line of a Shapes layer "<image> scale bar" (one the user drew or moved) gives the bar's length
-    in the image's pixels; without one the bar is found (:func:`~napari_nanogan.io.scalebar.find_scale_bar`)
-    and that layer added with a line along it, to check. Raises ``ValueError`` where neither gives a length.
+    The newest line of a Shapes layer "<image> scale bar" (the one outlined, moved, or drawn there)
+    gives the bar's length in the image's pixels; without one the bar is found
+    (:func:`~napari_nanogan.io.scalebar.find_scale_bar`) and outlined on that layer, to check. The
+    layers tied to the image (its info bar, scale bar and particles, at the image's scale) take the new
+    scale with it. Raises ``ValueError`` where neither gives a length.
     """
     from ..io.scalebar import find_scale_bar
     from ._layers import layer_data
 
     name = f"{layer.name} scale bar"
-    if name in viewer.layers and len(viewer.layers[name].data):
-        shapes = viewer.layers[name]
-        ends = np.array([layer.world_to_data(shapes.data_to_world(v)) for v in shapes.data[0][[0, -1]]])[:, -2:]
+    shapes = viewer.layers[name] if name in viewer.layers else None
+    lines = [v for v, kind in zip(shapes.data, shapes.shape_type) if kind == "line" or (kind == "path" and len(v) == 2)
+             ] if shapes is not None else []
+    if lines:
+        ends = np.array([layer.world_to_data(shapes.data_to_world(v)) for v in lines[-1][[0, -1]]])[:, -2:]
         length_px, how = float(np.linalg.norm(ends[1] - ends[0])), f"the line on {name!r}"
+        shapes.metadata[SCALE_BAR_LAYER] = True
         if length_px < 1:
             raise ValueError(f"the line on {name!r} is under a pixel long: draw it along the scale bar")
     else:
@@ -152,15 +163,25 @@ def calibrate_from_scale_bar(viewer, layer, length_nm: float) -> str:
                              f"Shapes layer named {name!r} (the line tool), then press the button again")
         y = (bar.top + bar.bottom - 1) / 2
         line = np.array([[y, bar.start - 0.5], [y, bar.stop - 0.5]])  # (pixel centres at whole numbers)
-        viewer.add_shapes([line], shape_type="line", name=name, edge_color="cyan", edge_width=2,
-                          scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]))
+        if shapes is None:
+            shapes = viewer.add_shapes(name=name, edge_color="cyan", edge_width=2, metadata={SCALE_BAR_LAYER: True},
+                                       scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]),
+                                       rotate=layer.rotate[-2:, -2:] if np.ndim(layer.rotate) == 2 else layer.rotate)
+        shapes.metadata[SCALE_BAR_LAYER] = True
+        shapes.data = [line]  # in the image's pixels: the layer sits where the image does
+        shapes.shape_type = ["line"]
+        shapes.scale = tuple(layer.scale[-2:])
         length_px, how = bar.length_px, f"found, outlined on {name!r}: check it lies on the bar"
     pixel = float(length_nm) / length_px
-    layer.scale = (*tuple(layer.scale)[:-2], pixel, pixel)
-    layer.units = (*tuple(layer.units)[:-2], "nm", "nm")
+    old = tuple(float(v) for v in layer.scale[-2:])
+    tied = [other for other in viewer.layers if other._type_string != "image"
+            and tuple(float(v) for v in other.scale[-2:]) == old
+            and (other.name.startswith(f"{layer.name} ") or other.metadata.get("source_layer") == layer.name)]
+    for other in [layer, *tied]:  # the info bar's outline, the scale bar's line, particles segmented before
+        other.scale = (*tuple(other.scale)[:-2], pixel, pixel)
+        other.units = (*tuple(other.units)[:-2], "nm", "nm")
     layer.metadata["pixel_size_nm"] = pixel
     layer.metadata["pixel_size_source"] = f"scale bar of {length_px:.4g} px = {length_nm:g} nm"
-    viewer.layers[name].scale = (pixel, pixel)  # (the line stays on the bar)
     return f"pixel size {pixel:.4g} nm: a scale bar of {length_px:.4g} px = {length_nm:g} nm ({how})"
 
 
@@ -263,7 +284,8 @@ class SegmentWidget(QWidget):
             show_error(f"Segment particles: {exc}")
             return None
         self._update_diameter_unit()
-        self.status.value = text
+        changed = self.status.value if self.status.value.startswith(UNIT_CHANGED) else ""
+        self.status.value = text + (f"; {changed}" if changed else "")
         show_info(f"Segment particles: {layer.name}: {text}")
         return layer_pixel_size_nm(layer)
 
