@@ -52,9 +52,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="auto")
     ap.add_argument("--generator", default=None)
-    ap.add_argument("--only", default="segment,large,synthesize",
-                    help="comma-separated parts: segment (and measure), large (particle diameter), synthesize "
-                         "(and export, fine-tune)")
+    ap.add_argument("--only", default="segment,large,scalebar,synthesize",
+                    help="comma-separated parts: segment (and measure), large (particle diameter), scalebar (pixel "
+                         "size from the scale bar), synthesize (and export, fine-tune)")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     import napari
@@ -74,6 +74,8 @@ def main():
     written = []
     if "large" in parts:
         written += large_particles(viewer, args.model)
+    if "scalebar" in parts:
+        written += scale_bar(viewer)
     if "segment" not in parts:
         if "synthesize" in parts:
             written += synthesize_and_finetune(viewer, args.generator or "default", args.model)
@@ -163,6 +165,43 @@ def large_particles(viewer, model):
     viewer.window.remove_dock_widget(dock)
     viewer.layers.clear()
     return [OUT / "segment_diameter.png"]
+
+
+def scale_bar(viewer):
+    """A PNG without a pixel size (the sample, its data bar labelled as a figure's would be): the pixel size set
+    from its scale bar and the length typed, the bar outlined to check."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from napari_nanogan.data.procedural import SAMPLE_PIXEL_SIZE_NM, sample_image
+    from napari_nanogan.io.scalebar import find_scale_bar
+    from napari_nanogan.widgets.segment import SegmentWidget
+
+    image, _ = sample_image()
+    bar = find_scale_bar(image)
+    length_nm = round(bar.length_px * SAMPLE_PIXEL_SIZE_NM)  # what the figure's label would say
+    labelled = Image.fromarray(image)
+    ImageDraw.Draw(labelled).text((bar.start + 30, bar.top - 16), f"{length_nm} nm", fill=255)
+    png = Path(tempfile.mkdtemp()) / "figure.png"
+    labelled.save(png)
+    viewer.open(str(png), plugin="napari-nanogan")
+    layer = viewer.layers["figure"]
+    seg = SegmentWidget(viewer)
+    dock = viewer.window.add_dock_widget(seg, name="Segment particles (scale bar)", area="right")
+    narrow(viewer, dock)
+    seg.image_layer.value = layer
+    seg.scale_bar.value = f"{length_nm} nm"
+    seg.pixel_size_from_scale_bar()
+    _close_toasts()
+    _settle()
+    viewer.camera.center = (0, (bar.top - 40) * layer.scale[-2], (bar.start + bar.stop) / 2 * layer.scale[-1] + 60)
+    viewer.camera.zoom = 2.4 / layer.scale[-1]  # the bar, its label and the particles above the data bar
+    _settle()
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    Image.fromarray(np.asarray(shot)).save(OUT / "segment_scale_bar.png")
+    viewer.window.remove_dock_widget(dock)
+    viewer.layers.clear()
+    return [OUT / "segment_scale_bar.png"]
 
 
 def _close_toasts():
