@@ -200,3 +200,21 @@ def test_the_writer_drops_the_confidence_of_repainted_particles_and_refuses_what
     with pytest.raises(ValueError, match="3D.*Split Stack"):
         write_labels_layer(str(tmp_path / "stack.tif"), np.zeros((2, 8, 8), np.uint8), {"name": "stack"})
     assert not (tmp_path / "stack.tif").exists()
+
+
+def test_a_mask_opened_alone_takes_the_info_bar_of_its_image(tmp_path, sem_like):
+    """As `nanogan measure` reads it: Measure flags the particles the image's bar cuts (it flagged none)."""
+    from napari_nanogan._napari import read_em_image
+
+    image, labels = sem_like  # a 24-row data bar below the labels' rows
+    mask = np.zeros(image.shape, np.uint8)
+    mask[: labels.shape[0]] = (labels > 0) * 255
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "f.tif", image)
+    tifffile.imwrite(tmp_path / "masks" / "f_m.tif", mask)
+    [(_, kwargs, kind)] = read_em_image(tmp_path / "masks" / "f_m.tif")
+    assert kind == "labels" and kwargs["metadata"]["info_bar_rows"] == (labels.shape[0], image.shape[0])
+    tifffile.imwrite(tmp_path / "images" / "f.tif", image[:100])  # another shape: not its image
+    [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "f_m.tif")
+    assert "info_bar_rows" not in kwargs["metadata"]

@@ -207,7 +207,7 @@ def read_labels(path, labels, meta: dict):
     and the info bar a label TIFF of ``nanogan segment`` records (so that Measure flags the particles it cuts)."""
     import numpy as np
 
-    from .io.images import labels_info_bar_rows, read_label_table
+    from .io.images import is_labels_tiff, labels_info_bar_rows, read_label_table
     from .io.infobar import InfoBar
     from .io.masks import image_stem
 
@@ -218,6 +218,8 @@ def read_labels(path, labels, meta: dict):
             bar = InfoBar(start, labels.shape[0], "bottom")
         elif end is not None and 0 < end < labels.shape[0]:
             bar = InfoBar(0, end, "top")
+    if bar is None and not is_labels_tiff(path):  # an annotation: the info bar of the image of its name
+        bar = _info_bar_of_its_image(path, labels.shape)
     kwargs = _layer_kwargs(Path(path).stem, meta, bar)
     stem = image_stem(path)
     if stem != Path(path).stem:  # the panels pair the labels with their image's layer when it is open
@@ -229,6 +231,19 @@ def read_labels(path, labels, meta: dict):
         kwargs["features"] = {"index": np.arange(1, len(confidence) + 1), "confidence": confidence}
         kwargs["metadata"]["label_areas"] = label_areas(labels, len(confidence))  # (Measure: repainted ones have none)
     return (np.asarray(labels), kwargs, "labels")
+
+
+def _info_bar_of_its_image(path, shape):
+    """The info bar of the image a mask annotates (:func:`~napari_nanogan.io.masks.its_image`), where it has the
+    mask's shape; None without one (as ``nanogan measure`` reads a mask)."""
+    from .io.masks import its_image
+
+    image_path = its_image(path)
+    try:
+        image = read_image(image_path)[0] if image_path is not None else None
+    except (ImageReadError, OSError):
+        return None
+    return detect_info_bar(image) if image is not None and image.shape == tuple(shape) else None
 
 
 def prefer_this_reader() -> list[str]:

@@ -63,6 +63,20 @@ def test_measure_widget_pixels_when_unknown(viewer_widget, wait_done):
     assert layer.features["ecd_nm"][0] == pytest.approx(np.sqrt(4 * 200 / np.pi) * 2)
 
 
+def test_a_layer_calibrated_after_it_was_chosen_is_measured_at_its_new_pixel_size(viewer_widget, wait_done):
+    """The field shows the layer's own pixel size; a scale set since (a scale bar, by hand) is the one used."""
+    viewer, w = viewer_widget
+    layer = viewer.add_labels(_labels(), name="p", scale=(2.0, 2.0), units=("nm", "nm"))
+    w.labels_layer.value = layer
+    w.run()
+    wait_done(w)
+    first = layer.features["ecd_nm"][0]
+    layer.scale, layer.units = (8.0, 8.0), ("nm", "nm")
+    w.run()
+    wait_done(w)
+    assert w.pixel_size.value == pytest.approx(8.0) and layer.features["ecd_nm"][0] == pytest.approx(4 * first)
+
+
 def test_layer_pixel_size_from_units(make_napari_viewer):
     viewer = make_napari_viewer()
     layer = viewer.add_image(np.zeros((4, 4)), scale=(7.344, 7.344), units=("nm", "nm"))

@@ -406,3 +406,31 @@ def test_pixel_size_from_the_scale_bar_found_or_drawn(widget):
     assert layer_pixel_size_nm(blank) is None
     w.scale_bar.value = "lots"
     assert w.pixel_size_from_scale_bar() is None and "'lots'" in w.status.value
+
+
+def test_calibrating_carries_lines_drawn_on_the_image_and_the_view_but_not_a_twin_images_layers(widget):
+    viewer, w = widget
+    rng = np.random.default_rng(1)
+    image = np.clip(rng.normal(110, 6, (200, 300)), 1, 254).astype(np.uint8)
+    image[170:174, 180:260] = 255  # a bar of 80 px
+    image[0, 0] = 0
+    layer = viewer.add_image(image, name="figure", scale=(3.0, 3.0), units=("nm", "nm"))
+    drawn = viewer.add_shapes([np.array([[50.0, 50.0], [50.0, 74.0]])], shape_type="line", name="my lines",
+                              scale=(3.0, 3.0))  # a line drawn across a particle of 24 px
+    camera = getattr(getattr(viewer, "scene", None), "camera", None) or viewer.camera
+    camera.center, camera.zoom = (0.0, 300.0, 450.0), 2.0  # data pixel (100, 150) in the middle
+    w.image_layer.value = layer
+    w.scale_bar.value = "400 nm"
+    assert w.pixel_size_from_scale_bar() == pytest.approx(5.0)
+    assert "it replaces the 3 nm the image had" in w.status.value
+    assert tuple(drawn.scale) == pytest.approx((5.0, 5.0))  # the lines drawn on it follow it
+    assert tuple(camera.center)[-2:] == pytest.approx((500.0, 750.0)) and camera.zoom == pytest.approx(1.2)
+    w.diameter_from_lines()
+    assert w.diameter.value == pytest.approx(120.0)  # 24 px at 5 nm
+    twin = viewer.add_image(image, name="figure 2")  # two uncalibrated copies: only its own layers follow each
+    twin_bar = viewer.add_shapes([np.array([[0.0, 0.0], [0.0, 5.0]])], shape_type="line", name="figure 2 info bar")
+    other = viewer.add_shapes([np.array([[0.0, 0.0], [0.0, 5.0]])], shape_type="line", name="figure info bar [1]")
+    layer.scale, layer.units = (1.0, 1.0), ("pixel", "pixel")
+    viewer.layers.remove("figure scale bar")
+    w.pixel_size_from_scale_bar()
+    assert tuple(twin.scale) == (1.0, 1.0) and tuple(twin_bar.scale) == (1.0, 1.0) and tuple(other.scale) == (1.0, 1.0)

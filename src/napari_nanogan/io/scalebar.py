@@ -194,6 +194,8 @@ def parse_length_nm(text: str) -> float:
 
     from .metadata import to_nm
 
+    if re.search(r"\d,\d", str(text)):
+        raise ValueError(f"{text!r}: write the decimal point as '.', e.g. '2.5 nm'")
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.][^\s]*)?\s*", str(text))
     if match is None:
         raise ValueError(f"{text!r}: expected a length such as '200 nm' or '0.5 um'")

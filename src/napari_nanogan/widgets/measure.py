@@ -132,6 +132,7 @@ class MeasureWidget(QWidget):
         if layer is None:
             show_error(self.job.refused("choose a Labels layer (segment an image first)."))
             return
+        self._layers_chosen()  # the layers' own pixel size as it is now (a scale bar may have set it since)
         from ._layers import layer_data
 
         try:

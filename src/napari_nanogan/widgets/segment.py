@@ -166,6 +166,7 @@ def calibrate_from_scale_bar(viewer, layer, length_nm: float) -> str:
         if shapes is None:
             shapes = viewer.add_shapes(name=name, edge_color="cyan", edge_width=2, metadata={SCALE_BAR_LAYER: True},
                                        scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]),
+                                       units=tuple(layer.units[-2:]),
                                        rotate=layer.rotate[-2:, -2:] if np.ndim(layer.rotate) == 2 else layer.rotate)
         shapes.metadata[SCALE_BAR_LAYER] = True
         shapes.data = [line]  # in the image's pixels: the layer sits where the image does
@@ -173,16 +174,32 @@ def calibrate_from_scale_bar(viewer, layer, length_nm: float) -> str:
         shapes.scale = tuple(layer.scale[-2:])
         length_px, how = bar.length_px, f"found, outlined on {name!r}: check it lies on the bar"
     pixel = float(length_nm) / length_px
-    old = tuple(float(v) for v in layer.scale[-2:])
-    tied = [other for other in viewer.layers if other._type_string != "image"
-            and tuple(float(v) for v in other.scale[-2:]) == old
-            and (other.name.startswith(f"{layer.name} ") or other.metadata.get("source_layer") == layer.name)]
-    for other in [layer, *tied]:  # the info bar's outline, the scale bar's line, particles segmented before
+    before = layer_pixel_size_nm(layer)
+    factor = pixel / float(layer.scale[-1])
+    for other in [layer, *_tied_layers(viewer, layer)]:  # its info bar, scale bar, particles, lines drawn on it
         other.scale = (*tuple(other.scale)[:-2], pixel, pixel)
         other.units = (*tuple(other.units)[:-2], "nm", "nm")
+    camera = getattr(getattr(viewer, "scene", None), "camera", None) or viewer.camera
+    origin = tuple(float(v) for v in layer.translate[-2:])  # the same part of the image in view, now in nm
+    camera.center = (*tuple(camera.center)[:-2], *(t + (c - t) * factor for c, t in zip(camera.center[-2:], origin)))
+    camera.zoom = camera.zoom / factor
     layer.metadata["pixel_size_nm"] = pixel
     layer.metadata["pixel_size_source"] = f"scale bar of {length_px:.4g} px = {length_nm:g} nm"
-    return f"pixel size {pixel:.4g} nm: a scale bar of {length_px:.4g} px = {length_nm:g} nm ({how})"
+    replaced = f"; it replaces the {before:.4g} nm the image had" if before and abs(pixel / before - 1) > 0.01 else ""
+    return f"pixel size {pixel:.4g} nm: a scale bar of {length_px:.4g} px = {length_nm:g} nm ({how}){replaced}"
+
+
+def _tied_layers(viewer, layer) -> list:
+    """The layers that lie on ``layer`` at its scale and place: its info bar, scale bar and particles (by name or
+    ``source_layer``), and, where no other image lies there as well, any other (lines drawn on it)."""
+    def place(other):
+        return tuple(float(v) for v in other.scale[-2:]), tuple(float(v) for v in other.translate[-2:])
+
+    here = place(layer)
+    twins = any(o is not layer and o._type_string == "image" and place(o) == here for o in viewer.layers)
+    names = {f"{layer.name} {what}" for what in ("info bar", "scale bar", "particles")}
+    return [o for o in viewer.layers if o._type_string != "image" and place(o) == here
+            and (o.name in names or o.metadata.get("source_layer") == layer.name or not twins)]
 
 
 class SegmentWidget(QWidget):
