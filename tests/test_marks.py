@@ -58,3 +58,27 @@ def test_without_particles_nothing_changes():
     empty = np.zeros_like(labels)
     kept, confidence = drop_ink(grey, empty, np.zeros(0, np.float32))
     assert kept is empty and confidence.size == 0
+
+
+def test_a_scale_bars_label_is_dropped_and_a_particle_beside_it_kept():
+    """The letters of a scale bar's label, drawn as the bar is, are marks even where anti-aliasing or shrinking
+    leaves most of their pixels off the extreme level (the ink rule's half); a particle there is kept."""
+    from napari_nanogan.io.infobar import InfoBar
+    from napari_nanogan.segmentation.marks import drop_scale_bar_marks, scale_bar_marks
+
+    rng = np.random.default_rng(0)
+    grey = rng.normal(110, 5, (300, 400)).clip(1, 254).astype(np.uint8)
+    grey[0, 0] = 0
+    grey[250:256, 200:300] = 255  # the bar, 100 px
+    labels = np.zeros(grey.shape, np.int32)
+    labels[228:240, 220:232] = 1  # a letter of its label: a third of it white, the rest anti-aliased grey
+    grey[228:240, 220:224] = 255
+    grey[228:240, 224:232] = 180
+    labels[226:240, 250:264] = 2  # a grey particle in the same zone
+    grey[226:240, 250:264] = 160
+    labels[100:120, 100:120] = 3  # a particle far from the bar, white in part
+    grey[100:120, 100:110] = 255
+    assert list(scale_bar_marks(grey, labels)) == [True, False, False]
+    kept, confidence = drop_scale_bar_marks(grey, labels, np.array([0.5, 0.9, 0.8]))
+    assert kept.max() == 2 and list(confidence) == [0.9, 0.8] and (kept[labels == 2] == 1).all()
+    assert not scale_bar_marks(grey, labels, InfoBar(245, 300, "bottom")).any()  # a data bar's rows hold none

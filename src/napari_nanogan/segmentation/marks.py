@@ -34,13 +34,52 @@ def ink_particles(grey: np.ndarray, labels: np.ndarray, rows: slice = slice(None
 def drop_ink(grey: np.ndarray, labels: np.ndarray, confidence: np.ndarray | None, rows: slice = slice(None)
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """``labels`` without the particles :func:`ink_particles` finds, renumbered 1..K in order, and their confidence."""
-    ink = ink_particles(grey, labels, rows)
-    if not ink.any():
+    return _without(labels, confidence, ink_particles(grey, labels, rows))
+
+
+def scale_bar_marks(grey: np.ndarray, labels: np.ndarray, info_bar=None) -> np.ndarray:
+    """Which particles 1..K of ``labels`` (index k - 1) are a scale bar's label or the bar itself: wholly in the
+    zone around the bar found in ``grey`` (:func:`~napari_nanogan.io.scalebar.find_scale_bar`; its length in
+    either direction, 3 times its thickness and at least 24 px above and below; none for a bar in the
+    ``info_bar``, whose rows hold no particle) with ``config.SCALE_BAR_INK_SHARE`` of their pixels at its level."""
+    from ..io.scalebar import find_scale_bar
+
+    n = int(labels.max()) if labels.size else 0
+    bar = find_scale_bar(grey) if n else None
+    if bar is None or (info_bar is not None and info_bar.start <= bar.top < info_bar.stop):
+        return np.zeros(n, bool)
+    zone, at_level = scale_bar_zone(grey, bar)
+    index = np.arange(1, n + 1)
+    inside = ndi.mean(zone.astype(np.float32), labels, index)
+    return (inside >= 0.9) & (ndi.mean(at_level.astype(np.float32), labels, index) >= _config.SCALE_BAR_INK_SHARE)
+
+
+def scale_bar_zone(grey: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray]:
+    """(the zone of a scale bar's label around ``bar``, the pixels at its level) of ``grey``, as boolean masks."""
+    from ..io.scalebar import LEVEL_TOLERANCE
+
+    grey = np.asarray(grey, np.float32)
+    h, w = max(3 * bar.thickness_px, 24), 0.3 * bar.length_px
+    zone = np.zeros(grey.shape, bool)
+    zone[max(bar.top - h, 0) : bar.bottom + h, max(int(bar.start - w), 0) : int(np.ceil(bar.stop + w))] = True
+    low, high = float(grey.min()), float(grey.max())
+    tolerance = LEVEL_TOLERANCE * (high - low)
+    return zone, (grey >= high - tolerance if bar.level == "white" else grey <= low + tolerance)
+
+
+def drop_scale_bar_marks(grey: np.ndarray, labels: np.ndarray, confidence: np.ndarray | None, info_bar=None
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``labels`` without the particles :func:`scale_bar_marks` finds, renumbered 1..K in order, and their confidence."""
+    return _without(labels, confidence, scale_bar_marks(grey, labels, info_bar))
+
+
+def _without(labels: np.ndarray, confidence: np.ndarray | None, drop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if not drop.any():
         return labels, confidence
-    keep = np.concatenate([[False], ~ink])
+    keep = np.concatenate([[False], ~drop])
     lut = np.zeros(len(keep), labels.dtype)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=labels.dtype)
-    return lut[labels], None if confidence is None else np.asarray(confidence)[~ink]
+    return lut[labels], None if confidence is None else np.asarray(confidence)[~drop]
 
 
 def judge(grey: np.ndarray, labels: np.ndarray, foreground: np.ndarray, interior: np.ndarray, network,

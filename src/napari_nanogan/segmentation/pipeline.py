@@ -14,7 +14,7 @@ from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
-from .marks import judge
+from .marks import drop_scale_bar_marks, judge
 from .polarity import inverted as invert
 from .postprocess import instances_from_probabilities
 from .smallpass import add_small_particles, small_pass_factor
@@ -285,6 +285,8 @@ def segment_steps(
         small = yield from _labels_at(seen, network, rows, bar, fine, tile, overlap, postprocess)  # the same network
         labels, confidence, fg, interior = add_small_particles(seen, labels, confidence, fg, interior, *small[:4],
                                                                rows=rows)
+    added = int(labels.max()) - first
+    labels, confidence = drop_scale_bar_marks(grey, labels, confidence, bar)  # its label's letters (no ink rule's)
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None
@@ -292,7 +294,7 @@ def segment_steps(
                               diameter_px=None if diameter is None else float(diameter),
                               diameter_estimated=estimated and diameter is not None, model=network.name,
                               confidence=confidence, enlarge_below_px=sizer.diameter_px / _config.ENLARGE_BELOW,
-                              scale=factor, enlargement_rejected=rejected, small_added=int(labels.max()) - first,
+                              scale=factor, enlargement_rejected=rejected, small_added=added,
                               estimate_scale=estimate_scale, inverted=inverted)
 
 
