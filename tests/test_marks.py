@@ -63,22 +63,62 @@ def test_without_particles_nothing_changes():
 def test_a_scale_bars_label_is_dropped_and_a_particle_beside_it_kept():
     """The letters of a scale bar's label, drawn as the bar is, are marks even where anti-aliasing or shrinking
     leaves most of their pixels off the extreme level (the ink rule's half); a particle there is kept."""
-    from napari_nanogan.io.infobar import InfoBar
     from napari_nanogan.segmentation.marks import drop_scale_bar_marks, scale_bar_marks
 
     rng = np.random.default_rng(0)
     grey = rng.normal(110, 5, (300, 400)).clip(1, 254).astype(np.uint8)
     grey[0, 0] = 0
-    grey[250:256, 200:300] = 255  # the bar, 100 px
+    grey[250:256, 200:300] = 255  # the bar, 100 px: its zone is rows 226-279, columns 170-329
     labels = np.zeros(grey.shape, np.int32)
-    labels[228:240, 220:232] = 1  # a letter of its label: a third of it white, the rest anti-aliased grey
-    grey[228:240, 220:224] = 255
-    grey[228:240, 224:232] = 180
+
+    def letter(k, rows, cols):  # a third of it white, the rest anti-aliased grey
+        labels[rows, cols] = k
+        grey[rows, cols] = 180
+        grey[rows, cols.start : cols.start + (cols.stop - cols.start) // 3] = 255
+
+    letter(1, slice(228, 240), slice(220, 232))  # above the bar
     labels[226:240, 250:264] = 2  # a grey particle in the same zone
     grey[226:240, 250:264] = 160
-    labels[100:120, 100:120] = 3  # a particle far from the bar, white in part
-    grey[100:120, 100:110] = 255
-    assert list(scale_bar_marks(grey, labels)) == [True, False, False]
-    kept, confidence = drop_scale_bar_marks(grey, labels, np.array([0.5, 0.9, 0.8]))
-    assert kept.max() == 2 and list(confidence) == [0.9, 0.8] and (kept[labels == 2] == 1).all()
-    assert not scale_bar_marks(grey, labels, InfoBar(245, 300, "bottom")).any()  # a data bar's rows hold none
+    letter(3, slice(100, 120), slice(100, 112))  # far from the bar
+    letter(4, slice(216, 236), slice(270, 282))  # half of it above the zone
+    letter(5, slice(250, 262), slice(314, 326))  # beside the bar's end, in the zone
+    letter(6, slice(250, 262), slice(345, 357))  # further: out of it
+    for k in range(7, 17):  # the image's particles, grey
+        labels[10 + 16 * (k - 7) : 20 + 16 * (k - 7), 20:30] = k
+        grey[10 + 16 * (k - 7) : 20 + 16 * (k - 7), 20:30] = 170
+    expected = [True, False, False, False, True, False] + [False] * 10
+    assert list(scale_bar_marks(grey, labels)) == expected
+    assert list(scale_bar_marks(np.stack([grey] * 3, -1), labels)) == expected  # colour: its grey levels
+    kept, confidence = drop_scale_bar_marks(grey, labels, np.linspace(0.1, 0.9, 16))
+    assert kept.max() == 14 and len(confidence) == 14 and (kept[labels == 2] == 1).all()
+    assert not scale_bar_marks(grey, labels, rows=slice(0, 245)).any()  # a bar out of the specimen rows: none
+
+
+def test_a_label_as_bright_as_the_particles_is_told_from_them_by_the_zone_alone():
+    """Saturated bright particles and a white bar with white letters (two EMPS test figures): the letters beside
+    the bar go, the particles elsewhere, as white as they are, stay."""
+    from napari_nanogan.segmentation.marks import scale_bar_marks
+
+    rng = np.random.default_rng(1)
+    grey = rng.normal(40, 5, (300, 400)).clip(1, 254).astype(np.uint8)
+    grey[0, 0] = 0
+    grey[250:256, 200:300] = 255  # the bar
+    labels = np.zeros(grey.shape, np.int32)
+    for k, (y, x) in enumerate(((230, 215), (230, 245), (60, 60), (120, 200), (150, 320)), start=1):
+        labels[y : y + 12, x : x + 10] = k
+        grey[y : y + 12, x : x + 10] = 255  # particles (and letters) at white
+    assert list(scale_bar_marks(grey, labels)) == [True, True, False, False, False]
+
+
+def test_segmentation_drops_a_scale_bars_label_and_counts_what_the_finer_pass_kept(tiny_segmenter, sem_like,
+                                                                                     monkeypatch):
+    import napari_nanogan.segmentation.pipeline as pipeline
+    from napari_nanogan.segmentation import segment
+
+    seen = []
+    real = pipeline.scale_bar_marks
+    monkeypatch.setattr(pipeline, "scale_bar_marks", lambda *a, **k: seen.append(a) or real(*a, **k))
+    image = sem_like[0].copy()
+    result = segment(image, tiny_segmenter, tile=128)
+    assert len(seen) == 1 and seen[0][2] == slice(0, result.info_bar.start)  # the specimen rows, once
+    assert result.labels.max() == len(result.confidence) and result.small_added >= 0

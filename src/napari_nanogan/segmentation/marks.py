@@ -34,46 +34,61 @@ def ink_particles(grey: np.ndarray, labels: np.ndarray, rows: slice = slice(None
 def drop_ink(grey: np.ndarray, labels: np.ndarray, confidence: np.ndarray | None, rows: slice = slice(None)
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """``labels`` without the particles :func:`ink_particles` finds, renumbered 1..K in order, and their confidence."""
-    return _without(labels, confidence, ink_particles(grey, labels, rows))
+    return without_particles(labels, confidence, ink_particles(grey, labels, rows))
 
 
-def scale_bar_marks(grey: np.ndarray, labels: np.ndarray, info_bar=None) -> np.ndarray:
-    """Which particles 1..K of ``labels`` (index k - 1) are a scale bar's label or the bar itself: wholly in the
-    zone around the bar found in ``grey`` (:func:`~napari_nanogan.io.scalebar.find_scale_bar`; its length in
-    either direction, 3 times its thickness and at least 24 px above and below; none for a bar in the
-    ``info_bar``, whose rows hold no particle) with ``config.SCALE_BAR_INK_SHARE`` of their pixels at its level."""
-    from ..io.scalebar import find_scale_bar
+#: Images over this many pixels are not searched for a figure's scale bar: a montage holds none, and the
+#: search takes about 12 bytes a pixel.
+SCALE_BAR_MAX_PIXELS = 4096 * 4096
+
+
+def scale_bar_marks(grey: np.ndarray, labels: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+    """Which particles 1..K of ``labels`` (index k - 1) are a scale bar's label or the bar itself: wholly (9/10)
+    in the zone around the bar found in the specimen ``rows`` of ``grey`` (:func:`scale_bar_zone`) with
+    ``config.SCALE_BAR_INK_SHARE`` of their pixels at its level; none in images over
+    :data:`SCALE_BAR_MAX_PIXELS`. Unlike :func:`ink_particles` it holds where the particles are as bright
+    (or dark) as the bar: a label's letters then look like them, and only the zone tells them apart. A
+    particle of such an image lying wholly in the zone goes too (none of the annotated EMPS particles did)."""
+    from ..io.images import as_grey
+    from ..io.scalebar import ScaleBar, find_scale_bar
 
     n = int(labels.max()) if labels.size else 0
-    bar = find_scale_bar(grey) if n else None
-    if bar is None or (info_bar is not None and info_bar.start <= bar.top < info_bar.stop):
+    grey = as_grey(grey)  # (a colour image's bar is found on its grey levels)
+    start = rows.indices(grey.shape[0])[0]
+    bar = find_scale_bar(grey[rows]) if n and 0 < grey[rows].size and grey.size <= SCALE_BAR_MAX_PIXELS else None
+    if bar is None:
         return np.zeros(n, bool)
-    zone, at_level = scale_bar_zone(grey, bar)
+    bar = ScaleBar(bar.top + start, bar.bottom + start, bar.start, bar.stop, bar.level)
+    zone, at_level = scale_bar_zone(grey, bar, rows)
     index = np.arange(1, n + 1)
-    inside = ndi.mean(zone.astype(np.float32), labels, index)
-    return (inside >= 0.9) & (ndi.mean(at_level.astype(np.float32), labels, index) >= _config.SCALE_BAR_INK_SHARE)
+    share = ndi.mean(at_level.astype(np.float32), labels, index)
+    return (ndi.mean(zone.astype(np.float32), labels, index) >= 0.9) & (share >= _config.SCALE_BAR_INK_SHARE)
 
 
-def scale_bar_zone(grey: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray]:
-    """(the zone of a scale bar's label around ``bar``, the pixels at its level) of ``grey``, as boolean masks."""
+def scale_bar_zone(grey: np.ndarray, bar, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """(the zone of a scale bar's label around ``bar``: three tenths of its length beyond either end, 3 times its
+    thickness and at least 24 px above and below; the pixels at its level, by the grey range of the specimen
+    ``rows``) of a grey image, as boolean masks."""
     from ..io.scalebar import LEVEL_TOLERANCE
 
-    grey = np.asarray(grey, np.float32)
+    grey = np.asarray(grey)
     h, w = max(3 * bar.thickness_px, 24), 0.3 * bar.length_px
     zone = np.zeros(grey.shape, bool)
     zone[max(bar.top - h, 0) : bar.bottom + h, max(int(bar.start - w), 0) : int(np.ceil(bar.stop + w))] = True
-    low, high = float(grey.min()), float(grey.max())
+    low, high = float(grey[rows].min()), float(grey[rows].max())
     tolerance = LEVEL_TOLERANCE * (high - low)
     return zone, (grey >= high - tolerance if bar.level == "white" else grey <= low + tolerance)
 
 
-def drop_scale_bar_marks(grey: np.ndarray, labels: np.ndarray, confidence: np.ndarray | None, info_bar=None
-                         ) -> tuple[np.ndarray, np.ndarray | None]:
+def drop_scale_bar_marks(grey: np.ndarray, labels: np.ndarray, confidence: np.ndarray | None,
+                         rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray | None]:
     """``labels`` without the particles :func:`scale_bar_marks` finds, renumbered 1..K in order, and their confidence."""
-    return _without(labels, confidence, scale_bar_marks(grey, labels, info_bar))
+    return without_particles(labels, confidence, scale_bar_marks(grey, labels, rows))
 
 
-def _without(labels: np.ndarray, confidence: np.ndarray | None, drop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def without_particles(labels: np.ndarray, confidence: np.ndarray | None, drop: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``labels`` without the particles ``drop`` marks (index k - 1), renumbered 1..K in order, and their confidence."""
     if not drop.any():
         return labels, confidence
     keep = np.concatenate([[False], ~drop])
