@@ -29,7 +29,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--sheet", help="a PNG of crops of a sample of the EMPS bars found")
     parser.add_argument("--sample", type=int, default=18)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--predictions", help="a folder of <stem>_labels.tif of EMPS images (bench.evaluate --save-dir)")
+    parser.add_argument("--predictions",
+                        help="a folder of <stem>_labels.tif of EMPS images (bench.evaluate --save-dir)")
     args = parser.parse_args(argv)
 
     import numpy as np

@@ -675,13 +675,8 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     export_pairs([Pair(f"syn{i}", render_sem(lab, seed=i), lab, seed=i)
                   for i, lab in enumerate(particle_labels((96, 96), n_particles=8, mean_diameter=12, seed=s)
                                           for s in range(3))], tmp_path / "synthetic")
-    plain = tmp_path / "real"
-    (plain / "images").mkdir(parents=True)
-    (plain / "masks").mkdir()
-    for i in range(2):
-        lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=10 + i)
-        Image.fromarray(render_sem(lab, seed=10 + i)).save(plain / "images" / f"f{i}.png")
-        Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(plain / "masks" / f"f{i}.png")
+    plain = _pairs_folder(tmp_path / "real", 2)
+    lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=3)
     Image.fromarray(render_sem(lab, seed=3)).save(plain / "images" / "orphan.png")  # no mask: left out, and said
     out = tmp_path / "mine.pt"
     args = ["train", "--pairs", str(tmp_path / "synthetic"), str(plain), "--out", str(out), "--steps", "2",
@@ -702,17 +697,23 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     assert main(["train", "--pairs", str(plain), "--out", str(tmp_path), "--steps", "1"]) == 2
 
 
-def test_train_on_pairs_leaves_out_a_pair_it_cannot_read_and_says_which(tmp_path, tiny_checkpoint, capsys):
+def _pairs_folder(folder, n: int):
+    """``folder/images/f<i>.png`` and ``folder/masks/f<i>.png``: ``n`` procedural image-mask pairs."""
     from napari_nanogan.data.procedural import particle_labels, render_sem
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for i in range(n):
+        lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=10 + i)
+        Image.fromarray(render_sem(lab, seed=10 + i)).save(folder / "images" / f"f{i}.png")
+        Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(folder / "masks" / f"f{i}.png")
+    return folder
+
+
+def test_train_on_pairs_leaves_out_a_pair_it_cannot_read_and_says_which(tmp_path, tiny_checkpoint, capsys):
     from napari_nanogan.models.checkpoint import load_checkpoint
 
-    plain = tmp_path / "real"
-    (plain / "images").mkdir(parents=True)
-    (plain / "masks").mkdir()
-    for i in range(3):
-        lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=10 + i)
-        Image.fromarray(render_sem(lab, seed=10 + i)).save(plain / "images" / f"f{i}.png")
-        Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(plain / "masks" / f"f{i}.png")
+    plain = _pairs_folder(tmp_path / "real", 3)
     (plain / "images" / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out = tmp_path / "mine.pt"
     assert main(["train", "--pairs", str(plain), "--out", str(out), "--steps", "1", "--init", str(tiny_checkpoint),

@@ -353,13 +353,14 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
 
     ``make_loop(should_stop)`` builds the loop; SIGTERM, and a first Ctrl-C (SIGINT), ask it to
     stop after the current step (it writes last.pt; exit status 143, or 130 after a Ctrl-C, as for
-    any unfinished command: the same command resumes); a second Ctrl-C aborts at once. ``report(record)`` prints what a step has to say. ``quiet``: no bar
-    and no reports (the other processes of a data-parallel run).
+    any unfinished command: the same command resumes); a second Ctrl-C aborts at once.
+    ``report(record)`` prints what a step has to say. ``quiet``: no bar and no reports (the other
+    processes of a data-parallel run).
     """
     import signal
     import threading
 
-    stop = {"now": False, "ctrl_c": False, "sigterm": False}
+    stop = {"now": False, "ctrl_c": False, "sigterm": False, "stopped": False}  # (stopped: before the end)
 
     def interrupt(*_):  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
         if stop["ctrl_c"]:
@@ -374,7 +375,7 @@ def drive_training(make_loop, total: int, desc: str, report, *, quiet: bool = Fa
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
     try:
         code = _drive(make_loop, total, desc, report, stop, quiet)
-        if code == 0 and stop.get("stopped") and (stop["ctrl_c"] or stop["sigterm"]):  # (not one after the end)
+        if code == 0 and stop["stopped"] and (stop["ctrl_c"] or stop["sigterm"]):  # (not a signal after the end)
             return 130 if stop["ctrl_c"] else 143
         return code
     finally:
@@ -386,7 +387,7 @@ def _drive(make_loop, total: int, desc: str, report, stop: dict, quiet: bool) ->
     if quiet:
         try:
             for rec in make_loop(lambda: stop["now"]):
-                stop["stopped"] = stop.get("stopped") or rec.stopped
+                stop["stopped"] = stop["stopped"] or rec.stopped
         except KeyboardInterrupt:
             return 130
         return 0

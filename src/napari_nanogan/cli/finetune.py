@@ -114,8 +114,8 @@ def cmd_finetune(args) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser(
         "finetune", help="fine-tune the model you segment with on your annotated images",
-        description="Fine-tune the segmenter (and, with --preset standard or thorough, the cycle-GAN generator) on your annotated "
-                    "images: the bottom rows of each image are held out, segmented before and after as `nanogan "
+        description="Fine-tune the segmenter (and, with --preset standard or thorough, the cycle-GAN generator) on "
+                    "your annotated images: the bottom rows of each image are held out, segmented before and after as `nanogan "
                     "segment` does, and the result says whether the fine-tuned model is better there. Writes one "
                     "model file usable as --model everywhere. Ctrl-C or SIGTERM stops early and still writes the "
                     "model trained so far (a second Ctrl-C aborts, writing nothing).")

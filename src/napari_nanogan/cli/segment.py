@@ -419,13 +419,14 @@ def add_commands(sub) -> None:
                         f"particle (default {MARGIN_DIAMETERS} particle diameters, at least {MIN_MARGIN})")
     p.set_defaults(func=cmd_segment)
 
-    p = sub.add_parser("demo", help="segment the package's own sample image, then synthesize an image of a designed mask and segment it back (offline, "
-                            "shipped defaults)",
+    p = sub.add_parser("demo", help="segment the package's own sample image, then synthesize an image of a designed "
+                            "mask and segment it back (offline, shipped defaults)",
                        description="The main job on the shipped defaults, offline: segment the package's procedural SEM "
                                    "sample and score it against its known particles, then synthesize an SEM image from "
-                                   "a designed mask (MaskDesign(seed=7)) and segment that back. Writes to --out: sample.tif, sample_labels.tif and "
-                                   ".csv, sample_overlay.png, synthetic.tif, synthetic_mask.tif, synthetic_overlay.png, "
-                                   "summary.json and summary.txt; prints the summary.")
+                                   "a designed mask (MaskDesign(seed=7)) and segment that back. Writes to --out: "
+                                   "sample.tif, sample_labels.tif and .csv, sample_overlay.png, synthetic.tif, "
+                                   "synthetic_mask.tif, synthetic_overlay.png, summary.json and summary.txt; prints the "
+                                   "summary.")
     p.add_argument("--out", default="nanogan-demo", help="output folder (default ./nanogan-demo)")
     p.add_argument("--model", default=DEFAULT_SEGMENTER,
                    help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")

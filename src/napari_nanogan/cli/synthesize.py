@@ -21,8 +21,7 @@ def cmd_synthesize(args) -> int:
 
     from ..io.atomic import atomic_path, remove_stale_temporaries
     from ..io.images import resolution_tags
-    from ..io.masks import mask_pixel_size_nm
-    from ..io.masks import read_mask
+    from ..io.masks import mask_pixel_size_nm, read_mask
     from ..segmentation.wording import plural
     from ..synthesis import load_generator, mask_maps, synthesis_seed, synthesize
 

@@ -78,9 +78,9 @@ def segment_files(client, paths: Iterable[str | Path], out_dir: str | Path, *, m
     """Segment image files on the cluster of ``client``: ``<out>/<stem>_labels.tif`` each, as ``nanogan segment`` writes.
 
     ``diameter``: "auto", pixels or None (as :func:`~napari_nanogan.segmentation.files.segment_file`
-    takes it, and ``small_pass``, ``scale_check``, ``polarity_check``); ``pixel_size_nm`` replaces the files' own, and so does the length of
-    each image's scale bar, ``scale_bar_nm``. Outputs already complete are
-    skipped unless ``overwrite``. ``report`` is called with each :class:`Outcome` as it comes.
+    takes it, and ``small_pass``, ``scale_check``, ``polarity_check``); ``pixel_size_nm`` replaces the
+    files' own, and so does the length of each image's scale bar, ``scale_bar_nm``. Outputs already
+    complete are skipped unless ``overwrite``. ``report`` is called with each :class:`Outcome` as it comes.
     """
     plugin = ModelPlugin("segmenter", model, torch_threads)
     register(client, plugin)
@@ -98,8 +98,7 @@ def _synthesize_task(path: str, out_dir: str, plugin: str, n: int, seed: int, ov
 
     from ..io.atomic import atomic_path
     from ..io.images import resolution_tags
-    from ..io.masks import mask_pixel_size_nm
-    from ..io.masks import read_mask
+    from ..io.masks import mask_pixel_size_nm, read_mask
     from ..synthesis import synthesis_seed, synthesize
 
     stem = Path(path).stem

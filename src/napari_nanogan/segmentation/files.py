@@ -38,8 +38,8 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     ``pixel_size_nm``: the pixel size (nm) to use instead of the file's own (figure crops
     and PNGs give none); it goes into the labels TIFF. ``scale_bar_nm``: instead, the length of
     the scale bar burnt into the image, whose length in pixels gives the pixel size
-    (:func:`~napari_nanogan.io.scalebar.pixel_size_from_scale_bar`; an image without one is an error). ``diameter_nm`` (instead of
-    ``diameter``) is converted with the pixel size; a file without one is an error. The
+    (:func:`~napari_nanogan.io.scalebar.pixel_size_from_scale_bar`; an image without one is an
+    error). ``diameter_nm`` (instead of ``diameter``) is converted with the pixel size; a file without one is an error. The
     labels are written atomically, table first, so a labels TIFF on disk means both are
     complete. Raises
     :class:`~napari_nanogan.io.ImageReadError`, ``ValueError`` or ``OSError`` for

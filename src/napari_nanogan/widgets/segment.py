@@ -164,8 +164,7 @@ def calibrate_from_scale_bar(viewer, layer, length_nm: float) -> str:
         y = (bar.top + bar.bottom - 1) / 2
         line = np.array([[y, bar.start - 0.5], [y, bar.stop - 0.5]])  # (pixel centres at whole numbers)
         if shapes is None:
-            shapes = viewer.add_shapes(name=name, edge_color="cyan", edge_width=2, metadata={SCALE_BAR_LAYER: True},
-                                       scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]),
+            shapes = viewer.add_shapes(name=name, edge_color="cyan", edge_width=2, scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]),
                                        units=tuple(layer.units[-2:]),
                                        rotate=layer.rotate[-2:, -2:] if np.ndim(layer.rotate) == 2 else layer.rotate)
         shapes.metadata[SCALE_BAR_LAYER] = True
