@@ -460,3 +460,15 @@ def test_a_single_grey_level_is_no_particles_and_no_size(tiny_checkpoint, value,
     result = segment(np.full((200, 300), value, dtype), load_segmenter(str(tiny_checkpoint)), diameter="auto")
     assert result.flat and result.count == 0 and result.diameter_px is None and result.labels.shape == (200, 300)
     assert result.describe() == "0 particles, the image is a single grey level"
+
+
+def test_training_patches_and_thread_counts_out_of_range_are_refused_at_once(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rc, errors, _ = _run(capsys, "train", "--pairs", tmp_path, "--out", tmp_path / "m.pt", "--patch-size", "100000")
+    assert rc == 2 and not (tmp_path / "m.pt.run").exists()
+    _one(errors, "--patch-size must be from 32 to 2048")
+    for flag in ("--threads", "--workers"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["segment", str(tmp_path), "--out", str(tmp_path / "out"), flag, "-1"])
+        assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err

@@ -689,6 +689,15 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     assert data["provenance"]["train_config"]["invert_prob"] == 0.5
     assert data["provenance"]["precision"] == "fp32"
     assert (tmp_path / "mine.pt.run" / "last.pt").is_file()
+    kept = out.read_bytes()
+    for other in (["--lr", "0.01"], ["--init", "none"], ["--batch-size", "4"]):  # never resumed with other settings
+        assert main([*args, *other]) == 2 and out.read_bytes() == kept
+        err = capsys.readouterr().err
+        assert "is a run of other settings" in err or "another model configuration" in err
+    plain_only = [a for a in args if a != str(tmp_path / "synthetic")]
+    assert main(plain_only) == 2 and "pairs" in capsys.readouterr().err  # other data
+    assert main([*args[:args.index("--steps") + 1], "3", *args[args.index("--steps") + 2:]]) == 0  # longer: resumed
+    assert load_checkpoint(out, kind="segmenter")["provenance"]["step"] == 3
     image = tmp_path / "x.tif"
     tifffile.imwrite(image, render_sem(particle_labels((64, 64), n_particles=4, mean_diameter=10, seed=1), seed=1))
     assert main(["segment", str(image), "--out", str(tmp_path / "labels"), "--model", str(out)]) == 0

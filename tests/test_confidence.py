@@ -84,7 +84,7 @@ def test_segment_gives_a_confidence_per_particle_and_the_cli_keeps_it(tmp_path, 
     assert ((result.confidence >= 0) & (result.confidence <= 1)).all()
     tifffile.imwrite(tmp_path / "a.tif", image)
     assert main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "out"), "--model", str(tiny_checkpoint)]) == 0
-    table = read_label_table(tmp_path / "out" / "a_labels.tif")
+    table = read_label_table(tmp_path / "out" / "a_labels.tif", result.count)
     np.testing.assert_allclose(table, result.confidence, atol=1e-4)
     assert main(["measure", str(tmp_path / "out" / "a_labels.tif"), "--out", str(tmp_path / "sizes.csv")]) == 0
     header, *rows = (tmp_path / "sizes.csv").read_text().splitlines()

@@ -375,8 +375,8 @@ def test_finishing_a_fine_tuned_bundle_keeps_its_segmenter_and_card(tmp_path):
 def test_finetune_cli_ctrl_c_stops_and_keeps_the_model_trained_so_far(tmp_path, tiny_checkpoint,
                                                                        tiny_generator_checkpoint, sem_like,
                                                                        monkeypatch, capsys):
-    """A first Ctrl-C (SIGINT) stops as SIGTERM does: the model trained so far is judged and written, and Ctrl-C
-    works as before once the command is over."""
+    """A first Ctrl-C (SIGINT) stops as SIGTERM does: the model trained so far is judged and written, the exit
+    status says the run did not finish (130), and Ctrl-C works as before once the command is over."""
     import signal
 
     from napari_nanogan.cli import main
@@ -399,7 +399,7 @@ def test_finetune_cli_ctrl_c_stops_and_keeps_the_model_trained_so_far(tmp_path, 
             "--out", str(out), "--base-segmenter", str(tiny_checkpoint), "--base-generator", str(tiny_generator_checkpoint)]
     rc = main(argv)
     err = capsys.readouterr().err
-    assert rc == 0 and out.is_file() and load_checkpoint(out)["kind"] == "bundle"
+    assert rc == 130 and out.is_file() and load_checkpoint(out)["kind"] == "bundle"  # written, but stopped early
     assert "stopping: the model trained so far" in err
     steps = int(err.split("stopped as asked after ")[1].split()[0])
     assert 3 <= steps < 50  # stopped early, not after all 50 planned steps

@@ -277,7 +277,7 @@ def test_labels_written_beside_a_users_csv_of_their_name_leave_it_alone(tmp_path
     mine = tmp_path / "results.csv"
     mine.write_text("sample,confidence\nA,high\n")
     write_labels(tmp_path / "results.tif", labels)
-    assert mine.read_text() == "sample,confidence\nA,high\n" and read_label_table(tmp_path / "results.tif") is None
+    assert mine.read_text() == "sample,confidence\nA,high\n" and read_label_table(tmp_path / "results.tif", 2) is None
     with pytest.raises(FileExistsError, match="not a label table"):
         write_labels(tmp_path / "results.tif", labels, confidence=np.array([0.9, 0.5]))
     assert mine.read_text() == "sample,confidence\nA,high\n" and (tmp_path / "results.tif").is_file()

@@ -523,11 +523,11 @@ def test_labels_written_without_confidence_leave_no_earlier_table(tmp_path):
     a = np.zeros((40, 40), np.uint16)
     a[5:10, 5:10], a[20:30, 20:30] = 1, 2
     write_labels(tmp_path / "x_labels.tif", a, confidence=np.array([0.9, 0.1]))
-    assert read_label_table(tmp_path / "x_labels.tif") is not None
+    assert read_label_table(tmp_path / "x_labels.tif", 2) is not None
     b = np.zeros((40, 40), np.uint16)
     b[1:4, 1:4], b[30:35, 5:10] = 1, 2
     write_labels(tmp_path / "x_labels.tif", b)
-    assert read_label_table(tmp_path / "x_labels.tif") is None
+    assert read_label_table(tmp_path / "x_labels.tif", 2) is None
     assert "confidence" not in measure_file(tmp_path / "x_labels.tif").columns
 
 

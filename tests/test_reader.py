@@ -191,12 +191,12 @@ def test_the_writer_drops_the_confidence_of_repainted_particles_and_refuses_what
     data, meta, _ = layer.as_layer_data_tuple()
     path = write_labels_layer(str(tmp_path / "edited.tif"), data, meta)[0]
     assert labels_pixel_size_nm(path) == pytest.approx(4.0)
-    table = read_label_table(path)
+    table = read_label_table(path, 3)
     assert table[0] == pytest.approx(0.9) and np.isnan(table[1]) and table[2] == pytest.approx(0.7)
     plain = _labels_layer()  # painted by hand: no pixel size, no table
     data, meta, _ = plain.as_layer_data_tuple()
     assert write_labels_layer(str(tmp_path / "painted.tif"), data, meta) == [str(tmp_path / "painted.tif")]
-    assert labels_pixel_size_nm(tmp_path / "painted.tif") is None and read_label_table(tmp_path / "painted.tif") is None
+    assert labels_pixel_size_nm(tmp_path / "painted.tif") is None and read_label_table(tmp_path / "painted.tif", 3) is None
     with pytest.raises(ValueError, match="3D.*Split Stack"):
         write_labels_layer(str(tmp_path / "stack.tif"), np.zeros((2, 8, 8), np.uint8), {"name": "stack"})
     assert not (tmp_path / "stack.tif").exists()

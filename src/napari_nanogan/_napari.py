@@ -224,7 +224,13 @@ def read_labels(path, labels, meta: dict):
     stem = image_stem(path)
     if stem != Path(path).stem:  # the panels pair the labels with their image's layer when it is open
         kwargs["metadata"].setdefault("source_layer", stem)
-    confidence = read_label_table(path)
+    try:
+        confidence = read_label_table(path, int(np.max(labels, initial=0)))
+    except ValueError as exc:  # the labels open all the same
+        import warnings
+
+        warnings.warn(f"{exc}: the labels open without their confidence", stacklevel=2)
+        confidence = None
     if confidence is not None:
         from .io.masks import label_areas
 

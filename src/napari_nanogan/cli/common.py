@@ -185,7 +185,12 @@ def scale_bar_value(text: str) -> float:
 def pixel_size_value(text: str) -> float:
     """A pixel size in nm (``--pixel-size``): a finite number > 0; one outside
     ``PLAUSIBLE_PIXEL_NM`` is taken, with a warning that names the likely unit slip."""
+    from ..io.metadata import PIXEL_SIZE_RANGE_NM
+
     value = positive_value(text)
+    if not PIXEL_SIZE_RANGE_NM[0] <= value <= PIXEL_SIZE_RANGE_NM[1]:
+        raise argparse.ArgumentTypeError(f"{text} nm cannot be recorded in the outputs' TIFFs: give a pixel size "
+                                         f"from {PIXEL_SIZE_RANGE_NM[0]:g} to {PIXEL_SIZE_RANGE_NM[1]:g} nm")
     low, high = PLAUSIBLE_PIXEL_NM
     if value < low:
         print(f"warning: --pixel-size {text} nm is below any electron micrograph's ({low:g} nm); the value is in "
@@ -323,20 +328,33 @@ def list_inputs(paths, *, out: Path | None = None, produced=None, zarr: bool = F
     return kept, len(found) - len(kept)
 
 
+#: Of two inputs that would write the same output, the one of the lower rank is taken: a microscope's
+#: own file (and its pixel size) before a picture exported from it, a lossless picture before a JPEG.
+FORMAT_RANK = {".png": 1, ".bmp": 1, ".gif": 1, ".jpg": 2, ".jpeg": 2}
+
+
 def unique_targets(paths: list[Path], target) -> tuple[list[Path], list[str]]:
-    """The inputs whose output name (``target(path)``) no earlier input already takes, and a
-    one-line reason for each other one (two inputs never write the same file)."""
-    taken: dict[str, Path] = {}
+    """The inputs whose output name (``target(path)``) no other input takes first, in their order, and a
+    one-line reason for each other one (two inputs never write the same file). Of inputs that share an
+    output, the first of the best :data:`FORMAT_RANK` is taken (``sample.tif`` before ``sample.jpg``)."""
+    chosen: dict[str, Path] = {}
+    for path in paths:
+        name = target(path)
+        if name not in chosen or _rank(path) < _rank(chosen[name]):
+            chosen[name] = path
     kept, refused = [], []
     for path in paths:
         name = target(path)
-        if name in taken:
-            refused.append(f"{path}: would write the same {name} as {taken[name]}; run it with another --out "
-                           "(or rename it)")
-        else:
-            taken[name] = path
+        if chosen[name] is path:
             kept.append(path)
+        else:
+            refused.append(f"{path}: would write the same {name} as {chosen[name]}, which is taken instead; run it "
+                           "with another --out (or rename it)")
     return kept, refused
+
+
+def _rank(path: Path) -> int:
+    return FORMAT_RANK.get(Path(path).suffix.lower(), 0)
 
 
 def load_model(loader, name, flag: str = "--model"):
@@ -437,10 +455,10 @@ def add_cluster_options(p, *, overwrite: bool = True, threads: bool = True) -> N
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run on a running dask.distributed scheduler (tcp://host:port); inputs and --out must be "
                             "on a file system its workers see. Needs the distributed extra")
-    where.add_argument("--workers", type=int, default=None, metavar="N",
+    where.add_argument("--workers", type=count_value, default=None, metavar="N",
                        help="run on a local Dask cluster of N worker processes (the cores shared out among them)")
     if threads:
-        p.add_argument("--threads", type=int, default=None, metavar="N",
+        p.add_argument("--threads", type=count_value, default=None, metavar="N",
                        help="torch threads of this process, or of each worker (default: all cores here; on a local "
                             "cluster the cores shared out; a `dask worker` its own, 1 per worker thread). Results are "
                             "byte-identical between runs with the same number: float sums follow the thread count")

@@ -43,12 +43,12 @@ def cmd_finetune(args) -> int:
     except (ValueError, OSError) as exc:
         print(f"nanogan finetune: {first_line(exc)}", file=sys.stderr)
         return 2
-    stop = {"now": False, "said": False}
+    stop = {"now": False, "said": False, "code": 0}  # code: the exit status of a run stopped by a signal
 
     def interrupt(*_):  # Ctrl-C: stop as SIGTERM does, keeping what was trained; a second one aborts
         if stop["now"]:
             raise KeyboardInterrupt
-        stop["now"] = True  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
+        stop.update(now=True, code=130)  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
 
     main_thread = threading.current_thread() is threading.main_thread()  # (signals are the main thread's)
     recipe = PRESETS[args.preset]
@@ -61,7 +61,7 @@ def cmd_finetune(args) -> int:
     stage, handlers = None, {}
     try:
         if main_thread:
-            handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True)),
+            handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True, code=143)),
                         signal.SIGINT: signal.signal(signal.SIGINT, interrupt)}
         while True:
             try:
@@ -108,7 +108,7 @@ def cmd_finetune(args) -> int:
     else:
         print_result(f"wrote {result.path}, but it is not better than {args.base_segmenter} on your held-out rows: "
                      f"keep segmenting with {args.base_segmenter} (or annotate more, or try a longer --preset)")
-    return 0
+    return stop["code"] if result.stopped else 0  # (stopped before the end, as any unfinished command: 130 or 143)
 
 
 def add_commands(sub) -> None:

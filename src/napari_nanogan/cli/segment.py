@@ -243,6 +243,7 @@ def cmd_demo(args) -> int:
 def cmd_measure(args) -> int:
     """Per-particle table (CSV) plus a size-distribution summary beside it."""
 
+    from ..io.atomic import remove_stale_temporaries
     from ..measure import (drop_doubtful, has_confidence, measure_file, stack_tables, summarize_sizes, write_summary_csv,
                            write_table_csv)
     from ..segmentation.wording import plural
@@ -269,9 +270,16 @@ def cmd_measure(args) -> int:
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
     out = out_file(args.out, what="CSV file")
+    if out.suffix.lower() != ".csv":
+        raise CommandError(f"--out {out}: the particles' table is a CSV file: give a name ending in .csv")
     summary_path = out.with_name(out.stem + "_summary.csv")
     if summary_path.is_dir():
         raise CommandError(f"{summary_path} (the summary beside --out) is a folder; choose another --out")
+    inputs = {Path(p).resolve() for p in [*paths, *images]}
+    for written in (out, summary_path):
+        if written.resolve() in inputs:
+            raise CommandError(f"--out {out}: {written} is one of the inputs, and measuring would replace it; "
+                               "choose another --out")
     sources = [images[i if len(images) > 1 else 0] if images else None for i in range(len(paths))]
     if args.scheduler or args.workers:
         from .cluster import measure_on_cluster
@@ -311,6 +319,8 @@ def cmd_measure(args) -> int:
         print_result(f"{path}: {plural(len(table), 'particle')}{doubtful}, {summary['count']} whole, {d50}{unit_note}")
     if not tables:
         return 1
+    for written in (out, summary_path):  # what a killed earlier run left
+        remove_stale_temporaries(written)
     write_table_csv(out, tables)
     if len({t.unit for t in tables}) > 1:
         print("nanogan measure: some inputs have a pixel size and some do not: their lengths are in separate columns "

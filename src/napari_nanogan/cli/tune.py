@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..config import GENERATOR_DATASETS
-from .common import command_line, progress_bar
+from .common import command_line, count_value, progress_bar
 
 
 def postprocess_setting(text: str) -> tuple[str, object]:
@@ -310,7 +310,7 @@ def add_commands(sub) -> None:
     p.add_argument("--set", action="append", type=postprocess_setting, metavar="KEY=VALUE",
                    help="a post-processing value to keep as given, not search (repeatable), e.g. merge_interior=0.5: "
                         "for what the validation images cannot judge (they hold no rods)")
-    p.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+    p.add_argument("--workers", type=count_value, default=max(1, min(4, os.cpu_count() or 1)),
                    help="processes that score the post-processing candidates (default: the CPU cores, at most 4)")
     p.set_defaults(func=cmd_tune)
 

@@ -47,6 +47,11 @@ def _check_probabilities(config, *names: str) -> None:
 GEOMETRY_ONLY = AugmentConfig(contrast=(1.0, 1.0), brightness=0.0, gamma=(1.0, 1.0), blur_prob=0.0, noise_prob=0.0)
 
 
+#: The largest training patch side (px) taken (the recipes use 256; one larger than this is a slip, and its
+#: batch would not fit in memory).
+MAX_PATCH = 2048
+
+
 @dataclass(frozen=True)
 class TrainConfig(Config):
     """Segmenter training schedule.
@@ -124,8 +129,9 @@ class TrainConfig(Config):
         for name in ("steps", "batch_size", "val_every", "checkpoint_every"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.patch_size < 32:  # (a multiple of the network's: train_segmenter checks it)
-            raise ValueError(f"patch_size must be at least 32 px, not {self.patch_size}")
+        if not 32 <= self.patch_size <= MAX_PATCH:  # (a multiple of the network's: train_segmenter checks it)
+            raise ValueError(f"patch_size must be from 32 to {MAX_PATCH} px, not {self.patch_size} (patches are "
+                             "crops of the training images; smaller images are padded to it)")
         for name in ("lr", "contact_weight", "weight_decay"):  # (lr 0: the weights stay as they start)
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a finite number of at least 0, not {getattr(self, name)}")

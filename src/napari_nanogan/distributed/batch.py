@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 from distributed import as_completed
 
-from ..segmentation.files import failure_line, labels_path, segment_file
+from ..segmentation.files import failure_line, is_earlier_result, labels_path, segment_file
 from .cluster import ModelPlugin, register, worker_model
 
 #: Reasons a task reports as a failed input (others are reported too, as the task's error).
@@ -42,7 +42,7 @@ def _segment_task(path: str, out_dir: str, plugin: str, diameter, diameter_nm, t
                   overlay: bool = False, pixel_size_nm: float | None = None, small_pass: bool = True,
                   scale_check: bool = True, polarity_check: bool = True, scale_bar_nm: float | None = None) -> Outcome:
     target = labels_path(out_dir, path)
-    if not overwrite and target.is_file():
+    if not overwrite and target.is_file() and is_earlier_result(target):  # (another file there: refused below)
         return Outcome(path, "skipped", f"{path}: {target} is complete; skipped")
     try:
         _, line = segment_file(path, out_dir, worker_model(plugin), diameter=diameter, diameter_nm=diameter_nm,

@@ -17,12 +17,10 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
-    """Yield a temporary path; on success it replaces ``path`` (mode 0666 & ~umask)."""
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A new, empty temporary file beside ``path`` (its folder made if missing), to write and then
+    :func:`put_in_place`; the caller removes it if it is not put in place."""
     path = Path(path)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} exists; not overwriting it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -31,10 +29,25 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
             raise
         raise type(exc)(exc.errno, f"{exc.strerror} (writing into {path.parent})", str(path)) from None
     os.close(fd)
+    return Path(tmp)
+
+
+def put_in_place(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a written temporary file to ``path`` (mode 0666 & ~umask), replacing what was there."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
+    """Yield a temporary path; on success it replaces ``path`` (mode 0666 & ~umask)."""
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} exists; not overwriting it")
+    tmp = temporary_path(path)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        yield tmp
+        put_in_place(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

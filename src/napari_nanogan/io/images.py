@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import vendor
-from .atomic import atomic_path
+from .atomic import put_in_place, temporary_path
 from .limits import (  # noqa: F401  (the limits are part of this module's face)
     BYTES_PER_PIXEL,
     DEFAULT_MAX_PIXELS,
@@ -232,7 +232,9 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     beside it (columns ``label``, ``confidence``; :func:`read_label_table`): an earlier label
     image of that name goes first, then the table, then the TIFF, so a labels TIFF on disk
     always has its own table complete beside it, never another image's (without ``confidence``,
-    an earlier table of that name is removed). ``info_bar_start``:
+    an earlier table of that name is removed). Both are written to temporary files first, so a
+    write that fails (a full disk, an interrupt, a pixel size a TIFF cannot hold) leaves the
+    earlier files as they were. ``info_bar_start``:
     the first row of the source image's bottom info bar, kept in the TIFF's description
     (:func:`labels_info_bar_rows`), so that ``nanogan measure`` flags the particles it cuts
     without the source image; ``info_bar_end``: one past the last row of a top info bar, likewise. The
@@ -255,31 +257,35 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     kwargs["metadata"] = {"content": LABELS_CONTENT, **{key: int(row) for key, row in (
         ("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end)) if row is not None}}
     table = path.with_suffix(".csv")
-    if table.exists() and not _is_label_table(table):  # the user's own file of that name: never replaced
+    own_table = not (table.exists() and not is_label_table(table))  # the user's own file of that name: never replaced
+    if confidence is not None and not own_table:
+        raise FileExistsError(f"{table} is not a label table, and the confidence table of {path.name} would "
+                              "replace it: choose another name for the labels")
+    staged = []  # both files are written beside their targets first: a failure (a full disk, an interrupt) loses
+    try:         # nothing that was there; then renames alone put them in place
         if confidence is not None:
-            raise FileExistsError(f"{table} is not a label table, and the confidence table of {path.name} would "
-                                  "replace it: choose another name for the labels")
-    else:
-        if confidence is not None:  # an earlier label image of this name goes first, then its table
-            path.unlink(missing_ok=True)
-        table.unlink(missing_ok=True)  # without a new table: no earlier image's either
-    try:
-        if confidence is not None:
-            with atomic_path(path.with_suffix(".csv")) as tmp:
-                rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
-                tmp.write_text("\n".join(["label,confidence", *rows]) + "\n")
-        with atomic_path(path) as tmp:
-            tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib", **kwargs)
-    except BaseException as exc:  # (a full disk, an interrupt): no table is left without its labels
-        if confidence is not None:
+            staged.append((temporary_path(table), table))
+            rows = [f"{k},{c:.4f}" for k, c in enumerate(np.asarray(confidence, float), start=1)]
+            staged[-1][0].write_text("\n".join(["label,confidence", *rows]) + "\n")
+        staged.append((temporary_path(path), path))
+        tifffile.imwrite(staged[-1][0], labels.astype(dtype), compression="zlib", **kwargs)
+        if own_table:  # an earlier label image of this name goes first, then its table (or, without a new
+            if confidence is not None:  # table, any earlier image's), then the new image
+                path.unlink(missing_ok=True)
             table.unlink(missing_ok=True)
+        for tmp, target in staged:
+            put_in_place(tmp, target)
+    except BaseException as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
         raise
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
     return path
 
 
-def _is_label_table(path: Path) -> bool:
+def is_label_table(path: Path) -> bool:
     """Whether a CSV is a labels' confidence table (:func:`write_labels`'s), by its header."""
     try:
         with open(path, newline="") as fh:
@@ -303,21 +309,35 @@ def is_labels_tiff(path: str | os.PathLike) -> bool:
     return meta[0].get("content") == LABELS_CONTENT
 
 
-def read_label_table(path: str | os.PathLike) -> np.ndarray | None:
-    """The confidence per label (index k - 1 for label k) from the table beside a label image, or None."""
+def read_label_table(path: str | os.PathLike, max_label: int) -> np.ndarray | None:
+    """The confidence per label (index k - 1 for label k, k = 1 .. ``max_label``, the label image's largest
+    label; NaN for a label the table lacks) from the table beside a label image, or None without one.
+
+    A table that cannot be read as one (a label that is not a whole number from 1, a confidence that is not a
+    number) raises ``ValueError`` naming it; rows of labels above ``max_label`` (repainted away) are left out.
+    """
     import csv
 
     table = Path(path).with_suffix(".csv")
-    if not table.is_file() or not _is_label_table(table):  # (another CSV of that name is not the labels')
-        return None
+    if max_label < 1 or not table.is_file() or not is_label_table(table):  # (another CSV of that name is not
+        return None                                                          # the labels')
+    out = np.full(int(max_label), np.nan, np.float32)
+    found = False
     with open(table, newline="") as fh:
-        rows = [(int(r["label"]), float(r["confidence"])) for r in csv.DictReader(fh) if r.get("confidence")]
-    if not rows:
-        return None
-    out = np.full(max(k for k, _ in rows), np.nan, np.float32)
-    for k, c in rows:
-        out[k - 1] = c
-    return out
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            if not row.get("confidence"):
+                continue
+            try:
+                k, c = int(row["label"]), float(row["confidence"])
+                if k < 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValueError(f"{table}, line {line}: expected a label (a whole number from 1) and a confidence "
+                                 f"(a number), not {row.get('label')!r}, {row.get('confidence')!r}; correct or "
+                                 "remove the table") from None
+            if k <= max_label:
+                out[k - 1], found = c, True
+    return out if found else None
 
 
 def labels_pixel_size_nm(path: str | os.PathLike) -> float | None:

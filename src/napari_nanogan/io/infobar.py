@@ -70,9 +70,10 @@ def _row_mode_fraction(image: np.ndarray) -> np.ndarray:
         img = img.view(np.uint8)
     lo, hi = int(img.min()), int(img.max())
     if hi - lo < _HISTOGRAM_SPAN:
-        offset = img.dtype.type(lo)
-        for i, row in enumerate(img):  # every value is >= lo: the difference fits the row's own type
-            out[i] = np.bincount((row - offset).astype(np.intp), minlength=1).max() / row.size
+        signed, offset = np.issubdtype(img.dtype, np.signedinteger), img.dtype.type(lo)
+        for i, row in enumerate(img):  # a signed type's difference may not fit it (127 - -128): in 64 bits
+            diff = row.astype(np.int64) - lo if signed else row - offset
+            out[i] = np.bincount(diff.astype(np.intp), minlength=1).max() / row.size
         return out
     for i, row in enumerate(img):
         ordered = np.sort(row)

@@ -87,6 +87,12 @@ GREY_MIN_LABELS = 32
 GREY_REGIONS_PER_VALUE = 2.0
 #: ... or when at least this share of its labels come in several pieces.
 GREY_SCATTERED_SHARE = 0.8
+#: Masks of 2 to ``GREY_MIN_LABELS`` - 1 values are a grey image when each value lies in this many
+#: pieces on average and the median piece has at most ``GREY_SPECK_PIXELS`` pixels: detector noise
+#: of a dark 16-bit frame or a posterised picture; a label reused for particles apart (colour-coded
+#: labels) lies in pieces of a particle's size.
+GREY_FEW_SPECKS_PER_VALUE = 10.0
+GREY_SPECK_PIXELS = 4
 
 
 def grey_image_reason(mask: np.ndarray) -> str | None:
@@ -95,21 +101,26 @@ def grey_image_reason(mask: np.ndarray) -> str | None:
     In a label image each particle's label covers one region (a few annotated masks hold a
     label or two in pieces: at most half of a mask's labels, in the shared data sets); in a
     grey image each grey level lies in specks scattered over the picture. Masks of fewer
-    than ``GREY_MIN_LABELS`` labels (binary masks too) are not judged.
+    than ``GREY_MIN_LABELS`` labels are judged by the size of their pieces; binary masks are not judged.
     """
     from skimage.measure import label as regions
 
     mask = np.asarray(mask)
-    if mask.ndim != 2 or int(mask.max()) < GREY_MIN_LABELS:  # too few labels to judge, without sorting the image
+    if mask.ndim != 2 or int(mask.max()) < 2:  # binary (0 and 1): nothing to judge, without sorting the image
         return None
     pieces = regions(mask, connectivity=2, background=0)
     owner = np.zeros(int(pieces.max()) + 1, mask.dtype)  # the label each piece has
     owner[pieces.ravel()] = mask.ravel()
     _, pieces_per_label = np.unique(owner[1:], return_counts=True)
     n = len(pieces_per_label)
-    if n < GREY_MIN_LABELS:  # binary masks (one value) and masks of a few labels
+    if n < 2:  # a binary mask (0 and 255)
         return None
     per_value = float(pieces_per_label.mean())
+    if n < GREY_MIN_LABELS:  # a few values: a dark or posterised grey image if they lie in specks, else labels
+        speck = float(np.median(np.bincount(pieces.ravel())[1:]))  # (a label reused for particles apart, too)
+        if per_value >= GREY_FEW_SPECKS_PER_VALUE and speck <= GREY_SPECK_PIXELS:
+            return f"each of its {n} values appears in {per_value:.0f} separate specks of {speck:.0f} pixel(s)"
+        return None
     if per_value >= GREY_REGIONS_PER_VALUE:
         return f"each of its {n} values appears in {per_value:.0f} separate specks on average"
     share = float((pieces_per_label > 1).mean())

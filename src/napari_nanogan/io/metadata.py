@@ -117,8 +117,9 @@ def _resolution(tif):
     return None
 
 
-#: The pixel sizes (nm) taken from files and written into TIFFs: a finite length in this range.
-PIXEL_SIZE_RANGE_NM = (1e-6, 1e9)
+#: The pixel sizes (nm) taken from files and written into TIFFs: a finite length in this range. The lower
+#: end is what a TIFF's resolution (pixels per centimetre, a ratio of 32-bit integers) can hold: 2.3 pm.
+PIXEL_SIZE_RANGE_NM = (0.003, 1e9)
 
 
 def _usable(value: float) -> bool:

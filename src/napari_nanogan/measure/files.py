@@ -32,7 +32,7 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
 
     path = Path(path)
     labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
-    confidence = read_label_table(path)
+    confidence = read_label_table(path, int(labels.max(initial=0)))
     if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
         labels = instance_labels(labels)
     image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm

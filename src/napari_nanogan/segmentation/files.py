@@ -53,6 +53,10 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
     path = Path(path)
     if pixel_size_nm is not None and scale_bar_nm is not None:
         raise ValueError("give the pixel size or the scale bar's length, not both")
+    target = labels_path(out_dir, path)
+    if not is_earlier_result(target):
+        raise FileExistsError(f"{target} is there and was not written by nanogan segment (an annotation?): it is "
+                              "not replaced; choose another --out, or move it away")
     image, meta = read_image(path)
     pixel, source = pixel_size_nm or meta["pixel_size_nm"], " (given)" if pixel_size_nm else ""
     if scale_bar_nm is not None:
@@ -73,7 +77,6 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
         diameter = diameter_nm / pixel
     result = segment(image, segmenter, tile=tile, diameter=diameter, progress=progress, small_pass=small_pass,
                      scale_check=scale_check, polarity_check=polarity_check)
-    target = labels_path(out_dir, path)
     for stale in (target, target.with_suffix(".csv")):  # what a killed earlier run left
         remove_stale_temporaries(stale)
     target = write_labels(target, result.labels, pixel_size_nm=pixel, confidence=result.confidence,
@@ -97,6 +100,18 @@ def segment_file(path: str | Path, out_dir: str | Path, segmenter, *, diameter: 
             Image.fromarray(captioned(drawn, caption, pixel_size_nm=pixel)).save(tmp, format="PNG")
         line += f", {picture.name}"
     return target, line
+
+
+def is_earlier_result(target: str | Path) -> bool:
+    """Whether ``target`` may be written: nothing is there, or labels that ``nanogan segment`` wrote (marked
+    as such, :func:`~napari_nanogan.io.images.is_labels_tiff`, or with their confidence table beside them, as
+    it wrote them before the mark), never another file of that name, such as a hand-made annotation."""
+    from ..io.images import is_label_table, is_labels_tiff
+
+    target = Path(target)
+    if not target.exists():
+        return True
+    return target.is_file() and (is_labels_tiff(target) or is_label_table(target.with_suffix(".csv")))
 
 
 def failure_line(path: str | Path, exc: BaseException) -> str:

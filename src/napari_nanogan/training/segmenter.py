@@ -58,6 +58,32 @@ def evaluate(network: AttentionUNet, samples: list[Sample], postprocess: Postpro
     return scores
 
 
+#: What a resumed run may change: how long it runs, how often it checks and saves, its arithmetic.
+RESUMABLE = ("steps", "val_every", "checkpoint_every", "precision")
+#: The provenance entries that say what a run trains on (compared when it resumes).
+_RUN_DATA = ("data", "pairs", "init", "at_model_scale", "domain_weights")
+
+
+def changed_settings(before: dict, now: dict) -> list[str]:
+    """What differs between a run's recorded provenance and the one a resume would give it ("lr 0.001 -> 0.01"),
+    leaving out :data:`RESUMABLE`; entries one of them lacks (runs of older versions) are not compared."""
+    import json
+
+    def plain(value):  # (tuples and lists alike)
+        return json.loads(json.dumps(value, default=str))
+
+    changed = []
+    old, new = plain(before.get("train_config", {})), plain(now.get("train_config", {}))
+    for key in new:
+        if key in old and key not in RESUMABLE and old[key] != new[key]:
+            changed.append(f"{key} {old[key]} -> {new[key]}")
+    for key in _RUN_DATA:
+        if key in before and key in now and plain(before[key]) != plain(now[key]):
+            changed.append(f"{key} {before[key]} -> {now[key]}" if len(str(before[key]) + str(now[key])) < 120
+                           else f"{key} differs")
+    return changed
+
+
 def train_segmenter(
     train: dict[str, list[Sample] | SampleSource],
     val: list[Sample],
@@ -124,6 +150,10 @@ def train_segmenter(
         state = load_checkpoint(last_path, kind=ModelKind.SEGMENTER)
         if SegmenterConfig.from_dict(state["config"]) != model_config:
             raise ValueError(f"{last_path} was trained with another model configuration; use a new --out folder")
+        changed = changed_settings(state["provenance"], dict(provenance or {}, train_config=config.to_dict()))
+        if changed:
+            raise ValueError(f"{last_path} is a run of other settings ({'; '.join(changed)}): resume it with its own, "
+                             "or use a new --out")
         network.load_state_dict(state["state_dict"])
         if config.precision == "auto":  # a resumed run keeps its arithmetic (runs before the choice existed: fp32)
             precision = state["provenance"].get("precision", "fp32")

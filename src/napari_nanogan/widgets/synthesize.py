@@ -52,7 +52,7 @@ class SynthesizeWidget(QWidget):
         d = MaskDesign()
         self.width = SpinBox(label="width (px)", value=d.width, min=16, max=8192)
         self.height = SpinBox(label="height (px)", value=d.height, min=16, max=8192)
-        self.pixel_size = FloatSpinBox(label="pixel size (nm)", value=d.pixel_size_nm, min=0.001, max=1e5, step=0.001)
+        self.pixel_size = FloatSpinBox(label="pixel size (nm)", value=d.pixel_size_nm, min=0.003, max=1e5, step=0.001)
         self.median_nm = FloatSpinBox(label="median size (nm)", value=d.median_nm, min=0.1, max=1e6)
         self.sigma = FloatSpinBox(label="size spread (σ of ln d)", value=d.sigma, min=0.0, max=1.5, step=0.05)
         self.amount = ComboBox(label="amount by", choices=["particle count", "area coverage"], value="particle count")
