@@ -472,3 +472,14 @@ def test_training_patches_and_thread_counts_out_of_range_are_refused_at_once(tmp
         with pytest.raises(SystemExit) as exit_:
             main(["segment", str(tmp_path), "--out", str(tmp_path / "out"), flag, "-1"])
         assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_train_on_pairs_of_empty_masks_only_is_refused(tmp_path, capsys):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for k in range(2):
+        tifffile.imwrite(tmp_path / "images" / f"f{k}.tif", _image(k))
+        tifffile.imwrite(tmp_path / "masks" / f"f{k}.tif", np.zeros((ROWS, COLS), np.uint16))
+    rc, errors, _ = _run(capsys, "train", "--pairs", tmp_path, "--out", tmp_path / "m.pt", "--steps", "1")
+    assert rc == 2 and not (tmp_path / "m.pt").exists()
+    _one(errors, "every mask in", "is empty")

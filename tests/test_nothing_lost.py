@@ -132,3 +132,14 @@ def test_inputs_of_one_name_take_the_microscopes_file_first(tmp_path, tiny_check
     assert main(["segment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", str(tiny_checkpoint)]) == 1
     err = capsys.readouterr().err
     assert "field.jpg: would write the same field_labels.tif as" in err and "field.tif, which is taken" in err
+
+
+def test_measure_says_which_pixel_size_it_takes_when_labels_and_image_disagree(tmp_path):
+    from napari_nanogan.measure import measure_file
+
+    image, labels = _image_and_labels(tmp_path)  # labels at 2 nm a pixel
+    tifffile.imwrite(image, tifffile.imread(image), resolution=(1e7 / 5.0, 1e7 / 5.0), resolutionunit="CENTIMETER")
+    with pytest.warns(UserWarning, match="segmented at 2 nm a pixel, its image field.tif records 5 nm: 2 nm is used"):
+        table = measure_file(labels, image_path=image)
+    assert table.pixel_size_nm == pytest.approx(2.0)
+    assert measure_file(labels, image_path=image, pixel_size_nm=5.0).pixel_size_nm == pytest.approx(5.0)

@@ -52,6 +52,11 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     own = labels_pixel_size_nm(path) if tiff else None
     of_image = meta["pixel_size_nm"] if image is not None else None
     # the pixel size the labels were made with first (ours record it), then the image's, then any image of its name
+    if not pixel and ours and own and of_image and abs(own - of_image) > 0.01 * of_image:
+        import warnings
+
+        warnings.warn(f"{path.name} was segmented at {own:g} nm a pixel, its image {Path(image_path).name} records "
+                      f"{of_image:g} nm: {own:g} nm is used (give --pixel-size to choose)", stacklevel=2)
     pixel = pixel or (own if ours or not given else None) or of_image or own
     if pixel is None and not given:
         pixel = pixel_size_of_its_image(path).get("pixel_size_nm")

@@ -106,6 +106,9 @@ def train_on_pairs(folders, model_path, *, config: TrainConfig = PAIRS_RECIPE, i
         name = Path(folder).name or f"pairs{k}"
         samples = load_pair_folder(folder, domain=name)
         domains[name if name not in domains else f"{name}-{k}"] = samples
+    if not any(s.labels.any() for samples in domains.values() for s in samples):
+        raise ValueError(f"every mask in {', '.join(map(str, folders))} is empty: no particle to learn from "
+                         "(images without particles teach only beside pairs that have some)")
     init_data = None
     if init is not None:
         init_path = resolve_model(init, kind=ModelKind.SEGMENTER)
