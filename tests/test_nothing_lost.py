@@ -143,3 +143,19 @@ def test_measure_says_which_pixel_size_it_takes_when_labels_and_image_disagree(t
         table = measure_file(labels, image_path=image)
     assert table.pixel_size_nm == pytest.approx(2.0)
     assert measure_file(labels, image_path=image, pixel_size_nm=5.0).pixel_size_nm == pytest.approx(5.0)
+
+
+def test_an_inverted_binary_mask_is_measured_with_a_question(tmp_path):
+    from napari_nanogan.measure import measure_file
+
+    mask = np.full((48, 64), 255, np.uint8)
+    mask[5:15, 5:15] = mask[25:40, 30:45] = 0  # particles drawn black on white
+    tifffile.imwrite(tmp_path / "a_mask.tif", mask)
+    with pytest.warns(UserWarning, match="is the mask inverted"):
+        measure_file(tmp_path / "a_mask.tif")
+    tifffile.imwrite(tmp_path / "b_mask.tif", 255 - mask)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(measure_file(tmp_path / "b_mask.tif")) == 2

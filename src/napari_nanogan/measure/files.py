@@ -35,6 +35,11 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     confidence = read_label_table(path, int(labels.max(initial=0)))
     if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
         labels = instance_labels(labels)
+        if _inverted_look(labels):
+            import warnings
+
+            warnings.warn(f"{path.name}: one particle covers most of the image and reaches all four edges: is the "
+                          "mask inverted (particles 0, background 1 or 255)?", stacklevel=2)
     image, bar_start, bar_end, pixel = None, None, None, pixel_size_nm
     given = image_path is not None
     if given:
@@ -65,6 +70,17 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
         table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
     return table
+
+
+def _inverted_look(labels: np.ndarray) -> bool:
+    """Whether a binary mask's particles look like background: one covers over half the image and reaches
+    every edge (the background of particles drawn 0 on 1)."""
+    if labels.max(initial=0) == 0:
+        return False
+    biggest = np.bincount(labels.ravel())[1:].argmax() + 1
+    region = labels == biggest
+    edges = (region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any())
+    return bool(region.mean() > 0.5 and all(edges))
 
 
 def _read_if_shaped(path, shape) -> tuple:
