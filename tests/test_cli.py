@@ -412,6 +412,9 @@ def test_train_starts_from_a_named_or_saved_model_and_takes_its_shape(tmp_path, 
     # resuming: the run's own network, whatever --init says now (or without it)
     capsys.readouterr()
     resume = [a if a != "1" else "{}" for a in common] + ["--out", str(tmp_path / "run")]
+    assert main([a.format(2) for a in resume]) == 2  # without its --invert and --style: other settings
+    assert "is a run of other settings (invert_prob 0.5 -> 0.0; style_prob 0.25 -> 0.0)" in capsys.readouterr().err
+    resume += ["--invert", "0.5", "--style", "0.25"]
     assert main([a.format(2) for a in resume]) == 0
     assert main([a.format(3) for a in resume] + ["--init", "no-such-model"]) == 0
     last = load_checkpoint(tmp_path / "run" / "last.pt", kind="segmenter")

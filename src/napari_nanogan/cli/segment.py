@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import (CommandError, add_cluster_options, apply_threads, count_value, has_extra, input_error, list_inputs,
-                     load_model, out_file, out_folder, pixel_size_value, positive_value, print_result, probability_value,
-                     progress_bar, scale_bar_value, tile_value, unique_targets)
+from .common import (CommandError, add_cluster_options, apply_threads, has_extra, input_error, list_inputs, load_model,
+                     out_file, out_folder, print_result, progress_bar, unique_targets)
+from .values import count_value, pixel_size_value, positive_value, probability_value, scale_bar_value, tile_value
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
 #: ``--overlay``'s picture (``segmentation.files.overlay_path``): never a label image.

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 from ..models.registry import DEFAULT_GENERATOR
-from .common import (CommandError, add_cluster_options, apply_threads, count_value, first_line, input_error, list_inputs, load_model, out_folder,
-                     has_extra, pixel_size_value, print_result, progress_bar, seed_value, unique_targets)
+from .common import (CommandError, add_cluster_options, apply_threads, first_line, input_error, list_inputs,
+                     load_model, out_folder, has_extra, print_result, progress_bar, unique_targets)
+from .values import count_value, pixel_size_value, seed_value
 
 
 def _earlier_image(path: Path, stems: set[str]) -> bool:

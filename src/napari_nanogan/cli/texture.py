@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, TextureRegion, Upsample
-from .common import annotated_samples, command_line, drive_training, print_result, seed_value
+from .common import annotated_samples, command_line, drive_training, print_result
+from .values import seed_value
 
 
 def cmd_train_texture(args) -> int:

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, PRECISIONS, Norm
-from .common import (CommandError, annotated_samples, command_line, drive_training, one_process_only, out_file,
-                     print_result, seed_value)
+from .common import (CommandError, annotated_samples, command_line, drive_training, first_line, one_process_only, out_file,
+                     print_result)
+from .values import seed_value
 
 
 def cmd_train_pairs(args) -> int:
@@ -230,11 +231,15 @@ def _train(args, world) -> int:
     if world.distributed:
         say(f"train: {world.describe()}; global batch {config.batch_size}, {config.batch_size // world.size} per "
             "process; process 0 validates and writes the checkpoints")
-    return drive_training(
-        lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
-                                            provenance=provenance, init_from=init_path, should_stop=should_stop,
-                                            domain_weights=domain_weights, world=world),
-        config.steps, "train", report, quiet=not world.main)
+    try:
+        return drive_training(
+            lambda should_stop: train_segmenter(train, val, out_dir=args.out, config=config, model_config=model_config,
+                                                provenance=provenance, init_from=init_path, should_stop=should_stop,
+                                                domain_weights=domain_weights, world=world),
+            config.steps, "train", report, quiet=not world.main)
+    except ValueError as exc:  # the run folder's checks (another network, other settings): one line
+        say(f"nanogan train: {first_line(exc)}")
+        return 2
 
 
 def _own_scale(args, train: dict, wanted: list[str], shares: dict, say) -> int:

@@ -9,7 +9,8 @@ import os
 import sys
 
 from ..config import GENERATOR_DATASETS
-from .common import command_line, count_value, progress_bar
+from .common import command_line, progress_bar
+from .values import count_value
 
 
 def postprocess_setting(text: str) -> tuple[str, object]:

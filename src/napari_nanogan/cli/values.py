@@ -1,0 +1,100 @@
+"""The types of the commands' flags: each parses one value, or says in argparse's words why it cannot."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+
+def count_value(text: str) -> int:
+    """A whole number >= 1 (``--n``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_value(text: str) -> float:
+    """A finite number > 0 (pixel sizes, diameters)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
+    return value
+
+
+def probability_value(text: str) -> float:
+    """A number from 0 to 1 (``--min-confidence``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
+#: Seeds are whole numbers 0 .. SEED_MAX (each image's seed, ``seed * 100003 + k``, stays in 64 bits).
+SEED_MAX = 2**40
+
+
+#: Pixel sizes (nm) outside this range are no electron micrograph's: a unit slip, most likely.
+PLAUSIBLE_PIXEL_NM = (0.01, 100_000.0)
+
+
+def scale_bar_value(text: str) -> float:
+    """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm)."""
+    from ..io.scalebar import parse_length_nm
+
+    try:
+        return parse_length_nm(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def pixel_size_value(text: str) -> float:
+    """A pixel size in nm (``--pixel-size``): a finite number > 0; one outside
+    ``PLAUSIBLE_PIXEL_NM`` is taken, with a warning that names the likely unit slip."""
+    from ..io.metadata import PIXEL_SIZE_RANGE_NM
+
+    value = positive_value(text)
+    if not PIXEL_SIZE_RANGE_NM[0] <= value <= PIXEL_SIZE_RANGE_NM[1]:
+        raise argparse.ArgumentTypeError(f"{text} nm cannot be recorded in the outputs' TIFFs: give a pixel size "
+                                         f"from {PIXEL_SIZE_RANGE_NM[0]:g} to {PIXEL_SIZE_RANGE_NM[1]:g} nm")
+    low, high = PLAUSIBLE_PIXEL_NM
+    if value < low:
+        print(f"warning: --pixel-size {text} nm is below any electron micrograph's ({low:g} nm); the value is in "
+              f"nm (a pixel of {value:g} µm is --pixel-size {value * 1000:g})", file=sys.stderr)
+    elif value > high:
+        print(f"warning: --pixel-size {text} nm is {value / 1000:g} µm a pixel, above any electron micrograph's "
+              f"({high / 1000:g} µm); the value is in nm (a pixel of {value:g} pm is --pixel-size {value / 1000:g})",
+              file=sys.stderr)
+    return value
+
+
+def seed_value(text: str) -> int:
+    """A seed: a whole number from 0 to :data:`SEED_MAX`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, not {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, not {value}")
+    return value
+
+
+def tile_value(text: str) -> int:
+    """A tile side in pixels: a whole number >= 16."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, not {text!r}") from None
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, not {value}")
+    return value
