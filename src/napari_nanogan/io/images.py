@@ -257,8 +257,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
     kwargs["metadata"] = {"content": LABELS_CONTENT, **{key: int(row) for key, row in (
         ("info_bar_start", info_bar_start), ("info_bar_end", info_bar_end)) if row is not None}}
     table = path.with_suffix(".csv")
-    own_table = not (table.exists() and not is_label_table(table))  # the user's own file of that name: never replaced
-    if confidence is not None and not own_table:
+    table_free = not table.exists() or is_label_table(table)  # (the user's own file of that name: never replaced)
+    if confidence is not None and not table_free:
         raise FileExistsError(f"{table} is not a label table, and the confidence table of {path.name} would "
                               "replace it: choose another name for the labels")
     staged = []  # both files are written beside their targets first: a failure (a full disk, an interrupt) loses
@@ -269,16 +269,16 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, pixel_size_nm: 
             staged[-1][0].write_text("\n".join(["label,confidence", *rows]) + "\n")
         staged.append((temporary_path(path), path))
         tifffile.imwrite(staged[-1][0], labels.astype(dtype), compression="zlib", **kwargs)
-        if own_table:  # an earlier label image of this name goes first, then its table (or, without a new
+        if table_free:  # an earlier label image of this name goes first, then its table (or, without a new
             if confidence is not None:  # table, any earlier image's), then the new image
                 path.unlink(missing_ok=True)
             table.unlink(missing_ok=True)
         for tmp, target in staged:
             put_in_place(tmp, target)
-    except BaseException as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
-        raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
