@@ -533,5 +533,6 @@ def test_a_patch_size_needs_only_the_networks_multiple(tmp_path):
     with pytest.raises(ValueError, match="multiple of 16"):
         next(train_segmenter(train, [], out_dir=tmp_path / "no", config=config,
                              model_config=SegmenterConfig(base_channels=4, depth=5)))
-    with pytest.raises(ValueError, match="at least 32"):
-        TrainConfig(patch_size=24)
+    for side in (24, 4096):
+        with pytest.raises(ValueError, match="from 32 to 2048"):
+            TrainConfig(patch_size=side)
