@@ -483,3 +483,14 @@ def test_train_on_pairs_of_empty_masks_only_is_refused(tmp_path, capsys):
     rc, errors, _ = _run(capsys, "train", "--pairs", tmp_path, "--out", tmp_path / "m.pt", "--steps", "1")
     assert rc == 2 and not (tmp_path / "m.pt").exists()
     _one(errors, "every mask in", "is empty")
+
+
+def test_finetune_names_an_image_it_cannot_use_by_its_path(tmp_path, capsys):
+    image = _image(dtype=np.float32)
+    image[3, 3] = np.nan
+    tifffile.imwrite(tmp_path / "field.tif", image)
+    tifffile.imwrite(tmp_path / "field_mask.tif", _mask())
+    rc, errors, _ = _run(capsys, "finetune", "--images", tmp_path / "field.tif", "--masks", tmp_path / "field_mask.tif",
+                         "--out", tmp_path / "m.pt")
+    assert rc == 2 and not (tmp_path / "m.pt").exists()
+    _one(errors, f"{tmp_path / 'field.tif'}: the image contains NaN")

@@ -344,6 +344,9 @@ def test_train_mixes_in_synthetic_pairs_from_an_export_folder(tmp_path, capsys):
     assert "no image-mask pairs" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "run3"), "--synthetic", str(tmp_path / "synthetic"),
                  "--synthetic-share", "1"]) == 2
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "run5"), "--synthetic-share", "0.3"]) == 2  # a share of nothing
+    assert "give --synthetic DIR too" in capsys.readouterr().err and not (tmp_path / "run5").exists()
 
 
 def test_train_own_scale_adds_the_large_particle_images_unshrunk(tmp_path, capsys, monkeypatch):

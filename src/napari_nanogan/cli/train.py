@@ -166,9 +166,14 @@ def _train(args, world) -> int:
             f"{len(splits[key]['test'])} test (held out)")
     real = list(train)
     shares = {}  # domain -> share of the patches; the real data sets share the rest equally
+    if args.synthetic_share is not None and not args.synthetic:
+        say("nanogan train: --synthetic-share is the share of --synthetic's pairs: give --synthetic DIR too")
+        return 2
     if args.synthetic:
         from ..data.datasets import load_export_folder
 
+        if args.synthetic_share is None:
+            args.synthetic_share = 0.25
         if not 0 < args.synthetic_share < 1:
             say("nanogan train: --synthetic-share must be between 0 and 1")
             return 2
@@ -407,7 +412,7 @@ def add_commands(sub) -> None:
                         "particle's inner half (default 4)")
     p.add_argument("--synthetic", default=None, metavar="DIR",
                    help="also train on the synthetic pairs of this `nanogan export` folder")
-    p.add_argument("--synthetic-share", type=float, default=0.25,
+    p.add_argument("--synthetic-share", type=float, default=None,
                    help="share of the training patches drawn from --synthetic (default 0.25)")
     p.add_argument("--own-scale", type=float, default=None, metavar="PX",
                    help="with --at-model-scale: the training images whose annotated median particle diameter is PX "

@@ -90,7 +90,11 @@ def load_sample(image_path, mask_path, *, domain: str = "unknown", crop_info_bar
     mask = read_mask(mask_path)
     if mask.shape != image.shape:
         raise ValueError(f"{mask_path}: mask shape {mask.shape} differs from image shape {image.shape}")
-    return sample_from_arrays(Path(image_path).stem, image, mask, domain=domain, crop_info_bar=crop_info_bar)
+    stem = Path(image_path).stem
+    try:
+        return sample_from_arrays(stem, image, mask, domain=domain, crop_info_bar=crop_info_bar)
+    except ValueError as exc:  # named by the file, not by the stem
+        raise ValueError(f"{image_path}: {str(exc).removeprefix(f'{stem}: ')}") from None
 
 
 def bam_pairs(root) -> list[tuple[str, Path, Path]]:
