@@ -385,3 +385,21 @@ def test_segmentation_labels_leave_room_for_particles_painted_by_hand():
 
     assert compact_labels(np.arange(20, dtype=np.int64).reshape(4, 5)).dtype == np.uint16
     assert compact_labels(np.array([[0, 70000]])).dtype == np.uint32
+
+
+def test_measure_widget_asks_whether_a_mask_is_inverted(viewer_widget, wait_done, monkeypatch):
+    import napari_nanogan.widgets.measure as panel
+
+    said = []
+    monkeypatch.setattr(panel, "show_info", said.append)
+    viewer, w = viewer_widget
+    background = (_labels() == 0).astype(np.int32)  # particles drawn 0 on 1: the background is the one "particle"
+    w.labels_layer.value = viewer.add_labels(background, name="inverted", metadata={"pixel_size_nm": 5.0})
+    w.run()
+    wait_done(w)
+    assert any("is the mask inverted" in s and "'inverted'" in s for s in said)
+    said.clear()
+    w.labels_layer.value = viewer.add_labels(_labels(), name="right", metadata={"pixel_size_nm": 5.0})
+    w.run()
+    wait_done(w)
+    assert not any("inverted" in s for s in said)

@@ -379,3 +379,15 @@ def still_scored(confidence: np.ndarray | None, labels: np.ndarray, scored: list
     n = min(len(out), len(scored))
     out[:n][(np.asarray(label_areas(labels, n)) != np.asarray(scored[:n])).any(1)] = np.nan
     return out
+
+
+def looks_inverted(labels: np.ndarray) -> bool:
+    """Whether a binary mask's particles look like background: one covers over half the image and reaches
+    every edge (the background of particles drawn 0 on 1)."""
+    particle = labels > 0
+    if particle.mean() <= 0.5:  # (before any count: labels of any values, of any size)
+        return False
+    values, counts = np.unique(labels[particle], return_counts=True)
+    region = labels == values[counts.argmax()]
+    edges = (region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any())
+    return bool(region.mean() > 0.5 and all(edges))

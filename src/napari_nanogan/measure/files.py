@@ -28,14 +28,14 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     """
     from ..io.images import is_labels_tiff, labels_info_bar_rows, labels_pixel_size_nm, read_image, read_label_table
     from ..io.infobar import bottom_bar_start, detect_info_bar, top_bar_end
-    from ..io.masks import instance_labels, its_image, mask_values, pixel_size_of_its_image, read_mask
+    from ..io.masks import instance_labels, its_image, looks_inverted, mask_values, pixel_size_of_its_image, read_mask
 
     path = Path(path)
     labels = mask_values(read_mask(path))  # label images keep the numbers their table and the user name them by
     confidence = read_label_table(path, int(labels.max(initial=0)))
     if len(np.unique(labels)) <= 2 and confidence is None:  # a binary mask: its parts are particles
         labels = instance_labels(labels)
-        if _inverted_look(labels):
+        if looks_inverted(labels):
             import warnings
 
             warnings.warn(f"{path.name}: one particle covers most of the image and reaches all four edges: is the "
@@ -70,17 +70,6 @@ def measure_file(path: str | os.PathLike, *, image_path: str | os.PathLike | Non
     if image_path is not None:  # the "image" column names the labels file; this one the image measured with it
         table.columns["source_image"] = np.array([Path(image_path).name] * len(table), dtype=object)
     return table
-
-
-def _inverted_look(labels: np.ndarray) -> bool:
-    """Whether a binary mask's particles look like background: one covers over half the image and reaches
-    every edge (the background of particles drawn 0 on 1)."""
-    if labels.max(initial=0) == 0:
-        return False
-    biggest = np.bincount(labels.ravel())[1:].argmax() + 1
-    region = labels == biggest
-    edges = (region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any())
-    return bool(region.mean() > 0.5 and all(edges))
 
 
 def _read_if_shaped(path, shape) -> tuple:

@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
-from ..io.masks import still_scored
+from ..io.masks import looks_inverted, still_scored
 from ..measure import (PLOT_LENGTHS, PLOT_NAMES, Measurements, bin_edges, column_and_unit, drop_doubtful,
                        has_confidence, lognormal_curve, measure_particles, summarize_sizes, write_summary_csv,
                        write_table_csv)
@@ -166,6 +166,7 @@ class MeasureWidget(QWidget):
         pixel = self._pixel_size_nm() or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
         self._layer, self._pixel = layer, pixel
+        self._inverted = looks_inverted(labels)
         self._scale_problem = None if pixel else (layer_scale_problem(layer)
                                                   or (image_layer is not None and layer_scale_problem(image_layer)) or None)
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
@@ -188,6 +189,9 @@ class MeasureWidget(QWidget):
         if not self._pixel:
             why = f" ({self._scale_problem})" if self._scale_problem else ""
             show_info(f"Measure particles: pixel size unknown{why}, lengths are in pixels. Enter it above to get nm.")
+        if self._inverted:
+            show_info(f"Measure particles: one particle of {self._layer.name!r} covers most of the image and reaches "
+                      "every edge: is the mask inverted (particles 0, background 1 or 255)?")
         self._plot()
 
     def _column(self) -> str:
