@@ -48,7 +48,7 @@ def cmd_finetune(args) -> int:
     def interrupt(*_):  # Ctrl-C: stop as SIGTERM does, keeping what was trained; a second one aborts
         if stop["now"]:
             raise KeyboardInterrupt
-        stop.update(now=True, code=130)  # (said by the loop, not here: a handler that prints can interrupt the bar's print)
+        stop.update(now=True, code=130)  # (said by the loop: a handler that prints can interrupt the bar's print)
 
     main_thread = threading.current_thread() is threading.main_thread()  # (signals are the main thread's)
     recipe = PRESETS[args.preset]

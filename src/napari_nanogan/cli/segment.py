@@ -269,9 +269,9 @@ def cmd_measure(args) -> int:
     if images and len(images) not in (1, len(paths)):
         print("nanogan measure: give one --image, or one per LABELS file", file=sys.stderr)
         return 2
+    if Path(args.out).suffix.lower() != ".csv":  # (before out_file makes its folder)
+        raise CommandError(f"--out {args.out}: the particles' table is a CSV file: give a name ending in .csv")
     out = out_file(args.out, what="CSV file")
-    if out.suffix.lower() != ".csv":
-        raise CommandError(f"--out {out}: the particles' table is a CSV file: give a name ending in .csv")
     summary_path = out.with_name(out.stem + "_summary.csv")
     if summary_path.is_dir():
         raise CommandError(f"{summary_path} (the summary beside --out) is a folder; choose another --out")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from ..config import GENERATOR_DATASETS, PRECISIONS, Norm
-from .common import (CommandError, annotated_samples, command_line, drive_training, first_line, one_process_only, out_file,
-                     print_result)
+from .common import (CommandError, annotated_samples, command_line, drive_training, first_line, one_process_only,
+                     out_file, print_result)
 from .values import seed_value
 
 

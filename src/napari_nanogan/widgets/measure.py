@@ -39,9 +39,11 @@ def layer_confidence(layer) -> np.ndarray | None:
 
 
 def _measure_job(labels, *, confidence=None, scored=None, **options):
-    """Worker thread: the particle table (a generator, as every panel job); ``scored``: :func:`~napari_nanogan.io.masks.still_scored`."""
+    """Worker thread: the particle table, and whether the mask looks inverted (:func:`~napari_nanogan.io.masks.
+    looks_inverted`; a generator, as every panel job); ``scored``: :func:`~napari_nanogan.io.masks.still_scored`."""
     yield 0, 1
-    return measure_particles(labels, confidence=still_scored(confidence, labels, scored), **options)
+    table = measure_particles(labels, confidence=still_scored(confidence, labels, scored), **options)
+    return table, looks_inverted(labels)
 
 
 class MeasureWidget(QWidget):
@@ -166,7 +168,6 @@ class MeasureWidget(QWidget):
         pixel = self._pixel_size_nm() or layer_pixel_size_nm(layer) or (image_layer and layer_pixel_size_nm(image_layer))
         bar = (layer.metadata or {}).get("info_bar_rows") or (image_layer.metadata.get("info_bar_rows") if image_layer else None)
         self._layer, self._pixel = layer, pixel
-        self._inverted = looks_inverted(labels)
         self._scale_problem = None if pixel else (layer_scale_problem(layer)
                                                   or (image_layer is not None and layer_scale_problem(image_layer)) or None)
         self.job.start(_measure_job, labels, image=image, pixel_size_nm=pixel or None,
@@ -176,9 +177,10 @@ class MeasureWidget(QWidget):
                        describe=lambda record: None, on_result=self._on_result,
                        busy=f"measuring {layer.name} ...")
 
-    def _on_result(self, table):
+    def _on_result(self, outcome):
         import pandas as pd
 
+        table, inverted = outcome
         self.table = table
         # "index": the label each row describes (napari maps hovered label values through it)
         features = {"index": table.columns["label"]}
@@ -189,7 +191,7 @@ class MeasureWidget(QWidget):
         if not self._pixel:
             why = f" ({self._scale_problem})" if self._scale_problem else ""
             show_info(f"Measure particles: pixel size unknown{why}, lengths are in pixels. Enter it above to get nm.")
-        if self._inverted:
+        if inverted:
             show_info(f"Measure particles: one particle of {self._layer.name!r} covers most of the image and reaches "
                       "every edge: is the mask inverted (particles 0, background 1 or 255)?")
         self._plot()
