@@ -15,12 +15,14 @@ The panel, every part of it on validation images or on images the package draws:
 - ``textured_matrix``: particles on a textured matrix (``bench.textured_matrix``, seeds
   0,1,2): mean F1 of its rows;
 - ``satellites``: ``bench.failure_modes``' spheres with satellites: particles found (matched at IoU
-  0.5) of 34, false particles, F1.
+  0.5) of 34, false particles, F1 (one image: an illustration);
+- ``satellites_drawn``: ``bench.satellites``, 24 such images of spheres of 70-160 px (seeds 0-24):
+  satellites found of those drawn, precision, false particles (the statistic).
 
 ``--test`` adds the own-scale EMPS test Dice and F1: score it once a candidate is chosen,
 never to choose one. The candidate needs a size model (``nanogan fit-size``; the panel estimates
 diameters) and must not borrow one from ``default`` (a ``nanogan finetune`` model does: score the
-model it was tuned into instead). About 5 minutes on 2 CPU cores (7 with ``--test``). One JSON
+model it was tuned into instead). About 6 minutes on 2 CPU cores (8 with ``--test``). One JSON
 object, with the checkpoint's sha256 and training command.
 """
 
@@ -81,7 +83,7 @@ def _pick(scores: dict, *names: str) -> dict:
 
 
 def panel(data_root: str, test: bool = False) -> dict:
-    from bench import evaluate, failure_modes, randomized_images, textured_matrix
+    from bench import evaluate, failure_modes, randomized_images, satellites, textured_matrix
 
     scratch = tempfile.TemporaryDirectory()  # bench.evaluate's label images
     root = ["--data-root", data_root, "--save-dir", scratch.name]
@@ -97,6 +99,9 @@ def panel(data_root: str, test: bool = False) -> dict:
     sat = _quiet(failure_modes.main, ["--model", "auto"])["panels"]["satellites"]
     out["satellites"] = {"particles": sat["particles"], "found": round(sat["recall"] * sat["particles"]),
                          "false_particles": sat["false_particles"], "f1": sat["f1"]}
+    drawn = _quiet(satellites.main, ["--model", "auto", "--seeds", "0-24"])
+    out["satellites_drawn"] = {"seeds": "0-24", **{k: drawn[k] for k in (
+        "satellites", "satellites_found", "satellite_recall", "precision", "false_particles")}}
     if test:
         own_test = _quiet(evaluate.main, ["--model", "default", "--datasets", "emps", "--split", "test", *root])
         out["own_scale"]["emps_test"] = _pick(own_test["emps"]["model"], "dice", "f1")

@@ -52,11 +52,16 @@ def test_the_panel_reads_each_bench_result_it_reports(monkeypatch):
     monkeypatch.setattr("bench.textured_matrix.main", lambda argv: {"mean_f1": 0.81, "mean_false_per_image": 3.2})
     monkeypatch.setattr("bench.failure_modes.main", lambda argv: {"panels": {"satellites": {
         "particles": 34, "segmented": 30, "recall": 0.853, "false_particles": 1, "f1": 0.9}}})
+    monkeypatch.setattr("bench.satellites.main", lambda argv: {
+        "satellites": 600, "satellites_found": 450, "satellite_recall": 0.75, "precision": 0.97, "false_particles": 20,
+        "spheres": 300, "per_image": []})
     out = candidate.panel("data", test=True)
     assert out == {"own_scale": {"emps_val": {"dice": 0.9, "f1": 0.8}, "emps_test": {"dice": 0.9, "f1": 0.8}},
                    "auto_val": {"bam": {"dice": 0.9, "f1": 0.85}, "emps": {"dice": 0.9, "f1": 0.8}},
                    "randomized": {"seeds": "0-80", "pooled_f1": 0.7},
                    "textured_matrix": {"mean_f1": 0.81, "mean_false_per_image": 3.2},
-                   "satellites": {"particles": 34, "found": 29, "false_particles": 1, "f1": 0.9}}
+                   "satellites": {"particles": 34, "found": 29, "false_particles": 1, "f1": 0.9},
+                   "satellites_drawn": {"seeds": "0-24", "satellites": 600, "satellites_found": 450,
+                                        "satellite_recall": 0.75, "precision": 0.97, "false_particles": 20}}
     assert [a[a.index("--split") + 1] for a in calls] == ["val", "val", "test"]
     assert "--auto-diameter" in calls[1] and "--auto-diameter" not in calls[0]  # own scale, then the CLI's path

@@ -33,6 +33,8 @@ def test_only_compact_confident_small_particles_on_the_background_with_the_parti
         5: (disc(shape, 260, 150, 8), 255, 0.95, False),  # saturated: a burnt-in mark
         6: (disc(shape, 160, 190, 8), 170, 0.5, False),  # the finer pass is unsure of it
         7: (disc(shape, 260, 40, 35), 170, 0.95, False),  # as large as half the particles: a piece of one missed
+        8: (disc(shape, 220, 237, 8), 170, 0.95, True),  # a quarter of it under a large particle's outline
+        9: (disc(shape, 30, 190, 8), 170, 0.75, True),  # on the background, fairly sure
     }
     cases[3][0][150:153, 150:180] = True
     for k, (mask, level, _, _) in cases.items():
@@ -47,10 +49,11 @@ def test_only_compact_confident_small_particles_on_the_background_with_the_parti
     out, conf, out_fg, _ = add_small_particles(grey, labels, confidence, fg, fg.copy(), fine, fine_confidence,
                                                fine_fg, fine_fg.copy())
 
-    assert out.max() == 4 and len(conf) == 4
+    assert out.max() == 6 and len(conf) == 6
     assert (out[labels > 0] == labels[labels > 0]).all()  # the first pass's particles are kept as they were
     assert (out == 4).sum() == cases[1][0].sum() and conf[3] == pytest.approx(0.95)
     assert (out_fg[out == 4] == 200).all()
+    assert (out == 5).sum() == (cases[8][0] & (labels == 0)).sum() and conf[5] == pytest.approx(0.75)
     for k, (mask, _, _, added) in cases.items():
         assert bool((out[mask & (labels == 0)] > 3).any()) == added, k
 

@@ -18,7 +18,8 @@ SMALL_PASS_ZOOM = 4.0
 #: Images shrunk less than this (factor above it) get no finer pass: the first pass sees their small particles.
 SMALL_PASS_BELOW = 0.5
 #: A particle of the finer pass is added when at most this share of it lies on the first pass's particles
-SMALL_PASS_MAX_OVERLAP = 0.2
+#: (a satellite on a sphere's outline lies partly under the sphere's outline as the shrunk pass draws it)
+SMALL_PASS_MAX_OVERLAP = 0.35
 #: and its equivalent diameter is under this share of the first pass's median (larger ones are pieces of
 #: particles the first pass missed, not small particles).
 SMALL_PASS_MAX_RATIO = 0.5
@@ -29,7 +30,7 @@ SMALL_PASS_MIN_SOLIDITY = 0.8
 #: their equivalent radius (a disc: 1; an ellipse of axis ratio 0.64: 0.8): letters, strokes and slivers are thin,
 SMALL_PASS_MIN_THICKNESS = 0.8
 #: and the finer pass must be sure of them (its per-particle confidence).
-SMALL_PASS_MIN_CONFIDENCE = 0.8
+SMALL_PASS_MIN_CONFIDENCE = 0.7
 #: An added particle's contrast to its surroundings must have the sign of the first pass's particles'
 #: and at least this share of their median contrast,
 SMALL_PASS_MIN_CONTRAST = 0.4
