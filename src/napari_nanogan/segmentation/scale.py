@@ -22,7 +22,8 @@ def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER
     1.0 for ``None`` and for a diameter from the model's / ``ENLARGE_BELOW`` to 5 % above
     the model's. Larger diameters make the image smaller (factors under ``MIN_RESIZE`` are
     raised to it, with a warning); smaller ones make it larger, by at most ``MAX_ENLARGE``
-    (:mod:`napari_nanogan.config`). A diameter that is not a positive number raises ``ValueError``.
+    (:mod:`napari_nanogan.config`; with a warning where the particles stay under the model's /
+    ``ENLARGE_BELOW`` even so). A diameter that is not a positive number raises ``ValueError``.
     """
     if diameter is None:
         return 1.0
@@ -34,6 +35,12 @@ def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER
         raise ValueError(f"particle diameter must be a positive number of pixels, not {diameter}")
     factor = model_diameter / diameter
     if factor > 1.0:  # read at call time: bench.small_particles compares settings
+        if factor > _config.ENLARGE_BELOW * _config.MAX_ENLARGE:
+            warnings.warn(
+                f"a particle diameter of {diameter:g} px is under {model_diameter / _config.ENLARGE_BELOW / _config.MAX_ENLARGE:g} px: "
+                f"the image is enlarged {_config.MAX_ENLARGE:g} times, no more, and particles still under "
+                f"{model_diameter / _config.ENLARGE_BELOW:g} px then are mostly missed (an image at a higher "
+                f"magnification serves better)", stacklevel=3)
         return min(factor, _config.MAX_ENLARGE) if factor > _config.ENLARGE_BELOW else 1.0
     if factor < MIN_RESIZE:
         warnings.warn(
