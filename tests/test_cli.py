@@ -45,6 +45,40 @@ def test_segment_names_the_file_a_warning_is_about_on_a_line_of_its_own(tmp_path
         assert len(note) == 1 and "made 8 times smaller, no more" in note[0]
 
 
+def test_segment_leaves_out_labels_masks_and_result_pictures_found_in_a_folder(tmp_path, tiny_checkpoint, sem_like,
+                                                                               capsys):
+    """A folder holding an image with its annotation and an earlier run's results (into another --out): only the
+    image is segmented; the same files named on the command line are taken as asked."""
+    image, truth = sem_like
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", image)
+    assert main(["segment", str(folder / "a.tif"), "--out", str(tmp_path / "first"), "--model", str(tiny_checkpoint),
+                 "--overlay"]) == 0
+    for name in ("a_labels.tif", "a_labels.csv", "a_overlay.png"):
+        (folder / name).write_bytes((tmp_path / "first" / name).read_bytes())
+    (folder / "renamed.tif").write_bytes((tmp_path / "first" / "a_labels.tif").read_bytes())  # still marked as labels
+    Image.fromarray((truth > 0).astype(np.uint8) * 255).save(folder / "a_mask.png")
+    Image.fromarray(image).save(folder / "b_histogram.png")
+    capsys.readouterr()
+    assert main(["segment", str(folder), "--out", str(tmp_path / "second"), "--model", str(tiny_checkpoint)]) == 0
+    captured = capsys.readouterr()
+    assert "left out 5 file(s) that are labels, masks or pictures of results" in captured.err
+    assert sorted(p.name for p in (tmp_path / "second").glob("*.tif")) == ["a_labels.tif"]
+    assert main(["segment", str(folder / "a_mask.png"), "--out", str(tmp_path / "third"), "--model",
+                 str(tiny_checkpoint)]) == 0  # named: segmented, as asked
+    assert (tmp_path / "third" / "a_mask_labels.tif").exists()
+
+
+def test_segment_says_where_an_input_folder_holds_images_only_in_a_sub_folder(tmp_path, tiny_checkpoint, sem_like,
+                                                                            capsys):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "data" / "images" / "a.tif", sem_like[0])
+    assert main(["segment", str(tmp_path / "data"), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "no input images found" in err and f"give {tmp_path / 'data' / 'images'} itself" in err
+
+
 def test_segment_overlay_only_when_asked(tmp_path, tiny_checkpoint, sem_like, capsys):
     image, _ = sem_like
     tifffile.imwrite(tmp_path / "a.tif", image)

@@ -234,6 +234,32 @@ def list_inputs(paths, *, out: Path | None = None, produced=None, zarr: bool = F
     return kept, len(found) - len(kept)
 
 
+def images_only(paths: list[Path], inputs, result_suffixes: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """The files found in folders that are images, and those named as results or annotations, not images
+    (ending in one of ``result_suffixes``, e.g. ``_labels.tif``; ``a_mask.png`` where ``a``'s image is an input too;
+    labels TIFFs that ``nanogan segment`` wrote, whatever their names). Files named on the command line are kept."""
+    from ..io.images import is_labels_tiff
+    from ..io.masks import image_stem
+
+    named = {Path(p) for p in inputs if not Path(p).is_dir()}
+    stems = {p.stem for p in paths}
+    left = [p for p in paths if p not in named and (p.name.endswith(result_suffixes)
+                                                    or image_stem(p) != p.stem and image_stem(p) in stems
+                                                    or p.suffix.lower() in (".tif", ".tiff") and is_labels_tiff(p))]
+    return [p for p in paths if p not in left], left
+
+
+def subfolder_hint(inputs) -> str:
+    """Where an input folder holds none but a sub-folder does, a hint that names it (folders are not searched deeper)."""
+    from ..io.images import list_images
+
+    for folder in (Path(p) for p in inputs if Path(p).is_dir()):
+        for sub in sorted(q for q in folder.iterdir() if q.is_dir()):
+            if list_images([sub]):
+                return f" (sub-folders are not searched: give {sub} itself)"
+    return ""
+
+
 #: Of two inputs that would write the same output, the one of the lower rank is taken: a microscope's
 #: own file (and its pixel size) before a picture exported from it, a lossless picture before a JPEG.
 FORMAT_RANK = {".png": 1, ".bmp": 1, ".gif": 1, ".jpg": 2, ".jpeg": 2}

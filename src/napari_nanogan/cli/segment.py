@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..config import BLOCK, MARGIN_DIAMETERS, MIN_MARGIN, TILE, ModelKind
 from ..models.registry import AUTO_SEGMENTERS, DEFAULT_SEGMENTER
-from .common import (CommandError, add_cluster_options, apply_threads, has_extra, input_error, list_inputs, load_model,
-                     out_file, out_folder, print_result, progress_bar, unique_targets)
+from .common import (CommandError, add_cluster_options, apply_threads, has_extra, images_only, input_error, list_inputs,
+                     load_model, out_file, out_folder, print_result, progress_bar, subfolder_hint, unique_targets)
 from .values import count_value, pixel_size_value, positive_value, probability_value, scale_bar_value, tile_value
 
 _GENERAL, _BRIGHT = AUTO_SEGMENTERS["auto"]
@@ -42,8 +42,14 @@ def cmd_segment(args) -> int:
     if skipped:
         print(f"note: left out {skipped} earlier result(s) (*_labels.tif, *_overlay.png) found in {out}",
               file=sys.stderr)
+    paths, annotations = images_only(paths, args.inputs, (*RESULT_SUFFIXES, HISTOGRAM_SUFFIX))
+    if annotations:
+        shown = ", ".join(p.name for p in annotations[:3]) + (" ..." if len(annotations) > 3 else "")
+        print(f"note: left out {len(annotations)} file(s) that are labels, masks or pictures of results, not "
+              f"images ({shown}); name a file on the command line to segment it anyway", file=sys.stderr)
     if not paths:
-        print(f"error: no input images found in {', '.join(map(str, args.inputs))}", file=sys.stderr)
+        print(f"error: no input images found in {', '.join(map(str, args.inputs))}{subfolder_hint(args.inputs)}",
+              file=sys.stderr)
         return 2
     paths, refused = unique_targets(paths, lambda p: f"{p.stem}_labels.tif")
     segmenter = load_model(load_segmenter, args.model)
