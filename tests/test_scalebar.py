@@ -99,6 +99,25 @@ def test_segment_takes_each_images_pixel_size_from_its_scale_bar(tmp_path, tiny_
         main(["segment", str(tmp_path / "a.tif"), "--scale-bar", "200nm", "--pixel-size", "3", "--out", str(tmp_path)])
 
 
+def test_a_scale_bar_length_without_its_unit_is_taken_in_nm_with_a_warning_and_a_space_before_it_is_explained(
+        tmp_path, tiny_checkpoint, capsys):
+    from napari_nanogan.cli import main
+
+    image = _field(8)
+    image[270:274, 250:350] = 0  # 100 px
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    assert main(["segment", str(tmp_path / "a.tif"), "--scale-bar", "500", "--out", str(tmp_path / "out"),
+                 "--model", str(tiny_checkpoint)]) == 0
+    out = capsys.readouterr()
+    assert "--scale-bar 500 has no unit: taken as 500 nm" in out.err and "100 px = 500 nm" in out.out + out.err
+    assert main(["segment", str(tmp_path / "a.tif"), "--scale-bar", "0.5um", "--out", str(tmp_path / "out2"),
+                 "--model", str(tiny_checkpoint)]) == 0
+    assert "no unit" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["segment", str(tmp_path / "a.tif"), "--scale-bar", "0.5", "um", "--out", str(tmp_path / "out3")])
+    assert "a length and its unit are one word: 0.5um, or '0.5 um' in quotes" in capsys.readouterr().err
+
+
 @requires_shared
 def test_the_scale_bars_of_the_bam_fields_give_their_recorded_pixel_size():
     """Every BAM field's Zeiss bar (200 nm, one of 300 nm) gives the 7.344 nm the file records, within 1 %."""

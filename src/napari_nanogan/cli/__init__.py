@@ -51,6 +51,10 @@ def _check_environment() -> None:
     max_pixels()
 
 
+#: Words that, left over on a command line, are the unit of a length typed with a space before it.
+LENGTH_UNITS = ("nm", "um", "µm", "μm", "mm", "pm", "å", "a", "angstrom")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -60,7 +64,10 @@ def main(argv=None) -> int:
         if any(u in before for u in unknown):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        unit = next((u for u in unknown if u.lower() in LENGTH_UNITS and u in words[1:]), None)
+        value = words[words.index(unit) - 1] if unit else ""
+        hint = f" (a length and its unit are one word: {value}{unit}, or '{value} {unit}' in quotes)" if unit else ""
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:  # its notes on odd files come on top of our one line per input
         logging.getLogger("tifffile").setLevel(logging.ERROR)

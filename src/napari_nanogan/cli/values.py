@@ -49,13 +49,17 @@ PLAUSIBLE_PIXEL_NM = (0.01, 100_000.0)
 
 
 def scale_bar_value(text: str) -> float:
-    """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm)."""
+    """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm, with a warning)."""
     from ..io.scalebar import parse_length_nm
 
     try:
-        return parse_length_nm(text)
+        nm = parse_length_nm(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if text.strip().replace(".", "", 1).isdigit():  # (a scale bar's label always has its unit)
+        print(f"warning: --scale-bar {text} has no unit: taken as {text} nm (write the bar's label as it reads, "
+              f"e.g. {text}nm, {text}um)", file=sys.stderr)
+    return nm
 
 
 def pixel_size_value(text: str) -> float:
