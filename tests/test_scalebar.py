@@ -30,6 +30,26 @@ def test_a_plain_bar_and_a_bar_with_end_ticks_give_their_lengths():
     assert pixel_size_from_scale_bar(ticked, 116.0)[0] == pytest.approx(2.0)
 
 
+def test_a_thin_bar_whose_compressed_pixels_dim_here_and_there_is_measured_end_to_end():
+    """A 1-px bar of a JPEG-compressed figure: some of its pixels fall just short of its level (within twice
+    the tolerance), some a little further, 1-2 px at a time. Its whole length counts, not its longest clean piece."""
+    image = _field(3)
+    image[250, 100:190] = 255  # 90 px
+    image[250, [106, 107]] = 236  # dimmed (the tolerance is 6 % of the range: 240)
+    image[250, [130, 160, 161]] = 200  # fallen short
+    bar = find_scale_bar(image)
+    assert (bar.top, bar.start, bar.stop) == (250, 100.0, 190.0)
+    noisy = _field(4)
+    noisy[200, 60:260] = np.random.default_rng(0).choice([0, 0, 0, 20, 30], 200)  # a black bar, half its pixels dim
+    noisy[200, 259] = 0
+    noisy[200, 60] = 0
+    assert find_scale_bar(noisy).length_px == pytest.approx(200.0, abs=1)
+    beside = _field(5)  # a bar that ends where a bright region of its level begins is not run into it
+    beside[240:244, 100:160] = 255
+    beside[236:260, 160:200] = 250
+    assert find_scale_bar(beside) is None or find_scale_bar(beside).stop <= 160
+
+
 def test_a_bar_cut_by_its_label_is_taken_whole():
     image = _field(2)
     image[250:253, 40:100] = image[250:253, 130:190] = 255  # |--- 2 um ---|

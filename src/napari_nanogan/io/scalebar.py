@@ -9,7 +9,7 @@ to read (no text is recognised), and
 :func:`pixel_size_from_scale_bar` turns the two into nm per pixel.
 
 The bar is the longest horizontal rectangle of pixels within 6 % of the image's grey range
-of either extreme that is at least 3 times as long as it is thick, 12 px long or more and at
+of either extreme (gaps of up to 2 px along a row bridged) that is at least 3 times as long as it is thick, 12 px long or more and at
 most 70 % of the width, standing free (nothing at its level touches it but end ticks); one in
 the lower half of the image, where figures and microscopes put it, before one above.
 """
@@ -32,6 +32,9 @@ MIN_LENGTH, MAX_WIDTH_SHARE = 12, 0.7
 STAND_OUT = 0.25
 #: A bar is at least this many times as long as it is thick.
 MIN_ELONGATION = 3.0
+#: Gaps of up to this many pixels in a row of extreme pixels are bridged: a bar's compressed pixels
+#: fall a little short of its level here and there, which would leave only the longest piece of it.
+GAP_PX = 2
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,15 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     width = grey.shape[1]
     found = []
     for level, at_level in (("white", grey >= high - tolerance), ("black", grey <= low + tolerance)):
+        at_level = at_level | ndi.binary_closing(at_level, np.ones((1, GAP_PX + 1), bool))
         parts, _ = ndi.label(at_level, structure=np.ones((3, 3), bool))  # (end ticks join their bar)
         extreme = high if level == "white" else low
         for k, box in enumerate(ndi.find_objects(parts), start=1):
             if box[0].start == 0 or box[0].stop == grey.shape[0]:
                 continue  # a frame's edge, or a figure cut through: not a bar standing free
             bar = _bar_of(parts[box] == k, box, width, level)
+            if bar is not None and bar.start == box[1].start and bar.stop == box[1].stop:  # plain ends: run them out
+                bar = _run_out(grey, bar, extreme, tolerance)
             if bar is not None and _stands_out(grey, bar, extreme, high - low):
                 found.append(_joined(bar, at_level))
     if not found:
@@ -130,6 +136,28 @@ def _bar_of(part: np.ndarray, box: tuple, width: int, level: str) -> ScaleBar | 
         return None
     y, x = box[0].start, box[1].start
     return ScaleBar(y + int(rows[0]), y + int(rows[-1]) + 1, x + start, x + stop, level)
+
+
+def _run_out(grey: np.ndarray, bar: ScaleBar, extreme: float, tolerance: float) -> ScaleBar:
+    """The bar with each plain end moved out to the last column whose rows are at its level (within
+    ``tolerance``), across columns that merely dim (within twice that) and gaps of up to :data:`GAP_PX`
+    columns, while the rows just above and below stay off its level: a thin bar of noisy or compressed
+    pixels runs on to where it ends, not into a region of its level."""
+    rows = np.abs(grey[bar.top : bar.bottom] - extreme)
+    beside = [np.abs(grey[r] - extreme) for r in (bar.top - 1, bar.bottom) if 0 <= r < grey.shape[0]]
+    free = ~np.any([b <= 2 * tolerance for b in beside], axis=0) if beside else np.ones(grey.shape[1], bool)
+    at, dim = (rows <= tolerance).all(0) & free, (rows <= 2 * tolerance).all(0) & free
+    ends = []
+    for end, step in ((int(bar.start), -1), (int(bar.stop) - 1, 1)):
+        col, gap = end, 0
+        while 0 <= col + step < grey.shape[1] and gap <= GAP_PX:
+            col += step
+            if at[col]:
+                end, gap = col, 0
+            elif not dim[col]:
+                gap += 1
+        ends.append(end)
+    return ScaleBar(bar.top, bar.bottom, float(ends[0]), float(ends[1] + 1), bar.level)
 
 
 def _joined(bar: ScaleBar, at_level: np.ndarray) -> ScaleBar:
