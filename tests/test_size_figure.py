@@ -39,6 +39,22 @@ def test_the_figure_shows_the_table_s_whole_particles_and_its_d_values():
     assert size_figure(table, column="area").axes[0].get_xlabel() == "area (nm²)"
 
 
+def test_a_log_normal_fit_that_the_sizes_do_not_follow_is_called_poor():
+    from napari_nanogan.measure import LOGNORMAL_POOR_P, lognormal_p
+
+    rng = np.random.default_rng(0)
+    follows = rng.lognormal(np.log(30), 0.3, 300)
+    two_populations = np.concatenate([rng.normal(20, 1.5, 150), rng.normal(60, 3, 150)])
+    assert lognormal_p(follows) > LOGNORMAL_POOR_P > lognormal_p(two_populations)
+    assert lognormal_p([5.0, 6.0, 7.0]) is None and lognormal_p(np.full(20, 4.0)) is None  # too few; all equal
+    radii = np.concatenate([np.full(6, 4), np.full(6, 12)]).tolist()  # two sizes of disc: no log-normal
+    table = measure_particles(discs(radii, shape=(300, 400)), pixel_size_nm=2.0)
+    s = summarize_sizes(table)
+    assert s["lognormal_p"] < LOGNORMAL_POOR_P
+    fit, = (line for line in size_figure(table).axes[0].lines if line.get_label().startswith("log-normal"))
+    assert "a poor fit: Shapiro-Wilk p" in fit.get_label() and fit.get_linestyle() == "--"
+
+
 def test_nothing_to_size_and_unknown_formats_are_refused(tmp_path):
     cut_only = measure_particles(discs([20], border=True))
     with pytest.raises(ValueError, match="all are cut"):

@@ -261,6 +261,23 @@ def lognormal_fit(values) -> tuple[float, float] | None:
     return (float(np.exp(logs.mean())), float(np.exp(logs.std(ddof=1)))) if logs.size >= 3 else None
 
 
+#: A log-normal fit is flagged as poor where the Shapiro-Wilk test rejects normality of ln d at this level.
+LOGNORMAL_POOR_P = 0.01
+
+
+def lognormal_p(values) -> float | None:
+    """How well :func:`lognormal_fit` describes the sizes: the Shapiro-Wilk p-value of ln d (a test of
+    normality valid with the mean and SD estimated from the same sizes); None under 8 or over 5000 sizes,
+    or all equal. Under :data:`LOGNORMAL_POOR_P` the sizes depart from a log-normal (two populations, a cut-off
+    tail): the fit's numbers describe them poorly. With thousands of particles slight departures count too."""
+    from scipy.stats import shapiro
+
+    logs = np.log(np.asarray(values, float)[np.asarray(values, float) > 0])
+    if not 8 <= logs.size <= 5000 or np.ptp(logs) == 0:
+        return None
+    return float(shapiro(logs).pvalue)
+
+
 def lognormal_curve(values, edges) -> tuple[np.ndarray, np.ndarray, tuple[float, float]] | None:
     """(x, expected particles per bin of ``edges`` (uniform), the fit) of :func:`lognormal_fit`, to draw over a
     histogram; None without a fit or with all sizes equal."""
@@ -275,7 +292,8 @@ def lognormal_curve(values, edges) -> tuple[np.ndarray, np.ndarray, tuple[float,
 
 def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bool = False) -> dict:
     """Count, mean, SD, D10/D50/D90 (number- and volume-weighted) and the log-normal fit
-    (:func:`lognormal_fit`: ``geometric_mean``, ``geometric_sd``) of one length column, with the pixel size
+    (:func:`lognormal_fit`: ``geometric_mean``, ``geometric_sd``; how well it fits: ``lognormal_p``,
+    :func:`lognormal_p`) of one length column, with the pixel size
     the lengths were converted with (``pixel_size_nm``; None in pixels, or for tables of several)."""
     key = f"{column}_{table.unit}"
     mask = np.ones(len(table), bool) if include_cut else table.included()
@@ -291,6 +309,8 @@ def summarize_sizes(table: Measurements, *, column: str = "ecd", include_cut: bo
         out[f"D{q}_volume"] = float(v)
     if fit := lognormal_fit(d):
         out["geometric_mean"], out["geometric_sd"] = fit
+        if (p := lognormal_p(d)) is not None:
+            out["lognormal_p"] = p
     if table.unit == "nm":
         out["fraction_below_100nm"] = float((d < 100).mean())
     return out
@@ -349,7 +369,7 @@ def write_summary_csv(path: str | os.PathLike, summaries: list[tuple[str, dict]]
 
     keys = ["image", "measure", "unit", "count", "excluded_cut", "mean", "sd", "D10", "D50", "D90",
             "D10_volume", "D50_volume", "D90_volume", "fraction_below_100nm", "geometric_mean", "geometric_sd",
-            "pixel_size_nm"]
+            "pixel_size_nm", "lognormal_p"]
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
@@ -408,14 +428,17 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
     if figure is None:
         from matplotlib.figure import Figure
 
-        figure = Figure(figsize=(5.5, 3.8), dpi=100)
+        figure = Figure(figsize=(5.5, 4.4), dpi=100)
     figure.clear()
     ax = figure.add_subplot(111)
     edges = bin_edges(values)
     ax.hist(values, bins=edges, color="#4a7fb5", edgecolor="white", linewidth=0.5)
     if column in PLOT_LENGTHS and (curve := lognormal_curve(values, edges)):
-        ax.plot(*curve[:2], color="#e67e22", linewidth=1.5,
-                label=f"log-normal: {curve[2][0]:.3g} {unit}, σg {curve[2][1]:.2f}".replace(" ,", ","))
+        p = lognormal_p(values)
+        poor = p is not None and p < LOGNORMAL_POOR_P
+        ax.plot(*curve[:2], color="#e67e22", linewidth=1.5, linestyle="--" if poor else "-",
+                label=(f"log-normal: {curve[2][0]:.3g} {unit}, σg {curve[2][1]:.2f}".replace(" ,", ",")
+                       + (f"\n(a poor fit: Shapiro-Wilk p = {p:.1g} on ln d)" if poor else "")))
     ax.set_xlabel(PLOT_NAMES[column] + (f" ({unit})" if unit else ""))
     ax.set_ylabel("particles")
     share = ax.twinx()
@@ -428,13 +451,13 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
         for q, style in zip((10, 50, 90), (":", "-", "--")):
             v = float(np.percentile(values, q))
             ax.axvline(v, color="#c0392b", linestyle=style, linewidth=1.2, label=f"{letter}{q} {v:.3g} {unit}".rstrip())
-        share.legend(*ax.get_legend_handles_labels(), loc="center right", fontsize=8, framealpha=0.9)
+        figure.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     cut = int(len(table) - keep.sum())
     sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
     stats = f"n = {values.size}" + (f" ({cut} cut, left out)" if cut else "") + \
         f", mean {values.mean():.3g} ± {sd:.2g} {unit} (SD)".replace("  (SD)", " (SD)")
     ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.15 if values.size > 1 else 0, 1, 1))  # the legend below the axes, off the bars
     return figure
 
 
