@@ -428,7 +428,7 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
     if figure is None:
         from matplotlib.figure import Figure
 
-        figure = Figure(figsize=(5.5, 4.4), dpi=100)
+        figure = Figure(figsize=(5.5, 4.2), dpi=100)
     figure.clear()
     ax = figure.add_subplot(111)
     edges = bin_edges(values)
@@ -457,7 +457,7 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
     stats = f"n = {values.size}" + (f" ({cut} cut, left out)" if cut else "") + \
         f", mean {values.mean():.3g} ± {sd:.2g} {unit} (SD)".replace("  (SD)", " (SD)")
     ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
-    figure.tight_layout(rect=(0, 0.15 if values.size > 1 else 0, 1, 1))  # the legend below the axes, off the bars
+    figure.tight_layout(rect=(0, 0.1 if values.size > 1 else 0, 1, 1))  # the legend below the axes, off the bars
     return figure
 
 
