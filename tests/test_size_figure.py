@@ -83,7 +83,12 @@ def test_measure_plot_pools_files_in_nm_and_plots_pixels_per_file(tmp_path, caps
                  str(tmp_path / "m.csv"), "--plot"]) == 0
     picture = np.asarray(Image.open(tmp_path / "m_histogram.png"))
     assert picture.shape[0] > 500 and picture.std() > 10  # a drawn figure, at print resolution
-    assert "m_histogram.png" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "m_histogram.png" in captured.out and "mixes files" not in captured.err  # D50 24 and 28 nm: one sample
+    write_labels(tmp_path / "big_labels.tif", discs([6, 9, 12]), pixel_size_nm=20.0)  # ten times larger
+    assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "big_labels.tif"), "--out",
+                 str(tmp_path / "mixed.csv"), "--plot"]) == 0
+    assert "the pooled 'all' row and plot mixes files whose D50 differ 10-fold" in capsys.readouterr().err
     tifffile.imwrite(tmp_path / "c_labels.tif", discs([5, 8]).astype(np.uint16))  # no pixel size: px, not pooled
     assert main(["measure", str(tmp_path / "a_labels.tif"), str(tmp_path / "c_labels.tif"), "--out",
                  str(tmp_path / "n.csv"), "--plot"]) == 0

@@ -22,6 +22,8 @@ OVERLAY_SUFFIX = "_overlay.png"
 RESULT_SUFFIXES = ("_labels.tif", "_labels.zarr", OVERLAY_SUFFIX)
 #: ``measure --plot``'s figures: never label images either.
 HISTOGRAM_SUFFIX = "_histogram.png"
+#: Files whose D50 differ more than this many times are not of one sample: pooling them is noted.
+POOL_SPREAD = 2.0
 AUTO_HELP = f"{_BRIGHT} for bright particles on a dark background (SEM) where it agrees with {_GENERAL}, else {_GENERAL}"
 
 
@@ -334,6 +336,11 @@ def cmd_measure(args) -> int:
               "others to pool them)", file=sys.stderr)
     elif len(tables) > 1 and tables[0].unit == "nm":
         summaries.append(("all", summarize_sizes(stack_tables(tables))))
+        d50 = [s["D50"] for _, s in summaries[:-1] if "D50" in s]
+        if len(d50) > 1 and max(d50) > POOL_SPREAD * min(d50):  # (fields of one sample: within about 10 %)
+            print(f"note: the pooled 'all' row{' and plot' if args.plot else ''} mixes files whose D50 differ "
+                  f"{max(d50) / min(d50):.3g}-fold ({min(d50):.3g} to {max(d50):.3g} nm): pool images of one sample "
+                  "only, and measure the others apart", file=sys.stderr)
     elif len(tables) > 1:  # pixels of images of unknown, maybe different, scales do not add up
         print("nanogan measure: no pooled 'all' row: the pixel size is unknown, and pixels of different images need "
               "not be the same size (give --pixel-size or --image for one in nm)", file=sys.stderr)
