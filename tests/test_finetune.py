@@ -137,6 +137,28 @@ def test_finetune_cli_contract(tmp_path, tiny_checkpoint, tiny_generator_checkpo
     assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", "x.tif", "y.tif", "--out", str(out)]) == 2
 
 
+def test_finetune_steps_replace_the_presets(tmp_path, tiny_checkpoint, tiny_generator_checkpoint, fast_preset, sem_like,
+                                            capsys):
+    from napari_nanogan.cli import main
+
+    image, labels = sem_like
+    tifffile.imwrite(tmp_path / "a.tif", image[: labels.shape[0]])
+    tifffile.imwrite(tmp_path / "a_mask.tif", (labels > 0).astype(np.uint8) * 255)
+    out = tmp_path / "model.pt"
+    rc = main(["finetune", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "a_mask.tif"), "--out", str(out),
+               "--preset", "standard", "--steps", "3", "--gan-steps", "0", "--base-segmenter", str(tiny_checkpoint),
+               "--base-generator", str(tiny_generator_checkpoint)])
+    assert rc == 0 and "preset standard: 3 segmenter steps" in capsys.readouterr().err
+    card = load_checkpoint(out)["card"]
+    assert card["planned_steps"] == [3, 0] and card["steps"] == 3 and not card["generator_adapted"]
+    for bad in (["--steps", "0"], ["--gan-steps", "-1"], ["--steps", "x"]):
+        with pytest.raises(SystemExit):
+            main(["finetune", "--images", "a.tif", "--masks", "b.tif", "--out", str(out), *bad])
+    assert "must be at least" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="steps must be a whole number of 1 or more"):
+        next(ft.finetune(_samples(1), out_path=tmp_path / "m2.pt", steps=0, base_segmenter=str(tiny_checkpoint)))
+
+
 def test_finetune_cli_names_the_files_of_a_pair_it_refuses(tmp_path, tiny_checkpoint, sem_like, capsys):
     from napari_nanogan.cli import main
 

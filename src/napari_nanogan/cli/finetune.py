@@ -8,6 +8,7 @@ from ..config import PRESETS
 from ..models.registry import DEFAULT_GENERATOR, DEFAULT_SEGMENTER
 from .common import (CommandError, command_line, first_line, load_model, one_process_only, out_file, print_result,
                      progress_bar)
+from .values import count_value, whole_value
 
 
 def cmd_finetune(args) -> int:
@@ -52,12 +53,17 @@ def cmd_finetune(args) -> int:
 
     main_thread = threading.current_thread() is threading.main_thread()  # (signals are the main thread's)
     recipe = PRESETS[args.preset]
-    print(f"fine-tuning {args.base_segmenter} on {len(pairs)} images, preset {args.preset}: {recipe.description}",
-          file=sys.stderr)
+    steps = recipe.segmenter_steps if args.steps is None else args.steps
+    gan_steps = recipe.gan_steps if args.gan_steps is None else args.gan_steps
+    plan = recipe.description if (steps, gan_steps) == (recipe.segmenter_steps, recipe.gan_steps) else (
+        f"{steps} segmenter steps" + (f", then {gan_steps} cycle-GAN steps" if gan_steps else "")
+        + (", then the cycle GAN until stopped" if gan_steps is None else ""))
+    print(f"fine-tuning {args.base_segmenter} on {len(pairs)} images, preset {args.preset}: {plan}", file=sys.stderr)
     loop = finetune(pairs, out_path=out, preset=args.preset, base_segmenter=args.base_segmenter,
                     base_generator=args.base_generator, should_stop=lambda: stop["now"],
-                    provenance={"command": command_line()})
-    bar = progress_bar(recipe.segmenter_steps + (recipe.gan_steps or 0), "finetune")
+                    provenance={"command": command_line()}, steps=args.steps,
+                    gan_steps=-1 if args.gan_steps is None else args.gan_steps)
+    bar = progress_bar(steps + (gan_steps or 0), "finetune")
     stage, handlers = None, {}
     try:
         if main_thread:
@@ -124,6 +130,10 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, metavar="MODEL_PATH", help="the fine-tuned model (usable as --model)")
     p.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
+    p.add_argument("--steps", type=count_value, default=None, metavar="N",
+                   help="segmenter steps instead of the preset's (e.g. 50 for a first try)")
+    p.add_argument("--gan-steps", type=whole_value, default=None, metavar="N",
+                   help="cycle-GAN steps after them instead of the preset's (0: none)")
     p.add_argument("--base-segmenter", default=DEFAULT_SEGMENTER,
                    help=f"the segmenter to start from (name or path; default {DEFAULT_SEGMENTER}: the network it picks "
                         "for your images)")

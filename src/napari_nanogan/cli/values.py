@@ -9,12 +9,21 @@ import sys
 
 def count_value(text: str) -> int:
     """A whole number >= 1 (``--n``)."""
+    return _whole(text, 1)
+
+
+def whole_value(text: str) -> int:
+    """A whole number >= 0 (``finetune --gan-steps``)."""
+    return _whole(text, 0)
+
+
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, not {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
     return value
 
 

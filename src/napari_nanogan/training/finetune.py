@@ -187,13 +187,26 @@ def finetune(
     provenance: dict | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     device=None,
+    steps: int | None = None,
+    gan_steps: int | None = -1,
 ) -> Generator[TrainProgress, None, FinetuneResult]:
-    """Fine-tune on the user's pairs; yields progress (``record.stage`` says what), returns a :class:`FinetuneResult`."""
+    """Fine-tune on the user's pairs; yields progress (``record.stage`` says what), returns a :class:`FinetuneResult`.
+
+    ``steps`` / ``gan_steps``: the segmenter's and the cycle GAN's steps instead of the ``preset``'s (``gan_steps``
+    0: none, None: until stopped; -1, the default, and ``steps`` None: the preset's).
+    """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    recipe = PRESETS[preset]
+    if steps is not None or gan_steps != -1:
+        for name, value in (("steps", steps), ("gan_steps", gan_steps)):
+            if value is not None and (not isinstance(value, int) or value < (1 if name == "steps" else -1)):
+                raise ValueError(f"{name} must be a whole number of {'1' if name == 'steps' else '0'} or more, "
+                                 f"not {value!r}")
+        recipe = dataclasses.replace(recipe, segmenter_steps=recipe.segmenter_steps if steps is None else steps,
+                                     gan_steps=recipe.gan_steps if gan_steps == -1 else gan_steps)
     check_pairs(pairs)
     out_path = check_out_path(out_path)
-    recipe = PRESETS[preset]
     total = recipe.segmenter_steps + (recipe.gan_steps or 0)
     train, val = split_rows(pairs)
     yield TrainProgress(0, total, stage=f"loading {base_segmenter}")
@@ -300,7 +313,8 @@ def finetune(
             "base_segmenter": str(base_segmenter), "base_network": network.name,
             "base_generator": str(base_generator) if gen_part is not None else None,
             "generator_adapted": generator_adapted,
-            "preset": preset, "steps": steps, "seconds": round(seconds, 1),
+            "preset": preset, "planned_steps": [recipe.segmenter_steps, recipe.gan_steps], "steps": steps,
+            "seconds": round(seconds, 1),
             "images": [s.name for s in pairs],
             "validation": "bottom 25 % of each image's rows, never trained on, segmented as nanogan segment does",
             "scale_factors": [round(f, 4) for f in factors],  # each training part shrunk to the model's particle size
