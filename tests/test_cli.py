@@ -65,15 +65,32 @@ def test_segment_leaves_out_labels_masks_and_result_pictures_found_in_a_folder(t
     captured = capsys.readouterr()
     assert "left out 5 file(s) that are labels, masks or pictures of results" in captured.err
     assert sorted(p.name for p in (tmp_path / "second").glob("*.tif")) == ["a_labels.tif"]
-    assert main(["segment", str(folder / "a_mask.png"), "--out", str(tmp_path / "third"), "--model",
-                 str(tiny_checkpoint)]) == 0  # named: segmented, as asked
+    assert main(["segment", str(folder / "a_mask.png"), str(folder), "--out", str(tmp_path / "third"), "--model",
+                 str(tiny_checkpoint)]) == 0  # named: segmented, as asked, even with its folder given too
     assert (tmp_path / "third" / "a_mask_labels.tif").exists()
+    (folder / "c_OVERLAY.PNG").write_bytes((folder / "b_histogram.png").read_bytes())  # whatever the case
+    assert main(["segment", str(folder), "--out", str(tmp_path / "fourth"), "--model", str(tiny_checkpoint)]) == 0
+    assert "left out 6 file(s)" in capsys.readouterr().err
+
+
+def test_segment_takes_a_zarr_store_named_on_the_command_line_whatever_its_name(tmp_path, tiny_checkpoint, sem_like,
+                                                                               capsys):
+    from napari_nanogan.io.omezarr import write_ome_zarr
+
+    write_ome_zarr(tmp_path / "scan_labels.zarr", sem_like[0], chunk=128)  # named like a result, but named
+    assert main(["segment", str(tmp_path / "scan_labels.zarr"), "--out", str(tmp_path / "o"), "--model",
+                 str(tiny_checkpoint), "--tile", "128"]) == 0
+    assert "left out" not in capsys.readouterr().err and (tmp_path / "o" / "scan_labels_labels.zarr").is_dir()
 
 
 def test_segment_says_where_an_input_folder_holds_images_only_in_a_sub_folder(tmp_path, tiny_checkpoint, sem_like,
                                                                             capsys):
     (tmp_path / "data" / "images").mkdir(parents=True)
     tifffile.imwrite(tmp_path / "data" / "images" / "a.tif", sem_like[0])
+    for other in ("labels", ".ipynb_checkpoints"):  # labels only, and a hidden folder: not named
+        (tmp_path / "data" / other).mkdir()
+    tifffile.imwrite(tmp_path / "data" / ".ipynb_checkpoints" / "a.tif", sem_like[0])
+    tifffile.imwrite(tmp_path / "data" / "labels" / "a_labels.tif", sem_like[1].astype(np.uint16))
     assert main(["segment", str(tmp_path / "data"), "--out", str(tmp_path / "o"), "--model", str(tiny_checkpoint)]) == 2
     err = capsys.readouterr().err
     assert "no input images found" in err and f"give {tmp_path / 'data' / 'images'} itself" in err

@@ -151,10 +151,11 @@ def test_finetune_steps_replace_the_presets(tmp_path, tiny_checkpoint, tiny_gene
     assert rc == 0 and "preset standard: 3 segmenter steps" in capsys.readouterr().err
     card = load_checkpoint(out)["card"]
     assert card["planned_steps"] == [3, 0] and card["steps"] == 3 and not card["generator_adapted"]
-    for bad in (["--steps", "0"], ["--gan-steps", "-1"], ["--steps", "x"]):
+    for bad, words in ((["--steps", "0"], "must be at least 1"), (["--gan-steps", "-1"], "must be at least 0"),
+                       (["--steps", "x"], "expected a whole number >= 1")):
         with pytest.raises(SystemExit):
             main(["finetune", "--images", "a.tif", "--masks", "b.tif", "--out", str(out), *bad])
-    assert "must be at least" in capsys.readouterr().err
+        assert words in capsys.readouterr().err
     with pytest.raises(ValueError, match="steps must be a whole number of 1 or more"):
         next(ft.finetune(_samples(1), out_path=tmp_path / "m2.pt", steps=0, base_segmenter=str(tiny_checkpoint)))
 

@@ -228,13 +228,14 @@ def test_resize_factor_shrinks_enlarges_small_particles_at_most_twice_and_reject
     assert resize_factor(25.0, 24.0) == 1.0  # within 5 %: not worth a resize
     assert resize_factor(13.0, 24.0) == 1.0  # down to half the model's size: the image's own scale
     assert resize_factor(11.0, 24.0) == 2.0  # small particles: enlarged twice
-    with pytest.warns(UserWarning, match="under 6 px: the image is enlarged 2 times, no more"):
+    with pytest.warns(UserWarning, match="under 6 px: the image is enlarged at most 2 times"):
         assert resize_factor(4.0, 24.0) == 2.0  # and no more, said where the particles stay too small
     with pytest.warns(UserWarning, match="diameter of 0.001 px"):
         assert resize_factor(0.001, 24.0) == 2.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert resize_factor(6.0, 24.0) == 2.0  # 12 px when enlarged: what the model finds at its own scale
+        assert resize_factor(4.0, 24.0, warn_small=False) == 2.0  # an estimate's: it may be undone
     assert resize_factor(48.0, 24.0) == pytest.approx(0.5)
     assert within_pixel_budget(2.0, (1000, 1000)) == 2.0
     with pytest.warns(UserWarning, match="enlarged 1.41 times instead"):

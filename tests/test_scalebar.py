@@ -44,10 +44,20 @@ def test_a_thin_bar_whose_compressed_pixels_dim_here_and_there_is_measured_end_t
     noisy[200, 259] = 0
     noisy[200, 60] = 0
     assert find_scale_bar(noisy).length_px == pytest.approx(200.0, abs=1)
-    beside = _field(5)  # a bar that ends where a bright region of its level begins is not run into it
+    beside = _field(5)  # a bar 3 px from a bright region of its level is not run into it
     beside[240:244, 100:160] = 255
-    beside[236:260, 160:200] = 250
-    assert find_scale_bar(beside) is None or find_scale_bar(beside).stop <= 160
+    beside[230:260, 163:188] = 250  # (under half the bar: not taken for its other half, cut by a label)
+    assert (find_scale_bar(beside).start, find_scale_bar(beside).stop) == (100.0, 160.0)
+    dimmed = _field(6)  # nor across a long stretch of merely dimmed pixels to a lone one at its level
+    dimmed[240, 100:150] = 255
+    dimmed[240, 150:260] = 232
+    dimmed[240, 260] = 255
+    assert (find_scale_bar(dimmed).start, find_scale_bar(dimmed).stop) == (100.0, 150.0)
+    wide = _field(7)  # nor beyond 70 % of the image's width
+    wide[240, 60:340] = 255
+    wide[240, 340:372] = 236
+    wide[240, 20:60] = 236
+    assert find_scale_bar(wide).length_px == 280.0
 
 
 def test_a_bar_cut_by_its_label_is_taken_whole():

@@ -35,6 +35,8 @@ def test_only_compact_confident_small_particles_on_the_background_with_the_parti
         7: (disc(shape, 260, 40, 35), 170, 0.95, False),  # as large as half the particles: a piece of one missed
         8: (disc(shape, 220, 237, 8), 170, 0.95, True),  # a quarter of it under a large particle's outline
         9: (disc(shape, 30, 190, 8), 170, 0.75, True),  # on the background, fairly sure
+        10: (disc(shape, 30, 240, 8), 170, 0.65, False),  # less sure than that
+        11: (disc(shape, 80, 239, 8), 170, 0.95, False),  # 39 % under a large particle's outline
     }
     cases[3][0][150:153, 150:180] = True
     for k, (mask, level, _, _) in cases.items():

@@ -64,9 +64,13 @@ def main(argv=None) -> int:
         if any(u in before for u in unknown):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-        unit = next((u for u in unknown if u.lower() in LENGTH_UNITS and u in words[1:]), None)
-        value = words[words.index(unit) - 1] if unit else ""
-        hint = f" (a length and its unit are one word: {value}{unit}, or '{value} {unit}' in quotes)" if unit else ""
+        hint = ""
+        for unit in (u for u in unknown if u.lower() in LENGTH_UNITS and u in words[2:]):
+            flag, value = words[words.index(unit) - 2], words[words.index(unit) - 1]
+            if flag == "--scale-bar":
+                hint = f" (a length and its unit are one word: {value}{unit}, or '{value} {unit}' in quotes)"
+            elif flag.startswith("--"):
+                hint = f" ({flag} takes a plain number: see its unit in --help)"
         commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:  # its notes on odd files come on top of our one line per input

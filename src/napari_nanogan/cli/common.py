@@ -240,23 +240,35 @@ def images_only(paths: list[Path], inputs, result_suffixes: tuple[str, ...]) -> 
     labels TIFFs that ``nanogan segment`` wrote, whatever their names). Files named on the command line are kept."""
     from ..io.images import is_labels_tiff
     from ..io.masks import image_stem
+    from ..io.omezarr import is_zarr
 
-    named = {Path(p) for p in inputs if not Path(p).is_dir()}
+    named = {_resolved(Path(p)) for p in inputs if not Path(p).is_dir() or is_zarr(p)}
     stems = {p.stem for p in paths}
-    left = [p for p in paths if p not in named and (p.name.endswith(result_suffixes)
-                                                    or image_stem(p) != p.stem and image_stem(p) in stems
-                                                    or p.suffix.lower() in (".tif", ".tiff") and is_labels_tiff(p))]
+    suffixes = tuple(x.lower() for x in result_suffixes)
+    left = [p for p in paths if _resolved(p) not in named
+            and (p.name.lower().endswith(suffixes) or image_stem(p) != p.stem and image_stem(p) in stems
+                 or p.suffix.lower() in (".tif", ".tiff") and is_labels_tiff(p))]
     return [p for p in paths if p not in left], left
 
 
-def subfolder_hint(inputs) -> str:
-    """Where an input folder holds none but a sub-folder does, a hint that names it (folders are not searched deeper)."""
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+def subfolder_hint(inputs, result_suffixes: tuple[str, ...] = ()) -> str:
+    """Where an input folder holds no image but a sub-folder does, a hint that names it (folders are not searched
+    deeper; a sub-folder called ``images`` first, hidden ones never)."""
     from ..io.images import list_images
 
     for folder in (Path(p) for p in inputs if Path(p).is_dir()):
-        for sub in sorted(q for q in folder.iterdir() if q.is_dir()):
-            if list_images([sub]):
-                return f" (sub-folders are not searched: give {sub} itself)"
+        subs = [q for q in sorted(folder.iterdir()) if q.is_dir() and not q.name.startswith(".")
+                and images_only(list_images([q]), [q], result_suffixes)[0]]
+        if subs:  # the one named for images first (the shared data's and `nanogan export`'s layout)
+            sub = next((q for q in subs if q.name.lower() in ("images", "image", "img", "raw")), subs[0])
+            return f" (sub-folders are not searched: give {sub} itself)"
     return ""
 
 

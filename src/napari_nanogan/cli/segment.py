@@ -37,6 +37,9 @@ def cmd_segment(args) -> int:
         return 2
     if not cluster:
         apply_threads(args)
+    if getattr(args.scale_bar, "unitless", False):
+        print(f"warning: --scale-bar {args.scale_bar:g} has no unit: taken as {args.scale_bar:g} nm (write the bar's "
+              f"label as it reads, e.g. {args.scale_bar:g}nm, {args.scale_bar:g}um)", file=sys.stderr)
     out = out_folder(args.out)
     # a rerun into the input folder leaves the earlier results out (label images and overlays are no SEM images)
     paths, skipped = list_inputs(args.inputs, out=out, zarr=True,
@@ -50,8 +53,8 @@ def cmd_segment(args) -> int:
         print(f"note: left out {len(annotations)} file(s) that are labels, masks or pictures of results, not "
               f"images ({shown}); name a file on the command line to segment it anyway", file=sys.stderr)
     if not paths:
-        print(f"error: no input images found in {', '.join(map(str, args.inputs))}{subfolder_hint(args.inputs)}",
-              file=sys.stderr)
+        hint = subfolder_hint(args.inputs, (*RESULT_SUFFIXES, HISTOGRAM_SUFFIX))
+        print(f"error: no input images found in {', '.join(map(str, args.inputs))}{hint}", file=sys.stderr)
         return 2
     paths, refused = unique_targets(paths, lambda p: f"{p.stem}_labels.tif")
     segmenter = load_model(load_segmenter, args.model)

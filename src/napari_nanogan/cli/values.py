@@ -57,17 +57,22 @@ SEED_MAX = 2**40
 PLAUSIBLE_PIXEL_NM = (0.01, 100_000.0)
 
 
+class Length(float):
+    """A length in nm parsed from a flag, and whether it was typed without its unit (``unitless``)."""
+
+    unitless = False
+
+
 def scale_bar_value(text: str) -> float:
-    """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm, with a warning)."""
+    """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm; the command
+    warns of it, :class:`Length`'s ``unitless``)."""
     from ..io.scalebar import parse_length_nm
 
     try:
-        nm = parse_length_nm(text)
+        nm = Length(parse_length_nm(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if text.strip().replace(".", "", 1).isdigit():  # (a scale bar's label always has its unit)
-        print(f"warning: --scale-bar {text} has no unit: taken as {text} nm (write the bar's label as it reads, "
-              f"e.g. {text}nm, {text}um)", file=sys.stderr)
+    nm.unitless = text.strip().replace(".", "", 1).isdigit()  # (a scale bar's label always has its unit)
     return nm
 
 

@@ -9,7 +9,8 @@ to read (no text is recognised), and
 :func:`pixel_size_from_scale_bar` turns the two into nm per pixel.
 
 The bar is the longest horizontal rectangle of pixels within 6 % of the image's grey range
-of either extreme (gaps of up to 2 px along a row bridged) that is at least 3 times as long as it is thick, 12 px long or more and at
+of either extreme (gaps of up to 2 px along a row bridged; a plain end run out over pixels that
+merely dim) that is at least 3 times as long as it is thick, 12 px long or more and at
 most 70 % of the width, standing free (nothing at its level touches it but end ticks); one in
 the lower half of the image, where figures and microscopes put it, before one above.
 """
@@ -35,6 +36,8 @@ MIN_ELONGATION = 3.0
 #: Gaps of up to this many pixels in a row of extreme pixels are bridged: a bar's compressed pixels
 #: fall a little short of its level here and there, which would leave only the longest piece of it.
 GAP_PX = 2
+#: A plain end runs out over at most this many columns between two at the bar's level (the rest dimmed).
+DIM_RUN_PX = 8
 
 
 @dataclass(frozen=True)
@@ -140,23 +143,26 @@ def _bar_of(part: np.ndarray, box: tuple, width: int, level: str) -> ScaleBar | 
 
 def _run_out(grey: np.ndarray, bar: ScaleBar, extreme: float, tolerance: float) -> ScaleBar:
     """The bar with each plain end moved out to the last column whose rows are at its level (within
-    ``tolerance``), across columns that merely dim (within twice that) and gaps of up to :data:`GAP_PX`
-    columns, while the rows just above and below stay off its level: a thin bar of noisy or compressed
-    pixels runs on to where it ends, not into a region of its level."""
+    ``tolerance``), across columns that merely dim (within twice that; :data:`DIM_RUN_PX` at most
+    between two at its level) and gaps of up to :data:`GAP_PX` columns, while the rows just above
+    and below stay off its level: a thin bar of noisy or compressed pixels runs on to where it
+    ends, not into a region of its level. A bar run out beyond ``MAX_WIDTH_SHARE`` keeps its ends."""
     rows = np.abs(grey[bar.top : bar.bottom] - extreme)
     beside = [np.abs(grey[r] - extreme) for r in (bar.top - 1, bar.bottom) if 0 <= r < grey.shape[0]]
     free = ~np.any([b <= 2 * tolerance for b in beside], axis=0) if beside else np.ones(grey.shape[1], bool)
     at, dim = (rows <= tolerance).all(0) & free, (rows <= 2 * tolerance).all(0) & free
     ends = []
     for end, step in ((int(bar.start), -1), (int(bar.stop) - 1, 1)):
-        col, gap = end, 0
-        while 0 <= col + step < grey.shape[1] and gap <= GAP_PX:
-            col += step
+        col, gap, since = end, 0, 0
+        while 0 <= col + step < grey.shape[1] and gap <= GAP_PX and since < DIM_RUN_PX:
+            col, since = col + step, since + 1
             if at[col]:
-                end, gap = col, 0
+                end, gap, since = col, 0, 0
             elif not dim[col]:
                 gap += 1
         ends.append(end)
+    if ends[1] + 1 - ends[0] > MAX_WIDTH_SHARE * grey.shape[1]:
+        return bar  # run out beyond what a bar may be: its ends as found
     return ScaleBar(bar.top, bar.bottom, float(ends[0]), float(ends[1] + 1), bar.level)
 
 

@@ -438,7 +438,7 @@ def size_figure(table: Measurements, *, column: str = "ecd", include_cut: bool =
         poor = p is not None and p < LOGNORMAL_POOR_P
         ax.plot(*curve[:2], color="#e67e22", linewidth=1.5, linestyle="--" if poor else "-",
                 label=(f"log-normal: {curve[2][0]:.3g} {unit}, σg {curve[2][1]:.2f}".replace(" ,", ",")
-                       + (f"\n(a poor fit: Shapiro-Wilk p = {p:.1g} on ln d)" if poor else "")))
+                       + (f"\n(a poor fit: Shapiro-Wilk p = {p:.2g} on ln d)" if poor else "")))
     ax.set_xlabel(PLOT_NAMES[column] + (f" ({unit})" if unit else ""))
     ax.set_ylabel("particles")
     share = ax.twinx()

@@ -16,14 +16,16 @@ from .. import config as _config
 from ..config import MIN_RESIZE, MODEL_DIAMETER_PX, PostprocessConfig
 
 
-def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER_PX) -> float:
+def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER_PX, *,
+                  warn_small: bool = True) -> float:
     """How much :func:`~napari_nanogan.segmentation.segment_steps` resizes an image whose particles are ``diameter`` px across.
 
     1.0 for ``None`` and for a diameter from the model's / ``ENLARGE_BELOW`` to 5 % above
     the model's. Larger diameters make the image smaller (factors under ``MIN_RESIZE`` are
     raised to it, with a warning); smaller ones make it larger, by at most ``MAX_ENLARGE``
     (:mod:`napari_nanogan.config`; with a warning where the particles stay under the model's /
-    ``ENLARGE_BELOW`` even so). A diameter that is not a positive number raises ``ValueError``.
+    ``ENLARGE_BELOW`` even so, unless not ``warn_small``: an estimate's enlargement may be
+    undone). A diameter that is not a positive number raises ``ValueError``.
     """
     if diameter is None:
         return 1.0
@@ -35,12 +37,12 @@ def resize_factor(diameter: float | None, model_diameter: float = MODEL_DIAMETER
         raise ValueError(f"particle diameter must be a positive number of pixels, not {diameter}")
     factor = model_diameter / diameter
     if factor > 1.0:  # read at call time: bench.small_particles compares settings
-        if factor > _config.ENLARGE_BELOW * _config.MAX_ENLARGE:
+        if factor > _config.ENLARGE_BELOW * _config.MAX_ENLARGE and warn_small:
+            smallest = model_diameter / _config.ENLARGE_BELOW
             warnings.warn(
-                f"a particle diameter of {diameter:g} px is under {model_diameter / _config.ENLARGE_BELOW / _config.MAX_ENLARGE:g} px: "
-                f"the image is enlarged {_config.MAX_ENLARGE:g} times, no more, and particles still under "
-                f"{model_diameter / _config.ENLARGE_BELOW:g} px then are mostly missed (an image at a higher "
-                f"magnification serves better)", stacklevel=3)
+                f"a particle diameter of {diameter:g} px is under {smallest / _config.MAX_ENLARGE:g} px: the image is "
+                f"enlarged at most {_config.MAX_ENLARGE:g} times, and particles still under {smallest:g} px then are "
+                "mostly missed (an image at a higher magnification serves better)", stacklevel=3)
         return min(factor, _config.MAX_ENLARGE) if factor > _config.ENLARGE_BELOW else 1.0
     if factor < MIN_RESIZE:
         warnings.warn(

@@ -222,8 +222,8 @@ def estimate_factor(diameter: float | None, sizer) -> float:
         return 1.0
     if diameter >= shrink_threshold(sizer):
         return min(resize_factor(diameter, sizer.diameter_px), 1.0)
-    if diameter < auto_enlarge_below(sizer.diameter_px):
-        return max(resize_factor(diameter, sizer.diameter_px), 1.0)
+    if diameter < auto_enlarge_below(sizer.diameter_px):  # (may be undone after: no warning of its limit)
+        return max(resize_factor(diameter, sizer.diameter_px, warn_small=False), 1.0)
     return 1.0
 
 

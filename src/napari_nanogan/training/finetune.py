@@ -21,6 +21,7 @@ so (``FinetuneResult.better``).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import shutil
 import tempfile
 import time
@@ -200,10 +201,11 @@ def finetune(
     recipe = PRESETS[preset]
     if steps is not None or gan_steps != -1:
         for name, value in (("steps", steps), ("gan_steps", gan_steps)):
-            if value is not None and (not isinstance(value, int) or value < (1 if name == "steps" else -1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                      or value < (1 if name == "steps" else -1)):
                 raise ValueError(f"{name} must be a whole number of {'1' if name == 'steps' else '0'} or more, "
                                  f"not {value!r}")
-        recipe = dataclasses.replace(recipe, segmenter_steps=recipe.segmenter_steps if steps is None else steps,
+        recipe = dataclasses.replace(recipe, segmenter_steps=recipe.segmenter_steps if steps is None else int(steps),
                                      gan_steps=recipe.gan_steps if gan_steps == -1 else gan_steps)
     check_pairs(pairs)
     out_path = check_out_path(out_path)

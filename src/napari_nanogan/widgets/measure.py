@@ -11,9 +11,9 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from ..io.masks import looks_inverted, still_scored
-from ..measure import (LOGNORMAL_POOR_P, PLOT_LENGTHS, PLOT_NAMES, Measurements, bin_edges, column_and_unit, drop_doubtful,
-                       has_confidence, lognormal_curve, measure_particles, summarize_sizes, write_summary_csv,
-                       write_table_csv)
+from ..measure import (LOGNORMAL_POOR_P, PLOT_LENGTHS, PLOT_NAMES, Measurements, bin_edges, column_and_unit,
+                       drop_doubtful, has_confidence, lognormal_curve, measure_particles, summarize_sizes,
+                       write_summary_csv, write_table_csv)
 from ._labels import exact_value, scrolling_layout, wrapping_label
 from ._layers import layer_pixel_size_nm, layer_scale_problem
 from ._pickers import LayerChoice, image_follows_labels, is_2d, is_image_of
@@ -234,7 +234,7 @@ class MeasureWidget(QWidget):
                                       f"D10 / D50 / D90 = {s['D10']:.4g} / {s['D50']:.4g} / {s['D90']:.4g} {s['unit']}"
                                       + (f"\nlog-normal fit: {s['geometric_mean']:.4g} {s['unit']}, σg {s['geometric_sd']:.3g}"
                                          if "geometric_mean" in s else "")
-                                      + (f" (a poor fit: Shapiro-Wilk p = {s['lognormal_p']:.1g} on ln d)"
+                                      + (f" (a poor fit: Shapiro-Wilk p = {s['lognormal_p']:.2g} on ln d)"
                                          if s.get("lognormal_p", 1) < LOGNORMAL_POOR_P else "")
                                       + (f"\nbelow 100 nm: {100 * s['fraction_below_100nm']:.1f} %" if s["unit"] == "nm" else ""))
             else:
