@@ -393,15 +393,17 @@ def add_commands(sub) -> None:
                                    "results are kept unless --overwrite. Sizes and their distribution: nanogan measure "
                                    "<out>.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--out", required=True, help="output folder for <stem>_labels.tif and <stem>_labels.csv")
-    p.add_argument("--overlay", action="store_true",
-                   help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) dimmed, "
-                        "a caption (count, model) below, with a scale bar where the pixel size is known "
-                        "(image files; not zarr inputs)")
-    p.add_argument("--model", default=DEFAULT_SEGMENTER,
-                   help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
-    p.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")
-    size = p.add_mutually_exclusive_group()
+    out, model, scale = (p.add_argument_group(t) for t in ("output", "model and particle size", "pixel size (nm)"))
+    checks, large = p.add_argument_group("checks (on by default)"), p.add_argument_group("many images, large images")
+    out.add_argument("--out", required=True, help="output folder for <stem>_labels.tif and <stem>_labels.csv")
+    out.add_argument("--overlay", action="store_true",
+                     help="also <stem>_overlay.png: each particle outlined on the image, the info bar (left out) "
+                          "dimmed, a caption (count, model) below, with a scale bar where the pixel size is known "
+                          "(image files; not zarr inputs)")
+    model.add_argument("--model", default=DEFAULT_SEGMENTER,
+                       help=f"shipped model name or checkpoint path (default {DEFAULT_SEGMENTER}: {AUTO_HELP})")
+    model.add_argument("--tile", type=tile_value, default=TILE, help=f"tile side in pixels (default {TILE})")
+    size = model.add_mutually_exclusive_group()
     size.add_argument("--diameter", type=diameter_value, default=None, metavar="PX|auto|0",
                       help="typical particle diameter in pixels, or 'auto' (estimated per image by the model's size "
                            "model), or 0 (no resizing). Default: 'auto' for models with a size model (the shipped auto "
@@ -410,7 +412,7 @@ def add_commands(sub) -> None:
                            "labels keep the image's size")
     size.add_argument("--diameter-nm", type=positive_value, default=None, metavar="NM",
                       help="the same in nm, converted with each file's pixel size (files without one are an error)")
-    calibration = p.add_mutually_exclusive_group()
+    calibration = scale.add_mutually_exclusive_group()
     calibration.add_argument("--pixel-size", type=pixel_size_value, default=None, metavar="NM",
                              help="pixel size in nm for every input, instead of the files' own (PNG and figure crops "
                                   "give none): written into the labels, so nanogan measure reports nm; --diameter-nm "
@@ -420,29 +422,31 @@ def add_commands(sub) -> None:
                                   "bar is found (a solid white or black horizontal bar, end ticks allowed; its length "
                                   "is not read from the image) and gives each input's pixel size, instead of the "
                                   "file's own; an input without one is an error. The result line says which bar")
-    add_cluster_options(p, overwrite=False)
-    p.add_argument("--no-small-pass", action="store_true",
-                   help="no second, finer pass over images made at least twice smaller for their large particles "
-                        "(it adds the small particles beside them, e.g. satellites on spheres; faster without)")
-    p.add_argument("--no-scale-check", action="store_true",
-                   help="keep the scale of the diameter estimate: by default an image made smaller for its estimate "
-                        "is also segmented at neighbouring scales, one made larger also at its own scale, and one "
-                        "left at its own scale whose particles the network is unsure of also at smaller scales; the "
-                        "scale whose particles the network is surer of is kept (estimates can be off on kinds of "
-                        "image the size model never saw)")
-    p.add_argument("--no-polarity-check", action="store_true",
-                   help="keep the image's own grey levels: by default, where the network is unsure of the particles "
-                        "it found, the image is also segmented with its grey levels inverted (bright particles made "
-                        "dark), and that is kept where it finds more particles, and is surer of them, there")
-    p.add_argument("--overwrite", action="store_true",
-                   help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
-                        "(default: a rerun skips them and finishes the rest)")
-    p.add_argument("--block", type=int, default=BLOCK, metavar="PX",
-                   help=f"zarr inputs (images larger than memory) are segmented in blocks of this side (default {BLOCK}); "
-                        "memory per worker follows it. Labels go to <out>/<stem>_labels.zarr (OME-Zarr labels)")
-    p.add_argument("--margin", type=int, default=None, metavar="PX",
-                   help=f"pixels of the neighbouring blocks each block is segmented with: more than the largest "
-                        f"particle (default {MARGIN_DIAMETERS} particle diameters, at least {MIN_MARGIN})")
+    add_cluster_options(large, overwrite=False)
+    checks.add_argument("--no-small-pass", action="store_true",
+                        help="no second, finer pass over images made at least twice smaller for their large particles "
+                             "(it adds the small particles beside them, e.g. satellites on spheres; faster without)")
+    checks.add_argument("--no-scale-check", action="store_true",
+                        help="keep the scale of the diameter estimate: by default an image made smaller for its "
+                             "estimate is also segmented at neighbouring scales, one made larger also at its own "
+                             "scale, and one left at its own scale whose particles the network is unsure of also at "
+                             "smaller scales; the scale whose particles the network is surer of is kept (estimates "
+                             "can be off on kinds of image the size model never saw)")
+    checks.add_argument("--no-polarity-check", action="store_true",
+                        help="keep the image's own grey levels: by default, where the network is unsure of the "
+                             "particles it found, the image is also segmented with its grey levels inverted (bright "
+                             "particles made dark), and that is kept where it finds more particles, and is surer of "
+                             "them, there")
+    large.add_argument("--overwrite", action="store_true",
+                       help="with --scheduler/--workers, and for zarr inputs: redo outputs that are already complete "
+                            "(default: a rerun skips them and finishes the rest)")
+    large.add_argument("--block", type=int, default=BLOCK, metavar="PX",
+                       help=f"zarr inputs (images larger than memory) are segmented in blocks of this side (default "
+                            f"{BLOCK}); memory per worker follows it. Labels go to <out>/<stem>_labels.zarr (OME-Zarr "
+                            f"labels)")
+    large.add_argument("--margin", type=int, default=None, metavar="PX",
+                       help=f"pixels of the neighbouring blocks each block is segmented with: more than the largest "
+                            f"particle (default {MARGIN_DIAMETERS} particle diameters, at least {MIN_MARGIN})")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("demo", help="segment the package's own sample image, then synthesize an image of a designed "
