@@ -216,10 +216,7 @@ def list_inputs(paths, *, out: Path | None = None, produced=None, zarr: bool = F
     named = {Path(p) for p in paths if not Path(p).is_dir()}
     found, seen = [], set()
     for p in list_images(paths, zarr=zarr):
-        try:
-            key = p.resolve()
-        except (OSError, RuntimeError):
-            key = p
+        key = _resolved(p)
         if key not in seen:
             seen.add(key)
             found.append(p)

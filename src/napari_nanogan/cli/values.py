@@ -18,35 +18,30 @@ def whole_value(text: str) -> int:
 
 
 def _whole(text: str, least: int) -> int:
+    return _checked(text, int, lambda v: v >= least, f"a whole number >= {least}", f"at least {least}")
+
+
+def _checked(text: str, convert, ok, expected: str, must: str, typed: bool = False):
+    """``convert(text)`` where ``ok`` of it, else argparse's error: "expected <expected>, not 'text'" for what
+    does not convert, "must be <must>, not <value>" for what is out of range (the text as typed, if ``typed``)."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, not {text!r}") from None
-    if value < least:
-        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {must}, not {text if typed else value}")
     return value
 
 
 def positive_value(text: str) -> float:
     """A finite number > 0 (pixel sizes, diameters)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
-    return value
+    return _checked(text, float, lambda v: math.isfinite(v) and v > 0, "a number > 0", "a finite number > 0",
+                    typed=True)
 
 
 def probability_value(text: str) -> float:
     """A number from 0 to 1 (``--min-confidence``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
-    return value
+    return _checked(text, float, lambda v: 0 <= v <= 1, "a number from 0 to 1", "from 0 to 1", typed=True)
 
 
 #: Seeds are whole numbers 0 .. SEED_MAX (each image's seed, ``seed * 100003 + k``, stays in 64 bits).
@@ -98,21 +93,10 @@ def pixel_size_value(text: str) -> float:
 
 def seed_value(text: str) -> int:
     """A seed: a whole number from 0 to :data:`SEED_MAX`."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, not {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, not {value}")
-    return value
+    return _checked(text, int, lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}",
+                    f"from 0 to {SEED_MAX}")
 
 
 def tile_value(text: str) -> int:
     """A tile side in pixels: a whole number >= 16."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, not {text!r}") from None
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, not {value}")
-    return value
+    return _checked(text, int, lambda v: v >= 16, "a whole number of pixels", "at least 16 pixels")

@@ -272,7 +272,8 @@ def lognormal_p(values) -> float | None:
     tail): the fit's numbers describe them poorly. With thousands of particles slight departures count too."""
     from scipy.stats import shapiro
 
-    logs = np.log(np.asarray(values, float)[np.asarray(values, float) > 0])
+    values = np.asarray(values, float)
+    logs = np.log(values[values > 0])
     if not 8 <= logs.size <= 5000 or np.ptp(logs) == 0:
         return None
     return float(shapiro(logs).pvalue)
