@@ -161,3 +161,14 @@ def test_the_scale_bars_of_the_bam_fields_give_their_recorded_pixel_size():
         assert bar is not None and 712 <= bar.top < 768, path.name  # in the data bar
         nominal = 300.0 if path.stem == "1908264" else 200.0  # (as the data bar's label says)
         assert nominal / bar.length_px == pytest.approx(meta["pixel_size_nm"], rel=0.01), path.name
+
+
+def test_gaps_along_rows_are_bridged_as_a_closing_would():
+    from scipy import ndimage as ndi
+
+    from napari_nanogan.io.scalebar import GAP_PX, _bridged
+
+    rng = np.random.default_rng(0)
+    for share in (0.1, 0.5, 0.9):
+        at = rng.random((60, 80)) < share
+        assert (_bridged(at) == (at | ndi.binary_closing(at, np.ones((1, GAP_PX + 1), bool)))).all()

@@ -78,7 +78,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     width = grey.shape[1]
     found = []
     for level, at_level in (("white", grey >= high - tolerance), ("black", grey <= low + tolerance)):
-        at_level = at_level | ndi.binary_closing(at_level, np.ones((1, GAP_PX + 1), bool))
+        at_level = _bridged(at_level)
         parts, _ = ndi.label(at_level, structure=np.ones((3, 3), bool))  # (end ticks join their bar)
         extreme = high if level == "white" else low
         for k, box in enumerate(ndi.find_objects(parts), start=1):
@@ -139,6 +139,27 @@ def _bar_of(part: np.ndarray, box: tuple, width: int, level: str) -> ScaleBar | 
         return None
     y, x = box[0].start, box[1].start
     return ScaleBar(y + int(rows[0]), y + int(rows[-1]) + 1, x + start, x + stop, level)
+
+
+def _bridged(at_level: np.ndarray) -> np.ndarray:
+    """``at_level`` with gaps of up to :data:`GAP_PX` pixels along its rows filled: a closing by a row of
+    ``GAP_PX + 1`` pixels (GAP_PX // 2 either side), by array shifts (a tenth of ``ndi.binary_closing``'s time)."""
+    def shifted(a: np.ndarray, d: int) -> np.ndarray:
+        out = np.zeros_like(a)
+        if d > 0:
+            out[:, d:] = a[:, :-d]
+        else:
+            out[:, :d] = a[:, -d:]
+        return out
+
+    reach = range(1, GAP_PX // 2 + 1)
+    grown = at_level.copy()
+    for d in reach:
+        grown |= shifted(at_level, d) | shifted(at_level, -d)
+    closed = grown.copy()
+    for d in reach:
+        closed &= shifted(grown, d) & shifted(grown, -d)
+    return at_level | closed
 
 
 def _run_out(grey: np.ndarray, bar: ScaleBar, extreme: float, tolerance: float) -> ScaleBar:
