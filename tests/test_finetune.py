@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,18 @@ def _run(loop):
             records.append(next(loop))
         except StopIteration as done:
             return records, done.value
+
+
+def test_the_verdict_needs_a_clear_move_of_held_out_f1_or_iou():
+    base = {"f1": 0.80, "iou": 0.90}
+    assert ft.judge(base, {"f1": 0.80, "iou": 0.902}) == ft.SAME  # a tie in F1, IoU 0.002 higher
+    assert ft.judge(base, {"f1": 0.805, "iou": 0.90}) == ft.SAME
+    assert ft.judge(base, {"f1": 0.83, "iou": 0.85}) == ft.BETTER  # F1 decides where it moved
+    assert ft.judge(base, {"f1": 0.78, "iou": 0.95}) == ft.WORSE
+    assert ft.judge(base, {"f1": 0.805, "iou": 0.93}) == ft.BETTER  # F1 within its margin: IoU decides
+    assert ft.judge(base, {"f1": 0.795, "iou": 0.87}) == ft.WORSE
+    result = ft.FinetuneResult(Path("m.pt"), base, base, steps=300, seconds=1.0, verdict=ft.SAME)
+    assert not result.better and "no clear difference from default" in ft.verdict_text(result, "default", "use it")
 
 
 def test_split_rows_holds_out_the_bottom():

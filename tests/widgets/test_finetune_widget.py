@@ -116,12 +116,15 @@ def test_cancel_stops_within_a_step_and_keeps_a_model(setup, qtbot, monkeypatch,
     per_step = float(w.status.value.split(" s/step")[0].split()[-1])
     t0 = time.perf_counter()
     w.cancel()
+    assert not w.cancel_button.enabled  # asked once: the saving and scoring that follow run to their end
     wait_done(w, timeout=120_000)
     waited = time.perf_counter() - t0
     # cancel is honoured at the next step; what follows is the final scoring and the save
     assert waited < 10 * max(per_step, 0.5) + 30
     assert (tmp_path / "models" / "cancelled.pt").is_file()
     assert w.status.value == "stopped early (Cancel): the model so far was saved"
+    # the bar shows how far the training got, not a finished run
+    assert w.progress.maximum() == 10_000 and 0 < w.progress.value() < 100
 
 
 def test_a_cancel_after_the_last_step_is_reported_as_done(setup, qtbot, monkeypatch, wait_done):
@@ -202,7 +205,22 @@ def test_a_model_better_before_any_training_step_says_where_its_gain_came_from(s
 
     viewer, w, _ = setup
     scores = ({"iou": 0.80, "f1": 0.50}, {"iou": 0.81, "f1": 0.55})
-    w._on_result(FinetuneResult(tmp_path / "m.pt", *scores, steps=0, seconds=30.0, better=True, stopped=True))
+    w._on_result(FinetuneResult(tmp_path / "m.pt", *scores, steps=0, seconds=30.0, verdict="better", rough=True,
+                                stopped=True))
     assert "retuned post-processing alone (no training step ran)" in w.result.value
-    w._on_result(FinetuneResult(tmp_path / "m.pt", *scores, steps=40, seconds=60.0, better=True))
-    assert "better than the starting model" in w.result.value
+    w._on_result(FinetuneResult(tmp_path / "m.pt", *scores, steps=400, seconds=60.0, verdict="better"))
+    assert f"better than {w.base.value} on your held-out rows: choose it in the Segment panel" in w.result.value
+
+
+def test_a_rough_or_tied_result_does_not_recommend_the_model(setup, tmp_path):
+    from napari_nanogan.training.finetune import FinetuneResult, judge
+
+    viewer, w, _ = setup
+    tied = ({"iou": 0.886, "f1": 0.500}, {"iou": 0.888, "f1": 0.500})  # a cancelled run's scores, as a user met them
+    w._on_result(FinetuneResult(tmp_path / "m.pt", *tied, steps=16, seconds=30.0, verdict=judge(*tied), rough=True,
+                                stopped=True))
+    assert f"no clear difference from {w.base.value} on your held-out rows: keep segmenting with" in w.result.value
+    assert "choose it" not in w.result.value
+    w._on_result(FinetuneResult(tmp_path / "m.pt", {"iou": 0.8, "f1": 0.5}, {"iou": 0.8, "f1": 0.6}, steps=16,
+                                seconds=30.0, verdict="better", rough=True))
+    assert "the scores are rough" in w.result.value and "check it on another annotated image" in w.result.value

@@ -19,7 +19,7 @@ def cmd_finetune(args) -> int:
     from ..config import ModelKind
     from ..data.datasets import load_sample
     from ..models.registry import resolve_model
-    from ..training.finetune import check_pairs, finetune
+    from ..training.finetune import check_pairs, finetune, verdict_text
 
     if not one_process_only("finetune"):
         return 2
@@ -109,11 +109,8 @@ def cmd_finetune(args) -> int:
         print_result(f"particle diameter estimates x {sizes['correction']:.2f}, calibrated on your annotations "
                      f"(estimated {', '.join(f'{v:.0f}' for v in sizes['estimated_px'])} px; annotated "
                      f"{', '.join(f'{v:.0f}' for v in sizes['annotated_px'])} px)")
-    if result.better:
-        print_result(f"wrote {result.path}; use it with --model {result.path}")
-    else:
-        print_result(f"wrote {result.path}, but it is not better than {args.base_segmenter} on your held-out rows: "
-                     f"keep segmenting with {args.base_segmenter} (or annotate more, or try a longer --preset)")
+    print_result(f"wrote {result.path}: " + verdict_text(result, args.base_segmenter, f"use it with --model {result.path}",
+                                                          longer="try a longer --preset"))
     return stop["code"] if result.stopped else 0  # (stopped before the end, as any unfinished command: 130 or 143)
 
 

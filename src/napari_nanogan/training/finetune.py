@@ -14,8 +14,9 @@ checkpoint (segmenter + generator + model card) that works as ``--model`` for bo
 Validation: with few images a held-out image is a luxury, so each annotated image is
 split by rows: the bottom ``val_fraction`` is held out (never trained on) and segmented
 before and after exactly as the Segment panel and ``nanogan segment`` do (the chosen
-model, the particle diameter estimated). A model that does not score better there says
-so (``FinetuneResult.better``).
+model, the particle diameter estimated). The result says whether the model scores clearly
+better there, no differently, or worse (:func:`judge`, ``FinetuneResult.verdict``), and
+whether that judgement is rough (few held-out particles, or too few training steps).
 """
 
 from __future__ import annotations
@@ -53,11 +54,28 @@ from .tuning import tune_postprocess
 
 
 MIN_VAL_PARTICLES = 20
+#: Held-out F1 must move by this much for a verdict on it; within it, foreground IoU by :data:`IOU_MARGIN`.
+#: Smaller moves are no clear difference (one more particle found of 20 held out moves F1 by about 0.03).
+F1_MARGIN = 0.01
+IOU_MARGIN = 0.02
+BETTER, SAME, WORSE = "better", "no clear difference", "worse"
+
+
+def judge(before: dict, after: dict) -> str:
+    """:data:`BETTER`, :data:`SAME` or :data:`WORSE`: held-out F1 first, foreground IoU where F1 moved under
+    :data:`F1_MARGIN`, and no clear difference where neither moved by its margin."""
+    for key, margin in (("f1", F1_MARGIN), ("iou", IOU_MARGIN)):
+        change = after[key] - before[key]
+        if abs(change) >= margin:
+            return BETTER if change > 0 else WORSE
+    return SAME
 
 
 @dataclass
 class FinetuneResult:
-    """What a fine-tuning run wrote and how its held-out scores moved (``better``: F1 went up)."""
+    """What a fine-tuning run wrote and how its held-out scores moved (``verdict``: :func:`judge`; ``better``:
+    clearly better; ``rough``: the verdict rests on under :data:`MIN_VAL_PARTICLES` held-out particles or on
+    too few training steps to help)."""
 
     path: Path
     before: dict
@@ -65,9 +83,29 @@ class FinetuneResult:
     steps: int
     seconds: float
     warnings: list = field(default_factory=list)
-    better: bool = False
+    verdict: str = WORSE
+    rough: bool = False
     size_calibration: dict | None = None  # see :func:`size_calibration`
     stopped: bool = False  # ``should_stop`` ended the training before all its planned steps
+
+    @property
+    def better(self) -> bool:
+        return self.verdict == BETTER
+
+
+def verdict_text(result: FinetuneResult, base: str, use: str, longer: str = "fine-tune longer") -> str:
+    """What to do with a fine-tuned model, from its verdict, in the words of the panel and the CLI (``use``: how
+    to choose it there; ``longer``: how to train longer there)."""
+    if result.verdict != BETTER:
+        how = "no clear difference from" if result.verdict == SAME else "NOT better than"
+        return f"{how} {base} on your held-out rows: keep segmenting with {base} (or annotate more, or {longer})"
+    if result.steps == 0:  # stopped before any step: the retuned post-processing alone
+        return (f"better on your held-out rows through its retuned post-processing alone (no training step ran): "
+                f"{use}, or {longer}")
+    if result.rough:
+        return ("better on your held-out rows, but the scores are rough (few held-out particles or training steps: "
+                f"see the warnings): check it on another annotated image, then {use}")
+    return f"better than {base} on your held-out rows: {use}"
 
 
 def split_rows(samples: list[Sample], val_fraction: float = 0.25) -> tuple[list[Sample], list[Sample]]:
@@ -308,7 +346,8 @@ def finetune(
         yield TrainProgress(total, total, stage="scoring the fine-tuned model on your held-out rows")
         after = score(tuned, val)
         seconds = time.perf_counter() - t0
-        better = after["f1"] > before["f1"] or (after["f1"] == before["f1"] and after["iou"] > before["iou"])
+        verdict = judge(before, after)
+        rough = n_val < MIN_VAL_PARTICLES or steps < min(MIN_USEFUL_STEPS, recipe.segmenter_steps)
         card = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "software": f"napari-nanogan {__version__}",
@@ -321,13 +360,14 @@ def finetune(
             "validation": "bottom 25 % of each image's rows, never trained on, segmented as nanogan segment does",
             "scale_factors": [round(f, 4) for f in factors],  # each training part shrunk to the model's particle size
             "size_reference": reference.name if reference is not None else None, "size_calibration": sizes,
-            "before": before, "after": after, "better": bool(better), "warnings": warnings, **(provenance or {}),
+            "before": before, "after": after, "verdict": verdict, "better": verdict == BETTER, "rough": bool(rough),
+            "warnings": warnings, **(provenance or {}),
         }
         strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
         bundle = {"kind": ModelKind.BUNDLE.value, "segmenter": strip(seg_part), "card": card}
         if gen_part is not None:
             bundle["generator"] = strip(gen_part)
         path = save_checkpoint(out_path, bundle)
-        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, bool(better), sizes, stopped)
+        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, verdict, bool(rough), sizes, stopped)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -35,6 +35,7 @@ class Job:
         self.run_button, self.cancel_button = run_button, cancel_button
         self.worker = None
         self.stop_requested = False
+        self._shown = (0, 1)  # (done, total) last shown on the progress bar
         self._finished_normally = False
         self._on_cancelled = None
         self._graceful = False
@@ -63,6 +64,7 @@ class Job:
         from napari.qt.threading import create_worker
 
         self.stop_requested, self._finished_normally, self._stopped_early = False, False, True
+        self._shown = (0, 1)  # (done, total) last shown on the progress bar
         self._on_cancelled = on_cancelled
         self._graceful = "should_stop" in inspect.signature(function).parameters
         if self._graceful:  # it stops itself when asked, after saving what it has
@@ -77,8 +79,10 @@ class Job:
             shown = describe(record)
             if shown is not None:
                 done, total, text = shown
-                self.progress.setRange(0, max(int(total), 1))
-                self.progress.setValue(int(done))
+                if not self.stop_requested:  # after Cancel the bar stays where the work stopped
+                    self._shown = (int(done), max(int(total), 1))
+                    self.progress.setRange(0, self._shown[1])
+                    self.progress.setValue(self._shown[0])
                 if text:  # a job stopping when asked still tunes and saves: say that it was asked
                     self.status.value = f"stopping (Cancel pressed): {text}" if self.stop_requested else text
 
@@ -110,6 +114,7 @@ class Job:
         if self.worker is None:
             return
         self.stop_requested = True
+        self.cancel_button.enabled = False  # asked once; what follows (saving, scoring) is not cancelled twice
         self.status.value = "stopping after this step ..." if self._graceful else "cancelling ..."
         if not self._graceful:
             self.worker.quit()
@@ -127,6 +132,8 @@ class Job:
             if self.stop_requested and not self._stopped_early:  # Cancel came after its last step
                 self.status.value += " (Cancel came after the last step)"
             elif self.stop_requested:  # a job that stops when asked returns what it kept
+                self.progress.setRange(0, self._shown[1])  # how far it got, not full
+                self.progress.setValue(self._shown[0])
                 kept = self._on_cancelled() if self._on_cancelled is not None else ""
                 self.status.value = "stopped early (Cancel)" + (f": {kept}" if kept else "")
         else:

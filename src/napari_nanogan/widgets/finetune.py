@@ -239,11 +239,9 @@ class FinetuneWidget(QWidget):
 
     def _on_result(self, result):
         fmt = lambda s: f"IoU {s['iou']:.3f}, F1 {s['f1']:.3f}"  # noqa: E731
-        verdict = ("better than the starting model: choose it in the Segment panel" if result.better else
-                   f"NOT better than {self.base.value} on your held-out rows: keep segmenting with {self.base.value}")
-        if result.better and result.steps == 0:  # stopped before any step: the retuned post-processing alone
-            verdict = ("better on your held-out rows through its retuned post-processing alone (no training step "
-                       "ran): choose it in the Segment panel, or fine-tune longer")
+        from ..training.finetune import verdict_text
+
+        verdict = verdict_text(result, self.base.value, "choose it in the Segment panel")
         sizes = result.size_calibration
         calibrated = (f"\nparticle diameter estimates x {sizes['correction']:.2f} (calibrated on your annotations)"
                       if sizes else "")
