@@ -172,3 +172,10 @@ def test_gaps_along_rows_are_bridged_as_a_closing_would():
     for share in (0.1, 0.5, 0.9):
         at = rng.random((60, 80)) < share
         assert (_bridged(at) == (at | ndi.binary_closing(at, np.ones((1, GAP_PX + 1), bool)))).all()
+
+
+def test_a_length_is_unitless_only_as_a_bare_number():
+    from napari_nanogan.io.scalebar import length_is_unitless
+
+    assert all(length_is_unitless(t) for t in ("1", " 1.0 ", ".5", "1e3", "200"))
+    assert not any(length_is_unitless(t) for t in ("1um", "200 nm", "0.5 µm", "20 Å", "lots", ""))

@@ -406,6 +406,10 @@ def test_pixel_size_from_the_scale_bar_found_or_drawn(widget):
     assert layer_pixel_size_nm(blank) is None
     w.scale_bar.value = "lots"
     assert w.pixel_size_from_scale_bar() is None and "'lots'" in w.status.value
+    w.image_layer.value = layer
+    w.scale_bar.value = "400"  # a bar's label has its unit: a bare number is taken as nm, and said so
+    assert w.pixel_size_from_scale_bar() == pytest.approx(5.0)
+    assert w.status.value.startswith("400 has no unit: taken as 400 nm (type the bar's label as it reads")
 
 
 def test_calibrating_carries_lines_drawn_on_the_image_and_the_view_but_not_a_twin_images_layers(widget):

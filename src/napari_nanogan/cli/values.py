@@ -61,13 +61,13 @@ class Length(float):
 def scale_bar_value(text: str) -> float:
     """A scale bar's length (``--scale-bar``): a length with its unit, in nm (a bare number is nm; the command
     warns of it, :class:`Length`'s ``unitless``)."""
-    from ..io.scalebar import parse_length_nm
+    from ..io.scalebar import length_is_unitless, parse_length_nm
 
     try:
         nm = Length(parse_length_nm(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    nm.unitless = text.strip().replace(".", "", 1).isdigit()  # (a scale bar's label always has its unit)
+    nm.unitless = length_is_unitless(text)
     return nm
 
 

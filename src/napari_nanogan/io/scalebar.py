@@ -243,6 +243,18 @@ def pixel_size_from_scale_bar(image: np.ndarray, length_nm: float) -> tuple[floa
     return float(length_nm) / bar.length_px, bar
 
 
+_LENGTH = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.][^\s]*)?\s*"
+
+
+def length_is_unitless(text: str) -> bool:
+    """Whether a length typed for a scale bar is a bare number (which :func:`parse_length_nm` takes as nm; a
+    scale bar's label always has its unit, so callers warn of it)."""
+    import re
+
+    match = re.fullmatch(_LENGTH, str(text))
+    return match is not None and not match.group(2)
+
+
 def parse_length_nm(text: str) -> float:
     """A length with its unit ("200 nm", "0.5 µm", "1um", "20 Å") in nm; a bare number is nm."""
     import re
@@ -251,7 +263,7 @@ def parse_length_nm(text: str) -> float:
 
     if re.search(r"\d,\d", str(text)):
         raise ValueError(f"{text!r}: write the decimal point as '.', e.g. '2.5 nm'")
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.][^\s]*)?\s*", str(text))
+    match = re.fullmatch(_LENGTH, str(text))
     if match is None:
         raise ValueError(f"{text!r}: expected a length such as '200 nm' or '0.5 um'")
     value, unit = float(match.group(1)), match.group(2) or "nm"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox, create_widget
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QProgressBar, QWidget
 
 from ..config import TILE
@@ -288,7 +288,7 @@ class SegmentWidget(QWidget):
 
     def pixel_size_from_scale_bar(self, *_) -> float | None:
         """Set the chosen image's pixel size from its scale bar and the length typed (:func:`calibrate_from_scale_bar`)."""
-        from ..io.scalebar import parse_length_nm
+        from ..io.scalebar import length_is_unitless, parse_length_nm
 
         layer = self.image_layer.value
         try:
@@ -301,8 +301,14 @@ class SegmentWidget(QWidget):
             return None
         self._update_diameter_unit()
         changed = self.status.value if self.status.value.startswith(UNIT_CHANGED) else ""
+        if length_is_unitless(self.scale_bar.value):  # a bar's label has its unit: 1 typed for 1 µm is 1000x off
+            value = self.scale_bar.value.strip()
+            text = (f"{value} has no unit: taken as {value} nm (type the bar's label as it reads, e.g. {value} nm "
+                    f"or {value} um, and press again); {text}")
+            show_warning(f"Segment particles: {layer.name}: {text}")
+        else:
+            show_info(f"Segment particles: {layer.name}: {text}")
         self.status.value = text + (f"; {changed}" if changed else "")
-        show_info(f"Segment particles: {layer.name}: {text}")
         return layer_pixel_size_nm(layer)
 
     def diameter_from_lines(self, *_) -> float | None:
