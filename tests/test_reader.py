@@ -92,6 +92,22 @@ def test_annotated_masks_open_as_labels_and_pictures_in_a_masks_folder_as_images
     assert read_em_image(tmp_path / "field.tif")[0][2] == "image"
 
 
+def test_a_mask_named_as_its_image_in_a_masks_folder_is_called_a_mask_and_tied_to_its_image(tmp_path):
+    """EMPS's layout: images/a.png and masks/a.png. The mask's layer is not a second "a" (napari would call it
+    "a [1]"), and the panels pair it with the image "a"."""
+    from napari_nanogan.data.procedural import particle_labels
+    from napari_nanogan._napari import read_em_image
+
+    labels = particle_labels((120, 160), n_particles=20, mean_diameter=14, seed=4)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(tmp_path / "masks" / "a.png")
+    Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "masks" / "b_mask.png")
+    [(_, kwargs, kind)] = read_em_image(tmp_path / "masks" / "a.png")
+    assert kind == "labels" and kwargs["name"] == "a mask" and kwargs["metadata"]["source_layer"] == "a"
+    [(_, kwargs, _)] = read_em_image(tmp_path / "masks" / "b_mask.png")
+    assert kwargs["name"] == "b_mask" and kwargs["metadata"]["source_layer"] == "b"
+
+
 def test_a_mask_without_a_pixel_size_takes_its_images(tmp_path):
     """images/<stem>.tif and masks/<stem>_m.tif (the BAM layout; nanogan export's is images/ and masks/):
     the mask's layer gets its image's scale, so the two overlay in napari."""

@@ -220,9 +220,12 @@ def read_labels(path, labels, meta: dict):
             bar = InfoBar(0, end, "top")
     if bar is None and not is_labels_tiff(path):  # an annotation: the info bar of the image of its name
         bar = _info_bar_of_its_image(path, labels.shape)
-    kwargs = _layer_kwargs(Path(path).stem, meta, bar)
-    stem = image_stem(path)
-    if stem != Path(path).stem:  # the panels pair the labels with their image's layer when it is open
+    stem, name = image_stem(path), Path(path).stem
+    in_mask_folder = Path(path).parent.name.lower() in MASK_FOLDERS
+    if stem == name and in_mask_folder:  # masks/a.png for images/a.png: not a second layer "a"
+        name = f"{stem} mask"
+    kwargs = _layer_kwargs(name, meta, bar)
+    if stem != Path(path).stem or in_mask_folder:  # the panels pair the labels with their image's layer when open
         kwargs["metadata"].setdefault("source_layer", stem)
     try:
         confidence = read_label_table(path, int(np.max(labels, initial=0)))
