@@ -38,6 +38,9 @@ def test_measure_widget_features_histogram_export(viewer_widget, tmp_path, wait_
     w.include_cut.value = True
     assert "log-normal fit:" in w.summary.value and "σg" in w.summary.value
     assert len(w.figure.axes[0].lines) == 4  # D10, D50, D90 and the fitted curve
+    legend = w.figure.axes[0].get_legend()  # named as in the saved figure
+    assert [t.get_text() for t in legend.get_texts()] == ["log-normal fit", "D10, D90", "D50"]
+    assert w.summary.value.endswith("equivalent diameter under 100 nm: 66.7 % by number")  # 2 of 3
     w.include_cut.value = False
     assert len(w.figure.axes) == 1 and len(w.figure.axes[0].patches) > 0
     w.measure.value = "circularity"

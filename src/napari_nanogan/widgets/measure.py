@@ -216,15 +216,16 @@ class MeasureWidget(QWidget):
             edges = bin_edges(values)
             ax.hist(values, bins=edges, color=accent, edgecolor=accent, alpha=0.85)
             if self.measure.value in PLOT_LENGTHS and (curve := lognormal_curve(values, edges)):
-                ax.plot(*curve[:2], color="#e67e22", linewidth=1.5)
+                ax.plot(*curve[:2], color="#e67e22", linewidth=1.5, label="log-normal fit")
         unit = column_and_unit(table, self.measure.value)[1]
         ax.set_xlabel(PLOT_NAMES[self.measure.value] + (f" ({unit})" if unit else ""))
         ax.set_ylabel("particles")
+        ax.yaxis.get_major_locator().set_params(integer=True)  # counts: no 0.5 particle ticks
         if self.measure.value in ("ecd", "feret_max", "feret_min"):
             s = summarize_sizes(table, column=self.measure.value, include_cut=self.include_cut.value)
             if "D50" in s:
-                for q, style in (("D10", ":"), ("D50", "-"), ("D90", ":")):
-                    ax.axvline(s[q], color="#d9534f", linestyle=style, linewidth=1)
+                for q, style, label in (("D10", ":", "D10, D90"), ("D50", "-", "D50"), ("D90", ":", None)):
+                    ax.axvline(s[q], color="#d9534f", linestyle=style, linewidth=1, label=label)
                 cut = int((~table.included()).sum())
                 how = "included" if self.include_cut.value else "excluded"
                 left = f", {doubtful} doubtful left out" if doubtful else ""
@@ -236,7 +237,8 @@ class MeasureWidget(QWidget):
                                          if "geometric_mean" in s else "")
                                       + (f" (a poor fit: Shapiro-Wilk p = {s['lognormal_p']:.2g} on ln d)"
                                          if s.get("lognormal_p", 1) < LOGNORMAL_POOR_P else "")
-                                      + (f"\nbelow 100 nm: {100 * s['fraction_below_100nm']:.1f} %" if s["unit"] == "nm" else ""))
+                                      + (f"\nequivalent diameter under 100 nm: {100 * s['fraction_below_100nm']:.1f} % "
+                                         "by number" if s["unit"] == "nm" else ""))
             else:
                 self.summary.value = "n = 0: no particles to size"
         else:
@@ -247,6 +249,9 @@ class MeasureWidget(QWidget):
         if measured is not None and chosen is not None and chosen is not measured:  # the results are of another layer
             self.summary.value = f"of {measured.name!r} (press Measure for {chosen.name!r}):\n{self.summary.value}"
         ax.set_title(self.table.columns["image"][0] if len(self.table) else "", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            colours = theme_colours(self.viewer)
+            ax.legend(fontsize=7, loc="upper right", facecolor=colours["background"], labelcolor=colours["foreground"])
         self.canvas.draw_idle()
 
     def export(self, path) -> None:
