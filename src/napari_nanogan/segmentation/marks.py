@@ -66,13 +66,14 @@ def scale_bar_marks(grey: np.ndarray, labels: np.ndarray, rows: slice = slice(No
 
 
 def scale_bar_zone(grey: np.ndarray, bar, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-    """(the zone of a scale bar's label around ``bar``: three tenths of its length beyond either end, 3 times its
-    thickness and at least 24 px above and below; the pixels at its level, by the grey range of the specimen
-    ``rows``) of a grey image, as boolean masks."""
+    """(the zone of a scale bar's label around ``bar``: three tenths of its length beyond either end, and
+    ``config.SCALE_BAR_ZONE_HEIGHT`` of it, 3 times its thickness and at least 24 px above and below; the pixels
+    at its level, by the grey range of the specimen ``rows``) of a grey image, as boolean masks."""
     from ..io.scalebar import LEVEL_TOLERANCE
 
     grey = np.asarray(grey)
-    h, w = max(3 * bar.thickness_px, 24), 0.3 * bar.length_px
+    h = max(3 * bar.thickness_px, 24, int(round(_config.SCALE_BAR_ZONE_HEIGHT * bar.length_px)))
+    w = 0.3 * bar.length_px
     zone = np.zeros(grey.shape, bool)
     zone[max(bar.top - h, 0) : bar.bottom + h, max(int(bar.start - w), 0) : int(np.ceil(bar.stop + w))] = True
     low, high = float(grey[rows].min()), float(grey[rows].max())
