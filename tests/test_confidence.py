@@ -29,10 +29,40 @@ def test_features_follow_the_maps():
     np.testing.assert_allclose(col["max_interior"], [0.9, 0.9, 0.3], atol=1e-6)
     assert col["shared_outline"][0] > 0 and col["shared_outline"][1] > 0 and col["shared_outline"][2] == 0
     assert col["edge_contrast"][2] < col["edge_contrast"][0]
+    np.testing.assert_allclose(col["solidity"], 1.0)  # rectangles fill their hulls
     # uint8 maps (as segment() gives them) give the same features
     np.testing.assert_allclose(particle_features(labels, np.round(fg * 255).astype(np.uint8),
                                                  np.round(interior * 255).astype(np.uint8)), f, atol=0.01)
     assert particle_features(np.zeros((5, 5), int), fg[:5, :5], interior[:5, :5]).shape == (0, len(FEATURES))
+
+
+def test_solidity_is_low_for_a_crescent_and_a_merged_pair():
+    from skimage.draw import disk
+
+    from napari_nanogan.segmentation.confidence import solidity
+
+    labels = np.zeros((80, 120), np.int32)
+    labels[disk((20, 20), 12)] = 1  # a disc
+    labels[disk((20, 70), 14)] = 2
+    labels[disk((24, 64), 12)] = 0  # a crescent: a disc with a disc bitten off
+    labels[disk((60, 30), 10)] = 3  # two discs joined at a neck
+    labels[disk((60, 52), 10)] = 3
+    labels[58:62, 38:45] = 3
+    s = solidity(labels, 4)
+    assert s[0] > 0.95 and s[1] < 0.6 and s[2] < 0.9 and s[3] == 1.0  # label 4 has no pixels
+
+
+def test_a_model_fitted_on_the_first_six_features_still_loads_and_predicts():
+    """Fine-tuned bundles keep their starting network's confidence model, fitted before solidity was a feature."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, len(FEATURES)))
+    y = rng.random(300) < 1 / (1 + np.exp(-x[:, 0]))
+    import dataclasses
+
+    six = dataclasses.replace(fit_confidence(x[:, :6], y, np.arange(300) % 10)[0], features=FEATURES[:6])
+    old = ConfidenceModel.from_dict(six.to_dict())  # as such a model was written
+    assert old.features == FEATURES[:6]
+    np.testing.assert_allclose(old.predict(x), six.predict(x[:, :6]), rtol=1e-5)
 
 
 def test_without_a_model_the_confidence_is_the_mean_foreground():
@@ -125,3 +155,22 @@ def test_features_of_a_missing_label_number_are_zero_not_infinite():
     features = particle_features(labels, fg, fg)
     assert features.shape[0] == 3 and np.isfinite(features).all()
     assert features[1, 1] == 0.0 and features[0, 1] == features[2, 1] == pytest.approx(0.8)
+
+
+def test_refitting_the_confidence_samples_every_particle_not_those_the_old_one_kept(tiny_checkpoint, sem_like):
+    """``nanogan fit-confidence`` on a model whose min_confidence drops particles still learns from them."""
+    import dataclasses
+
+    from napari_nanogan.data.datasets import sample_from_arrays
+    from napari_nanogan.segmentation import Segmenter, segment
+    from napari_nanogan.training.confidence import sample_examples
+
+    image, labels = sem_like
+    segmenter = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
+    sample = sample_from_arrays("a", image[: labels.shape[0]], labels, domain="test")
+    every = segment(sample.image, segmenter, info_bar=None, small_pass=False, scale_check=False, polarity_check=False,
+                    postprocess=dataclasses.replace(segmenter.postprocess, min_confidence=0.0))
+    assert every.count > 0
+    segmenter.postprocess = dataclasses.replace(segmenter.postprocess, min_confidence=1.0)  # keeps none
+    x, y, images, _ = sample_examples(segmenter, [sample])
+    assert len(x) == every.count

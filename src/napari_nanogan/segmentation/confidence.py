@@ -2,8 +2,10 @@
 
 Features of each particle come from the network's own maps: how sure the foreground is
 inside it (mean and low quantile), how clear its interior (seed) is, how sharp its
-outline, its size and how much of its outline it shares with other particles. A
-logistic model on them, fitted on validation images (``nanogan fit-confidence``), gives
+outline, its size and how much of its outline it shares with other particles; and from
+its shape: its solidity (area over convex hull area), low for crescents, shards and
+particles merged with a neighbour. A logistic model on them, fitted on validation images
+(``nanogan fit-confidence``), gives
 the probability that the particle matches an annotated particle at IoU >= 0.5: a
 calibrated probability (its reliability is in the model card). Without a fitted model
 the confidence is the mean foreground probability inside the particle: a score that
@@ -17,7 +19,41 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-FEATURES = ("mean_foreground", "low_foreground", "max_interior", "edge_contrast", "log_area", "shared_outline")
+#: Every feature :func:`particle_features` computes, in its columns' order. A confidence model uses those it
+#: was fitted on (models fitted before ``solidity`` was added use the first six).
+FEATURES = ("mean_foreground", "low_foreground", "max_interior", "edge_contrast", "log_area", "shared_outline",
+            "solidity")
+
+
+def solidity(labels: np.ndarray, n: int) -> np.ndarray:
+    """[n] solidity of particles 1..n of ``labels``: pixel count over the area of the convex hull of the pixels'
+    squares (1 for a rectangle; 1 for a label with no pixels). Only outline pixels carry the hull."""
+    from scipy.spatial import ConvexHull
+    from scipy.spatial import QhullError
+
+    labels = np.asarray(labels)
+    out = np.ones(n)
+    if n == 0:
+        return out
+    pad = np.pad(labels, 1)
+    centre = pad[1:-1, 1:-1]
+    outline = (centre > 0) & ((pad[:-2, 1:-1] != centre) | (pad[2:, 1:-1] != centre) | (pad[1:-1, :-2] != centre)
+                              | (pad[1:-1, 2:] != centre))
+    ys, xs = np.nonzero(outline)
+    which = labels[ys, xs]
+    order = np.argsort(which, kind="stable")
+    points, which = np.stack([ys, xs], 1)[order].astype(np.float64), which[order]
+    area = np.bincount(labels.ravel(), minlength=n + 1)[1 : n + 1]
+    bounds = np.searchsorted(which, np.arange(1, n + 2))
+    corners = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+    for k in range(n):
+        if bounds[k + 1] > bounds[k]:
+            square_corners = (points[bounds[k] : bounds[k + 1], None, :] + corners).reshape(-1, 2)
+            try:
+                out[k] = area[k] / ConvexHull(square_corners).volume
+            except QhullError:  # (cannot happen for whole pixels' corners; kept at 1)
+                pass
+    return out
 
 
 def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.ndarray) -> np.ndarray:
@@ -50,21 +86,28 @@ def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.n
     outside = ndi.maximum_filter(np.where(inside, 0, fg), size=3)[inside]
     contrast = np.bincount(lab, edge * (fg_in - outside), minlength=n + 1)[1:] / np.maximum(edge_count, 1)
     shared = np.bincount(lab, touching, minlength=n + 1)[1:] / np.maximum(edge_count, 1)
-    return np.stack([mean_fg, low_fg[1:].astype(np.float64), max_seed[1:], contrast, np.log(np.maximum(area, 1)), shared], 1)
+    return np.stack([mean_fg, low_fg[1:].astype(np.float64), max_seed[1:], contrast, np.log(np.maximum(area, 1)), shared,
+                     solidity(labels, n)], 1)
 
 
 @dataclass(frozen=True)
 class ConfidenceModel:
-    """Logistic regression of "matches an annotated particle" on standardised :data:`FEATURES`."""
+    """Logistic regression of "matches an annotated particle" on standardised features (``features``: the names
+    of those it was fitted on, of :data:`FEATURES`)."""
 
     mean: np.ndarray
     std: np.ndarray
     weights: np.ndarray
     bias: float
     metrics: dict
+    features: tuple = FEATURES
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        z = (np.asarray(features, np.float64) - self.mean) / self.std
+        """Probabilities of particles from :func:`particle_features`' [K, len(FEATURES)] columns (or the model's own)."""
+        x = np.asarray(features, np.float64)
+        if x.shape[-1] != len(self.features):
+            x = x[..., [FEATURES.index(name) for name in self.features]]
+        z = (x - self.mean) / self.std
         return 1.0 / (1.0 + np.exp(-(z @ self.weights + self.bias)))
 
     def to_dict(self) -> dict:
@@ -72,14 +115,15 @@ class ConfidenceModel:
 
         tensors = {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k), np.float32))
                    for k in ("mean", "std", "weights")}
-        return {**tensors, "bias": float(self.bias), "features": list(FEATURES), "metrics": dict(self.metrics)}
+        return {**tensors, "bias": float(self.bias), "features": list(self.features), "metrics": dict(self.metrics)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ConfidenceModel":
-        if list(data.get("features", [])) != list(FEATURES):
-            raise ValueError("this confidence model was fitted on other features; refit it with `nanogan fit-confidence`")
+        names = tuple(data.get("features", []))
         arr = {k: np.asarray(data[k], np.float64) for k in ("mean", "std", "weights")}
-        return cls(**arr, bias=float(data["bias"]), metrics=dict(data.get("metrics", {})))
+        if not names or not set(names) <= set(FEATURES) or any(len(v) != len(names) for v in arr.values()):
+            raise ValueError("this confidence model was fitted on other features; refit it with `nanogan fit-confidence`")
+        return cls(**arr, bias=float(data["bias"]), metrics=dict(data.get("metrics", {})), features=names)
 
 
 def particle_confidence(labels: np.ndarray, foreground: np.ndarray, interior: np.ndarray,

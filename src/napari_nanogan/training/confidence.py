@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -34,11 +35,13 @@ def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
     in ``samples``, segmented as a user's images are (``diameter``: as :func:`~napari_nanogan.segmentation.segment`
     takes it). Annotated particles count as the instance scores count them (16 px or more)."""
     feats, targets, images, annotated = [], [], [], 0
+    every = dataclasses.replace(segmenter.postprocess, min_confidence=0.0) if hasattr(segmenter, "postprocess") else None
     for i, s in enumerate(samples):
         # one pass's particles: the finer pass's additions have that pass's own maps and confidence; at the
         # estimate's scale, not one the confidence being refitted chose
+        # every particle, those under the post-processing's min_confidence (of the confidence being replaced) too
         result = segment(s.image, segmenter, info_bar=None, diameter=diameter, small_pass=False, scale_check=False,
-                         polarity_check=False)
+                         polarity_check=False, postprocess=every)
         f = particle_features(result.labels, result.foreground, result.interior)
         feats.append(f)
         targets.append(matched(s.labels, result.labels))
