@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import requires_shipped
 
 from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel, particle_confidence, particle_features
 from napari_nanogan.training.confidence import fit_confidence, matched, reliability
@@ -57,12 +58,35 @@ def test_a_model_fitted_on_the_first_six_features_still_loads_and_predicts():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, len(FEATURES)))
     y = rng.random(300) < 1 / (1 + np.exp(-x[:, 0]))
-    import dataclasses
-
-    six = dataclasses.replace(fit_confidence(x[:, :6], y, np.arange(300) % 10)[0], features=FEATURES[:6])
+    six = fit_confidence(x[:, :6], y, np.arange(300) % 10)[0]
+    assert six.features == FEATURES[:6]
     old = ConfidenceModel.from_dict(six.to_dict())  # as such a model was written
     assert old.features == FEATURES[:6]
     np.testing.assert_allclose(old.predict(x), six.predict(x[:, :6]), rtol=1e-5)
+    with pytest.raises(ValueError, match="fit-confidence"):  # names and weights must agree
+        ConfidenceModel.from_dict({**six.to_dict(), "features": list(FEATURES)})
+
+
+@requires_shipped
+def test_the_shipped_sem_tio2_confidence_of_six_features_still_scores_its_particles(sem_like):
+    from napari_nanogan.segmentation import load_segmenter, segment
+
+    model = load_segmenter("sem-tio2", device="cpu")
+    assert model.confidence_model.features == FEATURES[:6]
+    result = segment(sem_like[0], model)
+    assert result.count > 5 and ((result.confidence > 0) & (result.confidence < 1)).all()
+
+
+def test_solidity_of_thin_tiny_and_float_labelled_particles():
+    from napari_nanogan.segmentation.confidence import solidity
+
+    labels = np.zeros((20, 20), np.float64)  # float label images are read too
+    labels[2, 2] = 1  # one pixel
+    labels[5, 2:15] = 2  # a line
+    for k in range(6):  # a diagonal staircase: its hull holds empty squares
+        labels[8 + k, 2 + k] = 3
+    s = solidity(labels, 4)
+    assert s[[0, 1, 3]] == pytest.approx(1.0) and 0.3 < s[2] < 0.8
 
 
 def test_without_a_model_the_confidence_is_the_mean_foreground():

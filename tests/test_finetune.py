@@ -44,6 +44,7 @@ def test_the_verdict_needs_a_clear_move_of_held_out_f1_or_iou():
     assert ft.judge(base, {"f1": 0.78, "iou": 0.95}) == ft.WORSE
     assert ft.judge(base, {"f1": 0.805, "iou": 0.93}) == ft.BETTER  # F1 within its margin: IoU decides
     assert ft.judge(base, {"f1": 0.795, "iou": 0.87}) == ft.WORSE
+    assert ft.judge({"f1": 0.83, "iou": 0.9}, {"f1": 0.84, "iou": 0.9}) == ft.BETTER  # 0.00999... in floating point
     result = ft.FinetuneResult(Path("m.pt"), base, base, steps=300, seconds=1.0, verdict=ft.SAME)
     assert not result.better and "no clear difference from default" in ft.verdict_text(result, "default", "use it")
 

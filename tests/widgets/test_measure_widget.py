@@ -40,7 +40,10 @@ def test_measure_widget_features_histogram_export(viewer_widget, tmp_path, wait_
     assert len(w.figure.axes[0].lines) == 4  # D10, D50, D90 and the fitted curve
     legend = w.figure.axes[0].get_legend()  # named as in the saved figure
     assert [t.get_text() for t in legend.get_texts()] == ["log-normal fit", "D10, D90", "D50"]
-    assert w.summary.value.endswith("equivalent diameter under 100 nm: 66.7 % by number")  # 2 of 3
+    assert w.summary.value.endswith("equivalent-circle diameter under 100 nm: 66.7 % by number")  # 2 of 3
+    w.measure.value = "feret_max"  # the share is of the size chosen
+    assert "\nmax Feret diameter under 100 nm: " in w.summary.value
+    w.measure.value = "ecd"
     w.include_cut.value = False
     assert len(w.figure.axes) == 1 and len(w.figure.axes[0].patches) > 0
     w.measure.value = "circularity"

@@ -25,13 +25,14 @@ FEATURES = ("mean_foreground", "low_foreground", "max_interior", "edge_contrast"
             "solidity")
 
 
-def solidity(labels: np.ndarray, n: int) -> np.ndarray:
-    """[n] solidity of particles 1..n of ``labels``: pixel count over the area of the convex hull of the pixels'
-    squares (1 for a rectangle; 1 for a label with no pixels). Only outline pixels carry the hull."""
+def solidity(labels: np.ndarray, n: int, area: np.ndarray | None = None) -> np.ndarray:
+    """[n] solidity of particles 1..n of ``labels``: pixel count (``area``, where known) over the area of the
+    convex hull of the pixels' squares (1 for a rectangle; 1 for a label with no pixels). Only outline pixels
+    carry the hull."""
     from scipy.spatial import ConvexHull
     from scipy.spatial import QhullError
 
-    labels = np.asarray(labels)
+    labels = np.asarray(labels).astype(np.intp, copy=False)
     out = np.ones(n)
     if n == 0:
         return out
@@ -43,7 +44,8 @@ def solidity(labels: np.ndarray, n: int) -> np.ndarray:
     which = labels[ys, xs]
     order = np.argsort(which, kind="stable")
     points, which = np.stack([ys, xs], 1)[order].astype(np.float64), which[order]
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1 : n + 1]
+    if area is None:
+        area = np.bincount(labels.ravel(), minlength=n + 1)[1 : n + 1]
     bounds = np.searchsorted(which, np.arange(1, n + 2))
     corners = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
     for k in range(n):
@@ -56,8 +58,10 @@ def solidity(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.ndarray) -> np.ndarray:
-    """[K, len(FEATURES)] float features of particles 1..K of ``labels`` (probability maps as uint8 0-255 or 0-1)."""
+def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.ndarray, *,
+                      shape: bool = True) -> np.ndarray:
+    """[K, len(FEATURES)] float features of particles 1..K of ``labels`` (probability maps as uint8 0-255 or 0-1);
+    ``shape=False`` leaves the solidity out (1 for every particle: a model that does not use it)."""
     labels = np.asarray(labels)
     n = int(labels.max()) if labels.size else 0
     if n == 0:
@@ -86,8 +90,9 @@ def particle_features(labels: np.ndarray, foreground: np.ndarray, interior: np.n
     outside = ndi.maximum_filter(np.where(inside, 0, fg), size=3)[inside]
     contrast = np.bincount(lab, edge * (fg_in - outside), minlength=n + 1)[1:] / np.maximum(edge_count, 1)
     shared = np.bincount(lab, touching, minlength=n + 1)[1:] / np.maximum(edge_count, 1)
+    solid = solidity(labels, n, area) if shape else np.ones(n)
     return np.stack([mean_fg, low_fg[1:].astype(np.float64), max_seed[1:], contrast, np.log(np.maximum(area, 1)), shared,
-                     solidity(labels, n)], 1)
+                     solid], 1)
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class ConfidenceModel:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probabilities of particles from :func:`particle_features`' [K, len(FEATURES)] columns (or the model's own)."""
         x = np.asarray(features, np.float64)
-        if x.shape[-1] != len(self.features):
+        if x.shape[-1] == len(FEATURES) and tuple(self.features) != FEATURES:  # all the columns: take its own
             x = x[..., [FEATURES.index(name) for name in self.features]]
         z = (x - self.mean) / self.std
         return 1.0 / (1.0 + np.exp(-(z @ self.weights + self.bias)))
@@ -130,7 +135,7 @@ def particle_confidence(labels: np.ndarray, foreground: np.ndarray, interior: np
                         model: ConfidenceModel | None = None) -> np.ndarray:
     """Confidence of particles 1..K (index k - 1 for label k), in [0, 1]: the model's probability, or without
     one the mean foreground probability inside each particle."""
-    features = particle_features(labels, foreground, interior)
+    features = particle_features(labels, foreground, interior, shape=model is not None and "solidity" in model.features)
     if model is None or not len(features):
         return features[:, 0].astype(np.float32) if len(features) else np.zeros(0, np.float32)
     return model.predict(features).astype(np.float32)

@@ -121,6 +121,6 @@ def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray
             w, b = _logistic(z[~test], y[~test].astype(float))
             held[test] = 1 / (1 + np.exp(-(z[test] @ w + b)))
     w, b = _logistic(z, y.astype(float))
-    metrics = {"features": list(FEATURES), "cross_validated": reliability(held, y),
+    metrics = {"features": list(FEATURES[: x.shape[1]]), "cross_validated": reliability(held, y),
                "uncalibrated_mean_foreground": reliability(x[:, 0], y)}
-    return ConfidenceModel(mean, std, w, b, metrics), held
+    return ConfidenceModel(mean, std, w, b, metrics, features=FEATURES[: x.shape[1]]), held

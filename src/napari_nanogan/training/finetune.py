@@ -66,7 +66,7 @@ def judge(before: dict, after: dict) -> str:
     :data:`F1_MARGIN`, and no clear difference where neither moved by its margin."""
     for key, margin in (("f1", F1_MARGIN), ("iou", IOU_MARGIN)):
         change = after[key] - before[key]
-        if abs(change) >= margin:
+        if abs(change) >= margin - 1e-9:  # (0.84 - 0.83 is 0.00999... in floating point)
             return BETTER if change > 0 else WORSE
     return SAME
 

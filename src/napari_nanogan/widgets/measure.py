@@ -46,6 +46,10 @@ def _measure_job(labels, *, confidence=None, scored=None, **options):
     return table, looks_inverted(labels)
 
 
+
+#: The sizes' names in the summary's share under 100 nm (of the chosen size, by number).
+SIZE_WORDS = {"ecd": "equivalent-circle diameter", "feret_max": "max Feret diameter", "feret_min": "min Feret diameter"}
+
 class MeasureWidget(QWidget):
     """Measure the particles of a Labels layer: features table, size histogram, summary, CSV."""
 
@@ -237,8 +241,8 @@ class MeasureWidget(QWidget):
                                          if "geometric_mean" in s else "")
                                       + (f" (a poor fit: Shapiro-Wilk p = {s['lognormal_p']:.2g} on ln d)"
                                          if s.get("lognormal_p", 1) < LOGNORMAL_POOR_P else "")
-                                      + (f"\nequivalent diameter under 100 nm: {100 * s['fraction_below_100nm']:.1f} % "
-                                         "by number" if s["unit"] == "nm" else ""))
+                                      + (f"\n{SIZE_WORDS[self.measure.value]} under 100 nm: "
+                                         f"{100 * s['fraction_below_100nm']:.1f} % by number" if s["unit"] == "nm" else ""))
             else:
                 self.summary.value = "n = 0: no particles to size"
         else:
