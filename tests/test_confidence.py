@@ -198,3 +198,16 @@ def test_refitting_the_confidence_samples_every_particle_not_those_the_old_one_k
     segmenter.postprocess = dataclasses.replace(segmenter.postprocess, min_confidence=1.0)  # keeps none
     x, y, images, _ = sample_examples(segmenter, [sample])
     assert len(x) == every.count
+
+
+def test_the_fit_takes_the_named_columns_and_the_shipped_set_is_the_networks_maps_alone():
+    from napari_nanogan.segmentation.confidence import FIT_FEATURES
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, len(FEATURES)))
+    y = rng.random(400) < 1 / (1 + np.exp(-x[:, 6]))  # only the solidity column matters here
+    maps_only, _ = fit_confidence(x, y, np.arange(400) % 10, names=FIT_FEATURES)
+    with_shape, _ = fit_confidence(x, y, np.arange(400) % 10)
+    assert maps_only.features == FIT_FEATURES and "solidity" not in FIT_FEATURES
+    assert with_shape.features == FEATURES
+    assert with_shape.metrics["cross_validated"]["auc"] > maps_only.metrics["cross_validated"]["auc"] + 0.1

@@ -246,6 +246,7 @@ def cmd_fit_confidence(args) -> int:
 
     import numpy as np
 
+    from ..segmentation.confidence import FEATURES, FIT_FEATURES
     from ..training import confidence
     from ..training.amend import with_confidence_model
 
@@ -265,7 +266,7 @@ def cmd_fit_confidence(args) -> int:
                                                          progress=lambda d, t: bar.update(d - bar.n))
     bar.close()
     try:
-        model, held = confidence.fit_confidence(x, y, images)
+        model, held = confidence.fit_confidence(x, y, images, names=FEATURES if args.shape else FIT_FEATURES)
     except ValueError as exc:
         print(f"nanogan fit-confidence: {exc}", file=sys.stderr)
         return 2
@@ -367,4 +368,8 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="checkpoint to write (the same weights, with the confidence model)")
     p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
     p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
+    p.add_argument("--shape", action="store_true",
+                   help="also each particle's solidity (area over its convex hull's): better calibrated on the "
+                        "held-out EMPS images for the shipped default, but its scale and polarity checks did worse "
+                        "on unfamiliar images; the shipped models fit without it (docs/alternatives.md)")
     p.set_defaults(func=cmd_fit_confidence)

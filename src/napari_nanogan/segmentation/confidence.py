@@ -20,9 +20,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 #: Every feature :func:`particle_features` computes, in its columns' order. A confidence model uses those it
-#: was fitted on (models fitted before ``solidity`` was added use the first six).
+#: was fitted on (``ConfidenceModel.features``).
 FEATURES = ("mean_foreground", "low_foreground", "max_interior", "edge_contrast", "log_area", "shared_outline",
             "solidity")
+#: Those ``nanogan fit-confidence`` fits by default, and the shipped models use: the network's maps alone.
+#: With the solidity too (``--shape``), `default`'s confidence was better calibrated on the held-out EMPS
+#: images but its scale and polarity checks, which compare mean confidences, did worse on unfamiliar images
+#: (docs/alternatives.md).
+FIT_FEATURES = FEATURES[:6]
 
 
 def solidity(labels: np.ndarray, n: int, area: np.ndarray | None = None) -> np.ndarray:

@@ -102,12 +102,16 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
 
 
 def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray, *, folds: int = 5,
-                   seed: int = 0) -> tuple[ConfidenceModel, np.ndarray]:
-    """The confidence model, and each particle's probability from a model fitted without its image.
+                   seed: int = 0, names: tuple[str, ...] | None = None) -> tuple[ConfidenceModel, np.ndarray]:
+    """The confidence model on the columns ``names`` of ``features`` (all of them by default; features of
+    :func:`~napari_nanogan.segmentation.confidence.particle_features` are named by ``FEATURES``), and each
+    particle's probability from a model fitted without its image.
 
     Its reliability is cross-validated over images (``metrics["cross_validated"]``).
     """
     x = np.asarray(features, np.float64)
+    if names is not None:
+        x = x[:, [FEATURES.index(name) for name in names]]
     y = np.asarray(targets, bool)
     if len(y) < 20 or y.all() or not y.any():
         raise ValueError("need at least 20 segmented particles, some matched and some not, to fit a confidence")
@@ -121,6 +125,7 @@ def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray
             w, b = _logistic(z[~test], y[~test].astype(float))
             held[test] = 1 / (1 + np.exp(-(z[test] @ w + b)))
     w, b = _logistic(z, y.astype(float))
-    metrics = {"features": list(FEATURES[: x.shape[1]]), "cross_validated": reliability(held, y),
+    used = tuple(names) if names is not None else FEATURES[: x.shape[1]]
+    metrics = {"features": list(used), "cross_validated": reliability(held, y),
                "uncalibrated_mean_foreground": reliability(x[:, 0], y)}
-    return ConfidenceModel(mean, std, w, b, metrics, features=FEATURES[: x.shape[1]]), held
+    return ConfidenceModel(mean, std, w, b, metrics, features=used), held
