@@ -224,3 +224,12 @@ def test_a_rough_or_tied_result_does_not_recommend_the_model(setup, tmp_path):
     w._on_result(FinetuneResult(tmp_path / "m.pt", {"iou": 0.8, "f1": 0.5}, {"iou": 0.8, "f1": 0.6}, steps=16,
                                 seconds=30.0, verdict="better", rough=True))
     assert "the scores are rough" in w.result.value and "check it on another annotated image" in w.result.value
+
+
+def test_the_time_left_is_the_trainings_and_says_what_follows_it():
+    from napari_nanogan.training.loop import TrainProgress
+    from napari_nanogan.widgets.finetune import FinetuneWidget
+
+    done, total, text = FinetuneWidget._describe(TrainProgress(10, 100, {"total": 1.0}, 6.0, 0.6, stage="training"))
+    assert (done, total) == (10, 100)
+    assert text.endswith("step 10 of 100, 0.6 s/step, about 0.9 min of training left, then tuning and scoring")

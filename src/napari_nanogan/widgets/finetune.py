@@ -214,7 +214,8 @@ class FinetuneWidget(QWidget):
     def _describe(record) -> tuple[int, int, str]:
         text = record.stage
         if record.losses:  # a training step
-            left = f", about {record.eta / 60:.1f} min left" if record.total and record.seconds_per_step else ""
+            left = (f", about {record.eta / 60:.1f} min of training left, then tuning and scoring"
+                    if record.total and record.seconds_per_step else "")
             text += f": step {record.step} of {record.total or 'until stopped'}, {record.seconds_per_step:.1f} s/step{left}"
         return record.step, record.total or record.step + 1, text
 
