@@ -68,7 +68,7 @@ def test_a_scale_bars_label_is_dropped_and_a_particle_beside_it_kept():
     rng = np.random.default_rng(0)
     grey = rng.normal(110, 5, (300, 400)).clip(1, 254).astype(np.uint8)
     grey[0, 0] = 0
-    grey[250:256, 200:300] = 255  # the bar, 100 px: its zone is rows 226-279, columns 170-329
+    grey[250:256, 200:300] = 255  # the bar, 100 px: its zone is rows 200-305 (half its length), columns 170-329
     labels = np.zeros(grey.shape, np.int32)
 
     def letter(k, rows, cols):  # a third of it white, the rest anti-aliased grey
@@ -80,16 +80,17 @@ def test_a_scale_bars_label_is_dropped_and_a_particle_beside_it_kept():
     labels[226:240, 250:264] = 2  # a grey particle in the same zone
     grey[226:240, 250:264] = 160
     letter(3, slice(100, 120), slice(100, 112))  # far from the bar
-    letter(4, slice(216, 236), slice(270, 282))  # half of it above the zone
+    letter(4, slice(190, 210), slice(270, 282))  # half of it above the zone
     letter(5, slice(250, 262), slice(314, 326))  # beside the bar's end, in the zone
     letter(6, slice(250, 262), slice(345, 357))  # further: out of it
     for k in range(7, 17):  # the image's particles, grey
         labels[10 + 16 * (k - 7) : 20 + 16 * (k - 7), 20:30] = k
         grey[10 + 16 * (k - 7) : 20 + 16 * (k - 7), 20:30] = 170
-    expected = [True, False, False, False, True, False] + [False] * 10
+    letter(17, slice(205, 222), slice(230, 244))  # a tall label well above the bar (beyond 3 thicknesses, 24 px)
+    expected = [True, False, False, False, True, False] + [False] * 10 + [True]
     assert list(scale_bar_marks(grey, labels)) == expected
     assert list(scale_bar_marks(np.stack([grey] * 3, -1), labels)) == expected  # colour: its grey levels
-    kept, confidence = drop_scale_bar_marks(grey, labels, np.linspace(0.1, 0.9, 16))
+    kept, confidence = drop_scale_bar_marks(grey, labels, np.linspace(0.1, 0.9, 17))
     assert kept.max() == 14 and len(confidence) == 14 and (kept[labels == 2] == 1).all()
     assert not scale_bar_marks(grey, labels, rows=slice(0, 245)).any()  # a bar out of the specimen rows: none
 

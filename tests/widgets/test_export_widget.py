@@ -212,3 +212,15 @@ def test_two_pairs_of_one_file_name_are_refused_by_their_layers_names(setup):
     w.run()
     assert "'my image / my labels' and 'my_image / other labels' would both be written as 'my_image'" in w.status.value
     assert w.status.value.startswith("not started:") and not out.exists()
+
+
+def test_pairs_drawn_from_an_empty_mask_are_written_and_said_to_be_bare_substrate(setup, wait_done):
+    viewer, w, out = setup
+    viewer.add_labels(np.zeros((64, 80), np.int32), name="blank")
+    w.synthetic_masks.value = ["blank"]
+    w.n.value = 1
+    w.run()
+    assert "'blank' hold(s) no particle" in w.status.value
+    wait_done(w)
+    assert (out / "masks" / "blank_0.tif").is_file()
+    assert w.status.value.startswith("done: 1 pairs") and w.status.value.endswith("'blank': bare substrate, no particle")

@@ -131,7 +131,7 @@ class ExportWidget(QWidget):
         layout.addStretch(1)
         self.worker = None
         self.manifest = None
-        self._failed, self._folder = False, None
+        self._failed, self._folder, self._bare = False, None, []
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -215,7 +215,10 @@ class ExportWidget(QWidget):
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.progress.setRange(0, total)
         self.progress.setValue(0)
-        self.status.value = f"writing {total} pairs ..."
+        bare = [name for name, labels, _ in masks if not labels.max(initial=0)] if n else []
+        self.status.value = f"writing {total} pairs ..." + (
+            f" ({', '.join(repr(b) for b in bare)} hold(s) no particle: bare substrate only)" if bare else "")
+        self._bare = bare
         self.worker.start()
 
     def cancel(self):
@@ -229,7 +232,9 @@ class ExportWidget(QWidget):
 
     def _on_result(self, manifest):
         self.manifest = manifest
-        self.status.value = f"done: {self.progress.value()} pairs, manifest {manifest}"
+        bare = getattr(self, "_bare", [])
+        self.status.value = f"done: {self.progress.value()} pairs, manifest {manifest}" + (
+            f"; from {', '.join(repr(b) for b in bare)}: bare substrate, no particle" if bare else "")
         show_info(f"Export: {self.progress.value()} pairs written; manifest {manifest}")
 
     def _on_error(self, exc):
