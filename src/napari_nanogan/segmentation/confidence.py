@@ -2,11 +2,11 @@
 
 Features of each particle come from the network's own maps: how sure the foreground is
 inside it (mean and low quantile), how clear its interior (seed) is, how sharp its
-outline, its size and how much of its outline it shares with other particles; and from
+outline, its size and how much of its outline it shares with other particles; and, for
+models fitted with it (``nanogan fit-confidence --shape``; the shipped ones are not), from
 its shape: its solidity (area over convex hull area), low for crescents, shards and
 particles merged with a neighbour. A logistic model on them, fitted on validation images
-(``nanogan fit-confidence``), gives
-the probability that the particle matches an annotated particle at IoU >= 0.5: a
+(``nanogan fit-confidence``), gives the probability that the particle matches an annotated particle at IoU >= 0.5: a
 calibrated probability (its reliability is in the model card). Without a fitted model
 the confidence is the mean foreground probability inside the particle: a score that
 ranks particles, not a probability.
