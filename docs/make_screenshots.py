@@ -19,6 +19,18 @@ import tifffile
 OUT = Path(__file__).resolve().parent / "images"
 
 
+def _camera(viewer):
+    """The view's camera (napari 0.9 moved it to ``viewer.scene``)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def _grid(viewer):
+    """The view's grid (napari 0.9 moved it to ``viewer.canvas``)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
 def narrow(viewer, dock, width: int = 520) -> None:
     """Give a docked panel a panel's width, so the canvas keeps most of the window."""
     from qtpy.QtCore import Qt
@@ -104,8 +116,8 @@ def main():
     meas.image_layer.value = viewer.layers["procedural_sem"]
     meas.run()
     # zoom on a corner so particles and the info bar outline are visible
-    viewer.camera.zoom *= 1.6
-    viewer.camera.center = (0, 600 * SAMPLE_PIXEL_SIZE_NM, 700 * SAMPLE_PIXEL_SIZE_NM)
+    _camera(viewer).zoom *= 1.6
+    _camera(viewer).center = (0, 600 * SAMPLE_PIXEL_SIZE_NM, 700 * SAMPLE_PIXEL_SIZE_NM)
     settle()
     for _ in range(20):
         from qtpy.QtWidgets import QApplication
@@ -194,8 +206,8 @@ def scale_bar(viewer):
     seg.pixel_size_from_scale_bar()
     _close_toasts()
     _settle()
-    viewer.camera.center = (0, (bar.top - 40) * layer.scale[-2], (bar.start + bar.stop) / 2 * layer.scale[-1] + 60)
-    viewer.camera.zoom = 2.4 / layer.scale[-1]  # the bar, its label and the particles above the data bar
+    _camera(viewer).center = (0, (bar.top - 40) * layer.scale[-2], (bar.start + bar.stop) / 2 * layer.scale[-1] + 60)
+    _camera(viewer).zoom = 2.4 / layer.scale[-1]  # the bar, its label and the particles above the data bar
     _settle()
     shot = viewer.screenshot(canvas_only=False, flash=False)
     Image.fromarray(np.asarray(shot)).save(OUT / "segment_scale_bar.png")
@@ -229,8 +241,8 @@ def synthesize_and_finetune(viewer, generator, model):
     from napari_nanogan.widgets.finetune import FinetuneWidget
     from napari_nanogan.widgets.synthesize import SynthesizeWidget
 
-    for name in list(viewer.window._dock_widgets):
-        viewer.window.remove_dock_widget(viewer.window._dock_widgets[name])
+    for widget in list(viewer.window.dock_widgets.values()):  # (the inner widgets; magicgui ones by .native)
+        viewer.window.remove_dock_widget(getattr(widget, "native", widget))
     viewer.layers.clear()
     # a mask painted with napari's own brush (Labels.paint, what a mouse drag calls): short
     # strokes of a 16-28 px brush, one label per particle, on an empty 512 x 512 canvas
@@ -260,15 +272,15 @@ def synthesize_and_finetune(viewer, generator, model):
     syn.run()
     wait_for(lambda: any(layer.name.endswith(" mask") and layer.name.startswith("synthetic") for layer in viewer.layers))
     wait_for(lambda: syn.run_button.enabled)
-    viewer.grid.enabled = True
-    viewer.grid.shape = (2, 2)
+    _grid(viewer).enabled = True
+    _grid(viewer).shape = (2, 2)
     labels.visible = True
     viewer.layers["synthetic painted mask mask"].visible = False
     viewer.reset_view()
     _settle()
     out = [OUT / "synthesize_widget.png"]
     Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
-    viewer.grid.enabled = False
+    _grid(viewer).enabled = False
 
     from napari_nanogan.widgets.export import ExportWidget
 
@@ -291,8 +303,8 @@ def synthesize_and_finetune(viewer, generator, model):
     out.append(OUT / "export_widget.png")
     Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(out[-1])
 
-    for name in list(viewer.window._dock_widgets):
-        viewer.window.remove_dock_widget(viewer.window._dock_widgets[name])
+    for widget in list(viewer.window.dock_widgets.values()):  # (the inner widgets; magicgui ones by .native)
+        viewer.window.remove_dock_widget(getattr(widget, "native", widget))
     viewer.layers.clear()
     from napari_nanogan.data.procedural import sample_image
 
