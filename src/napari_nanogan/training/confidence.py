@@ -38,8 +38,8 @@ def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
     every = dataclasses.replace(segmenter.postprocess, min_confidence=0.0) if hasattr(segmenter, "postprocess") else None
     for i, s in enumerate(samples):
         # one pass's particles: the finer pass's additions have that pass's own maps and confidence; at the
-        # estimate's scale, not one the confidence being refitted chose
-        # every particle, those under the post-processing's min_confidence (of the confidence being replaced) too
+        # estimate's scale, not one the confidence being refitted chose; every particle, those under the
+        # min_confidence of the confidence being replaced too
         result = segment(s.image, segmenter, info_bar=None, diameter=diameter, small_pass=False, scale_check=False,
                          polarity_check=False, postprocess=every)
         f = particle_features(result.labels, result.foreground, result.interior)

@@ -263,7 +263,8 @@ def finetune(
     small = [shrink_sample(t, f) for t, f in zip(train, factors)]
     warnings = []
     n_val = sum(int(len(np.unique(s.labels)) - 1) for s in val)
-    if n_val < MIN_VAL_PARTICLES:
+    few_held_out = n_val < MIN_VAL_PARTICLES
+    if few_held_out:
         warnings.append(f"only {n_val} annotated particles held out for validation: before/after scores are rough")
     gen_path = None
     if base_generator is not None:
@@ -287,7 +288,8 @@ def finetune(
             yield dataclasses.replace(record, total=total, stage="training the segmenter on your annotated rows")
         segmenter_file = run_dir / "segmenter" / ("best.pt" if (run_dir / "segmenter" / "best.pt").is_file()
                                                   else "last.pt")
-        if steps < min(MIN_USEFUL_STEPS, recipe.segmenter_steps):
+        too_short = steps < min(MIN_USEFUL_STEPS, recipe.segmenter_steps)
+        if too_short:
             warnings.append(f"stopped after {steps} training steps: too few to help; the model is kept, but compare it")
         gen_part, generator_adapted = None, False
         gan_planned = gen_path is not None and recipe.gan_steps != 0
@@ -346,8 +348,7 @@ def finetune(
         yield TrainProgress(total, total, stage="scoring the fine-tuned model on your held-out rows")
         after = score(tuned, val)
         seconds = time.perf_counter() - t0
-        verdict = judge(before, after)
-        rough = n_val < MIN_VAL_PARTICLES or steps < min(MIN_USEFUL_STEPS, recipe.segmenter_steps)
+        verdict, rough = judge(before, after), few_held_out or too_short
         card = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "software": f"napari-nanogan {__version__}",
@@ -360,7 +361,7 @@ def finetune(
             "validation": "bottom 25 % of each image's rows, never trained on, segmented as nanogan segment does",
             "scale_factors": [round(f, 4) for f in factors],  # each training part shrunk to the model's particle size
             "size_reference": reference.name if reference is not None else None, "size_calibration": sizes,
-            "before": before, "after": after, "verdict": verdict, "better": verdict == BETTER, "rough": bool(rough),
+            "before": before, "after": after, "verdict": verdict, "better": verdict == BETTER, "rough": rough,
             "warnings": warnings, **(provenance or {}),
         }
         strip = lambda d: {k: v for k, v in d.items() if k not in ("format_version", "training")}  # noqa: E731
@@ -368,6 +369,6 @@ def finetune(
         if gen_part is not None:
             bundle["generator"] = strip(gen_part)
         path = save_checkpoint(out_path, bundle)
-        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, verdict, bool(rough), sizes, stopped)
+        return FinetuneResult(Path(path), before, after, steps, seconds, warnings, verdict, rough, sizes, stopped)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

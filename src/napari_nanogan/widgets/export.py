@@ -215,10 +215,9 @@ class ExportWidget(QWidget):
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.progress.setRange(0, total)
         self.progress.setValue(0)
-        bare = [name for name, labels, _ in masks if not labels.max(initial=0)] if n else []
+        self._bare = [name for name, labels, _ in masks if not labels.max(initial=0)] if n else []
         self.status.value = f"writing {total} pairs ..." + (
-            f" ({', '.join(repr(b) for b in bare)} hold(s) no particle: bare substrate only)" if bare else "")
-        self._bare = bare
+            f" ({', '.join(repr(b) for b in self._bare)} hold(s) no particle: bare substrate only)" if self._bare else "")
         self.worker.start()
 
     def cancel(self):
@@ -232,9 +231,8 @@ class ExportWidget(QWidget):
 
     def _on_result(self, manifest):
         self.manifest = manifest
-        bare = getattr(self, "_bare", [])
         self.status.value = f"done: {self.progress.value()} pairs, manifest {manifest}" + (
-            f"; from {', '.join(repr(b) for b in bare)}: bare substrate, no particle" if bare else "")
+            f"; from {', '.join(repr(b) for b in self._bare)}: bare substrate, no particle" if self._bare else "")
         show_info(f"Export: {self.progress.value()} pairs written; manifest {manifest}")
 
     def _on_error(self, exc):

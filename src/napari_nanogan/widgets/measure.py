@@ -46,9 +46,9 @@ def _measure_job(labels, *, confidence=None, scored=None, **options):
     return table, looks_inverted(labels)
 
 
-
 #: The sizes' names in the summary's share under 100 nm (of the chosen size, by number).
 SIZE_WORDS = {"ecd": "equivalent-circle diameter", "feret_max": "max Feret diameter", "feret_min": "min Feret diameter"}
+
 
 class MeasureWidget(QWidget):
     """Measure the particles of a Labels layer: features table, size histogram, summary, CSV."""
