@@ -110,6 +110,25 @@ def test_blocks_agree_with_the_whole_image_no_cut_at_block_edges(threshold_segme
     assert len(cut) <= 0.01 * len(crossing), cut
 
 
+def test_blocks_apply_the_final_confidence_as_the_whole_image_does(threshold_segmenter, field):
+    """A final confidence model (here: particles under about 200 px are doubtful) judges each block's particles
+    whole, in the block's margin, so the blocks keep what the whole image keeps."""
+    import dataclasses
+
+    from napari_nanogan.segmentation import segment
+    from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel
+
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("log_area")] = 20.0
+    small_doubtful = ConfidenceModel(np.full(len(FEATURES), np.log(200.0)), np.ones(len(FEATURES)), weights, 0.0,
+                                     {"min_confidence": 0.5})
+    judged = dataclasses.replace(threshold_segmenter, final_confidence_model=small_doubtful)
+    every = segment(field, threshold_segmenter, info_bar=None)
+    whole = segment(field, judged, info_bar=None)
+    assert 0 < whole.count < every.count and (np.bincount(whole.labels.ravel())[1:] >= 190).all()
+    assert _f1(whole.labels, segment_blockwise(field, judged, block=128)) >= 0.99
+
+
 def test_a_block_reads_only_its_region_and_the_plan_a_sample(threshold_segmenter, field):
     big = np.tile(field, (4, 4))  # 2400 x 2800
     reads = Reads(big)

@@ -211,3 +211,72 @@ def test_the_fit_takes_the_named_columns_and_the_shipped_set_is_the_networks_map
     assert maps_only.features == FIT_FEATURES and "solidity" not in FIT_FEATURES
     assert with_shape.features == FEATURES
     assert with_shape.metrics["cross_validated"]["auc"] > maps_only.metrics["cross_validated"]["auc"] + 0.1
+
+
+def _solidity_model(threshold: float) -> ConfidenceModel:
+    """A final confidence model that trusts solid particles only (solidity 1 -> 0.97, 0.45 -> 0.05)."""
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("solidity")] = 12.0
+    return ConfidenceModel(np.full(len(FEATURES), 0.7), np.ones(len(FEATURES)), weights, 0.0,
+                           {"min_confidence": threshold})
+
+
+def _with_a_crescent():
+    labels, fg, interior = _maps()
+    labels[20:38, 2:20] = 4  # a square ...
+    labels[23:35, 5:20] = 0  # ... hollowed into a "C": solidity about 0.5
+    fg[labels == 4] = 0.95
+    return labels, fg, interior
+
+
+def test_the_final_confidence_is_the_final_models_and_drops_under_its_threshold():
+    from types import SimpleNamespace
+
+    from napari_nanogan.segmentation.marks import judge_final
+
+    labels, fg, interior = _with_a_crescent()
+    passes = particle_confidence(labels, fg, interior)
+    kept, confidence = judge_final(labels, passes, fg, interior, SimpleNamespace(final_confidence_model=None))
+    assert kept is labels and confidence is passes  # no final model: as the passes left them
+    only_reported = SimpleNamespace(final_confidence_model=_solidity_model(0.0))
+    kept, confidence = judge_final(labels, passes, fg, interior, only_reported)
+    assert kept is labels and confidence.shape == (4,) and confidence[3] < 0.1 < 0.9 < confidence[:3].min()
+    dropping = SimpleNamespace(final_confidence_model=_solidity_model(0.5))
+    kept, confidence = judge_final(labels, passes, fg, interior, dropping)
+    assert kept.max() == 3 and not (kept[labels == 4]).any() and len(confidence) == 3
+    empty = np.zeros_like(labels)
+    assert judge_final(empty, np.zeros(0), fg, interior, dropping)[0] is empty
+
+
+def test_a_final_confidence_model_is_stored_beside_the_passes_one_and_used_by_segment(tmp_path, tiny_checkpoint,
+                                                                                      sem_like):
+    import dataclasses
+
+    from napari_nanogan.segmentation import Segmenter, segment
+    from napari_nanogan.training.amend import with_confidence_model
+    from napari_nanogan.training.confidence import sample_examples
+    from napari_nanogan.data.datasets import sample_from_arrays
+
+    image, labels = sem_like
+    plain = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
+    before = segment(image, plain)
+    assert before.count > 0 and plain.final_confidence_model is None
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=len(FEATURES))
+    final = ConfidenceModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), weights, 0.1, {"min_confidence": 0.0})
+    path = with_confidence_model(tiny_checkpoint, tmp_path / "final.pt", final, {"data": "test"}, final=True)
+    loaded = Segmenter.from_checkpoint(path, device="cpu")
+    assert loaded.confidence_model is plain.confidence_model is None and loaded.postprocess == plain.postprocess
+    np.testing.assert_allclose(loaded.final_confidence_model.weights, weights)
+    assert loaded.card["final_confidence_model"] == {"data": "test"}
+    after = segment(image, loaded)
+    np.testing.assert_array_equal(after.labels, before.labels)  # threshold 0: the same particles ...
+    np.testing.assert_allclose(after.confidence, final.predict(particle_features(after.labels, after.foreground,
+                                                                                 after.interior)), rtol=1e-5)
+    dropping = dataclasses.replace(loaded, final_confidence_model=dataclasses.replace(
+        final, metrics={"min_confidence": float(np.median(after.confidence)) + 1e-6}))
+    fewer = segment(image, dropping)  # ... or fewer, each at least as sure as the threshold
+    assert 0 < fewer.count < before.count and fewer.confidence.min() > np.median(after.confidence)
+    # refitting samples each pass's particles, not what the final model kept
+    sample = sample_from_arrays("a", image[: labels.shape[0]], labels, domain="test")
+    assert len(sample_examples(dropping, [sample])[0]) == len(sample_examples(loaded, [sample])[0])

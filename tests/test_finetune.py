@@ -195,10 +195,18 @@ def test_finetune_cli_names_the_files_of_a_pair_it_refuses(tmp_path, tiny_checkp
 def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp_path, sized_tiny_checkpoint,
                                                                             fast_preset, monkeypatch):
     # 48-px particles: the user's images are segmented with a diameter, i.e. 2 times smaller, so
-    # fine-tuning trains at that size and scores as segment() does; the bundle keeps the base's size model
+    # fine-tuning trains at that size and scores as segment() does; the bundle keeps the base's size model,
+    # and its final confidence model
     from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.segmentation import load_segmenter
+    from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel
+    from napari_nanogan.training.amend import with_confidence_model
+
+    final = ConfidenceModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.linspace(-1, 1, len(FEATURES)), 0.2,
+                            {"min_confidence": 0.0})
+    sized_tiny_checkpoint = with_confidence_model(sized_tiny_checkpoint, tmp_path / "sized_final.pt", final, {},
+                                                  final=True)
 
     lab = particle_labels((256, 256), n_particles=12, mean_diameter=48, seed=3)
     im = render_sem(lab, seed=3)
@@ -218,6 +226,7 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
     assert tuned.size_model is not None
     np.testing.assert_array_equal(tuned.size_model.reference, base.size_model.reference)
     assert tuned.size_model.k == base.size_model.k
+    np.testing.assert_allclose(tuned.final_confidence_model.weights, final.weights)
 
 
 def test_finetune_never_shrinks_a_held_out_part_below_what_segment_takes(tmp_path, tiny_checkpoint, fast_preset):

@@ -265,17 +265,23 @@ def cmd_fit_confidence(args) -> int:
     x, y, images, annotated = confidence.sample_examples(segmenter, samples, diameter=diameter,
                                                          progress=lambda d, t: bar.update(d - bar.n))
     bar.close()
+    # --shape: the final particles' judge, fitted on every particle, scored on those the maps-only confidence keeps
+    kept = confidence.kept_by(segmenter, x) if args.shape else np.ones(len(y), bool)
     try:
-        model, held = confidence.fit_confidence(x, y, images, names=FEATURES if args.shape else FIT_FEATURES)
+        model, held = confidence.fit_confidence(x, y, images, names=FEATURES if args.shape else FIT_FEATURES,
+                                                scored=kept)
     except ValueError as exc:
         print(f"nanogan fit-confidence: {exc}", file=sys.stderr)
         return 2
-    threshold, f1 = confidence.choose_min_confidence(held, y, np.exp(x[:, 4]), annotated)
+    threshold, f1 = confidence.choose_min_confidence(held[kept], y[kept], np.exp(x[kept, 4]), annotated)
     model.metrics.update(min_confidence=threshold, f1_by_min_confidence=f1)
-    postprocess = dataclasses.replace(segmenter.postprocess, min_confidence=threshold)
-    with_confidence_model(path, args.out, model, {"data": {k: "val split" for k in wanted}, "diameter": diameter,
-                                                  "command": command_line(), "metrics": model.metrics},
-                          postprocess=postprocess)
+    fitting = {"data": {k: "val split" for k in wanted}, "diameter": diameter, "command": command_line(),
+               "metrics": model.metrics}
+    if args.shape:
+        with_confidence_model(path, args.out, model, fitting, final=True)
+    else:
+        with_confidence_model(path, args.out, model, fitting,
+                              postprocess=dataclasses.replace(segmenter.postprocess, min_confidence=threshold))
     print(json.dumps(model.metrics))
     return 0
 
@@ -369,7 +375,9 @@ def add_commands(sub) -> None:
     p.add_argument("--data-root", default="../shared/data", help="folder holding the shared data sets (bam_tio2_sem/, emps/)")
     p.add_argument("--datasets", default="bam,emps", help="comma-separated: bam, emps")
     p.add_argument("--shape", action="store_true",
-                   help="also each particle's solidity (area over its convex hull's): better calibrated on the "
-                        "held-out EMPS images for the shipped default, but its scale and polarity checks did worse "
-                        "on unfamiliar images; the shipped models fit without it (docs/alternatives.md)")
+                   help="fit the final particles' confidence instead: on the network's maps and each particle's "
+                        "solidity (area over its convex hull's: low for shards, crescents and merged pairs), "
+                        "fitted on every particle of a pass, scored on those the maps-only confidence keeps; it is "
+                        "the confidence reported, and drops those under its own threshold; the passes and the "
+                        "scale and polarity checks keep the maps-only one")
     p.set_defaults(func=cmd_fit_confidence)

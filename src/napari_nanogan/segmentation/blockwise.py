@@ -40,7 +40,7 @@ from ..normalize import intensity_range
 from ..progress import drive
 from .postprocess import instances_from_probabilities
 from .confidence import particle_confidence
-from .marks import judge
+from .marks import judge, judge_final
 from .scale import resize_factor, scale_postprocess
 from .smallpass import add_small_particles, small_pass_factor
 from .sizing import MIN_ESTIMATE_SIDE, estimate_diameter, estimate_factor, keeps_own_scale
@@ -438,10 +438,12 @@ def segment_block(array, block: Block, network: "Segmenter", plan: BlockwisePlan
         fine_fg, fine_interior = _block_probabilities(grey, block, network, plan, plan.fine_statistics,
                                                       plan.fine_factor)
         fine = instances_from_probabilities(fine_fg, fine_interior, plan.fine_postprocess)
-        labels = add_small_particles(grey, labels, confidence, fg, interior, fine,
-                                     particle_confidence(fine, fine_fg, fine_interior, network.confidence_model),
-                                     fine_fg, fine_interior, rows=specimen)[0]
+        labels, confidence, fg, interior = add_small_particles(
+            grey, labels, confidence, fg, interior, fine,
+            particle_confidence(fine, fine_fg, fine_interior, network.confidence_model), fine_fg, fine_interior,
+            rows=specimen)
         del fine_fg, fine_interior, fine
+    labels = judge_final(labels, confidence, fg, interior, network)[0]
     del fg, interior
     iy, ix = block.inner
     core = labels[iy, ix]

@@ -3,13 +3,17 @@
 Features of each particle come from the network's own maps: how sure the foreground is
 inside it (mean and low quantile), how clear its interior (seed) is, how sharp its
 outline, its size and how much of its outline it shares with other particles; and, for
-models fitted with it (``nanogan fit-confidence --shape``; the shipped ones are not), from
-its shape: its solidity (area over convex hull area), low for crescents, shards and
-particles merged with a neighbour. A logistic model on them, fitted on validation images
-(``nanogan fit-confidence``), gives the probability that the particle matches an annotated particle at IoU >= 0.5: a
-calibrated probability (its reliability is in the model card). Without a fitted model
-the confidence is the mean foreground probability inside the particle: a score that
-ranks particles, not a probability.
+models fitted with it, from its shape: its solidity (area over convex hull area), low for
+crescents, shards and particles merged with a neighbour. A logistic model on them, fitted
+on validation images (``nanogan fit-confidence``), gives the probability that the particle
+matches an annotated particle at IoU >= 0.5: a calibrated probability (its reliability is
+in the model card). Without a fitted model the confidence is the mean foreground
+probability inside the particle: a score that ranks particles, not a probability.
+
+A segmenter holds up to two: the maps-only one judges every pass's particles, and the scale
+and polarity checks compare its mean; a final one (``nanogan fit-confidence --shape``,
+shipped with ``default``) sees the solidity too and gives the final particles the
+confidence reported (:func:`~napari_nanogan.segmentation.marks.judge_final`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,9 @@ from scipy import ndimage as ndi
 #: was fitted on (``ConfidenceModel.features``).
 FEATURES = ("mean_foreground", "low_foreground", "max_interior", "edge_contrast", "log_area", "shared_outline",
             "solidity")
-#: Those ``nanogan fit-confidence`` fits by default, and the shipped models use: the network's maps alone.
-#: With the solidity too (``--shape``), `default`'s confidence was better calibrated on the held-out EMPS
-#: images but its scale and polarity checks, which compare mean confidences, did worse on unfamiliar images
-#: (docs/alternatives.md).
+#: Those ``nanogan fit-confidence`` fits for the passes: the network's maps alone. With the solidity too, as
+#: the passes' model, `default`'s scale and polarity checks, which compare mean confidences, did worse on
+#: unfamiliar images (docs/alternatives.md); ``--shape`` fits it as the final particles' model instead.
 FIT_FEATURES = FEATURES[:6]
 
 

@@ -106,3 +106,16 @@ def judge(grey: np.ndarray, labels: np.ndarray, foreground: np.ndarray, interior
     if min_confidence > 0 and confidence.size:
         labels, confidence = drop_doubtful(labels, confidence, min_confidence)
     return drop_ink(grey, labels, confidence, rows)
+
+
+def judge_final(labels: np.ndarray, confidence: np.ndarray, foreground: np.ndarray, interior: np.ndarray,
+                network) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, confidence) of the final particles, as every path keeps them: where ``network`` has a final
+    confidence model (one that sees each particle's shape too), its probability for each particle, and those
+    under its ``metrics["min_confidence"]`` dropped; else ``labels`` and ``confidence`` as they are."""
+    model = getattr(network, "final_confidence_model", None)
+    if model is None or not labels.size or not int(labels.max()):
+        return labels, confidence
+    confidence = particle_confidence(labels, foreground, interior, model)
+    threshold = float(model.metrics.get("min_confidence", 0.0))
+    return drop_doubtful(labels, confidence, threshold) if threshold > 0 else (labels, confidence)

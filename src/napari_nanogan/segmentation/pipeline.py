@@ -14,7 +14,7 @@ from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
-from .marks import judge, scale_bar_marks, without_particles
+from .marks import judge, judge_final, scale_bar_marks, without_particles
 from .polarity import inverted as invert
 from .postprocess import instances_from_probabilities
 from .smallpass import add_small_particles, small_pass_factor
@@ -286,7 +286,7 @@ def segment_steps(
         labels, confidence, fg, interior = add_small_particles(seen, labels, confidence, fg, interior, *small[:4], rows=rows)
     drop = scale_bar_marks(grey, labels, rows)  # a scale bar's label: letters the ink rule leaves
     added = int(labels.max()) - first - int(drop[first:].sum())
-    labels, confidence = without_particles(labels, confidence, drop)
+    labels, confidence = judge_final(*without_particles(labels, confidence, drop), fg, interior, network)
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None

@@ -57,7 +57,12 @@ class Segmenter:
     coarse_sizing : CoarseSizing or None
         Or the network estimates it itself, at a coarse scale (used without a size model).
     confidence_model : ConfidenceModel or None
-        Turns each particle's features into the probability that it is real.
+        Turns each particle's features into the probability that it is real: every pass's
+        particles, and the scale and polarity checks, which compare mean confidences.
+    final_confidence_model : ConfidenceModel or None
+        Where fitted (``nanogan fit-confidence --shape``), judges the final particles
+        instead: it sees each particle's shape too; its probability is the confidence
+        reported, and particles under its ``metrics["min_confidence"]`` are dropped.
     size_reference : Segmenter or None
         Another segmenter whose size model estimates the diameter for this one (a
         fine-tuned model keeps the shipped sizer it started from: the size model was
@@ -78,6 +83,7 @@ class Segmenter:
     confidence_model: ConfidenceModel | None = None
     size_reference: "Segmenter | None" = None
     size_correction: float = 1.0
+    final_confidence_model: ConfidenceModel | None = None
 
     @property
     def config(self) -> SegmenterConfig:
@@ -118,7 +124,8 @@ class Segmenter:
         network.load_state_dict(data["state_dict"])
         extras = {}
         for key, cls_, command in (("size_model", SizeModel, "fit-size"), ("coarse_sizing", CoarseSizing, "fit-size"),
-                                   ("confidence_model", ConfidenceModel, "fit-confidence")):
+                                   ("confidence_model", ConfidenceModel, "fit-confidence"),
+                                   ("final_confidence_model", ConfidenceModel, "fit-confidence --shape")):
             stored = data.get(key)
             if stored:
                 try:
@@ -146,12 +153,13 @@ class Segmenter:
                      name: str = "unnamed", card: dict | None = None, device=None,
                      size_model: SizeModel | None = None, coarse_sizing: CoarseSizing | None = None,
                      confidence_model: ConfidenceModel | None = None,
-                     size_reference: "Segmenter | None" = None, size_correction: float = 1.0) -> "Segmenter":
+                     size_reference: "Segmenter | None" = None, size_correction: float = 1.0,
+                     final_confidence_model: ConfidenceModel | None = None) -> "Segmenter":
         network = for_inference(network, device)
         return cls(network, postprocess or PostprocessConfig(), name, card or {},
                    precision=inference_precision(next(network.parameters()).device), size_model=size_model,
                    coarse_sizing=coarse_sizing, confidence_model=confidence_model, size_reference=size_reference,
-                   size_correction=size_correction)
+                   size_correction=size_correction, final_confidence_model=final_confidence_model)
 
 
 @dataclass

@@ -72,14 +72,16 @@ def with_size_model(source, destination, size_model: SizeModel, fitting: dict) -
 
 
 def with_confidence_model(source, destination, model, fitting: dict,
-                          postprocess: PostprocessConfig | None = None) -> Path:
+                          postprocess: PostprocessConfig | None = None, *, final: bool = False) -> Path:
     """The segmenter with a confidence model (``fitting``: data, command, metrics), and with ``postprocess``
-    (its ``min_confidence`` chosen with it) when given."""
-    changes = {"confidence_model": model.to_dict()}
+    (its ``min_confidence`` chosen with it) when given; ``final``: as the final particles' confidence model
+    (:attr:`~napari_nanogan.segmentation.Segmenter.final_confidence_model`), the passes' one kept."""
+    key = "final_confidence_model" if final else "confidence_model"
+    changes = {key: model.to_dict()}
     if postprocess is not None:
         changes["postprocess"] = postprocess.to_dict()
     return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER, changes=changes,
-                            provenance={"confidence_model": fitting})
+                            provenance={key: fitting})
 
 
 def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator=None,

@@ -36,6 +36,8 @@ def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
     takes it). Annotated particles count as the instance scores count them (16 px or more)."""
     feats, targets, images, annotated = [], [], [], 0
     every = dataclasses.replace(segmenter.postprocess, min_confidence=0.0) if hasattr(segmenter, "postprocess") else None
+    if getattr(segmenter, "final_confidence_model", None) is not None:  # each pass's particles, not the final cut
+        segmenter = dataclasses.replace(segmenter, final_confidence_model=None)
     for i, s in enumerate(samples):
         # one pass's particles: the finer pass's additions have that pass's own maps and confidence; at the
         # estimate's scale, not one the confidence being refitted chose; every particle, those under the
@@ -50,6 +52,15 @@ def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
         if progress is not None:
             progress(i + 1, len(samples))
     return np.concatenate(feats), np.concatenate(targets), np.concatenate(images), annotated
+
+
+def kept_by(segmenter, features: np.ndarray) -> np.ndarray:
+    """Which rows of :func:`sample_examples`' features are particles that ``segmenter``'s own confidence model
+    keeps (at its ``postprocess.min_confidence``): those a final confidence model judges."""
+    model, threshold = segmenter.confidence_model, segmenter.postprocess.min_confidence
+    if model is None or threshold <= 0:
+        return np.ones(len(features), bool)
+    return model.predict(features) >= threshold
 
 
 def choose_min_confidence(probability: np.ndarray, matched_: np.ndarray, area: np.ndarray, annotated: int,
@@ -102,12 +113,14 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
 
 
 def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray, *, folds: int = 5,
-                   seed: int = 0, names: tuple[str, ...] | None = None) -> tuple[ConfidenceModel, np.ndarray]:
+                   seed: int = 0, names: tuple[str, ...] | None = None,
+                   scored: np.ndarray | None = None) -> tuple[ConfidenceModel, np.ndarray]:
     """The confidence model on the columns ``names`` of ``features`` (all of them by default; features of
     :func:`~napari_nanogan.segmentation.confidence.particle_features` are named by ``FEATURES``), and each
     particle's probability from a model fitted without its image.
 
-    Its reliability is cross-validated over images (``metrics["cross_validated"]``).
+    Its reliability is cross-validated over images (``metrics["cross_validated"]``), over the
+    particles ``scored`` marks (all of them by default): those the model will judge.
     """
     x = np.asarray(features, np.float64)
     if names is not None:
@@ -126,6 +139,7 @@ def fit_confidence(features: np.ndarray, targets: np.ndarray, images: np.ndarray
             held[test] = 1 / (1 + np.exp(-(z[test] @ w + b)))
     w, b = _logistic(z, y.astype(float))
     used = tuple(names) if names is not None else FEATURES[: x.shape[1]]
-    metrics = {"features": list(used), "cross_validated": reliability(held, y),
-               "uncalibrated_mean_foreground": reliability(x[:, 0], y)}
+    scored = np.ones(len(y), bool) if scored is None else np.asarray(scored, bool)
+    metrics = {"features": list(used), "cross_validated": reliability(held[scored], y[scored]),
+               "uncalibrated_mean_foreground": reliability(x[scored, 0], y[scored])}
     return ConfidenceModel(mean, std, w, b, metrics, features=used), held

@@ -323,15 +323,17 @@ def finetune(
         sizer = starting.sizer
         reference = sizer if sizer.name in SHIPPED_SEGMENTERS and can_estimate_diameter(sizer) else None
         own = network if reference is None else None
-        # the starting network's confidence model, not refitted (its inputs are the network's outputs, which
+        # the starting network's confidence models, not refitted (their inputs are the network's outputs, which
         # fine-tuning moves only a little); the post-processing re-tuned on the training rows
-        for key, holder in (("size_model", own), ("coarse_sizing", own), ("confidence_model", network)):
+        for key, holder in (("size_model", own), ("coarse_sizing", own), ("confidence_model", network),
+                            ("final_confidence_model", network)):
             if holder is not None and getattr(holder, key) is not None:
                 seg_part[key] = getattr(holder, key).to_dict()
         tuned = Segmenter.from_network(AttentionUNet(network.config), postprocess=network.postprocess, device=device,
                                        size_model=own and own.size_model, coarse_sizing=own and own.coarse_sizing,
                                        confidence_model=network.confidence_model, name=out_path.stem,
-                                       size_reference=reference)
+                                       size_reference=reference,
+                                       final_confidence_model=network.final_confidence_model)
         tuned.network.load_state_dict(seg_part["state_dict"])
         # measured as the fine-tuned model estimates (its sizer, no correction yet), then applied
         sizes = size_calibration(tuned, train)

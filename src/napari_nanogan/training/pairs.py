@@ -126,7 +126,8 @@ def train_on_pairs(folders, model_path, *, config: TrainConfig = PAIRS_RECIPE, i
         return  # stopped before the end: resume with the same call
     data = load_checkpoint(run.run_dir / "best.pt", kind=ModelKind.SEGMENTER)
     data.pop("format_version")
-    for key in ("postprocess", "size_model", "coarse_sizing", "confidence_model", *SIZER_KEYS):
+    for key in ("postprocess", "size_model", "coarse_sizing", "confidence_model", "final_confidence_model",
+                *SIZER_KEYS):
         if init_data is not None and init_data.get(key):
             data[key] = init_data[key]  # the starting model's tuning, as fine-tuning keeps it
     save_checkpoint(run.model_path, data)
