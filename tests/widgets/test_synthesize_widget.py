@@ -84,6 +84,12 @@ def test_painted_labels_layer_and_bad_layers(widget, qtbot, monkeypatch, wait_do
     wait_done(w)
     qtbot.waitUntil(lambda: "synthetic blank #0" in viewer.layers, timeout=10_000)
     assert "holds no particle" in w.status.value
+    viewer.add_labels(painted, name="painted mask")  # a mask layer named as one: not "... mask mask"
+    w.labels_layer.value = viewer.layers["painted mask"]
+    w.run()
+    wait_done(w)
+    qtbot.waitUntil(lambda: "synthetic painted mask #0" in viewer.layers, timeout=10_000)
+    assert "synthetic painted mask" in viewer.layers and "synthetic painted mask mask" not in viewer.layers
 
 
 def test_fit_designer_to_layer(widget):

@@ -222,7 +222,8 @@ class SynthesizeWidget(QWidget):
         k, _, image = record
         labels, _, name = self._job_mask
         if self._made == 0:
-            self.viewer.add_labels(labels, name=f"synthetic {name} mask", metadata=self._meta, **self._layer_kwargs())
+            mask_name = f"synthetic {name}" if name.lower().endswith("mask") else f"synthetic {name} mask"
+            self.viewer.add_labels(labels, name=mask_name, metadata=self._meta, **self._layer_kwargs())
         self.viewer.add_image(image, name=f"synthetic {name} #{k - 1}", metadata=dict(self._meta, k=k - 1),
                               **self._layer_kwargs())
         self._made = k
