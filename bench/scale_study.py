@@ -46,6 +46,7 @@ from napari_nanogan.measure import median_diameter
 from napari_nanogan.metrics.segmentation import summarize
 from napari_nanogan.segmentation import load_segmenter, segment
 from napari_nanogan.segmentation.pipeline import labels_at, network_of
+from napari_nanogan.segmentation.segmenter import passes_only
 from napari_nanogan.segmentation.polarity import inverted
 from napari_nanogan.training.loop import machine_description
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--more", type=float, default=1.2, help="the summary's rule: at least this many times the particles")
     ap.add_argument("--margin", type=float, default=0.04, help="the summary's rule: a mean confidence this much higher")
     args = ap.parse_args(argv)
-    segmenter = load_segmenter(args.model)
+    segmenter = passes_only(load_segmenter(args.model))  # the confidence the checks compare, not a final model's
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     checks = {"scale_check": not args.no_scale_check, "polarity_check": not args.no_polarity_check}
     rows = [study(segmenter, *entry, around=args.around, steps=steps, invert=args.invert, checks=checks,

@@ -331,13 +331,20 @@ def test_the_scale_check_undoes_an_enlargement_the_network_is_far_less_sure_of(t
     from napari_nanogan.config import SCALE_ENLARGE_MARGIN
     from napari_nanogan.segmentation import segment
 
+    from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel
+
     sized = dataclasses.replace(threshold_segmenter, size_model=constant_size_model(7.0))
+    # a final confidence model (here: 0.5 for every particle) judges the final particles only: the checks of both
+    # paths compare the passes' confidence
+    same = ConfidenceModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.zeros(len(FEATURES)), 0.0, {})
     for surer, kept in ((SCALE_ENLARGE_MARGIN + 0.02, 1.0), (SCALE_ENLARGE_MARGIN - 0.02, 2.0)):
         _seen_as(monkeypatch, lambda factor, surer=surer: 0.5 + (surer if factor == 1.0 else 0.0))
-        whole = segment(small_field, sized, diameter="auto", info_bar=None)
-        plan = plan_blockwise(small_field, sized, diameter="auto", block=256)
-        assert whole.scale == plan.factor == kept and not whole.enlargement_rejected
-        assert whole.estimate_scale == plan.estimate_scale == (2.0 if kept == 1.0 else None)
+        for segmenter in (sized, dataclasses.replace(sized, final_confidence_model=same)):
+            whole = segment(small_field, segmenter, diameter="auto", info_bar=None)
+            plan = plan_blockwise(small_field, segmenter, diameter="auto", block=256)
+            assert whole.scale == plan.factor == kept and not whole.enlargement_rejected
+            assert whole.estimate_scale == plan.estimate_scale == (2.0 if kept == 1.0 else None)
+        assert np.allclose(whole.confidence, 0.5)  # (the confidence reported is the final model's)
         if kept == 1.0:
             assert "own scale, not enlarged 2 times as estimated" in whole.describe()
         assert segment(small_field, sized, diameter="auto", info_bar=None, scale_check=False).scale == 2.0

@@ -518,7 +518,16 @@ def test_tune_at_model_scale_tunes_on_shrunk_validation_images(tmp_path, tiny_ch
     data = load_checkpoint(tmp_path / "set.pt", kind="segmenter")
     assert data["postprocess"]["merge_interior"] == 0.5 and data["postprocess"]["fg_threshold"] == 0.45
     assert data["provenance"]["postprocess_tuning"]["candidates"] == 1
-    assert data["provenance"]["postprocess_tuning"]["fixed"] == {"merge_interior": 0.5, "fg_threshold": 0.45}
+    assert data["provenance"]["postprocess_tuning"]["fixed"] == {"min_confidence": 0.0, "merge_interior": 0.5,
+                                                                  "fg_threshold": 0.45}
+    # the confidence threshold belongs to the confidence model (fit-confidence sets it): kept, unless --set
+    from napari_nanogan.config import PostprocessConfig
+    from napari_nanogan.training.amend import with_postprocess
+
+    sure = with_postprocess(tiny_checkpoint, tmp_path / "sure.pt", PostprocessConfig(min_confidence=0.35), {})
+    for extra, expected in (([], 0.35), (["--set", "min_confidence=0.1"], 0.1)):
+        assert main([*args, "--model", str(sure), "--out", str(tmp_path / "t.pt"), *extra]) == 0
+        assert load_checkpoint(tmp_path / "t.pt", kind="segmenter")["postprocess"]["min_confidence"] == expected
 
 
 def test_tune_generator_calibrates_grey_levels_on_the_training_pairs(tmp_path, tiny_generator_checkpoint, capsys):
@@ -736,8 +745,13 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     lab = particle_labels((80, 80), n_particles=6, mean_diameter=10, seed=3)
     Image.fromarray(render_sem(lab, seed=3)).save(plain / "images" / "orphan.png")  # no mask: left out, and said
     out = tmp_path / "mine.pt"
+    from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel
+    from napari_nanogan.training.amend import with_confidence_model
+
+    final = ConfidenceModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.ones(len(FEATURES)), 0.0, {})
+    init = with_confidence_model(tiny_checkpoint, tmp_path / "init.pt", final, {}, final=True)
     args = ["train", "--pairs", str(tmp_path / "synthetic"), str(plain), "--out", str(out), "--steps", "2",
-            "--init", str(tiny_checkpoint), "--batch-size", "2", "--invert", "0.5", "--precision", "fp32"]
+            "--init", str(init), "--batch-size", "2", "--invert", "0.5", "--precision", "fp32"]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert f"{plain}: 2 pairs (1 image without a partner, left out)" in err and "synthetic: 3 pairs" in err
@@ -745,6 +759,7 @@ def test_train_on_pairs_from_export_and_plain_folders_writes_a_usable_model(tmp_
     assert data["provenance"]["pairs"] == {"synthetic": 3, "real": 2}
     assert data["provenance"]["train_config"]["invert_prob"] == 0.5
     assert data["provenance"]["precision"] == "fp32"
+    assert data["final_confidence_model"]["features"] == list(FEATURES)  # the starting model's, kept
     assert (tmp_path / "mine.pt.run" / "last.pt").is_file()
     kept = out.read_bytes()
     for other in (["--lr", "0.01"], ["--init", "none"], ["--batch-size", "4"]):  # never resumed with other settings

@@ -280,3 +280,77 @@ def test_a_final_confidence_model_is_stored_beside_the_passes_one_and_used_by_se
     # refitting samples each pass's particles, not what the final model kept
     sample = sample_from_arrays("a", image[: labels.shape[0]], labels, domain="test")
     assert len(sample_examples(dropping, [sample])[0]) == len(sample_examples(loaded, [sample])[0])
+
+
+def test_the_final_particles_count_the_small_ones_the_final_model_left():
+    from types import SimpleNamespace
+
+    from napari_nanogan.segmentation.marks import final_particles
+
+    labels, fg, interior = _with_a_crescent()  # particles 1-3 from the first pass, the crescent (4) added after
+    grey = np.full(labels.shape, 100, np.uint8)  # no scale bar, no ink
+    grey[labels > 0] = 150
+    passes = particle_confidence(labels, fg, interior)
+    for threshold, added in ((0.0, 1), (0.5, 0)):
+        network = SimpleNamespace(final_confidence_model=_solidity_model(threshold))
+        out, confidence, count = final_particles(grey, labels, passes, fg, interior, network, slice(None), 3)
+        assert count == added and out.max() == 3 + added and len(confidence) == 3 + added
+
+
+def test_kept_by_follows_the_passes_confidence_or_the_mean_foreground_without_a_model():
+    import dataclasses
+    from types import SimpleNamespace
+
+    from napari_nanogan.config import PostprocessConfig
+    from napari_nanogan.training.confidence import kept_by
+
+    x = np.zeros((4, len(FEATURES)))
+    x[:, 0] = [0.2, 0.5, 0.7, 0.9]
+    plain = SimpleNamespace(confidence_model=None, postprocess=PostprocessConfig())
+    assert kept_by(plain, x).all()  # min_confidence 0: every particle is judged
+    plain.postprocess = dataclasses.replace(plain.postprocess, min_confidence=0.6)
+    assert kept_by(plain, x).tolist() == [False, False, True, True]
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("mean_foreground")] = -10.0  # a model that trusts the faint ones: its own view counts
+    plain.confidence_model = ConfidenceModel(np.full(len(FEATURES), 0.55), np.ones(len(FEATURES)), weights, 0.0, {})
+    assert kept_by(plain, x).tolist() == [True, True, False, False]
+
+
+def test_fit_confidence_shape_stores_a_final_model_and_keeps_the_passes_one(tmp_path, tiny_checkpoint, monkeypatch,
+                                                                             capsys):
+    import json
+
+    from napari_nanogan.cli import main
+    from napari_nanogan.config import PostprocessConfig
+    from napari_nanogan.models.checkpoint import load_checkpoint
+    from napari_nanogan.training import confidence as fitting
+    from napari_nanogan.training.amend import with_confidence_model
+
+    rng = np.random.default_rng(3)
+    n = 600
+    x = rng.normal(size=(n, len(FEATURES)))
+    x[:, 0] = rng.uniform(0, 1, n)
+    x[:, 4] = np.log(rng.uniform(20, 400, n))
+    y = rng.random(n) < 1 / (1 + np.exp(-3 * x[:, 6]))  # the solidity column decides
+    monkeypatch.setattr(fitting, "sample_examples", lambda *a, **k: (x, y, np.arange(n) % 12, int(y.sum())))
+    monkeypatch.setattr("napari_nanogan.data.datasets.shared_splits", lambda root: {  # (the examples above)
+        "bam": {"val": []}, "emps": {"val": []}})
+    passes = ConfidenceModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.eye(len(FEATURES))[0] * 4, -2.0, {})
+    start = with_confidence_model(tiny_checkpoint, tmp_path / "start.pt", passes, {},
+                                  postprocess=PostprocessConfig(min_confidence=0.3))
+    out = tmp_path / "final.pt"
+    assert main(["fit-confidence", "--model", str(start), "--out", str(out), "--shape",
+                 "--data-root", str(tmp_path / "data")]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    data = load_checkpoint(out, kind="segmenter")
+    kept = int((passes.predict(x) >= 0.3).sum())
+    assert 0 < kept < n and metrics["cross_validated"]["particles"] == kept and metrics["fitted_particles"] == n
+    assert metrics["cross_validated"]["auc"] > metrics["maps_only_cross_validated"]["auc"] + 0.1
+    assert data["final_confidence_model"]["features"] == list(FEATURES)
+    assert data["postprocess"]["min_confidence"] == 0.3 and data["confidence_model"]["features"] == list(FEATURES)
+    np.testing.assert_allclose(data["confidence_model"]["weights"], passes.weights, rtol=1e-6)
+    # refitting the passes' model leaves the final one out (it was fitted on what the old one kept), and says so
+    again = tmp_path / "again.pt"
+    assert main(["fit-confidence", "--model", str(out), "--out", str(again), "--data-root", str(tmp_path / "data")]) == 0
+    assert "fit it again with `nanogan fit-confidence --shape`" in capsys.readouterr().err
+    assert "final_confidence_model" not in load_checkpoint(again, kind="segmenter")

@@ -200,13 +200,14 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
     from napari_nanogan.segmentation import Segmenter
     from napari_nanogan.measure import median_diameter
     from napari_nanogan.segmentation import load_segmenter
+    from napari_nanogan.config import PostprocessConfig
     from napari_nanogan.segmentation.confidence import FEATURES, ConfidenceModel
     from napari_nanogan.training.amend import with_confidence_model
 
     final = ConfidenceModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.linspace(-1, 1, len(FEATURES)), 0.2,
                             {"min_confidence": 0.0})
     sized_tiny_checkpoint = with_confidence_model(sized_tiny_checkpoint, tmp_path / "sized_final.pt", final, {},
-                                                  final=True)
+                                                  final=True, postprocess=PostprocessConfig(min_confidence=0.05))
 
     lab = particle_labels((256, 256), n_particles=12, mean_diameter=48, seed=3)
     im = render_sem(lab, seed=3)
@@ -227,6 +228,7 @@ def test_finetune_works_at_the_models_particle_size_and_keeps_the_size_model(tmp
     np.testing.assert_array_equal(tuned.size_model.reference, base.size_model.reference)
     assert tuned.size_model.k == base.size_model.k
     np.testing.assert_allclose(tuned.final_confidence_model.weights, final.weights)
+    assert tuned.postprocess.min_confidence == 0.05  # re-tuned, the confidence threshold kept with its model
 
 
 def test_finetune_never_shrinks_a_held_out_part_below_what_segment_takes(tmp_path, tiny_checkpoint, fast_preset):

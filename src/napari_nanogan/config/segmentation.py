@@ -214,10 +214,10 @@ class PostprocessConfig(Config):
         core there. A rod thicker at its ends gets two seeds from its depth, but its
         interior runs through it unbroken. 0 (default) merges nothing more.
     min_confidence : float
-        Particles whose confidence (the probability that they are real; see
-        :mod:`napari_nanogan.segmentation.confidence`) is below this are dropped. 0
-        (default) keeps every particle; ``nanogan fit-confidence`` chooses it on
-        validation images.
+        Particles whose confidence in each pass (the probability that they are real, from
+        the maps-only model; see :mod:`napari_nanogan.segmentation.confidence`) is below
+        this are dropped. 0 (default) keeps every particle; ``nanogan fit-confidence``
+        chooses it on validation images. A final confidence model has its own threshold.
     """
 
     fg_threshold: float = 0.5

@@ -27,9 +27,8 @@ from scipy import ndimage as ndi
 #: was fitted on (``ConfidenceModel.features``).
 FEATURES = ("mean_foreground", "low_foreground", "max_interior", "edge_contrast", "log_area", "shared_outline",
             "solidity")
-#: Those ``nanogan fit-confidence`` fits for the passes: the network's maps alone. With the solidity too, as
-#: the passes' model, `default`'s scale and polarity checks, which compare mean confidences, did worse on
-#: unfamiliar images (docs/alternatives.md); ``--shape`` fits it as the final particles' model instead.
+#: Those ``nanogan fit-confidence`` fits for the passes: the network's maps alone (with the solidity there too,
+#: the scale and polarity checks did worse on unfamiliar images: docs/alternatives.md).
 FIT_FEATURES = FEATURES[:6]
 
 

@@ -108,6 +108,18 @@ def judge(grey: np.ndarray, labels: np.ndarray, foreground: np.ndarray, interior
     return drop_ink(grey, labels, confidence, rows)
 
 
+def final_particles(grey: np.ndarray, labels: np.ndarray, confidence: np.ndarray, foreground: np.ndarray,
+                    interior: np.ndarray, network, rows: slice, first: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(labels, confidence, how many of the particles numbered after ``first`` are left) of the particles a
+    segmentation returns: a scale bar's label dropped (:func:`scale_bar_marks`), then :func:`judge_final`."""
+    drop = scale_bar_marks(grey, labels, rows)
+    labels, confidence = without_particles(labels, confidence, drop)
+    first -= int(drop[:first].sum())
+    final, confidence = judge_final(labels, confidence, foreground, interior, network)
+    added = np.unique(final[labels > first])
+    return final, confidence, int((added > 0).sum())
+
+
 def judge_final(labels: np.ndarray, confidence: np.ndarray, foreground: np.ndarray, interior: np.ndarray,
                 network) -> tuple[np.ndarray, np.ndarray]:
     """(labels, confidence) of the final particles, as every path keeps them: where ``network`` has a final

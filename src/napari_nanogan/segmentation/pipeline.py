@@ -14,11 +14,12 @@ from ..io.images import as_grey
 from ..io.infobar import InfoBar, detect_info_bar
 from ..measure import equivalent_diameters
 from ..progress import Progress, drive, staged
-from .marks import judge, judge_final, scale_bar_marks, without_particles
+from .marks import final_particles, judge
 from .polarity import inverted as invert
 from .postprocess import instances_from_probabilities
 from .smallpass import add_small_particles, small_pass_factor
 from .scale import resize_factor, scale_postprocess, within_pixel_budget
+from .segmenter import passes_only
 from .sizing import (MIN_ESTIMATE_SIDE, auto_enlarge_below, enlargement_holds, estimate_diameter, estimate_factor,
                      keeps_own_scale)
 from .tiles import MIN_SIDE, check_tiling, probability_steps, resized_probability_steps
@@ -284,9 +285,7 @@ def segment_steps(
     if fine is not None and first:  # (without a particle found, there is nothing to judge the small ones by)
         small = yield from _labels_at(seen, network, rows, bar, fine, tile, overlap, postprocess)  # the same network
         labels, confidence, fg, interior = add_small_particles(seen, labels, confidence, fg, interior, *small[:4], rows=rows)
-    drop = scale_bar_marks(grey, labels, rows)  # a scale bar's label: letters the ink rule leaves
-    added = int(labels.max()) - first - int(drop[first:].sum())
-    labels, confidence = judge_final(*without_particles(labels, confidence, drop), fg, interior, network)
+    labels, confidence, added = final_particles(grey, labels, confidence, fg, interior, network, rows, first)
     if estimated and diameter is None and getattr(sizer, "coarse_sizing", None) is not None:
         found = equivalent_diameters(labels, min_area=9)  # too small to see coarsely: what was found, measured
         diameter = float(np.median(found)) if found.size else None
@@ -301,7 +300,8 @@ def segment_steps(
 def check_enlargement(grey: np.ndarray, segmenter, diameter: float, *, scale_check: bool = True, tile: int = TILE,
                       overlap: int | None = None, postprocess: PostprocessConfig | None = None) -> str:
     """:func:`enlargement_verdict` for a grey specimen without info bar enlarged for an estimated ``diameter``,
-    as ``segment_steps`` reaches it: the block plan's check, on a centre crop."""
+    as ``segment_steps`` reaches it (on the passes' confidence): the block plan's check, on a centre crop."""
+    segmenter = passes_only(segmenter)
     run = functools.partial(segment, grey, info_bar=None, tile=tile, overlap=overlap, postprocess=postprocess,
                             polarity_check=False)  # (segment_steps judges enlargements on the image as it is)
     found, model_px = run(segmenter, diameter=diameter), segmenter.sizer.diameter_px

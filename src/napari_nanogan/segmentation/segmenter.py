@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -212,6 +212,17 @@ class AutoSegmenter:
         if first.polarity <= 0:
             return [(self.general, None)]
         return [(self.bright, lambda fg: first.agreement(fg, rows) >= self.min_agreement), (self.general, None)]
+
+
+def passes_only(segmenter: "Segmenter | AutoSegmenter") -> "Segmenter | AutoSegmenter":
+    """``segmenter`` (an ``auto`` one's two networks) without a final confidence model: its particles judged as
+    each pass judges them, which is what the scale, polarity and enlargement checks compare and what
+    ``nanogan fit-confidence`` learns from."""
+    if isinstance(segmenter, AutoSegmenter):
+        return replace(segmenter, general=passes_only(segmenter.general), bright=passes_only(segmenter.bright))
+    if getattr(segmenter, "final_confidence_model", None) is None:
+        return segmenter
+    return replace(segmenter, final_confidence_model=None)
 
 
 def load_segmenter(name_or_path: str | os.PathLike = DEFAULT_SEGMENTER, *, device=None) -> Segmenter | AutoSegmenter:

@@ -75,13 +75,14 @@ def with_confidence_model(source, destination, model, fitting: dict,
                           postprocess: PostprocessConfig | None = None, *, final: bool = False) -> Path:
     """The segmenter with a confidence model (``fitting``: data, command, metrics), and with ``postprocess``
     (its ``min_confidence`` chosen with it) when given; ``final``: as the final particles' confidence model
-    (:attr:`~napari_nanogan.segmentation.Segmenter.final_confidence_model`), the passes' one kept."""
+    (:attr:`~napari_nanogan.segmentation.Segmenter.final_confidence_model`), the passes' one kept. A new
+    passes' model leaves out the final one: that was fitted on the particles the old one kept."""
     key = "final_confidence_model" if final else "confidence_model"
     changes = {key: model.to_dict()}
     if postprocess is not None:
         changes["postprocess"] = postprocess.to_dict()
     return amend_checkpoint(source, destination, kind=ModelKind.SEGMENTER, changes=changes,
-                            provenance={key: fitting})
+                            remove=() if final else ("final_confidence_model",), provenance={key: fitting})
 
 
 def fit_finishing(real_images: list[np.ndarray], *, blur: float = 0.7, generator=None,

@@ -10,6 +10,7 @@ import numpy as np
 from ..data.datasets import Sample
 from ..metrics.segmentation import MIN_AREA, iou_matrix
 from ..segmentation import segment
+from ..segmentation.segmenter import passes_only
 from ..segmentation.confidence import FEATURES, ConfidenceModel, particle_features
 
 
@@ -36,8 +37,7 @@ def sample_examples(segmenter, samples: list[Sample], *, diameter=None,
     takes it). Annotated particles count as the instance scores count them (16 px or more)."""
     feats, targets, images, annotated = [], [], [], 0
     every = dataclasses.replace(segmenter.postprocess, min_confidence=0.0) if hasattr(segmenter, "postprocess") else None
-    if getattr(segmenter, "final_confidence_model", None) is not None:  # each pass's particles, not the final cut
-        segmenter = dataclasses.replace(segmenter, final_confidence_model=None)
+    segmenter = passes_only(segmenter)  # each pass's particles, not those a final confidence model keeps
     for i, s in enumerate(samples):
         # one pass's particles: the finer pass's additions have that pass's own maps and confidence; at the
         # estimate's scale, not one the confidence being refitted chose; every particle, those under the
@@ -58,9 +58,10 @@ def kept_by(segmenter, features: np.ndarray) -> np.ndarray:
     """Which rows of :func:`sample_examples`' features are particles that ``segmenter``'s own confidence model
     keeps (at its ``postprocess.min_confidence``): those a final confidence model judges."""
     model, threshold = segmenter.confidence_model, segmenter.postprocess.min_confidence
-    if model is None or threshold <= 0:
+    if threshold <= 0:
         return np.ones(len(features), bool)
-    return model.predict(features) >= threshold
+    # without a model the passes' confidence is the mean foreground (the first feature)
+    return (model.predict(features) if model is not None else features[:, 0]) >= threshold
 
 
 def choose_min_confidence(probability: np.ndarray, matched_: np.ndarray, area: np.ndarray, annotated: int,

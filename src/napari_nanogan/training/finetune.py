@@ -344,7 +344,9 @@ def finetune(
             seg_part["size_reference"] = reference.name
             seg_part["size_reference_sha256"] = reference.sizing_fingerprint()
         yield TrainProgress(total, total, stage="tuning the post-processing on your training rows")
-        postprocess, _ = tune_postprocess(tuned, small, grid=RETUNE_GRID)
+        # the starting model's min_confidence kept with its confidence model (tuning scores the watershed alone)
+        postprocess, _ = tune_postprocess(tuned, small, grid=RETUNE_GRID,
+                                          fixed={"min_confidence": float(network.postprocess.min_confidence)})
         tuned.postprocess = postprocess
         seg_part["postprocess"] = postprocess.to_dict()
         yield TrainProgress(total, total, stage="scoring the fine-tuned model on your held-out rows")
