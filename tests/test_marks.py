@@ -113,12 +113,12 @@ def test_a_label_as_bright_as_the_particles_is_told_from_them_by_the_zone_alone(
 
 def test_segmentation_drops_a_scale_bars_label_and_counts_what_the_finer_pass_kept(tiny_segmenter, sem_like,
                                                                                      monkeypatch):
-    import napari_nanogan.segmentation.pipeline as pipeline
+    import napari_nanogan.segmentation.marks as marks
     from napari_nanogan.segmentation import segment
 
     seen = []
-    real = pipeline.scale_bar_marks
-    monkeypatch.setattr(pipeline, "scale_bar_marks", lambda *a, **k: seen.append(a) or real(*a, **k))
+    real = marks.scale_bar_marks
+    monkeypatch.setattr(marks, "scale_bar_marks", lambda *a, **k: seen.append(a) or real(*a, **k))
     image = sem_like[0].copy()
     result = segment(image, tiny_segmenter, tile=128)
     assert len(seen) == 1 and seen[0][2] == slice(0, result.info_bar.start)  # the specimen rows, once
